@@ -1,0 +1,263 @@
+/**
+ * The CLI's commands and their output. Output shapes follow ai-memory's CLI: backup prints
+ * `Snapshot:`, `Manifest:`, `SHA-256 :`, `Bytes   :` (or the manifest as one JSON line with
+ * --json); restore prints `Previous DB moved to …` and `Restored … → …` (or
+ * `{"status":"restored","from":…,"to":…}`). Lines after those are ours.
+ */
+import { promises as fsp } from 'node:fs';
+import { homedir } from 'node:os';
+import { resolve } from 'node:path';
+import { DEFAULT_KEEP, runBackup, type Progress, type VerifyMode } from '../core/backup';
+import { listSnapshots } from '../core/catalog';
+import { BackupError, isBackupError } from '../core/errors';
+import { formatBytes } from '../core/format';
+import { resolveAiMemoryDbPath } from '../core/paths';
+import { runRestore } from '../core/restore';
+import type { SnapshotReport } from '../core/snapshotCheck';
+import { TOOL_NAME, TOOL_VERSION } from '../core/version';
+import { verifySnapshots } from '../core/verify';
+import { parseArgs, type Parsed } from './args';
+
+export interface CliIO {
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  home?: string;
+}
+
+const USAGE = `Usage: ${TOOL_NAME} <command> [options]
+
+Hot, verified, crash-safe snapshots of your ai-memory database,
+file-for-file compatible with \`ai-memory backup\` / \`ai-memory restore\`.
+
+Commands:
+  backup   [--db PATH] [--to DIR] [--keep N] [--verify quick|full|off] [--json]
+           Snapshot the database (consistent while the server writes) into DIR
+           (default ./backups); keep the newest N (default ${DEFAULT_KEEP}, 0 = all).
+  restore  [--db PATH] --from FILE|DIR [--skip-verify] [--skip-integrity]
+           [--verify quick|full] [--force] [--dry-run] [--json]
+           Check a snapshot (a folder means its newest), keep the current
+           database as <stem>.pre-restore-<time>.db with its -wal/-shm, and put
+           the snapshot in its place.
+  verify   --from FILE|DIR [--verify quick|full] [--json]
+           Check snapshots against their manifests and with PRAGMA quick_check.
+  list     [--to DIR] [--json]
+           List the snapshots in DIR (default ./backups), newest first.
+
+Without --db the database is found the way ai-memory finds it: $AI_MEMORY_DB,
+then db = "…" in ~/.config/ai-memory/config.toml, then ./ai-memory.db.
+
+Options:
+  --skip-verify     restore without checking the manifest (sha256, size)
+  --skip-integrity  restore without the SQLite integrity check (encrypted databases)
+  --force           restore even while a process has the database open
+  --dry-run         print what restore would do; change nothing
+  --json            machine-readable output (one JSON line)
+  -h, --help        this help;  --version  the version
+`;
+
+const COMMANDS: Record<string, { values: string[]; switches: string[] }> = {
+  backup: { values: ['db', 'to', 'keep', 'verify'], switches: ['json', 'progress-json'] },
+  restore: { values: ['db', 'from', 'verify'], switches: ['json', 'skip-verify', 'skip-integrity', 'force', 'dry-run', 'progress-json'] },
+  verify: { values: ['from', 'verify'], switches: ['json', 'progress-json'] },
+  list: { values: ['to'], switches: ['json'] },
+};
+
+const ALL = {
+  values: [...new Set(Object.values(COMMANDS).flatMap((c) => c.values))],
+  switches: [...new Set(Object.values(COMMANDS).flatMap((c) => c.switches)), 'help', 'version'],
+};
+
+function json(v: unknown): string {
+  return `${JSON.stringify(v)}\n`;
+}
+
+function verifyMode(p: Parsed, allowOff: boolean): VerifyMode {
+  const v = p.values.get('verify') ?? 'quick';
+  if (v === 'quick' || v === 'full' || (allowOff && v === 'off')) return v;
+  throw new BackupError('USAGE', `--verify must be quick, full${allowOff ? ' or off' : ''}; got "${v}".`);
+}
+
+async function dbPath(p: Parsed, io: CliIO): Promise<{ path: string; detail: string }> {
+  const r = await resolveAiMemoryDbPath({
+    flag: p.values.get('db'),
+    env: io.env,
+    home: io.home ?? homedir(),
+    cwd: io.cwd,
+    readFile: async (f) => fsp.readFile(f, 'utf8').catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e))),
+  });
+  for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
+  return { path: r.path, detail: r.detail };
+}
+
+function progressPrinter(p: Parsed, io: CliIO): ((x: Progress) => void) | undefined {
+  if (!p.switches.has('progress-json')) return undefined;
+  let last = 0;
+  return (x) => {
+    const now = Date.now();
+    if (x.done !== undefined && x.total && x.done < x.total && now - last < 100) return; // at most 10 lines a second
+    last = now;
+    io.stderr(json({ progress: x }));
+  };
+}
+
+async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
+  const keepRaw = p.values.get('keep') ?? String(DEFAULT_KEEP);
+  if (!/^\d+$/.test(keepRaw)) throw new BackupError('USAGE', `--keep must be a whole number ≥ 0; got "${keepRaw}".`);
+  const db = await dbPath(p, io);
+  const r = await runBackup({
+    dbPath: db.path,
+    backupDir: resolve(io.cwd, p.values.get('to') ?? './backups'),
+    keep: Number(keepRaw),
+    verify: verifyMode(p, true),
+    onProgress: progressPrinter(p, io),
+  });
+  for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
+  if (p.switches.has('json')) {
+    const extra = r.status === 'unchanged' ? { unchanged_since: r.unchangedSince } : {};
+    io.stdout(json({ status: r.status, ...r.manifest, ...extra, ...(r.pruned.length ? { pruned: r.pruned } : {}) }));
+    return 0;
+  }
+  const m = r.manifest;
+  if (r.status === 'unchanged') {
+    io.stdout(`Unchanged since ${r.unchangedSince}: the database is identical to its newest snapshot; no new snapshot written.\n`);
+  }
+  io.stdout(`Snapshot: ${r.snapshotPath}\nManifest: ${r.manifestPath}\nSHA-256 : ${m.sha256}\nBytes   : ${m.bytes}\n`);
+  if (r.status === 'created') {
+    const facts: string[] = [];
+    if (m.integrity === 'ok') facts.push(`${m.check === 'full' ? 'integrity_check' : 'quick_check'} ok`);
+    else if (m.integrity === 'encrypted') facts.push('NOT verified: the database is encrypted (not plain SQLite)');
+    else facts.push('NOT verified (--verify off)');
+    if (m.memories !== undefined) facts.push(`${m.memories} memories`);
+    if (m.schema_version !== undefined) facts.push(`schema ${m.schema_version}`);
+    if (m.wal_frames) facts.push(`WAL merged up to frame ${m.wal_frames}`);
+    io.stdout(`Checked : ${facts.join(', ')}\n`);
+  }
+  if (r.pruned.length) io.stdout(`Pruned  : ${r.pruned.join(', ')}\n`);
+  return 0;
+}
+
+async function cmdRestore(p: Parsed, io: CliIO): Promise<number> {
+  const from = p.values.get('from');
+  if (!from) throw new BackupError('USAGE', 'restore needs --from FILE|DIR.', { hint: `Run \`${TOOL_NAME} list\` to see your snapshots.` });
+  const db = await dbPath(p, io);
+  const verify = verifyMode(p, false);
+  const r = await runRestore({
+    dbPath: db.path,
+    from: resolve(io.cwd, from),
+    skipVerify: p.switches.has('skip-verify'),
+    skipIntegrity: p.switches.has('skip-integrity'),
+    verify: verify === 'off' ? 'quick' : verify,
+    force: p.switches.has('force'),
+    dryRun: p.switches.has('dry-run'),
+    onProgress: progressPrinter(p, io),
+  });
+  for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
+  if (p.switches.has('json')) {
+    io.stdout(json({ status: r.status, from: r.from, to: r.to, previous: r.previous, sha256: r.sha256, bytes: r.bytes, ...(r.status === 'dry-run' ? { plan: r.plan } : {}) }));
+    return 0;
+  }
+  if (r.status === 'dry-run') {
+    const lines = [`Dry run: nothing was changed.`, `Would restore ${r.from}`, ...r.plan.checks.map((c) => `  checked: ${c}`), `into ${r.to}`];
+    if (r.plan.keep.length) {
+      lines.push('keeping the current files as:');
+      for (const k of r.plan.keep) lines.push(`  ${k.from} → ${k.to}`);
+    } else {
+      lines.push('(no database there yet: nothing to keep)');
+    }
+    if (r.plan.consolidate) lines.push("the current -wal holds committed transactions: they stay in the kept copy and are folded in before it is replaced");
+    io.stdout(`${lines.join('\n')}\n`);
+    return 0;
+  }
+  if (r.previous) io.stdout(`Previous DB moved to ${r.previous}\n`);
+  io.stdout(`Restored ${r.from} → ${r.to}\n`);
+  io.stdout(`Checked : ${r.plan.checks.join('; ')}; placed file sha256 ${r.sha256}\n`);
+  return 0;
+}
+
+function reportLine(r: SnapshotReport): string {
+  if (r.problems.length) return `FAIL  ${r.name}  ${r.problems.map((x) => x.message).join(' | ')}`;
+  const facts = [r.manifestState === 'ok' ? 'sha256 matches manifest' : 'no manifest check'];
+  if (r.integrity?.ok) facts.push(`quick_check ok${r.integrity.memories !== undefined ? ` (${r.integrity.memories} memories)` : ''}`);
+  for (const n of r.notes) facts.push(n);
+  return `ok    ${r.name}  ${facts.join(', ')}`;
+}
+
+async function cmdVerify(p: Parsed, io: CliIO): Promise<number> {
+  const from = p.values.get('from');
+  if (!from) throw new BackupError('USAGE', 'verify needs --from FILE|DIR.');
+  const mode = verifyMode(p, false);
+  const reports = await verifySnapshots({ from: resolve(io.cwd, from), integrity: mode === 'off' ? 'quick' : mode });
+  const failed = reports.filter((r) => r.problems.length).length;
+  if (p.switches.has('json')) {
+    io.stdout(json({ status: failed ? 'failed' : 'ok', snapshots: reports.map((r) => ({ name: r.name, path: r.path, ok: r.problems.length === 0, bytes: r.bytes, sha256: r.sha256, manifest: r.manifestState, integrity: r.integrity?.result, memories: r.integrity?.memories, problems: r.problems.map((x) => x.message), notes: r.notes })) }));
+  } else {
+    for (const r of reports) io.stdout(`${reportLine(r)}\n`);
+    io.stdout(`${reports.length - failed} of ${reports.length} snapshot${reports.length === 1 ? '' : 's'} ok\n`);
+  }
+  return failed ? 1 : 0;
+}
+
+async function cmdList(p: Parsed, io: CliIO): Promise<number> {
+  const dir = resolve(io.cwd, p.values.get('to') ?? './backups');
+  const entries = await listSnapshots(dir);
+  if (p.switches.has('json')) {
+    io.stdout(json(entries.map((e) => ({ name: e.name, path: e.path, time: new Date(e.time).toISOString(), time_from: e.timeSource, bytes: e.size, manifest: e.manifestState, size_matches: e.sizeMatches, sha256: e.manifest?.sha256, integrity: e.manifest?.integrity, memories: e.manifest?.memories, tool: e.manifest?.tool }))));
+    return 0;
+  }
+  io.stdout(`${dir}: ${entries.length} snapshot${entries.length === 1 ? '' : 's'}\n`);
+  for (const e of entries) {
+    const when = new Date(e.time).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+    let state: string;
+    if (e.unsafe) state = 'symlink outside the folder (never restored)';
+    else if (e.manifestState !== 'ok') state = `manifest ${e.manifestState}`;
+    else if (e.sizeMatches === false) state = 'size differs from manifest';
+    else if (e.manifest?.integrity === 'ok') state = `verified${e.manifest.memories !== undefined ? `, ${e.manifest.memories} memories` : ''}`;
+    else if (e.manifest?.integrity) state = e.manifest.integrity;
+    else state = 'manifest ok (made by ai-memory)';
+    io.stdout(`  ${when}  ${e.name}  ${formatBytes(e.size)}  ${state}\n`);
+  }
+  return 0;
+}
+
+export async function runCli(argv: string[], io: CliIO): Promise<number> {
+  const jsonOut = argv.includes('--json');
+  try {
+    const p = parseArgs(argv, ALL);
+    if (p.switches.has('version')) {
+      io.stdout(`${TOOL_NAME} ${TOOL_VERSION}\n`);
+      return 0;
+    }
+    if (p.switches.has('help') || !p.command) {
+      (p.command || p.switches.has('help') ? io.stdout : io.stderr)(USAGE);
+      return p.command || p.switches.has('help') ? 0 : 2;
+    }
+    const spec = COMMANDS[p.command];
+    if (!spec) throw new BackupError('USAGE', `Unknown command "${p.command}".`, { hint: 'Commands: backup, restore, verify, list.' });
+    for (const k of p.values.keys()) if (!spec.values.includes(k)) throw new BackupError('USAGE', `${p.command} does not take --${k}.`);
+    for (const k of p.switches) if (!spec.switches.includes(k)) throw new BackupError('USAGE', `${p.command} does not take --${k}.`);
+    if (p.positionals.length) throw new BackupError('USAGE', `Unexpected argument "${p.positionals[0]}".`);
+    switch (p.command) {
+      case 'backup':
+        return await cmdBackup(p, io);
+      case 'restore':
+        return await cmdRestore(p, io);
+      case 'verify':
+        return await cmdVerify(p, io);
+      default:
+        return await cmdList(p, io);
+    }
+  } catch (e) {
+    const err = isBackupError(e) ? e : new BackupError('IO', e instanceof Error ? e.message : String(e));
+    if (jsonOut) {
+      io.stderr(json({ status: 'error', code: err.code, error: err.message, hint: err.hint, state: err.state }));
+    } else {
+      io.stderr(`error: ${err.message}\n`);
+      if (err.state) io.stderr(`  ${err.state}\n`);
+      if (err.hint) io.stderr(`  ${err.hint}\n`);
+      if (err.code === 'USAGE') io.stderr(`  Run \`${TOOL_NAME} --help\` for usage.\n`);
+    }
+    return err.code === 'USAGE' ? 2 : 1;
+  }
+}

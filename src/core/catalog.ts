@@ -1,0 +1,130 @@
+/**
+ * What is in a backup folder: snapshots (ours and ai-memory's own), newest first, each
+ * with its manifest read and checked for shape — without hashing anything, so listing a
+ * folder of a thousand snapshots stays fast. Hashing is `verifySnapshot` (verify.ts).
+ */
+import { promises as fsp } from 'node:fs';
+import { join, relative, isAbsolute } from 'node:path';
+import { BackupError, errnoCode, isBackupError } from './errors';
+import { checkManifestNames, parseManifest, type Manifest } from './manifest';
+import { compareNewestFirst, isSnapshotFileName, manifestNameFor, parseSnapshotName } from './naming';
+
+export type ManifestState = 'ok' | 'missing' | 'invalid' | 'foreign';
+
+export interface SnapshotEntry {
+  name: string;
+  path: string;
+  manifestPath: string;
+  /** UTC ms: from the name when it has the shared format, else the file's mtime. */
+  time: number;
+  timeSource: 'name' | 'mtime';
+  seq: number;
+  size: number;
+  mtimeMs: number;
+  /** The entry is a symlink; `unsafe` when it leads outside the folder (never restored). */
+  symlink: boolean;
+  unsafe: boolean;
+  manifest?: Manifest;
+  manifestState: ManifestState;
+  manifestError?: string;
+  /** File size equals the manifest's `bytes` (undefined without a usable manifest). */
+  sizeMatches?: boolean;
+}
+
+export interface ListOptions {
+  /** Read and check manifests (default true). */
+  manifests?: boolean;
+}
+
+function within(dir: string, target: string): boolean {
+  const rel = relative(dir, target);
+  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
+}
+
+/** Reads and checks the manifest beside a snapshot. Never throws for a bad manifest: it reports the state. */
+export async function readManifestFor(snapshotName: string, manifestPath: string): Promise<Pick<SnapshotEntry, 'manifest' | 'manifestState' | 'manifestError'>> {
+  let text: string;
+  try {
+    text = await fsp.readFile(manifestPath, 'utf8');
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return { manifestState: 'missing' };
+    return { manifestState: 'invalid', manifestError: `cannot read ${manifestPath}: ${e instanceof Error ? e.message : String(e)}` };
+  }
+  try {
+    const manifest = parseManifest(text, manifestPath);
+    checkManifestNames(manifest, snapshotName, manifestPath);
+    return { manifest, manifestState: 'ok' };
+  } catch (e) {
+    if (isBackupError(e)) return { manifestState: e.code === 'MANIFEST_FOREIGN' ? 'foreign' : 'invalid', manifestError: e.message };
+    throw e;
+  }
+}
+
+async function describe(dir: string, realDir: string, name: string, readManifests: boolean): Promise<SnapshotEntry | undefined> {
+  const path = join(dir, name);
+  let st;
+  try {
+    st = await fsp.lstat(path);
+  } catch {
+    return undefined; // vanished between readdir and lstat
+  }
+  const symlink = st.isSymbolicLink();
+  let unsafe = false;
+  if (symlink) {
+    try {
+      const target = await fsp.realpath(path);
+      unsafe = !within(realDir, target);
+      st = await fsp.stat(path);
+    } catch {
+      unsafe = true; // dangling link
+    }
+  }
+  if (!st.isFile() && !unsafe) return undefined;
+  const nameTime = parseSnapshotName(name);
+  const manifestPath = join(dir, manifestNameFor(name));
+  const entry: SnapshotEntry = {
+    name,
+    path,
+    manifestPath,
+    time: nameTime?.time ?? st.mtimeMs,
+    timeSource: nameTime ? 'name' : 'mtime',
+    seq: nameTime?.seq ?? 1,
+    size: st.size,
+    mtimeMs: st.mtimeMs,
+    symlink,
+    unsafe,
+    manifestState: 'missing',
+  };
+  if (readManifests) {
+    Object.assign(entry, await readManifestFor(name, manifestPath));
+    if (entry.manifest) entry.sizeMatches = entry.manifest.bytes === entry.size;
+  }
+  return entry;
+}
+
+/** Lists the snapshots in `dir`, newest first. A missing folder is an empty list. */
+export async function listSnapshots(dir: string, opts: ListOptions = {}): Promise<SnapshotEntry[]> {
+  let names: string[];
+  try {
+    names = (await fsp.readdir(dir)).filter(isSnapshotFileName);
+  } catch (e) {
+    const code = errnoCode(e);
+    if (code === 'ENOENT') return [];
+    if (code === 'ENOTDIR') {
+      throw new BackupError('TARGET_NOT_DIRECTORY', `${dir} is a file, not a folder.`, { hint: 'Choose a backup folder.' });
+    }
+    throw new BackupError('IO', `Cannot read the backup folder ${dir}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const realDir = await fsp.realpath(dir).catch(() => dir);
+  const out: SnapshotEntry[] = [];
+  // Bounded concurrency: enough to hide per-file latency, not enough to exhaust descriptors.
+  let next = 0;
+  const worker = async () => {
+    while (next < names.length) {
+      const e = await describe(dir, realDir, names[next++], opts.manifests ?? true);
+      if (e) out.push(e);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(32, names.length) }, worker));
+  return out.sort(compareNewestFirst);
+}

@@ -1,0 +1,79 @@
+/**
+ * Every failure the engine reports is a BackupError: `message` says what happened,
+ * `hint` says what the user can do about it, `code` lets the CLI and the extension
+ * react (exit codes, buttons) without parsing text.
+ */
+export type ErrorCode =
+  | 'USAGE'
+  | 'DB_NOT_FOUND'
+  | 'DB_IS_DIRECTORY'
+  | 'NOT_A_DATABASE'
+  | 'DB_EMPTY'
+  | 'DB_BUSY'
+  | 'HOT_JOURNAL'
+  | 'TARGET_NOT_DIRECTORY'
+  | 'TARGET_NOT_WRITABLE'
+  | 'NO_SPACE'
+  | 'LOCKED'
+  | 'SNAPSHOT_NOT_FOUND'
+  | 'NO_SNAPSHOTS'
+  | 'UNSAFE_SNAPSHOT_PATH'
+  | 'MANIFEST_MISSING'
+  | 'MANIFEST_INVALID'
+  | 'MANIFEST_FOREIGN'
+  | 'SIZE_MISMATCH'
+  | 'SHA_MISMATCH'
+  | 'INTEGRITY_FAILED'
+  | 'UNVERIFIABLE'
+  | 'TOO_LARGE'
+  | 'IN_USE'
+  | 'RESTORE_FAILED'
+  | 'CANCELLED'
+  | 'IO';
+
+export class BackupError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  /** Where things are after a failure (e.g. "your database is back at …"). */
+  readonly state: string | undefined;
+
+  constructor(code: ErrorCode, message: string, opts: { hint?: string; state?: string; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'BackupError';
+    this.code = code;
+    this.hint = opts.hint;
+    this.state = opts.state;
+  }
+}
+
+export function isBackupError(e: unknown): e is BackupError {
+  return e instanceof BackupError;
+}
+
+/** Node's errno-style error, narrowed without `any`. */
+export function errnoCode(e: unknown): string | undefined {
+  if (e && typeof e === 'object' && 'code' in e && typeof (e as { code: unknown }).code === 'string') {
+    return (e as { code: string }).code;
+  }
+  return undefined;
+}
+
+/** Turns an I/O failure into a BackupError that says which file and what to do. */
+export function ioError(action: string, path: string, e: unknown): BackupError {
+  if (isBackupError(e)) return e;
+  const code = errnoCode(e);
+  const detail = e instanceof Error ? e.message : String(e);
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new BackupError('NO_SPACE', `No space left while ${action} ${path}.`, {
+      hint: 'Free some disk space (or choose another folder) and try again.',
+      cause: e,
+    });
+  }
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    return new BackupError('TARGET_NOT_WRITABLE', `Permission denied while ${action} ${path}.`, {
+      hint: 'Check the permissions of that path, or choose another folder.',
+      cause: e,
+    });
+  }
+  return new BackupError('IO', `Failed while ${action} ${path}: ${detail}`, { cause: e });
+}

@@ -1,0 +1,144 @@
+/**
+ * Where a backup's image goes: a temporary file in the backup folder, hashed while it is
+ * written. Two shapes:
+ *  - streaming: a small pool of chunk buffers, so memory stays flat whatever the size;
+ *  - in memory: the whole image in one buffer, written out as it arrives and then handed
+ *    to the sql.js check — the bytes are read from disk once, not twice.
+ * At most two writes are in flight, overlapping with the next read and the hashing.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { constants as fsc, promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { writeAll } from './atomicFs';
+import { BackupError, ioError } from './errors';
+import type { ImageInfo, ImageSink } from './image';
+
+const MAX_INFLIGHT = 2;
+
+export class TempFileSink implements ImageSink {
+  readonly path: string;
+  private readonly keepInMemory: boolean;
+  private readonly chunkBytes: number;
+  private readonly onBytes?: (done: number, total: number) => void;
+  private fh: FileHandle | undefined;
+  private hash: Hash = createHash('sha256');
+  private inflight = new Set<Promise<void>>();
+  private failure: unknown;
+  private free: ArrayBuffer[] = [];
+  private done = 0;
+  info: ImageInfo | undefined;
+  image: Uint8Array | undefined;
+
+  constructor(path: string, opts: { keepInMemory: boolean; chunkBytes: number; onBytes?: (done: number, total: number) => void }) {
+    this.path = path;
+    this.keepInMemory = opts.keepInMemory;
+    this.chunkBytes = opts.chunkBytes;
+    this.onBytes = opts.onBytes;
+  }
+
+  async begin(info: ImageInfo): Promise<void> {
+    this.info = info;
+    this.done = 0;
+    this.hash = createHash('sha256');
+    try {
+      if (!this.fh) this.fh = await fsp.open(this.path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o644);
+      else await this.fh.truncate(0);
+    } catch (e) {
+      throw ioError('creating', this.path, e);
+    }
+    if (this.keepInMemory && (!this.image || this.image.length !== info.bytes)) {
+      this.image = undefined; // let the old one go before allocating the new one
+      this.image = new Uint8Array(info.bytes);
+    }
+  }
+
+  buffer(position: number, length: number): Uint8Array {
+    if (this.image) return this.image.subarray(position, position + length);
+    const ab = this.free.pop() ?? new ArrayBuffer(this.chunkBytes);
+    return new Uint8Array(ab, 0, length);
+  }
+
+  async chunk(data: Uint8Array, position: number): Promise<void> {
+    if (this.failure) throw this.failure;
+    this.hash.update(data);
+    const fh = this.fh as FileHandle;
+    const p: Promise<void> = writeAll(fh, data, position).then(
+      () => {
+        this.inflight.delete(p);
+        if (!this.image) this.free.push(data.buffer as ArrayBuffer);
+        this.done += data.length;
+        this.onBytes?.(this.done, this.info?.bytes ?? 0);
+      },
+      (e: unknown) => {
+        this.inflight.delete(p);
+        this.failure ??= ioError('writing', this.path, e);
+      },
+    );
+    this.inflight.add(p);
+    if (this.inflight.size >= MAX_INFLIGHT) await Promise.race(this.inflight);
+    if (this.failure) throw this.failure;
+  }
+
+  async reset(): Promise<void> {
+    await Promise.allSettled([...this.inflight]);
+    this.inflight.clear();
+    this.failure = undefined;
+  }
+
+  /** Waits for the writes, makes the file durable, and returns its SHA-256 (hex). */
+  async finish(): Promise<string> {
+    await Promise.allSettled([...this.inflight]);
+    if (this.failure) throw this.failure;
+    const fh = this.fh as FileHandle;
+    try {
+      await fh.sync();
+      await fh.close();
+    } catch (e) {
+      throw ioError('saving', this.path, e);
+    } finally {
+      this.fh = undefined;
+    }
+    return this.hash.digest('hex');
+  }
+
+  /** Drops the temporary file (after a failure or when the snapshot is not needed). */
+  async discard(): Promise<void> {
+    await Promise.allSettled([...this.inflight]);
+    await this.fh?.close().catch(() => undefined);
+    this.fh = undefined;
+    this.image = undefined;
+    await fsp.rm(this.path, { force: true }).catch(() => undefined);
+  }
+}
+
+/** SHA-256 of a file, streamed. */
+export async function hashFile(path: string, signal?: AbortSignal, onBytes?: (done: number) => void): Promise<{ sha256: string; bytes: number }> {
+  const fh = await fsp.open(path, fsc.O_RDONLY).catch((e: unknown) => {
+    throw ioError('opening', path, e);
+  });
+  try {
+    const hash = createHash('sha256');
+    const bufs = [Buffer.allocUnsafe(1 << 20), Buffer.allocUnsafe(1 << 20)];
+    let pos = 0;
+    let k = 0;
+    let pending = fh.read(bufs[0], 0, bufs[0].length, 0);
+    // Never leave a read in flight when we stop: the handle is closed right after.
+    pending.catch(() => undefined);
+    for (;;) {
+      const { bytesRead, buffer } = await pending;
+      if (bytesRead === 0) break;
+      if (signal?.aborted) throw new BackupError('CANCELLED', 'Cancelled.');
+      pos += bytesRead;
+      k ^= 1;
+      pending = fh.read(bufs[k], 0, bufs[k].length, pos); // read ahead while hashing
+      pending.catch(() => undefined);
+      hash.update(buffer.subarray(0, bytesRead));
+      onBytes?.(pos);
+    }
+    return { sha256: hash.digest('hex'), bytes: pos };
+  } catch (e) {
+    throw ioError('reading', path, e);
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,368 @@
+/**
+ * Produces a transaction-consistent, self-contained image of a live SQLite database
+ * without taking any SQLite lock: main file + the committed frames of its `-wal`.
+ *
+ * Why not just copy the file: in WAL mode the newest committed transactions live only in
+ * the `-wal` until a checkpoint copies them back, and a checkpoint can run while we read.
+ * Why not SQLite's own backup: WASM SQLite cannot take the POSIX locks the server relies on
+ * (and must never write to the live file).
+ *
+ * The read is optimistic. One attempt:
+ *   1. note the main file's identity, the rollback journal's state and the `-shm` state;
+ *   2. scan the WAL: header salts + cumulative checksums → committed pages (wal.ts);
+ *   3. stream pages 1..N: a page's newest committed WAL frame if it has one, else the main
+ *      file's page; N comes from the last commit frame (or the file size without a WAL);
+ *   4. check nothing moved under us: the WAL header is byte-identical (no restart, no
+ *      truncate), and no checkpoint began copying frames newer than our scan into the main
+ *      file (shm.ts), or nothing committed at all since the scan; without a WAL, the main
+ *      file's inode/size/mtime/change counter are unchanged and no rollback journal is live.
+ * If the check fails the sink is reset and the attempt repeats (bounded), so the image
+ * holds every transaction committed before the backup began and no partial one.
+ */
+import { constants as fsc, promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { BackupError, errnoCode, ioError } from './errors';
+import { readShm, type ShmInfo } from './shm';
+import {
+  HEADER_SIZE,
+  JOURNAL_MAGIC,
+  OFFSET_CHANGE_COUNTER,
+  looksEncrypted,
+  parseHeader,
+  setRollbackMode,
+} from './sqliteFormat';
+import { emptyScan, readWalHeaderBytes, scanWal, type WalScan } from './wal';
+
+export interface ImageInfo {
+  /** 'sqlite': plain SQLite 3; 'encrypted': not plain SQLite but looks like an encrypted (SQLCipher) database. */
+  kind: 'sqlite' | 'encrypted';
+  pageSize: number;
+  pages: number;
+  bytes: number;
+  /** The source was in WAL mode (header bytes 18–19, or a live WAL beside it). */
+  walMode: boolean;
+  /** Index of the last WAL commit frame applied; 0 when the image came from the main file alone. */
+  walCommitFrame: number;
+  /** Distinct pages taken from the WAL. */
+  walPages: number;
+  /** How many reads it took (1 = no race with a writer or checkpoint). */
+  attempts: number;
+}
+
+/** Where the image goes. Chunks arrive in order; a chunk's bytes may be reused once `chunk` resolves. */
+export interface ImageSink {
+  begin(info: ImageInfo): Promise<void>;
+  /** A buffer for the bytes at [position, position+length) — pooled, or a view of an in-memory image. */
+  buffer(position: number, length: number): Uint8Array;
+  chunk(data: Uint8Array, position: number): Promise<void>;
+  /** The attempt is abandoned (something moved under us); forget everything since `begin`. */
+  reset(): Promise<void>;
+}
+
+export interface ReadImageOptions {
+  signal?: AbortSignal;
+  maxAttempts?: number;
+  /** Bytes per read; a multiple of every page size (64 KiB). */
+  chunkBytes?: number;
+  onRetry?: (attempt: number, reason: string) => void;
+  /** Test hook: runs after the stream and before the end-of-read checks. */
+  afterStream?: () => Promise<void>;
+}
+
+export const DEFAULT_CHUNK_BYTES = 1 << 20;
+
+interface MainState {
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+  changeCounter: number | undefined;
+}
+
+async function openIfExists(path: string): Promise<FileHandle | undefined> {
+  try {
+    return await fsp.open(path, fsc.O_RDONLY);
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return undefined;
+    throw ioError('opening', path, e);
+  }
+}
+
+async function readAt(fh: FileHandle, buf: Uint8Array, position: number): Promise<number> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return done;
+}
+
+async function mainState(fh: FileHandle): Promise<MainState> {
+  const st = await fh.stat({ bigint: true });
+  const head = Buffer.alloc(HEADER_SIZE);
+  const n = await readAt(fh, head, 0);
+  const hdr = n === HEADER_SIZE ? parseHeader(head) : undefined;
+  return { ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, changeCounter: hdr?.changeCounter ?? head.readUInt32BE(OFFSET_CHANGE_COUNTER) };
+}
+
+/** A rollback journal is live (being written, or hot after a crash) when its header starts with the magic. */
+async function journalLive(path: string): Promise<boolean> {
+  const fh = await openIfExists(path);
+  if (!fh) return false;
+  try {
+    const head = Buffer.alloc(JOURNAL_MAGIC.length);
+    const n = await readAt(fh, head, 0);
+    return n === head.length && head.equals(JOURNAL_MAGIC);
+  } finally {
+    await fh.close();
+  }
+}
+
+function sameBytes(a: Buffer | undefined, b: Buffer | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.equals(b);
+}
+
+function checkAbort(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new BackupError('CANCELLED', 'Backup cancelled.');
+}
+
+/** Validates the database path and classifies the file; throws the user-facing refusal otherwise. */
+export async function inspectDatabase(dbPath: string): Promise<{ kind: 'sqlite' | 'encrypted'; size: number }> {
+  let st;
+  try {
+    st = await fsp.stat(dbPath);
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') {
+      throw new BackupError('DB_NOT_FOUND', `Database not found: ${dbPath}`, {
+        hint: 'Check the path (--db, $AI_MEMORY_DB or ~/.config/ai-memory/config.toml). Nothing was created.',
+      });
+    }
+    throw ioError('reading', dbPath, e);
+  }
+  if (st.isDirectory()) {
+    throw new BackupError('DB_IS_DIRECTORY', `${dbPath} is a directory, not a database file.`, {
+      hint: 'Point --db at the ai-memory .db file itself.',
+    });
+  }
+  if (!st.isFile()) throw new BackupError('NOT_A_DATABASE', `${dbPath} is not a regular file.`);
+  if (st.size === 0) {
+    throw new BackupError('DB_EMPTY', `${dbPath} is empty (0 bytes): there is nothing to back up.`, {
+      hint: 'Check that this is the file your ai-memory server uses.',
+    });
+  }
+  const fh = await fsp.open(dbPath, fsc.O_RDONLY).catch((e: unknown) => {
+    throw ioError('opening', dbPath, e);
+  });
+  try {
+    const head = Buffer.alloc(4096);
+    const n = await readAt(fh, head, 0);
+    if (parseHeader(head.subarray(0, n))) return { kind: 'sqlite', size: st.size };
+    if (looksEncrypted(head.subarray(0, n), st.size)) return { kind: 'encrypted', size: st.size };
+  } finally {
+    await fh.close();
+  }
+  throw new BackupError('NOT_A_DATABASE', `${dbPath} is not an SQLite database.`, {
+    hint: 'Point --db at the ai-memory .db file (it starts with "SQLite format 3").',
+  });
+}
+
+/** Reads a consistent image of `dbPath` into `sink`; see the file comment for the protocol. */
+export async function readConsistentImage(dbPath: string, sink: ImageSink, opts: ReadImageOptions = {}): Promise<ImageInfo> {
+  const maxAttempts = opts.maxAttempts ?? 10;
+  const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+  const { kind } = await inspectDatabase(dbPath);
+  const walPath = `${dbPath}-wal`;
+  const shmPath = `${dbPath}-shm`;
+  const journalPath = `${dbPath}-journal`;
+  let lastReason = '';
+  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    checkAbort(opts.signal);
+    if (attempt > 1) {
+      opts.onRetry?.(attempt, lastReason);
+      await new Promise((r) => setTimeout(r, Math.min(1000, 25 * 2 ** (attempt - 2))));
+    }
+    const main = await fsp.open(dbPath, fsc.O_RDONLY).catch((e: unknown) => {
+      throw ioError('opening', dbPath, e);
+    });
+    let wal: FileHandle | undefined;
+    let shm: FileHandle | undefined;
+    try {
+      const before = await mainState(main);
+      shm = await openIfExists(shmPath);
+      const shmStart = await readShm(shm);
+      wal = await openIfExists(walPath);
+      const walRawStart = await readWalHeaderBytes(wal);
+      const scan: WalScan = wal ? await scanWal(wal) : emptyScan();
+      // A WAL whose header changed between our two reads of it is being restarted right now.
+      if (!sameBytes(walRawStart, scan.header ? scan.header.raw : walRawStart)) {
+        lastReason = 'the WAL was restarted while it was scanned';
+        continue;
+      }
+      const journalAtStart = scan.header ? false : await journalLive(journalPath);
+      if (journalAtStart) {
+        lastReason = 'a rollback journal is live (a writer is mid-transaction, or one crashed)';
+        if (attempt === maxAttempts) {
+          throw new BackupError('HOT_JOURNAL', `${dbPath} has a live rollback journal (${journalPath}): a writer is in the middle of a transaction, or crashed in one.`, {
+            hint: 'Let the writer finish (or open the database once with ai-memory or sqlite3 so SQLite rolls the journal back), then back up again.',
+          });
+        }
+        continue;
+      }
+
+      const info = await planImage(main, kind, scan, before, dbPath);
+      info.attempts = attempt;
+      await sink.begin(info);
+      await streamImage(main, wal, scan, info, sink, chunkBytes, opts.signal);
+      await opts.afterStream?.();
+
+      // End-of-read checks: reopen by path, because a deleted-and-recreated WAL is a new file.
+      const verdict = await endCheck({ dbPath, walPath, shmPath, journalPath, walRawStart, scan, shmStart, before });
+      if (verdict === undefined) return info;
+      lastReason = verdict;
+      await sink.reset();
+    } finally {
+      await Promise.all([main.close(), wal?.close(), shm?.close()]);
+    }
+  }
+  throw new BackupError('DB_BUSY', `Database too busy: ${dbPath} changed under every one of ${maxAttempts} reads (last: ${lastReason}).`, {
+    hint: 'Try again in a moment; if it keeps happening, the server may be checkpointing continuously.',
+  });
+}
+
+async function planImage(main: FileHandle, kind: 'sqlite' | 'encrypted', scan: WalScan, before: MainState, dbPath: string): Promise<ImageInfo> {
+  const head = Buffer.alloc(HEADER_SIZE);
+  await readAt(main, head, 0);
+  const hdr = kind === 'sqlite' ? parseHeader(head) : undefined;
+  if (kind === 'sqlite' && !hdr) {
+    throw new BackupError('NOT_A_DATABASE', `${dbPath} no longer looks like an SQLite database (its header changed).`);
+  }
+  const size = Number(before.size);
+  if (scan.header && hdr && scan.header.pageSize !== hdr.pageSize) {
+    throw new BackupError('NOT_A_DATABASE', `${dbPath}-wal has page size ${scan.header.pageSize} but the database has ${hdr.pageSize}: the WAL does not belong to this database.`, {
+      hint: 'Move the stray -wal file away (keep a copy) and back up again.',
+    });
+  }
+  const pageSize = hdr?.pageSize ?? scan.header?.pageSize ?? 4096;
+  let pages: number;
+  let bytes: number;
+  if (scan.commitFrame > 0) {
+    pages = scan.dbPages;
+    bytes = pages * pageSize;
+  } else if (hdr) {
+    // fileformat2 §1.3.9: the in-header size wins when valid (btree.c lockBtree does the same).
+    const filePages = Math.ceil(size / pageSize);
+    pages = hdr.headerPages !== undefined && hdr.headerPages <= filePages ? hdr.headerPages : filePages;
+    bytes = pages * pageSize;
+  } else {
+    // Encrypted, no WAL: an exact byte copy.
+    pages = Math.ceil(size / pageSize);
+    bytes = size;
+  }
+  return {
+    kind,
+    pageSize,
+    pages,
+    bytes,
+    walMode: Boolean(hdr?.walMode) || scan.header !== undefined,
+    walCommitFrame: scan.commitFrame,
+    walPages: scan.pages.size,
+    attempts: 0,
+  };
+}
+
+async function streamImage(
+  main: FileHandle,
+  wal: FileHandle | undefined,
+  scan: WalScan,
+  info: ImageInfo,
+  sink: ImageSink,
+  chunkBytes: number,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const { pageSize, bytes } = info;
+  const chunk = Math.max(pageSize, Math.floor(chunkBytes / pageSize) * pageSize);
+  // WAL pages sorted by page number, walked alongside the chunks.
+  const overlay = [...scan.pages.entries()].filter(([p]) => p <= info.pages).sort((a, b) => a[0] - b[0]);
+  let oi = 0;
+  const read = async (position: number) => {
+    const length = Math.min(chunk, bytes - position);
+    const buf = sink.buffer(position, length);
+    const n = await readAt(main, buf, position);
+    if (n < length) buf.fill(0, n); // pages past the main file's end exist only in the WAL
+    const firstPage = position / pageSize + 1;
+    const lastPage = (position + length) / pageSize;
+    const reads: Promise<number>[] = [];
+    while (oi < overlay.length && overlay[oi][0] <= lastPage) {
+      const [pgno, off] = overlay[oi++];
+      if (pgno < firstPage) continue;
+      reads.push(readAt(wal as FileHandle, buf.subarray((pgno - firstPage) * pageSize, (pgno - firstPage + 1) * pageSize), off));
+    }
+    await Promise.all(reads);
+    if (position === 0 && info.kind === 'sqlite') setRollbackMode(buf);
+    return { buf, position };
+  };
+  if (bytes === 0) return;
+  // Read-ahead of one chunk: the next read runs on the thread pool while the sink hashes
+  // and writes the current one.
+  let next: Promise<{ buf: Uint8Array; position: number }> | undefined = read(0);
+  while (next) {
+    const cur: { buf: Uint8Array; position: number } = await next;
+    checkAbort(signal);
+    const np: number = cur.position + cur.buf.length;
+    next = np < bytes ? read(np) : undefined;
+    try {
+      await sink.chunk(cur.buf, cur.position);
+    } catch (e) {
+      // Let an in-flight read settle before the caller closes the file handles.
+      await next?.catch(() => undefined);
+      throw e;
+    }
+  }
+}
+
+async function endCheck(s: {
+  dbPath: string;
+  walPath: string;
+  shmPath: string;
+  journalPath: string;
+  walRawStart: Buffer | undefined;
+  scan: WalScan;
+  shmStart: ShmInfo | undefined;
+  before: MainState;
+}): Promise<string | undefined> {
+  const wal = await openIfExists(s.walPath);
+  try {
+    const walRawEnd = await readWalHeaderBytes(wal);
+    if (!sameBytes(s.walRawStart, walRawEnd)) return 'the WAL was restarted or truncated by a checkpoint during the read';
+    if (s.scan.header) {
+      const shm = await openIfExists(s.shmPath);
+      const shmEnd = await readShm(shm).finally(() => shm?.close());
+      if (s.shmStart && shmEnd && s.shmStart.salts.equals(shmEnd.salts)) {
+        const limit = s.shmStart.salts.equals(s.scan.header.salts) ? s.scan.commitFrame : 0;
+        if (shmEnd.nBackfillAttempted <= limit) return undefined;
+      }
+      // No usable wal-index: safe only if nothing committed since the scan (then no
+      // checkpoint could have copied anything newer into the main file).
+      const more = await scanWal(wal, s.scan);
+      if (more.commitFrame === s.scan.commitFrame) return undefined;
+      return 'a checkpoint copied transactions newer than the snapshot into the database file during the read';
+    }
+  } finally {
+    await wal?.close();
+  }
+  // No WAL: the main file is all there is; it must not have changed while we read it.
+  const fh = await openIfExists(s.dbPath);
+  if (!fh) return 'the database file disappeared during the read';
+  try {
+    const after = await mainState(fh);
+    if (after.ino !== s.before.ino) return 'the database file was replaced during the read';
+    if (after.size !== s.before.size || after.mtimeNs !== s.before.mtimeNs || after.changeCounter !== s.before.changeCounter) {
+      return 'the database file was written during the read';
+    }
+  } finally {
+    await fh.close();
+  }
+  if (await journalLive(s.journalPath)) return 'a rollback journal appeared during the read';
+  return undefined;
+}

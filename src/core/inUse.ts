@@ -1,0 +1,162 @@
+/**
+ * "Is the ai-memory server (or anything else) using this database right now?"
+ *
+ * On Linux the answer is exact for SQLite: a connection in WAL mode holds a shared POSIX
+ * lock on its `-shm` file for as long as it is open (the "DMS" byte, see
+ * https://www.sqlite.org/walformat.html#the_wal_index_file_format), and any connection in
+ * a transaction locks the database file itself; both show in /proc/locks by device and
+ * inode. We also look for processes holding the files open (/proc/<pid>/fd). A `-wal` or
+ * `-shm` left behind by a server that stopped or crashed carries no lock and no open
+ * descriptor, so it does not count as "in use".
+ *
+ * Elsewhere it is best effort: `lsof` on macOS and other Unixes; on Windows a database
+ * open in another process cannot be renamed, so the restore's first move fails safely.
+ */
+import { execFile } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+
+export interface Holder {
+  pid: number;
+  command: string;
+  /** Which file: the database, its -wal, its -shm. */
+  file: string;
+  how: 'lock' | 'open';
+}
+
+interface FileId {
+  path: string;
+  major: bigint;
+  minor: bigint;
+  ino: bigint;
+}
+
+/** glibc's dev_t encoding (gnu_dev_major / gnu_dev_minor). */
+function splitDev(dev: bigint): { major: bigint; minor: bigint } {
+  return {
+    major: ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn),
+    minor: (dev & 0xffn) | ((dev >> 12n) & ~0xffn),
+  };
+}
+
+async function fileId(path: string): Promise<FileId | undefined> {
+  try {
+    const st = await fsp.stat(path, { bigint: true });
+    return { path, ino: st.ino, ...splitDev(st.dev) };
+  } catch {
+    return undefined;
+  }
+}
+
+async function commandOf(pid: number): Promise<string> {
+  try {
+    const cmdline = (await fsp.readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').filter(Boolean);
+    if (cmdline.length) return cmdline.join(' ').slice(0, 200);
+  } catch {
+    // process gone, or not ours to read
+  }
+  try {
+    return (await fsp.readFile(`/proc/${pid}/comm`, 'utf8')).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Parses /proc/locks into (pid, major, minor, inode) rows. Exported for tests. */
+export function parseProcLocks(text: string): { pid: number; major: bigint; minor: bigint; ino: bigint }[] {
+  const rows = [];
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(/\s+/).filter((x) => x !== '->');
+    // "1: POSIX ADVISORY READ 1234 08:01:56789 128 128"
+    if (f.length < 6) continue;
+    const m = /^([0-9a-f]+):([0-9a-f]+):(\d+)$/i.exec(f[5]);
+    if (!m) continue;
+    rows.push({ pid: Number(f[4]), major: BigInt(`0x${m[1]}`), minor: BigInt(`0x${m[2]}`), ino: BigInt(m[3]) });
+  }
+  return rows;
+}
+
+async function linuxHolders(ids: FileId[]): Promise<Holder[]> {
+  const found = new Map<string, Holder>();
+  const add = async (pid: number, file: string, how: Holder['how']) => {
+    if (pid === process.pid) return;
+    const key = `${pid}:${file}`;
+    if (found.has(key)) return;
+    found.set(key, { pid, file, how, command: pid > 0 ? await commandOf(pid) : 'unknown (open file description lock)' });
+  };
+  try {
+    const locks = parseProcLocks(await fsp.readFile('/proc/locks', 'utf8'));
+    for (const l of locks) {
+      const id = ids.find((i) => i.ino === l.ino && i.major === l.major && i.minor === l.minor);
+      if (id) await add(l.pid, id.path, 'lock');
+    }
+  } catch {
+    // /proc/locks unreadable (unusual container): fall back to the fd scan alone
+  }
+  // Open descriptors: catches idle rollback-mode connections, which hold no lock.
+  const targets = new Map<string, string>();
+  for (const i of ids) targets.set(i.path, i.path);
+  let pids: string[] = [];
+  try {
+    pids = (await fsp.readdir('/proc')).filter((n) => /^\d+$/.test(n));
+  } catch {
+    return [...found.values()];
+  }
+  for (const p of pids) {
+    const pid = Number(p);
+    if (pid === process.pid) continue;
+    let fds: string[];
+    try {
+      fds = await fsp.readdir(`/proc/${p}/fd`);
+    } catch {
+      continue; // not ours to look at, or gone
+    }
+    for (const fd of fds) {
+      let target: string;
+      try {
+        target = await fsp.readlink(`/proc/${p}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      const hit = targets.get(target);
+      if (hit) await add(pid, hit, 'open');
+    }
+  }
+  return [...found.values()];
+}
+
+function lsofHolders(paths: string[]): Promise<Holder[]> {
+  return new Promise((resolve) => {
+    execFile('lsof', ['-F', 'pcn', '--', ...paths], { timeout: 5000 }, (_err, stdout) => {
+      // lsof exits 1 when nothing has the files open; stdout is what matters.
+      const out: Holder[] = [];
+      let pid = 0;
+      let command = '';
+      for (const line of String(stdout ?? '').split('\n')) {
+        if (line.startsWith('p')) pid = Number(line.slice(1));
+        else if (line.startsWith('c')) command = line.slice(1);
+        else if (line.startsWith('n') && pid && pid !== process.pid) out.push({ pid, command, file: line.slice(1), how: 'open' });
+      }
+      resolve(out);
+    });
+  });
+}
+
+/** Who has `dbPath` (or its -wal / -shm) locked or open. Empty when nobody, or when we cannot tell. */
+export async function findHolders(dbPath: string): Promise<Holder[]> {
+  const paths = [dbPath, `${dbPath}-wal`, `${dbPath}-shm`, `${dbPath}-journal`];
+  if (process.platform === 'linux') {
+    const ids = (await Promise.all(paths.map(fileId))).filter((x): x is FileId => x !== undefined);
+    if (!ids.length) return [];
+    return linuxHolders(ids);
+  }
+  if (process.platform === 'win32') return [];
+  const existing = [];
+  for (const p of paths) if (await fileId(p)) existing.push(p);
+  return existing.length ? lsofHolders(existing) : [];
+}
+
+export function describeHolders(holders: Holder[]): string {
+  const byPid = new Map<number, Holder>();
+  for (const h of holders) if (!byPid.has(h.pid)) byPid.set(h.pid, h);
+  return [...byPid.values()].map((h) => (h.pid > 0 ? `pid ${h.pid} (${h.command})` : h.command)).join(', ');
+}

@@ -1,0 +1,66 @@
+/**
+ * Snapshot file names, shared with ai-memory's own CLI: `ai-memory-<UTC %Y-%m-%dT%H%M%SZ>.db`
+ * with the manifest at `<same stem>.manifest.json`.
+ *
+ * A second snapshot in the same second is `…Z_2.db`, `…Z_3.db`: still `ai-memory-*.db` (so
+ * ai-memory's CLI lists it), and `_` (0x5F) sorts after `.` (0x2E), so `…Z_2.db` sorts after
+ * `…Z.db` byte-wise too. Our own ordering parses (time, sequence) and never uses mtime,
+ * which a copy or sync rewrites.
+ */
+import { extname } from 'node:path';
+
+const STAMP_RE = /^ai-memory-(\d{4})-(\d{2})-(\d{2})T(\d{2})(\d{2})(\d{2})Z(?:_(\d{1,6}))?\.db$/;
+
+export function formatStamp(d: Date): string {
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  return `${p(d.getUTCFullYear(), 4)}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())}T${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}Z`;
+}
+
+export function snapshotName(stamp: string, seq = 1): string {
+  return seq <= 1 ? `ai-memory-${stamp}.db` : `ai-memory-${stamp}_${seq}.db`;
+}
+
+/** ai-memory's rule for "is a snapshot": starts with `ai-memory-`, extension `db` (any case). */
+export function isSnapshotFileName(name: string): boolean {
+  return name.startsWith('ai-memory-') && extname(name).toLowerCase() === '.db';
+}
+
+/** `<file stem>.manifest.json`, the stem being the name without its last extension (as Rust's file_stem). */
+export function manifestNameFor(snapshot: string): string {
+  const ext = extname(snapshot);
+  return `${ext ? snapshot.slice(0, -ext.length) : snapshot}.manifest.json`;
+}
+
+export interface NameTime {
+  /** Milliseconds since the epoch (UTC) of the second in the name. */
+  time: number;
+  seq: number;
+}
+
+/** Time and sequence from a name in the shared format; undefined for any other name. */
+export function parseSnapshotName(name: string): NameTime | undefined {
+  const m = STAMP_RE.exec(name);
+  if (!m) return undefined;
+  const [y, mo, d, h, mi, s] = m.slice(1, 7).map(Number);
+  const time = Date.UTC(y, mo - 1, d, h, mi, s);
+  const check = new Date(time);
+  // Reject impossible dates (2026-02-31) instead of letting Date roll them over.
+  if (check.getUTCMonth() !== mo - 1 || check.getUTCDate() !== d || h > 23 || mi > 59 || s > 59) return undefined;
+  return { time, seq: m[7] ? Number(m[7]) : 1 };
+}
+
+/**
+ * The name for a file moved aside by restore: `<stem>.pre-restore-<stamp>.db`, as
+ * ai-memory's `with_extension("pre-restore-<ts>.db")` makes it (`memories.db` →
+ * `memories.pre-restore-2026-11-24T103456Z.db`).
+ */
+export function preRestoreName(dbName: string, stamp: string, seq = 1): string {
+  const ext = extname(dbName);
+  const stem = ext ? dbName.slice(0, -ext.length) : dbName;
+  return `${stem}.pre-restore-${stamp}${seq > 1 ? `_${seq}` : ''}.db`;
+}
+
+/** Newest first: by name time, then sequence, then name. */
+export function compareNewestFirst(a: { time: number; seq: number; name: string }, b: { time: number; seq: number; name: string }): number {
+  return b.time - a.time || b.seq - a.seq || (a.name < b.name ? 1 : a.name > b.name ? -1 : 0);
+}

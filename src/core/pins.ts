@@ -1,0 +1,55 @@
+/**
+ * Pins keep retention from deleting a snapshot while a restore reads it
+ * (Litestream #1307: retention removed the snapshot a restore was using). A pin is a small
+ * file in the backup folder naming the snapshot and its owner; retention honours pins of
+ * live processes and clears those of dead ones.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { HOST_TAG, pidAlive } from './atomicFs';
+
+const PIN_RE = /^\.ai-memory-backup-pin-([0-9a-f]{6})-(\d+)-[0-9a-f]{8}\.json$/;
+
+/** Pins `snapshotName` in `dir`; best effort (a read-only backup folder cannot hold a pin). */
+export async function pinSnapshot(dir: string, snapshotName: string): Promise<() => Promise<void>> {
+  const path = join(dir, `.ai-memory-backup-pin-${HOST_TAG}-${process.pid}-${randomBytes(4).toString('hex')}.json`);
+  try {
+    await fsp.writeFile(path, JSON.stringify({ snapshot: snapshotName, pid: process.pid, at: new Date().toISOString() }), { flag: 'wx' });
+  } catch {
+    return async () => undefined;
+  }
+  return async () => {
+    await fsp.unlink(path).catch(() => undefined);
+  };
+}
+
+/** Names of snapshots pinned by live processes; removes stale pins on the way. */
+export async function pinnedSnapshots(dir: string): Promise<Set<string>> {
+  const pinned = new Set<string>();
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return pinned;
+  }
+  for (const name of names) {
+    const m = PIN_RE.exec(name);
+    if (!m) continue;
+    const path = join(dir, name);
+    try {
+      const st = await fsp.stat(path);
+      const local = m[1] === HOST_TAG;
+      const stale = Date.now() - st.mtimeMs > 24 * 3600_000 || (local && !pidAlive(Number(m[2])));
+      if (stale) {
+        await fsp.unlink(path).catch(() => undefined);
+        continue;
+      }
+      const o = JSON.parse(await fsp.readFile(path, 'utf8')) as { snapshot?: unknown };
+      if (typeof o.snapshot === 'string') pinned.add(o.snapshot);
+    } catch {
+      // unreadable pin: ignore it
+    }
+  }
+  return pinned;
+}

@@ -1,0 +1,112 @@
+/**
+ * The only module that touches sql.js (SQLite compiled to WASM). It loads once, lazily,
+ * from the `sql-wasm.wasm` beside the bundle (dist/) or from node_modules in tests, and
+ * passes `wasmBinary` so the loader never tries to fetch() a path
+ * (raycast/extensions#2483).
+ *
+ * It only ever sees bytes we hand it (a snapshot image in memory). It never opens the
+ * live database: WASM SQLite cannot take the file locks the running server relies on.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import initSqlJs from 'sql.js';
+import { OFFSET_READ_VERSION, OFFSET_WRITE_VERSION } from './sqliteFormat';
+
+type SqlJs = Awaited<ReturnType<typeof initSqlJs>>;
+
+let engine: Promise<SqlJs> | undefined;
+
+/**
+ * sql.js is built with SQLITE_DISABLE_LFS: offsets are 32-bit, so images from 2 GiB on
+ * cannot be opened. We stay well below, since the image is also held twice in memory
+ * (ours, and the copy sql.js makes into its in-memory file system).
+ */
+export const MAX_CHECKABLE_BYTES = 1536 * 1024 * 1024;
+
+/** dist/sql-wasm.wasm beside the bundle; from compiled tests (out/…), node_modules' copy up the tree. */
+export function wasmPath(): string {
+  const beside = join(__dirname, 'sql-wasm.wasm');
+  if (existsSync(beside)) return beside;
+  for (let dir = __dirname; ; dir = dirname(dir)) {
+    const candidate = join(dir, 'node_modules', 'sql.js', 'dist', 'sql-wasm.wasm');
+    if (existsSync(candidate)) return candidate;
+    if (dirname(dir) === dir) break;
+  }
+  throw new Error(`sql-wasm.wasm not found beside ${__dirname}: the installation is incomplete; reinstall the extension or CLI.`);
+}
+
+export function loadSqlEngine(): Promise<SqlJs> {
+  engine ??= initSqlJs({ wasmBinary: readFileSync(wasmPath()) as unknown as ArrayBuffer }).catch((e: unknown) => {
+    engine = undefined;
+    throw e;
+  });
+  return engine;
+}
+
+export type CheckMode = 'quick' | 'full';
+
+export interface ImageCheck {
+  ok: boolean;
+  /** 'ok', or the first lines SQLite reported. */
+  result: string;
+  pageSize?: number;
+  pages?: number;
+  memories?: number;
+  schemaVersion?: number;
+  sqliteVersion: string;
+}
+
+/**
+ * Runs `PRAGMA quick_check` or `integrity_check` on an in-memory image and reads a few
+ * facts for the manifest. `image` is not modified (bytes 18–19 are flipped to rollback
+ * mode on sql.js's own copy when the image is a WAL-mode file, so SQLite does not look
+ * for a `-wal` that cannot exist in its file system).
+ */
+export async function checkImage(image: Uint8Array, mode: CheckMode): Promise<ImageCheck> {
+  const SQL = await loadSqlEngine();
+  const walFlag = image[OFFSET_WRITE_VERSION] === 2 || image[OFFSET_READ_VERSION] === 2;
+  const saved = [image[OFFSET_WRITE_VERSION], image[OFFSET_READ_VERSION]];
+  if (walFlag) {
+    image[OFFSET_WRITE_VERSION] = 1;
+    image[OFFSET_READ_VERSION] = 1;
+  }
+  let db;
+  try {
+    db = new SQL.Database(image); // copies the bytes into sql.js's MEMFS
+  } finally {
+    image[OFFSET_WRITE_VERSION] = saved[0];
+    image[OFFSET_READ_VERSION] = saved[1];
+  }
+  try {
+    const one = (sql: string): unknown => {
+      const r = db.exec(sql);
+      return r.length && r[0].values.length ? r[0].values[0][0] : undefined;
+    };
+    const sqliteVersion = String(one('select sqlite_version()'));
+    let lines: string[];
+    try {
+      const r = db.exec(mode === 'full' ? 'PRAGMA integrity_check(20)' : 'PRAGMA quick_check(20)');
+      lines = r.length ? r[0].values.map((v) => String(v[0])) : ['no result'];
+    } catch (e) {
+      return { ok: false, result: e instanceof Error ? e.message : String(e), sqliteVersion };
+    }
+    const ok = lines.length === 1 && lines[0] === 'ok';
+    const check: ImageCheck = { ok, result: ok ? 'ok' : lines.slice(0, 5).join('; '), sqliteVersion };
+    if (!ok) return check;
+    const num = (sql: string): number | undefined => {
+      try {
+        const v = one(sql);
+        return typeof v === 'number' ? v : undefined;
+      } catch {
+        return undefined; // table absent in a non-ai-memory database: the fact is simply unknown
+      }
+    };
+    check.pageSize = num('PRAGMA page_size');
+    check.pages = num('PRAGMA page_count');
+    check.memories = num('SELECT count(*) FROM memories');
+    check.schemaVersion = num('SELECT max(version) FROM schema_version');
+    return check;
+  } finally {
+    db.close();
+  }
+}
