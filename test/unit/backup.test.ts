@@ -1,0 +1,314 @@
+/**
+ * `backup`: ai-memory's own test module ported, then what we promise beyond it — manifest
+ * shape, same-second names, identical-snapshot skip, retention by name time, refusals,
+ * encrypted databases, leftovers of crashed runs.
+ */
+import * as assert from 'assert';
+import { createHash, randomBytes } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { pruneSnapshots, runBackup } from '../../src/core/backup';
+import { tempPath } from '../../src/core/atomicFs';
+import { BackupError } from '../../src/core/errors';
+import { compareNewestFirst, parseSnapshotName } from '../../src/core/naming';
+import { pinSnapshot } from '../../src/core/pins';
+import { createAiMemoryDb, nativeChecks, seedMemory } from '../support/aiMemoryDb';
+import { cli } from '../support/cliRun';
+import { useTempDir } from '../support/tmp';
+
+const sha = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
+const snapshots = (dir: string) => fs.readdirSync(dir).filter((n) => n.startsWith('ai-memory-') && n.endsWith('.db')).sort();
+const manifests = (dir: string) => fs.readdirSync(dir).filter((n) => n.endsWith('.manifest.json')).sort();
+
+async function rejectsCode(p: Promise<unknown>, code: string): Promise<BackupError> {
+  let err: BackupError | undefined;
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(e instanceof BackupError, `expected a BackupError, got ${String(e)}`);
+    assert.strictEqual(e.code, code, e.message);
+    err = e;
+    return true;
+  });
+  return err as BackupError;
+}
+
+describe('backup: ai-memory cli::backup tests, ported', () => {
+  const tmp = useTempDir();
+  let db: string;
+  beforeEach(() => {
+    db = tmp.join('ai-memory.db');
+  });
+
+  it('test_backup_happy_path_creates_snapshot_and_manifest', async () => {
+    seedMemory(db, 'ns', 't', 'c');
+    const dir = tmp.join('backups-x1');
+    const r = await cli(['backup', '--db', db, '--to', dir, '--keep', '48'], { cwd: tmp.path });
+    assert.strictEqual(r.code, 0, r.stderr);
+    assert.ok(snapshots(dir).length >= 1, 'expected at least one snapshot');
+    assert.ok(manifests(dir).length >= 1, 'expected at least one manifest');
+    assert.ok(r.stdout.includes('Snapshot:'));
+  });
+
+  it('test_backup_json_emits_manifest_with_sha256', async () => {
+    seedMemory(db, 'ns', 't', 'c');
+    const r = await cli(['backup', '--db', db, '--to', tmp.join('backups-x2'), '--json'], { cwd: tmp.path });
+    assert.strictEqual(r.code, 0, r.stderr);
+    const v = r.json<{ sha256: unknown }>();
+    assert.strictEqual(typeof v.sha256, 'string');
+    assert.strictEqual((v.sha256 as string).length, 64);
+  });
+
+  it('test_restore_from_directory_picks_newest', async () => {
+    seedMemory(db, 'ns', 'before-backup', 'stuff');
+    const dir = tmp.join('backups-x3');
+    assert.strictEqual((await cli(['backup', '--db', db, '--to', dir], { cwd: tmp.path })).code, 0);
+    const r = await cli(['restore', '--db', db, '--from', dir], { cwd: tmp.path });
+    assert.strictEqual(r.code, 0, r.stderr);
+    assert.ok(r.stdout.includes('Restored'));
+  });
+
+  it('test_restore_from_explicit_file_path', async () => {
+    seedMemory(db, 'ns', 't', 'c');
+    const dir = tmp.join('backups-x4');
+    const b = await cli(['backup', '--db', db, '--to', dir, '--json'], { cwd: tmp.path });
+    const manifest = b.json<{ snapshot: string }>();
+    const r = await cli(['restore', '--db', db, '--from', path.join(dir, manifest.snapshot), '--json'], { cwd: tmp.path });
+    assert.strictEqual(r.code, 0, r.stderr);
+    assert.strictEqual(r.json<{ status: string }>().status, 'restored');
+  });
+
+  it('test_restore_with_skip_verify_succeeds_without_manifest', async () => {
+    seedMemory(db, 'ns', 't', 'c');
+    const dir = tmp.join('backups-x5');
+    const manifest = (await cli(['backup', '--db', db, '--to', dir, '--json'], { cwd: tmp.path })).json<{ snapshot: string }>();
+    const snap = path.join(dir, manifest.snapshot);
+    fs.rmSync(path.join(dir, `${path.basename(snap, '.db')}.manifest.json`));
+    const r = await cli(['restore', '--db', db, '--from', snap, '--skip-verify'], { cwd: tmp.path });
+    assert.strictEqual(r.code, 0, r.stderr);
+    assert.ok(r.stdout.includes('Restored'));
+  });
+
+  it('test_restore_bad_sha256_errors', async () => {
+    seedMemory(db, 'ns', 't', 'c');
+    const dir = tmp.join('backups-x6');
+    const manifest = (await cli(['backup', '--db', db, '--to', dir, '--json'], { cwd: tmp.path })).json<Record<string, unknown>>();
+    const manifestPath = path.join(dir, `${path.basename(manifest.snapshot as string, '.db')}.manifest.json`);
+    const bad = { ...JSON.parse(fs.readFileSync(manifestPath, 'utf8')), sha256: '0'.repeat(64) };
+    fs.writeFileSync(manifestPath, JSON.stringify(bad));
+    const r = await cli(['restore', '--db', db, '--from', path.join(dir, manifest.snapshot as string)], { cwd: tmp.path });
+    assert.notStrictEqual(r.code, 0);
+    assert.ok(r.stderr.includes('sha256 mismatch'), r.stderr);
+  });
+
+  it('test_backup_retention_prunes_old_snapshots (without the 1 s sleeps: same-second names)', async () => {
+    seedMemory(db, 'ns', 't', 'c');
+    const dir = tmp.join('backups-x7');
+    for (let i = 0; i < 3; i++) {
+      const r = await cli(['backup', '--db', db, '--to', dir, '--keep', '1', '--json'], { cwd: tmp.path });
+      assert.strictEqual(r.code, 0, r.stderr);
+    }
+    assert.strictEqual(snapshots(dir).length, 1, 'retention should keep exactly 1 snapshot');
+    // The reference's database never changes between its backups; ours would just say
+    // "unchanged". Change it each time so retention really has something to prune.
+    let prunedTotal = 0;
+    for (let i = 0; i < 3; i++) {
+      seedMemory(db, 'ns', `t${i}`, 'c');
+      const r = await cli(['backup', '--db', db, '--to', dir, '--keep', '1', '--json'], { cwd: tmp.path });
+      const v = r.json<{ status: string; pruned?: string[] }>();
+      assert.strictEqual(v.status, 'created');
+      prunedTotal += v.pruned?.length ?? 0;
+    }
+    assert.strictEqual(snapshots(dir).length, 1);
+    assert.strictEqual(manifests(dir).length, 1, 'manifests go with their snapshots');
+    assert.strictEqual(prunedTotal, 3);
+  });
+});
+
+describe('backup: what we promise beyond the reference', () => {
+  const tmp = useTempDir();
+  let db: string;
+  let dir: string;
+  beforeEach(() => {
+    db = tmp.join('memories.db');
+    dir = tmp.join('backups');
+  });
+
+  it('writes a manifest with the six CLI fields (and their types) plus ours, all true of the file', async () => {
+    createAiMemoryDb(db, { memories: 120, leaveWalCommits: 10 });
+    const r = await runBackup({ dbPath: db, backupDir: dir });
+    assert.strictEqual(r.status, 'created');
+    const text = fs.readFileSync(r.manifestPath, 'utf8');
+    const m = JSON.parse(text) as Record<string, unknown>;
+    assert.deepStrictEqual(Object.keys(m).slice(0, 6), ['snapshot', 'sha256', 'bytes', 'source_db', 'version', 'created_at']);
+    assert.ok(text.startsWith('{\n  "snapshot": '), 'pretty-printed like serde_json::to_string_pretty');
+    assert.strictEqual(m.snapshot, path.basename(r.snapshotPath));
+    assert.strictEqual(m.sha256, sha(r.snapshotPath));
+    assert.strictEqual(m.bytes, fs.statSync(r.snapshotPath).size);
+    assert.strictEqual(m.source_db, db);
+    assert.match(m.created_at as string, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$/);
+    assert.strictEqual(m.integrity, 'ok');
+    assert.strictEqual(m.check, 'quick');
+    assert.ok((m.wal_frames as number) > 0, 'the un-checkpointed WAL was merged');
+    const native = nativeChecks(r.snapshotPath);
+    assert.strictEqual(native.integrity, 'ok');
+    assert.strictEqual(native.fts, 'ok');
+    assert.strictEqual(m.memories, 120);
+    assert.strictEqual(native.memories, 120, 'the 10 transactions that were only in the WAL are in the snapshot');
+    assert.strictEqual(m.schema_version, 28);
+    assert.strictEqual(m.pages, native.pageCount);
+    assert.match(path.basename(r.snapshotPath), /^ai-memory-\d{4}-\d\d-\d\dT\d{6}Z\.db$/);
+  });
+
+  it('gives a second backup in the same second a distinct name that sorts after the first', async () => {
+    seedMemory(db, 'ns', 'a', '1');
+    const fixed = new Date('2026-11-24T10:34:56.789Z');
+    const names: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      seedMemory(db, 'ns', `n${i}`, String(i));
+      const r = await runBackup({ dbPath: db, backupDir: dir, now: () => fixed });
+      assert.strictEqual(r.status, 'created');
+      names.push(path.basename(r.snapshotPath));
+    }
+    assert.deepStrictEqual(names, ['ai-memory-2026-11-24T103456Z.db', 'ai-memory-2026-11-24T103456Z_2.db', 'ai-memory-2026-11-24T103456Z_3.db']);
+    assert.deepStrictEqual([...names].sort(), names, 'byte-wise order is creation order');
+    const parsed = names.map((n) => ({ name: n, ...parseSnapshotName(n)! }));
+    assert.deepStrictEqual(parsed.sort(compareNewestFirst).map((p) => p.name), [...names].reverse(), 'newest first by (time, sequence)');
+    assert.strictEqual(manifests(dir).length, 3);
+  });
+
+  it('skips an identical snapshot: keeps the old one and says "unchanged since"', async () => {
+    seedMemory(db, 'ns', 'a', '1');
+    const first = await runBackup({ dbPath: db, backupDir: dir });
+    const again = await cli(['backup', '--db', db, '--to', dir], { cwd: tmp.path });
+    assert.strictEqual(again.code, 0, again.stderr);
+    assert.match(again.stdout, new RegExp(`^Unchanged since ${first.manifest.created_at.replace(/[.+]/g, '\\$&')}`));
+    const json = (await cli(['backup', '--db', db, '--to', dir, '--json'], { cwd: tmp.path })).json<Record<string, unknown>>();
+    assert.strictEqual(json.status, 'unchanged');
+    assert.strictEqual(json.unchanged_since, first.manifest.created_at);
+    assert.strictEqual(json.snapshot, first.manifest.snapshot);
+    assert.deepStrictEqual(snapshots(dir), [first.manifest.snapshot]);
+    assert.deepStrictEqual(fs.readdirSync(dir).filter((n) => n.includes('.tmp')), [], 'no temp file left');
+  });
+
+  it('does not trust a rotted newest snapshot as "identical": it re-hashes it and writes a new one', async () => {
+    seedMemory(db, 'ns', 'a', '1');
+    const first = await runBackup({ dbPath: db, backupDir: dir });
+    const bytes = fs.readFileSync(first.snapshotPath);
+    bytes[bytes.length - 10] ^= 0xff; // bit rot; the manifest still carries the old hash
+    fs.writeFileSync(first.snapshotPath, bytes);
+    const r = await runBackup({ dbPath: db, backupDir: dir });
+    assert.strictEqual(r.status, 'created');
+    assert.strictEqual(snapshots(dir).length, 2);
+  });
+
+  it('keeps the newest N by the time in the name, not by mtime, and deletes only snapshot+manifest pairs', async () => {
+    const t0 = Date.parse('2026-11-20T00:00:00Z');
+    const made: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      seedMemory(db, 'ns', `m${i}`, 'x');
+      const r = await runBackup({ dbPath: db, backupDir: dir, keep: 0, now: () => new Date(t0 + i * 3600_000) });
+      made.push(path.basename(r.snapshotPath));
+    }
+    // A sync tool rewrote the mtimes in reverse: the oldest name now has the newest mtime.
+    made.forEach((n, i) => {
+      const t = new Date(Date.now() - i * 86400_000);
+      fs.utimesSync(path.join(dir, n), t, t);
+    });
+    const foreign = ['ai-memory-notes.db', 'ai-memory-2026-11-01T000000Z.db.bak', 'notes.txt', 'ai-memory-2019-01-01T000000Z.manifest.json'];
+    for (const f of foreign) fs.writeFileSync(path.join(dir, f), 'not ours');
+    const { pruned } = await pruneSnapshots(dir, 2, new Set());
+    assert.deepStrictEqual(pruned.sort(), made.slice(0, 3).sort());
+    assert.deepStrictEqual(snapshots(dir).filter((n) => n !== 'ai-memory-notes.db'), made.slice(3).sort());
+    for (const f of foreign) assert.ok(fs.existsSync(path.join(dir, f)), `${f} untouched`);
+    assert.deepStrictEqual(manifests(dir).filter((n) => !n.startsWith('ai-memory-2019')), made.slice(3).map((n) => n.replace(/\.db$/, '.manifest.json')).sort());
+  });
+
+  it('--keep 0 keeps everything; retention never deletes a pinned snapshot (a restore is reading it)', async () => {
+    const t0 = Date.parse('2026-11-20T00:00:00Z');
+    const made: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      seedMemory(db, 'ns', `m${i}`, 'x');
+      made.push(path.basename((await runBackup({ dbPath: db, backupDir: dir, keep: 0, now: () => new Date(t0 + i * 1000) })).snapshotPath));
+    }
+    assert.strictEqual(snapshots(dir).length, 4);
+    const unpin = await pinSnapshot(dir, made[0]);
+    const { pruned, warnings } = await pruneSnapshots(dir, 1, new Set());
+    assert.deepStrictEqual(pruned.sort(), [made[1], made[2]].sort());
+    assert.ok(fs.existsSync(path.join(dir, made[0])), 'the pinned oldest snapshot survived');
+    assert.ok(warnings.some((w) => w.includes(made[0])));
+    await unpin();
+    assert.deepStrictEqual((await pruneSnapshots(dir, 1, new Set())).pruned, [made[0]]);
+  });
+
+  it('refuses clearly and creates nothing: missing database, a folder, not a database, empty file', async () => {
+    const e1 = await rejectsCode(runBackup({ dbPath: tmp.join('nope.db'), backupDir: dir }), 'DB_NOT_FOUND');
+    assert.ok(e1.hint, 'says what to do');
+    assert.ok(!fs.existsSync(tmp.join('nope.db')), 'no database was created (reference defect 6)');
+    assert.ok(!fs.existsSync(dir), 'no backup folder was created either');
+    fs.mkdirSync(tmp.join('folder.db'));
+    await rejectsCode(runBackup({ dbPath: tmp.join('folder.db'), backupDir: dir }), 'DB_IS_DIRECTORY');
+    fs.writeFileSync(tmp.join('readme.db'), '# not a database\n'.repeat(64));
+    await rejectsCode(runBackup({ dbPath: tmp.join('readme.db'), backupDir: dir }), 'NOT_A_DATABASE');
+    fs.writeFileSync(tmp.join('empty.db'), '');
+    await rejectsCode(runBackup({ dbPath: tmp.join('empty.db'), backupDir: dir }), 'DB_EMPTY');
+    const r = await cli(['backup', '--db', tmp.join('nope.db'), '--to', dir], { cwd: tmp.path });
+    assert.strictEqual(r.code, 1);
+    assert.match(r.stderr, /^error: Database not found: .*nope\.db\n  Check the path/);
+  });
+
+  it('refuses a backup folder that is a file, or inside a file', async () => {
+    seedMemory(db, 'ns', 'a', '1');
+    fs.writeFileSync(tmp.join('file'), 'x');
+    await rejectsCode(runBackup({ dbPath: db, backupDir: tmp.join('file') }), 'TARGET_NOT_DIRECTORY');
+    await rejectsCode(runBackup({ dbPath: db, backupDir: tmp.join('file', 'sub') }), 'TARGET_NOT_DIRECTORY');
+    assert.strictEqual(fs.readFileSync(tmp.join('file'), 'utf8'), 'x');
+  });
+
+  it('copies an encrypted (SQLCipher-like) database consistently, marks it unverified and says so', async () => {
+    fs.writeFileSync(db, randomBytes(32768));
+    const r = await cli(['backup', '--db', db, '--to', dir], { cwd: tmp.path });
+    assert.strictEqual(r.code, 0, r.stderr);
+    assert.match(r.stdout, /NOT verified: the database is encrypted/);
+    assert.match(r.stderr, /encrypted/);
+    const snap = path.join(dir, snapshots(dir)[0]);
+    assert.ok(fs.readFileSync(snap).equals(fs.readFileSync(db)));
+    const m = JSON.parse(fs.readFileSync(snap.replace(/\.db$/, '.manifest.json'), 'utf8'));
+    assert.strictEqual(m.integrity, 'encrypted');
+    assert.strictEqual(m.check, 'off');
+  });
+
+  it('--verify off skips the check and records it; --verify full runs integrity_check', async () => {
+    seedMemory(db, 'ns', 'a', '1');
+    const off = await runBackup({ dbPath: db, backupDir: dir, verify: 'off' });
+    assert.strictEqual(off.manifest.integrity, 'unverified');
+    assert.strictEqual(off.manifest.check, 'off');
+    seedMemory(db, 'ns', 'b', '2');
+    const full = await runBackup({ dbPath: db, backupDir: dir, verify: 'full' });
+    assert.strictEqual(full.manifest.integrity, 'ok');
+    assert.strictEqual(full.manifest.check, 'full');
+  });
+
+  it('cleans leftovers of a crashed run: temp files of dead processes and our manifests without a snapshot', async () => {
+    seedMemory(db, 'ns', 'a', '1');
+    fs.mkdirSync(dir);
+    // A pid that cannot be running (beyond pid_max), on this machine.
+    const deadTemp = tempPath(dir, 'snapshot').replace(`-${process.pid}-`, '-4194999-');
+    fs.writeFileSync(deadTemp, 'half a snapshot');
+    const orphan = path.join(dir, 'ai-memory-2026-01-01T000000Z.manifest.json');
+    fs.writeFileSync(orphan, JSON.stringify({ snapshot: 'ai-memory-2026-01-01T000000Z.db', tool: 'ai-memory-backup 0.1.0' }));
+    const theirs = path.join(dir, 'ai-memory-2026-01-02T000000Z.manifest.json');
+    fs.writeFileSync(theirs, JSON.stringify({ snapshot: 'ai-memory-2026-01-02T000000Z.db', version: '0.7.0' }));
+    const r = await runBackup({ dbPath: db, backupDir: dir });
+    assert.ok(!fs.existsSync(deadTemp), 'temp removed');
+    assert.ok(!fs.existsSync(orphan), 'our orphan manifest removed');
+    assert.ok(fs.existsSync(theirs), "a manifest that is not ours is left alone");
+    assert.deepStrictEqual(r.cleaned.sort(), [path.basename(deadTemp), path.basename(orphan)].sort());
+  });
+
+  it('a usage error exits 2 and says how to get help', async () => {
+    for (const args of [['backup', '--keep', 'many'], ['backup', '--verify', 'sometimes'], ['list', '--keep', '3'], ['frobnicate'], ['backup', '--bogus']]) {
+      const r = await cli(args, { cwd: tmp.path });
+      assert.strictEqual(r.code, 2, args.join(' '));
+      assert.match(r.stderr, /--help/);
+    }
+  });
+});

@@ -1,0 +1,195 @@
+/**
+ * The consistent-image reader under races: checkpoints, WAL restarts and truncations that
+ * happen while it reads (injected at the worst moment, after the stream and before the
+ * end-of-read checks), rollback-mode writers, hot journals, and the refusals.
+ */
+import * as assert from 'assert';
+import { randomBytes } from 'crypto';
+import * as fs from 'fs';
+import { BackupError } from '../../src/core/errors';
+import { JOURNAL_MAGIC } from '../../src/core/sqliteFormat';
+import { captureImage, nativeCheckpointedImage, nativeRows } from '../support/imageRef';
+import { openNative, type NativeDb } from '../support/sqlite';
+import { useTempDir } from '../support/tmp';
+
+function liveDb(file: string, rows = 200): NativeDb {
+  const db = openNative(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('wal_autocheckpoint = 0');
+  db.exec('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)');
+  const ins = db.prepare('INSERT INTO t(v) VALUES (?)');
+  db.transaction(() => {
+    for (let i = 0; i < rows; i++) ins.run(`row ${i} ${'y'.repeat(400)}`);
+  })();
+  return db;
+}
+
+function count(image: Buffer, file: string): number {
+  fs.writeFileSync(file, image);
+  return Number(nativeRows<{ n: number }>(file, 'SELECT count(*) AS n FROM t')[0].n);
+}
+
+async function rejects(p: Promise<unknown>, code: string, re?: RegExp): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(e instanceof BackupError, `a BackupError, got ${String(e)}`);
+    assert.strictEqual(e.code, code, e.message);
+    if (re) assert.match(e.message, re);
+    return true;
+  });
+}
+
+describe('consistent image reader: races and refusals', () => {
+  const tmp = useTempDir();
+  let db: NativeDb | undefined;
+  afterEach(() => {
+    db?.close();
+    db = undefined;
+  });
+
+  it('a rollback-mode database is copied byte for byte', async () => {
+    const file = tmp.join('r.db');
+    const w = openNative(file);
+    w.exec('CREATE TABLE t(v); INSERT INTO t VALUES (1),(2),(3);');
+    w.close();
+    const { image, info } = await captureImage(file);
+    assert.strictEqual(info.walMode, false);
+    assert.ok(image.equals(fs.readFileSync(file)));
+  });
+
+  it('a WAL database with a live writer: main file + committed WAL, marked rollback mode, self-contained', async () => {
+    db = liveDb(tmp.join('w.db'));
+    assert.ok(fs.statSync(tmp.join('w.db-wal')).size > 32, 'the rows live in the WAL');
+    const { image, info } = await captureImage(tmp.join('w.db'));
+    assert.ok(info.walCommitFrame > 0 && info.walMode);
+    assert.strictEqual(image[18], 1);
+    assert.strictEqual(image[19], 1);
+    assert.ok(image.equals(nativeCheckpointedImage(tmp.join('w.db'))));
+    assert.strictEqual(count(image, tmp.join('img.db')), 200);
+    assert.ok(!fs.existsSync(tmp.join('img.db-wal')), 'opening the image read-only needed no WAL');
+  });
+
+  it('a database that shrank inside the WAL (VACUUM) is cut to the size of the last commit', async () => {
+    db = liveDb(tmp.join('w.db'), 600);
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    const before = fs.statSync(tmp.join('w.db')).size;
+    db.exec('DELETE FROM t WHERE id > 50');
+    db.exec('VACUUM');
+    const { image, info } = await captureImage(tmp.join('w.db'));
+    assert.ok(info.bytes < before, `image ${info.bytes} < main file ${before}`);
+    assert.ok(image.equals(nativeCheckpointedImage(tmp.join('w.db'))));
+    assert.strictEqual(count(image, tmp.join('img.db')), 50);
+  });
+
+  it('reads again when a TRUNCATE checkpoint empties the WAL during the read', async () => {
+    db = liveDb(tmp.join('w.db'));
+    let fired = 0;
+    const { image, info, sink } = await captureImage(tmp.join('w.db'), {
+      afterStream: async () => {
+        if (fired++ === 0) db?.pragma('wal_checkpoint(TRUNCATE)');
+      },
+    });
+    assert.strictEqual(info.attempts, 2, 'the first read was discarded');
+    assert.strictEqual(sink.resets, 1);
+    assert.strictEqual(count(image, tmp.join('img.db')), 200);
+  });
+
+  it('reads again when a checkpoint copies transactions newer than the scan into the main file (shm nBackfillAttempted)', async () => {
+    db = liveDb(tmp.join('w.db'));
+    let fired = 0;
+    const { image, info } = await captureImage(tmp.join('w.db'), {
+      afterStream: async () => {
+        if (fired++ > 0) return;
+        // A newer transaction, then a PASSIVE checkpoint that copies it into the main file
+        // (no WAL restart: the header stays the same; only the wal-index tells).
+        db?.prepare('INSERT INTO t(v) VALUES (?)').run('newer');
+        db?.pragma('wal_checkpoint(PASSIVE)');
+      },
+    });
+    assert.strictEqual(info.attempts, 2);
+    assert.strictEqual(count(image, tmp.join('img.db')), 201, 'the second read holds the newer transaction too');
+  });
+
+  it('accepts a read during which transactions committed but no checkpoint ran (they are simply not in this snapshot)', async () => {
+    db = liveDb(tmp.join('w.db'));
+    let fired = 0;
+    const { image, info } = await captureImage(tmp.join('w.db'), {
+      afterStream: async () => {
+        if (fired++ === 0) db?.prepare('INSERT INTO t(v) VALUES (?)').run('during');
+      },
+    });
+    assert.strictEqual(info.attempts, 1);
+    assert.strictEqual(count(image, tmp.join('img.db')), 200, 'exactly the state at the scan');
+  });
+
+  it('reads again when a RESTART rewrites the WAL header (new salts) during the read', async () => {
+    db = liveDb(tmp.join('w.db'));
+    let fired = 0;
+    const { image, info } = await captureImage(tmp.join('w.db'), {
+      afterStream: async () => {
+        if (fired++ > 0) return;
+        db?.pragma('wal_checkpoint(RESTART)');
+        db?.prepare('INSERT INTO t(v) VALUES (?)').run('new generation');
+      },
+    });
+    assert.strictEqual(info.attempts, 2);
+    assert.strictEqual(count(image, tmp.join('img.db')), 201);
+  });
+
+  it('gives up with "database too busy" when every read races a checkpoint', async () => {
+    db = liveDb(tmp.join('w.db'));
+    await rejects(
+      captureImage(tmp.join('w.db'), {
+        maxAttempts: 3,
+        afterStream: async () => {
+          db?.prepare('INSERT INTO t(v) VALUES (?)').run('again');
+          db?.pragma('wal_checkpoint(PASSIVE)');
+        },
+      }),
+      'DB_BUSY',
+      /too busy/,
+    );
+  });
+
+  it('reads again when a rollback-mode writer commits during the read', async () => {
+    const file = tmp.join('r.db');
+    db = openNative(file);
+    db.exec('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)');
+    db.prepare('INSERT INTO t(v) VALUES (?)').run('one');
+    let fired = 0;
+    const { image, info } = await captureImage(file, {
+      afterStream: async () => {
+        if (fired++ === 0) db?.prepare('INSERT INTO t(v) VALUES (?)').run('two');
+      },
+    });
+    assert.strictEqual(info.attempts, 2);
+    assert.strictEqual(count(image, tmp.join('img.db')), 2);
+  });
+
+  it('refuses a database with a hot rollback journal (a writer crashed mid-transaction)', async () => {
+    const file = tmp.join('r.db');
+    const w = openNative(file);
+    w.exec('CREATE TABLE t(v); INSERT INTO t VALUES (1);');
+    w.close();
+    fs.writeFileSync(`${file}-journal`, Buffer.concat([JOURNAL_MAGIC, Buffer.alloc(504)]));
+    await rejects(captureImage(file, { maxAttempts: 2 }), 'HOT_JOURNAL', /rollback journal/);
+  });
+
+  it('copies an encrypted-looking file as it is and says it is encrypted', async () => {
+    const file = tmp.join('enc.db');
+    fs.writeFileSync(file, randomBytes(16384)); // what SQLCipher's ciphertext looks like
+    const { image, info } = await captureImage(file);
+    assert.strictEqual(info.kind, 'encrypted');
+    assert.ok(image.equals(fs.readFileSync(file)));
+  });
+
+  it('refuses what is not a database, and never creates one', async () => {
+    await rejects(captureImage(tmp.join('missing.db')), 'DB_NOT_FOUND');
+    assert.ok(!fs.existsSync(tmp.join('missing.db')), 'nothing was created');
+    fs.mkdirSync(tmp.join('dir.db'));
+    await rejects(captureImage(tmp.join('dir.db')), 'DB_IS_DIRECTORY');
+    fs.writeFileSync(tmp.join('empty.db'), '');
+    await rejects(captureImage(tmp.join('empty.db')), 'DB_EMPTY');
+    fs.writeFileSync(tmp.join('notes.db'), 'these are my notes, not a database\n'.repeat(100));
+    await rejects(captureImage(tmp.join('notes.db')), 'NOT_A_DATABASE');
+  });
+});

@@ -1,0 +1,354 @@
+/**
+ * `restore`: never lose what was there. The reference's corruption case (a leftover -wal
+ * replayed into the restored file), every refusal with "nothing changed" proven by
+ * hashing the whole folder, in-use detection with a real native process, dry runs, and
+ * interop with ai-memory's own implementation in both directions.
+ */
+import * as assert from 'assert';
+import { spawn } from 'child_process';
+import { createHash, randomBytes } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { runBackup } from '../../src/core/backup';
+import { BackupError } from '../../src/core/errors';
+import { runRestore } from '../../src/core/restore';
+import { createAiMemoryDb, nativeChecks, readMemories, seedMemory } from '../support/aiMemoryDb';
+import { cli } from '../support/cliRun';
+import { trackChild } from '../support/procs';
+import { referenceBackup, referenceRestore } from '../support/referenceCli';
+import { openNative } from '../support/sqlite';
+import { useTempDir } from '../support/tmp';
+
+const sha = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
+
+/** Every file under `dir` with its hash: "nothing changed" means this is equal before and after. */
+function fingerprint(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isSymbolicLink()) out[path.relative(dir, p)] = `-> ${fs.readlinkSync(p)}`;
+      else out[path.relative(dir, p)] = sha(p);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+async function refused(dir: string, p: Promise<unknown>, code: string, re?: RegExp): Promise<void> {
+  const before = fingerprint(dir);
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(e instanceof BackupError, `a BackupError, got ${String(e)}`);
+    assert.strictEqual(e.code, code, e.message);
+    if (re) assert.match(e.message, re);
+    return true;
+  });
+  assert.deepStrictEqual(fingerprint(dir), before, 'nothing changed');
+}
+
+const titles = (db: string) => readMemories(db).map((m) => m.title).sort();
+
+describe('restore', () => {
+  const tmp = useTempDir();
+  let db: string;
+  let dir: string;
+  beforeEach(() => {
+    db = tmp.join('ai-memory.db');
+    dir = tmp.join('backups');
+  });
+
+  it('over a database whose server died leaving a -wal: the restored file holds exactly the snapshot (the reference replays the old WAL)', async () => {
+    // State 1, backed up.
+    createAiMemoryDb(db, { memories: 60 });
+    const snap = await runBackup({ dbPath: db, backupDir: dir });
+    const expected = titles(snap.snapshotPath);
+    // The server goes on, then dies: 25 committed transactions are only in its -wal.
+    fs.rmSync(db);
+    createAiMemoryDb(db, { memories: 90, seed: 7, leaveWalCommits: 25 });
+    assert.ok(fs.statSync(`${db}-wal`).size > 32);
+    const live = titles(db);
+    assert.notDeepStrictEqual(live, expected);
+
+    // ai-memory's own restore, on a copy of the same files: the old -wal is replayed into the restored file.
+    fs.mkdirSync(tmp.join('ref'));
+    for (const s of ['', '-wal']) fs.copyFileSync(db + s, tmp.join('ref', `ai-memory.db${s}`));
+    referenceRestore(tmp.join('ref', 'ai-memory.db'), snap.snapshotPath);
+    let refState: string;
+    try {
+      const t = titles(tmp.join('ref', 'ai-memory.db'));
+      refState = JSON.stringify(t) === JSON.stringify(expected) ? 'snapshot' : 'mixed';
+    } catch (e) {
+      refState = `unreadable: ${e instanceof Error ? e.message : String(e)}`;
+    }
+    assert.notStrictEqual(refState, 'snapshot', 'the reference really is broken here (else this test proves nothing)');
+
+    // Ours.
+    const r = await runRestore({ dbPath: db, from: dir });
+    assert.strictEqual(r.status, 'restored');
+    assert.ok(!fs.existsSync(`${db}-wal`) && !fs.existsSync(`${db}-shm`), 'no old -wal/-shm beside the restored file');
+    assert.deepStrictEqual(titles(db), expected, 'exactly the snapshot');
+    assert.strictEqual(sha(db), snap.manifest.sha256);
+    const native = nativeChecks(db);
+    assert.strictEqual(native.integrity, 'ok');
+    assert.strictEqual(native.fts, 'ok');
+    // The kept copy is complete: main file + its -wal, with the 25 late transactions.
+    assert.ok(r.previous && fs.existsSync(r.previous) && fs.existsSync(`${r.previous}-wal`));
+    assert.match(path.basename(r.previous), /^ai-memory\.pre-restore-\d{4}-\d\d-\d\dT\d{6}Z\.db$/);
+    assert.deepStrictEqual(titles(r.previous), live, 'the pre-restore copy opens with everything that was there');
+  });
+
+  it('restores into a place with no database yet, and moves a stray -wal out of the way first', async () => {
+    seedMemory(db, 'ns', 'a', '1');
+    const snap = await runBackup({ dbPath: db, backupDir: dir });
+    fs.rmSync(db);
+    fs.writeFileSync(`${db}-wal`, randomBytes(5000)); // a stray log with nothing to do with the snapshot
+    const r = await runRestore({ dbPath: db, from: snap.snapshotPath });
+    assert.strictEqual(r.previous, undefined);
+    assert.ok(!fs.existsSync(`${db}-wal`));
+    assert.strictEqual(sha(db), snap.manifest.sha256);
+    assert.ok(fs.readdirSync(tmp.path).some((n) => n.endsWith('.db-wal') && n.includes('pre-restore')), 'the stray -wal was kept aside, not deleted');
+  });
+
+  it('refuses while another process has the database open, naming it; --force restores anyway', async function () {
+    this.timeout(60_000);
+    createAiMemoryDb(db, { memories: 20 });
+    const snap = await runBackup({ dbPath: db, backupDir: dir });
+    seedMemory(db, 'ns', 'later', 'x');
+    // A real native connection in another process, like the ai-memory server.
+    const holder = spawn(process.execPath, ['-e', `
+      const D = require(${JSON.stringify(require.resolve('better-sqlite3'))});
+      const db = new D(${JSON.stringify(db)}); db.pragma('journal_mode = WAL');
+      db.prepare('select count(*) from memories').get();
+      globalThis.keep = db; process.stdout.write('ready\\n'); setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    trackChild(holder, 'db holder');
+    try {
+      await new Promise<void>((res, rej) => {
+        holder.stdout?.once('data', () => res());
+        holder.once('exit', (c) => rej(new Error(`holder exited ${c}`)));
+      });
+      await refused(tmp.path, runRestore({ dbPath: db, from: snap.snapshotPath }), 'IN_USE', new RegExp(`pid ${holder.pid}`));
+      const r = await cli(['restore', '--db', db, '--from', snap.snapshotPath], { cwd: tmp.path });
+      assert.strictEqual(r.code, 1);
+      assert.match(r.stderr, /in use by pid \d+ \(.*node/);
+      assert.match(r.stderr, /Stop your agent/);
+      const forced = await runRestore({ dbPath: db, from: snap.snapshotPath, force: true });
+      assert.strictEqual(forced.status, 'restored');
+      assert.ok(forced.warnings.some((w) => w.includes('--force')));
+    } finally {
+      holder.kill('SIGKILL');
+    }
+  });
+
+  it('a -wal left by a crashed server is not "in use"', async () => {
+    createAiMemoryDb(db, { memories: 30, leaveWalCommits: 5 });
+    const snap = await runBackup({ dbPath: db, backupDir: dir });
+    const r = await runRestore({ dbPath: db, from: snap.snapshotPath });
+    assert.strictEqual(r.status, 'restored');
+  });
+
+  it('--dry-run prints the plan and changes nothing', async () => {
+    createAiMemoryDb(db, { memories: 30, leaveWalCommits: 5 });
+    await runBackup({ dbPath: db, backupDir: dir });
+    const before = fingerprint(tmp.path);
+    const r = await cli(['restore', '--db', db, '--from', dir, '--dry-run'], { cwd: tmp.path });
+    assert.strictEqual(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^Dry run: nothing was changed\./);
+    assert.match(r.stdout, /checked: sha256 and size match/);
+    assert.match(r.stdout, /ai-memory\.db-wal → .*ai-memory\.pre-restore-.*\.db-wal/);
+    assert.match(r.stdout, /holds committed transactions/);
+    assert.deepStrictEqual(fingerprint(tmp.path), before);
+    const j = await cli(['restore', '--db', db, '--from', dir, '--dry-run', '--json'], { cwd: tmp.path });
+    const plan = j.json<{ status: string; plan: { keep: unknown[]; consolidate: boolean } }>();
+    assert.strictEqual(plan.status, 'dry-run');
+    const present = ['', '-wal', '-shm'].filter((s) => fs.existsSync(db + s)).length;
+    assert.ok(present >= 2);
+    assert.strictEqual(plan.plan.keep.length, present, 'the database and each sidecar that exists');
+    assert.strictEqual(plan.plan.consolidate, true);
+    assert.deepStrictEqual(fingerprint(tmp.path), before);
+  });
+
+  describe('refuses bad snapshots, changing nothing', () => {
+    let snapPath: string;
+    let manifestPath: string;
+    let manifest: Record<string, unknown>;
+    beforeEach(async () => {
+      seedMemory(db, 'ns', 'a', 'content');
+      const r = await runBackup({ dbPath: db, backupDir: dir });
+      snapPath = r.snapshotPath;
+      manifestPath = r.manifestPath;
+      manifest = JSON.parse(fs.readFileSync(manifestPath, 'utf8'));
+      seedMemory(db, 'ns', 'b', 'the live database differs from the snapshot');
+    });
+    const writeManifest = (m: unknown) => fs.writeFileSync(manifestPath, typeof m === 'string' ? m : JSON.stringify(m, null, 2));
+
+    it('snapshot bytes tampered', async () => {
+      const b = fs.readFileSync(snapPath);
+      b[5000] ^= 1;
+      fs.writeFileSync(snapPath, b);
+      await refused(tmp.path, runRestore({ dbPath: db, from: snapPath }), 'SHA_MISMATCH', /sha256 mismatch/);
+    });
+    it('manifest sha256 tampered', async () => {
+      writeManifest({ ...manifest, sha256: 'f'.repeat(64) });
+      await refused(tmp.path, runRestore({ dbPath: db, from: snapPath }), 'SHA_MISMATCH');
+    });
+    it('manifest byte count wrong', async () => {
+      writeManifest({ ...manifest, bytes: (manifest.bytes as number) + 4096 });
+      await refused(tmp.path, runRestore({ dbPath: db, from: snapPath }), 'SIZE_MISMATCH');
+    });
+    it('manifest missing (and --skip-verify restores anyway)', async () => {
+      fs.rmSync(manifestPath);
+      await refused(tmp.path, runRestore({ dbPath: db, from: snapPath }), 'MANIFEST_MISSING', /not found/);
+      assert.strictEqual((await runRestore({ dbPath: db, from: snapPath, skipVerify: true })).status, 'restored');
+    });
+    it('manifest not JSON', async () => {
+      writeManifest('{"snapshot": "ai-memory-');
+      await refused(tmp.path, runRestore({ dbPath: db, from: snapPath }), 'MANIFEST_INVALID', /not valid JSON/);
+    });
+    it('manifest missing a field, or a field of the wrong type', async () => {
+      const { version: _v, ...noVersion } = manifest;
+      writeManifest(noVersion);
+      await refused(tmp.path, runRestore({ dbPath: db, from: snapPath }), 'MANIFEST_INVALID', /no "version" field/);
+      writeManifest({ ...manifest, bytes: String(manifest.bytes) });
+      await refused(tmp.path, runRestore({ dbPath: db, from: snapPath }), 'MANIFEST_INVALID', /"bytes" should be a number/);
+    });
+    it('manifest naming another file', async () => {
+      writeManifest({ ...manifest, snapshot: 'ai-memory-2020-01-01T000000Z.db' });
+      await refused(tmp.path, runRestore({ dbPath: db, from: snapPath }), 'MANIFEST_FOREIGN', /describes/);
+    });
+    it('manifest naming a path outside the folder (../, absolute)', async () => {
+      for (const bad of [`../${manifest.snapshot}`, path.join(tmp.path, 'x.db'), 'C:\\x.db']) {
+        writeManifest({ ...manifest, snapshot: bad });
+        await refused(tmp.path, runRestore({ dbPath: db, from: snapPath }), 'MANIFEST_FOREIGN', /outside its folder/);
+      }
+    });
+    it('zero-byte snapshot', async () => {
+      fs.writeFileSync(snapPath, '');
+      writeManifest({ ...manifest, bytes: 0, sha256: sha(snapPath) });
+      await refused(tmp.path, runRestore({ dbPath: db, from: snapPath }), 'NOT_A_DATABASE', /empty/);
+    });
+    it('truncated snapshot, even with a manifest that matches the truncated bytes', async () => {
+      const b = fs.readFileSync(snapPath);
+      fs.writeFileSync(snapPath, b.subarray(0, b.length - 4096));
+      await refused(tmp.path, runRestore({ dbPath: db, from: snapPath }), 'SIZE_MISMATCH');
+      writeManifest({ ...manifest, bytes: b.length - 4096, sha256: sha(snapPath) });
+      await refused(tmp.path, runRestore({ dbPath: db, from: snapPath }), 'INTEGRITY_FAILED', /truncated|quick_check/);
+      fs.writeFileSync(snapPath, b.subarray(0, b.length - 100));
+      await refused(tmp.path, runRestore({ dbPath: db, from: snapPath, skipVerify: true }), 'INTEGRITY_FAILED', /not a whole number/);
+    });
+    it('a page damaged inside (same size, consistent manifest): quick_check catches it', async () => {
+      const b = fs.readFileSync(snapPath);
+      b.fill(0x5a, 2 * 4096 + 8, 3 * 4096); // wreck the b-tree content of page 3
+      fs.writeFileSync(snapPath, b);
+      writeManifest({ ...manifest, sha256: sha(snapPath) });
+      await refused(tmp.path, runRestore({ dbPath: db, from: snapPath }), 'INTEGRITY_FAILED', /quick_check/);
+    });
+    it('not an SQLite file', async () => {
+      fs.writeFileSync(snapPath, 'PK\u0003\u0004 this is a zip file, not a database'.repeat(200));
+      writeManifest({ ...manifest, bytes: fs.statSync(snapPath).size, sha256: sha(snapPath) });
+      await refused(tmp.path, runRestore({ dbPath: db, from: snapPath }), 'NOT_A_DATABASE', /not an SQLite database/);
+    });
+    it('an encrypted (SQLCipher-like) file: refused unless --skip-integrity', async () => {
+      fs.writeFileSync(snapPath, randomBytes(8192));
+      writeManifest({ ...manifest, bytes: 8192, sha256: sha(snapPath) });
+      await refused(tmp.path, runRestore({ dbPath: db, from: snapPath }), 'UNVERIFIABLE', /encrypted/);
+      const r = await runRestore({ dbPath: db, from: snapPath, skipIntegrity: true });
+      assert.strictEqual(r.status, 'restored');
+      assert.ok(fs.readFileSync(db).equals(fs.readFileSync(snapPath)));
+    });
+    it('a snapshot that is a symlink leading outside the folder', async () => {
+      const outside = tmp.join('outside.db');
+      fs.copyFileSync(snapPath, outside);
+      fs.rmSync(snapPath);
+      fs.symlinkSync(outside, snapPath);
+      await refused(tmp.path, runRestore({ dbPath: db, from: snapPath }), 'UNSAFE_SNAPSHOT_PATH', /outside its folder/);
+      await refused(tmp.path, runRestore({ dbPath: db, from: dir }), 'UNSAFE_SNAPSHOT_PATH');
+    });
+    it('a database path that is a directory', async () => {
+      fs.mkdirSync(tmp.join('dir.db'));
+      await refused(tmp.path, runRestore({ dbPath: tmp.join('dir.db'), from: snapPath }), 'DB_IS_DIRECTORY');
+    });
+    it('an empty backup folder, and a --from that does not exist', async () => {
+      fs.mkdirSync(tmp.join('empty'));
+      await refused(tmp.path, runRestore({ dbPath: db, from: tmp.join('empty') }), 'NO_SNAPSHOTS');
+      await refused(tmp.path, runRestore({ dbPath: db, from: tmp.join('nowhere') }), 'SNAPSHOT_NOT_FOUND');
+    });
+  });
+
+  it('follows a symlinked database path and replaces the real file', async () => {
+    fs.mkdirSync(tmp.join('real'));
+    const real = tmp.join('real', 'memories.db');
+    seedMemory(real, 'ns', 'a', '1');
+    fs.symlinkSync(real, db);
+    const snap = await runBackup({ dbPath: db, backupDir: dir });
+    seedMemory(real, 'ns', 'b', '2');
+    await runRestore({ dbPath: db, from: snap.snapshotPath });
+    assert.ok(fs.lstatSync(db).isSymbolicLink(), 'the link is still a link');
+    assert.strictEqual(sha(real), snap.manifest.sha256);
+  });
+
+  it('two restores in the same second keep both previous databases', async () => {
+    seedMemory(db, 'ns', 'a', '1');
+    const snap = await runBackup({ dbPath: db, backupDir: dir });
+    const now = () => new Date('2026-11-24T12:00:00Z');
+    const a = await runRestore({ dbPath: db, from: snap.snapshotPath, now });
+    seedMemory(db, 'ns', 'b', '2');
+    const b = await runRestore({ dbPath: db, from: snap.snapshotPath, now });
+    assert.notStrictEqual(a.previous, b.previous);
+    assert.match(b.previous ?? '', /pre-restore-2026-11-24T120000Z_2\.db$/);
+    assert.ok(fs.existsSync(a.previous ?? '') && fs.existsSync(b.previous ?? ''));
+  });
+
+  describe('interop with ai-memory\'s own backup/restore', () => {
+    it('a snapshot made by ai-memory restores with ours (folder and file)', async () => {
+      createAiMemoryDb(db, { memories: 40 });
+      const m = referenceBackup(db, dir);
+      const expected = titles(path.join(dir, m.snapshot as string));
+      seedMemory(db, 'ns', 'after', 'x');
+      const r = await cli(['restore', '--db', db, '--from', dir, '--json'], { cwd: tmp.path });
+      assert.strictEqual(r.code, 0, r.stderr);
+      assert.strictEqual(r.json<{ status: string }>().status, 'restored');
+      assert.deepStrictEqual(titles(db), expected);
+      const listed = await cli(['list', '--to', dir, '--json'], { cwd: tmp.path });
+      assert.strictEqual(listed.json<{ manifest: string }[]>()[0].manifest, 'ok');
+    });
+
+    it('a snapshot made by ours restores with ai-memory\'s restore (manifest accepted, sha256 matches)', async () => {
+      createAiMemoryDb(db, { memories: 40, leaveWalCommits: 8 });
+      const ours = await runBackup({ dbPath: db, backupDir: dir });
+      const expected = titles(ours.snapshotPath);
+      fs.mkdirSync(tmp.join('elsewhere'));
+      const target = tmp.join('elsewhere', 'ai-memory.db');
+      const r = referenceRestore(target, dir);
+      assert.strictEqual(r.status, 'restored');
+      assert.deepStrictEqual(titles(target), expected);
+      assert.strictEqual(nativeChecks(target).integrity, 'ok');
+    });
+
+    it('a folder holding both tools\' snapshots: newest by the time in the name, whatever the mtimes', async () => {
+      seedMemory(db, 'ns', 'a', '1');
+      const m = referenceBackup(db, dir);
+      seedMemory(db, 'ns', 'b', '2');
+      const ours = await runBackup({ dbPath: db, backupDir: dir, now: () => new Date(Date.now() + 3600_000) });
+      const old = new Date(Date.now() - 86400_000);
+      fs.utimesSync(ours.snapshotPath, old, old); // a copy tool reset our mtime
+      const r = await runRestore({ dbPath: db, from: dir, dryRun: true });
+      assert.strictEqual(path.basename(r.from), path.basename(ours.snapshotPath));
+      assert.notStrictEqual(path.basename(r.from), m.snapshot);
+    });
+  });
+
+  it('the restored database opens natively and the server can write to it again (back to WAL)', async () => {
+    createAiMemoryDb(db, { memories: 25, leaveWalCommits: 3 });
+    const snap = await runBackup({ dbPath: db, backupDir: dir });
+    await runRestore({ dbPath: db, from: snap.snapshotPath });
+    const w = openNative(db);
+    try {
+      assert.strictEqual(w.pragma('journal_mode = WAL', { simple: true }), 'wal');
+      w.prepare("UPDATE memories SET access_count = access_count + 1 WHERE rowid = 1").run();
+    } finally {
+      w.close();
+    }
+    assert.strictEqual(nativeChecks(db).fts, 'ok');
+  });
+});
