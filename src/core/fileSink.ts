@@ -25,6 +25,8 @@ export class TempFileSink implements ImageSink {
   private inflight = new Set<Promise<void>>();
   private failure: unknown;
   private free: ArrayBuffer[] = [];
+  /** Pool buffers we handed out; chunks from anywhere else (a whole image) are never recycled. */
+  private readonly pooled = new WeakSet<ArrayBuffer>();
   private done = 0;
   info: ImageInfo | undefined;
   image: Uint8Array | undefined;
@@ -52,9 +54,17 @@ export class TempFileSink implements ImageSink {
     }
   }
 
+  get holdsImage(): boolean {
+    return this.keepInMemory;
+  }
+
   buffer(position: number, length: number): Uint8Array {
     if (this.image) return this.image.subarray(position, position + length);
-    const ab = this.free.pop() ?? new ArrayBuffer(this.chunkBytes);
+    let ab = this.free.pop();
+    if (!ab) {
+      ab = new ArrayBuffer(this.chunkBytes);
+      this.pooled.add(ab);
+    }
     return new Uint8Array(ab, 0, length);
   }
 
@@ -65,7 +75,7 @@ export class TempFileSink implements ImageSink {
     const p: Promise<void> = writeAll(fh, data, position).then(
       () => {
         this.inflight.delete(p);
-        if (!this.image) this.free.push(data.buffer as ArrayBuffer);
+        if (this.pooled.has(data.buffer as ArrayBuffer)) this.free.push(data.buffer as ArrayBuffer);
         this.done += data.length;
         this.onBytes?.(this.done, this.info?.bytes ?? 0);
       },

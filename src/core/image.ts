@@ -18,6 +18,13 @@
  *      file's inode/size/mtime/change counter are unchanged and no rollback journal is live.
  * If the check fails the sink is reset and the attempt repeats (bounded), so the image
  * holds every transaction committed before the backup began and no partial one.
+ *
+ * The check only fails when a checkpoint or WAL restart lands inside the read, so the
+ * read is kept short: whenever the image fits in memory (always when it is verified
+ * afterwards), the WAL is read in one piece and the main file with large parallel reads,
+ * the end-of-read check runs, and only then is the image hashed and written. A busy
+ * server restarts its WAL after every completed checkpoint; the first retries are
+ * immediate because the moment right after a restart is the quietest there is.
  */
 import { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
@@ -31,7 +38,7 @@ import {
   parseHeader,
   setRollbackMode,
 } from './sqliteFormat';
-import { emptyScan, readWalHeaderBytes, scanWal, type WalScan } from './wal';
+import { emptyScan, fileReader, memoryReader, readWalHeaderBytes, scanWal, type ReadAt, type WalScan } from './wal';
 
 export interface ImageInfo {
   /** 'sqlite': plain SQLite 3; 'encrypted': not plain SQLite but looks like an encrypted (SQLCipher) database. */
@@ -54,6 +61,8 @@ export interface ImageSink {
   begin(info: ImageInfo): Promise<void>;
   /** A buffer for the bytes at [position, position+length) — pooled, or a view of an in-memory image. */
   buffer(position: number, length: number): Uint8Array;
+  /** The sink keeps the whole image in memory: `buffer(0, bytes)` is all of it. */
+  readonly holdsImage?: boolean;
   chunk(data: Uint8Array, position: number): Promise<void>;
   /** The attempt is abandoned (something moved under us); forget everything since `begin`. */
   reset(): Promise<void>;
@@ -61,7 +70,10 @@ export interface ImageSink {
 
 export interface ReadImageOptions {
   signal?: AbortSignal;
+  /** Reads before giving up with DB_BUSY (default 25). */
   maxAttempts?: number;
+  /** Images up to this size are read whole into memory before anything is written (default 64 MiB). */
+  bufferBytes?: number;
   /** Bytes per read; a multiple of every page size (64 KiB). */
   chunkBytes?: number;
   onRetry?: (attempt: number, reason: string) => void;
@@ -70,6 +82,9 @@ export interface ReadImageOptions {
 }
 
 export const DEFAULT_CHUNK_BYTES = 1 << 20;
+const DEFAULT_BUFFER_BYTES = 64 << 20;
+/** Parallel reads of the main file in buffered mode. */
+const BUFFERED_READ_BYTES = 8 << 20;
 
 interface MainState {
   ino: bigint;
@@ -167,10 +182,17 @@ export async function inspectDatabase(dbPath: string): Promise<{ kind: 'sqlite' 
   });
 }
 
+/** Pause before attempt `n` (2, 3, …): none at first, then growing to half a second. */
+function retryDelay(n: number): number {
+  if (n <= 4) return 0;
+  return Math.min(500, 5 * 2 ** (n - 5));
+}
+
 /** Reads a consistent image of `dbPath` into `sink`; see the file comment for the protocol. */
 export async function readConsistentImage(dbPath: string, sink: ImageSink, opts: ReadImageOptions = {}): Promise<ImageInfo> {
-  const maxAttempts = opts.maxAttempts ?? 10;
+  const maxAttempts = opts.maxAttempts ?? 25;
   const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+  const bufferBytes = opts.bufferBytes ?? DEFAULT_BUFFER_BYTES;
   const { kind } = await inspectDatabase(dbPath);
   const walPath = `${dbPath}-wal`;
   const shmPath = `${dbPath}-shm`;
@@ -180,7 +202,8 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
     checkAbort(opts.signal);
     if (attempt > 1) {
       opts.onRetry?.(attempt, lastReason);
-      await new Promise((r) => setTimeout(r, Math.min(1000, 25 * 2 ** (attempt - 2))));
+      const wait = retryDelay(attempt);
+      await new Promise((r) => (wait ? setTimeout(r, wait) : setImmediate(r)));
     }
     const main = await fsp.open(dbPath, fsc.O_RDONLY).catch((e: unknown) => {
       throw ioError('opening', dbPath, e);
@@ -192,9 +215,13 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
       shm = await openIfExists(shmPath);
       const shmStart = await readShm(shm);
       wal = await openIfExists(walPath);
-      const walRawStart = await readWalHeaderBytes(wal);
-      const scan: WalScan = wal ? await scanWal(wal) : emptyScan();
-      // A WAL whose header changed between our two reads of it is being restarted right now.
+      // A WAL small enough is read in one piece and scanned from memory: its frames can
+      // then not be overwritten under us by a restart while we stream.
+      const walSize = wal ? (await wal.stat()).size : 0;
+      const walBytes = wal && walSize <= bufferBytes ? await readWhole(wal, walSize) : undefined;
+      const walRead = walBytes ? memoryReader(walBytes) : wal ? fileReader(wal) : undefined;
+      const walRawStart = walBytes ? (walBytes.length >= 32 ? Buffer.from(walBytes.subarray(0, 32)) : undefined) : await readWalHeaderBytes(wal);
+      const scan: WalScan = walRead ? await scanWal(walRead) : emptyScan();
       if (!sameBytes(walRawStart, scan.header ? scan.header.raw : walRawStart)) {
         lastReason = 'the WAL was restarted while it was scanned';
         continue;
@@ -202,7 +229,7 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
       const journalAtStart = scan.header ? false : await journalLive(journalPath);
       if (journalAtStart) {
         lastReason = 'a rollback journal is live (a writer is mid-transaction, or one crashed)';
-        if (attempt === maxAttempts) {
+        if (attempt >= Math.min(maxAttempts, 10)) {
           throw new BackupError('HOT_JOURNAL', `${dbPath} has a live rollback journal (${journalPath}): a writer is in the middle of a transaction, or crashed in one.`, {
             hint: 'Let the writer finish (or open the database once with ai-memory or sqlite3 so SQLite rolls the journal back), then back up again.',
           });
@@ -213,14 +240,31 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
       const info = await planImage(main, kind, scan, before, dbPath);
       info.attempts = attempt;
       await sink.begin(info);
-      await streamImage(main, wal, scan, info, sink, chunkBytes, opts.signal);
+      const buffered = sink.holdsImage || info.bytes <= bufferBytes;
+      let whole: Uint8Array | undefined;
+      if (buffered) {
+        whole = sink.holdsImage ? sink.buffer(0, info.bytes) : new Uint8Array(info.bytes);
+        await readWholeImage(main, walRead, scan, info, whole);
+      } else {
+        await streamImage(main, walRead, scan, info, sink, chunkBytes, opts.signal);
+      }
       await opts.afterStream?.();
 
       // End-of-read checks: reopen by path, because a deleted-and-recreated WAL is a new file.
       const verdict = await endCheck({ dbPath, walPath, shmPath, journalPath, walRawStart, scan, shmStart, before });
-      if (verdict === undefined) return info;
-      lastReason = verdict;
-      await sink.reset();
+      if (verdict !== undefined) {
+        lastReason = verdict;
+        await sink.reset();
+        continue;
+      }
+      // The image is settled; only now is it handed over in chunks (hashed and written).
+      if (whole) {
+        for (let pos = 0; pos < info.bytes; pos += chunkBytes) {
+          checkAbort(opts.signal);
+          await sink.chunk(whole.subarray(pos, Math.min(info.bytes, pos + chunkBytes)), pos);
+        }
+      }
+      return info;
     } finally {
       await Promise.all([main.close(), wal?.close(), shm?.close()]);
     }
@@ -228,6 +272,29 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
   throw new BackupError('DB_BUSY', `Database too busy: ${dbPath} changed under every one of ${maxAttempts} reads (last: ${lastReason}).`, {
     hint: 'Try again in a moment; if it keeps happening, the server may be checkpointing continuously.',
   });
+}
+
+async function readWhole(fh: FileHandle, size: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(size);
+  const n = await readAt(fh, buf, 0);
+  return n === size ? buf : buf.subarray(0, n);
+}
+
+/** Buffered mode: the main file in large parallel reads, then the WAL pages over it. */
+async function readWholeImage(main: FileHandle, wal: ReadAt | undefined, scan: WalScan, info: ImageInfo, image: Uint8Array): Promise<void> {
+  const reads: Promise<void>[] = [];
+  for (let pos = 0; pos < info.bytes; pos += BUFFERED_READ_BYTES) {
+    const part = image.subarray(pos, Math.min(info.bytes, pos + BUFFERED_READ_BYTES));
+    reads.push(readAt(main, part, pos).then((n) => void part.fill(0, n)));
+  }
+  await Promise.all(reads);
+  const { pageSize } = info;
+  const overlays: Promise<number>[] = [];
+  for (const [pgno, off] of scan.pages) {
+    if (pgno <= info.pages) overlays.push((wal as ReadAt)(image.subarray((pgno - 1) * pageSize, pgno * pageSize), off));
+  }
+  await Promise.all(overlays);
+  if (info.kind === 'sqlite') setRollbackMode(image);
 }
 
 async function planImage(main: FileHandle, kind: 'sqlite' | 'encrypted', scan: WalScan, before: MainState, dbPath: string): Promise<ImageInfo> {
@@ -273,7 +340,7 @@ async function planImage(main: FileHandle, kind: 'sqlite' | 'encrypted', scan: W
 
 async function streamImage(
   main: FileHandle,
-  wal: FileHandle | undefined,
+  wal: ReadAt | undefined,
   scan: WalScan,
   info: ImageInfo,
   sink: ImageSink,
@@ -296,7 +363,7 @@ async function streamImage(
     while (oi < overlay.length && overlay[oi][0] <= lastPage) {
       const [pgno, off] = overlay[oi++];
       if (pgno < firstPage) continue;
-      reads.push(readAt(wal as FileHandle, buf.subarray((pgno - firstPage) * pageSize, (pgno - firstPage + 1) * pageSize), off));
+      reads.push((wal as ReadAt)(buf.subarray((pgno - firstPage) * pageSize, (pgno - firstPage + 1) * pageSize), off));
     }
     await Promise.all(reads);
     if (position === 0 && info.kind === 'sqlite') setRollbackMode(buf);
@@ -334,7 +401,22 @@ async function endCheck(s: {
   const wal = await openIfExists(s.walPath);
   try {
     const walRawEnd = await readWalHeaderBytes(wal);
-    if (!sameBytes(s.walRawStart, walRawEnd)) return 'the WAL was restarted or truncated by a checkpoint during the read';
+    if (!sameBytes(s.walRawStart, walRawEnd)) {
+      // The WAL was empty when we began (a TRUNCATE checkpoint had just put everything in
+      // the main file) and a new generation started during the read. That is harmless as
+      // long as none of it reached the main file: the wal-index already carried the new
+      // generation's salts when we began (walRestartHdr writes them at the truncate) and
+      // still shows nothing of it backfilled.
+      if (!s.scan.header && walRawEnd && s.shmStart && s.shmStart.nBackfillAttempted === 0) {
+        const shm = await openIfExists(s.shmPath);
+        const shmEnd = await readShm(shm).finally(() => shm?.close());
+        const salts = walRawEnd.subarray(16, 24);
+        if (shmEnd && s.shmStart.salts.equals(salts) && shmEnd.salts.equals(salts) && shmEnd.nBackfillAttempted === 0 && (await mainUnchanged(s.dbPath, s.before)) === undefined) {
+          return undefined;
+        }
+      }
+      return 'the WAL was restarted or truncated by a checkpoint during the read';
+    }
     if (s.scan.header) {
       const shm = await openIfExists(s.shmPath);
       const shmEnd = await readShm(shm).finally(() => shm?.close());
@@ -352,17 +434,24 @@ async function endCheck(s: {
     await wal?.close();
   }
   // No WAL: the main file is all there is; it must not have changed while we read it.
-  const fh = await openIfExists(s.dbPath);
+  const changed = await mainUnchanged(s.dbPath, s.before);
+  if (changed) return changed;
+  if (await journalLive(s.journalPath)) return 'a rollback journal appeared during the read';
+  return undefined;
+}
+
+/** Undefined when the main file is the same file, same size, same mtime and change counter as `before`. */
+async function mainUnchanged(dbPath: string, before: MainState): Promise<string | undefined> {
+  const fh = await openIfExists(dbPath);
   if (!fh) return 'the database file disappeared during the read';
   try {
     const after = await mainState(fh);
-    if (after.ino !== s.before.ino) return 'the database file was replaced during the read';
-    if (after.size !== s.before.size || after.mtimeNs !== s.before.mtimeNs || after.changeCounter !== s.before.changeCounter) {
+    if (after.ino !== before.ino) return 'the database file was replaced during the read';
+    if (after.size !== before.size || after.mtimeNs !== before.mtimeNs || after.changeCounter !== before.changeCounter) {
       return 'the database file was written during the read';
     }
+    return undefined;
   } finally {
     await fh.close();
   }
-  if (await journalLive(s.journalPath)) return 'a rollback journal appeared during the read';
-  return undefined;
 }

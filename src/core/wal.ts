@@ -89,6 +89,22 @@ export function parseWalHeader(raw: Buffer): WalHeader | undefined {
   };
 }
 
+/** Reads into `buf` at `position` until full or end of data; returns the byte count. */
+export type ReadAt = (buf: Uint8Array, position: number) => Promise<number>;
+
+export function fileReader(fh: FileHandle): ReadAt {
+  return (buf, position) => readFully(fh, buf, position);
+}
+
+/** A reader over bytes already in memory (a WAL read in one piece). */
+export function memoryReader(bytes: Uint8Array): ReadAt {
+  return async (buf, position) => {
+    const n = Math.max(0, Math.min(buf.length, bytes.length - position));
+    if (n > 0) buf.set(bytes.subarray(position, position + n));
+    return n;
+  };
+}
+
 async function readFully(fh: FileHandle, buf: Uint8Array, position: number): Promise<number> {
   let done = 0;
   while (done < buf.length) {
@@ -120,14 +136,15 @@ const FRAMES_PER_READ = 256;
  * commit since?") instead of starting over; the returned map then only holds pages
  * committed after `from.commitFrame`.
  */
-export async function scanWal(fh: FileHandle | undefined, from?: WalScan): Promise<WalScan> {
-  if (!fh) return emptyScan();
+export async function scanWal(source: FileHandle | ReadAt | undefined, from?: WalScan): Promise<WalScan> {
+  if (!source) return emptyScan();
+  const read: ReadAt = typeof source === 'function' ? source : fileReader(source);
   let header: WalHeader | undefined;
   if (from?.header) {
     header = from.header;
   } else {
-    const raw = await readWalHeaderBytes(fh);
-    header = raw && parseWalHeader(raw);
+    const raw = Buffer.alloc(WAL_HEADER_SIZE);
+    header = (await read(raw, 0)) === WAL_HEADER_SIZE ? parseWalHeader(raw) : undefined;
     if (!header) return emptyScan();
   }
   const { pageSize, salts } = header;
@@ -149,7 +166,7 @@ export async function scanWal(fh: FileHandle | undefined, from?: WalScan): Promi
   const view = new DataView(buf.buffer, buf.byteOffset, buf.length);
   for (;;) {
     const pos = frameOffset(frame, pageSize);
-    const n = await readFully(fh, buf, pos);
+    const n = await read(buf, pos);
     const whole = Math.floor(n / fsz);
     let stop = whole < FRAMES_PER_READ;
     for (let k = 0; k < whole; k++, frame++) {

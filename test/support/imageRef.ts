@@ -11,6 +11,8 @@ import { makeTempDir, removeTempDir } from './tmp';
 /** An ImageSink that keeps the image in memory. */
 export class MemorySink implements ImageSink {
   image = new Uint8Array(0);
+  /** true: the reader fills the whole image at once (buffered mode); false: it streams chunks. */
+  constructor(readonly holdsImage = true) {}
   begins = 0;
   resets = 0;
   async begin(info: ImageInfo): Promise<void> {
@@ -26,9 +28,13 @@ export class MemorySink implements ImageSink {
   }
 }
 
-export async function captureImage(dbPath: string, opts: ReadImageOptions = {}): Promise<{ image: Buffer; info: ImageInfo; sink: MemorySink }> {
-  const sink = new MemorySink();
-  const info = await readConsistentImage(dbPath, sink, { chunkBytes: 64 * 1024, ...opts });
+/** Which read path to use: the whole image at once, or streamed in chunks (large databases). */
+export type ReadMode = 'buffered' | 'streaming';
+
+export async function captureImage(dbPath: string, opts: ReadImageOptions & { mode?: ReadMode } = {}): Promise<{ image: Buffer; info: ImageInfo; sink: MemorySink }> {
+  const streaming = opts.mode === 'streaming';
+  const sink = new MemorySink(!streaming);
+  const info = await readConsistentImage(dbPath, sink, { chunkBytes: 64 * 1024, ...(streaming ? { bufferBytes: 0 } : {}), ...opts });
   return { image: Buffer.from(sink.image), info, sink };
 }
 

@@ -80,75 +80,82 @@ describe('consistent image reader: races and refusals', () => {
     assert.strictEqual(count(image, tmp.join('img.db')), 50);
   });
 
-  it('reads again when a TRUNCATE checkpoint empties the WAL during the read', async () => {
-    db = liveDb(tmp.join('w.db'));
-    let fired = 0;
-    const { image, info, sink } = await captureImage(tmp.join('w.db'), {
-      afterStream: async () => {
-        if (fired++ === 0) db?.pragma('wal_checkpoint(TRUNCATE)');
-      },
-    });
-    assert.strictEqual(info.attempts, 2, 'the first read was discarded');
-    assert.strictEqual(sink.resets, 1);
-    assert.strictEqual(count(image, tmp.join('img.db')), 200);
-  });
-
-  it('reads again when a checkpoint copies transactions newer than the scan into the main file (shm nBackfillAttempted)', async () => {
-    db = liveDb(tmp.join('w.db'));
-    let fired = 0;
-    const { image, info } = await captureImage(tmp.join('w.db'), {
-      afterStream: async () => {
-        if (fired++ > 0) return;
-        // A newer transaction, then a PASSIVE checkpoint that copies it into the main file
-        // (no WAL restart: the header stays the same; only the wal-index tells).
-        db?.prepare('INSERT INTO t(v) VALUES (?)').run('newer');
-        db?.pragma('wal_checkpoint(PASSIVE)');
-      },
-    });
-    assert.strictEqual(info.attempts, 2);
-    assert.strictEqual(count(image, tmp.join('img.db')), 201, 'the second read holds the newer transaction too');
-  });
-
-  it('accepts a read during which transactions committed but no checkpoint ran (they are simply not in this snapshot)', async () => {
-    db = liveDb(tmp.join('w.db'));
-    let fired = 0;
-    const { image, info } = await captureImage(tmp.join('w.db'), {
-      afterStream: async () => {
-        if (fired++ === 0) db?.prepare('INSERT INTO t(v) VALUES (?)').run('during');
-      },
-    });
-    assert.strictEqual(info.attempts, 1);
-    assert.strictEqual(count(image, tmp.join('img.db')), 200, 'exactly the state at the scan');
-  });
-
-  it('reads again when a RESTART rewrites the WAL header (new salts) during the read', async () => {
-    db = liveDb(tmp.join('w.db'));
-    let fired = 0;
-    const { image, info } = await captureImage(tmp.join('w.db'), {
-      afterStream: async () => {
-        if (fired++ > 0) return;
-        db?.pragma('wal_checkpoint(RESTART)');
-        db?.prepare('INSERT INTO t(v) VALUES (?)').run('new generation');
-      },
-    });
-    assert.strictEqual(info.attempts, 2);
-    assert.strictEqual(count(image, tmp.join('img.db')), 201);
-  });
-
-  it('gives up with "database too busy" when every read races a checkpoint', async () => {
-    db = liveDb(tmp.join('w.db'));
-    await rejects(
-      captureImage(tmp.join('w.db'), {
-        maxAttempts: 3,
+  for (const mode of ['buffered', 'streaming'] as const) {
+    it(`[${mode}] reads again when a TRUNCATE checkpoint empties the WAL during the read`, async () => {
+      db = liveDb(tmp.join('w.db'));
+      let fired = 0;
+      const { image, info, sink } = await captureImage(tmp.join('w.db'), {
+          mode,
         afterStream: async () => {
-          db?.prepare('INSERT INTO t(v) VALUES (?)').run('again');
+          if (fired++ === 0) db?.pragma('wal_checkpoint(TRUNCATE)');
+        },
+      });
+      assert.strictEqual(info.attempts, 2, 'the first read was discarded');
+      assert.strictEqual(sink.resets, 1);
+      assert.strictEqual(count(image, tmp.join('img.db')), 200);
+    });
+
+    it(`[${mode}] reads again when a checkpoint copies transactions newer than the scan into the main file (shm nBackfillAttempted)`, async () => {
+      db = liveDb(tmp.join('w.db'));
+      let fired = 0;
+      const { image, info } = await captureImage(tmp.join('w.db'), {
+          mode,
+        afterStream: async () => {
+          if (fired++ > 0) return;
+          // A newer transaction, then a PASSIVE checkpoint that copies it into the main file
+          // (no WAL restart: the header stays the same; only the wal-index tells).
+          db?.prepare('INSERT INTO t(v) VALUES (?)').run('newer');
           db?.pragma('wal_checkpoint(PASSIVE)');
         },
-      }),
-      'DB_BUSY',
-      /too busy/,
-    );
-  });
+      });
+      assert.strictEqual(info.attempts, 2);
+      assert.strictEqual(count(image, tmp.join('img.db')), 201, 'the second read holds the newer transaction too');
+    });
+
+    it(`[${mode}] accepts a read during which transactions committed but no checkpoint ran (they are simply not in this snapshot)`, async () => {
+      db = liveDb(tmp.join('w.db'));
+      let fired = 0;
+      const { image, info } = await captureImage(tmp.join('w.db'), {
+          mode,
+        afterStream: async () => {
+          if (fired++ === 0) db?.prepare('INSERT INTO t(v) VALUES (?)').run('during');
+        },
+      });
+      assert.strictEqual(info.attempts, 1);
+      assert.strictEqual(count(image, tmp.join('img.db')), 200, 'exactly the state at the scan');
+    });
+
+    it(`[${mode}] reads again when a RESTART rewrites the WAL header (new salts) during the read`, async () => {
+      db = liveDb(tmp.join('w.db'));
+      let fired = 0;
+      const { image, info } = await captureImage(tmp.join('w.db'), {
+          mode,
+        afterStream: async () => {
+          if (fired++ > 0) return;
+          db?.pragma('wal_checkpoint(RESTART)');
+          db?.prepare('INSERT INTO t(v) VALUES (?)').run('new generation');
+        },
+      });
+      assert.strictEqual(info.attempts, 2);
+      assert.strictEqual(count(image, tmp.join('img.db')), 201);
+    });
+
+    it(`[${mode}] gives up with "database too busy" when every read races a checkpoint`, async () => {
+      db = liveDb(tmp.join('w.db'));
+      await rejects(
+        captureImage(tmp.join('w.db'), {
+          mode,
+          maxAttempts: 3,
+          afterStream: async () => {
+            db?.prepare('INSERT INTO t(v) VALUES (?)').run('again');
+            db?.pragma('wal_checkpoint(PASSIVE)');
+          },
+        }),
+        'DB_BUSY',
+        /too busy/,
+      );
+    });
+  }
 
   it('reads again when a rollback-mode writer commits during the read', async () => {
     const file = tmp.join('r.db');
