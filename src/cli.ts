@@ -5,11 +5,23 @@
  */
 import { runCli } from './cli/main';
 
+// SIGINT/SIGTERM ask the engine to stop at its next safe point (it removes its temp files
+// and releases its lock; a restore past the point of no return finishes first). A second
+// signal exits at once: still safe, since every write is temp + rename.
+const stop = new AbortController();
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    if (stop.signal.aborted) process.exit(130);
+    stop.abort();
+  });
+}
+
 runCli(process.argv.slice(2), {
   stdout: (s) => process.stdout.write(s),
   stderr: (s) => process.stderr.write(s),
   env: process.env,
   cwd: process.cwd(),
+  signal: stop.signal,
 }).then(
   (code) => {
     process.exitCode = code;

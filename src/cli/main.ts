@@ -24,6 +24,8 @@ export interface CliIO {
   env: NodeJS.ProcessEnv;
   cwd: string;
   home?: string;
+  /** Aborted on SIGINT/SIGTERM: the engine stops at its next safe point and cleans up. */
+  signal?: AbortSignal;
 }
 
 const USAGE = `Usage: ${TOOL_NAME} <command> [options]
@@ -58,7 +60,7 @@ Options:
 `;
 
 const COMMANDS: Record<string, { values: string[]; switches: string[] }> = {
-  backup: { values: ['db', 'to', 'keep', 'verify'], switches: ['json', 'progress-json'] },
+  backup: { values: ['db', 'to', 'keep', 'verify', 'skip-if-recent'], switches: ['json', 'progress-json'] },
   restore: { values: ['db', 'from', 'verify'], switches: ['json', 'skip-verify', 'skip-integrity', 'force', 'dry-run', 'progress-json'] },
   verify: { values: ['from', 'verify'], switches: ['json', 'progress-json'] },
   list: { values: ['to'], switches: ['json'] },
@@ -105,6 +107,8 @@ function progressPrinter(p: Parsed, io: CliIO): ((x: Progress) => void) | undefi
 async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
   const keepRaw = p.values.get('keep') ?? String(DEFAULT_KEEP);
   if (!/^\d+$/.test(keepRaw)) throw new BackupError('USAGE', `--keep must be a whole number ≥ 0; got "${keepRaw}".`);
+  const recent = p.values.get('skip-if-recent');
+  if (recent !== undefined && !/^\d+$/.test(recent)) throw new BackupError('USAGE', `--skip-if-recent must be a number of seconds; got "${recent}".`);
   const db = await dbPath(p, io);
   const r = await runBackup({
     dbPath: db.path,
@@ -112,6 +116,8 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
     keep: Number(keepRaw),
     verify: verifyMode(p, true),
     onProgress: progressPrinter(p, io),
+    skipIfRunWithinMs: recent === undefined ? undefined : Number(recent) * 1000,
+    signal: io.signal,
   });
   for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
   if (p.switches.has('json')) {
@@ -122,6 +128,8 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
   const m = r.manifest;
   if (r.status === 'unchanged') {
     io.stdout(`Unchanged since ${r.unchangedSince}: the database is identical to its newest snapshot; no new snapshot written.\n`);
+  } else if (r.status === 'skipped') {
+    io.stdout(`Skipped: a backup of this folder finished less than ${recent} s ago.\n`);
   }
   io.stdout(`Snapshot: ${r.snapshotPath}\nManifest: ${r.manifestPath}\nSHA-256 : ${m.sha256}\nBytes   : ${m.bytes}\n`);
   if (r.status === 'created') {
@@ -152,6 +160,7 @@ async function cmdRestore(p: Parsed, io: CliIO): Promise<number> {
     force: p.switches.has('force'),
     dryRun: p.switches.has('dry-run'),
     onProgress: progressPrinter(p, io),
+    signal: io.signal,
   });
   for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
   if (p.switches.has('json')) {
@@ -188,7 +197,7 @@ async function cmdVerify(p: Parsed, io: CliIO): Promise<number> {
   const from = p.values.get('from');
   if (!from) throw new BackupError('USAGE', 'verify needs --from FILE|DIR.');
   const mode = verifyMode(p, false);
-  const reports = await verifySnapshots({ from: resolve(io.cwd, from), integrity: mode === 'off' ? 'quick' : mode });
+  const reports = await verifySnapshots({ from: resolve(io.cwd, from), integrity: mode === 'off' ? 'quick' : mode, signal: io.signal });
   const failed = reports.filter((r) => r.problems.length).length;
   if (p.switches.has('json')) {
     io.stdout(json({ status: failed ? 'failed' : 'ok', snapshots: reports.map((r) => ({ name: r.name, path: r.path, ok: r.problems.length === 0, bytes: r.bytes, sha256: r.sha256, manifest: r.manifestState, integrity: r.integrity?.result, memories: r.integrity?.memories, problems: r.problems.map((x) => x.message), notes: r.notes })) }));
