@@ -1,19 +1,161 @@
-// Entry point: wires the features together. Placeholder until the features land (issue 3).
+/**
+ * AI Memory Backup — wires the features together. Activation registers everything and
+ * does no I/O: discovery, the first catalog load and the schedule start right after it
+ * returns; the sql.js engine never loads in the extension host (backups run in a child
+ * process, see features/engine.ts).
+ */
+import { performance } from 'node:perf_hooks';
 import * as vscode from 'vscode';
+import { Commands, ContextKeys, VIEW_ID } from './commands';
+import { TOOL_VERSION } from './core/version';
+import { BackupService } from './features/backupService';
+import { DatabaseLocator } from './features/databaseLocator';
+import { EngineClient } from './features/engine';
+import { setConfirmationHandler, type ConfirmationHandler } from './features/prompts';
+import { Scheduler } from './features/scheduler';
+import { affectsUs } from './features/settings';
+import { SnapshotCatalog } from './features/snapshotCatalog';
+import { SnapshotCommands } from './features/snapshotCommands';
+import { SnapshotsTreeProvider } from './features/snapshotsTree';
+import { StatusBar } from './features/statusBar';
 
-export function activate(context: vscode.ExtensionContext): void {
-  const log = vscode.window.createOutputChannel('AI Memory', { log: true });
-  context.subscriptions.push(log);
-  context.subscriptions.push(
-    vscode.commands.registerCommand('aiMemory.showLog', () => log.show()),
-  );
-  const status = vscode.window.createStatusBarItem('aiMemory.status', vscode.StatusBarAlignment.Left, 10);
-  status.name = 'AI Memory Backup';
-  status.text = '$(database) AI Memory';
-  status.command = 'aiMemory.showLog';
-  status.show();
-  context.subscriptions.push(status);
-  log.info(`activated in VS Code ${vscode.version}`);
+/** What other extensions (and our tests in the real extension host) can see and do. */
+export interface AiMemoryBackupApi {
+  readonly version: string;
+  /** How long `activate` took, in milliseconds. */
+  readonly activationMs: number;
+  /** Resolves when the first discovery and catalog load are done. */
+  readonly ready: Promise<void>;
+  database(): { path: string; source: string; via: string } | undefined;
+  backupFolder(): string | undefined;
+  /** The rows of the Snapshots view, as the view renders them. */
+  snapshots(): { label: string; description: string; contextValue: string; path: string; state: string; tooltip: string }[];
+  statusBar(): { text: string; tooltip: string; visible: boolean; warning: boolean };
+  nextScheduledRun(): number | undefined;
+  refresh(): Promise<void>;
+  /** Answers the modal confirmations (restore, delete) instead of a person; undefined restores the dialogs. */
+  setConfirmationHandler(handler: ConfirmationHandler | undefined): void;
 }
 
-export function deactivate(): void {}
+export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
+  const t0 = performance.now();
+  const log = vscode.window.createOutputChannel('AI Memory', { log: true });
+  context.subscriptions.push(log);
+
+  const engine = EngineClient.forExtension(context.extensionPath, log);
+  const locator = new DatabaseLocator(context, log);
+  const catalog = new SnapshotCatalog(context, log);
+  const service = new BackupService(locator, catalog, engine, log);
+  const scheduler = new Scheduler(service, locator, catalog, log);
+  const statusBar = new StatusBar(locator, catalog, () => ({ intervalMinutes: scheduler.intervalMinutes, nextRun: scheduler.nextRun, lastFailure: service.lastFailure }));
+  service.attachStatusBar(statusBar);
+  const tree = new SnapshotsTreeProvider(catalog);
+  const commands = new SnapshotCommands(locator, catalog, service, engine, log);
+  context.subscriptions.push(locator, catalog, service, scheduler, statusBar, tree);
+
+  const view = vscode.window.createTreeView(VIEW_ID, { treeDataProvider: tree, showCollapseAll: false });
+  context.subscriptions.push(view);
+
+  const setContext = (key: string, value: boolean) => vscode.commands.executeCommand('setContext', key, value);
+  const register = (id: string, fn: (...args: unknown[]) => unknown) => context.subscriptions.push(vscode.commands.registerCommand(id, fn));
+  register(Commands.backup, () => commands.backup());
+  register(Commands.restore, (arg) => commands.restore(arg));
+  register(Commands.restoreLatest, () => commands.restoreLatest());
+  register(Commands.restoreSnapshot, (arg) => commands.restore(arg));
+  register(Commands.verifySnapshot, (arg) => commands.verify(arg));
+  register(Commands.deleteSnapshot, (arg) => commands.delete(arg));
+  register(Commands.revealSnapshot, (arg) => commands.revealSnapshot(arg));
+  register(Commands.copySha256, (arg) => commands.copySha256(arg));
+  register(Commands.openBackupFolder, () => commands.openBackupFolder());
+  register(Commands.selectDatabase, () => locator.pick());
+  register(Commands.showLog, () => log.show());
+  register(Commands.refresh, async () => {
+    await locator.refresh();
+    await catalog.reload();
+  });
+
+  // The folder follows the database; the view's context keys follow the catalog.
+  const followDatabase = async () => {
+    await setContext(ContextKeys.hasDatabase, locator.current !== undefined);
+    await setContext(ContextKeys.needsChoice, locator.needsChoice);
+    await catalog.setFolder(service.folder());
+  };
+  context.subscriptions.push(locator.onDidChange(() => void followDatabase()));
+  context.subscriptions.push(
+    catalog.onDidChange(() => {
+      void setContext(ContextKeys.hasSnapshots, catalog.snapshots.length > 0);
+      view.description = catalog.snapshots.length ? `${catalog.snapshots.length}` : undefined;
+    }),
+  );
+  context.subscriptions.push(
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (!affectsUs(e)) return;
+      log.info('settings changed');
+      void locator.refresh().then(() => followDatabase()).then(() => scheduler.plan());
+      statusBar.update();
+    }),
+    vscode.workspace.onDidGrantWorkspaceTrust(() => {
+      log.info('workspace trusted: reading its MCP configuration too');
+      void setContext(ContextKeys.untrusted, false);
+      void locator.refresh();
+    }),
+    vscode.workspace.onDidChangeWorkspaceFolders(() => void locator.refresh()),
+  );
+
+  // Everything with I/O starts after activation has returned.
+  const ready = new Promise<void>((resolve) => {
+    setTimeout(() => {
+      void (async () => {
+        try {
+          await setContext(ContextKeys.untrusted, !vscode.workspace.isTrusted);
+          await locator.refresh();
+          await followDatabase();
+        } catch (e) {
+          log.error(`start-up: ${e instanceof Error ? e.message : String(e)}`);
+        } finally {
+          await setContext(ContextKeys.ready, true);
+          scheduler.start();
+          statusBar.update();
+          resolve();
+        }
+      })();
+    }, 0);
+  });
+
+  const activationMs = performance.now() - t0;
+  log.info(`AI Memory Backup ${TOOL_VERSION} activated in ${activationMs.toFixed(2)} ms (VS Code ${vscode.version})`);
+
+  return {
+    version: TOOL_VERSION,
+    activationMs,
+    ready,
+    database: () => (locator.current ? { ...locator.current } : undefined),
+    backupFolder: () => service.folder(),
+    snapshots: () =>
+      tree.getChildren().flatMap((node) => {
+        if (node.kind !== 'snapshot') return [];
+        const item = tree.getTreeItem(node);
+        const tip = item.tooltip;
+        return [{
+          label: String(item.label),
+          description: String(item.description ?? ''),
+          contextValue: item.contextValue ?? '',
+          path: node.view.entry.path,
+          state: node.view.state,
+          tooltip: typeof tip === 'string' ? tip : (tip?.value ?? ''),
+        }];
+      }),
+    statusBar: () => statusBar.snapshot(),
+    nextScheduledRun: () => scheduler.nextRun,
+    refresh: async () => {
+      await locator.refresh();
+      await followDatabase();
+      await catalog.reload();
+    },
+    setConfirmationHandler,
+  };
+}
+
+export function deactivate(): void {
+  setConfirmationHandler(undefined);
+}

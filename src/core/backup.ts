@@ -21,6 +21,7 @@ import { DEFAULT_CHUNK_BYTES, inspectDatabase, readConsistentImage, type ImageIn
 import { OUR_TOOL, rfc3339, serializeManifest, type Manifest } from './manifest';
 import { formatStamp, manifestNameFor, parseSnapshotName, snapshotName } from './naming';
 import { pinnedSnapshots } from './pins';
+import { readState, STATE_NAME, type BackupState } from './state';
 import { checkImage, MAX_CHECKABLE_BYTES, type ImageCheck } from './sqlEngine';
 import { crashPoint } from './testHooks';
 import { TOOL_VERSION } from './version';
@@ -28,7 +29,6 @@ import { TOOL_VERSION } from './version';
 export type VerifyMode = 'quick' | 'full' | 'off';
 
 export const DEFAULT_KEEP = 48;
-export const STATE_NAME = '.ai-memory-backup.state.json';
 
 export interface Progress {
   phase: 'waiting' | 'reading' | 'checking' | 'publishing' | 'pruning' | 'hashing' | 'placing';
@@ -69,13 +69,6 @@ export interface BackupResult {
   durationMs: number;
 }
 
-export interface BackupState {
-  last_run: string;
-  status: 'created' | 'unchanged';
-  snapshot: string;
-  sha256: string;
-}
-
 function checkAbort(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new BackupError('CANCELLED', 'Backup cancelled; nothing was written.');
 }
@@ -114,15 +107,6 @@ export async function prepareBackupDir(dir: string): Promise<void> {
       hint: 'Fix its permissions, or choose another folder with --to.',
       cause: e,
     });
-  }
-}
-
-export async function readState(dir: string): Promise<BackupState | undefined> {
-  try {
-    const o = JSON.parse(await fsp.readFile(join(dir, STATE_NAME), 'utf8')) as BackupState;
-    return typeof o.last_run === 'string' ? o : undefined;
-  } catch {
-    return undefined;
   }
 }
 
@@ -214,6 +198,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
   await prepareBackupDir(dir);
   progress({ phase: 'waiting', message: 'waiting for the backup folder' });
   const lock = await acquireFolderLock(dir, { purpose: 'backup', waitMs: opts.lockWaitMs, signal: opts.signal });
+  crashPoint('backup:after-lock');
   const warnings: string[] = [];
   let sink: TempFileSink | undefined;
   try {
@@ -278,6 +263,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     } else {
       integrity = 'unverified';
     }
+    crashPoint('backup:after-check');
     checkAbort(opts.signal);
 
     // Identical to the newest snapshot? Keep the old one — after proving its bytes still match.
@@ -332,6 +318,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       };
       const manifestTmp = tempPath(dir, 'manifest');
       await writeFileAtomic(manifestTmp, serializeManifest(manifest));
+      crashPoint('backup:before-manifest');
       const manifestPath = join(dir, manifestNameFor(name));
       if (!(await publishNoClobber(manifestTmp, manifestPath))) {
         await fsp.rm(manifestTmp, { force: true });
@@ -352,6 +339,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     progress({ phase: 'pruning' });
     const { pruned, warnings: w } = await pruneSnapshots(dir, keep, new Set([published.name]));
     warnings.push(...w);
+    crashPoint('backup:after-prune');
     await writeFileAtomic(
       join(dir, STATE_NAME),
       JSON.stringify({ last_run: rfc3339(now()), status: 'created', snapshot: published.name, sha256 } satisfies BackupState),

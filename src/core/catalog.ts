@@ -6,6 +6,7 @@
 import { promises as fsp } from 'node:fs';
 import { join, relative, isAbsolute } from 'node:path';
 import { BackupError, errnoCode, isBackupError } from './errors';
+import { acquireFolderLock } from './folderLock';
 import { checkManifestNames, parseManifest, type Manifest } from './manifest';
 import { compareNewestFirst, isSnapshotFileName, manifestNameFor, parseSnapshotName } from './naming';
 
@@ -127,4 +128,24 @@ export async function listSnapshots(dir: string, opts: ListOptions = {}): Promis
   };
   await Promise.all(Array.from({ length: Math.min(32, names.length) }, worker));
   return out.sort(compareNewestFirst);
+}
+
+/**
+ * Deletes one snapshot and its manifest — the snapshot first, so a crash in between leaves
+ * a harmless manifest without a snapshot (cleaned by the next backup), never a snapshot
+ * without its manifest. Takes the folder lock so it never races a backup's retention.
+ */
+export async function deleteSnapshot(dir: string, name: string): Promise<void> {
+  if (!isSnapshotFileName(name) || name.includes('/') || name.includes('\\')) {
+    throw new BackupError('USAGE', `${name} is not a snapshot name.`);
+  }
+  const lock = await acquireFolderLock(dir, { purpose: 'delete', waitMs: 10_000 });
+  try {
+    await fsp.unlink(join(dir, name)).catch((e: unknown) => {
+      if (errnoCode(e) !== 'ENOENT') throw new BackupError('IO', `Could not delete ${name}: ${e instanceof Error ? e.message : String(e)}`);
+    });
+    await fsp.rm(join(dir, manifestNameFor(name)), { force: true });
+  } finally {
+    await lock.release();
+  }
 }

@@ -11,6 +11,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { HOST_TAG, pidAlive } from './atomicFs';
 import { BackupError, errnoCode, ioError } from './errors';
+import { crashPoint } from './testHooks';
 
 export const LOCK_NAME = '.ai-memory-backup.lock';
 const HEARTBEAT_MS = 5_000;
@@ -77,6 +78,7 @@ export async function acquireFolderLock(dir: string, opts: LockOptions): Promise
     try {
       const fh = await fsp.open(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o644);
       try {
+        crashPoint('lock:after-create');
         await fh.writeFile(body);
       } finally {
         await fh.close();

@@ -216,6 +216,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
   const snapshot = await resolveRestoreSource(opts.from);
   const unpin = await pinSnapshot(dirname(snapshot), basename(snapshot));
   try {
+    crashPoint('restore:after-pin');
     abortIf(opts.signal);
     progress({ phase: 'hashing', message: `checking ${basename(snapshot)}` });
     const integrity = opts.skipIntegrity ? 'off' : (opts.verify ?? 'quick');
@@ -334,6 +335,7 @@ async function place(s: {
     for (const k of s.keep) {
       await keepCopy(k.from, k.to);
       kept.push(k.to);
+      crashPoint('restore:between-keeps');
     }
     await fsyncDir(dir);
     crashPoint('restore:after-keep');
@@ -342,6 +344,7 @@ async function place(s: {
     if (s.consolidate) {
       s.progress({ phase: 'placing', message: 'folding the old WAL into the kept state' });
       const merged = await consolidatedCopy(s.dbPath, s.dbPath);
+      crashPoint('restore:consolidated-temp');
       await fsp.rename(merged, s.dbPath).catch(async (e: unknown) => {
         await fsp.rm(merged, { force: true });
         throw ioError('replacing', s.dbPath, e);
@@ -354,6 +357,7 @@ async function place(s: {
       if (await exists(s.dbPath + suffix)) {
         stage = 'changed';
         await fsp.rm(s.dbPath + suffix, { force: true });
+        crashPoint('restore:between-sidecars');
       }
     }
     await fsyncDir(dir);
@@ -371,6 +375,7 @@ async function place(s: {
     if (placed.sha256 !== s.sha256) {
       throw new BackupError('RESTORE_FAILED', `The placed file's sha256 (${placed.sha256}) is not the snapshot's (${s.sha256}).`);
     }
+    crashPoint('restore:after-verify');
   } catch (e) {
     await fsp.rm(tmp, { force: true }).catch(() => undefined);
     const keptDb = s.keep.find((k) => k.from === s.dbPath)?.to;

@@ -1,0 +1,30 @@
+/** Every command the extension contributes; ids match package.json `contributes.commands`. */
+export const Commands = {
+  backup: 'aiMemory.backup',
+  restore: 'aiMemory.restore',
+  restoreLatest: 'aiMemory.restoreLatest',
+  restoreSnapshot: 'aiMemory.restoreSnapshot',
+  verifySnapshot: 'aiMemory.verifySnapshot',
+  deleteSnapshot: 'aiMemory.deleteSnapshot',
+  revealSnapshot: 'aiMemory.revealSnapshot',
+  openBackupFolder: 'aiMemory.openBackupFolder',
+  copySha256: 'aiMemory.copySha256',
+  selectDatabase: 'aiMemory.selectDatabase',
+  showLog: 'aiMemory.showLog',
+  refresh: 'aiMemory.refresh',
+} as const;
+
+/** Context keys that drive `when` clauses, title buttons and `viewsWelcome`. */
+export const ContextKeys = {
+  /** Discovery has run once (welcome content waits for it, so it never flashes "not found"). */
+  ready: 'aiMemory.ready',
+  hasDatabase: 'aiMemory.hasDatabase',
+  /** Several databases were found and the user has not chosen one yet. */
+  needsChoice: 'aiMemory.needsChoice',
+  hasSnapshots: 'aiMemory.hasSnapshots',
+  busy: 'aiMemory.busy',
+  untrusted: 'aiMemory.untrustedWorkspace',
+} as const;
+
+export const VIEW_ID = 'aiMemory.snapshots';
+export const EXTENSION_ID = 'ai-memory-tools.ai-memory-backup';

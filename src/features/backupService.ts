@@ -1,0 +1,145 @@
+/**
+ * Runs backups for the commands and the scheduler: resolves the backup folder, shows
+ * progress (a cancellable notification when the user asked, the status-bar spinner when
+ * the schedule did), reports failures with an action, and remembers the last failure for
+ * the status bar. One backup at a time per window; other windows are kept out by the
+ * engine's folder lock.
+ */
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { ContextKeys } from '../commands';
+import { formatBytes } from '../core/format';
+import { Disposable } from '../util/disposable';
+import type { DatabaseLocator } from './databaseLocator';
+import { EngineError, type BackupOutcome, type EngineClient, type EngineProgress } from './engine';
+import { errorActions } from './errors';
+import { expandSettingPath, readSettings } from './settings';
+import type { SnapshotCatalog } from './snapshotCatalog';
+import type { StatusBar } from './statusBar';
+
+export interface BackupRequest {
+  reason: 'manual' | 'scheduled';
+  /** Skip when any window (or ai-memory's timer through us) backed this folder up this recently. */
+  skipIfRecentSeconds?: number;
+}
+
+export class BackupService extends Disposable {
+  lastFailure: { message: string; at: number } | undefined;
+  private running: Promise<BackupOutcome | undefined> | undefined;
+  private lastNotifiedFailure = '';
+  private statusBar: StatusBar | undefined;
+
+  constructor(
+    private readonly locator: DatabaseLocator,
+    private readonly catalog: SnapshotCatalog,
+    private readonly engine: EngineClient,
+    private readonly log: vscode.LogOutputChannel,
+  ) {
+    super();
+  }
+
+  attachStatusBar(bar: StatusBar): void {
+    this.statusBar = bar;
+  }
+
+  /** The backup folder: the setting (expanded), else `backups` beside the database. */
+  folder(): string | undefined {
+    const db = this.locator.current;
+    if (!db) return undefined;
+    const raw = readSettings().directory;
+    if (raw) {
+      const p = expandSettingPath(raw);
+      if (p) return p;
+      this.log.warn(`aiMemory.backup.directory "${raw}" cannot be resolved; using backups beside the database`);
+    }
+    return path.join(path.dirname(db.path), 'backups');
+  }
+
+  get isRunning(): boolean {
+    return this.running !== undefined;
+  }
+
+  backup(req: BackupRequest): Promise<BackupOutcome | undefined> {
+    if (this.running) {
+      if (req.reason === 'manual') void vscode.window.showInformationMessage('A backup is already running.');
+      return this.running;
+    }
+    this.running = this.doBackup(req).finally(() => {
+      this.running = undefined;
+      void vscode.commands.executeCommand('setContext', ContextKeys.busy, false);
+      this.statusBar?.setBusy(undefined);
+    });
+    return this.running;
+  }
+
+  private async doBackup(req: BackupRequest): Promise<BackupOutcome | undefined> {
+    const db = this.locator.current;
+    const dir = this.folder();
+    if (!db || !dir) {
+      if (req.reason === 'manual') {
+        const a = await vscode.window.showWarningMessage('No ai-memory database is known yet: nothing to back up.', 'Select Database…');
+        if (a) await this.locator.pick();
+      }
+      return undefined;
+    }
+    const s = readSettings();
+    await vscode.commands.executeCommand('setContext', ContextKeys.busy, true);
+    this.statusBar?.setBusy('Backing up…');
+    const started = Date.now();
+    this.log.info(`backup (${req.reason}): ${db.path} → ${dir} (keep ${s.keep}, verify ${s.verify})`);
+    const run = (progress?: vscode.Progress<{ message?: string; increment?: number }>, token?: vscode.CancellationToken) => {
+      let reported = 0;
+      return this.engine.backup(
+        { db: db.path, dir, keep: s.keep, verify: s.verify, skipIfRecentSeconds: req.skipIfRecentSeconds },
+        {
+          token,
+          onProgress: (p: EngineProgress) => {
+            const pct = p.total ? Math.min(100, Math.floor((100 * (p.done ?? 0)) / p.total)) : undefined;
+            const message = p.phase === 'reading' && p.total ? `reading ${formatBytes(p.done ?? 0)} of ${formatBytes(p.total)}` : (p.message ?? p.phase);
+            progress?.report({ message, increment: pct !== undefined && pct > reported ? pct - reported : undefined });
+            if (pct !== undefined) reported = Math.max(reported, pct);
+          },
+        },
+      );
+    };
+    try {
+      const outcome =
+        req.reason === 'manual'
+          ? await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'AI Memory: backing up', cancellable: true }, run)
+          : await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'AI Memory backup' }, (p) => run(p));
+      this.lastFailure = undefined;
+      this.lastNotifiedFailure = '';
+      const took = ((Date.now() - started) / 1000).toFixed(1);
+      if (outcome.status === 'created') {
+        const checked = outcome.integrity === 'ok' ? `${outcome.check === 'full' ? 'integrity_check' : 'quick_check'} ok` : outcome.integrity === 'encrypted' ? 'encrypted, not checkable' : 'not verified';
+        this.log.info(`backup: ${outcome.snapshot} (${formatBytes(outcome.bytes)}, ${checked}, sha256 ${outcome.sha256}) in ${took} s${outcome.pruned?.length ? `; pruned ${outcome.pruned.join(', ')}` : ''}`);
+        if (req.reason === 'manual') vscode.window.setStatusBarMessage(`$(check) AI Memory: backed up ${formatBytes(outcome.bytes)} (${checked})`, 5000);
+      } else if (outcome.status === 'unchanged') {
+        this.log.info(`backup: unchanged since ${outcome.unchanged_since} (${outcome.snapshot}); nothing new written`);
+        if (req.reason === 'manual') vscode.window.setStatusBarMessage(`$(check) AI Memory: unchanged since the last snapshot`, 5000);
+      } else {
+        this.log.info(`backup: skipped, another window backed this folder up recently (${outcome.snapshot})`);
+      }
+      await this.catalog.reload();
+      return outcome;
+    } catch (e) {
+      const err = e instanceof EngineError ? e : new EngineError('IO', e instanceof Error ? e.message : String(e));
+      if (err.code === 'CANCELLED') {
+        this.log.info('backup: cancelled; nothing was written');
+        return undefined;
+      }
+      this.lastFailure = { message: err.message, at: Date.now() };
+      this.log.error(`backup failed: ${err.message}${err.hint ? ` — ${err.hint}` : ''}${err.state ? ` (${err.state})` : ''}`);
+      // A scheduled run that keeps failing the same way is reported once, not every hour.
+      if (req.reason === 'manual' || err.message !== this.lastNotifiedFailure) {
+        this.lastNotifiedFailure = err.message;
+        const actions = errorActions(err.code);
+        void vscode.window
+          .showErrorMessage(`AI Memory backup failed: ${err.message}${err.hint ? ` ${err.hint}` : ''}`, ...actions.map((a) => a.title))
+          .then((picked) => actions.find((a) => a.title === picked)?.run());
+      }
+      this.statusBar?.update();
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * Typed access to the extension's settings.
+ *
+ * Workspace trust: `aiMemory.databasePath` and `aiMemory.backup.directory` are listed in
+ * `capabilities.untrustedWorkspaces.restrictedConfigurations`, so in an untrusted workspace
+ * VS Code itself hands us only the user's value for them — a cloned repository's
+ * `.vscode/settings.json` cannot aim a restore at another file. We still read them through
+ * `inspect()` to say *which* value is in force.
+ */
+import * as os from 'node:os';
+import * as vscode from 'vscode';
+import { expandPath } from '../core/paths';
+
+export type VerifyMode = 'quick' | 'full' | 'off';
+
+export interface Settings {
+  /** Raw setting value, '' when unset. */
+  databasePath: string;
+  intervalMinutes: number;
+  keep: number;
+  /** Raw setting value, '' when unset (then `backups` beside the database). */
+  directory: string;
+  verify: VerifyMode;
+}
+
+const SECTION = 'aiMemory';
+
+export function readSettings(): Settings {
+  const c = vscode.workspace.getConfiguration(SECTION);
+  const num = (key: string, dflt: number, whole = true) => {
+    const v = c.get<number>(key, dflt);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) return dflt;
+    return whole ? Math.floor(v) : v;
+  };
+  const verify = c.get<string>('backup.verify', 'quick');
+  return {
+    databasePath: (c.get<string>('databasePath', '') ?? '').trim(),
+    intervalMinutes: num('backup.intervalMinutes', 60, false), // fractions allowed (0.5 = 30 s)
+    keep: num('backup.keep', 48),
+    directory: (c.get<string>('backup.directory', '') ?? '').trim(),
+    verify: verify === 'full' || verify === 'off' ? verify : 'quick',
+  };
+}
+
+export function affectsUs(e: vscode.ConfigurationChangeEvent): boolean {
+  return e.affectsConfiguration(SECTION);
+}
+
+/** Expands `~`, `${userHome}`, `${workspaceFolder}` (and `${env:X}`) in a path setting. */
+export function expandSettingPath(raw: string): string | undefined {
+  const folders = (vscode.workspace.workspaceFolders ?? []).map((f) => ({ name: f.name, path: f.uri.fsPath }));
+  return expandPath(raw, {
+    home: os.homedir(),
+    env: process.env,
+    workspaceFolder: folders.length === 1 ? folders[0].path : undefined,
+    workspaceFolders: folders,
+    baseDir: folders[0]?.path ?? os.homedir(),
+  });
+}
+
+export function openSettings(): Thenable<unknown> {
+  return vscode.commands.executeCommand('workbench.action.openSettings', '@ext:ai-memory-tools.ai-memory-backup');
+}

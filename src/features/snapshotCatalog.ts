@@ -1,0 +1,190 @@
+/**
+ * The backup folder as the UI sees it: snapshots newest first with a state each, the
+ * folder's state file (last run), and the results of "Verify" runs. It reloads by itself
+ * when files appear or vanish — including snapshots written by ai-memory's own CLI or its
+ * hourly timer — through a file watcher (debounced) and a slow poll as a safety net.
+ */
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { listSnapshots, type SnapshotEntry } from '../core/catalog';
+import { isBackupError } from '../core/errors';
+import { readState, type BackupState } from '../core/state';
+import { Disposable } from '../util/disposable';
+
+export type SnapshotState = 'verified' | 'unverified' | 'mismatch' | 'noManifest' | 'encrypted';
+
+export interface SnapshotView {
+  entry: SnapshotEntry;
+  state: SnapshotState;
+  /** Why it has that state, for the tooltip. */
+  stateDetail: string;
+  /** Result of the last "Verify" of this exact file (path, size, mtime), if any. */
+  verification?: Verification;
+}
+
+export interface Verification {
+  ok: boolean;
+  detail: string;
+  at: string;
+}
+
+const VERIFY_KEY = 'aiMemory.verifications';
+const MAX_REMEMBERED = 500;
+const RELOAD_DEBOUNCE_MS = 300;
+const POLL_MS = 120_000;
+
+function verificationKey(e: Pick<SnapshotEntry, 'path' | 'size' | 'mtimeMs'>): string {
+  return `${e.path}|${e.size}|${Math.round(e.mtimeMs)}`;
+}
+
+export function classify(e: SnapshotEntry, v: Verification | undefined): Pick<SnapshotView, 'state' | 'stateDetail'> {
+  if (e.unsafe) return { state: 'mismatch', stateDetail: 'a symlink leading outside the backup folder: never restored' };
+  if (e.manifestState === 'missing') return { state: 'noManifest', stateDetail: 'no manifest: cannot be checked' };
+  if (e.manifestState !== 'ok') return { state: 'noManifest', stateDetail: `manifest ${e.manifestState}: ${e.manifestError ?? ''}`.trim() };
+  if (e.sizeMatches === false) return { state: 'mismatch', stateDetail: `size ${e.size} differs from the manifest's ${e.manifest?.bytes}` };
+  if (v && !v.ok) return { state: 'mismatch', stateDetail: v.detail };
+  if (e.manifest?.integrity === 'encrypted') return { state: 'encrypted', stateDetail: 'encrypted database: copied consistently, integrity not checkable' };
+  if (v?.ok) return { state: 'verified', stateDetail: v.detail };
+  if (e.manifest?.integrity === 'ok') {
+    return { state: 'verified', stateDetail: `${e.manifest.check === 'full' ? 'integrity_check' : 'quick_check'} ok when it was made` };
+  }
+  return { state: 'unverified', stateDetail: e.manifest?.tool ? 'not checked when it was made (--verify off)' : 'made by ai-memory\'s own CLI: not integrity-checked yet' };
+}
+
+export class SnapshotCatalog extends Disposable {
+  private readonly _onDidChange = this._register(new vscode.EventEmitter<void>());
+  readonly onDidChange = this._onDidChange.event;
+  dir: string | undefined;
+  snapshots: SnapshotView[] = [];
+  folderState: BackupState | undefined;
+  /** Why the folder cannot be listed (e.g. it is a file), shown instead of the list. */
+  error: string | undefined;
+  private watcher: vscode.Disposable | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private loading: Promise<void> | undefined;
+  private again = false;
+
+  constructor(
+    private readonly context: vscode.ExtensionContext,
+    private readonly log: vscode.LogOutputChannel,
+  ) {
+    super();
+    const poll = setInterval(() => this.scheduleReload(), POLL_MS);
+    this._register({ dispose: () => clearInterval(poll) });
+    this._register({ dispose: () => this.watcher?.dispose() });
+    this._register({ dispose: () => this.timer && clearTimeout(this.timer) });
+  }
+
+  /** Points the catalog at a backup folder (or none) and reloads. */
+  async setFolder(dir: string | undefined): Promise<void> {
+    if (dir !== this.dir) {
+      this.dir = dir;
+      this.watch();
+    }
+    await this.reload();
+  }
+
+  private watch(): void {
+    this.watcher?.dispose();
+    this.watcher = undefined;
+    if (!this.dir) return;
+    // Watch the folder itself, and its parent for the folder appearing (the first backup,
+    // or ai-memory's CLI, creates it). Watchers outside the workspace are non-recursive.
+    const onEvent = () => this.scheduleReload();
+    const inside = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(this.dir), '*'));
+    const parent = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(path.dirname(this.dir)), path.basename(this.dir)));
+    const subs = [inside, parent, inside.onDidCreate(onEvent), inside.onDidDelete(onEvent), inside.onDidChange(onEvent), parent.onDidCreate(() => {
+      this.watch();
+      onEvent();
+    }), parent.onDidDelete(onEvent)];
+    this.watcher = vscode.Disposable.from(...subs);
+  }
+
+  /** Debounced reload, for bursts of file events (a backup writes several files). */
+  scheduleReload(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.reload();
+    }, RELOAD_DEBOUNCE_MS);
+  }
+
+  /** Reloads now; a reload requested while one runs is done right after it. */
+  reload(): Promise<void> {
+    if (this.loading) {
+      this.again = true;
+      return this.loading;
+    }
+    this.loading = this.load().finally(() => {
+      this.loading = undefined;
+      if (this.again) {
+        this.again = false;
+        void this.reload();
+      }
+    });
+    return this.loading;
+  }
+
+  private async load(): Promise<void> {
+    const dir = this.dir;
+    let entries: SnapshotEntry[] = [];
+    let error: string | undefined;
+    let state: BackupState | undefined;
+    if (dir) {
+      try {
+        entries = await listSnapshots(dir);
+        state = await readState(dir);
+      } catch (e) {
+        error = isBackupError(e) ? e.message : String(e);
+        this.log.warn(`catalog: ${error}`);
+      }
+    }
+    if (dir !== this.dir) return; // the folder changed meanwhile; that load wins
+    const cache = this.verifications();
+    this.snapshots = entries.map((entry) => {
+      const verification = cache[verificationKey(entry)];
+      return { entry, verification, ...classify(entry, verification) };
+    });
+    this.folderState = state;
+    this.error = error;
+    this._onDidChange.fire();
+  }
+
+  private verifications(): Record<string, Verification> {
+    return this.context.globalState.get<Record<string, Verification>>(VERIFY_KEY) ?? {};
+  }
+
+  /**
+   * Remembers a Verify result for this exact file (path, size, mtime as it is now — the
+   * catalog's copy may predate a change); a later change of the file forgets it.
+   */
+  async recordVerification(entry: SnapshotEntry, v: Verification): Promise<void> {
+    let current: Pick<SnapshotEntry, 'path' | 'size' | 'mtimeMs'> = entry;
+    try {
+      const st = await fsp.stat(entry.path);
+      current = { path: entry.path, size: st.size, mtimeMs: st.mtimeMs };
+    } catch {
+      // gone already: the result is remembered for the last known identity
+    }
+    const all = { ...this.verifications(), [verificationKey(current)]: v };
+    const keys = Object.keys(all);
+    for (const k of keys.slice(0, Math.max(0, keys.length - MAX_REMEMBERED))) delete all[k];
+    await this.context.globalState.update(VERIFY_KEY, all);
+    await this.reload();
+  }
+
+  /** When the last backup run finished: the state file, else the newest snapshot's time. */
+  lastBackupTime(): number | undefined {
+    const times: number[] = [];
+    const fromState = this.folderState ? Date.parse(this.folderState.last_run) : NaN;
+    if (Number.isFinite(fromState) && this.snapshots.some((s) => s.entry.name === this.folderState?.snapshot)) times.push(fromState);
+    const newest = this.snapshots[0];
+    if (newest) times.push(newest.entry.manifest ? Date.parse(newest.entry.manifest.created_at) || newest.entry.time : newest.entry.time);
+    return times.length ? Math.max(...times) : undefined;
+  }
+
+  find(p: string): SnapshotView | undefined {
+    return this.snapshots.find((s) => s.entry.path === p);
+  }
+}

@@ -1,0 +1,230 @@
+/**
+ * The commands that act on snapshots: Backup, Restore… / Restore Latest / Restore (item),
+ * Verify, Delete, Reveal, Copy SHA-256, Open Backup Folder. Item commands take the tree
+ * node; from the Command Palette they ask which snapshot with a quick pick.
+ */
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { deleteSnapshot } from '../core/catalog';
+import { hashFile } from '../core/fileSink';
+import { formatAge, formatBytes } from '../core/format';
+import { describeHolders, findHolders } from '../core/inUse';
+import { formatStamp, preRestoreName } from '../core/naming';
+import type { BackupService } from './backupService';
+import { tildify, type DatabaseLocator } from './databaseLocator';
+import { EngineError, type EngineClient } from './engine';
+import { errorActions } from './errors';
+import { confirm } from './prompts';
+import type { SnapshotCatalog, SnapshotView } from './snapshotCatalog';
+import { localTime, type Node } from './snapshotsTree';
+
+export class SnapshotCommands {
+  constructor(
+    private readonly locator: DatabaseLocator,
+    private readonly catalog: SnapshotCatalog,
+    private readonly service: BackupService,
+    private readonly engine: EngineClient,
+    private readonly log: vscode.LogOutputChannel,
+  ) {}
+
+  /** The snapshot a command is about: the tree node it was invoked on, or one the user picks. */
+  private async target(arg: unknown, title: string): Promise<SnapshotView | undefined> {
+    const node = arg as Node | undefined;
+    if (node && typeof node === 'object' && node.kind === 'snapshot') return this.catalog.find(node.view.entry.path) ?? node.view;
+    if (typeof arg === 'string') return this.catalog.find(arg);
+    if (arg instanceof vscode.Uri) return this.catalog.find(arg.fsPath);
+    await this.catalog.reload();
+    if (!this.catalog.snapshots.length) {
+      void vscode.window.showInformationMessage('There are no snapshots yet.', 'Back Up Now').then((a) => (a ? this.service.backup({ reason: 'manual' }) : undefined));
+      return undefined;
+    }
+    const now = Date.now();
+    const items = this.catalog.snapshots.map((s) => ({
+      label: localTime(s.entry.time),
+      description: `${formatAge(now - s.entry.time)} · ${formatBytes(s.entry.size)}`,
+      detail: `${s.state === 'verified' ? '$(pass-filled)' : s.state === 'mismatch' ? '$(error)' : s.state === 'noManifest' ? '$(warning)' : s.state === 'encrypted' ? '$(lock)' : '$(circle-large-outline)'} ${s.stateDetail}${s.entry.manifest?.memories !== undefined ? ` · ${s.entry.manifest.memories} memories` : ''}`,
+      view: s,
+    }));
+    const picked = await vscode.window.showQuickPick(items, { title, placeHolder: 'Newest first', matchOnDescription: true });
+    return picked?.view;
+  }
+
+  backup(): Promise<unknown> {
+    return this.service.backup({ reason: 'manual' });
+  }
+
+  async restore(arg?: unknown): Promise<void> {
+    const view = await this.target(arg, 'AI Memory: Restore a snapshot');
+    if (view) await this.restoreView(view);
+  }
+
+  async restoreLatest(): Promise<void> {
+    await this.catalog.reload();
+    const newest = this.catalog.snapshots[0];
+    if (!newest) {
+      void vscode.window.showInformationMessage('There are no snapshots to restore yet.');
+      return;
+    }
+    await this.restoreView(newest);
+  }
+
+  private async restoreView(view: SnapshotView): Promise<void> {
+    const db = this.locator.current;
+    if (!db) {
+      const a = await vscode.window.showWarningMessage('No ai-memory database is selected: where should the snapshot go?', 'Select Database…');
+      if (a) await this.locator.pick();
+      return;
+    }
+    const { entry } = view;
+    const when = localTime(entry.time);
+    const real = await fsp.realpath(db.path).catch(() => db.path);
+    const kept = preRestoreName(path.basename(real), formatStamp(new Date()));
+    let force = false;
+    const holders = await findHolders(real).catch(() => []);
+    if (holders.length) {
+      const who = describeHolders(holders);
+      this.log.warn(`restore: the database is in use by ${who}`);
+      const anyway = await confirm(
+        `The database is in use by ${who}.`,
+        `Stop your agent (or the ai-memory server) first, then restore.\n\nRestoring while it is running replaces the file under it: what it writes next may be lost or land in the wrong file.`,
+        'Restore Anyway',
+      );
+      if (!anyway) return;
+      const really = await confirm(
+        `Restore the snapshot of ${when} while ${who} has the database open?`,
+        `Your current database will be kept as ${kept} beside it. Restart your agent right after the restore.`,
+        'Restore Anyway',
+      );
+      if (!really) return;
+      force = true;
+    } else {
+      const warn = view.state === 'mismatch' || view.state === 'noManifest' ? `\n\nWarning: ${view.stateDetail}. The restore checks it again and refuses it if it is damaged.` : '';
+      const ok = await confirm(
+        `Restore the snapshot of ${when}?`,
+        `${entry.name} (${formatBytes(entry.size)}${entry.manifest?.memories !== undefined ? `, ${entry.manifest.memories} memories` : ''}) replaces\n${tildify(real)}.\n\nYour current database is kept beside it as ${kept}, with its -wal and -shm, so nothing is lost.${warn}`,
+        'Restore',
+      );
+      if (!ok) return;
+    }
+    this.log.info(`restore: ${entry.path} → ${real}${force ? ' (forced while in use)' : ''}`);
+    try {
+      const r = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `AI Memory: restoring the snapshot of ${when}`, cancellable: true },
+        (progress, token) =>
+          this.engine.restore({ db: real, from: entry.path, force }, { token, onProgress: (p) => progress.report({ message: p.message ?? p.phase }) }),
+      );
+      this.log.info(`restore: done; previous database kept at ${r.previous ?? '(there was none)'}; placed sha256 ${r.sha256}`);
+      const actions = r.previous ? ['Reveal Previous', 'Show Log'] : ['Show Log'];
+      void vscode.window
+        .showInformationMessage(`Restored the snapshot of ${when}.${r.previous ? ` The previous database is kept as ${path.basename(r.previous)}.` : ''} Restart your agent to use it.`, ...actions)
+        .then((a) => {
+          if (a === 'Reveal Previous' && r.previous) void this.reveal(vscode.Uri.file(r.previous));
+          if (a === 'Show Log') this.log.show();
+        });
+    } catch (e) {
+      const err = e instanceof EngineError ? e : new EngineError('IO', String(e));
+      if (err.code === 'CANCELLED') {
+        this.log.info('restore: cancelled; nothing was changed');
+        return;
+      }
+      this.log.error(`restore failed: ${err.message}${err.hint ? ` — ${err.hint}` : ''}${err.state ? ` (${err.state})` : ''}`);
+      const actions = errorActions(err.code);
+      const picked = await vscode.window.showErrorMessage(`Restore failed: ${err.message}${err.state ? ` ${err.state}` : ''}${err.hint ? ` ${err.hint}` : ''}`, ...actions.map((a) => a.title));
+      await actions.find((a) => a.title === picked)?.run();
+    } finally {
+      await this.catalog.reload();
+    }
+  }
+
+  async verify(arg?: unknown): Promise<void> {
+    const view = await this.target(arg, 'AI Memory: Verify a snapshot');
+    if (!view) return;
+    const { entry } = view;
+    try {
+      const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `AI Memory: verifying ${entry.name}`, cancellable: true }, (_p, token) =>
+        this.engine.verify({ from: entry.path }, { token }),
+      );
+      const s = r.snapshots[0];
+      if (!s) throw new EngineError('IO', 'The engine returned no result.');
+      const detail = s.ok
+        ? [s.manifest === 'ok' ? 'sha256 matches its manifest' : 'no manifest', s.integrity === 'ok' ? `quick_check ok${s.memories !== undefined ? ` (${s.memories} memories)` : ''}` : undefined, ...s.notes].filter(Boolean).join(', ')
+        : s.problems.join(' | ');
+      await this.catalog.recordVerification(entry, { ok: s.ok, detail, at: new Date().toISOString() });
+      this.log.info(`verify ${entry.name}: ${s.ok ? 'ok' : 'FAILED'} — ${detail}`);
+      if (s.ok) void vscode.window.showInformationMessage(`Snapshot of ${localTime(entry.time)} verified: ${detail}.`);
+      else void vscode.window.showErrorMessage(`Snapshot of ${localTime(entry.time)} FAILED verification: ${detail}`, 'Show Log').then((a) => (a ? this.log.show() : undefined));
+    } catch (e) {
+      const err = e instanceof EngineError ? e : new EngineError('IO', String(e));
+      if (err.code === 'CANCELLED') return;
+      this.log.error(`verify failed: ${err.message}`);
+      void vscode.window.showErrorMessage(`Could not verify ${entry.name}: ${err.message}`, 'Show Log').then((a) => (a ? this.log.show() : undefined));
+    }
+  }
+
+  async delete(arg?: unknown): Promise<void> {
+    const view = await this.target(arg, 'AI Memory: Delete a snapshot');
+    if (!view) return;
+    const { entry } = view;
+    const dir = path.dirname(entry.path);
+    const ok = await confirm(`Delete the snapshot of ${localTime(entry.time)}?`, `${entry.name} and its manifest are removed from ${tildify(dir)}. This cannot be undone.`, 'Delete');
+    if (!ok) return;
+    try {
+      await deleteSnapshot(dir, entry.name);
+      this.log.info(`deleted ${entry.path}`);
+    } catch (e) {
+      void vscode.window.showErrorMessage(`Could not delete ${entry.name}: ${e instanceof Error ? e.message : String(e)}`);
+    } finally {
+      await this.catalog.reload();
+    }
+  }
+
+  async revealSnapshot(arg?: unknown): Promise<void> {
+    const view = await this.target(arg, 'AI Memory: Reveal a snapshot');
+    if (view) await this.reveal(vscode.Uri.file(view.entry.path));
+  }
+
+  async copySha256(arg?: unknown): Promise<void> {
+    const view = await this.target(arg, 'AI Memory: Copy the SHA-256 of a snapshot');
+    if (!view) return;
+    // The manifest's hash is what restore checks against; without one, hash the file.
+    const sha = view.entry.manifest?.sha256 ?? (await hashFile(view.entry.path)).sha256;
+    await vscode.env.clipboard.writeText(sha);
+    vscode.window.setStatusBarMessage(`$(copy) SHA-256 of ${view.entry.name} copied`, 4000);
+  }
+
+  async openBackupFolder(): Promise<void> {
+    const dir = this.service.folder();
+    if (!dir) {
+      void vscode.window.showInformationMessage('No ai-memory database is selected yet, so there is no backup folder.');
+      return;
+    }
+    await fsp.mkdir(dir, { recursive: true }).catch(() => undefined);
+    if (vscode.env.uiKind === vscode.UIKind.Desktop && vscode.env.remoteName === undefined) {
+      if (await vscode.env.openExternal(vscode.Uri.file(dir))) return;
+    }
+    await this.showPath(dir, 'The backup folder');
+  }
+
+  /** Reveals a file in the OS file manager; where there is none (a browser), shows the path. */
+  private async reveal(uri: vscode.Uri): Promise<void> {
+    if (vscode.env.uiKind === vscode.UIKind.Desktop && vscode.env.remoteName === undefined) {
+      try {
+        await vscode.commands.executeCommand('revealFileInOS', uri);
+        return;
+      } catch {
+        // fall through to showing the path
+      }
+    }
+    if (vscode.workspace.getWorkspaceFolder(uri)) {
+      await vscode.commands.executeCommand('revealInExplorer', uri);
+      return;
+    }
+    await this.showPath(uri.fsPath, path.basename(uri.fsPath));
+  }
+
+  private async showPath(p: string, what: string): Promise<void> {
+    const a = await vscode.window.showInformationMessage(`${what} is at ${p}`, 'Copy Path');
+    if (a) await vscode.env.clipboard.writeText(p);
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * The Snapshots view: newest first; label = local date and time, description = relative
+ * age and size, icon and `contextValue` by state (verified, unverified, sha256 mismatch,
+ * manifest missing, encrypted), tooltip with the manifest's details. Refreshes follow the
+ * catalog (itself debounced); we never `reveal` inside a refresh (microsoft/vscode#192055).
+ */
+import * as vscode from 'vscode';
+import { formatAge, formatBytes } from '../core/format';
+import { Disposable } from '../util/disposable';
+import type { SnapshotCatalog, SnapshotState, SnapshotView } from './snapshotCatalog';
+
+export const CONTEXT_VALUES: Record<SnapshotState, string> = {
+  verified: 'aiMemory.snapshot.verified',
+  unverified: 'aiMemory.snapshot.unverified',
+  mismatch: 'aiMemory.snapshot.mismatch',
+  noManifest: 'aiMemory.snapshot.noManifest',
+  encrypted: 'aiMemory.snapshot.encrypted',
+};
+
+const ICONS: Record<SnapshotState, vscode.ThemeIcon> = {
+  verified: new vscode.ThemeIcon('pass-filled', new vscode.ThemeColor('testing.iconPassed')),
+  unverified: new vscode.ThemeIcon('circle-large-outline'),
+  mismatch: new vscode.ThemeIcon('error', new vscode.ThemeColor('testing.iconFailed')),
+  noManifest: new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground')),
+  encrypted: new vscode.ThemeIcon('lock'),
+};
+
+const STATE_LABEL: Record<SnapshotState, string> = {
+  verified: 'Verified',
+  unverified: 'Not verified',
+  mismatch: 'Damaged — does not match its manifest',
+  noManifest: 'Manifest missing or unusable',
+  encrypted: 'Encrypted — integrity not checkable',
+};
+
+/** A row of the view: a snapshot, or a message (the folder cannot be read). */
+export type Node = { kind: 'snapshot'; view: SnapshotView } | { kind: 'message'; text: string; detail: string };
+
+export function localTime(ms: number): string {
+  return new Date(ms).toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
+export class SnapshotsTreeProvider extends Disposable implements vscode.TreeDataProvider<Node> {
+  private readonly _onDidChangeTreeData = this._register(new vscode.EventEmitter<Node | undefined>());
+  readonly onDidChangeTreeData = this._onDidChangeTreeData.event;
+
+  constructor(private readonly catalog: SnapshotCatalog) {
+    super();
+    this._register(catalog.onDidChange(() => this.refresh()));
+    // Relative ages ("5 min ago") go stale; re-render them once a minute.
+    const tick = setInterval(() => this.refresh(), 60_000);
+    this._register({ dispose: () => clearInterval(tick) });
+  }
+
+  refresh(): void {
+    this._onDidChangeTreeData.fire(undefined);
+  }
+
+  getChildren(element?: Node): Node[] {
+    if (element) return [];
+    if (this.catalog.error) return [{ kind: 'message', text: 'Cannot read the backup folder', detail: this.catalog.error }];
+    return this.catalog.snapshots.map((view) => ({ kind: 'snapshot', view }));
+  }
+
+  getTreeItem(node: Node): vscode.TreeItem {
+    if (node.kind === 'message') {
+      const item = new vscode.TreeItem(node.text);
+      item.description = node.detail;
+      item.tooltip = node.detail;
+      item.iconPath = new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground'));
+      return item;
+    }
+    const { entry, state, stateDetail, verification } = node.view;
+    const item = new vscode.TreeItem(localTime(entry.time));
+    item.id = entry.path;
+    item.description = `${formatAge(Date.now() - entry.time)} · ${formatBytes(entry.size)}`;
+    item.iconPath = ICONS[state];
+    item.contextValue = CONTEXT_VALUES[state];
+    item.resourceUri = vscode.Uri.file(entry.path);
+    const m = entry.manifest;
+    const md = new vscode.MarkdownString(undefined, true);
+    md.appendMarkdown(`**${STATE_LABEL[state]}** — ${stateDetail}\n\n`);
+    md.appendMarkdown(`\`${entry.name}\`\n\n`);
+    const rows: [string, string][] = [
+      ['Taken', `${localTime(entry.time)} (${new Date(entry.time).toISOString()})${entry.timeSource === 'mtime' ? ' — from the file date' : ''}`],
+      ['Size', `${formatBytes(entry.size)} (${entry.size.toLocaleString()} bytes)`],
+    ];
+    if (m) {
+      rows.push(['SHA-256', `\`${m.sha256}\``]);
+      if (m.memories !== undefined) rows.push(['Memories', m.memories.toLocaleString()]);
+      if (m.schema_version !== undefined) rows.push(['Schema', `version ${m.schema_version}`]);
+      if (m.integrity) rows.push(['Check', `${m.integrity}${m.check && m.check !== 'off' ? ` (${m.check === 'full' ? 'integrity_check' : 'quick_check'})` : ''}`]);
+      rows.push(['Source', m.source_db]);
+      rows.push(['Made by', m.tool ?? `ai-memory ${m.version}`]);
+    }
+    if (verification) rows.push(['Last verified', `${localTime(Date.parse(verification.at))}: ${verification.ok ? 'ok' : 'FAILED'}`]);
+    md.appendMarkdown(rows.map(([k, v]) => `${k}: ${v}`).join('  \n'));
+    item.tooltip = md;
+    item.accessibilityInformation = { label: `Snapshot of ${localTime(entry.time)}, ${formatBytes(entry.size)}, ${STATE_LABEL[state]}` };
+    return item;
+  }
+}

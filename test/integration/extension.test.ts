@@ -1,0 +1,214 @@
+// Runs inside the real extension host (code-server = VS Code 1.100.3) through
+// test/vscode/run.mjs, against the INSTALLED .vsix, with the real `vscode` API. The
+// session (test/vscode/session.config.mjs) made a demo ai-memory database with a live
+// -wal in the host's home and named it in the workspace's .vscode/mcp.json.
+import * as assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { AiMemoryBackupApi } from '../../src/extension';
+import { nativeChecks, readMemories, seedMemory } from '../support/aiMemoryDb';
+
+const EXTENSION_ID = 'ai-memory-tools.ai-memory-backup';
+
+async function eventually<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+const sha = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
+
+function folderPrint(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const n of fs.readdirSync(dir)) {
+    const p = path.join(dir, n);
+    if (fs.statSync(p).isFile()) out[n] = sha(p);
+  }
+  return out;
+}
+
+describe('AI Memory Backup in a real VS Code', function () {
+  this.timeout(120_000);
+  const db = process.env.AI_MEMORY_TEST_DB as string;
+  let ext: vscode.Extension<AiMemoryBackupApi>;
+  let api: AiMemoryBackupApi;
+  let folder: string;
+
+  before(async function () {
+    assert.ok(db, 'the session exports AI_MEMORY_TEST_DB');
+    const found = vscode.extensions.getExtension<AiMemoryBackupApi>(EXTENSION_ID);
+    assert.ok(found, `${EXTENSION_ID} is installed`);
+    ext = found;
+    await eventually(() => ext.isActive, 'activation');
+    api = ext.exports;
+    await api.ready;
+  });
+
+  afterEach(() => api.setConfirmationHandler(undefined));
+
+  it('activates quickly and without I/O: the engine (sql.js) never loads in the extension host', function () {
+    assert.ok(api.activationMs < 200, `activation took ${api.activationMs} ms`);
+    const loaded = Object.keys(require.cache).filter((k) => /sql-wasm/.test(k));
+    assert.deepEqual(loaded, []);
+  });
+
+  it('discovers the database named in .vscode/mcp.json, and says where it came from', function () {
+    const d = api.database();
+    assert.ok(d, 'a database was found');
+    assert.equal(d.path, db);
+    assert.match(d.source, /\.vscode\/mcp\.json/);
+    assert.match(d.source, /server "memory"/);
+    folder = api.backupFolder() as string;
+    assert.equal(folder, path.join(path.dirname(db), 'backups'));
+  });
+
+  it('contributes every command under "AI Memory", and hides item-only ones from the palette', async function () {
+    const pj = ext.packageJSON as { contributes: { commands: { command: string; category: string }[]; menus: { commandPalette: { command: string; when: string }[] } } };
+    const registered = await vscode.commands.getCommands(true);
+    for (const c of pj.contributes.commands) {
+      assert.equal(c.category, 'AI Memory', c.command);
+      assert.ok(registered.includes(c.command), `${c.command} is registered`);
+    }
+    assert.ok(pj.contributes.menus.commandPalette.some((m) => m.command === 'aiMemory.restoreSnapshot' && m.when === 'false'));
+  });
+
+  it('shows the status bar before any backup, saying there is none yet', function () {
+    const s = api.statusBar();
+    assert.equal(s.visible, true);
+    assert.equal(s.text, '$(database) No backup yet');
+    assert.match(s.tooltip, /memories\.db/);
+  });
+
+  it('"AI Memory: Backup" makes a verified snapshot that appears in the tree, and the status bar says "just now"', async function () {
+    await vscode.commands.executeCommand('aiMemory.backup');
+    const rows = api.snapshots();
+    assert.equal(rows.length, 1);
+    const [row] = rows;
+    assert.equal(row.contextValue, 'aiMemory.snapshot.verified');
+    assert.match(path.basename(row.path), /^ai-memory-\d{4}-\d\d-\d\dT\d{6}Z\.db$/);
+    assert.match(row.description, /^just now · \d/);
+    assert.match(row.tooltip, /SHA-256/);
+    assert.match(row.tooltip, /Memories: 150/);
+    assert.equal(api.statusBar().text, '$(database) just now');
+    const native = nativeChecks(row.path);
+    assert.equal(native.integrity, 'ok');
+    assert.equal(native.fts, 'ok');
+    assert.equal(native.memories, 150, 'the commits that were only in the -wal are in the snapshot');
+  });
+
+  it('a second backup of an unchanged database adds nothing', async function () {
+    await vscode.commands.executeCommand('aiMemory.backup');
+    assert.equal(api.snapshots().length, 1);
+  });
+
+  it('picks up a snapshot written by another process (ai-memory\'s CLI or its timer) by itself', async function () {
+    seedMemory(db, 'proj/a', 'written by the CLI', 'a change so the next snapshot differs');
+    const cli = path.join(ext.extensionPath, 'dist', 'cli.js');
+    const r = spawnSync(process.execPath, [cli, 'backup', '--db', db, '--to', folder, '--json'], { encoding: 'utf8', env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } });
+    assert.equal(r.status, 0, r.stderr);
+    const rows = await eventually(() => api.snapshots().length === 2 && api.snapshots(), 'the watcher to show the new snapshot');
+    assert.equal(path.basename(rows[0].path), JSON.parse(r.stdout).snapshot, 'newest first');
+  });
+
+  it('shows "manifest missing" when a manifest vanishes, and "verified" again when it returns', async function () {
+    const oldest = api.snapshots()[1];
+    const manifest = oldest.path.replace(/\.db$/, '.manifest.json');
+    const text = fs.readFileSync(manifest, 'utf8');
+    fs.rmSync(manifest);
+    await eventually(() => api.snapshots().find((r) => r.path === oldest.path)?.contextValue === 'aiMemory.snapshot.noManifest', 'noManifest state');
+    fs.writeFileSync(manifest, text);
+    await eventually(() => api.snapshots().find((r) => r.path === oldest.path)?.contextValue === 'aiMemory.snapshot.verified', 'verified state again');
+  });
+
+  it('"Verify Snapshot" on a damaged snapshot marks it as not matching its manifest', async function () {
+    const oldest = api.snapshots()[1];
+    const bytes = fs.readFileSync(oldest.path);
+    bytes[Math.floor(bytes.length / 2)] ^= 0xff;
+    fs.writeFileSync(oldest.path, bytes);
+    await vscode.commands.executeCommand('aiMemory.verifySnapshot', oldest.path);
+    const row = await eventually(() => api.snapshots().find((r) => r.path === oldest.path && r.contextValue === 'aiMemory.snapshot.mismatch'), 'mismatch state');
+    assert.match(row.tooltip, /sha256 mismatch/);
+  });
+
+  it('"Delete Snapshot" asks first, then removes the snapshot and its manifest', async function () {
+    const damaged = api.snapshots()[1];
+    const asked: string[] = [];
+    api.setConfirmationHandler((message) => {
+      asked.push(message);
+      return true;
+    });
+    await vscode.commands.executeCommand('aiMemory.deleteSnapshot', damaged.path);
+    assert.match(asked[0], /^Delete the snapshot of /);
+    assert.ok(!fs.existsSync(damaged.path) && !fs.existsSync(damaged.path.replace(/\.db$/, '.manifest.json')));
+    await eventually(() => api.snapshots().length === 1, 'one snapshot left');
+  });
+
+  it('restore through the command replaces the database with the snapshot; the previous one is kept, complete', async function () {
+    const snap = api.snapshots()[0];
+    const expected = readMemories(snap.path);
+    seedMemory(db, 'proj/a', 'after the backup', 'this must be gone after the restore, and kept in the pre-restore copy');
+    const before = readMemories(db);
+    const asked: { message: string; detail: string }[] = [];
+    api.setConfirmationHandler((message, detail) => {
+      asked.push({ message, detail });
+      return true;
+    });
+    await vscode.commands.executeCommand('aiMemory.restoreSnapshot', snap.path);
+    assert.equal(asked.length, 1);
+    assert.match(asked[0].message, /^Restore the snapshot of /);
+    assert.match(asked[0].detail, /kept beside it as memories\.pre-restore-\d{4}-\d\d-\d\dT\d{6}Z\.db/);
+    assert.deepEqual(readMemories(db), expected);
+    const kept = fs.readdirSync(path.dirname(db)).filter((n) => /^memories\.pre-restore-.*\.db$/.test(n));
+    assert.equal(kept.length, 1);
+    assert.deepEqual(readMemories(path.join(path.dirname(db), kept[0])), before);
+  });
+
+  it('restore refuses while a process has the database open, names it, and changes nothing when declined', async function () {
+    const holder = spawn(process.execPath, ['-e', `
+      const D = require(${JSON.stringify(require.resolve('better-sqlite3'))});
+      const d = new D(${JSON.stringify(db)}); d.pragma('journal_mode = WAL'); d.prepare('select count(*) from memories').get();
+      globalThis.keep = d; process.stdout.write('ready\\n'); setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } });
+    try {
+      await new Promise<void>((res, rej) => {
+        holder.stdout?.once('data', () => res());
+        holder.once('exit', (c) => rej(new Error(`holder exited ${c}`)));
+      });
+      const dir = path.dirname(db);
+      const before = folderPrint(dir);
+      const asked: string[] = [];
+      api.setConfirmationHandler((message) => {
+        asked.push(message);
+        return false;
+      });
+      await vscode.commands.executeCommand('aiMemory.restoreSnapshot', api.snapshots()[0].path);
+      assert.equal(asked.length, 1);
+      assert.match(asked[0], new RegExp(`in use by pid ${holder.pid}`));
+      assert.deepEqual(folderPrint(dir), before, 'nothing changed');
+    } finally {
+      holder.kill('SIGKILL');
+    }
+  });
+
+  it('scheduled backups run when due, and the status bar tells the next run', async function () {
+    const count = api.snapshots().length;
+    seedMemory(db, 'proj/b', 'for the schedule', 'a change the scheduled backup must capture');
+    const config = vscode.workspace.getConfiguration('aiMemory');
+    await config.update('backup.intervalMinutes', 0.1, vscode.ConfigurationTarget.Global); // every 6 s
+    try {
+      await eventually(() => api.nextScheduledRun() !== undefined, 'a planned run');
+      await eventually(() => api.snapshots().length === count + 1, 'the scheduled snapshot', 45_000);
+      assert.match(api.statusBar().tooltip, /Next scheduled backup/);
+    } finally {
+      await config.update('backup.intervalMinutes', undefined, vscode.ConfigurationTarget.Global);
+      await config.update('backup.intervalMinutes', 0, vscode.ConfigurationTarget.Global);
+    }
+    await eventually(() => api.nextScheduledRun() === undefined, 'the schedule off');
+  });
+});
