@@ -84,7 +84,6 @@ function parseReferenceManifest(text: string): ReferenceManifest {
 /** `ai-memory restore --from FILE|DIR [--skip-verify]` → { status, from, to, moved }. */
 export function referenceRestore(dbPath: string, from: string, skipVerify = false): { status: string; from: string; to: string; moved?: string } {
   let snapshotPath: string;
-  let manifestPath: string;
   if (fs.statSync(from).isDirectory()) {
     const snaps = fs
       .readdirSync(from)
@@ -97,7 +96,7 @@ export function referenceRestore(dbPath: string, from: string, skipVerify = fals
     snapshotPath = from;
   }
   const stem = path.basename(snapshotPath, path.extname(snapshotPath));
-  manifestPath = path.join(path.dirname(snapshotPath), `${stem}.manifest.json`);
+  const manifestPath = path.join(path.dirname(snapshotPath), `${stem}.manifest.json`);
   if (!fs.existsSync(snapshotPath)) throw new Error(`snapshot ${snapshotPath} does not exist`);
   if (!skipVerify) {
     if (!fs.existsSync(manifestPath)) throw new Error(`manifest ${manifestPath} not found; pass --skip-verify to restore anyway`);

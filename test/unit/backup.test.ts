@@ -252,7 +252,7 @@ describe('backup: what we promise beyond the reference', () => {
     await rejectsCode(runBackup({ dbPath: tmp.join('empty.db'), backupDir: dir }), 'DB_EMPTY');
     const r = await cli(['backup', '--db', tmp.join('nope.db'), '--to', dir], { cwd: tmp.path });
     assert.strictEqual(r.code, 1);
-    assert.match(r.stderr, /^error: Database not found: .*nope\.db\n  Check the path/);
+    assert.match(r.stderr, /^error: Database not found: .*nope\.db\n {2}Check the path/);
   });
 
   it('refuses a backup folder that is a file, or inside a file', async () => {
