@@ -81,7 +81,15 @@ function verifyMode(p: Parsed, allowOff: boolean): VerifyMode {
   throw new BackupError('USAGE', `--verify must be quick, full${allowOff ? ' or off' : ''}; got "${v}".`);
 }
 
-async function dbPath(p: Parsed, io: CliIO): Promise<{ path: string; detail: string }> {
+/** Adds how the database path was chosen to a "not found" error, so the user knows what to change. */
+function explainDb(e: unknown, db: { path: string; detail: string; source: string }): never {
+  if (db.source !== 'flag' && e instanceof BackupError && (e.code === 'DB_NOT_FOUND' || e.code === 'DB_IS_DIRECTORY' || e.code === 'NOT_A_DATABASE' || e.code === 'DB_EMPTY')) {
+    throw new BackupError(e.code, `${e.message} (database path from ${db.detail})`, { hint: e.hint, state: e.state, cause: e });
+  }
+  throw e;
+}
+
+async function dbPath(p: Parsed, io: CliIO): Promise<{ path: string; detail: string; source: string }> {
   const r = await resolveAiMemoryDbPath({
     flag: p.values.get('db'),
     env: io.env,
@@ -90,7 +98,7 @@ async function dbPath(p: Parsed, io: CliIO): Promise<{ path: string; detail: str
     readFile: async (f) => fsp.readFile(f, 'utf8').catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e))),
   });
   for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
-  return { path: r.path, detail: r.detail };
+  return { path: r.path, detail: r.detail, source: r.source };
 }
 
 function progressPrinter(p: Parsed, io: CliIO): ((x: Progress) => void) | undefined {
@@ -118,7 +126,7 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
     onProgress: progressPrinter(p, io),
     skipIfRunWithinMs: recent === undefined ? undefined : Number(recent) * 1000,
     signal: io.signal,
-  });
+  }).catch((e: unknown) => explainDb(e, db));
   for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
   if (p.switches.has('json')) {
     const extra = r.status === 'unchanged' ? { unchanged_since: r.unchangedSince } : {};
@@ -161,7 +169,7 @@ async function cmdRestore(p: Parsed, io: CliIO): Promise<number> {
     dryRun: p.switches.has('dry-run'),
     onProgress: progressPrinter(p, io),
     signal: io.signal,
-  });
+  }).catch((e: unknown) => explainDb(e, db));
   for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
   if (p.switches.has('json')) {
     io.stdout(json({ status: r.status, from: r.from, to: r.to, previous: r.previous, sha256: r.sha256, bytes: r.bytes, ...(r.status === 'dry-run' ? { plan: r.plan } : {}) }));

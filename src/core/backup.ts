@@ -52,6 +52,8 @@ export interface BackupOptions {
   /** Clock, for tests. */
   now?: () => Date;
   chunkBytes?: number;
+  /** Images up to this size are read whole before writing (image.ts); tests set 0 to force streaming. */
+  bufferBytes?: number;
 }
 
 export interface BackupResult {
@@ -156,7 +158,8 @@ export async function pruneSnapshots(dir: string, keep: number, protect: Set<str
   const entries = (await listSnapshots(dir, { manifests: false })).filter((e) => e.timeSource === 'name' && !e.symlink);
   for (const e of entries.slice(keep)) {
     if (protect.has(e.name)) continue;
-    if (pinned.has(e.name)) {
+    // Pins read again right before the delete: a restore that began after the first read is honoured too.
+    if (pinned.has(e.name) || (await pinnedSnapshots(dir)).has(e.name)) {
       warnings.push(`kept ${e.name}: a restore is reading it`);
       continue;
     }
@@ -205,7 +208,10 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     if (opts.skipIfRunWithinMs !== undefined) {
       const state = await readState(dir);
       const last = state ? Date.parse(state.last_run) : NaN;
-      if (state && Number.isFinite(last) && startedAt.getTime() - last < opts.skipIfRunWithinMs && startedAt.getTime() >= last) {
+      // Judged now that we hold the lock, not when we started waiting for it: a run that
+      // waited for another one finished meanwhile must see that run as recent, not as future.
+      const lockedAt = now().getTime();
+      if (state && Number.isFinite(last) && lockedAt - last < opts.skipIfRunWithinMs && lockedAt >= last) {
         const entries = await listSnapshots(dir);
         const snap = entries.find((e) => e.name === state.snapshot);
         if (snap?.manifest) {
@@ -238,8 +244,11 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     const image = await readConsistentImage(dbPath, sink, {
       signal: opts.signal,
       chunkBytes: opts.chunkBytes,
+      bufferBytes: opts.bufferBytes,
       onRetry: (attempt, reason) => warnings.push(`read ${attempt - 1} raced a writer (${reason}); read again`),
-      afterStream: async () => crashPoint('backup:after-stream'),
+      hook: async (point) => {
+        if (point === 'after-stream') crashPoint('backup:after-stream');
+      },
     });
     const sha256 = await sink.finish();
     crashPoint('backup:after-temp-fsync');

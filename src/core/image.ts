@@ -54,6 +54,8 @@ export interface ImageInfo {
   walPages: number;
   /** How many reads it took (1 = no race with a writer or checkpoint). */
   attempts: number;
+  /** Which end-of-read rule proved the read consistent (for the log and the tests). */
+  acceptedBy?: string;
 }
 
 /** Where the image goes. Chunks arrive in order; a chunk's bytes may be reused once `chunk` resolves. */
@@ -72,17 +74,25 @@ export interface ReadImageOptions {
   signal?: AbortSignal;
   /** Reads before giving up with DB_BUSY (default 25). */
   maxAttempts?: number;
-  /** Images up to this size are read whole into memory before anything is written (default 64 MiB). */
+  /** Images up to this size (with the WAL, when that is held too) are read whole into memory before anything is written (default 32 MiB). */
   bufferBytes?: number;
   /** Bytes per read; a multiple of every page size (64 KiB). */
   chunkBytes?: number;
   onRetry?: (attempt: number, reason: string) => void;
-  /** Test hook: runs after the stream and before the end-of-read checks. */
-  afterStream?: () => Promise<void>;
+  /**
+   * Test hook at the moments where a concurrent checkpoint hurts most: after the WAL scan
+   * (before the main file is read), after the stream (before the end-of-read checks), and
+   * inside the end check just before the final WAL-header comparison.
+   */
+  hook?: (point: 'after-scan' | 'after-stream' | 'before-header-recheck') => Promise<void>;
 }
 
 export const DEFAULT_CHUNK_BYTES = 1 << 20;
-const DEFAULT_BUFFER_BYTES = 64 << 20;
+/**
+ * What an unverified read may hold in memory: the WAL, and the image when both fit. Node
+ * itself takes ~60 MB, so this keeps `backup --verify off` under 100 MB at any size.
+ */
+const DEFAULT_BUFFER_BYTES = 32 << 20;
 /** Parallel reads of the main file in buffered mode. */
 const BUFFERED_READ_BYTES = 8 << 20;
 
@@ -211,7 +221,6 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
     let wal: FileHandle | undefined;
     let shm: FileHandle | undefined;
     try {
-      const before = await mainState(main);
       shm = await openIfExists(shmPath);
       const shmStart = await readShm(shm);
       wal = await openIfExists(walPath);
@@ -226,6 +235,12 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
         lastReason = 'the WAL was restarted while it was scanned';
         continue;
       }
+      // The main file's identity and size are taken now, after the wal-index and the WAL:
+      // a checkpoint that finished before this point is fully in the file we are about to
+      // read (taken earlier, a TRUNCATE finishing in between left page 1 promising pages
+      // the image was cut short of).
+      await opts.hook?.('after-scan');
+      const before = await mainState(main);
       const journalAtStart = scan.header ? false : await journalLive(journalPath);
       if (journalAtStart) {
         lastReason = 'a rollback journal is live (a writer is mid-transaction, or one crashed)';
@@ -240,7 +255,7 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
       const info = await planImage(main, kind, scan, before, dbPath);
       info.attempts = attempt;
       await sink.begin(info);
-      const buffered = sink.holdsImage || info.bytes <= bufferBytes;
+      const buffered = sink.holdsImage || info.bytes + (walBytes?.length ?? 0) <= bufferBytes;
       let whole: Uint8Array | undefined;
       if (buffered) {
         whole = sink.holdsImage ? sink.buffer(0, info.bytes) : new Uint8Array(info.bytes);
@@ -248,15 +263,16 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
       } else {
         await streamImage(main, walRead, scan, info, sink, chunkBytes, opts.signal);
       }
-      await opts.afterStream?.();
+      await opts.hook?.('after-stream');
 
       // End-of-read checks: reopen by path, because a deleted-and-recreated WAL is a new file.
-      const verdict = await endCheck({ dbPath, walPath, shmPath, journalPath, walRawStart, scan, shmStart, before });
-      if (verdict !== undefined) {
-        lastReason = verdict;
+      const verdict = await endCheck({ dbPath, walPath, shmPath, journalPath, walRawStart, scan, shmStart, before, hook: opts.hook });
+      if (!verdict.ok) {
+        lastReason = verdict.reason;
         await sink.reset();
         continue;
       }
+      info.acceptedBy = verdict.rule;
       // The image is settled; only now is it handed over in chunks (hashed and written).
       if (whole) {
         for (let pos = 0; pos < info.bytes; pos += chunkBytes) {
@@ -388,6 +404,27 @@ async function streamImage(
   }
 }
 
+type Verdict = { ok: true; rule: string } | { ok: false; reason: string };
+
+async function readShmAt(path: string): Promise<ShmInfo | undefined> {
+  const fh = await openIfExists(path);
+  return readShm(fh).finally(() => fh?.close());
+}
+
+async function readWalHeaderAt(path: string): Promise<Buffer | undefined> {
+  const fh = await openIfExists(path);
+  return readWalHeaderBytes(fh).finally(() => fh?.close());
+}
+
+/**
+ * Decides whether the read that just finished is consistent. The order of the reads here
+ * matters: first the wal-index and, if needed, a re-scan of the WAL; the WAL header LAST.
+ * A restart writes the new header before any frame of the new generation, so a header
+ * byte-identical to the one we began with, read after everything else, proves that every
+ * frame read before it (by the scan at the start and the re-scan here) belongs to the
+ * same generation. (Checked first, a restart landing just after it let the re-scan see the
+ * new generation's frames as "nothing new" and accept a torn image.)
+ */
 async function endCheck(s: {
   dbPath: string;
   walPath: string;
@@ -397,47 +434,50 @@ async function endCheck(s: {
   scan: WalScan;
   shmStart: ShmInfo | undefined;
   before: MainState;
-}): Promise<string | undefined> {
-  const wal = await openIfExists(s.walPath);
-  try {
-    const walRawEnd = await readWalHeaderBytes(wal);
-    if (!sameBytes(s.walRawStart, walRawEnd)) {
-      // The WAL was empty when we began (a TRUNCATE checkpoint had just put everything in
-      // the main file) and a new generation started during the read. That is harmless as
-      // long as none of it reached the main file: the wal-index already carried the new
-      // generation's salts when we began (walRestartHdr writes them at the truncate) and
-      // still shows nothing of it backfilled.
-      if (!s.scan.header && walRawEnd && s.shmStart && s.shmStart.nBackfillAttempted === 0) {
-        const shm = await openIfExists(s.shmPath);
-        const shmEnd = await readShm(shm).finally(() => shm?.close());
-        const salts = walRawEnd.subarray(16, 24);
-        if (shmEnd && s.shmStart.salts.equals(salts) && shmEnd.salts.equals(salts) && shmEnd.nBackfillAttempted === 0 && (await mainUnchanged(s.dbPath, s.before)) === undefined) {
-          return undefined;
-        }
-      }
-      return 'the WAL was restarted or truncated by a checkpoint during the read';
-    }
-    if (s.scan.header) {
-      const shm = await openIfExists(s.shmPath);
-      const shmEnd = await readShm(shm).finally(() => shm?.close());
-      if (s.shmStart && shmEnd && s.shmStart.salts.equals(shmEnd.salts)) {
-        const limit = s.shmStart.salts.equals(s.scan.header.salts) ? s.scan.commitFrame : 0;
-        if (shmEnd.nBackfillAttempted <= limit) return undefined;
-      }
-      // No usable wal-index: safe only if nothing committed since the scan (then no
+  hook?: ReadImageOptions['hook'];
+}): Promise<Verdict> {
+  const shmEnd = await readShmAt(s.shmPath);
+  let verdict: Verdict;
+  if (s.scan.header) {
+    const limit = s.shmStart?.salts.equals(s.scan.header.salts) ? s.scan.commitFrame : 0;
+    if (s.shmStart && shmEnd && s.shmStart.salts.equals(shmEnd.salts) && shmEnd.nBackfillAttempted <= limit) {
+      // No restart (same salts) and no checkpoint reached past our scan (nBackfillAttempted
+      // is stored before any page is copied).
+      verdict = { ok: true, rule: `shm(nBackfillAttempted ${s.shmStart.nBackfillAttempted}->${shmEnd.nBackfillAttempted} <= ${limit})` };
+    } else {
+      // No usable wal-index verdict: safe only if nothing committed since the scan (then no
       // checkpoint could have copied anything newer into the main file).
-      const more = await scanWal(wal, s.scan);
-      if (more.commitFrame === s.scan.commitFrame) return undefined;
-      return 'a checkpoint copied transactions newer than the snapshot into the database file during the read';
+      const wal = await openIfExists(s.walPath);
+      const more = await scanWal(wal, s.scan).finally(() => wal?.close());
+      verdict = more.commitFrame === s.scan.commitFrame
+        ? { ok: true, rule: `no-new-commits(frame ${s.scan.commitFrame})` }
+        : { ok: false, reason: 'a checkpoint copied transactions newer than the snapshot into the database file during the read' };
     }
-  } finally {
-    await wal?.close();
+  } else if (s.shmStart && (!shmEnd || !shmEnd.salts.equals(s.shmStart.salts) || shmEnd.nBackfillAttempted !== s.shmStart.nBackfillAttempted)) {
+    // No WAL, but a live wal-index: a WAL-mode database can go from an empty WAL back to an
+    // empty WAL with a whole write + TRUNCATE checkpoint in between. mtime may miss that
+    // (its clock is coarse); the wal-index does not (new salts, or nBackfillAttempted moved).
+    verdict = { ok: false, reason: 'a checkpoint ran during the read' };
+  } else {
+    const changed = (await mainUnchanged(s.dbPath, s.before)) ?? ((await journalLive(s.journalPath)) ? 'a rollback journal appeared during the read' : undefined);
+    verdict = changed ? { ok: false, reason: changed } : { ok: true, rule: 'no-wal-main-unchanged' };
   }
-  // No WAL: the main file is all there is; it must not have changed while we read it.
-  const changed = await mainUnchanged(s.dbPath, s.before);
-  if (changed) return changed;
-  if (await journalLive(s.journalPath)) return 'a rollback journal appeared during the read';
-  return undefined;
+
+  await s.hook?.('before-header-recheck');
+  const walRawEnd = await readWalHeaderAt(s.walPath);
+  if (sameBytes(s.walRawStart, walRawEnd)) return verdict;
+  // The WAL was empty when we began (a TRUNCATE checkpoint had just put everything in the
+  // main file) and a new generation started during the read: harmless as long as none of
+  // it reached the main file. The wal-index carried the new generation's salts already
+  // when we began (walRestartHdr writes them at the truncate), and after our read still
+  // showed nothing of it backfilled.
+  if (!s.scan.header && walRawEnd && s.shmStart && shmEnd && s.shmStart.nBackfillAttempted === 0 && shmEnd.nBackfillAttempted === 0) {
+    const salts = walRawEnd.subarray(16, 24);
+    if (s.shmStart.salts.equals(salts) && shmEnd.salts.equals(salts) && (await mainUnchanged(s.dbPath, s.before)) === undefined) {
+      return { ok: true, rule: 'new-generation-not-backfilled' };
+    }
+  }
+  return { ok: false, reason: 'the WAL was restarted or truncated by a checkpoint during the read' };
 }
 
 /** Undefined when the main file is the same file, same size, same mtime and change counter as `before`. */
