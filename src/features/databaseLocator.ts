@@ -36,6 +36,7 @@ export class DatabaseLocator extends Disposable {
   /** Several databases were found and none is chosen yet. */
   needsChoice = false;
   private refreshing: Promise<void> | undefined;
+  private refreshAgain: Promise<void> | undefined;
   private askedToChoose = false;
 
   constructor(
@@ -45,9 +46,22 @@ export class DatabaseLocator extends Disposable {
     super();
   }
 
-  /** Re-resolves the database (settings, remembered choice, discovery). Concurrent calls share one run. */
+  /**
+   * Re-resolves the database (settings, remembered choice, discovery). A call while a run is
+   * in progress gets one more run after it (shared by all such calls): what changed — e.g. the
+   * restricted settings that apply once the workspace is trusted — may come after the running
+   * one read it.
+   */
   refresh(): Promise<void> {
-    this.refreshing ??= this.resolve().finally(() => {
+    if (this.refreshing) {
+      const again = () => {
+        this.refreshAgain = undefined;
+        return this.refresh();
+      };
+      this.refreshAgain ??= this.refreshing.then(again, again);
+      return this.refreshAgain;
+    }
+    this.refreshing = this.resolve().finally(() => {
       this.refreshing = undefined;
     });
     return this.refreshing;

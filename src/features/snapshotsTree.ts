@@ -7,6 +7,7 @@
 import * as vscode from 'vscode';
 import { formatAge, formatBytes } from '../core/format';
 import { Disposable } from '../util/disposable';
+import { tildify } from './databaseLocator';
 import type { SnapshotCatalog, SnapshotState, SnapshotView } from './snapshotCatalog';
 
 export const CONTEXT_VALUES: Record<SnapshotState, string> = {
@@ -90,7 +91,7 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
       if (m.memories !== undefined) rows.push(['Memories', m.memories.toLocaleString()]);
       if (m.schema_version !== undefined) rows.push(['Schema', `version ${m.schema_version}`]);
       if (m.integrity) rows.push(['Check', `${m.integrity}${m.check && m.check !== 'off' ? ` (${m.check === 'full' ? 'integrity_check' : 'quick_check'})` : ''}`]);
-      rows.push(['Source', m.source_db]);
+      rows.push(['Source', tildify(m.source_db)]);
       rows.push(['Made by', m.tool ?? `ai-memory ${m.version}`]);
     }
     if (verification) rows.push(['Last verified', `${localTime(Date.parse(verification.at))}: ${verification.ok ? 'ok' : 'FAILED'}`]);

@@ -173,13 +173,14 @@ export function isolatedHomeEnv(base, tmp = join(base, 'tmp')) {
 
 /**
  * Installs a .vsix into the extensions dir the way a user would (`--install-extension`).
+ * `force`: replace an installed copy of the same version (a profile that is reused).
  */
-export async function installVsix({ vsix, dirs, env = {}, timeoutMs = 120_000 }) {
+export async function installVsix({ vsix, dirs, env = {}, timeoutMs = 120_000, force = false }) {
   if (!existsSync(vsix)) throw new Error(`.vsix not found: ${vsix} — run: node scripts/package.mjs`);
   const started = Date.now();
   await runToCompletion(
     process.execPath,
-    [codeServerPaths.entry, '--config', dirs.configFile, '--user-data-dir', dirs.userDataDir, '--extensions-dir', dirs.extensionsDir, '--disable-telemetry', '--install-extension', vsix],
+    [codeServerPaths.entry, '--config', dirs.configFile, '--user-data-dir', dirs.userDataDir, '--extensions-dir', dirs.extensionsDir, '--disable-telemetry', '--install-extension', vsix, ...(force ? ['--force'] : [])],
     { env: { ...cleanEnv(), ...isolatedHomeEnv(dirs.home, dirs.tmp), ...env }, logFile: join(dirs.logsDir, 'install-extension.log'), timeoutMs, name: 'code-server --install-extension' },
   );
   return Date.now() - started;
@@ -251,15 +252,20 @@ export function installTestRunner({
  * @param {string[]} [o.extraArgs] e.g. ['--disable-workspace-trust']
  * @param {Record<string,unknown>} [o.settings] merged over DEFAULT_SETTINGS
  * @param {number} [o.startTimeoutMs] how long to wait for /healthz
+ * @param {number} [o.port] try this port first, then the next ones (default: any free port)
+ * @param {boolean} [o.writeSettings] write the user settings.json (default true; false keeps
+ *   the one there, e.g. a demo profile the user changed)
  */
-export async function startCodeServer({ dirs, workspace = dirs.workspace, env = {}, extraArgs = [], settings = {}, startTimeoutMs = 60_000 }) {
+export async function startCodeServer({ dirs, workspace = dirs.workspace, env = {}, extraArgs = [], settings = {}, startTimeoutMs = 60_000, port: preferredPort, writeSettings = true }) {
   await ensureCodeServer();
   const userSettingsDir = join(dirs.userDataDir, 'User');
   mkdirSync(userSettingsDir, { recursive: true });
-  writeFileSync(join(userSettingsDir, 'settings.json'), JSON.stringify({ ...DEFAULT_SETTINGS, ...settings }, null, 2));
+  if (writeSettings) writeFileSync(join(userSettingsDir, 'settings.json'), JSON.stringify({ ...DEFAULT_SETTINGS, ...settings }, null, 2));
   const logFile = join(dirs.logsDir, 'code-server.log');
+  let nextPort = preferredPort;
   for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
+    const port = nextPort ?? (await freePort());
+    if (nextPort !== undefined) nextPort++;
     const args = [
       codeServerPaths.entry,
       '--bind-addr', `127.0.0.1:${port}`,
@@ -299,7 +305,7 @@ export async function startCodeServer({ dirs, workspace = dirs.workspace, env = 
     } catch (err) {
       await stop(child.pid).catch(() => {});
       const text = tail(logFile);
-      if (attempt < 3 && /EADDRINUSE/.test(text)) {
+      if (attempt < (preferredPort ? 20 : 3) && /EADDRINUSE/.test(text)) {
         log(`port ${port} was taken, retrying`);
         continue;
       }
@@ -470,10 +476,12 @@ export async function screenshot(pageOrLocator, file, options = {}) {
 
 /**
  * Screenshot of the whole workbench laid out at `width`×`height` (e.g. for docs), then the
- * previous window size is restored.
+ * previous window size is restored. `before` runs once the layout has settled at that size,
+ * right before the shot (e.g. to hover something: a resize closes hovers).
  * @param {import('playwright-core').Page} page
+ * @param {{ width?: number, height?: number, before?: () => Promise<unknown> }} [o]
  */
-export async function windowScreenshot(page, file, { width = 900, height = 560 } = {}) {
+export async function windowScreenshot(page, file, { width = 900, height = 560, before } = {}) {
   const previous = page.viewportSize();
   await page.setViewportSize({ width, height });
   try {
@@ -487,10 +495,81 @@ export async function windowScreenshot(page, file, { width = 900, height = 560 }
     );
     // VS Code lays out in an animation frame after the resize; let two frames pass.
     await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+    if (before) {
+      await before();
+      await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+    }
     return await screenshot(page, file);
   } finally {
     if (previous) await page.setViewportSize(previous);
   }
+}
+
+/** Dismisses every notification toast (leftovers would cover the view in screenshots). */
+export async function clearNotifications(page) {
+  const toasts = page.locator('.notifications-toasts .notification-toast');
+  if ((await toasts.count()) === 0) return;
+  await runCommand(page, 'Notifications: Clear All Notifications');
+  await toasts.first().waitFor({ state: 'detached', timeout: 10_000 }).catch(() => {});
+}
+
+/**
+ * Opens a view container from the activity bar by its title (e.g. "AI Memory"), like a
+ * click on its icon; a second click would close it, so it clicks only when it is not open.
+ * @returns the side-bar part
+ */
+export async function openViewContainer(page, title) {
+  const label = `.action-label[aria-label="${title}"]`;
+  const icon = page.locator(`.activitybar .action-item ${label}`).first();
+  await icon.waitFor({ state: 'visible', timeout: 30_000 });
+  const item = page.locator(`.activitybar .action-item:has(${label})`).first();
+  const sidebar = page.locator('.part.sidebar');
+  const isOpen = async () => (await item.getAttribute('class'))?.includes('checked') && (await sidebar.isVisible());
+  if (!(await isOpen())) await icon.click();
+  await waitFor(isOpen, { timeoutMs: 10_000, message: `the "${title}" view container did not open` });
+  return sidebar;
+}
+
+/** Drags the sash between the side bar and the editor so the side bar is `width` px wide. */
+export async function setSidebarWidth(page, width) {
+  const sidebar = page.locator('.part.sidebar');
+  const box = await sidebar.boundingBox();
+  if (!box || Math.abs(box.width - width) < 2) return;
+  const y = box.y + box.height / 2;
+  const x = box.x + box.width;
+  await page.mouse.move(x - 1, y);
+  await page.mouse.down();
+  await page.mouse.move(x + (width - box.width) / 2, y, { steps: 4 });
+  await page.mouse.move(box.x + width, y, { steps: 4 });
+  await page.mouse.up();
+  await waitFor(async () => Math.abs(((await sidebar.boundingBox())?.width ?? 0) - width) < 8, { timeoutMs: 5_000, message: `side bar did not resize to ${width}px` });
+}
+
+/**
+ * Hovers `locator` and returns the text of the hover (tooltip) widget that appears; the
+ * hover stays open until the mouse moves.
+ */
+export async function hoverText(page, locator, { timeoutMs = 10_000 } = {}) {
+  const hover = page.locator('.monaco-hover:not(.hidden)').last();
+  for (let attempt = 0; attempt < 3; attempt++) {
+    await page.mouse.move(0, 0);
+    await locator.hover();
+    try {
+      await hover.waitFor({ state: 'visible', timeout: timeoutMs / 3 });
+      return await hover.innerText();
+    } catch {
+      /* moved too early or the hover was suppressed: try again */
+    }
+  }
+  throw new Error('no hover appeared');
+}
+
+/**
+ * The log files of an extension's output channel across all extension hosts of a session
+ * (one per workbench window), e.g. extensionLogFiles(dirs, 'ai-memory-tools.ai-memory-backup', 'AI Memory').
+ */
+export function extensionLogFiles(dirs, extensionId, channel) {
+  return extensionHostLogs(dirs).filter((f) => f.endsWith(join(extensionId, `${channel}.log`)));
 }
 
 /** Waits for the JSON result file the in-host runner writes, or throws after `timeoutMs`. */
@@ -521,6 +600,11 @@ export function currentSession() {
   return current;
 }
 
+/** Makes `session` the one currentSession() returns (for sessions started with makeCurrent: false). */
+export function useSession(session) {
+  current = session;
+}
+
 /**
  * Starts a complete session: installs the .vsix (and optionally the test runner) into a fresh
  * profile, starts code-server, opens the workbench in chromium, answers the trust prompt.
@@ -535,11 +619,13 @@ export function currentSession() {
  * @param {boolean} [o.headless]
  * @param {string} [o.root] session folder (default: a fresh temp folder, removed by removeDirs())
  * @param {boolean} [o.keepDirs] keep the temp folder on SIGINT
+ * @param {boolean} [o.makeCurrent] make it currentSession() once started (default true; false
+ *   to start the next session while another one's tests run, then useSession())
  * @param {(dirs: ReturnType<typeof createSessionDirs>) => Promise<{ env?: Record<string,string>, settings?: Record<string,unknown>, workspace?: string, codeServerArgs?: string[] } | void>} [o.prepare]
  *   runs once the session folders exist, before code-server starts (create fixtures in
  *   dirs.home / dirs.workspace); what it returns is merged into the options above
  */
-export async function startSession({ vsix, workspace, env = {}, codeServerArgs = [], settings = {}, testRunner = false, trust = 'trust', headless = true, root, keepDirs = false, prepare } = {}) {
+export async function startSession({ vsix, workspace, env = {}, codeServerArgs = [], settings = {}, testRunner = false, trust = 'trust', headless = true, root, keepDirs = false, prepare, makeCurrent = true } = {}) {
   const timings = {};
   const t0 = Date.now();
   const dirs = createSessionDirs(root);
@@ -604,7 +690,7 @@ export async function startSession({ vsix, workspace, env = {}, codeServerArgs =
     timings.startToWorkbenchMs = Date.now() - t0;
     const trustDisabled = codeServerArgs.includes('--disable-workspace-trust');
     if (trust !== 'none' && !trustDisabled) session.trustPromptAnswered = await answerTrustPrompt(session.page, trust);
-    current = session;
+    if (makeCurrent) current = session;
     return session;
   } catch (err) {
     removeInterruptHook();

@@ -1,38 +1,122 @@
-// Fixtures for the real-VS-Code session (see harness.mjs startSession({ prepare })): a demo
-// ai-memory database in the extension host's home, named in the workspace's
-// .vscode/mcp.json the way VS Code users configure the ai-memory MCP server, so the
-// extension must discover it on its own.
+// Sessions of the real-VS-Code run (see harness.mjs startSession({ prepare }) and run.mjs):
+// each gets a fresh code-server profile, HOME and workspace, made by its `prepare(dirs)`
+// before code-server starts. run.mjs starts them one after the other.
+//
+//   main       the integration suites (test/integration/*.test.ts, in the extension host),
+//              then every UI test not claimed by another session. A demo ai-memory database
+//              in the extension host's home, named in the workspace's .vscode/mcp.json the way
+//              VS Code users configure the ai-memory MCP server, so the extension must
+//              discover it on its own.
+//   two-hosts  two workbench pages (= two extension hosts) on one workspace, backups every
+//              6 s: one scheduled backup per interval, not one per window.
+//   untrusted  the workspace is NOT trusted; its settings and MCP files name other
+//              databases, which the extension must ignore.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
 const require = createRequire(import.meta.url);
 
-export async function prepare(dirs) {
-  const { createAiMemoryDb } = require('../../out/test/support/aiMemoryDb.js');
-  const dbDir = join(dirs.home, '.local', 'share', 'ai-memory');
+function aiMemoryDb() {
+  return require('../../out/test/support/aiMemoryDb.js');
+}
+
+/** `~/.local/share/ai-memory/memories.db` in `home` (the ai-memory default), with a live-looking -wal. */
+export function createHomeDatabase(home, { memories = 150, leaveWalCommits = 12 } = {}) {
+  const dbDir = join(home, '.local', 'share', 'ai-memory');
   mkdirSync(dbDir, { recursive: true });
   const db = join(dbDir, 'memories.db');
   // A live-looking database: the last commits only in its -wal.
-  createAiMemoryDb(db, { memories: 150, leaveWalCommits: 12 });
-  mkdirSync(join(dirs.workspace, '.vscode'), { recursive: true });
+  aiMemoryDb().createAiMemoryDb(db, { memories, leaveWalCommits });
+  return db;
+}
+
+/** The workspace's .vscode/mcp.json naming `dbArg` (as the ai-memory server's --db). */
+export function writeVscodeMcpJson(workspace, dbArg = '${userHome}/.local/share/ai-memory/memories.db') {
+  mkdirSync(join(workspace, '.vscode'), { recursive: true });
   writeFileSync(
-    join(dirs.workspace, '.vscode', 'mcp.json'),
+    join(workspace, '.vscode', 'mcp.json'),
     `{
   // ai-memory, as the VS Code MCP docs have you configure it
   "servers": {
     "memory": {
       "type": "stdio",
       "command": "ai-memory",
-      "args": ["--db", "\${userHome}/.local/share/ai-memory/memories.db", "mcp"],
+      "args": ["--db", ${JSON.stringify(dbArg)}, "mcp"],
     },
   },
 }
 `,
   );
+}
+
+/** The `main` session (also what older callers import as `prepare`). */
+export async function prepare(dirs) {
+  const db = createHomeDatabase(dirs.home);
+  writeVscodeMcpJson(dirs.workspace);
   return {
     env: { AI_MEMORY_TEST_DB: db },
     // Tests drive the schedule themselves.
     settings: { 'aiMemory.backup.intervalMinutes': 0 },
   };
 }
+
+/** Interval of the two-hosts session, in minutes (fractions are allowed: 0.1 = 6 s). */
+export const TWO_HOSTS_INTERVAL_MINUTES = 0.1;
+
+export async function prepareTwoHosts(dirs) {
+  const db = createHomeDatabase(dirs.home, { memories: 60, leaveWalCommits: 0 });
+  writeVscodeMcpJson(dirs.workspace);
+  return {
+    env: { AI_MEMORY_TEST_DB: db },
+    settings: { 'aiMemory.backup.intervalMinutes': TWO_HOSTS_INTERVAL_MINUTES },
+  };
+}
+
+/**
+ * Untrusted workspace: the user's own ai-memory config (~/.config/ai-memory/config.toml)
+ * names ~/ai-memory/memories.db; the workspace's .vscode/settings.json (aiMemory.databasePath,
+ * aiMemory.backup.directory), .vscode/mcp.json and .mcp.json (Claude Code) name three other
+ * databases inside the workspace, all real ai-memory databases, so picking any of them would
+ * work — and would be wrong.
+ */
+export async function prepareUntrusted(dirs) {
+  const { createAiMemoryDb } = aiMemoryDb();
+  const userDir = join(dirs.home, 'ai-memory');
+  mkdirSync(userDir, { recursive: true });
+  const userDb = join(userDir, 'memories.db');
+  createAiMemoryDb(userDb, { memories: 40 });
+  mkdirSync(join(dirs.home, '.config', 'ai-memory'), { recursive: true });
+  writeFileSync(join(dirs.home, '.config', 'ai-memory', 'config.toml'), '# ai-memory configuration\ndb = "~/ai-memory/memories.db"\n');
+
+  const evil = join(dirs.workspace, 'evil');
+  mkdirSync(evil, { recursive: true });
+  const settingsDb = join(evil, 'settings.db');
+  const mcpDb = join(evil, 'mcp.db');
+  const claudeDb = join(evil, 'claude.db');
+  for (const p of [settingsDb, mcpDb, claudeDb]) createAiMemoryDb(p, { memories: 5 });
+  writeVscodeMcpJson(dirs.workspace, '${workspaceFolder}/evil/mcp.db');
+  writeFileSync(
+    join(dirs.workspace, '.vscode', 'settings.json'),
+    JSON.stringify({ 'aiMemory.databasePath': '${workspaceFolder}/evil/settings.db', 'aiMemory.backup.directory': '${workspaceFolder}/evil/backups' }, null, 2),
+  );
+  writeFileSync(
+    join(dirs.workspace, '.mcp.json'),
+    JSON.stringify({ mcpServers: { memory: { command: 'ai-memory', args: ['--db', claudeDb, 'mcp'] } } }, null, 2),
+  );
+  return {
+    env: { AI_MEMORY_TEST_DB: userDb, AI_MEMORY_TEST_EVIL: [settingsDb, mcpDb, claudeDb].join(':') },
+    settings: { 'aiMemory.backup.intervalMinutes': 0 },
+  };
+}
+
+/**
+ * The sessions run.mjs starts, in this order. `ui`: the UI test files (names under
+ * test/vscode/ui/) run in that session; the session without `ui` runs all the others.
+ * `integration`: the in-host suites run there. `trust`: the answer to the trust prompt.
+ */
+export const sessions = [
+  { name: 'main', prepare, integration: true },
+  { name: 'two-hosts', prepare: prepareTwoHosts, ui: ['two-hosts.ui.mjs'] },
+  { name: 'untrusted', prepare: prepareUntrusted, trust: 'restricted', ui: ['untrusted.ui.mjs'] },
+];

@@ -1,0 +1,169 @@
+// Backup and restore the way a user does it, with real clicks in the real workbench
+// (code-server 1.100.3 in chromium, the INSTALLED .vsix): the AI Memory view from the
+// activity bar, "AI Memory: Backup" from the Command Palette, the snapshot's context menu,
+// the real modal confirmation. Outcomes are checked on disk with native SQLite.
+//
+// Runs in the `main` session after the integration suites, which leave snapshots, a restored
+// database and a pre-restore copy behind: everything here is counted before/after.
+// Writes docs/screenshots/snapshots-tree.png and docs/screenshots/restore-dialog.png.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import {
+  clearNotifications,
+  currentSession,
+  openViewContainer,
+  repoRoot,
+  runCommand,
+  setSidebarWidth,
+  statusBarItem,
+  waitFor,
+  windowScreenshot,
+} from '../harness.mjs';
+
+const require = createRequire(import.meta.url);
+const { readMemories, seedMemory } = require('../../../out/test/support/aiMemoryDb.js');
+
+const EXTENSION_ID = 'ai-memory-tools.ai-memory-backup';
+const SHOTS = join(repoRoot, 'docs', 'screenshots');
+/** Docs screenshots: big enough to read, small enough for a README. */
+const DOC_SIZE = { width: 1200, height: 750 };
+const SNAPSHOT_NAME = /^ai-memory-\d{4}-\d\d-\d\dT\d{6}Z(?:_\d+)?\.db$/;
+
+/** Snapshot file names in `dir`, newest first (the names sort by time). */
+function snapshotsOnDisk(dir) {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).filter((n) => SNAPSHOT_NAME.test(n)).sort().reverse();
+}
+
+function preRestoreCopies(dir) {
+  return readdirSync(dir).filter((n) => /^memories\.pre-restore-.*\.db$/.test(n));
+}
+
+describe('UI: back up and restore from the AI Memory view', function () {
+  this.timeout(120_000);
+  let page;
+  let db;
+  let backups;
+  let rows;
+
+  before(async function () {
+    const session = currentSession();
+    page = session.page;
+    db = join(session.dirs.home, '.local', 'share', 'ai-memory', 'memories.db');
+    backups = join(dirname(db), 'backups');
+    assert.ok(existsSync(db), `the session's database exists: ${db}`);
+    await clearNotifications(page);
+    // The integration suites leave the log open in the panel: a clean window for the screenshots.
+    if (await page.locator('.part.panel').isVisible()) {
+      await runCommand(page, 'View: Hide Panel');
+      await page.locator('.part.panel').waitFor({ state: 'hidden', timeout: 10_000 });
+    }
+    rows = page.locator('.monaco-list[aria-label="Snapshots"] .monaco-list-row');
+  });
+
+  it('opens the AI Memory view from the activity bar; it lists the snapshots on disk', async function () {
+    const sidebar = await openViewContainer(page, 'AI Memory');
+    await sidebar.locator('.title-label', { hasText: /AI Memory/i }).waitFor({ state: 'visible', timeout: 10_000 });
+    const onDisk = snapshotsOnDisk(backups).length;
+    await waitFor(async () => (await rows.count()) === onDisk, { timeoutMs: 15_000, message: `the view to show the ${onDisk} snapshot(s) on disk` });
+  });
+
+  it('Command Palette → "AI Memory: Backup" adds a verified row; the status bar says "just now"', async function () {
+    // First a snapshot made outside VS Code (our CLI, like a cron job, without a check), so
+    // the view shows two states; the view must pick it up by itself.
+    seedMemory(db, 'ui/demo', 'written before the CLI backup', 'so the CLI backup differs from the last snapshot');
+    const before = await rows.count();
+    const cli = spawnSync(process.execPath, [join(repoRoot, 'dist', 'cli.js'), 'backup', '--db', db, '--to', backups, '--verify', 'off', '--json'], { encoding: 'utf8' });
+    assert.equal(cli.status, 0, cli.stderr);
+    assert.equal(JSON.parse(cli.stdout).status, 'created');
+    await waitFor(async () => (await rows.count()) === before + 1, { timeoutMs: 15_000, message: 'the view to show the snapshot the CLI made' });
+    await waitFor(async () => /Not verified/.test((await rows.first().getAttribute('aria-label')) ?? ''), { timeoutMs: 10_000, message: 'the CLI snapshot shown as not verified' });
+
+    seedMemory(db, 'ui/demo', 'written before the UI backup', 'so the backup from the Command Palette makes a new snapshot');
+    const onDiskBefore = snapshotsOnDisk(backups);
+    await runCommand(page, 'AI Memory: Backup');
+    await waitFor(async () => (await rows.count()) === before + 2, { timeoutMs: 30_000, message: 'a new row after "AI Memory: Backup"' });
+    const created = snapshotsOnDisk(backups).filter((n) => !onDiskBefore.includes(n));
+    assert.equal(created.length, 1, `one new snapshot file: ${created}`);
+    const newest = rows.first();
+    assert.match((await newest.getAttribute('aria-label')) ?? '', /Verified$/);
+    assert.match(await newest.locator('.label-description').innerText(), /^just now · [\d.]+ [KM]B$/);
+    assert.equal((await newest.locator('.codicon-pass-filled').count()), 1, 'the verified icon');
+    assert.equal((await rows.nth(1).locator('.codicon-circle-large-outline').count()), 1, 'the not-verified icon on the CLI snapshot');
+
+    const item = statusBarItem(page, { extensionId: EXTENSION_ID, id: 'aiMemory.status' });
+    await waitFor(async () => /just now/.test(await item.innerText()), { timeoutMs: 10_000, message: 'the status bar to say "just now"' });
+    assert.equal(await item.locator('.codicon-database').count(), 1, 'the database icon');
+  });
+
+  it('screenshot: the Snapshots view with a snapshot tooltip (docs/screenshots/snapshots-tree.png)', async function () {
+    await clearNotifications(page);
+    await windowScreenshot(page, join(SHOTS, 'snapshots-tree.png'), {
+      ...DOC_SIZE,
+      before: async () => {
+        await setSidebarWidth(page, 470);
+        // No focus outline around the list.
+        await page.evaluate(() => document.activeElement instanceof HTMLElement && document.activeElement.blur());
+        // The tooltip of the oldest row opens below the list and covers no other row.
+        const last = rows.last();
+        await page.mouse.move(DOC_SIZE.width - 10, DOC_SIZE.height / 2);
+        await last.locator('.label-name').hover();
+        await page.locator('.monaco-hover:not(.hidden)').last().waitFor({ state: 'visible', timeout: 10_000 });
+      },
+    });
+    await page.mouse.move(700, 400);
+  });
+
+  it('right-click → Restore → the modal dialog → "Restore" puts the snapshot back; the current database is kept', async function () {
+    const [newestName] = snapshotsOnDisk(backups);
+    const snapshot = join(backups, newestName);
+    const expected = readMemories(snapshot);
+    seedMemory(db, 'ui/demo', 'written after the backup', 'must be gone after the restore, and kept in the pre-restore copy');
+    const current = readMemories(db);
+    assert.ok(current.some((m) => m.title === 'written after the backup'));
+    const keptBefore = preRestoreCopies(dirname(db));
+
+    await rows.first().click({ button: 'right' });
+    const menu = page.locator('.context-view.monaco-menu-container');
+    await menu.waitFor({ state: 'visible', timeout: 10_000 });
+    const labels = await menu.locator('.action-menu-item .action-label').allInnerTexts();
+    assert.deepEqual(labels, ['Restore', 'Verify Snapshot', 'Reveal in File Explorer', 'Copy SHA-256', 'Delete Snapshot']);
+    // A menu ignores clicks for a moment after it opens (so the right-click's own mouse-up
+    // cannot pick an item): click until it closes.
+    const restoreItem = menu.locator('.action-menu-item', { hasText: /^Restore$/ });
+    await waitFor(
+      async () => {
+        if (await menu.isHidden()) return true;
+        await restoreItem.click({ timeout: 2_000 });
+        return menu.waitFor({ state: 'hidden', timeout: 1_000 }).then(() => true, () => false);
+      },
+      { timeoutMs: 15_000, intervalMs: 100, message: 'the context menu to take the click on "Restore"' },
+    );
+
+    const dialog = page.locator('.monaco-dialog-box');
+    await dialog.waitFor({ state: 'visible', timeout: 15_000 });
+    assert.match(await dialog.locator('.dialog-message-text').innerText(), /^Restore the snapshot of .+\?$/);
+    const detail = await dialog.locator('.dialog-message-detail').innerText();
+    assert.ok(detail.includes(newestName), `the dialog names ${newestName}: ${detail}`);
+    assert.match(detail, /kept beside it as memories\.pre-restore-\d{4}-\d\d-\d\dT\d{6}Z\.db/);
+    await windowScreenshot(page, join(SHOTS, 'restore-dialog.png'), DOC_SIZE);
+
+    await dialog.getByRole('button', { name: 'Restore', exact: true }).click();
+    await dialog.waitFor({ state: 'hidden', timeout: 10_000 });
+    const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'Restored the snapshot of' });
+    await toast.first().waitFor({ state: 'visible', timeout: 30_000 });
+
+    // On disk: the database holds exactly the snapshot's memories…
+    const after = readMemories(db);
+    assert.deepEqual(after, expected);
+    assert.ok(!after.some((m) => m.title === 'written after the backup'), 'the change made after the backup is gone');
+    // …and what it held before is kept, complete, as memories.pre-restore-*.db.
+    const kept = preRestoreCopies(dirname(db)).filter((n) => !keptBefore.includes(n));
+    assert.equal(kept.length, 1, `one new pre-restore copy: ${kept}`);
+    assert.deepEqual(readMemories(join(dirname(db), kept[0])), current);
+    await clearNotifications(page);
+  });
+});

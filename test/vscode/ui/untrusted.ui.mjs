@@ -1,0 +1,91 @@
+// Workspace trust. Session `untrusted` (session.config.mjs): the workspace is NOT trusted (the
+// trust prompt is answered "No, I don't trust the authors"), and it tries to aim the extension
+// at databases of its own: .vscode/settings.json sets aiMemory.databasePath and
+// aiMemory.backup.directory, .vscode/mcp.json and .mcp.json (Claude Code) name two more — all
+// real ai-memory databases inside the workspace. The extension must use none of them
+// (restricted configuration + the workspace's MCP files ignored while untrusted) and find the
+// user's own database through ~/.config/ai-memory/config.toml. As a control, trusting the
+// workspace then makes its setting win, which shows the fixture would have worked.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { currentSession, extensionLogFiles, hoverText, openViewContainer, runCommand, statusBarItem, waitFor } from '../harness.mjs';
+
+const EXTENSION_ID = 'ai-memory-tools.ai-memory-backup';
+const SNAPSHOT_NAME = /^ai-memory-\d{4}-\d\d-\d\dT\d{6}Z(?:_\d+)?\.db$/;
+const sha = (f) => createHash('sha256').update(readFileSync(f)).digest('hex');
+
+/** Every file under `dir` with its sha256 (to show nothing in the workspace changed). */
+function fingerprint(dir) {
+  const out = {};
+  const walk = (d) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else out[p.slice(dir.length + 1)] = sha(p);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+describe('UI: an untrusted workspace cannot choose the database', function () {
+  this.timeout(90_000);
+  let page;
+  let dirs;
+  let userDb;
+  let workspaceBefore;
+  let item;
+  const log = () => extensionLogFiles(dirs, EXTENSION_ID, 'AI Memory').map((f) => readFileSync(f, 'utf8')).join('\n');
+
+  before(function () {
+    ({ page, dirs } = currentSession());
+    userDb = join(dirs.home, 'ai-memory', 'memories.db');
+    workspaceBefore = fingerprint(dirs.workspace);
+    item = statusBarItem(page, { extensionId: EXTENSION_ID, id: 'aiMemory.status' });
+  });
+
+  it('the window is in Restricted Mode', async function () {
+    await page.locator('.part.statusbar .statusbar-item', { hasText: 'Restricted Mode' }).first().waitFor({ state: 'visible', timeout: 15_000 });
+  });
+
+  it("uses the user's database from ~/.config/ai-memory/config.toml, none of the workspace's", async function () {
+    await item.waitFor({ state: 'visible', timeout: 30_000 });
+    const tip = await hoverText(page, item);
+    await page.mouse.move(600, 300);
+    assert.match(tip, /AI Memory Backup — ~\/ai-memory\/memories\.db/);
+    assert.match(tip, /Database from ~\/\.config\/ai-memory\/config\.toml \(db setting\)/);
+    assert.doesNotMatch(tip, /evil|aiMemory\.databasePath/);
+
+    const text = await waitFor(() => /database: .*memories\.db/.test(log()) && log(), { timeoutMs: 15_000, message: 'the database decision in the log' });
+    assert.ok(text.includes(`database: ${userDb} (from ~/.config/ai-memory/config.toml (db setting))`), text);
+    assert.match(text, /untrusted workspace — its \.vscode\/mcp\.json, \.mcp\.json, \.cursor and \.gemini files are ignored/);
+    assert.doesNotMatch(text, /evil/, 'no workspace database is even mentioned');
+  });
+
+  it("the view's Backup button writes the snapshot beside the user's database; the workspace is untouched", async function () {
+    const sidebar = await openViewContainer(page, 'AI Memory');
+    const rows = page.locator('.monaco-list[aria-label="Snapshots"] .monaco-list-row');
+    await sidebar.locator('.welcome-view-content', { hasText: 'No snapshots yet' }).waitFor({ state: 'visible', timeout: 15_000 });
+    await sidebar.locator('.title-actions .action-label[aria-label="Backup"]').first().click();
+    await rows.first().waitFor({ state: 'visible', timeout: 30_000 });
+    const made = readdirSync(join(dirs.home, 'ai-memory', 'backups')).filter((n) => SNAPSHOT_NAME.test(n));
+    assert.equal(made.length, 1, `one snapshot in ~/ai-memory/backups: ${made}`);
+    assert.ok(!existsSync(join(dirs.workspace, 'evil', 'backups')), 'aiMemory.backup.directory from the workspace was not used');
+    assert.deepEqual(fingerprint(dirs.workspace), workspaceBefore, 'no file in the workspace changed');
+  });
+
+  it('control: once the workspace is trusted, its aiMemory.databasePath setting is used', async function () {
+    await runCommand(page, 'Workspaces: Manage Workspace Trust');
+    const trustButton = page.locator('.workspace-trust-editor .monaco-button', { hasText: /^Trust( Folder)?$/ }).first();
+    await trustButton.waitFor({ state: 'visible', timeout: 15_000 });
+    await trustButton.click();
+    await page.locator('.part.statusbar .statusbar-item', { hasText: 'Restricted Mode' }).first().waitFor({ state: 'hidden', timeout: 15_000 });
+    await waitFor(async () => /evil\/settings\.db/.test((await item.getAttribute('aria-label')) ?? ''), {
+      timeoutMs: 20_000,
+      message: 'the status bar to name the database of the workspace setting once trusted',
+    });
+    assert.match((await item.getAttribute('aria-label')) ?? '', /Database from setting aiMemory\.databasePath/);
+  });
+});
