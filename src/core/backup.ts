@@ -273,6 +273,12 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       integrity = 'unverified';
     }
     crashPoint('backup:after-check');
+    // The check runs synchronously (WASM): a SIGINT/SIGTERM that came meanwhile is only
+    // handled when the event loop next polls. Let it poll (two turns: from the poll phase,
+    // one setImmediate runs before the next poll), so a cancel during the check stops us
+    // here, before anything is published, instead of being noticed too late.
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
     checkAbort(opts.signal);
 
     // Identical to the newest snapshot? Keep the old one — after proving its bytes still match.

@@ -9,13 +9,16 @@
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { HOST_TAG, pidAlive } from './atomicFs';
+import { HOST_TAG, pidAlive, tempPath } from './atomicFs';
 import { BackupError, errnoCode, ioError } from './errors';
 import { crashPoint } from './testHooks';
 
 export const LOCK_NAME = '.ai-memory-backup.lock';
 const HEARTBEAT_MS = 5_000;
 const FOREIGN_STALE_MS = 60_000;
+const NO_HARDLINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV', 'EMLINK']);
+/** `<lock path>\n<body>` of the locks this process holds right now (a lock naming our pid but not listed here is a dead predecessor's). */
+const heldHere = new Set<string>();
 
 interface LockOwner {
   pid: number;
@@ -56,7 +59,11 @@ async function staleReason(path: string, text: string): Promise<string | undefin
     return 'gone';
   }
   if (!owner) return age > 10_000 ? 'unreadable and old' : undefined;
-  if (owner.host === HOST_TAG) return pidAlive(owner.pid) ? undefined : `its owner (pid ${owner.pid}) is no longer running`;
+  if (owner.host === HOST_TAG) {
+    // Our own pid, but not a lock we hold: a dead process whose pid the system gave to us.
+    if (owner.pid === process.pid && !heldHere.has(`${path}\n${text}`)) return `its owner (pid ${owner.pid}) is gone; this process now has that pid`;
+    return pidAlive(owner.pid) ? undefined : `its owner (pid ${owner.pid}) is no longer running`;
+  }
   return age > FOREIGN_STALE_MS ? `its owner on ${owner.hostname} stopped updating it` : undefined;
 }
 
@@ -65,6 +72,45 @@ export function describeOwner(text: string): string {
   if (!o) return 'another process';
   const where = o.host === HOST_TAG ? 'on this machine' : `on ${o.hostname}`;
   return `${o.purpose} by pid ${o.pid} ${where}, started ${o.started}`;
+}
+
+/**
+ * Creates the lock file with its content in one step: the owner goes to a temp file first,
+ * which is then linked to the lock name (link(2) fails with EEXIST while the lock is held).
+ * So a lock is never seen empty: an empty lock, left by a crash between create and write,
+ * can only be judged by its age and blocked every backup of the folder for 10 s.
+ * Without hard links (FAT, some network shares): O_EXCL create, then write.
+ * Returns false when the lock exists.
+ */
+async function createLockFile(dir: string, path: string, body: string): Promise<boolean> {
+  const tmp = tempPath(dir, 'lock');
+  try {
+    await fsp.writeFile(tmp, body, { flag: 'wx', mode: 0o644 });
+    try {
+      await fsp.link(tmp, path);
+      crashPoint('lock:after-create');
+      return true;
+    } catch (e) {
+      const code = errnoCode(e);
+      if (code === 'EEXIST') return false;
+      if (!code || !NO_HARDLINKS.has(code)) throw e;
+    }
+  } finally {
+    await fsp.rm(tmp, { force: true }).catch(() => undefined);
+  }
+  let fh;
+  try {
+    fh = await fsp.open(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o644);
+  } catch (e) {
+    if (errnoCode(e) === 'EEXIST') return false;
+    throw e;
+  }
+  try {
+    await fh.writeFile(body);
+  } finally {
+    await fh.close();
+  }
+  return true;
 }
 
 export async function acquireFolderLock(dir: string, opts: LockOptions): Promise<FolderLock> {
@@ -76,16 +122,9 @@ export async function acquireFolderLock(dir: string, opts: LockOptions): Promise
   for (;;) {
     if (opts.signal?.aborted) throw new BackupError('CANCELLED', 'Cancelled while waiting for the backup folder.');
     try {
-      const fh = await fsp.open(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o644);
-      try {
-        crashPoint('lock:after-create');
-        await fh.writeFile(body);
-      } finally {
-        await fh.close();
-      }
-      break;
+      if (await createLockFile(dir, path, body)) break;
     } catch (e) {
-      if (errnoCode(e) !== 'EEXIST') throw ioError('locking', dir, e);
+      throw ioError('locking', dir, e);
     }
     let text = '';
     try {
@@ -108,6 +147,7 @@ export async function acquireFolderLock(dir: string, opts: LockOptions): Promise
     }
     await new Promise((r) => setTimeout(r, 150));
   }
+  heldHere.add(`${path}\n${body}`);
   const beat = setInterval(() => {
     const now = new Date();
     fsp.utimes(path, now, now).catch(() => undefined);
@@ -123,6 +163,7 @@ export async function acquireFolderLock(dir: string, opts: LockOptions): Promise
       // Only remove our own lock (if it was judged stale and replaced, it is not ours).
       const text = await fsp.readFile(path, 'utf8').catch(() => undefined);
       if (text === body) await fsp.unlink(path).catch(() => undefined);
+      heldHere.delete(`${path}\n${body}`);
     },
   };
 }

@@ -50,7 +50,8 @@ async function fileId(path: string): Promise<FileId | undefined> {
 async function commandOf(pid: number): Promise<string> {
   try {
     const cmdline = (await fsp.readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').filter(Boolean);
-    if (cmdline.length) return cmdline.join(' ').slice(0, 200);
+    // Another process's arguments may hold newlines or terminal escapes: one plain line of them.
+    if (cmdline.length) return cmdline.join(' ').replace(/[\p{Cc}\s]+/gu, ' ').trim().slice(0, 200);
   } catch {
     // process gone, or not ours to read
   }

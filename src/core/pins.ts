@@ -7,16 +7,21 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { HOST_TAG, pidAlive } from './atomicFs';
+import { HOST_TAG, pidAlive, tempPath } from './atomicFs';
 
 const PIN_RE = /^\.ai-memory-backup-pin-([0-9a-f]{6})-(\d+)-[0-9a-f]{8}\.json$/;
 
 /** Pins `snapshotName` in `dir`; best effort (a read-only backup folder cannot hold a pin). */
 export async function pinSnapshot(dir: string, snapshotName: string): Promise<() => Promise<void>> {
   const path = join(dir, `.ai-memory-backup-pin-${HOST_TAG}-${process.pid}-${randomBytes(4).toString('hex')}.json`);
+  // Written aside and renamed: a pin is never seen empty (an empty pin names no snapshot,
+  // so retention running at that moment would delete the one being restored).
+  const tmp = tempPath(dir, 'pin');
   try {
-    await fsp.writeFile(path, JSON.stringify({ snapshot: snapshotName, pid: process.pid, at: new Date().toISOString() }), { flag: 'wx' });
+    await fsp.writeFile(tmp, JSON.stringify({ snapshot: snapshotName, pid: process.pid, at: new Date().toISOString() }), { flag: 'wx' });
+    await fsp.rename(tmp, path);
   } catch {
+    await fsp.rm(tmp, { force: true }).catch(() => undefined);
     return async () => undefined;
   }
   return async () => {

@@ -30,7 +30,7 @@ import { hashFile, TempFileSink } from './fileSink';
 import { describeHolders, findHolders, type Holder } from './inUse';
 import { DEFAULT_CHUNK_BYTES, readConsistentImage } from './image';
 import { formatStamp, preRestoreName } from './naming';
-import { pinSnapshot } from './pins';
+import { pinnedSnapshots, pinSnapshot } from './pins';
 import { examineSnapshot, problemError, type SnapshotReport } from './snapshotCheck';
 import { JOURNAL_MAGIC } from './sqliteFormat';
 import { crashPoint } from './testHooks';
@@ -276,6 +276,9 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
       }
     };
     await place({ dbPath, snapshot, bytes, sha256, keep, consolidate, progress, signal: opts.signal, recheck });
+    // Pins (and pin temps) left by restores that died (killed, power cut) are dropped; live pins stay.
+    await pinnedSnapshots(dirname(snapshot));
+    await cleanStaleTemps(dirname(snapshot));
     return { status: 'restored', from: snapshot, to: dbPath, previous: dbExists ? aside : undefined, sha256, bytes: report.bytes, plan, report, warnings, durationMs: Date.now() - started };
   } finally {
     await unpin();
@@ -330,9 +333,16 @@ async function place(s: {
     s.progress({ phase: 'placing', message: 'writing the snapshot beside the database' });
     await writeTemp(tmp, s.snapshot, s.bytes, s.sha256, s.signal);
     crashPoint('restore:after-temp');
+    // A signal that came during the last write is handled before we decide (two turns of
+    // the event loop: from the poll phase, one setImmediate runs before the next poll).
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
     abortIf(s.signal);
 
-    for (const k of s.keep) {
+    // The -wal/-shm get their second names before the main file: a crash in between leaves
+    // at most stray sidecars, never a pre-restore .db without its -wal (an older state).
+    const keepOrder = [...s.keep.filter((k) => k.from !== s.dbPath), ...s.keep.filter((k) => k.from === s.dbPath)];
+    for (const k of keepOrder) {
       await keepCopy(k.from, k.to);
       kept.push(k.to);
       crashPoint('restore:between-keeps');

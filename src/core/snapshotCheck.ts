@@ -14,7 +14,7 @@ import { hashFile } from './fileSink';
 import type { Manifest } from './manifest';
 import { manifestNameFor } from './naming';
 import { HEADER_SIZE, looksEncrypted, parseHeader } from './sqliteFormat';
-import { checkImage, MAX_CHECKABLE_BYTES, type ImageCheck } from './sqlEngine';
+import { checkImage, loadSqlEngine, MAX_CHECKABLE_BYTES, type ImageCheck } from './sqlEngine';
 
 export type SnapshotFormat = 'sqlite' | 'encrypted' | 'not-sqlite' | 'empty' | 'truncated';
 
@@ -178,7 +178,11 @@ export async function examineSnapshot(path: string, opts: ExamineOptions & { kee
       if (m.manifestState === 'missing') {
         problem({ code: 'MANIFEST_MISSING', message: `Manifest ${manifestPath} not found; cannot check ${name}.`, hint: 'Pass --skip-verify to restore without the manifest check (not recommended).' });
       } else if (m.manifestState === 'foreign') {
-        problem({ code: 'MANIFEST_FOREIGN', message: m.manifestError ?? 'manifest names another file' });
+        problem({
+          code: 'MANIFEST_FOREIGN',
+          message: m.manifestError ?? 'manifest names another file',
+          hint: 'A manifest must name the snapshot beside it; this one may have been tampered with. Restore another snapshot, or pass --skip-verify only if you trust this one.',
+        });
       } else if (m.manifestState === 'invalid') {
         problem({ code: 'MANIFEST_INVALID', message: m.manifestError ?? 'manifest invalid', hint: 'Pass --skip-verify to restore without the manifest check (not recommended).' });
       } else if (m.manifest && m.manifest.bytes !== size) {
@@ -191,6 +195,8 @@ export async function examineSnapshot(path: string, opts: ExamineOptions & { kee
     }
     let sha256: string;
     if (needBytes && size <= MAX_CHECKABLE_BYTES) {
+      // Compile the WASM checker while the disk works (a failure surfaces in checkImage).
+      if (opts.integrity !== 'off') loadSqlEngine().catch(() => undefined);
       const r = await readAllHashed(real, size, opts.signal, opts.onBytes);
       bytes = r.bytes;
       sha256 = r.sha256;
