@@ -3,7 +3,7 @@
  * with its manifest read and checked for shape — without hashing anything, so listing a
  * folder of a thousand snapshots stays fast. Hashing is `verifySnapshot` (verify.ts).
  */
-import { promises as fsp } from 'node:fs';
+import { close, lstat, open, promises as fsp, read, type Stats } from 'node:fs';
 import { join, relative, isAbsolute } from 'node:path';
 import { BackupError, errnoCode, isBackupError } from './errors';
 import { acquireFolderLock } from './folderLock';
@@ -42,11 +42,46 @@ function within(dir: string, target: string): boolean {
   return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
 }
 
+/**
+ * Manifests are a few hundred bytes; one read of this size gets all of one. Under half of
+ * Buffer.poolSize, so each buffer is a slice of Node's shared pool, not a new allocation.
+ */
+const SMALL_READ_BYTES = 4000;
+
+/**
+ * Reads a small file with one open and one read, and does not wait for the close; a larger
+ * file falls back to readFile. fs.promises.readFile takes five thread-pool round trips
+ * (open, fstat, read, read, close) with a promise each: for a folder of 1,000 snapshots
+ * that was most of the listing's time.
+ */
+function readSmallFile(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    open(path, 'r', (err, fd) => {
+      if (err) return reject(err);
+      const buf = Buffer.allocUnsafe(SMALL_READ_BYTES);
+      read(fd, buf, 0, buf.length, 0, (err2, n) => {
+        close(fd, () => undefined);
+        if (err2) reject(err2);
+        else if (n < buf.length) resolve(buf.toString('utf8', 0, n));
+        else fsp.readFile(path, 'utf8').then(resolve, reject);
+      });
+    });
+  });
+}
+
+function lstatCb(path: string): Promise<Stats> {
+  return new Promise((resolve, reject) => lstat(path, (err, st) => (err ? reject(err) : resolve(st))));
+}
+
 /** Reads and checks the manifest beside a snapshot. Never throws for a bad manifest: it reports the state. */
 export async function readManifestFor(snapshotName: string, manifestPath: string): Promise<Pick<SnapshotEntry, 'manifest' | 'manifestState' | 'manifestError'>> {
+  return checkManifestText(snapshotName, manifestPath, readSmallFile(manifestPath));
+}
+
+async function checkManifestText(snapshotName: string, manifestPath: string, reading: Promise<string>): Promise<Pick<SnapshotEntry, 'manifest' | 'manifestState' | 'manifestError'>> {
   let text: string;
   try {
-    text = await fsp.readFile(manifestPath, 'utf8');
+    text = await reading;
   } catch (e) {
     if (errnoCode(e) === 'ENOENT') return { manifestState: 'missing' };
     return { manifestState: 'invalid', manifestError: `cannot read ${manifestPath}: ${e instanceof Error ? e.message : String(e)}` };
@@ -63,9 +98,13 @@ export async function readManifestFor(snapshotName: string, manifestPath: string
 
 async function describe(dir: string, realDir: string, name: string, readManifests: boolean): Promise<SnapshotEntry | undefined> {
   const path = join(dir, name);
-  let st;
+  const manifestPath = join(dir, manifestNameFor(name));
+  // The manifest is read while the snapshot is stat'ed (its result is only looked at for a file).
+  const manifestText = readManifests ? readSmallFile(manifestPath) : undefined;
+  manifestText?.catch(() => undefined);
+  let st: Stats;
   try {
-    st = await fsp.lstat(path);
+    st = await lstatCb(path);
   } catch {
     return undefined; // vanished between readdir and lstat
   }
@@ -82,7 +121,6 @@ async function describe(dir: string, realDir: string, name: string, readManifest
   }
   if (!st.isFile() && !unsafe) return undefined;
   const nameTime = parseSnapshotName(name);
-  const manifestPath = join(dir, manifestNameFor(name));
   const entry: SnapshotEntry = {
     name,
     path,
@@ -96,8 +134,8 @@ async function describe(dir: string, realDir: string, name: string, readManifest
     unsafe,
     manifestState: 'missing',
   };
-  if (readManifests) {
-    Object.assign(entry, await readManifestFor(name, manifestPath));
+  if (manifestText) {
+    Object.assign(entry, await checkManifestText(name, manifestPath, manifestText));
     if (entry.manifest) entry.sizeMatches = entry.manifest.bytes === entry.size;
   }
   return entry;
