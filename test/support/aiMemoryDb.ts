@@ -93,6 +93,14 @@ export interface CreateAiMemoryDbOptions {
    */
   leaveWalCommits?: number;
   /**
+   * Extra "recall" transactions in the tail (default 0), spread evenly among the
+   * `leaveWalCommits` stores: each only touches (access_count+1, last_accessed_at) one
+   * older memory, as the server does when a memory is recalled; the FTS5 update trigger
+   * re-indexes it (~10 pages of WAL per commit). Lets the -wal hold thousands of commits
+   * without thousands of new memories. Needs leaveWalCommits > 0.
+   */
+  tailRecalls?: number;
+  /**
    * Checkpoint run just before the tail (default 'TRUNCATE': the -wal then holds only the
    * tail). 'PASSIVE' leaves the old, already backfilled frames in the file: the first tail
    * commit restarts the WAL from frame 1 with new salts, so stale frames with old salts
@@ -129,6 +137,10 @@ export interface CreatedAiMemoryDb {
   tail: TailCommit[];
   /** Size of the -wal left beside the database (0 when none). */
   walBytes: number;
+  /** Recall-only transactions in the -wal (see tailRecalls). */
+  tailRecalls: number;
+  /** sum(access_count) over all memories after the last commit: a copy without the -wal's last commit differs. */
+  accessCountTotal: number;
   schemaVersion: number;
 }
 
@@ -215,6 +227,7 @@ export function createAiMemoryDb(dbPath: string, opts: CreateAiMemoryDbOptions =
   const tailN = opts.leaveWalCommits ?? 0;
   const checkpoint = opts.checkpoint ?? tailN === 0;
   const beforeTail = opts.checkpointBeforeTail ?? 'TRUNCATE';
+  const recalls = opts.tailRecalls ?? 0;
   validatePageSize(pageSize);
   if (!Number.isInteger(total) || total < 0) {
     throw new Error(`memories must be a non-negative integer, got ${total}`);
@@ -224,6 +237,9 @@ export function createAiMemoryDb(dbPath: string, opts: CreateAiMemoryDbOptions =
   }
   if ((tailN > 0 || !checkpoint) && !walMode) {
     throw new Error('leaveWalCommits / checkpoint:false need walMode (a rollback database has no -wal)');
+  }
+  if (!Number.isInteger(recalls) || recalls < 0 || (recalls > 0 && tailN === 0)) {
+    throw new Error(`tailRecalls must be a whole number ≥ 0, and needs leaveWalCommits > 0; got ${recalls}`);
   }
   if (tailN > 0 && checkpoint) {
     throw new Error('checkpoint:true contradicts leaveWalCommits > 0');
@@ -297,13 +313,22 @@ export function createAiMemoryDb(dbPath: string, opts: CreateAiMemoryDbOptions =
         ids.push(row.id);
         tail.push({ insertedId: row.id, insertedTitle: row.title, touchedId });
       });
+      const recallTx = db.transaction((ordinal: number) => {
+        const touchedId = ids[rng.int(0, ids.length - 1)];
+        touch.run(rfc3339(BASE_TIME_MS + ordinal * 11 * 60_000 + 2), touchedId);
+      });
+      let recalled = 0;
       for (let i = bulkCount; i < total; i++) {
         tailTx(i);
+        // After store k of N, the recalls due so far: floor((k+1)·R/N), so they are spread evenly.
+        const due = Math.floor(((i - bulkCount + 1) * recalls) / tailN);
+        for (; recalled < due; recalled++) recallTx(recalled);
       }
     } else if (walMode && checkpoint) {
       db.pragma('wal_checkpoint(TRUNCATE)');
     }
 
+    const accessCountTotal = Number((db.prepare('SELECT coalesce(sum(access_count), 0) AS n FROM memories').get() as { n: number }).n);
     if (walMode && !checkpoint) {
       closePreservingWal(db, dbPath);
     } else {
@@ -320,6 +345,8 @@ export function createAiMemoryDb(dbPath: string, opts: CreateAiMemoryDbOptions =
       walMode,
       tail,
       walBytes: fs.existsSync(wal) ? fs.statSync(wal).size : 0,
+      tailRecalls: recalls,
+      accessCountTotal,
       schemaVersion: AI_MEMORY_SCHEMA_VERSION,
     };
   } finally {
