@@ -453,7 +453,7 @@ function notesSection(sizeResults, extras) {
   if (Number.isFinite(start)) {
     out.push(
       `- Each of our commands is a Node process: \`node dist/cli.js --version\` alone takes ${millis(extras.start.cliMs)} ms (${millis(extras.start.cliColdMs)} ms with a cold page cache), \`node -e 0\` ${millis(extras.start.nodeMs)} ms, while \`cp\`, \`sync\` and \`sha256sum\` start in about a millisecond. Where the whole floor takes ~0.1 s (5 MB), that start alone is about the 1.25× budget; the larger sizes, where throughput counts, are well inside it.`,
-      '- The first `quick_check` in a process also pays for the WASM engine: compiling sql.js (see *sql.js wasm init*) and V8 optimising the hot SQLite functions on a background thread, a fixed ~0.1–0.3 s of CPU on this 2-core machine that the native `sqlite3` does not have.',
+      "- The `quick_check` in a process also pays for the WASM engine: compiling sql.js (see *sql.js wasm init*), and SQLite's code running as V8's baseline (Liftoff) WASM code, slower than the native `sqlite3`. We keep V8 from re-compiling the hot functions with TurboFan on background threads (`--liftoff-only`, set in `src/core/sqlEngine.ts`): for one check per process, on 2 cores, that re-compiling cost more than it saved (first check of a 50 MB image 150–210 ms → 85 ms).",
     );
   }
   if (extras.catalog && extras.catalog.firstMs > 100) {
@@ -558,6 +558,16 @@ async function main() {
   log(`wrote ${relative(repoRoot, outFile)} in ${(duration / 60).toFixed(1)} min`);
 }
 
+/** Which build --baseline points at: its git commit when it is a checkout. */
+function baselineLabel() {
+  try {
+    const line = run('git', ['-C', baselineDir, 'log', '-1', '--format=%h %s']).trim();
+    return `commit ${line.replace(/^(\S+) /, '`$1` (')})`;
+  } catch {
+    return `\`${baselineDir}\``;
+  }
+}
+
 function quietLine(facts) {
   const waits = quietLog;
   if (!waits.length) return '';
@@ -601,6 +611,7 @@ function report({ facts, cold, sizeResults, extras, duration }) {
     "- Native (ai-memory's own method): `sqlite3 -cmd '.dbconfig no_ckpt_on_close on' F \"VACUUM INTO 'out.db'\"`, `sync out.db`, `sha256sum out.db`, `sqlite3 -readonly out.db 'PRAGMA quick_check'`. (sqlite3 3.40.1 fails `VACUUM INTO` on this schema's generated columns when opened `-readonly`; `no_ckpt_on_close` keeps it from checkpointing the fixture's WAL. The fixture is checked unchanged after every run.) For the restore target, the native `quick_check` is of our snapshot.",
     '- Round 1 of each size also checks that every copy holds all memories and the sum of `access_count` after the last recall: nothing of the WAL is missing.',
     quietLine(facts),
+    ...(baselineDir ? [`- Before/after: the *baseline build* rows time another build of ours in the same rounds (\`--baseline\`): ${baselineLabel()}.`] : []),
     '',
     '## Targets',
     '',

@@ -2,7 +2,8 @@
  * `backup`: a hot, consistent, verified, crash-safe snapshot of the ai-memory database.
  *
  * Order of work, each step leaving the folder valid if the process dies right there:
- *   read image → temp file (hashed while written) → fsync → sql.js check →
+ *   read image → temp file (hashed while written) → fsync, with the sql.js check of the
+ *   in-memory image running while the disk flushes →
  *   identical to the newest snapshot? drop the temp, report "unchanged" →
  *   manifest under its final name (no snapshot yet: harmless) →
  *   snapshot under its final name (link, never overwriting) → fsync folder →
@@ -22,7 +23,7 @@ import { OUR_TOOL, rfc3339, serializeManifest, type Manifest } from './manifest'
 import { formatStamp, manifestNameFor, parseSnapshotName, snapshotName } from './naming';
 import { pinnedSnapshots } from './pins';
 import { readState, STATE_NAME, type BackupState } from './state';
-import { checkImage, MAX_CHECKABLE_BYTES, type ImageCheck } from './sqlEngine';
+import { checkImage, loadSqlEngine, MAX_CHECKABLE_BYTES, type ImageCheck } from './sqlEngine';
 import { crashPoint } from './testHooks';
 import { TOOL_VERSION } from './version';
 
@@ -240,6 +241,8 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       onBytes: (done, total) => progress({ phase: 'reading', done, total }),
     });
     checkAbort(opts.signal);
+    // Compile the WASM checker while the disk works (a failure surfaces in checkImage).
+    if (checkable) loadSqlEngine().catch(() => undefined);
     progress({ phase: 'reading', done: 0, total: db.size });
     const image = await readConsistentImage(dbPath, sink, {
       signal: opts.signal,
@@ -250,9 +253,11 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
         if (point === 'after-stream') crashPoint('backup:after-stream');
       },
     });
-    const sha256 = await sink.finish();
-    crashPoint('backup:after-temp-fsync');
-    checkAbort(opts.signal);
+    await sink.drain();
+    // The fsync starts now and the check (CPU, in memory) runs while the disk flushes;
+    // nothing is published before both are done.
+    const durable = sink.finish();
+    durable.catch(() => undefined); // awaited below, or by discard() when the check fails
 
     let check: ImageCheck | undefined;
     let integrity: Manifest['integrity'];
@@ -272,6 +277,8 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     } else {
       integrity = 'unverified';
     }
+    const sha256 = await durable;
+    crashPoint('backup:after-temp-fsync');
     crashPoint('backup:after-check');
     // The check runs synchronously (WASM): a SIGINT/SIGTERM that came meanwhile is only
     // handled when the event loop next polls. Let it poll (two turns: from the poll phase,

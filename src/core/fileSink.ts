@@ -28,6 +28,7 @@ export class TempFileSink implements ImageSink {
   /** Pool buffers we handed out; chunks from anywhere else (a whole image) are never recycled. */
   private readonly pooled = new WeakSet<ArrayBuffer>();
   private done = 0;
+  private finishing: Promise<string> | undefined;
   info: ImageInfo | undefined;
   image: Uint8Array | undefined;
 
@@ -95,9 +96,24 @@ export class TempFileSink implements ImageSink {
     this.failure = undefined;
   }
 
-  /** Waits for the writes, makes the file durable, and returns its SHA-256 (hex). */
-  async finish(): Promise<string> {
+  /** Waits for the writes in flight; throws the first one that failed. */
+  async drain(): Promise<void> {
     await Promise.allSettled([...this.inflight]);
+    if (this.failure) throw this.failure;
+  }
+
+  /**
+   * Waits for the writes, makes the file durable, and returns its SHA-256 (hex). After
+   * drain(), the fsync is issued before this returns, so the caller can do other work (the
+   * integrity check) while the disk flushes.
+   */
+  finish(): Promise<string> {
+    this.finishing ??= this.sync();
+    return this.finishing;
+  }
+
+  private async sync(): Promise<string> {
+    if (this.inflight.size) await Promise.allSettled([...this.inflight]);
     if (this.failure) throw this.failure;
     const fh = this.fh as FileHandle;
     try {
@@ -114,6 +130,7 @@ export class TempFileSink implements ImageSink {
   /** Drops the temporary file (after a failure or when the snapshot is not needed). */
   async discard(): Promise<void> {
     await Promise.allSettled([...this.inflight]);
+    await this.finishing?.catch(() => undefined); // never close under a pending fsync
     await this.fh?.close().catch(() => undefined);
     this.fh = undefined;
     this.image = undefined;

@@ -13,7 +13,7 @@
  * open in another process cannot be renamed, so the restore's first move fails safely.
  */
 import { execFile } from 'node:child_process';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readdirSync, readlinkSync } from 'node:fs';
 
 export interface Holder {
   pid: number;
@@ -94,33 +94,34 @@ async function linuxHolders(ids: FileId[]): Promise<Holder[]> {
     // /proc/locks unreadable (unusual container): fall back to the fd scan alone
   }
   // Open descriptors: catches idle rollback-mode connections, which hold no lock.
-  const targets = new Map<string, string>();
-  for (const i of ids) targets.set(i.path, i.path);
-  let pids: string[] = [];
+  // /proc answers from kernel memory, never the disk, so it is read synchronously: one
+  // thread-pool round trip per descriptor made this scan 5× slower (20 ms for a few hundred
+  // descriptors). The event loop gets a turn after every process, so it is never held long.
+  const targets = new Set(ids.map((i) => i.path));
+  let pids: string[];
   try {
-    pids = (await fsp.readdir('/proc')).filter((n) => /^\d+$/.test(n));
+    pids = readdirSync('/proc').filter((n) => /^\d+$/.test(n));
   } catch {
     return [...found.values()];
   }
   for (const p of pids) {
     const pid = Number(p);
     if (pid === process.pid) continue;
-    let fds: string[];
+    const hits = new Set<string>();
     try {
-      fds = await fsp.readdir(`/proc/${p}/fd`);
-    } catch {
-      continue; // not ours to look at, or gone
-    }
-    for (const fd of fds) {
-      let target: string;
-      try {
-        target = await fsp.readlink(`/proc/${p}/fd/${fd}`);
-      } catch {
-        continue;
+      for (const fd of readdirSync(`/proc/${p}/fd`)) {
+        try {
+          const target = readlinkSync(`/proc/${p}/fd/${fd}`);
+          if (targets.has(target)) hits.add(target);
+        } catch {
+          // closed meanwhile
+        }
       }
-      const hit = targets.get(target);
-      if (hit) await add(pid, hit, 'open');
+    } catch {
+      // not ours to look at, or gone
     }
+    for (const hit of hits) await add(pid, hit, 'open');
+    await new Promise((r) => setImmediate(r));
   }
   return [...found.values()];
 }
