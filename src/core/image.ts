@@ -56,6 +56,8 @@ export interface ImageInfo {
   attempts: number;
   /** Which end-of-read rule proved the read consistent (for the log and the tests). */
   acceptedBy?: string;
+  /** Times a read that a checkpoint overtook was brought up to a newer commit instead of read again. */
+  catchUps?: number;
 }
 
 /** Where the image goes. Chunks arrive in order; a chunk's bytes may be reused once `chunk` resolves. */
@@ -82,9 +84,10 @@ export interface ReadImageOptions {
   /**
    * Test hook at the moments where a concurrent checkpoint hurts most: after the WAL scan
    * (before the main file is read), after the stream (before the end-of-read checks), and
-   * inside the end check just before the final WAL-header comparison.
+   * inside the end check just before the final WAL-header comparison, and after a catch-up
+   * (before its end check).
    */
-  hook?: (point: 'after-scan' | 'after-stream' | 'before-header-recheck') => Promise<void>;
+  hook?: (point: 'after-scan' | 'after-stream' | 'before-header-recheck' | 'after-catch-up') => Promise<void>;
 }
 
 export const DEFAULT_CHUNK_BYTES = 1 << 20;
@@ -230,7 +233,7 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
       const walBytes = wal && walSize <= bufferBytes ? await readWhole(wal, walSize) : undefined;
       const walRead = walBytes ? memoryReader(walBytes) : wal ? fileReader(wal) : undefined;
       const walRawStart = walBytes ? (walBytes.length >= 32 ? Buffer.from(walBytes.subarray(0, 32)) : undefined) : await readWalHeaderBytes(wal);
-      const scan: WalScan = walRead ? await scanWal(walRead) : emptyScan();
+      let scan: WalScan = walRead ? await scanWal(walRead) : emptyScan();
       if (!sameBytes(walRawStart, scan.header ? scan.header.raw : walRawStart)) {
         lastReason = 'the WAL was restarted while it was scanned';
         continue;
@@ -252,7 +255,7 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
         continue;
       }
 
-      const info = await planImage(main, kind, scan, before, dbPath);
+      let info = await planImage(main, kind, scan, before, dbPath);
       info.attempts = attempt;
       await sink.begin(info);
       const buffered = sink.holdsImage || info.bytes + (walBytes?.length ?? 0) <= bufferBytes;
@@ -266,7 +269,19 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
       await opts.hook?.('after-stream');
 
       // End-of-read checks: reopen by path, because a deleted-and-recreated WAL is a new file.
-      const verdict = await endCheck({ dbPath, walPath, shmPath, journalPath, walRawStart, scan, shmStart, before, hook: opts.hook });
+      let verdict = await endCheck({ dbPath, walPath, shmPath, journalPath, walRawStart, scan, shmStart, before, hook: opts.hook });
+      // A checkpoint overtook the read within the same WAL generation: rather than read it
+      // all again (under a server that checkpoints every few commits, every full read would
+      // be overtaken), bring the image in memory up to the newest commit and check again.
+      for (let n = 1; !verdict.ok && verdict.catchUp && whole && n <= MAX_CATCH_UPS; n++) {
+        checkAbort(opts.signal);
+        const caught = await catchUp(walPath, scan, info, whole, sink);
+        if (!caught) break;
+        ({ scan, info, whole } = caught);
+        info.catchUps = n;
+        await opts.hook?.('after-catch-up');
+        verdict = await endCheck({ dbPath, walPath, shmPath, journalPath, walRawStart, scan, shmStart, before, hook: opts.hook });
+      }
       if (!verdict.ok) {
         lastReason = verdict.reason;
         await sink.reset();
@@ -294,6 +309,51 @@ async function readWhole(fh: FileHandle, size: number): Promise<Buffer> {
   const buf = Buffer.allocUnsafe(size);
   const n = await readAt(fh, buf, 0);
   return n === size ? buf : buf.subarray(0, n);
+}
+
+/** Catch-ups per read before reading again from scratch. Each one reads only new WAL frames. */
+const MAX_CATCH_UPS = 20;
+
+/**
+ * Brings an image read in memory up to the WAL's newest commit, after endCheck found that
+ * a checkpoint copied frames newer than the image's commit into the main file during the
+ * read (same WAL generation: same salts in the header and the wal-index, before and after).
+ *
+ * Why that is sound: within one WAL generation a checkpoint writes into the main file only
+ * pages that are in the WAL, each at a version no newer than nBackfillAttempted. So every
+ * page the read took from the main file is either in a WAL frame up to the new commit —
+ * and overwritten here with its newest committed version — or was not touched since the
+ * generation began. Pages the database gained since the old commit must all be in the new
+ * frames (otherwise we give up and read again). endCheck then runs again against the new
+ * commit: nBackfillAttempted must not have passed it, and the WAL header read last must be
+ * unchanged, which proves that no restart reused the frames read here.
+ */
+async function catchUp(walPath: string, scan: WalScan, info: ImageInfo, whole: Uint8Array, sink: ImageSink): Promise<{ scan: WalScan; info: ImageInfo; whole: Uint8Array } | undefined> {
+  if (!scan.header) return undefined;
+  const wal = await openIfExists(walPath);
+  if (!wal) return undefined;
+  try {
+    const more = await scanWal(wal, scan); // only the pages committed after scan.commitFrame
+    if (more.commitFrame === scan.commitFrame) return undefined;
+    const { pageSize } = info;
+    const pages = more.dbPages;
+    for (let p = info.pages + 1; p <= pages; p++) if (!more.pages.has(p)) return undefined;
+    const merged: WalScan = { ...more, pages: new Map([...scan.pages, ...more.pages]) };
+    const next: ImageInfo = { ...info, pages, bytes: pages * pageSize, walCommitFrame: more.commitFrame, walPages: merged.pages.size };
+    await sink.begin(next); // nothing was handed over yet in buffered mode: this only resets
+    const image = sink.holdsImage ? sink.buffer(0, next.bytes) : next.bytes === whole.length ? whole : new Uint8Array(next.bytes);
+    if (image.buffer !== whole.buffer || image.byteOffset !== whole.byteOffset) image.set(whole.subarray(0, Math.min(whole.length, next.bytes)));
+    const read = fileReader(wal);
+    const overlays: Promise<number>[] = [];
+    for (const [pgno, off] of more.pages) {
+      if (pgno <= pages) overlays.push(read(image.subarray((pgno - 1) * pageSize, pgno * pageSize), off));
+    }
+    await Promise.all(overlays);
+    if (info.kind === 'sqlite') setRollbackMode(image);
+    return { scan: merged, info: next, whole: image };
+  } finally {
+    await wal.close();
+  }
 }
 
 /** Buffered mode: the main file in large parallel reads, then the WAL pages over it. */
@@ -404,7 +464,12 @@ async function streamImage(
   }
 }
 
-type Verdict = { ok: true; rule: string } | { ok: false; reason: string };
+/**
+ * `catchUp`: the only thing wrong is that a checkpoint copied frames newer than our commit
+ * into the main file, within the same WAL generation: the read can be brought up to a
+ * newer commit (see catchUp) instead of being read again.
+ */
+type Verdict = { ok: true; rule: string } | { ok: false; reason: string; catchUp?: boolean };
 
 async function readShmAt(path: string): Promise<ShmInfo | undefined> {
   const fh = await openIfExists(path);
@@ -449,9 +514,10 @@ async function endCheck(s: {
       // checkpoint could have copied anything newer into the main file).
       const wal = await openIfExists(s.walPath);
       const more = await scanWal(wal, s.scan).finally(() => wal?.close());
+      const sameGeneration = Boolean(s.shmStart && shmEnd && s.shmStart.salts.equals(s.scan.header.salts) && shmEnd.salts.equals(s.scan.header.salts));
       verdict = more.commitFrame === s.scan.commitFrame
         ? { ok: true, rule: `no-new-commits(frame ${s.scan.commitFrame})` }
-        : { ok: false, reason: 'a checkpoint copied transactions newer than the snapshot into the database file during the read' };
+        : { ok: false, reason: 'a checkpoint copied transactions newer than the snapshot into the database file during the read', catchUp: sameGeneration };
     }
   } else if (s.shmStart && (!shmEnd || !shmEnd.salts.equals(s.shmStart.salts) || shmEnd.nBackfillAttempted !== s.shmStart.nBackfillAttempted)) {
     // No WAL, but a live wal-index: a WAL-mode database can go from an empty WAL back to an

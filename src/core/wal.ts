@@ -67,6 +67,26 @@ export function walChecksum(view: DataView, off: number, len: number, littleEndi
   return [s0, s1];
 }
 
+const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/**
+ * walChecksum over 32-bit words already in the host's byte order (an Int32Array view):
+ * the common case — SQLite writes the WAL in its host's byte order — without a DataView
+ * call per word (2–3× faster; the scan is most of a backup's CPU time on a large WAL).
+ */
+function walChecksumWords(words: Int32Array, start: number, count: number, s: [number, number]): [number, number] {
+  // Int32 throughout (`| 0` wraps like uint32 addition): V8 then adds machine integers
+  // instead of doubles. Converted back to unsigned once at the end.
+  let s0 = s[0] | 0;
+  let s1 = s[1] | 0;
+  const end = start + count;
+  for (let i = start; i < end; i += 2) {
+    s0 = (s0 + words[i] + s1) | 0;
+    s1 = (s1 + words[i + 1] + s0) | 0;
+  }
+  return [s0 >>> 0, s1 >>> 0];
+}
+
 /** Parses and checks a 32-byte WAL header (§4.1); undefined when SQLite would not accept it. */
 export function parseWalHeader(raw: Buffer): WalHeader | undefined {
   if (raw.length < WAL_HEADER_SIZE) return undefined;
@@ -162,8 +182,10 @@ export async function scanWal(source: FileHandle | ReadAt | undefined, from?: Wa
   let pending = new Map<number, number>();
   let running: [number, number] = [result.checksum[0], result.checksum[1]];
   let frame = result.commitFrame + 1;
-  const buf = Buffer.allocUnsafe(fsz * FRAMES_PER_READ);
+  // Not from Buffer's shared pool (too large for it): its own ArrayBuffer, 4-byte aligned.
+  const buf = Buffer.allocUnsafeSlow(fsz * FRAMES_PER_READ);
   const view = new DataView(buf.buffer, buf.byteOffset, buf.length);
+  const words = littleEndian === HOST_LITTLE_ENDIAN && buf.byteOffset % 4 === 0 ? new Int32Array(buf.buffer, buf.byteOffset, buf.length >> 2) : undefined;
   for (;;) {
     const pos = frameOffset(frame, pageSize);
     const n = await read(buf, pos);
@@ -178,8 +200,15 @@ export async function scanWal(source: FileHandle | ReadAt | undefined, from?: Wa
         break;
       }
       // §4.2: the checksum covers the first 8 bytes of the frame header and the page.
-      let s = walChecksum(view, off, 8, littleEndian, running);
-      s = walChecksum(view, off + WAL_FRAME_HEADER_SIZE, pageSize, littleEndian, s);
+      let s: [number, number];
+      if (words) {
+        // off and the page are multiples of 8 bytes (frame size = 24 + a power of two ≥ 512).
+        s = walChecksumWords(words, off >> 2, 2, running);
+        s = walChecksumWords(words, (off + WAL_FRAME_HEADER_SIZE) >> 2, pageSize >> 2, s);
+      } else {
+        s = walChecksum(view, off, 8, littleEndian, running);
+        s = walChecksum(view, off + WAL_FRAME_HEADER_SIZE, pageSize, littleEndian, s);
+      }
       if (s[0] !== buf.readUInt32BE(off + 16) || s[1] !== buf.readUInt32BE(off + 20)) {
         stop = true;
         break;
