@@ -38,7 +38,7 @@ import {
   parseHeader,
   setRollbackMode,
 } from './sqliteFormat';
-import { emptyScan, fileReader, memoryReader, readWalHeaderBytes, scanWal, type ReadAt, type WalScan } from './wal';
+import { emptyScan, fileReader, memoryReader, readFully as readAt, readWalHeaderBytes, scanWal, type ReadAt, type WalScan } from './wal';
 
 export interface ImageInfo {
   /** 'sqlite': plain SQLite 3; 'encrypted': not plain SQLite but looks like an encrypted (SQLCipher) database. */
@@ -115,15 +115,6 @@ async function openIfExists(path: string): Promise<FileHandle | undefined> {
   }
 }
 
-async function readAt(fh: FileHandle, buf: Uint8Array, position: number): Promise<number> {
-  let done = 0;
-  while (done < buf.length) {
-    const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
-    if (bytesRead === 0) break;
-    done += bytesRead;
-  }
-  return done;
-}
 
 async function mainState(fh: FileHandle): Promise<MainState> {
   const st = await fh.stat({ bigint: true });

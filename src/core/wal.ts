@@ -125,7 +125,8 @@ export function memoryReader(bytes: Uint8Array): ReadAt {
   };
 }
 
-async function readFully(fh: FileHandle, buf: Uint8Array, position: number): Promise<number> {
+/** Reads into `buf` from `position` until it is full or the file ends; returns the byte count. */
+export async function readFully(fh: FileHandle, buf: Uint8Array, position: number): Promise<number> {
   let done = 0;
   while (done < buf.length) {
     const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
