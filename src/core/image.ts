@@ -334,17 +334,21 @@ async function catchUp(walPath: string, scan: WalScan, info: ImageInfo, whole: U
     await sink.begin(next); // nothing was handed over yet in buffered mode: this only resets
     const image = sink.holdsImage ? sink.buffer(0, next.bytes) : next.bytes === whole.length ? whole : new Uint8Array(next.bytes);
     if (image.buffer !== whole.buffer || image.byteOffset !== whole.byteOffset) image.set(whole.subarray(0, Math.min(whole.length, next.bytes)));
-    const read = fileReader(wal);
-    const overlays: Promise<number>[] = [];
-    for (const [pgno, off] of more.pages) {
-      if (pgno <= pages) overlays.push(read(image.subarray((pgno - 1) * pageSize, pgno * pageSize), off));
-    }
-    await Promise.all(overlays);
+    await overlayWalPages(fileReader(wal), more.pages, image, pageSize, pages);
     if (info.kind === 'sqlite') setRollbackMode(image);
     return { scan: merged, info: next, whole: image };
   } finally {
     await wal.close();
   }
+}
+
+/** Reads each WAL page (page number → frame content offset) over its place in `image`, up to page `maxPage`. */
+async function overlayWalPages(wal: ReadAt, pages: Map<number, number>, image: Uint8Array, pageSize: number, maxPage: number): Promise<void> {
+  const reads: Promise<number>[] = [];
+  for (const [pgno, off] of pages) {
+    if (pgno <= maxPage) reads.push(wal(image.subarray((pgno - 1) * pageSize, pgno * pageSize), off));
+  }
+  await Promise.all(reads);
 }
 
 /** Buffered mode: the main file in large parallel reads, then the WAL pages over it. */
@@ -355,12 +359,7 @@ async function readWholeImage(main: FileHandle, wal: ReadAt | undefined, scan: W
     reads.push(readAt(main, part, pos).then((n) => void part.fill(0, n)));
   }
   await Promise.all(reads);
-  const { pageSize } = info;
-  const overlays: Promise<number>[] = [];
-  for (const [pgno, off] of scan.pages) {
-    if (pgno <= info.pages) overlays.push((wal as ReadAt)(image.subarray((pgno - 1) * pageSize, pgno * pageSize), off));
-  }
-  await Promise.all(overlays);
+  await overlayWalPages(wal as ReadAt, scan.pages, image, info.pageSize, info.pages);
   if (info.kind === 'sqlite') setRollbackMode(image);
 }
 
