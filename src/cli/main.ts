@@ -144,6 +144,7 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
     const facts: string[] = [];
     if (m.integrity === 'ok') facts.push(`${m.check === 'full' ? 'integrity_check' : 'quick_check'} ok`);
     else if (m.integrity === 'encrypted') facts.push('NOT verified: the database is encrypted (not plain SQLite)');
+    else if (m.check_note) facts.push(`NOT verified: ${m.check_note}`);
     else facts.push('NOT verified (--verify off)');
     if (m.memories !== undefined) facts.push(`${m.memories} memories`);
     if (m.schema_version !== undefined) facts.push(`schema ${m.schema_version}`);

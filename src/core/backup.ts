@@ -2,8 +2,9 @@
  * `backup`: a hot, consistent, verified, crash-safe snapshot of the ai-memory database.
  *
  * Order of work, each step leaving the folder valid if the process dies right there:
- *   read image → temp file (hashed while written) → fsync, with the sql.js check of the
- *   in-memory image running while the disk flushes →
+ *   read image → temp file (hashed while written) → fsync, with the sql.js check of that
+ *   temp file (the bytes just hashed and written, read back lazily) running while the
+ *   disk flushes →
  *   identical to the newest snapshot? drop the temp, report "unchanged" →
  *   manifest under its final name (no snapshot yet: harmless) →
  *   snapshot under its final name (link, never overwriting) → fsync folder →
@@ -23,7 +24,7 @@ import { OUR_TOOL, rfc3339, serializeManifest, type Manifest } from './manifest'
 import { formatStamp, manifestNameFor, parseSnapshotName, snapshotName } from './naming';
 import { pinnedSnapshots } from './pins';
 import { readState, STATE_NAME, type BackupState } from './state';
-import { checkImage, loadSqlEngine, MAX_CHECKABLE_BYTES, type ImageCheck } from './sqlEngine';
+import { checkFile, describeMaxCheckable, loadSqlEngine, MAX_CHECKABLE_BYTES, type ImageCheck } from './sqlEngine';
 import { crashPoint } from './testHooks';
 import { TOOL_VERSION } from './version';
 
@@ -231,12 +232,11 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       });
     }
 
-    const checkable = verify !== 'off' && db.kind === 'sqlite' && db.size <= MAX_CHECKABLE_BYTES;
-    if (verify !== 'off' && db.kind === 'sqlite' && !checkable) {
-      warnings.push(`the database is larger than ${MAX_CHECKABLE_BYTES >> 20} MiB, which the WASM checker cannot open: the snapshot is copied consistently but not integrity-checked`);
-    }
+    const checkable = verify !== 'off' && db.kind === 'sqlite';
+    // The check reads the temp file back lazily (flat memory), so the image is streamed
+    // whatever its size: nothing holds the whole database in memory.
     sink = new TempFileSink(tempPath(dir, 'snapshot'), {
-      keepInMemory: checkable,
+      keepInMemory: false,
       chunkBytes: opts.chunkBytes ?? DEFAULT_CHUNK_BYTES,
       onBytes: (done, total) => progress({ phase: 'reading', done, total }),
     });
@@ -261,13 +261,19 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
 
     let check: ImageCheck | undefined;
     let integrity: Manifest['integrity'];
+    let checkNote: string | undefined;
     if (image.kind === 'encrypted') {
       integrity = 'encrypted';
       warnings.push('the database is encrypted (not plain SQLite): the snapshot is a consistent copy, but its integrity cannot be checked here');
-    } else if (checkable && sink.image) {
+    } else if (checkable && image.bytes > MAX_CHECKABLE_BYTES) {
+      integrity = 'unverified';
+      checkNote = `not checked: larger than ${describeMaxCheckable()}`;
+      warnings.push(`${checkNote} (the most the WASM checker opens): the snapshot is copied consistently but not integrity-checked`);
+    } else if (checkable) {
       progress({ phase: 'checking', message: verify === 'full' ? 'PRAGMA integrity_check' : 'PRAGMA quick_check' });
-      check = await checkImage(sink.image, verify === 'full' ? 'full' : 'quick');
-      sink.image = undefined; // the check has its own copy; let ours go
+      // Exactly the bytes that were hashed and written: the temp file, all its writes done
+      // (drain), read back through the page cache while its fsync runs.
+      check = await checkFile(sink.path, verify === 'full' ? 'full' : 'quick');
       if (!check.ok) {
         throw new BackupError('INTEGRITY_FAILED', `The snapshot of ${dbPath} fails ${verify === 'full' ? 'integrity_check' : 'quick_check'}: ${check.result}. No snapshot was written.`, {
           hint: 'The database itself is damaged. Keep the file as it is, restore the last good snapshot, or try `sqlite3 <db> .recover`.',
@@ -331,6 +337,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
         tool: `${OUR_TOOL} ${TOOL_VERSION}`,
         integrity,
         check: check ? (verify === 'full' ? 'full' : 'quick') : 'off',
+        check_note: checkNote,
         page_size: image.pageSize,
         pages: image.pages,
         memories: check?.memories,

@@ -29,6 +29,7 @@ export type ErrorCode =
   | 'IN_USE'
   | 'RESTORE_FAILED'
   | 'CANCELLED'
+  | 'TIMEOUT'
   | 'IO';
 
 export class BackupError extends Error {

@@ -18,6 +18,8 @@ export interface Manifest {
   integrity?: 'ok' | 'failed' | 'unverified' | 'encrypted';
   /** Ours: which check ran ('quick' = PRAGMA quick_check, 'full' = integrity_check, 'off'). */
   check?: 'quick' | 'full' | 'off';
+  /** Ours: why a snapshot that should have been checked was not (e.g. "not checked: larger than 1 TiB"). */
+  check_note?: string;
   page_size?: number;
   pages?: number;
   memories?: number;

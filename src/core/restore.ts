@@ -23,7 +23,7 @@
  */
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { fsyncDir, tempPath, writeAll, cleanStaleTemps } from './atomicFs';
+import { fsyncDir, tempPath, cleanStaleTemps } from './atomicFs';
 import { listSnapshots } from './catalog';
 import { BackupError, errnoCode, ioError, isBackupError } from './errors';
 import { hashFile, TempFileSink } from './fileSink';
@@ -178,6 +178,10 @@ async function consolidatedCopy(source: string, near: string): Promise<string> {
   }
 }
 
+async function isDirectory(path: string): Promise<boolean> {
+  return (await fsp.stat(path).catch(() => undefined))?.isDirectory() === true;
+}
+
 async function walHasCommits(dbPath: string): Promise<boolean> {
   let fh;
   try {
@@ -220,86 +224,86 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     abortIf(opts.signal);
     progress({ phase: 'hashing', message: `checking ${basename(snapshot)}` });
     const integrity = opts.skipIntegrity ? 'off' : (opts.verify ?? 'quick');
-    const { report, bytes } = await examineSnapshot(snapshot, {
-      useManifest: !opts.skipVerify,
-      integrity,
-      stopAtFirst: true,
-      encryptedIsProblem: true,
-      keepBytes: true,
-      signal: opts.signal,
-      onBytes: (done, total) => progress({ phase: 'hashing', done, total }),
-    });
-    if (report.problems.length) throw problemError(report.problems[0]);
-    const sha256 = report.sha256 as string;
-
-    if (dbExists && (await liveJournalIsHot(dbPath))) {
-      throw new BackupError('HOT_JOURNAL', `${dbPath} has a live rollback journal: a writer is mid-transaction or crashed in one. Nothing was changed.`, {
-        hint: 'Stop the writer, or open the database once with sqlite3 so SQLite rolls the journal back, then restore.',
-      });
-    }
-    const holders = dbExists || (await exists(`${dbPath}-wal`)) ? await findHolders(dbPath) : [];
-    const stamp = formatStamp(now());
-    const aside = await asideName(dbPath, stamp);
-    const keep: { from: string; to: string }[] = [];
-    if (dbExists) keep.push({ from: dbPath, to: aside });
-    for (const s of SIDECARS) if (await exists(dbPath + s)) keep.push({ from: dbPath + s, to: aside + s });
-    const consolidate = dbExists && (await walHasCommits(dbPath));
-    const checks = [
-      opts.skipVerify ? 'manifest check skipped (--skip-verify)' : `sha256 and size match ${basename(report.manifestPath)}`,
-      integrity === 'off' ? 'integrity check skipped (--skip-integrity)' : `PRAGMA ${integrity === 'full' ? 'integrity_check' : 'quick_check'}: ok`,
-    ];
-    const plan: RestorePlan = { snapshot, manifest: opts.skipVerify ? undefined : report.manifestPath, checks, db: dbPath, dbExists, keep, consolidate, holders };
-
-    if (holders.length && !opts.force) {
-      throw new BackupError('IN_USE', `The database is in use by ${describeHolders(holders)}. Nothing was changed.`, {
-        hint: 'Stop your agent (or the ai-memory server) first, then restore. --force restores anyway.',
-      });
-    }
-    if (holders.length) warnings.push(`restoring while the database is open by ${describeHolders(holders)} (--force)`);
-    if (opts.dryRun) {
-      return { status: 'dry-run', from: snapshot, to: dbPath, previous: dbExists ? aside : undefined, sha256, bytes: report.bytes, plan, report, warnings, durationMs: Date.now() - started };
-    }
-    abortIf(opts.signal);
-
+    // The one read of the snapshot also writes the copy that will be put in place (beside
+    // the database, so the final rename stays on one file system) and SQLite checks that
+    // copy: what is placed is exactly what was hashed and checked. A dry run, or a
+    // database folder that does not exist yet, checks the snapshot itself; the copy is
+    // then made by place().
     const dir = dirname(dbPath);
-    await fsp.mkdir(dir, { recursive: true }).catch((e: unknown) => {
-      throw ioError('creating folder', dir, e);
-    });
-    await cleanStaleTemps(dir);
-    // Checked again right before the swap: the server may have started since the plan was made.
-    const recheck = opts.force ? async () => undefined : async () => {
-      const now = await findHolders(dbPath);
-      if (now.length) {
-        throw new BackupError('IN_USE', `The database was opened by ${describeHolders(now)} during the restore.`, {
-          hint: 'Stop your agent (or the ai-memory server) first, then restore again.',
+    const tmp = !opts.dryRun && (await isDirectory(dir)) ? tempPath(dir, 'restore') : undefined;
+    let tmpOwned = tmp !== undefined;
+    try {
+      const { report, copied } = await examineSnapshot(snapshot, {
+        useManifest: !opts.skipVerify,
+        integrity,
+        stopAtFirst: true,
+        encryptedIsProblem: true,
+        copyTo: tmp,
+        signal: opts.signal,
+        onBytes: (done, total) => progress({ phase: 'hashing', done, total }),
+      });
+      if (report.problems.length) throw problemError(report.problems[0]);
+      const sha256 = report.sha256 as string;
+
+      if (dbExists && (await liveJournalIsHot(dbPath))) {
+        throw new BackupError('HOT_JOURNAL', `${dbPath} has a live rollback journal: a writer is mid-transaction or crashed in one. Nothing was changed.`, {
+          hint: 'Stop the writer, or open the database once with sqlite3 so SQLite rolls the journal back, then restore.',
         });
       }
-    };
-    await place({ dbPath, snapshot, bytes, sha256, keep, consolidate, progress, signal: opts.signal, recheck });
-    // Pins (and pin temps) left by restores that died (killed, power cut) are dropped; live pins stay.
-    await pinnedSnapshots(dirname(snapshot));
-    await cleanStaleTemps(dirname(snapshot));
-    return { status: 'restored', from: snapshot, to: dbPath, previous: dbExists ? aside : undefined, sha256, bytes: report.bytes, plan, report, warnings, durationMs: Date.now() - started };
+      const holders = dbExists || (await exists(`${dbPath}-wal`)) ? await findHolders(dbPath) : [];
+      const stamp = formatStamp(now());
+      const aside = await asideName(dbPath, stamp);
+      const keep: { from: string; to: string }[] = [];
+      if (dbExists) keep.push({ from: dbPath, to: aside });
+      for (const s of SIDECARS) if (await exists(dbPath + s)) keep.push({ from: dbPath + s, to: aside + s });
+      const consolidate = dbExists && (await walHasCommits(dbPath));
+      const checks = [
+        opts.skipVerify ? 'manifest check skipped (--skip-verify)' : `sha256 and size match ${basename(report.manifestPath)}`,
+        integrity === 'off' ? 'integrity check skipped (--skip-integrity)' : `PRAGMA ${integrity === 'full' ? 'integrity_check' : 'quick_check'}: ok`,
+      ];
+      const plan: RestorePlan = { snapshot, manifest: opts.skipVerify ? undefined : report.manifestPath, checks, db: dbPath, dbExists, keep, consolidate, holders };
+
+      if (holders.length && !opts.force) {
+        throw new BackupError('IN_USE', `The database is in use by ${describeHolders(holders)}. Nothing was changed.`, {
+          hint: 'Stop your agent (or the ai-memory server) first, then restore. --force restores anyway.',
+        });
+      }
+      if (holders.length) warnings.push(`restoring while the database is open by ${describeHolders(holders)} (--force)`);
+      if (opts.dryRun) {
+        return { status: 'dry-run', from: snapshot, to: dbPath, previous: dbExists ? aside : undefined, sha256, bytes: report.bytes, plan, report, warnings, durationMs: Date.now() - started };
+      }
+      abortIf(opts.signal);
+
+      await fsp.mkdir(dir, { recursive: true }).catch((e: unknown) => {
+        throw ioError('creating folder', dir, e);
+      });
+      await cleanStaleTemps(dir); // ours is alive (this pid): kept
+      // Checked again right before the swap: the server may have started since the plan was made.
+      const recheck = opts.force ? async () => undefined : async () => {
+        const now = await findHolders(dbPath);
+        if (now.length) {
+          throw new BackupError('IN_USE', `The database was opened by ${describeHolders(now)} during the restore.`, {
+            hint: 'Stop your agent (or the ai-memory server) first, then restore again.',
+          });
+        }
+      };
+      tmpOwned = !copied; // place() owns the copy now (renames it, or removes it on failure)
+      await place({ dbPath, snapshot, tmp: copied ? tmp : undefined, sha256, keep, consolidate, progress, signal: opts.signal, recheck });
+      // Pins (and pin temps) left by restores that died (killed, power cut) are dropped; live pins stay.
+      await pinnedSnapshots(dirname(snapshot));
+      await cleanStaleTemps(dirname(snapshot));
+      return { status: 'restored', from: snapshot, to: dbPath, previous: dbExists ? aside : undefined, sha256, bytes: report.bytes, plan, report, warnings, durationMs: Date.now() - started };
+    } finally {
+      if (tmpOwned && tmp) await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    }
   } finally {
     await unpin();
   }
 }
 
-async function writeTemp(tmp: string, snapshot: string, bytes: Uint8Array | undefined, sha256: string, signal: AbortSignal | undefined): Promise<void> {
+/** The copy when examineSnapshot could not make it (the folder did not exist yet): copy, then prove the copy is what was verified. */
+async function writeTemp(tmp: string, snapshot: string, sha256: string, signal: AbortSignal | undefined): Promise<void> {
   try {
-    if (bytes) {
-      const fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o644);
-      try {
-        for (let pos = 0; pos < bytes.length; pos += DEFAULT_CHUNK_BYTES) {
-          await writeAll(fh, bytes.subarray(pos, Math.min(bytes.length, pos + DEFAULT_CHUNK_BYTES)), pos);
-        }
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      return;
-    }
-    // Too large to hold (only with --skip-integrity): copy, then prove the copy is what was verified.
     await fsp.copyFile(snapshot, tmp, fsc.COPYFILE_EXCL);
     const fh = await fsp.open(tmp, fsc.O_RDONLY);
     await fh.sync().finally(() => fh.close());
@@ -315,7 +319,8 @@ async function writeTemp(tmp: string, snapshot: string, bytes: Uint8Array | unde
 async function place(s: {
   dbPath: string;
   snapshot: string;
-  bytes: Uint8Array | undefined;
+  /** The verified copy beside the database, made while the snapshot was examined; undefined: copy now. */
+  tmp: string | undefined;
   sha256: string;
   keep: { from: string; to: string }[];
   consolidate: boolean;
@@ -324,14 +329,16 @@ async function place(s: {
   recheck: () => Promise<void>;
 }): Promise<void> {
   const dir = dirname(s.dbPath);
-  const tmp = tempPath(dir, 'restore');
+  const tmp = s.tmp ?? tempPath(dir, 'restore');
   const kept: string[] = [];
   // 'untouched': the live files are as they were; 'changed': the live name holds the old
   // content in another form (consolidated, or without an empty WAL); 'swapped': it holds the new file.
   let stage: 'untouched' | 'changed' | 'swapped' = 'untouched';
   try {
-    s.progress({ phase: 'placing', message: 'writing the snapshot beside the database' });
-    await writeTemp(tmp, s.snapshot, s.bytes, s.sha256, s.signal);
+    if (!s.tmp) {
+      s.progress({ phase: 'placing', message: 'writing the snapshot beside the database' });
+      await writeTemp(tmp, s.snapshot, s.sha256, s.signal);
+    }
     crashPoint('restore:after-temp');
     // A signal that came during the last write is handled before we decide (two turns of
     // the event loop: from the poll phase, one setImmediate runs before the next poll).

@@ -2,19 +2,20 @@
  * Examines one snapshot the way restore and verify need it: where it really is (no
  * symlink escaping its folder), its manifest (shape, the name it describes, byte count,
  * sha256), its format (plain SQLite, encrypted, truncated, something else) and, with
- * sql.js, its integrity. The snapshot is read once; restore keeps those bytes to place
- * exactly what was verified.
+ * sql.js, its integrity. The snapshot is read once (hashed, and for restore copied beside
+ * the database); SQLite checks the copy restore will place, page by page from disk.
  */
 import { createHash } from 'node:crypto';
-import { constants as fsc, promises as fsp } from 'node:fs';
+import { constants as fsc, promises as fsp, type Stats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { writeAll } from './atomicFs';
 import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import { readManifestFor } from './catalog';
 import { BackupError, ioError, type ErrorCode } from './errors';
-import { hashFile } from './fileSink';
 import type { Manifest } from './manifest';
 import { manifestNameFor } from './naming';
 import { HEADER_SIZE, looksEncrypted, parseHeader } from './sqliteFormat';
-import { checkImage, loadSqlEngine, MAX_CHECKABLE_BYTES, type ImageCheck } from './sqlEngine';
+import { checkFile, describeMaxCheckable, loadSqlEngine, MAX_CHECKABLE_BYTES, type ImageCheck } from './sqlEngine';
 
 export type SnapshotFormat = 'sqlite' | 'encrypted' | 'not-sqlite' | 'empty' | 'truncated';
 
@@ -91,38 +92,88 @@ export async function resolveSnapshotPath(path: string): Promise<string> {
   return target;
 }
 
-/** Reads the whole file, hashing as it goes (read-ahead overlaps the hashing). */
-async function readAllHashed(path: string, size: number, signal: AbortSignal | undefined, onBytes?: (d: number, t: number) => void): Promise<{ bytes: Uint8Array; sha256: string }> {
+const STREAM_CHUNK = 4 << 20;
+
+/**
+ * Reads the file once from start to end, hashing it and, with `copyTo`, writing it there
+ * (a new file; fsynced by the caller through `sync`). Reads run ahead of the hashing and
+ * the writes; memory is three chunk buffers whatever the size. Returns the sha256 and the
+ * file's first 4 KiB (for the format).
+ */
+async function streamHashed(
+  path: string,
+  size: number,
+  signal: AbortSignal | undefined,
+  onBytes: ((d: number, t: number) => void) | undefined,
+  copyTo: string | undefined,
+): Promise<{ sha256: string; head: Uint8Array; sync?: () => Promise<void> }> {
   const fh = await fsp.open(path, fsc.O_RDONLY).catch((e: unknown) => {
     throw ioError('opening', path, e);
   });
+  let out: FileHandle | undefined;
   try {
-    const out = new Uint8Array(size);
+    if (copyTo) {
+      out = await fsp.open(copyTo, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o644).catch((e: unknown) => {
+        throw ioError('creating', copyTo, e);
+      });
+    }
+    const bufs = [0, 1, 2].map(() => Buffer.allocUnsafe(Math.min(STREAM_CHUNK, Math.max(size, 1))));
     const hash = createHash('sha256');
-    const CH = 1 << 20;
-    const readChunk = async (pos: number) => {
-      const len = Math.min(CH, size - pos);
+    const head = new Uint8Array(Math.min(4096, size));
+    const readChunk = async (pos: number, buf: Buffer): Promise<number> => {
+      const len = Math.min(buf.length, size - pos);
       let done = 0;
       while (done < len) {
-        const { bytesRead } = await fh.read(out, pos + done, len - done, pos + done);
+        const { bytesRead } = await fh.read(buf, done, len - done, pos + done);
         if (bytesRead === 0) throw new BackupError('IO', `${path} shrank while it was read.`);
         done += bytesRead;
       }
-      return pos;
+      return len;
     };
-    let next: Promise<number> | undefined = size > 0 ? readChunk(0) : undefined;
+    let writing: Promise<void> = Promise.resolve();
+    let next: Promise<number> | undefined = size > 0 ? readChunk(0, bufs[0]) : undefined;
     next?.catch(() => undefined);
-    while (next) {
-      const pos = await next;
+    for (let pos = 0, k = 0; next; k++) {
+      const len = await next;
       if (signal?.aborted) throw new BackupError('CANCELLED', 'Cancelled.');
-      const end = Math.min(size, pos + CH);
-      next = end < size ? readChunk(end) : undefined;
+      const buf = bufs[k % 3];
+      const end = pos + len;
+      // Buffer k+1 was last used by the write of chunk k−2, awaited before chunk k−1's write began.
+      next = end < size ? readChunk(end, bufs[(k + 1) % 3]) : undefined;
       next?.catch(() => undefined);
-      hash.update(out.subarray(pos, end));
+      if (pos === 0) head.set(buf.subarray(0, head.length));
+      hash.update(buf.subarray(0, len));
+      if (out) {
+        await writing;
+        const o = out;
+        writing = writeAll(o, buf.subarray(0, len), pos).catch((e: unknown) => {
+          throw ioError('writing', copyTo as string, e);
+        });
+        writing.catch(() => undefined);
+      }
+      pos = end;
       onBytes?.(end, size);
     }
-    return { bytes: out, sha256: hash.digest('hex') };
+    await writing;
+    const o = out;
+    out = undefined;
+    return {
+      sha256: hash.digest('hex'),
+      head,
+      sync: o
+        ? async () => {
+            try {
+              await o.sync();
+            } catch (e) {
+              throw ioError('saving', copyTo as string, e);
+            } finally {
+              await o.close().catch(() => undefined);
+            }
+          }
+        : undefined,
+    };
   } finally {
+    await out?.close().catch(() => undefined);
     await fh.close();
   }
 }
@@ -146,10 +197,16 @@ export function classify(head: Uint8Array, size: number): { format: SnapshotForm
 }
 
 /**
- * Examines a snapshot. Returns the report and, when `keepBytes`, the verified bytes.
+ * Examines a snapshot. With `copyTo` (restore), the one read of the snapshot also writes
+ * it to that new file, fsyncs it, and the SQLite check runs on that copy — exactly the
+ * bytes that were hashed and will be put in place. Without it (verify, a dry run), the
+ * check reads the snapshot itself, and a snapshot that changed between the hash and the
+ * end of the check is a problem. Either way SQLite reads the file lazily: memory stays
+ * flat whatever its size. `report.copied` says whether `copyTo` holds the verified copy;
+ * the caller removes it otherwise (and on any failure).
  * Never throws for a bad snapshot (that is a Problem); throws for I/O trouble and cancel.
  */
-export async function examineSnapshot(path: string, opts: ExamineOptions & { keepBytes?: boolean }): Promise<{ report: SnapshotReport; bytes?: Uint8Array }> {
+export async function examineSnapshot(path: string, opts: ExamineOptions & { copyTo?: string }): Promise<{ report: SnapshotReport; copied: boolean }> {
   const name = basename(path);
   const manifestPath = join(dirname(path), manifestNameFor(name));
   const report: SnapshotReport = { path, name, manifestPath, manifestState: opts.useManifest ? 'missing' : 'skipped', bytes: 0, problems: [], notes: [] };
@@ -157,7 +214,7 @@ export async function examineSnapshot(path: string, opts: ExamineOptions & { kee
     report.problems.push(p);
     if (opts.stopAtFirst) throw new Stop();
   };
-  let bytes: Uint8Array | undefined;
+  let copied = false;
   try {
     let real: string;
     try {
@@ -165,11 +222,12 @@ export async function examineSnapshot(path: string, opts: ExamineOptions & { kee
     } catch (e) {
       if (e instanceof BackupError) {
         problem({ code: e.code, message: e.message, hint: e.hint });
-        return { report };
+        return { report, copied };
       }
       throw e;
     }
-    const size = (await fsp.stat(real)).size;
+    const before = await fsp.stat(real);
+    const size = before.size;
     report.bytes = size;
     if (opts.useManifest) {
       const m = await readManifestFor(name, manifestPath);
@@ -189,27 +247,28 @@ export async function examineSnapshot(path: string, opts: ExamineOptions & { kee
         problem({ code: 'SIZE_MISMATCH', message: `${name} is ${size} bytes but its manifest says ${m.manifest.bytes}: the snapshot is damaged or incomplete.`, hint: 'Restore another snapshot.' });
       }
     }
-    const needBytes = opts.integrity !== 'off' || opts.keepBytes === true;
     if (opts.integrity !== 'off' && size > MAX_CHECKABLE_BYTES) {
-      problem({ code: 'TOO_LARGE', message: `${name} is ${size} bytes, larger than the ${MAX_CHECKABLE_BYTES >> 20} MiB the WASM checker can open.`, hint: 'Pass --skip-integrity to restore it with only the manifest check.' });
+      problem({
+        code: 'TOO_LARGE',
+        message: `${name} is ${size} bytes: not checked: larger than ${describeMaxCheckable()}, the most the WASM checker opens.`,
+        hint: 'Pass --skip-integrity to restore it with only the manifest check.',
+      });
     }
-    let sha256: string;
-    if (needBytes && size <= MAX_CHECKABLE_BYTES) {
-      // Compile the WASM checker while the disk works (a failure surfaces in checkImage).
-      if (opts.integrity !== 'off') loadSqlEngine().catch(() => undefined);
-      const r = await readAllHashed(real, size, opts.signal, opts.onBytes);
-      bytes = r.bytes;
-      sha256 = r.sha256;
-    } else {
-      sha256 = (await hashFile(real, opts.signal, (d) => opts.onBytes?.(d, size))).sha256;
-    }
-    report.sha256 = sha256;
-    if (report.manifest && report.manifest.bytes === size && report.manifest.sha256 !== sha256) {
-      problem({ code: 'SHA_MISMATCH', message: `sha256 mismatch — manifest says ${report.manifest.sha256}, snapshot is ${sha256}.`, hint: 'The snapshot or its manifest was altered or damaged; restore another snapshot.' });
-    }
-    {
-      const head = bytes ?? (await readHead(real));
-      const c = classify(head, size);
+    const checking = opts.integrity !== 'off' && size <= MAX_CHECKABLE_BYTES;
+    // Compile the WASM checker while the disk works (a failure surfaces in the check).
+    if (checking) loadSqlEngine().catch(() => undefined);
+    const read = await streamHashed(real, size, opts.signal, opts.onBytes, opts.copyTo);
+    // The copy's fsync runs while the format and the integrity are checked; awaited below.
+    const durable = read.sync?.();
+    durable?.catch(() => undefined);
+    let settled = false;
+    try {
+      const sha256 = read.sha256;
+      report.sha256 = sha256;
+      if (report.manifest && report.manifest.bytes === size && report.manifest.sha256 !== sha256) {
+        problem({ code: 'SHA_MISMATCH', message: `sha256 mismatch — manifest says ${report.manifest.sha256}, snapshot is ${sha256}.`, hint: 'The snapshot or its manifest was altered or damaged; restore another snapshot.' });
+      }
+      const c = classify(read.head, size);
       report.format = c.format;
       if (c.format === 'empty') problem({ code: 'NOT_A_DATABASE', message: `${name} is empty (0 bytes).`, hint: 'Restore another snapshot.' });
       else if (c.format === 'truncated') problem({ code: 'INTEGRITY_FAILED', message: `${name} is truncated: ${c.detail}.`, hint: 'Restore another snapshot.' });
@@ -222,29 +281,28 @@ export async function examineSnapshot(path: string, opts: ExamineOptions & { kee
           message: `${name} is encrypted (not plain SQLite, e.g. SQLCipher): its integrity cannot be checked here.`,
           hint: 'If it is your encrypted ai-memory database, pass --skip-integrity to restore it with only the manifest check.',
         });
-      } else if (c.format === 'sqlite' && opts.integrity !== 'off' && bytes) {
-        const check = await checkImage(bytes, opts.integrity);
+      } else if (c.format === 'sqlite' && checking && opts.integrity !== 'off') {
+        const check = await checkFile(opts.copyTo ?? real, opts.integrity);
         report.integrity = check;
         if (!check.ok) problem({ code: 'INTEGRITY_FAILED', message: `${name} fails ${opts.integrity === 'full' ? 'integrity_check' : 'quick_check'}: ${check.result}.`, hint: 'Restore another snapshot.' });
+        if (!opts.copyTo && changed(before, await fsp.stat(real))) {
+          problem({ code: 'SHA_MISMATCH', message: `${name} changed while it was checked.`, hint: 'Something is writing to the snapshot; check again, or restore another snapshot.' });
+        }
       }
+      await durable; // a copy that cannot be made durable is an error, even for a good snapshot
+      settled = true;
+    } finally {
+      if (!settled) await durable?.catch(() => undefined); // never leave the copy's fsync running
     }
+    copied = opts.copyTo !== undefined && report.problems.length === 0;
   } catch (e) {
     if (!(e instanceof Stop)) throw e;
   }
-  return { report, bytes: opts.keepBytes && report.problems.length === 0 ? bytes : undefined };
+  return { report, copied };
 }
 
-async function readHead(path: string): Promise<Uint8Array> {
-  const fh = await fsp.open(path, fsc.O_RDONLY).catch((e: unknown) => {
-    throw ioError('opening', path, e);
-  });
-  try {
-    const buf = Buffer.alloc(4096);
-    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
-    return buf.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
-  }
+function changed(a: Stats, b: Stats): boolean {
+  return a.size !== b.size || a.mtimeMs !== b.mtimeMs || a.ctimeMs !== b.ctimeMs || a.ino !== b.ino;
 }
 
 /** The first problem as the error restore throws. */

@@ -4,25 +4,85 @@
  * passes `wasmBinary` so the loader never tries to fetch() a path
  * (raycast/extensions#2483).
  *
- * It only ever sees bytes we hand it (a snapshot image in memory). It never opens the
- * live database: WASM SQLite cannot take the file locks the running server relies on.
+ * ## API
+ *
+ *   const db = await openSnapshotFile(path, { timeBudgetMs: 10_000 });
+ *   try {
+ *     const { columns, rows } = db.query('SELECT id, title FROM memories WHERE id = ?', [id], { maxRows: 100 });
+ *     const check = db.check('quick');          // PRAGMA quick_check + facts for the manifest
+ *   } finally {
+ *     db.close();
+ *   }
+ *   await checkFile(path, 'quick');             // the same check in one call
+ *
+ * - A snapshot FILE is opened read-only and read lazily: SQLite asks for pages, we read
+ *   them from the file into a small bounded cache. Memory stays flat (~10 MB on top of
+ *   the WASM engine) whatever the file's size, up to {@link MAX_CHECKABLE_BYTES} (1 TiB); a
+ *   larger file is refused with a `TOO_LARGE` error that says so ("not checked: larger
+ *   than 1 TiB").
+ * - Read-only, loudly: `PRAGMA query_only` refuses write statements, and any write that
+ *   still reached the file would fail the statement with an error (never land in memory
+ *   or on disk).
+ * - Time budget: every page read checks `timeBudgetMs`; a statement past its budget stops
+ *   with a `TIMEOUT` error. sql.js 1.16 exports neither `sqlite3_progress_handler` nor
+ *   `sqlite3_interrupt`, so this is the one interrupt we have: it bounds any statement
+ *   whose work is reading the file (scans, lookups, checks, which is all we run), not one
+ *   that spins without reading (an unbounded recursive CTE over no table) — `query()` also
+ *   checks the budget between rows, and callers run only statements of their own.
+ * - It never opens the live database: WASM SQLite cannot take the file locks the running
+ *   server relies on. Callers hand it a snapshot file, or a temporary file we wrote.
+ *
+ * ## Why a lazy MEMFS file and not a custom SQLite VFS
+ *
+ * sql.js keeps a database in an Emscripten MEMFS file; `new Database(data)` creates it
+ * with `FS.createDataFile`, whose write of `data` at position 0 into an empty file
+ * stores `data.slice(0, length)` as the file's `contents` and `length` as its size
+ * (MEMFS.stream_ops.write). From then on MEMFS reads the file with
+ * `contents.subarray(position, end)` (MEMFS.stream_ops.read; offsets arrive as 53-bit
+ * numbers: sql.js 1.16 is built with WASM_BIGINT), seeks and stats from that size, and
+ * never looks at the bytes otherwise. So `data` is an object that answers `slice` with
+ * {@link LazyContents}, whose `subarray` reads the range from the file on disk. A custom
+ * VFS would be the cleaner seam, but sql.js exports neither `sqlite3_vfs_register` nor
+ * `sqlite3_vfs_find`, so it cannot be done without rebuilding sql.js.
+ *
+ * Every other MEMFS path that could touch `contents` is a write (MEMFS write/msync,
+ * ftruncate's resizeFileStorage): `LazyContents.set` refuses them with an Emscripten
+ * errno (the syscall fails, SQLite reports an error), and `length` reports a capacity no
+ * write can exceed, so MEMFS never tries to copy the file into a bigger array.
+ * `PRAGMA mmap_size` stays 0, so SQLite reads with read(), never mmap().
+ *
+ * The mechanism depends on sql.js's MEMFS, so sql.js is pinned (package.json, exact
+ * version) and test/unit/sqlEngine.test.ts fails if an upgrade stops adopting our object
+ * (it counts the bytes read from disk and asserts MEMFS got our object).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import initSqlJs from 'sql.js';
+import { BackupError, ioError } from './errors';
 import { OFFSET_READ_VERSION, OFFSET_WRITE_VERSION } from './sqliteFormat';
 
 type SqlJs = Awaited<ReturnType<typeof initSqlJs>>;
+type SqlJsDatabase = InstanceType<SqlJs['Database']>;
+export type SqlValue = number | string | Uint8Array | null;
 
 let engine: Promise<SqlJs> | undefined;
 
 /**
- * sql.js is built with SQLITE_DISABLE_LFS: offsets are 32-bit, so images from 2 GiB on
- * cannot be opened. We stay well below, since the image is also held twice in memory
- * (ours, and the copy sql.js makes into its in-memory file system).
+ * The largest file we check. MEMFS positions and sizes are JavaScript numbers (exact to
+ * 2^53) and sql.js 1.16 passes 64-bit offsets through (WASM_BIGINT; its
+ * SQLITE_DISABLE_LFS changes nothing where off_t is 64-bit, as in Emscripten's musl), so
+ * what bounds it is SQLite: at most 2^32 − 2 pages, and its checks keep one bit per page
+ * in memory (32 MiB at 1 TiB of 4 KiB pages). 1 TiB is the largest size we have
+ * exercised (test/unit/sqlEngine.test.ts: sparse databases of 8 GiB and 1 TiB, pages at
+ * the far end). Larger files are refused up front with "not checked: larger than 1 TiB".
  */
-export const MAX_CHECKABLE_BYTES = 1536 * 1024 * 1024;
+export const MAX_CHECKABLE_BYTES = 2 ** 40;
+
+/** "1 TiB" — for messages. */
+export function describeMaxCheckable(): string {
+  return MAX_CHECKABLE_BYTES >= 2 ** 40 ? `${MAX_CHECKABLE_BYTES / 2 ** 40} TiB` : `${MAX_CHECKABLE_BYTES / 2 ** 30} GiB`;
+}
 
 /** dist/sql-wasm.wasm beside the bundle; from compiled tests (out/…), node_modules' copy up the tree. */
 export function wasmPath(): string {
@@ -74,74 +134,378 @@ export interface ImageCheck {
   sqliteVersion: string;
 }
 
+export interface OpenOptions {
+  /** A statement still reading the file after this many milliseconds stops with TIMEOUT. */
+  timeBudgetMs?: number;
+  /** Bytes of file content our reader caches (default 8 MiB). */
+  cacheBytes?: number;
+}
+
+export interface ReadStats {
+  /** Bytes read from the file on disk (blocks of {@link BLOCK_BYTES}). */
+  bytesRead: number;
+  /** Page reads SQLite made (each served from our cache or the disk). */
+  reads: number;
+  /** MEMFS took our lazy contents as the file (false means sql.js copied the data: see the file comment). */
+  adopted: boolean;
+}
+
+// Emscripten errno values (WASI numbering), returned by the syscall that failed.
+const EIO = 29;
+const EROFS = 69;
+const EFBIG = 22;
+
 /**
- * Emscripten's MEMFS copies a new file's content with `buffer.slice()` when the file is
- * written in one piece at position 0 — which is how sql.js's `new Database(bytes)` fills
- * its in-memory file. Answering `slice` with a view lets MEMFS use our bytes in place:
- * the image is held once instead of twice (600 MB instead of 1.2 GB for a 600 MB
- * database). Nothing writes to the file (the checks are read-only), and if a future
- * sql.js stops calling `slice`, it simply copies again.
+ * What Emscripten's syscall layer turns into a failed syscall: it catches exceptions
+ * whose `name` is 'ErrnoError' and returns `-errno` to the C code (any other exception
+ * would unwind through SQLite's WASM frames and leave it in an undefined state).
  */
-class AdoptableBytes extends Uint8Array {
-  override slice(start?: number, end?: number): Uint8Array<ArrayBuffer> {
-    // A plain Uint8Array view, not one of this subclass: MEMFS reads every page through
-    // `contents.subarray()`, and a subclass instance makes each of those go through the
-    // species constructor (a 50 MB quick_check spent more time there than in SQLite).
-    return new Uint8Array(this.buffer as ArrayBuffer, this.byteOffset, this.length).subarray(start, end);
+class EmscriptenErrno extends Error {
+  override readonly name = 'ErrnoError';
+  constructor(readonly errno: number) {
+    super(`errno ${errno}`);
   }
 }
 
-/**
- * Runs `PRAGMA quick_check` or `integrity_check` on an in-memory image and reads a few
- * facts for the manifest. `image` is shared with sql.js during the check and left as it
- * was afterwards (bytes 18–19 are set to rollback mode while sql.js looks at a WAL-mode
- * image, so SQLite does not go looking for a `-wal` that cannot exist in its file system).
- */
-export async function checkImage(image: Uint8Array, mode: CheckMode): Promise<ImageCheck> {
-  const SQL = await loadSqlEngine();
-  const saved = [image[OFFSET_WRITE_VERSION], image[OFFSET_READ_VERSION]];
-  if (saved[0] === 2 || saved[1] === 2) {
-    image[OFFSET_WRITE_VERSION] = 1;
-    image[OFFSET_READ_VERSION] = 1;
-  }
-  let db: InstanceType<SqlJs['Database']> | undefined;
-  try {
-    db = new SQL.Database(new AdoptableBytes(image.buffer as ArrayBuffer, image.byteOffset, image.length));
-    return runChecks(db, mode);
-  } finally {
-    db?.close(); // unlinks the in-memory file: sql.js lets go of the bytes
-    image[OFFSET_WRITE_VERSION] = saved[0];
-    image[OFFSET_READ_VERSION] = saved[1];
-  }
-}
+/** Blocks read from disk; SQLite pages (512 B – 64 KiB) never straddle one. */
+const BLOCK_BYTES = 64 * 1024;
+const DEFAULT_CACHE_BYTES = 8 << 20;
+/** Larger single reads than this are not SQLite reading pages: refused rather than served. */
+const MAX_READ_BYTES = 1 << 20;
 
-function runChecks(db: InstanceType<SqlJs['Database']>, mode: CheckMode): ImageCheck {
-  const one = (sql: string): unknown => {
-    const r = db.exec(sql);
-    return r.length && r[0].values.length ? r[0].values[0][0] : undefined;
-  };
-  const sqliteVersion = String(one('select sqlite_version()'));
-  let lines: string[];
-  try {
-    const r = db.exec(mode === 'full' ? 'PRAGMA integrity_check(20)' : 'PRAGMA quick_check(20)');
-    lines = r.length ? r[0].values.map((v) => String(v[0])) : ['no result'];
-  } catch (e) {
-    return { ok: false, result: e instanceof Error ? e.message : String(e), sqliteVersion };
-  }
-  const ok = lines.length === 1 && lines[0] === 'ok';
-  const check: ImageCheck = { ok, result: ok ? 'ok' : lines.slice(0, 5).join('; '), sqliteVersion };
-  if (!ok) return check;
-  const num = (sql: string): number | undefined => {
+/**
+ * The file on disk behind a MEMFS node: reads ranges on demand through a small LRU of
+ * blocks. Holds one descriptor for its whole life, so every read comes from the same file
+ * even if the path is replaced meanwhile. Bytes 18–19 of a WAL-mode file are shown as
+ * rollback mode (1), so SQLite never looks for a `-wal` that cannot exist in its file
+ * system; nothing else is changed.
+ */
+class PagedFile {
+  readonly size: number;
+  readonly stat: Stats;
+  private fd: number | undefined;
+  private readonly cache = new Map<number, Uint8Array>();
+  private readonly maxBlocks: number;
+  private readonly scratch = new Uint8Array(MAX_READ_BYTES);
+  deadline = Infinity;
+  bytesRead = 0;
+  reads = 0;
+  adopted = false;
+  /** The first reason a syscall failed (the real error behind SQLite's "disk I/O error"). */
+  failure: BackupError | undefined;
+
+  constructor(readonly path: string, cacheBytes: number) {
     try {
-      const v = one(sql);
-      return typeof v === 'number' ? v : undefined;
-    } catch {
-      return undefined; // table absent in a non-ai-memory database: the fact is simply unknown
+      this.fd = openSync(path, 'r');
+      this.stat = fstatSync(this.fd);
+    } catch (e) {
+      if (this.fd !== undefined) closeSync(this.fd);
+      throw ioError('opening', path, e);
     }
-  };
-  check.pageSize = num('PRAGMA page_size');
-  check.pages = num('PRAGMA page_count');
-  check.memories = num('SELECT count(*) FROM memories');
-  check.schemaVersion = num('SELECT max(version) FROM schema_version');
-  return check;
+    this.size = this.stat.size;
+    this.maxBlocks = Math.max(4, Math.floor(cacheBytes / BLOCK_BYTES));
+  }
+
+  private fail(error: BackupError, errno: number): never {
+    this.failure ??= error;
+    throw new EmscriptenErrno(errno);
+  }
+
+  refuseWrite(): never {
+    this.fail(new BackupError('IO', `Refused a write to ${this.path}: snapshots are opened read-only.`), EROFS);
+  }
+
+  private block(index: number): Uint8Array {
+    let b = this.cache.get(index);
+    if (b) {
+      this.cache.delete(index); // LRU: re-insert as newest
+      this.cache.set(index, b);
+      return b;
+    }
+    const start = index * BLOCK_BYTES;
+    const len = Math.min(BLOCK_BYTES, this.size - start);
+    if (this.cache.size >= this.maxBlocks) {
+      const oldest = this.cache.keys().next().value as number;
+      b = this.cache.get(oldest) as Uint8Array;
+      this.cache.delete(oldest);
+      if (b.length !== len) b = new Uint8Array(len);
+    } else {
+      b = new Uint8Array(len);
+    }
+    let done = 0;
+    try {
+      while (done < len) {
+        const n = readSync(this.fd as number, b, done, len - done, start + done);
+        if (n === 0) break;
+        done += n;
+      }
+    } catch (e) {
+      this.fail(ioError('reading', this.path, e), EIO);
+    }
+    if (done < len) this.fail(new BackupError('IO', `${this.path} shrank while it was read (it changed under the check).`), EIO);
+    this.bytesRead += len;
+    if (index === 0 && len > OFFSET_READ_VERSION && (b[OFFSET_WRITE_VERSION] === 2 || b[OFFSET_READ_VERSION] === 2)) {
+      b[OFFSET_WRITE_VERSION] = 1;
+      b[OFFSET_READ_VERSION] = 1;
+    }
+    this.cache.set(index, b);
+    return b;
+  }
+
+  /** Bytes [start, end) of the file, valid until the next read (MEMFS copies them at once). */
+  read(start: number, end: number): Uint8Array {
+    this.reads++;
+    if (performance.now() > this.deadline) {
+      this.fail(new BackupError('TIMEOUT', `Stopped reading ${this.path}: the statement ran past its time budget.`), EIO);
+    }
+    if (!(start >= 0 && end <= this.size && end >= start)) {
+      this.fail(new BackupError('IO', `A read of bytes ${start}–${end} of ${this.path} (${this.size} bytes) was out of range.`), EIO);
+    }
+    if (end - start > MAX_READ_BYTES) {
+      // Not a page read (SQLite reads pages of at most 64 KiB): refused, so nothing can
+      // ever pull the whole file into memory through this object.
+      this.fail(new BackupError('IO', `Refused a read of ${end - start} bytes of ${this.path} at once (pages are at most 64 KiB).`), EFBIG);
+    }
+    const first = Math.floor(start / BLOCK_BYTES);
+    const last = Math.floor((Math.max(end, start + 1) - 1) / BLOCK_BYTES);
+    if (first === last) {
+      const off = first * BLOCK_BYTES;
+      return this.block(first).subarray(start - off, end - off);
+    }
+    const out = this.scratch.subarray(0, end - start);
+    for (let i = first; i <= last; i++) {
+      const b = this.block(i);
+      const off = i * BLOCK_BYTES;
+      const from = Math.max(start, off);
+      const to = Math.min(end, off + b.length);
+      out.set(b.subarray(from - off, to - off), from - start);
+    }
+    return out;
+  }
+
+  /** Whether the file was changed (written, truncated, replaced in place) since it was opened. */
+  changedSinceOpen(): boolean {
+    if (this.fd === undefined) return false;
+    const now = fstatSync(this.fd);
+    return now.size !== this.stat.size || now.mtimeMs !== this.stat.mtimeMs || now.ctimeMs !== this.stat.ctimeMs || now.ino !== this.stat.ino;
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+    this.cache.clear();
+  }
+}
+
+/**
+ * A MEMFS file's `contents` backed by a {@link PagedFile}. Only the members MEMFS uses
+ * exist; see the file comment for why each one is what it is.
+ */
+class LazyContents {
+  constructor(private readonly file: PagedFile) {}
+  /** Capacity as MEMFS sees it: no write fits "beyond" it, so MEMFS never reallocates (and copies) the file. */
+  get length(): number {
+    return Number.MAX_SAFE_INTEGER;
+  }
+  subarray(start: number, end: number): Uint8Array {
+    return this.file.read(start, end);
+  }
+  set(): never {
+    return this.file.refuseWrite();
+  }
+}
+
+/**
+ * What we hand `new SQL.Database()`: it looks like a byte array of the file's size to
+ * `FS.createDataFile` (`length`, `subarray`), and answers the `slice(0, length)` MEMFS
+ * makes of it with the lazy contents. If a future MEMFS took `subarray(0, length)` of it
+ * instead (the "can own" path), that is answered the same way.
+ */
+class LazySource {
+  constructor(private readonly file: PagedFile) {}
+  get length(): number {
+    return this.file.size;
+  }
+  private adopt(start = 0, end = this.file.size): LazyContents | Uint8Array {
+    if (start === 0 && end === this.file.size) {
+      this.file.adopted = true;
+      return new LazyContents(this.file);
+    }
+    return this.file.read(start, end);
+  }
+  slice(start?: number, end?: number): LazyContents | Uint8Array {
+    return this.adopt(start, end);
+  }
+  subarray(start?: number, end?: number): LazyContents | Uint8Array {
+    return this.adopt(start, end);
+  }
+}
+
+/** A snapshot file opened read-only and read lazily. Close it when done (it holds a descriptor). */
+export class SnapshotDatabase {
+  private closed = false;
+  private readonly budgetMs: number;
+
+  /** @internal use {@link openSnapshotFile} */
+  constructor(
+    private readonly db: SqlJsDatabase,
+    private readonly file: PagedFile,
+    opts: OpenOptions,
+  ) {
+    this.budgetMs = opts.timeBudgetMs ?? Infinity;
+  }
+
+  get path(): string {
+    return this.file.path;
+  }
+
+  get bytes(): number {
+    return this.file.size;
+  }
+
+  stats(): ReadStats {
+    return { bytesRead: this.file.bytesRead, reads: this.file.reads, adopted: this.file.adopted };
+  }
+
+  /** Runs `fn` under the time budget; turns a failed read into the error behind it. */
+  private guarded<T>(fn: () => T): T {
+    if (this.closed) throw new Error('SnapshotDatabase used after close()');
+    this.file.failure = undefined;
+    this.file.deadline = performance.now() + this.budgetMs;
+    try {
+      const r = fn();
+      if (this.file.failure) throw this.file.failure;
+      return r;
+    } catch (e) {
+      throw this.file.failure ?? e;
+    } finally {
+      this.file.deadline = Infinity;
+    }
+  }
+
+  /**
+   * Runs one read-only statement and returns at most `maxRows` rows (default 10,000;
+   * `truncated` says whether there were more).
+   */
+  query(sql: string, params?: SqlValue[] | Record<string, SqlValue>, opts: { maxRows?: number } = {}): { columns: string[]; rows: SqlValue[][]; truncated: boolean } {
+    const maxRows = opts.maxRows ?? 10_000;
+    return this.guarded(() => {
+      const stmt = this.db.prepare(sql);
+      try {
+        if (params) stmt.bind(params);
+        const rows: SqlValue[][] = [];
+        let truncated = false;
+        while (stmt.step()) {
+          if (rows.length >= maxRows) {
+            truncated = true;
+            break;
+          }
+          rows.push(stmt.get() as SqlValue[]);
+          if (performance.now() > this.file.deadline) {
+            throw new BackupError('TIMEOUT', `Stopped a query on ${this.file.path}: it ran past its time budget.`);
+          }
+        }
+        return { columns: stmt.getColumnNames(), rows, truncated };
+      } finally {
+        stmt.free();
+      }
+    });
+  }
+
+  /** The first column of the first row, or undefined. */
+  value(sql: string): SqlValue | undefined {
+    return this.query(sql, undefined, { maxRows: 1 }).rows[0]?.[0];
+  }
+
+  /**
+   * `PRAGMA quick_check` or `integrity_check`, and a few facts for the manifest. A
+   * damaged file is `ok: false` with SQLite's words; a read that failed (I/O, timeout)
+   * throws.
+   */
+  check(mode: CheckMode): ImageCheck {
+    let sqliteVersion = 'unknown';
+    let lines: string[];
+    try {
+      sqliteVersion = String(this.value('select sqlite_version()'));
+      const r = this.query(mode === 'full' ? 'PRAGMA integrity_check(20)' : 'PRAGMA quick_check(20)', undefined, { maxRows: 20 });
+      lines = r.rows.length ? r.rows.map((v) => String(v[0])) : ['no result'];
+    } catch (e) {
+      if (e instanceof BackupError) throw e;
+      return { ok: false, result: e instanceof Error ? e.message : String(e), sqliteVersion };
+    }
+    if (this.file.changedSinceOpen()) {
+      return { ok: false, result: `${this.file.path} changed while it was checked`, sqliteVersion };
+    }
+    const ok = lines.length === 1 && lines[0] === 'ok';
+    const check: ImageCheck = { ok, result: ok ? 'ok' : lines.slice(0, 5).join('; '), sqliteVersion };
+    if (!ok) return check;
+    const num = (sql: string): number | undefined => {
+      try {
+        const v = this.value(sql);
+        return typeof v === 'number' ? v : undefined;
+      } catch (e) {
+        if (e instanceof BackupError) throw e;
+        return undefined; // table absent in a non-ai-memory database: the fact is simply unknown
+      }
+    };
+    check.pageSize = num('PRAGMA page_size');
+    check.pages = num('PRAGMA page_count');
+    check.memories = num('SELECT count(*) FROM memories');
+    check.schemaVersion = num('SELECT max(version) FROM schema_version');
+    return check;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.db.close(); // unlinks the MEMFS file: sql.js lets go of our contents
+    } finally {
+      this.file.close();
+    }
+  }
+}
+
+/**
+ * Opens a snapshot FILE read-only, read on demand. Throws TOO_LARGE beyond
+ * {@link MAX_CHECKABLE_BYTES}, IO when it cannot be read, NOT_A_DATABASE when SQLite
+ * cannot open it.
+ */
+export async function openSnapshotFile(path: string, opts: OpenOptions = {}): Promise<SnapshotDatabase> {
+  const SQL = await loadSqlEngine();
+  const file = new PagedFile(path, opts.cacheBytes ?? DEFAULT_CACHE_BYTES);
+  if (file.size > MAX_CHECKABLE_BYTES) {
+    file.close();
+    throw tooLargeError(path, file.size);
+  }
+  let db: SqlJsDatabase | undefined;
+  try {
+    // sql.js's typings say Uint8Array; MEMFS only needs what LazySource has (file comment).
+    db = new SQL.Database(new LazySource(file) as unknown as Uint8Array);
+    // Read-only at the SQL level too, and reads through read(), never mmap().
+    db.exec('PRAGMA query_only = 1; PRAGMA mmap_size = 0;');
+    return new SnapshotDatabase(db, file, opts);
+  } catch (e) {
+    try {
+      db?.close();
+    } finally {
+      file.close();
+    }
+    if (file.failure) throw file.failure;
+    throw new BackupError('NOT_A_DATABASE', `sql.js cannot open ${path}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+}
+
+export function tooLargeError(path: string, size: number): BackupError {
+  return new BackupError('TOO_LARGE', `${path} is ${size} bytes: not checked: larger than the ${describeMaxCheckable()} the WASM checker can open.`);
+}
+
+/** `quick_check`/`integrity_check` of a file, read lazily (see {@link SnapshotDatabase.check}). */
+export async function checkFile(path: string, mode: CheckMode, opts: OpenOptions = {}): Promise<ImageCheck> {
+  const db = await openSnapshotFile(path, opts);
+  try {
+    return db.check(mode);
+  } finally {
+    db.close();
+  }
 }

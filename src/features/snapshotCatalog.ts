@@ -49,6 +49,7 @@ export function classify(e: SnapshotEntry, v: Verification | undefined): Pick<Sn
   if (e.manifest?.integrity === 'ok') {
     return { state: 'verified', stateDetail: `${e.manifest.check === 'full' ? 'integrity_check' : 'quick_check'} ok when it was made` };
   }
+  if (e.manifest?.check_note) return { state: 'unverified', stateDetail: e.manifest.check_note };
   return { state: 'unverified', stateDetail: e.manifest?.tool ? 'not checked when it was made (--verify off)' : 'made by ai-memory\'s own CLI: not integrity-checked yet' };
 }
 
