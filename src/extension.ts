@@ -7,7 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import * as vscode from 'vscode';
 import { Commands, ContextKeys, VIEW_ID } from './commands';
-import { TOOL_VERSION } from './core/version';
+import { TOOL_VERSION } from './core/common/version';
 import { BackupService } from './features/backupService';
 import { DatabaseLocator } from './features/databaseLocator';
 import { EngineClient } from './features/engine';

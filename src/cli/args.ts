@@ -1,5 +1,5 @@
 /** Argument parsing for the CLI: `--flag value`, `--flag=value`, boolean flags, anywhere on the line. */
-import { BackupError } from '../core/errors';
+import { BackupError } from '../core/common/errors';
 
 export interface FlagSpec {
   /** Flags that take a value. */

@@ -7,15 +7,15 @@
 import { promises as fsp } from 'node:fs';
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
-import { DEFAULT_KEEP, runBackup, type Progress, type VerifyMode } from '../core/backup';
-import { listSnapshots } from '../core/catalog';
-import { BackupError, isBackupError } from '../core/errors';
-import { formatBytes } from '../core/format';
-import { resolveAiMemoryDbPath } from '../core/paths';
-import { runRestore } from '../core/restore';
-import type { SnapshotReport } from '../core/snapshotCheck';
-import { TOOL_NAME, TOOL_VERSION } from '../core/version';
-import { verifySnapshots } from '../core/verify';
+import { DEFAULT_KEEP, runBackup, type Progress, type VerifyMode } from '../core/ops/backup';
+import { listSnapshots } from '../core/store/catalog';
+import { BackupError, isBackupError } from '../core/common/errors';
+import { formatBytes } from '../core/common/format';
+import { resolveAiMemoryDbPath } from '../core/discovery/paths';
+import { runRestore } from '../core/ops/restore';
+import type { SnapshotReport } from '../core/ops/snapshotCheck';
+import { TOOL_NAME, TOOL_VERSION } from '../core/common/version';
+import { verifySnapshots } from '../core/ops/verify';
 import { parseArgs, type Parsed } from './args';
 
 export interface CliIO {

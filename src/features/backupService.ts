@@ -8,7 +8,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { ContextKeys } from '../commands';
-import { formatBytes } from '../core/format';
+import { formatBytes } from '../core/common/format';
 import { Disposable } from '../util/disposable';
 import type { DatabaseLocator } from './databaseLocator';
 import { EngineError, type BackupOutcome, type EngineClient, type EngineProgress } from './engine';

@@ -14,7 +14,7 @@
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import type * as vscode from 'vscode';
-import type { Manifest } from '../core/manifest';
+import type { Manifest } from '../core/store/manifest';
 
 export interface EngineProgress {
   phase: string;

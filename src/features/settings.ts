@@ -9,7 +9,7 @@
  */
 import * as os from 'node:os';
 import * as vscode from 'vscode';
-import { expandPath } from '../core/paths';
+import { expandPath } from '../core/discovery/paths';
 
 export type VerifyMode = 'quick' | 'full' | 'off';
 

@@ -7,9 +7,9 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { listSnapshots, type SnapshotEntry } from '../core/catalog';
-import { isBackupError } from '../core/errors';
-import { readState, type BackupState } from '../core/state';
+import { listSnapshots, type SnapshotEntry } from '../core/store/catalog';
+import { isBackupError } from '../core/common/errors';
+import { readState, type BackupState } from '../core/store/state';
 import { Disposable } from '../util/disposable';
 
 export type SnapshotState = 'verified' | 'unverified' | 'mismatch' | 'noManifest' | 'encrypted';

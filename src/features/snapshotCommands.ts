@@ -6,11 +6,11 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { deleteSnapshot } from '../core/catalog';
-import { hashFile } from '../core/fileSink';
-import { formatAge, formatBytes } from '../core/format';
-import { describeHolders, findHolders } from '../core/inUse';
-import { formatStamp, preRestoreName } from '../core/naming';
+import { deleteSnapshot } from '../core/store/catalog';
+import { hashFile } from '../core/store/fileSink';
+import { formatAge, formatBytes } from '../core/common/format';
+import { describeHolders, findHolders } from '../core/ops/inUse';
+import { formatStamp, preRestoreName } from '../core/store/naming';
 import type { BackupService } from './backupService';
 import { tildify, type DatabaseLocator } from './databaseLocator';
 import { EngineError, type EngineClient } from './engine';

@@ -5,7 +5,7 @@
  * catalog (itself debounced); we never `reveal` inside a refresh (microsoft/vscode#192055).
  */
 import * as vscode from 'vscode';
-import { formatAge, formatBytes } from '../core/format';
+import { formatAge, formatBytes } from '../core/common/format';
 import { Disposable } from '../util/disposable';
 import { tildify } from './databaseLocator';
 import type { SnapshotCatalog, SnapshotState, SnapshotView } from './snapshotCatalog';

@@ -11,8 +11,8 @@ import {
   describeSource,
   discoverDatabases,
   findDbFlag,
-} from '../../src/core/discovery';
-import { expandPath, resolveAiMemoryDbPath, tryExpandPath, PathContext } from '../../src/core/paths';
+} from '../../src/core/discovery/discovery';
+import { expandPath, resolveAiMemoryDbPath, tryExpandPath, PathContext } from '../../src/core/discovery/paths';
 
 /**
  * In-memory file system: `files` maps absolute paths to contents. A value of

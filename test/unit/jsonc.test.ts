@@ -1,5 +1,5 @@
 import * as assert from 'assert';
-import { parseJsonc, JsoncError, lineColumn } from '../../src/core/jsonc';
+import { parseJsonc, JsoncError, lineColumn } from '../../src/core/discovery/jsonc';
 
 /** Asserts that parsing fails with a JsoncError at the given position. */
 function assertFails(text: string, line: number, column: number, reason?: RegExp): JsoncError {

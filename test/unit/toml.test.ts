@@ -1,5 +1,5 @@
 import * as assert from 'assert';
-import { parseToml, TomlError } from '../../src/core/toml';
+import { parseToml, TomlError } from '../../src/core/discovery/toml';
 
 function assertFails(text: string, line: number, reason?: RegExp): TomlError {
   let caught: unknown;

@@ -10,8 +10,8 @@ import { constants as fsc, promises as fsp } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { HOST_TAG, pidAlive, tempPath } from './atomicFs';
-import { BackupError, errnoCode, ioError } from './errors';
-import { crashPoint } from './testHooks';
+import { BackupError, errnoCode, ioError } from '../common/errors';
+import { crashPoint } from '../common/testHooks';
 
 export const LOCK_NAME = '.ai-memory-backup.lock';
 const HEARTBEAT_MS = 5_000;

@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { errnoCode, ioError } from './errors';
+import { errnoCode, ioError } from '../common/errors';
 
 /** Our temporary files start with this; neither ai-memory nor we treat them as snapshots. */
 export const TEMP_PREFIX = '.ai-memory-backup-';

@@ -3,7 +3,7 @@
  * fields with their types (snapshot, sha256, bytes, source_db, version, created_at), plus
  * optional fields of ours, which ai-memory's reader ignores (serde skips unknown fields).
  */
-import { BackupError } from './errors';
+import { BackupError } from '../common/errors';
 
 export interface Manifest {
   snapshot: string;

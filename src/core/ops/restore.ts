@@ -23,19 +23,19 @@
  */
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { fsyncDir, tempPath, writeAll, cleanStaleTemps } from './atomicFs';
-import { listSnapshots } from './catalog';
-import { BackupError, errnoCode, ioError, isBackupError } from './errors';
-import { hashFile, TempFileSink } from './fileSink';
+import { fsyncDir, tempPath, writeAll, cleanStaleTemps } from '../store/atomicFs';
+import { listSnapshots } from '../store/catalog';
+import { BackupError, errnoCode, ioError, isBackupError } from '../common/errors';
+import { hashFile, TempFileSink } from '../store/fileSink';
 import { describeHolders, findHolders, type Holder } from './inUse';
-import { DEFAULT_CHUNK_BYTES, readConsistentImage } from './image';
-import { formatStamp, preRestoreName } from './naming';
-import { pinnedSnapshots, pinSnapshot } from './pins';
+import { DEFAULT_CHUNK_BYTES, readConsistentImage } from '../sqlite/image';
+import { formatStamp, preRestoreName } from '../store/naming';
+import { pinnedSnapshots, pinSnapshot } from '../store/pins';
 import { examineSnapshot, problemError, type SnapshotReport } from './snapshotCheck';
-import { JOURNAL_MAGIC } from './sqliteFormat';
-import { crashPoint } from './testHooks';
+import { JOURNAL_MAGIC } from '../sqlite/sqliteFormat';
+import { crashPoint } from '../common/testHooks';
 import type { Progress } from './backup';
-import { scanWal } from './wal';
+import { scanWal } from '../sqlite/wal';
 
 export interface RestoreOptions {
   dbPath: string;

@@ -4,8 +4,8 @@
  */
 import { promises as fsp } from 'node:fs';
 import { resolve } from 'node:path';
-import { listSnapshots } from './catalog';
-import { BackupError, errnoCode } from './errors';
+import { listSnapshots } from '../store/catalog';
+import { BackupError, errnoCode } from '../common/errors';
 import { examineSnapshot, type SnapshotReport } from './snapshotCheck';
 
 export interface VerifyOptions {

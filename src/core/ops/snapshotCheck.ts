@@ -8,13 +8,13 @@
 import { createHash } from 'node:crypto';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative } from 'node:path';
-import { readManifestFor } from './catalog';
-import { BackupError, ioError, type ErrorCode } from './errors';
-import { hashFile } from './fileSink';
-import type { Manifest } from './manifest';
-import { manifestNameFor } from './naming';
-import { HEADER_SIZE, looksEncrypted, parseHeader } from './sqliteFormat';
-import { checkImage, loadSqlEngine, MAX_CHECKABLE_BYTES, type ImageCheck } from './sqlEngine';
+import { readManifestFor } from '../store/catalog';
+import { BackupError, ioError, type ErrorCode } from '../common/errors';
+import { hashFile } from '../store/fileSink';
+import type { Manifest } from '../store/manifest';
+import { manifestNameFor } from '../store/naming';
+import { HEADER_SIZE, looksEncrypted, parseHeader } from '../sqlite/sqliteFormat';
+import { checkImage, loadSqlEngine, MAX_CHECKABLE_BYTES, type ImageCheck } from '../sqlite/sqlEngine';
 
 export type SnapshotFormat = 'sqlite' | 'encrypted' | 'not-sqlite' | 'empty' | 'truncated';
 

@@ -28,7 +28,7 @@
  */
 import { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { BackupError, errnoCode, ioError } from './errors';
+import { BackupError, errnoCode, ioError } from '../common/errors';
 import { readShm, type ShmInfo } from './shm';
 import {
   HEADER_SIZE,

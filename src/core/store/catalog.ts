@@ -5,7 +5,7 @@
  */
 import { close, lstat, open, promises as fsp, read, type Stats } from 'node:fs';
 import { join, relative, isAbsolute } from 'node:path';
-import { BackupError, errnoCode, isBackupError } from './errors';
+import { BackupError, errnoCode, isBackupError } from '../common/errors';
 import { acquireFolderLock } from './folderLock';
 import { checkManifestNames, parseManifest, type Manifest } from './manifest';
 import { compareNewestFirst, isSnapshotFileName, manifestNameFor, parseSnapshotName } from './naming';

@@ -13,19 +13,19 @@
  */
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { cleanStaleTemps, fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from './atomicFs';
-import { listSnapshots, type SnapshotEntry } from './catalog';
-import { BackupError, errnoCode, ioError } from './errors';
-import { hashFile, TempFileSink } from './fileSink';
-import { acquireFolderLock } from './folderLock';
-import { DEFAULT_CHUNK_BYTES, inspectDatabase, readConsistentImage, type ImageInfo } from './image';
-import { OUR_TOOL, rfc3339, serializeManifest, type Manifest } from './manifest';
-import { formatStamp, manifestNameFor, parseSnapshotName, snapshotName } from './naming';
-import { pinnedSnapshots } from './pins';
-import { readState, STATE_NAME, type BackupState } from './state';
-import { checkImage, loadSqlEngine, MAX_CHECKABLE_BYTES, type ImageCheck } from './sqlEngine';
-import { crashPoint } from './testHooks';
-import { TOOL_VERSION } from './version';
+import { cleanStaleTemps, fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
+import { listSnapshots, type SnapshotEntry } from '../store/catalog';
+import { BackupError, errnoCode, ioError } from '../common/errors';
+import { hashFile, TempFileSink } from '../store/fileSink';
+import { acquireFolderLock } from '../store/folderLock';
+import { DEFAULT_CHUNK_BYTES, inspectDatabase, readConsistentImage, type ImageInfo } from '../sqlite/image';
+import { OUR_TOOL, rfc3339, serializeManifest, type Manifest } from '../store/manifest';
+import { formatStamp, manifestNameFor, parseSnapshotName, snapshotName } from '../store/naming';
+import { pinnedSnapshots } from '../store/pins';
+import { readState, STATE_NAME, type BackupState } from '../store/state';
+import { checkImage, loadSqlEngine, MAX_CHECKABLE_BYTES, type ImageCheck } from '../sqlite/sqlEngine';
+import { crashPoint } from '../common/testHooks';
+import { TOOL_VERSION } from '../common/version';
 
 export type VerifyMode = 'quick' | 'full' | 'off';
 
