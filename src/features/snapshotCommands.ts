@@ -14,7 +14,7 @@ import { describeHolders, findHolders } from '../core/ops/inUse';
 import { formatStamp, preRestoreName } from '../core/store/naming';
 import type { BackupService } from './backupService';
 import { tildify, type DatabaseLocator } from './databaseLocator';
-import { EngineError, type EngineClient } from './engine';
+import { EngineError, type EngineClient } from './engineClient';
 import { errorActions } from './errors';
 import { confirm } from './prompts';
 import type { SnapshotCatalog, SnapshotView } from './snapshotCatalog';
