@@ -3,17 +3,18 @@
  * Verify, Delete, Reveal, Copy SHA-256, Open Backup Folder. Item commands take the tree
  * node; from the Command Palette they ask which snapshot with a quick pick.
  */
+import { errorMessage } from '../core/common/errors';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { deleteSnapshot } from '../core/catalog';
-import { hashFile } from '../core/fileSink';
-import { formatAge, formatBytes } from '../core/format';
-import { describeHolders, findHolders } from '../core/inUse';
-import { formatStamp, preRestoreName } from '../core/naming';
+import { deleteSnapshot } from '../core/store/catalog';
+import { hashFile } from '../core/store/fileSink';
+import { formatAge, formatBytes } from '../core/common/format';
+import { describeHolders, findHolders } from '../core/ops/inUse';
+import { formatStamp, preRestoreName } from '../core/store/naming';
 import type { BackupService } from './backupService';
 import { tildify, type DatabaseLocator } from './databaseLocator';
-import { EngineError, type EngineClient } from './engine';
+import { EngineError, type EngineClient } from './engineClient';
 import { errorActions } from './errors';
 import { confirm } from './prompts';
 import type { SnapshotCatalog, SnapshotView } from './snapshotCatalog';
@@ -173,7 +174,7 @@ export class SnapshotCommands {
       await deleteSnapshot(dir, entry.name);
       this.log.info(`deleted ${entry.path}`);
     } catch (e) {
-      void vscode.window.showErrorMessage(`Could not delete ${entry.name}: ${e instanceof Error ? e.message : String(e)}`);
+      void vscode.window.showErrorMessage(`Could not delete ${entry.name}: ${errorMessage(e)}`);
     } finally {
       await this.catalog.reload();
     }

@@ -6,7 +6,7 @@
  */
 import * as vscode from 'vscode';
 import { Commands } from '../commands';
-import { formatAge, formatBytes } from '../core/format';
+import { formatAge, formatBytes } from '../core/common/format';
 import { Disposable } from '../util/disposable';
 import { tildify, type DatabaseLocator } from './databaseLocator';
 import type { SnapshotCatalog } from './snapshotCatalog';

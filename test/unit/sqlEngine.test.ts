@@ -10,14 +10,14 @@ import { execFileSync, spawnSync } from 'child_process';
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { BackupError } from '../../src/core/errors';
-import { checkFile, describeMaxCheckable, MAX_CHECKABLE_BYTES, openSnapshotFile } from '../../src/core/sqlEngine';
+import { BackupError } from '../../src/core/common/errors';
+import { checkFile, describeMaxCheckable, MAX_CHECKABLE_BYTES, openSnapshotFile } from '../../src/core/sqlite/sqlEngine';
 import { makeSparseDatabase, SPARSE_ROWS } from '../support/sparseDb';
 import { openNative } from '../support/sqlite';
 import { useTempDir } from '../support/tmp';
 
 const repoRoot = path.resolve(__dirname, '..', '..', '..');
-const engineModule = path.resolve(__dirname, '..', '..', 'src', 'core', 'sqlEngine.js');
+const engineModule = path.resolve(__dirname, '..', '..', 'src', 'core', 'sqlite', 'sqlEngine.js');
 const sha = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
 
 /** A plain database of about `mb` MB: `rows` with a 4,000-byte blob each (one overflow page per row). */

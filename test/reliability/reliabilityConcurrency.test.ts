@@ -7,10 +7,10 @@
 import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { HOST_TAG } from '../../src/core/atomicFs';
-import { runBackup } from '../../src/core/backup';
-import { BackupError } from '../../src/core/errors';
-import { LOCK_NAME } from '../../src/core/folderLock';
+import { HOST_TAG } from '../../src/core/store/atomicFs';
+import { runBackup } from '../../src/core/ops/backup';
+import { BackupError } from '../../src/core/common/errors';
+import { LOCK_NAME } from '../../src/core/store/folderLock';
 import { createAiMemoryDb, seedMemory } from '../support/aiMemoryDb';
 import { startWriter, useWriterCleanup, type WriterHandle } from '../support/nativeWriter';
 import { cliBundle, inspectBackupFolder, LONG, nativeState, pinFiles, runCliProcess, sha256File, trialCount, type ProcResult } from '../support/reliability';

@@ -5,17 +5,19 @@
  * sql.js, its integrity. The snapshot is read once (hashed, and for restore copied beside
  * the database); SQLite checks the copy restore will place, page by page from disk.
  */
+import { isInside } from '../common/fsFacts';
+import { checkLabel, type VerifyMode } from '../common/checks';
 import { createHash } from 'node:crypto';
 import { constants as fsc, promises as fsp, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { writeAll } from './atomicFs';
-import { basename, dirname, isAbsolute, join, relative } from 'node:path';
-import { readManifestFor } from './catalog';
-import { BackupError, ioError, type ErrorCode } from './errors';
-import type { Manifest } from './manifest';
-import { manifestNameFor } from './naming';
-import { HEADER_SIZE, looksEncrypted, parseHeader } from './sqliteFormat';
-import { checkFile, describeMaxCheckable, loadSqlEngine, MAX_CHECKABLE_BYTES, type ImageCheck } from './sqlEngine';
+import { basename, dirname, join } from 'node:path';
+import { writeAll } from '../store/atomicFs';
+import { readManifestFor } from '../store/catalog';
+import { BackupError, ioError, type ErrorCode } from '../common/errors';
+import type { Manifest } from '../store/manifest';
+import { manifestNameFor } from '../store/naming';
+import { HEADER_SIZE, looksEncrypted, parseHeader } from '../sqlite/sqliteFormat';
+import { checkFile, describeMaxCheckable, loadSqlEngine, MAX_CHECKABLE_BYTES, type ImageCheck } from '../sqlite/sqlEngine';
 
 export type SnapshotFormat = 'sqlite' | 'encrypted' | 'not-sqlite' | 'empty' | 'truncated';
 
@@ -45,7 +47,7 @@ export interface ExamineOptions {
   /** Check against the manifest (restore without --skip-verify, and verify). */
   useManifest: boolean;
   /** Which sql.js check; 'off' skips it (restore --skip-integrity). */
-  integrity: 'quick' | 'full' | 'off';
+  integrity: VerifyMode;
   /** Stop at the first problem (restore) instead of collecting them all (verify). */
   stopAtFirst: boolean;
   /** An encrypted snapshot is a problem (restore, unless --skip-integrity) or only a note (verify). */
@@ -56,10 +58,6 @@ export interface ExamineOptions {
 
 class Stop extends Error {}
 
-function within(dir: string, target: string): boolean {
-  const rel = relative(dir, target);
-  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
-}
 
 /**
  * Resolves the snapshot path: a symlink is followed only when its target stays inside the
@@ -84,7 +82,7 @@ export async function resolveSnapshotPath(path: string): Promise<string> {
   } catch (e) {
     throw new BackupError('UNSAFE_SNAPSHOT_PATH', `Snapshot ${path} is a broken symlink.`, { cause: e });
   }
-  if (!within(realDir, target)) {
+  if (!isInside(realDir, target)) {
     throw new BackupError('UNSAFE_SNAPSHOT_PATH', `Snapshot ${path} is a symlink to ${target}, outside its folder; refusing to use it.`, {
       hint: 'Copy the real snapshot (and its manifest) into the backup folder instead of linking to it.',
     });
@@ -284,7 +282,7 @@ export async function examineSnapshot(path: string, opts: ExamineOptions & { cop
       } else if (c.format === 'sqlite' && checking && opts.integrity !== 'off') {
         const check = await checkFile(opts.copyTo ?? real, opts.integrity);
         report.integrity = check;
-        if (!check.ok) problem({ code: 'INTEGRITY_FAILED', message: `${name} fails ${opts.integrity === 'full' ? 'integrity_check' : 'quick_check'}: ${check.result}.`, hint: 'Restore another snapshot.' });
+        if (!check.ok) problem({ code: 'INTEGRITY_FAILED', message: `${name} fails ${checkLabel(opts.integrity)}: ${check.result}.`, hint: 'Restore another snapshot.' });
         if (!opts.copyTo && changed(before, await fsp.stat(real))) {
           problem({ code: 'SHA_MISMATCH', message: `${name} changed while it was checked.`, hint: 'Something is writing to the snapshot; check again, or restore another snapshot.' });
         }

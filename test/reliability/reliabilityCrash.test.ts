@@ -11,7 +11,7 @@ import * as assert from 'assert';
 import { randomUUID } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { runBackup } from '../../src/core/backup';
+import { runBackup } from '../../src/core/ops/backup';
 import { createAiMemoryDb } from '../support/aiMemoryDb';
 import {
   cliBundle,
@@ -43,7 +43,8 @@ const KEEP = 3;
 function crashPointsInSource(): string[] {
   const dir = path.join(REPO_ROOT, 'src', 'core');
   const names = new Set<string>();
-  for (const f of fs.readdirSync(dir).filter((n) => n.endsWith('.ts'))) {
+  const files = (fs.readdirSync(dir, { recursive: true }) as string[]).filter((n) => n.endsWith('.ts'));
+  for (const f of files) {
     for (const m of fs.readFileSync(path.join(dir, f), 'utf8').matchAll(/crashPoint\('([^']+)'\)/g)) names.add(m[1]);
   }
   return [...names].sort();

@@ -59,7 +59,8 @@ import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, typ
 import { dirname, join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import initSqlJs from 'sql.js';
-import { BackupError, ioError } from './errors';
+import { BackupError, errorMessage, ioError } from '../common/errors';
+import type { CheckMode } from '../common/checks';
 import { OFFSET_READ_VERSION, OFFSET_WRITE_VERSION } from './sqliteFormat';
 
 type SqlJs = Awaited<ReturnType<typeof initSqlJs>>;
@@ -121,7 +122,7 @@ export function loadSqlEngine(): Promise<SqlJs> {
   return engine;
 }
 
-export type CheckMode = 'quick' | 'full';
+export type { CheckMode } from '../common/checks';
 
 export interface ImageCheck {
   ok: boolean;
@@ -431,7 +432,7 @@ export class SnapshotDatabase {
       lines = r.rows.length ? r.rows.map((v) => String(v[0])) : ['no result'];
     } catch (e) {
       if (e instanceof BackupError) throw e;
-      return { ok: false, result: e instanceof Error ? e.message : String(e), sqliteVersion };
+      return { ok: false, result: errorMessage(e), sqliteVersion };
     }
     if (this.file.changedSinceOpen()) {
       return { ok: false, result: `${this.file.path} changed while it was checked`, sqliteVersion };
@@ -492,7 +493,7 @@ export async function openSnapshotFile(path: string, opts: OpenOptions = {}): Pr
       file.close();
     }
     if (file.failure) throw file.failure;
-    throw new BackupError('NOT_A_DATABASE', `sql.js cannot open ${path}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    throw new BackupError('NOT_A_DATABASE', `sql.js cannot open ${path}: ${errorMessage(e)}`, { cause: e });
   }
 }
 

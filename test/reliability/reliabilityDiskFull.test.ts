@@ -8,7 +8,7 @@
 import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { runBackup } from '../../src/core/backup';
+import { runBackup } from '../../src/core/ops/backup';
 import { createAiMemoryDb, seedMemory } from '../support/aiMemoryDb';
 import { cliBundle, expectRefusal, fillTo, freeBytes, mountTmpfs, mountUnavailable, nativeState, runCliProcess, tempFiles, type Mount } from '../support/reliability';
 import { reliabilityCase, type CaseContext } from '../support/reliabilityReport';

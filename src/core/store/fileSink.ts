@@ -10,8 +10,8 @@ import { createHash, type Hash } from 'node:crypto';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { writeAll } from './atomicFs';
-import { BackupError, ioError } from './errors';
-import type { ImageInfo, ImageSink } from './image';
+import { BackupError, ioError } from '../common/errors';
+import type { ImageInfo, ImageSink } from '../sqlite/image';
 
 const MAX_INFLIGHT = 2;
 

@@ -10,7 +10,7 @@ import { spawn } from 'child_process';
 import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { runBackup } from '../../src/core/backup';
+import { runBackup } from '../../src/core/ops/backup';
 import { seedMemory } from '../support/aiMemoryDb';
 import { trackChild } from '../support/procs';
 import { cliBundle, expectRefusal, mountTmpfs, mountUnavailable, remount, sha256File, type Mount, type Refusal } from '../support/reliability';
