@@ -18,6 +18,8 @@ export const SIZES = [
   { label: '5 MB', memories: 900, walCommits: 18 },
   { label: '50 MB', memories: 9000, walCommits: 180 },
   { label: '500 MB', memories: 92000, walCommits: 1840 },
+  // Above the 1.5 GiB the checker could open before it read pages lazily (issue 12).
+  { label: '1.9 GB', memories: 350000, walCommits: 1840 },
 ].map((s) => ({ ...s, recalls: WAL_COMMITS - s.walCommits }));
 
 export const FIXTURE_VERSION = 2;
