@@ -11,6 +11,7 @@ import { DEFAULT_KEEP, runBackup } from '../core/ops/backup';
 import type { Progress } from '../core/common/cancel';
 import { checkLabel, type CheckMode, type VerifyMode } from '../core/common/checks';
 import { listSnapshots } from '../core/store/catalog';
+import { snapshotVerdict, STATE_LABEL } from '../core/store/snapshotState';
 import { BackupError, errorMessage, isBackupError } from '../core/common/errors';
 import { formatBytes } from '../core/common/format';
 import { resolveAiMemoryDbPath } from '../core/discovery/paths';
@@ -225,13 +226,9 @@ async function cmdList(p: Parsed, io: CliIO): Promise<number> {
   io.stdout(`${dir}: ${entries.length} snapshot${entries.length === 1 ? '' : 's'}\n`);
   for (const e of entries) {
     const when = new Date(e.time).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
-    let state: string;
-    if (e.unsafe) state = 'symlink outside the folder (never restored)';
-    else if (e.manifestState !== 'ok') state = `manifest ${e.manifestState}`;
-    else if (e.sizeMatches === false) state = 'size differs from manifest';
-    else if (e.manifest?.integrity === 'ok') state = `verified${e.manifest.memories !== undefined ? `, ${e.manifest.memories} memories` : ''}`;
-    else if (e.manifest?.integrity) state = e.manifest.integrity;
-    else state = 'manifest ok (made by ai-memory)';
+    const verdict = snapshotVerdict(e);
+    const memories = e.manifest?.memories !== undefined ? `, ${e.manifest.memories} memories` : '';
+    const state = `${STATE_LABEL[verdict.state]}: ${verdict.detail}${memories}`;
     io.stdout(`  ${when}  ${e.name}  ${formatBytes(e.size)}  ${state}\n`);
   }
   return 0;

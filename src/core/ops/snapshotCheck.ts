@@ -180,7 +180,7 @@ async function streamHashed(
  * Classifies a file from its first bytes and its size; for plain SQLite also checks the
  * file holds every page its header promises (fileformat2 §1.3.9).
  */
-export function classify(head: Uint8Array, size: number): { format: SnapshotFormat; detail?: string } {
+export function detectFormat(head: Uint8Array, size: number): { format: SnapshotFormat; detail?: string } {
   if (size === 0) return { format: 'empty' };
   const hdr = parseHeader(head.subarray(0, HEADER_SIZE));
   if (!hdr) return { format: looksEncrypted(head.subarray(0, 4096), size) ? 'encrypted' : 'not-sqlite' };
@@ -266,7 +266,7 @@ export async function examineSnapshot(path: string, opts: ExamineOptions & { cop
       if (report.manifest && report.manifest.bytes === size && report.manifest.sha256 !== sha256) {
         problem({ code: 'SHA_MISMATCH', message: `sha256 mismatch — manifest says ${report.manifest.sha256}, snapshot is ${sha256}.`, hint: 'The snapshot or its manifest was altered or damaged; restore another snapshot.' });
       }
-      const c = classify(read.head, size);
+      const c = detectFormat(read.head, size);
       report.format = c.format;
       if (c.format === 'empty') problem({ code: 'NOT_A_DATABASE', message: `${name} is empty (0 bytes).`, hint: 'Restore another snapshot.' });
       else if (c.format === 'truncated') problem({ code: 'INTEGRITY_FAILED', message: `${name} is truncated: ${c.detail}.`, hint: 'Restore another snapshot.' });
