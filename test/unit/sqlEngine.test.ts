@@ -193,6 +193,7 @@ describe('sql.js engine: lazy snapshot files', () => {
     const c = await checkFile(file, 'quick');
     assert.strictEqual(c.ok, false);
     assert.match(c.result, /not a database/);
+    await rejectsCode(openSnapshotFile(file), 'NOT_A_DATABASE', /not a database/);
   });
 });
 
