@@ -6,11 +6,12 @@
  */
 import { promises as fsp } from 'node:fs';
 import { homedir } from 'node:os';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { DEFAULT_KEEP, runBackup, type Progress, type VerifyMode } from '../core/backup';
 import { listSnapshots } from '../core/catalog';
 import { BackupError, isBackupError } from '../core/errors';
-import { formatBytes } from '../core/format';
+import { checkName, formatBytes } from '../core/format';
+import { describeHolders } from '../core/inUse';
 import { resolveAiMemoryDbPath } from '../core/paths';
 import { runRestore } from '../core/restore';
 import type { SnapshotReport } from '../core/snapshotCheck';
@@ -135,14 +136,14 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
   }
   const m = r.manifest;
   if (r.status === 'unchanged') {
-    io.stdout(`Unchanged since ${r.unchangedSince}: the database is identical to its newest snapshot; no new snapshot written.\n`);
+    io.stdout(`Unchanged since ${r.unchangedSince}: the database is identical to the snapshot ${basename(r.snapshotPath)}; no new snapshot written.\n`);
   } else if (r.status === 'skipped') {
     io.stdout(`Skipped: a backup of this folder finished less than ${recent} s ago.\n`);
   }
   io.stdout(`Snapshot: ${r.snapshotPath}\nManifest: ${r.manifestPath}\nSHA-256 : ${m.sha256}\nBytes   : ${m.bytes}\n`);
   if (r.status === 'created') {
     const facts: string[] = [];
-    if (m.integrity === 'ok') facts.push(`${m.check === 'full' ? 'integrity_check' : 'quick_check'} ok`);
+    if (m.integrity === 'ok') facts.push(`${checkName(m.check)} ok`);
     else if (m.integrity === 'encrypted') facts.push('NOT verified: the database is encrypted (not plain SQLite)');
     else facts.push('NOT verified (--verify off)');
     if (m.memories !== undefined) facts.push(`${m.memories} memories`);
@@ -171,9 +172,12 @@ async function cmdRestore(p: Parsed, io: CliIO): Promise<number> {
     signal: io.signal,
   }).catch((e: unknown) => explainDb(e, db));
   for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
+  // A dry run that the real restore would refuse exits 1, like the restore itself would.
+  const refused = r.status === 'dry-run' && r.plan.wouldRefuse ? 1 : 0;
   if (p.switches.has('json')) {
-    io.stdout(json({ status: r.status, from: r.from, to: r.to, previous: r.previous, sha256: r.sha256, bytes: r.bytes, ...(r.status === 'dry-run' ? { plan: r.plan } : {}) }));
-    return 0;
+    const refusal = r.plan.wouldRefuse ? { would_refuse: { code: r.plan.wouldRefuse.code, error: r.plan.wouldRefuse.message, hint: r.plan.wouldRefuse.hint } } : {};
+    io.stdout(json({ status: r.status, from: r.from, to: r.to, previous: r.previous, sha256: r.sha256, bytes: r.bytes, ...(r.status === 'dry-run' ? { plan: r.plan, ...refusal } : {}) }));
+    return refused;
   }
   if (r.status === 'dry-run') {
     const lines = [`Dry run: nothing was changed.`, `Would restore ${r.from}`, ...r.plan.checks.map((c) => `  checked: ${c}`), `into ${r.to}`];
@@ -184,8 +188,9 @@ async function cmdRestore(p: Parsed, io: CliIO): Promise<number> {
       lines.push('(no database there yet: nothing to keep)');
     }
     if (r.plan.consolidate) lines.push("the current -wal holds committed transactions: they stay in the kept copy and are folded in before it is replaced");
+    if (r.plan.wouldRefuse) lines.push(`would refuse: in use by ${describeHolders(r.plan.holders)}`, `  ${r.plan.wouldRefuse.hint}`);
     io.stdout(`${lines.join('\n')}\n`);
-    return 0;
+    return refused;
   }
   if (r.previous) io.stdout(`Previous DB moved to ${r.previous}\n`);
   io.stdout(`Restored ${r.from} → ${r.to}\n`);
@@ -196,7 +201,7 @@ async function cmdRestore(p: Parsed, io: CliIO): Promise<number> {
 function reportLine(r: SnapshotReport): string {
   if (r.problems.length) return `FAIL  ${r.name}  ${r.problems.map((x) => x.message).join(' | ')}`;
   const facts = [r.manifestState === 'ok' ? 'sha256 matches manifest' : 'no manifest check'];
-  if (r.integrity?.ok) facts.push(`quick_check ok${r.integrity.memories !== undefined ? ` (${r.integrity.memories} memories)` : ''}`);
+  if (r.integrity?.ok) facts.push(`${checkName(r.integrity.mode)} ok${r.integrity.memories !== undefined ? ` (${r.integrity.memories} memories)` : ''}`);
   for (const n of r.notes) facts.push(n);
   return `ok    ${r.name}  ${facts.join(', ')}`;
 }
@@ -208,7 +213,7 @@ async function cmdVerify(p: Parsed, io: CliIO): Promise<number> {
   const reports = await verifySnapshots({ from: resolve(io.cwd, from), integrity: mode === 'off' ? 'quick' : mode, signal: io.signal });
   const failed = reports.filter((r) => r.problems.length).length;
   if (p.switches.has('json')) {
-    io.stdout(json({ status: failed ? 'failed' : 'ok', snapshots: reports.map((r) => ({ name: r.name, path: r.path, ok: r.problems.length === 0, bytes: r.bytes, sha256: r.sha256, manifest: r.manifestState, integrity: r.integrity?.result, memories: r.integrity?.memories, problems: r.problems.map((x) => x.message), notes: r.notes })) }));
+    io.stdout(json({ status: failed ? 'failed' : 'ok', snapshots: reports.map((r) => ({ name: r.name, path: r.path, ok: r.problems.length === 0, bytes: r.bytes, sha256: r.sha256, manifest: r.manifestState, integrity: r.integrity?.result, check: r.integrity?.mode, memories: r.integrity?.memories, problems: r.problems.map((x) => x.message), notes: r.notes })) }));
   } else {
     for (const r of reports) io.stdout(`${reportLine(r)}\n`);
     io.stdout(`${reports.length - failed} of ${reports.length} snapshot${reports.length === 1 ? '' : 's'} ok\n`);

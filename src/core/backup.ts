@@ -17,6 +17,7 @@ import { cleanStaleTemps, fsyncDir, publishNoClobber, tempPath, writeFileAtomic 
 import { listSnapshots, type SnapshotEntry } from './catalog';
 import { BackupError, errnoCode, ioError } from './errors';
 import { hashFile, TempFileSink } from './fileSink';
+import { checkName } from './format';
 import { acquireFolderLock } from './folderLock';
 import { DEFAULT_CHUNK_BYTES, inspectDatabase, readConsistentImage, type ImageInfo } from './image';
 import { OUR_TOOL, rfc3339, serializeManifest, type Manifest } from './manifest';
@@ -265,11 +266,11 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       integrity = 'encrypted';
       warnings.push('the database is encrypted (not plain SQLite): the snapshot is a consistent copy, but its integrity cannot be checked here');
     } else if (checkable && sink.image) {
-      progress({ phase: 'checking', message: verify === 'full' ? 'PRAGMA integrity_check' : 'PRAGMA quick_check' });
+      progress({ phase: 'checking', message: `PRAGMA ${checkName(verify)}` });
       check = await checkImage(sink.image, verify === 'full' ? 'full' : 'quick');
       sink.image = undefined; // the check has its own copy; let ours go
       if (!check.ok) {
-        throw new BackupError('INTEGRITY_FAILED', `The snapshot of ${dbPath} fails ${verify === 'full' ? 'integrity_check' : 'quick_check'}: ${check.result}. No snapshot was written.`, {
+        throw new BackupError('INTEGRITY_FAILED', `The snapshot of ${dbPath} fails ${checkName(verify)}: ${check.result}. No snapshot was written.`, {
           hint: 'The database itself is damaged. Keep the file as it is, restore the last good snapshot, or try `sqlite3 <db> .recover`.',
         });
       }
@@ -288,31 +289,34 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     await new Promise((r) => setImmediate(r));
     checkAbort(opts.signal);
 
-    // Identical to the newest snapshot? Keep the old one — after proving its bytes still match.
-    const newest = before.at(0);
-    if (newest?.manifest && !newest.symlink && newest.manifest.sha256 === sha256 && newest.size === image.bytes) {
-      progress({ phase: 'hashing', message: `comparing with ${newest.name}` });
-      const old = await hashFile(newest.path, opts.signal).catch(() => undefined);
-      if (old?.sha256 === sha256) {
-        await sink.discard();
-        sink = undefined;
-        const { pruned, warnings: w } = await pruneSnapshots(dir, keep, new Set([newest.name]));
-        warnings.push(...w);
-        await writeFileAtomic(join(dir, STATE_NAME), JSON.stringify({ last_run: rfc3339(now()), status: 'unchanged', snapshot: newest.name, sha256 } satisfies BackupState));
-        return {
-          status: 'unchanged',
-          snapshotPath: newest.path,
-          manifestPath: newest.manifestPath,
-          manifest: newest.manifest,
-          unchangedSince: newest.manifest.created_at,
-          pruned,
-          cleaned,
-          warnings,
-          image,
-          check,
-          durationMs: Date.now() - started,
-        };
-      }
+    // Identical to a snapshot we already have? Keep that one — after proving its bytes still
+    // match. The newest first; then any other one whose manifest says the same bytes, which
+    // is the case right after a restore: the database is then the restored (older) snapshot,
+    // and copying it again would only add a duplicate.
+    const identical = before.filter((e) => e.manifest && !e.symlink && e.manifest.sha256 === sha256 && e.size === image.bytes);
+    for (const same of identical) {
+      const manifest = same.manifest as Manifest;
+      progress({ phase: 'hashing', message: `comparing with ${same.name}` });
+      const old = await hashFile(same.path, opts.signal).catch(() => undefined);
+      if (old?.sha256 !== sha256) continue;
+      await sink.discard();
+      sink = undefined;
+      const { pruned, warnings: w } = await pruneSnapshots(dir, keep, new Set([same.name]));
+      warnings.push(...w);
+      await writeFileAtomic(join(dir, STATE_NAME), JSON.stringify({ last_run: rfc3339(now()), status: 'unchanged', snapshot: same.name, sha256 } satisfies BackupState));
+      return {
+        status: 'unchanged',
+        snapshotPath: same.path,
+        manifestPath: same.manifestPath,
+        manifest,
+        unchangedSince: manifest.created_at,
+        pruned,
+        cleaned,
+        warnings,
+        image,
+        check,
+        durationMs: Date.now() - started,
+      };
     }
 
     progress({ phase: 'publishing' });

@@ -24,3 +24,11 @@ export function formatAge(ms: number): string {
   const d = Math.round(h / 24);
   return d === 1 ? '1 day ago' : `${d} days ago`;
 }
+
+/**
+ * The name of the SQLite check a mode runs — `quick_check` or `integrity_check` — the one
+ * place this label is made (the CLI, the manifest's readers and the extension all say it).
+ */
+export function checkName(mode: string | undefined): 'quick_check' | 'integrity_check' {
+  return mode === 'full' ? 'integrity_check' : 'quick_check';
+}

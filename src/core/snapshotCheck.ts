@@ -11,6 +11,7 @@ import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import { readManifestFor } from './catalog';
 import { BackupError, ioError, type ErrorCode } from './errors';
 import { hashFile } from './fileSink';
+import { checkName } from './format';
 import type { Manifest } from './manifest';
 import { manifestNameFor } from './naming';
 import { HEADER_SIZE, looksEncrypted, parseHeader } from './sqliteFormat';
@@ -225,7 +226,7 @@ export async function examineSnapshot(path: string, opts: ExamineOptions & { kee
       } else if (c.format === 'sqlite' && opts.integrity !== 'off' && bytes) {
         const check = await checkImage(bytes, opts.integrity);
         report.integrity = check;
-        if (!check.ok) problem({ code: 'INTEGRITY_FAILED', message: `${name} fails ${opts.integrity === 'full' ? 'integrity_check' : 'quick_check'}: ${check.result}.`, hint: 'Restore another snapshot.' });
+        if (!check.ok) problem({ code: 'INTEGRITY_FAILED', message: `${name} fails ${checkName(opts.integrity)}: ${check.result}.`, hint: 'Restore another snapshot.' });
       }
     }
   } catch (e) {

@@ -65,6 +65,8 @@ export type CheckMode = 'quick' | 'full';
 
 export interface ImageCheck {
   ok: boolean;
+  /** Which check ran: 'quick' = PRAGMA quick_check, 'full' = integrity_check. */
+  mode: CheckMode;
   /** 'ok', or the first lines SQLite reported. */
   result: string;
   pageSize?: number;
@@ -126,10 +128,10 @@ function runChecks(db: InstanceType<SqlJs['Database']>, mode: CheckMode): ImageC
     const r = db.exec(mode === 'full' ? 'PRAGMA integrity_check(20)' : 'PRAGMA quick_check(20)');
     lines = r.length ? r[0].values.map((v) => String(v[0])) : ['no result'];
   } catch (e) {
-    return { ok: false, result: e instanceof Error ? e.message : String(e), sqliteVersion };
+    return { ok: false, mode, result: e instanceof Error ? e.message : String(e), sqliteVersion };
   }
   const ok = lines.length === 1 && lines[0] === 'ok';
-  const check: ImageCheck = { ok, result: ok ? 'ok' : lines.slice(0, 5).join('; '), sqliteVersion };
+  const check: ImageCheck = { ok, mode, result: ok ? 'ok' : lines.slice(0, 5).join('; '), sqliteVersion };
   if (!ok) return check;
   const num = (sql: string): number | undefined => {
     try {

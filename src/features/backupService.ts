@@ -8,7 +8,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { ContextKeys } from '../commands';
-import { formatBytes } from '../core/format';
+import { checkName, formatBytes } from '../core/format';
 import { Disposable } from '../util/disposable';
 import type { DatabaseLocator } from './databaseLocator';
 import { EngineError, type BackupOutcome, type EngineClient, type EngineProgress } from './engine';
@@ -111,7 +111,7 @@ export class BackupService extends Disposable {
       this.lastNotifiedFailure = '';
       const took = ((Date.now() - started) / 1000).toFixed(1);
       if (outcome.status === 'created') {
-        const checked = outcome.integrity === 'ok' ? `${outcome.check === 'full' ? 'integrity_check' : 'quick_check'} ok` : outcome.integrity === 'encrypted' ? 'encrypted, not checkable' : 'not verified';
+        const checked = outcome.integrity === 'ok' ? `${checkName(outcome.check)} ok` : outcome.integrity === 'encrypted' ? 'encrypted, not checkable' : 'not verified';
         this.log.info(`backup: ${outcome.snapshot} (${formatBytes(outcome.bytes)}, ${checked}, sha256 ${outcome.sha256}) in ${took} s${outcome.pruned?.length ? `; pruned ${outcome.pruned.join(', ')}` : ''}`);
         if (req.reason === 'manual') vscode.window.setStatusBarMessage(`$(check) AI Memory: backed up ${formatBytes(outcome.bytes)} (${checked})`, 5000);
       } else if (outcome.status === 'unchanged') {

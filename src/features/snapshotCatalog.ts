@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { listSnapshots, type SnapshotEntry } from '../core/catalog';
 import { isBackupError } from '../core/errors';
+import { checkName } from '../core/format';
 import { readState, type BackupState } from '../core/state';
 import { Disposable } from '../util/disposable';
 
@@ -47,7 +48,7 @@ export function classify(e: SnapshotEntry, v: Verification | undefined): Pick<Sn
   if (e.manifest?.integrity === 'encrypted') return { state: 'encrypted', stateDetail: 'encrypted database: copied consistently, integrity not checkable' };
   if (v?.ok) return { state: 'verified', stateDetail: v.detail };
   if (e.manifest?.integrity === 'ok') {
-    return { state: 'verified', stateDetail: `${e.manifest.check === 'full' ? 'integrity_check' : 'quick_check'} ok when it was made` };
+    return { state: 'verified', stateDetail: `${checkName(e.manifest.check)} ok when it was made` };
   }
   return { state: 'unverified', stateDetail: e.manifest?.tool ? 'not checked when it was made (--verify off)' : 'made by ai-memory\'s own CLI: not integrity-checked yet' };
 }

@@ -5,7 +5,7 @@
  * catalog (itself debounced); we never `reveal` inside a refresh (microsoft/vscode#192055).
  */
 import * as vscode from 'vscode';
-import { formatAge, formatBytes } from '../core/format';
+import { checkName, formatAge, formatBytes } from '../core/format';
 import { Disposable } from '../util/disposable';
 import { tildify } from './databaseLocator';
 import type { SnapshotCatalog, SnapshotState, SnapshotView } from './snapshotCatalog';
@@ -90,7 +90,7 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
       rows.push(['SHA-256', `\`${m.sha256}\``]);
       if (m.memories !== undefined) rows.push(['Memories', m.memories.toLocaleString()]);
       if (m.schema_version !== undefined) rows.push(['Schema', `version ${m.schema_version}`]);
-      if (m.integrity) rows.push(['Check', `${m.integrity}${m.check && m.check !== 'off' ? ` (${m.check === 'full' ? 'integrity_check' : 'quick_check'})` : ''}`]);
+      if (m.integrity) rows.push(['Check', `${m.integrity}${m.check && m.check !== 'off' ? ` (${checkName(m.check)})` : ''}`]);
       rows.push(['Source', tildify(m.source_db)]);
       rows.push(['Made by', m.tool ?? `ai-memory ${m.version}`]);
     }
