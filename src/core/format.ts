@@ -25,6 +25,12 @@ export function formatAge(ms: number): string {
   return d === 1 ? '1 day ago' : `${d} days ago`;
 }
 
+/** "just now", "5 min", "3 h", "2 days" — the status bar's short form of `formatAge`. */
+export function formatAgeShort(ms: number): string {
+  const long = formatAge(ms);
+  return long.endsWith(' ago') ? long.slice(0, -4) : long;
+}
+
 /**
  * The name of the SQLite check a mode runs — `quick_check` or `integrity_check` — the one
  * place this label is made (the CLI, the manifest's readers and the extension all say it).

@@ -48,7 +48,7 @@ export interface RestoreOutcome {
 
 export interface VerifyOutcome {
   status: 'ok' | 'failed';
-  snapshots: { name: string; path: string; ok: boolean; bytes: number; sha256?: string; manifest: string; integrity?: string; memories?: number; problems: string[]; notes: string[] }[];
+  snapshots: { name: string; path: string; ok: boolean; bytes: number; sha256?: string; manifest: string; integrity?: string; check?: 'quick' | 'full'; memories?: number; problems: string[]; notes: string[] }[];
 }
 
 interface RunOptions {
