@@ -5,7 +5,8 @@
 //
 // Runs in the `main` session after the integration suites, which leave snapshots, a restored
 // database and a pre-restore copy behind: everything here is counted before/after.
-// Writes docs/screenshots/snapshots-tree.png and docs/screenshots/restore-dialog.png.
+// Writes snapshots-tree.png and restore-dialog.png into test-results/vscode/screenshots/
+// (`npm run screenshots` copies them to docs/screenshots/).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -17,6 +18,7 @@ import {
   openViewContainer,
   repoRoot,
   runCommand,
+  screenshotsDir,
   setSidebarWidth,
   statusBarItem,
   waitFor,
@@ -27,7 +29,7 @@ const require = createRequire(import.meta.url);
 const { readMemories, seedMemory } = require('../../../out/test/support/aiMemoryDb.js');
 
 const EXTENSION_ID = 'ai-memory-tools.ai-memory-backup';
-const SHOTS = join(repoRoot, 'docs', 'screenshots');
+const SHOTS = screenshotsDir;
 /** Docs screenshots: big enough to read, small enough for a README. */
 const DOC_SIZE = { width: 1200, height: 750 };
 const SNAPSHOT_NAME = /^ai-memory-\d{4}-\d\d-\d\dT\d{6}Z(?:_\d+)?\.db$/;
@@ -99,7 +101,7 @@ describe('UI: back up and restore from the AI Memory view', function () {
     assert.equal(await item.locator('.codicon-database').count(), 1, 'the database icon');
   });
 
-  it('screenshot: the Snapshots view with a snapshot tooltip (docs/screenshots/snapshots-tree.png)', async function () {
+  it('screenshot: the Snapshots view with a snapshot tooltip (snapshots-tree.png)', async function () {
     await clearNotifications(page);
     await windowScreenshot(page, join(SHOTS, 'snapshots-tree.png'), {
       ...DOC_SIZE,
