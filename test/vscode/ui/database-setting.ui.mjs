@@ -17,14 +17,17 @@ async function setUserSetting(page, key, value) {
   const editor = page.locator('.settings-editor');
   await editor.waitFor({ state: 'visible', timeout: 15_000 });
   await page.keyboard.type(key); // the search box has the focus
-  const tab = editor.locator('.settings-tabs-widget .action-item.checked');
-  assert.match(await tab.innerText(), /^User/, 'the User tab');
-  const input = editor.locator(`.setting-item-contents[data-key="${key}"] input`).first();
-  await input.waitFor({ state: 'visible', timeout: 15_000 });
-  await input.fill(value);
-  await input.press('Tab');
-  await runCommand(page, 'View: Close All Editors');
-  await editor.waitFor({ state: 'hidden', timeout: 10_000 });
+  try {
+    const tab = editor.locator('.settings-tabs-widget .checked').first();
+    assert.match(await tab.innerText({ timeout: 5_000 }), /^User/, 'the User tab');
+    const input = editor.locator(`.setting-item-contents[data-key="${key}"] input`).first();
+    await input.waitFor({ state: 'visible', timeout: 15_000 });
+    await input.fill(value);
+    await input.press('Tab');
+  } finally {
+    await runCommand(page, 'View: Close All Editors');
+    await editor.waitFor({ state: 'hidden', timeout: 10_000 });
+  }
 }
 
 describe('UI: the database path setting in User settings', function () {
@@ -34,6 +37,11 @@ describe('UI: the database path setting in User settings', function () {
   let item;
   let missing;
   const log = () => extensionLogFiles(dirs, EXTENSION_ID, 'AI Memory').map((f) => readFileSync(f, 'utf8')).join('\n');
+
+  after(async function () {
+    // Whatever happened above, the next tests get the discovered database back.
+    if (/database not found|backup failed/.test(await item.innerText().catch(() => ''))) await setUserSetting(page, 'aiMemory.databasePath', '').catch(() => {});
+  });
 
   before(async function () {
     ({ page, dirs } = currentSession());
