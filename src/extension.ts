@@ -75,6 +75,13 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
     await catalog.reload();
   });
 
+  // Above the rows: which database path names no file, and where it came from. Only over
+  // rows: a view with a message shows no welcome content, and the empty view's welcome
+  // says it (with Select Database… / Open Settings).
+  const showMissing = () => {
+    const db = locator.current;
+    view.message = db && !db.exists && catalog.snapshots.length > 0 ? `Database not found: ${tildify(db.path)} — from ${db.source}.` : undefined;
+  };
   // The folder follows the database; the view's context keys follow the catalog.
   const followDatabase = async () => {
     const db = locator.current;
@@ -82,8 +89,7 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
     await setContext(ContextKeys.databaseMissing, db !== undefined && !db.exists);
     await setContext(ContextKeys.databaseVia, db?.via ?? '');
     await setContext(ContextKeys.needsChoice, locator.needsChoice);
-    // Above the rows (or the welcome text): which path is missing, and where it came from.
-    view.message = db && !db.exists ? `Database not found: ${tildify(db.path)} — from ${db.source}.` : undefined;
+    showMissing();
     await catalog.setFolder(service.folder());
   };
   context.subscriptions.push(locator.onDidChange(() => void followDatabase()));
@@ -91,6 +97,7 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
     catalog.onDidChange(() => {
       void setContext(ContextKeys.hasSnapshots, catalog.snapshots.length > 0);
       view.description = catalog.snapshots.length ? `${catalog.snapshots.length}` : undefined;
+      showMissing();
     }),
   );
   context.subscriptions.push(

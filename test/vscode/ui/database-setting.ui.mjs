@@ -70,7 +70,7 @@ describe('UI: the database path setting in User settings', function () {
     assert.match(text, /memories\.db\. The path is the setting aiMemory\.databasePath \(User\)/, text);
     assert.doesNotMatch(text, /--db|\$AI_MEMORY_DB/, text);
     assert.ok((await toast.locator('.monaco-button', { hasText: 'Open Settings' }).count()) === 1, 'an Open Settings button');
-    await waitFor(async () => /backup failed/.test(await item.innerText()), { timeoutMs: 10_000, message: 'the status bar to show the failure' });
+    await waitFor(async () => /Last backup failed/.test((await item.getAttribute('aria-label')) ?? ''), { timeoutMs: 10_000, message: 'the status bar\'s tooltip to show the failure' });
     await clearNotifications(page);
   });
 
