@@ -453,7 +453,7 @@ function notesSection(sizeResults, extras) {
   if (Number.isFinite(start)) {
     out.push(
       `- Each of our commands is a Node process: \`node dist/cli.js --version\` alone takes ${millis(extras.start.cliMs)} ms (${millis(extras.start.cliColdMs)} ms with a cold page cache), \`node -e 0\` ${millis(extras.start.nodeMs)} ms, while \`cp\`, \`sync\` and \`sha256sum\` start in about a millisecond. Where the whole floor takes ~0.1 s (5 MB), that start alone is about the 1.25× budget; the larger sizes, where throughput counts, are well inside it.`,
-      "- The `quick_check` in a process also pays for the WASM engine: compiling sql.js (see *sql.js wasm init*), and SQLite's code running as V8's baseline (Liftoff) WASM code, slower than the native `sqlite3`. We keep V8 from re-compiling the hot functions with TurboFan on background threads (`--liftoff-only`, set in `src/core/sqlEngine.ts`): for one check per process, on 2 cores, that re-compiling cost more than it saved (first check of a 50 MB image 150–210 ms → 85 ms).",
+      "- The `quick_check` in a process also pays for the WASM engine: compiling sql.js (see *sql.js wasm init*), and SQLite's code running as V8's baseline (Liftoff) WASM code, slower than the native `sqlite3`. We keep V8 from re-compiling the hot functions with TurboFan on background threads (`--liftoff-only`, set in `src/core/sqlite/sqlEngine.ts`): for one check per process, on 2 cores, that re-compiling cost more than it saved (first check of a 50 MB image 150–210 ms → 85 ms).",
     );
   }
   if (extras.catalog && extras.catalog.firstMs > 100) {

@@ -6,6 +6,12 @@ import { join } from 'node:path';
 import { run, settle, timed } from './proc.mjs';
 import { median } from './stats.mjs';
 
+/** A compiled core module in a checkout: src/core/<room>/<file> since the core was grouped in folders, src/core/<file> before (for before/after rounds against older commits). */
+function coreModule(root, room, file) {
+  const grouped = join(root, 'out', 'src', 'core', room, file);
+  return existsSync(grouped) ? grouped : join(root, 'out', 'src', 'core', file);
+}
+
 const require = createRequire(import.meta.url);
 
 async function probe(argv, cold) {
@@ -35,7 +41,7 @@ export async function measureProcessStart({ repoRoot, runs, cold }) {
 }
 
 export async function measureSqlJsInit({ repoRoot, runs, cold }) {
-  const argv = [process.execPath, join(repoRoot, 'bench', 'lib', 'probe-sqljs.cjs'), join(repoRoot, 'out', 'src', 'core', 'sqlEngine.js')];
+  const argv = [process.execPath, join(repoRoot, 'bench', 'lib', 'probe-sqljs.cjs'), coreModule(repoRoot, 'sqlite', 'sqlEngine.js')];
   const warm = [];
   for (let i = 0; i < runs; i++) warm.push(await probe(argv, false));
   const coldRun = cold ? await probe(argv, true) : undefined;
@@ -93,7 +99,7 @@ export function ensureCatalogFolder({ repoRoot, cacheDir, count = 1000 }) {
 
 export async function measureCatalog({ repoRoot, cacheDir, runs, cold, repeats = 20, baselineDir }) {
   const dir = ensureCatalogFolder({ repoRoot, cacheDir });
-  const argvFor = (root) => [process.execPath, join(repoRoot, 'bench', 'lib', 'probe-catalog.cjs'), join(root, 'out', 'src', 'core', 'catalog.js'), dir, String(repeats)];
+  const argvFor = (root) => [process.execPath, join(repoRoot, 'bench', 'lib', 'probe-catalog.cjs'), coreModule(root, 'store', 'catalog.js'), dir, String(repeats)];
   const argv = argvFor(repoRoot);
   const inProcess = [];
   const base = [];

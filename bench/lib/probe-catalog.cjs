@@ -1,7 +1,7 @@
 // Child process: listSnapshots(dir) (the catalog load: readdir, lstat and manifest of each
 // snapshot) in a fresh process — the first call, then `repeats` more.
 // Prints {"count":…, "firstMs":…, "repeatMs":[…]}.
-//   node bench/lib/probe-catalog.cjs <out/src/core/catalog.js> <dir> <repeats>
+//   node bench/lib/probe-catalog.cjs <out/src/core/store/catalog.js> <dir> <repeats>
 const { listSnapshots } = require(process.argv[2]);
 const dir = process.argv[3];
 const repeats = Number(process.argv[4] ?? 20);

@@ -1,6 +1,6 @@
 // Child process: how long loadSqlEngine() (sql.js wasm compile + instantiate) takes in a
 // fresh process. Prints {"requireMs":…, "initMs":…}.
-//   node bench/lib/probe-sqljs.cjs <out/src/core/sqlEngine.js>
+//   node bench/lib/probe-sqljs.cjs <out/src/core/sqlite/sqlEngine.js>
 const t0 = process.hrtime.bigint();
 const { loadSqlEngine } = require(process.argv[2]);
 const t1 = process.hrtime.bigint();

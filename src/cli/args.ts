@@ -1,11 +1,11 @@
 /** Argument parsing for the CLI: `--flag value`, `--flag=value`, boolean flags, anywhere on the line. */
-import { BackupError } from '../core/errors';
+import { BackupError } from '../core/common/errors';
 
 export interface FlagSpec {
   /** Flags that take a value. */
-  values: string[];
+  values: readonly string[];
   /** Flags that are switches. */
-  switches: string[];
+  switches: readonly string[];
 }
 
 export interface Parsed {

@@ -1,7 +1,7 @@
 /**
  * Which database we protect, found without asking: the `aiMemory.databasePath` setting
  * when set; else the database the user picked earlier (remembered); else discovery
- * (src/core/discovery.ts, in the order of the MCP configuration files). One found → used;
+ * (src/core/discovery/discovery.ts, in the order of the MCP configuration files). One found → used;
  * several → the user picks once and it is remembered; none → the welcome view offers
  * "Select Database…". Every decision says where it came from, in the log and tooltips.
  */
@@ -9,8 +9,8 @@ import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { createNodeDiscoveryFs, describeSource, discoverDatabases, type Candidate } from '../core/discovery';
-import { formatBytes } from '../core/format';
+import { createNodeDiscoveryFs, describeSource, discoverDatabases, type Candidate } from '../core/discovery/discovery';
+import { formatBytes } from '../core/common/format';
 import { Disposable } from '../util/disposable';
 import { offer } from './prompts';
 import { clearDatabasePath, databasePathScope, expandSettingPath, openSettings, readSettings } from './settings';

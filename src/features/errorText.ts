@@ -6,7 +6,7 @@
  * file, the user's choice) and the setting that changes the backup folder. No `vscode`
  * import: plain-Node tests check every code (test/unit/errorText.test.ts).
  */
-import type { ErrorCode } from '../core/errors';
+import type { ErrorCode } from '../core/common/errors';
 
 /** Where the database path came from, as the locator knows it. */
 export interface DatabaseOrigin {

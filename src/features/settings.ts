@@ -9,9 +9,9 @@
  */
 import * as os from 'node:os';
 import * as vscode from 'vscode';
-import { expandPath } from '../core/paths';
+import { expandPath } from '../core/discovery/paths';
 
-export type VerifyMode = 'quick' | 'full' | 'off';
+import type { VerifyMode } from '../core/common/checks';
 
 export interface Settings {
   /** Raw setting value, '' when unset. */

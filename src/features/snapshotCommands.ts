@@ -3,17 +3,20 @@
  * Verify, Delete, Reveal, Copy SHA-256, Open Backup Folder. Item commands take the tree
  * node; from the Command Palette they ask which snapshot with a quick pick.
  */
+import { STATE_ICON } from '../core/store/snapshotState';
+import { errorMessage } from '../core/common/errors';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { deleteSnapshot } from '../core/catalog';
-import { hashFile } from '../core/fileSink';
-import { checkName, formatAge, formatBytes } from '../core/format';
-import { describeHolders, findHolders, nameHolders } from '../core/inUse';
-import { preRestoreName } from '../core/naming';
+import { deleteSnapshot } from '../core/store/catalog';
+import { hashFile } from '../core/common/hashFile';
+import { checkLabel } from '../core/common/checks';
+import { formatAge, formatBytes } from '../core/common/format';
+import { describeHolders, findHolders, nameHolders } from '../core/ops/inUse';
+import { preRestoreName } from '../core/store/naming';
 import type { BackupService } from './backupService';
 import { tildify, type DatabaseLocator } from './databaseLocator';
-import { EngineError, type EngineClient, type RestoreOutcome } from './engine';
+import { EngineError, type EngineClient, type RestoreOutcome } from './engineClient';
 import { describeFailure, errorActions } from './errors';
 import { ask, confirm } from './prompts';
 import type { SnapshotCatalog, SnapshotView } from './snapshotCatalog';
@@ -43,7 +46,7 @@ export class SnapshotCommands {
     const items = this.catalog.snapshots.map((s) => ({
       label: localTime(s.entry.time),
       description: `${formatAge(now - s.entry.time)} · ${formatBytes(s.entry.size)}`,
-      detail: `${s.state === 'verified' ? '$(pass-filled)' : s.state === 'mismatch' ? '$(error)' : s.state === 'noManifest' ? '$(warning)' : s.state === 'encrypted' ? '$(lock)' : '$(circle-large-outline)'} ${s.stateDetail}${s.entry.manifest?.memories !== undefined ? ` · ${s.entry.manifest.memories} memories` : ''}`,
+      detail: `$(${STATE_ICON[s.state]}) ${s.stateDetail}${s.entry.manifest?.memories !== undefined ? ` · ${s.entry.manifest.memories} memories` : ''}`,
       view: s,
     }));
     const picked = await vscode.window.showQuickPick(items, { title, placeHolder: 'Newest first', matchOnDescription: true });
@@ -165,7 +168,7 @@ export class SnapshotCommands {
       const s = r.snapshots[0];
       if (!s) throw new EngineError('IO', 'The engine returned no result.');
       const detail = s.ok
-        ? [s.manifest === 'ok' ? 'sha256 matches its manifest' : 'no manifest', s.integrity === 'ok' ? `${checkName(s.check)} ok${s.memories !== undefined ? ` (${s.memories} memories)` : ''}` : undefined, ...s.notes].filter(Boolean).join(', ')
+        ? [s.manifest === 'ok' ? 'sha256 matches its manifest' : 'no manifest', s.integrity === 'ok' ? `${checkLabel(s.check)} ok${s.memories !== undefined ? ` (${s.memories} memories)` : ''}` : undefined, ...s.notes].filter(Boolean).join(', ')
         : s.problems.join(' | ');
       await this.catalog.recordVerification(entry, { ok: s.ok, detail, at: new Date().toISOString() });
       this.log.info(`verify ${entry.name}: ${s.ok ? 'ok' : 'FAILED'} — ${detail}`);
@@ -191,7 +194,7 @@ export class SnapshotCommands {
       await deleteSnapshot(dir, entry.name);
       this.log.info(`deleted ${entry.path}`);
     } catch (e) {
-      void vscode.window.showErrorMessage(`Could not delete ${entry.name}: ${e instanceof Error ? e.message : String(e)}`);
+      void vscode.window.showErrorMessage(`Could not delete ${entry.name}: ${errorMessage(e)}`);
     } finally {
       await this.catalog.reload();
     }

@@ -7,7 +7,7 @@
  */
 import * as vscode from 'vscode';
 import { Commands } from '../commands';
-import { formatAge, formatAgeShort, formatBytes } from '../core/format';
+import { formatAge, formatAgeShort, formatBytes } from '../core/common/format';
 import { Disposable } from '../util/disposable';
 import { tildify, type DatabaseLocator } from './databaseLocator';
 import type { SnapshotCatalog } from './snapshotCatalog';

@@ -4,7 +4,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { readConsistentImage, type ImageInfo, type ImageSink, type ReadImageOptions } from '../../src/core/image';
+import { readConsistentImage, type ImageInfo, type ImageSink, type ReadImageOptions } from '../../src/core/sqlite/image';
 import { openNative } from './sqlite';
 import { makeTempDir, removeTempDir } from './tmp';
 

@@ -1,5 +1,5 @@
 /**
- * Helpers for the reliability suite (test/unit/reliability*.test.ts): the real CLI as a
+ * Helpers for the reliability suite (test/reliability/*.test.ts): the real CLI as a
  * separate process (killable with SIGKILL), an independent checker of backup folders
  * (manifests re-verified here, not with the engine's own code), leftovers, "nothing
  * changed" fingerprints, native reads of a database in one private copy, and tmpfs mounts

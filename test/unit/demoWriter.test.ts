@@ -7,8 +7,8 @@
 import * as assert from 'assert';
 import { fork } from 'child_process';
 import * as path from 'path';
-import { runBackup } from '../../src/core/backup';
-import { runRestore } from '../../src/core/restore';
+import { runBackup } from '../../src/core/ops/backup';
+import { runRestore } from '../../src/core/ops/restore';
 import { createAiMemoryDb, readMemories } from '../support/aiMemoryDb';
 import { trackChild } from '../support/procs';
 import { useTempDir } from '../support/tmp';

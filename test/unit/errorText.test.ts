@@ -4,9 +4,9 @@
  * punctuation in place.
  */
 import * as assert from 'assert';
-import type { ErrorCode } from '../../src/core/errors';
-import { inspectDatabase } from '../../src/core/image';
-import { runRestore } from '../../src/core/restore';
+import type { ErrorCode } from '../../src/core/common/errors';
+import { inspectDatabase } from '../../src/core/sqlite/image';
+import { runRestore } from '../../src/core/ops/restore';
 import { extensionHint, failureText, sentence, speaksCli, type DatabaseOrigin } from '../../src/features/errorText';
 import { useTempDir } from '../support/tmp';
 

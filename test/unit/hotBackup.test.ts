@@ -7,8 +7,8 @@
  */
 import * as assert from 'assert';
 import * as path from 'path';
-import { runBackup } from '../../src/core/backup';
-import { BackupError } from '../../src/core/errors';
+import { runBackup } from '../../src/core/ops/backup';
+import { BackupError } from '../../src/core/common/errors';
 import { createAiMemoryDb } from '../support/aiMemoryDb';
 import { startWriter, useWriterCleanup, type WriterOptions } from '../support/nativeWriter';
 import { checkSnapshotConsistency } from '../support/snapshotChecks';

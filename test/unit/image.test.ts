@@ -6,8 +6,8 @@
 import * as assert from 'assert';
 import { randomBytes } from 'crypto';
 import * as fs from 'fs';
-import { BackupError } from '../../src/core/errors';
-import { JOURNAL_MAGIC } from '../../src/core/sqliteFormat';
+import { BackupError } from '../../src/core/common/errors';
+import { JOURNAL_MAGIC } from '../../src/core/sqlite/sqliteFormat';
 import { captureImage, nativeCheckpointedImage, nativeRows } from '../support/imageRef';
 import { openNative, type NativeDb } from '../support/sqlite';
 import { useTempDir } from '../support/tmp';

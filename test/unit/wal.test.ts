@@ -6,7 +6,7 @@
 import * as assert from 'assert';
 import * as fs from 'fs';
 import { promises as fsp } from 'fs';
-import { frameOffset, frameSize, parseWalHeader, scanWal, walChecksum, WAL_FRAME_HEADER_SIZE } from '../../src/core/wal';
+import { frameOffset, frameSize, parseWalHeader, scanWal, walChecksum, WAL_FRAME_HEADER_SIZE } from '../../src/core/sqlite/wal';
 import { captureImage, nativeCheckpointedImage, nativeRows } from '../support/imageRef';
 import { openNative, type NativeDb } from '../support/sqlite';
 import { useTempDir } from '../support/tmp';

@@ -7,7 +7,7 @@
 // runs makes a new snapshot. Over a fixed window of observation the folder must gain about
 // one snapshot per interval, not one per window per interval: each scheduler plans from the
 // folder's last backup and runs `backup --skip-if-recent` under the folder lock
-// (src/features/scheduler.ts, src/core/backup.ts).
+// (src/features/scheduler.ts, src/core/ops/backup.ts).
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';

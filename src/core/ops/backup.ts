@@ -1,0 +1,383 @@
+/**
+ * `backup`: a hot, consistent, verified, crash-safe snapshot of the ai-memory database.
+ *
+ * Order of work, each step leaving the folder valid if the process dies right there:
+ *   read image → temp file (hashed while written) → fsync, with the sql.js check of the
+ *   in-memory image running while the disk flushes →
+ *   identical to the newest snapshot? drop the temp, report "unchanged" →
+ *   manifest under its final name (no snapshot yet: harmless) →
+ *   snapshot under its final name (link, never overwriting) → fsync folder →
+ *   retention (snapshot first, then its manifest).
+ * A crash therefore never leaves a file under a final snapshot name without a matching
+ * manifest; temp files and manifest-only leftovers are cleaned by the next run.
+ */
+import { constants as fsc, promises as fsp } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { cleanStaleTemps, fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
+import { listSnapshots, type SnapshotEntry } from '../store/catalog';
+import { BackupError, errnoCode, errorMessage, ioError } from '../common/errors';
+import { hashFile } from '../common/hashFile';
+import { TempFileSink } from '../store/fileSink';
+import { acquireFolderLock } from '../store/folderLock';
+import { DEFAULT_CHUNK_BYTES, inspectDatabase, readConsistentImage, type ImageInfo } from '../sqlite/image';
+import { OUR_TOOL, rfc3339, serializeManifest, type Manifest } from '../store/manifest';
+import { formatStamp, manifestNameFor, parseSnapshotName, snapshotName } from '../store/naming';
+import { pinnedSnapshots, removeStalePins } from '../store/pins';
+import { readState, STATE_NAME, type BackupState } from '../store/state';
+import { checkImage, loadSqlEngine, MAX_CHECKABLE_BYTES, type ImageCheck } from '../sqlite/sqlEngine';
+import { crashPoint } from '../common/testHooks';
+import { TOOL_VERSION } from '../common/version';
+import { letSignalsIn, throwIfCancelled, type Progress } from '../common/cancel';
+import { checkLabel, type VerifyMode } from '../common/checks';
+
+export type { Progress } from '../common/cancel';
+export type { VerifyMode } from '../common/checks';
+
+export const DEFAULT_KEEP = 48;
+
+export interface BackupOptions {
+  dbPath: string;
+  backupDir: string;
+  /** Keep the newest N snapshots (default 48); 0 keeps all. */
+  keep?: number;
+  verify?: VerifyMode;
+  signal?: AbortSignal;
+  onProgress?: (p: Progress) => void;
+  /** How long to wait for another backup in the same folder (default 30 s). */
+  lockWaitMs?: number;
+  /** Skip (status 'skipped') when a backup of this folder finished less than this long ago — one run per interval across VS Code windows. */
+  skipIfRunWithinMs?: number;
+  /** Clock, for tests. */
+  now?: () => Date;
+  chunkBytes?: number;
+  /** Images up to this size are read whole before writing (image.ts); tests set 0 to force streaming. */
+  bufferBytes?: number;
+}
+
+export interface BackupResult {
+  status: 'created' | 'unchanged' | 'skipped';
+  snapshotPath: string;
+  manifestPath: string;
+  manifest: Manifest;
+  /** For 'unchanged': when the identical snapshot was made. */
+  unchangedSince?: string;
+  pruned: string[];
+  cleaned: string[];
+  warnings: string[];
+  image?: ImageInfo;
+  check?: ImageCheck;
+  durationMs: number;
+}
+
+const CANCELLED = 'Backup cancelled; nothing was written.';
+
+/** Creates the backup folder if needed and proves we can write there, before reading anything. */
+export async function prepareBackupDir(dir: string): Promise<void> {
+  try {
+    const st = await fsp.stat(dir);
+    if (!st.isDirectory()) {
+      throw new BackupError('TARGET_NOT_DIRECTORY', `Backup folder ${dir} is a file, not a folder.`, {
+        hint: 'Choose a folder with --to (or the aiMemory.backup.directory setting).',
+      });
+    }
+  } catch (e) {
+    if (errnoCode(e) === 'ENOTDIR') {
+      throw new BackupError('TARGET_NOT_DIRECTORY', `Backup folder ${dir} is inside a file, not a folder.`, {
+        hint: 'Choose a folder with --to (or the aiMemory.backup.directory setting).',
+      });
+    }
+    if (errnoCode(e) !== 'ENOENT') throw ioError('checking', dir, e);
+    try {
+      await fsp.mkdir(dir, { recursive: true });
+    } catch (e2) {
+      if (errnoCode(e2) === 'ENOTDIR' || errnoCode(e2) === 'EEXIST') {
+        throw new BackupError('TARGET_NOT_DIRECTORY', `Cannot create backup folder ${dir}: part of that path is a file.`, {
+          hint: 'Choose a folder with --to.',
+        });
+      }
+      throw ioError('creating folder', dir, e2);
+    }
+  }
+  try {
+    await fsp.access(dir, fsc.W_OK | fsc.X_OK);
+  } catch (e) {
+    throw new BackupError('TARGET_NOT_WRITABLE', `Backup folder ${dir} is not writable.`, {
+      hint: 'Fix its permissions, or choose another folder with --to.',
+      cause: e,
+    });
+  }
+}
+
+async function freeBytes(dir: string): Promise<number | undefined> {
+  try {
+    const s = await fsp.statfs(dir);
+    return s.bavail * s.bsize;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Removes manifests of ours whose snapshot never got its final name (a crash between the two). */
+async function cleanOrphanManifests(dir: string, existing: Set<string>): Promise<string[]> {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    if (!name.startsWith('ai-memory-') || !name.endsWith('.manifest.json')) continue;
+    const snap = `${name.slice(0, -'.manifest.json'.length)}.db`;
+    if (existing.has(snap)) continue;
+    try {
+      const o = JSON.parse(await fsp.readFile(join(dir, name), 'utf8')) as Partial<Manifest>;
+      // Only ours (written manifest-first); ai-memory's own orphans are not ours to judge.
+      if (typeof o.tool === 'string' && o.tool.startsWith(OUR_TOOL) && o.snapshot === snap) {
+        await fsp.unlink(join(dir, name));
+        removed.push(name);
+      }
+    } catch {
+      // unreadable: leave it
+    }
+  }
+  return removed;
+}
+
+/** Applies retention: keeps the newest `keep` snapshots of the shared naming format. */
+export async function pruneSnapshots(dir: string, keep: number, protect: Set<string>): Promise<{ pruned: string[]; warnings: string[] }> {
+  const pruned: string[] = [];
+  const warnings: string[] = [];
+  if (keep <= 0) return { pruned, warnings };
+  await removeStalePins(dir);
+  const pinned = await pinnedSnapshots(dir);
+  // Only names in the shared format carry a time we trust; anything else is not ours to delete.
+  const entries = (await listSnapshots(dir, { manifests: false })).filter((e) => e.timeSource === 'name' && !e.symlink);
+  for (const e of entries.slice(keep)) {
+    if (protect.has(e.name)) continue;
+    // Pins read again right before the delete: a restore that began after the first read is honoured too.
+    if (pinned.has(e.name) || (await pinnedSnapshots(dir)).has(e.name)) {
+      warnings.push(`kept ${e.name}: a restore is reading it`);
+      continue;
+    }
+    try {
+      await fsp.unlink(e.path);
+      crashPoint('backup:prune-between');
+      await fsp.rm(e.manifestPath, { force: true });
+      pruned.push(e.name);
+    } catch (err) {
+      warnings.push(`could not delete ${e.name}: ${errorMessage(err)}`);
+    }
+  }
+  if (pruned.length) await fsyncDir(dir);
+  return { pruned, warnings };
+}
+
+function nextFreeSeq(entries: SnapshotEntry[], stamp: string): number {
+  let seq = 0;
+  for (const e of entries) {
+    const t = parseSnapshotName(e.name);
+    if (t && e.name.startsWith(`ai-memory-${stamp}`)) seq = Math.max(seq, t.seq);
+  }
+  return seq + 1;
+}
+
+export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
+  const started = Date.now();
+  const now = opts.now ?? (() => new Date());
+  const startedAt = now();
+  const dbPath = resolve(opts.dbPath);
+  const dir = resolve(opts.backupDir);
+  const keep = opts.keep ?? DEFAULT_KEEP;
+  const verify = opts.verify ?? 'quick';
+  const progress = opts.onProgress ?? (() => undefined);
+  if (!Number.isInteger(keep) || keep < 0) throw new BackupError('USAGE', `--keep must be a whole number ≥ 0, got ${keep}.`);
+
+  // Refusals first, before anything is created.
+  const db = await inspectDatabase(dbPath);
+  await prepareBackupDir(dir);
+  progress({ phase: 'waiting', message: 'waiting for the backup folder' });
+  const lock = await acquireFolderLock(dir, { purpose: 'backup', waitMs: opts.lockWaitMs, signal: opts.signal });
+  crashPoint('backup:after-lock');
+  const warnings: string[] = [];
+  let sink: TempFileSink | undefined;
+  try {
+    if (opts.skipIfRunWithinMs !== undefined) {
+      const state = await readState(dir);
+      const last = state ? Date.parse(state.last_run) : NaN;
+      // Judged now that we hold the lock, not when we started waiting for it: a run that
+      // waited for another one finished meanwhile must see that run as recent, not as future.
+      const lockedAt = now().getTime();
+      if (state && Number.isFinite(last) && lockedAt - last < opts.skipIfRunWithinMs && lockedAt >= last) {
+        const entries = await listSnapshots(dir);
+        const snap = entries.find((e) => e.name === state.snapshot);
+        if (snap?.manifest) {
+          return { status: 'skipped', snapshotPath: snap.path, manifestPath: snap.manifestPath, manifest: snap.manifest, pruned: [], cleaned: [], warnings, durationMs: Date.now() - started };
+        }
+      }
+    }
+    const cleaned = await cleanStaleTemps(dir);
+    const before = await listSnapshots(dir);
+    cleaned.push(...(await cleanOrphanManifests(dir, new Set(before.map((e) => e.name)))));
+
+    const free = await freeBytes(dir);
+    if (free !== undefined && free < db.size) {
+      throw new BackupError('NO_SPACE', `Not enough space in ${dir}: ${free} bytes free, the database is ${db.size} bytes.`, {
+        hint: 'Free some space or choose another folder; earlier snapshots were left as they were.',
+      });
+    }
+
+    const checkable = verify !== 'off' && db.kind === 'sqlite' && db.size <= MAX_CHECKABLE_BYTES;
+    if (verify !== 'off' && db.kind === 'sqlite' && !checkable) {
+      warnings.push(`the database is larger than ${MAX_CHECKABLE_BYTES >> 20} MiB, which the WASM checker cannot open: the snapshot is copied consistently but not integrity-checked`);
+    }
+    sink = new TempFileSink(tempPath(dir, 'snapshot'), {
+      keepInMemory: checkable,
+      chunkBytes: opts.chunkBytes ?? DEFAULT_CHUNK_BYTES,
+      onBytes: (done, total) => progress({ phase: 'reading', done, total }),
+    });
+    throwIfCancelled(opts.signal, CANCELLED);
+    // Compile the WASM checker while the disk works (a failure surfaces in checkImage).
+    if (checkable) loadSqlEngine().catch(() => undefined);
+    progress({ phase: 'reading', done: 0, total: db.size });
+    const image = await readConsistentImage(dbPath, sink, {
+      signal: opts.signal,
+      chunkBytes: opts.chunkBytes,
+      bufferBytes: opts.bufferBytes,
+      onRetry: (attempt, reason) => warnings.push(`read ${attempt - 1} raced a writer (${reason}); read again`),
+      hook: async (point) => {
+        if (point === 'after-stream') crashPoint('backup:after-stream');
+      },
+    });
+    await sink.drain();
+    // The fsync starts now and the check (CPU, in memory) runs while the disk flushes;
+    // nothing is published before both are done.
+    const durable = sink.finish();
+    durable.catch(() => undefined); // awaited below, or by discard() when the check fails
+
+    let check: ImageCheck | undefined;
+    let integrity: Manifest['integrity'];
+    if (image.kind === 'encrypted') {
+      integrity = 'encrypted';
+      warnings.push('the database is encrypted (not plain SQLite): the snapshot is a consistent copy, but its integrity cannot be checked here');
+    } else if (checkable && sink.image) {
+      progress({ phase: 'checking', message: `PRAGMA ${checkLabel(verify)}` });
+      check = await checkImage(sink.image, verify === 'full' ? 'full' : 'quick');
+      sink.image = undefined; // the check has its own copy; let ours go
+      if (!check.ok) {
+        throw new BackupError('INTEGRITY_FAILED', `The snapshot of ${dbPath} fails ${checkLabel(verify)}: ${check.result}. No snapshot was written.`, {
+          hint: 'The database itself is damaged. Keep the file as it is, restore the last good snapshot, or try `sqlite3 <db> .recover`.',
+        });
+      }
+      integrity = 'ok';
+    } else {
+      integrity = 'unverified';
+    }
+    const sha256 = await durable;
+    crashPoint('backup:after-temp-fsync');
+    crashPoint('backup:after-check');
+    // The check runs synchronously (WASM): a SIGINT/SIGTERM that came meanwhile is only
+    // handled when the event loop next polls. Let it poll (two turns: from the poll phase,
+    // one setImmediate runs before the next poll), so a cancel during the check stops us
+    // here, before anything is published, instead of being noticed too late.
+    await letSignalsIn();
+    throwIfCancelled(opts.signal, CANCELLED);
+
+    // Identical to a snapshot we already have? Keep that one — after proving its bytes still
+    // match. The newest first; then any other one whose manifest says the same bytes, which
+    // is the case right after a restore: the database is then the restored (older) snapshot,
+    // and copying it again would only add a duplicate.
+    const identical = before.filter((e) => e.manifest && !e.symlink && e.manifest.sha256 === sha256 && e.size === image.bytes);
+    for (const same of identical) {
+      const manifest = same.manifest as Manifest;
+      progress({ phase: 'hashing', message: `comparing with ${same.name}` });
+      const old = await hashFile(same.path, opts.signal).catch(() => undefined);
+      if (old?.sha256 !== sha256) continue;
+      await sink.discard();
+      sink = undefined;
+      const { pruned, warnings: w } = await pruneSnapshots(dir, keep, new Set([same.name]));
+      warnings.push(...w);
+      await writeFileAtomic(join(dir, STATE_NAME), JSON.stringify({ last_run: rfc3339(now()), status: 'unchanged', snapshot: same.name, sha256 } satisfies BackupState));
+      return {
+        status: 'unchanged',
+        snapshotPath: same.path,
+        manifestPath: same.manifestPath,
+        manifest,
+        unchangedSince: manifest.created_at,
+        pruned,
+        cleaned,
+        warnings,
+        image,
+        check,
+        durationMs: Date.now() - started,
+      };
+    }
+
+    progress({ phase: 'publishing' });
+    const stamp = formatStamp(startedAt);
+    let seq = nextFreeSeq(before, stamp);
+    let published: { name: string; manifest: Manifest } | undefined;
+    for (let tries = 0; tries < 1000 && !published; tries++, seq++) {
+      const name = snapshotName(stamp, seq);
+      const manifest: Manifest = {
+        snapshot: name,
+        sha256,
+        bytes: image.bytes,
+        source_db: dbPath,
+        version: TOOL_VERSION,
+        created_at: rfc3339(now()),
+        tool: `${OUR_TOOL} ${TOOL_VERSION}`,
+        integrity,
+        check: check ? (verify === 'full' ? 'full' : 'quick') : 'off',
+        page_size: image.pageSize,
+        pages: image.pages,
+        memories: check?.memories,
+        schema_version: check?.schemaVersion,
+        wal_frames: image.walCommitFrame,
+        sqlite: check?.sqliteVersion,
+      };
+      const manifestTmp = tempPath(dir, 'manifest');
+      await writeFileAtomic(manifestTmp, serializeManifest(manifest));
+      crashPoint('backup:before-manifest');
+      const manifestPath = join(dir, manifestNameFor(name));
+      if (!(await publishNoClobber(manifestTmp, manifestPath))) {
+        await fsp.rm(manifestTmp, { force: true });
+        continue;
+      }
+      crashPoint('backup:after-manifest');
+      if (!(await publishNoClobber(sink.path, join(dir, name)))) {
+        await fsp.rm(manifestPath, { force: true }); // ours, written a moment ago
+        continue;
+      }
+      published = { name, manifest };
+    }
+    if (!published) throw new BackupError('IO', `Could not find a free snapshot name in ${dir}.`);
+    sink = undefined;
+    await fsyncDir(dir);
+    crashPoint('backup:after-publish');
+
+    progress({ phase: 'pruning' });
+    const { pruned, warnings: w } = await pruneSnapshots(dir, keep, new Set([published.name]));
+    warnings.push(...w);
+    crashPoint('backup:after-prune');
+    await writeFileAtomic(
+      join(dir, STATE_NAME),
+      JSON.stringify({ last_run: rfc3339(now()), status: 'created', snapshot: published.name, sha256 } satisfies BackupState),
+    );
+    return {
+      status: 'created',
+      snapshotPath: join(dir, published.name),
+      manifestPath: join(dir, manifestNameFor(published.name)),
+      manifest: published.manifest,
+      pruned,
+      cleaned,
+      warnings,
+      image,
+      check,
+      durationMs: Date.now() - started,
+    };
+  } finally {
+    await sink?.discard();
+    await lock.release();
+  }
+}

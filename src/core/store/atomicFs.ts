@@ -1,0 +1,147 @@
+/**
+ * Crash-safe file primitives: every file we create goes temp → fsync → link/rename →
+ * fsync(directory), so a crash at any instant leaves either nothing or a complete file
+ * under the final name.
+ */
+import { isNoHardLinkError } from '../common/fsFacts';
+import { createHash, randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { constants as fsc, promises as fsp } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { errnoCode, ioError } from '../common/errors';
+
+/** Our temporary files start with this; neither ai-memory nor we treat them as snapshots. */
+export const TEMP_PREFIX = '.ai-memory-backup-';
+const TEMP_RE = /^\.ai-memory-backup-([0-9a-f]{6})-(\d+)-[0-9a-f]{8}\.[a-z-]+\.tmp$/;
+
+/** Short tag of this machine, so a folder shared between machines never mistakes a pid. */
+export const HOST_TAG = createHash('sha1').update(hostname()).digest('hex').slice(0, 6);
+
+export function tempPath(dir: string, purpose: string): string {
+  return join(dir, `${TEMP_PREFIX}${HOST_TAG}-${process.pid}-${randomBytes(4).toString('hex')}.${purpose}.tmp`);
+}
+
+/** Who created a temp file of ours, or undefined for any other name. */
+export function tempOwner(name: string): { host: string; pid: number } | undefined {
+  const m = TEMP_RE.exec(name);
+  return m ? { host: m[1], pid: Number(m[2]) } : undefined;
+}
+
+export function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return errnoCode(e) === 'EPERM'; // exists, owned by someone else
+  }
+}
+
+/**
+ * fsync a directory so a rename/link/unlink inside it is durable. Windows cannot open
+ * directories for this (and NTFS journals metadata), so it is skipped there.
+ */
+export async function fsyncDir(dir: string): Promise<void> {
+  if (process.platform === 'win32') return;
+  let fh;
+  try {
+    fh = await fsp.open(dir, fsc.O_RDONLY);
+    await fh.sync();
+  } catch (e) {
+    const code = errnoCode(e);
+    if (code === 'EINVAL' || code === 'EISDIR' || code === 'EPERM' || code === 'EACCES') return; // fs without directory fsync
+    throw ioError('syncing folder', dir, e);
+  } finally {
+    await fh?.close();
+  }
+}
+
+export async function writeAll(fh: fsp.FileHandle, data: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+/** Writes `data` to `path` atomically: temp in the same folder → fsync → rename → fsync folder. */
+export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  const dir = dirname(path);
+  const tmp = tempPath(dir, 'write');
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  let fh;
+  try {
+    fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o644);
+    await writeAll(fh, bytes, 0);
+    await fh.sync();
+    await fh.close();
+    fh = undefined;
+    await fsp.rename(tmp, path);
+  } catch (e) {
+    await fh?.close().catch(() => undefined);
+    await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    throw ioError('writing', path, e);
+  }
+  await fsyncDir(dir);
+}
+
+/**
+ * Gives the complete file `src` the name `dest` without ever replacing an existing
+ * `dest` (link(2) fails with EEXIST, unlike rename). Returns false when `dest` exists.
+ * On file systems without hard links (FAT, some network shares) it falls back to an
+ * exists-check + rename, which is safe under our folder lock.
+ */
+export async function publishNoClobber(src: string, dest: string): Promise<boolean> {
+  try {
+    await fsp.link(src, dest);
+  } catch (e) {
+    const code = errnoCode(e);
+    if (code === 'EEXIST') return false;
+    if (!isNoHardLinkError(e)) throw ioError('naming', dest, e);
+    try {
+      await fsp.lstat(dest);
+      return false;
+    } catch (e2) {
+      if (errnoCode(e2) !== 'ENOENT') throw ioError('checking', dest, e2);
+    }
+    await fsp.rename(src, dest).catch((e3: unknown) => {
+      throw ioError('naming', dest, e3);
+    });
+    return true;
+  }
+  await fsp.unlink(src).catch(() => undefined); // the temp name; the file lives on under `dest`
+  return true;
+}
+
+/**
+ * Removes our temp files in `dir` left by processes that no longer run (on this machine),
+ * or a day old (another machine's, or a reused pid). Returns the names removed.
+ */
+export async function cleanStaleTemps(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  const now = Date.now();
+  for (const name of names) {
+    const owner = tempOwner(name);
+    if (owner === undefined) continue;
+    const path = join(dir, name);
+    try {
+      const st = await fsp.lstat(path);
+      const age = now - st.mtimeMs;
+      const local = owner.host === HOST_TAG;
+      if (local && owner.pid === process.pid) continue;
+      const stale = age >= 24 * 3600_000 || (local && !pidAlive(owner.pid));
+      if (!stale) continue;
+      await fsp.unlink(path);
+      removed.push(basename(path));
+    } catch {
+      // vanished or not ours to remove: leave it
+    }
+  }
+  return removed;
+}

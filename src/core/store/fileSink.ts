@@ -1,0 +1,139 @@
+/**
+ * Where a backup's image goes: a temporary file in the backup folder, hashed while it is
+ * written. Two shapes:
+ *  - streaming: a small pool of chunk buffers, so memory stays flat whatever the size;
+ *  - in memory: the whole image in one buffer, written out as it arrives and then handed
+ *    to the sql.js check — the bytes are read from disk once, not twice.
+ * At most two writes are in flight, overlapping with the next read and the hashing.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { constants as fsc, promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { writeAll } from './atomicFs';
+import { ioError } from '../common/errors';
+import type { ImageInfo, ImageSink } from '../sqlite/image';
+
+const MAX_INFLIGHT = 2;
+
+export class TempFileSink implements ImageSink {
+  readonly path: string;
+  private readonly keepInMemory: boolean;
+  private readonly chunkBytes: number;
+  private readonly onBytes?: (done: number, total: number) => void;
+  private fh: FileHandle | undefined;
+  private hash: Hash = createHash('sha256');
+  private inflight = new Set<Promise<void>>();
+  private failure: unknown;
+  private free: ArrayBuffer[] = [];
+  /** Pool buffers we handed out; chunks from anywhere else (a whole image) are never recycled. */
+  private readonly pooled = new WeakSet<ArrayBuffer>();
+  private done = 0;
+  private finishing: Promise<string> | undefined;
+  info: ImageInfo | undefined;
+  image: Uint8Array | undefined;
+
+  constructor(path: string, opts: { keepInMemory: boolean; chunkBytes: number; onBytes?: (done: number, total: number) => void }) {
+    this.path = path;
+    this.keepInMemory = opts.keepInMemory;
+    this.chunkBytes = opts.chunkBytes;
+    this.onBytes = opts.onBytes;
+  }
+
+  async begin(info: ImageInfo): Promise<void> {
+    this.info = info;
+    this.done = 0;
+    this.hash = createHash('sha256');
+    try {
+      if (!this.fh) this.fh = await fsp.open(this.path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o644);
+      else await this.fh.truncate(0);
+    } catch (e) {
+      throw ioError('creating', this.path, e);
+    }
+    if (this.keepInMemory && (!this.image || this.image.length !== info.bytes)) {
+      this.image = undefined; // let the old one go before allocating the new one
+      this.image = new Uint8Array(info.bytes);
+    }
+  }
+
+  get holdsImage(): boolean {
+    return this.keepInMemory;
+  }
+
+  buffer(position: number, length: number): Uint8Array {
+    if (this.image) return this.image.subarray(position, position + length);
+    let ab = this.free.pop();
+    if (!ab) {
+      ab = new ArrayBuffer(this.chunkBytes);
+      this.pooled.add(ab);
+    }
+    return new Uint8Array(ab, 0, length);
+  }
+
+  async chunk(data: Uint8Array, position: number): Promise<void> {
+    if (this.failure) throw this.failure;
+    this.hash.update(data);
+    const fh = this.fh as FileHandle;
+    const p: Promise<void> = writeAll(fh, data, position).then(
+      () => {
+        this.inflight.delete(p);
+        if (this.pooled.has(data.buffer as ArrayBuffer)) this.free.push(data.buffer as ArrayBuffer);
+        this.done += data.length;
+        this.onBytes?.(this.done, this.info?.bytes ?? 0);
+      },
+      (e: unknown) => {
+        this.inflight.delete(p);
+        this.failure ??= ioError('writing', this.path, e);
+      },
+    );
+    this.inflight.add(p);
+    if (this.inflight.size >= MAX_INFLIGHT) await Promise.race(this.inflight);
+    if (this.failure) throw this.failure;
+  }
+
+  async reset(): Promise<void> {
+    await Promise.allSettled([...this.inflight]);
+    this.inflight.clear();
+    this.failure = undefined;
+  }
+
+  /** Waits for the writes in flight; throws the first one that failed. */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.inflight]);
+    if (this.failure) throw this.failure;
+  }
+
+  /**
+   * Waits for the writes, makes the file durable, and returns its SHA-256 (hex). After
+   * drain(), the fsync is issued before this returns, so the caller can do other work (the
+   * integrity check) while the disk flushes.
+   */
+  finish(): Promise<string> {
+    this.finishing ??= this.sync();
+    return this.finishing;
+  }
+
+  private async sync(): Promise<string> {
+    if (this.inflight.size) await Promise.allSettled([...this.inflight]);
+    if (this.failure) throw this.failure;
+    const fh = this.fh as FileHandle;
+    try {
+      await fh.sync();
+      await fh.close();
+    } catch (e) {
+      throw ioError('saving', this.path, e);
+    } finally {
+      this.fh = undefined;
+    }
+    return this.hash.digest('hex');
+  }
+
+  /** Drops the temporary file (after a failure or when the snapshot is not needed). */
+  async discard(): Promise<void> {
+    await Promise.allSettled([...this.inflight]);
+    await this.finishing?.catch(() => undefined); // never close under a pending fsync
+    await this.fh?.close().catch(() => undefined);
+    this.fh = undefined;
+    this.image = undefined;
+    await fsp.rm(this.path, { force: true }).catch(() => undefined);
+  }
+}

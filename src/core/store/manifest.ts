@@ -1,0 +1,111 @@
+/**
+ * The snapshot manifest, compatible with ai-memory's `BackupManifest`: exactly its six
+ * fields with their types (snapshot, sha256, bytes, source_db, version, created_at), plus
+ * optional fields of ours, which ai-memory's reader ignores (serde skips unknown fields).
+ */
+import { BackupError, errorMessage } from '../common/errors';
+import type { VerifyMode } from '../common/checks';
+
+export interface Manifest {
+  snapshot: string;
+  sha256: string;
+  bytes: number;
+  source_db: string;
+  version: string;
+  created_at: string;
+  /** Ours: which tool wrote it ("ai-memory-backup <version>"). */
+  tool?: string;
+  /** Ours: result of the check at backup time. */
+  integrity?: 'ok' | 'failed' | 'unverified' | 'encrypted';
+  /** Ours: which check ran ('quick' = PRAGMA quick_check, 'full' = integrity_check, 'off'). */
+  check?: VerifyMode;
+  page_size?: number;
+  pages?: number;
+  memories?: number;
+  schema_version?: number;
+  /** Ours: index of the last WAL commit frame merged into the snapshot (0 = main file only). */
+  wal_frames?: number;
+  /** Ours: SQLite version of the checker. */
+  sqlite?: string;
+}
+
+export const OUR_TOOL = 'ai-memory-backup';
+
+const REQUIRED: [keyof Manifest, 'string' | 'number'][] = [
+  ['snapshot', 'string'],
+  ['sha256', 'string'],
+  ['bytes', 'number'],
+  ['source_db', 'string'],
+  ['version', 'string'],
+  ['created_at', 'string'],
+];
+const OPTIONAL_NUMBERS = ['page_size', 'pages', 'memories', 'schema_version', 'wal_frames'] as const;
+
+/** Pretty JSON with ai-memory's field order first (serde_json::to_string_pretty, 2 spaces). */
+export function serializeManifest(m: Manifest): string {
+  const ordered: Record<string, unknown> = {};
+  for (const [k] of REQUIRED) ordered[k] = m[k];
+  for (const [k, v] of Object.entries(m)) if (!(k in ordered) && v !== undefined) ordered[k] = v;
+  return JSON.stringify(ordered, null, 2);
+}
+
+/**
+ * RFC 3339 in the shape chrono's `to_rfc3339()` gives (what ai-memory writes):
+ * `2026-11-24T10:34:56.123+00:00`.
+ */
+export function rfc3339(d: Date): string {
+  return d.toISOString().replace('Z', '+00:00');
+}
+
+/** Parses and type-checks a manifest; `where` names the file in error messages. */
+export function parseManifest(text: string, where: string): Manifest {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new BackupError('MANIFEST_INVALID', `Manifest ${where} is not valid JSON (${errorMessage(e)}).`, {
+      hint: 'The manifest is damaged; verify the snapshot another way, or restore with --skip-verify if you trust it.',
+    });
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) {
+    throw new BackupError('MANIFEST_INVALID', `Manifest ${where} is not a JSON object.`);
+  }
+  const o = v as Record<string, unknown>;
+  for (const [key, type] of REQUIRED) {
+    if (!(key in o)) throw new BackupError('MANIFEST_INVALID', `Manifest ${where} has no "${key}" field.`);
+    if (typeof o[key] !== type) {
+      throw new BackupError('MANIFEST_INVALID', `Manifest ${where}: "${key}" should be a ${type}, found ${JSON.stringify(o[key])}.`);
+    }
+  }
+  if (!/^[0-9a-fA-F]{64}$/.test(o.sha256 as string)) {
+    throw new BackupError('MANIFEST_INVALID', `Manifest ${where}: "sha256" is not 64 hex digits.`);
+  }
+  const bytes = o.bytes as number;
+  if (!Number.isSafeInteger(bytes) || bytes < 0) {
+    throw new BackupError('MANIFEST_INVALID', `Manifest ${where}: "bytes" should be a non-negative integer, found ${bytes}.`);
+  }
+  for (const k of OPTIONAL_NUMBERS) {
+    if (o[k] !== undefined && typeof o[k] !== 'number') {
+      throw new BackupError('MANIFEST_INVALID', `Manifest ${where}: "${k}" should be a number.`);
+    }
+  }
+  return { ...(o as unknown as Manifest), sha256: (o.sha256 as string).toLowerCase() };
+}
+
+/**
+ * A manifest may only describe the snapshot it sits beside: its `snapshot` field must be
+ * that file's bare name — never another file, never a path (`../x.db`, `/etc/x`).
+ */
+export function checkManifestNames(m: Manifest, snapshotFileName: string, where: string): void {
+  const s = m.snapshot;
+  if (s.includes('/') || s.includes('\\') || s === '..' || s === '.' || /^[A-Za-z]:/.test(s) || s.includes('\0')) {
+    throw new BackupError('MANIFEST_FOREIGN', `Manifest ${where} names a path outside its folder ("${s}"); refusing to use it.`, {
+      hint: 'A manifest must name the snapshot beside it. This one may have been tampered with.',
+    });
+  }
+  if (s !== snapshotFileName) {
+    throw new BackupError('MANIFEST_FOREIGN', `Manifest ${where} describes "${s}", not ${snapshotFileName}; refusing to use it.`, {
+      hint: 'Each snapshot needs its own <stem>.manifest.json. Restore with --skip-verify only if you trust the snapshot.',
+    });
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * Pins keep retention from deleting a snapshot while a restore reads it
+ * (Litestream #1307: retention removed the snapshot a restore was using). A pin is a small
+ * file in the backup folder naming the snapshot and its owner; retention honours pins of
+ * live processes and clears those of dead ones.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { HOST_TAG, pidAlive, tempPath } from './atomicFs';
+
+const PIN_RE = /^\.ai-memory-backup-pin-([0-9a-f]{6})-(\d+)-[0-9a-f]{8}\.json$/;
+
+/** Pins `snapshotName` in `dir`; best effort (a read-only backup folder cannot hold a pin). */
+export async function pinSnapshot(dir: string, snapshotName: string): Promise<() => Promise<void>> {
+  const path = join(dir, `.ai-memory-backup-pin-${HOST_TAG}-${process.pid}-${randomBytes(4).toString('hex')}.json`);
+  // Written aside and renamed: a pin is never seen empty (an empty pin names no snapshot,
+  // so retention running at that moment would delete the one being restored).
+  const tmp = tempPath(dir, 'pin');
+  try {
+    await fsp.writeFile(tmp, JSON.stringify({ snapshot: snapshotName, pid: process.pid, at: new Date().toISOString() }), { flag: 'wx' });
+    await fsp.rename(tmp, path);
+  } catch {
+    await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    return async () => undefined;
+  }
+  return async () => {
+    await fsp.unlink(path).catch(() => undefined);
+  };
+}
+
+interface PinFile {
+  path: string;
+  /** Left by a dead process or older than a day: no restore is reading through it. */
+  stale: boolean;
+}
+
+async function pinFiles(dir: string): Promise<PinFile[]> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return [];
+  }
+  const pins: PinFile[] = [];
+  for (const name of names) {
+    const m = PIN_RE.exec(name);
+    if (!m) continue;
+    const path = join(dir, name);
+    try {
+      const st = await fsp.stat(path);
+      const local = m[1] === HOST_TAG;
+      pins.push({ path, stale: Date.now() - st.mtimeMs > 24 * 3600_000 || (local && !pidAlive(Number(m[2]))) });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pins;
+}
+
+/** Names of the snapshots pinned by live processes. Reads only: stale pins are removed by removeStalePins(). */
+export async function pinnedSnapshots(dir: string): Promise<Set<string>> {
+  const pinned = new Set<string>();
+  for (const pin of await pinFiles(dir)) {
+    if (pin.stale) continue;
+    try {
+      const o = JSON.parse(await fsp.readFile(pin.path, 'utf8')) as { snapshot?: unknown };
+      if (typeof o.snapshot === 'string') pinned.add(o.snapshot);
+    } catch {
+      // unreadable pin: ignore it
+    }
+  }
+  return pinned;
+}
+
+/** Removes the pins left by restores that died (killed, power cut); live pins stay. */
+export async function removeStalePins(dir: string): Promise<void> {
+  for (const pin of await pinFiles(dir)) if (pin.stale) await fsp.unlink(pin.path).catch(() => undefined);
+}

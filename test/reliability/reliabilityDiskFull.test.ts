@@ -1,0 +1,178 @@
+/**
+ * Reliability 2: disk full. As root, a small tmpfs is mounted for the backup folder (or
+ * the database's folder) and filled with a filler file, so the CLI's write hits ENOSPC;
+ * elsewhere the cases are skipped with the reason. Each failure must be clear (NO_SPACE,
+ * exit 1), remove its temporary file, and leave everything that was there — earlier
+ * snapshots, their manifests, the live database — byte-identical.
+ */
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
+import { runBackup } from '../../src/core/ops/backup';
+import { createAiMemoryDb, seedMemory } from '../support/aiMemoryDb';
+import { cliBundle, expectRefusal, fillTo, freeBytes, mountTmpfs, mountUnavailable, nativeState, runCliProcess, tempFiles, type Mount } from '../support/reliability';
+import { reliabilityCase, type CaseContext } from '../support/reliabilityReport';
+import { useTempDir } from '../support/tmp';
+
+const PAGE = 4096;
+const roundUp = (n: number) => Math.ceil(n / PAGE) * PAGE;
+
+describe('reliability 2: disk full', function () {
+  this.timeout(120_000);
+  const tmp = useTempDir('aimb-diskfull-');
+  let unavailable: string | undefined;
+  let mounts: Mount[] = [];
+
+  before(async () => {
+    unavailable = mountUnavailable();
+    if (unavailable) console.log(`      disk-full cases skipped: ${unavailable}`);
+    await cliBundle();
+  });
+  afterEach(() => {
+    for (const m of mounts) m.unmount();
+    mounts = [];
+  });
+
+  const mount = (ctx: CaseContext, bytes: number): Mount => {
+    if (unavailable) ctx.skip(unavailable);
+    const m = mountTmpfs(bytes);
+    mounts.push(m);
+    return m;
+  };
+
+  /** A backup folder on a 16 MiB tmpfs holding two earlier snapshots, and a database (elsewhere) whose -wal adds pages. */
+  async function backupSetup(ctx: CaseContext) {
+    const m = mount(ctx, 16 << 20);
+    const earlier = tmp.join('earlier', 'ai-memory.db');
+    createAiMemoryDb(earlier, { memories: 150, seed: 5 });
+    await runBackup({ dbPath: earlier, backupDir: m.path });
+    seedMemory(earlier, 'ns', 'later', 'a second, different snapshot');
+    await runBackup({ dbPath: earlier, backupDir: m.path });
+    const db = tmp.join('db', 'ai-memory.db');
+    createAiMemoryDb(db, { memories: 300, seed: 6, leaveWalCommits: 60 });
+    // The image's size: main file + the pages the -wal adds (measured with a backup elsewhere).
+    const probe = await runBackup({ dbPath: db, backupDir: tmp.join('probe') });
+    const image = probe.manifest.bytes;
+    const main = fs.statSync(db).size;
+    assert.ok(image > main + 8 * PAGE, `the -wal adds pages (image ${image}, main ${main})`);
+    return { m, db, image, main, snapshots: fs.readdirSync(m.path).filter((n) => n.endsWith('.db')).length };
+  }
+
+  reliabilityCase(
+    'disk',
+    'backup: the disk fills up while the snapshot is written',
+    {
+      done: 'backup folder on a 16 MiB tmpfs with 2 earlier snapshots; filled so the free space is more than the database file (the pre-check passes) but less than the image (main + the pages its -wal adds); `backup`',
+      checked: 'exit 1, NO_SPACE with an error line and a hint (text and --json); the temp file removed, no lock left; the whole folder — earlier snapshots, manifests, filler — byte-identical (fingerprint); the live database untouched',
+    },
+    async (ctx) => {
+      const s = await backupSetup(ctx);
+      fillTo(s.m.path, roundUp(s.main + (s.image - s.main) / 2));
+      assert.ok(freeBytes(s.m.path) >= s.main && freeBytes(s.m.path) < s.image);
+      const r = await expectRefusal(['backup', '--db', s.db, '--to', s.m.path], { code: 'NO_SPACE', message: /No space left while writing/ }, { cwd: tmp.path, roots: [s.m.path, path.dirname(s.db)] });
+      assert.deepStrictEqual(tempFiles(s.m.path), []);
+      return `${r}; ${s.snapshots} earlier snapshots intact`;
+    },
+  );
+
+  reliabilityCase(
+    'disk',
+    'backup: room for the snapshot but not for its manifest',
+    {
+      done: 'same folder, filled to leave exactly the image plus one page for the lock: the snapshot temp fits, the manifest does not; `backup`',
+      checked: 'exit 1, NO_SPACE (text and --json); the complete snapshot temp removed too; folder byte-identical; no file under a final snapshot name without its manifest',
+    },
+    async (ctx) => {
+      const s = await backupSetup(ctx);
+      fillTo(s.m.path, s.image + PAGE);
+      const r = await expectRefusal(['backup', '--db', s.db, '--to', s.m.path], { code: 'NO_SPACE', message: /No space left/ }, { cwd: tmp.path, roots: [s.m.path, path.dirname(s.db)] });
+      assert.deepStrictEqual(tempFiles(s.m.path), []);
+      return r;
+    },
+  );
+
+  reliabilityCase(
+    'disk',
+    'backup: less free space than the database (refused up front)',
+    {
+      done: 'same folder, filled to leave half the database\'s size; `backup`',
+      checked: 'exit 1, NO_SPACE naming the free and needed bytes, before anything is written (text and --json); folder byte-identical',
+    },
+    async (ctx) => {
+      const s = await backupSetup(ctx);
+      fillTo(s.m.path, roundUp(s.main / 2));
+      return await expectRefusal(['backup', '--db', s.db, '--to', s.m.path], { code: 'NO_SPACE', message: /Not enough space/ }, { cwd: tmp.path, roots: [s.m.path, path.dirname(s.db)] });
+    },
+  );
+
+  reliabilityCase(
+    'disk',
+    'backup: the next run after freeing space succeeds',
+    {
+      done: 'the mid-write ENOSPC case, then the filler deleted and `backup` run again',
+      checked: 'exit 0; a new valid snapshot; the earlier ones still there',
+    },
+    async (ctx) => {
+      const s = await backupSetup(ctx);
+      fillTo(s.m.path, roundUp(s.main + (s.image - s.main) / 2));
+      const failed = await runCliProcess(['backup', '--db', s.db, '--to', s.m.path, '--json'], { cwd: tmp.path });
+      assert.strictEqual(failed.code, 1);
+      fs.rmSync(path.join(s.m.path, 'filler.bin'));
+      const ok = await runCliProcess(['backup', '--db', s.db, '--to', s.m.path, '--json'], { cwd: tmp.path });
+      assert.strictEqual(ok.code, 0, ok.stderr);
+      const out = JSON.parse(ok.stdout) as { status: string; snapshot: string };
+      assert.strictEqual(out.status, 'created');
+      assert.strictEqual(nativeState(path.join(s.m.path, out.snapshot)).integrity, 'ok');
+      assert.strictEqual(fs.readdirSync(s.m.path).filter((n) => n.endsWith('.db')).length, s.snapshots + 1);
+      return `exit 0, ${s.snapshots + 1} snapshots`;
+    },
+  );
+
+  /** The database (with 30 commits in its -wal) on a 12 MiB tmpfs; a snapshot of other content elsewhere. */
+  async function restoreSetup(ctx: CaseContext) {
+    const m = mount(ctx, 12 << 20);
+    const db = path.join(m.path, 'ai-memory.db');
+    createAiMemoryDb(db, { memories: 300, seed: 7, leaveWalCommits: 30 });
+    const other = tmp.join('other', 'ai-memory.db');
+    createAiMemoryDb(other, { memories: 200, seed: 8 });
+    const snap = await runBackup({ dbPath: other, backupDir: tmp.join('backups') });
+    const oldImage = (await runBackup({ dbPath: db, backupDir: tmp.join('probe') })).manifest.bytes;
+    return { m, db, snapshot: snap.snapshotPath, snapshotBytes: snap.manifest.bytes, oldImage, old: nativeState(db).digest };
+  }
+
+  reliabilityCase(
+    'disk',
+    'restore: the database\'s folder is full',
+    {
+      done: 'the database (+ -wal with 30 commits) on a 12 MiB tmpfs, filled to leave half the snapshot\'s size; `restore`',
+      checked: 'exit 1, NO_SPACE (text and --json); the restore temp removed; the database folder (db, -wal, filler) and the backup folder byte-identical; the live database still opens with its old content',
+    },
+    async (ctx) => {
+      const s = await restoreSetup(ctx);
+      fillTo(s.m.path, roundUp(s.snapshotBytes / 2));
+      const r = await expectRefusal(['restore', '--db', s.db, '--from', s.snapshot], { code: 'NO_SPACE', message: /No space left while writing/ }, { cwd: tmp.path, roots: [s.m.path, tmp.join('backups')] });
+      assert.deepStrictEqual(tempFiles(s.m.path), []);
+      assert.strictEqual(nativeState(s.db).digest, s.old);
+      return r;
+    },
+  );
+
+  reliabilityCase(
+    'disk',
+    'restore: room for the snapshot but not for folding the old WAL in',
+    {
+      done: 'same, filled to leave the snapshot\'s size plus a little: the restore temp fits, the consolidated copy of the old database does not; `restore`',
+      checked: 'exit 1, NO_SPACE, stating that nothing was changed (text and --json); both temps and the pre-restore links removed; folders byte-identical; old content intact',
+    },
+    async (ctx) => {
+      const s = await restoreSetup(ctx);
+      fillTo(s.m.path, roundUp(s.snapshotBytes) + roundUp(s.oldImage / 2));
+      const r = await expectRefusal(['restore', '--db', s.db, '--from', s.snapshot], { code: 'NO_SPACE', message: /No space left/ }, { cwd: tmp.path, roots: [s.m.path, tmp.join('backups')] });
+      const j = await runCliProcess(['restore', '--db', s.db, '--from', s.snapshot, '--json'], { cwd: tmp.path });
+      assert.match(JSON.parse(j.stderr.trim()).state ?? '', /Nothing was changed/);
+      assert.deepStrictEqual(tempFiles(s.m.path), []);
+      assert.strictEqual(nativeState(s.db).digest, s.old);
+      return `${r} (state: "Nothing was changed")`;
+    },
+  );
+});
