@@ -7,7 +7,7 @@
 import { errorMessage } from './core/common/errors';
 import { performance } from 'node:perf_hooks';
 import * as vscode from 'vscode';
-import { Commands, ContextKeys, VIEW_ID } from './commands';
+import { Commands, ContextKeys, VIEW_ID } from './contributionIds';
 import { TOOL_VERSION } from './core/common/version';
 import { BackupService } from './features/backupService';
 import { DatabaseLocator, tildify } from './features/databaseLocator';
@@ -34,8 +34,15 @@ export interface AiMemoryBackupApi {
   statusBar(): { text: string; tooltip: string; visible: boolean; warning: boolean; error: boolean };
   nextScheduledRun(): number | undefined;
   refresh(): Promise<void>;
-  /** Answers the modal confirmations (restore, delete) instead of a person; undefined restores the dialogs. */
-  setConfirmationHandler(handler: ConfirmationHandler | undefined): void;
+  /**
+   * Test seams, present only when the extension host was started with
+   * AI_MEMORY_BACKUP_TEST_API=1 (our real-VS-Code harness does): never in a user's VS Code,
+   * so no other extension can answer a restore confirmation for the user.
+   */
+  readonly testing?: {
+    /** Answers the modal confirmations (restore, delete) instead of a person; undefined restores the dialogs. */
+    setConfirmationHandler(handler: ConfirmationHandler | undefined): void;
+  };
 }
 
 export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
@@ -48,8 +55,7 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
   const catalog = new SnapshotCatalog(context, log);
   const service = new BackupService(locator, catalog, engine, log);
   const scheduler = new Scheduler(service, locator, catalog, log);
-  const statusBar = new StatusBar(locator, catalog, () => ({ intervalMinutes: scheduler.intervalMinutes, nextRun: scheduler.nextRun, lastFailure: service.lastFailure }));
-  service.attachStatusBar(statusBar);
+  const statusBar = new StatusBar(locator, catalog, service, scheduler);
   const tree = new SnapshotsTreeProvider(catalog);
   const commands = new SnapshotCommands(locator, catalog, service, engine, log);
   context.subscriptions.push(locator, catalog, service, scheduler, statusBar, tree);
@@ -110,7 +116,6 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
     }),
     vscode.workspace.onDidGrantWorkspaceTrust(() => {
       log.info('workspace trusted: reading its MCP configuration too');
-      void setContext(ContextKeys.untrusted, false);
       void locator.refresh();
     }),
     vscode.workspace.onDidChangeWorkspaceFolders(() => void locator.refresh()),
@@ -121,7 +126,6 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
     setTimeout(() => {
       void (async () => {
         try {
-          await setContext(ContextKeys.untrusted, !vscode.workspace.isTrusted);
           await locator.refresh();
           await followDatabase();
         } catch (e) {
@@ -166,7 +170,7 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
       await followDatabase();
       await catalog.reload();
     },
-    setConfirmationHandler,
+    ...(process.env.AI_MEMORY_BACKUP_TEST_API === '1' ? { testing: { setConfirmationHandler } } : {}),
   };
 }
 

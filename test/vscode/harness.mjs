@@ -681,6 +681,8 @@ export async function startSession({ vsix, workspace, env = {}, codeServerArgs =
       session.runnerFolder = installTestRunner({ dirs, ...testRunner, waitForTrustMs: waitForTrust ? testRunner.waitForTrustMs ?? 60_000 : 0 });
       session.resultFile = join(dirs.root, 'integration-result.json');
       runEnv.AI_MEMORY_TEST_RESULT = session.resultFile;
+      // The extension adds its test seams (answering modal confirmations) to its API only then.
+      runEnv.AI_MEMORY_BACKUP_TEST_API = '1';
     }
     timings.installVsixMs = await installVsix({ vsix, dirs });
 

@@ -1,3 +1,4 @@
+/** The ids of what the extension contributes (package.json `contributes`): commands, context keys, the view, the extension. */
 /** Every command the extension contributes; ids match package.json `contributes.commands`. */
 export const Commands = {
   backup: 'aiMemory.backup',
@@ -26,8 +27,6 @@ export const ContextKeys = {
   /** Several databases were found and the user has not chosen one yet. */
   needsChoice: 'aiMemory.needsChoice',
   hasSnapshots: 'aiMemory.hasSnapshots',
-  busy: 'aiMemory.busy',
-  untrusted: 'aiMemory.untrustedWorkspace',
 } as const;
 
 export const VIEW_ID = 'aiMemory.snapshots';
