@@ -397,11 +397,14 @@ export async function openWorkbench(page, url, { timeoutMs = 90_000 } = {}) {
 }
 
 /**
- * Answers the workspace-trust prompt if it shows within `waitMs`.
+ * Answers the workspace-trust prompt if it shows within `waitMs`. The prompt comes some time
+ * after the workbench: on a loaded machine (the next session starts while the previous one's
+ * UI tests run) it took longer than 15 s, and the untrusted session's tests then ran under an
+ * unanswered modal. The wait ends as soon as it shows.
  * @param {'trust'|'restricted'} choice
  * @returns {Promise<boolean>} whether a prompt was answered
  */
-export async function answerTrustPrompt(page, choice = 'trust', { waitMs = 15_000 } = {}) {
+export async function answerTrustPrompt(page, choice = 'trust', { waitMs = 45_000 } = {}) {
   const label = choice === 'trust' ? /Yes, I trust the authors/i : /No, I don.t trust the authors/i;
   const button = page.locator('.monaco-dialog-box').getByRole('button', { name: label });
   try {
