@@ -29,6 +29,15 @@ export type ErrorCode =
   | 'IN_USE'
   | 'RESTORE_FAILED'
   | 'CANCELLED'
+  | 'NO_CREDENTIALS'
+  | 'REMOTE_UNREACHABLE'
+  | 'REMOTE_AUTH'
+  | 'REMOTE_NO_BUCKET'
+  | 'REMOTE_DENIED'
+  | 'REMOTE_QUOTA'
+  | 'REMOTE_UNAVAILABLE'
+  | 'REMOTE_MISMATCH'
+  | 'REMOTE_ERROR'
   | 'IO';
 
 export class BackupError extends Error {

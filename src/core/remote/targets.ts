@@ -1,0 +1,74 @@
+/**
+ * From what the user wrote (`s3://bucket/prefix` or a folder path) and where credentials
+ * come from (the AWS chain in the CLI, SecretStorage in the extension, which hands them to
+ * the CLI in its environment) to a RemoteTarget.
+ */
+import { resolve } from 'node:path';
+import { BackupError } from '../common/errors';
+import { loadAwsSettings } from './awsConfig';
+import { MirrorTarget } from './mirrorTarget';
+import { S3Target } from './s3Target';
+import type { RemoteTarget } from './target';
+
+export interface S3Spec {
+  kind: 's3';
+  bucket: string;
+  prefix: string;
+}
+
+export interface FolderSpec {
+  kind: 'folder';
+  dir: string;
+}
+
+/** `s3://bucket/some/prefix` → bucket + `some/prefix/`; anything else is a folder. */
+export function parseRemote(text: string, cwd: string): S3Spec | FolderSpec {
+  const m = /^s3:\/\/([^/]+)\/?(.*)$/i.exec(text.trim());
+  if (m) {
+    const bucket = m[1];
+    if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket) && !/^[A-Za-z0-9._-]{1,255}$/.test(bucket)) {
+      throw new BackupError('USAGE', `"${bucket}" is not a bucket name.`);
+    }
+    let prefix = m[2].replace(/^\/+/, '');
+    if (prefix && !prefix.endsWith('/')) prefix += '/';
+    if (prefix.split('/').some((s, i, a) => (s === '' && i < a.length - 1) || s === '.' || s === '..')) throw new BackupError('USAGE', `"${m[2]}" is not a usable prefix (empty, "." or ".." segments).`);
+    return { kind: 's3', bucket, prefix };
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text) && !/^file:\/\//i.test(text)) {
+    throw new BackupError('USAGE', `--remote takes s3://bucket/prefix or a folder; got "${text}".`);
+  }
+  return { kind: 'folder', dir: resolve(cwd, text.replace(/^file:\/\//i, '')) };
+}
+
+export interface S3Flags {
+  endpoint?: string;
+  region?: string;
+  pathStyle?: boolean;
+  profile?: string;
+}
+
+export async function targetFromCli(text: string, flags: S3Flags, env: NodeJS.ProcessEnv, home: string, cwd: string): Promise<RemoteTarget> {
+  const spec = parseRemote(text, cwd);
+  if (spec.kind === 'folder') return new MirrorTarget(spec.dir);
+  const aws = await loadAwsSettings(env, home, flags.profile);
+  if (!aws.credentials) {
+    throw new BackupError('NO_CREDENTIALS', `No credentials for ${text}.`, {
+      hint: 'Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials (AWS_PROFILE or --profile).',
+    });
+  }
+  const endpoint = flags.endpoint ?? aws.endpoint;
+  if (endpoint) {
+    let u: URL;
+    try {
+      u = new URL(endpoint);
+    } catch {
+      throw new BackupError('USAGE', `The endpoint "${endpoint}" is not a URL (e.g. https://<account>.r2.cloudflarestorage.com).`);
+    }
+    if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new BackupError('USAGE', `The endpoint must be http(s)://…; got ${endpoint}.`);
+  }
+  // us-east-1 when nothing says otherwise: AWS's default, MinIO's default, and R2 takes it as "auto".
+  const region = flags.region ?? aws.region ?? 'us-east-1';
+  // Buckets with dots cannot be virtual-hosted over TLS (the certificate covers one label).
+  const pathStyle = flags.pathStyle ?? aws.pathStyle ?? (spec.bucket.includes('.') || (endpoint !== undefined && /^http:/.test(endpoint)));
+  return new S3Target({ endpoint, region, bucket: spec.bucket, prefix: spec.prefix, pathStyle }, aws.credentials);
+}
