@@ -88,13 +88,16 @@ const COMMANDS: Record<string, { values: string[]; switches: string[] }> = {
   backup: { values: ['db', 'to', 'keep', 'verify', 'skip-if-recent', ...S3_VALUES], switches: ['json', 'progress-json', 'path-style'] },
   restore: { values: ['db', 'from', 'verify'], switches: ['json', 'skip-verify', 'skip-integrity', 'force', 'dry-run', 'progress-json'] },
   verify: { values: ['from', 'verify'], switches: ['json', 'progress-json'] },
-  list: { values: ['to', ...S3_VALUES], switches: ['json', 'path-style'] },
+  list: { values: ['to', ...S3_VALUES], switches: ['json', 'path-style', 'probe', 'progress-json'] },
   push: { values: ['to', 'keep', ...S3_VALUES], switches: ['json', 'progress-json', 'path-style'] },
   pull: { values: ['to', 'snapshot', 'verify', ...S3_VALUES], switches: ['json', 'progress-json', 'path-style', 'all'] },
 };
 
 /** Exit code of `backup --remote` when the local backup succeeded but the copy did not (it stays pending). */
 export const EXIT_COPY_PENDING = 3;
+
+/** The object `list --remote --probe` writes and deletes right away. */
+const PROBE_NAME = '.ai-memory-backup-probe';
 
 const ALL = {
   values: [...new Set(Object.values(COMMANDS).flatMap((c) => c.values))],
@@ -258,8 +261,16 @@ async function cmdPull(p: Parsed, io: CliIO): Promise<number> {
 async function cmdListRemote(p: Parsed, io: CliIO): Promise<number> {
   const target = await remoteTarget(p, io);
   const l = await listRemote(target, io.signal);
+  // --probe (the extension's connection test): can we also write, and delete what we wrote?
+  let deleteRefused: string | undefined;
+  if (p.switches.has('probe')) {
+    await target.uploadBytes(PROBE_NAME, Buffer.from(`${TOOL_NAME} connection test\n`), io.signal);
+    const r = await target.remove([PROBE_NAME], io.signal);
+    deleteRefused = r.refused[0]?.message;
+    if (deleteRefused) io.stderr(`warning: ${target.label} lets us write but refused to delete (${deleteRefused}): old snapshots there will not be deleted by retention.\n`);
+  }
   if (p.switches.has('json')) {
-    io.stdout(json(l.snapshots.map((s) => ({ name: s.name, bytes: s.bytes, complete: s.complete }))));
+    io.stdout(json(p.switches.has('probe') ? { status: 'ok', target: target.label, snapshots: l.snapshots, delete_refused: deleteRefused } : l.snapshots.map((s) => ({ name: s.name, bytes: s.bytes, complete: s.complete }))));
     return 0;
   }
   io.stdout(`${l.target}: ${l.snapshots.filter((s) => s.complete).length} snapshot${l.snapshots.filter((s) => s.complete).length === 1 ? '' : 's'}\n`);

@@ -51,7 +51,49 @@ export interface VerifyOutcome {
   snapshots: { name: string; path: string; ok: boolean; bytes: number; sha256?: string; manifest: string; integrity?: string; memories?: number; problems: string[]; notes: string[] }[];
 }
 
+export interface PushResult {
+  status: 'copied' | 'failed';
+  target: string;
+  uploaded?: string[];
+  present?: string[];
+  deleted?: string[];
+  refused?: { name: string; message: string }[];
+  remote_only?: { name: string; bytes: number }[];
+  error?: { code: string; message: string; hint?: string };
+  next_retry?: string;
+}
+
+export interface PullResult {
+  status: 'pulled';
+  snapshots: { name: string; path: string; bytes: number; sha256: string; status: 'downloaded' | 'present'; integrity?: string }[];
+}
+
+export interface ProbeResult {
+  status: 'ok';
+  target: string;
+  snapshots: { name: string; bytes: number; complete: boolean }[];
+  delete_refused?: string;
+}
+
+/** How the CLI reaches a target: `--remote` and its flags, and the credentials it gets in its environment (never on its command line). */
+export interface RemoteArgs {
+  remote: string;
+  endpoint?: string;
+  region?: string;
+  pathStyle?: boolean;
+  env?: Record<string, string>;
+}
+
+function remoteArgs(r: RemoteArgs): string[] {
+  const a = ['--remote', r.remote];
+  if (r.endpoint) a.push('--endpoint', r.endpoint);
+  if (r.region) a.push('--region', r.region);
+  if (r.pathStyle) a.push('--path-style');
+  return a;
+}
+
 interface RunOptions {
+  env?: Record<string, string>;
   token?: vscode.CancellationToken;
   onProgress?: (p: EngineProgress) => void;
   onWarning?: (w: string) => void;
@@ -84,13 +126,26 @@ export class EngineClient {
     return this.run<VerifyOutcome>(['verify', '--from', a.from], o, true);
   }
 
+  /** push exits 1 when the copy failed; its JSON line is the result (with the error). */
+  push(a: { dir: string; keep: number } & RemoteArgs, o: RunOptions = {}): Promise<PushResult> {
+    return this.run<PushResult>(['push', '--to', a.dir, '--keep', String(a.keep), ...remoteArgs(a)], { ...o, env: a.env }, true);
+  }
+
+  pull(a: { dir: string; snapshot: string } & RemoteArgs, o: RunOptions = {}): Promise<PullResult> {
+    return this.run<PullResult>(['pull', '--to', a.dir, '--snapshot', a.snapshot, ...remoteArgs(a)], { ...o, env: a.env });
+  }
+
+  probe(a: RemoteArgs, o: RunOptions = {}): Promise<ProbeResult> {
+    return this.run<ProbeResult>(['list', '--probe', ...remoteArgs(a)], { ...o, env: a.env });
+  }
+
   private run<T>(args: string[], o: RunOptions, resultOnFailure = false): Promise<T> {
     const full = [this.cliPath, ...args, '--json', '--progress-json'];
     this.log.debug(`engine: ${args.join(' ')}`);
     const started = Date.now();
     return new Promise<T>((resolve, reject) => {
       const child = spawn(process.execPath, full, {
-        env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+        env: { ...process.env, ...o.env, ELECTRON_RUN_AS_NODE: '1' },
         stdio: ['ignore', 'pipe', 'pipe'],
         windowsHide: true,
       });

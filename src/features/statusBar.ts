@@ -21,6 +21,8 @@ export interface ScheduleInfo {
 export class StatusBar extends Disposable {
   private readonly item: vscode.StatusBarItem;
   private busy: string | undefined;
+  /** Off-machine copies that failed (set when copies are configured). */
+  copyFailures: () => { target: string; message: string }[] = () => [];
 
   constructor(
     private readonly locator: DatabaseLocator,
@@ -85,6 +87,8 @@ export class StatusBar extends Disposable {
       md.appendMarkdown('No snapshot yet  \n');
     }
     if (last !== undefined && newest && last > newest.entry.time + 60_000) md.appendMarkdown(`Last checked: ${formatAge(now - last)} (unchanged since the last snapshot)  \n`);
+    const copyFailed = this.copyFailures();
+    for (const f of copyFailed) md.appendMarkdown(`$(cloud-offline) Off-machine copy to ${f.target} failed (retried by itself): ${f.message}  \n`);
     if (sched.lastFailure) md.appendMarkdown(`$(error) Last backup failed ${formatAge(now - sched.lastFailure.at)}: ${sched.lastFailure.message}  \n`);
     md.appendMarkdown(sched.intervalMinutes > 0 ? `Next scheduled backup: ${sched.nextRun ? `${localTime(sched.nextRun)} (every ${sched.intervalMinutes} min)` : 'soon'}  \n` : 'Scheduled backups are off (aiMemory.backup.intervalMinutes = 0)  \n');
     md.appendMarkdown('\nClick to back up now.');
@@ -95,10 +99,10 @@ export class StatusBar extends Disposable {
       this.show(true);
       return;
     }
-    this.item.text = last === undefined ? '$(database) No backup yet' : `$(database) ${formatAge(now - last)}`;
+    this.item.text = `${last === undefined ? '$(database) No backup yet' : `$(database) ${formatAge(now - last)}`}${copyFailed.length ? ' $(cloud-offline)' : ''}`;
     const stale = sched.intervalMinutes > 0 && last !== undefined && now - last > 2 * sched.intervalMinutes * 60_000;
     const failed = sched.lastFailure !== undefined && (last === undefined || sched.lastFailure.at > last);
-    this.item.backgroundColor = failed ? new vscode.ThemeColor('statusBarItem.errorBackground') : stale || last === undefined ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
+    this.item.backgroundColor = failed ? new vscode.ThemeColor('statusBarItem.errorBackground') : stale || last === undefined || copyFailed.length ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
     this.show(true);
   }
 

@@ -8,7 +8,6 @@
 import { spawn, type ChildProcess } from 'child_process';
 import * as http from 'http';
 import type { AddressInfo } from 'net';
-import * as path from 'path';
 import { trackChild } from './procs';
 
 export const S3_KEY = 'S3RVER';
@@ -22,10 +21,26 @@ export interface S3Server {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-const MAIN = path.join(__dirname, '..', '..', '..', 'test', 'support', 's3rverMain.cjs');
+/**
+ * The server process: @20minutes/s3rver (the maintained fork of s3rver; it checks SigV4
+ * signatures, unlike s3rver 3.x) on 127.0.0.1. Run with `node -e` and the module's resolved
+ * path, so it works from out/ and from the test-runner copy inside code-server alike.
+ * Arguments: DATA_DIR PORT BUCKET[,BUCKET…]; prints {"port":N} when it listens.
+ */
+function serverScript(): string {
+  return `
+const S3rver = require(${JSON.stringify(require.resolve('@20minutes/s3rver'))});
+const [dir, port, buckets] = process.argv.slice(1);
+const server = new S3rver({ address: '127.0.0.1', port: Number(port) || 0, silent: true, directory: dir,
+  configureBuckets: (buckets || '').split(',').filter(Boolean).map((name) => ({ name })) });
+server.run().then((a) => process.stdout.write(JSON.stringify({ port: a.port }) + '\\n'),
+  (e) => { process.stderr.write(String(e && e.stack || e) + '\\n'); process.exit(1); });
+process.on('SIGTERM', () => server.close().finally(() => process.exit(0)));
+`;
+}
 
 export async function startS3Server(dataDir: string, buckets: string[], port = 0): Promise<S3Server> {
-  const child: ChildProcess = spawn(process.execPath, [MAIN, dataDir, String(port), buckets.join(',')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, ['-e', serverScript(), dataDir, String(port), buckets.join(',')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } });
   trackChild(child, 's3rver');
   let err = '';
   child.stderr?.on('data', (d) => (err += d));

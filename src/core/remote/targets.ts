@@ -40,6 +40,12 @@ export function parseRemote(text: string, cwd: string): S3Spec | FolderSpec {
   return { kind: 'folder', dir: resolve(cwd, text.replace(/^file:\/\//i, '')) };
 }
 
+/** The id the target's state is kept under (S3Target.id / MirrorTarget.id), computed without credentials. */
+export function remoteId(text: string, endpoint: string | undefined, cwd: string): string {
+  const spec = parseRemote(text, cwd);
+  return spec.kind === 'folder' ? `folder:${spec.dir}` : `s3:${endpoint ?? ''}/${spec.bucket}/${spec.prefix}`;
+}
+
 export interface S3Flags {
   endpoint?: string;
   region?: string;
