@@ -17,8 +17,15 @@
  *    `x-amz-checksum-*` header at all.
  * The response documents we read are small, flat and of a fixed shape (six element names),
  * so they are read with a few regular expressions instead of an XML library.
+ *
+ * aws4fetch only signs; the request goes out through node:http(s), not fetch: undici's
+ * Request copies a Uint8Array body (twice with fetch(Request)), which for 8 MiB parts kept
+ * the push at 155 MB peak RSS instead of flat (bench/results-remote.md), and a fetch signal
+ * is a deadline for the whole body, where a large download needs an idle timeout.
  */
 import { createHash } from 'node:crypto';
+import * as http from 'node:http';
+import * as https from 'node:https';
 import { AwsClient } from 'aws4fetch';
 import { BackupError, type ErrorCode } from '../common/errors';
 
@@ -47,7 +54,66 @@ export interface S3Object {
 
 const EMPTY_SHA256 = createHash('sha256').digest('hex');
 const RETRIES = 2;
-const REQUEST_TIMEOUT_MS = 120_000;
+/** A request whose socket is silent this long is given up (idle, not total: a large download may take long). */
+const IDLE_TIMEOUT_MS = 120_000;
+
+/** What we read of a response (the shape of fetch's Response that this file uses). */
+export interface S3Response {
+  status: number;
+  headers: { get(name: string): string | null };
+  text(): Promise<string>;
+  arrayBuffer(): Promise<ArrayBuffer>;
+  /** The body as it arrives. */
+  body: AsyncIterable<Buffer>;
+}
+
+class IdleTimeout extends Error {
+  constructor() {
+    super(`no answer for ${IDLE_TIMEOUT_MS / 1000} s`);
+    this.name = 'TimeoutError';
+  }
+}
+
+function wrap(res: http.IncomingMessage): S3Response {
+  const all = async () => {
+    const chunks: Buffer[] = [];
+    for await (const c of res) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  };
+  return {
+    status: res.statusCode ?? 0,
+    headers: {
+      get: (n) => {
+        const v = res.headers[n.toLowerCase()];
+        return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+      },
+    },
+    text: async () => (await all()).toString('utf8'),
+    arrayBuffer: async () => {
+      const b = await all();
+      return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+    },
+    body: res,
+  };
+}
+
+function send(url: string, method: string, headers: Headers, body: Uint8Array | undefined, signal: AbortSignal | undefined): Promise<S3Response> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const h: Record<string, string> = {};
+    headers.forEach((v, k) => {
+      h[k] = v;
+    });
+    h['content-length'] = String(body?.length ?? 0);
+    const req = (u.protocol === 'https:' ? https : http).request(u, { method, headers: h, signal }, (res) => {
+      res.setTimeout(IDLE_TIMEOUT_MS, () => res.destroy(new IdleTimeout()));
+      resolve(wrap(res));
+    });
+    req.setTimeout(IDLE_TIMEOUT_MS, () => req.destroy(new IdleTimeout()));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
 
 export function sha256Hex(b: Uint8Array | string): string {
   return createHash('sha256').update(b).digest('hex');
@@ -130,19 +196,18 @@ export class S3Client {
    * One signed request, retried on network errors and 5xx (twice, 0.5 s then 1 s).
    * Throws a BackupError saying what the server answered and what to do.
    */
-  async request(method: string, key: string, opts: { query?: string; body?: Uint8Array; headers?: Record<string, string>; signal?: AbortSignal; okStatus?: number[]; stream?: boolean; what?: string } = {}): Promise<Response> {
+  async request(method: string, key: string, opts: { query?: string; body?: Uint8Array; headers?: Record<string, string>; signal?: AbortSignal; okStatus?: number[]; what?: string } = {}): Promise<S3Response> {
     const url = this.url(key, opts.query);
     const headers: Record<string, string> = { 'x-amz-content-sha256': opts.body ? sha256Hex(opts.body) : EMPTY_SHA256, ...opts.headers };
     const what = opts.what ?? `${method} ${key || this.loc.bucket}`;
     let lastError: BackupError | undefined;
     for (let attempt = 0; attempt <= RETRIES; attempt++) {
       if (attempt > 0) await sleep(500 * attempt, opts.signal);
-      const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
-      const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
-      let res: Response;
+      let res: S3Response;
       try {
-        const req = await this.aws.sign(url, { method, headers, body: opts.body });
-        res = await fetch(req, { signal });
+        // Signed without the body: its sha256 is already in x-amz-content-sha256.
+        const signed = await this.aws.sign(url, { method, headers });
+        res = await send(signed.url, method, signed.headers, opts.body, opts.signal);
       } catch (e) {
         if (opts.signal?.aborted) throw new BackupError('CANCELLED', `Cancelled while ${what}.`);
         lastError = networkError(this.describe(), what, e);
@@ -189,7 +254,7 @@ export class S3Client {
     return { size: Number(res.headers.get('content-length') ?? -1), etag: unquoteEtag(res.headers.get('etag')) };
   }
 
-  async get(key: string, signal?: AbortSignal): Promise<Response> {
+  async get(key: string, signal?: AbortSignal): Promise<S3Response> {
     return this.request('GET', key, { signal, what: `downloading ${key}` });
   }
 
@@ -274,8 +339,7 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 function networkError(where: string, what: string, e: unknown): BackupError {
   const cause = e instanceof Error && e.cause instanceof Error ? e.cause : e;
   const code = cause && typeof cause === 'object' && 'code' in cause ? String((cause as { code: unknown }).code) : '';
-  const name = e instanceof Error ? e.name : '';
-  const detail = name === 'TimeoutError' ? 'no answer within 2 minutes' : code || (cause instanceof Error ? cause.message : String(cause));
+  const detail = e instanceof IdleTimeout ? e.message : code || (cause instanceof Error ? cause.message : String(cause));
   return new BackupError('REMOTE_UNREACHABLE', `Could not reach ${where} while ${what} (${detail}).`, {
     hint: 'Check the network and the endpoint; the copy stays pending and is retried.',
     cause: e,

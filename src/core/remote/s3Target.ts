@@ -1,7 +1,7 @@
 /**
  * An S3-compatible bucket and prefix (AWS S3, Cloudflare R2, Backblaze B2, MinIO, Wasabi).
  * Files up to one part go in one PutObject; larger ones as a multipart upload of 8 MiB
- * parts read from disk one at a time while the previous one is sent (two part buffers:
+ * parts, two on the wire while the next is read from disk (three part buffers, reused:
  * memory stays flat whatever the file's size). Every part carries its sha256
  * (x-amz-content-sha256, which the server checks) and Content-MD5; the whole file's
  * sha256 must equal the manifest's before the upload is completed, so a file that changed
@@ -16,6 +16,8 @@ import { md5, S3Client, type S3Credentials, type S3Location } from './s3Client';
 import type { RemoteEntry, RemoteTarget, UploadExpect, UploadOptions } from './target';
 
 export const PART_BYTES = 8 << 20;
+/** Parts sent at once (measured on the loopback server: 1 → 2 in flight, see bench/results-remote.md). */
+const PARTS_IN_FLIGHT = 2;
 /** S3's limit on parts per upload; larger files get larger parts. */
 const MAX_PARTS = 10_000;
 
@@ -96,32 +98,44 @@ export class S3Target implements RemoteTarget {
     const sha = createHash('sha256');
     const etags: string[] = [];
     const md5s: Buffer[] = [];
-    const bufs = [Buffer.allocUnsafe(partBytes), Buffer.allocUnsafe(partBytes)];
     const count = Math.ceil(size / partBytes);
-    const readPart = async (i: number): Promise<Buffer> => {
-      const len = Math.min(partBytes, size - i * partBytes);
-      const b = bufs[i % 2].subarray(0, len);
-      await readFully(fh, b, i * partBytes, key);
-      return b;
-    };
+    // PARTS_IN_FLIGHT parts on the wire while the next one is read from disk and hashed:
+    // PARTS_IN_FLIGHT + 1 part buffers, reused, whatever the file's size.
+    const free: Buffer[] = Array.from({ length: PARTS_IN_FLIGHT + 1 }, () => Buffer.allocUnsafe(partBytes));
+    const inflight = new Set<Promise<void>>();
+    let failure: unknown;
+    let done = 0;
     try {
-      let next = readPart(0);
-      let done = 0;
-      for (let i = 0; i < count; i++) {
-        const body = await next;
+      for (let i = 0; i < count && failure === undefined; i++) {
+        while (!free.length) await Promise.race(inflight);
+        if (failure !== undefined) break;
+        const buf = free.pop() as Buffer;
+        const body = buf.subarray(0, Math.min(partBytes, size - i * partBytes));
+        await readFully(fh, body, i * partBytes, key);
         sha.update(body);
         const m = md5(body);
-        // Read the next part from disk while this one is on the wire (its buffer is the other one).
-        if (i + 1 < count) next = readPart(i + 1);
-        const { etag, kms } = await this.client.uploadPart(key, uploadId, i + 1, body, opts.signal);
-        if (!kms && MD5_ETAG.test(etag) && etag !== m.toString('hex')) {
-          throw new BackupError('REMOTE_MISMATCH', `${this.label} acknowledged part ${i + 1} of ${name} with ETag ${etag}, not the MD5 of what was sent.`, { hint: 'The upload was damaged on the way; it is tried again next time.' });
-        }
-        etags.push(etag);
-        md5s.push(m);
-        done += body.length;
-        opts.onBytes?.(done, size);
+        md5s[i] = m;
+        const sent: Promise<void> = this.client
+          .uploadPart(key, uploadId, i + 1, body, opts.signal)
+          .then(({ etag, kms }) => {
+            if (!kms && MD5_ETAG.test(etag) && etag !== m.toString('hex')) {
+              throw new BackupError('REMOTE_MISMATCH', `${this.label} acknowledged part ${i + 1} of ${name} with ETag ${etag}, not the MD5 of what was sent.`, { hint: 'The upload was damaged on the way; it is tried again next time.' });
+            }
+            etags[i] = etag;
+            done += body.length;
+            opts.onBytes?.(done, size);
+          })
+          .catch((e: unknown) => {
+            failure ??= e;
+          })
+          .finally(() => {
+            inflight.delete(sent);
+            free.push(buf);
+          });
+        inflight.add(sent);
       }
+      await Promise.all(inflight);
+      if (failure !== undefined) throw failure;
       this.checkSent(name, done, sha.digest('hex'), expect);
       const final = await this.client.completeMultipart(key, uploadId, etags, opts.signal);
       const expected = `${md5(Buffer.concat(md5s)).toString('hex')}-${count}`;
@@ -158,7 +172,7 @@ export class S3Target implements RemoteTarget {
     let pos = 0;
     try {
       if (!res.body) throw new BackupError('REMOTE_ERROR', `${this.label} sent no body for ${name}.`);
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      for await (const chunk of res.body) {
         hash.update(chunk);
         await writeAll(out, chunk, pos);
         pos += chunk.length;
