@@ -7,8 +7,11 @@
 import { promises as fsp } from 'node:fs';
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
-import { DEFAULT_KEEP, runBackup, type Progress, type VerifyMode } from '../core/ops/backup';
+import { DEFAULT_KEEP, runBackup } from '../core/ops/backup';
+import type { Progress } from '../core/common/cancel';
+import { checkLabel, type CheckMode, type VerifyMode } from '../core/common/checks';
 import { listSnapshots } from '../core/store/catalog';
+import { snapshotVerdict, STATE_LABEL } from '../core/store/snapshotState';
 import { BackupError, errorMessage, isBackupError } from '../core/common/errors';
 import { formatBytes } from '../core/common/format';
 import { resolveAiMemoryDbPath } from '../core/discovery/paths';
@@ -18,8 +21,10 @@ import { TOOL_NAME, TOOL_VERSION } from '../core/common/version';
 import { verifySnapshots } from '../core/ops/verify';
 import { parseArgs, type Parsed } from './args';
 import { targetFromCli } from '../core/remote/targets';
-import { listRemote, pullFromTarget, pushToTarget, type PushOutcome, type SyncProgress } from '../core/remote/sync';
+import { listRemote, pushToTarget, type PushOutcome, type SyncProgress } from '../core/remote/sync';
+import { pullFromTarget } from '../core/ops/pull';
 import type { RemoteTarget } from '../core/remote/target';
+import { backupJson, COMMANDS, isCommandName, listJson, probeJson, progressJson, pullJson, pushJson, remoteListJson, restoreJson, verifyJson, type CommandName, type CommandSpec, type ErrorLine } from './protocol';
 
 export interface CliIO {
   stdout: (s: string) => void;
@@ -83,31 +88,24 @@ Options:
   -h, --help        this help;  --version  the version
 `;
 
-const S3_VALUES = ['remote', 'endpoint', 'region', 'profile'];
-const COMMANDS: Record<string, { values: string[]; switches: string[] }> = {
-  backup: { values: ['db', 'to', 'keep', 'verify', 'skip-if-recent', ...S3_VALUES], switches: ['json', 'progress-json', 'path-style'] },
-  restore: { values: ['db', 'from', 'verify'], switches: ['json', 'skip-verify', 'skip-integrity', 'force', 'dry-run', 'progress-json'] },
-  verify: { values: ['from', 'verify'], switches: ['json', 'progress-json'] },
-  list: { values: ['to', ...S3_VALUES], switches: ['json', 'path-style', 'probe', 'progress-json'] },
-  push: { values: ['to', 'keep', ...S3_VALUES], switches: ['json', 'progress-json', 'path-style'] },
-  pull: { values: ['to', 'snapshot', 'verify', ...S3_VALUES], switches: ['json', 'progress-json', 'path-style', 'all'] },
-};
-
 /** Exit code of `backup --remote` when the local backup succeeded but the copy did not (it stays pending). */
 export const EXIT_COPY_PENDING = 3;
 
 /** The object `list --remote --probe` writes and deletes right away. */
 const PROBE_NAME = '.ai-memory-backup-probe';
 
+const SPECS: CommandSpec[] = Object.values(COMMANDS);
 const ALL = {
-  values: [...new Set(Object.values(COMMANDS).flatMap((c) => c.values))],
-  switches: [...new Set(Object.values(COMMANDS).flatMap((c) => c.switches)), 'help', 'version'],
+  values: [...new Set(SPECS.flatMap((c) => c.values))],
+  switches: [...new Set(SPECS.flatMap((c) => c.switches)), 'help', 'version'],
 };
 
 function json(v: unknown): string {
   return `${JSON.stringify(v)}\n`;
 }
 
+function verifyMode(p: Parsed, allowOff: true): VerifyMode;
+function verifyMode(p: Parsed, allowOff: false): CheckMode;
 function verifyMode(p: Parsed, allowOff: boolean): VerifyMode {
   const v = p.values.get('verify') ?? 'quick';
   if (v === 'quick' || v === 'full' || (allowOff && v === 'off')) return v;
@@ -141,7 +139,7 @@ function progressPrinter(p: Parsed, io: CliIO): ((x: Progress) => void) | undefi
     const now = Date.now();
     if (x.done !== undefined && x.total && x.done < x.total && now - last < 100) return; // at most 10 lines a second
     last = now;
-    io.stderr(json({ progress: x }));
+    io.stderr(json(progressJson(x)));
   };
 }
 
@@ -164,11 +162,9 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
   }).catch((e: unknown) => explainDb(e, db));
   for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
   if (p.switches.has('json')) {
-    const extra = r.status === 'unchanged' ? { unchanged_since: r.unchangedSince } : {};
     let copy: PushOutcome | undefined;
     if (remote) copy = await pushToTarget({ localDir: resolve(io.cwd, p.values.get('to') ?? './backups'), target: remote, keep: Number(keepRaw), signal: io.signal, onProgress: syncProgressPrinter(p, io) });
-    const remoteField = copy ? { remote: { status: copy.status, target: copy.target, uploaded: copy.report?.uploaded, error: copy.error, next_retry: copy.next_retry } } : {};
-    io.stdout(json({ status: r.status, ...r.manifest, ...extra, ...(r.pruned.length ? { pruned: r.pruned } : {}), ...remoteField }));
+    io.stdout(json({ ...backupJson(r), ...(copy ? { remote: pushJson(copy) } : {}) }));
     if (copy?.error) io.stderr(`warning: off-machine copy to ${copy.target} ${copy.report ? 'incomplete' : 'failed'}: ${copy.error.message}\n`);
     return copy && copy.status !== 'copied' ? EXIT_COPY_PENDING : 0;
   }
@@ -181,7 +177,7 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
   io.stdout(`Snapshot: ${r.snapshotPath}\nManifest: ${r.manifestPath}\nSHA-256 : ${m.sha256}\nBytes   : ${m.bytes}\n`);
   if (r.status === 'created') {
     const facts: string[] = [];
-    if (m.integrity === 'ok') facts.push(`${m.check === 'full' ? 'integrity_check' : 'quick_check'} ok`);
+    if (m.integrity === 'ok') facts.push(`${checkLabel(m.check === 'full' ? 'full' : 'quick')} ok`);
     else if (m.integrity === 'encrypted') facts.push('NOT verified: the database is encrypted (not plain SQLite)');
     else facts.push('NOT verified (--verify off)');
     if (m.memories !== undefined) facts.push(`${m.memories} memories`);
@@ -213,7 +209,7 @@ function syncProgressPrinter(p: Parsed, io: CliIO): ((x: SyncProgress) => void) 
 /** Human lines (or, with `json`, one JSON line) for a push; `json` false inside `backup`, whose JSON line is the manifest's. */
 function printPush(o: PushOutcome, io: CliIO, jsonLine: boolean): void {
   if (jsonLine) {
-    io.stdout(json({ status: o.status, target: o.target, uploaded: o.report?.uploaded, present: o.report?.present, deleted: o.report?.deleted, cleaned: o.report?.cleaned, refused: o.report?.refused, skipped: o.report?.skipped, remote_only: o.report?.remoteOnly, error: o.error, next_retry: o.next_retry }));
+    io.stdout(json(pushJson(o)));
     return;
   }
   const r = o.report;
@@ -250,7 +246,7 @@ async function cmdPull(p: Parsed, io: CliIO): Promise<number> {
   const target = await remoteTarget(p, io);
   const results = await pullFromTarget({ target, toDir: resolve(io.cwd, to), names: p.switches.has('all') ? 'all' : snap ? [snap] : undefined, integrity: verifyMode(p, true), signal: io.signal, onProgress: syncProgressPrinter(p, io) });
   if (p.switches.has('json')) {
-    io.stdout(json({ status: 'pulled', from: target.label, snapshots: results }));
+    io.stdout(json(pullJson(target.label, results)));
     return 0;
   }
   for (const r of results) io.stdout(`${r.status === 'present' ? 'Present ' : 'Pulled  '}: ${r.path}  ${formatBytes(r.bytes)}  sha256 ${r.sha256}${r.integrity ? `  (${r.integrity})` : ''}\n`);
@@ -270,7 +266,7 @@ async function cmdListRemote(p: Parsed, io: CliIO): Promise<number> {
     if (deleteRefused) io.stderr(`warning: ${target.label} lets us write but refused to delete (${deleteRefused}): old snapshots there will not be deleted by retention.\n`);
   }
   if (p.switches.has('json')) {
-    io.stdout(json(p.switches.has('probe') ? { status: 'ok', target: target.label, snapshots: l.snapshots, delete_refused: deleteRefused } : l.snapshots.map((s) => ({ name: s.name, bytes: s.bytes, complete: s.complete }))));
+    io.stdout(json(p.switches.has('probe') ? probeJson(l, deleteRefused) : remoteListJson(l)));
     return 0;
   }
   io.stdout(`${l.target}: ${l.snapshots.filter((s) => s.complete).length} snapshot${l.snapshots.filter((s) => s.complete).length === 1 ? '' : 's'}\n`);
@@ -288,7 +284,7 @@ async function cmdRestore(p: Parsed, io: CliIO): Promise<number> {
     from: resolve(io.cwd, from),
     skipVerify: p.switches.has('skip-verify'),
     skipIntegrity: p.switches.has('skip-integrity'),
-    verify: verify === 'off' ? 'quick' : verify,
+    verify,
     force: p.switches.has('force'),
     dryRun: p.switches.has('dry-run'),
     onProgress: progressPrinter(p, io),
@@ -296,7 +292,7 @@ async function cmdRestore(p: Parsed, io: CliIO): Promise<number> {
   }).catch((e: unknown) => explainDb(e, db));
   for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
   if (p.switches.has('json')) {
-    io.stdout(json({ status: r.status, from: r.from, to: r.to, previous: r.previous, sha256: r.sha256, bytes: r.bytes, ...(r.status === 'dry-run' ? { plan: r.plan } : {}) }));
+    io.stdout(json(restoreJson(r)));
     return 0;
   }
   if (r.status === 'dry-run') {
@@ -317,10 +313,10 @@ async function cmdRestore(p: Parsed, io: CliIO): Promise<number> {
   return 0;
 }
 
-function reportLine(r: SnapshotReport): string {
+function reportLine(r: SnapshotReport, mode: CheckMode): string {
   if (r.problems.length) return `FAIL  ${r.name}  ${r.problems.map((x) => x.message).join(' | ')}`;
   const facts = [r.manifestState === 'ok' ? 'sha256 matches manifest' : 'no manifest check'];
-  if (r.integrity?.ok) facts.push(`quick_check ok${r.integrity.memories !== undefined ? ` (${r.integrity.memories} memories)` : ''}`);
+  if (r.integrity?.ok) facts.push(`${checkLabel(mode)} ok${r.integrity.memories !== undefined ? ` (${r.integrity.memories} memories)` : ''}`);
   for (const n of r.notes) facts.push(n);
   return `ok    ${r.name}  ${facts.join(', ')}`;
 }
@@ -329,12 +325,12 @@ async function cmdVerify(p: Parsed, io: CliIO): Promise<number> {
   const from = p.values.get('from');
   if (!from) throw new BackupError('USAGE', 'verify needs --from FILE|DIR.');
   const mode = verifyMode(p, false);
-  const reports = await verifySnapshots({ from: resolve(io.cwd, from), integrity: mode === 'off' ? 'quick' : mode, signal: io.signal });
+  const reports = await verifySnapshots({ from: resolve(io.cwd, from), integrity: mode, signal: io.signal });
   const failed = reports.filter((r) => r.problems.length).length;
   if (p.switches.has('json')) {
-    io.stdout(json({ status: failed ? 'failed' : 'ok', snapshots: reports.map((r) => ({ name: r.name, path: r.path, ok: r.problems.length === 0, bytes: r.bytes, sha256: r.sha256, manifest: r.manifestState, integrity: r.integrity?.result, memories: r.integrity?.memories, problems: r.problems.map((x) => x.message), notes: r.notes })) }));
+    io.stdout(json(verifyJson(reports, mode)));
   } else {
-    for (const r of reports) io.stdout(`${reportLine(r)}\n`);
+    for (const r of reports) io.stdout(`${reportLine(r, mode)}\n`);
     io.stdout(`${reports.length - failed} of ${reports.length} snapshot${reports.length === 1 ? '' : 's'} ok\n`);
   }
   return failed ? 1 : 0;
@@ -344,23 +340,28 @@ async function cmdList(p: Parsed, io: CliIO): Promise<number> {
   const dir = resolve(io.cwd, p.values.get('to') ?? './backups');
   const entries = await listSnapshots(dir);
   if (p.switches.has('json')) {
-    io.stdout(json(entries.map((e) => ({ name: e.name, path: e.path, time: new Date(e.time).toISOString(), time_from: e.timeSource, bytes: e.size, manifest: e.manifestState, size_matches: e.sizeMatches, sha256: e.manifest?.sha256, integrity: e.manifest?.integrity, memories: e.manifest?.memories, tool: e.manifest?.tool }))));
+    io.stdout(json(listJson(entries)));
     return 0;
   }
   io.stdout(`${dir}: ${entries.length} snapshot${entries.length === 1 ? '' : 's'}\n`);
   for (const e of entries) {
     const when = new Date(e.time).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
-    let state: string;
-    if (e.unsafe) state = 'symlink outside the folder (never restored)';
-    else if (e.manifestState !== 'ok') state = `manifest ${e.manifestState}`;
-    else if (e.sizeMatches === false) state = 'size differs from manifest';
-    else if (e.manifest?.integrity === 'ok') state = `verified${e.manifest.memories !== undefined ? `, ${e.manifest.memories} memories` : ''}`;
-    else if (e.manifest?.integrity) state = e.manifest.integrity;
-    else state = 'manifest ok (made by ai-memory)';
+    const verdict = snapshotVerdict(e);
+    const memories = e.manifest?.memories !== undefined ? `, ${e.manifest.memories} memories` : '';
+    const state = `${STATE_LABEL[verdict.state]}: ${verdict.detail}${memories}`;
     io.stdout(`  ${when}  ${e.name}  ${formatBytes(e.size)}  ${state}\n`);
   }
   return 0;
 }
+
+const HANDLERS: Record<CommandName, (p: Parsed, io: CliIO) => Promise<number>> = {
+  backup: cmdBackup,
+  restore: cmdRestore,
+  verify: cmdVerify,
+  list: (p, io) => (p.values.has('remote') ? cmdListRemote(p, io) : cmdList(p, io)),
+  push: cmdPush,
+  pull: cmdPull,
+};
 
 export async function runCli(argv: string[], io: CliIO): Promise<number> {
   const jsonOut = argv.includes('--json');
@@ -374,29 +375,17 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
       (p.command || p.switches.has('help') ? io.stdout : io.stderr)(USAGE);
       return p.command || p.switches.has('help') ? 0 : 2;
     }
-    const spec = COMMANDS[p.command];
-    if (!spec) throw new BackupError('USAGE', `Unknown command "${p.command}".`, { hint: 'Commands: backup, restore, verify, list, push, pull.' });
+    if (!isCommandName(p.command)) throw new BackupError('USAGE', `Unknown command "${p.command}".`, { hint: `Commands: ${Object.keys(COMMANDS).join(', ')}.` });
+    const spec: CommandSpec = COMMANDS[p.command];
     for (const k of p.values.keys()) if (!spec.values.includes(k)) throw new BackupError('USAGE', `${p.command} does not take --${k}.`);
     for (const k of p.switches) if (!spec.switches.includes(k)) throw new BackupError('USAGE', `${p.command} does not take --${k}.`);
     if (p.positionals.length) throw new BackupError('USAGE', `Unexpected argument "${p.positionals[0]}".`);
-    switch (p.command) {
-      case 'backup':
-        return await cmdBackup(p, io);
-      case 'restore':
-        return await cmdRestore(p, io);
-      case 'verify':
-        return await cmdVerify(p, io);
-      case 'push':
-        return await cmdPush(p, io);
-      case 'pull':
-        return await cmdPull(p, io);
-      default:
-        return p.values.has('remote') ? await cmdListRemote(p, io) : await cmdList(p, io);
-    }
+    return await HANDLERS[p.command](p, io);
   } catch (e) {
     const err = isBackupError(e) ? e : new BackupError('IO', errorMessage(e));
     if (jsonOut) {
-      io.stderr(json({ status: 'error', code: err.code, error: err.message, hint: err.hint, state: err.state }));
+      const line: ErrorLine = { status: 'error', code: err.code, error: err.message, hint: err.hint, state: err.state };
+      io.stderr(json(line));
     } else {
       io.stderr(`error: ${err.message}\n`);
       if (err.state) io.stderr(`  ${err.state}\n`);

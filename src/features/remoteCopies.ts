@@ -11,9 +11,9 @@
 import * as os from 'node:os';
 import * as vscode from 'vscode';
 import { readRemoteState, type RemoteState, type TargetState } from '../core/remote/remoteState';
-import { parseRemote, remoteId } from '../core/remote/targets';
+import { parseRemote, remoteId } from '../core/remote/remoteSpec';
 import { Disposable } from '../util/disposable';
-import { EngineError, type EngineClient, type PushResult, type RemoteArgs } from './engine';
+import { EngineError, type EngineClient, type PushOutcomeJson, type RemoteArgs } from './engineClient';
 import { openSettings } from './settings';
 
 export interface TargetConfig {
@@ -175,7 +175,7 @@ export class RemoteCopies extends Disposable {
     for (const t of targets) {
       this.copying.add(t.key);
       this._onDidChange.fire();
-      let r: PushResult | undefined;
+      let r: PushOutcomeJson | undefined;
       try {
         this.log.info(`copy (${reason}) to ${this.labelOf(t)}`);
         r = await this.engine.push({ dir, keep: this.keep(), ...(await this.args(t)) }, { onWarning: (w) => this.log.warn(w) });
