@@ -54,7 +54,7 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
   const scheduler = new Scheduler(service, locator, catalog, log);
   const statusBar = new StatusBar(locator, catalog, () => ({ intervalMinutes: scheduler.intervalMinutes, nextRun: scheduler.nextRun, lastFailure: service.lastFailure }));
   service.attachStatusBar(statusBar);
-  const remote = new RemoteCopies(context, engine, log, () => readSettings().keep);
+  const remote = new RemoteCopies(context, engine, log, () => readSettings().keep, () => new Set(catalog.snapshots.map((s) => s.entry.name)));
   service.afterBackup = (dir) => (copyEnabled() ? remote.copyAll(dir, 'backup') : Promise.resolve());
   statusBar.copyFailures = () => remote.failures();
   context.subscriptions.push(remote, remote.onDidChange(() => statusBar.update()));

@@ -54,6 +54,7 @@ export class RemoteCopies extends Disposable {
   /** Targets a copy is running to right now (in this window). */
   private copying = new Set<string>();
   private running: Promise<void> | undefined;
+  private again: Promise<void> | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private dir: string | undefined;
   private lastNotified = '';
@@ -63,6 +64,8 @@ export class RemoteCopies extends Disposable {
     private readonly engine: EngineClient,
     private readonly log: vscode.LogOutputChannel,
     private readonly keep: () => number,
+    /** Names in the local backup folder: a snapshot there is not "remote only", even before the next copy updates the state. */
+    private readonly localNames: () => Set<string> = () => new Set(),
   ) {
     super();
     this._register({ dispose: () => this.retryTimer && clearTimeout(this.retryTimer) });
@@ -121,7 +124,7 @@ export class RemoteCopies extends Disposable {
 
   /** Complete snapshots on a target that the local folder does not hold. */
   remoteOnly(): { name: string; bytes: number; target: TargetConfig }[] {
-    const seen = new Set<string>();
+    const seen = this.localNames();
     const out: { name: string; bytes: number; target: TargetConfig }[] = [];
     for (const t of this.targets()) {
       for (const r of this.stateOf(t)?.remote_only ?? []) {
@@ -159,9 +162,19 @@ export class RemoteCopies extends Disposable {
     return { remote: t.remote, endpoint: t.endpoint, region: t.region, pathStyle: t.pathStyle, env };
   }
 
-  /** Copies the folder to every target (one run at a time); failures are reported, never thrown. */
+  /**
+   * Copies the folder to every target; failures are reported, never thrown. One run at a
+   * time: a request while one runs is done again right after it (the running one may have
+   * listed the folder before the snapshot that asked for this copy existed).
+   */
   copyAll(dir: string, reason: 'backup' | 'retry' | 'manual'): Promise<void> {
-    if (this.running) return this.running;
+    if (this.running) {
+      this.again ??= this.running.then(() => {
+        this.again = undefined;
+        return this.copyAll(dir, reason);
+      });
+      return this.again;
+    }
     this.running = this.doCopyAll(dir, reason).finally(() => {
       this.running = undefined;
     });

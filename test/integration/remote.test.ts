@@ -7,7 +7,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AiMemoryBackupApi } from '../../src/extension';
-import { seedMemory } from '../support/aiMemoryDb';
+import { nativeVacuumInto, readMemories, seedMemory } from '../support/aiMemoryDb';
+import { cli } from '../support/cliRun';
 import { S3_KEY, S3_SECRET, startS3Server, type S3Server } from '../support/s3server';
 
 const EXTENSION_ID = 'ai-memory-tools.ai-memory-backup';
@@ -27,6 +28,15 @@ function settingsFiles(dir: string, out: string[] = []): string[] {
     const p = path.join(dir, d.name);
     if (d.isDirectory() && d.name !== 'extensions' && d.name !== 'node_modules') settingsFiles(p, out);
     else if (d.isFile() && d.name === 'settings.json') out.push(p);
+  }
+  return out;
+}
+
+function allFiles(dir: string, out: string[] = []): string[] {
+  for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, d.name);
+    if (d.isDirectory()) allFiles(p, out);
+    else if (d.isFile()) out.push(p);
   }
   return out;
 }
@@ -85,6 +95,10 @@ describe('Off-machine copies in a real VS Code', function () {
     assert.match(newest.tooltip, /Off-machine: .*copied/);
     assert.deepEqual(api.copies().failures, []);
 
+    // Neither does any log of this VS Code (the output channel included).
+    for (const f of allFiles(path.join(root, 'user-data', 'logs'))) {
+      assert.ok(!fs.readFileSync(f, 'utf8').includes(secret), `${f} holds the secret`);
+    }
     // The state file beside the snapshots never holds the secret.
     const state = fs.readFileSync(path.join(path.dirname(newest.path), '.ai-memory-backup.remote.json'), 'utf8');
     assert.ok(!state.includes(secret));
@@ -105,5 +119,42 @@ describe('Off-machine copies in a real VS Code', function () {
     s3 = await startS3Server(dataDir, ['vscode-backups'], port);
     await vscode.commands.executeCommand('aiMemory.retryCopy');
     await eventually(() => api.copies().failures.length === 0 && / · copied$/.test(api.snapshots()[0].description), 'the retried copy');
+  });
+
+  it('a snapshot only on the target is listed under Remote and restores: downloaded, checked, then the usual restore', async function () {
+    const db = process.env.AI_MEMORY_TEST_DB as string;
+    // "Another machine": a copy of this database with one more memory, backed up and pushed to the same prefix.
+    const other = fs.mkdtempSync(path.join(os.tmpdir(), 'aimb-other-'));
+    try {
+      const otherDb = path.join(other, 'ai-memory.db');
+      nativeVacuumInto(db, otherDb);
+      seedMemory(otherDb, 'remote', 'only on the other machine', 'comes back through the Remote group');
+      await new Promise((r) => setTimeout(r, 1100)); // a later second than this machine's newest snapshot
+      const env = { AWS_ACCESS_KEY_ID: S3_KEY, AWS_SECRET_ACCESS_KEY: S3_SECRET, AWS_ENDPOINT_URL: s3.endpoint };
+      const b = await cli(['backup', '--db', otherDb, '--to', path.join(other, 'backups'), '--remote', 's3://vscode-backups/laptop', '--path-style', '--keep', '0', '--json'], { cwd: other, env });
+      assert.equal(b.code, 0, b.stderr);
+      const name = (b.json() as { snapshot: string }).snapshot;
+
+      await vscode.commands.executeCommand('aiMemory.retryCopy');
+      await eventually(() => api.copies().remoteOnly.includes(name), `${name} in the Remote group`);
+      const asked: string[] = [];
+      api.setConfirmationHandler((message) => {
+        asked.push(message);
+        return true;
+      });
+      try {
+        await vscode.commands.executeCommand('aiMemory.restoreRemoteSnapshot', { kind: 'remoteSnapshot', name });
+      } finally {
+        api.setConfirmationHandler(undefined);
+      }
+      assert.equal(asked.length, 1, 'the usual restore confirmation');
+      assert.deepEqual(readMemories(db), readMemories(otherDb));
+      // Downloaded into the backup folder, with its manifest; no longer "remote only".
+      const folder = api.backupFolder() as string;
+      assert.ok(fs.existsSync(path.join(folder, name)) && fs.existsSync(path.join(folder, name.replace(/\.db$/, '.manifest.json'))));
+      await eventually(() => !api.copies().remoteOnly.includes(name), 'the Remote group without it');
+    } finally {
+      fs.rmSync(other, { recursive: true, force: true });
+    }
   });
 });

@@ -33,11 +33,11 @@ function target(endpoint: string, prefix = 'laptop/', bucket = BUCKET): S3Target
 }
 
 /** `n` real backups of a real ai-memory database (each after a new memory). */
-async function backups(db: string, dir: string, n: number, keep = 48): Promise<string[]> {
+async function backups(db: string, dir: string, n: number, keep = 48, now?: () => Date): Promise<string[]> {
   const out: string[] = [];
   for (let i = 0; i < n; i++) {
     seedMemory(db, 'proj', `memory ${i} ${randomBytes(3).toString('hex')}`, `content ${i}`);
-    const r = await runBackup({ dbPath: db, backupDir: dir, keep });
+    const r = await runBackup({ dbPath: db, backupDir: dir, keep, now });
     out.push(path.basename(r.snapshotPath));
   }
   return out;
@@ -194,7 +194,8 @@ describe('off-machine copies: S3 (real S3 protocol server on 127.0.0.1)', functi
 
     // New machine: an empty folder, one backup of a new database, same target and keep.
     const other = tmp.join('other-backups');
-    const [fresh] = await backups(tmp.join('other.db'), other, 1);
+    // A minute later (the first machine's four may all be in this very second).
+    const [fresh] = await backups(tmp.join('other.db'), other, 1, 3, () => new Date(Date.now() + 60_000));
     const o2 = await pushToTarget({ localDir: other, target: t, keep: 3 });
     assert.strictEqual(o2.status, 'copied');
     assert.deepStrictEqual(o2.report?.uploaded, [fresh]);
