@@ -10,6 +10,7 @@
  */
 import * as os from 'node:os';
 import * as vscode from 'vscode';
+import { pidAlive } from '../core/store/atomicFs';
 import { readRemoteState, type RemoteState, type TargetState } from '../core/remote/remoteState';
 import { parseRemote, remoteId } from '../core/remote/remoteSpec';
 import { Disposable } from '../util/disposable';
@@ -105,7 +106,8 @@ export class RemoteCopies extends Disposable {
     let all = true;
     for (const t of ts) {
       const s = this.stateOf(t);
-      if (this.copying.has(t.key) || s?.status === 'copying') return 'copying';
+      // A run in another window (or the CLI) counts while its process lives; a killed one left 'copying' behind.
+      if (this.copying.has(t.key) || (s?.status === 'copying' && s.pid !== undefined && pidAlive(s.pid))) return 'copying';
       if (!s?.copied.includes(name)) all = false;
     }
     if (all) return 'copied';
@@ -249,6 +251,10 @@ export class RemoteCopies extends Disposable {
       void vscode.window.showErrorMessage(`AI Memory: ${e instanceof Error ? e.message : String(e)}`);
       return undefined;
     }
+    if (s.endpoint && /^[a-z]+:\/\/[^/]*@/i.test(s.endpoint)) {
+      void vscode.window.showErrorMessage('AI Memory: the endpoint must not hold a user name or password; enter the keys in their own fields.');
+      return undefined;
+    }
     const cfg: TargetConfig = {
       key: Buffer.from(`${s.remote}|${s.endpoint ?? ''}`).toString('base64url'),
       kind: spec.kind,
@@ -308,7 +314,7 @@ export class RemoteCopies extends Disposable {
     const title = 'AI Memory: S3-compatible storage';
     const remote = await vscode.window.showInputBox({ title, prompt: 'Bucket and prefix', placeHolder: 's3://my-bucket/ai-memory/laptop', validateInput: (v) => (/^s3:\/\/[^/]+/.test(v) ? undefined : 'Write it as s3://bucket/prefix') });
     if (!remote) return undefined;
-    const endpoint = await vscode.window.showInputBox({ title, prompt: 'Endpoint (empty for AWS S3)', placeHolder: 'https://<account>.r2.cloudflarestorage.com · https://s3.<region>.backblazeb2.com · http://nas:9000', validateInput: (v) => (!v || /^https?:\/\/\S+$/.test(v) ? undefined : 'An http(s):// URL, or empty') });
+    const endpoint = await vscode.window.showInputBox({ title, prompt: 'Endpoint (empty for AWS S3)', placeHolder: 'https://<account>.r2.cloudflarestorage.com · https://s3.<region>.backblazeb2.com · http://nas:9000', validateInput: (v) => (!v ? undefined : /^https?:\/\/[^/]*@/.test(v) ? 'No user name or password here: the keys are asked for next' : /^https?:\/\/\S+$/.test(v) ? undefined : 'An http(s):// URL, or empty') });
     if (endpoint === undefined) return undefined;
     const region = await vscode.window.showInputBox({ title, prompt: 'Region', value: 'us-east-1', placeHolder: 'us-east-1 (R2: auto; B2: e.g. us-west-004)' });
     if (region === undefined) return undefined;

@@ -394,6 +394,14 @@ describe('AWS credentials and settings for the CLI', function () {
     await assert.rejects(loadAwsSettings({ AWS_PROFILE: 'nope' }, tmp.path), /profile "nope"/);
   });
 
+  it('an endpoint with a user name or password in it is refused without echoing it', async () => {
+    fs.mkdirSync(tmp.join('backups'));
+    const r = await cli(['push', '--to', 'backups', '--remote', 's3://b/p', '--endpoint', 'https://AKID:hunter2@s3.example.com'], { cwd: tmp.path, env: { AWS_ACCESS_KEY_ID: 'A', AWS_SECRET_ACCESS_KEY: 'S' } });
+    assert.strictEqual(r.code, 2);
+    assert.match(r.stderr, /user name or password/);
+    assert.ok(!r.stderr.includes('hunter2') && !r.stdout.includes('hunter2'));
+  });
+
   it('no credentials at all: NO_CREDENTIALS saying where they are looked for', async () => {
     fs.mkdirSync(tmp.join('backups'));
     const r = await cli(['push', '--to', 'backups', '--remote', 's3://b/p'], { cwd: tmp.path, env: {} });

@@ -34,9 +34,11 @@ export async function targetFromCli(text: string, flags: S3Flags, env: NodeJS.Pr
     try {
       u = new URL(endpoint);
     } catch {
-      throw new BackupError('USAGE', `The endpoint "${endpoint}" is not a URL (e.g. https://<account>.r2.cloudflarestorage.com).`);
+      throw new BackupError('USAGE', 'The endpoint is not a URL (e.g. https://<account>.r2.cloudflarestorage.com).');
     }
-    if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new BackupError('USAGE', `The endpoint must be http(s)://…; got ${endpoint}.`);
+    if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new BackupError('USAGE', `The endpoint must be http(s)://…; got ${u.protocol}.`);
+    // Never echoed: a URL with user:password@ would put a credential in messages and logs.
+    if (u.username || u.password) throw new BackupError('USAGE', 'The endpoint URL holds a user name or password; give only scheme, host and port.', { hint: 'Credentials go in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or ~/.aws/credentials.' });
   }
   // us-east-1 when nothing says otherwise: AWS's default, MinIO's default, and R2 takes it as "auto".
   const region = flags.region ?? aws.region ?? 'us-east-1';
