@@ -1,8 +1,11 @@
 /**
- * The Snapshots view: newest first; label = local date and time, description = relative
- * age and size, icon and `contextValue` by state (verified, unverified, sha256 mismatch,
- * manifest missing, encrypted), tooltip with the manifest's details. Refreshes follow the
- * catalog (itself debounced); we never `reveal` inside a refresh (microsoft/vscode#192055).
+ * The Snapshots view: newest first, in groups by local day — Today, Yesterday, This Week,
+ * Earlier (collapsible; Earlier starts collapsed) — so that a row's label is only the local
+ * time (with the weekday or date where the group needs it) and its description the age and
+ * size: short enough for the default sidebar width. Icon and `contextValue` by state
+ * (verified, unverified, sha256 mismatch, manifest missing, encrypted), tooltip with the
+ * manifest's details. Refreshes follow the catalog (itself debounced); we never `reveal`
+ * inside a refresh (microsoft/vscode#192055).
  */
 import { checkLabel } from '../core/common/checks';
 import { STATE_ICON, STATE_LABEL } from '../core/store/snapshotState';
@@ -32,9 +35,19 @@ const ICONS = Object.fromEntries(
   (Object.keys(STATE_ICON) as SnapshotState[]).map((s) => [s, new vscode.ThemeIcon(STATE_ICON[s], STATE_COLOUR[s] ? new vscode.ThemeColor(STATE_COLOUR[s]) : undefined)]),
 ) as Record<SnapshotState, vscode.ThemeIcon>;
 
-/** A row of the view: a snapshot, or a message (the folder cannot be read); with off-machine copies also the "Remote" group, its snapshots and a failed copy. */
+export type GroupId = 'today' | 'yesterday' | 'week' | 'earlier';
+
+const GROUPS: { id: GroupId; label: string; expanded: boolean }[] = [
+  { id: 'today', label: 'Today', expanded: true },
+  { id: 'yesterday', label: 'Yesterday', expanded: true },
+  { id: 'week', label: 'This Week', expanded: true },
+  { id: 'earlier', label: 'Earlier', expanded: false },
+];
+
+/** A row of the view: a day group, a snapshot, or a message (the folder cannot be read); with off-machine copies also a failed copy, the "Remote" group and its snapshots. */
 export type Node =
-  | { kind: 'snapshot'; view: SnapshotView }
+  | { kind: 'group'; group: GroupId; label: string; views: SnapshotView[] }
+  | { kind: 'snapshot'; view: SnapshotView; group: GroupId }
   | { kind: 'message'; text: string; detail: string }
   | { kind: 'remoteGroup' }
   | { kind: 'remoteSnapshot'; name: string; bytes: number; target: TargetConfig }
@@ -44,6 +57,42 @@ const COPY_ICONS: Record<CopyState, string> = { 'local only': 'circle-slash', co
 
 export function localTime(ms: number): string {
   return new Date(ms).toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
+function startOfDay(ms: number): number {
+  const d = new Date(ms);
+  d.setHours(0, 0, 0, 0);
+  return d.getTime();
+}
+
+/** The day group of a time, by the local calendar (This Week: the 7 days up to today). */
+export function groupOf(ms: number, now: number): GroupId {
+  const today = startOfDay(now);
+  if (ms >= today) return 'today'; // also a clock that runs behind: it is the newest
+  const yesterday = startOfDay(today - 12 * 3600_000);
+  if (ms >= yesterday) return 'yesterday';
+  const d = new Date(today);
+  d.setDate(d.getDate() - 6);
+  return ms >= d.getTime() ? 'week' : 'earlier';
+}
+
+/** The row's label: the local time, with what its group leaves open (weekday, or date). */
+export function rowLabel(ms: number, group: GroupId, now: number): string {
+  const time: Intl.DateTimeFormatOptions = { hour: '2-digit', minute: '2-digit', second: '2-digit' };
+  const d = new Date(ms);
+  if (group === 'today' || group === 'yesterday') return d.toLocaleTimeString(undefined, time);
+  if (group === 'week') return d.toLocaleString(undefined, { weekday: 'short', ...time });
+  const sameYear = d.getFullYear() === new Date(now).getFullYear();
+  return d.toLocaleString(undefined, { ...(sameYear ? {} : { year: 'numeric' }), month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+}
+
+/**
+ * The parts of a row's description, joined with " · " — age and size today; more facts
+ * (memory counts, changes) are further parts. Keep each short: the row must fit the
+ * default sidebar width.
+ */
+export function rowDescriptionParts(view: SnapshotView, now: number): string[] {
+  return [formatAge(now - view.entry.time), formatBytes(view.entry.size)];
 }
 
 export class SnapshotsTreeProvider extends Disposable implements vscode.TreeDataProvider<Node> {
@@ -68,19 +117,30 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
 
   getChildren(element?: Node): Node[] {
     if (element?.kind === 'remoteGroup') return (this.remote?.remoteOnly() ?? []).map((r) => ({ kind: 'remoteSnapshot', ...r }));
-    if (element) return [];
+    if (element) return element.kind === 'group' ? element.views.map((view) => ({ kind: 'snapshot', view, group: element.group })) : [];
     if (this.catalog.error) return [{ kind: 'message', text: 'Cannot read the backup folder', detail: this.catalog.error }];
+    const now = Date.now();
+    const by = new Map<GroupId, SnapshotView[]>();
+    for (const view of this.catalog.snapshots) {
+      const g = groupOf(view.entry.time, now);
+      by.set(g, [...(by.get(g) ?? []), view]);
+    }
     const rows: Node[] = (this.remote?.failures() ?? []).map((f) => ({ kind: 'copyFailure', target: f.target, message: f.message, hint: f.hint }));
-    rows.push(...this.catalog.snapshots.map((view): Node => ({ kind: 'snapshot', view })));
+    rows.push(...GROUPS.filter((g) => by.has(g.id)).map((g): Node => ({ kind: 'group', group: g.id, label: g.label, views: by.get(g.id) ?? [] })));
     if (this.remote?.remoteOnly().length) rows.push({ kind: 'remoteGroup' });
     return rows;
+  }
+
+  /** Every snapshot row, in the view's order (groups flattened). */
+  rows(): Extract<Node, { kind: 'snapshot' }>[] {
+    return this.getChildren().flatMap((n) => (n.kind === 'group' ? (this.getChildren(n) as Extract<Node, { kind: 'snapshot' }>[]) : []));
   }
 
   getTreeItem(node: Node): vscode.TreeItem {
     if (node.kind === 'copyFailure') {
       const item = new vscode.TreeItem('Off-machine copy failed');
       item.description = node.target;
-      item.tooltip = `${node.message}${node.hint ? `\n${node.hint}` : ''}\nYour local snapshots are fine; the copy is retried by itself.`;
+      item.tooltip = `${node.message}${node.hint ? `\n${node.hint}` : ''}\nYour local snapshots are fine; the copy is retried by itself. Click to retry now.`;
       item.iconPath = new vscode.ThemeIcon('cloud-offline', new vscode.ThemeColor('list.warningForeground'));
       item.contextValue = 'aiMemory.copyFailure';
       item.command = { command: 'aiMemory.retryCopy', title: 'Retry' };
@@ -98,10 +158,19 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
       const t = parseSnapshotName(node.name)?.time;
       const item = new vscode.TreeItem(t !== undefined ? localTime(t) : node.name);
       item.id = `remote:${node.name}`;
-      item.description = `${t !== undefined ? `${formatAge(Date.now() - t)} · ` : ''}${formatBytes(node.bytes)} · on ${node.target.remote}`;
+      item.description = `${formatBytes(node.bytes)} · on ${node.target.remote}`;
       item.tooltip = `${node.name}\nOnly on ${node.target.remote}. Restore downloads it into the backup folder, checks it against its manifest (sha256, size) and with quick_check, then restores it as usual.`;
       item.iconPath = new vscode.ThemeIcon('cloud-download');
       item.contextValue = 'aiMemory.remoteSnapshot';
+      return item;
+    }
+    if (node.kind === 'group') {
+      const spec = GROUPS.find((g) => g.id === node.group);
+      const item = new vscode.TreeItem(node.label, spec?.expanded ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.Collapsed);
+      item.id = `aiMemory.group.${node.group}`;
+      item.description = `${node.views.length}`;
+      item.contextValue = 'aiMemory.group';
+      item.accessibilityInformation = { label: `${node.label}: ${node.views.length} snapshot${node.views.length === 1 ? '' : 's'}` };
       return item;
     }
     if (node.kind === 'message') {
@@ -112,9 +181,10 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
       return item;
     }
     const { entry, state, stateDetail, verification } = node.view;
-    const item = new vscode.TreeItem(localTime(entry.time));
+    const now = Date.now();
+    const item = new vscode.TreeItem(rowLabel(entry.time, node.group, now));
     item.id = entry.path;
-    item.description = `${formatAge(Date.now() - entry.time)} · ${formatBytes(entry.size)}`;
+    item.description = rowDescriptionParts(node.view, now).join(' · ');
     const copy = this.remote?.copyState(entry.name);
     if (copy) item.description += ` · ${copy}`;
     item.iconPath = ICONS[state];

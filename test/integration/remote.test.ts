@@ -138,14 +138,16 @@ describe('Off-machine copies in a real VS Code', function () {
       await vscode.commands.executeCommand('aiMemory.retryCopy');
       await eventually(() => api.copies().remoteOnly.includes(name), `${name} in the Remote group`);
       const asked: string[] = [];
-      api.setConfirmationHandler((message) => {
+      assert.ok(api.testing, 'the test API is present (AI_MEMORY_BACKUP_TEST_API=1)');
+      const testing = api.testing;
+      testing.setConfirmationHandler((message) => {
         asked.push(message);
         return true;
       });
       try {
         await vscode.commands.executeCommand('aiMemory.restoreRemoteSnapshot', { kind: 'remoteSnapshot', name });
       } finally {
-        api.setConfirmationHandler(undefined);
+        testing.setConfirmationHandler(undefined);
       }
       assert.equal(asked.length, 1, 'the usual restore confirmation');
       assert.deepEqual(readMemories(db), readMemories(otherDb));

@@ -15,6 +15,13 @@ import { isAlive, killStragglers, onInterrupt, processesWithMarker, stop, track 
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
+/**
+ * Where the UI tests write their screenshots: a build folder, never the committed
+ * docs/screenshots/ (a test run must leave the clone as it was). `npm run screenshots`
+ * (scripts/screenshots.mjs) copies the ones the README shows into docs/screenshots/.
+ */
+export const screenshotsDir = join(repoRoot, 'test-results', 'vscode', 'screenshots');
+
 /** Flags that keep chromium off the network: only 127.0.0.1 resolves. */
 export const CHROMIUM_ARGS = [
   '--no-sandbox',
@@ -674,6 +681,8 @@ export async function startSession({ vsix, workspace, env = {}, codeServerArgs =
       session.runnerFolder = installTestRunner({ dirs, ...testRunner, waitForTrustMs: waitForTrust ? testRunner.waitForTrustMs ?? 60_000 : 0 });
       session.resultFile = join(dirs.root, 'integration-result.json');
       runEnv.AI_MEMORY_TEST_RESULT = session.resultFile;
+      // The extension adds its test seams (answering modal confirmations) to its API only then.
+      runEnv.AI_MEMORY_BACKUP_TEST_API = '1';
     }
     timings.installVsixMs = await installVsix({ vsix, dirs });
 
