@@ -29,6 +29,14 @@ export type ErrorCode =
   | 'IN_USE'
   | 'RESTORE_FAILED'
   | 'CANCELLED'
+  /** ai-memory 1.0 signatures (store/signing.ts): a signature that must not be trusted; no override. */
+  | 'SIGNATURE_REFUSED'
+  /** An unsigned (or uncheckable) manifest while an operator public key is configured. */
+  | 'MANIFEST_UNSIGNED'
+  /** The operator signing key is unusable (readable by others, wrong size, mismatched pair). */
+  | 'SIGNING_KEY'
+  /** The snapshot's schema is newer than the database it would replace. */
+  | 'SCHEMA_NEWER'
   | 'IO';
 
 export class BackupError extends Error {
