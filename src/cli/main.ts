@@ -16,6 +16,8 @@ import { runRestore } from '../core/ops/restore';
 import type { SnapshotReport } from '../core/ops/snapshotCheck';
 import { TOOL_NAME, TOOL_VERSION } from '../core/common/version';
 import { verifySnapshots } from '../core/ops/verify';
+import { resolveOperatorPublicKey, type KeyContext, type OperatorPublicKey } from '../core/store/operatorKey';
+import { describeVerdict, type SignatureVerdict } from '../core/store/signing';
 import { parseArgs, type Parsed } from './args';
 
 export interface CliIO {
@@ -34,11 +36,15 @@ Hot, verified, crash-safe snapshots of your ai-memory database,
 file-for-file compatible with \`ai-memory backup\` / \`ai-memory restore\`.
 
 Commands:
-  backup   [--db PATH] [--to DIR] [--keep N] [--verify quick|full|off] [--json]
+  backup   [--db PATH] [--to DIR] [--keep N] [--verify quick|full|off]
+           [--sign-key PATH] [--json]
            Snapshot the database (consistent while the server writes) into DIR
            (default ./backups); keep the newest N (default ${DEFAULT_KEEP}, 0 = all).
-  restore  [--db PATH] --from FILE|DIR [--skip-verify] [--skip-integrity]
-           [--verify quick|full] [--force] [--dry-run] [--json]
+           The manifest is signed for ai-memory 1.0 with the operator key
+           (where ai-memory keeps it, or --sign-key).
+  restore  [--db PATH] --from FILE|DIR [--snapshot NAME | --latest]
+           [--allow-unsigned-manifest] [--skip-verify] [--skip-integrity]
+           [--verify quick|full] [--force] [--dry-run] [--yes] [--json]
            Check a snapshot (a folder means its newest), keep the current
            database as <stem>.pre-restore-<time>.db with its -wal/-shm, and put
            the snapshot in its place.
@@ -50,18 +56,35 @@ Commands:
 Without --db the database is found the way ai-memory finds it: $AI_MEMORY_DB,
 then db = "…" in ~/.config/ai-memory/config.toml, then ./ai-memory.db.
 
+Signed manifests (ai-memory 1.0): with an operator public key configured
+($AI_MEMORY_OPERATOR_PUBKEY, or operator.key.pub in ai-memory's config folder),
+restore checks every manifest's signature, decides from the signed values, and
+refuses an unsigned manifest unless --allow-unsigned-manifest. A signature that
+does not verify is refused; no option accepts it.
+
 Options:
+  --sign-key PATH   sign with this operator key (32 raw bytes, mode 600)
+  --snapshot NAME   restore this snapshot of the --from folder (name or id)
+  --latest          the newest snapshot of the --from folder (by signed time
+                    when an operator key is configured)
+  --allow-unsigned-manifest  accept an unsigned manifest although a key is set
+  --yes             accepted for ai-memory 1.0 scripts (restore never asks: it
+                    always keeps the current database)
   --skip-verify     restore without checking the manifest (sha256, size)
   --skip-integrity  restore without the SQLite integrity check (encrypted databases)
-  --force           restore even while a process has the database open
+  --force           restore even while a process has the database open, or
+                    when the snapshot's schema is newer than the database's
   --dry-run         print what restore would do; change nothing
   --json            machine-readable output (one JSON line)
   -h, --help        this help;  --version  the version
 `;
 
 const COMMANDS: Record<string, { values: string[]; switches: string[] }> = {
-  backup: { values: ['db', 'to', 'keep', 'verify', 'skip-if-recent'], switches: ['json', 'progress-json'] },
-  restore: { values: ['db', 'from', 'verify'], switches: ['json', 'skip-verify', 'skip-integrity', 'force', 'dry-run', 'progress-json'] },
+  backup: { values: ['db', 'to', 'keep', 'verify', 'skip-if-recent', 'sign-key'], switches: ['json', 'progress-json'] },
+  restore: {
+    values: ['db', 'from', 'verify', 'snapshot'],
+    switches: ['json', 'skip-verify', 'skip-integrity', 'force', 'dry-run', 'progress-json', 'latest', 'yes', 'allow-unsigned-manifest'],
+  },
   verify: { values: ['from', 'verify'], switches: ['json', 'progress-json'] },
   list: { values: ['to'], switches: ['json'] },
 };
@@ -125,12 +148,14 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
     verify: verifyMode(p, true),
     onProgress: progressPrinter(p, io),
     skipIfRunWithinMs: recent === undefined ? undefined : Number(recent) * 1000,
+    signing: { keyPath: p.values.get('sign-key') === undefined ? undefined : resolve(io.cwd, p.values.get('sign-key') as string), keyContext: keyContext(io) },
     signal: io.signal,
   }).catch((e: unknown) => explainDb(e, db));
   for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
   if (p.switches.has('json')) {
     const extra = r.status === 'unchanged' ? { unchanged_since: r.unchangedSince } : {};
-    io.stdout(json({ status: r.status, ...r.manifest, ...extra, ...(r.pruned.length ? { pruned: r.pruned } : {}) }));
+    // `signed` as ai-memory 1.0 prints it, so a script can alarm on an unsigned backup.
+    io.stdout(json({ status: r.status, ...r.manifest, signed: r.manifest.signature !== undefined, ...extra, ...(r.pruned.length ? { pruned: r.pruned } : {}) }));
     return 0;
   }
   const m = r.manifest;
@@ -149,6 +174,7 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
     if (m.schema_version !== undefined) facts.push(`schema ${m.schema_version}`);
     if (m.wal_frames) facts.push(`WAL merged up to frame ${m.wal_frames}`);
     io.stdout(`Checked : ${facts.join(', ')}\n`);
+    io.stdout(m.signature ? `Signed  : operator key ${m.signer}${r.signing?.keyPath ? ` (${r.signing.keyPath})` : ''}\n` : `Signed  : NO — ai-memory 1.0's restore refuses this backup unless given --allow-unsigned-manifest\n`);
   }
   if (r.pruned.length) io.stdout(`Pruned  : ${r.pruned.join(', ')}\n`);
   return 0;
@@ -159,9 +185,15 @@ async function cmdRestore(p: Parsed, io: CliIO): Promise<number> {
   if (!from) throw new BackupError('USAGE', 'restore needs --from FILE|DIR.', { hint: `Run \`${TOOL_NAME} list\` to see your snapshots.` });
   const db = await dbPath(p, io);
   const verify = verifyMode(p, false);
+  if (p.switches.has('latest') && p.values.has('snapshot')) throw new BackupError('USAGE', '--latest and --snapshot cannot be used together.');
+  const anchor = p.switches.has('skip-verify') ? null : await publicKey(io);
   const r = await runRestore({
     dbPath: db.path,
     from: resolve(io.cwd, from),
+    snapshot: p.values.get('snapshot'),
+    latest: p.switches.has('latest'),
+    allowUnsignedManifest: p.switches.has('allow-unsigned-manifest'),
+    anchor,
     skipVerify: p.switches.has('skip-verify'),
     skipIntegrity: p.switches.has('skip-integrity'),
     verify: verify === 'off' ? 'quick' : verify,
@@ -172,7 +204,22 @@ async function cmdRestore(p: Parsed, io: CliIO): Promise<number> {
   }).catch((e: unknown) => explainDb(e, db));
   for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
   if (p.switches.has('json')) {
-    io.stdout(json({ status: r.status, from: r.from, to: r.to, previous: r.previous, sha256: r.sha256, bytes: r.bytes, ...(r.status === 'dry-run' ? { plan: r.plan } : {}) }));
+    io.stdout(
+      json({
+        status: r.status,
+        from: r.from,
+        to: r.to,
+        previous: r.previous,
+        // ai-memory 1.0's names for the same facts
+        rollback: r.previous ?? null,
+        selected_by: r.plan.selection.selectedBy,
+        manifest_verification: manifestVerification(r.plan.signature, p),
+        signer: r.plan.signature?.state === 'verified' ? r.plan.signature.fingerprint : undefined,
+        sha256: r.sha256,
+        bytes: r.bytes,
+        ...(r.status === 'dry-run' ? { plan: r.plan } : {}),
+      }),
+    );
     return 0;
   }
   if (r.status === 'dry-run') {
@@ -193,6 +240,25 @@ async function cmdRestore(p: Parsed, io: CliIO): Promise<number> {
   return 0;
 }
 
+/** ai-memory 1.0's `manifest_verification`: signed, unsigned_allowed, skipped — plus ours for the 0.7 posture. */
+function manifestVerification(v: SignatureVerdict | undefined, p: Parsed): string {
+  if (p.switches.has('skip-verify') || !v) return 'skipped';
+  if (v.state === 'verified') return 'signed';
+  if (v.state === 'signed-no-key') return 'signed_no_key';
+  return p.switches.has('allow-unsigned-manifest') ? 'unsigned_allowed' : 'unsigned';
+}
+
+function keyContext(io: CliIO): KeyContext {
+  return { env: io.env, home: io.home ?? homedir(), platform: process.platform };
+}
+
+/** The operator public key, resolved as ai-memory does; notes about ignored keys go to stderr. */
+async function publicKey(io: CliIO): Promise<OperatorPublicKey | null> {
+  const r = await resolveOperatorPublicKey(keyContext(io));
+  for (const n of r.notes) io.stderr(`warning: ${n}\n`);
+  return r.key ?? null;
+}
+
 function reportLine(r: SnapshotReport): string {
   if (r.problems.length) return `FAIL  ${r.name}  ${r.problems.map((x) => x.message).join(' | ')}`;
   const facts = [r.manifestState === 'ok' ? 'sha256 matches manifest' : 'no manifest check'];
@@ -205,10 +271,10 @@ async function cmdVerify(p: Parsed, io: CliIO): Promise<number> {
   const from = p.values.get('from');
   if (!from) throw new BackupError('USAGE', 'verify needs --from FILE|DIR.');
   const mode = verifyMode(p, false);
-  const reports = await verifySnapshots({ from: resolve(io.cwd, from), integrity: mode === 'off' ? 'quick' : mode, signal: io.signal });
+  const reports = await verifySnapshots({ from: resolve(io.cwd, from), integrity: mode === 'off' ? 'quick' : mode, anchor: await publicKey(io), signal: io.signal });
   const failed = reports.filter((r) => r.problems.length).length;
   if (p.switches.has('json')) {
-    io.stdout(json({ status: failed ? 'failed' : 'ok', snapshots: reports.map((r) => ({ name: r.name, path: r.path, ok: r.problems.length === 0, bytes: r.bytes, sha256: r.sha256, manifest: r.manifestState, integrity: r.integrity?.result, memories: r.integrity?.memories, problems: r.problems.map((x) => x.message), notes: r.notes })) }));
+    io.stdout(json({ status: failed ? 'failed' : 'ok', snapshots: reports.map((r) => ({ name: r.name, path: r.path, ok: r.problems.length === 0, bytes: r.bytes, sha256: r.sha256, manifest: r.manifestState, integrity: r.integrity?.result, memories: r.integrity?.memories, signature: r.signature?.state, signer: r.signature?.state === 'verified' ? r.signature.fingerprint : undefined, problems: r.problems.map((x) => x.message), notes: r.notes })) }));
   } else {
     for (const r of reports) io.stdout(`${reportLine(r)}\n`);
     io.stdout(`${reports.length - failed} of ${reports.length} snapshot${reports.length === 1 ? '' : 's'} ok\n`);
@@ -218,9 +284,28 @@ async function cmdVerify(p: Parsed, io: CliIO): Promise<number> {
 
 async function cmdList(p: Parsed, io: CliIO): Promise<number> {
   const dir = resolve(io.cwd, p.values.get('to') ?? './backups');
-  const entries = await listSnapshots(dir);
+  const entries = await listSnapshots(dir, { anchor: await publicKey(io) });
   if (p.switches.has('json')) {
-    io.stdout(json(entries.map((e) => ({ name: e.name, path: e.path, time: new Date(e.time).toISOString(), time_from: e.timeSource, bytes: e.size, manifest: e.manifestState, size_matches: e.sizeMatches, sha256: e.manifest?.sha256, integrity: e.manifest?.integrity, memories: e.manifest?.memories, tool: e.manifest?.tool }))));
+    io.stdout(
+      json(
+        entries.map((e) => ({
+          name: e.name,
+          path: e.path,
+          time: new Date(e.time).toISOString(),
+          time_from: e.timeSource,
+          bytes: e.size,
+          manifest: e.manifestState,
+          size_matches: e.sizeMatches,
+          sha256: e.manifest?.sha256,
+          integrity: e.manifest?.integrity,
+          memories: e.manifest?.memories,
+          tool: e.manifest?.tool,
+          signature: e.signature?.state,
+          signer: e.signature?.state === 'verified' ? e.signature.fingerprint : undefined,
+          signature_detail: e.signature ? describeVerdict(e.signature) : undefined,
+        })),
+      ),
+    );
     return 0;
   }
   io.stdout(`${dir}: ${entries.length} snapshot${entries.length === 1 ? '' : 's'}\n`);
@@ -228,12 +313,14 @@ async function cmdList(p: Parsed, io: CliIO): Promise<number> {
     const when = new Date(e.time).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
     let state: string;
     if (e.unsafe) state = 'symlink outside the folder (never restored)';
+    else if (e.signature?.state === 'refused') state = `DAMAGED: ${e.signature.reason}`;
     else if (e.manifestState !== 'ok') state = `manifest ${e.manifestState}`;
     else if (e.sizeMatches === false) state = 'size differs from manifest';
     else if (e.manifest?.integrity === 'ok') state = `verified${e.manifest.memories !== undefined ? `, ${e.manifest.memories} memories` : ''}`;
     else if (e.manifest?.integrity) state = e.manifest.integrity;
     else state = 'manifest ok (made by ai-memory)';
-    io.stdout(`  ${when}  ${e.name}  ${formatBytes(e.size)}  ${state}\n`);
+    const sig = e.signature?.state === 'verified' ? `, signed ${e.signature.fingerprint}` : e.signature?.state === 'signed-no-key' ? ', signed (no operator key here to check it)' : e.signature?.state === 'unsigned' ? ', unsigned' : '';
+    io.stdout(`  ${when}  ${e.name}  ${formatBytes(e.size)}  ${state}${e.signature?.state === 'refused' ? '' : sig}\n`);
   }
   return 0;
 }

@@ -26,6 +26,7 @@ import { readState, STATE_NAME, type BackupState } from '../store/state';
 import { checkImage, loadSqlEngine, MAX_CHECKABLE_BYTES, type ImageCheck } from '../sqlite/sqlEngine';
 import { crashPoint } from '../common/testHooks';
 import { TOOL_VERSION } from '../common/version';
+import { planSigning, signIfKeyed, type SigningOptions, type SigningOutcome } from '../store/backupSigning';
 
 export type VerifyMode = 'quick' | 'full' | 'off';
 
@@ -55,6 +56,8 @@ export interface BackupOptions {
   chunkBytes?: number;
   /** Images up to this size are read whole before writing (image.ts); tests set 0 to force streaming. */
   bufferBytes?: number;
+  /** ai-memory 1.0 manifest signing (store/backupSigning.ts); default: the operator key where ai-memory keeps it. */
+  signing?: SigningOptions;
 }
 
 export interface BackupResult {
@@ -70,6 +73,8 @@ export interface BackupResult {
   image?: ImageInfo;
   check?: ImageCheck;
   durationMs: number;
+  /** Whether the new manifest is signed for ai-memory 1.0, by which key, or why not. */
+  signing?: SigningOutcome;
 }
 
 function checkAbort(signal: AbortSignal | undefined): void {
@@ -199,11 +204,12 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
 
   // Refusals first, before anything is created.
   const db = await inspectDatabase(dbPath);
+  const signingPlan = await planSigning(opts.signing);
   await prepareBackupDir(dir);
   progress({ phase: 'waiting', message: 'waiting for the backup folder' });
   const lock = await acquireFolderLock(dir, { purpose: 'backup', waitMs: opts.lockWaitMs, signal: opts.signal });
   crashPoint('backup:after-lock');
-  const warnings: string[] = [];
+  const warnings: string[] = [...signingPlan.notes];
   let sink: TempFileSink | undefined;
   try {
     if (opts.skipIfRunWithinMs !== undefined) {
@@ -231,8 +237,10 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       });
     }
 
-    const checkable = verify !== 'off' && db.kind === 'sqlite' && db.size <= MAX_CHECKABLE_BYTES;
-    if (verify !== 'off' && db.kind === 'sqlite' && !checkable) {
+    // With --verify off the image is still opened for the schema version and memory count
+    // that ai-memory 1.0's manifest (and its signature) need; only the pragma is skipped.
+    const checkable = db.kind === 'sqlite' && db.size <= MAX_CHECKABLE_BYTES;
+    if (db.kind === 'sqlite' && !checkable) {
       warnings.push(`the database is larger than ${MAX_CHECKABLE_BYTES >> 20} MiB, which the WASM checker cannot open: the snapshot is copied consistently but not integrity-checked`);
     }
     sink = new TempFileSink(tempPath(dir, 'snapshot'), {
@@ -264,6 +272,10 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     if (image.kind === 'encrypted') {
       integrity = 'encrypted';
       warnings.push('the database is encrypted (not plain SQLite): the snapshot is a consistent copy, but its integrity cannot be checked here');
+    } else if (checkable && sink.image && verify === 'off') {
+      check = await checkImage(sink.image, 'facts');
+      sink.image = undefined;
+      integrity = 'unverified';
     } else if (checkable && sink.image) {
       progress({ phase: 'checking', message: verify === 'full' ? 'PRAGMA integrity_check' : 'PRAGMA quick_check' });
       check = await checkImage(sink.image, verify === 'full' ? 'full' : 'quick');
@@ -321,23 +333,25 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     let published: { name: string; manifest: Manifest } | undefined;
     for (let tries = 0; tries < 1000 && !published; tries++, seq++) {
       const name = snapshotName(stamp, seq);
-      const manifest: Manifest = {
+      const manifest: Manifest = signIfKeyed(signingPlan, {
         snapshot: name,
         sha256,
         bytes: image.bytes,
         source_db: dbPath,
         version: TOOL_VERSION,
         created_at: rfc3339(now()),
+        backend: 'sqlite',
+        schema_version: check?.schemaVersion,
+        memory_count: check?.memories,
         tool: `${OUR_TOOL} ${TOOL_VERSION}`,
         integrity,
-        check: check ? (verify === 'full' ? 'full' : 'quick') : 'off',
+        check: check && verify !== 'off' ? (verify === 'full' ? 'full' : 'quick') : 'off',
         page_size: image.pageSize,
         pages: image.pages,
         memories: check?.memories,
-        schema_version: check?.schemaVersion,
         wal_frames: image.walCommitFrame,
         sqlite: check?.sqliteVersion,
-      };
+      });
       const manifestTmp = tempPath(dir, 'manifest');
       await writeFileAtomic(manifestTmp, serializeManifest(manifest));
       crashPoint('backup:before-manifest');
@@ -366,11 +380,14 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       join(dir, STATE_NAME),
       JSON.stringify({ last_run: rfc3339(now()), status: 'created', snapshot: published.name, sha256 } satisfies BackupState),
     );
+    const signing = signingPlan.outcome(published.manifest);
+    if (!signing.signed && signing.warning) warnings.push(signing.warning);
     return {
       status: 'created',
       snapshotPath: join(dir, published.name),
       manifestPath: join(dir, manifestNameFor(published.name)),
       manifest: published.manifest,
+      signing,
       pruned,
       cleaned,
       warnings,

@@ -21,6 +21,7 @@
  *                                        payload, never from the plain fields.
  * A refusal has no override flag (1.0 has none either).
  */
+import { BackupError } from '../common/errors';
 import { decodeBase64Standard, encodeBase64Standard } from '../common/base64';
 import { keyFingerprint, SIGNATURE_BYTES, signEd25519, verifyStrict } from '../common/ed25519';
 import type { Manifest } from './manifest';
@@ -194,4 +195,24 @@ export function describeVerdict(v: SignatureVerdict): string {
     default:
       return `signature refused: ${v.reason}`;
   }
+}
+
+/**
+ * The manifest a caller may act on, and its verdict. A verified manifest must describe this
+ * very file by its signed name (a renamed signed pair is refused); a refused one is an error.
+ * Throws BackupError('SIGNATURE_REFUSED' | 'MANIFEST_FOREIGN').
+ */
+export function assessManifest(m: Manifest, snapshotFileName: string, where: string, anchor: OperatorPublicKey | undefined): { manifest: Manifest; verdict: SignatureVerdict } {
+  const verdict = judgeSignature(m, anchor);
+  if (verdict.state === 'refused') {
+    throw new BackupError('SIGNATURE_REFUSED', `Manifest ${where}: ${verdict.reason}. Refusing it.`, {
+      hint: 'No option accepts a signature that does not verify. Restore another snapshot; if you trust this file anyway, restore it with --skip-verify (nothing then vouches for it).',
+    });
+  }
+  if (verdict.state === 'verified' && verdict.payload.snapshot !== snapshotFileName) {
+    throw new BackupError('MANIFEST_FOREIGN', `The signed manifest ${where} is for snapshot "${verdict.payload.snapshot}", not ${snapshotFileName}: a signed backup cannot be renamed into another one. Refusing it.`, {
+      hint: 'Give the snapshot and its manifest back their signed names, or restore another snapshot.',
+    });
+  }
+  return { manifest: trustedManifest(m, verdict), verdict };
 }
