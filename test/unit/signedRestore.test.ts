@@ -231,7 +231,7 @@ describe('ai-memory 1.0: signed backups and restores', function () {
       const human = await cli(['backup', '--db', db, '--to', tmp.join('bk-human'), '--sign-key', path.join(cfg, 'operator.key')], { cwd, home: tmp.join('nohome') });
       assert.match(human.stdout, new RegExp(`Signed  : operator key ${ANCHOR.fingerprint}`));
       const unsigned = await cli(['backup', '--db', db, '--to', tmp.join('bk-unsigned')], { cwd, home: tmp.join('nohome') });
-      assert.match(unsigned.stdout, /Signed  : NO — ai-memory 1\.0's restore refuses this backup unless given --allow-unsigned-manifest/);
+      assert.match(unsigned.stdout, /Signed {2}: NO — ai-memory 1\.0's restore refuses this backup unless given --allow-unsigned-manifest/);
       fs.chmodSync(path.join(cfg, 'operator.key'), 0o640);
       const loose = await cli(['backup', '--db', db, '--to', tmp.join('bk-loose'), '--sign-key', path.join(cfg, 'operator.key')], { cwd, home });
       assert.strictEqual(loose.code, 1);
