@@ -79,7 +79,7 @@ describe('ai-memory 1.0: signed backups and restores', function () {
     assert.strictEqual(m.schema_version, SCHEMA);
     assert.strictEqual(m.signature, undefined);
     assert.strictEqual(m.integrity, 'unverified');
-    assert.match(r.warnings.join('\n'), /NOT signed.*--allow-unsigned-manifest/);
+    assert.match(r.signing?.warning ?? '', /NOT signed.*--allow-unsigned-manifest/);
     assert.throws(() => aiMemory1RestoreChecks(r.snapshotPath, { anchor: PUB, binarySchema: SCHEMA }), /allow-unsigned-manifest/);
     assert.strictEqual(aiMemory1RestoreChecks(r.snapshotPath, { anchor: PUB, binarySchema: SCHEMA, allowUnsignedManifest: true }).verification, 'unsigned_allowed');
   });

@@ -21,11 +21,12 @@
  * two. On any failure the old database is what the live name holds and the message says
  * where everything is.
  */
+import { isNoHardLinkError } from '../common/fsFacts';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fsyncDir, tempPath, writeAll, cleanStaleTemps } from '../store/atomicFs';
 import { listSnapshots } from '../store/catalog';
-import { BackupError, errnoCode, ioError, isBackupError } from '../common/errors';
+import { BackupError, errnoCode, errorMessage, ioError, isBackupError } from '../common/errors';
 import { hashFile, TempFileSink } from '../store/fileSink';
 import { describeHolders, findHolders, type Holder } from './inUse';
 import { DEFAULT_CHUNK_BYTES, readConsistentImage } from '../sqlite/image';
@@ -34,7 +35,8 @@ import { pinnedSnapshots, pinSnapshot } from '../store/pins';
 import { examineSnapshot, problemError, type SnapshotReport } from './snapshotCheck';
 import { JOURNAL_MAGIC } from '../sqlite/sqliteFormat';
 import { crashPoint } from '../common/testHooks';
-import type { Progress } from './backup';
+import { letSignalsIn, throwIfCancelled, type Progress } from '../common/cancel';
+import { checkLabel, type CheckMode } from '../common/checks';
 import { scanWal } from '../sqlite/wal';
 import { anchorFor } from '../store/catalog';
 import type { OperatorPublicKey } from '../store/operatorKey';
@@ -51,7 +53,7 @@ export interface RestoreOptions {
   /** Skip the sql.js integrity check (needed for encrypted snapshots). */
   skipIntegrity?: boolean;
   /** Which integrity check (default quick). */
-  verify?: 'quick' | 'full';
+  verify?: CheckMode;
   /** Restore even though a process has the database open, or the snapshot's schema is newer. */
   force?: boolean;
   /** ai-memory 1.0's --snapshot NAME (inside a --from folder). */
@@ -82,6 +84,8 @@ export interface RestorePlan {
   /** How the snapshot was chosen, and what its signature says. */
   selection: Selection;
   signature?: SignatureVerdict;
+  /** ai-memory 1.0's `manifest_verification` (plus `unsigned` / `signed_no_key` without an operator key). */
+  verification: 'signed' | 'unsigned_allowed' | 'unsigned' | 'signed_no_key' | 'skipped';
 }
 
 export interface RestoreResult {
@@ -100,9 +104,7 @@ export interface RestoreResult {
 
 const SIDECARS = ['-wal', '-shm'] as const;
 
-function abortIf(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new BackupError('CANCELLED', 'Restore cancelled; nothing was changed.');
-}
+const CANCELLED = 'Restore cancelled; nothing was changed.';
 
 async function exists(p: string): Promise<boolean> {
   try {
@@ -163,10 +165,7 @@ async function keepCopy(src: string, dest: string): Promise<void> {
     await fsp.link(src, dest);
     return;
   } catch (e) {
-    const code = errnoCode(e);
-    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS' && code !== 'EXDEV' && code !== 'EMLINK') {
-      throw ioError('keeping a copy of', src, e);
-    }
+    if (!isNoHardLinkError(e)) throw ioError('keeping a copy of', src, e);
   }
   const tmp = tempPath(dirname(dest), 'keep');
   try {
@@ -235,7 +234,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
   const unpin = await pinSnapshot(dirname(snapshot), basename(snapshot));
   try {
     crashPoint('restore:after-pin');
-    abortIf(opts.signal);
+    throwIfCancelled(opts.signal, CANCELLED);
     progress({ phase: 'hashing', message: `checking ${basename(snapshot)}` });
     const integrity = opts.skipIntegrity ? 'off' : (opts.verify ?? 'quick');
     const { report, bytes } = await examineSnapshot(snapshot, {
@@ -284,10 +283,12 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     const consolidate = dbExists && (await walHasCommits(dbPath));
     const checks = [
       opts.skipVerify ? 'manifest check skipped (--skip-verify)' : `sha256 and size match ${basename(report.manifestPath)}`,
-      integrity === 'off' ? 'integrity check skipped (--skip-integrity)' : `PRAGMA ${integrity === 'full' ? 'integrity_check' : 'quick_check'}: ok`,
+      integrity === 'off' ? 'integrity check skipped (--skip-integrity)' : `PRAGMA ${checkLabel(integrity)}: ok`,
     ];
     if (report.signature?.state === 'verified') checks.unshift(`manifest signed by the operator key ${report.signature.fingerprint} (verified; its signed values were used)`);
-    const plan: RestorePlan = { snapshot, manifest: opts.skipVerify ? undefined : report.manifestPath, checks, db: dbPath, dbExists, keep, consolidate, holders, selection, signature: report.signature };
+    const sig = report.signature?.state;
+    const verification = opts.skipVerify || !sig ? 'skipped' : sig === 'verified' ? 'signed' : sig === 'signed-no-key' ? 'signed_no_key' : anchor ? 'unsigned_allowed' : 'unsigned';
+    const plan: RestorePlan = { snapshot, manifest: opts.skipVerify ? undefined : report.manifestPath, checks, db: dbPath, dbExists, keep, consolidate, holders, selection, signature: report.signature, verification };
 
     if (holders.length && !opts.force) {
       throw new BackupError('IN_USE', `The database is in use by ${describeHolders(holders)}. Nothing was changed.`, {
@@ -298,7 +299,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     if (opts.dryRun) {
       return { status: 'dry-run', from: snapshot, to: dbPath, previous: dbExists ? aside : undefined, sha256, bytes: report.bytes, plan, report, warnings, durationMs: Date.now() - started };
     }
-    abortIf(opts.signal);
+    throwIfCancelled(opts.signal, CANCELLED);
 
     const dir = dirname(dbPath);
     await fsp.mkdir(dir, { recursive: true }).catch((e: unknown) => {
@@ -374,9 +375,8 @@ async function place(s: {
     crashPoint('restore:after-temp');
     // A signal that came during the last write is handled before we decide (two turns of
     // the event loop: from the poll phase, one setImmediate runs before the next poll).
-    await new Promise((r) => setImmediate(r));
-    await new Promise((r) => setImmediate(r));
-    abortIf(s.signal);
+    await letSignalsIn();
+    throwIfCancelled(s.signal, CANCELLED);
 
     // The -wal/-shm get their second names before the main file: a crash in between leaves
     // at most stray sidecars, never a pre-restore .db without its -wal (an older state).
@@ -428,7 +428,7 @@ async function place(s: {
   } catch (e) {
     await fsp.rm(tmp, { force: true }).catch(() => undefined);
     const keptDb = s.keep.find((k) => k.from === s.dbPath)?.to;
-    const what = e instanceof Error ? e.message : String(e);
+    const what = errorMessage(e);
     if (stage === 'swapped' && keptDb) {
       // Put the old database back as one consistent file (its main file + WAL merged).
       try {

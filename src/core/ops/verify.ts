@@ -2,6 +2,7 @@
  * `verify`: checks snapshots against their manifests (bytes, sha256) and with sql.js
  * (quick_check) without restoring anything. A folder means every snapshot in it.
  */
+import type { VerifyMode } from '../common/checks';
 import { promises as fsp } from 'node:fs';
 import { resolve } from 'node:path';
 import { listSnapshots } from '../store/catalog';
@@ -12,7 +13,7 @@ import type { OperatorPublicKey } from '../store/operatorKey';
 
 export interface VerifyOptions {
   from: string;
-  integrity?: 'quick' | 'full' | 'off';
+  integrity?: VerifyMode;
   /** The operator public key (undefined: resolved as ai-memory does; null: none). */
   anchor?: OperatorPublicKey | null;
   signal?: AbortSignal;

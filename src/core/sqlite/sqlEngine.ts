@@ -7,6 +7,7 @@
  * It only ever sees bytes we hand it (a snapshot image in memory). It never opens the
  * live database: WASM SQLite cannot take the file locks the running server relies on.
  */
+import { errorMessage } from '../common/errors';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
@@ -61,8 +62,11 @@ export function loadSqlEngine(): Promise<SqlJs> {
   return engine;
 }
 
-/** 'facts': no integrity pragma, only the facts the manifest records (backup --verify off). */
-export type CheckMode = 'quick' | 'full' | 'facts';
+import type { CheckMode } from '../common/checks';
+
+export type { CheckMode } from '../common/checks';
+/** 'facts': no integrity pragma, only the facts the manifest records (backup --verify off, the live schema at restore). */
+export type ImageCheckMode = CheckMode | 'facts';
 
 export interface ImageCheck {
   ok: boolean;
@@ -98,7 +102,7 @@ class AdoptableBytes extends Uint8Array {
  * was afterwards (bytes 18–19 are set to rollback mode while sql.js looks at a WAL-mode
  * image, so SQLite does not go looking for a `-wal` that cannot exist in its file system).
  */
-export async function checkImage(image: Uint8Array, mode: CheckMode): Promise<ImageCheck> {
+export async function checkImage(image: Uint8Array, mode: ImageCheckMode): Promise<ImageCheck> {
   const SQL = await loadSqlEngine();
   const saved = [image[OFFSET_WRITE_VERSION], image[OFFSET_READ_VERSION]];
   if (saved[0] === 2 || saved[1] === 2) {
@@ -116,7 +120,7 @@ export async function checkImage(image: Uint8Array, mode: CheckMode): Promise<Im
   }
 }
 
-function runChecks(db: InstanceType<SqlJs['Database']>, mode: CheckMode): ImageCheck {
+function runChecks(db: InstanceType<SqlJs['Database']>, mode: ImageCheckMode): ImageCheck {
   const one = (sql: string): unknown => {
     const r = db.exec(sql);
     return r.length && r[0].values.length ? r[0].values[0][0] : undefined;
@@ -127,7 +131,7 @@ function runChecks(db: InstanceType<SqlJs['Database']>, mode: CheckMode): ImageC
     const r = mode === 'facts' ? [{ values: [['ok']] }] : db.exec(mode === 'full' ? 'PRAGMA integrity_check(20)' : 'PRAGMA quick_check(20)');
     lines = r.length ? r[0].values.map((v) => String(v[0])) : ['no result'];
   } catch (e) {
-    return { ok: false, result: e instanceof Error ? e.message : String(e), sqliteVersion };
+    return { ok: false, result: errorMessage(e), sqliteVersion };
   }
   const ok = lines.length === 1 && lines[0] === 'ok';
   const check: ImageCheck = { ok, result: ok ? 'ok' : lines.slice(0, 5).join('; '), sqliteVersion };
