@@ -41,6 +41,8 @@ function verificationKey(e: Pick<SnapshotEntry, 'path' | 'size' | 'mtimeMs'>): s
 
 export function classify(e: SnapshotEntry, v: Verification | undefined): Pick<SnapshotView, 'state' | 'stateDetail'> {
   if (e.unsafe) return { state: 'mismatch', stateDetail: 'a symlink leading outside the backup folder: never restored' };
+  // A signature that does not verify (ai-memory 1.0): damaged, whatever else the manifest says.
+  if (e.signature?.state === 'refused') return { state: 'mismatch', stateDetail: e.signature.reason };
   if (e.manifestState === 'missing') return { state: 'noManifest', stateDetail: 'no manifest: cannot be checked' };
   if (e.manifestState !== 'ok') return { state: 'noManifest', stateDetail: `manifest ${e.manifestState}: ${e.manifestError ?? ''}`.trim() };
   if (e.sizeMatches === false) return { state: 'mismatch', stateDetail: `size ${e.size} differs from the manifest's ${e.manifest?.bytes}` };

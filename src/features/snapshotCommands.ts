@@ -7,6 +7,7 @@ import { errorMessage } from '../core/common/errors';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { describeVerdict } from '../core/store/signing';
 import { deleteSnapshot } from '../core/store/catalog';
 import { hashFile } from '../core/store/fileSink';
 import { formatAge, formatBytes } from '../core/common/format';
@@ -101,20 +102,45 @@ export class SnapshotCommands {
       force = true;
     } else {
       const warn = view.state === 'mismatch' || view.state === 'noManifest' ? `\n\nWarning: ${view.stateDetail}. The restore checks it again and refuses it if it is damaged.` : '';
+      const sig = entry.signature && entry.signature.state !== 'refused' ? `\n\nManifest: ${describeVerdict(entry.signature)}.` : '';
       const ok = await confirm(
         `Restore the snapshot of ${when}?`,
-        `${entry.name} (${formatBytes(entry.size)}${entry.manifest?.memories !== undefined ? `, ${entry.manifest.memories} memories` : ''}) replaces\n${tildify(real)}.\n\nYour current database is kept beside it as ${kept}, with its -wal and -shm, so nothing is lost.${warn}`,
+        `${entry.name} (${formatBytes(entry.size)}${entry.manifest?.memories !== undefined ? `, ${entry.manifest.memories} memories` : ''}) replaces\n${tildify(real)}.\n\nYour current database is kept beside it as ${kept}, with its -wal and -shm, so nothing is lost.${sig}${warn}`,
         'Restore',
       );
       if (!ok) return;
     }
     this.log.info(`restore: ${entry.path} → ${real}${force ? ' (forced while in use)' : ''}`);
-    try {
-      const r = await vscode.window.withProgress(
+    const run = (allowUnsigned: boolean) =>
+      vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `AI Memory: restoring the snapshot of ${when}`, cancellable: true },
         (progress, token) =>
-          this.engine.restore({ db: real, from: entry.path, force }, { token, onProgress: (p) => progress.report({ message: p.message ?? p.phase }) }),
+          this.engine.restore(
+            { db: real, from: entry.path, force, 'allow-unsigned-manifest': allowUnsigned },
+            { token, onProgress: (p) => progress.report({ message: p.message ?? p.phase }) },
+          ),
       );
+    try {
+      let r;
+      try {
+        r = await run(false);
+      } catch (e) {
+        // ai-memory 1.0's posture: with an operator key configured, an unsigned manifest is
+        // only restored when the user says so — here, in a modal instead of a failure.
+        if (!(e instanceof EngineError) || e.code !== 'MANIFEST_UNSIGNED') throw e;
+        this.log.warn(`restore: ${e.message}`);
+        const accept = await confirm(
+          `The snapshot of ${when} is not signed.`,
+          `An ai-memory operator key is configured, so snapshots are expected to carry its signature. This one has none: it was taken before the key existed, by a tool without the key — or written by someone who can write the backup folder.\n\nRestore it only if you know where it came from. (In the CLI: --allow-unsigned-manifest.)`,
+          'Restore Unsigned Snapshot',
+        );
+        if (!accept) {
+          this.log.info('restore: unsigned snapshot not accepted; nothing was changed');
+          return;
+        }
+        this.log.info('restore: unsigned snapshot accepted by the user (--allow-unsigned-manifest)');
+        r = await run(true);
+      }
       this.log.info(`restore: done; previous database kept at ${r.previous ?? '(there was none)'}; placed sha256 ${r.sha256}`);
       const actions = r.previous ? ['Reveal Previous', 'Show Log'] : ['Show Log'];
       void vscode.window

@@ -7,6 +7,7 @@
 import { checkLabel } from '../core/common/checks';
 import * as vscode from 'vscode';
 import { formatAge, formatBytes } from '../core/common/format';
+import { describeVerdict } from '../core/store/signing';
 import { Disposable } from '../util/disposable';
 import { tildify } from './databaseLocator';
 import type { SnapshotCatalog, SnapshotState, SnapshotView } from './snapshotCatalog';
@@ -26,6 +27,9 @@ const ICONS: Record<SnapshotState, vscode.ThemeIcon> = {
   noManifest: new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground')),
   encrypted: new vscode.ThemeIcon('lock'),
 };
+
+/** Verified and signed by the operator key (ai-memory 1.0): the strongest state, its own icon. */
+const SIGNED_ICON = new vscode.ThemeIcon('verified-filled', new vscode.ThemeColor('testing.iconPassed'));
 
 const STATE_LABEL: Record<SnapshotState, string> = {
   verified: 'Verified',
@@ -76,7 +80,7 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     const item = new vscode.TreeItem(localTime(entry.time));
     item.id = entry.path;
     item.description = `${formatAge(Date.now() - entry.time)} · ${formatBytes(entry.size)}`;
-    item.iconPath = ICONS[state];
+    item.iconPath = state === 'verified' && entry.signature?.state === 'verified' ? SIGNED_ICON : ICONS[state];
     item.contextValue = CONTEXT_VALUES[state];
     item.resourceUri = vscode.Uri.file(entry.path);
     const m = entry.manifest;
@@ -95,6 +99,7 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
       rows.push(['Source', tildify(m.source_db)]);
       rows.push(['Made by', m.tool ?? `ai-memory ${m.version}`]);
     }
+    if (entry.signature && entry.signature.state !== 'refused') rows.push(['Signature', describeVerdict(entry.signature)]);
     if (verification) rows.push(['Last verified', `${localTime(Date.parse(verification.at))}: ${verification.ok ? 'ok' : 'FAILED'}`]);
     md.appendMarkdown(rows.map(([k, v]) => `${k}: ${v}`).join('  \n'));
     item.tooltip = md;
