@@ -35,6 +35,9 @@ export type { VerifyMode } from '../common/checks';
 
 export const DEFAULT_KEEP = 48;
 
+/** `--verify off` still reads 1.0's two facts (schema version, memory count) from images up to this size. */
+const FACTS_ONLY_MAX_BYTES = 64 << 20;
+
 export interface BackupOptions {
   dbPath: string;
   backupDir: string;
@@ -232,9 +235,10 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     }
 
     // With --verify off the image is still opened for the schema version and memory count
-    // that ai-memory 1.0's manifest (and its signature) need; only the pragma is skipped.
-    const checkable = db.kind === 'sqlite' && db.size <= MAX_CHECKABLE_BYTES;
-    if (db.kind === 'sqlite' && !checkable) {
+    // that ai-memory 1.0's manifest (and its signature) need — only the pragma is skipped —
+    // but only up to FACTS_ONLY_MAX_BYTES, so --verify off keeps its flat memory on big files.
+    const checkable = db.kind === 'sqlite' && db.size <= (verify === 'off' ? FACTS_ONLY_MAX_BYTES : MAX_CHECKABLE_BYTES);
+    if (db.kind === 'sqlite' && verify !== 'off' && !checkable) {
       warnings.push(`the database is larger than ${MAX_CHECKABLE_BYTES >> 20} MiB, which the WASM checker cannot open: the snapshot is copied consistently but not integrity-checked`);
     }
     sink = new TempFileSink(tempPath(dir, 'snapshot'), {

@@ -76,7 +76,7 @@ export async function planSigning(opts: SigningOptions = {}): Promise<SigningPla
     notes,
     outcome(m: Manifest): SigningOutcome {
       if (m.signature && key) return { signed: true, signer: m.signer, keyPath: key.path };
-      const reason = key ? 'the schema version and memory count could not be read (encrypted database, or too large for the checker), and the signature covers them' : why;
+      const reason = key ? 'the schema version and memory count the signature covers could not be read: the database is encrypted, too large for the checker, or over 64 MiB with --verify off' : why;
       return { signed: false, warning: `the manifest is NOT signed (${reason}): ${RESTORE_NEEDS}` };
     },
   };
