@@ -11,6 +11,7 @@ import { DEFAULT_KEEP, runBackup } from '../core/ops/backup';
 import type { Progress } from '../core/common/cancel';
 import { checkLabel, type CheckMode, type VerifyMode } from '../core/common/checks';
 import { listSnapshots } from '../core/store/catalog';
+import { signatureLine, snapshotVerdict, STATE_LABEL } from '../core/store/snapshotState';
 import { BackupError, errorMessage, isBackupError } from '../core/common/errors';
 import { formatBytes } from '../core/common/format';
 import { resolveAiMemoryDbPath } from '../core/discovery/paths';
@@ -263,16 +264,11 @@ async function cmdList(p: Parsed, io: CliIO): Promise<number> {
   io.stdout(`${dir}: ${entries.length} snapshot${entries.length === 1 ? '' : 's'}\n`);
   for (const e of entries) {
     const when = new Date(e.time).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
-    let state: string;
-    if (e.unsafe) state = 'symlink outside the folder (never restored)';
-    else if (e.signature?.state === 'refused') state = `DAMAGED: ${e.signature.reason}`;
-    else if (e.manifestState !== 'ok') state = `manifest ${e.manifestState}`;
-    else if (e.sizeMatches === false) state = 'size differs from manifest';
-    else if (e.manifest?.integrity === 'ok') state = `verified${e.manifest.memories !== undefined ? `, ${e.manifest.memories} memories` : ''}`;
-    else if (e.manifest?.integrity) state = e.manifest.integrity;
-    else state = 'manifest ok (made by ai-memory)';
-    const sig = e.signature?.state === 'verified' ? `, signed ${e.signature.fingerprint}` : e.signature?.state === 'signed-no-key' ? ', signed (no operator key here to check it)' : e.signature?.state === 'unsigned' ? ', unsigned' : '';
-    io.stdout(`  ${when}  ${e.name}  ${formatBytes(e.size)}  ${state}${e.signature?.state === 'refused' ? '' : sig}\n`);
+    const verdict = snapshotVerdict(e);
+    const memories = e.manifest?.memories !== undefined ? `, ${e.manifest.memories} memories` : '';
+    const sig = signatureLine(e);
+    const state = `${STATE_LABEL[verdict.state]}: ${verdict.detail}${memories}${sig && e.signature?.state !== 'refused' ? `; ${sig}` : ''}`;
+    io.stdout(`  ${when}  ${e.name}  ${formatBytes(e.size)}  ${state}\n`);
   }
   return 0;
 }

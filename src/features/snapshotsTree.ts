@@ -5,9 +5,9 @@
  * catalog (itself debounced); we never `reveal` inside a refresh (microsoft/vscode#192055).
  */
 import { checkLabel } from '../core/common/checks';
+import { SIGNED_ICON, signatureLine, STATE_ICON, STATE_LABEL } from '../core/store/snapshotState';
 import * as vscode from 'vscode';
 import { formatAge, formatBytes } from '../core/common/format';
-import { describeVerdict } from '../core/store/signing';
 import { Disposable } from '../util/disposable';
 import { tildify } from './databaseLocator';
 import type { SnapshotCatalog, SnapshotState, SnapshotView } from './snapshotCatalog';
@@ -20,24 +20,18 @@ export const CONTEXT_VALUES: Record<SnapshotState, string> = {
   encrypted: 'aiMemory.snapshot.encrypted',
 };
 
-const ICONS: Record<SnapshotState, vscode.ThemeIcon> = {
-  verified: new vscode.ThemeIcon('pass-filled', new vscode.ThemeColor('testing.iconPassed')),
-  unverified: new vscode.ThemeIcon('circle-large-outline'),
-  mismatch: new vscode.ThemeIcon('error', new vscode.ThemeColor('testing.iconFailed')),
-  noManifest: new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground')),
-  encrypted: new vscode.ThemeIcon('lock'),
+/** The state's codicon in its theme colour (pass/fail colours as the Testing view uses them). */
+const STATE_COLOUR: Partial<Record<SnapshotState, string>> = {
+  verified: 'testing.iconPassed',
+  mismatch: 'testing.iconFailed',
+  noManifest: 'list.warningForeground',
 };
+const ICONS = Object.fromEntries(
+  (Object.keys(STATE_ICON) as SnapshotState[]).map((s) => [s, new vscode.ThemeIcon(STATE_ICON[s], STATE_COLOUR[s] ? new vscode.ThemeColor(STATE_COLOUR[s]) : undefined)]),
+) as Record<SnapshotState, vscode.ThemeIcon>;
 
-/** Verified and signed by the operator key (ai-memory 1.0): the strongest state, its own icon. */
-const SIGNED_ICON = new vscode.ThemeIcon('verified-filled', new vscode.ThemeColor('testing.iconPassed'));
-
-const STATE_LABEL: Record<SnapshotState, string> = {
-  verified: 'Verified',
-  unverified: 'Not verified',
-  mismatch: 'Damaged — does not match its manifest',
-  noManifest: 'Manifest missing or unusable',
-  encrypted: 'Encrypted — integrity not checkable',
-};
+/** Verified and signed by the operator key (ai-memory 1.0). */
+const SIGNED_THEME_ICON = new vscode.ThemeIcon(SIGNED_ICON, new vscode.ThemeColor('testing.iconPassed'));
 
 /** A row of the view: a snapshot, or a message (the folder cannot be read). */
 export type Node = { kind: 'snapshot'; view: SnapshotView } | { kind: 'message'; text: string; detail: string };
@@ -80,7 +74,7 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     const item = new vscode.TreeItem(localTime(entry.time));
     item.id = entry.path;
     item.description = `${formatAge(Date.now() - entry.time)} · ${formatBytes(entry.size)}`;
-    item.iconPath = state === 'verified' && entry.signature?.state === 'verified' ? SIGNED_ICON : ICONS[state];
+    item.iconPath = state === 'verified' && entry.signature?.state === 'verified' ? SIGNED_THEME_ICON : ICONS[state];
     item.contextValue = CONTEXT_VALUES[state];
     item.resourceUri = vscode.Uri.file(entry.path);
     const m = entry.manifest;
@@ -99,7 +93,8 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
       rows.push(['Source', tildify(m.source_db)]);
       rows.push(['Made by', m.tool ?? `ai-memory ${m.version}`]);
     }
-    if (entry.signature && entry.signature.state !== 'refused') rows.push(['Signature', describeVerdict(entry.signature)]);
+    const sig = signatureLine(entry);
+    if (sig && entry.signature?.state !== 'refused') rows.push(['Signature', sig]);
     if (verification) rows.push(['Last verified', `${localTime(Date.parse(verification.at))}: ${verification.ok ? 'ok' : 'FAILED'}`]);
     md.appendMarkdown(rows.map(([k, v]) => `${k}: ${v}`).join('  \n'));
     item.tooltip = md;

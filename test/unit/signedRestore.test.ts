@@ -248,7 +248,7 @@ describe('ai-memory 1.0: signed backups and restores', function () {
       const mp = path.join(dir, snap.replace(/\.db$/, '.manifest.json'));
       writeJson(mp, aiMemory1Sign(readJson(mp), OTHER));
       const list = await cli(['list', '--to', dir], { cwd, env, home: tmp.join('nohome') });
-      assert.match(list.stdout, /DAMAGED: .*does NOT verify/);
+      assert.match(list.stdout, /Damaged.*does NOT verify/);
       const listJson = await cli(['list', '--to', dir, '--json'], { cwd, env, home: tmp.join('nohome') });
       assert.strictEqual((listJson.json() as unknown as { signature: string }[])[0].signature, 'refused');
     });

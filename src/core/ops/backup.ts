@@ -16,12 +16,13 @@ import { join, resolve } from 'node:path';
 import { cleanStaleTemps, fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
 import { listSnapshots, type SnapshotEntry } from '../store/catalog';
 import { BackupError, errnoCode, errorMessage, ioError } from '../common/errors';
-import { hashFile, TempFileSink } from '../store/fileSink';
+import { hashFile } from '../common/hashFile';
+import { TempFileSink } from '../store/fileSink';
 import { acquireFolderLock } from '../store/folderLock';
 import { DEFAULT_CHUNK_BYTES, inspectDatabase, readConsistentImage, type ImageInfo } from '../sqlite/image';
 import { OUR_TOOL, rfc3339, serializeManifest, type Manifest } from '../store/manifest';
 import { formatStamp, manifestNameFor, parseSnapshotName, snapshotName } from '../store/naming';
-import { pinnedSnapshots } from '../store/pins';
+import { pinnedSnapshots, removeStalePins } from '../store/pins';
 import { readState, STATE_NAME, type BackupState } from '../store/state';
 import { checkImage, loadSqlEngine, MAX_CHECKABLE_BYTES, type ImageCheck } from '../sqlite/sqlEngine';
 import { crashPoint } from '../common/testHooks';
@@ -156,6 +157,7 @@ export async function pruneSnapshots(dir: string, keep: number, protect: Set<str
   const pruned: string[] = [];
   const warnings: string[] = [];
   if (keep <= 0) return { pruned, warnings };
+  await removeStalePins(dir);
   const pinned = await pinnedSnapshots(dir);
   // Only names in the shared format carry a time we trust; anything else is not ours to delete.
   const entries = (await listSnapshots(dir, { manifests: false })).filter((e) => e.timeSource === 'name' && !e.symlink);

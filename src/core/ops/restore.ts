@@ -27,11 +27,12 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fsyncDir, tempPath, writeAll, cleanStaleTemps } from '../store/atomicFs';
 import { listSnapshots } from '../store/catalog';
 import { BackupError, errnoCode, errorMessage, ioError, isBackupError } from '../common/errors';
-import { hashFile, TempFileSink } from '../store/fileSink';
+import { hashFile } from '../common/hashFile';
+import { TempFileSink } from '../store/fileSink';
 import { describeHolders, findHolders, type Holder } from './inUse';
 import { DEFAULT_CHUNK_BYTES, readConsistentImage } from '../sqlite/image';
 import { formatStamp, preRestoreName } from '../store/naming';
-import { pinnedSnapshots, pinSnapshot } from '../store/pins';
+import { pinSnapshot, removeStalePins } from '../store/pins';
 import { examineSnapshot, problemError, type SnapshotReport } from './snapshotCheck';
 import { JOURNAL_MAGIC } from '../sqlite/sqliteFormat';
 import { crashPoint } from '../common/testHooks';
@@ -317,7 +318,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     };
     await place({ dbPath, snapshot, bytes, sha256, keep, consolidate, progress, signal: opts.signal, recheck });
     // Pins (and pin temps) left by restores that died (killed, power cut) are dropped; live pins stay.
-    await pinnedSnapshots(dirname(snapshot));
+    await removeStalePins(dirname(snapshot));
     await cleanStaleTemps(dirname(snapshot));
     return { status: 'restored', from: snapshot, to: dbPath, previous: dbExists ? aside : undefined, sha256, bytes: report.bytes, plan, report, warnings, durationMs: Date.now() - started };
   } finally {
