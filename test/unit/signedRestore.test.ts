@@ -72,6 +72,16 @@ describe('ai-memory 1.0: signed backups and restores', function () {
     assert.throws(() => aiMemory1RestoreChecks(r.snapshotPath, { binarySchema: SCHEMA }), /no_operator_pubkey/);
   });
 
+  it('an unchanged database is backed up again once an operator key signs it, then not again', async () => {
+    const first = await runBackup({ dbPath: db, backupDir: dir, signing: { key: null } });
+    assert.strictEqual((await runBackup({ dbPath: db, backupDir: dir, signing: { key: null } })).status, 'unchanged');
+    const signed = await signedBackup();
+    assert.strictEqual(signed.status, 'created');
+    assert.notStrictEqual(signed.snapshotPath, first.snapshotPath);
+    assert.strictEqual(signed.manifest.signer, ANCHOR.fingerprint);
+    assert.strictEqual((await signedBackup()).status, 'unchanged');
+  });
+
   it('with --verify off and no key: still 1.0\'s facts, unsigned, and says what 1.0\'s restore will need', async () => {
     const r = await runBackup({ dbPath: db, backupDir: dir, verify: 'off', signing: { key: null } });
     const m = readJson(r.manifestPath);

@@ -302,7 +302,9 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
 
     // Identical to the newest snapshot? Keep the old one — after proving its bytes still match.
     const newest = before.at(0);
-    if (newest?.manifest && !newest.symlink && newest.manifest.sha256 === sha256 && newest.size === image.bytes) {
+    // …unless we now hold an operator key it is not signed with: then a signed one is written.
+    const signedAsWeWould = !signingPlan.key || newest?.manifest?.signer === signingPlan.key.fingerprint;
+    if (newest?.manifest && !newest.symlink && newest.manifest.sha256 === sha256 && newest.size === image.bytes && signedAsWeWould) {
       progress({ phase: 'hashing', message: `comparing with ${newest.name}` });
       const old = await hashFile(newest.path, opts.signal).catch(() => undefined);
       if (old?.sha256 === sha256) {
