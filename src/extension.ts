@@ -7,10 +7,10 @@
 import { errorMessage } from './core/common/errors';
 import { performance } from 'node:perf_hooks';
 import * as vscode from 'vscode';
-import { Commands, ContextKeys, VIEW_ID } from './commands';
+import { Commands, ContextKeys, VIEW_ID } from './contributionIds';
 import { TOOL_VERSION } from './core/common/version';
 import { BackupService } from './features/backupService';
-import { DatabaseLocator } from './features/databaseLocator';
+import { DatabaseLocator, tildify } from './features/databaseLocator';
 import { EngineClient } from './features/engineClient';
 import { setConfirmationHandler, type ConfirmationHandler } from './features/prompts';
 import { Scheduler } from './features/scheduler';
@@ -27,15 +27,22 @@ export interface AiMemoryBackupApi {
   readonly activationMs: number;
   /** Resolves when the first discovery and catalog load are done. */
   readonly ready: Promise<void>;
-  database(): { path: string; source: string; via: string } | undefined;
+  database(): { path: string; source: string; via: string; exists: boolean } | undefined;
   backupFolder(): string | undefined;
   /** The rows of the Snapshots view, as the view renders them. */
-  snapshots(): { label: string; description: string; contextValue: string; path: string; state: string; tooltip: string }[];
-  statusBar(): { text: string; tooltip: string; visible: boolean; warning: boolean };
+  snapshots(): { group: string; label: string; description: string; contextValue: string; path: string; state: string; tooltip: string }[];
+  statusBar(): { text: string; tooltip: string; visible: boolean; warning: boolean; error: boolean };
   nextScheduledRun(): number | undefined;
   refresh(): Promise<void>;
-  /** Answers the modal confirmations (restore, delete) instead of a person; undefined restores the dialogs. */
-  setConfirmationHandler(handler: ConfirmationHandler | undefined): void;
+  /**
+   * Test seams, present only when the extension host was started with
+   * AI_MEMORY_BACKUP_TEST_API=1 (our real-VS-Code harness does): never in a user's VS Code,
+   * so no other extension can answer a restore confirmation for the user.
+   */
+  readonly testing?: {
+    /** Answers the modal confirmations (restore, delete) instead of a person; undefined restores the dialogs. */
+    setConfirmationHandler(handler: ConfirmationHandler | undefined): void;
+  };
 }
 
 export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
@@ -48,8 +55,7 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
   const catalog = new SnapshotCatalog(context, log);
   const service = new BackupService(locator, catalog, engine, log);
   const scheduler = new Scheduler(service, locator, catalog, log);
-  const statusBar = new StatusBar(locator, catalog, () => ({ intervalMinutes: scheduler.intervalMinutes, nextRun: scheduler.nextRun, lastFailure: service.lastFailure }));
-  service.attachStatusBar(statusBar);
+  const statusBar = new StatusBar(locator, catalog, service, scheduler);
   const tree = new SnapshotsTreeProvider(catalog);
   const commands = new SnapshotCommands(locator, catalog, service, engine, log);
   context.subscriptions.push(locator, catalog, service, scheduler, statusBar, tree);
@@ -57,7 +63,7 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
   const view = vscode.window.createTreeView(VIEW_ID, { treeDataProvider: tree, showCollapseAll: false });
   context.subscriptions.push(view);
 
-  const setContext = (key: string, value: boolean) => vscode.commands.executeCommand('setContext', key, value);
+  const setContext = (key: string, value: boolean | string) => vscode.commands.executeCommand('setContext', key, value);
   const register = (id: string, fn: (...args: unknown[]) => unknown) => context.subscriptions.push(vscode.commands.registerCommand(id, fn));
   register(Commands.backup, () => commands.backup());
   register(Commands.restore, (arg) => commands.restore(arg));
@@ -68,17 +74,29 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
   register(Commands.revealSnapshot, (arg) => commands.revealSnapshot(arg));
   register(Commands.copySha256, (arg) => commands.copySha256(arg));
   register(Commands.openBackupFolder, () => commands.openBackupFolder());
-  register(Commands.selectDatabase, () => locator.pick());
+  // With a path (a string or a file Uri: other extensions, tests), that database is chosen without the picker.
+  register(Commands.selectDatabase, (arg) => (typeof arg === 'string' ? locator.choose(arg) : arg instanceof vscode.Uri ? locator.choose(arg.fsPath) : locator.pick()));
   register(Commands.showLog, () => log.show());
   register(Commands.refresh, async () => {
     await locator.refresh();
     await catalog.reload();
   });
 
+  // Above the rows: which database path names no file, and where it came from. Only over
+  // rows: a view with a message shows no welcome content, and the empty view's welcome
+  // says it (with Select Database… / Open Settings).
+  const showMissing = () => {
+    const db = locator.current;
+    view.message = db && !db.exists && catalog.snapshots.length > 0 ? `Database not found: ${tildify(db.path)} — from ${db.source}.` : undefined;
+  };
   // The folder follows the database; the view's context keys follow the catalog.
   const followDatabase = async () => {
-    await setContext(ContextKeys.hasDatabase, locator.current !== undefined);
+    const db = locator.current;
+    await setContext(ContextKeys.hasDatabase, db !== undefined);
+    await setContext(ContextKeys.databaseMissing, db !== undefined && !db.exists);
+    await setContext(ContextKeys.databaseVia, db?.via ?? '');
     await setContext(ContextKeys.needsChoice, locator.needsChoice);
+    showMissing();
     await catalog.setFolder(service.folder());
   };
   context.subscriptions.push(locator.onDidChange(() => void followDatabase()));
@@ -86,6 +104,7 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
     catalog.onDidChange(() => {
       void setContext(ContextKeys.hasSnapshots, catalog.snapshots.length > 0);
       view.description = catalog.snapshots.length ? `${catalog.snapshots.length}` : undefined;
+      showMissing();
     }),
   );
   context.subscriptions.push(
@@ -97,7 +116,6 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
     }),
     vscode.workspace.onDidGrantWorkspaceTrust(() => {
       log.info('workspace trusted: reading its MCP configuration too');
-      void setContext(ContextKeys.untrusted, false);
       void locator.refresh();
     }),
     vscode.workspace.onDidChangeWorkspaceFolders(() => void locator.refresh()),
@@ -108,7 +126,6 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
     setTimeout(() => {
       void (async () => {
         try {
-          await setContext(ContextKeys.untrusted, !vscode.workspace.isTrusted);
           await locator.refresh();
           await followDatabase();
         } catch (e) {
@@ -133,18 +150,18 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
     database: () => (locator.current ? { ...locator.current } : undefined),
     backupFolder: () => service.folder(),
     snapshots: () =>
-      tree.getChildren().flatMap((node) => {
-        if (node.kind !== 'snapshot') return [];
+      tree.rows().map((node) => {
         const item = tree.getTreeItem(node);
         const tip = item.tooltip;
-        return [{
+        return {
+          group: node.group,
           label: String(item.label),
           description: String(item.description ?? ''),
           contextValue: item.contextValue ?? '',
           path: node.view.entry.path,
           state: node.view.state,
           tooltip: typeof tip === 'string' ? tip : (tip?.value ?? ''),
-        }];
+        };
       }),
     statusBar: () => statusBar.snapshot(),
     nextScheduledRun: () => scheduler.nextRun,
@@ -153,7 +170,7 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
       await followDatabase();
       await catalog.reload();
     },
-    setConfirmationHandler,
+    ...(process.env.AI_MEMORY_BACKUP_TEST_API === '1' ? { testing: { setConfirmationHandler } } : {}),
   };
 }
 

@@ -9,15 +9,13 @@ import { checkLabel } from '../core/common/checks';
 import { errorMessage } from '../core/common/errors';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { ContextKeys } from '../commands';
 import { formatBytes } from '../core/common/format';
 import { Disposable } from '../util/disposable';
 import type { DatabaseLocator } from './databaseLocator';
 import { EngineError, type BackupOutcome, type EngineClient, type EngineProgress } from './engineClient';
-import { errorActions } from './errors';
+import { describeFailure, errorActions } from './errors';
 import { expandSettingPath, readSettings } from './settings';
 import type { SnapshotCatalog } from './snapshotCatalog';
-import type { StatusBar } from './statusBar';
 
 export interface BackupRequest {
   reason: 'manual' | 'scheduled';
@@ -26,10 +24,15 @@ export interface BackupRequest {
 }
 
 export class BackupService extends Disposable {
-  lastFailure: { message: string; at: number } | undefined;
+  /** The last failure and the database it happened on (a failure belongs to that database only). */
+  lastFailure: { message: string; at: number; db: string } | undefined;
   private running: Promise<BackupOutcome | undefined> | undefined;
   private lastNotifiedFailure = '';
-  private statusBar: StatusBar | undefined;
+  /** What is running now ("backing up…"), for the status bar's spinner; undefined when idle. */
+  busy: string | undefined;
+  private readonly _onDidChange = this._register(new vscode.EventEmitter<void>());
+  /** Fires when `busy` or `lastFailure` changes. */
+  readonly onDidChange = this._onDidChange.event;
 
   constructor(
     private readonly locator: DatabaseLocator,
@@ -38,10 +41,6 @@ export class BackupService extends Disposable {
     private readonly log: vscode.LogOutputChannel,
   ) {
     super();
-  }
-
-  attachStatusBar(bar: StatusBar): void {
-    this.statusBar = bar;
   }
 
   /** The backup folder: the setting (expanded), else `backups` beside the database. */
@@ -68,8 +67,8 @@ export class BackupService extends Disposable {
     }
     this.running = this.doBackup(req).finally(() => {
       this.running = undefined;
-      void vscode.commands.executeCommand('setContext', ContextKeys.busy, false);
-      this.statusBar?.setBusy(undefined);
+      this.busy = undefined;
+      this._onDidChange.fire();
     });
     return this.running;
   }
@@ -86,8 +85,8 @@ export class BackupService extends Disposable {
     }
     const s = readSettings();
     const signKey = s.signingKeyPath ? expandSettingPath(s.signingKeyPath) : undefined;
-    await vscode.commands.executeCommand('setContext', ContextKeys.busy, true);
-    this.statusBar?.setBusy('Backing up…');
+    this.busy = 'backing up…';
+    this._onDidChange.fire();
     const started = Date.now();
     this.log.info(`backup (${req.reason}): ${db.path} → ${dir} (keep ${s.keep}, verify ${s.verify})`);
     const run = (progress?: vscode.Progress<{ message?: string; increment?: number }>, token?: vscode.CancellationToken) => {
@@ -132,17 +131,19 @@ export class BackupService extends Disposable {
         this.log.info('backup: cancelled; nothing was written');
         return undefined;
       }
-      this.lastFailure = { message: err.message, at: Date.now() };
-      this.log.error(`backup failed: ${err.message}${err.hint ? ` — ${err.hint}` : ''}${err.state ? ` (${err.state})` : ''}`);
+      const ctx = { operation: 'backup' as const, db, directorySetting: s.directory !== '' };
+      const { text } = describeFailure(err, ctx);
+      this.lastFailure = { message: text, at: Date.now(), db: db.path };
+      this.log.error(`backup failed: ${text}`);
       // A scheduled run that keeps failing the same way is reported once, not every hour.
       if (req.reason === 'manual' || err.message !== this.lastNotifiedFailure) {
         this.lastNotifiedFailure = err.message;
-        const actions = errorActions(err.code);
+        const actions = errorActions(err.code, ctx);
         void vscode.window
-          .showErrorMessage(`AI Memory backup failed: ${err.message}${err.hint ? ` ${err.hint}` : ''}`, ...actions.map((a) => a.title))
+          .showErrorMessage(`AI Memory backup failed: ${text}`, ...actions.map((a) => a.title))
           .then((picked) => actions.find((a) => a.title === picked)?.run());
       }
-      this.statusBar?.update();
+      this._onDidChange.fire();
       return undefined;
     }
   }

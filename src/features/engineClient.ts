@@ -61,16 +61,16 @@ export class EngineClient {
     return new EngineClient(path.join(extensionPath, 'dist', 'cli.js'), log);
   }
 
-  backup(a: CommandArgs<'backup'>, o: RunOptions = {}): Promise<BackupOutcome> {
-    return this.run('backup', a, o);
+  backup(args: CommandArgs<'backup'>, options: RunOptions = {}): Promise<BackupOutcome> {
+    return this.run('backup', args, options);
   }
 
-  restore(a: CommandArgs<'restore'>, o: RunOptions = {}): Promise<RestoreOutcome> {
-    return this.run('restore', a, o);
+  restore(args: CommandArgs<'restore'>, options: RunOptions = {}): Promise<RestoreOutcome> {
+    return this.run('restore', args, options);
   }
 
-  verify(a: CommandArgs<'verify'>, o: RunOptions = {}): Promise<VerifyOutcome> {
-    return this.run('verify', a, o);
+  verify(args: CommandArgs<'verify'>, options: RunOptions = {}): Promise<VerifyOutcome> {
+    return this.run('verify', args, options);
   }
 
   /** Runs one engine command; resolves with its parsed --json result, rejects with an EngineError. */

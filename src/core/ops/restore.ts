@@ -87,6 +87,8 @@ export interface RestorePlan {
   signature?: SignatureVerdict;
   /** ai-memory 1.0's `manifest_verification` (plus `unsigned` / `signed_no_key` without an operator key). */
   verification: 'signed' | 'unsigned_allowed' | 'unsigned' | 'signed_no_key' | 'skipped';
+  /** Dry run only: why the real restore would refuse (the database is in use), or undefined. */
+  wouldRefuse?: { code: 'IN_USE'; message: string; hint: string };
 }
 
 export interface RestoreResult {
@@ -292,9 +294,13 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     const plan: RestorePlan = { snapshot, manifest: opts.skipVerify ? undefined : report.manifestPath, checks, db: dbPath, dbExists, keep, consolidate, holders, selection, signature: report.signature, verification };
 
     if (holders.length && !opts.force) {
-      throw new BackupError('IN_USE', `The database is in use by ${describeHolders(holders)}. Nothing was changed.`, {
-        hint: 'Stop your agent (or the ai-memory server) first, then restore. --force restores anyway.',
-      });
+      const refusal = { code: 'IN_USE' as const, message: `The database is in use by ${describeHolders(holders)}. Nothing was changed.`, hint: 'Stop your agent (or the ai-memory server) first, then restore. --force restores anyway.' };
+      // A dry run still shows the whole plan, and says it would be refused.
+      if (opts.dryRun) {
+        plan.wouldRefuse = refusal;
+        return { status: 'dry-run', from: snapshot, to: dbPath, previous: dbExists ? aside : undefined, sha256, bytes: report.bytes, plan, report, warnings, durationMs: Date.now() - started };
+      }
+      throw new BackupError(refusal.code, refusal.message, { hint: refusal.hint });
     }
     if (holders.length) warnings.push(`restoring while the database is open by ${describeHolders(holders)} (--force)`);
     if (opts.dryRun) {

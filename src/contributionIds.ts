@@ -1,3 +1,4 @@
+/** The ids of what the extension contributes (package.json `contributes`): commands, context keys, the view, the extension. */
 /** Every command the extension contributes; ids match package.json `contributes.commands`. */
 export const Commands = {
   backup: 'aiMemory.backup',
@@ -19,11 +20,13 @@ export const ContextKeys = {
   /** Discovery has run once (welcome content waits for it, so it never flashes "not found"). */
   ready: 'aiMemory.ready',
   hasDatabase: 'aiMemory.hasDatabase',
+  /** The database's path names no file (a wrong setting or configuration). */
+  databaseMissing: 'aiMemory.databaseMissing',
+  /** Where the database's path came from: 'setting' | 'remembered' | 'discovered'. */
+  databaseVia: 'aiMemory.databaseVia',
   /** Several databases were found and the user has not chosen one yet. */
   needsChoice: 'aiMemory.needsChoice',
   hasSnapshots: 'aiMemory.hasSnapshots',
-  busy: 'aiMemory.busy',
-  untrusted: 'aiMemory.untrustedWorkspace',
 } as const;
 
 export const VIEW_ID = 'aiMemory.snapshots';
