@@ -13,6 +13,9 @@ export const Commands = {
   selectDatabase: 'aiMemory.selectDatabase',
   showLog: 'aiMemory.showLog',
   refresh: 'aiMemory.refresh',
+  setUpRemote: 'aiMemory.setUpRemote',
+  retryCopy: 'aiMemory.retryCopy',
+  restoreRemoteSnapshot: 'aiMemory.restoreRemoteSnapshot',
 } as const;
 
 /** Context keys that drive `when` clauses, title buttons and `viewsWelcome`. */

@@ -19,6 +19,8 @@ import { SnapshotCatalog } from './features/snapshotCatalog';
 import { SnapshotCommands } from './features/snapshotCommands';
 import { SnapshotsTreeProvider } from './features/snapshotsTree';
 import { StatusBar } from './features/statusBar';
+import { copyEnabled, RemoteCopies, type SetupInput } from './features/remoteCopies';
+import { readSettings } from './features/settings';
 
 /** What other extensions (and our tests in the real extension host) can see and do. */
 export interface AiMemoryBackupApi {
@@ -32,6 +34,8 @@ export interface AiMemoryBackupApi {
   /** The rows of the Snapshots view, as the view renders them. */
   snapshots(): { group: string; label: string; description: string; contextValue: string; path: string; state: string; tooltip: string }[];
   statusBar(): { text: string; tooltip: string; visible: boolean; warning: boolean; error: boolean };
+  /** Off-machine copies: the configured targets (no secrets), each local snapshot's copy state, the "Remote" group's rows, failed copies. */
+  copies(): { targets: string[]; states: Record<string, string>; remoteOnly: string[]; failures: string[] };
   nextScheduledRun(): number | undefined;
   refresh(): Promise<void>;
   /**
@@ -56,7 +60,11 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
   const service = new BackupService(locator, catalog, engine, log);
   const scheduler = new Scheduler(service, locator, catalog, log);
   const statusBar = new StatusBar(locator, catalog, service, scheduler);
-  const tree = new SnapshotsTreeProvider(catalog);
+  const remote = new RemoteCopies(context, engine, log, () => readSettings().keep, () => new Set(catalog.snapshots.map((s) => s.entry.name)));
+  service.afterBackup = (dir) => (copyEnabled() ? remote.copyAll(dir, 'backup') : Promise.resolve());
+  statusBar.copyFailures = () => remote.failures();
+  context.subscriptions.push(remote, remote.onDidChange(() => statusBar.update()));
+  const tree = new SnapshotsTreeProvider(catalog, remote);
   const commands = new SnapshotCommands(locator, catalog, service, engine, log);
   context.subscriptions.push(locator, catalog, service, scheduler, statusBar, tree);
 
@@ -77,6 +85,23 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
   // With a path (a string or a file Uri: other extensions, tests), that database is chosen without the picker.
   register(Commands.selectDatabase, (arg) => (typeof arg === 'string' ? locator.choose(arg) : arg instanceof vscode.Uri ? locator.choose(arg.fsPath) : locator.pick()));
   register(Commands.showLog, () => log.show());
+  register(Commands.setUpRemote, (arg) => remote.setUp(arg && typeof arg === 'object' && 'remote' in arg ? (arg as SetupInput) : undefined));
+  register(Commands.retryCopy, () => remote.retryNow());
+  register(Commands.restoreRemoteSnapshot, async (arg) => {
+    const node = arg as { kind?: string; name?: string } | undefined;
+    const dir = service.folder();
+    const pick = remote.remoteOnly().find((r) => r.name === node?.name) ?? remote.remoteOnly()[0];
+    if (!pick || !dir) return;
+    try {
+      const p = await remote.download(pick.name, pick.target, dir);
+      await catalog.reload();
+      await commands.restore(p);
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      log.error(`download of ${pick.name} failed: ${msg}`);
+      void vscode.window.showErrorMessage(`AI Memory: could not download ${pick.name}; nothing was restored. ${msg}`, 'Show Log').then((a) => a && log.show());
+    }
+  });
   register(Commands.refresh, async () => {
     await locator.refresh();
     await catalog.reload();
@@ -98,11 +123,13 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
     await setContext(ContextKeys.needsChoice, locator.needsChoice);
     showMissing();
     await catalog.setFolder(service.folder());
+    await remote.setFolder(service.folder());
   };
   context.subscriptions.push(locator.onDidChange(() => void followDatabase()));
   context.subscriptions.push(
     catalog.onDidChange(() => {
       void setContext(ContextKeys.hasSnapshots, catalog.snapshots.length > 0);
+      void remote.reload();
       view.description = catalog.snapshots.length ? `${catalog.snapshots.length}` : undefined;
       showMissing();
     }),
@@ -164,6 +191,12 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
         };
       }),
     statusBar: () => statusBar.snapshot(),
+    copies: () => ({
+      targets: remote.targets().map((t) => t.remote),
+      states: Object.fromEntries(catalog.snapshots.map((s) => [s.entry.name, remote.copyState(s.entry.name) ?? 'no targets'])),
+      remoteOnly: remote.remoteOnly().map((r) => r.name),
+      failures: remote.failures().map((f) => `${f.target}: ${f.message}`),
+    }),
     nextScheduledRun: () => scheduler.nextRun,
     refresh: async () => {
       await locator.refresh();

@@ -26,6 +26,8 @@ import type { SnapshotReport } from '../core/ops/snapshotCheck';
 import type { SnapshotEntry } from '../core/store/catalog';
 import type { CheckMode } from '../core/common/checks';
 import { describeVerdict, type SignatureVerdict } from '../core/store/signing';
+import type { PushOutcome, RemoteListing } from '../core/remote/sync';
+import type { PullResult } from '../core/ops/pull';
 
 // ---------------------------------------------------------------------------------------
 // Commands and their flags
@@ -38,14 +40,19 @@ export interface CommandSpec {
 }
 
 export const COMMANDS = {
-  backup: { values: ['db', 'to', 'keep', 'verify', 'skip-if-recent', 'sign-key'], switches: ['json', 'progress-json'] },
+  backup: {
+    values: ['db', 'to', 'keep', 'verify', 'skip-if-recent', 'sign-key', 'remote', 'endpoint', 'region', 'profile'],
+    switches: ['json', 'progress-json', 'path-style'],
+  },
   restore: {
     values: ['db', 'from', 'verify', 'snapshot'],
     // latest, snapshot, yes, allow-unsigned-manifest: ai-memory 1.0's restore flags
     switches: ['json', 'skip-verify', 'skip-integrity', 'force', 'dry-run', 'progress-json', 'latest', 'yes', 'allow-unsigned-manifest'],
   },
   verify: { values: ['from', 'verify'], switches: ['json', 'progress-json'] },
-  list: { values: ['to'], switches: ['json'] },
+  list: { values: ['to', 'remote', 'endpoint', 'region', 'profile'], switches: ['json', 'path-style', 'probe'] },
+  push: { values: ['to', 'keep', 'remote', 'endpoint', 'region', 'profile'], switches: ['json', 'progress-json', 'path-style'] },
+  pull: { values: ['to', 'snapshot', 'verify', 'remote', 'endpoint', 'region', 'profile'], switches: ['json', 'progress-json', 'path-style', 'all'] },
 } as const satisfies Record<string, CommandSpec>;
 
 export type CommandName = keyof typeof COMMANDS;
@@ -109,6 +116,23 @@ const manifestEntries = {
   sqlite: v.optional(v.string()),
 };
 
+const CopyErrorJson = v.object({ code: v.string(), message: v.string(), hint: v.optional(v.string()) });
+
+/** `push`: how the copy to one target went (exit 1 with this line when it failed: the error is in it). */
+export const PushJson = v.object({
+  status: v.picklist(['copied', 'failed']),
+  target: v.string(),
+  uploaded: v.optional(v.array(v.string())),
+  present: v.optional(v.array(v.string())),
+  deleted: v.optional(v.array(v.string())),
+  cleaned: v.optional(v.array(v.string())),
+  refused: v.optional(v.array(v.object({ name: v.string(), message: v.string() }))),
+  skipped: v.optional(v.array(v.object({ name: v.string(), reason: v.string() }))),
+  remote_only: v.optional(v.array(v.object({ name: v.string(), bytes: v.number() }))),
+  error: v.optional(CopyErrorJson),
+  next_retry: v.optional(v.string()),
+});
+
 export const BackupJson = v.looseObject({
   status: v.picklist(['created', 'unchanged', 'skipped']),
   ...manifestEntries,
@@ -119,7 +143,31 @@ export const BackupJson = v.looseObject({
   /** For `unchanged`: when the identical snapshot was made. */
   unchanged_since: v.optional(v.string()),
   pruned: v.optional(v.array(v.string())),
+  /** With --remote: the copy after the backup (exit 3 when it failed). */
+  remote: v.optional(PushJson),
 });
+
+export const PullJson = v.object({
+  status: v.literal('pulled'),
+  from: v.string(),
+  snapshots: v.array(
+    v.object({
+      name: v.string(),
+      path: v.string(),
+      manifestPath: v.string(),
+      bytes: v.number(),
+      sha256: v.string(),
+      status: v.picklist(['downloaded', 'present']),
+      integrity: v.optional(v.string()),
+    }),
+  ),
+});
+
+const RemoteEntryJson = v.object({ name: v.string(), bytes: v.number(), complete: v.boolean() });
+/** `list --remote`: the snapshots on a target, newest first (complete = its manifest is there). */
+export const RemoteListJson = v.array(RemoteEntryJson);
+/** `list --remote --probe`: the connection test (list, write and delete a probe object). */
+export const ProbeJson = v.object({ status: v.literal('ok'), target: v.string(), snapshots: v.array(RemoteEntryJson), delete_refused: v.optional(v.string()) });
 
 const RestorePlanJson = v.object({
   snapshot: v.string(),
@@ -210,17 +258,23 @@ export const RESULTS = {
   backup: BackupJson,
   restore: RestoreJson,
   verify: VerifyJson,
-  list: ListJson,
+  // A local folder, a target (--remote), or a connection test (--remote --probe).
+  list: v.union([ListJson, RemoteListJson, ProbeJson]),
+  push: PushJson,
+  pull: PullJson,
 } as const satisfies Record<CommandName, v.GenericSchema>;
 
 export type ResultOf<C extends CommandName> = v.InferOutput<(typeof RESULTS)[C]>;
 export type BackupOutcome = ResultOf<'backup'>;
 export type RestoreOutcome = ResultOf<'restore'>;
 export type VerifyOutcome = ResultOf<'verify'>;
-export type ListOutcome = ResultOf<'list'>;
+export type ListOutcome = v.InferOutput<typeof ListJson>;
+export type PushOutcomeJson = ResultOf<'push'>;
+export type PullOutcome = ResultOf<'pull'>;
+export type ProbeOutcome = v.InferOutput<typeof ProbeJson>;
 
 /** Commands whose exit code 1 still comes with a result (verify: some snapshot failed). */
-export const RESULT_ON_FAILURE: ReadonlySet<CommandName> = new Set<CommandName>(['verify']);
+export const RESULT_ON_FAILURE: ReadonlySet<CommandName> = new Set<CommandName>(['verify', 'push']);
 
 /** The error line, on stderr with --json. */
 export const ErrorJson = v.object({
@@ -317,6 +371,35 @@ export function listJson(entries: SnapshotEntry[]): ListOutcome {
 
 function signerOf(v: SignatureVerdict | undefined): string | undefined {
   return v?.state === 'verified' ? v.fingerprint : undefined;
+}
+
+export function pushJson(o: PushOutcome): PushOutcomeJson {
+  const r = o.report;
+  return {
+    status: o.status,
+    target: o.target,
+    uploaded: r?.uploaded,
+    present: r?.present,
+    deleted: r?.deleted,
+    cleaned: r?.cleaned,
+    refused: r?.refused,
+    skipped: r?.skipped,
+    remote_only: r?.remoteOnly,
+    error: o.error,
+    next_retry: o.next_retry,
+  };
+}
+
+export function pullJson(from: string, results: PullResult[]): PullOutcome {
+  return { status: 'pulled', from, snapshots: results };
+}
+
+export function remoteListJson(l: RemoteListing): v.InferOutput<typeof RemoteListJson> {
+  return l.snapshots.map((s) => ({ name: s.name, bytes: s.bytes, complete: s.complete }));
+}
+
+export function probeJson(l: RemoteListing, deleteRefused: string | undefined): ProbeOutcome {
+  return { status: 'ok', target: l.target, snapshots: remoteListJson(l), delete_refused: deleteRefused };
 }
 
 export function progressJson(p: Progress): { progress: EngineProgress } {

@@ -33,6 +33,8 @@ export class BackupService extends Disposable {
   private readonly _onDidChange = this._register(new vscode.EventEmitter<void>());
   /** Fires when `busy` or `lastFailure` changes. */
   readonly onDidChange = this._onDidChange.event;
+  /** Runs after each backup that leaves a verified newest snapshot (created or unchanged): the off-machine copies. */
+  afterBackup: ((dir: string) => Promise<void>) | undefined;
 
   constructor(
     private readonly locator: DatabaseLocator,
@@ -124,6 +126,8 @@ export class BackupService extends Disposable {
         this.log.info(`backup: skipped, another window backed this folder up recently (${outcome.snapshot})`);
       }
       await this.catalog.reload();
+      // The copy runs after the backup has finished and never turns it into a failure.
+      if (outcome.status !== 'skipped' && this.afterBackup) void this.afterBackup(dir);
       return outcome;
     } catch (e) {
       const err = e instanceof EngineError ? e : new EngineError('IO', errorMessage(e));

@@ -14,6 +14,8 @@ import { formatAge, formatBytes } from '../core/common/format';
 import { Disposable } from '../util/disposable';
 import { tildify } from './databaseLocator';
 import type { SnapshotCatalog, SnapshotState, SnapshotView } from './snapshotCatalog';
+import type { CopyState, RemoteCopies, TargetConfig } from './remoteCopies';
+import { parseSnapshotName } from '../core/store/naming';
 
 export const CONTEXT_VALUES: Record<SnapshotState, string> = {
   verified: 'aiMemory.snapshot.verified',
@@ -45,11 +47,16 @@ const GROUPS: { id: GroupId; label: string; expanded: boolean }[] = [
   { id: 'earlier', label: 'Earlier', expanded: false },
 ];
 
-/** A row of the view: a day group, a snapshot, or a message (the folder cannot be read). */
+/** A row of the view: a day group, a snapshot, or a message (the folder cannot be read); with off-machine copies also a failed copy, the "Remote" group and its snapshots. */
 export type Node =
   | { kind: 'group'; group: GroupId; label: string; views: SnapshotView[] }
   | { kind: 'snapshot'; view: SnapshotView; group: GroupId }
-  | { kind: 'message'; text: string; detail: string };
+  | { kind: 'message'; text: string; detail: string }
+  | { kind: 'remoteGroup' }
+  | { kind: 'remoteSnapshot'; name: string; bytes: number; target: TargetConfig }
+  | { kind: 'copyFailure'; target: string; message: string; hint?: string };
+
+const COPY_ICONS: Record<CopyState, string> = { 'local only': 'circle-slash', copying: 'sync~spin', copied: 'cloud', failed: 'cloud-offline' };
 
 export function localTime(ms: number): string {
   return new Date(ms).toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
@@ -95,9 +102,13 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
   private readonly _onDidChangeTreeData = this._register(new vscode.EventEmitter<Node | undefined>());
   readonly onDidChangeTreeData = this._onDidChangeTreeData.event;
 
-  constructor(private readonly catalog: SnapshotCatalog) {
+  constructor(
+    private readonly catalog: SnapshotCatalog,
+    private readonly remote?: RemoteCopies,
+  ) {
     super();
     this._register(catalog.onDidChange(() => this.refresh()));
+    if (remote) this._register(remote.onDidChange(() => this.refresh()));
     // Relative ages ("5 min ago") go stale; re-render them once a minute.
     const tick = setInterval(() => this.refresh(), 60_000);
     this._register({ dispose: () => clearInterval(tick) });
@@ -108,6 +119,7 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
   }
 
   getChildren(element?: Node): Node[] {
+    if (element?.kind === 'remoteGroup') return (this.remote?.remoteOnly() ?? []).map((r) => ({ kind: 'remoteSnapshot', ...r }));
     if (element) return element.kind === 'group' ? element.views.map((view) => ({ kind: 'snapshot', view, group: element.group })) : [];
     if (this.catalog.error) return [{ kind: 'message', text: 'Cannot read the backup folder', detail: this.catalog.error }];
     const now = Date.now();
@@ -116,7 +128,10 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
       const g = groupOf(view.entry.time, now);
       by.set(g, [...(by.get(g) ?? []), view]);
     }
-    return GROUPS.filter((g) => by.has(g.id)).map((g) => ({ kind: 'group', group: g.id, label: g.label, views: by.get(g.id) ?? [] }));
+    const rows: Node[] = (this.remote?.failures() ?? []).map((f) => ({ kind: 'copyFailure', target: f.target, message: f.message, hint: f.hint }));
+    rows.push(...GROUPS.filter((g) => by.has(g.id)).map((g): Node => ({ kind: 'group', group: g.id, label: g.label, views: by.get(g.id) ?? [] })));
+    if (this.remote?.remoteOnly().length) rows.push({ kind: 'remoteGroup' });
+    return rows;
   }
 
   /** Every snapshot row, in the view's order (groups flattened). */
@@ -125,6 +140,33 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
   }
 
   getTreeItem(node: Node): vscode.TreeItem {
+    if (node.kind === 'copyFailure') {
+      const item = new vscode.TreeItem('Off-machine copy failed');
+      item.description = node.target;
+      item.tooltip = `${node.message}${node.hint ? `\n${node.hint}` : ''}\nYour local snapshots are fine; the copy is retried by itself. Click to retry now.`;
+      item.iconPath = new vscode.ThemeIcon('cloud-offline', new vscode.ThemeColor('list.warningForeground'));
+      item.contextValue = 'aiMemory.copyFailure';
+      item.command = { command: 'aiMemory.retryCopy', title: 'Retry' };
+      return item;
+    }
+    if (node.kind === 'remoteGroup') {
+      const item = new vscode.TreeItem('Remote', vscode.TreeItemCollapsibleState.Expanded);
+      item.id = 'aiMemory.remoteGroup';
+      item.description = 'only on an off-machine target';
+      item.iconPath = new vscode.ThemeIcon('cloud');
+      item.contextValue = 'aiMemory.remoteGroup';
+      return item;
+    }
+    if (node.kind === 'remoteSnapshot') {
+      const t = parseSnapshotName(node.name)?.time;
+      const item = new vscode.TreeItem(t !== undefined ? localTime(t) : node.name);
+      item.id = `remote:${node.name}`;
+      item.description = `${formatBytes(node.bytes)} · on ${node.target.remote}`;
+      item.tooltip = `${node.name}\nOnly on ${node.target.remote}. Restore downloads it into the backup folder, checks it against its manifest (sha256, size) and with quick_check, then restores it as usual.`;
+      item.iconPath = new vscode.ThemeIcon('cloud-download');
+      item.contextValue = 'aiMemory.remoteSnapshot';
+      return item;
+    }
     if (node.kind === 'group') {
       const spec = GROUPS.find((g) => g.id === node.group);
       const item = new vscode.TreeItem(node.label, spec?.expanded ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.Collapsed);
@@ -146,6 +188,8 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     const item = new vscode.TreeItem(rowLabel(entry.time, node.group, now));
     item.id = entry.path;
     item.description = rowDescriptionParts(node.view, now).join(' · ');
+    const copy = this.remote?.copyState(entry.name);
+    if (copy) item.description += ` · ${copy}`;
     item.iconPath = state === 'verified' && entry.signature?.state === 'verified' ? SIGNED_THEME_ICON : ICONS[state];
     item.contextValue = CONTEXT_VALUES[state];
     item.resourceUri = vscode.Uri.file(entry.path);
@@ -168,6 +212,7 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     const sig = signatureLine(entry);
     if (sig && entry.signature?.state !== 'refused') rows.push(['Signature', sig]);
     if (verification) rows.push(['Last verified', `${localTime(Date.parse(verification.at))}: ${verification.ok ? 'ok' : 'FAILED'}`]);
+    if (copy) rows.push(['Off-machine', `$(${COPY_ICONS[copy]}) ${copy}`]);
     md.appendMarkdown(rows.map(([k, v]) => `${k}: ${v}`).join('  \n'));
     item.tooltip = md;
     item.accessibilityInformation = { label: `Snapshot of ${localTime(entry.time)}, ${formatBytes(entry.size)}, ${STATE_LABEL[state]}` };

@@ -28,6 +28,9 @@ export interface BackupActivity {
 
 export class StatusBar extends Disposable {
   private readonly item: vscode.StatusBarItem;
+  /** Off-machine copies that failed (set when copies are configured). */
+  copyFailures: () => { target: string; message: string }[] = () => [];
+
   constructor(
     private readonly locator: DatabaseLocator,
     private readonly catalog: SnapshotCatalog,
@@ -89,6 +92,8 @@ export class StatusBar extends Disposable {
       md.appendMarkdown('No snapshot yet  \n');
     }
     if (last !== undefined && newest && last > newest.entry.time + 60_000) md.appendMarkdown(`Last checked: ${formatAge(now - last)} (unchanged since the last snapshot)  \n`);
+    const copyFailed = this.copyFailures();
+    for (const f of copyFailed) md.appendMarkdown(`$(cloud-offline) Off-machine copy to ${f.target} failed (retried by itself): ${f.message}  \n`);
     // A failure belongs to the database it happened on: another database (the setting was
     // corrected, another one chosen) starts with a clean slate.
     const lastFailure = this.activity.lastFailure;
@@ -113,7 +118,8 @@ export class StatusBar extends Disposable {
     } else {
       this.item.text = last === undefined ? '$(database) AI Memory: no backup yet' : `$(database) AI Memory ${formatAgeShort(now - last)}`;
     }
-    this.item.backgroundColor = failed ? new vscode.ThemeColor('statusBarItem.errorBackground') : stale || last === undefined || !db.exists ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
+    if (copyFailed.length) this.item.text += ' $(cloud-offline)';
+    this.item.backgroundColor = failed ? new vscode.ThemeColor('statusBarItem.errorBackground') : stale || last === undefined || !db.exists || copyFailed.length ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
     this.show(true);
   }
 

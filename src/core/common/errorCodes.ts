@@ -37,5 +37,14 @@ export const ERROR_CODES = [
   'SIGNING_KEY',
   /** The snapshot's schema is newer than the database it would replace (--force). */
   'SCHEMA_NEWER',
+  'NO_CREDENTIALS',
+  'REMOTE_UNREACHABLE',
+  'REMOTE_AUTH',
+  'REMOTE_NO_BUCKET',
+  'REMOTE_DENIED',
+  'REMOTE_QUOTA',
+  'REMOTE_UNAVAILABLE',
+  'REMOTE_MISMATCH',
+  'REMOTE_ERROR',
   'IO',
 ] as const;
