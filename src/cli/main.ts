@@ -11,7 +11,7 @@ import { DEFAULT_KEEP, runBackup } from '../core/ops/backup';
 import type { Progress } from '../core/common/cancel';
 import { checkLabel, type CheckMode, type VerifyMode } from '../core/common/checks';
 import { listSnapshots } from '../core/store/catalog';
-import { snapshotVerdict, STATE_LABEL } from '../core/store/snapshotState';
+import { signatureLine, snapshotVerdict, STATE_LABEL } from '../core/store/snapshotState';
 import { BackupError, errorMessage, isBackupError } from '../core/common/errors';
 import { formatBytes } from '../core/common/format';
 import { resolveAiMemoryDbPath } from '../core/discovery/paths';
@@ -20,6 +20,7 @@ import { runRestore } from '../core/ops/restore';
 import type { SnapshotReport } from '../core/ops/snapshotCheck';
 import { TOOL_NAME, TOOL_VERSION } from '../core/common/version';
 import { verifySnapshots } from '../core/ops/verify';
+import { resolveOperatorPublicKey, type KeyContext, type OperatorPublicKey } from '../core/store/operatorKey';
 import { parseArgs, type Parsed } from './args';
 import { targetFromCli } from '../core/remote/targets';
 import { listRemote, pushToTarget, type PushOutcome, type SyncProgress } from '../core/remote/sync';
@@ -43,11 +44,15 @@ Hot, verified, crash-safe snapshots of your ai-memory database,
 file-for-file compatible with \`ai-memory backup\` / \`ai-memory restore\`.
 
 Commands:
-  backup   [--db PATH] [--to DIR] [--keep N] [--verify quick|full|off] [--json]
+  backup   [--db PATH] [--to DIR] [--keep N] [--verify quick|full|off]
+           [--sign-key PATH] [--json]
            Snapshot the database (consistent while the server writes) into DIR
            (default ./backups); keep the newest N (default ${DEFAULT_KEEP}, 0 = all).
-  restore  [--db PATH] --from FILE|DIR [--skip-verify] [--skip-integrity]
-           [--verify quick|full] [--force] [--dry-run] [--json]
+           The manifest is signed for ai-memory 1.0 with the operator key
+           (where ai-memory keeps it, or --sign-key).
+  restore  [--db PATH] --from FILE|DIR [--snapshot NAME | --latest]
+           [--allow-unsigned-manifest] [--skip-verify] [--skip-integrity]
+           [--verify quick|full] [--force] [--dry-run] [--yes] [--json]
            Check a snapshot (a folder means its newest), keep the current
            database as <stem>.pre-restore-<time>.db with its -wal/-shm, and put
            the snapshot in its place.
@@ -80,10 +85,24 @@ S3 options: --endpoint URL (or AWS_ENDPOINT_URL; R2, B2, MinIO…), --region R
 Without --db the database is found the way ai-memory finds it: $AI_MEMORY_DB,
 then db = "…" in ~/.config/ai-memory/config.toml, then ./ai-memory.db.
 
+Signed manifests (ai-memory 1.0): with an operator public key configured
+($AI_MEMORY_OPERATOR_PUBKEY, or operator.key.pub in ai-memory's config folder),
+restore checks every manifest's signature, decides from the signed values, and
+refuses an unsigned manifest unless --allow-unsigned-manifest. A signature that
+does not verify is refused; no option accepts it.
+
 Options:
+  --sign-key PATH   sign with this operator key (32 raw bytes, mode 600)
+  --snapshot NAME   restore this snapshot of the --from folder (name or id)
+  --latest          the newest snapshot of the --from folder (by signed time
+                    when an operator key is configured)
+  --allow-unsigned-manifest  accept an unsigned manifest although a key is set
+  --yes             accepted for ai-memory 1.0 scripts (restore never asks: it
+                    always keeps the current database)
   --skip-verify     restore without checking the manifest (sha256, size)
   --skip-integrity  restore without the SQLite integrity check (encrypted databases)
-  --force           restore even while a process has the database open
+  --force           restore even while a process has the database open, or
+                    when the snapshot's schema is newer than the database's
   --dry-run         print what restore would do; change nothing
   --json            machine-readable output (one JSON line)
   -h, --help        this help;  --version  the version
@@ -159,6 +178,7 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
     verify: verifyMode(p, true),
     onProgress: progressPrinter(p, io),
     skipIfRunWithinMs: recent === undefined ? undefined : Number(recent) * 1000,
+    signing: { keyPath: p.values.get('sign-key') === undefined ? undefined : resolve(io.cwd, p.values.get('sign-key') as string), keyContext: keyContext(io) },
     signal: io.signal,
   }).catch((e: unknown) => explainDb(e, db));
   for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
@@ -186,6 +206,8 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
     if (m.schema_version !== undefined) facts.push(`schema ${m.schema_version}`);
     if (m.wal_frames) facts.push(`WAL merged up to frame ${m.wal_frames}`);
     io.stdout(`Checked : ${facts.join(', ')}\n`);
+    io.stdout(m.signature ? `Signed  : operator key ${m.signer}${r.signing?.keyPath ? ` (${r.signing.keyPath})` : ''}\n` : `Signed  : NO — ai-memory 1.0's restore refuses this backup unless given --allow-unsigned-manifest\n`);
+    if (!m.signature && r.signing?.warning) io.stderr(`note: ${r.signing.warning}\n`);
   }
   if (r.pruned.length) io.stdout(`Pruned  : ${r.pruned.join(', ')}\n`);
   if (remote) {
@@ -281,9 +303,15 @@ async function cmdRestore(p: Parsed, io: CliIO): Promise<number> {
   if (!from) throw new BackupError('USAGE', 'restore needs --from FILE|DIR.', { hint: `Run \`${TOOL_NAME} list\` to see your snapshots.` });
   const db = await dbPath(p, io);
   const verify = verifyMode(p, false);
+  if (p.switches.has('latest') && p.values.has('snapshot')) throw new BackupError('USAGE', '--latest and --snapshot cannot be used together.');
+  const anchor = p.switches.has('skip-verify') ? null : await publicKey(io);
   const r = await runRestore({
     dbPath: db.path,
     from: resolve(io.cwd, from),
+    snapshot: p.values.get('snapshot'),
+    latest: p.switches.has('latest'),
+    allowUnsignedManifest: p.switches.has('allow-unsigned-manifest'),
+    anchor,
     skipVerify: p.switches.has('skip-verify'),
     skipIntegrity: p.switches.has('skip-integrity'),
     verify,
@@ -318,6 +346,17 @@ async function cmdRestore(p: Parsed, io: CliIO): Promise<number> {
   return 0;
 }
 
+function keyContext(io: CliIO): KeyContext {
+  return { env: io.env, home: io.home ?? homedir(), platform: process.platform };
+}
+
+/** The operator public key, resolved as ai-memory does; notes about ignored keys go to stderr. */
+async function publicKey(io: CliIO): Promise<OperatorPublicKey | null> {
+  const r = await resolveOperatorPublicKey(keyContext(io));
+  for (const n of r.notes) io.stderr(`warning: ${n}\n`);
+  return r.key ?? null;
+}
+
 function reportLine(r: SnapshotReport, mode: CheckMode): string {
   if (r.problems.length) return `FAIL  ${r.name}  ${r.problems.map((x) => x.message).join(' | ')}`;
   const facts = [r.manifestState === 'ok' ? 'sha256 matches manifest' : 'no manifest check'];
@@ -330,7 +369,7 @@ async function cmdVerify(p: Parsed, io: CliIO): Promise<number> {
   const from = p.values.get('from');
   if (!from) throw new BackupError('USAGE', 'verify needs --from FILE|DIR.');
   const mode = verifyMode(p, false);
-  const reports = await verifySnapshots({ from: resolve(io.cwd, from), integrity: mode, signal: io.signal });
+  const reports = await verifySnapshots({ from: resolve(io.cwd, from), integrity: mode, anchor: await publicKey(io), signal: io.signal });
   const failed = reports.filter((r) => r.problems.length).length;
   if (p.switches.has('json')) {
     io.stdout(json(verifyJson(reports, mode)));
@@ -343,7 +382,7 @@ async function cmdVerify(p: Parsed, io: CliIO): Promise<number> {
 
 async function cmdList(p: Parsed, io: CliIO): Promise<number> {
   const dir = resolve(io.cwd, p.values.get('to') ?? './backups');
-  const entries = await listSnapshots(dir);
+  const entries = await listSnapshots(dir, { anchor: await publicKey(io) });
   if (p.switches.has('json')) {
     io.stdout(json(listJson(entries)));
     return 0;
@@ -353,7 +392,8 @@ async function cmdList(p: Parsed, io: CliIO): Promise<number> {
     const when = new Date(e.time).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
     const verdict = snapshotVerdict(e);
     const memories = e.manifest?.memories !== undefined ? `, ${e.manifest.memories} memories` : '';
-    const state = `${STATE_LABEL[verdict.state]}: ${verdict.detail}${memories}`;
+    const sig = signatureLine(e);
+    const state = `${STATE_LABEL[verdict.state]}: ${verdict.detail}${memories}${sig && e.signature?.state !== 'refused' ? `; ${sig}` : ''}`;
     io.stdout(`  ${when}  ${e.name}  ${formatBytes(e.size)}  ${state}\n`);
   }
   return 0;

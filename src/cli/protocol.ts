@@ -25,6 +25,7 @@ import type { RestoreResult } from '../core/ops/restore';
 import type { SnapshotReport } from '../core/ops/snapshotCheck';
 import type { SnapshotEntry } from '../core/store/catalog';
 import type { CheckMode } from '../core/common/checks';
+import { describeVerdict, type SignatureVerdict } from '../core/store/signing';
 import type { PushOutcome, RemoteListing } from '../core/remote/sync';
 import type { PullResult } from '../core/ops/pull';
 
@@ -39,8 +40,15 @@ export interface CommandSpec {
 }
 
 export const COMMANDS = {
-  backup: { values: ['db', 'to', 'keep', 'verify', 'skip-if-recent', 'remote', 'endpoint', 'region', 'profile'], switches: ['json', 'progress-json', 'path-style'] },
-  restore: { values: ['db', 'from', 'verify'], switches: ['json', 'skip-verify', 'skip-integrity', 'force', 'dry-run', 'progress-json'] },
+  backup: {
+    values: ['db', 'to', 'keep', 'verify', 'skip-if-recent', 'sign-key', 'remote', 'endpoint', 'region', 'profile'],
+    switches: ['json', 'progress-json', 'path-style'],
+  },
+  restore: {
+    values: ['db', 'from', 'verify', 'snapshot'],
+    // latest, snapshot, yes, allow-unsigned-manifest: ai-memory 1.0's restore flags
+    switches: ['json', 'skip-verify', 'skip-integrity', 'force', 'dry-run', 'progress-json', 'latest', 'yes', 'allow-unsigned-manifest'],
+  },
   verify: { values: ['from', 'verify'], switches: ['json', 'progress-json'] },
   list: { values: ['to', 'remote', 'endpoint', 'region', 'profile'], switches: ['json', 'path-style', 'probe'] },
   push: { values: ['to', 'keep', 'remote', 'endpoint', 'region', 'profile'], switches: ['json', 'progress-json', 'path-style'] },
@@ -90,6 +98,13 @@ const manifestEntries = {
   source_db: v.string(),
   version: v.string(),
   created_at: v.string(),
+  // ai-memory 1.0's fields (store/signing.ts)
+  backend: v.optional(v.string()),
+  memory_count: v.optional(v.number()),
+  manifest_version: v.optional(v.number()),
+  signed_payload: v.optional(v.string()),
+  signature: v.optional(v.string()),
+  signer: v.optional(v.string()),
   tool: v.optional(v.string()),
   integrity: v.optional(v.picklist(['ok', 'failed', 'unverified', 'encrypted'])),
   check: v.optional(v.picklist(['quick', 'full', 'off'])),
@@ -122,6 +137,10 @@ export const PushJson = v.object({
 export const BackupJson = v.looseObject({
   status: v.picklist(['created', 'unchanged', 'skipped']),
   ...manifestEntries,
+  /** As ai-memory 1.0 prints it: the manifest carries an operator signature. */
+  signed: v.boolean(),
+  /** Why it is not signed, and what ai-memory 1.0's restore will then need. */
+  unsigned_reason: v.optional(v.string()),
   /** For `unchanged`: when the identical snapshot was made. */
   unchanged_since: v.optional(v.string()),
   pruned: v.optional(v.array(v.string())),
@@ -160,15 +179,29 @@ const RestorePlanJson = v.object({
   keep: v.array(v.object({ from: v.string(), to: v.string() })),
   consolidate: v.boolean(),
   holders: v.array(v.object({ pid: v.number(), command: v.string(), file: v.string(), how: v.picklist(['lock', 'open']) })),
+  verification: v.optional(v.string()),
   /** Dry run only: why the restore itself would refuse (the database is in use). */
   wouldRefuse: v.optional(v.object({ code: v.literal('IN_USE'), message: v.string(), hint: v.string() })),
 });
+
+/** The signature verdict as the protocol carries it (store/signing.ts SignatureVerdict). */
+const SignatureStateJson = v.picklist(['verified', 'signed-no-key', 'unsigned', 'refused']);
+
+/** ai-memory 1.0's `manifest_verification`, plus `unsigned` / `signed_no_key` for the 0.7 posture (no operator key). */
+export const MANIFEST_VERIFICATIONS = ['signed', 'unsigned_allowed', 'unsigned', 'signed_no_key', 'skipped'] as const;
+export type ManifestVerification = (typeof MANIFEST_VERIFICATIONS)[number];
 
 export const RestoreJson = v.object({
   status: v.picklist(['restored', 'dry-run']),
   from: v.string(),
   to: v.string(),
   previous: v.optional(v.string()),
+  // ai-memory 1.0's names: rollback (= previous), selected_by, manifest_verification
+  rollback: v.optional(v.nullable(v.string())),
+  selected_by: v.optional(v.picklist(['explicit', 'latest'])),
+  manifest_verification: v.optional(v.picklist(MANIFEST_VERIFICATIONS)),
+  /** The operator key that signed the manifest, when it verified. */
+  signer: v.optional(v.string()),
   sha256: v.string(),
   bytes: v.number(),
   plan: v.optional(RestorePlanJson),
@@ -192,6 +225,8 @@ export const VerifyJson = v.object({
       check: v.optional(v.picklist(['quick', 'full'])),
       integrity: v.optional(v.string()),
       memories: v.optional(v.number()),
+      signature: v.optional(SignatureStateJson),
+      signer: v.optional(v.string()),
       problems: v.array(v.string()),
       notes: v.array(v.string()),
     }),
@@ -211,6 +246,11 @@ export const ListJson = v.array(
     integrity: v.optional(v.string()),
     memories: v.optional(v.number()),
     tool: v.optional(v.string()),
+    signature: v.optional(SignatureStateJson),
+    /** The operator key that signed it, when the signature verified here. */
+    signer: v.optional(v.string()),
+    /** The verdict in words (the tree's tooltip line); for `refused`, the reason. */
+    signature_detail: v.optional(v.string()),
   }),
 );
 
@@ -265,6 +305,8 @@ export function backupJson(r: BackupResult): BackupOutcome {
   return {
     status: r.status,
     ...r.manifest,
+    signed: r.manifest.signature !== undefined,
+    unsigned_reason: r.status === 'created' && r.signing && !r.signing.signed ? r.signing.warning : undefined,
     ...(r.status === 'unchanged' ? { unchanged_since: r.unchangedSince } : {}),
     ...(r.pruned.length ? { pruned: r.pruned } : {}),
   };
@@ -276,6 +318,10 @@ export function restoreJson(r: RestoreResult): RestoreOutcome {
     from: r.from,
     to: r.to,
     previous: r.previous,
+    rollback: r.previous ?? null,
+    selected_by: r.plan.selection.selectedBy,
+    manifest_verification: r.plan.verification,
+    signer: signerOf(r.plan.signature),
     sha256: r.sha256,
     bytes: r.bytes,
     ...(r.status === 'dry-run' ? { plan: r.plan } : {}),
@@ -297,6 +343,8 @@ export function verifyJson(reports: SnapshotReport[], mode: CheckMode): VerifyOu
       check: r.integrity ? mode : undefined,
       integrity: r.integrity?.result,
       memories: r.integrity?.memories,
+      signature: r.signature?.state,
+      signer: signerOf(r.signature),
       problems: r.problems.map((x) => x.message),
       notes: r.notes,
     })),
@@ -316,7 +364,14 @@ export function listJson(entries: SnapshotEntry[]): ListOutcome {
     integrity: e.manifest?.integrity,
     memories: e.manifest?.memories,
     tool: e.manifest?.tool,
+    signature: e.signature?.state,
+    signer: signerOf(e.signature),
+    signature_detail: e.signature ? describeVerdict(e.signature) : undefined,
   }));
+}
+
+function signerOf(v: SignatureVerdict | undefined): string | undefined {
+  return v?.state === 'verified' ? v.fingerprint : undefined;
 }
 
 export function pushJson(o: PushOutcome): PushOutcomeJson {

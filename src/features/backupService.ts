@@ -86,6 +86,7 @@ export class BackupService extends Disposable {
       return undefined;
     }
     const s = readSettings();
+    const signKey = s.signingKeyPath ? expandSettingPath(s.signingKeyPath) : undefined;
     this.busy = 'backing up…';
     this._onDidChange.fire();
     const started = Date.now();
@@ -93,7 +94,7 @@ export class BackupService extends Disposable {
     const run = (progress?: vscode.Progress<{ message?: string; increment?: number }>, token?: vscode.CancellationToken) => {
       let reported = 0;
       return this.engine.backup(
-        { db: db.path, to: dir, keep: s.keep, verify: s.verify, 'skip-if-recent': req.skipIfRecentSeconds === undefined ? undefined : Math.max(0, Math.floor(req.skipIfRecentSeconds)) },
+        { db: db.path, to: dir, keep: s.keep, verify: s.verify, 'sign-key': signKey, 'skip-if-recent': req.skipIfRecentSeconds === undefined ? undefined : Math.max(0, Math.floor(req.skipIfRecentSeconds)) },
         {
           token,
           onProgress: (p: EngineProgress) => {
@@ -116,6 +117,7 @@ export class BackupService extends Disposable {
       if (outcome.status === 'created') {
         const checked = outcome.integrity === 'ok' ? `${checkLabel(outcome.check === 'full' ? 'full' : 'quick')} ok` : outcome.integrity === 'encrypted' ? 'encrypted, not checkable' : 'not verified';
         this.log.info(`backup: ${outcome.snapshot} (${formatBytes(outcome.bytes)}, ${checked}, sha256 ${outcome.sha256}) in ${took} s${outcome.pruned?.length ? `; pruned ${outcome.pruned.join(', ')}` : ''}`);
+        this.log.info(outcome.signed ? `backup: manifest signed for ai-memory 1.0 by the operator key ${outcome.signer}` : `backup: ${outcome.unsigned_reason ?? 'the manifest is not signed'}`);
         if (req.reason === 'manual') vscode.window.setStatusBarMessage(`$(check) AI Memory: backed up ${formatBytes(outcome.bytes)} (${checked})`, 5000);
       } else if (outcome.status === 'unchanged') {
         this.log.info(`backup: unchanged since ${outcome.unchanged_since} (${outcome.snapshot}); nothing new written`);

@@ -25,6 +25,7 @@ export function errorActions(code: ErrorCode, ctx?: FailureContext): ErrorAction
     case 'TARGET_NOT_DIRECTORY':
     case 'TARGET_NOT_WRITABLE':
     case 'NO_SPACE':
+    case 'SIGNING_KEY': // aiMemory.backup.signingKeyPath
       return [settings, showLog];
     default:
       return [showLog];

@@ -22,6 +22,8 @@ export interface Settings {
   /** Raw setting value, '' when unset (then `backups` beside the database). */
   directory: string;
   verify: VerifyMode;
+  /** Raw setting value, '' when unset (then the operator key where ai-memory keeps it). A path, never the key. */
+  signingKeyPath: string;
 }
 
 const SECTION = 'aiMemory';
@@ -40,6 +42,7 @@ export function readSettings(): Settings {
     keep: num('backup.keep', 48),
     directory: (c.get<string>('backup.directory', '') ?? '').trim(),
     verify: verify === 'full' || verify === 'off' ? verify : 'quick',
+    signingKeyPath: (c.get<string>('backup.signingKeyPath', '') ?? '').trim(),
   };
 }
 

@@ -3,7 +3,8 @@
  * Verify, Delete, Reveal, Copy SHA-256, Open Backup Folder. Item commands take the tree
  * node; from the Command Palette they ask which snapshot with a quick pick.
  */
-import { STATE_ICON } from '../core/store/snapshotState';
+import { stateIcon } from '../core/store/snapshotState';
+import { describeVerdict } from '../core/store/signing';
 import { errorMessage } from '../core/common/errors';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -46,7 +47,7 @@ export class SnapshotCommands {
     const items = this.catalog.snapshots.map((s) => ({
       label: localTime(s.entry.time),
       description: `${formatAge(now - s.entry.time)} · ${formatBytes(s.entry.size)}`,
-      detail: `$(${STATE_ICON[s.state]}) ${s.stateDetail}${s.entry.manifest?.memories !== undefined ? ` · ${s.entry.manifest.memories} memories` : ''}`,
+      detail: `$(${stateIcon(s.entry, { state: s.state, detail: s.stateDetail })}) ${s.stateDetail}${s.entry.manifest?.memories !== undefined ? ` · ${s.entry.manifest.memories} memories` : ''}`,
       view: s,
     }));
     const picked = await vscode.window.showQuickPick(items, { title, placeHolder: 'Newest first', matchOnDescription: true });
@@ -90,9 +91,10 @@ export class SnapshotCommands {
       const holders = await findHolders(real).catch(() => []);
       if (!holders.length) {
         const warn = view.state === 'mismatch' || view.state === 'noManifest' ? `\n\nWarning: ${view.stateDetail}. The restore checks it again and refuses it if it is damaged.` : '';
+        const sig = entry.signature && entry.signature.state !== 'refused' ? `\n\nManifest: ${describeVerdict(entry.signature)}.` : '';
         const ok = await confirm(
           `Restore the snapshot of ${when}?`,
-          `${entry.name} (${formatBytes(entry.size)}${entry.manifest?.memories !== undefined ? `, ${entry.manifest.memories} memories` : ''}) replaces\n${tildify(real)}.\n\nYour current database is kept beside it as ${kept}, with its -wal and -shm, so nothing is lost.${warn}`,
+          `${entry.name} (${formatBytes(entry.size)}${entry.manifest?.memories !== undefined ? `, ${entry.manifest.memories} memories` : ''}) replaces\n${tildify(real)}.\n\nYour current database is kept beside it as ${kept}, with its -wal and -shm, so nothing is lost.${sig}${warn}`,
           'Restore',
         );
         if (!ok) return;
@@ -124,12 +126,35 @@ export class SnapshotCommands {
     }
     this.log.info(`restore: ${entry.path} → ${real}${force ? ' (forced while in use)' : ''}`);
     let done: RestoreOutcome | undefined;
-    try {
-      done = await vscode.window.withProgress(
+    const run = (allowUnsigned: boolean) =>
+      vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `AI Memory: restoring the snapshot of ${when}`, cancellable: true },
         (progress, token) =>
-          this.engine.restore({ db: real, from: entry.path, force }, { token, onProgress: (p) => progress.report({ message: p.message ?? p.phase }) }),
+          this.engine.restore(
+            { db: real, from: entry.path, force, 'allow-unsigned-manifest': allowUnsigned },
+            { token, onProgress: (p) => progress.report({ message: p.message ?? p.phase }) },
+          ),
       );
+    try {
+      try {
+        done = await run(false);
+      } catch (e) {
+        // ai-memory 1.0's posture: with an operator key configured, an unsigned manifest is
+        // only restored when the user says so — here, in a modal instead of a failure.
+        if (!(e instanceof EngineError) || e.code !== 'MANIFEST_UNSIGNED') throw e;
+        this.log.warn(`restore: ${e.message}`);
+        const accept = await confirm(
+          `The snapshot of ${when} is not signed.`,
+          `An ai-memory operator key is configured, so snapshots are expected to carry its signature. This one has none: it was taken before the key existed, by a tool without the key — or written by someone who can write the backup folder.\n\nRestore it only if you know where it came from. (In the CLI: --allow-unsigned-manifest.)`,
+          'Restore Unsigned Snapshot',
+        );
+        if (!accept) {
+          this.log.info('restore: unsigned snapshot not accepted; nothing was changed');
+          return;
+        }
+        this.log.info('restore: unsigned snapshot accepted by the user (--allow-unsigned-manifest)');
+        done = await run(true);
+      }
     } catch (e) {
       const err = e instanceof EngineError ? e : new EngineError('IO', String(e));
       if (err.code === 'CANCELLED') {

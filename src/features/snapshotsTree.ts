@@ -8,7 +8,7 @@
  * inside a refresh (microsoft/vscode#192055).
  */
 import { checkLabel } from '../core/common/checks';
-import { STATE_ICON, STATE_LABEL } from '../core/store/snapshotState';
+import { SIGNED_ICON, signatureLine, STATE_ICON, STATE_LABEL } from '../core/store/snapshotState';
 import * as vscode from 'vscode';
 import { formatAge, formatBytes } from '../core/common/format';
 import { Disposable } from '../util/disposable';
@@ -34,6 +34,9 @@ const STATE_COLOUR: Partial<Record<SnapshotState, string>> = {
 const ICONS = Object.fromEntries(
   (Object.keys(STATE_ICON) as SnapshotState[]).map((s) => [s, new vscode.ThemeIcon(STATE_ICON[s], STATE_COLOUR[s] ? new vscode.ThemeColor(STATE_COLOUR[s]) : undefined)]),
 ) as Record<SnapshotState, vscode.ThemeIcon>;
+
+/** Verified and signed by the operator key (ai-memory 1.0). */
+const SIGNED_THEME_ICON = new vscode.ThemeIcon(SIGNED_ICON, new vscode.ThemeColor('testing.iconPassed'));
 
 export type GroupId = 'today' | 'yesterday' | 'week' | 'earlier';
 
@@ -187,7 +190,7 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     item.description = rowDescriptionParts(node.view, now).join(' · ');
     const copy = this.remote?.copyState(entry.name);
     if (copy) item.description += ` · ${copy}`;
-    item.iconPath = ICONS[state];
+    item.iconPath = state === 'verified' && entry.signature?.state === 'verified' ? SIGNED_THEME_ICON : ICONS[state];
     item.contextValue = CONTEXT_VALUES[state];
     item.resourceUri = vscode.Uri.file(entry.path);
     const m = entry.manifest;
@@ -206,6 +209,8 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
       rows.push(['Source', tildify(m.source_db)]);
       rows.push(['Made by', m.tool ?? `ai-memory ${m.version}`]);
     }
+    const sig = signatureLine(entry);
+    if (sig && entry.signature?.state !== 'refused') rows.push(['Signature', sig]);
     if (verification) rows.push(['Last verified', `${localTime(Date.parse(verification.at))}: ${verification.ok ? 'ok' : 'FAILED'}`]);
     if (copy) rows.push(['Off-machine', `$(${COPY_ICONS[copy]}) ${copy}`]);
     md.appendMarkdown(rows.map(([k, v]) => `${k}: ${v}`).join('  \n'));

@@ -4,7 +4,7 @@
 // -wal in the host's home and named it in the workspace's .vscode/mcp.json.
 import * as assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
@@ -193,6 +193,39 @@ describe('AI Memory Backup in a real VS Code', function () {
     const count = api.snapshots().length;
     await vscode.commands.executeCommand('aiMemory.backup');
     assert.equal(api.snapshots().length, count, 'no duplicate of the restored snapshot');
+  });
+
+  it('with an ai-memory 1.0 operator key configured, an unsigned snapshot is restored only when the modal says so', async function () {
+    // The snapshots here are unsigned (no operator key in this session's HOME). Configure a
+    // public key the way ai-memory reads it; the engine (a child process) inherits it.
+    const pub = createPublicKey(createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), Buffer.alloc(32, 7)]), format: 'der', type: 'pkcs8' }))
+      .export({ format: 'der', type: 'spki' })
+      .subarray(12);
+    process.env.AI_MEMORY_OPERATOR_PUBKEY = pub.toString('base64url');
+    try {
+      const snap = api.snapshots()[0];
+      const dir = path.dirname(db);
+      const before = folderPrint(dir);
+      const asked: string[] = [];
+      testing().setConfirmationHandler((message: string) => {
+        asked.push(message);
+        return !/is not signed/.test(message); // first: decline the unsigned one
+      });
+      await vscode.commands.executeCommand('aiMemory.restoreSnapshot', snap.path);
+      assert.equal(asked.length, 2, asked.join(' | '));
+      assert.match(asked[1], /^The snapshot of .* is not signed\.$/);
+      assert.deepEqual(folderPrint(dir), before, 'declined: nothing changed');
+      const expected = readMemories(snap.path);
+      testing().setConfirmationHandler((message: string) => {
+        asked.push(message);
+        return true;
+      });
+      await vscode.commands.executeCommand('aiMemory.restoreSnapshot', snap.path);
+      assert.equal(asked.length, 4);
+      assert.deepEqual(readMemories(db), expected, 'accepted: restored');
+    } finally {
+      delete process.env.AI_MEMORY_OPERATOR_PUBKEY;
+    }
   });
 
   it('restore refuses while a process has the database open, names it, and changes nothing when declined', async function () {

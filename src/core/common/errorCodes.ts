@@ -30,6 +30,14 @@ export const ERROR_CODES = [
   'RESTORE_FAILED',
   'CANCELLED',
   'TIMEOUT',
+  /** ai-memory 1.0 signatures (store/signing.ts): a signature that must not be trusted; no override. */
+  'SIGNATURE_REFUSED',
+  /** An unsigned manifest while an operator public key is configured (--allow-unsigned-manifest). */
+  'MANIFEST_UNSIGNED',
+  /** The operator signing key is unusable (readable by others, wrong size, mismatched pair). */
+  'SIGNING_KEY',
+  /** The snapshot's schema is newer than the database it would replace (--force). */
+  'SCHEMA_NEWER',
   'NO_CREDENTIALS',
   'REMOTE_UNREACHABLE',
   'REMOTE_AUTH',

@@ -30,6 +30,7 @@ import { crashPoint } from '../common/testHooks';
 import { TOOL_VERSION } from '../common/version';
 import { letSignalsIn, throwIfCancelled, type Progress } from '../common/cancel';
 import { checkLabel, type VerifyMode } from '../common/checks';
+import { planSigning, signIfKeyed, type SigningOptions, type SigningOutcome } from '../store/backupSigning';
 
 export type { Progress } from '../common/cancel';
 export type { VerifyMode } from '../common/checks';
@@ -53,6 +54,8 @@ export interface BackupOptions {
   chunkBytes?: number;
   /** Images up to this size are read whole before writing (image.ts); tests set 0 to force streaming. */
   bufferBytes?: number;
+  /** ai-memory 1.0 manifest signing (store/backupSigning.ts); default: the operator key where ai-memory keeps it. */
+  signing?: SigningOptions;
 }
 
 export interface BackupResult {
@@ -68,6 +71,8 @@ export interface BackupResult {
   image?: ImageInfo;
   check?: ImageCheck;
   durationMs: number;
+  /** Whether the new manifest is signed for ai-memory 1.0, by which key, or why not. */
+  signing?: SigningOutcome;
 }
 
 const CANCELLED = 'Backup cancelled; nothing was written.';
@@ -196,11 +201,12 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
 
   // Refusals first, before anything is created.
   const db = await inspectDatabase(dbPath);
+  const signingPlan = await planSigning(opts.signing);
   await prepareBackupDir(dir);
   progress({ phase: 'waiting', message: 'waiting for the backup folder' });
   const lock = await acquireFolderLock(dir, { purpose: 'backup', waitMs: opts.lockWaitMs, signal: opts.signal });
   crashPoint('backup:after-lock');
-  const warnings: string[] = [];
+  const warnings: string[] = [...signingPlan.notes];
   let sink: TempFileSink | undefined;
   try {
     if (opts.skipIfRunWithinMs !== undefined) {
@@ -228,16 +234,18 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       });
     }
 
-    const checkable = verify !== 'off' && db.kind === 'sqlite';
     // The check reads the temp file back lazily (flat memory), so the image is streamed
-    // whatever its size: nothing holds the whole database in memory.
+    // whatever its size: nothing holds the whole database in memory. With --verify off the
+    // file is still opened for the schema version and memory count that ai-memory 1.0's
+    // manifest (and its signature) need — only the pragma is skipped.
+    const checkable = db.kind === 'sqlite';
     sink = new TempFileSink(tempPath(dir, 'snapshot'), {
       keepInMemory: false,
       chunkBytes: opts.chunkBytes ?? DEFAULT_CHUNK_BYTES,
       onBytes: (done, total) => progress({ phase: 'reading', done, total }),
     });
     throwIfCancelled(opts.signal, CANCELLED);
-    // Compile the WASM checker while the disk works (a failure surfaces in checkImage).
+    // Compile the WASM checker while the disk works (a failure surfaces in checkFile).
     if (checkable) loadSqlEngine().catch(() => undefined);
     progress({ phase: 'reading', done: 0, total: db.size });
     const image = await readConsistentImage(dbPath, sink, {
@@ -265,13 +273,18 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       integrity = 'unverified';
       checkNote = `not checked: larger than ${describeMaxCheckable()}`;
       warnings.push(`${checkNote} (the most the WASM checker opens): the snapshot is copied consistently but not integrity-checked`);
+    } else if (checkable && verify === 'off') {
+      // Reads a few pages only (lazily): 1.0's facts at any size.
+      check = await checkFile(sink.path, 'facts');
+      integrity = 'unverified';
     } else if (checkable) {
-      progress({ phase: 'checking', message: `PRAGMA ${checkLabel(verify)}` });
+      const mode = verify === 'full' ? 'full' : 'quick';
+      progress({ phase: 'checking', message: `PRAGMA ${checkLabel(mode)}` });
       // Exactly the bytes that were hashed and written: the temp file, all its writes done
       // (drain), read back through the page cache while its fsync runs.
-      check = await checkFile(sink.path, verify === 'full' ? 'full' : 'quick');
+      check = await checkFile(sink.path, mode);
       if (!check.ok) {
-        throw new BackupError('INTEGRITY_FAILED', `The snapshot of ${dbPath} fails ${checkLabel(verify)}: ${check.result}. No snapshot was written.`, {
+        throw new BackupError('INTEGRITY_FAILED', `The snapshot of ${dbPath} fails ${checkLabel(mode)}: ${check.result}. No snapshot was written.`, {
           hint: 'The database itself is damaged. Keep the file as it is, restore the last good snapshot, or try `sqlite3 <db> .recover`.',
         });
       }
@@ -293,7 +306,9 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     // match. The newest first; then any other one whose manifest says the same bytes, which
     // is the case right after a restore: the database is then the restored (older) snapshot,
     // and copying it again would only add a duplicate.
-    const identical = before.filter((e) => e.manifest && !e.symlink && e.manifest.sha256 === sha256 && e.size === image.bytes);
+    // …unless we now hold an operator key it is not signed with: then a signed one is written.
+    const signedAsWeWould = (e: SnapshotEntry) => !signingPlan.key || e.manifest?.signer === signingPlan.key.fingerprint;
+    const identical = before.filter((e) => e.manifest && !e.symlink && e.manifest.sha256 === sha256 && e.size === image.bytes && signedAsWeWould(e));
     for (const same of identical) {
       const manifest = same.manifest as Manifest;
       progress({ phase: 'hashing', message: `comparing with ${same.name}` });
@@ -325,24 +340,26 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     let published: { name: string; manifest: Manifest } | undefined;
     for (let tries = 0; tries < 1000 && !published; tries++, seq++) {
       const name = snapshotName(stamp, seq);
-      const manifest: Manifest = {
+      const manifest: Manifest = signIfKeyed(signingPlan, {
         snapshot: name,
         sha256,
         bytes: image.bytes,
         source_db: dbPath,
         version: TOOL_VERSION,
         created_at: rfc3339(now()),
+        backend: 'sqlite',
+        schema_version: check?.schemaVersion,
+        memory_count: check?.memories,
         tool: `${OUR_TOOL} ${TOOL_VERSION}`,
         integrity,
-        check: check ? (verify === 'full' ? 'full' : 'quick') : 'off',
+        check: check && verify !== 'off' ? (verify === 'full' ? 'full' : 'quick') : 'off',
         check_note: checkNote,
         page_size: image.pageSize,
         pages: image.pages,
         memories: check?.memories,
-        schema_version: check?.schemaVersion,
         wal_frames: image.walCommitFrame,
         sqlite: check?.sqliteVersion,
-      };
+      });
       const manifestTmp = tempPath(dir, 'manifest');
       await writeFileAtomic(manifestTmp, serializeManifest(manifest));
       crashPoint('backup:before-manifest');
@@ -371,11 +388,14 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       join(dir, STATE_NAME),
       JSON.stringify({ last_run: rfc3339(now()), status: 'created', snapshot: published.name, sha256 } satisfies BackupState),
     );
+    // Unsigned is said by the CLI's `Signed  :` line / `unsigned_reason`, not as a warning.
+    const signing = signingPlan.outcome(published.manifest);
     return {
       status: 'created',
       snapshotPath: join(dir, published.name),
       manifestPath: join(dir, manifestNameFor(published.name)),
       manifest: published.manifest,
+      signing,
       pruned,
       cleaned,
       warnings,

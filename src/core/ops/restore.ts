@@ -39,6 +39,11 @@ import { crashPoint } from '../common/testHooks';
 import { letSignalsIn, throwIfCancelled, type Progress } from '../common/cancel';
 import { checkLabel, type CheckMode } from '../common/checks';
 import { scanWal } from '../sqlite/wal';
+import { anchorFor } from '../store/catalog';
+import type { OperatorPublicKey } from '../store/operatorKey';
+import type { SignatureVerdict } from '../store/signing';
+import { liveSchemaVersion } from './schemaGuard';
+import { selectRestoreSource, type Selection } from './snapshotSelect';
 
 export interface RestoreOptions {
   dbPath: string;
@@ -50,8 +55,16 @@ export interface RestoreOptions {
   skipIntegrity?: boolean;
   /** Which integrity check (default quick). */
   verify?: CheckMode;
-  /** Restore even though a process has the database open. */
+  /** Restore even though a process has the database open, or the snapshot's schema is newer. */
   force?: boolean;
+  /** ai-memory 1.0's --snapshot NAME (inside a --from folder). */
+  snapshot?: string;
+  /** ai-memory 1.0's --latest (inside a --from folder). */
+  latest?: boolean;
+  /** ai-memory 1.0's --allow-unsigned-manifest: accept an unsigned manifest although an operator key is configured. */
+  allowUnsignedManifest?: boolean;
+  /** The operator public key (undefined: resolved as ai-memory does; null: none). */
+  anchor?: OperatorPublicKey | null;
   dryRun?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
@@ -69,6 +82,11 @@ export interface RestorePlan {
   /** The live -wal holds committed transactions that will be folded into the kept state first. */
   consolidate: boolean;
   holders: Holder[];
+  /** How the snapshot was chosen, and what its signature says. */
+  selection: Selection;
+  signature?: SignatureVerdict;
+  /** ai-memory 1.0's `manifest_verification` (plus `unsigned` / `signed_no_key` without an operator key). */
+  verification: 'signed' | 'unsigned_allowed' | 'unsigned' | 'signed_no_key' | 'skipped';
   /** Dry run only: why the real restore would refuse (the database is in use), or undefined. */
   wouldRefuse?: { code: 'IN_USE'; message: string; hint: string };
 }
@@ -217,7 +235,9 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     if (errnoCode(e) !== 'ENOENT') throw ioError('checking', dbPath, e);
   }
 
-  const snapshot = await resolveRestoreSource(opts.from);
+  const anchor = opts.skipVerify ? undefined : await anchorFor(opts.anchor);
+  const selection = await selectRestoreSource(opts.from, { snapshot: opts.snapshot, latest: opts.latest, anchor });
+  const snapshot = selection.path;
   const unpin = await pinSnapshot(dirname(snapshot), basename(snapshot));
   try {
     crashPoint('restore:after-pin');
@@ -235,6 +255,9 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     try {
       const { report, copied } = await examineSnapshot(snapshot, {
         useManifest: !opts.skipVerify,
+        anchor: anchor ?? null,
+        unsignedIsProblem: true,
+        allowUnsigned: opts.allowUnsignedManifest,
         integrity,
         stopAtFirst: true,
         encryptedIsProblem: true,
@@ -244,6 +267,23 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
       });
       if (report.problems.length) throw problemError(report.problems[0]);
       const sha256 = report.sha256 as string;
+      if (selection.skipped.length) warnings.push(`--latest only considers snapshots whose signed manifest verifies; skipped: ${selection.skipped.join(', ')}`);
+      if (report.signature?.state === 'signed-no-key') warnings.push('the manifest is signed, but no operator public key is configured here to check it: only its plain sha256 and size were checked');
+      if (report.signature?.state === 'unsigned' && anchor) warnings.push(`restoring a snapshot whose manifest is NOT signed (--allow-unsigned-manifest): nothing but its plain sha256 vouches for it`);
+
+      // A snapshot from a newer ai-memory would lose its newer columns under the older one.
+      const snapSchema = report.integrity?.schemaVersion ?? report.manifest?.schema_version;
+      if (snapSchema !== undefined && dbExists) {
+        const live = await liveSchemaVersion(dbPath, opts.signal);
+        if (live !== undefined && snapSchema > live) {
+          if (!opts.force) {
+            throw new BackupError('SCHEMA_NEWER', `${basename(snapshot)} is on schema version ${snapSchema}, newer than the database it would replace (schema version ${live}). Nothing was changed.`, {
+              hint: 'The ai-memory that uses this database would silently drop the newer columns. Upgrade ai-memory first, or pass --force to restore anyway.',
+            });
+          }
+          warnings.push(`the snapshot's schema version ${snapSchema} is newer than the replaced database's ${live} (--force)`);
+        }
+      }
 
       if (dbExists && (await liveJournalIsHot(dbPath))) {
         throw new BackupError('HOT_JOURNAL', `${dbPath} has a live rollback journal: a writer is mid-transaction or crashed in one. Nothing was changed.`, {
@@ -261,7 +301,10 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
         opts.skipVerify ? 'manifest check skipped (--skip-verify)' : `sha256 and size match ${basename(report.manifestPath)}`,
         integrity === 'off' ? 'integrity check skipped (--skip-integrity)' : `PRAGMA ${checkLabel(integrity)}: ok`,
       ];
-      const plan: RestorePlan = { snapshot, manifest: opts.skipVerify ? undefined : report.manifestPath, checks, db: dbPath, dbExists, keep, consolidate, holders };
+      if (report.signature?.state === 'verified') checks.unshift(`manifest signed by the operator key ${report.signature.fingerprint} (verified; its signed values were used)`);
+      const sig = report.signature?.state;
+      const verification = opts.skipVerify || !sig ? 'skipped' : sig === 'verified' ? 'signed' : sig === 'signed-no-key' ? 'signed_no_key' : anchor ? 'unsigned_allowed' : 'unsigned';
+      const plan: RestorePlan = { snapshot, manifest: opts.skipVerify ? undefined : report.manifestPath, checks, db: dbPath, dbExists, keep, consolidate, holders, selection, signature: report.signature, verification };
 
       if (holders.length && !opts.force) {
         const refusal = { code: 'IN_USE' as const, message: `The database is in use by ${describeHolders(holders)}. Nothing was changed.`, hint: 'Stop your agent (or the ai-memory server) first, then restore. --force restores anyway.' };

@@ -12,7 +12,9 @@ import { constants as fsc, promises as fsp, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { writeAll } from '../store/atomicFs';
-import { readManifestFor } from '../store/catalog';
+import { anchorFor, readManifestFor } from '../store/catalog';
+import type { OperatorPublicKey } from '../store/operatorKey';
+import { describeVerdict, type SignatureVerdict } from '../store/signing';
 import { BackupError, ioError, type ErrorCode } from '../common/errors';
 import type { Manifest } from '../store/manifest';
 import { manifestNameFor } from '../store/naming';
@@ -33,6 +35,9 @@ export interface SnapshotReport {
   manifestPath: string;
   manifest?: Manifest;
   manifestState: 'ok' | 'missing' | 'invalid' | 'foreign' | 'skipped';
+  /** ai-memory 1.0's signature verdict (store/signing.ts); the key it was checked against, if any. */
+  signature?: SignatureVerdict;
+  anchor?: OperatorPublicKey;
   bytes: number;
   sha256?: string;
   format?: SnapshotFormat;
@@ -54,6 +59,14 @@ export interface ExamineOptions {
   encryptedIsProblem?: boolean;
   signal?: AbortSignal;
   onBytes?: (done: number, total: number) => void;
+  /** The operator public key (undefined: resolved as ai-memory does; null: none). */
+  anchor?: OperatorPublicKey | null;
+  /**
+   * With an operator key configured, an unsigned manifest is a problem (restore) unless
+   * `allowUnsigned` (--allow-unsigned-manifest); otherwise only a note (verify).
+   */
+  unsignedIsProblem?: boolean;
+  allowUnsigned?: boolean;
 }
 
 class Stop extends Error {}
@@ -228,9 +241,23 @@ export async function examineSnapshot(path: string, opts: ExamineOptions & { cop
     const size = before.size;
     report.bytes = size;
     if (opts.useManifest) {
-      const m = await readManifestFor(name, manifestPath);
+      const anchor = await anchorFor(opts.anchor);
+      report.anchor = anchor;
+      const m = await readManifestFor(name, manifestPath, anchor ?? null);
       report.manifestState = m.manifestState;
       report.manifest = m.manifest;
+      report.signature = m.signature;
+      if (m.signature && m.signature.state !== 'refused') report.notes.push(describeVerdict(m.signature));
+      if (m.signature?.state === 'refused') {
+        problem({ code: 'SIGNATURE_REFUSED', message: m.manifestError ?? m.signature.reason, hint: 'No option accepts a signature that does not verify: restore another snapshot.' });
+      } else if (anchor && m.signature?.state === 'unsigned' && !opts.allowUnsigned) {
+        const msg = `Manifest ${manifestPath} is not signed, and an operator public key is configured (${anchor.source}, ${anchor.fingerprint}): anyone who can write the backup folder can write an unsigned manifest.`;
+        if (opts.unsignedIsProblem) {
+          problem({ code: 'MANIFEST_UNSIGNED', message: `${msg} Refusing to restore it.`, hint: 'If you know where this snapshot came from (an older backup, or one taken without the key), pass --allow-unsigned-manifest.' });
+        } else {
+          report.notes.push('unsigned: with the operator key configured, restore needs --allow-unsigned-manifest');
+        }
+      }
       if (m.manifestState === 'missing') {
         problem({ code: 'MANIFEST_MISSING', message: `Manifest ${manifestPath} not found; cannot check ${name}.`, hint: 'Pass --skip-verify to restore without the manifest check (not recommended).' });
       } else if (m.manifestState === 'foreign') {
@@ -239,7 +266,7 @@ export async function examineSnapshot(path: string, opts: ExamineOptions & { cop
           message: m.manifestError ?? 'manifest names another file',
           hint: 'A manifest must name the snapshot beside it; this one may have been tampered with. Restore another snapshot, or pass --skip-verify only if you trust this one.',
         });
-      } else if (m.manifestState === 'invalid') {
+      } else if (m.manifestState === 'invalid' && m.signature?.state !== 'refused') {
         problem({ code: 'MANIFEST_INVALID', message: m.manifestError ?? 'manifest invalid', hint: 'Pass --skip-verify to restore without the manifest check (not recommended).' });
       } else if (m.manifest && m.manifest.bytes !== size) {
         problem({ code: 'SIZE_MISMATCH', message: `${name} is ${size} bytes but its manifest says ${m.manifest.bytes}: the snapshot is damaged or incomplete.`, hint: 'Restore another snapshot.' });

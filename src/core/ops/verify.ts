@@ -8,10 +8,14 @@ import { resolve } from 'node:path';
 import { listSnapshots } from '../store/catalog';
 import { BackupError, errnoCode } from '../common/errors';
 import { examineSnapshot, type SnapshotReport } from './snapshotCheck';
+import { anchorFor } from '../store/catalog';
+import type { OperatorPublicKey } from '../store/operatorKey';
 
 export interface VerifyOptions {
   from: string;
   integrity?: VerifyMode;
+  /** The operator public key (undefined: resolved as ai-memory does; null: none). */
+  anchor?: OperatorPublicKey | null;
   signal?: AbortSignal;
   onSnapshot?: (report: SnapshotReport, index: number, total: number) => void;
 }
@@ -33,8 +37,9 @@ export async function verifySnapshots(opts: VerifyOptions): Promise<SnapshotRepo
     throw new BackupError('NO_SNAPSHOTS', `No snapshots found in ${from}.`, { hint: 'Run `backup` first.' });
   }
   const reports: SnapshotReport[] = [];
+  const anchor = (await anchorFor(opts.anchor)) ?? null;
   for (const [i, p] of paths.entries()) {
-    const { report } = await examineSnapshot(p, { useManifest: true, integrity: opts.integrity ?? 'quick', stopAtFirst: false, signal: opts.signal });
+    const { report } = await examineSnapshot(p, { useManifest: true, integrity: opts.integrity ?? 'quick', stopAtFirst: false, anchor, signal: opts.signal });
     reports.push(report);
     opts.onSnapshot?.(report, i, paths.length);
   }

@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { BackupError, errnoCode, errorMessage, isBackupError } from '../common/errors';
 import { acquireFolderLock } from './folderLock';
 import { checkManifestNames, parseManifest, type Manifest } from './manifest';
+import { resolveOperatorPublicKey, type OperatorPublicKey } from './operatorKey';
+import { assessManifest, type SignatureVerdict } from './signing';
 import { compareNewestFirst, isSnapshotFileName, manifestNameFor, parseSnapshotName } from './naming';
 
 export type ManifestState = 'ok' | 'missing' | 'invalid' | 'foreign';
@@ -29,6 +31,11 @@ export interface SnapshotEntry {
   manifest?: Manifest;
   manifestState: ManifestState;
   manifestError?: string;
+  /**
+   * ai-memory 1.0's signature verdict (store/signing.ts). When 'verified', `manifest` holds
+   * the signed values; when 'refused', `manifestState` is 'invalid' and `manifestError` says why.
+   */
+  signature?: SignatureVerdict;
   /** File size equals the manifest's `bytes` (undefined without a usable manifest). */
   sizeMatches?: boolean;
 }
@@ -36,6 +43,16 @@ export interface SnapshotEntry {
 export interface ListOptions {
   /** Read and check manifests (default true). */
   manifests?: boolean;
+  /** The operator public key signatures are checked against; undefined: resolved as ai-memory does; null: none. */
+  anchor?: OperatorPublicKey | null;
+}
+
+type ManifestFacts = Pick<SnapshotEntry, 'manifest' | 'manifestState' | 'manifestError' | 'signature'>;
+
+/** `anchor` as ListOptions takes it → the key (resolving it from the environment when undefined). */
+export async function anchorFor(anchor: OperatorPublicKey | null | undefined): Promise<OperatorPublicKey | undefined> {
+  if (anchor === null) return undefined;
+  return anchor ?? (await resolveOperatorPublicKey()).key;
 }
 
 
@@ -71,11 +88,11 @@ function lstatCb(path: string): Promise<Stats> {
 }
 
 /** Reads and checks the manifest beside a snapshot. Never throws for a bad manifest: it reports the state. */
-export async function readManifestFor(snapshotName: string, manifestPath: string): Promise<Pick<SnapshotEntry, 'manifest' | 'manifestState' | 'manifestError'>> {
-  return checkManifestText(snapshotName, manifestPath, readSmallFile(manifestPath));
+export async function readManifestFor(snapshotName: string, manifestPath: string, anchor?: OperatorPublicKey | null): Promise<ManifestFacts> {
+  return checkManifestText(snapshotName, manifestPath, readSmallFile(manifestPath), await anchorFor(anchor));
 }
 
-async function checkManifestText(snapshotName: string, manifestPath: string, reading: Promise<string>): Promise<Pick<SnapshotEntry, 'manifest' | 'manifestState' | 'manifestError'>> {
+async function checkManifestText(snapshotName: string, manifestPath: string, reading: Promise<string>, anchor: OperatorPublicKey | undefined): Promise<ManifestFacts> {
   let text: string;
   try {
     text = await reading;
@@ -84,16 +101,23 @@ async function checkManifestText(snapshotName: string, manifestPath: string, rea
     return { manifestState: 'invalid', manifestError: `cannot read ${manifestPath}: ${errorMessage(e)}` };
   }
   try {
-    const manifest = parseManifest(text, manifestPath);
-    checkManifestNames(manifest, snapshotName, manifestPath);
-    return { manifest, manifestState: 'ok' };
+    const plain = parseManifest(text, manifestPath);
+    let assessed;
+    try {
+      assessed = assessManifest(plain, snapshotName, manifestPath, anchor);
+    } catch (e) {
+      if (isBackupError(e) && e.code === 'SIGNATURE_REFUSED') return { manifestState: 'invalid', manifestError: e.message, signature: { state: 'refused', reason: e.message } };
+      throw e;
+    }
+    checkManifestNames(assessed.manifest, snapshotName, manifestPath);
+    return { manifest: assessed.manifest, manifestState: 'ok', signature: assessed.verdict };
   } catch (e) {
     if (isBackupError(e)) return { manifestState: e.code === 'MANIFEST_FOREIGN' ? 'foreign' : 'invalid', manifestError: e.message };
     throw e;
   }
 }
 
-async function describe(dir: string, realDir: string, name: string, readManifests: boolean): Promise<SnapshotEntry | undefined> {
+async function describe(dir: string, realDir: string, name: string, readManifests: boolean, anchor: OperatorPublicKey | undefined): Promise<SnapshotEntry | undefined> {
   const path = join(dir, name);
   const manifestPath = join(dir, manifestNameFor(name));
   // The manifest is read while the snapshot is stat'ed (its result is only looked at for a file).
@@ -132,7 +156,7 @@ async function describe(dir: string, realDir: string, name: string, readManifest
     manifestState: 'missing',
   };
   if (manifestText) {
-    Object.assign(entry, await checkManifestText(name, manifestPath, manifestText));
+    Object.assign(entry, await checkManifestText(name, manifestPath, manifestText, anchor));
     if (entry.manifest) entry.sizeMatches = entry.manifest.bytes === entry.size;
   }
   return entry;
@@ -152,12 +176,14 @@ export async function listSnapshots(dir: string, opts: ListOptions = {}): Promis
     throw new BackupError('IO', `Cannot read the backup folder ${dir}: ${errorMessage(e)}`);
   }
   const realDir = await fsp.realpath(dir).catch(() => dir);
+  const readManifests = opts.manifests ?? true;
+  const anchor = readManifests && names.length ? await anchorFor(opts.anchor) : undefined;
   const out: SnapshotEntry[] = [];
   // Bounded concurrency: enough to hide per-file latency, not enough to exhaust descriptors.
   let next = 0;
   const worker = async () => {
     while (next < names.length) {
-      const e = await describe(dir, realDir, names[next++], opts.manifests ?? true);
+      const e = await describe(dir, realDir, names[next++], readManifests, anchor);
       if (e) out.push(e);
     }
   };

@@ -17,6 +17,8 @@ const MAX_INFLIGHT = 2;
 
 export class TempFileSink implements ImageSink {
   readonly path: string;
+  /** Mode the temp file is created with (never wider than what it copies). */
+  private readonly mode: number;
   private readonly keepInMemory: boolean;
   private readonly chunkBytes: number;
   private readonly onBytes?: (done: number, total: number) => void;
@@ -32,8 +34,9 @@ export class TempFileSink implements ImageSink {
   info: ImageInfo | undefined;
   image: Uint8Array | undefined;
 
-  constructor(path: string, opts: { keepInMemory: boolean; chunkBytes: number; onBytes?: (done: number, total: number) => void }) {
+  constructor(path: string, opts: { keepInMemory: boolean; chunkBytes: number; onBytes?: (done: number, total: number) => void; mode?: number }) {
     this.path = path;
+    this.mode = opts.mode ?? 0o644;
     this.keepInMemory = opts.keepInMemory;
     this.chunkBytes = opts.chunkBytes;
     this.onBytes = opts.onBytes;
@@ -44,7 +47,7 @@ export class TempFileSink implements ImageSink {
     this.done = 0;
     this.hash = createHash('sha256');
     try {
-      if (!this.fh) this.fh = await fsp.open(this.path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o644);
+      if (!this.fh) this.fh = await fsp.open(this.path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, this.mode);
       else await this.fh.truncate(0);
     } catch (e) {
       throw ioError('creating', this.path, e);

@@ -13,6 +13,20 @@ export interface Manifest {
   source_db: string;
   version: string;
   created_at: string;
+  /** ai-memory 1.0: the backend that made the snapshot (always "sqlite"). */
+  backend?: string;
+  /** ai-memory 1.0 (and ours before it): the database's schema version. */
+  schema_version?: number;
+  /** ai-memory 1.0: live `memories` rows at capture time. */
+  memory_count?: number;
+  /** ai-memory 1.0, signed manifests only (see signing.ts): 2. */
+  manifest_version?: number;
+  /** ai-memory 1.0: standard base64 of the exact JSON bytes that were signed. */
+  signed_payload?: string;
+  /** ai-memory 1.0: standard base64 of the 64-byte Ed25519 signature of those bytes. */
+  signature?: string;
+  /** ai-memory 1.0: `sha256:<16 hex>` of the signing key — for messages, never trusted. */
+  signer?: string;
   /** Ours: which tool wrote it ("ai-memory-backup <version>"). */
   tool?: string;
   /** Ours: result of the check at backup time. */
@@ -24,7 +38,6 @@ export interface Manifest {
   page_size?: number;
   pages?: number;
   memories?: number;
-  schema_version?: number;
   /** Ours: index of the last WAL commit frame merged into the snapshot (0 = main file only). */
   wal_frames?: number;
   /** Ours: SQLite version of the checker. */
@@ -41,12 +54,17 @@ const REQUIRED: [keyof Manifest, 'string' | 'number'][] = [
   ['version', 'string'],
   ['created_at', 'string'],
 ];
-const OPTIONAL_NUMBERS = ['page_size', 'pages', 'memories', 'schema_version', 'wal_frames'] as const;
+const OPTIONAL_NUMBERS = ['page_size', 'pages', 'memories', 'schema_version', 'wal_frames', 'memory_count', 'manifest_version'] as const;
+/** ai-memory 1.0's `Option<String>` fields: a string, or null/absent. */
+const OPTIONAL_STRINGS = ['backend', 'signed_payload', 'signature', 'signer'] as const;
+/** ai-memory 1.0's fields after the six, in its declaration order (serde writes them so). */
+const V1_FIELDS = ['backend', 'schema_version', 'memory_count', 'manifest_version', 'signed_payload', 'signature', 'signer'] as const;
 
-/** Pretty JSON with ai-memory's field order first (serde_json::to_string_pretty, 2 spaces). */
+/** Pretty JSON with ai-memory's field order first (serde_json::to_string_pretty, 2 spaces): its six, its 1.0 fields, then ours. */
 export function serializeManifest(m: Manifest): string {
   const ordered: Record<string, unknown> = {};
   for (const [k] of REQUIRED) ordered[k] = m[k];
+  for (const k of V1_FIELDS) if (m[k] !== undefined) ordered[k] = m[k];
   for (const [k, v] of Object.entries(m)) if (!(k in ordered) && v !== undefined) ordered[k] = v;
   return JSON.stringify(ordered, null, 2);
 }
@@ -86,9 +104,16 @@ export function parseManifest(text: string, where: string): Manifest {
   if (!Number.isSafeInteger(bytes) || bytes < 0) {
     throw new BackupError('MANIFEST_INVALID', `Manifest ${where}: "bytes" should be a non-negative integer, found ${bytes}.`);
   }
+  // serde reads JSON null as None for ai-memory's Option fields: the same as absent.
+  for (const k of [...OPTIONAL_NUMBERS, ...OPTIONAL_STRINGS]) if (o[k] === null) delete o[k];
   for (const k of OPTIONAL_NUMBERS) {
     if (o[k] !== undefined && typeof o[k] !== 'number') {
       throw new BackupError('MANIFEST_INVALID', `Manifest ${where}: "${k}" should be a number.`);
+    }
+  }
+  for (const k of OPTIONAL_STRINGS) {
+    if (o[k] !== undefined && typeof o[k] !== 'string') {
+      throw new BackupError('MANIFEST_INVALID', `Manifest ${where}: "${k}" should be a string.`);
     }
   }
   return { ...(o as unknown as Manifest), sha256: (o.sha256 as string).toLowerCase() };

@@ -4,6 +4,7 @@
  */
 import { checkLabel } from '../common/checks';
 import type { SnapshotEntry } from './catalog';
+import { describeVerdict } from './signing';
 
 export type SnapshotState = 'verified' | 'unverified' | 'mismatch' | 'noManifest' | 'encrypted';
 
@@ -37,8 +38,22 @@ export const STATE_ICON: Record<SnapshotState, string> = {
   encrypted: 'lock',
 };
 
+/** Verified and signed by the operator key (ai-memory 1.0): the strongest state gets its own codicon. */
+export const SIGNED_ICON = 'verified-filled';
+
+export function stateIcon(e: SnapshotEntry, v: SnapshotVerdict): string {
+  return v.state === 'verified' && e.signature?.state === 'verified' ? SIGNED_ICON : STATE_ICON[v.state];
+}
+
+/** ai-memory 1.0's signature verdict in words (a tooltip line, a `list` column), when the manifest was read. */
+export function signatureLine(e: SnapshotEntry): string | undefined {
+  return e.signature ? describeVerdict(e.signature) : undefined;
+}
+
 export function snapshotVerdict(e: SnapshotEntry, last?: LastCheck): SnapshotVerdict {
   if (e.unsafe) return { state: 'mismatch', detail: 'a symlink leading outside the backup folder: never restored' };
+  // A signature that does not verify (ai-memory 1.0): damaged, whatever else the manifest says.
+  if (e.signature?.state === 'refused') return { state: 'mismatch', detail: e.signature.reason };
   if (e.manifestState === 'missing') return { state: 'noManifest', detail: 'no manifest: cannot be checked' };
   if (e.manifestState !== 'ok') return { state: 'noManifest', detail: `manifest ${e.manifestState}: ${e.manifestError ?? ''}`.trim().replace(/:$/, '') };
   if (e.sizeMatches === false) return { state: 'mismatch', detail: `size ${e.size} differs from the manifest's ${e.manifest?.bytes}` };

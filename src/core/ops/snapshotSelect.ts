@@ -1,0 +1,108 @@
+/**
+ * Which snapshot a restore reads: `--from FILE`, or inside a `--from DIR` the one named by
+ * `--snapshot NAME`, or the newest (`--latest`, or no selector).
+ *
+ * "Newest" depends on the posture (ai-memory 1.0's `select_latest_signed`):
+ *  - an operator public key is configured: the newest by the SIGNED `created_at`, among the
+ *    manifests that verify; unsigned ones are skipped (and listed), and one whose signature
+ *    is refused stops the choice — choosing among backups while one was tampered with lets
+ *    the tamperer steer it. Neither the name nor the file time is trusted then.
+ *  - no key (0.7 compatibility): the newest by the time in the name, as before.
+ */
+import { promises as fsp } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { BackupError, errnoCode } from '../common/errors';
+import { listSnapshots } from '../store/catalog';
+import { isSnapshotFileName } from '../store/naming';
+import type { OperatorPublicKey } from '../store/operatorKey';
+
+export interface SelectOptions {
+  /** `--snapshot NAME`: a file name, its id (name without `.db`) or its manifest's name. */
+  snapshot?: string;
+  latest?: boolean;
+  anchor: OperatorPublicKey | undefined;
+}
+
+export interface Selection {
+  path: string;
+  /** ai-memory's `selected_by`: 'explicit' or 'latest'. */
+  selectedBy: 'explicit' | 'latest';
+  /** How the newest was decided, in words (for the output). */
+  rule?: string;
+  /** Snapshots --latest passed over, with why. */
+  skipped: string[];
+}
+
+const MANIFEST_SUFFIX = '.manifest.json';
+
+/** ai-memory's `snapshot_id`: the id a --snapshot NAME stands for; undefined for a path. */
+export function snapshotId(name: string): string | undefined {
+  if (!name || name.includes('/') || name.includes('\\') || name.includes('\0')) return undefined;
+  let id = name;
+  if (name.endsWith(MANIFEST_SUFFIX)) id = name.slice(0, -MANIFEST_SUFFIX.length);
+  else if (/\.db$/i.test(name)) id = name.slice(0, -3);
+  return id && id !== '.' && id !== '..' ? id : undefined;
+}
+
+export async function selectRestoreSource(from: string, opts: SelectOptions): Promise<Selection> {
+  const p = resolve(from);
+  let isDir = false;
+  try {
+    isDir = (await fsp.stat(p)).isDirectory();
+  } catch (e) {
+    const dangling = errnoCode(e) === 'ENOENT' && (await fsp.lstat(p).then(() => true, () => false));
+    if (!dangling) throw new BackupError('SNAPSHOT_NOT_FOUND', `${p} does not exist.`, { hint: 'Pass a snapshot file or the backup folder with --from.' });
+  }
+  if (!isDir) {
+    if (opts.snapshot !== undefined || opts.latest) {
+      throw new BackupError('USAGE', `${opts.latest ? '--latest' : '--snapshot'} selects a snapshot inside a --from folder, but ${p} is not a folder.`, {
+        hint: `Pass the folder with --from, or drop ${opts.latest ? '--latest' : '--snapshot'}.`,
+      });
+    }
+    return { path: p, selectedBy: 'explicit', skipped: [] };
+  }
+  if (opts.snapshot !== undefined) {
+    const id = snapshotId(opts.snapshot);
+    if (!id) {
+      throw new BackupError('USAGE', `--snapshot "${opts.snapshot}" is not a snapshot name.`, { hint: 'Pass the file name (ai-memory-<time>.db), its id (ai-memory-<time>) or its manifest\'s name — never a path.' });
+    }
+    const path = join(p, `${id}.db`);
+    if (!(await fsp.lstat(path).then(() => true, () => false))) {
+      throw new BackupError('SNAPSHOT_NOT_FOUND', `No snapshot ${basename(path)} in ${p}.`, { hint: 'Run `list` to see the snapshots in that folder.' });
+    }
+    return { path, selectedBy: 'explicit', skipped: [] };
+  }
+  const selectedBy = opts.latest ? 'latest' : 'explicit';
+  if (!opts.anchor) {
+    const entries = await listSnapshots(p, { manifests: false });
+    if (!entries.length) throw new BackupError('NO_SNAPSHOTS', `No snapshots found in ${p}.`, { hint: 'Run `backup` first, or pass the folder that holds your ai-memory-*.db snapshots.' });
+    return { path: entries[0].path, selectedBy, rule: 'the newest by the time in its name (no operator key configured)', skipped: [] };
+  }
+  const entries = await listSnapshots(p, { anchor: opts.anchor });
+  if (!entries.length) throw new BackupError('NO_SNAPSHOTS', `No snapshots found in ${p}.`, { hint: 'Run `backup` first, or pass the folder that holds your ai-memory-*.db snapshots.' });
+  const skipped: string[] = [];
+  let best: { time: number; name: string; path: string } | undefined;
+  for (const e of entries) {
+    if (!isSnapshotFileName(e.name) || e.unsafe) continue;
+    if (e.signature?.state === 'refused' || (e.manifestState === 'foreign' && e.manifestError?.includes('signed'))) {
+      throw new BackupError('SIGNATURE_REFUSED', `The manifest of ${e.name} fails verification (${e.manifestError ?? 'refused'}); refusing to choose the newest backup while one of them has been altered.`, {
+        hint: 'Inspect that snapshot, or name the one you trust with --snapshot.',
+      });
+    }
+    if (e.signature?.state !== 'verified' || !e.manifest) {
+      skipped.push(`${e.name} (${e.manifestState !== 'ok' ? `manifest ${e.manifestState}` : e.signature?.state ?? 'unsigned'})`);
+      continue;
+    }
+    const time = Date.parse(e.manifest.created_at);
+    if (!Number.isFinite(time)) {
+      throw new BackupError('SIGNATURE_REFUSED', `${e.name}'s signed created_at "${e.manifest.created_at}" is not an RFC 3339 time.`, { hint: 'Name the snapshot you trust with --snapshot.' });
+    }
+    if (!best || time > best.time || (time === best.time && e.name > best.name)) best = { time, name: e.name, path: e.path };
+  }
+  if (!best) {
+    throw new BackupError('NO_SNAPSHOTS', `No snapshot in ${p} has a manifest that verifies under the operator public key ${opts.anchor.fingerprint} (${opts.anchor.source}).`, {
+      hint: 'Name one with --snapshot (an unsigned one also needs --allow-unsigned-manifest).',
+    });
+  }
+  return { path: best.path, selectedBy, rule: `the newest by its signed created_at, among manifests that verify under ${opts.anchor.fingerprint}`, skipped };
+}

@@ -1,0 +1,266 @@
+/**
+ * ai-memory 1.0 compatibility end to end: snapshots we sign pass 1.0's restore checks (the
+ * independent oracle in test/support/aiMemory1Restore.ts), manifests signed the way 1.0
+ * signs restore with ours, the tamper cases are refused with the live database untouched,
+ * the posture (no key: 0.7 behaviour; key: unsigned refused unless allowed), 1.0's restore
+ * flags, and the newer-schema refusal.
+ */
+import * as assert from 'assert';
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { publicKeyFromSeed, keyFingerprint } from '../../src/core/common/ed25519';
+import { runBackup } from '../../src/core/ops/backup';
+import { runRestore } from '../../src/core/ops/restore';
+import type { OperatorPublicKey } from '../../src/core/store/operatorKey';
+import { aiMemory1RestoreChecks, aiMemory1SelectLatest, aiMemory1Sign } from '../support/aiMemory1Restore';
+import { createAiMemoryDb, readMemories, seedMemory } from '../support/aiMemoryDb';
+import { cli } from '../support/cliRun';
+import { openNative } from '../support/sqlite';
+import { useTempDir } from '../support/tmp';
+
+const SEED = Buffer.alloc(32, 0x31);
+const OTHER = Buffer.alloc(32, 0x42);
+const PUB = publicKeyFromSeed(SEED);
+const ANCHOR: OperatorPublicKey = { key: PUB, fingerprint: keyFingerprint(PUB), source: 'test' };
+const SIGNER = { seed: SEED, publicKey: PUB, fingerprint: keyFingerprint(PUB), path: 'test/operator.key' };
+const SCHEMA = 28; // the fixtures' schema version
+
+const sha = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
+const readJson = (f: string) => JSON.parse(fs.readFileSync(f, 'utf8')) as Record<string, unknown>;
+const writeJson = (f: string, o: unknown) => fs.writeFileSync(f, JSON.stringify(o, null, 2));
+const manifestOf = (snap: string) => snap.replace(/\.db$/, '.manifest.json');
+
+describe('ai-memory 1.0: signed backups and restores', function () {
+  this.timeout(120_000);
+  const tmp = useTempDir();
+  let db: string;
+  let dir: string;
+
+  beforeEach(() => {
+    db = tmp.join(`db-${Math.random().toString(36).slice(2)}.db`);
+    dir = tmp.join(`bk-${Math.random().toString(36).slice(2)}`);
+    createAiMemoryDb(db, { memories: 12 });
+  });
+
+  async function signedBackup(d = dir, source = db, at?: Date) {
+    return runBackup({ dbPath: source, backupDir: d, signing: { key: SIGNER, anchor: ANCHOR }, now: at ? () => at : undefined });
+  }
+
+  async function refusedUntouched(p: Promise<unknown>, code: string, re?: RegExp) {
+    const before = sha(db);
+    await assert.rejects(p, (e: Error & { code?: string }) => {
+      assert.strictEqual(e.code, code, e.message);
+      if (re) assert.match(e.message, re);
+      return true;
+    });
+    assert.strictEqual(sha(db), before, 'the live database is untouched');
+  }
+
+  it('writes 1.0\'s fields after the six, signs them, and the snapshot passes 1.0\'s restore checks', async () => {
+    const r = await signedBackup();
+    const m = readJson(r.manifestPath);
+    assert.deepStrictEqual(Object.keys(m).slice(0, 13), ['snapshot', 'sha256', 'bytes', 'source_db', 'version', 'created_at', 'backend', 'schema_version', 'memory_count', 'manifest_version', 'signed_payload', 'signature', 'signer']);
+    assert.strictEqual(m.backend, 'sqlite');
+    assert.strictEqual(m.memory_count, 12);
+    assert.strictEqual(m.schema_version, SCHEMA);
+    assert.strictEqual(m.signer, ANCHOR.fingerprint);
+    assert.deepStrictEqual(r.signing, { signed: true, signer: ANCHOR.fingerprint, keyPath: SIGNER.path });
+    assert.deepStrictEqual(aiMemory1RestoreChecks(r.snapshotPath, { anchor: PUB, binarySchema: SCHEMA }), { verification: 'signed', sha256: m.sha256 });
+    assert.strictEqual(aiMemory1SelectLatest(dir, PUB), r.snapshotPath);
+    // A host without the key: 1.0 calls it unverified (no_operator_pubkey) and needs the flag.
+    assert.throws(() => aiMemory1RestoreChecks(r.snapshotPath, { binarySchema: SCHEMA }), /no_operator_pubkey/);
+  });
+
+  it('an unchanged database is backed up again once an operator key signs it, then not again', async () => {
+    const first = await runBackup({ dbPath: db, backupDir: dir, signing: { key: null } });
+    assert.strictEqual((await runBackup({ dbPath: db, backupDir: dir, signing: { key: null } })).status, 'unchanged');
+    const signed = await signedBackup();
+    assert.strictEqual(signed.status, 'created');
+    assert.notStrictEqual(signed.snapshotPath, first.snapshotPath);
+    assert.strictEqual(signed.manifest.signer, ANCHOR.fingerprint);
+    assert.strictEqual((await signedBackup()).status, 'unchanged');
+  });
+
+  it('with --verify off and no key: still 1.0\'s facts, unsigned, and says what 1.0\'s restore will need', async () => {
+    const r = await runBackup({ dbPath: db, backupDir: dir, verify: 'off', signing: { key: null } });
+    const m = readJson(r.manifestPath);
+    assert.strictEqual(m.memory_count, 12);
+    assert.strictEqual(m.schema_version, SCHEMA);
+    assert.strictEqual(m.signature, undefined);
+    assert.strictEqual(m.integrity, 'unverified');
+    assert.match(r.signing?.warning ?? '', /NOT signed.*--allow-unsigned-manifest/);
+    assert.throws(() => aiMemory1RestoreChecks(r.snapshotPath, { anchor: PUB, binarySchema: SCHEMA }), /allow-unsigned-manifest/);
+    assert.strictEqual(aiMemory1RestoreChecks(r.snapshotPath, { anchor: PUB, binarySchema: SCHEMA, allowUnsignedManifest: true }).verification, 'unsigned_allowed');
+  });
+
+  it('a manifest signed the way 1.0 signs it restores with ours, decided from the signed payload', async () => {
+    const r = await runBackup({ dbPath: db, backupDir: dir, signing: { key: null } });
+    const plain = readJson(r.manifestPath);
+    // 1.0's own manifest: its fields only, serde's pretty JSON, signed by its sign_into.
+    const v1 = aiMemory1Sign({ snapshot: plain.snapshot, sha256: plain.sha256, bytes: plain.bytes, source_db: plain.source_db, version: '1.0.0', created_at: plain.created_at, backend: 'sqlite', schema_version: SCHEMA, memory_count: 12 }, SEED);
+    writeJson(r.manifestPath, v1);
+    seedMemory(db, 'ns', 'added after the backup', 'x');
+    const res = await runRestore({ dbPath: db, from: r.snapshotPath, anchor: ANCHOR });
+    assert.strictEqual(res.status, 'restored');
+    assert.strictEqual(res.plan.signature?.state, 'verified');
+    assert.strictEqual(readMemories(db).length, 12);
+  });
+
+  describe('tampering', () => {
+    it('a swapped snapshot with its plain sha256 and bytes rewritten is refused (the signed sha256 decides)', async () => {
+      const r = await signedBackup();
+      const other = tmp.join('other.db');
+      createAiMemoryDb(other, { memories: 3, seed: 7 });
+      const theirs = await runBackup({ dbPath: other, backupDir: tmp.join('other-bk'), signing: { key: null } });
+      fs.copyFileSync(theirs.snapshotPath, r.snapshotPath);
+      const m = readJson(r.manifestPath);
+      writeJson(r.manifestPath, { ...m, sha256: sha(r.snapshotPath), bytes: fs.statSync(r.snapshotPath).size });
+      await refusedUntouched(runRestore({ dbPath: db, from: r.snapshotPath, anchor: ANCHOR }), theirs.manifest.bytes === r.manifest.bytes ? 'SHA_MISMATCH' : 'SIZE_MISMATCH');
+    });
+
+    it('plain fields edited under a valid signature are ignored: the restore decides from the payload', async () => {
+      const r = await signedBackup();
+      const m = readJson(r.manifestPath);
+      writeJson(r.manifestPath, { ...m, sha256: '0'.repeat(64), bytes: 1, created_at: '2099-01-01T00:00:00+00:00', schema_version: 999 });
+      const res = await runRestore({ dbPath: db, from: dir, anchor: ANCHOR, latest: true });
+      assert.strictEqual(res.status, 'restored');
+      assert.strictEqual(res.sha256, r.manifest.sha256);
+    });
+
+    it('re-signed with another key: refused, and --allow-unsigned-manifest does not accept it', async () => {
+      const r = await signedBackup();
+      const m = readJson(r.manifestPath);
+      writeJson(r.manifestPath, aiMemory1Sign(m, OTHER));
+      for (const allow of [false, true]) {
+        await refusedUntouched(runRestore({ dbPath: db, from: r.snapshotPath, anchor: ANCHOR, allowUnsignedManifest: allow }), 'SIGNATURE_REFUSED', /does NOT verify/);
+      }
+      assert.throws(() => aiMemory1RestoreChecks(r.snapshotPath, { anchor: PUB, binarySchema: SCHEMA, allowUnsignedManifest: true }), /does NOT verify/);
+    });
+
+    it('signature stripped: refused while a key is configured, unless --allow-unsigned-manifest', async () => {
+      const r = await signedBackup();
+      const m = readJson(r.manifestPath);
+      for (const k of ['manifest_version', 'signed_payload', 'signature', 'signer']) delete m[k];
+      writeJson(r.manifestPath, m);
+      await refusedUntouched(runRestore({ dbPath: db, from: r.snapshotPath, anchor: ANCHOR }), 'MANIFEST_UNSIGNED', /not signed/);
+      const res = await runRestore({ dbPath: db, from: r.snapshotPath, anchor: ANCHOR, allowUnsignedManifest: true });
+      assert.strictEqual(res.status, 'restored');
+      assert.match(res.warnings.join('\n'), /NOT signed/);
+    });
+
+    it('half a signature is refused, flag or not', async () => {
+      const r = await signedBackup();
+      const m = readJson(r.manifestPath);
+      delete m.signature;
+      writeJson(r.manifestPath, m);
+      await refusedUntouched(runRestore({ dbPath: db, from: r.snapshotPath, anchor: ANCHOR, allowUnsignedManifest: true }), 'SIGNATURE_REFUSED', /half a signature/);
+    });
+
+    it('a payload from another domain, signed with the operator key, is refused', async () => {
+      const r = await signedBackup();
+      writeJson(r.manifestPath, aiMemory1Sign(readJson(r.manifestPath), SEED, { dst: 'ai-memory/rules/v1' }));
+      await refusedUntouched(runRestore({ dbPath: db, from: r.snapshotPath, anchor: ANCHOR }), 'SIGNATURE_REFUSED', /ai-memory\/rules\/v1/);
+    });
+
+    it('a renamed signed pair is refused', async () => {
+      const r = await signedBackup();
+      const renamed = path.join(dir, 'ai-memory-2099-01-01T000000Z.db');
+      fs.renameSync(r.snapshotPath, renamed);
+      fs.renameSync(r.manifestPath, manifestOf(renamed));
+      await refusedUntouched(runRestore({ dbPath: db, from: renamed, anchor: ANCHOR }), 'MANIFEST_FOREIGN', /cannot be renamed/);
+      assert.throws(() => aiMemory1RestoreChecks(renamed, { anchor: PUB, binarySchema: SCHEMA }), /cannot be renamed/);
+    });
+  });
+
+  describe('posture and 1.0\'s flags', () => {
+    it('no operator key configured: unsigned accepted (0.7), a signed one restores on its plain fields', async () => {
+      const u = await runBackup({ dbPath: db, backupDir: dir, signing: { key: null } });
+      assert.strictEqual((await runRestore({ dbPath: db, from: u.snapshotPath, anchor: null })).plan.signature?.state, 'unsigned');
+      const s = await signedBackup(tmp.join('s2'));
+      const res = await runRestore({ dbPath: db, from: s.snapshotPath, anchor: null });
+      assert.strictEqual(res.plan.signature?.state, 'signed-no-key');
+      assert.match(res.warnings.join('\n'), /no operator public key/);
+    });
+
+    it('--latest: the newest by the signed time among verified manifests; a newer-named unsigned copy is passed over, a tampered one stops the choice', async () => {
+      const a = await signedBackup(dir, db, new Date('2026-03-01T10:00:00Z'));
+      seedMemory(db, 'ns', 'second', 'y');
+      const b = await signedBackup(dir, db, new Date('2026-03-01T11:00:00Z'));
+      const planted = path.join(dir, 'ai-memory-2099-01-01T000000Z.db');
+      fs.copyFileSync(a.snapshotPath, planted);
+      writeJson(manifestOf(planted), { ...readJson(a.manifestPath), snapshot: path.basename(planted), manifest_version: undefined, signed_payload: undefined, signature: undefined, signer: undefined });
+      const res = await runRestore({ dbPath: db, from: dir, latest: true, anchor: ANCHOR, dryRun: true });
+      assert.strictEqual(res.from, b.snapshotPath);
+      assert.strictEqual(res.plan.selection.selectedBy, 'latest');
+      assert.match(res.warnings.join('\n'), /skipped: ai-memory-2099-01-01T000000Z\.db \(unsigned\)/);
+      assert.strictEqual(aiMemory1SelectLatest(dir, PUB), b.snapshotPath, '1.0 picks the same one');
+      // Without a key (0.7 posture) the newest name wins, as before.
+      assert.strictEqual((await runRestore({ dbPath: db, from: dir, anchor: null, dryRun: true, allowUnsignedManifest: true })).from, planted);
+      writeJson(manifestOf(planted), aiMemory1Sign({ ...readJson(a.manifestPath), snapshot: path.basename(planted) }, OTHER));
+      await refusedUntouched(runRestore({ dbPath: db, from: dir, latest: true, anchor: ANCHOR }), 'SIGNATURE_REFUSED', /refusing to choose/);
+      assert.throws(() => aiMemory1SelectLatest(dir, PUB), /does NOT verify/);
+    });
+
+    it('--snapshot NAME takes a file name, an id or a manifest name — never a path', async () => {
+      const r = await signedBackup();
+      const id = path.basename(r.snapshotPath, '.db');
+      for (const name of [`${id}.db`, id, `${id}.manifest.json`]) {
+        assert.strictEqual((await runRestore({ dbPath: db, from: dir, snapshot: name, anchor: ANCHOR, dryRun: true })).from, r.snapshotPath);
+      }
+      await refusedUntouched(runRestore({ dbPath: db, from: dir, snapshot: `../${id}.db`, anchor: ANCHOR }), 'USAGE');
+      await refusedUntouched(runRestore({ dbPath: db, from: r.snapshotPath, snapshot: id, anchor: ANCHOR }), 'USAGE', /inside a --from folder/);
+    });
+
+    it('a snapshot on a newer schema than the database it replaces is refused, naming both, unless --force', async () => {
+      const newer = tmp.join('newer.db');
+      createAiMemoryDb(newer, { memories: 2, seed: 3 });
+      const n = openNative(newer);
+      n.exec('UPDATE schema_version SET version = 99');
+      n.close();
+      const r = await signedBackup(dir, newer);
+      await refusedUntouched(runRestore({ dbPath: db, from: r.snapshotPath, anchor: ANCHOR }), 'SCHEMA_NEWER', /schema version 99.*schema version 28/);
+      const res = await runRestore({ dbPath: db, from: r.snapshotPath, anchor: ANCHOR, force: true });
+      assert.strictEqual(res.status, 'restored');
+      assert.match(res.warnings.join('\n'), /99 is newer than .* 28/);
+    });
+  });
+
+  describe('the CLI', () => {
+    it('signs with the key where ai-memory keeps it, and restores a 1.0 script\'s command line; list shows the verdicts', async () => {
+      const home = tmp.join('home');
+      const cfg = path.join(home, '.config', 'ai-memory');
+      fs.mkdirSync(cfg, { recursive: true });
+      fs.writeFileSync(path.join(cfg, 'operator.key'), SEED, { mode: 0o600 });
+      fs.writeFileSync(path.join(cfg, 'operator.key.pub'), `${PUB.toString('base64url')}\n`);
+      const cwd = tmp.path;
+      const b = await cli(['backup', '--db', db, '--to', dir, '--json'], { cwd, home });
+      assert.strictEqual(b.code, 0, b.stderr);
+      assert.strictEqual(b.json().signed, true);
+      assert.strictEqual(b.json().signer, ANCHOR.fingerprint);
+      const human = await cli(['backup', '--db', db, '--to', tmp.join('bk-human'), '--sign-key', path.join(cfg, 'operator.key')], { cwd, home: tmp.join('nohome') });
+      assert.match(human.stdout, new RegExp(`Signed  : operator key ${ANCHOR.fingerprint}`));
+      const unsigned = await cli(['backup', '--db', db, '--to', tmp.join('bk-unsigned')], { cwd, home: tmp.join('nohome') });
+      assert.match(unsigned.stdout, /Signed {2}: NO — ai-memory 1\.0's restore refuses this backup unless given --allow-unsigned-manifest/);
+      fs.chmodSync(path.join(cfg, 'operator.key'), 0o640);
+      const loose = await cli(['backup', '--db', db, '--to', tmp.join('bk-loose'), '--sign-key', path.join(cfg, 'operator.key')], { cwd, home });
+      assert.strictEqual(loose.code, 1);
+      assert.match(loose.stderr, /chmod 600 /);
+      fs.chmodSync(path.join(cfg, 'operator.key'), 0o600);
+
+      const env = { AI_MEMORY_OPERATOR_PUBKEY: PUB.toString('base64') };
+      const r = await cli(['restore', '--db', db, '--from', dir, '--latest', '--yes', '--json'], { cwd, env, home: tmp.join('nohome') });
+      assert.strictEqual(r.code, 0, r.stderr);
+      assert.strictEqual(r.json().manifest_verification, 'signed');
+      assert.strictEqual(r.json().selected_by, 'latest');
+
+      const snap = b.json().snapshot as string;
+      const mp = path.join(dir, snap.replace(/\.db$/, '.manifest.json'));
+      writeJson(mp, aiMemory1Sign(readJson(mp), OTHER));
+      const list = await cli(['list', '--to', dir], { cwd, env, home: tmp.join('nohome') });
+      assert.match(list.stdout, /Damaged.*does NOT verify/);
+      const listJson = await cli(['list', '--to', dir, '--json'], { cwd, env, home: tmp.join('nohome') });
+      assert.strictEqual((listJson.json() as unknown as { signature: string }[])[0].signature, 'refused');
+    });
+  });
+});
