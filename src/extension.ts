@@ -78,7 +78,7 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
   const followDatabase = async () => {
     await setContext(ContextKeys.hasDatabase, locator.current !== undefined);
     await setContext(ContextKeys.needsChoice, locator.needsChoice);
-    await catalog.setFolder(service.folder());
+    await catalog.setFolder(service.folder(), locator.current?.path);
   };
   context.subscriptions.push(locator.onDidChange(() => void followDatabase()));
   context.subscriptions.push(

@@ -9,6 +9,8 @@ import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import { DEFAULT_KEEP, runBackup, type Progress, type VerifyMode } from '../core/ops/backup';
 import { listSnapshots } from '../core/store/catalog';
+import { withOwners } from '../core/store/ownership';
+import { resolveDbPath } from '../core/sqlite/dbFiles';
 import { BackupError, isBackupError } from '../core/common/errors';
 import { formatBytes } from '../core/common/format';
 import { resolveAiMemoryDbPath } from '../core/discovery/paths';
@@ -44,11 +46,16 @@ Commands:
            the snapshot in its place.
   verify   --from FILE|DIR [--verify quick|full] [--json]
            Check snapshots against their manifests and with PRAGMA quick_check.
-  list     [--to DIR] [--json]
-           List the snapshots in DIR (default ./backups), newest first.
+  list     [--to DIR] [--db PATH] [--json]
+           List the snapshots in DIR (default ./backups), newest first, with the
+           database each was taken of (with --db: this database's, then others').
 
 Without --db the database is found the way ai-memory finds it: $AI_MEMORY_DB,
 then db = "…" in ~/.config/ai-memory/config.toml, then ./ai-memory.db.
+A symlinked database is read (and restored) at its real file, like SQLite does.
+restore creates a database that does not exist only at a path named with --db.
+From a folder, restore takes the newest snapshot OF THIS DATABASE (its manifest's
+source_db); retention counts and deletes only this database's snapshots.
 
 Options:
   --skip-verify     restore without checking the manifest (sha256, size)
@@ -61,9 +68,10 @@ Options:
 
 const COMMANDS: Record<string, { values: string[]; switches: string[] }> = {
   backup: { values: ['db', 'to', 'keep', 'verify', 'skip-if-recent'], switches: ['json', 'progress-json'] },
-  restore: { values: ['db', 'from', 'verify'], switches: ['json', 'skip-verify', 'skip-integrity', 'force', 'dry-run', 'progress-json'] },
+  // --no-create: the --db was discovered, not named by the user (the extension says so): never create it.
+  restore: { values: ['db', 'from', 'verify'], switches: ['json', 'skip-verify', 'skip-integrity', 'force', 'dry-run', 'progress-json', 'no-create'] },
   verify: { values: ['from', 'verify'], switches: ['json', 'progress-json'] },
-  list: { values: ['to'], switches: ['json'] },
+  list: { values: ['to', 'db'], switches: ['json'] },
 };
 
 const ALL = {
@@ -130,7 +138,7 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
   for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
   if (p.switches.has('json')) {
     const extra = r.status === 'unchanged' ? { unchanged_since: r.unchangedSince } : {};
-    io.stdout(json({ status: r.status, ...r.manifest, ...extra, ...(r.pruned.length ? { pruned: r.pruned } : {}) }));
+    io.stdout(json({ status: r.status, ...r.manifest, ...extra, ...(r.pruned.length ? { pruned: r.pruned } : {}), ...(r.db.viaLink ? { db_read: r.db.path, db_given: r.db.given } : {}) }));
     return 0;
   }
   const m = r.manifest;
@@ -140,6 +148,7 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
     io.stdout(`Skipped: a backup of this folder finished less than ${recent} s ago.\n`);
   }
   io.stdout(`Snapshot: ${r.snapshotPath}\nManifest: ${r.manifestPath}\nSHA-256 : ${m.sha256}\nBytes   : ${m.bytes}\n`);
+  if (r.db.viaLink) io.stdout(`Read    : ${r.db.path} (${r.db.given} is a symbolic link to it; its -wal is read from there)\n`);
   if (r.status === 'created') {
     const facts: string[] = [];
     if (m.integrity === 'ok') facts.push(`${m.check === 'full' ? 'integrity_check' : 'quick_check'} ok`);
@@ -167,16 +176,36 @@ async function cmdRestore(p: Parsed, io: CliIO): Promise<number> {
     verify: verify === 'off' ? 'quick' : verify,
     force: p.switches.has('force'),
     dryRun: p.switches.has('dry-run'),
+    // A database that does not exist is created only where the user named it.
+    createIfMissing: db.source === 'flag' && !p.switches.has('no-create'),
     onProgress: progressPrinter(p, io),
     signal: io.signal,
   }).catch((e: unknown) => explainDb(e, db));
   for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
   if (p.switches.has('json')) {
-    io.stdout(json({ status: r.status, from: r.from, to: r.to, previous: r.previous, sha256: r.sha256, bytes: r.bytes, ...(r.status === 'dry-run' ? { plan: r.plan } : {}) }));
+    io.stdout(
+      json({
+        status: r.status,
+        from: r.from,
+        to: r.to,
+        previous: r.previous,
+        sha256: r.sha256,
+        bytes: r.bytes,
+        kept_aside: r.keptAside,
+        created: r.created,
+        source_db: r.plan.source.source,
+        source_is_this_db: r.plan.source.owner === 'this',
+        ...(r.plan.dbGiven ? { db_given: r.plan.dbGiven } : {}),
+        ...(r.plan.damaged ? { damaged: r.plan.damaged } : {}),
+        ...(r.status === 'dry-run' ? { plan: r.plan } : {}),
+      }),
+    );
     return 0;
   }
+  const link = r.plan.dbGiven ? ` (${r.plan.dbGiven} is a symbolic link to it)` : '';
   if (r.status === 'dry-run') {
-    const lines = [`Dry run: nothing was changed.`, `Would restore ${r.from}`, ...r.plan.checks.map((c) => `  checked: ${c}`), `into ${r.to}`];
+    const lines = [`Dry run: nothing was changed.`, `Would restore ${r.from}`, ...r.plan.checks.map((c) => `  checked: ${c}`), `into ${r.to}${link}${r.created ? ' (a new database: nothing is there yet)' : ''}`];
+    if (r.plan.damaged) lines.push(`the current database is damaged (${r.plan.damaged}): it is kept as it is, with its sidecars`);
     if (r.plan.keep.length) {
       lines.push('keeping the current files as:');
       for (const k of r.plan.keep) lines.push(`  ${k.from} → ${k.to}`);
@@ -188,7 +217,10 @@ async function cmdRestore(p: Parsed, io: CliIO): Promise<number> {
     return 0;
   }
   if (r.previous) io.stdout(`Previous DB moved to ${r.previous}\n`);
-  io.stdout(`Restored ${r.from} → ${r.to}\n`);
+  const sidecarsKept = r.keptAside.filter((k) => k !== r.previous);
+  if (sidecarsKept.length) io.stdout(`Kept    : ${sidecarsKept.join(', ')}\n`);
+  if (r.created) io.stdout(`Created a new database at ${r.to} (there was none)\n`);
+  io.stdout(`Restored ${r.from} → ${r.to}${link}\n`);
   io.stdout(`Checked : ${r.plan.checks.join('; ')}; placed file sha256 ${r.sha256}\n`);
   return 0;
 }
@@ -218,12 +250,36 @@ async function cmdVerify(p: Parsed, io: CliIO): Promise<number> {
 
 async function cmdList(p: Parsed, io: CliIO): Promise<number> {
   const dir = resolve(io.cwd, p.values.get('to') ?? './backups');
-  const entries = await listSnapshots(dir);
+  const dbFlag = p.values.get('db');
+  const dbPath = dbFlag ? (await resolveDbPath(resolve(io.cwd, dbFlag))).path : undefined;
+  const listed = await withOwners(dir, dbPath, await listSnapshots(dir));
+  // With --db: this database's snapshots first, then the others (each labelled); without, all newest first.
+  const entries = dbPath ? [...listed.filter((e) => e.owner === 'this'), ...listed.filter((e) => e.owner !== 'this')] : listed;
   if (p.switches.has('json')) {
-    io.stdout(json(entries.map((e) => ({ name: e.name, path: e.path, time: new Date(e.time).toISOString(), time_from: e.timeSource, bytes: e.size, manifest: e.manifestState, size_matches: e.sizeMatches, sha256: e.manifest?.sha256, integrity: e.manifest?.integrity, memories: e.manifest?.memories, tool: e.manifest?.tool }))));
+    io.stdout(
+      json(
+        entries.map((e) => ({
+          name: e.name,
+          path: e.path,
+          time: new Date(e.time).toISOString(),
+          time_from: e.timeSource,
+          future: e.future || undefined,
+          bytes: e.size,
+          manifest: e.manifestState,
+          size_matches: e.sizeMatches,
+          sha256: e.manifest?.sha256,
+          integrity: e.manifest?.integrity,
+          memories: e.manifest?.memories,
+          tool: e.manifest?.tool,
+          source_db: e.source,
+          ...(dbPath ? { this_db: e.owner === 'this' } : {}),
+        })),
+      ),
+    );
     return 0;
   }
-  io.stdout(`${dir}: ${entries.length} snapshot${entries.length === 1 ? '' : 's'}\n`);
+  const sources = new Set(entries.map((e) => e.source ?? ''));
+  io.stdout(`${dir}: ${entries.length} snapshot${entries.length === 1 ? '' : 's'}${dbPath ? ` (${entries.filter((e) => e.owner === 'this').length} of ${dbPath})` : ''}\n`);
   for (const e of entries) {
     const when = new Date(e.time).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
     let state: string;
@@ -233,6 +289,9 @@ async function cmdList(p: Parsed, io: CliIO): Promise<number> {
     else if (e.manifest?.integrity === 'ok') state = `verified${e.manifest.memories !== undefined ? `, ${e.manifest.memories} memories` : ''}`;
     else if (e.manifest?.integrity) state = e.manifest.integrity;
     else state = 'manifest ok (made by ai-memory)';
+    if (e.future) state += '; dated in the future (ranked last)';
+    // Whose it is, when that is not obvious: another database than --db, or a folder of several.
+    if (dbPath ? e.owner !== 'this' : sources.size > 1) state += e.source ? `; of ${e.source}${e.owner === 'gone' ? ' (not on this machine)' : ''}` : '; database unknown';
     io.stdout(`  ${when}  ${e.name}  ${formatBytes(e.size)}  ${state}\n`);
   }
   return 0;

@@ -44,6 +44,9 @@ export interface RestoreOutcome {
   previous?: string;
   sha256: string;
   bytes: number;
+  created?: boolean;
+  kept_aside?: string[];
+  damaged?: string;
 }
 
 export interface VerifyOutcome {
@@ -73,9 +76,11 @@ export class EngineClient {
     return this.run<BackupOutcome>(args, o);
   }
 
-  restore(a: { db: string; from: string; force?: boolean }, o: RunOptions = {}): Promise<RestoreOutcome> {
+  /** `create`: the database may be created if it does not exist (only for a path the user named: the setting). */
+  restore(a: { db: string; from: string; force?: boolean; create?: boolean }, o: RunOptions = {}): Promise<RestoreOutcome> {
     const args = ['restore', '--db', a.db, '--from', a.from];
     if (a.force) args.push('--force');
+    if (!a.create) args.push('--no-create');
     return this.run<RestoreOutcome>(args, o);
   }
 

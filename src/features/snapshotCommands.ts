@@ -17,7 +17,8 @@ import { EngineError, type EngineClient } from './engine';
 import { errorActions } from './errors';
 import { confirm } from './prompts';
 import type { SnapshotCatalog, SnapshotView } from './snapshotCatalog';
-import { localTime, type Node } from './snapshotsTree';
+import { localTime, ownerLabel, type Node } from './snapshotsTree';
+import { resolveDbPath } from '../core/sqlite/dbFiles';
 
 export class SnapshotCommands {
   constructor(
@@ -35,14 +36,15 @@ export class SnapshotCommands {
     if (typeof arg === 'string') return this.catalog.find(arg);
     if (arg instanceof vscode.Uri) return this.catalog.find(arg.fsPath);
     await this.catalog.reload();
-    if (!this.catalog.snapshots.length) {
+    if (!this.catalog.snapshots.length && !this.catalog.others.length) {
       void vscode.window.showInformationMessage('There are no snapshots yet.', 'Back Up Now').then((a) => (a ? this.service.backup({ reason: 'manual' }) : undefined));
       return undefined;
     }
     const now = Date.now();
-    const items = this.catalog.snapshots.map((s) => ({
+    // This database's snapshots first; the folder's others after them, labelled with whose they are.
+    const items = [...this.catalog.snapshots, ...this.catalog.others].map((s) => ({
       label: localTime(s.entry.time),
-      description: `${formatAge(now - s.entry.time)} · ${formatBytes(s.entry.size)}`,
+      description: `${formatAge(now - s.entry.time)} · ${formatBytes(s.entry.size)}${s.owner === 'this' ? '' : ` · ${ownerLabel(s)}`}`,
       detail: `${s.state === 'verified' ? '$(pass-filled)' : s.state === 'mismatch' ? '$(error)' : s.state === 'noManifest' ? '$(warning)' : s.state === 'encrypted' ? '$(lock)' : '$(circle-large-outline)'} ${s.stateDetail}${s.entry.manifest?.memories !== undefined ? ` · ${s.entry.manifest.memories} memories` : ''}`,
       view: s,
     }));
@@ -61,9 +63,15 @@ export class SnapshotCommands {
 
   async restoreLatest(): Promise<void> {
     await this.catalog.reload();
+    // This database's newest only: a snapshot of another database is never restored without being chosen.
     const newest = this.catalog.snapshots[0];
     if (!newest) {
-      void vscode.window.showInformationMessage('There are no snapshots to restore yet.');
+      const others = this.catalog.others.length;
+      void vscode.window.showInformationMessage(
+        others
+          ? `There is no snapshot of this database yet. The folder's ${others} other snapshot${others === 1 ? ' was' : 's were'} taken of other databases: they are listed apart in the Snapshots view, where you can restore one explicitly.`
+          : 'There are no snapshots to restore yet.',
+      );
       return;
     }
     await this.restoreView(newest);
@@ -78,7 +86,10 @@ export class SnapshotCommands {
     }
     const { entry } = view;
     const when = localTime(entry.time);
-    const real = await fsp.realpath(db.path).catch(() => db.path);
+    // The same resolution as the engine's (dbFiles.ts): a symlinked database is replaced at its real file.
+    const real = (await resolveDbPath(db.path).catch(() => undefined))?.path ?? db.path;
+    const exists = await fsp.stat(real).then(() => true, () => false);
+    const whose = view.owner === 'this' ? '' : `\n\nThis snapshot was not taken of your database: it is ${ownerLabel(view)}.`;
     const kept = preRestoreName(path.basename(real), formatStamp(new Date()));
     let force = false;
     const holders = await findHolders(real).catch(() => []);
@@ -102,7 +113,9 @@ export class SnapshotCommands {
       const warn = view.state === 'mismatch' || view.state === 'noManifest' ? `\n\nWarning: ${view.stateDetail}. The restore checks it again and refuses it if it is damaged.` : '';
       const ok = await confirm(
         `Restore the snapshot of ${when}?`,
-        `${entry.name} (${formatBytes(entry.size)}${entry.manifest?.memories !== undefined ? `, ${entry.manifest.memories} memories` : ''}) replaces\n${tildify(real)}.\n\nYour current database is kept beside it as ${kept}, with its -wal and -shm, so nothing is lost.${warn}`,
+        exists
+          ? `${entry.name} (${formatBytes(entry.size)}${entry.manifest?.memories !== undefined ? `, ${entry.manifest.memories} memories` : ''}) replaces\n${tildify(real)}.\n\nYour current database is kept beside it as ${kept}, with its -wal, -shm and -journal, so nothing is lost.${whose}${warn}`
+          : `${entry.name} (${formatBytes(entry.size)}) becomes a new database at\n${tildify(real)} (there is none yet).${whose}${warn}`,
         'Restore',
       );
       if (!ok) return;
@@ -112,12 +125,14 @@ export class SnapshotCommands {
       const r = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `AI Memory: restoring the snapshot of ${when}`, cancellable: true },
         (progress, token) =>
-          this.engine.restore({ db: real, from: entry.path, force }, { token, onProgress: (p) => progress.report({ message: p.message ?? p.phase }) }),
+          // A new database is created only where the user named it (the setting), never at a discovered path.
+          this.engine.restore({ db: real, from: entry.path, force, create: db.via === 'setting' }, { token, onProgress: (p) => progress.report({ message: p.message ?? p.phase }) }),
       );
-      this.log.info(`restore: done; previous database kept at ${r.previous ?? '(there was none)'}; placed sha256 ${r.sha256}`);
+      this.log.info(`restore: done; ${r.created ? 'created a new database' : `previous database kept at ${r.previous ?? '(there was none)'}`}; kept aside: ${(r.kept_aside ?? []).join(', ') || 'nothing'}; placed sha256 ${r.sha256}`);
       const actions = r.previous ? ['Reveal Previous', 'Show Log'] : ['Show Log'];
+      const what = r.created ? ' A new database was created.' : r.previous ? ` The previous${r.damaged ? ' (damaged)' : ''} database is kept as ${path.basename(r.previous)}.` : '';
       void vscode.window
-        .showInformationMessage(`Restored the snapshot of ${when}.${r.previous ? ` The previous database is kept as ${path.basename(r.previous)}.` : ''} Restart your agent to use it.`, ...actions)
+        .showInformationMessage(`Restored the snapshot of ${when}.${what} Restart your agent to use it.`, ...actions)
         .then((a) => {
           if (a === 'Reveal Previous' && r.previous) void this.reveal(vscode.Uri.file(r.previous));
           if (a === 'Show Log') this.log.show();

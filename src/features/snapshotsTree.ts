@@ -35,7 +35,13 @@ const STATE_LABEL: Record<SnapshotState, string> = {
 };
 
 /** A row of the view: a snapshot, or a message (the folder cannot be read). */
-export type Node = { kind: 'snapshot'; view: SnapshotView } | { kind: 'message'; text: string; detail: string };
+export type Node = { kind: 'snapshot'; view: SnapshotView } | { kind: 'message'; text: string; detail: string } | { kind: 'others'; views: SnapshotView[] };
+
+/** Whose snapshot, for one of the folder's other snapshots. */
+export function ownerLabel(v: SnapshotView): string {
+  if (v.owner === 'unknown' || !v.source) return 'database unknown (no manifest)';
+  return `of ${tildify(v.source)}${v.owner === 'gone' ? ' (not on this machine)' : ''}`;
+}
 
 export function localTime(ms: number): string {
   return new Date(ms).toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
@@ -58,12 +64,24 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
   }
 
   getChildren(element?: Node): Node[] {
+    if (element?.kind === 'others') return element.views.map((view) => ({ kind: 'snapshot', view }));
     if (element) return [];
     if (this.catalog.error) return [{ kind: 'message', text: 'Cannot read the backup folder', detail: this.catalog.error }];
-    return this.catalog.snapshots.map((view) => ({ kind: 'snapshot', view }));
+    const nodes: Node[] = this.catalog.snapshots.map((view) => ({ kind: 'snapshot', view }));
+    // The folder's other snapshots (another database sharing the folder, a moved one), apart and labelled.
+    if (this.catalog.others.length) nodes.push({ kind: 'others', views: this.catalog.others });
+    return nodes;
   }
 
   getTreeItem(node: Node): vscode.TreeItem {
+    if (node.kind === 'others') {
+      const item = new vscode.TreeItem('Other databases\' snapshots', vscode.TreeItemCollapsibleState.Collapsed);
+      item.id = 'aiMemory.otherSnapshots';
+      item.description = `${node.views.length}`;
+      item.tooltip = 'Snapshots in this folder that were not taken of the selected database (their manifest names another database, or none). Retention never deletes them, and Restore Latest never picks them.';
+      item.iconPath = new vscode.ThemeIcon('folder-library');
+      return item;
+    }
     if (node.kind === 'message') {
       const item = new vscode.TreeItem(node.text);
       item.description = node.detail;
@@ -74,7 +92,7 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     const { entry, state, stateDetail, verification } = node.view;
     const item = new vscode.TreeItem(localTime(entry.time));
     item.id = entry.path;
-    item.description = `${formatAge(Date.now() - entry.time)} · ${formatBytes(entry.size)}`;
+    item.description = `${formatAge(Date.now() - entry.time)} · ${formatBytes(entry.size)}${node.view.owner === 'this' ? '' : ` · ${ownerLabel(node.view)}`}${entry.future ? ' · dated in the future' : ''}`;
     item.iconPath = ICONS[state];
     item.contextValue = CONTEXT_VALUES[state];
     item.resourceUri = vscode.Uri.file(entry.path);

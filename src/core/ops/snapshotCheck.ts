@@ -6,11 +6,12 @@
  * exactly what was verified.
  */
 import { createHash } from 'node:crypto';
-import { constants as fsc, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import { readManifestFor } from '../store/catalog';
 import { BackupError, ioError, type ErrorCode } from '../common/errors';
 import { hashFile } from '../store/fileSink';
+import { openRegular } from '../common/regularFile';
 import type { Manifest } from '../store/manifest';
 import { manifestNameFor } from '../store/naming';
 import { HEADER_SIZE, looksEncrypted, parseHeader } from '../sqlite/sqliteFormat';
@@ -93,7 +94,7 @@ export async function resolveSnapshotPath(path: string): Promise<string> {
 
 /** Reads the whole file, hashing as it goes (read-ahead overlaps the hashing). */
 async function readAllHashed(path: string, size: number, signal: AbortSignal | undefined, onBytes?: (d: number, t: number) => void): Promise<{ bytes: Uint8Array; sha256: string }> {
-  const fh = await fsp.open(path, fsc.O_RDONLY).catch((e: unknown) => {
+  const { fh } = await openRegular(path).catch((e: unknown) => {
     throw ioError('opening', path, e);
   });
   try {
@@ -235,7 +236,7 @@ export async function examineSnapshot(path: string, opts: ExamineOptions & { kee
 }
 
 async function readHead(path: string): Promise<Uint8Array> {
-  const fh = await fsp.open(path, fsc.O_RDONLY).catch((e: unknown) => {
+  const { fh } = await openRegular(path).catch((e: unknown) => {
     throw ioError('opening', path, e);
   });
   try {

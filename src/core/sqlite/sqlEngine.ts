@@ -141,7 +141,13 @@ function runChecks(db: InstanceType<SqlJs['Database']>, mode: CheckMode): ImageC
   };
   check.pageSize = num('PRAGMA page_size');
   check.pages = num('PRAGMA page_count');
-  check.memories = num('SELECT count(*) FROM memories');
-  check.schemaVersion = num('SELECT max(version) FROM schema_version');
+  // Facts are read only from real tables: a snapshot is untrusted input, and a `memories`
+  // VIEW (say, over an endless recursive CTE) or a virtual table would run arbitrary work
+  // here — sql.js 1.16 exposes neither sqlite3_progress_handler nor sqlite3_interrupt, so
+  // nothing could stop it. quick_check/integrity_check run only SQLite's own checks, whose
+  // time is bounded by the file's size.
+  const realTable = (name: string) => num(`SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND name = '${name}' AND sql NOT LIKE 'CREATE VIRTUAL%'`) === 1;
+  check.memories = realTable('memories') ? num('SELECT count(*) FROM main."memories"') : undefined;
+  check.schemaVersion = realTable('schema_version') ? num('SELECT max(version) FROM main."schema_version"') : undefined;
   return check;
 }

@@ -10,6 +10,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { writeAll } from './atomicFs';
+import { openRegular } from '../common/regularFile';
 import { BackupError, ioError } from '../common/errors';
 import type { ImageInfo, ImageSink } from '../sqlite/image';
 
@@ -20,6 +21,7 @@ export class TempFileSink implements ImageSink {
   private readonly keepInMemory: boolean;
   private readonly chunkBytes: number;
   private readonly onBytes?: (done: number, total: number) => void;
+  private readonly mode: number;
   private fh: FileHandle | undefined;
   private hash: Hash = createHash('sha256');
   private inflight = new Set<Promise<void>>();
@@ -32,8 +34,10 @@ export class TempFileSink implements ImageSink {
   info: ImageInfo | undefined;
   image: Uint8Array | undefined;
 
-  constructor(path: string, opts: { keepInMemory: boolean; chunkBytes: number; onBytes?: (done: number, total: number) => void }) {
+  /** `mode`: the temp file is created with it (never wider than the source database's; atomicFs.fileModeLike). */
+  constructor(path: string, opts: { keepInMemory: boolean; chunkBytes: number; onBytes?: (done: number, total: number) => void; mode?: number }) {
     this.path = path;
+    this.mode = opts.mode ?? 0o600;
     this.keepInMemory = opts.keepInMemory;
     this.chunkBytes = opts.chunkBytes;
     this.onBytes = opts.onBytes;
@@ -44,7 +48,7 @@ export class TempFileSink implements ImageSink {
     this.done = 0;
     this.hash = createHash('sha256');
     try {
-      if (!this.fh) this.fh = await fsp.open(this.path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o644);
+      if (!this.fh) this.fh = await fsp.open(this.path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, this.mode);
       else await this.fh.truncate(0);
     } catch (e) {
       throw ioError('creating', this.path, e);
@@ -140,7 +144,8 @@ export class TempFileSink implements ImageSink {
 
 /** SHA-256 of a file, streamed. */
 export async function hashFile(path: string, signal?: AbortSignal, onBytes?: (done: number) => void): Promise<{ sha256: string; bytes: number }> {
-  const fh = await fsp.open(path, fsc.O_RDONLY).catch((e: unknown) => {
+  // Regular files only, never blocking on the open (regularFile.ts).
+  const { fh } = await openRegular(path).catch((e: unknown) => {
     throw ioError('opening', path, e);
   });
   try {
