@@ -33,6 +33,7 @@
  * created only at a path the user named (`--db`, the aiMemory.databasePath setting:
  * `createIfMissing`), never at one that was guessed.
  */
+import { isNoHardLinkError } from '../common/fsFacts';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { applyLikeness, fileModeLike, fsyncDir, likenessOf, tempPath, writeAll, cleanStaleTemps, type Likeness } from '../store/atomicFs';
@@ -40,16 +41,18 @@ import { listSnapshots, readManifestFor } from '../store/catalog';
 import { withOwners, type OwnerInfo } from '../store/ownership';
 import { journalIsLive, resolveDbPath, SIDECARS } from '../sqlite/dbFiles';
 import { openRegular } from '../common/regularFile';
-import { BackupError, errnoCode, ioError, isBackupError } from '../common/errors';
-import { hashFile, TempFileSink } from '../store/fileSink';
+import { BackupError, errnoCode, errorMessage, ioError, isBackupError } from '../common/errors';
+import { hashFile } from '../common/hashFile';
+import { TempFileSink } from '../store/fileSink';
 import { describeHolders, findHolders, type Holder } from './inUse';
 import { DEFAULT_CHUNK_BYTES, readConsistentImage } from '../sqlite/image';
 import { formatStamp, manifestNameFor, preRestoreName } from '../store/naming';
-import { pinnedSnapshots, pinSnapshot } from '../store/pins';
+import { pinSnapshot, removeStalePins } from '../store/pins';
 import { examineSnapshot, problemError, type SnapshotReport } from './snapshotCheck';
 import { looksEncrypted, parseHeader } from '../sqlite/sqliteFormat';
 import { crashPoint } from '../common/testHooks';
-import type { Progress } from './backup';
+import { letSignalsIn, throwIfCancelled, type Progress } from '../common/cancel';
+import { checkLabel, type CheckMode } from '../common/checks';
 import { scanWal } from '../sqlite/wal';
 
 export interface RestoreOptions {
@@ -61,7 +64,7 @@ export interface RestoreOptions {
   /** Skip the sql.js integrity check (needed for encrypted snapshots). */
   skipIntegrity?: boolean;
   /** Which integrity check (default quick). */
-  verify?: 'quick' | 'full';
+  verify?: CheckMode;
   /** Restore even though a process has the database open. */
   force?: boolean;
   dryRun?: boolean;
@@ -112,9 +115,7 @@ export interface RestoreResult {
   durationMs: number;
 }
 
-function abortIf(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new BackupError('CANCELLED', 'Restore cancelled; nothing was changed.');
-}
+const CANCELLED = 'Restore cancelled; nothing was changed.';
 
 async function exists(p: string): Promise<boolean> {
   try {
@@ -200,10 +201,7 @@ async function keepCopy(src: string, dest: string): Promise<void> {
     await fsp.link(src, dest);
     return;
   } catch (e) {
-    const code = errnoCode(e);
-    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS' && code !== 'EXDEV' && code !== 'EMLINK') {
-      throw ioError('keeping a copy of', src, e);
-    }
+    if (!isNoHardLinkError(e)) throw ioError('keeping a copy of', src, e);
   }
   const tmp = tempPath(dirname(dest), 'keep');
   try {
@@ -311,7 +309,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
   const unpin = await pinSnapshot(dirname(snapshot), basename(snapshot));
   try {
     crashPoint('restore:after-pin');
-    abortIf(opts.signal);
+    throwIfCancelled(opts.signal, CANCELLED);
     progress({ phase: 'hashing', message: `checking ${basename(snapshot)}` });
     const integrity = opts.skipIntegrity ? 'off' : (opts.verify ?? 'quick');
     const { report, bytes } = await examineSnapshot(snapshot, {
@@ -343,7 +341,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     const consolidate = dbExists && !damaged && (await walHasCommits(dbPath));
     const checks = [
       opts.skipVerify ? 'manifest check skipped (--skip-verify)' : `sha256 and size match ${basename(report.manifestPath)}`,
-      integrity === 'off' ? 'integrity check skipped (--skip-integrity)' : `PRAGMA ${integrity === 'full' ? 'integrity_check' : 'quick_check'}: ok`,
+      integrity === 'off' ? 'integrity check skipped (--skip-integrity)' : `PRAGMA ${checkLabel(integrity)}: ok`,
     ];
     const plan: RestorePlan = { snapshot, manifest: opts.skipVerify ? undefined : report.manifestPath, checks, db: dbPath, dbExists, dbGiven: loc.viaLink ? loc.given : undefined, damaged, source: chosen.source, keep, consolidate, holders };
     const done = (status: RestoreResult['status']): RestoreResult => ({
@@ -370,7 +368,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     if (opts.dryRun) {
       return done('dry-run');
     }
-    abortIf(opts.signal);
+    throwIfCancelled(opts.signal, CANCELLED);
 
     const dir = dirname(dbPath);
     await fsp.mkdir(dir, { recursive: true }).catch((e: unknown) => {
@@ -391,7 +389,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     const like = (await likenessOf(dbPath)) ?? { mode: (await likenessOf(snapshot))?.mode ?? 0o600, uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1 };
     await place({ dbPath, snapshot, bytes, sha256, keep, consolidate, damaged, like, progress, signal: opts.signal, recheck });
     // Pins (and pin temps) left by restores that died (killed, power cut) are dropped; live pins stay.
-    await pinnedSnapshots(dirname(snapshot));
+    await removeStalePins(dirname(snapshot));
     await cleanStaleTemps(dirname(snapshot));
     return done('restored');
   } finally {
@@ -456,9 +454,8 @@ async function place(s: {
     crashPoint('restore:after-temp');
     // A signal that came during the last write is handled before we decide (two turns of
     // the event loop: from the poll phase, one setImmediate runs before the next poll).
-    await new Promise((r) => setImmediate(r));
-    await new Promise((r) => setImmediate(r));
-    abortIf(s.signal);
+    await letSignalsIn();
+    throwIfCancelled(s.signal, CANCELLED);
 
     // The -wal/-shm get their second names before the main file: a crash in between leaves
     // at most stray sidecars, never a pre-restore .db without its -wal (an older state).
@@ -510,7 +507,7 @@ async function place(s: {
   } catch (e) {
     await fsp.rm(tmp, { force: true }).catch(() => undefined);
     const keptDb = s.keep.find((k) => k.from === s.dbPath)?.to;
-    const what = e instanceof Error ? e.message : String(e);
+    const what = errorMessage(e);
     if (stage === 'swapped' && keptDb && !s.damaged) {
       // Put the old database back as one consistent file (its main file + WAL merged).
       try {

@@ -5,12 +5,14 @@
  * sql.js, its integrity. The snapshot is read once; restore keeps those bytes to place
  * exactly what was verified.
  */
+import { isInside } from '../common/fsFacts';
+import { checkLabel, type VerifyMode } from '../common/checks';
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
-import { basename, dirname, isAbsolute, join, relative } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { readManifestFor } from '../store/catalog';
 import { BackupError, ioError, type ErrorCode } from '../common/errors';
-import { hashFile } from '../store/fileSink';
+import { hashFile } from '../common/hashFile';
 import { openRegular } from '../common/regularFile';
 import type { Manifest } from '../store/manifest';
 import { manifestNameFor } from '../store/naming';
@@ -45,7 +47,7 @@ export interface ExamineOptions {
   /** Check against the manifest (restore without --skip-verify, and verify). */
   useManifest: boolean;
   /** Which sql.js check; 'off' skips it (restore --skip-integrity). */
-  integrity: 'quick' | 'full' | 'off';
+  integrity: VerifyMode;
   /** Stop at the first problem (restore) instead of collecting them all (verify). */
   stopAtFirst: boolean;
   /** An encrypted snapshot is a problem (restore, unless --skip-integrity) or only a note (verify). */
@@ -56,10 +58,6 @@ export interface ExamineOptions {
 
 class Stop extends Error {}
 
-function within(dir: string, target: string): boolean {
-  const rel = relative(dir, target);
-  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
-}
 
 /**
  * Resolves the snapshot path: a symlink is followed only when its target stays inside the
@@ -84,7 +82,7 @@ export async function resolveSnapshotPath(path: string): Promise<string> {
   } catch (e) {
     throw new BackupError('UNSAFE_SNAPSHOT_PATH', `Snapshot ${path} is a broken symlink.`, { cause: e });
   }
-  if (!within(realDir, target)) {
+  if (!isInside(realDir, target)) {
     throw new BackupError('UNSAFE_SNAPSHOT_PATH', `Snapshot ${path} is a symlink to ${target}, outside its folder; refusing to use it.`, {
       hint: 'Copy the real snapshot (and its manifest) into the backup folder instead of linking to it.',
     });
@@ -132,7 +130,7 @@ async function readAllHashed(path: string, size: number, signal: AbortSignal | u
  * Classifies a file from its first bytes and its size; for plain SQLite also checks the
  * file holds every page its header promises (fileformat2 §1.3.9).
  */
-export function classify(head: Uint8Array, size: number): { format: SnapshotFormat; detail?: string } {
+export function detectFormat(head: Uint8Array, size: number): { format: SnapshotFormat; detail?: string } {
   if (size === 0) return { format: 'empty' };
   const hdr = parseHeader(head.subarray(0, HEADER_SIZE));
   if (!hdr) return { format: looksEncrypted(head.subarray(0, 4096), size) ? 'encrypted' : 'not-sqlite' };
@@ -210,7 +208,7 @@ export async function examineSnapshot(path: string, opts: ExamineOptions & { kee
     }
     {
       const head = bytes ?? (await readHead(real));
-      const c = classify(head, size);
+      const c = detectFormat(head, size);
       report.format = c.format;
       if (c.format === 'empty') problem({ code: 'NOT_A_DATABASE', message: `${name} is empty (0 bytes).`, hint: 'Restore another snapshot.' });
       else if (c.format === 'truncated') problem({ code: 'INTEGRITY_FAILED', message: `${name} is truncated: ${c.detail}.`, hint: 'Restore another snapshot.' });
@@ -226,7 +224,7 @@ export async function examineSnapshot(path: string, opts: ExamineOptions & { kee
       } else if (c.format === 'sqlite' && opts.integrity !== 'off' && bytes) {
         const check = await checkImage(bytes, opts.integrity);
         report.integrity = check;
-        if (!check.ok) problem({ code: 'INTEGRITY_FAILED', message: `${name} fails ${opts.integrity === 'full' ? 'integrity_check' : 'quick_check'}: ${check.result}.`, hint: 'Restore another snapshot.' });
+        if (!check.ok) problem({ code: 'INTEGRITY_FAILED', message: `${name} fails ${checkLabel(opts.integrity)}: ${check.result}.`, hint: 'Restore another snapshot.' });
       }
     }
   } catch (e) {

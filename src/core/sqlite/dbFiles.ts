@@ -22,7 +22,6 @@ import { promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { BackupError, errnoCode, ioError } from '../common/errors';
 import { openRegularIfExists } from '../common/regularFile';
-import { pathKey } from '../discovery/paths';
 import { JOURNAL_MAGIC } from './sqliteFormat';
 
 /** Every file SQLite may keep beside a database, as suffixes of its resolved path. */
@@ -83,7 +82,9 @@ export function sidecarPaths(dbPath: string): { suffix: Sidecar; path: string }[
 
 /** Two resolved database paths name the same database (case-insensitively where the file system usually is). */
 export function sameDbPath(a: string, b: string): boolean {
-  return pathKey(a, undefined) === pathKey(b, undefined);
+  // Windows' and (by default) macOS's file systems ignore case (as discovery's pathKey).
+  const fold = process.platform === 'win32' || process.platform === 'darwin';
+  return fold ? a.toLowerCase() === b.toLowerCase() : a === b;
 }
 
 /**
