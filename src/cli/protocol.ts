@@ -122,6 +122,8 @@ const RestorePlanJson = v.object({
   keep: v.array(v.object({ from: v.string(), to: v.string() })),
   consolidate: v.boolean(),
   holders: v.array(v.object({ pid: v.number(), command: v.string(), file: v.string(), how: v.picklist(['lock', 'open']) })),
+  /** Dry run only: why the restore itself would refuse (the database is in use). */
+  wouldRefuse: v.optional(v.object({ code: v.literal('IN_USE'), message: v.string(), hint: v.string() })),
 });
 
 export const RestoreJson = v.object({
@@ -142,6 +144,8 @@ export const RestoreJson = v.object({
   /** Why the replaced database counted as damaged (kept as it was, nothing folded in). */
   damaged: v.optional(v.string()),
   plan: v.optional(RestorePlanJson),
+  /** A dry run that the restore would refuse (the CLI then exits 1). */
+  would_refuse: v.optional(v.object({ code: v.string(), error: v.string(), hint: v.optional(v.string()) })),
 });
 
 const ManifestStateJson = v.picklist(['ok', 'missing', 'invalid', 'foreign', 'skipped']);
@@ -254,6 +258,7 @@ export function restoreJson(r: RestoreResult): RestoreOutcome {
     ...(r.plan.dbGiven ? { db_given: r.plan.dbGiven } : {}),
     ...(r.plan.damaged ? { damaged: r.plan.damaged } : {}),
     ...(r.status === 'dry-run' ? { plan: r.plan } : {}),
+    ...(r.status === 'dry-run' && r.plan.wouldRefuse ? { would_refuse: { code: r.plan.wouldRefuse.code, error: r.plan.wouldRefuse.message, hint: r.plan.wouldRefuse.hint } } : {}),
   };
 }
 

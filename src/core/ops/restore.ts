@@ -95,6 +95,8 @@ export interface RestorePlan {
   /** The live -wal holds committed transactions that will be folded into the kept state first. */
   consolidate: boolean;
   holders: Holder[];
+  /** Dry run only: why the real restore would refuse (the database is in use), or undefined. */
+  wouldRefuse?: { code: 'IN_USE'; message: string; hint: string };
 }
 
 export interface RestoreResult {
@@ -360,9 +362,13 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     });
 
     if (holders.length && !opts.force) {
-      throw new BackupError('IN_USE', `The database is in use by ${describeHolders(holders)}. Nothing was changed.`, {
-        hint: 'Stop your agent (or the ai-memory server) first, then restore. --force restores anyway.',
-      });
+      const refusal = { code: 'IN_USE' as const, message: `The database is in use by ${describeHolders(holders)}. Nothing was changed.`, hint: 'Stop your agent (or the ai-memory server) first, then restore. --force restores anyway.' };
+      // A dry run still shows the whole plan, and says it would be refused.
+      if (opts.dryRun) {
+        plan.wouldRefuse = refusal;
+        return done('dry-run');
+      }
+      throw new BackupError(refusal.code, refusal.message, { hint: refusal.hint });
     }
     if (holders.length) warnings.push(`restoring while the database is open by ${describeHolders(holders)} (--force)`);
     if (opts.dryRun) {
