@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { measureActivation } from './lib/activation.mjs';
 import { measureCatalog, measureProcessStart, measureSqlJsInit } from './lib/extras.mjs';
+import { measureRemotePush, remoteSection } from './lib/remote.mjs';
 import { SIZES, checkFixture, ensureFixture } from './lib/fixtures.mjs';
 import { GNU_TIME, canDropCaches, quietLog, quietOptions, run, settle, timed } from './lib/proc.mjs';
 import { fmt, max, mb, mbFromKiB, median, millis, min, secs, sum, table } from './lib/stats.mjs';
@@ -34,6 +35,8 @@ const { values: opts } = parseArgs({
     'no-build': { type: 'boolean', default: false },
     'no-activation': { type: 'boolean', default: false },
     'no-extras': { type: 'boolean', default: false },
+    'no-remote': { type: 'boolean', default: false },
+    'remote-only': { type: 'boolean', default: false },
     'activation-sessions': { type: 'string' },
     out: { type: 'string' },
     'cache-dir': { type: 'string' },
@@ -56,6 +59,8 @@ if (opts.help) {
   --no-build               use the existing out/ and dist/ (default: tsc -p . && node esbuild.mjs)
   --no-activation          skip the VS Code activation measurement
   --no-extras              skip activation, catalog, sql.js init and process start
+  --no-remote              skip the off-machine copy (push of 500 MB to a loopback S3 server)
+  --remote-only            only the off-machine copy (→ bench/results-remote.md)
   --activation-sessions N  VS Code sessions for the activation time (default 5, quick 2)
   --out FILE               results file (default bench/results.md, quick: bench/results-quick.md)
   --cache-dir DIR          fixtures and work files (default bench/.cache)
@@ -513,6 +518,13 @@ async function main() {
   requireTools();
   if (!opts['no-build']) build();
   if (!existsSync(cli)) throw new Error(`${cli} missing: run npm run build (or drop --no-build)`);
+  if (opts['remote-only']) {
+    const r = await measureRemotePush({ repoRoot, cacheDir, bytes: quick ? 50 << 20 : 500 << 20, rounds: quick ? 2 : 3, log });
+    const file = resolve(opts.out ?? join(benchDir, 'results-remote.md'));
+    writeFileSync(file, `# Benchmark: off-machine copy\n\n${new Date().toISOString()}, Node ${process.version}\n\n${remoteSection(r)}`);
+    log(`wrote ${relative(repoRoot, file)}`);
+    return;
+  }
   const wantCold = !opts.warm;
   const cold = wantCold && canDropCaches();
   if (wantCold && !cold) log('cannot drop the page cache here (not root, or a container): running warm');
@@ -529,6 +541,10 @@ async function main() {
   }
 
   const extras = {};
+  if (!opts['no-remote']) {
+    log('off-machine copy: push to a loopback S3 server');
+    extras.remote = await measureRemotePush({ repoRoot, cacheDir, bytes: quick ? 50 << 20 : 500 << 20, rounds: quick ? 2 : 3, log });
+  }
   if (!opts['no-extras']) {
     log('process start');
     extras.start = await measureProcessStart({ repoRoot, runs: quick ? 5 : 9, cold });
@@ -619,6 +635,7 @@ function report({ facts, cold, sizeResults, extras, duration }) {
     '',
     ...sizeResults.map(({ r, a }) => sizeSection(r, a, labels)),
     ...(Object.keys(extras).length ? [extrasSection(extras)] : []),
+    ...(extras.remote ? [remoteSection(extras.remote)] : []),
     notesSection(sizeResults, extras),
   ].join('\n');
 }

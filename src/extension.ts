@@ -7,7 +7,7 @@
 import { errorMessage } from './core/common/errors';
 import { performance } from 'node:perf_hooks';
 import * as vscode from 'vscode';
-import { Commands, ContextKeys, VIEW_ID } from './commands';
+import { Commands, ContextKeys, VIEW_ID } from './contributionIds';
 import { TOOL_VERSION } from './core/common/version';
 import { BackupService } from './features/backupService';
 import { DatabaseLocator, tildify } from './features/databaseLocator';
@@ -19,6 +19,8 @@ import { SnapshotCatalog } from './features/snapshotCatalog';
 import { SnapshotCommands } from './features/snapshotCommands';
 import { SnapshotsTreeProvider } from './features/snapshotsTree';
 import { StatusBar } from './features/statusBar';
+import { copyEnabled, RemoteCopies, type SetupInput } from './features/remoteCopies';
+import { readSettings } from './features/settings';
 
 /** What other extensions (and our tests in the real extension host) can see and do. */
 export interface AiMemoryBackupApi {
@@ -32,10 +34,19 @@ export interface AiMemoryBackupApi {
   /** The rows of the Snapshots view, as the view renders them. */
   snapshots(): { group: string; label: string; description: string; contextValue: string; path: string; state: string; tooltip: string }[];
   statusBar(): { text: string; tooltip: string; visible: boolean; warning: boolean; error: boolean };
+  /** Off-machine copies: the configured targets (no secrets), each local snapshot's copy state, the "Remote" group's rows, failed copies. */
+  copies(): { targets: string[]; states: Record<string, string>; remoteOnly: string[]; failures: string[] };
   nextScheduledRun(): number | undefined;
   refresh(): Promise<void>;
-  /** Answers the modal confirmations (restore, delete) instead of a person; undefined restores the dialogs. */
-  setConfirmationHandler(handler: ConfirmationHandler | undefined): void;
+  /**
+   * Test seams, present only when the extension host was started with
+   * AI_MEMORY_BACKUP_TEST_API=1 (our real-VS-Code harness does): never in a user's VS Code,
+   * so no other extension can answer a restore confirmation for the user.
+   */
+  readonly testing?: {
+    /** Answers the modal confirmations (restore, delete) instead of a person; undefined restores the dialogs. */
+    setConfirmationHandler(handler: ConfirmationHandler | undefined): void;
+  };
 }
 
 export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
@@ -48,9 +59,12 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
   const catalog = new SnapshotCatalog(context, log);
   const service = new BackupService(locator, catalog, engine, log);
   const scheduler = new Scheduler(service, locator, catalog, log);
-  const statusBar = new StatusBar(locator, catalog, () => ({ intervalMinutes: scheduler.intervalMinutes, nextRun: scheduler.nextRun, lastFailure: service.lastFailure }));
-  service.attachStatusBar(statusBar);
-  const tree = new SnapshotsTreeProvider(catalog);
+  const statusBar = new StatusBar(locator, catalog, service, scheduler);
+  const remote = new RemoteCopies(context, engine, log, () => readSettings().keep, () => new Set(catalog.snapshots.map((s) => s.entry.name)));
+  service.afterBackup = (dir) => (copyEnabled() ? remote.copyAll(dir, 'backup') : Promise.resolve());
+  statusBar.copyFailures = () => remote.failures();
+  context.subscriptions.push(remote, remote.onDidChange(() => statusBar.update()));
+  const tree = new SnapshotsTreeProvider(catalog, remote);
   const commands = new SnapshotCommands(locator, catalog, service, engine, log);
   context.subscriptions.push(locator, catalog, service, scheduler, statusBar, tree);
 
@@ -71,6 +85,23 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
   // With a path (a string or a file Uri: other extensions, tests), that database is chosen without the picker.
   register(Commands.selectDatabase, (arg) => (typeof arg === 'string' ? locator.choose(arg) : arg instanceof vscode.Uri ? locator.choose(arg.fsPath) : locator.pick()));
   register(Commands.showLog, () => log.show());
+  register(Commands.setUpRemote, (arg) => remote.setUp(arg && typeof arg === 'object' && 'remote' in arg ? (arg as SetupInput) : undefined));
+  register(Commands.retryCopy, () => remote.retryNow());
+  register(Commands.restoreRemoteSnapshot, async (arg) => {
+    const node = arg as { kind?: string; name?: string } | undefined;
+    const dir = service.folder();
+    const pick = remote.remoteOnly().find((r) => r.name === node?.name) ?? remote.remoteOnly()[0];
+    if (!pick || !dir) return;
+    try {
+      const p = await remote.download(pick.name, pick.target, dir);
+      await catalog.reload();
+      await commands.restore(p);
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      log.error(`download of ${pick.name} failed: ${msg}`);
+      void vscode.window.showErrorMessage(`AI Memory: could not download ${pick.name}; nothing was restored. ${msg}`, 'Show Log').then((a) => a && log.show());
+    }
+  });
   register(Commands.refresh, async () => {
     await locator.refresh();
     await catalog.reload();
@@ -92,11 +123,13 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
     await setContext(ContextKeys.needsChoice, locator.needsChoice);
     showMissing();
     await catalog.setFolder(service.folder(), locator.current?.path);
+    await remote.setFolder(service.folder());
   };
   context.subscriptions.push(locator.onDidChange(() => void followDatabase()));
   context.subscriptions.push(
     catalog.onDidChange(() => {
       void setContext(ContextKeys.hasSnapshots, catalog.snapshots.length > 0);
+      void remote.reload();
       view.description = catalog.snapshots.length ? `${catalog.snapshots.length}` : undefined;
       showMissing();
     }),
@@ -110,7 +143,6 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
     }),
     vscode.workspace.onDidGrantWorkspaceTrust(() => {
       log.info('workspace trusted: reading its MCP configuration too');
-      void setContext(ContextKeys.untrusted, false);
       void locator.refresh();
     }),
     vscode.workspace.onDidChangeWorkspaceFolders(() => void locator.refresh()),
@@ -121,7 +153,6 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
     setTimeout(() => {
       void (async () => {
         try {
-          await setContext(ContextKeys.untrusted, !vscode.workspace.isTrusted);
           await locator.refresh();
           await followDatabase();
         } catch (e) {
@@ -160,13 +191,19 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
         };
       }),
     statusBar: () => statusBar.snapshot(),
+    copies: () => ({
+      targets: remote.targets().map((t) => t.remote),
+      states: Object.fromEntries(catalog.snapshots.map((s) => [s.entry.name, remote.copyState(s.entry.name) ?? 'no targets'])),
+      remoteOnly: remote.remoteOnly().map((r) => r.name),
+      failures: remote.failures().map((f) => `${f.target}: ${f.message}`),
+    }),
     nextScheduledRun: () => scheduler.nextRun,
     refresh: async () => {
       await locator.refresh();
       await followDatabase();
       await catalog.reload();
     },
-    setConfirmationHandler,
+    ...(process.env.AI_MEMORY_BACKUP_TEST_API === '1' ? { testing: { setConfirmationHandler } } : {}),
   };
 }
 

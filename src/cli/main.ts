@@ -23,7 +23,11 @@ import type { SnapshotReport } from '../core/ops/snapshotCheck';
 import { TOOL_NAME, TOOL_VERSION } from '../core/common/version';
 import { verifySnapshots } from '../core/ops/verify';
 import { parseArgs, type Parsed } from './args';
-import { backupJson, COMMANDS, isCommandName, listJson, progressJson, restoreJson, verifyJson, type CommandName, type CommandSpec, type ErrorLine } from './protocol';
+import { targetFromCli } from '../core/remote/targets';
+import { listRemote, pushToTarget, type PushOutcome, type SyncProgress } from '../core/remote/sync';
+import { pullFromTarget } from '../core/ops/pull';
+import type { RemoteTarget } from '../core/remote/target';
+import { backupJson, COMMANDS, isCommandName, listJson, probeJson, progressJson, pullJson, pushJson, remoteListJson, restoreJson, verifyJson, type CommandName, type CommandSpec, type ErrorLine } from './protocol';
 
 export interface CliIO {
   stdout: (s: string) => void;
@@ -54,6 +58,27 @@ Commands:
   list     [--to DIR] [--db PATH] [--json]
            List the snapshots in DIR (default ./backups), newest first, with the
            database each was taken of (with --db: this database's, then others').
+  list     --remote s3://BUCKET/PREFIX|DIR [S3 options] [--json]
+           List the snapshots on an off-machine target.
+  push     [--to DIR] --remote s3://BUCKET/PREFIX|DIR [--keep N] [S3 options] [--json]
+           Copy every verified snapshot in DIR (default ./backups) to the target
+           (each file checked against its manifest; the manifest goes last) and
+           keep the newest N there too (default ${DEFAULT_KEEP}, 0 = all).
+  pull     --remote s3://BUCKET/PREFIX|DIR --to DIR [--snapshot NAME | --all]
+           [--verify quick|full|off] [S3 options] [--json]
+           Download snapshots (default: the newest) into DIR: each is checked
+           against its manifest (sha256, size) and with quick_check before it
+           gets its name. Then \`restore --from DIR\`.
+  backup   … --remote s3://BUCKET/PREFIX|DIR
+           After the backup, push to the target. A failed copy never fails the
+           backup: the exit code is then 3 and the next run finishes the copy.
+
+Off-machine targets: a folder (a NAS mount, a synced folder; it must exist) or
+S3-compatible storage. S3 credentials come from the standard AWS chain:
+AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, else the profile
+(AWS_PROFILE or --profile) in ~/.aws/credentials and ~/.aws/config.
+S3 options: --endpoint URL (or AWS_ENDPOINT_URL; R2, B2, MinIO…), --region R
+(or AWS_REGION; default us-east-1), --path-style (MinIO), --profile NAME.
 
 Without --db the database is found the way ai-memory finds it: $AI_MEMORY_DB,
 then db = "…" in ~/.config/ai-memory/config.toml, then ./ai-memory.db.
@@ -70,6 +95,12 @@ Options:
   --json            machine-readable output (one JSON line)
   -h, --help        this help;  --version  the version
 `;
+
+/** Exit code of `backup --remote` when the local backup succeeded but the copy did not (it stays pending). */
+export const EXIT_COPY_PENDING = 3;
+
+/** The object `list --remote --probe` writes and deletes right away. */
+const PROBE_NAME = '.ai-memory-backup-probe';
 
 const SPECS: CommandSpec[] = Object.values(COMMANDS);
 const ALL = {
@@ -126,6 +157,8 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
   const recent = p.values.get('skip-if-recent');
   if (recent !== undefined && !/^\d+$/.test(recent)) throw new BackupError('USAGE', `--skip-if-recent must be a number of seconds; got "${recent}".`);
   const db = await dbPath(p, io);
+  // The target is set up (and its flags checked) before the backup, so a typo fails fast.
+  const remote = p.values.has('remote') ? await remoteTarget(p, io) : undefined;
   const r = await runBackup({
     dbPath: db.path,
     backupDir: resolve(io.cwd, p.values.get('to') ?? './backups'),
@@ -137,8 +170,11 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
   }).catch((e: unknown) => explainDb(e, db));
   for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
   if (p.switches.has('json')) {
-    io.stdout(json(backupJson(r)));
-    return 0;
+    let copy: PushOutcome | undefined;
+    if (remote) copy = await pushToTarget({ localDir: resolve(io.cwd, p.values.get('to') ?? './backups'), target: remote, keep: Number(keepRaw), signal: io.signal, onProgress: syncProgressPrinter(p, io) });
+    io.stdout(json({ ...backupJson(r), ...(copy ? { remote: pushJson(copy) } : {}) }));
+    if (copy?.error) io.stderr(`warning: off-machine copy to ${copy.target} ${copy.report ? 'incomplete' : 'failed'}: ${copy.error.message}\n`);
+    return copy && copy.status !== 'copied' ? EXIT_COPY_PENDING : 0;
   }
   const m = r.manifest;
   if (r.status === 'unchanged') {
@@ -159,6 +195,91 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
     io.stdout(`Checked : ${facts.join(', ')}\n`);
   }
   if (r.pruned.length) io.stdout(`Pruned  : ${r.pruned.join(', ')}\n`);
+  if (remote) {
+    const o = await pushToTarget({ localDir: resolve(io.cwd, p.values.get('to') ?? './backups'), target: remote, keep: Number(keepRaw), signal: io.signal, onProgress: syncProgressPrinter(p, io) });
+    printPush(o, io, false);
+    return o.status === 'copied' ? 0 : EXIT_COPY_PENDING;
+  }
+  return 0;
+}
+
+async function remoteTarget(p: Parsed, io: CliIO): Promise<RemoteTarget> {
+  const text = p.values.get('remote');
+  if (!text) throw new BackupError('USAGE', `${p.command} needs --remote s3://BUCKET/PREFIX or a folder.`);
+  return targetFromCli(text, { endpoint: p.values.get('endpoint'), region: p.values.get('region'), profile: p.values.get('profile'), pathStyle: p.switches.has('path-style') ? true : undefined }, io.env, io.home ?? homedir(), io.cwd);
+}
+
+function syncProgressPrinter(p: Parsed, io: CliIO): ((x: SyncProgress) => void) | undefined {
+  const print = progressPrinter(p, io);
+  if (!print) return undefined;
+  return (x) => print({ phase: x.phase === 'uploading' || x.phase === 'downloading' ? 'reading' : x.phase === 'deleting' ? 'pruning' : 'checking', done: x.done, total: x.total, message: `${x.phase}${x.name ? ` ${x.name}` : ''}` });
+}
+
+/** Human lines (or, with `json`, one JSON line) for a push; `json` false inside `backup`, whose JSON line is the manifest's. */
+function printPush(o: PushOutcome, io: CliIO, jsonLine: boolean): void {
+  if (jsonLine) {
+    io.stdout(json(pushJson(o)));
+    return;
+  }
+  const r = o.report;
+  if (r) {
+    io.stdout(`Copied  : ${o.target}: ${r.uploaded.length} uploaded${r.present.length ? `, ${r.present.length} already there` : ''}${r.deleted.length ? `, ${r.deleted.length} old deleted` : ''}${r.cleaned.length ? `, ${r.cleaned.length} unfinished cleaned` : ''}\n`);
+    for (const s of r.skipped) io.stderr(`warning: not copied: ${s.name} (${s.reason})\n`);
+  }
+  if (o.error) {
+    io.stderr(`${r ? 'warning' : 'error'}: off-machine copy to ${o.target} ${r ? 'incomplete' : 'failed'}: ${o.error.message}\n`);
+    if (o.error.hint) io.stderr(`  ${o.error.hint}\n`);
+    if (o.next_retry) io.stderr(`  The copy is pending; retried after ${o.next_retry} (or run push again).\n`);
+  }
+}
+
+async function cmdPush(p: Parsed, io: CliIO): Promise<number> {
+  const keepRaw = p.values.get('keep') ?? String(DEFAULT_KEEP);
+  if (!/^\d+$/.test(keepRaw)) throw new BackupError('USAGE', `--keep must be a whole number ≥ 0; got "${keepRaw}".`);
+  const target = await remoteTarget(p, io);
+  const dir = resolve(io.cwd, p.values.get('to') ?? './backups');
+  const st = await fsp.stat(dir).catch(() => undefined);
+  if (!st?.isDirectory()) throw new BackupError('NO_SNAPSHOTS', `${dir} is not a backup folder.`, { hint: 'Pass the folder with --to (run `backup` first).' });
+  const o = await pushToTarget({ localDir: dir, target, keep: Number(keepRaw), signal: io.signal, onProgress: syncProgressPrinter(p, io) });
+  if (o.error?.code === 'CANCELLED') throw new BackupError('CANCELLED', o.error.message);
+  printPush(o, io, p.switches.has('json'));
+  if (p.switches.has('json') && o.error) io.stderr(json({ status: 'error', code: o.error.code, error: o.error.message, hint: o.error.hint }));
+  return o.status === 'copied' ? 0 : 1;
+}
+
+async function cmdPull(p: Parsed, io: CliIO): Promise<number> {
+  const to = p.values.get('to');
+  if (!to) throw new BackupError('USAGE', 'pull needs --to DIR (where the snapshots go).');
+  const snap = p.values.get('snapshot');
+  if (snap && p.switches.has('all')) throw new BackupError('USAGE', 'Pass --snapshot NAME or --all, not both.');
+  const target = await remoteTarget(p, io);
+  const results = await pullFromTarget({ target, toDir: resolve(io.cwd, to), names: p.switches.has('all') ? 'all' : snap ? [snap] : undefined, integrity: verifyMode(p, true), signal: io.signal, onProgress: syncProgressPrinter(p, io) });
+  if (p.switches.has('json')) {
+    io.stdout(json(pullJson(target.label, results)));
+    return 0;
+  }
+  for (const r of results) io.stdout(`${r.status === 'present' ? 'Present ' : 'Pulled  '}: ${r.path}  ${formatBytes(r.bytes)}  sha256 ${r.sha256}${r.integrity ? `  (${r.integrity})` : ''}\n`);
+  io.stdout(`Restore with: ${TOOL_NAME} restore --from ${results.length === 1 ? results[0].path : resolve(io.cwd, to)}\n`);
+  return 0;
+}
+
+async function cmdListRemote(p: Parsed, io: CliIO): Promise<number> {
+  const target = await remoteTarget(p, io);
+  const l = await listRemote(target, io.signal);
+  // --probe (the extension's connection test): can we also write, and delete what we wrote?
+  let deleteRefused: string | undefined;
+  if (p.switches.has('probe')) {
+    await target.uploadBytes(PROBE_NAME, Buffer.from(`${TOOL_NAME} connection test\n`), io.signal);
+    const r = await target.remove([PROBE_NAME], io.signal);
+    deleteRefused = r.refused[0]?.message;
+    if (deleteRefused) io.stderr(`warning: ${target.label} lets us write but refused to delete (${deleteRefused}): old snapshots there will not be deleted by retention.\n`);
+  }
+  if (p.switches.has('json')) {
+    io.stdout(json(p.switches.has('probe') ? probeJson(l, deleteRefused) : remoteListJson(l)));
+    return 0;
+  }
+  io.stdout(`${l.target}: ${l.snapshots.filter((s) => s.complete).length} snapshot${l.snapshots.filter((s) => s.complete).length === 1 ? '' : 's'}\n`);
+  for (const s of l.snapshots) io.stdout(`  ${s.name}  ${formatBytes(s.bytes)}${s.complete ? '' : '  unfinished upload (no manifest; cleaned by the next push)'}\n`);
   return 0;
 }
 
@@ -264,7 +385,9 @@ const HANDLERS: Record<CommandName, (p: Parsed, io: CliIO) => Promise<number>> =
   backup: cmdBackup,
   restore: cmdRestore,
   verify: cmdVerify,
-  list: cmdList,
+  list: (p, io) => (p.values.has('remote') ? cmdListRemote(p, io) : cmdList(p, io)),
+  push: cmdPush,
+  pull: cmdPull,
 };
 
 export async function runCli(argv: string[], io: CliIO): Promise<number> {

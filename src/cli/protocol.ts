@@ -26,6 +26,8 @@ import type { SnapshotReport } from '../core/ops/snapshotCheck';
 import type { SnapshotEntry } from '../core/store/catalog';
 import type { OwnerInfo } from '../core/store/ownership';
 import type { CheckMode } from '../core/common/checks';
+import type { PushOutcome, RemoteListing } from '../core/remote/sync';
+import type { PullResult } from '../core/ops/pull';
 
 // ---------------------------------------------------------------------------------------
 // Commands and their flags
@@ -38,11 +40,13 @@ export interface CommandSpec {
 }
 
 export const COMMANDS = {
-  backup: { values: ['db', 'to', 'keep', 'verify', 'skip-if-recent'], switches: ['json', 'progress-json'] },
+  backup: { values: ['db', 'to', 'keep', 'verify', 'skip-if-recent', 'remote', 'endpoint', 'region', 'profile'], switches: ['json', 'progress-json', 'path-style'] },
   // no-create: the --db was discovered, not named by the user (the extension says so): never create it.
   restore: { values: ['db', 'from', 'verify'], switches: ['json', 'skip-verify', 'skip-integrity', 'force', 'dry-run', 'progress-json', 'no-create'] },
   verify: { values: ['from', 'verify'], switches: ['json', 'progress-json'] },
-  list: { values: ['to', 'db'], switches: ['json'] },
+  list: { values: ['to', 'db', 'remote', 'endpoint', 'region', 'profile'], switches: ['json', 'path-style', 'probe'] },
+  push: { values: ['to', 'keep', 'remote', 'endpoint', 'region', 'profile'], switches: ['json', 'progress-json', 'path-style'] },
+  pull: { values: ['to', 'snapshot', 'verify', 'remote', 'endpoint', 'region', 'profile'], switches: ['json', 'progress-json', 'path-style', 'all'] },
 } as const satisfies Record<string, CommandSpec>;
 
 export type CommandName = keyof typeof COMMANDS;
@@ -99,6 +103,23 @@ const manifestEntries = {
   sqlite: v.optional(v.string()),
 };
 
+const CopyErrorJson = v.object({ code: v.string(), message: v.string(), hint: v.optional(v.string()) });
+
+/** `push`: how the copy to one target went (exit 1 with this line when it failed: the error is in it). */
+export const PushJson = v.object({
+  status: v.picklist(['copied', 'failed']),
+  target: v.string(),
+  uploaded: v.optional(v.array(v.string())),
+  present: v.optional(v.array(v.string())),
+  deleted: v.optional(v.array(v.string())),
+  cleaned: v.optional(v.array(v.string())),
+  refused: v.optional(v.array(v.object({ name: v.string(), message: v.string() }))),
+  skipped: v.optional(v.array(v.object({ name: v.string(), reason: v.string() }))),
+  remote_only: v.optional(v.array(v.object({ name: v.string(), bytes: v.number() }))),
+  error: v.optional(CopyErrorJson),
+  next_retry: v.optional(v.string()),
+});
+
 export const BackupJson = v.looseObject({
   status: v.picklist(['created', 'unchanged', 'skipped']),
   ...manifestEntries,
@@ -108,7 +129,31 @@ export const BackupJson = v.looseObject({
   /** The file that was read and the path given, when the given path is a symlink (source_db is the file read). */
   db_read: v.optional(v.string()),
   db_given: v.optional(v.string()),
+  /** With --remote: the copy after the backup (exit 3 when it failed). */
+  remote: v.optional(PushJson),
 });
+
+export const PullJson = v.object({
+  status: v.literal('pulled'),
+  from: v.string(),
+  snapshots: v.array(
+    v.object({
+      name: v.string(),
+      path: v.string(),
+      manifestPath: v.string(),
+      bytes: v.number(),
+      sha256: v.string(),
+      status: v.picklist(['downloaded', 'present']),
+      integrity: v.optional(v.string()),
+    }),
+  ),
+});
+
+const RemoteEntryJson = v.object({ name: v.string(), bytes: v.number(), complete: v.boolean() });
+/** `list --remote`: the snapshots on a target, newest first (complete = its manifest is there). */
+export const RemoteListJson = v.array(RemoteEntryJson);
+/** `list --remote --probe`: the connection test (list, write and delete a probe object). */
+export const ProbeJson = v.object({ status: v.literal('ok'), target: v.string(), snapshots: v.array(RemoteEntryJson), delete_refused: v.optional(v.string()) });
 
 const RestorePlanJson = v.object({
   snapshot: v.string(),
@@ -197,17 +242,23 @@ export const RESULTS = {
   backup: BackupJson,
   restore: RestoreJson,
   verify: VerifyJson,
-  list: ListJson,
+  // A local folder, a target (--remote), or a connection test (--remote --probe).
+  list: v.union([ListJson, RemoteListJson, ProbeJson]),
+  push: PushJson,
+  pull: PullJson,
 } as const satisfies Record<CommandName, v.GenericSchema>;
 
 export type ResultOf<C extends CommandName> = v.InferOutput<(typeof RESULTS)[C]>;
 export type BackupOutcome = ResultOf<'backup'>;
 export type RestoreOutcome = ResultOf<'restore'>;
 export type VerifyOutcome = ResultOf<'verify'>;
-export type ListOutcome = ResultOf<'list'>;
+export type ListOutcome = v.InferOutput<typeof ListJson>;
+export type PushOutcomeJson = ResultOf<'push'>;
+export type PullOutcome = ResultOf<'pull'>;
+export type ProbeOutcome = v.InferOutput<typeof ProbeJson>;
 
 /** Commands whose exit code 1 still comes with a result (verify: some snapshot failed). */
-export const RESULT_ON_FAILURE: ReadonlySet<CommandName> = new Set<CommandName>(['verify']);
+export const RESULT_ON_FAILURE: ReadonlySet<CommandName> = new Set<CommandName>(['verify', 'push']);
 
 /** The error line, on stderr with --json. */
 export const ErrorJson = v.object({
@@ -299,6 +350,35 @@ export function listJson(entries: (SnapshotEntry & OwnerInfo)[], dbPath?: string
     source_db: e.source,
     ...(dbPath ? { this_db: e.owner === 'this' } : {}),
   }));
+}
+
+export function pushJson(o: PushOutcome): PushOutcomeJson {
+  const r = o.report;
+  return {
+    status: o.status,
+    target: o.target,
+    uploaded: r?.uploaded,
+    present: r?.present,
+    deleted: r?.deleted,
+    cleaned: r?.cleaned,
+    refused: r?.refused,
+    skipped: r?.skipped,
+    remote_only: r?.remoteOnly,
+    error: o.error,
+    next_retry: o.next_retry,
+  };
+}
+
+export function pullJson(from: string, results: PullResult[]): PullOutcome {
+  return { status: 'pulled', from, snapshots: results };
+}
+
+export function remoteListJson(l: RemoteListing): v.InferOutput<typeof RemoteListJson> {
+  return l.snapshots.map((s) => ({ name: s.name, bytes: s.bytes, complete: s.complete }));
+}
+
+export function probeJson(l: RemoteListing, deleteRefused: string | undefined): ProbeOutcome {
+  return { status: 'ok', target: l.target, snapshots: remoteListJson(l), delete_refused: deleteRefused };
 }
 
 export function progressJson(p: Progress): { progress: EngineProgress } {

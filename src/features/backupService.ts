@@ -9,7 +9,6 @@ import { checkLabel } from '../core/common/checks';
 import { errorMessage } from '../core/common/errors';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { ContextKeys } from '../commands';
 import { formatBytes } from '../core/common/format';
 import { Disposable } from '../util/disposable';
 import type { DatabaseLocator } from './databaseLocator';
@@ -17,7 +16,6 @@ import { EngineError, type BackupOutcome, type EngineClient, type EngineProgress
 import { describeFailure, errorActions } from './errors';
 import { expandSettingPath, readSettings } from './settings';
 import type { SnapshotCatalog } from './snapshotCatalog';
-import type { StatusBar } from './statusBar';
 
 export interface BackupRequest {
   reason: 'manual' | 'scheduled';
@@ -30,7 +28,13 @@ export class BackupService extends Disposable {
   lastFailure: { message: string; at: number; db: string } | undefined;
   private running: Promise<BackupOutcome | undefined> | undefined;
   private lastNotifiedFailure = '';
-  private statusBar: StatusBar | undefined;
+  /** What is running now ("backing up…"), for the status bar's spinner; undefined when idle. */
+  busy: string | undefined;
+  private readonly _onDidChange = this._register(new vscode.EventEmitter<void>());
+  /** Fires when `busy` or `lastFailure` changes. */
+  readonly onDidChange = this._onDidChange.event;
+  /** Runs after each backup that leaves a verified newest snapshot (created or unchanged): the off-machine copies. */
+  afterBackup: ((dir: string) => Promise<void>) | undefined;
 
   constructor(
     private readonly locator: DatabaseLocator,
@@ -39,10 +43,6 @@ export class BackupService extends Disposable {
     private readonly log: vscode.LogOutputChannel,
   ) {
     super();
-  }
-
-  attachStatusBar(bar: StatusBar): void {
-    this.statusBar = bar;
   }
 
   /** The backup folder: the setting (expanded), else `backups` beside the database. */
@@ -69,8 +69,8 @@ export class BackupService extends Disposable {
     }
     this.running = this.doBackup(req).finally(() => {
       this.running = undefined;
-      void vscode.commands.executeCommand('setContext', ContextKeys.busy, false);
-      this.statusBar?.setBusy(undefined);
+      this.busy = undefined;
+      this._onDidChange.fire();
     });
     return this.running;
   }
@@ -86,8 +86,8 @@ export class BackupService extends Disposable {
       return undefined;
     }
     const s = readSettings();
-    await vscode.commands.executeCommand('setContext', ContextKeys.busy, true);
-    this.statusBar?.setBusy('backing up…');
+    this.busy = 'backing up…';
+    this._onDidChange.fire();
     const started = Date.now();
     this.log.info(`backup (${req.reason}): ${db.path} → ${dir} (keep ${s.keep}, verify ${s.verify})`);
     const run = (progress?: vscode.Progress<{ message?: string; increment?: number }>, token?: vscode.CancellationToken) => {
@@ -124,6 +124,8 @@ export class BackupService extends Disposable {
         this.log.info(`backup: skipped, another window backed this folder up recently (${outcome.snapshot})`);
       }
       await this.catalog.reload();
+      // The copy runs after the backup has finished and never turns it into a failure.
+      if (outcome.status !== 'skipped' && this.afterBackup) void this.afterBackup(dir);
       return outcome;
     } catch (e) {
       const err = e instanceof EngineError ? e : new EngineError('IO', errorMessage(e));
@@ -143,7 +145,7 @@ export class BackupService extends Disposable {
           .showErrorMessage(`AI Memory backup failed: ${text}`, ...actions.map((a) => a.title))
           .then((picked) => actions.find((a) => a.title === picked)?.run());
       }
-      this.statusBar?.update();
+      this._onDidChange.fire();
       return undefined;
     }
   }

@@ -24,6 +24,9 @@ import {
   RESULT_ON_FAILURE,
   type BackupOutcome,
   type CommandArgs,
+  type ProbeOutcome,
+  type PullOutcome,
+  type PushOutcomeJson,
   type CommandName,
   type EngineProgress,
   type ResultOf,
@@ -31,7 +34,20 @@ import {
   type VerifyOutcome,
 } from '../cli/protocol';
 
-export type { BackupOutcome, EngineProgress, RestoreOutcome, VerifyOutcome } from '../cli/protocol';
+export type { BackupOutcome, EngineProgress, RestoreOutcome, VerifyOutcome, PushOutcomeJson, PullOutcome, ProbeOutcome } from '../cli/protocol';
+
+/** How the engine reaches a target: `--remote` and its flags, and the credentials it gets in its environment (never on its command line, never in the log). */
+export interface RemoteArgs {
+  remote: string;
+  endpoint?: string;
+  region?: string;
+  pathStyle?: boolean;
+  env?: Record<string, string>;
+}
+
+function remoteFlags(r: RemoteArgs): { remote: string; endpoint?: string; region?: string; 'path-style'?: boolean } {
+  return { remote: r.remote, endpoint: r.endpoint, region: r.region, 'path-style': r.pathStyle };
+}
 
 export class EngineError extends Error {
   constructor(
@@ -46,6 +62,8 @@ export class EngineError extends Error {
 }
 
 interface RunOptions {
+  /** Added to the engine's environment (credentials for a target). */
+  env?: Record<string, string>;
   token?: vscode.CancellationToken;
   onProgress?: (p: EngineProgress) => void;
   onWarning?: (w: string) => void;
@@ -61,8 +79,8 @@ export class EngineClient {
     return new EngineClient(path.join(extensionPath, 'dist', 'cli.js'), log);
   }
 
-  backup(a: CommandArgs<'backup'>, o: RunOptions = {}): Promise<BackupOutcome> {
-    return this.run('backup', a, o);
+  backup(args: CommandArgs<'backup'>, options: RunOptions = {}): Promise<BackupOutcome> {
+    return this.run('backup', args, options);
   }
 
   /** `create`: the database may be created if it does not exist — only for a path the user named (the setting), never a discovered one. */
@@ -71,8 +89,24 @@ export class EngineClient {
     return this.run('restore', { ...rest, 'no-create': !create }, o);
   }
 
-  verify(a: CommandArgs<'verify'>, o: RunOptions = {}): Promise<VerifyOutcome> {
-    return this.run('verify', a, o);
+  verify(args: CommandArgs<'verify'>, options: RunOptions = {}): Promise<VerifyOutcome> {
+    return this.run('verify', args, options);
+  }
+
+  /** push exits 1 when the copy failed; its result line then carries the error. */
+  push(a: { dir: string; keep: number } & RemoteArgs, o: RunOptions = {}): Promise<PushOutcomeJson> {
+    return this.run('push', { to: a.dir, keep: a.keep, ...remoteFlags(a) }, { ...o, env: a.env });
+  }
+
+  pull(a: { dir: string; snapshot: string } & RemoteArgs, o: RunOptions = {}): Promise<PullOutcome> {
+    return this.run('pull', { to: a.dir, snapshot: a.snapshot, ...remoteFlags(a) }, { ...o, env: a.env });
+  }
+
+  /** The connection test: list, then write and delete a probe object. */
+  async probe(a: RemoteArgs, o: RunOptions = {}): Promise<ProbeOutcome> {
+    const r = await this.run('list', { probe: true, ...remoteFlags(a) }, { ...o, env: a.env });
+    if (Array.isArray(r) || r.status !== 'ok') throw new EngineError('IO', 'The engine answered the connection test with a listing, not a test result.');
+    return r;
   }
 
   /** Runs one engine command; resolves with its parsed --json result, rejects with an EngineError. */
@@ -85,7 +119,7 @@ export class EngineClient {
     const started = Date.now();
     return new Promise<ResultOf<C>>((resolve, reject) => {
       const child = spawn(process.execPath, full, {
-        env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+        env: { ...process.env, ...o.env, ELECTRON_RUN_AS_NODE: '1' },
         stdio: ['ignore', 'pipe', 'pipe'],
         windowsHide: true,
       });

@@ -1,7 +1,7 @@
 /** The action offered with an error notification, chosen by what went wrong; the words by where the user is (errorText.ts). */
 import * as vscode from 'vscode';
 import type { ErrorCode } from '../core/common/errors';
-import { Commands } from '../commands';
+import { Commands } from '../contributionIds';
 import { extensionHint, failureText, type FailureContext } from './errorText';
 import { openSettings } from './settings';
 

@@ -7,6 +7,7 @@
  * `.vscode/settings.json` cannot aim a restore at another file. We still read them through
  * `inspect()` to say *which* value is in force.
  */
+import { EXTENSION_ID } from '../contributionIds';
 import * as os from 'node:os';
 import * as vscode from 'vscode';
 import { expandPath } from '../core/discovery/paths';
@@ -85,5 +86,5 @@ export function expandSettingPath(raw: string): string | undefined {
 }
 
 export function openSettings(): Thenable<unknown> {
-  return vscode.commands.executeCommand('workbench.action.openSettings', '@ext:ai-memory-tools.ai-memory-backup');
+  return vscode.commands.executeCommand('workbench.action.openSettings', `@ext:${EXTENSION_ID}`);
 }

@@ -14,6 +14,8 @@ import { formatAge, formatBytes } from '../core/common/format';
 import { Disposable } from '../util/disposable';
 import { tildify } from './databaseLocator';
 import type { SnapshotCatalog, SnapshotState, SnapshotView } from './snapshotCatalog';
+import type { CopyState, RemoteCopies, TargetConfig } from './remoteCopies';
+import { parseSnapshotName } from '../core/store/naming';
 
 export const CONTEXT_VALUES: Record<SnapshotState, string> = {
   verified: 'aiMemory.snapshot.verified',
@@ -43,14 +45,20 @@ const GROUPS: { id: GroupId; label: string; expanded: boolean }[] = [
 ];
 
 /**
- * A row of the view: a day group, a snapshot, a message (the folder cannot be read), or the
- * group of the folder's snapshots that are not this database's (ownership.ts), apart and labelled.
+ * A row of the view: a day group, a snapshot, or a message (the folder cannot be read); the
+ * group of the folder's snapshots that are not this database's (ownership.ts), apart and
+ * labelled; with off-machine copies also a failed copy, the "Remote" group and its snapshots.
  */
 export type Node =
   | { kind: 'group'; group: GroupId; label: string; views: SnapshotView[] }
   | { kind: 'snapshot'; view: SnapshotView; group: GroupId }
   | { kind: 'message'; text: string; detail: string }
-  | { kind: 'others'; views: SnapshotView[] };
+  | { kind: 'others'; views: SnapshotView[] }
+  | { kind: 'remoteGroup' }
+  | { kind: 'remoteSnapshot'; name: string; bytes: number; target: TargetConfig }
+  | { kind: 'copyFailure'; target: string; message: string; hint?: string };
+
+const COPY_ICONS: Record<CopyState, string> = { 'local only': 'circle-slash', copying: 'sync~spin', copied: 'cloud', failed: 'cloud-offline' };
 
 /** Whose snapshot, for one of the folder's other snapshots. */
 export function ownerLabel(v: SnapshotView): string {
@@ -102,9 +110,13 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
   private readonly _onDidChangeTreeData = this._register(new vscode.EventEmitter<Node | undefined>());
   readonly onDidChangeTreeData = this._onDidChangeTreeData.event;
 
-  constructor(private readonly catalog: SnapshotCatalog) {
+  constructor(
+    private readonly catalog: SnapshotCatalog,
+    private readonly remote?: RemoteCopies,
+  ) {
     super();
     this._register(catalog.onDidChange(() => this.refresh()));
+    if (remote) this._register(remote.onDidChange(() => this.refresh()));
     // Relative ages ("5 min ago") go stale; re-render them once a minute.
     const tick = setInterval(() => this.refresh(), 60_000);
     this._register({ dispose: () => clearInterval(tick) });
@@ -116,6 +128,7 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
 
   getChildren(element?: Node): Node[] {
     if (element?.kind === 'others') return element.views.map((view) => ({ kind: 'snapshot', view, group: 'earlier' }));
+    if (element?.kind === 'remoteGroup') return (this.remote?.remoteOnly() ?? []).map((r) => ({ kind: 'remoteSnapshot', ...r }));
     if (element) return element.kind === 'group' ? element.views.map((view) => ({ kind: 'snapshot', view, group: element.group })) : [];
     if (this.catalog.error) return [{ kind: 'message', text: 'Cannot read the backup folder', detail: this.catalog.error }];
     const now = Date.now();
@@ -124,10 +137,12 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
       const g = groupOf(view.entry.time, now);
       by.set(g, [...(by.get(g) ?? []), view]);
     }
-    const nodes: Node[] = GROUPS.filter((g) => by.has(g.id)).map((g) => ({ kind: 'group', group: g.id, label: g.label, views: by.get(g.id) ?? [] }));
+    const rows: Node[] = (this.remote?.failures() ?? []).map((f) => ({ kind: 'copyFailure', target: f.target, message: f.message, hint: f.hint }));
+    rows.push(...GROUPS.filter((g) => by.has(g.id)).map((g): Node => ({ kind: 'group', group: g.id, label: g.label, views: by.get(g.id) ?? [] })));
     // The folder's other snapshots (another database sharing the folder, a moved one), apart and labelled.
-    if (this.catalog.others.length) nodes.push({ kind: 'others', views: this.catalog.others });
-    return nodes;
+    if (this.catalog.others.length) rows.push({ kind: 'others', views: this.catalog.others });
+    if (this.remote?.remoteOnly().length) rows.push({ kind: 'remoteGroup' });
+    return rows;
   }
 
   /** Every snapshot row of this database, in the view's order (groups flattened). */
@@ -142,6 +157,33 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
       item.description = `${node.views.length}`;
       item.tooltip = 'Snapshots in this folder that were not taken of the selected database (their manifest names another database, or none). Retention never deletes them, and Restore Latest never picks them.';
       item.iconPath = new vscode.ThemeIcon('folder-library');
+      return item;
+    }
+    if (node.kind === 'copyFailure') {
+      const item = new vscode.TreeItem('Off-machine copy failed');
+      item.description = node.target;
+      item.tooltip = `${node.message}${node.hint ? `\n${node.hint}` : ''}\nYour local snapshots are fine; the copy is retried by itself. Click to retry now.`;
+      item.iconPath = new vscode.ThemeIcon('cloud-offline', new vscode.ThemeColor('list.warningForeground'));
+      item.contextValue = 'aiMemory.copyFailure';
+      item.command = { command: 'aiMemory.retryCopy', title: 'Retry' };
+      return item;
+    }
+    if (node.kind === 'remoteGroup') {
+      const item = new vscode.TreeItem('Remote', vscode.TreeItemCollapsibleState.Expanded);
+      item.id = 'aiMemory.remoteGroup';
+      item.description = 'only on an off-machine target';
+      item.iconPath = new vscode.ThemeIcon('cloud');
+      item.contextValue = 'aiMemory.remoteGroup';
+      return item;
+    }
+    if (node.kind === 'remoteSnapshot') {
+      const t = parseSnapshotName(node.name)?.time;
+      const item = new vscode.TreeItem(t !== undefined ? localTime(t) : node.name);
+      item.id = `remote:${node.name}`;
+      item.description = `${formatBytes(node.bytes)} · on ${node.target.remote}`;
+      item.tooltip = `${node.name}\nOnly on ${node.target.remote}. Restore downloads it into the backup folder, checks it against its manifest (sha256, size) and with quick_check, then restores it as usual.`;
+      item.iconPath = new vscode.ThemeIcon('cloud-download');
+      item.contextValue = 'aiMemory.remoteSnapshot';
       return item;
     }
     if (node.kind === 'group') {
@@ -165,6 +207,8 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     const item = new vscode.TreeItem(rowLabel(entry.time, node.group, now));
     item.id = entry.path;
     item.description = [...rowDescriptionParts(node.view, now), ...(node.view.owner === 'this' ? [] : [ownerLabel(node.view)]), ...(entry.future ? ['dated in the future'] : [])].join(' · ');
+    const copy = this.remote?.copyState(entry.name);
+    if (copy) item.description += ` · ${copy}`;
     item.iconPath = ICONS[state];
     item.contextValue = CONTEXT_VALUES[state];
     item.resourceUri = vscode.Uri.file(entry.path);
@@ -185,6 +229,7 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
       rows.push(['Made by', m.tool ?? `ai-memory ${m.version}`]);
     }
     if (verification) rows.push(['Last verified', `${localTime(Date.parse(verification.at))}: ${verification.ok ? 'ok' : 'FAILED'}`]);
+    if (copy) rows.push(['Off-machine', `$(${COPY_ICONS[copy]}) ${copy}`]);
     md.appendMarkdown(rows.map(([k, v]) => `${k}: ${v}`).join('  \n'));
     item.tooltip = md;
     item.accessibilityInformation = { label: `Snapshot of ${localTime(entry.time)}, ${formatBytes(entry.size)}, ${STATE_LABEL[state]}` };

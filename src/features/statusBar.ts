@@ -6,27 +6,36 @@
  * hidden while no database is known.
  */
 import * as vscode from 'vscode';
-import { Commands } from '../commands';
+import { Commands } from '../contributionIds';
 import { formatAge, formatAgeShort, formatBytes } from '../core/common/format';
 import { Disposable } from '../util/disposable';
 import { tildify, type DatabaseLocator } from './databaseLocator';
 import type { SnapshotCatalog } from './snapshotCatalog';
 import { localTime } from './snapshotsTree';
 
+/** What the item shows of the schedule (the Scheduler). */
 export interface ScheduleInfo {
-  intervalMinutes: number;
-  nextRun: number | undefined;
-  lastFailure: { message: string; at: number; db: string } | undefined;
+  readonly intervalMinutes: number;
+  readonly nextRun: number | undefined;
+}
+
+/** What the item shows of the backups (the BackupService): what runs now, the last failure. */
+export interface BackupActivity {
+  readonly busy: string | undefined;
+  readonly lastFailure: { message: string; at: number; db: string } | undefined;
+  readonly onDidChange: vscode.Event<void>;
 }
 
 export class StatusBar extends Disposable {
   private readonly item: vscode.StatusBarItem;
-  private busy: string | undefined;
+  /** Off-machine copies that failed (set when copies are configured). */
+  copyFailures: () => { target: string; message: string }[] = () => [];
 
   constructor(
     private readonly locator: DatabaseLocator,
     private readonly catalog: SnapshotCatalog,
-    private readonly schedule: () => ScheduleInfo,
+    private readonly activity: BackupActivity,
+    private readonly schedule: ScheduleInfo,
   ) {
     super();
     this.item = this._register(vscode.window.createStatusBarItem('aiMemory.status', vscode.StatusBarAlignment.Left, 10));
@@ -34,14 +43,9 @@ export class StatusBar extends Disposable {
     this.item.command = Commands.backup;
     this._register(locator.onDidChange(() => this.update()));
     this._register(catalog.onDidChange(() => this.update()));
+    this._register(activity.onDidChange(() => this.update()));
     const tick = setInterval(() => this.update(), 30_000);
     this._register({ dispose: () => clearInterval(tick) });
-  }
-
-  /** Shows a spinner with `text` until `setBusy(undefined)`. */
-  setBusy(text: string | undefined): void {
-    this.busy = text;
-    this.update();
   }
 
   /** What the item shows now (for the extension's API and its tests). */
@@ -73,7 +77,7 @@ export class StatusBar extends Disposable {
       return;
     }
     this.item.command = Commands.backup;
-    const sched = this.schedule();
+    const sched = this.schedule;
     const last = this.catalog.lastBackupTime();
     const now = Date.now();
     const newest = this.catalog.snapshots[0];
@@ -88,15 +92,18 @@ export class StatusBar extends Disposable {
       md.appendMarkdown('No snapshot yet  \n');
     }
     if (last !== undefined && newest && last > newest.entry.time + 60_000) md.appendMarkdown(`Last checked: ${formatAge(now - last)} (unchanged since the last snapshot)  \n`);
+    const copyFailed = this.copyFailures();
+    for (const f of copyFailed) md.appendMarkdown(`$(cloud-offline) Off-machine copy to ${f.target} failed (retried by itself): ${f.message}  \n`);
     // A failure belongs to the database it happened on: another database (the setting was
     // corrected, another one chosen) starts with a clean slate.
-    const failure = sched.lastFailure?.db === db.path ? sched.lastFailure : undefined;
+    const lastFailure = this.activity.lastFailure;
+    const failure = lastFailure?.db === db.path ? lastFailure : undefined;
     if (failure) md.appendMarkdown(`$(error) Last backup failed ${formatAge(now - failure.at)}: ${failure.message}  \n`);
     md.appendMarkdown(sched.intervalMinutes > 0 ? `Next scheduled backup: ${sched.nextRun ? `${localTime(sched.nextRun)} (every ${sched.intervalMinutes} min)` : 'soon'}  \n` : 'Scheduled backups are off (aiMemory.backup.intervalMinutes = 0)  \n');
     md.appendMarkdown(db.exists ? '\nClick to back up now.' : '\nClick to select the database.');
     this.item.tooltip = md;
-    if (this.busy) {
-      this.item.text = `$(sync~spin) AI Memory: ${this.busy}`;
+    if (this.activity.busy) {
+      this.item.text = `$(sync~spin) AI Memory: ${this.activity.busy}`;
       this.item.backgroundColor = undefined;
       this.show(true);
       return;
@@ -111,7 +118,8 @@ export class StatusBar extends Disposable {
     } else {
       this.item.text = last === undefined ? '$(database) AI Memory: no backup yet' : `$(database) AI Memory ${formatAgeShort(now - last)}`;
     }
-    this.item.backgroundColor = failed ? new vscode.ThemeColor('statusBarItem.errorBackground') : stale || last === undefined || !db.exists ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
+    if (copyFailed.length) this.item.text += ' $(cloud-offline)';
+    this.item.backgroundColor = failed ? new vscode.ThemeColor('statusBarItem.errorBackground') : stale || last === undefined || !db.exists || copyFailed.length ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
     this.show(true);
   }
 

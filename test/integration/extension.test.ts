@@ -51,7 +51,19 @@ describe('AI Memory Backup in a real VS Code', function () {
     await api.ready;
   });
 
-  afterEach(() => api.setConfirmationHandler(undefined));
+  /** The test seams: the harness starts the extension host with AI_MEMORY_BACKUP_TEST_API=1. */
+  const testing = () => {
+    assert.ok(api.testing, 'the test API is present (AI_MEMORY_BACKUP_TEST_API=1)');
+    return api.testing;
+  };
+
+  afterEach(() => testing().setConfirmationHandler(undefined));
+
+  it('exposes its test seams only in a test host: no other extension can answer a restore confirmation', () => {
+    // The seam exists here because the harness asked for it; a user's VS Code never sets the variable.
+    assert.equal(process.env.AI_MEMORY_BACKUP_TEST_API, '1');
+    assert.deepEqual(Object.keys(api).filter((k) => /confirm/i.test(k)), [], 'no confirmation hook on the public API');
+  });
 
   it('activates quickly and without I/O: the engine (sql.js) never loads in the extension host', function () {
     assert.ok(api.activationMs < 200, `activation took ${api.activationMs} ms`);
@@ -144,7 +156,7 @@ describe('AI Memory Backup in a real VS Code', function () {
   it('"Delete Snapshot" asks first, then removes the snapshot and its manifest', async function () {
     const damaged = api.snapshots()[1];
     const asked: string[] = [];
-    api.setConfirmationHandler((message) => {
+    testing().setConfirmationHandler((message) => {
       asked.push(message);
       return true;
     });
@@ -160,7 +172,7 @@ describe('AI Memory Backup in a real VS Code', function () {
     seedMemory(db, 'proj/a', 'after the backup', 'this must be gone after the restore, and kept in the pre-restore copy');
     const before = readMemories(db);
     const asked: { message: string; detail: string }[] = [];
-    api.setConfirmationHandler(async (message, detail) => {
+    testing().setConfirmationHandler(async (message, detail) => {
       asked.push({ message, detail });
       // A person reads the dialog for a while: the name it gives must still be right then (issue 15 #1).
       await new Promise((r) => setTimeout(r, 1_500));
@@ -196,7 +208,7 @@ describe('AI Memory Backup in a real VS Code', function () {
       const dir = path.dirname(db);
       const before = folderPrint(dir);
       const asked: { message: string; detail: string; buttons: readonly string[] }[] = [];
-      api.setConfirmationHandler((message, detail, _confirm, buttons) => {
+      testing().setConfirmationHandler((message, detail, _confirm, buttons) => {
         asked.push({ message, detail, buttons });
         // First "Check Again" (the default button), then Cancel.
         return asked.length === 1 ? 'Check Again' : false;
@@ -264,7 +276,7 @@ describe('AI Memory Backup in a real VS Code', function () {
       await config().update('databasePath', missing(), vscode.ConfigurationTarget.Global);
       await eventually(() => api.database()?.path === missing(), 'the setting to apply');
       const offered: { message: string; buttons: readonly string[] }[] = [];
-      api.setConfirmationHandler((message, _detail, _confirm, buttons) => {
+      testing().setConfirmationHandler((message, _detail, _confirm, buttons) => {
         offered.push({ message, buttons });
         return 'Clear the Setting and Use This';
       });

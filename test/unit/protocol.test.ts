@@ -33,6 +33,14 @@ const CASES: { [C in CommandName]: Case<C>[] } = {
       },
     },
     {
+      // with --remote: the copy's outcome in the same line
+      args: (dir) => {
+        createAiMemoryDb(`${dir}/ai-memory.db`, { memories: 20, embeddingDim: 0, leaveWalCommits: 2 });
+        fs.mkdirSync(`${dir}/mirror`);
+        return { db: `${dir}/ai-memory.db`, to: `${dir}/backups`, remote: `${dir}/mirror` };
+      },
+    },
+    {
       // the second backup of an unchanged database: status "unchanged" with unchanged_since
       args: async (dir) => {
         await backedUp(dir);
@@ -69,8 +77,48 @@ const CASES: { [C in CommandName]: Case<C>[] } = {
         return { to: `${dir}/backups` };
       },
     },
+    {
+      // a target (a mirror folder: no server, no credentials needed)
+      args: async (dir) => {
+        await mirrored(dir);
+        return { remote: `${dir}/mirror` };
+      },
+    },
+    {
+      // the extension's connection test
+      args: async (dir) => {
+        fs.mkdirSync(`${dir}/mirror`);
+        return { remote: `${dir}/mirror`, probe: true };
+      },
+    },
+  ],
+  push: [
+    {
+      args: async (dir) => {
+        await backedUp(dir);
+        fs.mkdirSync(`${dir}/mirror`);
+        return { to: `${dir}/backups`, remote: `${dir}/mirror`, keep: 5 };
+      },
+    },
+  ],
+  pull: [
+    {
+      args: async (dir) => {
+        await mirrored(dir);
+        const name = fs.readdirSync(`${dir}/mirror`).find((n) => n.endsWith('.db')) as string;
+        return { remote: `${dir}/mirror`, to: `${dir}/pulled`, snapshot: name };
+      },
+    },
   ],
 };
+
+/** A backup folder copied to the mirror folder `${dir}/mirror`. */
+async function mirrored(dir: string): Promise<void> {
+  await backedUp(dir);
+  fs.mkdirSync(`${dir}/mirror`);
+  const r = await cli(['push', '--to', `${dir}/backups`, '--remote', `${dir}/mirror`, '--json'], { cwd: dir });
+  assert.equal(r.code, 0, r.stderr);
+}
 
 describe('the extension ↔ engine protocol', () => {
   const tmp = useTempDir('aimb-protocol-');

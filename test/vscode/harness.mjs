@@ -397,11 +397,14 @@ export async function openWorkbench(page, url, { timeoutMs = 90_000 } = {}) {
 }
 
 /**
- * Answers the workspace-trust prompt if it shows within `waitMs`.
+ * Answers the workspace-trust prompt if it shows within `waitMs`. The prompt comes some time
+ * after the workbench: on a loaded machine (the next session starts while the previous one's
+ * UI tests run) it took longer than 15 s, and the untrusted session's tests then ran under an
+ * unanswered modal. The wait ends as soon as it shows.
  * @param {'trust'|'restricted'} choice
  * @returns {Promise<boolean>} whether a prompt was answered
  */
-export async function answerTrustPrompt(page, choice = 'trust', { waitMs = 15_000 } = {}) {
+export async function answerTrustPrompt(page, choice = 'trust', { waitMs = 45_000 } = {}) {
   const label = choice === 'trust' ? /Yes, I trust the authors/i : /No, I don.t trust the authors/i;
   const button = page.locator('.monaco-dialog-box').getByRole('button', { name: label });
   try {
@@ -681,6 +684,8 @@ export async function startSession({ vsix, workspace, env = {}, codeServerArgs =
       session.runnerFolder = installTestRunner({ dirs, ...testRunner, waitForTrustMs: waitForTrust ? testRunner.waitForTrustMs ?? 60_000 : 0 });
       session.resultFile = join(dirs.root, 'integration-result.json');
       runEnv.AI_MEMORY_TEST_RESULT = session.resultFile;
+      // The extension adds its test seams (answering modal confirmations) to its API only then.
+      runEnv.AI_MEMORY_BACKUP_TEST_API = '1';
     }
     timings.installVsixMs = await installVsix({ vsix, dirs });
 

@@ -1,3 +1,4 @@
+/** The ids of what the extension contributes (package.json `contributes`): commands, context keys, the view, the extension. */
 /** Every command the extension contributes; ids match package.json `contributes.commands`. */
 export const Commands = {
   backup: 'aiMemory.backup',
@@ -12,6 +13,9 @@ export const Commands = {
   selectDatabase: 'aiMemory.selectDatabase',
   showLog: 'aiMemory.showLog',
   refresh: 'aiMemory.refresh',
+  setUpRemote: 'aiMemory.setUpRemote',
+  retryCopy: 'aiMemory.retryCopy',
+  restoreRemoteSnapshot: 'aiMemory.restoreRemoteSnapshot',
 } as const;
 
 /** Context keys that drive `when` clauses, title buttons and `viewsWelcome`. */
@@ -26,8 +30,6 @@ export const ContextKeys = {
   /** Several databases were found and the user has not chosen one yet. */
   needsChoice: 'aiMemory.needsChoice',
   hasSnapshots: 'aiMemory.hasSnapshots',
-  busy: 'aiMemory.busy',
-  untrusted: 'aiMemory.untrustedWorkspace',
 } as const;
 
 export const VIEW_ID = 'aiMemory.snapshots';

@@ -1,0 +1,109 @@
+/**
+ * `pull`: snapshots from an off-machine target (src/core/remote) into a local folder, each
+ * checked against its manifest and with quick_check before it gets its name — the first
+ * half of a restore on a new machine (the second is the usual restore).
+ */
+import { constants as fsc, promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { BackupError } from '../common/errors';
+import { byTimeNewestFirst, viewRemote, type SyncProgress } from '../remote/sync';
+import type { RemoteTarget } from '../remote/target';
+import { fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
+import { listSnapshots } from '../store/catalog';
+import { checkManifestNames, parseManifest } from '../store/manifest';
+import { manifestNameFor } from '../store/naming';
+import { examineSnapshot } from './snapshotCheck';
+
+export interface PullResult {
+  name: string;
+  path: string;
+  manifestPath: string;
+  bytes: number;
+  sha256: string;
+  status: 'downloaded' | 'present';
+  integrity?: string;
+}
+
+/**
+ * Downloads snapshots (their manifests first) into `toDir`: each into a temp file there,
+ * checked against its manifest (bytes, sha256) and with quick_check (unless `integrity`
+ * is 'off'), then the manifest and the snapshot get their names (manifest first, as a
+ * backup writes them; the snapshot with link(2), never replacing a file). A snapshot the
+ * folder already holds with the same sha256 is left alone.
+ */
+export async function pullFromTarget(opts: {
+  target: RemoteTarget;
+  toDir: string;
+  /** Snapshot names; undefined = the newest complete one. */
+  names?: string[] | 'all';
+  integrity?: 'quick' | 'full' | 'off';
+  signal?: AbortSignal;
+  onProgress?: (p: SyncProgress) => void;
+}): Promise<PullResult[]> {
+  const { target, toDir } = opts;
+  opts.onProgress?.({ phase: 'listing' });
+  const v = viewRemote(await target.list(opts.signal));
+  const available = byTimeNewestFirst([...v.complete.keys()]);
+  let want: string[];
+  if (opts.names === 'all') want = available;
+  else if (opts.names?.length) {
+    for (const n of opts.names) {
+      if (!v.complete.has(n)) {
+        throw new BackupError('SNAPSHOT_NOT_FOUND', `${target.label} holds no complete snapshot ${n}${v.unfinished.includes(n) ? ' (its upload is unfinished: no manifest)' : ''}.`, { hint: 'Run `list --remote …` to see what it holds.' });
+      }
+    }
+    want = opts.names;
+  } else want = available.slice(0, 1);
+  if (!want.length) throw new BackupError('NO_SNAPSHOTS', `${target.label} holds no complete snapshots.`, { hint: 'Push from the machine that has them first (`push --remote …`).' });
+  await fsp.mkdir(toDir, { recursive: true, mode: 0o700 }).catch((e: unknown) => Promise.reject(new BackupError('TARGET_NOT_WRITABLE', `Cannot create ${toDir}: ${e instanceof Error ? e.message : String(e)}`)));
+  const local = new Map((await listSnapshots(toDir)).map((e) => [e.name, e]));
+  const out: PullResult[] = [];
+  for (const name of want) {
+    const mName = manifestNameFor(name);
+    const mBytes = await target.readBytes(mName, opts.signal);
+    const manifest = parseManifest(mBytes.toString('utf8'), `${target.label}/${mName}`);
+    checkManifestNames(manifest, name, `${target.label}/${mName}`);
+    const have = local.get(name);
+    if (have?.manifest?.sha256 === manifest.sha256 && have.sizeMatches) {
+      out.push({ name, path: have.path, manifestPath: have.manifestPath, bytes: manifest.bytes, sha256: manifest.sha256, status: 'present' });
+      continue;
+    }
+    if (have) throw new BackupError('LOCKED', `${join(toDir, name)} already exists and differs from the copy on ${target.label}; not replaced.`, { hint: 'Pull into an empty folder (--to), or move the local file away.' });
+    // The temp keeps the snapshot's name inside a private folder, so the check sees its manifest beside it.
+    const work = tempPath(toDir, 'pull');
+    await fsp.mkdir(work, { mode: 0o700 });
+    try {
+      const tmpSnap = join(work, name);
+      const fh = await fsp.open(tmpSnap, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
+      await fh.close();
+      opts.onProgress?.({ phase: 'downloading', name, done: 0, total: manifest.bytes });
+      const got = await target.downloadTo(name, tmpSnap, { signal: opts.signal, onBytes: (done, total) => opts.onProgress?.({ phase: 'downloading', name, done, total }) });
+      if (got.bytes !== manifest.bytes || got.sha256 !== manifest.sha256) {
+        throw new BackupError('SHA_MISMATCH', `The copy of ${name} on ${target.label} does not match its manifest (got ${got.bytes} bytes, sha256 ${got.sha256}; manifest: ${manifest.bytes} bytes, ${manifest.sha256}); nothing was kept.`, {
+          hint: 'Pull another snapshot (`list --remote …`).',
+        });
+      }
+      await writeFileAtomic(join(work, mName), mBytes);
+      let integrity: string | undefined;
+      if ((opts.integrity ?? 'quick') !== 'off') {
+        opts.onProgress?.({ phase: 'checking', name });
+        const { report } = await examineSnapshot(tmpSnap, { useManifest: true, integrity: opts.integrity ?? 'quick', stopAtFirst: true, encryptedIsProblem: false, signal: opts.signal });
+        if (report.problems.length) {
+          const p = report.problems[0];
+          throw new BackupError(p.code, `The copy of ${name} on ${target.label}: ${p.message}; nothing was kept.`, { hint: p.hint });
+        }
+        integrity = report.integrity?.result ?? report.notes.join('; ');
+      }
+      // Manifest first (as a backup publishes), then the snapshot without replacing anything.
+      await writeFileAtomic(join(toDir, mName), mBytes);
+      if (!(await publishNoClobber(tmpSnap, join(toDir, name)))) {
+        throw new BackupError('LOCKED', `${join(toDir, name)} appeared while it was downloaded; not replaced.`);
+      }
+      await fsyncDir(toDir);
+      out.push({ name, path: join(toDir, name), manifestPath: join(toDir, mName), bytes: got.bytes, sha256: got.sha256, status: 'downloaded', integrity });
+    } finally {
+      await fsp.rm(work, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+  return out;
+}

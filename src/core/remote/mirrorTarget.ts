@@ -1,0 +1,156 @@
+/**
+ * A mirror folder: a NAS mount, or a folder Dropbox / OneDrive / iCloud / Syncthing syncs.
+ * The folder must exist: we never create it, because a missing folder usually means an
+ * unmounted drive, and writing into the empty mount point would fill the local disk and
+ * pretend to be off-machine. Files arrive temp → fsync → rename → fsync(folder), with the
+ * source file's permissions (never more readable than the source).
+ */
+import { createHash } from 'node:crypto';
+import { constants as fsc, promises as fsp } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { BackupError, errnoCode, ioError } from '../common/errors';
+import { fsyncDir, tempPath, writeAll, writeFileAtomic } from '../store/atomicFs';
+import type { RemoteEntry, RemoteTarget, UploadExpect, UploadOptions } from './target';
+
+const CHUNK = 4 << 20;
+
+export class MirrorTarget implements RemoteTarget {
+  readonly kind = 'folder' as const;
+  readonly id: string;
+  readonly label: string;
+  readonly dir: string;
+
+  constructor(dir: string) {
+    this.dir = resolve(dir);
+    this.id = `folder:${this.dir}`;
+    this.label = this.dir;
+  }
+
+  private async ensure(): Promise<void> {
+    let st;
+    try {
+      st = await fsp.stat(this.dir);
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') {
+        throw new BackupError('REMOTE_UNAVAILABLE', `The mirror folder ${this.dir} is not there (an unmounted drive or a removed folder?).`, {
+          hint: 'Mount the drive or create the folder; the copy stays pending and is retried. It is never created for you, so an unmounted drive is not mistaken for an empty one.',
+        });
+      }
+      throw ioError('opening the mirror folder', this.dir, e);
+    }
+    if (!st.isDirectory()) throw new BackupError('REMOTE_UNAVAILABLE', `The mirror ${this.dir} is a file, not a folder.`, { hint: 'Choose a folder.' });
+  }
+
+  private path(name: string): string {
+    if (name.includes('/') || name.includes('\\') || name === '..' || name === '.') throw new BackupError('USAGE', `${name} is not a file name.`);
+    return join(this.dir, name);
+  }
+
+  async list(): Promise<RemoteEntry[]> {
+    await this.ensure();
+    const out: RemoteEntry[] = [];
+    for (const d of await fsp.readdir(this.dir, { withFileTypes: true }).catch((e: unknown) => Promise.reject(ioError('listing', this.dir, e)))) {
+      if (!d.isFile()) continue;
+      const st = await fsp.stat(join(this.dir, d.name)).catch(() => undefined);
+      if (st) out.push({ name: d.name, size: st.size });
+    }
+    return out;
+  }
+
+  async uploadFile(name: string, path: string, expect: UploadExpect, opts: UploadOptions = {}): Promise<void> {
+    await this.ensure();
+    const dest = this.path(name);
+    const tmp = tempPath(this.dir, 'mirror');
+    const src = await fsp.open(path, fsc.O_RDONLY).catch((e: unknown) => Promise.reject(ioError('opening', path, e)));
+    let out: fsp.FileHandle | undefined;
+    try {
+      const mode = (await src.stat()).mode & 0o777;
+      out = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode);
+      await out.chmod(mode); // umask must not make the copy more (or less) readable than the source
+      const hash = createHash('sha256');
+      const buf = Buffer.allocUnsafe(CHUNK);
+      let pos = 0;
+      for (;;) {
+        if (opts.signal?.aborted) throw new BackupError('CANCELLED', 'Copy cancelled.');
+        const { bytesRead } = await src.read(buf, 0, buf.length, pos);
+        if (bytesRead === 0) break;
+        hash.update(buf.subarray(0, bytesRead));
+        await writeAll(out, buf.subarray(0, bytesRead), pos);
+        pos += bytesRead;
+        opts.onBytes?.(pos, expect.bytes);
+      }
+      const sha = hash.digest('hex');
+      if (pos !== expect.bytes || sha !== expect.sha256) {
+        throw new BackupError('REMOTE_MISMATCH', `${name} changed while it was copied (sent ${pos} bytes, sha256 ${sha}; its manifest says ${expect.bytes} bytes, ${expect.sha256}); nothing was kept in the mirror.`, {
+          hint: 'Verify the local snapshot; the copy is tried again next time.',
+        });
+      }
+      await out.sync();
+      await out.close();
+      out = undefined;
+      await fsp.rename(tmp, dest);
+      await fsyncDir(this.dir);
+      const st = await fsp.stat(dest);
+      if (st.size !== expect.bytes) throw new BackupError('REMOTE_MISMATCH', `${dest} is ${st.size} bytes after the copy, not ${expect.bytes}.`);
+    } catch (e) {
+      await out?.close().catch(() => undefined);
+      await fsp.rm(tmp, { force: true }).catch(() => undefined);
+      throw e instanceof BackupError ? e : ioError('copying to', dest, e);
+    } finally {
+      await src.close().catch(() => undefined);
+    }
+  }
+
+  async uploadBytes(name: string, data: Uint8Array): Promise<void> {
+    await this.ensure();
+    await writeFileAtomic(this.path(name), data);
+  }
+
+  async readBytes(name: string): Promise<Buffer> {
+    await this.ensure();
+    return fsp.readFile(this.path(name)).catch((e: unknown) => Promise.reject(ioError('reading', this.path(name), e)));
+  }
+
+  async downloadTo(name: string, destPath: string, opts: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void } = {}): Promise<{ bytes: number; sha256: string }> {
+    await this.ensure();
+    const src = await fsp.open(this.path(name), fsc.O_RDONLY).catch((e: unknown) => Promise.reject(ioError('opening', this.path(name), e)));
+    const out = await fsp.open(destPath, 'r+');
+    try {
+      const total = (await src.stat()).size;
+      const hash = createHash('sha256');
+      const buf = Buffer.allocUnsafe(CHUNK);
+      let pos = 0;
+      for (;;) {
+        if (opts.signal?.aborted) throw new BackupError('CANCELLED', 'Download cancelled.');
+        const { bytesRead } = await src.read(buf, 0, buf.length, pos);
+        if (bytesRead === 0) break;
+        hash.update(buf.subarray(0, bytesRead));
+        await writeAll(out, buf.subarray(0, bytesRead), pos);
+        pos += bytesRead;
+        opts.onBytes?.(pos, total);
+      }
+      await out.sync();
+      return { bytes: pos, sha256: hash.digest('hex') };
+    } finally {
+      await src.close().catch(() => undefined);
+      await out.close().catch(() => undefined);
+    }
+  }
+
+  async remove(names: string[]): Promise<{ deleted: string[]; refused: { name: string; message: string }[] }> {
+    await this.ensure();
+    const deleted: string[] = [];
+    const refused: { name: string; message: string }[] = [];
+    for (const n of names) {
+      try {
+        await fsp.unlink(this.path(n));
+        deleted.push(n);
+      } catch (e) {
+        if (errnoCode(e) === 'ENOENT') deleted.push(n);
+        else refused.push({ name: n, message: e instanceof Error ? e.message : String(e) });
+      }
+    }
+    if (deleted.length) await fsyncDir(this.dir);
+    return { deleted, refused };
+  }
+}

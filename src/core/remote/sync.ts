@@ -1,0 +1,275 @@
+/**
+ * Copying the backup folder to a target, and bringing snapshots back.
+ *
+ * A sync is one LIST of the target, then:
+ *  1. each verified local snapshot the target lacks goes up — the snapshot, then its
+ *     manifest last, so on the target a snapshot without a manifest is an unfinished
+ *     upload;
+ *  2. retention: the target keeps the newest `keep` complete snapshots of what it and the
+ *     local folder hold together (the local folder's rule, so a new machine with one fresh
+ *     snapshot never wipes the history on the target); unfinished uploads that are not
+ *     being redone are cleaned. Manifests are deleted before their snapshots (a crash in
+ *     between leaves an "unfinished" snapshot, cleaned next time). Only names of ours
+ *     (`ai-memory-*.db` and their manifests) directly under the prefix are ever deleted; a
+ *     refused delete is reported.
+ * The local folder is only read (and a pin keeps local retention off the file being sent).
+ */
+import { promises as fsp } from 'node:fs';
+import { isBackupError } from '../common/errors';
+import { listSnapshots, type SnapshotEntry } from '../store/catalog';
+import type { Manifest } from '../store/manifest';
+import { compareNewestFirst, isSnapshotFileName, manifestNameFor, parseSnapshotName } from '../store/naming';
+import { pinSnapshot } from '../store/pins';
+import { backoffMs, updateTargetState, type RemoteSnapshotInfo, type TargetState } from './remoteState';
+import type { RemoteEntry, RemoteTarget } from './target';
+
+export interface SyncProgress {
+  phase: 'listing' | 'uploading' | 'deleting' | 'downloading' | 'checking';
+  name?: string;
+  done?: number;
+  total?: number;
+}
+
+export interface SyncReport {
+  target: string;
+  uploaded: string[];
+  /** Local snapshots the target already held. */
+  present: string[];
+  /** Old snapshots deleted on the target by retention. */
+  deleted: string[];
+  /** Unfinished uploads (a snapshot without its manifest) cleaned on the target. */
+  cleaned: string[];
+  refused: { name: string; message: string }[];
+  /** Local snapshots not copied because they are not verified copies of their manifests. */
+  skipped: { name: string; reason: string }[];
+  remoteOnly: RemoteSnapshotInfo[];
+}
+
+const MANIFEST_RE = /^ai-memory-.*\.manifest\.json$/;
+
+/** Ours to delete on a target: a snapshot name in the shared format or its manifest. */
+function isOurName(n: string): boolean {
+  return (isSnapshotFileName(n) && parseSnapshotName(n) !== undefined) || (MANIFEST_RE.test(n) && parseSnapshotName(n.replace(/\.manifest\.json$/, '.db')) !== undefined);
+}
+
+interface RemoteView {
+  complete: Map<string, RemoteEntry>;
+  /** Snapshots without their manifest, and manifests without their snapshot. */
+  unfinished: string[];
+}
+
+export function viewRemote(entries: RemoteEntry[]): RemoteView {
+  const byName = new Map(entries.map((e) => [e.name, e]));
+  const complete = new Map<string, RemoteEntry>();
+  const unfinished: string[] = [];
+  for (const e of entries) {
+    if (!isOurName(e.name)) continue;
+    if (isSnapshotFileName(e.name)) {
+      if (byName.has(manifestNameFor(e.name))) complete.set(e.name, e);
+      else unfinished.push(e.name);
+    } else if (!byName.has(e.name.replace(/\.manifest\.json$/, '.db'))) {
+      unfinished.push(e.name);
+    }
+  }
+  return { complete, unfinished };
+}
+
+export function byTimeNewestFirst(names: string[]): string[] {
+  return names
+    .map((name) => ({ name, ...(parseSnapshotName(name) ?? { time: 0, seq: 0 }) }))
+    .sort(compareNewestFirst)
+    .map((x) => x.name);
+}
+
+function eligible(e: SnapshotEntry): string | undefined {
+  if (e.symlink) return 'a symlink';
+  if (e.timeSource !== 'name') return 'not in the shared naming format';
+  if (e.manifestState !== 'ok' || !e.manifest) return `manifest ${e.manifestState}`;
+  if (e.sizeMatches === false) return 'its size differs from its manifest';
+  if (e.manifest.integrity === 'failed') return 'it failed its integrity check';
+  return undefined;
+}
+
+export async function syncTarget(opts: {
+  localDir: string;
+  target: RemoteTarget;
+  keep: number;
+  signal?: AbortSignal;
+  onProgress?: (p: SyncProgress) => void;
+  onMultipart?: (u: { key: string; uploadId: string } | undefined) => Promise<void>;
+}): Promise<SyncReport> {
+  const { localDir, target, keep } = opts;
+  const report: SyncReport = { target: target.label, uploaded: [], present: [], deleted: [], cleaned: [], refused: [], skipped: [], remoteOnly: [] };
+  const local = await listSnapshots(localDir);
+  const good = new Map<string, SnapshotEntry>();
+  for (const e of local) {
+    const why = eligible(e);
+    if (why) report.skipped.push({ name: e.name, reason: why });
+    else good.set(e.name, e);
+  }
+  opts.onProgress?.({ phase: 'listing' });
+  const remote = viewRemote(await target.list(opts.signal));
+
+  const union = byTimeNewestFirst([...new Set([...good.keys(), ...remote.complete.keys()])]);
+  const kept = new Set(keep > 0 ? union.slice(0, keep) : union);
+
+  // 1. Uploads, newest first (the newest is the one that matters most if we are interrupted).
+  const toSend = [...good.values()].filter((e) => kept.has(e.name)).sort(compareNewestFirst);
+  for (const e of toSend) {
+    const there = remote.complete.get(e.name);
+    if (there && there.size === e.manifest?.bytes) {
+      report.present.push(e.name);
+      continue;
+    }
+    const m = e.manifest as Manifest;
+    const unpin = await pinSnapshot(localDir, e.name);
+    try {
+      opts.onProgress?.({ phase: 'uploading', name: e.name, done: 0, total: m.bytes });
+      await target.uploadFile(e.name, e.path, { bytes: m.bytes, sha256: m.sha256 }, {
+        signal: opts.signal,
+        onBytes: (done, total) => opts.onProgress?.({ phase: 'uploading', name: e.name, done, total }),
+        onMultipart: opts.onMultipart,
+      });
+      // The manifest as it is on disk, byte for byte (ai-memory's reader parses it again there).
+      const text = await fsp.readFile(e.manifestPath);
+      await target.uploadBytes(manifestNameFor(e.name), text, opts.signal);
+    } finally {
+      await unpin();
+    }
+    report.uploaded.push(e.name);
+  }
+
+  // 2. Retention and cleaning.
+  const retire = [...remote.complete.keys()].filter((n) => !kept.has(n));
+  const sent = new Set(report.uploaded);
+  const stale = remote.unfinished.filter((n) => !sent.has(n) && !(n.endsWith('.manifest.json') && sent.has(n.replace(/\.manifest\.json$/, '.db'))));
+  if (retire.length || stale.length) {
+    opts.onProgress?.({ phase: 'deleting' });
+    // Manifests first: a crash between the two requests leaves an unfinished snapshot, which the next run cleans.
+    const first = await target.remove([...retire.map(manifestNameFor), ...stale.filter((n) => !isSnapshotFileName(n))], opts.signal);
+    const refusedManifest = new Set(first.refused.map((r) => r.name));
+    const second = await target.remove([...retire.filter((n) => !refusedManifest.has(manifestNameFor(n))), ...stale.filter((n) => isSnapshotFileName(n))], opts.signal);
+    const gone = new Set([...first.deleted, ...second.deleted]);
+    for (const n of retire) if (gone.has(n)) report.deleted.push(n);
+    for (const n of stale) if (gone.has(n)) report.cleaned.push(n);
+    const refusedSeen = new Set<string>();
+    for (const r of [...first.refused, ...second.refused]) {
+      const snap = r.name.endsWith('.manifest.json') ? r.name.replace(/\.manifest\.json$/, '.db') : r.name;
+      if (refusedSeen.has(snap)) continue;
+      refusedSeen.add(snap);
+      report.refused.push({ name: snap, message: r.message });
+    }
+  }
+  for (const name of union) {
+    const e = remote.complete.get(name);
+    if (e && !good.has(name) && kept.has(name)) report.remoteOnly.push({ name, bytes: e.size });
+  }
+  return report;
+}
+
+/** A target's failure as the state keeps it. */
+function errorOf(e: unknown): { code: string; message: string; hint?: string } {
+  if (isBackupError(e)) return { code: e.code, message: e.message, hint: e.hint };
+  return { code: 'REMOTE_ERROR', message: e instanceof Error ? e.message : String(e) };
+}
+
+export interface PushOutcome {
+  target: string;
+  id: string;
+  status: 'copied' | 'failed';
+  report?: SyncReport;
+  error?: { code: string; message: string; hint?: string };
+  next_retry?: string;
+}
+
+/**
+ * Syncs one target and records the outcome in the state file. Never throws for a target's
+ * failure (offline, credentials, bucket, quota, a server that died): it returns 'failed'
+ * with the error and when it will be retried, and the local backup stays as it was.
+ * A refused retention delete also makes the outcome 'failed' (said, not ignored), though
+ * every snapshot was copied.
+ */
+export async function pushToTarget(opts: { localDir: string; target: RemoteTarget; keep: number; signal?: AbortSignal; onProgress?: (p: SyncProgress) => void; now?: () => Date }): Promise<PushOutcome> {
+  const { localDir, target } = opts;
+  const now = opts.now ?? (() => new Date());
+  const started = now().toISOString();
+  const prev = await updateTargetState(localDir, target.id, (t) => ({
+    ...(t ?? { copied: [], pending: [], remote_only: [], refused_deletes: [], attempts: 0 }),
+    label: target.label,
+    kind: target.kind,
+    status: 'copying',
+    pid: process.pid,
+    last_attempt: started,
+  }));
+  if (prev.upload && target.abandon) {
+    await target.abandon(prev.upload, opts.signal).then(
+      () => updateTargetState(localDir, target.id, (t) => ({ ...(t as TargetState), upload: undefined })),
+      () => undefined, // still unreachable: the sync below fails the same way, and the id stays for next time
+    );
+  }
+  try {
+    const report = await syncTarget({
+      ...opts,
+      onMultipart: async (u) => {
+        await updateTargetState(localDir, target.id, (t) => ({ ...(t as TargetState), upload: u }));
+      },
+    });
+    const refused = report.refused.length > 0;
+    const error = refused
+      ? {
+          code: 'REMOTE_DENIED',
+          message: `${target.label} refused to delete ${report.refused.length} old snapshot${report.refused.length === 1 ? '' : 's'} (${report.refused[0].name}: ${report.refused[0].message}); every snapshot was copied, but the target is not following the retention.`,
+          hint: 'Allow DeleteObject on the prefix for these credentials (or delete old snapshots there yourself).',
+        }
+      : undefined;
+    const attempts = refused ? prev.attempts + 1 : 0;
+    const t = await updateTargetState(localDir, target.id, (old) => ({
+      ...(old as TargetState),
+      status: refused ? 'failed' : 'copied',
+      pid: undefined,
+      last_success: now().toISOString(),
+      attempts,
+      next_retry: refused ? new Date(now().getTime() + backoffMs(attempts)).toISOString() : undefined,
+      error,
+      copied: [...report.present, ...report.uploaded],
+      pending: [],
+      remote_only: report.remoteOnly,
+      refused_deletes: report.refused.map((r) => r.name),
+    }));
+    return { target: target.label, id: target.id, status: t.status === 'copied' ? 'copied' : 'failed', report, error, next_retry: t.next_retry };
+  } catch (e) {
+    const error = errorOf(e);
+    const local = await listSnapshots(localDir).catch(() => []);
+    const t = await updateTargetState(localDir, target.id, (old) => {
+      const o = old as TargetState;
+      const attempts = o.attempts + 1;
+      const copied = new Set(o.copied);
+      return {
+        ...o,
+        status: 'failed',
+        pid: undefined,
+        attempts,
+        next_retry: new Date(now().getTime() + backoffMs(attempts)).toISOString(),
+        error,
+        copied: local.filter((x) => copied.has(x.name)).map((x) => x.name),
+        pending: local.filter((x) => !copied.has(x.name) && !eligible(x)).map((x) => x.name),
+      };
+    });
+    if (error.code === 'CANCELLED') throw e;
+    return { target: target.label, id: target.id, status: 'failed', error, next_retry: t.next_retry };
+  }
+}
+
+export interface RemoteListing {
+  target: string;
+  snapshots: { name: string; bytes: number; complete: boolean }[];
+}
+
+/** What a target holds, newest first: complete snapshots and unfinished uploads. */
+export async function listRemote(target: RemoteTarget, signal?: AbortSignal): Promise<RemoteListing> {
+  const entries = await target.list(signal);
+  const v = viewRemote(entries);
+  const names = byTimeNewestFirst([...v.complete.keys(), ...v.unfinished.filter(isSnapshotFileName)]);
+  const sizes = new Map(entries.map((e) => [e.name, e.size]));
+  return { target: target.label, snapshots: names.map((n) => ({ name: n, bytes: sizes.get(n) ?? 0, complete: v.complete.has(n) })) };
+}

@@ -1,0 +1,49 @@
+/**
+ * An off-machine place for snapshots: a mirror folder (mirrorTarget.ts) or an S3-compatible
+ * bucket and prefix (s3Target.ts). Names on a target are the local file names, so a
+ * downloaded folder restores with ai-memory's own CLI too.
+ *
+ * This room (src/core/remote/) holds no vscode; it may import src/core/{common,store,ops}.
+ */
+export interface RemoteEntry {
+  /** Name under the target's folder/prefix (no slashes). */
+  name: string;
+  size: number;
+  etag?: string;
+}
+
+export interface UploadExpect {
+  bytes: number;
+  sha256: string;
+}
+
+export interface UploadOptions {
+  signal?: AbortSignal;
+  onBytes?: (done: number, total: number) => void;
+  /** Called with a multipart upload's id when it starts and with undefined when it ended (either way), so a killed run can abandon it next time. */
+  onMultipart?: (u: { key: string; uploadId: string } | undefined) => Promise<void>;
+}
+
+export interface RemoteTarget {
+  /** Stable identity for the state file (no credentials). */
+  readonly id: string;
+  /** For messages: `s3://bucket/prefix at host`, or the folder. */
+  readonly label: string;
+  readonly kind: 's3' | 'folder';
+  /** Every object directly under the folder/prefix — one paginated LIST. */
+  list(signal?: AbortSignal): Promise<RemoteEntry[]>;
+  /**
+   * Uploads a local file under `name`, checking on the way that what was sent has the
+   * manifest's sha256 and byte count, and afterwards the size (and ETag) the server reports.
+   * Nothing is left under `name` when a check fails before the upload completes.
+   */
+  uploadFile(name: string, path: string, expect: UploadExpect, opts?: UploadOptions): Promise<void>;
+  uploadBytes(name: string, data: Uint8Array, signal?: AbortSignal): Promise<void>;
+  readBytes(name: string, signal?: AbortSignal): Promise<Buffer>;
+  /** Streams `name` into the open file `fd` path (created by the caller), returning its size and sha256. */
+  downloadTo(name: string, destPath: string, opts?: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void }): Promise<{ bytes: number; sha256: string }>;
+  /** Deletes names; a name the server refuses is reported, never ignored. */
+  remove(names: string[], signal?: AbortSignal): Promise<{ deleted: string[]; refused: { name: string; message: string }[] }>;
+  /** Abandons a multipart upload a killed run left behind (best effort). */
+  abandon?(u: { key: string; uploadId: string }, signal?: AbortSignal): Promise<void>;
+}

@@ -1,0 +1,412 @@
+/**
+ * Off-machine copies against a real S3 protocol server (@20minutes/s3rver, SigV4 checked)
+ * started on 127.0.0.1 by the tests and stopped by PID, and against a mirror folder.
+ */
+import * as assert from 'assert';
+import { createHash, randomBytes } from 'crypto';
+import * as fs from 'fs';
+import * as http from 'http';
+import type { AddressInfo } from 'net';
+import * as path from 'path';
+import { runBackup } from '../../src/core/ops/backup';
+import { parseAwsIni, loadAwsSettings } from '../../src/core/remote/awsConfig';
+import { MirrorTarget } from '../../src/core/remote/mirrorTarget';
+import { readRemoteState, REMOTE_STATE_NAME } from '../../src/core/remote/remoteState';
+import { S3Target } from '../../src/core/remote/s3Target';
+import { listRemote, pushToTarget } from '../../src/core/remote/sync';
+import { serializeManifest, rfc3339 } from '../../src/core/store/manifest';
+import { readMemories, seedMemory } from '../support/aiMemoryDb';
+import { cli } from '../support/cliRun';
+import { S3_KEY, S3_SECRET, startDenyDeleteProxy, startS3Server, type S3Server } from '../support/s3server';
+import { useTempDir } from '../support/tmp';
+
+const BUCKET = 'backups';
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const names = (dir: string) => fs.readdirSync(dir).filter((n) => n.startsWith('ai-memory-')).sort();
+
+function s3env(endpoint: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { AWS_ACCESS_KEY_ID: S3_KEY, AWS_SECRET_ACCESS_KEY: S3_SECRET, AWS_ENDPOINT_URL: endpoint, ...extra };
+}
+
+function target(endpoint: string, prefix = 'laptop/', bucket = BUCKET): S3Target {
+  return new S3Target({ endpoint, region: 'us-east-1', bucket, prefix, pathStyle: true }, { accessKeyId: S3_KEY, secretAccessKey: S3_SECRET });
+}
+
+/** `n` real backups of a real ai-memory database (each after a new memory). */
+async function backups(db: string, dir: string, n: number, keep = 48, now?: () => Date): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    seedMemory(db, 'proj', `memory ${i} ${randomBytes(3).toString('hex')}`, `content ${i}`);
+    const r = await runBackup({ dbPath: db, backupDir: dir, keep, now });
+    out.push(path.basename(r.snapshotPath));
+  }
+  return out;
+}
+
+/** A snapshot-shaped file of `bytes` random bytes with a correct manifest (upload only looks at the manifest). */
+function fakeSnapshot(dir: string, name: string, bytes: number): string {
+  fs.mkdirSync(dir, { recursive: true });
+  const data = randomBytes(bytes);
+  fs.writeFileSync(path.join(dir, name), data);
+  const m = { snapshot: name, sha256: sha(data), bytes, source_db: '/x/ai-memory.db', version: '0.1.0', created_at: rfc3339(new Date()), integrity: 'unverified' as const };
+  fs.writeFileSync(path.join(dir, name.replace(/\.db$/, '.manifest.json')), serializeManifest(m));
+  return sha(data);
+}
+
+/** A loopback proxy that records each request's method, url and header names. */
+async function recordingProxy(upstream: number): Promise<{ endpoint: string; seen: { method: string; url: string; headers: http.IncomingHttpHeaders }[]; close(): Promise<void> }> {
+  const seen: { method: string; url: string; headers: http.IncomingHttpHeaders }[] = [];
+  const server = http.createServer((req, res) => {
+    seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
+    const up = http.request({ host: '127.0.0.1', port: upstream, method: req.method, path: req.url, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, close: () => new Promise((r) => server.close(() => r())) };
+}
+
+describe('off-machine copies: S3 (real S3 protocol server on 127.0.0.1)', function () {
+  this.timeout(120_000);
+  const tmp = useTempDir('aimb-remote-');
+  let s3: S3Server;
+
+  beforeEach(async () => {
+    s3 = await startS3Server(tmp.join('s3data'), [BUCKET]);
+  });
+  afterEach(async () => {
+    await s3.kill();
+  });
+
+  it('push uploads every verified snapshot with its manifest, list --remote shows them, the state says copied', async () => {
+    const db = tmp.join('ai-memory.db');
+    const local = tmp.join('backups');
+    const made = await backups(db, local, 3);
+    const r = await cli(['push', '--to', local, '--remote', `s3://${BUCKET}/laptop`, '--path-style', '--json'], { cwd: tmp.path, env: s3env(s3.endpoint) });
+    assert.strictEqual(r.code, 0, r.stderr);
+    const out = r.json<{ status: string; uploaded: string[] }>();
+    assert.strictEqual(out.status, 'copied');
+    assert.deepStrictEqual([...out.uploaded].sort(), [...made].sort());
+
+    const l = await cli(['list', '--remote', `s3://${BUCKET}/laptop/`, '--path-style', '--json'], { cwd: tmp.path, env: s3env(s3.endpoint) });
+    assert.strictEqual(l.code, 0, l.stderr);
+    const listed = l.json<{ name: string; bytes: number; complete: boolean }[]>();
+    assert.deepStrictEqual(listed.map((x) => x.name), [...made].reverse(), 'newest first');
+    assert.ok(listed.every((x) => x.complete));
+    for (const x of listed) assert.strictEqual(x.bytes, fs.statSync(path.join(local, x.name)).size);
+
+    // What the server holds is byte for byte the local files (read back through the S3 API).
+    const t = target(s3.endpoint);
+    for (const n of made) {
+      assert.strictEqual(sha(await t.readBytes(n)), sha(fs.readFileSync(path.join(local, n))));
+      assert.strictEqual((await t.readBytes(n.replace(/\.db$/, '.manifest.json'))).toString(), fs.readFileSync(path.join(local, n.replace(/\.db$/, '.manifest.json')), 'utf8'));
+    }
+    const state = await readRemoteState(local);
+    const ts = Object.values(state.targets)[0];
+    assert.strictEqual(ts.status, 'copied');
+    assert.deepStrictEqual([...ts.copied].sort(), [...made].sort());
+
+    // A second push sends nothing again.
+    const again = await cli(['push', '--to', local, '--remote', `s3://${BUCKET}/laptop`, '--path-style', '--json'], { cwd: tmp.path, env: s3env(s3.endpoint) });
+    assert.strictEqual(again.code, 0, again.stderr);
+    assert.deepStrictEqual(again.json<{ uploaded: string[]; present: string[] }>().uploaded, []);
+  });
+
+  it('sends no x-amz-checksum headers; x-amz-content-sha256 on every request; Content-MD5 on DeleteObjects; one LIST per sync', async () => {
+    const proxy = await recordingProxy(s3.port);
+    try {
+      const local = tmp.join('backups');
+      await backups(tmp.join('ai-memory.db'), local, 3);
+      const t = target(proxy.endpoint);
+      assert.strictEqual((await pushToTarget({ localDir: local, target: t, keep: 48 })).status, 'copied');
+      const lists = proxy.seen.filter((s) => s.method === 'GET' && /list-type=2/.test(s.url));
+      assert.strictEqual(lists.length, 1, 'one LIST per sync');
+      // Retention to 1 makes a DeleteObjects request.
+      proxy.seen.length = 0;
+      const o = await pushToTarget({ localDir: local, target: t, keep: 1 });
+      assert.strictEqual(o.status, 'copied', JSON.stringify(o.error));
+      assert.strictEqual(o.report?.deleted.length, 2);
+      const del = proxy.seen.filter((s) => s.method === 'POST' && /delete/.test(s.url));
+      assert.ok(del.length >= 1);
+      for (const d of del) assert.ok(d.headers['content-md5'], 'DeleteObjects carries Content-MD5');
+      for (const s of proxy.seen) {
+        assert.ok(!Object.keys(s.headers).some((h) => h.startsWith('x-amz-checksum') || h === 'x-amz-sdk-checksum-algorithm'), `${s.method} ${s.url} sent a checksum header`);
+        assert.match(String(s.headers['x-amz-content-sha256']), /^[0-9a-f]{64}$/, `${s.method} ${s.url}: payload hash signed`);
+      }
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('restores on a new machine: pull into an empty folder (checked), then restore gives back every memory', async () => {
+    const db = tmp.join('old', 'ai-memory.db');
+    fs.mkdirSync(path.dirname(db));
+    const local = tmp.join('old', 'backups');
+    const made = await backups(db, local, 2);
+    assert.strictEqual((await cli(['push', '--to', local, '--remote', `s3://${BUCKET}/laptop`, '--path-style'], { cwd: tmp.path, env: s3env(s3.endpoint) })).code, 0);
+    const want = readMemories(db);
+
+    const fresh = tmp.join('new-machine');
+    fs.mkdirSync(fresh);
+    const p = await cli(['pull', '--remote', `s3://${BUCKET}/laptop`, '--path-style', '--to', path.join(fresh, 'backups'), '--json'], { cwd: fresh, env: s3env(s3.endpoint) });
+    assert.strictEqual(p.code, 0, p.stderr);
+    const pulled = p.json<{ snapshots: { name: string; status: string; integrity: string }[] }>().snapshots;
+    assert.deepStrictEqual(pulled.map((x) => x.name), [made[1]], 'the newest by default');
+    assert.strictEqual(pulled[0].integrity, 'ok');
+    assert.deepStrictEqual(names(path.join(fresh, 'backups')), [made[1], made[1].replace(/\.db$/, '.manifest.json')].sort());
+    assert.strictEqual(fs.statSync(path.join(fresh, 'backups', made[1])).mode & 0o077, 0, 'a pulled snapshot is private');
+
+    const newDb = path.join(fresh, 'ai-memory.db');
+    const r = await cli(['restore', '--db', newDb, '--from', path.join(fresh, 'backups')], { cwd: fresh });
+    assert.strictEqual(r.code, 0, r.stderr);
+    assert.deepStrictEqual(readMemories(newDb), want);
+    // --all brings the rest; what is already there is left alone.
+    const all = await cli(['pull', '--remote', `s3://${BUCKET}/laptop`, '--path-style', '--to', path.join(fresh, 'backups'), '--all', '--json'], { cwd: fresh, env: s3env(s3.endpoint) });
+    assert.strictEqual(all.code, 0, all.stderr);
+    assert.deepStrictEqual(all.json<{ snapshots: { status: string }[] }>().snapshots.map((x) => x.status), ['present', 'downloaded']);
+  });
+
+  it('pull refuses a copy that does not match its manifest and keeps nothing', async () => {
+    const local = tmp.join('backups');
+    const [name] = await backups(tmp.join('ai-memory.db'), local, 1);
+    const t = target(s3.endpoint);
+    await pushToTarget({ localDir: local, target: t, keep: 48 });
+    await t.uploadBytes(name, Buffer.concat([fs.readFileSync(path.join(local, name)).subarray(0, 4096), Buffer.alloc(10)]));
+    const to = tmp.join('pulled');
+    const p = await cli(['pull', '--remote', `s3://${BUCKET}/laptop`, '--path-style', '--to', to, '--json'], { cwd: tmp.path, env: s3env(s3.endpoint) });
+    assert.strictEqual(p.code, 1);
+    assert.match(p.stderr, /SHA_MISMATCH/);
+    assert.deepStrictEqual(fs.readdirSync(to), [], 'nothing kept, no temp left');
+  });
+
+  it('remote retention follows the local rule, and a new machine with one snapshot does not wipe the history', async () => {
+    const local = tmp.join('backups');
+    const made = await backups(tmp.join('ai-memory.db'), local, 4, 0);
+    const t = target(s3.endpoint);
+    assert.strictEqual((await pushToTarget({ localDir: local, target: t, keep: 0 })).status, 'copied');
+    const o = await pushToTarget({ localDir: local, target: t, keep: 3 });
+    assert.strictEqual(o.status, 'copied');
+    assert.deepStrictEqual(o.report?.deleted, [made[0]]);
+    assert.deepStrictEqual((await listRemote(t)).snapshots.map((s) => s.name), made.slice(1).reverse());
+
+    // New machine: an empty folder, one backup of a new database, same target and keep.
+    const other = tmp.join('other-backups');
+    // A minute later (the first machine's four may all be in this very second).
+    const [fresh] = await backups(tmp.join('other.db'), other, 1, 3, () => new Date(Date.now() + 60_000));
+    const o2 = await pushToTarget({ localDir: other, target: t, keep: 3 });
+    assert.strictEqual(o2.status, 'copied');
+    assert.deepStrictEqual(o2.report?.uploaded, [fresh]);
+    assert.deepStrictEqual(o2.report?.deleted, [made[1]], 'only what falls out of the newest 3');
+    assert.deepStrictEqual(o2.report?.remoteOnly.map((x) => x.name), [made[3], made[2]]);
+  });
+
+  it('cleans an unfinished upload (a snapshot without its manifest) and never touches names that are not ours', async () => {
+    const local = tmp.join('backups');
+    await backups(tmp.join('ai-memory.db'), local, 1);
+    const t = target(s3.endpoint);
+    await t.uploadBytes('ai-memory-2020-01-01T000000Z.db', Buffer.from('half'));
+    await t.uploadBytes('notes.txt', Buffer.from('mine'));
+    await t.uploadBytes('ai-memory-custom.db', Buffer.from('not our naming'));
+    const other = target(s3.endpoint, 'elsewhere/');
+    await other.uploadBytes('ai-memory-2020-01-01T000000Z.db', Buffer.from('other prefix'));
+    const o = await pushToTarget({ localDir: local, target: t, keep: 48 });
+    assert.strictEqual(o.status, 'copied');
+    assert.deepStrictEqual(o.report?.cleaned, ['ai-memory-2020-01-01T000000Z.db']);
+    const left = (await t.list()).map((e) => e.name);
+    assert.ok(left.includes('notes.txt') && left.includes('ai-memory-custom.db'));
+    assert.ok(!left.includes('ai-memory-2020-01-01T000000Z.db'));
+    assert.deepStrictEqual((await other.list()).map((e) => e.name), ['ai-memory-2020-01-01T000000Z.db']);
+  });
+
+  it('the server killed mid-upload: the copy is failed and pending, the local backup untouched; a later run completes it', async () => {
+    const local = tmp.join('backups');
+    const name = 'ai-memory-2026-11-29T120000Z.db';
+    const digest = fakeSnapshot(local, name, 24 << 20);
+    const t = target(s3.endpoint);
+    t.partBytes = 5 << 20;
+    let killed = false;
+    const o = await pushToTarget({
+      localDir: local,
+      target: t,
+      keep: 48,
+      onProgress: (p) => {
+        if (p.phase === 'uploading' && (p.done ?? 0) >= 5 << 20 && !killed) {
+          killed = true;
+          void s3.kill('SIGKILL');
+        }
+      },
+    });
+    assert.ok(killed);
+    assert.strictEqual(o.status, 'failed');
+    assert.strictEqual(o.error?.code, 'REMOTE_UNREACHABLE', o.error?.message);
+    assert.ok(o.next_retry && Date.parse(o.next_retry) > Date.now());
+    const st = (await readRemoteState(local)).targets[t.id];
+    assert.strictEqual(st.status, 'failed');
+    assert.deepStrictEqual(st.pending, [name]);
+    assert.ok(st.upload?.uploadId, 'the unfinished multipart upload is remembered');
+    assert.strictEqual(sha(fs.readFileSync(path.join(local, name))), digest);
+
+    // The server comes back on the same port with the same data.
+    s3 = await startS3Server(s3.dataDir, [BUCKET], s3.port);
+    const o2 = await pushToTarget({ localDir: local, target: t, keep: 48 });
+    assert.strictEqual(o2.status, 'copied', JSON.stringify(o2.error));
+    assert.deepStrictEqual(o2.report?.uploaded, [name]);
+    const st2 = (await readRemoteState(local)).targets[t.id];
+    assert.strictEqual(st2.upload, undefined);
+    assert.strictEqual(st2.attempts, 0);
+    assert.strictEqual(sha(await t.readBytes(name)), digest);
+  });
+
+  it('wrong credentials: a clear error, the secret in no output, the state failed with a retry time', async () => {
+    const local = tmp.join('backups');
+    await backups(tmp.join('ai-memory.db'), local, 1);
+    const secret = 'Wr0ngSecret-do-not-print';
+    const r = await cli(['push', '--to', local, '--remote', `s3://${BUCKET}/laptop`, '--path-style'], { cwd: tmp.path, env: s3env(s3.endpoint, { AWS_SECRET_ACCESS_KEY: secret }) });
+    assert.strictEqual(r.code, 1);
+    assert.match(r.stderr, /secret key does not match/i);
+    assert.ok(!r.stderr.includes(secret) && !r.stdout.includes(secret));
+    const unknownKey = await cli(['push', '--to', local, '--remote', `s3://${BUCKET}/laptop`, '--path-style'], { cwd: tmp.path, env: s3env(s3.endpoint, { AWS_ACCESS_KEY_ID: 'NOPE' }) });
+    assert.strictEqual(unknownKey.code, 1);
+    assert.match(unknownKey.stderr, /access key is not known/i);
+    const state = fs.readFileSync(path.join(local, REMOTE_STATE_NAME), 'utf8');
+    assert.ok(!state.includes(secret) && !state.includes(S3_SECRET));
+    const ts = Object.values(JSON.parse(state).targets)[0] as { status: string; attempts: number; error: { code: string } };
+    assert.strictEqual(ts.status, 'failed');
+    assert.strictEqual(ts.error.code, 'REMOTE_AUTH');
+    assert.strictEqual(ts.attempts, 2);
+  });
+
+  it('a missing bucket: REMOTE_NO_BUCKET with what to do; backup --remote still makes the local snapshot (exit 3)', async () => {
+    const db = tmp.join('ai-memory.db');
+    seedMemory(db, 'p', 't', 'c');
+    const r = await cli(['backup', '--db', db, '--to', 'backups', '--remote', 's3://no-such-bucket/laptop', '--path-style', '--json'], { cwd: tmp.path, env: s3env(s3.endpoint) });
+    assert.strictEqual(r.code, 3, r.stderr);
+    const out = r.json<{ status: string; snapshot: string; remote: { status: string; error: { code: string; hint: string } } }>();
+    assert.strictEqual(out.status, 'created');
+    assert.ok(fs.existsSync(tmp.join('backups', out.snapshot)));
+    assert.strictEqual(out.remote.status, 'failed');
+    assert.strictEqual(out.remote.error.code, 'REMOTE_NO_BUCKET');
+    assert.match(out.remote.error.hint, /Create the bucket/);
+  });
+
+  it('backup --remote with the server gone: local snapshot made, exit 3, copy pending; push later completes it', async () => {
+    const db = tmp.join('ai-memory.db');
+    seedMemory(db, 'p', 't', 'c');
+    const port = s3.port;
+    await s3.kill();
+    const r = await cli(['backup', '--db', db, '--to', 'backups', '--remote', `s3://${BUCKET}/laptop`, '--path-style'], { cwd: tmp.path, env: s3env(`http://127.0.0.1:${port}`) });
+    assert.strictEqual(r.code, 3, r.stderr);
+    assert.match(r.stdout, /Snapshot: /);
+    assert.match(r.stderr, /off-machine copy .* failed: Could not reach/);
+    s3 = await startS3Server(s3.dataDir, [BUCKET], port);
+    const p = await cli(['push', '--to', 'backups', '--remote', `s3://${BUCKET}/laptop`, '--path-style', '--json'], { cwd: tmp.path, env: s3env(s3.endpoint) });
+    assert.strictEqual(p.code, 0, p.stderr);
+    assert.strictEqual(p.json<{ uploaded: string[] }>().uploaded.length, 1);
+  });
+
+  it('a refused delete (403 AccessDenied on DeleteObject) is reported, the copies still made', async () => {
+    const proxy = await startDenyDeleteProxy(s3.port);
+    try {
+      const local = tmp.join('backups');
+      const made = await backups(tmp.join('ai-memory.db'), local, 3, 0);
+      const env = s3env(proxy.endpoint);
+      assert.strictEqual((await cli(['push', '--to', local, '--remote', `s3://${BUCKET}/laptop`, '--path-style', '--keep', '0'], { cwd: tmp.path, env })).code, 0);
+      const r = await cli(['push', '--to', local, '--remote', `s3://${BUCKET}/laptop`, '--path-style', '--keep', '1', '--json'], { cwd: tmp.path, env });
+      assert.strictEqual(r.code, 1, 'refused retention is not success');
+      const out = r.json<{ status: string; refused: { name: string; message: string }[]; error: { code: string; message: string } }>();
+      assert.strictEqual(out.status, 'failed');
+      assert.strictEqual(out.error.code, 'REMOTE_DENIED');
+      assert.deepStrictEqual(out.refused.map((x) => x.name).sort(), made.slice(0, 2).sort());
+      assert.match(out.refused[0].message, /AccessDenied/);
+      assert.ok(proxy.denied.length >= 1);
+      assert.strictEqual((await listRemote(target(s3.endpoint))).snapshots.length, 3, 'nothing was deleted');
+      const ts = Object.values((await readRemoteState(local)).targets)[0];
+      assert.deepStrictEqual([...ts.refused_deletes].sort(), made.slice(0, 2).sort());
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+describe('off-machine copies: mirror folder', function () {
+  this.timeout(60_000);
+  const tmp = useTempDir('aimb-mirror-');
+
+  it('copies with the source permissions; a mirror that disappears is pending (never created), and completed when it is back', async () => {
+    const local = tmp.join('backups');
+    const made = await backups(tmp.join('ai-memory.db'), local, 2);
+    fs.chmodSync(path.join(local, made[0]), 0o600);
+    const mirror = tmp.join('nas');
+    fs.mkdirSync(mirror);
+    const t = new MirrorTarget(mirror);
+    assert.strictEqual((await pushToTarget({ localDir: local, target: t, keep: 48 })).status, 'copied');
+    assert.deepStrictEqual(names(mirror), names(local));
+    assert.strictEqual(fs.statSync(path.join(mirror, made[0])).mode & 0o777, 0o600);
+
+    // Unmounted: the folder is gone.
+    fs.renameSync(mirror, tmp.join('nas-away'));
+    const [third] = await backups(tmp.join('ai-memory.db'), local, 1);
+    const o = await pushToTarget({ localDir: local, target: t, keep: 48 });
+    assert.strictEqual(o.status, 'failed');
+    assert.strictEqual(o.error?.code, 'REMOTE_UNAVAILABLE');
+    assert.match(o.error?.message ?? '', /not there/);
+    assert.ok(!fs.existsSync(mirror), 'the mount point is never created');
+    assert.deepStrictEqual((await readRemoteState(local)).targets[t.id].pending, [third]);
+
+    // Back again.
+    fs.renameSync(tmp.join('nas-away'), mirror);
+    const o2 = await pushToTarget({ localDir: local, target: t, keep: 48 });
+    assert.strictEqual(o2.status, 'copied');
+    assert.deepStrictEqual(o2.report?.uploaded, [third]);
+    assert.deepStrictEqual(names(mirror), names(local));
+    // And the CLI restores from it on a new machine.
+    const p = await cli(['pull', '--remote', mirror, '--to', tmp.join('fresh'), '--json'], { cwd: tmp.path });
+    assert.strictEqual(p.code, 0, p.stderr);
+    assert.strictEqual(p.json<{ snapshots: { name: string }[] }>().snapshots[0].name, third);
+  });
+});
+
+describe('AWS credentials and settings for the CLI', function () {
+  const tmp = useTempDir('aimb-aws-');
+
+  it('reads profiles (dots in names, [profile x] in config, s3 sub-settings) with env winning', async () => {
+    const ini = parseAwsIni('[default]\naws_access_key_id = A\n# comment\n[profile my.dev]\nregion = eu-west-1\ns3 =\n  addressing_style = path\n  endpoint_url = http://127.0.0.1:9000\n');
+    assert.strictEqual(ini.get('default')?.aws_access_key_id, 'A');
+    assert.strictEqual(ini.get('profile my.dev')?.['s3.addressing_style'], 'path');
+    fs.mkdirSync(tmp.join('.aws'));
+    fs.writeFileSync(tmp.join('.aws', 'credentials'), '[my.dev]\naws_access_key_id = DEVKEY\naws_secret_access_key = devsecret\n[default]\naws_access_key_id = DEF\naws_secret_access_key = defsecret\n');
+    fs.writeFileSync(tmp.join('.aws', 'config'), '[profile my.dev]\nregion = eu-west-1\ns3 =\n  addressing_style = path\n  endpoint_url = http://127.0.0.1:9000\n');
+    const dev = await loadAwsSettings({ AWS_PROFILE: 'my.dev' }, tmp.path);
+    assert.deepStrictEqual(dev.credentials, { accessKeyId: 'DEVKEY', secretAccessKey: 'devsecret', sessionToken: undefined });
+    assert.strictEqual(dev.region, 'eu-west-1');
+    assert.strictEqual(dev.endpoint, 'http://127.0.0.1:9000');
+    assert.strictEqual(dev.pathStyle, true);
+    const env = await loadAwsSettings({ AWS_ACCESS_KEY_ID: 'ENV', AWS_SECRET_ACCESS_KEY: 'envsecret', AWS_SESSION_TOKEN: 'tok', AWS_ENDPOINT_URL: 'https://r2.example', AWS_REGION: 'auto' }, tmp.path);
+    assert.strictEqual(env.credentials?.accessKeyId, 'ENV');
+    assert.strictEqual(env.credentials?.sessionToken, 'tok');
+    assert.strictEqual(env.endpoint, 'https://r2.example');
+    assert.strictEqual(env.region, 'auto');
+    assert.ok(!String(env.credentialSource).includes('envsecret'));
+    assert.strictEqual((await loadAwsSettings({}, tmp.path)).credentials?.accessKeyId, 'DEF');
+    await assert.rejects(loadAwsSettings({ AWS_PROFILE: 'nope' }, tmp.path), /profile "nope"/);
+  });
+
+  it('an endpoint with a user name or password in it is refused without echoing it', async () => {
+    fs.mkdirSync(tmp.join('backups'));
+    const r = await cli(['push', '--to', 'backups', '--remote', 's3://b/p', '--endpoint', 'https://AKID:hunter2@s3.example.com'], { cwd: tmp.path, env: { AWS_ACCESS_KEY_ID: 'A', AWS_SECRET_ACCESS_KEY: 'S' } });
+    assert.strictEqual(r.code, 2);
+    assert.match(r.stderr, /user name or password/);
+    assert.ok(!r.stderr.includes('hunter2') && !r.stdout.includes('hunter2'));
+  });
+
+  it('no credentials at all: NO_CREDENTIALS saying where they are looked for', async () => {
+    fs.mkdirSync(tmp.join('backups'));
+    const r = await cli(['push', '--to', 'backups', '--remote', 's3://b/p'], { cwd: tmp.path, env: {} });
+    assert.strictEqual(r.code, 1);
+    assert.match(r.stderr, /No credentials for s3:\/\/b\/p/);
+    assert.match(r.stderr, /AWS_ACCESS_KEY_ID/);
+  });
+});
