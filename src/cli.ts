@@ -16,9 +16,21 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+// Output errors never abort an operation or leave state behind: a reader that went away
+// (`… | head -1`: EPIPE), a closed terminal. The work goes on to its end (or its next safe
+// point), cleans up, and exits with its own status; only the words are lost.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+const write = (stream: NodeJS.WriteStream, s: string) => {
+  try {
+    if (!stream.destroyed && stream.writable) stream.write(s);
+  } catch {
+    // see above
+  }
+};
+
 runCli(process.argv.slice(2), {
-  stdout: (s) => process.stdout.write(s),
-  stderr: (s) => process.stderr.write(s),
+  stdout: (s) => write(process.stdout, s),
+  stderr: (s) => write(process.stderr, s),
   env: process.env,
   cwd: process.cwd(),
   signal: stop.signal,
@@ -27,7 +39,7 @@ runCli(process.argv.slice(2), {
     process.exitCode = code;
   },
   (e: unknown) => {
-    process.stderr.write(`internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    write(process.stderr, `internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
     process.exitCode = 1;
   },
 );

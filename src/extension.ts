@@ -122,7 +122,7 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
     await setContext(ContextKeys.databaseVia, db?.via ?? '');
     await setContext(ContextKeys.needsChoice, locator.needsChoice);
     showMissing();
-    await catalog.setFolder(service.folder());
+    await catalog.setFolder(service.folder(), locator.current?.path);
     await remote.setFolder(service.folder());
   };
   context.subscriptions.push(locator.onDidChange(() => void followDatabase()));

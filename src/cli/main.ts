@@ -12,6 +12,8 @@ import type { Progress } from '../core/common/cancel';
 import { checkLabel, type CheckMode, type VerifyMode } from '../core/common/checks';
 import { listSnapshots } from '../core/store/catalog';
 import { signatureLine, snapshotVerdict, STATE_LABEL } from '../core/store/snapshotState';
+import { withOwners } from '../core/store/ownership';
+import { resolveDbPath } from '../core/sqlite/dbFiles';
 import { BackupError, errorMessage, isBackupError } from '../core/common/errors';
 import { formatBytes } from '../core/common/format';
 import { resolveAiMemoryDbPath } from '../core/discovery/paths';
@@ -58,8 +60,9 @@ Commands:
            the snapshot in its place.
   verify   --from FILE|DIR [--verify quick|full] [--json]
            Check snapshots against their manifests and with PRAGMA quick_check.
-  list     [--to DIR] [--json]
-           List the snapshots in DIR (default ./backups), newest first.
+  list     [--to DIR] [--db PATH] [--json]
+           List the snapshots in DIR (default ./backups), newest first, with the
+           database each was taken of (with --db: this database's, then others').
   list     --remote s3://BUCKET/PREFIX|DIR [S3 options] [--json]
            List the snapshots on an off-machine target.
   push     [--to DIR] --remote s3://BUCKET/PREFIX|DIR [--keep N] [S3 options] [--json]
@@ -84,6 +87,10 @@ S3 options: --endpoint URL (or AWS_ENDPOINT_URL; R2, B2, MinIO…), --region R
 
 Without --db the database is found the way ai-memory finds it: $AI_MEMORY_DB,
 then db = "…" in ~/.config/ai-memory/config.toml, then ./ai-memory.db.
+A symlinked database is read (and restored) at its real file, like SQLite does.
+restore creates a database that does not exist only at a path named with --db.
+From a folder, restore takes the newest snapshot OF THIS DATABASE (its manifest's
+source_db); retention counts and deletes only this database's snapshots.
 
 Signed manifests (ai-memory 1.0): with an operator public key configured
 ($AI_MEMORY_OPERATOR_PUBKEY, or operator.key.pub in ai-memory's config folder),
@@ -196,6 +203,7 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
     io.stdout(`Skipped: a backup of this folder finished less than ${recent} s ago.\n`);
   }
   io.stdout(`Snapshot: ${r.snapshotPath}\nManifest: ${r.manifestPath}\nSHA-256 : ${m.sha256}\nBytes   : ${m.bytes}\n`);
+  if (r.db.viaLink) io.stdout(`Read    : ${r.db.path} (${r.db.given} is a symbolic link to it; its -wal is read from there)\n`);
   if (r.status === 'created') {
     const facts: string[] = [];
     if (m.integrity === 'ok') facts.push(`${checkLabel(m.check === 'full' ? 'full' : 'quick')} ok`);
@@ -317,6 +325,8 @@ async function cmdRestore(p: Parsed, io: CliIO): Promise<number> {
     verify,
     force: p.switches.has('force'),
     dryRun: p.switches.has('dry-run'),
+    // A database that does not exist is created only where the user named it.
+    createIfMissing: db.source === 'flag' && !p.switches.has('no-create'),
     onProgress: progressPrinter(p, io),
     signal: io.signal,
   }).catch((e: unknown) => explainDb(e, db));
@@ -327,8 +337,10 @@ async function cmdRestore(p: Parsed, io: CliIO): Promise<number> {
     io.stdout(json(restoreJson(r)));
     return refused;
   }
+  const link = r.plan.dbGiven ? ` (${r.plan.dbGiven} is a symbolic link to it)` : '';
   if (r.status === 'dry-run') {
-    const lines = [`Dry run: nothing was changed.`, `Would restore ${r.from}`, ...r.plan.checks.map((c) => `  checked: ${c}`), `into ${r.to}`];
+    const lines = [`Dry run: nothing was changed.`, `Would restore ${r.from}`, ...r.plan.checks.map((c) => `  checked: ${c}`), `into ${r.to}${link}${r.created ? ' (a new database: nothing is there yet)' : ''}`];
+    if (r.plan.damaged) lines.push(`the current database is damaged (${r.plan.damaged}): it is kept as it is, with its sidecars`);
     if (r.plan.keep.length) {
       lines.push('keeping the current files as:');
       for (const k of r.plan.keep) lines.push(`  ${k.from} → ${k.to}`);
@@ -341,7 +353,10 @@ async function cmdRestore(p: Parsed, io: CliIO): Promise<number> {
     return refused;
   }
   if (r.previous) io.stdout(`Previous DB moved to ${r.previous}\n`);
-  io.stdout(`Restored ${r.from} → ${r.to}\n`);
+  const sidecarsKept = r.keptAside.filter((k) => k !== r.previous);
+  if (sidecarsKept.length) io.stdout(`Kept    : ${sidecarsKept.join(', ')}\n`);
+  if (r.created) io.stdout(`Created a new database at ${r.to} (there was none)\n`);
+  io.stdout(`Restored ${r.from} → ${r.to}${link}\n`);
   io.stdout(`Checked : ${r.plan.checks.join('; ')}; placed file sha256 ${r.sha256}\n`);
   return 0;
 }
@@ -382,18 +397,26 @@ async function cmdVerify(p: Parsed, io: CliIO): Promise<number> {
 
 async function cmdList(p: Parsed, io: CliIO): Promise<number> {
   const dir = resolve(io.cwd, p.values.get('to') ?? './backups');
-  const entries = await listSnapshots(dir, { anchor: await publicKey(io) });
+  const dbFlag = p.values.get('db');
+  const dbPath = dbFlag ? (await resolveDbPath(resolve(io.cwd, dbFlag))).path : undefined;
+  const listed = await withOwners(dir, dbPath, await listSnapshots(dir, { anchor: await publicKey(io) }));
+  // With --db: this database's snapshots first, then the others (each labelled); without, all newest first.
+  const entries = dbPath ? [...listed.filter((e) => e.owner === 'this'), ...listed.filter((e) => e.owner !== 'this')] : listed;
   if (p.switches.has('json')) {
-    io.stdout(json(listJson(entries)));
+    io.stdout(json(listJson(entries, dbPath)));
     return 0;
   }
-  io.stdout(`${dir}: ${entries.length} snapshot${entries.length === 1 ? '' : 's'}\n`);
+  const sources = new Set(entries.map((e) => e.source ?? ''));
+  io.stdout(`${dir}: ${entries.length} snapshot${entries.length === 1 ? '' : 's'}${dbPath ? ` (${entries.filter((e) => e.owner === 'this').length} of ${dbPath})` : ''}\n`);
   for (const e of entries) {
     const when = new Date(e.time).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
     const verdict = snapshotVerdict(e);
     const memories = e.manifest?.memories !== undefined ? `, ${e.manifest.memories} memories` : '';
     const sig = signatureLine(e);
-    const state = `${STATE_LABEL[verdict.state]}: ${verdict.detail}${memories}${sig && e.signature?.state !== 'refused' ? `; ${sig}` : ''}`;
+    let state = `${STATE_LABEL[verdict.state]}: ${verdict.detail}${memories}${sig && e.signature?.state !== 'refused' ? `; ${sig}` : ''}`;
+    if (e.future) state += '; dated in the future (ranked last)';
+    // Whose it is, when that is not obvious: another database than --db, or a folder of several.
+    if (dbPath ? e.owner !== 'this' : sources.size > 1) state += e.source ? `; of ${e.source}${e.owner === 'gone' ? ' (not on this machine)' : ''}` : '; database unknown';
     io.stdout(`  ${when}  ${e.name}  ${formatBytes(e.size)}  ${state}\n`);
   }
   return 0;

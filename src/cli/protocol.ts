@@ -24,6 +24,7 @@ import type { BackupResult } from '../core/ops/backup';
 import type { RestoreResult } from '../core/ops/restore';
 import type { SnapshotReport } from '../core/ops/snapshotCheck';
 import type { SnapshotEntry } from '../core/store/catalog';
+import type { OwnerInfo } from '../core/store/ownership';
 import type { CheckMode } from '../core/common/checks';
 import { describeVerdict, type SignatureVerdict } from '../core/store/signing';
 import type { PushOutcome, RemoteListing } from '../core/remote/sync';
@@ -47,10 +48,11 @@ export const COMMANDS = {
   restore: {
     values: ['db', 'from', 'verify', 'snapshot'],
     // latest, snapshot, yes, allow-unsigned-manifest: ai-memory 1.0's restore flags
-    switches: ['json', 'skip-verify', 'skip-integrity', 'force', 'dry-run', 'progress-json', 'latest', 'yes', 'allow-unsigned-manifest'],
+    // no-create: the --db was discovered, not named by the user (the extension says so): never create it.
+    switches: ['json', 'skip-verify', 'skip-integrity', 'force', 'dry-run', 'progress-json', 'latest', 'yes', 'allow-unsigned-manifest', 'no-create'],
   },
   verify: { values: ['from', 'verify'], switches: ['json', 'progress-json'] },
-  list: { values: ['to', 'remote', 'endpoint', 'region', 'profile'], switches: ['json', 'path-style', 'probe'] },
+  list: { values: ['to', 'db', 'remote', 'endpoint', 'region', 'profile'], switches: ['json', 'path-style', 'probe'] },
   push: { values: ['to', 'keep', 'remote', 'endpoint', 'region', 'profile'], switches: ['json', 'progress-json', 'path-style'] },
   pull: { values: ['to', 'snapshot', 'verify', 'remote', 'endpoint', 'region', 'profile'], switches: ['json', 'progress-json', 'path-style', 'all'] },
 } as const satisfies Record<string, CommandSpec>;
@@ -144,6 +146,9 @@ export const BackupJson = v.looseObject({
   /** For `unchanged`: when the identical snapshot was made. */
   unchanged_since: v.optional(v.string()),
   pruned: v.optional(v.array(v.string())),
+  /** The file that was read and the path given, when the given path is a symlink (source_db is the file read). */
+  db_read: v.optional(v.string()),
+  db_given: v.optional(v.string()),
   /** With --remote: the copy after the backup (exit 3 when it failed). */
   remote: v.optional(PushJson),
 });
@@ -176,6 +181,9 @@ const RestorePlanJson = v.object({
   checks: v.array(v.string()),
   db: v.string(),
   dbExists: v.boolean(),
+  dbGiven: v.optional(v.string()),
+  damaged: v.optional(v.string()),
+  source: v.object({ owner: v.picklist(['this', 'other', 'gone', 'unknown']), source: v.optional(v.string()) }),
   keep: v.array(v.object({ from: v.string(), to: v.string() })),
   consolidate: v.boolean(),
   holders: v.array(v.object({ pid: v.number(), command: v.string(), file: v.string(), how: v.picklist(['lock', 'open']) })),
@@ -204,6 +212,16 @@ export const RestoreJson = v.object({
   signer: v.optional(v.string()),
   sha256: v.string(),
   bytes: v.number(),
+  /** Every file kept aside: the database and each of its sidecars (-wal, -shm, -journal). */
+  kept_aside: v.array(v.string()),
+  /** There was no database at `to` (a path named with --db): a new one was created. */
+  created: v.boolean(),
+  /** The database the snapshot was taken of (its manifest's source_db), and whether that is `to`. */
+  source_db: v.optional(v.string()),
+  source_is_this_db: v.boolean(),
+  db_given: v.optional(v.string()),
+  /** Why the replaced database counted as damaged (kept as it was, nothing folded in). */
+  damaged: v.optional(v.string()),
   plan: v.optional(RestorePlanJson),
   /** A dry run that the restore would refuse (the CLI then exits 1). */
   would_refuse: v.optional(v.object({ code: v.string(), error: v.string(), hint: v.optional(v.string()) })),
@@ -251,6 +269,12 @@ export const ListJson = v.array(
     signer: v.optional(v.string()),
     /** The verdict in words (the tree's tooltip line); for `refused`, the reason. */
     signature_detail: v.optional(v.string()),
+    /** Dated later than now (+10 min): ranked after every other snapshot. */
+    future: v.optional(v.boolean()),
+    /** The database it was taken of (its manifest's source_db, resolved). */
+    source_db: v.optional(v.string()),
+    /** With --db: whether it is that database's snapshot. */
+    this_db: v.optional(v.boolean()),
   }),
 );
 
@@ -309,6 +333,7 @@ export function backupJson(r: BackupResult): BackupOutcome {
     unsigned_reason: r.status === 'created' && r.signing && !r.signing.signed ? r.signing.warning : undefined,
     ...(r.status === 'unchanged' ? { unchanged_since: r.unchangedSince } : {}),
     ...(r.pruned.length ? { pruned: r.pruned } : {}),
+    ...(r.db.viaLink ? { db_read: r.db.path, db_given: r.db.given } : {}),
   };
 }
 
@@ -324,6 +349,12 @@ export function restoreJson(r: RestoreResult): RestoreOutcome {
     signer: signerOf(r.plan.signature),
     sha256: r.sha256,
     bytes: r.bytes,
+    kept_aside: r.keptAside,
+    created: r.created,
+    source_db: r.plan.source.source,
+    source_is_this_db: r.plan.source.owner === 'this',
+    ...(r.plan.dbGiven ? { db_given: r.plan.dbGiven } : {}),
+    ...(r.plan.damaged ? { damaged: r.plan.damaged } : {}),
     ...(r.status === 'dry-run' ? { plan: r.plan } : {}),
     ...(r.status === 'dry-run' && r.plan.wouldRefuse ? { would_refuse: { code: r.plan.wouldRefuse.code, error: r.plan.wouldRefuse.message, hint: r.plan.wouldRefuse.hint } } : {}),
   };
@@ -351,7 +382,7 @@ export function verifyJson(reports: SnapshotReport[], mode: CheckMode): VerifyOu
   };
 }
 
-export function listJson(entries: SnapshotEntry[]): ListOutcome {
+export function listJson(entries: (SnapshotEntry & OwnerInfo)[], dbPath?: string): ListOutcome {
   return entries.map((e) => ({
     name: e.name,
     path: e.path,
@@ -367,6 +398,9 @@ export function listJson(entries: SnapshotEntry[]): ListOutcome {
     signature: e.signature?.state,
     signer: signerOf(e.signature),
     signature_detail: e.signature ? describeVerdict(e.signature) : undefined,
+    future: e.future || undefined,
+    source_db: e.source,
+    ...(dbPath ? { this_db: e.owner === 'this' } : {}),
   }));
 }
 

@@ -83,8 +83,10 @@ export class EngineClient {
     return this.run('backup', args, options);
   }
 
-  restore(args: CommandArgs<'restore'>, options: RunOptions = {}): Promise<RestoreOutcome> {
-    return this.run('restore', args, options);
+  /** `create`: the database may be created if it does not exist — only for a path the user named (the setting), never a discovered one. */
+  restore(a: Omit<CommandArgs<'restore'>, 'no-create'> & { create?: boolean }, o: RunOptions = {}): Promise<RestoreOutcome> {
+    const { create, ...rest } = a;
+    return this.run('restore', { ...rest, 'no-create': !create }, o);
   }
 
   verify(args: CommandArgs<'verify'>, options: RunOptions = {}): Promise<VerifyOutcome> {

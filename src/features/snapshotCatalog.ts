@@ -10,6 +10,8 @@ import * as vscode from 'vscode';
 import { listSnapshots, type SnapshotEntry } from '../core/store/catalog';
 import { isBackupError } from '../core/common/errors';
 import { readState, type BackupState } from '../core/store/state';
+import { withOwners, type Owner } from '../core/store/ownership';
+import { resolveDbPath } from '../core/sqlite/dbFiles';
 import { snapshotVerdict, type SnapshotState } from '../core/store/snapshotState';
 import { Disposable } from '../util/disposable';
 
@@ -22,6 +24,10 @@ export interface SnapshotView {
   stateDetail: string;
   /** Result of the last "Verify" of this exact file (path, size, mtime), if any. */
   verification?: Verification;
+  /** Whose snapshot it is (ownership.ts): this database's, or another's (labelled apart in the view). */
+  owner: Owner;
+  /** The database its manifest names (resolved). */
+  source?: string;
 }
 
 export interface Verification {
@@ -44,7 +50,12 @@ export class SnapshotCatalog extends Disposable {
   private readonly _onDidChange = this._register(new vscode.EventEmitter<void>());
   readonly onDidChange = this._onDidChange.event;
   dir: string | undefined;
+  /** The database whose snapshots these are (the folder may be shared with other databases). */
+  db: string | undefined;
+  /** This database's snapshots, newest first (future-dated ones last): what "latest", the count and the status bar mean. */
   snapshots: SnapshotView[] = [];
+  /** The folder's other snapshots: of another database, of one not on this machine, or without a manifest naming one. */
+  others: SnapshotView[] = [];
   folderState: BackupState | undefined;
   /** Why the folder cannot be listed (e.g. it is a file), shown instead of the list. */
   error: string | undefined;
@@ -64,8 +75,9 @@ export class SnapshotCatalog extends Disposable {
     this._register({ dispose: () => this.timer && clearTimeout(this.timer) });
   }
 
-  /** Points the catalog at a backup folder (or none) and reloads. */
-  async setFolder(dir: string | undefined): Promise<void> {
+  /** Points the catalog at a backup folder (or none) for the database `db`, and reloads. */
+  async setFolder(dir: string | undefined, db?: string): Promise<void> {
+    this.db = db;
     if (dir !== this.dir) {
       this.dir = dir;
       this.watch();
@@ -116,12 +128,14 @@ export class SnapshotCatalog extends Disposable {
 
   private async load(): Promise<void> {
     const dir = this.dir;
-    let entries: SnapshotEntry[] = [];
+    let entries: (SnapshotEntry & { owner: Owner; source?: string })[] = [];
     let error: string | undefined;
     let state: BackupState | undefined;
     if (dir) {
       try {
-        entries = await listSnapshots(dir);
+        // The same ownership rule as the engine's retention and restore (ownership.ts).
+        const db = this.db ? (await resolveDbPath(this.db)).path : undefined;
+        entries = await withOwners(dir, db, await listSnapshots(dir));
         state = await readState(dir);
       } catch (e) {
         error = isBackupError(e) ? e.message : String(e);
@@ -130,11 +144,13 @@ export class SnapshotCatalog extends Disposable {
     }
     if (dir !== this.dir) return; // the folder changed meanwhile; that load wins
     const cache = this.verifications();
-    this.snapshots = entries.map((entry) => {
+    const views: SnapshotView[] = entries.map((entry) => {
       const verification = cache[verificationKey(entry)];
       const verdict = snapshotVerdict(entry, verification);
-      return { entry, verification, state: verdict.state, stateDetail: verdict.detail };
+      return { entry, verification, owner: entry.owner, source: entry.source, state: verdict.state, stateDetail: verdict.detail };
     });
+    this.snapshots = views.filter((v) => v.owner === 'this');
+    this.others = views.filter((v) => v.owner !== 'this');
     this.folderState = state;
     this.error = error;
     this._onDidChange.fire();
@@ -174,6 +190,6 @@ export class SnapshotCatalog extends Disposable {
   }
 
   find(p: string): SnapshotView | undefined {
-    return this.snapshots.find((s) => s.entry.path === p);
+    return this.snapshots.find((s) => s.entry.path === p) ?? this.others.find((s) => s.entry.path === p);
   }
 }

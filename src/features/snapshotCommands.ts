@@ -21,7 +21,8 @@ import { EngineError, type EngineClient, type RestoreOutcome } from './engineCli
 import { describeFailure, errorActions } from './errors';
 import { ask, confirm } from './prompts';
 import type { SnapshotCatalog, SnapshotView } from './snapshotCatalog';
-import { localTime, type Node } from './snapshotsTree';
+import { localTime, ownerLabel, type Node } from './snapshotsTree';
+import { resolveDbPath } from '../core/sqlite/dbFiles';
 
 export class SnapshotCommands {
   constructor(
@@ -39,14 +40,15 @@ export class SnapshotCommands {
     if (typeof arg === 'string') return this.catalog.find(arg);
     if (arg instanceof vscode.Uri) return this.catalog.find(arg.fsPath);
     await this.catalog.reload();
-    if (!this.catalog.snapshots.length) {
+    if (!this.catalog.snapshots.length && !this.catalog.others.length) {
       void vscode.window.showInformationMessage('There are no snapshots yet.', 'Back Up Now').then((a) => (a ? this.service.backup({ reason: 'manual' }) : undefined));
       return undefined;
     }
     const now = Date.now();
-    const items = this.catalog.snapshots.map((s) => ({
+    // This database's snapshots first; the folder's others after them, labelled with whose they are.
+    const items = [...this.catalog.snapshots, ...this.catalog.others].map((s) => ({
       label: localTime(s.entry.time),
-      description: `${formatAge(now - s.entry.time)} · ${formatBytes(s.entry.size)}`,
+      description: `${formatAge(now - s.entry.time)} · ${formatBytes(s.entry.size)}${s.owner === 'this' ? '' : ` · ${ownerLabel(s)}`}`,
       detail: `$(${stateIcon(s.entry, { state: s.state, detail: s.stateDetail })}) ${s.stateDetail}${s.entry.manifest?.memories !== undefined ? ` · ${s.entry.manifest.memories} memories` : ''}`,
       view: s,
     }));
@@ -65,9 +67,15 @@ export class SnapshotCommands {
 
   async restoreLatest(): Promise<void> {
     await this.catalog.reload();
+    // This database's newest only: a snapshot of another database is never restored without being chosen.
     const newest = this.catalog.snapshots[0];
     if (!newest) {
-      void vscode.window.showInformationMessage('There are no snapshots to restore yet.');
+      const others = this.catalog.others.length;
+      void vscode.window.showInformationMessage(
+        others
+          ? `There is no snapshot of this database yet. The folder's ${others} other snapshot${others === 1 ? ' was' : 's were'} taken of other databases: they are listed apart in the Snapshots view, where you can restore one explicitly.`
+          : 'There are no snapshots to restore yet.',
+      );
       return;
     }
     await this.restoreView(newest);
@@ -82,7 +90,10 @@ export class SnapshotCommands {
     }
     const { entry } = view;
     const when = localTime(entry.time);
-    const real = await fsp.realpath(db.path).catch(() => db.path);
+    // The same resolution as the engine's (dbFiles.ts): a symlinked database is replaced at its real file.
+    const real = (await resolveDbPath(db.path).catch(() => undefined))?.path ?? db.path;
+    const exists = await fsp.stat(real).then(() => true, () => false);
+    const whose = view.owner === 'this' ? '' : `\n\nThis snapshot was not taken of your database: it is ${ownerLabel(view)}.`;
     // The kept copy is named when the restore runs, not now: say its pattern, not a time that
     // would be wrong by the time the user confirms (the engine reports the real name after).
     const kept = preRestoreName(path.basename(real), '<time of the restore>');
@@ -94,7 +105,9 @@ export class SnapshotCommands {
         const sig = entry.signature && entry.signature.state !== 'refused' ? `\n\nManifest: ${describeVerdict(entry.signature)}.` : '';
         const ok = await confirm(
           `Restore the snapshot of ${when}?`,
-          `${entry.name} (${formatBytes(entry.size)}${entry.manifest?.memories !== undefined ? `, ${entry.manifest.memories} memories` : ''}) replaces\n${tildify(real)}.\n\nYour current database is kept beside it as ${kept}, with its -wal and -shm, so nothing is lost.${sig}${warn}`,
+          exists
+            ? `${entry.name} (${formatBytes(entry.size)}${entry.manifest?.memories !== undefined ? `, ${entry.manifest.memories} memories` : ''}) replaces\n${tildify(real)}.\n\nYour current database is kept beside it as ${kept}, with its -wal, -shm and -journal, so nothing is lost.${sig}${whose}${warn}`
+            : `${entry.name} (${formatBytes(entry.size)}) becomes a new database at\n${tildify(real)} (there is none yet).${whose}${warn}`,
           'Restore',
         );
         if (!ok) return;
@@ -130,8 +143,9 @@ export class SnapshotCommands {
       vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `AI Memory: restoring the snapshot of ${when}`, cancellable: true },
         (progress, token) =>
+          // A new database is created only where the user named it (the setting), never at a discovered path.
           this.engine.restore(
-            { db: real, from: entry.path, force, 'allow-unsigned-manifest': allowUnsigned },
+            { db: real, from: entry.path, force, 'allow-unsigned-manifest': allowUnsigned, create: db.via === 'setting' },
             { token, onProgress: (p) => progress.report({ message: p.message ?? p.phase }) },
           ),
       );
@@ -172,10 +186,11 @@ export class SnapshotCommands {
       await this.catalog.reload();
     }
     const r = done;
-    this.log.info(`restore: done; previous database kept at ${r.previous ?? '(there was none)'}; placed sha256 ${r.sha256}`);
+    this.log.info(`restore: done; ${r.created ? 'created a new database' : `previous database kept at ${r.previous ?? '(there was none)'}`}; kept aside: ${r.kept_aside.join(', ') || 'nothing'}; placed sha256 ${r.sha256}`);
     const actions = r.previous ? ['Reveal Previous', 'Show Log'] : ['Show Log'];
+    const what = r.created ? ' A new database was created.' : r.previous ? ` The previous${r.damaged ? ' (damaged)' : ''} database is kept as ${path.basename(r.previous)}.` : '';
     void vscode.window
-      .showInformationMessage(`Restored the snapshot of ${when}.${r.previous ? ` The previous database is kept as ${path.basename(r.previous)}.` : ''} Restart your agent to use it.`, ...actions)
+      .showInformationMessage(`Restored the snapshot of ${when}.${what} Restart your agent to use it.`, ...actions)
       .then((a) => {
         if (a === 'Reveal Previous' && r.previous) void this.reveal(vscode.Uri.file(r.previous));
         if (a === 'Show Log') this.log.show();

@@ -47,16 +47,27 @@ const GROUPS: { id: GroupId; label: string; expanded: boolean }[] = [
   { id: 'earlier', label: 'Earlier', expanded: false },
 ];
 
-/** A row of the view: a day group, a snapshot, or a message (the folder cannot be read); with off-machine copies also a failed copy, the "Remote" group and its snapshots. */
+/**
+ * A row of the view: a day group, a snapshot, or a message (the folder cannot be read); the
+ * group of the folder's snapshots that are not this database's (ownership.ts), apart and
+ * labelled; with off-machine copies also a failed copy, the "Remote" group and its snapshots.
+ */
 export type Node =
   | { kind: 'group'; group: GroupId; label: string; views: SnapshotView[] }
   | { kind: 'snapshot'; view: SnapshotView; group: GroupId }
   | { kind: 'message'; text: string; detail: string }
+  | { kind: 'others'; views: SnapshotView[] }
   | { kind: 'remoteGroup' }
   | { kind: 'remoteSnapshot'; name: string; bytes: number; target: TargetConfig }
   | { kind: 'copyFailure'; target: string; message: string; hint?: string };
 
 const COPY_ICONS: Record<CopyState, string> = { 'local only': 'circle-slash', copying: 'sync~spin', copied: 'cloud', failed: 'cloud-offline' };
+
+/** Whose snapshot, for one of the folder's other snapshots. */
+export function ownerLabel(v: SnapshotView): string {
+  if (v.owner === 'unknown' || !v.source) return 'database unknown (no manifest)';
+  return `of ${tildify(v.source)}${v.owner === 'gone' ? ' (not on this machine)' : ''}`;
+}
 
 export function localTime(ms: number): string {
   return new Date(ms).toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
@@ -119,6 +130,7 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
   }
 
   getChildren(element?: Node): Node[] {
+    if (element?.kind === 'others') return element.views.map((view) => ({ kind: 'snapshot', view, group: 'earlier' }));
     if (element?.kind === 'remoteGroup') return (this.remote?.remoteOnly() ?? []).map((r) => ({ kind: 'remoteSnapshot', ...r }));
     if (element) return element.kind === 'group' ? element.views.map((view) => ({ kind: 'snapshot', view, group: element.group })) : [];
     if (this.catalog.error) return [{ kind: 'message', text: 'Cannot read the backup folder', detail: this.catalog.error }];
@@ -130,16 +142,26 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     }
     const rows: Node[] = (this.remote?.failures() ?? []).map((f) => ({ kind: 'copyFailure', target: f.target, message: f.message, hint: f.hint }));
     rows.push(...GROUPS.filter((g) => by.has(g.id)).map((g): Node => ({ kind: 'group', group: g.id, label: g.label, views: by.get(g.id) ?? [] })));
+    // The folder's other snapshots (another database sharing the folder, a moved one), apart and labelled.
+    if (this.catalog.others.length) rows.push({ kind: 'others', views: this.catalog.others });
     if (this.remote?.remoteOnly().length) rows.push({ kind: 'remoteGroup' });
     return rows;
   }
 
-  /** Every snapshot row, in the view's order (groups flattened). */
+  /** Every snapshot row of this database, in the view's order (groups flattened). */
   rows(): Extract<Node, { kind: 'snapshot' }>[] {
     return this.getChildren().flatMap((n) => (n.kind === 'group' ? (this.getChildren(n) as Extract<Node, { kind: 'snapshot' }>[]) : []));
   }
 
   getTreeItem(node: Node): vscode.TreeItem {
+    if (node.kind === 'others') {
+      const item = new vscode.TreeItem('Other databases\' snapshots', vscode.TreeItemCollapsibleState.Collapsed);
+      item.id = 'aiMemory.otherSnapshots';
+      item.description = `${node.views.length}`;
+      item.tooltip = 'Snapshots in this folder that were not taken of the selected database (their manifest names another database, or none). Retention never deletes them, and Restore Latest never picks them.';
+      item.iconPath = new vscode.ThemeIcon('folder-library');
+      return item;
+    }
     if (node.kind === 'copyFailure') {
       const item = new vscode.TreeItem('Off-machine copy failed');
       item.description = node.target;
@@ -187,7 +209,7 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     const now = Date.now();
     const item = new vscode.TreeItem(rowLabel(entry.time, node.group, now));
     item.id = entry.path;
-    item.description = rowDescriptionParts(node.view, now).join(' · ');
+    item.description = [...rowDescriptionParts(node.view, now), ...(node.view.owner === 'this' ? [] : [ownerLabel(node.view)]), ...(entry.future ? ['dated in the future'] : [])].join(' · ');
     const copy = this.remote?.copyState(entry.name);
     if (copy) item.description += ` · ${copy}`;
     item.iconPath = state === 'verified' && entry.signature?.state === 'verified' ? SIGNED_THEME_ICON : ICONS[state];

@@ -156,6 +156,11 @@ describe('reliability 3: concurrency', function () {
         for (let i = 0; i < rounds; i++) {
           const dir = tmp.join(`backups-${i}`);
           const bigSnap = await runBackup({ dbPath: big, backupDir: dir, keep: 0, now: () => new Date(Date.UTC(2026, 0, 1, 0, 0, i)) });
+          // Retention only ever counts and deletes snapshots of its own database (ownership.ts):
+          // the big snapshot is made one of `db`'s, as if `db` had once been that big.
+          const m = JSON.parse(fs.readFileSync(bigSnap.manifestPath, 'utf8')) as { source_db: string };
+          m.source_db = fs.realpathSync(db);
+          fs.writeFileSync(bigSnap.manifestPath, JSON.stringify(m, null, 2));
           const target = tmp.join(`restored-${i}`, 'ai-memory.db');
           fs.mkdirSync(path.dirname(target));
           let restoring = true;

@@ -640,4 +640,110 @@ describe('reliability 1: crash injection (SIGKILL and SIGTERM of the CLI process
       );
     }
   });
+
+  // A damaged database and its sidecars: a hot -journal (a writer crashed mid-transaction),
+  // or a 0-byte main file beside a -wal. Restore keeps the whole set aside as it is and
+  // removes every sidecar before the swap (dbFiles.ts SIDECARS), so at every step the old
+  // set is either still in place or complete under its pre-restore name, and the placed
+  // snapshot never has an old -journal or -wal beside it.
+  describe('restore over a damaged database (the whole sidecar set)', () => {
+    let root: string;
+    let snapshot: string;
+    let manifest: string;
+    let snapshotSha: string;
+    const variants: { name: string; dir: string; files: Record<string, string> }[] = [];
+    before(async () => {
+      root = makeTempDir('aimb-crash-damaged-');
+      const newDb = path.join(root, 'new', 'ai-memory.db');
+      createAiMemoryDb(newDb, { memories: 150, seed: 21 });
+      const r = await runBackup({ dbPath: newDb, backupDir: path.join(root, 'backups') });
+      snapshot = r.snapshotPath;
+      manifest = r.manifestPath;
+      snapshotSha = r.manifest.sha256;
+      // (a) a rollback-mode database copied mid-transaction: uncommitted pages in the main file, a hot -journal.
+      const hot = path.join(root, 'tmpl-hot', 'ai-memory.db');
+      const src = path.join(root, 'src', 'rollback.db');
+      createAiMemoryDb(src, { memories: 200, walMode: false });
+      fs.mkdirSync(path.dirname(hot));
+      const c = openNative(src);
+      c.pragma('cache_size = 10');
+      c.exec('BEGIN');
+      c.exec("UPDATE memories SET content = content || ' UNCOMMITTED ' || hex(randomblob(64))");
+      fs.copyFileSync(src, hot);
+      fs.copyFileSync(`${src}-journal`, `${hot}-journal`);
+      c.exec('ROLLBACK');
+      c.close();
+      // (b) a 0-byte main file beside a -wal of 20 commits.
+      const empty = path.join(root, 'tmpl-empty', 'ai-memory.db');
+      createAiMemoryDb(empty, { memories: 60, leaveWalCommits: 20 });
+      fs.writeFileSync(empty, '');
+      for (const [name, db] of [['a database with a hot -journal', hot], ['a 0-byte database with a -wal', empty]] as const) {
+        const files: Record<string, string> = {};
+        for (const sfx of ['', '-wal', '-shm', '-journal']) if (fs.existsSync(db + sfx)) files[sfx] = sha256File(db + sfx);
+        variants.push({ name, dir: path.dirname(db), files });
+      }
+    });
+    after(() => removeTempDir(root));
+
+    async function damagedTrial(v: (typeof variants)[number], at: string): Promise<string[]> {
+      const problems: string[] = [];
+      const dir = makeTempDir('aimb-crash-damaged-run-');
+      try {
+        const db = path.join(dir, 'db', 'ai-memory.db');
+        fs.mkdirSync(path.dirname(db));
+        for (const sfx of Object.keys(v.files)) fs.copyFileSync(path.join(v.dir, 'ai-memory.db') + sfx, db + sfx);
+        const snap = path.join(dir, path.basename(snapshot));
+        fs.copyFileSync(snapshot, snap);
+        fs.copyFileSync(manifest, path.join(dir, path.basename(manifest)));
+        const args = ['restore', '--db', db, '--from', snap];
+        const r = await runCliProcess(args, { cwd: dir, env: { AI_MEMORY_BACKUP_CRASH_AT: at } });
+        // No consolidation for a damaged database: those two steps are never reached.
+        const reachable = at !== 'restore:consolidated-temp' && at !== 'restore:after-consolidate';
+        if (reachable && r.signal !== 'SIGKILL') problems.push(`step never reached (exit ${r.code}: ${r.stderr.trim()})`);
+        if (!reachable && r.code !== 0) problems.push(`the restore failed (exit ${r.code}): ${r.stderr.trim()}`);
+        const sha = (p: string) => (fs.existsSync(p) ? sha256File(p) : undefined);
+        const setAt = (base: string) => ['', '-wal', '-shm', '-journal'].every((sfx) => sha(base + sfx) === v.files[sfx]);
+        const checkState = (when: string) => {
+          if (!fs.existsSync(db)) problems.push(`${when}: the database path is empty`);
+          const live = sha(db);
+          if (live === snapshotSha && (fs.existsSync(`${db}-journal`) || fs.existsSync(`${db}-wal`))) problems.push(`${when}: the placed snapshot has an old -journal/-wal beside it`);
+          const complete = preRestoreCopies(db).some((c) => setAt(c));
+          if (!setAt(db) && !complete) problems.push(`${when}: the live files changed but no pre-restore copy holds the whole old set`);
+          if (live !== snapshotSha && !setAt(db) && live !== v.files['']) problems.push(`${when}: the live database is neither the old file nor the snapshot`);
+        };
+        checkState('after the kill');
+        const rec = await runCliProcess(args, { cwd: dir });
+        if (rec.code !== 0) problems.push(`the next restore failed (exit ${rec.code}): ${rec.stderr.trim()}`);
+        else {
+          checkState('after the next restore');
+          if (sha(db) !== snapshotSha) problems.push('after the next restore the database is not the snapshot');
+          for (const sfx of ['-wal', '-shm', '-journal']) if (fs.existsSync(db + sfx)) problems.push(`a ${sfx} beside the restored database`);
+          if (!preRestoreCopies(db).some((c) => setAt(c))) problems.push('the old set is lost');
+          const temps = tempFiles(path.dirname(db));
+          if (temps.length) problems.push(`temp files left: ${temps.join(', ')}`);
+          if (nativeState(db).integrity !== 'ok') problems.push('the restored database fails integrity_check');
+        }
+      } finally {
+        removeTempDir(dir);
+      }
+      return problems;
+    }
+
+    for (const [k, name] of ['a database with a hot -journal', 'a 0-byte database with a -wal'].entries()) {
+      reliabilityCase(
+        'crash',
+        `restore over ${name}: SIGKILL at each named step`,
+        {
+          done: `${k === 0 ? 'a rollback-mode database copied mid-transaction (uncommitted pages in the main file, its hot -journal)' : 'a 0-byte main file beside its -wal of 20 commits'}; \`AI_MEMORY_BACKUP_CRASH_AT=<step>\` at each of the ${RESTORE_STEPS.length} restore steps (the two consolidation steps are not reached: a damaged database is never folded), then the same restore again`,
+          checked: 'after every kill: the database path is never empty; the placed snapshot never has an old -journal or -wal beside it; the old set (main + every sidecar, byte for byte) is either still in place or complete under a pre-restore name. After the next restore: the snapshot in place, no sidecar, no temp file, native integrity_check ok, the old set kept',
+        },
+        async () => {
+          const v = variants[k];
+          const out = await inLanes(RESTORE_STEPS.length, async (i) => ({ step: RESTORE_STEPS[i], problems: await damagedTrial(v, RESTORE_STEPS[i]) }));
+          assert.deepStrictEqual(out.flatMap((o) => o.problems.map((p) => `${o.step}: ${p}`)), []);
+          return `${RESTORE_STEPS.length} steps: the old set complete at every one; next run clean`;
+        },
+      );
+    }
+  });
 });

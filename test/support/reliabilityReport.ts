@@ -14,7 +14,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { REPO_ROOT, SOAK } from './reliability';
 
-export type SectionId = 'crash' | 'disk' | 'concurrency' | 'input';
+export type SectionId = 'crash' | 'disk' | 'concurrency' | 'input' | 'adversarial';
 
 const SECTIONS: { id: SectionId; title: string; intro: string }[] = [
   {
@@ -38,6 +38,12 @@ const SECTIONS: { id: SectionId; title: string; intro: string }[] = [
     title: '4. Bad input',
     intro:
       'Each case runs the CLI as a process twice (text and `--json`): exit code 1, `error: …` plus an indented hint on stderr (or one JSON error line with `code` and `hint`), and a hash fingerprint of the database folder and the backup folder (every file, folder and symlink) identical before and after.',
+  },
+  {
+    id: 'adversarial',
+    title: '5. Adversarial cases (issue 8)',
+    intro:
+      'The ways an adversarial run (46 experiments against the CLI) still lost, mixed up or leaked data, or hung. Each case names the general rule that was missing; the rule is applied once in the engine (src/core/sqlite/dbFiles.ts: one path resolution and one sidecar set; src/core/store/ownership.ts: whose snapshot; src/core/common/regularFile.ts: safe opens; src/core/store/atomicFs.ts: modes and owners) and used by backup, restore, verify, list and the extension. The real CLI runs as a process with a deadline; outcomes are checked natively.',
   },
 ];
 

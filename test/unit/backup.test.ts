@@ -234,7 +234,7 @@ describe('backup: what we promise beyond the reference', () => {
     });
     const foreign = ['ai-memory-notes.db', 'ai-memory-2026-11-01T000000Z.db.bak', 'notes.txt', 'ai-memory-2019-01-01T000000Z.manifest.json'];
     for (const f of foreign) fs.writeFileSync(path.join(dir, f), 'not ours');
-    const { pruned } = await pruneSnapshots(dir, 2, new Set());
+    const { pruned } = await pruneSnapshots(dir, 2, new Set(), { dbPath: fs.realpathSync(db) });
     assert.deepStrictEqual(pruned.sort(), made.slice(0, 3).sort());
     assert.deepStrictEqual(snapshots(dir).filter((n) => n !== 'ai-memory-notes.db'), made.slice(3).sort());
     for (const f of foreign) assert.ok(fs.existsSync(path.join(dir, f)), `${f} untouched`);
@@ -250,12 +250,12 @@ describe('backup: what we promise beyond the reference', () => {
     }
     assert.strictEqual(snapshots(dir).length, 4);
     const unpin = await pinSnapshot(dir, made[0]);
-    const { pruned, warnings } = await pruneSnapshots(dir, 1, new Set());
+    const { pruned, warnings } = await pruneSnapshots(dir, 1, new Set(), { dbPath: fs.realpathSync(db) });
     assert.deepStrictEqual(pruned.sort(), [made[1], made[2]].sort());
     assert.ok(fs.existsSync(path.join(dir, made[0])), 'the pinned oldest snapshot survived');
     assert.ok(warnings.some((w) => w.includes(made[0])));
     await unpin();
-    assert.deepStrictEqual((await pruneSnapshots(dir, 1, new Set())).pruned, [made[0]]);
+    assert.deepStrictEqual((await pruneSnapshots(dir, 1, new Set(), { dbPath: fs.realpathSync(db) })).pruned, [made[0]]);
   });
 
   it('refuses clearly and creates nothing: missing database, a folder, not a database, empty file', async () => {

@@ -159,9 +159,13 @@ describe('off-machine copies: S3 (real S3 protocol server on 127.0.0.1)', functi
     assert.deepStrictEqual(names(path.join(fresh, 'backups')), [made[1], made[1].replace(/\.db$/, '.manifest.json')].sort());
     assert.strictEqual(fs.statSync(path.join(fresh, 'backups', made[1])).mode & 0o077, 0, 'a pulled snapshot is private');
 
+    // The old machine (and its database) is elsewhere: here its snapshots name a path that
+    // does not exist, which restore-from-folder takes, saying whose they are (ownership.ts).
+    fs.rmSync(tmp.join('old'), { recursive: true });
     const newDb = path.join(fresh, 'ai-memory.db');
     const r = await cli(['restore', '--db', newDb, '--from', path.join(fresh, 'backups')], { cwd: fresh });
     assert.strictEqual(r.code, 0, r.stderr);
+    assert.match(r.stderr, /not on this machine/);
     assert.deepStrictEqual(readMemories(newDb), want);
     // --all brings the rest; what is already there is left alone.
     const all = await cli(['pull', '--remote', `s3://${BUCKET}/laptop`, '--path-style', '--to', path.join(fresh, 'backups'), '--all', '--json'], { cwd: fresh, env: s3env(s3.endpoint) });

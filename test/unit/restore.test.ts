@@ -103,7 +103,7 @@ describe('restore', () => {
     const snap = await runBackup({ dbPath: db, backupDir: dir });
     fs.rmSync(db);
     fs.writeFileSync(`${db}-wal`, randomBytes(5000)); // a stray log with nothing to do with the snapshot
-    const r = await runRestore({ dbPath: db, from: snap.snapshotPath });
+    const r = await runRestore({ dbPath: db, from: snap.snapshotPath, createIfMissing: true });
     assert.strictEqual(r.previous, undefined);
     assert.ok(!fs.existsSync(`${db}-wal`));
     assert.strictEqual(sha(db), snap.manifest.sha256);
@@ -344,7 +344,7 @@ describe('restore', () => {
       seedMemory(db, 'ns', 'a', '1');
       const m = referenceBackup(db, dir);
       seedMemory(db, 'ns', 'b', '2');
-      const ours = await runBackup({ dbPath: db, backupDir: dir, now: () => new Date(Date.now() + 3600_000) });
+      const ours = await runBackup({ dbPath: db, backupDir: dir, now: () => new Date(Date.now() + 120_000) }); // later, within the clock skew allowed (catalog.ts FUTURE_SKEW_MS)
       const old = new Date(Date.now() - 86400_000);
       fs.utimesSync(ours.snapshotPath, old, old); // a copy tool reset our mtime
       const r = await runRestore({ dbPath: db, from: dir, dryRun: true });

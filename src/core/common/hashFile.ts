@@ -1,11 +1,12 @@
 /** The sha256 of a file, read with read-ahead (the next block is read while this one is hashed). */
 import { createHash } from 'node:crypto';
-import { constants as fsc, promises as fsp } from 'node:fs';
 import { BackupError, ioError } from './errors';
+import { openRegular } from './regularFile';
 
 /** SHA-256 of a file, streamed. */
 export async function hashFile(path: string, signal?: AbortSignal, onBytes?: (done: number) => void): Promise<{ sha256: string; bytes: number }> {
-  const fh = await fsp.open(path, fsc.O_RDONLY).catch((e: unknown) => {
+  // Regular files only, never blocking on the open (regularFile.ts).
+  const { fh } = await openRegular(path).catch((e: unknown) => {
     throw ioError('opening', path, e);
   });
   try {

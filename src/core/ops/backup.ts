@@ -14,8 +14,11 @@
  */
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { cleanStaleTemps, fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
+import { cleanStaleTemps, dirModeLike, fileModeLike, fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
 import { listSnapshots, type SnapshotEntry } from '../store/catalog';
+import { withOwners } from '../store/ownership';
+import { readSmallRegular } from '../common/regularFile';
+import { resolveDbPath, type DbLocation } from '../sqlite/dbFiles';
 import { BackupError, errnoCode, errorMessage, ioError } from '../common/errors';
 import { hashFile } from '../common/hashFile';
 import { TempFileSink } from '../store/fileSink';
@@ -60,6 +63,8 @@ export interface BackupOptions {
 
 export interface BackupResult {
   status: 'created' | 'unchanged' | 'skipped';
+  /** The database as given and the file that was read (they differ when the path is a symlink). */
+  db: DbLocation;
   snapshotPath: string;
   manifestPath: string;
   manifest: Manifest;
@@ -77,8 +82,11 @@ export interface BackupResult {
 
 const CANCELLED = 'Backup cancelled; nothing was written.';
 
-/** Creates the backup folder if needed and proves we can write there, before reading anything. */
-export async function prepareBackupDir(dir: string): Promise<void> {
+/**
+ * Creates the backup folder if needed (with `dirMode`: never wider than the database's
+ * mode allows, atomicFs.dirModeLike) and proves we can write there, before reading anything.
+ */
+export async function prepareBackupDir(dir: string, dirMode = 0o755): Promise<void> {
   try {
     const st = await fsp.stat(dir);
     if (!st.isDirectory()) {
@@ -94,7 +102,7 @@ export async function prepareBackupDir(dir: string): Promise<void> {
     }
     if (errnoCode(e) !== 'ENOENT') throw ioError('checking', dir, e);
     try {
-      await fsp.mkdir(dir, { recursive: true });
+      await fsp.mkdir(dir, { recursive: true, mode: dirMode });
     } catch (e2) {
       if (errnoCode(e2) === 'ENOTDIR' || errnoCode(e2) === 'EEXIST') {
         throw new BackupError('TARGET_NOT_DIRECTORY', `Cannot create backup folder ${dir}: part of that path is a file.`, {
@@ -137,7 +145,7 @@ async function cleanOrphanManifests(dir: string, existing: Set<string>): Promise
     const snap = `${name.slice(0, -'.manifest.json'.length)}.db`;
     if (existing.has(snap)) continue;
     try {
-      const o = JSON.parse(await fsp.readFile(join(dir, name), 'utf8')) as Partial<Manifest>;
+      const o = JSON.parse(await readSmallRegular(join(dir, name))) as Partial<Manifest>;
       // Only ours (written manifest-first); ai-memory's own orphans are not ours to judge.
       if (typeof o.tool === 'string' && o.tool.startsWith(OUR_TOOL) && o.snapshot === snap) {
         await fsp.unlink(join(dir, name));
@@ -150,15 +158,22 @@ async function cleanOrphanManifests(dir: string, existing: Set<string>): Promise
   return removed;
 }
 
-/** Applies retention: keeps the newest `keep` snapshots of the shared naming format. */
-export async function pruneSnapshots(dir: string, keep: number, protect: Set<string>): Promise<{ pruned: string[]; warnings: string[] }> {
+/**
+ * Applies retention: keeps the newest `keep` snapshots of THIS database (`dbPath`,
+ * resolved) in the shared naming format. A snapshot whose manifest names another database
+ * (or none: no manifest, so no owner) is neither counted nor deleted — a folder shared by
+ * two databases must never lose one's snapshots to the other's retention (ownership.ts).
+ * Future-dated snapshots rank below all others (catalog.ts), so they go first.
+ */
+export async function pruneSnapshots(dir: string, keep: number, protect: Set<string>, owner: { dbPath: string; now?: number }): Promise<{ pruned: string[]; warnings: string[] }> {
   const pruned: string[] = [];
   const warnings: string[] = [];
   if (keep <= 0) return { pruned, warnings };
   await removeStalePins(dir);
   const pinned = await pinnedSnapshots(dir);
   // Only names in the shared format carry a time we trust; anything else is not ours to delete.
-  const entries = (await listSnapshots(dir, { manifests: false })).filter((e) => e.timeSource === 'name' && !e.symlink);
+  const listed = await withOwners(dir, owner.dbPath, await listSnapshots(dir, { now: owner.now }));
+  const entries = listed.filter((e) => e.timeSource === 'name' && !e.symlink && e.owner === 'this');
   for (const e of entries.slice(keep)) {
     if (protect.has(e.name)) continue;
     // Pins read again right before the delete: a restore that began after the first read is honoured too.
@@ -192,7 +207,9 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
   const started = Date.now();
   const now = opts.now ?? (() => new Date());
   const startedAt = now();
-  const dbPath = resolve(opts.dbPath);
+  // One resolution of the database path (dbFiles.ts): its -wal/-shm/-journal are beside the real file.
+  const db = await resolveDbPath(opts.dbPath);
+  const dbPath = db.path;
   const dir = resolve(opts.backupDir);
   const keep = opts.keep ?? DEFAULT_KEEP;
   const verify = opts.verify ?? 'quick';
@@ -200,9 +217,11 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
   if (!Number.isInteger(keep) || keep < 0) throw new BackupError('USAGE', `--keep must be a whole number ≥ 0, got ${keep}.`);
 
   // Refusals first, before anything is created.
-  const db = await inspectDatabase(dbPath);
+  const info = await inspectDatabase(dbPath);
   const signingPlan = await planSigning(opts.signing);
-  await prepareBackupDir(dir);
+  // Snapshots, manifests, temp files and a new folder: never wider than the database's mode.
+  const fileMode = fileModeLike((await fsp.stat(dbPath)).mode);
+  await prepareBackupDir(dir, dirModeLike(fileMode));
   progress({ phase: 'waiting', message: 'waiting for the backup folder' });
   const lock = await acquireFolderLock(dir, { purpose: 'backup', waitMs: opts.lockWaitMs, signal: opts.signal });
   crashPoint('backup:after-lock');
@@ -216,20 +235,25 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       // waited for another one finished meanwhile must see that run as recent, not as future.
       const lockedAt = now().getTime();
       if (state && Number.isFinite(last) && lockedAt - last < opts.skipIfRunWithinMs && lockedAt >= last) {
-        const entries = await listSnapshots(dir);
+        const entries = await withOwners(dir, dbPath, await listSnapshots(dir, { now: lockedAt }));
         const snap = entries.find((e) => e.name === state.snapshot);
-        if (snap?.manifest) {
-          return { status: 'skipped', snapshotPath: snap.path, manifestPath: snap.manifestPath, manifest: snap.manifest, pruned: [], cleaned: [], warnings, durationMs: Date.now() - started };
+        // Only a recent run of THIS database counts (the folder may be shared).
+        if (snap?.manifest && snap.owner === 'this') {
+          return { status: 'skipped', db, snapshotPath: snap.path, manifestPath: snap.manifestPath, manifest: snap.manifest, pruned: [], cleaned: [], warnings, durationMs: Date.now() - started };
         }
       }
     }
     const cleaned = await cleanStaleTemps(dir);
-    const before = await listSnapshots(dir);
+    const before = await withOwners(dir, dbPath, await listSnapshots(dir, { now: now().getTime() }));
+    const mine = before.filter((e) => e.owner === 'this');
+    for (const e of mine) {
+      if (e.future) warnings.push(`${e.name} is dated in the future (a clock that was wrong, or a file copied in): it never counts as newer than a snapshot taken now`);
+    }
     cleaned.push(...(await cleanOrphanManifests(dir, new Set(before.map((e) => e.name)))));
 
     const free = await freeBytes(dir);
-    if (free !== undefined && free < db.size) {
-      throw new BackupError('NO_SPACE', `Not enough space in ${dir}: ${free} bytes free, the database is ${db.size} bytes.`, {
+    if (free !== undefined && free < info.size) {
+      throw new BackupError('NO_SPACE', `Not enough space in ${dir}: ${free} bytes free, the database is ${info.size} bytes.`, {
         hint: 'Free some space or choose another folder; earlier snapshots were left as they were.',
       });
     }
@@ -238,16 +262,17 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     // whatever its size: nothing holds the whole database in memory. With --verify off the
     // file is still opened for the schema version and memory count that ai-memory 1.0's
     // manifest (and its signature) need — only the pragma is skipped.
-    const checkable = db.kind === 'sqlite';
+    const checkable = info.kind === 'sqlite';
     sink = new TempFileSink(tempPath(dir, 'snapshot'), {
       keepInMemory: false,
       chunkBytes: opts.chunkBytes ?? DEFAULT_CHUNK_BYTES,
       onBytes: (done, total) => progress({ phase: 'reading', done, total }),
+      mode: fileMode,
     });
     throwIfCancelled(opts.signal, CANCELLED);
     // Compile the WASM checker while the disk works (a failure surfaces in checkFile).
     if (checkable) loadSqlEngine().catch(() => undefined);
-    progress({ phase: 'reading', done: 0, total: db.size });
+    progress({ phase: 'reading', done: 0, total: info.size });
     const image = await readConsistentImage(dbPath, sink, {
       signal: opts.signal,
       chunkBytes: opts.chunkBytes,
@@ -302,13 +327,13 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     await letSignalsIn();
     throwIfCancelled(opts.signal, CANCELLED);
 
-    // Identical to a snapshot we already have? Keep that one — after proving its bytes still
+    // Identical to a snapshot of this database we already have? Keep that one — after proving its bytes still
     // match. The newest first; then any other one whose manifest says the same bytes, which
     // is the case right after a restore: the database is then the restored (older) snapshot,
     // and copying it again would only add a duplicate.
     // …unless we now hold an operator key it is not signed with: then a signed one is written.
     const signedAsWeWould = (e: SnapshotEntry) => !signingPlan.key || e.manifest?.signer === signingPlan.key.fingerprint;
-    const identical = before.filter((e) => e.manifest && !e.symlink && e.manifest.sha256 === sha256 && e.size === image.bytes && signedAsWeWould(e));
+    const identical = mine.filter((e) => e.manifest && !e.symlink && e.manifest.sha256 === sha256 && e.size === image.bytes && signedAsWeWould(e));
     for (const same of identical) {
       const manifest = same.manifest as Manifest;
       progress({ phase: 'hashing', message: `comparing with ${same.name}` });
@@ -316,11 +341,12 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       if (old?.sha256 !== sha256) continue;
       await sink.discard();
       sink = undefined;
-      const { pruned, warnings: w } = await pruneSnapshots(dir, keep, new Set([same.name]));
+      const { pruned, warnings: w } = await pruneSnapshots(dir, keep, new Set([same.name]), { dbPath, now: now().getTime() });
       warnings.push(...w);
       await writeFileAtomic(join(dir, STATE_NAME), JSON.stringify({ last_run: rfc3339(now()), status: 'unchanged', snapshot: same.name, sha256 } satisfies BackupState));
       return {
         status: 'unchanged',
+        db,
         snapshotPath: same.path,
         manifestPath: same.manifestPath,
         manifest,
@@ -361,7 +387,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
         sqlite: check?.sqliteVersion,
       });
       const manifestTmp = tempPath(dir, 'manifest');
-      await writeFileAtomic(manifestTmp, serializeManifest(manifest));
+      await writeFileAtomic(manifestTmp, serializeManifest(manifest), fileMode);
       crashPoint('backup:before-manifest');
       const manifestPath = join(dir, manifestNameFor(name));
       if (!(await publishNoClobber(manifestTmp, manifestPath))) {
@@ -381,7 +407,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     crashPoint('backup:after-publish');
 
     progress({ phase: 'pruning' });
-    const { pruned, warnings: w } = await pruneSnapshots(dir, keep, new Set([published.name]));
+    const { pruned, warnings: w } = await pruneSnapshots(dir, keep, new Set([published.name]), { dbPath, now: now().getTime() });
     warnings.push(...w);
     crashPoint('backup:after-prune');
     await writeFileAtomic(
@@ -392,6 +418,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     const signing = signingPlan.outcome(published.manifest);
     return {
       status: 'created',
+      db,
       snapshotPath: join(dir, published.name),
       manifestPath: join(dir, manifestNameFor(published.name)),
       manifest: published.manifest,

@@ -14,6 +14,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promises as fsp, readdirSync, readlinkSync } from 'node:fs';
+import { SIDECARS } from '../sqlite/dbFiles';
 
 export interface Holder {
   pid: number;
@@ -145,7 +146,8 @@ function lsofHolders(paths: string[]): Promise<Holder[]> {
 
 /** Who has `dbPath` (or its -wal / -shm) locked or open. Empty when nobody, or when we cannot tell. */
 export async function findHolders(dbPath: string): Promise<Holder[]> {
-  const paths = [dbPath, `${dbPath}-wal`, `${dbPath}-shm`, `${dbPath}-journal`];
+  // The one sidecar set (dbFiles.ts): whatever SQLite may have open beside the database.
+  const paths = [dbPath, ...SIDECARS.map((x) => dbPath + x)];
   if (process.platform === 'linux') {
     const ids = (await Promise.all(paths.map(fileId))).filter((x): x is FileId => x !== undefined);
     if (!ids.length) return [];

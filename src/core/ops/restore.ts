@@ -18,23 +18,38 @@
  * Removing the old -wal before step 5 is what ai-memory's own restore misses: SQLite
  * replays any -wal it finds beside a database, whatever file that database is now
  * (pager.c pagerOpenWalIfPresent), so an old WAL next to a restored file silently mixes the
- * two. On any failure the old database is what the live name holds and the message says
+ * two — and it rolls a hot -journal back into it (hasHotJournal), which corrupts it. So
+ * every sidecar SQLite may open (dbFiles.ts SIDECARS: -wal, -shm, -journal) is kept aside
+ * with the database and removed before the swap, whether or not the database file exists.
+ * On any failure the old database is what the live name holds and the message says
  * where everything is.
+ *
+ * A damaged database (0 bytes, a header that is not SQLite's, a hot journal left by a
+ * writer that crashed) is exactly when a restore is needed: it is kept aside as it is, with
+ * all its sidecars (nothing is folded in: there is no consistent state to fold), and said so.
+ *
+ * The path is resolved once, as SQLite does (dbFiles.ts): a symlinked database is replaced
+ * at its real file, beside which its sidecars live. A database that does not exist is
+ * created only at a path the user named (`--db`, the aiMemory.databasePath setting:
+ * `createIfMissing`), never at one that was guessed.
  */
 import { isNoHardLinkError } from '../common/fsFacts';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { fsyncDir, tempPath, cleanStaleTemps } from '../store/atomicFs';
-import { listSnapshots } from '../store/catalog';
+import { applyLikeness, fileModeLike, fsyncDir, likenessOf, tempPath, cleanStaleTemps, type Likeness } from '../store/atomicFs';
+import { listSnapshots, readManifestFor } from '../store/catalog';
+import { withOwners, type OwnerInfo } from '../store/ownership';
+import { journalIsLive, resolveDbPath, SIDECARS } from '../sqlite/dbFiles';
+import { openRegular } from '../common/regularFile';
 import { BackupError, errnoCode, errorMessage, ioError, isBackupError } from '../common/errors';
 import { hashFile } from '../common/hashFile';
 import { TempFileSink } from '../store/fileSink';
 import { describeHolders, findHolders, type Holder } from './inUse';
 import { DEFAULT_CHUNK_BYTES, readConsistentImage } from '../sqlite/image';
-import { formatStamp, preRestoreName } from '../store/naming';
+import { formatStamp, manifestNameFor, preRestoreName } from '../store/naming';
 import { pinSnapshot, removeStalePins } from '../store/pins';
 import { examineSnapshot, problemError, type SnapshotReport } from './snapshotCheck';
-import { JOURNAL_MAGIC } from '../sqlite/sqliteFormat';
+import { looksEncrypted, parseHeader } from '../sqlite/sqliteFormat';
 import { crashPoint } from '../common/testHooks';
 import { letSignalsIn, throwIfCancelled, type Progress } from '../common/cancel';
 import { checkLabel, type CheckMode } from '../common/checks';
@@ -66,6 +81,11 @@ export interface RestoreOptions {
   /** The operator public key (undefined: resolved as ai-memory does; null: none). */
   anchor?: OperatorPublicKey | null;
   dryRun?: boolean;
+  /**
+   * Create the database when nothing is at `dbPath` — only for a path the user named
+   * explicitly (--db, the aiMemory.databasePath setting), never for a discovered default.
+   */
+  createIfMissing?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
   now?: () => Date;
@@ -77,6 +97,12 @@ export interface RestorePlan {
   checks: string[];
   db: string;
   dbExists: boolean;
+  /** The database path as given, when it differs from `db` (a symlink: the real file is replaced). */
+  dbGiven?: string;
+  /** Why the current database is kept as it is, without folding its WAL in (it is damaged). */
+  damaged?: string;
+  /** Whose snapshot it is (its manifest's source_db), and whether that is this database. */
+  source: OwnerInfo;
   /** Where the current files will be kept (only those that exist). */
   keep: { from: string; to: string }[];
   /** The live -wal holds committed transactions that will be folded into the kept state first. */
@@ -97,6 +123,10 @@ export interface RestoreResult {
   to: string;
   /** Where the previous database was kept. */
   previous?: string;
+  /** Every file kept aside (the database and its sidecars). */
+  keptAside: string[];
+  /** There was no database: a new one was created at `to`. */
+  created: boolean;
   sha256: string;
   bytes: number;
   plan: RestorePlan;
@@ -104,8 +134,6 @@ export interface RestoreResult {
   warnings: string[];
   durationMs: number;
 }
-
-const SIDECARS = ['-wal', '-shm'] as const;
 
 const CANCELLED = 'Restore cancelled; nothing was changed.';
 
@@ -118,37 +146,62 @@ async function exists(p: string): Promise<boolean> {
   }
 }
 
-/** The snapshot a `--from` names: the file itself, or a folder's newest (name time; mtime only for foreign names). */
-export async function resolveRestoreSource(from: string): Promise<string> {
+/**
+ * The snapshot a `--from` names: the file itself, or a folder's newest snapshot OF THIS
+ * DATABASE (ownership.ts; by the time in the name, future-dated ones last). When the
+ * folder holds none of this database's, the newest of the snapshots whose database is not
+ * here (moved, renamed, another machine) or that name none, as long as they are of one
+ * database only — and the warnings say whose it is; snapshots of another database that
+ * exists here are never chosen without being named.
+ */
+export async function resolveRestoreSource(from: string, dbPath: string): Promise<{ snapshot: string; source: OwnerInfo; warnings: string[] }> {
   const p = resolve(from);
+  const warnings: string[] = [];
   let st;
   try {
     st = await fsp.stat(p);
   } catch (e) {
-    if (errnoCode(e) === 'ENOENT' && (await exists(p))) return p; // a dangling symlink: examine() reports it
+    if (errnoCode(e) === 'ENOENT' && (await exists(p))) return { snapshot: p, source: { owner: 'unknown' }, warnings }; // a dangling symlink: examine() reports it
     throw new BackupError('SNAPSHOT_NOT_FOUND', `${p} does not exist.`, { hint: 'Pass a snapshot file or the backup folder with --from.' });
   }
-  if (!st.isDirectory()) return p;
-  const entries = await listSnapshots(p, { manifests: false });
+  if (!st.isDirectory()) {
+    const m = await readManifestFor(basename(p), join(dirname(p), manifestNameFor(basename(p))));
+    const [source] = await withOwners(dirname(p), dbPath, [{ manifest: m.manifest, manifestState: m.manifestState }]);
+    return { snapshot: p, source: { owner: source.owner, source: source.source }, warnings };
+  }
+  const entries = await withOwners(p, dbPath, await listSnapshots(p));
   if (!entries.length) {
     throw new BackupError('NO_SNAPSHOTS', `No snapshots found in ${p}.`, { hint: 'Run `backup` first, or pass the folder that holds your ai-memory-*.db snapshots.' });
   }
-  return entries[0].path;
-}
-
-async function liveJournalIsHot(dbPath: string): Promise<boolean> {
-  try {
-    const fh = await fsp.open(`${dbPath}-journal`, fsc.O_RDONLY);
-    try {
-      const b = Buffer.alloc(8);
-      const { bytesRead } = await fh.read(b, 0, 8, 0);
-      return bytesRead === 8 && b.equals(JOURNAL_MAGIC);
-    } finally {
-      await fh.close();
-    }
-  } catch {
-    return false;
+  const pick = (e: (typeof entries)[number]) => {
+    if (e.future) warnings.push(`${e.name} is dated in the future (a clock that was wrong, or a file copied in); it is restored only because no other snapshot of this database is there`);
+    return { snapshot: e.path, source: { owner: e.owner, source: e.source }, warnings };
+  };
+  const mine = entries.find((e) => e.owner === 'this');
+  if (mine) return pick(mine);
+  const groups = new Map<string, typeof entries>();
+  for (const e of entries) {
+    if (e.owner === 'other') continue;
+    const key = e.owner === 'unknown' ? '' : (e.source ?? '');
+    groups.set(key, [...(groups.get(key) ?? []), e]);
   }
+  if (groups.size === 1) {
+    const [key, list] = [...groups.entries()][0];
+    warnings.push(
+      key
+        ? `no snapshot in ${p} was taken of ${dbPath}; restoring the newest one of ${key}, which is not on this machine (a moved or renamed database, or another machine's)`
+        : `no snapshot in ${p} was taken of ${dbPath}; restoring the newest one, whose database is unknown (no usable manifest)`,
+    );
+    return pick(list[0]);
+  }
+  const bySource = new Map<string, number>();
+  for (const e of entries) {
+    const k = e.source ?? '(no manifest)';
+    bySource.set(k, (bySource.get(k) ?? 0) + 1);
+  }
+  throw new BackupError('NO_SNAPSHOTS', `None of the ${entries.length} snapshots in ${p} was taken of ${dbPath}: they are of ${[...bySource].map(([k, n]) => `${k} (${n})`).join(', ')}.`, {
+    hint: 'Pass the snapshot file itself with --from to restore one of them (restore says whose it is), or point --db at the database they belong to.',
+  });
 }
 
 /** A free `<stem>.pre-restore-<ts>[_n].db` whose -wal/-shm names are free too. */
@@ -183,12 +236,14 @@ async function keepCopy(src: string, dest: string): Promise<void> {
   }
 }
 
-/** Writes a consistent image of `source` (main + committed WAL) to a new temp file beside `near`. */
-async function consolidatedCopy(source: string, near: string): Promise<string> {
-  const sink = new TempFileSink(tempPath(dirname(near), 'consolidate'), { keepInMemory: false, chunkBytes: DEFAULT_CHUNK_BYTES });
+/** Writes a consistent image of `source` (main + committed WAL) to a new temp file beside `near`, with the mode and owner of `like`. */
+async function consolidatedCopy(source: string, near: string, like: Likeness): Promise<string> {
+  const sink = new TempFileSink(tempPath(dirname(near), 'consolidate'), { keepInMemory: false, chunkBytes: DEFAULT_CHUNK_BYTES, mode: fileModeLike(like.mode) });
   try {
     await readConsistentImage(source, sink, { maxAttempts: 3 });
     await sink.finish();
+    const fh = await fsp.open(sink.path, fsc.O_RDONLY);
+    await applyLikeness(fh, like).finally(() => fh.close());
     return sink.path;
   } catch (e) {
     await sink.discard();
@@ -203,7 +258,7 @@ async function isDirectory(path: string): Promise<boolean> {
 async function walHasCommits(dbPath: string): Promise<boolean> {
   let fh;
   try {
-    fh = await fsp.open(`${dbPath}-wal`, fsc.O_RDONLY);
+    fh = (await openRegular(`${dbPath}-wal`)).fh;
   } catch {
     return false;
   }
@@ -214,30 +269,78 @@ async function walHasCommits(dbPath: string): Promise<boolean> {
   }
 }
 
+/**
+ * Why the current database cannot be read as a database (so there is nothing to fold in),
+ * or undefined when it can. A hot journal counts: its consistent state exists only after
+ * SQLite rolls the journal back, which the kept copy (with its -journal) still allows.
+ */
+async function damage(dbPath: string): Promise<string | undefined> {
+  let fh;
+  let size: number;
+  try {
+    ({ fh, size } = await openRegular(dbPath));
+  } catch (e) {
+    return `it cannot be read (${e instanceof Error ? e.message : String(e)})`;
+  }
+  try {
+    if (size === 0) return 'it is empty (0 bytes)';
+    const head = Buffer.alloc(4096);
+    const { bytesRead } = await fh.read(head, 0, head.length, 0);
+    if (!parseHeader(head.subarray(0, bytesRead)) && !looksEncrypted(head.subarray(0, bytesRead), size)) return 'it is not an SQLite database (its header is damaged)';
+  } finally {
+    await fh.close();
+  }
+  if (await journalIsLive(dbPath)) return 'it has a hot rollback journal (a writer crashed mid-transaction)';
+  return undefined;
+}
+
 export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
   const started = Date.now();
   const now = opts.now ?? (() => new Date());
   const progress = opts.onProgress ?? (() => undefined);
   const warnings: string[] = [];
 
-  // The live database: follow a symlink to the real file (SQLite does too), refuse a folder.
-  let dbPath = resolve(opts.dbPath);
+  // The live database, resolved once as SQLite does (dbFiles.ts); a folder is refused.
+  const loc = await resolveDbPath(opts.dbPath);
+  const dbPath = loc.path;
   let dbExists = false;
   try {
     const st = await fsp.stat(dbPath);
     if (st.isDirectory()) {
       throw new BackupError('DB_IS_DIRECTORY', `${dbPath} is a directory, not a database file.`, { hint: 'Point --db at the ai-memory .db file.' });
     }
-    dbPath = await fsp.realpath(dbPath);
     dbExists = true;
   } catch (e) {
     if (isBackupError(e)) throw e;
-    if (errnoCode(e) !== 'ENOENT') throw ioError('checking', dbPath, e);
+    if (errnoCode(e) !== 'ENOENT' && errnoCode(e) !== 'ENOTDIR') throw ioError('checking', dbPath, e);
+  }
+  if (!dbExists && !opts.createIfMissing) {
+    throw new BackupError('DB_NOT_FOUND', `Database not found: ${dbPath}${loc.viaLink ? ` (where ${loc.given} leads)` : ''}. Nothing was created.`, {
+      hint: 'To restore into a new database there (a new machine), name it explicitly: --db PATH (or the aiMemory.databasePath setting).',
+    });
   }
 
   const anchor = opts.skipVerify ? undefined : await anchorFor(opts.anchor);
-  const selection = await selectRestoreSource(opts.from, { snapshot: opts.snapshot, latest: opts.latest, anchor });
-  const snapshot = selection.path;
+  // ai-memory 1.0's --snapshot/--latest choose by name or by signed time; otherwise a folder
+  // means this database's newest snapshot (its manifest's source_db), a file that file.
+  let selection: Selection;
+  let chosen: { snapshot: string; source: OwnerInfo; warnings: string[] };
+  if (opts.snapshot !== undefined || opts.latest) {
+    selection = await selectRestoreSource(opts.from, { snapshot: opts.snapshot, latest: opts.latest, anchor });
+    chosen = await resolveRestoreSource(selection.path, dbPath);
+  } else {
+    chosen = await resolveRestoreSource(opts.from, dbPath);
+    selection = { path: chosen.snapshot, selectedBy: 'explicit', skipped: [] };
+  }
+  const snapshot = chosen.snapshot;
+  warnings.push(...chosen.warnings);
+  if (!chosen.warnings.length && chosen.source.owner !== 'this') {
+    warnings.push(
+      chosen.source.source
+        ? `${basename(snapshot)} was taken of ${chosen.source.source}, not of ${dbPath}`
+        : `${basename(snapshot)} has no usable manifest: whose database it was taken of is unknown`,
+    );
+  }
   const unpin = await pinSnapshot(dirname(snapshot), basename(snapshot));
   try {
     crashPoint('restore:after-pin');
@@ -285,18 +388,21 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
         }
       }
 
-      if (dbExists && (await liveJournalIsHot(dbPath))) {
-        throw new BackupError('HOT_JOURNAL', `${dbPath} has a live rollback journal: a writer is mid-transaction or crashed in one. Nothing was changed.`, {
-          hint: 'Stop the writer, or open the database once with sqlite3 so SQLite rolls the journal back, then restore.',
-        });
-      }
-      const holders = dbExists || (await exists(`${dbPath}-wal`)) ? await findHolders(dbPath) : [];
+      // The set kept aside: the database and every sidecar SQLite may open beside it,
+      // whether or not the database file itself exists (a stray -journal or -wal beside a
+      // missing database would be replayed into the restored file).
+      const present = await Promise.all(SIDECARS.map((x) => exists(dbPath + x)));
+      const holders = dbExists || present.some(Boolean) ? await findHolders(dbPath) : [];
       const stamp = formatStamp(now());
       const aside = await asideName(dbPath, stamp);
       const keep: { from: string; to: string }[] = [];
       if (dbExists) keep.push({ from: dbPath, to: aside });
-      for (const s of SIDECARS) if (await exists(dbPath + s)) keep.push({ from: dbPath + s, to: aside + s });
-      const consolidate = dbExists && (await walHasCommits(dbPath));
+      SIDECARS.forEach((x, i) => {
+        if (present[i]) keep.push({ from: dbPath + x, to: aside + x });
+      });
+      const damaged = dbExists ? await damage(dbPath) : undefined;
+      if (damaged) warnings.push(`the current database is damaged (${damaged}): it is kept as it is, with its sidecars, at ${aside}`);
+      const consolidate = dbExists && !damaged && (await walHasCommits(dbPath));
       const checks = [
         opts.skipVerify ? 'manifest check skipped (--skip-verify)' : `sha256 and size match ${basename(report.manifestPath)}`,
         integrity === 'off' ? 'integrity check skipped (--skip-integrity)' : `PRAGMA ${checkLabel(integrity)}: ok`,
@@ -304,20 +410,34 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
       if (report.signature?.state === 'verified') checks.unshift(`manifest signed by the operator key ${report.signature.fingerprint} (verified; its signed values were used)`);
       const sig = report.signature?.state;
       const verification = opts.skipVerify || !sig ? 'skipped' : sig === 'verified' ? 'signed' : sig === 'signed-no-key' ? 'signed_no_key' : anchor ? 'unsigned_allowed' : 'unsigned';
-      const plan: RestorePlan = { snapshot, manifest: opts.skipVerify ? undefined : report.manifestPath, checks, db: dbPath, dbExists, keep, consolidate, holders, selection, signature: report.signature, verification };
+      const plan: RestorePlan = { snapshot, manifest: opts.skipVerify ? undefined : report.manifestPath, checks, db: dbPath, dbExists, dbGiven: loc.viaLink ? loc.given : undefined, damaged, source: chosen.source, keep, consolidate, holders, selection, signature: report.signature, verification };
+      const done = (status: RestoreResult['status']): RestoreResult => ({
+        status,
+        from: snapshot,
+        to: dbPath,
+        previous: dbExists ? aside : undefined,
+        keptAside: keep.map((k) => k.to),
+        created: !dbExists,
+        sha256,
+        bytes: report.bytes,
+        plan,
+        report,
+        warnings,
+        durationMs: Date.now() - started,
+      });
 
       if (holders.length && !opts.force) {
         const refusal = { code: 'IN_USE' as const, message: `The database is in use by ${describeHolders(holders)}. Nothing was changed.`, hint: 'Stop your agent (or the ai-memory server) first, then restore. --force restores anyway.' };
         // A dry run still shows the whole plan, and says it would be refused.
         if (opts.dryRun) {
           plan.wouldRefuse = refusal;
-          return { status: 'dry-run', from: snapshot, to: dbPath, previous: dbExists ? aside : undefined, sha256, bytes: report.bytes, plan, report, warnings, durationMs: Date.now() - started };
+          return done('dry-run');
         }
         throw new BackupError(refusal.code, refusal.message, { hint: refusal.hint });
       }
       if (holders.length) warnings.push(`restoring while the database is open by ${describeHolders(holders)} (--force)`);
       if (opts.dryRun) {
-        return { status: 'dry-run', from: snapshot, to: dbPath, previous: dbExists ? aside : undefined, sha256, bytes: report.bytes, plan, report, warnings, durationMs: Date.now() - started };
+        return done('dry-run');
       }
       throwIfCancelled(opts.signal, CANCELLED);
 
@@ -334,12 +454,15 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
           });
         }
       };
+      // The placed file gets the mode and (where permitted) the owner of the file it replaces;
+      // a new database the snapshot's mode (never wider than its source's), owned by us.
+      const like = (await likenessOf(dbPath)) ?? { mode: (await likenessOf(snapshot))?.mode ?? 0o600, uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1 };
       tmpOwned = !copied; // place() owns the copy now (renames it, or removes it on failure)
-      await place({ dbPath, snapshot, tmp: copied ? tmp : undefined, sha256, keep, consolidate, progress, signal: opts.signal, recheck });
+      await place({ dbPath, snapshot, tmp: copied ? tmp : undefined, sha256, keep, consolidate, damaged, like, progress, signal: opts.signal, recheck });
       // Pins (and pin temps) left by restores that died (killed, power cut) are dropped; live pins stay.
       await removeStalePins(dirname(snapshot));
       await cleanStaleTemps(dirname(snapshot));
-      return { status: 'restored', from: snapshot, to: dbPath, previous: dbExists ? aside : undefined, sha256, bytes: report.bytes, plan, report, warnings, durationMs: Date.now() - started };
+      return done('restored');
     } finally {
       if (tmpOwned && tmp) await fsp.rm(tmp, { force: true }).catch(() => undefined);
     }
@@ -349,11 +472,13 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
 }
 
 /** The copy when examineSnapshot could not make it (the folder did not exist yet): copy, then prove the copy is what was verified. */
-async function writeTemp(tmp: string, snapshot: string, sha256: string, signal: AbortSignal | undefined): Promise<void> {
+async function writeTemp(tmp: string, snapshot: string, sha256: string, signal: AbortSignal | undefined, like: Likeness): Promise<void> {
   try {
     await fsp.copyFile(snapshot, tmp, fsc.COPYFILE_EXCL);
     const fh = await fsp.open(tmp, fsc.O_RDONLY);
-    await fh.sync().finally(() => fh.close());
+    await applyLikeness(fh, like)
+      .then(() => fh.sync())
+      .finally(() => fh.close());
   } catch (e) {
     throw ioError('writing', tmp, e);
   }
@@ -371,6 +496,9 @@ async function place(s: {
   sha256: string;
   keep: { from: string; to: string }[];
   consolidate: boolean;
+  /** The current database is damaged: kept as it is, never folded or put back by us. */
+  damaged: string | undefined;
+  like: Likeness;
   progress: (p: Progress) => void;
   signal: AbortSignal | undefined;
   recheck: () => Promise<void>;
@@ -384,7 +512,11 @@ async function place(s: {
   try {
     if (!s.tmp) {
       s.progress({ phase: 'placing', message: 'writing the snapshot beside the database' });
-      await writeTemp(tmp, s.snapshot, s.sha256, s.signal);
+      await writeTemp(tmp, s.snapshot, s.sha256, s.signal, s.like);
+    } else {
+      // The copy made while the snapshot was examined: the replaced file's mode and owner.
+      const fh = await fsp.open(tmp, fsc.O_RDONLY);
+      await applyLikeness(fh, s.like).finally(() => fh.close());
     }
     crashPoint('restore:after-temp');
     // A signal that came during the last write is handled before we decide (two turns of
@@ -406,7 +538,7 @@ async function place(s: {
 
     if (s.consolidate) {
       s.progress({ phase: 'placing', message: 'folding the old WAL into the kept state' });
-      const merged = await consolidatedCopy(s.dbPath, s.dbPath);
+      const merged = await consolidatedCopy(s.dbPath, s.dbPath, s.like);
       crashPoint('restore:consolidated-temp');
       await fsp.rename(merged, s.dbPath).catch(async (e: unknown) => {
         await fsp.rm(merged, { force: true });
@@ -443,10 +575,10 @@ async function place(s: {
     await fsp.rm(tmp, { force: true }).catch(() => undefined);
     const keptDb = s.keep.find((k) => k.from === s.dbPath)?.to;
     const what = errorMessage(e);
-    if (stage === 'swapped' && keptDb) {
+    if (stage === 'swapped' && keptDb && !s.damaged) {
       // Put the old database back as one consistent file (its main file + WAL merged).
       try {
-        const back = await consolidatedCopy(keptDb, s.dbPath);
+        const back = await consolidatedCopy(keptDb, s.dbPath, s.like);
         await fsp.rename(back, s.dbPath);
         await fsyncDir(dir);
       } catch (e2) {
@@ -462,8 +594,12 @@ async function place(s: {
       // Nothing changed: drop the second names too, so a failed restore leaves no trace.
       for (const k of kept) await fsp.rm(k, { force: true }).catch(() => undefined);
       state = `Nothing was changed at ${s.dbPath}.`;
+    } else if (s.damaged || !keptDb) {
+      state = keptDb
+        ? `Your previous (damaged) database is kept as it was, with its sidecars, at ${keptDb}.`
+        : `The sidecars that were beside ${s.dbPath} are kept at ${s.keep.map((k) => k.to).join(', ')}.`;
     } else {
-      state = `Your previous database is still at ${s.dbPath} (its WAL folded in), and a copy as it was is kept at ${keptDb ?? 'its pre-restore name'}.`;
+      state = `Your previous database is still at ${s.dbPath} (its WAL folded in), and a copy as it was is kept at ${keptDb}.`;
     }
     if (isBackupError(e)) throw new BackupError(e.code, e.message, { hint: e.hint, state, cause: e.cause });
     throw new BackupError('RESTORE_FAILED', `Restore failed: ${what}`, { state, cause: e });

@@ -16,6 +16,7 @@ import { anchorFor, readManifestFor } from '../store/catalog';
 import type { OperatorPublicKey } from '../store/operatorKey';
 import { describeVerdict, type SignatureVerdict } from '../store/signing';
 import { BackupError, ioError, type ErrorCode } from '../common/errors';
+import { openRegular } from '../common/regularFile';
 import type { Manifest } from '../store/manifest';
 import { manifestNameFor } from '../store/naming';
 import { HEADER_SIZE, looksEncrypted, parseHeader } from '../sqlite/sqliteFormat';
@@ -118,13 +119,13 @@ async function streamHashed(
   onBytes: ((d: number, t: number) => void) | undefined,
   copyTo: string | undefined,
 ): Promise<{ sha256: string; head: Uint8Array; sync?: () => Promise<void> }> {
-  const fh = await fsp.open(path, fsc.O_RDONLY).catch((e: unknown) => {
+  const { fh } = await openRegular(path).catch((e: unknown) => {
     throw ioError('opening', path, e);
   });
   let out: FileHandle | undefined;
   try {
     if (copyTo) {
-      out = await fsp.open(copyTo, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o644).catch((e: unknown) => {
+      out = await fsp.open(copyTo, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600).catch((e: unknown) => {
         throw ioError('creating', copyTo, e);
       });
     }

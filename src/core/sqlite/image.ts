@@ -30,6 +30,7 @@ import { throwIfCancelled } from '../common/cancel';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { BackupError, errnoCode, ioError } from '../common/errors';
+import { openRegular } from '../common/regularFile';
 import { readShm, type ShmInfo } from './shm';
 import {
   HEADER_SIZE,
@@ -109,7 +110,8 @@ interface MainState {
 
 async function openIfExists(path: string): Promise<FileHandle | undefined> {
   try {
-    return await fsp.open(path, fsc.O_RDONLY);
+    // A sidecar that is a FIFO or a device must never block or feed us endlessly (regularFile.ts).
+    return (await openRegular(path)).fh;
   } catch (e) {
     if (errnoCode(e) === 'ENOENT') return undefined;
     throw ioError('opening', path, e);
@@ -234,7 +236,9 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
       // the image was cut short of).
       await opts.hook?.('after-scan');
       const before = await mainState(main);
-      const journalAtStart = scan.header ? false : await journalLive(journalPath);
+      // Whatever other sidecars exist: SQLite rolls a hot journal back before it even looks
+      // for a WAL (dbFiles.ts), so a stray -wal (even one with a valid header) never hides it.
+      const journalAtStart = await journalLive(journalPath);
       if (journalAtStart) {
         lastReason = 'a rollback journal is live (a writer is mid-transaction, or one crashed)';
         if (attempt >= Math.min(maxAttempts, 10)) {

@@ -496,9 +496,9 @@ export class SnapshotDatabase {
     check.pages = num('PRAGMA page_count');
     // Facts come from real tables only: a file we did not write may define `memories` as a
     // view (e.g. over an endless recursive CTE that reads no page, which no budget stops).
-    const isTable = (name: string) => this.value("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", [name]) === 1;
-    if (isTable('memories')) check.memories = num('SELECT count(*) FROM memories');
-    if (isTable('schema_version')) check.schemaVersion = num('SELECT max(version) FROM schema_version');
+    const isTable = (name: string) => this.value("SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND name = ? AND sql NOT LIKE 'CREATE VIRTUAL%'", [name]) === 1;
+    if (isTable('memories')) check.memories = num('SELECT count(*) FROM main."memories"');
+    if (isTable('schema_version')) check.schemaVersion = num('SELECT max(version) FROM main."schema_version"');
     return check;
   }
 

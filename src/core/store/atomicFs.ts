@@ -64,14 +64,64 @@ export async function writeAll(fh: fsp.FileHandle, data: Uint8Array, position: n
   }
 }
 
-/** Writes `data` to `path` atomically: temp in the same folder → fsync → rename → fsync folder. */
-export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+/**
+ * Private data stays private: every file made from the database (snapshot, manifest, the
+ * temp files on the way, a restored or consolidated database) is created with a mode no
+ * wider than the database's own — from the open(2) on, never chmod'ed narrower afterwards
+ * (a reader could open it in between). The umask may narrow it further.
+ */
+export function fileModeLike(mode: number): number {
+  return mode & 0o666;
+}
+
+/** A folder for such files: the file mode plus search (x) wherever reading (r) is allowed, always rwx for the owner (0600 → 0700, 0640 → 0750, 0644 → 0755). */
+export function dirModeLike(mode: number): number {
+  const m = fileModeLike(mode);
+  return m | ((m & 0o444) >> 2) | 0o700;
+}
+
+export interface Likeness {
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
+/** Mode (permission bits) and owner of `path`, to give a file that replaces it; undefined when it does not exist. */
+export async function likenessOf(path: string): Promise<Likeness | undefined> {
+  try {
+    const st = await fsp.stat(path);
+    return { mode: st.mode & 0o777, uid: st.uid, gid: st.gid };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Gives an open file the exact mode and, where permitted (root; or our own uid and one of
+ * our groups), the owner and group of the file it will replace. A restore run as root
+ * must not leave the agent's database owned by root (the agent could no longer write it).
+ */
+export async function applyLikeness(fh: fsp.FileHandle, like: Likeness): Promise<void> {
+  await fh.chmod(like.mode & 0o777);
+  const st = await fh.stat();
+  if (st.uid === like.uid && st.gid === like.gid) return;
+  try {
+    await fh.chown(like.uid, like.gid);
+  } catch (e) {
+    const code = errnoCode(e);
+    if (code !== 'EPERM' && code !== 'EINVAL' && code !== 'ENOSYS' && code !== 'ENOTSUP') throw e;
+    // not permitted (not root): the file is ours, with the replaced file's mode
+  }
+}
+
+/** Writes `data` to `path` atomically: temp in the same folder (created with `mode`) → fsync → rename → fsync folder. */
+export async function writeFileAtomic(path: string, data: Uint8Array | string, mode = 0o644): Promise<void> {
   const dir = dirname(path);
   const tmp = tempPath(dir, 'write');
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   let fh;
   try {
-    fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o644);
+    fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode);
     await writeAll(fh, bytes, 0);
     await fh.sync();
     await fh.close();

@@ -4,9 +4,10 @@
  * folder of a thousand snapshots stays fast. Hashing is `verifySnapshot` (verify.ts).
  */
 import { isInside } from '../common/fsFacts';
-import { close, lstat, open, promises as fsp, read, type Stats } from 'node:fs';
+import { close, constants as fsc, fstat, lstat, open, promises as fsp, read, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { BackupError, errnoCode, errorMessage, isBackupError } from '../common/errors';
+import { NotRegularFileError, readSmallRegular, SMALL_FILE_CAP, TooLargeFileError } from '../common/regularFile';
 import { acquireFolderLock } from './folderLock';
 import { checkManifestNames, parseManifest, type Manifest } from './manifest';
 import { resolveOperatorPublicKey, type OperatorPublicKey } from './operatorKey';
@@ -38,6 +39,20 @@ export interface SnapshotEntry {
   signature?: SignatureVerdict;
   /** File size equals the manifest's `bytes` (undefined without a usable manifest). */
   sizeMatches?: boolean;
+  /**
+   * Its time is later than now (+ FUTURE_SKEW_MS): a clock that was wrong, or a file copied
+   * in. It never outranks a snapshot taken now: it is listed after every other snapshot
+   * (and is the first to go when retention is due), and the outputs say so.
+   */
+  future: boolean;
+}
+
+/** How far in the future a snapshot's time may be before it counts as future-dated (clocks of two machines sharing a folder differ a little). */
+export const FUTURE_SKEW_MS = 10 * 60_000;
+
+/** Newest first; future-dated snapshots after all others (newest first among themselves). */
+export function compareEntries(a: SnapshotEntry, b: SnapshotEntry): number {
+  return Number(a.future) - Number(b.future) || compareNewestFirst(a, b);
 }
 
 export interface ListOptions {
@@ -45,6 +60,8 @@ export interface ListOptions {
   manifests?: boolean;
   /** The operator public key signatures are checked against; undefined: resolved as ai-memory does; null: none. */
   anchor?: OperatorPublicKey | null;
+  /** The clock that decides what is "in the future" (default: now). */
+  now?: number;
 }
 
 type ManifestFacts = Pick<SnapshotEntry, 'manifest' | 'manifestState' | 'manifestError' | 'signature'>;
@@ -63,21 +80,30 @@ export async function anchorFor(anchor: OperatorPublicKey | null | undefined): P
 const SMALL_READ_BYTES = 4000;
 
 /**
- * Reads a small file with one open and one read, and does not wait for the close; a larger
- * file falls back to readFile. fs.promises.readFile takes five thread-pool round trips
- * (open, fstat, read, read, close) with a promise each: for a folder of 1,000 snapshots
- * that was most of the listing's time.
+ * Reads a small file with one open, one fstat and one read, and does not wait for the
+ * close; a larger file falls back to readSmallRegular. fs.promises.readFile takes five
+ * thread-pool round trips (open, fstat, read, read, close) with a promise each: for a
+ * folder of 1,000 snapshots that was most of the listing's time. The file is opened the
+ * safe way (regularFile.ts): O_NONBLOCK, fstat of the descriptor, regular files only, at
+ * most SMALL_FILE_CAP bytes — a FIFO named like a manifest once hung every listing.
  */
 function readSmallFile(path: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    open(path, 'r', (err, fd) => {
+    open(path, fsc.O_RDONLY | (fsc.O_NONBLOCK ?? 0), (err, fd) => {
       if (err) return reject(err);
-      const buf = Buffer.allocUnsafe(SMALL_READ_BYTES);
-      read(fd, buf, 0, buf.length, 0, (err2, n) => {
-        close(fd, () => undefined);
-        if (err2) reject(err2);
-        else if (n < buf.length) resolve(buf.toString('utf8', 0, n));
-        else fsp.readFile(path, 'utf8').then(resolve, reject);
+      fstat(fd, (errS, st) => {
+        if (errS || !st.isFile() || st.size > SMALL_FILE_CAP) {
+          close(fd, () => undefined);
+          if (errS) return reject(errS);
+          return reject(st.isFile() ? new TooLargeFileError(path, st.size, SMALL_FILE_CAP) : new NotRegularFileError(path, 'not a regular file'));
+        }
+        const buf = Buffer.allocUnsafe(SMALL_READ_BYTES);
+        read(fd, buf, 0, buf.length, 0, (err2, n) => {
+          close(fd, () => undefined);
+          if (err2) reject(err2);
+          else if (n < buf.length) resolve(buf.toString('utf8', 0, n));
+          else readSmallRegular(path).then(resolve, reject);
+        });
       });
     });
   });
@@ -98,6 +124,7 @@ async function checkManifestText(snapshotName: string, manifestPath: string, rea
     text = await reading;
   } catch (e) {
     if (errnoCode(e) === 'ENOENT') return { manifestState: 'missing' };
+    if (isBackupError(e)) return { manifestState: 'invalid', manifestError: e.message };
     return { manifestState: 'invalid', manifestError: `cannot read ${manifestPath}: ${errorMessage(e)}` };
   }
   try {
@@ -117,7 +144,7 @@ async function checkManifestText(snapshotName: string, manifestPath: string, rea
   }
 }
 
-async function describe(dir: string, realDir: string, name: string, readManifests: boolean, anchor: OperatorPublicKey | undefined): Promise<SnapshotEntry | undefined> {
+async function describe(dir: string, realDir: string, name: string, readManifests: boolean, anchor: OperatorPublicKey | undefined, now: number): Promise<SnapshotEntry | undefined> {
   const path = join(dir, name);
   const manifestPath = join(dir, manifestNameFor(name));
   // The manifest is read while the snapshot is stat'ed (its result is only looked at for a file).
@@ -142,11 +169,12 @@ async function describe(dir: string, realDir: string, name: string, readManifest
   }
   if (!st.isFile() && !unsafe) return undefined;
   const nameTime = parseSnapshotName(name);
+  const time = nameTime?.time ?? st.mtimeMs;
   const entry: SnapshotEntry = {
     name,
     path,
     manifestPath,
-    time: nameTime?.time ?? st.mtimeMs,
+    time,
     timeSource: nameTime ? 'name' : 'mtime',
     seq: nameTime?.seq ?? 1,
     size: st.size,
@@ -154,6 +182,7 @@ async function describe(dir: string, realDir: string, name: string, readManifest
     symlink,
     unsafe,
     manifestState: 'missing',
+    future: time > now + FUTURE_SKEW_MS,
   };
   if (manifestText) {
     Object.assign(entry, await checkManifestText(name, manifestPath, manifestText, anchor));
@@ -178,17 +207,18 @@ export async function listSnapshots(dir: string, opts: ListOptions = {}): Promis
   const realDir = await fsp.realpath(dir).catch(() => dir);
   const readManifests = opts.manifests ?? true;
   const anchor = readManifests && names.length ? await anchorFor(opts.anchor) : undefined;
+  const now = opts.now ?? Date.now();
   const out: SnapshotEntry[] = [];
   // Bounded concurrency: enough to hide per-file latency, not enough to exhaust descriptors.
   let next = 0;
   const worker = async () => {
     while (next < names.length) {
-      const e = await describe(dir, realDir, names[next++], readManifests, anchor);
+      const e = await describe(dir, realDir, names[next++], readManifests, anchor, now);
       if (e) out.push(e);
     }
   };
   await Promise.all(Array.from({ length: Math.min(32, names.length) }, worker));
-  return out.sort(compareNewestFirst);
+  return out.sort(compareEntries);
 }
 
 /**

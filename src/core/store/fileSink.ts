@@ -17,11 +17,10 @@ const MAX_INFLIGHT = 2;
 
 export class TempFileSink implements ImageSink {
   readonly path: string;
-  /** Mode the temp file is created with (never wider than what it copies). */
-  private readonly mode: number;
   private readonly keepInMemory: boolean;
   private readonly chunkBytes: number;
   private readonly onBytes?: (done: number, total: number) => void;
+  private readonly mode: number;
   private fh: FileHandle | undefined;
   private hash: Hash = createHash('sha256');
   private inflight = new Set<Promise<void>>();
@@ -34,9 +33,10 @@ export class TempFileSink implements ImageSink {
   info: ImageInfo | undefined;
   image: Uint8Array | undefined;
 
+  /** `mode`: the temp file is created with it (never wider than the source database's; atomicFs.fileModeLike). */
   constructor(path: string, opts: { keepInMemory: boolean; chunkBytes: number; onBytes?: (done: number, total: number) => void; mode?: number }) {
     this.path = path;
-    this.mode = opts.mode ?? 0o644;
+    this.mode = opts.mode ?? 0o600;
     this.keepInMemory = opts.keepInMemory;
     this.chunkBytes = opts.chunkBytes;
     this.onBytes = opts.onBytes;

@@ -12,6 +12,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { HOST_TAG, pidAlive, tempPath } from './atomicFs';
 import { BackupError, errnoCode, ioError } from '../common/errors';
+import { readSmallRegular } from '../common/regularFile';
 import { crashPoint } from '../common/testHooks';
 
 export const LOCK_NAME = '.ai-memory-backup.lock';
@@ -65,6 +66,20 @@ async function staleReason(path: string, text: string): Promise<string | undefin
     return pidAlive(owner.pid) ? undefined : `its owner (pid ${owner.pid}) is no longer running`;
   }
   return age > FOREIGN_STALE_MS ? `its owner on ${owner.hostname} stopped updating it` : undefined;
+}
+
+/**
+ * The lock's text; undefined when it is gone. Opened the safe way (regularFile.ts): a FIFO
+ * or a huge file under the lock's name never blocks us — it reads as an unreadable lock,
+ * judged by its age like one caught mid-write.
+ */
+async function readLock(path: string): Promise<string | undefined> {
+  try {
+    return await readSmallRegular(path, 64 * 1024);
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return undefined;
+    return '\0(not a readable lock file)';
+  }
 }
 
 export function describeOwner(text: string): string {
@@ -126,16 +141,12 @@ export async function acquireFolderLock(dir: string, opts: LockOptions): Promise
     } catch (e) {
       throw ioError('locking', dir, e);
     }
-    let text = '';
-    try {
-      text = await fsp.readFile(path, 'utf8');
-    } catch {
-      continue; // released between our open and read: try again at once
-    }
+    const text = await readLock(path);
+    if (text === undefined) continue; // released between our open and read: try again at once
     const stale = await staleReason(path, text);
     if (stale) {
       // Remove it only if it is still the lock we judged (another waiter may have replaced it).
-      const again = await fsp.readFile(path, 'utf8').catch(() => undefined);
+      const again = await readLock(path);
       if (again === text) await fsp.unlink(path).catch(() => undefined);
       continue;
     }
@@ -161,7 +172,7 @@ export async function acquireFolderLock(dir: string, opts: LockOptions): Promise
       released = true;
       clearInterval(beat);
       // Only remove our own lock (if it was judged stale and replaced, it is not ours).
-      const text = await fsp.readFile(path, 'utf8').catch(() => undefined);
+      const text = await readLock(path);
       if (text === body) await fsp.unlink(path).catch(() => undefined);
       heldHere.delete(`${path}\n${body}`);
     },

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { HOST_TAG, pidAlive, tempPath } from './atomicFs';
+import { readSmallRegular } from '../common/regularFile';
 
 const PIN_RE = /^\.ai-memory-backup-pin-([0-9a-f]{6})-(\d+)-[0-9a-f]{8}\.json$/;
 
@@ -64,7 +65,7 @@ export async function pinnedSnapshots(dir: string): Promise<Set<string>> {
   for (const pin of await pinFiles(dir)) {
     if (pin.stale) continue;
     try {
-      const o = JSON.parse(await fsp.readFile(pin.path, 'utf8')) as { snapshot?: unknown };
+      const o = JSON.parse(await readSmallRegular(pin.path, 64 * 1024)) as { snapshot?: unknown };
       if (typeof o.snapshot === 'string') pinned.add(o.snapshot);
     } catch {
       // unreadable pin: ignore it

@@ -4,8 +4,8 @@
  * and the scheduler of every VS Code window read it; `--skip-if-recent` uses it to keep one
  * scheduled backup per interval across windows.
  */
-import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
+import { readSmallRegular } from '../common/regularFile';
 
 export const STATE_NAME = '.ai-memory-backup.state.json';
 
@@ -18,7 +18,7 @@ export interface BackupState {
 
 export async function readState(dir: string): Promise<BackupState | undefined> {
   try {
-    const o = JSON.parse(await fsp.readFile(join(dir, STATE_NAME), 'utf8')) as Partial<BackupState>;
+    const o = JSON.parse(await readSmallRegular(join(dir, STATE_NAME), 64 * 1024)) as Partial<BackupState>;
     return typeof o.last_run === 'string' && typeof o.snapshot === 'string' ? (o as BackupState) : undefined;
   } catch {
     return undefined;

@@ -1,0 +1,105 @@
+/**
+ * The files of one SQLite database, decided once and the same way for every operation
+ * (backup, restore, the in-use check, the ownership of snapshots), the way SQLite's unix
+ * VFS decides them:
+ *
+ *  - the path: unixFullPathname follows symbolic links — of the file itself, chains of
+ *    them (up to SQLITE_MAX_SYMLINK = 100), and of every folder on the way — and SQLite
+ *    then keeps `-wal`, `-shm` and `-journal` beside the RESOLVED file. A backup that read
+ *    `link.db-wal` instead of `real/mem.db-wal` missed every commit still in the WAL.
+ *    A dangling link resolves to its target (SQLite would create the file there).
+ *  - the sidecars: one list, SIDECARS. Whatever SQLite may open beside a database is kept
+ *    aside together with it by restore, looked at by the in-use check, and decided on by
+ *    backup.
+ *  - a hot journal (pager.c hasHotJournal): the `-journal` exists, the database file is not
+ *    empty, and the journal's header is live (its magic; SQLite's test is "first byte not
+ *    zero", and a journal without the magic is discarded by playback, so the magic is what
+ *    decides whether anything is rolled back). SQLite rolls a hot journal back BEFORE it
+ *    looks for a WAL (sqlite3PagerSharedLock: hasHotJournal → pager_playback →
+ *    pagerOpenWalIfPresent), whatever other sidecars exist.
+ */
+import { promises as fsp } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { BackupError, errnoCode, ioError } from '../common/errors';
+import { openRegularIfExists } from '../common/regularFile';
+import { JOURNAL_MAGIC } from './sqliteFormat';
+
+/** Every file SQLite may keep beside a database, as suffixes of its resolved path. */
+export const SIDECARS = ['-wal', '-shm', '-journal'] as const;
+export type Sidecar = (typeof SIDECARS)[number];
+
+/** SQLITE_MAX_SYMLINK in os_unix.c. */
+const MAX_SYMLINKS = 100;
+
+export interface DbLocation {
+  /** The path as given (made absolute). */
+  given: string;
+  /** The file SQLite would open: symlinks of the file and its folders followed. */
+  path: string;
+  /** The given path was (or went through) a symbolic link. */
+  viaLink: boolean;
+}
+
+/**
+ * Resolves a database path the way SQLite's unix VFS does (see the file comment). A path
+ * that does not exist resolves to where SQLite would create it.
+ */
+export async function resolveDbPath(given: string): Promise<DbLocation> {
+  const abs = resolve(given);
+  const path = await fullPath(abs, 0);
+  return { given: abs, path, viaLink: path !== abs };
+}
+
+async function fullPath(p: string, depth: number): Promise<string> {
+  try {
+    return await fsp.realpath(p);
+  } catch (e) {
+    const code = errnoCode(e);
+    if (code === 'ELOOP') {
+      throw new BackupError('DB_NOT_FOUND', `${p} is a loop of symbolic links.`, { hint: 'Point the database path at the real file.' });
+    }
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') throw ioError('resolving', p, e);
+  }
+  if (depth > MAX_SYMLINKS) {
+    throw new BackupError('DB_NOT_FOUND', `${p}: more than ${MAX_SYMLINKS} symbolic links to follow.`, { hint: 'Point the database path at the real file.' });
+  }
+  const st = await fsp.lstat(p).catch(() => undefined);
+  if (st?.isSymbolicLink()) {
+    const target = await fsp.readlink(p).catch((e: unknown) => {
+      throw ioError('reading the link', p, e);
+    });
+    return fullPath(resolve(dirname(p), target), depth + 1);
+  }
+  const parent = dirname(p);
+  if (parent === p) return p;
+  return join(await fullPath(parent, depth + 1), basename(p));
+}
+
+/** The paths of a database's sidecars, beside its resolved path. */
+export function sidecarPaths(dbPath: string): { suffix: Sidecar; path: string }[] {
+  return SIDECARS.map((suffix) => ({ suffix, path: dbPath + suffix }));
+}
+
+/** Two resolved database paths name the same database (case-insensitively where the file system usually is). */
+export function sameDbPath(a: string, b: string): boolean {
+  // Windows' and (by default) macOS's file systems ignore case (as discovery's pathKey).
+  const fold = process.platform === 'win32' || process.platform === 'darwin';
+  return fold ? a.toLowerCase() === b.toLowerCase() : a === b;
+}
+
+/**
+ * A rollback journal beside `dbPath` whose header is live: SQLite rolls it back into the
+ * database the next time it opens it (hot: a writer crashed mid-transaction), or a writer
+ * is in a transaction right now. See the file comment.
+ */
+export async function journalIsLive(dbPath: string): Promise<boolean> {
+  const fh = await openRegularIfExists(`${dbPath}-journal`).catch(() => undefined);
+  if (!fh) return false;
+  try {
+    const b = Buffer.alloc(JOURNAL_MAGIC.length);
+    const { bytesRead } = await fh.read(b, 0, b.length, 0);
+    return bytesRead === b.length && b.equals(JOURNAL_MAGIC);
+  } finally {
+    await fh.close();
+  }
+}

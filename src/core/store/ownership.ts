@@ -1,0 +1,59 @@
+/**
+ * Whose snapshot is it? A backup folder can hold snapshots of several databases: a
+ * user-level folder, or two databases in one directory sharing the default `backups/`.
+ * A snapshot belongs to the database its manifest's `source_db` names — compared as
+ * resolved paths (resolveDbPath: symlinks followed, as SQLite opens it), so a database
+ * backed up once through a link and once directly is one database.
+ *
+ *  - 'this':    source_db resolves to this database;
+ *  - 'other':   source_db names another database that exists here;
+ *  - 'gone':    source_db names a path that does not exist here (the database was moved,
+ *               renamed, or the snapshots came from another machine);
+ *  - 'unknown': no usable manifest, so no owner can be told.
+ *
+ * The rules built on it (retention, "newest", the views) are in backup.ts, restore.ts,
+ * the CLI's list and the extension's catalog: only 'this' counts for retention and
+ * "unchanged"; "newest" for a restore prefers 'this' and otherwise names whose it is.
+ * A relative source_db (ai-memory writes the path as it was given) is read relative to
+ * the backup folder's parent, where ai-memory's defaults (./ai-memory.db, ./backups) put them.
+ */
+import { promises as fsp } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { resolveDbPath, sameDbPath } from '../sqlite/dbFiles';
+import type { SnapshotEntry } from './catalog';
+
+export type Owner = 'this' | 'other' | 'gone' | 'unknown';
+
+export interface OwnerInfo {
+  owner: Owner;
+  /** The source database as its manifest names it (resolved), when there is a manifest. */
+  source?: string;
+}
+
+/** Decides the owner of each entry of `dir` relative to the database `dbPath` (already resolved). */
+export function ownerResolver(dir: string, dbPath: string | undefined): (e: Pick<SnapshotEntry, 'manifest' | 'manifestState'>) => Promise<OwnerInfo> {
+  const cache = new Map<string, Promise<OwnerInfo>>();
+  return (e) => {
+    const src = e.manifestState === 'ok' ? e.manifest?.source_db : undefined;
+    if (!src) return Promise.resolve({ owner: 'unknown' });
+    let p = cache.get(src);
+    if (!p) {
+      p = (async (): Promise<OwnerInfo> => {
+        const abs = isAbsolute(src) ? src : resolve(dirname(dir), src);
+        const source = (await resolveDbPath(abs).catch(() => undefined))?.path ?? abs;
+        if (dbPath && sameDbPath(source, dbPath)) return { owner: 'this', source };
+        const exists = await fsp.stat(source).then(() => true, () => false);
+        return { owner: exists ? 'other' : 'gone', source };
+      })();
+      cache.set(src, p);
+    }
+    return p;
+  };
+}
+
+/** Annotates entries with their owner (in place) and returns them. */
+export async function withOwners<T extends Pick<SnapshotEntry, 'manifest' | 'manifestState'>>(dir: string, dbPath: string | undefined, entries: T[]): Promise<(T & OwnerInfo)[]> {
+  const of = ownerResolver(dir, dbPath);
+  const infos = await Promise.all(entries.map(of));
+  return entries.map((e, i) => Object.assign(e, infos[i]));
+}
