@@ -187,13 +187,14 @@ describe('ai-memory 1.0: signed backups and restores', function () {
       const a = await signedBackup(dir, db, new Date('2026-03-01T10:00:00Z'));
       seedMemory(db, 'ns', 'second', 'y');
       const b = await signedBackup(dir, db, new Date('2026-03-01T11:00:00Z'));
-      const planted = path.join(dir, 'ai-memory-2099-01-01T000000Z.db');
+      // Named later than both (but not in the future: a future-dated name is ranked last anyway, issue 8).
+      const planted = path.join(dir, 'ai-memory-2026-03-02T000000Z.db');
       fs.copyFileSync(a.snapshotPath, planted);
       writeJson(manifestOf(planted), { ...readJson(a.manifestPath), snapshot: path.basename(planted), manifest_version: undefined, signed_payload: undefined, signature: undefined, signer: undefined });
       const res = await runRestore({ dbPath: db, from: dir, latest: true, anchor: ANCHOR, dryRun: true });
       assert.strictEqual(res.from, b.snapshotPath);
       assert.strictEqual(res.plan.selection.selectedBy, 'latest');
-      assert.match(res.warnings.join('\n'), /skipped: ai-memory-2099-01-01T000000Z\.db \(unsigned\)/);
+      assert.match(res.warnings.join('\n'), /skipped: ai-memory-2026-03-02T000000Z\.db \(unsigned\)/);
       assert.strictEqual(aiMemory1SelectLatest(dir, PUB), b.snapshotPath, '1.0 picks the same one');
       // Without a key (0.7 posture) the newest name wins, as before.
       assert.strictEqual((await runRestore({ dbPath: db, from: dir, anchor: null, dryRun: true, allowUnsignedManifest: true })).from, planted);

@@ -40,6 +40,9 @@ export type { VerifyMode } from '../common/checks';
 
 export const DEFAULT_KEEP = 48;
 
+/** Verified backups of databases up to this size keep their image in memory while reading (catch-ups). */
+const HELD_IMAGE_MAX_BYTES = 32 << 20;
+
 export interface BackupOptions {
   dbPath: string;
   backupDir: string;
@@ -258,13 +261,16 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       });
     }
 
-    // The check reads the temp file back lazily (flat memory), so the image is streamed
-    // whatever its size: nothing holds the whole database in memory. With --verify off the
-    // file is still opened for the schema version and memory count that ai-memory 1.0's
-    // manifest (and its signature) need — only the pragma is skipped.
+    // The check reads the temp file back lazily (flat memory). With --verify off the file is
+    // still opened for the schema version and memory count that ai-memory 1.0's manifest
+    // (and its signature) need — only the pragma is skipped.
     const checkable = info.kind === 'sqlite';
     sink = new TempFileSink(tempPath(dir, 'snapshot'), {
-      keepInMemory: false,
+      // A verified backup of a small database (≤ 32 MiB) holds its image while reading, as
+      // before the lazy checker: under a busy server a read overtaken by a checkpoint is then
+      // caught up in memory instead of read again (image.ts). Larger images stream, so memory
+      // stays flat whatever the size. The check still reads the written file, never this copy.
+      keepInMemory: verify !== 'off' && info.kind === 'sqlite' && info.size <= HELD_IMAGE_MAX_BYTES,
       chunkBytes: opts.chunkBytes ?? DEFAULT_CHUNK_BYTES,
       onBytes: (done, total) => progress({ phase: 'reading', done, total }),
       mode: fileMode,
