@@ -149,8 +149,11 @@ export class SnapshotCatalog extends Disposable {
       const verdict = snapshotVerdict(entry, verification);
       return { entry, verification, owner: entry.owner, source: entry.source, state: verdict.state, stateDetail: verdict.detail };
     });
-    this.snapshots = views.filter((v) => v.owner === 'this');
-    this.others = views.filter((v) => v.owner !== 'this');
+    // A snapshot whose manifest is missing or unreadable cannot say whose it is: it stays in
+    // the list where it was, shown as "manifest missing" (the engine never counts or prunes
+    // it). Apart go only those whose manifest names another database.
+    this.snapshots = views.filter((v) => v.owner === 'this' || v.owner === 'unknown');
+    this.others = views.filter((v) => v.owner === 'other' || v.owner === 'gone');
     this.folderState = state;
     this.error = error;
     this._onDidChange.fire();
@@ -184,7 +187,7 @@ export class SnapshotCatalog extends Disposable {
     const times: number[] = [];
     const fromState = this.folderState ? Date.parse(this.folderState.last_run) : NaN;
     if (Number.isFinite(fromState) && this.snapshots.some((s) => s.entry.name === this.folderState?.snapshot)) times.push(fromState);
-    const newest = this.snapshots[0];
+    const newest = this.snapshots.find((s) => s.owner === 'this');
     if (newest) times.push(newest.entry.manifest ? Date.parse(newest.entry.manifest.created_at) || newest.entry.time : newest.entry.time);
     return times.length ? Math.max(...times) : undefined;
   }

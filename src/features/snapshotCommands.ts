@@ -68,7 +68,7 @@ export class SnapshotCommands {
   async restoreLatest(): Promise<void> {
     await this.catalog.reload();
     // This database's newest only: a snapshot of another database is never restored without being chosen.
-    const newest = this.catalog.snapshots[0];
+    const newest = this.catalog.snapshots.find((s) => s.owner === 'this');
     if (!newest) {
       const others = this.catalog.others.length;
       void vscode.window.showInformationMessage(

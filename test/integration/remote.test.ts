@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AiMemoryBackupApi } from '../../src/extension';
 import { nativeVacuumInto, readMemories, seedMemory } from '../support/aiMemoryDb';
-import { cli } from '../support/cliRun';
+import { spawnSync } from 'node:child_process';
 import { S3_KEY, S3_SECRET, startS3Server, type S3Server } from '../support/s3server';
 
 const EXTENSION_ID = 'ai-memory-tools.ai-memory-backup';
@@ -131,9 +131,15 @@ describe('Off-machine copies in a real VS Code', function () {
       seedMemory(otherDb, 'remote', 'only on the other machine', 'comes back through the Remote group');
       await new Promise((r) => setTimeout(r, 1100)); // a later second than this machine's newest snapshot
       const env = { AWS_ACCESS_KEY_ID: S3_KEY, AWS_SECRET_ACCESS_KEY: S3_SECRET, AWS_ENDPOINT_URL: s3.endpoint };
-      const b = await cli(['backup', '--db', otherDb, '--to', path.join(other, 'backups'), '--remote', 's3://vscode-backups/laptop', '--path-style', '--keep', '0', '--json'], { cwd: other, env });
-      assert.equal(b.code, 0, b.stderr);
-      const name = (b.json() as { snapshot: string }).snapshot;
+      // The installed CLI in its own process: the engine (sql.js) never loads in the extension host, not even for a test.
+      const cliJs = path.join(vscode.extensions.getExtension(EXTENSION_ID)?.extensionPath ?? '', 'dist', 'cli.js');
+      const b = spawnSync(process.execPath, [cliJs, 'backup', '--db', otherDb, '--to', path.join(other, 'backups'), '--remote', 's3://vscode-backups/laptop', '--path-style', '--keep', '0', '--json'], {
+        cwd: other,
+        encoding: 'utf8',
+        env: { ...process.env, ...env, ELECTRON_RUN_AS_NODE: '1' },
+      });
+      assert.equal(b.status, 0, b.stderr);
+      const name = (JSON.parse(b.stdout.trim().split('\n').pop() as string) as { snapshot: string }).snapshot;
 
       await vscode.commands.executeCommand('aiMemory.retryCopy');
       await eventually(() => api.copies().remoteOnly.includes(name), `${name} in the Remote group`);

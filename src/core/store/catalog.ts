@@ -115,7 +115,10 @@ function lstatCb(path: string): Promise<Stats> {
 
 /** Reads and checks the manifest beside a snapshot. Never throws for a bad manifest: it reports the state. */
 export async function readManifestFor(snapshotName: string, manifestPath: string, anchor?: OperatorPublicKey | null): Promise<ManifestFacts> {
-  return checkManifestText(snapshotName, manifestPath, readSmallFile(manifestPath), await anchorFor(anchor));
+  // The key first, then the read: a read started before an await could reject unobserved
+  // (a missing manifest then crashed the process with an unhandled rejection).
+  const key = await anchorFor(anchor);
+  return checkManifestText(snapshotName, manifestPath, readSmallFile(manifestPath), key);
 }
 
 async function checkManifestText(snapshotName: string, manifestPath: string, reading: Promise<string>, anchor: OperatorPublicKey | undefined): Promise<ManifestFacts> {
