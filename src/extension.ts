@@ -46,6 +46,8 @@ export interface AiMemoryBackupApi {
   readonly testing?: {
     /** Answers the modal confirmations (restore, delete) instead of a person; undefined restores the dialogs. */
     setConfirmationHandler(handler: ConfirmationHandler | undefined): void;
+    /** Forgets every off-machine target (and its secret): a suite leaves the profile as it found it. */
+    removeCopyTargets(): Promise<void>;
   };
 }
 
@@ -203,7 +205,7 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
       await followDatabase();
       await catalog.reload();
     },
-    ...(process.env.AI_MEMORY_BACKUP_TEST_API === '1' ? { testing: { setConfirmationHandler } } : {}),
+    ...(process.env.AI_MEMORY_BACKUP_TEST_API === '1' ? { testing: { setConfirmationHandler, removeCopyTargets: async () => { for (const t of remote.targets()) await remote.remove(t.key); } } } : {}),
   };
 }
 

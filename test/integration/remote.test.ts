@@ -57,7 +57,19 @@ describe('Off-machine copies in a real VS Code', function () {
     s3 = await startS3Server(dataDir, ['vscode-backups']);
   });
 
+  /** Snapshots this suite brought into the local folder from "another machine". */
+  const pulledHere: string[] = [];
+
   after(async function () {
+    // Leave the session as we found it: no target left behind, no other database's snapshot in the folder.
+    await api?.testing?.removeCopyTargets();
+    const folder = api?.backupFolder();
+    for (const name of pulledHere) {
+      if (!folder) break;
+      fs.rmSync(path.join(folder, name), { force: true });
+      fs.rmSync(path.join(folder, name.replace(/\.db$/, '.manifest.json')), { force: true });
+    }
+    await api?.refresh();
     await s3?.kill();
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
@@ -140,6 +152,7 @@ describe('Off-machine copies in a real VS Code', function () {
       });
       assert.equal(b.status, 0, b.stderr);
       const name = (JSON.parse(b.stdout.trim().split('\n').pop() as string) as { snapshot: string }).snapshot;
+      pulledHere.push(name);
 
       await vscode.commands.executeCommand('aiMemory.retryCopy');
       await eventually(() => api.copies().remoteOnly.includes(name), `${name} in the Remote group`);
