@@ -1,4 +1,5 @@
 /** Small file-system facts used by several rooms of the engine. */
+import { promises as fsp } from 'node:fs';
 import { isAbsolute, relative } from 'node:path';
 import { errnoCode } from './errors';
 
@@ -17,4 +18,14 @@ const NO_HARD_LINK_ERRORS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS',
 export function isNoHardLinkError(e: unknown): boolean {
   const code = errnoCode(e);
   return code !== undefined && NO_HARD_LINK_ERRORS.has(code);
+}
+
+/** Whether anything (a file, a folder, even a dangling symlink) has this name. */
+export async function exists(p: string): Promise<boolean> {
+  try {
+    await fsp.lstat(p);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -33,6 +33,7 @@
  * created only at a path the user named (`--db`, the aiMemory.databasePath setting:
  * `createIfMissing`), never at one that was guessed.
  */
+import { exists } from '../common/fsFacts';
 import { isNoHardLinkError } from '../common/fsFacts';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -136,15 +137,6 @@ export interface RestoreResult {
 }
 
 const CANCELLED = 'Restore cancelled; nothing was changed.';
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await fsp.lstat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * The snapshot a `--from` names: the file itself, or a folder's newest snapshot OF THIS

@@ -22,6 +22,7 @@
  * A private key file that group or others can read or write is refused with the `chmod` to
  * run (ai-memory insists on exactly 0600; we also accept 0400, which is stricter).
  */
+import { exists } from '../common/fsFacts';
 import { promises as fsp } from 'node:fs';
 import { homedir } from 'node:os';
 import * as nodePath from 'node:path';
@@ -131,15 +132,6 @@ export async function resolveOperatorPublicKey(ctx: KeyContext = processKeyConte
     return { key: undefined, notes };
   }
   return { key: { key, fingerprint: keyFingerprint(key), source: path }, notes };
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await fsp.lstat(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**
