@@ -9,6 +9,7 @@
  *    the tamperer steer it. Neither the name nor the file time is trusted then.
  *  - no key (0.7 compatibility): the newest by the time in the name, as before.
  */
+import { exists } from '../common/fsFacts';
 import { promises as fsp } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { BackupError, errnoCode } from '../common/errors';
@@ -50,7 +51,7 @@ export async function selectRestoreSource(from: string, opts: SelectOptions): Pr
   try {
     isDir = (await fsp.stat(p)).isDirectory();
   } catch (e) {
-    const dangling = errnoCode(e) === 'ENOENT' && (await fsp.lstat(p).then(() => true, () => false));
+    const dangling = errnoCode(e) === 'ENOENT' && (await exists(p));
     if (!dangling) throw new BackupError('SNAPSHOT_NOT_FOUND', `${p} does not exist.`, { hint: 'Pass a snapshot file or the backup folder with --from.' });
   }
   if (!isDir) {
@@ -67,7 +68,7 @@ export async function selectRestoreSource(from: string, opts: SelectOptions): Pr
       throw new BackupError('USAGE', `--snapshot "${opts.snapshot}" is not a snapshot name.`, { hint: 'Pass the file name (ai-memory-<time>.db), its id (ai-memory-<time>) or its manifest\'s name — never a path.' });
     }
     const path = join(p, `${id}.db`);
-    if (!(await fsp.lstat(path).then(() => true, () => false))) {
+    if (!(await exists(path))) {
       throw new BackupError('SNAPSHOT_NOT_FOUND', `No snapshot ${basename(path)} in ${p}.`, { hint: 'Run `list` to see the snapshots in that folder.' });
     }
     return { path, selectedBy: 'explicit', skipped: [] };
