@@ -23,6 +23,16 @@ export class MemorySink implements ImageSink {
     return this.image.subarray(position, position + length);
   }
   async chunk(): Promise<void> {}
+  patches = 0;
+  async resize(info: ImageInfo): Promise<void> {
+    const image = new Uint8Array(info.bytes);
+    image.set(this.image.subarray(0, Math.min(info.bytes, this.image.length)));
+    this.image = image;
+  }
+  async patch(data: Uint8Array, position: number): Promise<void> {
+    this.patches++;
+    this.image.set(data, position);
+  }
   async reset(): Promise<void> {
     this.resets++;
   }

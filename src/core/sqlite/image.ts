@@ -72,6 +72,14 @@ export interface ImageSink {
   chunk(data: Uint8Array, position: number): Promise<void>;
   /** The attempt is abandoned (something moved under us); forget everything since `begin`. */
   reset(): Promise<void>;
+  /**
+   * A streamed read is being caught up (see catchUp): after every chunk already handed
+   * over, the image becomes `info.bytes` long (cut, or grown by pages that `patch` then
+   * fills) and the pages at these positions are replaced. Whatever was computed over the
+   * chunks as they streamed (a hash) must be computed again over the final image.
+   */
+  resize(info: ImageInfo): Promise<void>;
+  patch(data: Uint8Array, position: number): Promise<void>;
 }
 
 export interface ReadImageOptions {
@@ -203,12 +211,22 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
   const shmPath = `${dbPath}-shm`;
   const journalPath = `${dbPath}-journal`;
   let lastReason = '';
+  /** The WAL header the last read began with, when that read failed because the WAL restarted. */
+  let restarted: Buffer | undefined;
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
     throwIfCancelled(opts.signal, CANCELLED);
     if (attempt > 1) {
       opts.onRetry?.(attempt, lastReason);
       const wait = retryDelay(attempt);
-      await new Promise((r) => (wait ? setTimeout(r, wait) : setImmediate(r)));
+      if (restarted && attempt > 2) {
+        // The writer restarts its WAL faster than we read (each read met a restart). The
+        // longest quiet stretch begins right after a restart, so wait for the next one
+        // (the 32-byte header changes) and read at once, instead of at a random moment.
+        await waitForWalHeaderChange(walPath, restarted, Math.max(wait, 50), opts.signal);
+      } else {
+        await new Promise((r) => (wait ? setTimeout(r, wait) : setImmediate(r)));
+      }
+      restarted = undefined;
     }
     const main = await fsp.open(dbPath, fsc.O_RDONLY).catch((e: unknown) => {
       throw ioError('opening', dbPath, e);
@@ -228,6 +246,7 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
       let scan: WalScan = walRead ? await scanWal(walRead) : emptyScan();
       if (!sameBytes(walRawStart, scan.header ? scan.header.raw : walRawStart)) {
         lastReason = 'the WAL was restarted while it was scanned';
+        restarted = walRawStart;
         continue;
       }
       // The main file's identity and size are taken now, after the wal-index and the WAL:
@@ -267,7 +286,8 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
       // A checkpoint overtook the read within the same WAL generation: rather than read it
       // all again (under a server that checkpoints every few commits, every full read would
       // be overtaken), bring the image in memory up to the newest commit and check again.
-      for (let n = 1; !verdict.ok && verdict.catchUp && whole && n <= MAX_CATCH_UPS; n++) {
+      // A streamed read is caught up the same way, by patching the pages already handed over.
+      for (let n = 1; !verdict.ok && verdict.catchUp && n <= MAX_CATCH_UPS; n++) {
         throwIfCancelled(opts.signal, CANCELLED);
         const caught = await catchUp(walPath, scan, info, whole, sink);
         if (!caught) break;
@@ -278,6 +298,7 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
       }
       if (!verdict.ok) {
         lastReason = verdict.reason;
+        if (verdict.restarted) restarted = walRawStart;
         await sink.reset();
         continue;
       }
@@ -299,6 +320,17 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
   });
 }
 
+/** Resolves when the WAL header differs from `header` (polled every millisecond), or after `maxMs`. */
+async function waitForWalHeaderChange(walPath: string, header: Buffer | undefined, maxMs: number, signal: AbortSignal | undefined): Promise<void> {
+  const until = Date.now() + maxMs;
+  while (Date.now() < until) {
+    throwIfCancelled(signal, CANCELLED);
+    const now = await readWalHeaderAt(walPath);
+    if (!sameBytes(header, now)) return;
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
 async function readWhole(fh: FileHandle, size: number): Promise<Buffer> {
   const buf = Buffer.allocUnsafe(size);
   const n = await readAt(fh, buf, 0);
@@ -309,8 +341,8 @@ async function readWhole(fh: FileHandle, size: number): Promise<Buffer> {
 const MAX_CATCH_UPS = 20;
 
 /**
- * Brings an image read in memory up to the WAL's newest commit, after endCheck found that
- * a checkpoint copied frames newer than the image's commit into the main file during the
+ * Brings an image (read in memory, or already streamed to the sink) up to the WAL's newest
+ * commit, after endCheck found that a checkpoint copied frames newer than the image's commit into the main file during the
  * read (same WAL generation: same salts in the header and the wal-index, before and after).
  *
  * Why that is sound: within one WAL generation a checkpoint writes into the main file only
@@ -322,7 +354,13 @@ const MAX_CATCH_UPS = 20;
  * commit: nBackfillAttempted must not have passed it, and the WAL header read last must be
  * unchanged, which proves that no restart reused the frames read here.
  */
-async function catchUp(walPath: string, scan: WalScan, info: ImageInfo, whole: Uint8Array, sink: ImageSink): Promise<{ scan: WalScan; info: ImageInfo; whole: Uint8Array } | undefined> {
+async function catchUp(
+  walPath: string,
+  scan: WalScan,
+  info: ImageInfo,
+  whole: Uint8Array | undefined,
+  sink: ImageSink,
+): Promise<{ scan: WalScan; info: ImageInfo; whole: Uint8Array | undefined } | undefined> {
   if (!scan.header) return undefined;
   const wal = await openIfExists(walPath);
   if (!wal) return undefined;
@@ -334,6 +372,20 @@ async function catchUp(walPath: string, scan: WalScan, info: ImageInfo, whole: U
     for (let p = info.pages + 1; p <= pages; p++) if (!more.pages.has(p)) return undefined;
     const merged: WalScan = { ...more, pages: new Map([...scan.pages, ...more.pages]) };
     const next: ImageInfo = { ...info, pages, bytes: pages * pageSize, walCommitFrame: more.commitFrame, walPages: merged.pages.size };
+    if (!whole) {
+      // Streamed: the chunks are written already; cut or grow the image, then replace the
+      // pages the new frames hold, one at a time (memory stays flat).
+      await sink.resize(next);
+      const page = new Uint8Array(pageSize);
+      const read = fileReader(wal);
+      for (const [pgno, off] of more.pages) {
+        if (pgno > pages) continue;
+        await read(page, off);
+        if (pgno === 1 && info.kind === 'sqlite') setRollbackMode(page);
+        await sink.patch(page, (pgno - 1) * pageSize);
+      }
+      return { scan: merged, info: next, whole: undefined };
+    }
     await sink.begin(next); // nothing was handed over yet in buffered mode: this only resets
     const image = sink.holdsImage ? sink.buffer(0, next.bytes) : next.bytes === whole.length ? whole : new Uint8Array(next.bytes);
     if (image.buffer !== whole.buffer || image.byteOffset !== whole.byteOffset) image.set(whole.subarray(0, Math.min(whole.length, next.bytes)));
@@ -462,7 +514,7 @@ async function streamImage(
  * into the main file, within the same WAL generation: the read can be brought up to a
  * newer commit (see catchUp) instead of being read again.
  */
-type Verdict = { ok: true; rule: string } | { ok: false; reason: string; catchUp?: boolean };
+type Verdict = { ok: true; rule: string } | { ok: false; reason: string; catchUp?: boolean; restarted?: boolean };
 
 async function readShmAt(path: string): Promise<ShmInfo | undefined> {
   const fh = await openIfExists(path);
@@ -536,7 +588,7 @@ async function endCheck(s: {
       return { ok: true, rule: 'new-generation-not-backfilled' };
     }
   }
-  return { ok: false, reason: 'the WAL was restarted or truncated by a checkpoint during the read' };
+  return { ok: false, reason: 'the WAL was restarted or truncated by a checkpoint during the read', restarted: true };
 }
 
 /** Undefined when the main file is the same file, same size, same mtime and change counter as `before`. */

@@ -29,6 +29,8 @@ export class TempFileSink implements ImageSink {
   /** Pool buffers we handed out; chunks from anywhere else (a whole image) are never recycled. */
   private readonly pooled = new WeakSet<ArrayBuffer>();
   private done = 0;
+  /** A catch-up replaced pages after they were hashed: the hash is taken again from the file. */
+  private patched = false;
   private finishing: Promise<string> | undefined;
   info: ImageInfo | undefined;
   image: Uint8Array | undefined;
@@ -45,9 +47,10 @@ export class TempFileSink implements ImageSink {
   async begin(info: ImageInfo): Promise<void> {
     this.info = info;
     this.done = 0;
+    this.patched = false;
     this.hash = createHash('sha256');
     try {
-      if (!this.fh) this.fh = await fsp.open(this.path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, this.mode);
+      if (!this.fh) this.fh = await fsp.open(this.path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, this.mode);
       else await this.fh.truncate(0);
     } catch (e) {
       throw ioError('creating', this.path, e);
@@ -93,6 +96,27 @@ export class TempFileSink implements ImageSink {
     if (this.failure) throw this.failure;
   }
 
+  async resize(info: ImageInfo): Promise<void> {
+    await this.drain();
+    this.info = info;
+    this.patched = true;
+    try {
+      await (this.fh as FileHandle).truncate(info.bytes);
+    } catch (e) {
+      throw ioError('writing', this.path, e);
+    }
+  }
+
+  async patch(data: Uint8Array, position: number): Promise<void> {
+    await this.drain();
+    this.patched = true;
+    try {
+      await writeAll(this.fh as FileHandle, data, position);
+    } catch (e) {
+      throw ioError('writing', this.path, e);
+    }
+  }
+
   async reset(): Promise<void> {
     await Promise.allSettled([...this.inflight]);
     this.inflight.clear();
@@ -120,6 +144,7 @@ export class TempFileSink implements ImageSink {
     if (this.failure) throw this.failure;
     const fh = this.fh as FileHandle;
     try {
+      if (this.patched) await this.rehash(fh);
       await fh.sync();
       await fh.close();
     } catch (e) {
@@ -128,6 +153,20 @@ export class TempFileSink implements ImageSink {
       this.fh = undefined;
     }
     return this.hash.digest('hex');
+  }
+
+  /** The hash of the file as it now is, read back in pool-sized chunks (from the page cache). */
+  private async rehash(fh: FileHandle): Promise<void> {
+    const hash = createHash('sha256');
+    const buf = new Uint8Array(this.free.pop() ?? new ArrayBuffer(this.chunkBytes));
+    const size = (await fh.stat()).size;
+    for (let pos = 0; pos < size; ) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
+      if (bytesRead === 0) throw new Error(`${this.path} ended at ${pos} of ${size} bytes`);
+      hash.update(buf.subarray(0, bytesRead));
+      pos += bytesRead;
+    }
+    this.hash = hash;
   }
 
   /** Drops the temporary file (after a failure or when the snapshot is not needed). */
