@@ -29,6 +29,9 @@ export type ErrorCode =
   | 'IN_USE'
   | 'RESTORE_FAILED'
   | 'CANCELLED'
+  | 'QUERY_TIMEOUT'
+  | 'NOT_AI_MEMORY'
+  | 'MEMORY_NOT_FOUND'
   | 'IO';
 
 export class BackupError extends Error {

@@ -25,6 +25,7 @@ import { pinnedSnapshots } from '../store/pins';
 import { readState, STATE_NAME, type BackupState } from '../store/state';
 import { checkImage, loadSqlEngine, MAX_CHECKABLE_BYTES, type ImageCheck } from '../sqlite/sqlEngine';
 import { crashPoint } from '../common/testHooks';
+import { factsManifestFields, factsOfImage, type MemoryFacts } from '../memory/facts';
 import { TOOL_VERSION } from '../common/version';
 
 export type VerifyMode = 'quick' | 'full' | 'off';
@@ -260,6 +261,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     durable.catch(() => undefined); // awaited below, or by discard() when the check fails
 
     let check: ImageCheck | undefined;
+    let facts: MemoryFacts | undefined;
     let integrity: Manifest['integrity'];
     if (image.kind === 'encrypted') {
       integrity = 'encrypted';
@@ -267,13 +269,19 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     } else if (checkable && sink.image) {
       progress({ phase: 'checking', message: verify === 'full' ? 'PRAGMA integrity_check' : 'PRAGMA quick_check' });
       check = await checkImage(sink.image, verify === 'full' ? 'full' : 'quick');
-      sink.image = undefined; // the check has its own copy; let ours go
       if (!check.ok) {
         throw new BackupError('INTEGRITY_FAILED', `The snapshot of ${dbPath} fails ${verify === 'full' ? 'integrity_check' : 'quick_check'}: ${check.result}. No snapshot was written.`, {
           hint: 'The database itself is damaged. Keep the file as it is, restore the last good snapshot, or try `sqlite3 <db> .recover`.',
         });
       }
       integrity = 'ok';
+      // What the snapshot holds, from the image already in memory (no second read).
+      progress({ phase: 'checking', message: 'reading what the snapshot holds' });
+      facts = await factsOfImage(sink.image).catch((e: unknown) => {
+        warnings.push(`could not read the memories' facts (${e instanceof Error ? e.message : String(e)}); they will be computed when first shown`);
+        return undefined;
+      });
+      sink.image = undefined; // let the image go
     } else {
       integrity = 'unverified';
     }
@@ -337,6 +345,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
         schema_version: check?.schemaVersion,
         wal_frames: image.walCommitFrame,
         sqlite: check?.sqliteVersion,
+        ...(facts ? factsManifestFields(facts) : {}),
       };
       const manifestTmp = tempPath(dir, 'manifest');
       await writeFileAtomic(manifestTmp, serializeManifest(manifest));

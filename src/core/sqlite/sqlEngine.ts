@@ -11,6 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import initSqlJs from 'sql.js';
+import { BackupError } from '../common/errors';
 import { OFFSET_READ_VERSION, OFFSET_WRITE_VERSION } from './sqliteFormat';
 
 type SqlJs = Awaited<ReturnType<typeof initSqlJs>>;
@@ -141,7 +142,83 @@ function runChecks(db: InstanceType<SqlJs['Database']>, mode: CheckMode): ImageC
   };
   check.pageSize = num('PRAGMA page_size');
   check.pages = num('PRAGMA page_count');
-  check.memories = num('SELECT count(*) FROM memories');
-  check.schemaVersion = num('SELECT max(version) FROM schema_version');
+  // Counted only from real tables: a hostile file may define `memories` as a view whose
+  // query never ends (a recursive CTE), and a count would then never return.
+  const isTable = (name: string): boolean => one(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '${name}'`) === 1;
+  check.memories = isTable('memories') ? num('SELECT count(*) FROM memories') : undefined;
+  check.schemaVersion = isTable('schema_version') ? num('SELECT max(version) FROM schema_version') : undefined;
   return check;
+}
+
+export type SqlValue = number | string | Uint8Array | null;
+
+/** A read-only connection to an image in memory; only SELECT/PRAGMA reads are run on it. */
+export interface ReadOnlyImageDb {
+  /**
+   * Runs one read query and calls `onRow` for each row (values in column order); returning
+   * `false` stops early. `deadline` (a Date.now() value) is checked between rows, so one query on a hostile
+   * file stops soon after it passes (callers only run single-pass scans and indexed
+   * lookups, whose steps are short).
+   */
+  each(sql: string, params: SqlValue[], onRow: (row: SqlValue[]) => boolean | void, deadline?: number): void;
+  close(): void;
+}
+
+export interface OpenImageOptions {
+  /** Names what is open, for the timeout message. */
+  label?: string;
+}
+
+/**
+ * Opens an image read-only, in place (no copy: {@link AdoptableBytes}). The caller keeps
+ * `image` unchanged until `close()`; the journal-mode bytes are set to rollback mode
+ * while it is open (as in {@link checkImage}) and put back on close.
+ */
+export async function openImageReadOnly(image: Uint8Array, opts: OpenImageOptions = {}): Promise<ReadOnlyImageDb> {
+  const SQL = await loadSqlEngine();
+  const saved = [image[OFFSET_WRITE_VERSION], image[OFFSET_READ_VERSION]];
+  if (saved[0] === 2 || saved[1] === 2) {
+    image[OFFSET_WRITE_VERSION] = 1;
+    image[OFFSET_READ_VERSION] = 1;
+  }
+  const restore = (): void => {
+    image[OFFSET_WRITE_VERSION] = saved[0];
+    image[OFFSET_READ_VERSION] = saved[1];
+  };
+  let db: InstanceType<SqlJs['Database']>;
+  try {
+    db = new SQL.Database(new AdoptableBytes(image.buffer as ArrayBuffer, image.byteOffset, image.length));
+    // Belt and braces: nothing run here may write, not even a temp table.
+    db.exec('PRAGMA query_only = 1');
+  } catch (e) {
+    restore();
+    throw e;
+  }
+  let open = true;
+  return {
+    each(sql, params, onRow, deadline) {
+      if (!open) throw new Error('image database is closed');
+      const stmt = db.prepare(sql);
+      try {
+        stmt.bind(params);
+        let n = 0;
+        while (stmt.step()) {
+          if (onRow(stmt.get()) === false) break;
+          if (deadline !== undefined && (++n & 255) === 0 && Date.now() > deadline) {
+            throw new BackupError('QUERY_TIMEOUT', `Reading ${opts.label ?? 'the snapshot'} took too long; stopped.`, {
+              hint: 'The file is unusually large or not an ordinary ai-memory database.',
+            });
+          }
+        }
+      } finally {
+        stmt.free();
+      }
+    },
+    close() {
+      if (!open) return;
+      open = false;
+      db.close();
+      restore();
+    },
+  };
 }

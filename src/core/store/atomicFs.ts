@@ -63,14 +63,18 @@ export async function writeAll(fh: fsp.FileHandle, data: Uint8Array, position: n
   }
 }
 
-/** Writes `data` to `path` atomically: temp in the same folder → fsync → rename → fsync folder. */
-export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+/**
+ * Writes `data` to `path` atomically: temp in the same folder → fsync → rename → fsync folder.
+ * `mode` (default 0644) is set exactly, whatever the umask.
+ */
+export async function writeFileAtomic(path: string, data: Uint8Array | string, opts: { mode?: number } = {}): Promise<void> {
   const dir = dirname(path);
   const tmp = tempPath(dir, 'write');
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   let fh;
   try {
-    fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o644);
+    fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, opts.mode ?? 0o644);
+    if (opts.mode !== undefined) await fh.chmod(opts.mode);
     await writeAll(fh, bytes, 0);
     await fh.sync();
     await fh.close();
