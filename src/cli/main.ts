@@ -7,9 +7,11 @@
 import { promises as fsp } from 'node:fs';
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
-import { DEFAULT_KEEP, runBackup, type Progress, type VerifyMode } from '../core/ops/backup';
+import { DEFAULT_KEEP, runBackup } from '../core/ops/backup';
+import type { Progress } from '../core/common/cancel';
+import { checkLabel, type CheckMode, type VerifyMode } from '../core/common/checks';
 import { listSnapshots } from '../core/store/catalog';
-import { BackupError, isBackupError } from '../core/common/errors';
+import { BackupError, errorMessage, isBackupError } from '../core/common/errors';
 import { formatBytes } from '../core/common/format';
 import { resolveAiMemoryDbPath } from '../core/discovery/paths';
 import { runRestore } from '../core/ops/restore';
@@ -17,6 +19,7 @@ import type { SnapshotReport } from '../core/ops/snapshotCheck';
 import { TOOL_NAME, TOOL_VERSION } from '../core/common/version';
 import { verifySnapshots } from '../core/ops/verify';
 import { parseArgs, type Parsed } from './args';
+import { backupJson, COMMANDS, isCommandName, listJson, progressJson, restoreJson, verifyJson, type CommandName, type CommandSpec, type ErrorLine } from './protocol';
 
 export interface CliIO {
   stdout: (s: string) => void;
@@ -59,22 +62,18 @@ Options:
   -h, --help        this help;  --version  the version
 `;
 
-const COMMANDS: Record<string, { values: string[]; switches: string[] }> = {
-  backup: { values: ['db', 'to', 'keep', 'verify', 'skip-if-recent'], switches: ['json', 'progress-json'] },
-  restore: { values: ['db', 'from', 'verify'], switches: ['json', 'skip-verify', 'skip-integrity', 'force', 'dry-run', 'progress-json'] },
-  verify: { values: ['from', 'verify'], switches: ['json', 'progress-json'] },
-  list: { values: ['to'], switches: ['json'] },
-};
-
+const SPECS: CommandSpec[] = Object.values(COMMANDS);
 const ALL = {
-  values: [...new Set(Object.values(COMMANDS).flatMap((c) => c.values))],
-  switches: [...new Set(Object.values(COMMANDS).flatMap((c) => c.switches)), 'help', 'version'],
+  values: [...new Set(SPECS.flatMap((c) => c.values))],
+  switches: [...new Set(SPECS.flatMap((c) => c.switches)), 'help', 'version'],
 };
 
 function json(v: unknown): string {
   return `${JSON.stringify(v)}\n`;
 }
 
+function verifyMode(p: Parsed, allowOff: true): VerifyMode;
+function verifyMode(p: Parsed, allowOff: false): CheckMode;
 function verifyMode(p: Parsed, allowOff: boolean): VerifyMode {
   const v = p.values.get('verify') ?? 'quick';
   if (v === 'quick' || v === 'full' || (allowOff && v === 'off')) return v;
@@ -108,7 +107,7 @@ function progressPrinter(p: Parsed, io: CliIO): ((x: Progress) => void) | undefi
     const now = Date.now();
     if (x.done !== undefined && x.total && x.done < x.total && now - last < 100) return; // at most 10 lines a second
     last = now;
-    io.stderr(json({ progress: x }));
+    io.stderr(json(progressJson(x)));
   };
 }
 
@@ -129,8 +128,7 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
   }).catch((e: unknown) => explainDb(e, db));
   for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
   if (p.switches.has('json')) {
-    const extra = r.status === 'unchanged' ? { unchanged_since: r.unchangedSince } : {};
-    io.stdout(json({ status: r.status, ...r.manifest, ...extra, ...(r.pruned.length ? { pruned: r.pruned } : {}) }));
+    io.stdout(json(backupJson(r)));
     return 0;
   }
   const m = r.manifest;
@@ -142,7 +140,7 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
   io.stdout(`Snapshot: ${r.snapshotPath}\nManifest: ${r.manifestPath}\nSHA-256 : ${m.sha256}\nBytes   : ${m.bytes}\n`);
   if (r.status === 'created') {
     const facts: string[] = [];
-    if (m.integrity === 'ok') facts.push(`${m.check === 'full' ? 'integrity_check' : 'quick_check'} ok`);
+    if (m.integrity === 'ok') facts.push(`${checkLabel(m.check === 'full' ? 'full' : 'quick')} ok`);
     else if (m.integrity === 'encrypted') facts.push('NOT verified: the database is encrypted (not plain SQLite)');
     else facts.push('NOT verified (--verify off)');
     if (m.memories !== undefined) facts.push(`${m.memories} memories`);
@@ -164,7 +162,7 @@ async function cmdRestore(p: Parsed, io: CliIO): Promise<number> {
     from: resolve(io.cwd, from),
     skipVerify: p.switches.has('skip-verify'),
     skipIntegrity: p.switches.has('skip-integrity'),
-    verify: verify === 'off' ? 'quick' : verify,
+    verify,
     force: p.switches.has('force'),
     dryRun: p.switches.has('dry-run'),
     onProgress: progressPrinter(p, io),
@@ -172,7 +170,7 @@ async function cmdRestore(p: Parsed, io: CliIO): Promise<number> {
   }).catch((e: unknown) => explainDb(e, db));
   for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
   if (p.switches.has('json')) {
-    io.stdout(json({ status: r.status, from: r.from, to: r.to, previous: r.previous, sha256: r.sha256, bytes: r.bytes, ...(r.status === 'dry-run' ? { plan: r.plan } : {}) }));
+    io.stdout(json(restoreJson(r)));
     return 0;
   }
   if (r.status === 'dry-run') {
@@ -193,10 +191,10 @@ async function cmdRestore(p: Parsed, io: CliIO): Promise<number> {
   return 0;
 }
 
-function reportLine(r: SnapshotReport): string {
+function reportLine(r: SnapshotReport, mode: CheckMode): string {
   if (r.problems.length) return `FAIL  ${r.name}  ${r.problems.map((x) => x.message).join(' | ')}`;
   const facts = [r.manifestState === 'ok' ? 'sha256 matches manifest' : 'no manifest check'];
-  if (r.integrity?.ok) facts.push(`quick_check ok${r.integrity.memories !== undefined ? ` (${r.integrity.memories} memories)` : ''}`);
+  if (r.integrity?.ok) facts.push(`${checkLabel(mode)} ok${r.integrity.memories !== undefined ? ` (${r.integrity.memories} memories)` : ''}`);
   for (const n of r.notes) facts.push(n);
   return `ok    ${r.name}  ${facts.join(', ')}`;
 }
@@ -205,12 +203,12 @@ async function cmdVerify(p: Parsed, io: CliIO): Promise<number> {
   const from = p.values.get('from');
   if (!from) throw new BackupError('USAGE', 'verify needs --from FILE|DIR.');
   const mode = verifyMode(p, false);
-  const reports = await verifySnapshots({ from: resolve(io.cwd, from), integrity: mode === 'off' ? 'quick' : mode, signal: io.signal });
+  const reports = await verifySnapshots({ from: resolve(io.cwd, from), integrity: mode, signal: io.signal });
   const failed = reports.filter((r) => r.problems.length).length;
   if (p.switches.has('json')) {
-    io.stdout(json({ status: failed ? 'failed' : 'ok', snapshots: reports.map((r) => ({ name: r.name, path: r.path, ok: r.problems.length === 0, bytes: r.bytes, sha256: r.sha256, manifest: r.manifestState, integrity: r.integrity?.result, memories: r.integrity?.memories, problems: r.problems.map((x) => x.message), notes: r.notes })) }));
+    io.stdout(json(verifyJson(reports, mode)));
   } else {
-    for (const r of reports) io.stdout(`${reportLine(r)}\n`);
+    for (const r of reports) io.stdout(`${reportLine(r, mode)}\n`);
     io.stdout(`${reports.length - failed} of ${reports.length} snapshot${reports.length === 1 ? '' : 's'} ok\n`);
   }
   return failed ? 1 : 0;
@@ -220,7 +218,7 @@ async function cmdList(p: Parsed, io: CliIO): Promise<number> {
   const dir = resolve(io.cwd, p.values.get('to') ?? './backups');
   const entries = await listSnapshots(dir);
   if (p.switches.has('json')) {
-    io.stdout(json(entries.map((e) => ({ name: e.name, path: e.path, time: new Date(e.time).toISOString(), time_from: e.timeSource, bytes: e.size, manifest: e.manifestState, size_matches: e.sizeMatches, sha256: e.manifest?.sha256, integrity: e.manifest?.integrity, memories: e.manifest?.memories, tool: e.manifest?.tool }))));
+    io.stdout(json(listJson(entries)));
     return 0;
   }
   io.stdout(`${dir}: ${entries.length} snapshot${entries.length === 1 ? '' : 's'}\n`);
@@ -238,6 +236,13 @@ async function cmdList(p: Parsed, io: CliIO): Promise<number> {
   return 0;
 }
 
+const HANDLERS: Record<CommandName, (p: Parsed, io: CliIO) => Promise<number>> = {
+  backup: cmdBackup,
+  restore: cmdRestore,
+  verify: cmdVerify,
+  list: cmdList,
+};
+
 export async function runCli(argv: string[], io: CliIO): Promise<number> {
   const jsonOut = argv.includes('--json');
   try {
@@ -250,25 +255,17 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
       (p.command || p.switches.has('help') ? io.stdout : io.stderr)(USAGE);
       return p.command || p.switches.has('help') ? 0 : 2;
     }
-    const spec = COMMANDS[p.command];
-    if (!spec) throw new BackupError('USAGE', `Unknown command "${p.command}".`, { hint: 'Commands: backup, restore, verify, list.' });
+    if (!isCommandName(p.command)) throw new BackupError('USAGE', `Unknown command "${p.command}".`, { hint: `Commands: ${Object.keys(COMMANDS).join(', ')}.` });
+    const spec: CommandSpec = COMMANDS[p.command];
     for (const k of p.values.keys()) if (!spec.values.includes(k)) throw new BackupError('USAGE', `${p.command} does not take --${k}.`);
     for (const k of p.switches) if (!spec.switches.includes(k)) throw new BackupError('USAGE', `${p.command} does not take --${k}.`);
     if (p.positionals.length) throw new BackupError('USAGE', `Unexpected argument "${p.positionals[0]}".`);
-    switch (p.command) {
-      case 'backup':
-        return await cmdBackup(p, io);
-      case 'restore':
-        return await cmdRestore(p, io);
-      case 'verify':
-        return await cmdVerify(p, io);
-      default:
-        return await cmdList(p, io);
-    }
+    return await HANDLERS[p.command](p, io);
   } catch (e) {
-    const err = isBackupError(e) ? e : new BackupError('IO', e instanceof Error ? e.message : String(e));
+    const err = isBackupError(e) ? e : new BackupError('IO', errorMessage(e));
     if (jsonOut) {
-      io.stderr(json({ status: 'error', code: err.code, error: err.message, hint: err.hint, state: err.state }));
+      const line: ErrorLine = { status: 'error', code: err.code, error: err.message, hint: err.hint, state: err.state };
+      io.stderr(json(line));
     } else {
       io.stderr(`error: ${err.message}\n`);
       if (err.state) io.stderr(`  ${err.state}\n`);

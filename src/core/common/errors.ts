@@ -3,36 +3,10 @@
  * `hint` says what the user can do about it, `code` lets the CLI and the extension
  * react (exit codes, buttons) without parsing text.
  */
-export type ErrorCode =
-  | 'USAGE'
-  | 'DB_NOT_FOUND'
-  | 'DB_IS_DIRECTORY'
-  | 'NOT_A_DATABASE'
-  | 'DB_EMPTY'
-  | 'DB_BUSY'
-  | 'HOT_JOURNAL'
-  | 'TARGET_NOT_DIRECTORY'
-  | 'TARGET_NOT_WRITABLE'
-  | 'NO_SPACE'
-  | 'LOCKED'
-  | 'SNAPSHOT_NOT_FOUND'
-  | 'NO_SNAPSHOTS'
-  | 'UNSAFE_SNAPSHOT_PATH'
-  | 'MANIFEST_MISSING'
-  | 'MANIFEST_INVALID'
-  | 'MANIFEST_FOREIGN'
-  | 'SIZE_MISMATCH'
-  | 'SHA_MISMATCH'
-  | 'INTEGRITY_FAILED'
-  | 'UNVERIFIABLE'
-  | 'TOO_LARGE'
-  | 'IN_USE'
-  | 'RESTORE_FAILED'
-  | 'CANCELLED'
-  | 'QUERY_TIMEOUT'
-  | 'NOT_AI_MEMORY'
-  | 'MEMORY_NOT_FOUND'
-  | 'IO';
+import { ERROR_CODES } from './errorCodes';
+
+export { ERROR_CODES };
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export class BackupError extends Error {
   readonly code: ErrorCode;
@@ -53,6 +27,17 @@ export function isBackupError(e: unknown): e is BackupError {
   return e instanceof BackupError;
 }
 
+/** The message of anything thrown, with Node's errno code when the message lacks it. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) {
+    // Node fs messages usually start with their code ("EACCES: permission
+    // denied, open …"); add the code only when the message lacks it.
+    const code = (err as NodeJS.ErrnoException).code;
+    return code && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
+  }
+  return String(err);
+}
+
 /** Node's errno-style error, narrowed without `any`. */
 export function errnoCode(e: unknown): string | undefined {
   if (e && typeof e === 'object' && 'code' in e && typeof (e as { code: unknown }).code === 'string') {
@@ -65,7 +50,7 @@ export function errnoCode(e: unknown): string | undefined {
 export function ioError(action: string, path: string, e: unknown): BackupError {
   if (isBackupError(e)) return e;
   const code = errnoCode(e);
-  const detail = e instanceof Error ? e.message : String(e);
+  const detail = errorMessage(e);
   if (code === 'ENOSPC' || code === 'EDQUOT') {
     return new BackupError('NO_SPACE', `No space left while ${action} ${path}.`, {
       hint: 'Free some disk space (or choose another folder) and try again.',

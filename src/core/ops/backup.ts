@@ -15,7 +15,7 @@ import { constants as fsc, promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { cleanStaleTemps, fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
 import { listSnapshots, type SnapshotEntry } from '../store/catalog';
-import { BackupError, errnoCode, ioError } from '../common/errors';
+import { BackupError, errnoCode, errorMessage, ioError } from '../common/errors';
 import { hashFile, TempFileSink } from '../store/fileSink';
 import { acquireFolderLock } from '../store/folderLock';
 import { DEFAULT_CHUNK_BYTES, inspectDatabase, readConsistentImage, type ImageInfo } from '../sqlite/image';
@@ -27,17 +27,13 @@ import { checkImage, loadSqlEngine, MAX_CHECKABLE_BYTES, type ImageCheck } from 
 import { crashPoint } from '../common/testHooks';
 import { factsManifestFields, factsOfImage, type MemoryFacts } from '../memory/facts';
 import { TOOL_VERSION } from '../common/version';
+import { letSignalsIn, throwIfCancelled, type Progress } from '../common/cancel';
+import { checkLabel, type VerifyMode } from '../common/checks';
 
-export type VerifyMode = 'quick' | 'full' | 'off';
+export type { Progress } from '../common/cancel';
+export type { VerifyMode } from '../common/checks';
 
 export const DEFAULT_KEEP = 48;
-
-export interface Progress {
-  phase: 'waiting' | 'reading' | 'checking' | 'publishing' | 'pruning' | 'hashing' | 'placing';
-  done?: number;
-  total?: number;
-  message?: string;
-}
 
 export interface BackupOptions {
   dbPath: string;
@@ -73,9 +69,7 @@ export interface BackupResult {
   durationMs: number;
 }
 
-function checkAbort(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new BackupError('CANCELLED', 'Backup cancelled; nothing was written.');
-}
+const CANCELLED = 'Backup cancelled; nothing was written.';
 
 /** Creates the backup folder if needed and proves we can write there, before reading anything. */
 export async function prepareBackupDir(dir: string): Promise<void> {
@@ -171,7 +165,7 @@ export async function pruneSnapshots(dir: string, keep: number, protect: Set<str
       await fsp.rm(e.manifestPath, { force: true });
       pruned.push(e.name);
     } catch (err) {
-      warnings.push(`could not delete ${e.name}: ${err instanceof Error ? err.message : String(err)}`);
+      warnings.push(`could not delete ${e.name}: ${errorMessage(err)}`);
     }
   }
   if (pruned.length) await fsyncDir(dir);
@@ -241,7 +235,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       chunkBytes: opts.chunkBytes ?? DEFAULT_CHUNK_BYTES,
       onBytes: (done, total) => progress({ phase: 'reading', done, total }),
     });
-    checkAbort(opts.signal);
+    throwIfCancelled(opts.signal, CANCELLED);
     // Compile the WASM checker while the disk works (a failure surfaces in checkImage).
     if (checkable) loadSqlEngine().catch(() => undefined);
     progress({ phase: 'reading', done: 0, total: db.size });
@@ -267,10 +261,10 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       integrity = 'encrypted';
       warnings.push('the database is encrypted (not plain SQLite): the snapshot is a consistent copy, but its integrity cannot be checked here');
     } else if (checkable && sink.image) {
-      progress({ phase: 'checking', message: verify === 'full' ? 'PRAGMA integrity_check' : 'PRAGMA quick_check' });
+      progress({ phase: 'checking', message: `PRAGMA ${checkLabel(verify)}` });
       check = await checkImage(sink.image, verify === 'full' ? 'full' : 'quick');
       if (!check.ok) {
-        throw new BackupError('INTEGRITY_FAILED', `The snapshot of ${dbPath} fails ${verify === 'full' ? 'integrity_check' : 'quick_check'}: ${check.result}. No snapshot was written.`, {
+        throw new BackupError('INTEGRITY_FAILED', `The snapshot of ${dbPath} fails ${checkLabel(verify)}: ${check.result}. No snapshot was written.`, {
           hint: 'The database itself is damaged. Keep the file as it is, restore the last good snapshot, or try `sqlite3 <db> .recover`.',
         });
       }
@@ -292,9 +286,8 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     // handled when the event loop next polls. Let it poll (two turns: from the poll phase,
     // one setImmediate runs before the next poll), so a cancel during the check stops us
     // here, before anything is published, instead of being noticed too late.
-    await new Promise((r) => setImmediate(r));
-    await new Promise((r) => setImmediate(r));
-    checkAbort(opts.signal);
+    await letSignalsIn();
+    throwIfCancelled(opts.signal, CANCELLED);
 
     // Identical to the newest snapshot? Keep the old one — after proving its bytes still match.
     const newest = before.at(0);
