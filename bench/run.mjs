@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { measureActivation } from './lib/activation.mjs';
 import { measureCatalog, measureProcessStart, measureSqlJsInit } from './lib/extras.mjs';
+import { measureMemoryViews } from './lib/memory.mjs';
 import { SIZES, checkFixture, ensureFixture } from './lib/fixtures.mjs';
 import { GNU_TIME, canDropCaches, quietLog, quietOptions, run, settle, timed } from './lib/proc.mjs';
 import { fmt, max, mb, mbFromKiB, median, millis, min, secs, sum, table } from './lib/stats.mjs';
@@ -38,6 +39,7 @@ const { values: opts } = parseArgs({
     out: { type: 'string' },
     'cache-dir': { type: 'string' },
     'keep-work': { type: 'boolean', default: false },
+    'no-memory': { type: 'boolean', default: false },
     'quiet-threshold': { type: 'string' },
     'max-wait': { type: 'string' },
     baseline: { type: 'string' },
@@ -56,6 +58,7 @@ if (opts.help) {
   --no-build               use the existing out/ and dist/ (default: tsc -p . && node esbuild.mjs)
   --no-activation          skip the VS Code activation measurement
   --no-extras              skip activation, catalog, sql.js init and process start
+  --no-memory              skip inspect / diff of the largest size (next to native sqlite3)
   --activation-sessions N  VS Code sessions for the activation time (default 5, quick 2)
   --out FILE               results file (default bench/results.md, quick: bench/results-quick.md)
   --cache-dir DIR          fixtures and work files (default bench/.cache)
@@ -464,6 +467,18 @@ function notesSection(sizeResults, extras) {
   return out.join('\n');
 }
 
+function memorySection(m) {
+  const rows = m.rows.map((r) => [r.label, secs(r.ms), `${secs(r.minMs)}–${secs(r.maxMs)}`, fmt(mbFromKiB(r.rssKB), 0)]);
+  return [
+    `## Inspect and diff (${m.label}, ${m.memories?.toLocaleString?.() ?? '?'} memories)`,
+    '',
+    `Median of ${m.rounds} rounds; whole processes. Ours answers in one JSON line, so its time to first result is its total time; the extension's views show that answer as soon as it arrives. Native \`sqlite3\` runs the same queries on the same files (no digest, no recall-noise classification).`,
+    '',
+    table(['command', 'median s', 'min–max s', 'peak RSS MB'], rows, [':--', '--:', '--:', '--:']),
+    '',
+  ].join('\n');
+}
+
 function extrasSection(x) {
   const out = ['## Extension activation, catalog, sql.js init, process start', ''];
   const rows = [];
@@ -529,6 +544,12 @@ async function main() {
   }
 
   const extras = {};
+  if (!opts['no-memory'] && sizeResults.length) {
+    const { r } = sizeResults.at(-1);
+    log(`inspect and diff of the ${r.size.label} fixture`);
+    extras.memory = await measureMemoryViews({ fx: r.fixture, workDir, node, cli, rounds: quick ? 2 : 3, cold, log });
+    extras.memory.label = r.size.label;
+  }
   if (!opts['no-extras']) {
     log('process start');
     extras.start = await measureProcessStart({ repoRoot, runs: quick ? 5 : 9, cold });
@@ -618,7 +639,8 @@ function report({ facts, cold, sizeResults, extras, duration }) {
     table(['target', 'measured', 'result'], allTargets, [':--', '--:', ':-:']),
     '',
     ...sizeResults.map(({ r, a }) => sizeSection(r, a, labels)),
-    ...(Object.keys(extras).length ? [extrasSection(extras)] : []),
+    ...(extras.memory ? [memorySection(extras.memory)] : []),
+    ...(Object.keys(extras).some((k) => k !== 'memory') ? [extrasSection(extras)] : []),
     notesSection(sizeResults, extras),
   ].join('\n');
 }

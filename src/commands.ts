@@ -12,6 +12,12 @@ export const Commands = {
   selectDatabase: 'aiMemory.selectDatabase',
   showLog: 'aiMemory.showLog',
   refresh: 'aiMemory.refresh',
+  openSnapshot: 'aiMemory.openSnapshot',
+  compareWithCurrent: 'aiMemory.compareWithCurrent',
+  compareWithPrevious: 'aiMemory.compareWithPrevious',
+  compareSnapshots: 'aiMemory.compareSnapshots',
+  restoreMemories: 'aiMemory.restoreMemories',
+  openMemoryDiff: 'aiMemory.openMemoryDiff',
 } as const;
 
 /** Context keys that drive `when` clauses, title buttons and `viewsWelcome`. */

@@ -18,6 +18,7 @@ import { affectsUs } from './features/settings';
 import { SnapshotCatalog } from './features/snapshotCatalog';
 import { SnapshotCommands } from './features/snapshotCommands';
 import { SnapshotsTreeProvider } from './features/snapshotsTree';
+import { MemoryViews, type Side } from './features/memoryViews';
 import { StatusBar } from './features/statusBar';
 
 /** What other extensions (and our tests in the real extension host) can see and do. */
@@ -34,6 +35,8 @@ export interface AiMemoryBackupApi {
   statusBar(): { text: string; tooltip: string; visible: boolean; warning: boolean };
   nextScheduledRun(): number | undefined;
   refresh(): Promise<void>;
+  /** Reads the current database's memories digest now (the view's "= now" marker); resolves when done. */
+  refreshMemoryDigest(): Promise<void>;
   /** Answers the modal confirmations (restore, delete) instead of a person; undefined restores the dialogs. */
   setConfirmationHandler(handler: ConfirmationHandler | undefined): void;
 }
@@ -50,11 +53,13 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
   const scheduler = new Scheduler(service, locator, catalog, log);
   const statusBar = new StatusBar(locator, catalog, () => ({ intervalMinutes: scheduler.intervalMinutes, nextRun: scheduler.nextRun, lastFailure: service.lastFailure }));
   service.attachStatusBar(statusBar);
-  const tree = new SnapshotsTreeProvider(catalog);
+  const memory = new MemoryViews(engine, locator, catalog, context.globalStorageUri, log);
+  const tree = new SnapshotsTreeProvider(catalog, () => memory.currentDigest?.digest);
+  context.subscriptions.push(memory.onDidChangeDigest(() => tree.refresh()));
   const commands = new SnapshotCommands(locator, catalog, service, engine, log);
-  context.subscriptions.push(locator, catalog, service, scheduler, statusBar, tree);
+  context.subscriptions.push(locator, catalog, service, scheduler, statusBar, tree, memory);
 
-  const view = vscode.window.createTreeView(VIEW_ID, { treeDataProvider: tree, showCollapseAll: false });
+  const view = vscode.window.createTreeView(VIEW_ID, { treeDataProvider: tree, showCollapseAll: false, canSelectMany: true });
   context.subscriptions.push(view);
 
   const setContext = (key: string, value: boolean) => vscode.commands.executeCommand('setContext', key, value);
@@ -70,6 +75,12 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
   register(Commands.openBackupFolder, () => commands.openBackupFolder());
   register(Commands.selectDatabase, () => locator.pick());
   register(Commands.showLog, () => log.show());
+  register(Commands.openSnapshot, (arg) => memory.openSnapshot(arg));
+  register(Commands.compareWithCurrent, (arg) => memory.compareWithCurrent(arg));
+  register(Commands.compareWithPrevious, (arg) => memory.compareWithPrevious(arg));
+  register(Commands.compareSnapshots, (arg, selection) => memory.compareSelected(arg, selection));
+  register(Commands.restoreMemories, (arg, ids) => memory.restoreMemories(arg, Array.isArray(ids) ? ids.map(String) : undefined));
+  register(Commands.openMemoryDiff, (left, right, id) => memory.openMemoryDiff(left as Side, right as Side, String(id)));
   register(Commands.refresh, async () => {
     await locator.refresh();
     await catalog.reload();
@@ -152,6 +163,10 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
       await locator.refresh();
       await followDatabase();
       await catalog.reload();
+    },
+    refreshMemoryDigest: async () => {
+      await memory.refreshDigest();
+      tree.refresh();
     },
     setConfirmationHandler,
   };

@@ -51,7 +51,7 @@ Commands:
            Check snapshots against their manifests and with PRAGMA quick_check.
   list     [--to DIR] [--json]
            List the snapshots in DIR (default ./backups), newest first.
-  inspect  --from FILE|DIR [--search TEXT] [--namespace NS] [--tier T]
+  inspect  --from FILE|DIR | --db PATH  [--search TEXT] [--namespace NS] [--tier T]
            [--offset N] [--limit N] [--id ID] [--json]
            What a snapshot holds: counts by tier and namespace, links,
            archived, schema; a page of its memories; one memory with --id.
@@ -279,8 +279,10 @@ function fromFlag(p: Parsed, io: CliIO, command: string): string {
 async function cmdInspect(p: Parsed, io: CliIO): Promise<number> {
   const jsonOut = p.switches.has('json');
   const id = p.values.get('id');
+  const dbFlag = p.values.get('db');
+  if (dbFlag !== undefined && p.values.has('from')) throw new BackupError('USAGE', 'inspect takes --from SNAP or --db PATH, not both.');
   const r = await inspectSnapshot({
-    from: fromFlag(p, io, 'inspect'),
+    ...(dbFlag !== undefined ? { db: resolve(io.cwd, dbFlag) } : { from: fromFlag(p, io, 'inspect') }),
     id,
     query: id === undefined ? { text: p.values.get('search'), namespace: p.values.get('namespace'), tier: p.values.get('tier'), offset: wholeNumber(p, 'offset'), limit: wholeNumber(p, 'limit') ?? (jsonOut ? 100 : 20) } : undefined,
     signal: io.signal,

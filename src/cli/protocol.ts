@@ -43,7 +43,7 @@ export const COMMANDS = {
   restore: { values: ['db', 'from', 'verify'], switches: ['json', 'skip-verify', 'skip-integrity', 'force', 'dry-run', 'progress-json'] },
   verify: { values: ['from', 'verify'], switches: ['json', 'progress-json'] },
   list: { values: ['to'], switches: ['json'] },
-  inspect: { values: ['from', 'search', 'namespace', 'tier', 'offset', 'limit', 'id'], switches: ['json'] },
+  inspect: { values: ['from', 'db', 'search', 'namespace', 'tier', 'offset', 'limit', 'id'], switches: ['json'] },
   diff: { values: ['from', 'to', 'db'], switches: ['json'] },
   extract: { values: ['from', 'ids', 'namespace', 'removed-since-db', 'db', 'out'], switches: ['json'] },
 } as const satisfies Record<string, CommandSpec>;
@@ -196,6 +196,7 @@ export const InspectJson = v.object({
     sha256: v.optional(v.string()),
     created_at: v.optional(v.string()),
     integrity: v.optional(v.string()),
+    database: v.optional(v.boolean()),
     warnings: v.array(v.string()),
   }),
   /** 'ai-memory', or 'sqlite' for another SQLite file (then `tables` says what it holds). */

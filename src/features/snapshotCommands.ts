@@ -12,6 +12,8 @@ import { hashFile } from '../core/store/fileSink';
 import { formatAge, formatBytes } from '../core/common/format';
 import { describeHolders, findHolders } from '../core/ops/inUse';
 import { formatStamp, preRestoreName } from '../core/store/naming';
+import { prunePreRestoreCopies } from '../core/store/preRestore';
+import { readSettings } from './settings';
 import type { BackupService } from './backupService';
 import { tildify, type DatabaseLocator } from './databaseLocator';
 import { EngineError, type EngineClient } from './engineClient';
@@ -116,6 +118,10 @@ export class SnapshotCommands {
           this.engine.restore({ db: real, from: entry.path, force }, { token, onProgress: (p) => progress.report({ message: p.message ?? p.phase }) }),
       );
       this.log.info(`restore: done; previous database kept at ${r.previous ?? '(there was none)'}; placed sha256 ${r.sha256}`);
+      // Retention of the kept copies (aiMemory.backup.keepPreRestore); the newest is never removed.
+      const pruned = await prunePreRestoreCopies(real, readSettings().keepPreRestore).catch((e: unknown) => ({ pruned: [], warnings: [errorMessage(e)] }));
+      if (pruned.pruned.length) this.log.info(`restore: removed older kept copies (aiMemory.backup.keepPreRestore): ${pruned.pruned.join(', ')}`);
+      for (const w of pruned.warnings) this.log.warn(`restore: ${w}`);
       const actions = r.previous ? ['Reveal Previous', 'Show Log'] : ['Show Log'];
       void vscode.window
         .showInformationMessage(`Restored the snapshot of ${when}.${r.previous ? ` The previous database is kept as ${path.basename(r.previous)}.` : ''} Restart your agent to use it.`, ...actions)

@@ -46,7 +46,11 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
   private readonly _onDidChangeTreeData = this._register(new vscode.EventEmitter<Node | undefined>());
   readonly onDidChangeTreeData = this._onDidChangeTreeData.event;
 
-  constructor(private readonly catalog: SnapshotCatalog) {
+  /** `currentDigest`: the current database's memories digest, for the "same as now" marker. */
+  constructor(
+    private readonly catalog: SnapshotCatalog,
+    private readonly currentDigest: () => string | undefined = () => undefined,
+  ) {
     super();
     this._register(catalog.onDidChange(() => this.refresh()));
     // Relative ages ("5 min ago") go stale; re-render them once a minute.
@@ -75,7 +79,15 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     const { entry, state, stateDetail, verification } = node.view;
     const item = new vscode.TreeItem(localTime(entry.time));
     item.id = entry.path;
-    item.description = `${formatAge(Date.now() - entry.time)} · ${formatBytes(entry.size)}`;
+    const facts = entry.manifest?.facts_version === 1 ? entry.manifest : undefined;
+    const memories = entry.manifest?.memories;
+    const sameAsNow = !!facts?.memories_digest && facts.memories_digest === this.currentDigest();
+    item.description = [
+      formatAge(Date.now() - entry.time),
+      formatBytes(entry.size),
+      memories !== undefined ? `${memories.toLocaleString()} memories` : undefined,
+      sameAsNow ? '= now' : undefined,
+    ].filter(Boolean).join(' · ');
     item.iconPath = ICONS[state];
     item.contextValue = CONTEXT_VALUES[state];
     item.resourceUri = vscode.Uri.file(entry.path);
@@ -90,6 +102,10 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     if (m) {
       rows.push(['SHA-256', `\`${m.sha256}\``]);
       if (m.memories !== undefined) rows.push(['Memories', m.memories.toLocaleString()]);
+      if (m.memories_by_tier) rows.push(['Tiers', Object.entries(m.memories_by_tier).map(([k, n]) => `${k} ${n}`).join(', ')]);
+      if (m.memories_by_namespace) rows.push(['Namespaces', Object.entries(m.memories_by_namespace).slice(0, 12).map(([k, n]) => `${k || '(none)'} ${n}`).join(', ')]);
+      if (m.links !== undefined) rows.push(['Links', `${m.links.toLocaleString()}${m.archived !== undefined ? ` · ${m.archived.toLocaleString()} archived` : ''}`]);
+      if (sameAsNow) rows.push(['Current', 'the same memories as the current database (recalls aside)']);
       if (m.schema_version !== undefined) rows.push(['Schema', `version ${m.schema_version}`]);
       if (m.integrity) rows.push(['Check', `${m.integrity}${m.check && m.check !== 'off' ? ` (${checkLabel(m.check)})` : ''}`]);
       rows.push(['Source', tildify(m.source_db)]);
@@ -98,7 +114,7 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     if (verification) rows.push(['Last verified', `${localTime(Date.parse(verification.at))}: ${verification.ok ? 'ok' : 'FAILED'}`]);
     md.appendMarkdown(rows.map(([k, v]) => `${k}: ${v}`).join('  \n'));
     item.tooltip = md;
-    item.accessibilityInformation = { label: `Snapshot of ${localTime(entry.time)}, ${formatBytes(entry.size)}, ${STATE_LABEL[state]}` };
+    item.accessibilityInformation = { label: `Snapshot of ${localTime(entry.time)}, ${memories !== undefined ? `${memories} memories, ` : ''}${sameAsNow ? 'same memories as now, ' : ''}${formatBytes(entry.size)}, ${STATE_LABEL[state]}` };
     return item;
   }
 }

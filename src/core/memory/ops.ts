@@ -24,6 +24,8 @@ export interface SnapshotHeader {
   sha256?: string;
   created_at?: string;
   integrity?: string;
+  /** This is the current database, not a snapshot. */
+  database?: boolean;
   /** Said when the snapshot is damaged, unverified or its manifest does not fit. */
   warnings: string[];
 }
@@ -53,10 +55,20 @@ export interface InspectResult {
   memory?: MemoryDetail;
 }
 
-export async function inspectSnapshot(opts: { from: string; query?: MemoryQuery; id?: string } & OpenOptions): Promise<InspectResult> {
-  const path = await resolveRestoreSource(opts.from);
-  const snapshot = await snapshotHeader(path);
-  const db = await openSnapshotSql(path, opts);
+/** Inspects a snapshot (`from`), or with `db` the current database, read through the WAL-consistent reader. */
+export async function inspectSnapshot(opts: { from?: string; db?: string; query?: MemoryQuery; id?: string } & OpenOptions): Promise<InspectResult> {
+  let path: string;
+  let snapshot: SnapshotHeader;
+  let db: MemorySql;
+  if (opts.db !== undefined) {
+    path = opts.db;
+    db = await openLiveSql(path, opts);
+    snapshot = { path, name: basename(path), bytes: db.bytes, manifest: 'missing', database: true, warnings: [] };
+  } else {
+    path = await resolveRestoreSource(opts.from ?? '.');
+    snapshot = await snapshotHeader(path);
+    db = await openSnapshotSql(path, opts);
+  }
   try {
     const schema = readSchema(db);
     const result: InspectResult = { snapshot, overview: overview(db, schema) };
