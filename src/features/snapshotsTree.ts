@@ -149,11 +149,13 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     const facts = entry.manifest?.facts_version === 1 ? entry.manifest : undefined;
     const memories = entry.manifest?.memories;
     const sameAsNow = !!facts?.memories_digest && facts.memories_digest === this.currentDigest();
-    item.description = [
-      ...rowDescriptionParts(node.view, now),
-      memories !== undefined ? `${memories.toLocaleString()} memories` : undefined,
-      sameAsNow ? '= now' : undefined,
-    ].filter(Boolean).join(' · ');
+    // Short enough for the default sidebar width: with a memory count, the count takes the
+    // size's place (the size stays in the tooltip); "= now" (the same memories as the current
+    // database) takes the age's.
+    const parts = rowDescriptionParts(node.view, now);
+    if (memories !== undefined) parts[1] = `${memories.toLocaleString()} memories`;
+    if (sameAsNow) parts[0] = '= now';
+    item.description = parts.join(' · ');
     item.iconPath = ICONS[state];
     item.contextValue = CONTEXT_VALUES[state];
     item.resourceUri = vscode.Uri.file(entry.path);

@@ -4,17 +4,29 @@
  * Each opens what it needs through source.ts and closes it again.
  */
 import { constants as fsc, promises as fsp } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { BackupError, errnoCode, ioError } from '../common/errors';
-import { resolveRestoreSource } from '../ops/restore';
 import { writeFileAtomic } from '../store/atomicFs';
-import { readManifestFor } from '../store/catalog';
+import { listSnapshots, readManifestFor } from '../store/catalog';
 import { manifestNameFor } from '../store/naming';
 import { listMemories, memoryDetail, overview, type DatabaseOverview, type MemoryDetail, type MemoryPage, type MemoryQuery } from './browse';
 import { compareDatabases, type Comparison } from './compare';
 import { extractMemories, type ExtractResult, type Selection } from './extract';
 import { readSchema } from './schema';
 import { openLiveSql, openSnapshotSql, type MemorySql, type OpenOptions } from './source';
+
+/** The snapshot a `--from` names: the file itself, or a folder's newest (as restore picks it). */
+async function resolveRestoreSource(from: string): Promise<string> {
+  const p = resolve(from);
+  const st = await fsp.stat(p).catch((e: unknown) => {
+    if (errnoCode(e) === 'ENOENT') throw new BackupError('SNAPSHOT_NOT_FOUND', `${p} does not exist.`, { hint: 'Pass a snapshot file or the backup folder with --from.' });
+    throw ioError('reading', p, e);
+  });
+  if (!st.isDirectory()) return p;
+  const entries = await listSnapshots(p, { manifests: false });
+  if (!entries.length) throw new BackupError('NO_SNAPSHOTS', `No snapshots found in ${p}.`, { hint: 'Run `backup` first, or pass the folder that holds your ai-memory-*.db snapshots.' });
+  return entries[0].path;
+}
 
 export interface SnapshotHeader {
   path: string;
