@@ -19,6 +19,7 @@ import { measureActivation } from './lib/activation.mjs';
 import { measureCatalog, measureProcessStart, measureSqlJsInit } from './lib/extras.mjs';
 import { measureRemotePush, remoteSection } from './lib/remote.mjs';
 import { SIZES, checkFixture, ensureFixture, fixtureKey } from './lib/fixtures.mjs';
+import { measureMemoryViews } from './lib/memory.mjs';
 import { GNU_TIME, canDropCaches, quietLog, quietOptions, run, settle, timed } from './lib/proc.mjs';
 import { fmt, max, mb, mbFromKiB, median, millis, min, secs, sum, table } from './lib/stats.mjs';
 import { onInterrupt } from '../test/vscode/processes.mjs';
@@ -43,6 +44,7 @@ const { values: opts } = parseArgs({
     out: { type: 'string' },
     'cache-dir': { type: 'string' },
     'keep-work': { type: 'boolean', default: false },
+    'no-memory': { type: 'boolean', default: false },
     'quiet-threshold': { type: 'string' },
     'max-wait': { type: 'string' },
     baseline: { type: 'string' },
@@ -65,6 +67,7 @@ if (opts.help) {
   --no-extras              skip activation, catalog, sql.js init and process start
   --no-remote              skip the off-machine copy (push of 500 MB to a loopback S3 server)
   --remote-only            only the off-machine copy (→ bench/results-remote.md)
+  --no-memory              skip inspect / diff of the largest size (next to native sqlite3)
   --activation-sessions N  VS Code sessions for the activation time (default 5, quick 2)
   --out FILE               results file (default bench/results.md, quick: bench/results-quick.md)
   --cache-dir DIR          fixtures and work files (default bench/.cache)
@@ -620,6 +623,18 @@ function notesSection(sizeResults, extras) {
   return out.join('\n');
 }
 
+function memoryViewsSection(m) {
+  const rows = m.rows.map((r) => [r.label, secs(r.ms), `${secs(r.minMs)}–${secs(r.maxMs)}`, fmt(mbFromKiB(r.rssKB), 0)]);
+  return [
+    `## Inspect and diff (${m.label}, ${m.memories?.toLocaleString?.() ?? '?'} memories)`,
+    '',
+    `Median of ${m.rounds} rounds; whole processes. Ours answers in one JSON line, so its time to first result is its total time; the extension's views show that answer as soon as it arrives. Native \`sqlite3\` runs the same queries on the same files (no digest, no recall-noise classification).`,
+    '',
+    table(['command', 'median s', 'min–max s', 'peak RSS MB'], rows, [':--', '--:', '--:', '--:']),
+    '',
+  ].join('\n');
+}
+
 function extrasSection(x) {
   const out = ['## Extension activation, catalog, sql.js init, process start', ''];
   const rows = [];
@@ -697,6 +712,12 @@ async function main() {
   if (!opts['no-remote']) {
     log('off-machine copy: push to a loopback S3 server');
     extras.remote = await measureRemotePush({ repoRoot, cacheDir, bytes: quick ? 50 << 20 : 500 << 20, rounds: quick ? 2 : 3, log });
+  }
+  if (!opts['no-memory'] && sizeResults.length) {
+    const { r } = sizeResults.at(-1);
+    log(`inspect and diff of the ${r.size.label} fixture`);
+    extras.memory = await measureMemoryViews({ fx: r.fixture, workDir, node, cli, rounds: quick ? 2 : 3, cold, log });
+    extras.memory.label = r.size.label;
   }
   if (!opts['no-extras']) {
     log('process start');
@@ -789,7 +810,8 @@ function report({ facts, cold, sizeResults, skippedSizes, extras, duration }) {
     '',
     memorySection(sizeResults, skippedSizes),
     ...sizeResults.map(({ r, a }) => sizeSection(r, a, labels)),
-    ...(Object.keys(extras).length ? [extrasSection(extras)] : []),
+    ...(extras.memory ? [memoryViewsSection(extras.memory)] : []),
+    ...(Object.keys(extras).some((k) => k !== 'memory' && k !== 'remote') ? [extrasSection(extras)] : []),
     ...(extras.remote ? [remoteSection(extras.remote)] : []),
     notesSection(sizeResults, extras),
   ].join('\n');

@@ -18,6 +18,7 @@ import { affectsUs } from './features/settings';
 import { SnapshotCatalog } from './features/snapshotCatalog';
 import { SnapshotCommands } from './features/snapshotCommands';
 import { SnapshotsTreeProvider } from './features/snapshotsTree';
+import { MemoryViews, type Side } from './features/memoryViews';
 import { StatusBar } from './features/statusBar';
 import { copyEnabled, RemoteCopies, type SetupInput } from './features/remoteCopies';
 import { readSettings } from './features/settings';
@@ -49,6 +50,8 @@ export interface AiMemoryBackupApi {
     /** Forgets every off-machine target (and its secret): a suite leaves the profile as it found it. */
     removeCopyTargets(): Promise<void>;
   };
+  /** Reads the current database's memories digest now (the view's "= now" marker); resolves when done. */
+  refreshMemoryDigest(): Promise<void>;
 }
 
 export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
@@ -66,11 +69,13 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
   service.afterBackup = (dir) => (copyEnabled() ? remote.copyAll(dir, 'backup') : Promise.resolve());
   statusBar.copyFailures = () => remote.failures();
   context.subscriptions.push(remote, remote.onDidChange(() => statusBar.update()));
-  const tree = new SnapshotsTreeProvider(catalog, remote);
+  const memory = new MemoryViews(engine, locator, catalog, context.globalStorageUri, log);
+  const tree = new SnapshotsTreeProvider(catalog, remote, () => memory.currentDigest?.digest);
+  context.subscriptions.push(memory.onDidChangeDigest(() => tree.refresh()));
   const commands = new SnapshotCommands(locator, catalog, service, engine, log);
-  context.subscriptions.push(locator, catalog, service, scheduler, statusBar, tree);
+  context.subscriptions.push(locator, catalog, service, scheduler, statusBar, tree, memory);
 
-  const view = vscode.window.createTreeView(VIEW_ID, { treeDataProvider: tree, showCollapseAll: false });
+  const view = vscode.window.createTreeView(VIEW_ID, { treeDataProvider: tree, showCollapseAll: false, canSelectMany: true });
   context.subscriptions.push(view);
 
   const setContext = (key: string, value: boolean | string) => vscode.commands.executeCommand('setContext', key, value);
@@ -104,6 +109,12 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
       void vscode.window.showErrorMessage(`AI Memory: could not download ${pick.name}; nothing was restored. ${msg}`, 'Show Log').then((a) => a && log.show());
     }
   });
+  register(Commands.openSnapshot, (arg) => memory.openSnapshot(arg));
+  register(Commands.compareWithCurrent, (arg) => memory.compareWithCurrent(arg));
+  register(Commands.compareWithPrevious, (arg) => memory.compareWithPrevious(arg));
+  register(Commands.compareSnapshots, (arg, selection) => memory.compareSelected(arg, selection));
+  register(Commands.restoreMemories, (arg, ids) => memory.restoreMemories(arg, Array.isArray(ids) ? ids.map(String) : undefined));
+  register(Commands.openMemoryDiff, (left, right, id) => memory.openMemoryDiff(left as Side, right as Side, String(id)));
   register(Commands.refresh, async () => {
     await locator.refresh();
     await catalog.reload();
@@ -204,6 +215,10 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
       await locator.refresh();
       await followDatabase();
       await catalog.reload();
+    },
+    refreshMemoryDigest: async () => {
+      await memory.refreshDigest();
+      tree.refresh();
     },
     ...(process.env.AI_MEMORY_BACKUP_TEST_API === '1' ? { testing: { setConfirmationHandler, removeCopyTargets: async () => { for (const t of remote.targets()) await remote.remove(t.key); } } } : {}),
   };

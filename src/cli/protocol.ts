@@ -29,6 +29,8 @@ import type { CheckMode } from '../core/common/checks';
 import { describeVerdict, type SignatureVerdict } from '../core/store/signing';
 import type { PushOutcome, RemoteListing } from '../core/remote/sync';
 import type { PullResult } from '../core/ops/pull';
+import type { InspectResult, ExtractToFileResult } from '../core/ops/memory';
+import type { Comparison } from '../core/memory/compare';
 
 // ---------------------------------------------------------------------------------------
 // Commands and their flags
@@ -55,6 +57,9 @@ export const COMMANDS = {
   list: { values: ['to', 'db', 'remote', 'endpoint', 'region', 'profile'], switches: ['json', 'path-style', 'probe'] },
   push: { values: ['to', 'keep', 'remote', 'endpoint', 'region', 'profile'], switches: ['json', 'progress-json', 'path-style'] },
   pull: { values: ['to', 'snapshot', 'verify', 'remote', 'endpoint', 'region', 'profile'], switches: ['json', 'progress-json', 'path-style', 'all'] },
+  inspect: { values: ['from', 'db', 'search', 'namespace', 'tier', 'offset', 'limit', 'id'], switches: ['json'] },
+  diff: { values: ['from', 'to', 'db'], switches: ['json'] },
+  extract: { values: ['from', 'ids', 'namespace', 'removed-since-db', 'db', 'out'], switches: ['json'] },
 } as const satisfies Record<string, CommandSpec>;
 
 export type CommandName = keyof typeof COMMANDS;
@@ -278,6 +283,90 @@ export const ListJson = v.array(
   }),
 );
 
+const Counts = v.record(v.string(), v.number());
+
+/** What a snapshot holds (src/core/memory/facts.ts). */
+export const FactsJson = v.object({
+  facts_version: v.number(),
+  memories: v.number(),
+  memories_by_tier: Counts,
+  memories_by_namespace: Counts,
+  links: v.number(),
+  archived: v.number(),
+  schema_version: v.optional(v.number()),
+  memories_digest: v.string(),
+});
+
+const MemoryRowJson = v.object({ id: v.string(), title: v.string(), namespace: v.string(), tier: v.string(), updated_at: v.string() });
+const Nullable = v.union([v.string(), v.number(), v.null()]);
+
+export const InspectJson = v.object({
+  status: v.literal('ok'),
+  snapshot: v.object({
+    path: v.string(),
+    name: v.string(),
+    bytes: v.number(),
+    manifest: v.picklist(['ok', 'missing', 'invalid', 'foreign']),
+    sha256: v.optional(v.string()),
+    created_at: v.optional(v.string()),
+    integrity: v.optional(v.string()),
+    database: v.optional(v.boolean()),
+    warnings: v.array(v.string()),
+  }),
+  /** 'ai-memory', or 'sqlite' for another SQLite file (then `tables` says what it holds). */
+  kind: v.picklist(['ai-memory', 'sqlite']),
+  schema_version: v.optional(v.number()),
+  facts: v.optional(FactsJson),
+  tables: v.optional(v.array(v.object({ table: v.string(), rows: v.number() }))),
+  page: v.optional(v.object({ total: v.number(), offset: v.number(), rows: v.array(MemoryRowJson) })),
+  memory: v.optional(
+    v.object({
+      memory: v.record(v.string(), Nullable),
+      links: v.array(v.object({ direction: v.picklist(['out', 'in']), other_id: v.string(), other_title: v.optional(v.string()), relation: v.string(), created_at: v.nullable(v.string()) })),
+    }),
+  ),
+});
+
+const SummaryJson = { id: v.string(), title: v.string(), namespace: v.string(), tier: v.string() };
+const LinkJson = v.object({ source_id: v.string(), target_id: v.string(), relation: v.string(), created_at: v.nullable(v.string()) });
+const SideJson = v.object({ label: v.string(), memories: v.number(), schema_version: v.optional(v.number()) });
+
+export const DiffJson = v.object({
+  status: v.literal('ok'),
+  from: SideJson,
+  to: SideJson,
+  schema: v.object({
+    same: v.boolean(),
+    compared_fields: v.array(v.string()),
+    only_in_from: v.array(v.string()),
+    only_in_to: v.array(v.string()),
+    note: v.optional(v.string()),
+  }),
+  added: v.array(v.object(SummaryJson)),
+  removed: v.array(v.object({ ...SummaryJson, how: v.picklist(['deleted', 'archived']), archive_reason: v.optional(v.string()), archived_at: v.optional(v.string()) })),
+  edited: v.array(v.object({ ...SummaryJson, fields: v.array(v.string()) })),
+  recall_only: v.number(),
+  unchanged: v.number(),
+  links_added: v.array(LinkJson),
+  links_removed: v.array(LinkJson),
+});
+
+export const ExtractJson = v.object({
+  status: v.literal('ok'),
+  out: v.string(),
+  /** Memories in the file, and their ids. */
+  count: v.number(),
+  ids: v.array(v.string()),
+  links: v.number(),
+  /** Ids asked for that the snapshot does not have. */
+  missing: v.array(v.string()),
+  /** Memories written without their (already past) expires_at. */
+  expiry_cleared: v.array(v.string()),
+  warnings: v.array(v.string()),
+  /** What to run to put them back: ai-memory's own import reads the file on stdin. */
+  import_command: v.string(),
+});
+
 /** The schema of each command's success line on stdout. */
 export const RESULTS = {
   backup: BackupJson,
@@ -287,6 +376,9 @@ export const RESULTS = {
   list: v.union([ListJson, RemoteListJson, ProbeJson]),
   push: PushJson,
   pull: PullJson,
+  inspect: InspectJson,
+  diff: DiffJson,
+  extract: ExtractJson,
 } as const satisfies Record<CommandName, v.GenericSchema>;
 
 export type ResultOf<C extends CommandName> = v.InferOutput<(typeof RESULTS)[C]>;
@@ -297,6 +389,9 @@ export type ListOutcome = v.InferOutput<typeof ListJson>;
 export type PushOutcomeJson = ResultOf<'push'>;
 export type PullOutcome = ResultOf<'pull'>;
 export type ProbeOutcome = v.InferOutput<typeof ProbeJson>;
+export type InspectOutcome = ResultOf<'inspect'>;
+export type DiffOutcome = ResultOf<'diff'>;
+export type ExtractOutcome = ResultOf<'extract'>;
 
 /** Commands whose exit code 1 still comes with a result (verify: some snapshot failed). */
 export const RESULT_ON_FAILURE: ReadonlySet<CommandName> = new Set<CommandName>(['verify', 'push']);
@@ -435,6 +530,43 @@ export function remoteListJson(l: RemoteListing): v.InferOutput<typeof RemoteLis
 
 export function probeJson(l: RemoteListing, deleteRefused: string | undefined): ProbeOutcome {
   return { status: 'ok', target: l.target, snapshots: remoteListJson(l), delete_refused: deleteRefused };
+}
+
+export function inspectJson(r: InspectResult): InspectOutcome {
+  return {
+    status: 'ok',
+    snapshot: r.snapshot,
+    kind: r.overview.kind,
+    schema_version: r.overview.schema_version,
+    facts: r.overview.facts,
+    tables: r.overview.tables,
+    page: r.page,
+    memory: r.memory ? { memory: { ...r.memory.memory }, links: r.memory.links } : undefined,
+  };
+}
+
+export function diffJson(c: Comparison): DiffOutcome {
+  return { status: 'ok', ...c };
+}
+
+/** The shell command that imports an extract file with ai-memory's own CLI. */
+export function importCommand(file: string, binary = 'ai-memory'): string {
+  const q = (s: string): string => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`);
+  return `${q(binary)} import < ${q(file)}`;
+}
+
+export function extractJson(r: ExtractToFileResult & { out: string }): ExtractOutcome {
+  return {
+    status: 'ok',
+    out: r.out,
+    count: r.document.count,
+    ids: r.document.memories.map((m) => m.id),
+    links: r.links,
+    missing: r.missing,
+    expiry_cleared: r.expiryCleared,
+    warnings: r.warnings,
+    import_command: importCommand(r.out),
+  };
 }
 
 export function progressJson(p: Progress): { progress: EngineProgress } {

@@ -19,6 +19,8 @@ export interface Settings {
   databasePath: string;
   intervalMinutes: number;
   keep: number;
+  /** Copies a restore keeps beside the database (`*.pre-restore-*.db`), newest first; 0 = all. */
+  keepPreRestore: number;
   /** Raw setting value, '' when unset (then `backups` beside the database). */
   directory: string;
   verify: VerifyMode;
@@ -40,6 +42,7 @@ export function readSettings(): Settings {
     databasePath: (c.get<string>('databasePath', '') ?? '').trim(),
     intervalMinutes: num('backup.intervalMinutes', 60, false), // fractions allowed (0.5 = 30 s)
     keep: num('backup.keep', 48),
+    keepPreRestore: num('backup.keepPreRestore', 3),
     directory: (c.get<string>('backup.directory', '') ?? '').trim(),
     verify: verify === 'full' || verify === 'off' ? verify : 'quick',
     signingKeyPath: (c.get<string>('backup.signingKeyPath', '') ?? '').trim(),

@@ -15,6 +15,8 @@ import { checkLabel } from '../core/common/checks';
 import { formatAge, formatBytes } from '../core/common/format';
 import { describeHolders, findHolders, nameHolders } from '../core/ops/inUse';
 import { preRestoreName } from '../core/store/naming';
+import { prunePreRestoreCopies } from '../core/store/preRestore';
+import { readSettings } from './settings';
 import type { BackupService } from './backupService';
 import { tildify, type DatabaseLocator } from './databaseLocator';
 import { EngineError, type EngineClient, type RestoreOutcome } from './engineClient';
@@ -187,6 +189,10 @@ export class SnapshotCommands {
     }
     const r = done;
     this.log.info(`restore: done; ${r.created ? 'created a new database' : `previous database kept at ${r.previous ?? '(there was none)'}`}; kept aside: ${r.kept_aside.join(', ') || 'nothing'}; placed sha256 ${r.sha256}`);
+    // Retention of the kept copies (aiMemory.backup.keepPreRestore); the newest is never removed.
+    const pruned = await prunePreRestoreCopies(r.to, readSettings().keepPreRestore).catch((e: unknown) => ({ pruned: [] as string[], warnings: [errorMessage(e)] }));
+    if (pruned.pruned.length) this.log.info(`restore: removed older kept copies (aiMemory.backup.keepPreRestore): ${pruned.pruned.join(', ')}`);
+    for (const w of pruned.warnings) this.log.warn(`restore: ${w}`);
     const actions = r.previous ? ['Reveal Previous', 'Show Log'] : ['Show Log'];
     const what = r.created ? ' A new database was created.' : r.previous ? ` The previous${r.damaged ? ' (damaged)' : ''} database is kept as ${path.basename(r.previous)}.` : '';
     void vscode.window

@@ -116,6 +116,8 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
   constructor(
     private readonly catalog: SnapshotCatalog,
     private readonly remote?: RemoteCopies,
+    /** The current database's memories digest, for the "= now" marker. */
+    private readonly currentDigest: () => string | undefined = () => undefined,
   ) {
     super();
     this._register(catalog.onDidChange(() => this.refresh()));
@@ -209,7 +211,16 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     const now = Date.now();
     const item = new vscode.TreeItem(rowLabel(entry.time, node.group, now));
     item.id = entry.path;
-    item.description = [...rowDescriptionParts(node.view, now), ...(node.view.owner === 'this' ? [] : [ownerLabel(node.view)]), ...(entry.future ? ['dated in the future'] : [])].join(' · ');
+    const facts = entry.manifest?.facts_version === 1 ? entry.manifest : undefined;
+    const memories = entry.manifest?.memories;
+    const sameAsNow = !!facts?.memories_digest && facts.memories_digest === this.currentDigest();
+    // Short enough for the default sidebar width: with a memory count, the count takes the
+    // size's place (the size stays in the tooltip); "= now" (the same memories as the current
+    // database) takes the age's.
+    const parts = rowDescriptionParts(node.view, now);
+    if (memories !== undefined) parts[1] = `${memories.toLocaleString()} memories`;
+    if (sameAsNow) parts[0] = '= now';
+    item.description = [...parts, ...(node.view.owner === 'this' ? [] : [ownerLabel(node.view)]), ...(entry.future ? ['dated in the future'] : [])].join(' · ');
     const copy = this.remote?.copyState(entry.name);
     if (copy) item.description += ` · ${copy}`;
     item.iconPath = state === 'verified' && entry.signature?.state === 'verified' ? SIGNED_THEME_ICON : ICONS[state];
@@ -226,6 +237,10 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     if (m) {
       rows.push(['SHA-256', `\`${m.sha256}\``]);
       if (m.memories !== undefined) rows.push(['Memories', m.memories.toLocaleString()]);
+      if (m.memories_by_tier) rows.push(['Tiers', Object.entries(m.memories_by_tier).map(([k, n]) => `${k} ${n}`).join(', ')]);
+      if (m.memories_by_namespace) rows.push(['Namespaces', Object.entries(m.memories_by_namespace).slice(0, 12).map(([k, n]) => `${k || '(none)'} ${n}`).join(', ')]);
+      if (m.links !== undefined) rows.push(['Links', `${m.links.toLocaleString()}${m.archived !== undefined ? ` · ${m.archived.toLocaleString()} archived` : ''}`]);
+      if (sameAsNow) rows.push(['Current', 'the same memories as the current database (recalls aside)']);
       if (m.schema_version !== undefined) rows.push(['Schema', `version ${m.schema_version}`]);
       if (m.integrity) rows.push(['Check', `${m.integrity}${m.check && m.check !== 'off' ? ` (${checkLabel(m.check)})` : ''}`]);
       rows.push(['Source', tildify(m.source_db)]);
@@ -237,7 +252,7 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     if (copy) rows.push(['Off-machine', `$(${COPY_ICONS[copy]}) ${copy}`]);
     md.appendMarkdown(rows.map(([k, v]) => `${k}: ${v}`).join('  \n'));
     item.tooltip = md;
-    item.accessibilityInformation = { label: `Snapshot of ${localTime(entry.time)}, ${formatBytes(entry.size)}, ${STATE_LABEL[state]}` };
+    item.accessibilityInformation = { label: `Snapshot of ${localTime(entry.time)}, ${memories !== undefined ? `${memories} memories, ` : ''}${sameAsNow ? 'same memories as now, ' : ''}${formatBytes(entry.size)}, ${STATE_LABEL[state]}` };
     return item;
   }
 }

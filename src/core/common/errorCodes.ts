@@ -47,5 +47,7 @@ export const ERROR_CODES = [
   'REMOTE_UNAVAILABLE',
   'REMOTE_MISMATCH',
   'REMOTE_ERROR',
+  'NOT_AI_MEMORY',
+  'MEMORY_NOT_FOUND',
   'IO',
 ] as const;

@@ -93,7 +93,7 @@ describe('UI: back up and restore from the AI Memory view', function () {
     assert.equal(created.length, 1, `one new snapshot file: ${created}`);
     const newest = rows.first();
     assert.match((await newest.getAttribute('aria-label')) ?? '', /Verified$/);
-    assert.match(await newest.locator('.label-description').innerText(), /^just now · [\d.]+ [KM]B$/);
+    assert.match(await newest.locator('.label-description').innerText(), /^(just now|= now) · ([\d.]+ [KM]B|[\d,]+ memories)$/);
     assert.equal((await newest.locator('.codicon-pass-filled').count()), 1, 'the verified icon');
     assert.equal((await rows.nth(1).locator('.codicon-circle-large-outline').count()), 1, 'the not-verified icon on the CLI snapshot');
 
@@ -150,7 +150,7 @@ describe('UI: back up and restore from the AI Memory view', function () {
     const menu = page.locator('.context-view.monaco-menu-container');
     await menu.waitFor({ state: 'visible', timeout: 10_000 });
     const labels = await menu.locator('.action-menu-item .action-label').allInnerTexts();
-    assert.deepEqual(labels, ['Restore', 'Verify Snapshot', 'Reveal in File Explorer', 'Copy SHA-256', 'Delete Snapshot']);
+    assert.deepEqual(labels, ['Open Snapshot', 'Compare with Current Database', 'Compare with Previous', 'Restore', 'Restore Selected Memories…', 'Verify Snapshot', 'Reveal in File Explorer', 'Copy SHA-256', 'Delete Snapshot']);
     // A menu ignores clicks for a moment after it opens (so the right-click's own mouse-up
     // cannot pick an item): click until it closes.
     const restoreItem = menu.locator('.action-menu-item', { hasText: /^Restore$/ });

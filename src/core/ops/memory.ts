@@ -1,0 +1,170 @@
+/**
+ * The three memory operations as the CLI (and through it the extension) runs them:
+ * inspect one snapshot, compare two databases, extract memories to an import file.
+ * Each opens what it needs through source.ts and closes it again.
+ */
+import { constants as fsc, promises as fsp } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { BackupError, errnoCode, ioError } from '../common/errors';
+import { writeFileAtomic } from '../store/atomicFs';
+import { readManifestFor } from '../store/catalog';
+import { manifestNameFor } from '../store/naming';
+import { listMemories, memoryDetail, overview, type DatabaseOverview, type MemoryDetail, type MemoryPage, type MemoryQuery } from '../memory/browse';
+import { compareDatabases, type Comparison } from '../memory/compare';
+import { extractMemories, type ExtractResult, type Selection } from '../memory/extract';
+import { readSchema } from '../memory/schema';
+import { openLiveSql, openSnapshotSql, type MemorySql, type OpenOptions } from '../memory/source';
+import { resolveRestoreSource } from './restore';
+
+/**
+ * The snapshot a `--from` names: the file itself, or a folder's newest snapshot OF THIS
+ * DATABASE (`dbPath`), exactly as restore picks it (ownership by the manifest's source_db;
+ * future-dated names last). What restore would warn about is passed to `onWarning`.
+ */
+async function snapshotFrom(from: string, opts: MemoryOpOptions): Promise<string> {
+  const r = await resolveRestoreSource(from, opts.dbPath ?? resolve('ai-memory.db'));
+  for (const w of r.warnings) opts.onWarning?.(w);
+  return r.snapshot;
+}
+
+export interface MemoryOpOptions extends OpenOptions {
+  /** The database whose snapshots a folder given as `--from` is searched for (default ./ai-memory.db). */
+  dbPath?: string;
+  onWarning?: (message: string) => void;
+}
+
+export interface SnapshotHeader {
+  path: string;
+  name: string;
+  bytes: number;
+  manifest: 'ok' | 'missing' | 'invalid' | 'foreign';
+  sha256?: string;
+  created_at?: string;
+  integrity?: string;
+  /** This is the current database, not a snapshot. */
+  database?: boolean;
+  /** Said when the snapshot is damaged, unverified or its manifest does not fit. */
+  warnings: string[];
+}
+
+async function snapshotHeader(path: string): Promise<SnapshotHeader> {
+  const name = basename(path);
+  let st;
+  try {
+    st = await fsp.stat(path);
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') throw new BackupError('SNAPSHOT_NOT_FOUND', `Snapshot not found: ${path}`, { hint: 'Check the path, or list snapshots with `ai-memory-backup list`.' });
+    throw ioError('reading', path, e);
+  }
+  const m = await readManifestFor(name, join(dirname(path), manifestNameFor(name)));
+  const warnings: string[] = [];
+  if (m.manifestState === 'missing') warnings.push('no manifest beside it: not verified');
+  else if (m.manifestState !== 'ok') warnings.push(`its manifest is ${m.manifestState}${m.manifestError ? ` (${m.manifestError})` : ''}`);
+  if (m.manifest && m.manifest.bytes !== st.size) warnings.push(`its size (${st.size} bytes) differs from the manifest's (${m.manifest.bytes}): the file is damaged or was replaced`);
+  if (m.manifest?.integrity === 'unverified') warnings.push('it was not integrity-checked when it was made');
+  return { path, name, bytes: st.size, manifest: m.manifestState, sha256: m.manifest?.sha256, created_at: m.manifest?.created_at, integrity: m.manifest?.integrity, warnings };
+}
+
+export interface InspectResult {
+  snapshot: SnapshotHeader;
+  overview: DatabaseOverview;
+  page?: MemoryPage;
+  memory?: MemoryDetail;
+}
+
+/** Inspects a snapshot (`from`), or with `db` the current database, read through the WAL-consistent reader. */
+export async function inspectSnapshot(opts: { from?: string; db?: string; query?: MemoryQuery; id?: string } & MemoryOpOptions): Promise<InspectResult> {
+  let path: string;
+  let snapshot: SnapshotHeader;
+  let db: MemorySql;
+  if (opts.db !== undefined) {
+    path = opts.db;
+    db = await openLiveSql(path, opts);
+    snapshot = { path, name: basename(path), bytes: db.bytes, manifest: 'missing', database: true, warnings: [] };
+  } else {
+    const notes: string[] = [];
+    path = await snapshotFrom(opts.from ?? '.', { ...opts, onWarning: (w) => notes.push(w) });
+    snapshot = await snapshotHeader(path);
+    snapshot.warnings.unshift(...notes);
+    db = await openSnapshotSql(path, opts);
+  }
+  try {
+    const schema = readSchema(db);
+    const result: InspectResult = { snapshot, overview: overview(db, schema) };
+    if (schema.kind === 'ai-memory') {
+      if (opts.id !== undefined) {
+        const detail = memoryDetail(db, opts.id, schema);
+        if (!detail) throw new BackupError('MEMORY_NOT_FOUND', `No memory with id ${opts.id} in ${path}.`, { hint: 'List the memories with `inspect --from SNAP` to see their ids.' });
+        result.memory = detail;
+      } else if (opts.query) {
+        result.page = listMemories(db, opts.query, schema);
+      }
+    }
+    return result;
+  } finally {
+    db.close();
+  }
+}
+
+/** The "to" side: another snapshot, or the current database (read through the WAL-consistent reader). */
+export type Side = { snapshot: string } | { db: string };
+
+async function openSide(side: Side, opts: MemoryOpOptions): Promise<MemorySql> {
+  return 'snapshot' in side ? openSnapshotSql(await snapshotFrom(side.snapshot, opts), opts) : openLiveSql(side.db, opts);
+}
+
+export async function diff(opts: { from: string; to: Side } & MemoryOpOptions): Promise<Comparison> {
+  const from = await openSnapshotSql(await snapshotFrom(opts.from, { ...opts, dbPath: opts.dbPath ?? ('db' in opts.to ? opts.to.db : undefined) }), opts);
+  try {
+    const to = await openSide(opts.to, opts);
+    try {
+      return compareDatabases(from, to);
+    } finally {
+      to.close();
+    }
+  } finally {
+    from.close();
+  }
+}
+
+export interface ExtractToFileResult extends ExtractResult {
+  /** The file written, when one was asked for. */
+  out?: string;
+  /** Count of links in the file. */
+  links: number;
+}
+
+/**
+ * Extracts the selection. `current` (the live database) lets links to memories that exist
+ * now come along; with `removedSinceDb` it is that database. The file, when asked for, is
+ * written temp → fsync → rename, no more readable than the snapshot and the database.
+ */
+export async function extract(opts: { from: string; select: { ids: string[] } | { namespace: string } | { removedSinceDb: string }; db?: string; out?: string; now?: Date } & MemoryOpOptions): Promise<ExtractToFileResult> {
+  const dbPath = 'removedSinceDb' in opts.select ? opts.select.removedSinceDb : opts.db;
+  const snapPath = await snapshotFrom(opts.from, { ...opts, dbPath: dbPath ?? opts.dbPath });
+  const snap = await openSnapshotSql(snapPath, opts);
+  let current: MemorySql | undefined;
+  try {
+    current = dbPath ? await openLiveSql(dbPath, opts) : undefined;
+    const selection: Selection = 'removedSinceDb' in opts.select ? { removedSince: current as MemorySql } : opts.select;
+    const r = extractMemories(snap, selection, { current, now: opts.now });
+    const result: ExtractToFileResult = { ...r, links: r.document.links.length };
+    if (opts.out) {
+      const perm = async (p: string): Promise<number> => (await fsp.stat(p)).mode & 0o666;
+      let mode = await perm(snapPath);
+      if (dbPath) mode &= await perm(dbPath);
+      mode |= 0o600; // group/other only what both the snapshot and the database allow; the owner reads and writes
+      const existing = await fsp.lstat(opts.out).catch(() => undefined);
+      if (existing?.isDirectory()) throw new BackupError('TARGET_NOT_DIRECTORY', `--out ${opts.out} is a folder; give a file name.`);
+      await fsp.access(dirname(opts.out), fsc.W_OK).catch((e: unknown) => {
+        throw ioError('writing into', dirname(opts.out as string), e);
+      });
+      await writeFileAtomic(opts.out, `${JSON.stringify(r.document, null, 2)}\n`, mode);
+      result.out = opts.out;
+    }
+    return result;
+  } finally {
+    current?.close();
+    snap.close();
+  }
+}
