@@ -22,6 +22,8 @@ export const Commands = {
   compareSnapshots: 'aiMemory.compareSnapshots',
   restoreMemories: 'aiMemory.restoreMemories',
   openMemoryDiff: 'aiMemory.openMemoryDiff',
+  restorePreRestore: 'aiMemory.restorePreRestore',
+  deletePreRestore: 'aiMemory.deletePreRestore',
 } as const;
 
 /** Context keys that drive `when` clauses, title buttons and `viewsWelcome`. */

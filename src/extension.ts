@@ -50,7 +50,7 @@ export interface AiMemoryBackupApi {
     /** Forgets every off-machine target (and its secret): a suite leaves the profile as it found it. */
     removeCopyTargets(): Promise<void>;
   };
-  /** Reads the current database's memories digest now (the view's "= now" marker); resolves when done. */
+  /** Reads the current database's memories digest (the view's "= now" marker) and the rows' change counts now; resolves when done. */
   refreshMemoryDigest(): Promise<void>;
 }
 
@@ -70,7 +70,7 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
   statusBar.copyFailures = () => remote.failures();
   context.subscriptions.push(remote, remote.onDidChange(() => statusBar.update()));
   const memory = new MemoryViews(engine, locator, catalog, context.globalStorageUri, log);
-  const tree = new SnapshotsTreeProvider(catalog, remote, () => memory.currentDigest?.digest);
+  const tree = new SnapshotsTreeProvider(catalog, remote, () => memory.currentDigest?.digest, (p) => memory.changeOf(p));
   context.subscriptions.push(memory.onDidChangeDigest(() => tree.refresh()));
   const commands = new SnapshotCommands(locator, catalog, service, engine, log);
   context.subscriptions.push(locator, catalog, service, scheduler, statusBar, tree, memory);
@@ -86,6 +86,8 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
   register(Commands.restoreSnapshot, (arg) => commands.restore(arg));
   register(Commands.verifySnapshot, (arg) => commands.verify(arg));
   register(Commands.deleteSnapshot, (arg) => commands.delete(arg));
+  register(Commands.restorePreRestore, (arg) => commands.restorePreRestore(arg));
+  register(Commands.deletePreRestore, (arg) => commands.deletePreRestore(arg));
   register(Commands.revealSnapshot, (arg) => commands.revealSnapshot(arg));
   register(Commands.copySha256, (arg) => commands.copySha256(arg));
   register(Commands.openBackupFolder, () => commands.openBackupFolder());
@@ -218,6 +220,7 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
     },
     refreshMemoryDigest: async () => {
       await memory.refreshDigest();
+      await memory.refreshChanges();
       tree.refresh();
     },
     ...(process.env.AI_MEMORY_BACKUP_TEST_API === '1' ? { testing: { setConfirmationHandler, removeCopyTargets: async () => { for (const t of remote.targets()) await remote.remove(t.key); } } } : {}),

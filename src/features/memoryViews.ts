@@ -15,10 +15,11 @@ import * as vscode from 'vscode';
 import { importCommand, type DiffOutcome, type InspectOutcome } from '../cli/protocol';
 import { errorMessage } from '../core/common/errors';
 import { formatStamp } from '../core/store/naming';
+import { writeFileAtomic } from '../core/store/atomicFs';
 import { Disposable } from '../util/disposable';
 import type { DatabaseLocator } from './databaseLocator';
 import { EngineError, type EngineClient } from './engineClient';
-import type { SnapshotCatalog, SnapshotView } from './snapshotCatalog';
+import { preRestoreView, type SnapshotCatalog, type SnapshotView } from './snapshotCatalog';
 import { localTime, type Node } from './snapshotsTree';
 
 export const MEMORY_SCHEME = 'ai-memory';
@@ -157,6 +158,16 @@ export interface RestoreMemoriesResult {
   output?: string;
 }
 
+/** Added / removed / edited memories from one snapshot to the next. */
+interface ChangeCounts {
+  added: number;
+  removed: number;
+  edited: number;
+}
+
+/** Rows whose change counts are computed (the newest; older ones are far down the view). */
+const CHANGE_ROWS = 30;
+
 export class MemoryViews extends Disposable implements vscode.TextDocumentContentProvider {
   private readonly _onDidChange = this._register(new vscode.EventEmitter<vscode.Uri>());
   readonly onDidChange = this._onDidChange.event;
@@ -166,6 +177,13 @@ export class MemoryViews extends Disposable implements vscode.TextDocumentConten
   private digestTimer: NodeJS.Timeout | undefined;
   private readonly _onDidChangeDigest = this._register(new vscode.EventEmitter<void>());
   readonly onDidChangeDigest = this._onDidChangeDigest.event;
+  /**
+   * What changed from one snapshot to the next (the rows' "+3 −1 ~2"), by the two files'
+   * sha256: a pair of snapshots never changes, so a result is kept for the session and in
+   * globalStorage (a small JSON map, written temp → fsync → rename).
+   */
+  private changes: Map<string, ChangeCounts> | undefined;
+  private changesRun: Promise<void> | undefined;
 
   constructor(
     private readonly engine: EngineClient,
@@ -180,10 +198,85 @@ export class MemoryViews extends Disposable implements vscode.TextDocumentConten
     this._register(catalog.onDidChange(() => this.scheduleDigest()));
   }
 
-  /** The current database's digest, read by the engine in a child process a few seconds after the snapshots change. */
+  /** The current database's digest, read by the engine in a child process a few seconds after the snapshots change; then the rows' change counts. */
   private scheduleDigest(): void {
     if (this.digestTimer) clearTimeout(this.digestTimer);
-    this.digestTimer = setTimeout(() => void this.refreshDigest(), 2000);
+    this.digestTimer = setTimeout(() => void this.refreshDigest().then(() => this.refreshChanges()), 2000);
+  }
+
+  /** The change from the previous snapshot of this database to this one, once known ("+3 −1 ~2", or "no change"). */
+  changeOf(path: string): string | undefined {
+    const pair = this.pairOf(path);
+    const c = pair && this.changes?.get(pair.key);
+    if (!c) return undefined;
+    if (!c.added && !c.removed && !c.edited) return 'no change';
+    return [c.added ? `+${c.added}` : '', c.removed ? `\u2212${c.removed}` : '', c.edited ? `~${c.edited}` : ''].filter(Boolean).join(' ');
+  }
+
+  private pairOf(path: string): { key: string; older: SnapshotView; newer: SnapshotView } | undefined {
+    const list = this.catalog.snapshots;
+    const i = list.findIndex((v) => v.entry.path === path);
+    const newer = list[i];
+    const older = i >= 0 ? list[i + 1] : undefined;
+    const a = older?.entry.manifest?.sha256;
+    const b = newer?.entry.manifest?.sha256;
+    return older && a && b ? { key: `${a}>${b}`, older, newer } : undefined;
+  }
+
+  private changesFile(): vscode.Uri {
+    return vscode.Uri.joinPath(this.storage, 'memory-changes.json');
+  }
+
+  /**
+   * Computes the change counts of the newest rows (at most {@link CHANGE_ROWS}) one pair at a
+   * time in the engine's process; equal memory digests need no comparison. Runs once at a time.
+   */
+  refreshChanges(): Promise<void> {
+    this.changesRun ??= this.computeChanges().finally(() => (this.changesRun = undefined));
+    return this.changesRun;
+  }
+
+  private async computeChanges(): Promise<void> {
+    if (!this.changes) {
+      this.changes = new Map();
+      try {
+        const saved = JSON.parse(Buffer.from(await vscode.workspace.fs.readFile(this.changesFile())).toString('utf8')) as Record<string, ChangeCounts>;
+        for (const [k, v] of Object.entries(saved)) if (v && typeof v.added === 'number' && typeof v.removed === 'number' && typeof v.edited === 'number') this.changes.set(k, v);
+      } catch {
+        // none yet, or unreadable: computed again
+      }
+    }
+    let computed = 0;
+    for (const view of this.catalog.snapshots.slice(0, CHANGE_ROWS)) {
+      const pair = this.pairOf(view.entry.path);
+      if (!pair || this.changes.has(pair.key)) continue;
+      const [a, b] = [pair.older.entry.manifest?.memories_digest, pair.newer.entry.manifest?.memories_digest];
+      let counts: ChangeCounts;
+      if (a && a === b) {
+        counts = { added: 0, removed: 0, edited: 0 };
+      } else {
+        try {
+          const d = await this.engine.run('diff', { from: pair.older.entry.path, to: pair.newer.entry.path });
+          counts = { added: d.added.length, removed: d.removed.length, edited: d.edited.length };
+        } catch (e) {
+          this.log.debug(`change counts of ${pair.newer.entry.name}: ${errorMessage(e)}`);
+          continue;
+        }
+      }
+      this.changes.set(pair.key, counts);
+      computed++;
+      this._onDidChangeDigest.fire();
+    }
+    if (!computed) return;
+    // Keep the map small: only pairs still in the view.
+    const live = new Set(this.catalog.snapshots.map((v) => this.pairOf(v.entry.path)?.key).filter(Boolean));
+    const keep = Object.fromEntries([...this.changes].filter(([k]) => live.has(k)));
+    try {
+      await vscode.workspace.fs.createDirectory(this.storage);
+      await writeFileAtomic(this.changesFile().fsPath, JSON.stringify(keep), 0o600);
+    } catch (e) {
+      this.log.debug(`could not save the change counts: ${errorMessage(e)}`);
+    }
   }
 
   async refreshDigest(): Promise<void> {
@@ -221,6 +314,7 @@ export class MemoryViews extends Disposable implements vscode.TextDocumentConten
   private async pickSnapshot(arg: unknown, title: string): Promise<SnapshotView | undefined> {
     const node = arg as Node | undefined;
     if (node && typeof node === 'object' && node.kind === 'snapshot') return this.catalog.find(node.view.entry.path) ?? node.view;
+    if (node && typeof node === 'object' && node.kind === 'preRestore') return preRestoreView(node.copy);
     if (typeof arg === 'string') return this.catalog.find(arg) ?? undefined;
     if (arg instanceof vscode.Uri) return this.catalog.find(arg.fsPath);
     await this.catalog.reload();

@@ -7,6 +7,7 @@
  * manifest's details. Refreshes follow the catalog (itself debounced); we never `reveal`
  * inside a refresh (microsoft/vscode#192055).
  */
+import type { PreRestoreCopy } from '../core/store/preRestore';
 import { checkLabel } from '../core/common/checks';
 import { SIGNED_ICON, signatureLine, STATE_ICON, STATE_LABEL } from '../core/store/snapshotState';
 import * as vscode from 'vscode';
@@ -59,7 +60,9 @@ export type Node =
   | { kind: 'others'; views: SnapshotView[] }
   | { kind: 'remoteGroup' }
   | { kind: 'remoteSnapshot'; name: string; bytes: number; target: TargetConfig }
-  | { kind: 'copyFailure'; target: string; message: string; hint?: string };
+  | { kind: 'copyFailure'; target: string; message: string; hint?: string }
+  | { kind: 'preRestoreGroup'; copies: PreRestoreCopy[] }
+  | { kind: 'preRestore'; copy: PreRestoreCopy };
 
 const COPY_ICONS: Record<CopyState, string> = { 'local only': 'circle-slash', copying: 'sync~spin', copied: 'cloud', failed: 'cloud-offline' };
 
@@ -118,6 +121,8 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     private readonly remote?: RemoteCopies,
     /** The current database's memories digest, for the "= now" marker. */
     private readonly currentDigest: () => string | undefined = () => undefined,
+    /** What changed since the previous snapshot ("+3 −1 ~2"), once known. */
+    private readonly changeOf: (path: string) => string | undefined = () => undefined,
   ) {
     super();
     this._register(catalog.onDidChange(() => this.refresh()));
@@ -133,6 +138,7 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
 
   getChildren(element?: Node): Node[] {
     if (element?.kind === 'others') return element.views.map((view) => ({ kind: 'snapshot', view, group: 'earlier' }));
+    if (element?.kind === 'preRestoreGroup') return element.copies.map((copy) => ({ kind: 'preRestore', copy }));
     if (element?.kind === 'remoteGroup') return (this.remote?.remoteOnly() ?? []).map((r) => ({ kind: 'remoteSnapshot', ...r }));
     if (element) return element.kind === 'group' ? element.views.map((view) => ({ kind: 'snapshot', view, group: element.group })) : [];
     if (this.catalog.error) return [{ kind: 'message', text: 'Cannot read the backup folder', detail: this.catalog.error }];
@@ -147,6 +153,8 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     // The folder's other snapshots (another database sharing the folder, a moved one), apart and labelled.
     if (this.catalog.others.length) rows.push({ kind: 'others', views: this.catalog.others });
     if (this.remote?.remoteOnly().length) rows.push({ kind: 'remoteGroup' });
+    // What restores replaced: the database as it was before each one (undo a restore).
+    if (this.catalog.preRestore.length) rows.push({ kind: 'preRestoreGroup', copies: this.catalog.preRestore });
     return rows;
   }
 
@@ -162,6 +170,27 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
       item.description = `${node.views.length}`;
       item.tooltip = 'Snapshots in this folder that were not taken of the selected database (their manifest names another database, or none). Retention never deletes them, and Restore Latest never picks them.';
       item.iconPath = new vscode.ThemeIcon('folder-library');
+      return item;
+    }
+    if (node.kind === 'preRestoreGroup') {
+      const item = new vscode.TreeItem('Before restore', vscode.TreeItemCollapsibleState.Collapsed);
+      item.id = 'aiMemory.preRestoreGroup';
+      item.description = `${node.copies.length}`;
+      item.tooltip = 'Your database as it was before each restore (kept beside it as *.pre-restore-*.db, with its -wal). Restore one to undo a restore. The newest is always kept; older ones follow the setting aiMemory.backup.keepPreRestore.';
+      item.iconPath = new vscode.ThemeIcon('history');
+      item.contextValue = 'aiMemory.preRestoreGroup';
+      return item;
+    }
+    if (node.kind === 'preRestore') {
+      const { copy } = node;
+      const item = new vscode.TreeItem(localTime(copy.time));
+      item.id = `preRestore:${copy.path}`;
+      item.description = [formatAge(Date.now() - copy.time), formatBytes(copy.size), ...(copy.sidecars.some((x) => x.endsWith('-wal')) ? ['with -wal'] : [])].join(' · ');
+      item.tooltip = `${copy.name}\nThe database as it was right before the restore of ${localTime(copy.time)}, in ${tildify(copy.path.slice(0, -copy.name.length))}.\nRestore puts it back (its -wal included); your current database is kept the same way first.`;
+      item.iconPath = new vscode.ThemeIcon('discard');
+      item.contextValue = 'aiMemory.preRestore';
+      item.resourceUri = vscode.Uri.file(copy.path);
+      item.accessibilityInformation = { label: `Database before the restore of ${localTime(copy.time)}, ${formatBytes(copy.size)}` };
       return item;
     }
     if (node.kind === 'copyFailure') {
@@ -220,6 +249,8 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     const parts = rowDescriptionParts(node.view, now);
     if (memories !== undefined) parts[1] = `${memories.toLocaleString()} memories`;
     if (sameAsNow) parts[0] = '= now';
+    const change = node.view.owner === 'this' ? this.changeOf(entry.path) : undefined;
+    if (change) parts.push(change);
     item.description = [...parts, ...(node.view.owner === 'this' ? [] : [ownerLabel(node.view)]), ...(entry.future ? ['dated in the future'] : [])].join(' · ');
     const copy = this.remote?.copyState(entry.name);
     if (copy) item.description += ` · ${copy}`;

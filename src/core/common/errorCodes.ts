@@ -49,5 +49,7 @@ export const ERROR_CODES = [
   'REMOTE_ERROR',
   'NOT_AI_MEMORY',
   'MEMORY_NOT_FOUND',
+  /** restore --from a file whose -wal (or rollback journal) beside it holds part of its state. */
+  'SOURCE_HAS_WAL',
   'IO',
 ] as const;

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { BackupError } from '../common/errors';
 import { tempPath } from '../store/atomicFs';
 import { TempFileSink } from '../store/fileSink';
+import { walHasCommits } from '../sqlite/dbFiles';
 import { inspectDatabase, readConsistentImage, type ReadImageOptions } from '../sqlite/image';
 import { describeMaxCheckable, MAX_CHECKABLE_BYTES, openSnapshotFile, type SnapshotDatabase, type SqlValue } from '../sqlite/sqlEngine';
 
@@ -87,6 +88,9 @@ export async function openSnapshotSql(path: string, opts: OpenOptions = {}): Pro
     });
   }
   if (kind.size > MAX_CHECKABLE_BYTES) throw tooLarge(label, kind.size);
+  // A -wal beside it with committed transactions (a kept *.pre-restore-* copy, a database
+  // copied as it ran) is part of its state: read both, as SQLite would.
+  if (await walHasCommits(path)) return openLiveSql(path, { ...opts, label });
   const timeBudgetMs = opts.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
   return wrap(await openSnapshotFile(path, { timeBudgetMs }), label, opts);
 }
@@ -96,8 +100,8 @@ export async function openSnapshotSql(path: string, opts: OpenOptions = {}): Pro
  * committed WAL, no lock taken, nothing written beside it) into a private temp file,
  * which is then read lazily and removed on close.
  */
-export async function openLiveSql(dbPath: string, opts: OpenOptions & Pick<ReadImageOptions, 'maxAttempts'> = {}): Promise<MemorySql> {
-  const label = `the current database ${dbPath}`;
+export async function openLiveSql(dbPath: string, opts: OpenOptions & Pick<ReadImageOptions, 'maxAttempts'> & { label?: string } = {}): Promise<MemorySql> {
+  const label = opts.label ?? `the current database ${dbPath}`;
   const info = await inspectDatabase(dbPath);
   if (info.kind === 'encrypted') {
     throw new BackupError('UNVERIFIABLE', `${dbPath} is encrypted (not plain SQLite): its memories cannot be read here.`);
