@@ -34,6 +34,8 @@ export interface AiMemoryBackupApi {
   backupFolder(): string | undefined;
   /** The rows of the Snapshots view, as the view renders them. */
   snapshots(): { group: string; label: string; description: string; contextValue: string; path: string; state: string; tooltip: string }[];
+  /** The "Before restore" group's rows: the copies restores kept of this database, newest first. */
+  beforeRestore(): { label: string; description: string; path: string }[];
   statusBar(): { text: string; tooltip: string; visible: boolean; warning: boolean; error: boolean };
   /** Off-machine copies: the configured targets (no secrets), each local snapshot's copy state, the "Remote" group's rows, failed copies. */
   copies(): { targets: string[]; states: Record<string, string>; remoteOnly: string[]; failures: string[] };
@@ -191,6 +193,11 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
     ready,
     database: () => (locator.current ? { ...locator.current } : undefined),
     backupFolder: () => service.folder(),
+    beforeRestore: () =>
+      catalog.preRestore.map((copy) => {
+        const item = tree.getTreeItem({ kind: 'preRestore', copy });
+        return { label: String(item.label), description: String(item.description ?? ''), path: copy.path };
+      }),
     snapshots: () =>
       tree.rows().map((node) => {
         const item = tree.getTreeItem(node);

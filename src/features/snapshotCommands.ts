@@ -16,7 +16,7 @@ import { checkLabel } from '../core/common/checks';
 import { formatAge, formatBytes } from '../core/common/format';
 import { describeHolders, findHolders, nameHolders } from '../core/ops/inUse';
 import { preRestoreName } from '../core/store/naming';
-import { prunePreRestoreCopies } from '../core/store/preRestore';
+import { prunePreRestoreCopies, type PreRestoreCopy } from '../core/store/preRestore';
 import { readSettings } from './settings';
 import type { BackupService } from './backupService';
 import { tildify, type DatabaseLocator } from './databaseLocator';
@@ -91,8 +91,7 @@ export class SnapshotCommands {
    * and that snapshot is restored as usual — the current database is kept aside first.
    */
   async restorePreRestore(arg?: unknown): Promise<void> {
-    const node = arg as Node | undefined;
-    const copy = node && typeof node === 'object' && node.kind === 'preRestore' ? node.copy : this.catalog.preRestore[0];
+    const copy = this.preRestoreCopy(arg) ?? (arg === undefined ? this.catalog.preRestore[0] : undefined);
     if (!copy) {
       void vscode.window.showInformationMessage('No restore has kept a copy of this database yet.');
       return;
@@ -117,11 +116,18 @@ export class SnapshotCommands {
     }
   }
 
+  /** The kept copy a command was invoked on: its row, or its path (other extensions, tests). */
+  private preRestoreCopy(arg: unknown): PreRestoreCopy | undefined {
+    const node = arg as Node | undefined;
+    if (node && typeof node === 'object' && node.kind === 'preRestore') return node.copy;
+    const p = typeof arg === 'string' ? arg : arg instanceof vscode.Uri ? arg.fsPath : undefined;
+    return p === undefined ? undefined : this.catalog.preRestore.find((c) => c.path === p);
+  }
+
   /** Deletes a kept `*.pre-restore-*` copy with its -wal/-shm, after a confirmation. */
   async deletePreRestore(arg?: unknown): Promise<void> {
-    const node = arg as Node | undefined;
-    if (!node || typeof node !== 'object' || node.kind !== 'preRestore') return;
-    const { copy } = node;
+    const copy = this.preRestoreCopy(arg);
+    if (!copy) return;
     const ok = await confirm(
       `Delete the database as it was before the restore of ${localTime(copy.time)}?`,
       `${copy.name}${copy.sidecars.length ? ` and its ${copy.sidecars.map((x) => x.slice(copy.path.length)).join(', ')}` : ''} are removed from ${tildify(path.dirname(copy.path))}. That restore can then no longer be undone.`,

@@ -260,6 +260,31 @@ describe('AI Memory Backup in a real VS Code', function () {
     }
   });
 
+  it('"Before restore" lists the copies restores kept; Restore undoes the last restore (the copy\'s -wal included); Delete removes a copy with its sidecars', async function () {
+    await api.refresh();
+    const rows = api.beforeRestore();
+    assert.ok(rows.length >= 1, 'the restores above kept copies');
+    assert.match(rows[0].description, /ago · .*B/);
+    const expected = readMemories(rows[0].path); // what the database held right before the last restore
+    const asked: string[] = [];
+    testing().setConfirmationHandler((message) => {
+      asked.push(message);
+      return true;
+    });
+    await vscode.commands.executeCommand('aiMemory.restorePreRestore', rows[0].path);
+    assert.match(asked[0] ?? '', /^Restore the database as it was before the restore of /);
+    assert.deepEqual(readMemories(db), expected, 'the database is back as it was before that restore');
+    await api.refresh();
+    const after = api.beforeRestore();
+    assert.equal(after.length, rows.length + 1, 'undoing a restore keeps the database it replaced, too');
+    const oldest = after[after.length - 1];
+    await vscode.commands.executeCommand('aiMemory.deletePreRestore', oldest.path);
+    assert.match(asked[1] ?? '', /^Delete the database as it was before the restore of /);
+    for (const x of ['', '-wal', '-shm']) assert.ok(!fs.existsSync(oldest.path + x), `${path.basename(oldest.path)}${x} is gone`);
+    await api.refresh();
+    assert.equal(api.beforeRestore().length, after.length - 1);
+  });
+
   it('scheduled backups run when due, and the status bar tells the next run', async function () {
     const count = api.snapshots().length;
     seedMemory(db, 'proj/b', 'for the schedule', 'a change the scheduled backup must capture');
