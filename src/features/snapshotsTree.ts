@@ -243,14 +243,14 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     const facts = entry.manifest?.facts_version === 1 ? entry.manifest : undefined;
     const memories = entry.manifest?.memories;
     const sameAsNow = !!facts?.memories_digest && facts.memories_digest === this.currentDigest();
-    // Short enough for the default sidebar width: with a memory count, the count takes the
-    // size's place (the size stays in the tooltip); "= now" (the same memories as the current
-    // database) takes the age's.
-    const parts = rowDescriptionParts(node.view, now);
-    if (memories !== undefined) parts[1] = `${memories.toLocaleString()} memories`;
-    if (sameAsNow) parts[0] = '= now';
+    // Short enough for the default sidebar width (the label already says the time): with a
+    // memory count, "412 memories · " then the most useful of: "= now" (the same memories as
+    // the current database), what changed since the previous snapshot ("+3 −1 ~2"), the age.
+    // The size, the age and the change stay in the tooltip.
     const change = node.view.owner === 'this' ? this.changeOf(entry.path) : undefined;
-    if (change) parts.push(change);
+    const parts = rowDescriptionParts(node.view, now);
+    if (memories !== undefined) parts.splice(0, 2, `${memories.toLocaleString()} memories`, sameAsNow ? '= now' : (change ?? parts[0]));
+    else if (sameAsNow) parts[0] = '= now';
     item.description = [...parts, ...(node.view.owner === 'this' ? [] : [ownerLabel(node.view)]), ...(entry.future ? ['dated in the future'] : [])].join(' · ');
     const copy = this.remote?.copyState(entry.name);
     if (copy) item.description += ` · ${copy}`;
@@ -262,7 +262,7 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     md.appendMarkdown(`**${STATE_LABEL[state]}** — ${stateDetail}\n\n`);
     md.appendMarkdown(`\`${entry.name}\`\n\n`);
     const rows: [string, string][] = [
-      ['Taken', `${localTime(entry.time)} (${new Date(entry.time).toISOString()})${entry.timeSource === 'mtime' ? ' — from the file date' : ''}`],
+      ['Taken', `${localTime(entry.time)}, ${formatAge(now - entry.time)} (${new Date(entry.time).toISOString()})${entry.timeSource === 'mtime' ? ' — from the file date' : ''}`],
       ['Size', `${formatBytes(entry.size)} (${entry.size.toLocaleString()} bytes)`],
     ];
     if (m) {
@@ -271,6 +271,7 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
       if (m.memories_by_tier) rows.push(['Tiers', Object.entries(m.memories_by_tier).map(([k, n]) => `${k} ${n}`).join(', ')]);
       if (m.memories_by_namespace) rows.push(['Namespaces', Object.entries(m.memories_by_namespace).slice(0, 12).map(([k, n]) => `${k || '(none)'} ${n}`).join(', ')]);
       if (m.links !== undefined) rows.push(['Links', `${m.links.toLocaleString()}${m.archived !== undefined ? ` · ${m.archived.toLocaleString()} archived` : ''}`]);
+      if (change) rows.push(['Since previous', change === 'no change' ? 'no memory added, removed or edited' : `${change} (added, removed, edited memories)`]);
       if (sameAsNow) rows.push(['Current', 'the same memories as the current database (recalls aside)']);
       if (m.schema_version !== undefined) rows.push(['Schema', `version ${m.schema_version}`]);
       if (m.integrity) rows.push(['Check', `${m.integrity}${m.check && m.check !== 'off' ? ` (${checkLabel(m.check)})` : ''}`]);
@@ -283,7 +284,7 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     if (copy) rows.push(['Off-machine', `$(${COPY_ICONS[copy]}) ${copy}`]);
     md.appendMarkdown(rows.map(([k, v]) => `${k}: ${v}`).join('  \n'));
     item.tooltip = md;
-    item.accessibilityInformation = { label: `Snapshot of ${localTime(entry.time)}, ${memories !== undefined ? `${memories} memories, ` : ''}${sameAsNow ? 'same memories as now, ' : ''}${formatBytes(entry.size)}, ${STATE_LABEL[state]}` };
+    item.accessibilityInformation = { label: `Snapshot of ${localTime(entry.time)}, ${memories !== undefined ? `${memories} memories, ` : ''}${sameAsNow ? 'same memories as now, ' : ''}${change && change !== 'no change' ? `changes since the previous: ${change}, ` : ''}${formatBytes(entry.size)}, ${STATE_LABEL[state]}` };
     return item;
   }
 }

@@ -264,7 +264,7 @@ describe('AI Memory Backup in a real VS Code', function () {
     await api.refresh();
     const rows = api.beforeRestore();
     assert.ok(rows.length >= 1, 'the restores above kept copies');
-    assert.match(rows[0].description, /ago · .*B/);
+    assert.match(rows[0].description, /^(just now|\d+ \w+ ago) · [\d.]+ [KMG]?B/);
     const expected = readMemories(rows[0].path); // what the database held right before the last restore
     const asked: string[] = [];
     testing().setConfirmationHandler((message) => {

@@ -93,7 +93,7 @@ describe('UI: back up and restore from the AI Memory view', function () {
     assert.equal(created.length, 1, `one new snapshot file: ${created}`);
     const newest = rows.first();
     assert.match((await newest.getAttribute('aria-label')) ?? '', /Verified$/);
-    assert.match(await newest.locator('.label-description').innerText(), /^(just now|= now) · ([\d.]+ [KM]B|[\d,]+ memories)$/);
+    assert.match(await newest.locator('.label-description').innerText(), /^((just now|= now) · [\d.]+ [KM]B|[\d,]+ memories · (= now|just now|no change|[+\u2212~\d ]+))$/);
     assert.equal((await newest.locator('.codicon-pass-filled').count()), 1, 'the verified icon');
     assert.equal((await rows.nth(1).locator('.codicon-circle-large-outline').count()), 1, 'the not-verified icon on the CLI snapshot');
 
