@@ -105,7 +105,7 @@ describe('AI Memory Backup in a real VS Code', function () {
     const [row] = rows;
     assert.equal(row.contextValue, 'aiMemory.snapshot.verified');
     assert.match(path.basename(row.path), /^ai-memory-\d{4}-\d\d-\d\dT\d{6}Z\.db$/);
-    assert.match(row.description, /^(just now|= now) · \d/);
+    assert.match(row.description, /^150 memories · (just now|= now)$/);
     // Short rows (issue 15 #9): grouped by day, the label is the local time only.
     assert.equal(row.group, 'today');
     assert.doesNotMatch(row.label, /\d{4}/, `no year in the label: ${row.label}`);
