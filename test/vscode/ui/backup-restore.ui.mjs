@@ -5,7 +5,7 @@
 //
 // Runs in the `main` session after the integration suites, which leave snapshots, a restored
 // database and a pre-restore copy behind: everything here is counted before/after.
-// Writes snapshots-tree.png and restore-dialog.png into test-results/vscode/screenshots/
+// Writes snapshots-tree.png, memory-compare.png, memory-diff.png and restore-dialog.png into test-results/vscode/screenshots/
 // (`npm run screenshots` copies them to docs/screenshots/).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -26,7 +26,8 @@ import {
 } from '../harness.mjs';
 
 const require = createRequire(import.meta.url);
-const { readMemories, seedMemory } = require('../../../out/test/support/aiMemoryDb.js');
+const { openLikeServer, readMemories, seedMemory } = require('../../../out/test/support/aiMemoryDb.js');
+const { edit, forget } = require('../../../out/test/support/aiMemoryOps.js');
 
 const EXTENSION_ID = 'ai-memory-tools.ai-memory-backup';
 const SHOTS = screenshotsDir;
@@ -135,6 +136,47 @@ describe('UI: back up and restore from the AI Memory view', function () {
       },
     });
     await page.mouse.move(700, 400);
+  });
+
+  it('right-click → Compare with Current Database: the report and its changes; an edited memory opens as a diff (memory-compare.png, memory-diff.png)', async function () {
+    // The agent forgets one memory and rewrites another after the newest backup.
+    const n = openLikeServer(db);
+    let edited;
+    try {
+      const [victim, target] = n.prepare("SELECT id FROM memories ORDER BY id LIMIT 2 OFFSET 3").pluck().all().map(String);
+      edited = String(n.prepare('SELECT title FROM memories WHERE id = ?').pluck().get(target));
+      forget(n, victim);
+      edit(n, target, { content: 'Rewritten by the agent: the deploy now goes through the staging cluster first, then production after a manual approval.' }, new Date().toISOString());
+    } finally {
+      n.close();
+    }
+    await clearNotifications(page);
+    await rows.first().click({ button: 'right' });
+    const menu = page.locator('.context-view.monaco-menu-container');
+    await menu.waitFor({ state: 'visible', timeout: 10_000 });
+    const item = menu.locator('.action-menu-item', { hasText: /^Compare with Current Database$/ });
+    await waitFor(
+      async () => {
+        if (await menu.isHidden()) return true;
+        await item.click({ timeout: 2_000 });
+        return menu.waitFor({ state: 'hidden', timeout: 1_000 }).then(() => true, () => false);
+      },
+      { timeoutMs: 15_000, intervalMs: 100, message: 'the context menu to take the click on "Compare with Current Database"' },
+    );
+    // The report opens in an editor, and a quick pick offers the changes.
+    const picker = page.locator('.quick-input-widget');
+    await picker.waitFor({ state: 'visible', timeout: 30_000 });
+    assert.match(await picker.locator('.quick-input-title').innerText(), /^\d+ added, 1 removed, 1 edited$/);
+    await page.locator('.monaco-editor .view-lines', { hasText: 'Removed (1)' }).first().waitFor({ state: 'visible', timeout: 15_000 });
+    await windowScreenshot(page, join(SHOTS, 'memory-compare.png'), DOC_SIZE);
+    // The edited memory: a diff of two read-only documents.
+    await picker.locator('input').fill(edited);
+    await page.keyboard.press('Enter');
+    const diff = page.locator('.monaco-diff-editor');
+    await diff.waitFor({ state: 'visible', timeout: 15_000 });
+    await page.locator('.monaco-diff-editor .modified .view-lines', { hasText: 'staging cluster' }).waitFor({ state: 'visible', timeout: 15_000 });
+    await windowScreenshot(page, join(SHOTS, 'memory-diff.png'), DOC_SIZE);
+    await runCommand(page, 'View: Close All Editors');
   });
 
   it('right-click → Restore → the modal dialog → "Restore" puts the snapshot back; the current database is kept', async function () {
