@@ -40,6 +40,7 @@ const { values: opts } = parseArgs({
     'no-extras': { type: 'boolean', default: false },
     'no-remote': { type: 'boolean', default: false },
     'remote-only': { type: 'boolean', default: false },
+    'memory-only': { type: 'boolean', default: false },
     'activation-sessions': { type: 'string' },
     out: { type: 'string' },
     'cache-dir': { type: 'string' },
@@ -68,6 +69,7 @@ if (opts.help) {
   --no-remote              skip the off-machine copy (push of 500 MB to a loopback S3 server)
   --remote-only            only the off-machine copy (→ bench/results-remote.md)
   --no-memory              skip inspect / diff of the largest size (next to native sqlite3)
+  --memory-only            only inspect / diff, of the largest of --sizes (default 500 MB) (→ bench/results-memory.md)
   --activation-sessions N  VS Code sessions for the activation time (default 5, quick 2)
   --out FILE               results file (default bench/results.md, quick: bench/results-quick.md)
   --cache-dir DIR          fixtures and work files (default bench/.cache)
@@ -694,6 +696,19 @@ async function main() {
   const wantCold = !opts.warm;
   const cold = wantCold && canDropCaches();
   if (wantCold && !cold) log('cannot drop the page cache here (not root, or a container): running warm');
+  if (opts['memory-only']) {
+    const size = opts.sizes ? sizes.at(-1) : SIZES.find((x) => x.label === '500 MB');
+    mkdirSync(workDir, { recursive: true });
+    const fx = await ensureFixture({ repoRoot, cacheDir, size, log });
+    log(`inspect and diff of the ${size.label} fixture`);
+    const m = await measureMemoryViews({ fx, workDir, node, cli, rounds: quick ? 2 : 3, cold, log });
+    m.label = size.label;
+    const facts = machine();
+    const file = resolve(opts.out ?? join(benchDir, 'results-memory.md'));
+    writeFileSync(file, `# Benchmark: inspect and diff\n\n${new Date().toISOString()}, Node ${process.version}, sqlite3 ${facts.sqlite3}; ${facts.cores} cores; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}; ${cold ? 'page cache dropped before each command' : 'warm'}\n\n${memoryViewsSection(m)}`);
+    log(`wrote ${relative(repoRoot, file)}`);
+    return;
+  }
   mkdirSync(workDir, { recursive: true });
   const facts = machine();
   facts.loadStart = loadavg();
