@@ -39,7 +39,12 @@ export async function measureMemoryViews({ fx, workDir, node, cli, rounds, cold,
   if (made.code !== 0) throw new Error(`memory bench: backup failed: ${made.stderr}`);
   const snap = join(dir, 'snaps', JSON.parse(made.stdout.trim().split('\n').at(-1)).snapshot);
   const other = join(dir, 'other.db');
+  // Native sqlite3 opening the fixture makes a -shm (and keeps it: no checkpoint on close, so
+  // the fixture's -wal stays as generated). It is not ours: removed here, so the check at the
+  // end proves that our commands (diff --db reads the live files) leave nothing beside them.
+  const shmBefore = existsSync(`${fx.db}-shm`);
   run('sqlite3', ['-cmd', '.dbconfig no_ckpt_on_close on', fx.db, `VACUUM INTO '${other}'`]);
+  if (!shmBefore) rmSync(`${fx.db}-shm`, { force: true });
   const commands = [
     { id: 'ours.inspect', label: 'ours: `inspect --from SNAP --json` (counts by tier/namespace, links, archived, digest, first page of 100)', argv: [node, cli, 'inspect', '--from', snap, '--json', '--limit', '100'] },
     { id: 'native.inspect', label: 'native `sqlite3`: the same counts and first page (no digest)', argv: ['sqlite3', '-readonly', snap, INSPECT_SQL] },
