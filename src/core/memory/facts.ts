@@ -14,7 +14,7 @@
  * only priority, only `mid`↔`long` or only expiry keep the digest; the comparison (compare.ts)
  * still reports them, because it sees both sides.
  */
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { contentFingerprint, eachMemory, tierClass, topNamespace } from './records';
 import { LINK_FIELDS, readSchema, type DatabaseSchema } from './schema';
 import { openSnapshotSql, type MemorySql } from './source';
@@ -40,8 +40,13 @@ function bump(o: Map<string, number>, k: string): void {
   o.set(k, (o.get(k) ?? 0) + 1);
 }
 
-function sortedHashes(list: Buffer[]): Buffer[] {
-  return list.sort(Buffer.compare);
+/**
+ * The hashes (hex) in byte order, as one buffer to feed the digest. Hex strings sort in the
+ * same order as their bytes, and V8 sorts strings far faster than Buffer.compare (92,000
+ * memories: one of the largest costs of a backup's facts).
+ */
+function sortedHashes(list: string[]): Buffer {
+  return Buffer.from(list.sort().join(''), 'hex');
 }
 
 /** The facts of an ai-memory database; undefined for another kind of SQLite file. */
@@ -49,16 +54,16 @@ export function computeFacts(db: MemorySql, schema: DatabaseSchema = readSchema(
   if (schema.kind !== 'ai-memory') return undefined;
   const tiers = new Map<string, number>();
   const namespaces = new Map<string, number>();
-  const entries: Buffer[] = [];
+  const entries: string[] = [];
   eachMemory(db, schema.memoryFields, (m) => {
     bump(tiers, m.tier ?? '');
     bump(namespaces, topNamespace(m.namespace));
-    entries.push(createHash('sha256').update(contentFingerprint(m, schema.memoryFields)).update(tierClass(m.tier)).digest());
+    entries.push(hash('sha256', Buffer.concat([contentFingerprint(m, schema.memoryFields), Buffer.from(tierClass(m.tier))]), 'hex'));
   });
-  const links: Buffer[] = [];
+  const links: string[] = [];
   if (schema.hasLinks) {
     db.each(`SELECT ${LINK_FIELDS.join(', ')} FROM memory_links`, [], (r) => {
-      links.push(createHash('sha256').update(JSON.stringify(r.map((v) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v)))).digest());
+      links.push(hash('sha256', JSON.stringify(r.map((v) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v))), 'hex'));
     });
   }
   let archived = 0;
@@ -68,9 +73,9 @@ export function computeFacts(db: MemorySql, schema: DatabaseSchema = readSchema(
   }
   const digest = createHash('sha256');
   digest.update(`ai-memory-facts/${FACTS_VERSION}\nmemories ${entries.length}\n`);
-  for (const h of sortedHashes(entries)) digest.update(h);
+  digest.update(sortedHashes(entries));
   digest.update(`\nlinks ${links.length}\n`);
-  for (const h of sortedHashes(links)) digest.update(h);
+  digest.update(sortedHashes(links));
 
   const byNs = [...namespaces.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
   const memories_by_namespace: Record<string, number> = {};

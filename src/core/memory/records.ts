@@ -10,7 +10,7 @@
  * metadata — and the rest is judged pairwise in compare.ts, where a recall can be told
  * from an edit.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { EXPORT_FIELDS, quoteId, type MemoryField } from './schema';
 import type { MemorySql, SqlValue } from './source';
 
@@ -98,7 +98,11 @@ export function memoryById(db: MemorySql, fields: Set<MemoryField>, id: string):
 }
 
 function stable(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(stable).join(',')}]`;
+  if (Array.isArray(v)) {
+    // Tags: an array of strings, whose JSON text is already canonical (the common case, fast).
+    if (v.every((x) => typeof x !== 'object' || x === null)) return JSON.stringify(v);
+    return `[${v.map(stable).join(',')}]`;
+  }
   if (v && typeof v === 'object') {
     const o = v as Record<string, unknown>;
     return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${stable(o[k])}`).join(',')}}`;
@@ -129,7 +133,7 @@ export function comparable(m: MemoryRecord, f: MemoryField): string | number | n
 /** SHA-256 of the fields a recall never writes (restricted to `fields`, for a comparison across schema versions). */
 export function contentFingerprint(m: MemoryRecord, fields: Set<MemoryField>): Buffer {
   const values = CONTENT_FIELDS.map((f) => (fields.has(f) ? comparable(m, f) : null));
-  return createHash('sha256').update(JSON.stringify(values)).digest();
+  return hash('sha256', JSON.stringify(values), 'buffer');
 }
 
 /** `short` stays itself; `mid` and `long` are one class, since a recall promotes one to the other. */
