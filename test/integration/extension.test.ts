@@ -10,18 +10,9 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AiMemoryBackupApi } from '../../src/extension';
 import { nativeChecks, readMemories, seedMemory } from '../support/aiMemoryDb';
+import { eventually, EXTENSION_ID } from './host';
 
-const EXTENSION_ID = 'ai-memory-tools.ai-memory-backup';
 
-async function eventually<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
 
 const sha = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
 

@@ -11,18 +11,9 @@ import type { RestoreMemoriesResult } from '../../src/features/memoryViews';
 import type { DiffOutcome } from '../../src/cli/protocol';
 import { openLikeServer, readMemories, seedMemory } from '../support/aiMemoryDb';
 import { edit, forget } from '../support/aiMemoryOps';
+import { eventually, EXTENSION_ID } from './host';
 
-const EXTENSION_ID = 'ai-memory-tools.ai-memory-backup';
 
-async function eventually<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
 
 function withDb<T>(db: string, fn: (n: ReturnType<typeof openLikeServer>) => T): T {
   const n = openLikeServer(db);

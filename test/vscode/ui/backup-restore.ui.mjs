@@ -14,6 +14,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import {
   clearNotifications,
+  contextMenuAction,
   currentSession,
   openViewContainer,
   repoRoot,
@@ -151,18 +152,7 @@ describe('UI: back up and restore from the AI Memory view', function () {
       n.close();
     }
     await clearNotifications(page);
-    await rows.first().click({ button: 'right' });
-    const menu = page.locator('.context-view.monaco-menu-container');
-    await menu.waitFor({ state: 'visible', timeout: 10_000 });
-    const item = menu.locator('.action-menu-item', { hasText: /^Compare with Current Database$/ });
-    await waitFor(
-      async () => {
-        if (await menu.isHidden()) return true;
-        await item.click({ timeout: 2_000 });
-        return menu.waitFor({ state: 'hidden', timeout: 1_000 }).then(() => true, () => false);
-      },
-      { timeoutMs: 15_000, intervalMs: 100, message: 'the context menu to take the click on "Compare with Current Database"' },
-    );
+    await contextMenuAction(page, rows.first(), 'Compare with Current Database');
     // The report opens in an editor, and a quick pick offers the changes.
     const picker = page.locator('.quick-input-widget');
     await picker.waitFor({ state: 'visible', timeout: 30_000 });
@@ -188,22 +178,8 @@ describe('UI: back up and restore from the AI Memory view', function () {
     assert.ok(current.some((m) => m.title === 'written after the backup'));
     const keptBefore = preRestoreCopies(dirname(db));
 
-    await rows.first().click({ button: 'right' });
-    const menu = page.locator('.context-view.monaco-menu-container');
-    await menu.waitFor({ state: 'visible', timeout: 10_000 });
-    const labels = await menu.locator('.action-menu-item .action-label').allInnerTexts();
+    const labels = await contextMenuAction(page, rows.first(), 'Restore');
     assert.deepEqual(labels, ['Open Snapshot', 'Compare with Current Database', 'Compare with Previous', 'Restore', 'Restore Selected Memories…', 'Verify Snapshot', 'Reveal in File Explorer', 'Copy SHA-256', 'Delete Snapshot']);
-    // A menu ignores clicks for a moment after it opens (so the right-click's own mouse-up
-    // cannot pick an item): click until it closes.
-    const restoreItem = menu.locator('.action-menu-item', { hasText: /^Restore$/ });
-    await waitFor(
-      async () => {
-        if (await menu.isHidden()) return true;
-        await restoreItem.click({ timeout: 2_000 });
-        return menu.waitFor({ state: 'hidden', timeout: 1_000 }).then(() => true, () => false);
-      },
-      { timeoutMs: 15_000, intervalMs: 100, message: 'the context menu to take the click on "Restore"' },
-    );
 
     const dialog = page.locator('.monaco-dialog-box');
     await dialog.waitFor({ state: 'visible', timeout: 15_000 });
