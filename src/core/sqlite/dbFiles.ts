@@ -94,7 +94,12 @@ export function sameDbPath(a: string, b: string): boolean {
  * is in a transaction right now. See the file comment.
  */
 export async function journalIsLive(dbPath: string): Promise<boolean> {
-  const fh = await openRegularIfExists(`${dbPath}-journal`).catch(() => undefined);
+  const path = `${dbPath}-journal`;
+  // One that cannot be read is not taken for "not live": that would copy a database in the
+  // middle of a transaction. It is an error, in words (regularFile.ts refuses a FIFO too).
+  const fh = await openRegularIfExists(path).catch((e: unknown) => {
+    throw e instanceof BackupError ? e : ioError('reading', path, e);
+  });
   if (!fh) return false;
   try {
     const b = Buffer.alloc(JOURNAL_MAGIC.length);
