@@ -723,6 +723,10 @@ async function main() {
     else sizeResults.push({ r, a: analyse(r) });
   }
 
+  // The figures so far, before the extras: a failure there must not lose a long run.
+  mkdirSync(cacheDir, { recursive: true });
+  writeFileSync(join(cacheDir, 'sizes-run.json'), JSON.stringify({ facts, cold, sizeResults, skippedSizes, quietLog, quietOptions }, null, 1));
+
   const extras = {};
   if (!opts['no-remote']) {
     log('off-machine copy: push to a loopback S3 server');

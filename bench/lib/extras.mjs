@@ -61,9 +61,9 @@ export function ensureCatalogFolder({ repoRoot, cacheDir, count = 1000 }) {
   if (existsSync(done)) return dir;
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  const { serializeManifest, rfc3339, OUR_TOOL } = require(join(repoRoot, 'out', 'src', 'core', 'manifest.js'));
-  const { formatStamp, snapshotName, manifestNameFor } = require(join(repoRoot, 'out', 'src', 'core', 'naming.js'));
-  const { TOOL_VERSION } = require(join(repoRoot, 'out', 'src', 'core', 'version.js'));
+  const { serializeManifest, rfc3339, OUR_TOOL } = require(coreModule(repoRoot, 'store', 'manifest.js'));
+  const { formatStamp, snapshotName, manifestNameFor } = require(coreModule(repoRoot, 'store', 'naming.js'));
+  const { TOOL_VERSION } = require(coreModule(repoRoot, 'common', 'version.js'));
   const tpl = join(dir, '.template.db');
   run('sqlite3', [tpl, 'PRAGMA page_size=4096; CREATE TABLE memories(id TEXT PRIMARY KEY, content TEXT); INSERT INTO memories VALUES (1, "x");']);
   const bytes = readFileSync(tpl);
