@@ -8,6 +8,7 @@
  * inside a refresh (microsoft/vscode#192055).
  */
 import type { PreRestoreCopy } from '../core/store/preRestore';
+import { FACTS_VERSION } from '../core/store/manifest';
 import { checkLabel } from '../core/common/checks';
 import { SIGNED_ICON, signatureLine, STATE_ICON, STATE_LABEL } from '../core/store/snapshotState';
 import * as vscode from 'vscode';
@@ -240,7 +241,7 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     const now = Date.now();
     const item = new vscode.TreeItem(rowLabel(entry.time, node.group, now));
     item.id = entry.path;
-    const facts = entry.manifest?.facts_version === 1 ? entry.manifest : undefined;
+    const facts = entry.manifest?.facts_version === FACTS_VERSION ? entry.manifest : undefined;
     const memories = entry.manifest?.memories;
     const sameAsNow = !!facts?.memories_digest && facts.memories_digest === this.currentDigest();
     // Short enough for the default sidebar width (the label already says the time): with a

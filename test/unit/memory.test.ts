@@ -285,7 +285,7 @@ describe('memory: facts, compare, extract', function () {
     assert.equal(r.manifest.memories_digest, f?.memories_digest);
     assert.deepEqual(r.manifest.memories_by_tier, f?.memories_by_tier);
     assert.equal(r.manifest.links, f?.links);
-    assert.equal(r.manifest.facts_version, 1);
+    assert.equal(r.manifest.facts_version, 2);
     const onDisk = JSON.parse(fs.readFileSync(r.manifestPath, 'utf8')) as Record<string, unknown>;
     assert.equal(onDisk.memories_digest, f?.memories_digest);
 

@@ -2,9 +2,9 @@
  * The facts of one database: what the Snapshots view and `inspect` show without opening
  * the file again, and the digest that tells whether two databases hold the same memories.
  *
- * The digest is SHA-256 over the sorted per-memory hashes of (content fingerprint, tier
- * class) followed by the sorted per-link hashes of (source_id, target_id, relation,
- * created_at). It leaves out everything a recall writes (records.ts): access_count,
+ * The digest is SHA-256 over the sum (HashSum) of the per-memory hashes of (content
+ * fingerprint, tier class), then the sum of the per-link hashes of (source_id, target_id,
+ * relation, created_at). It leaves out everything a recall writes (records.ts): access_count,
  * last_accessed_at, expires_at, updated_at, priority, and the difference between `mid`
  * and `long`. So a database that was only read (recalls, promotions included) keeps its
  * digest, while a new, removed or archived memory, an edit of its namespace, title,
@@ -18,8 +18,10 @@ import { createHash, hash } from 'node:crypto';
 import { contentFingerprint, eachMemory, tierClass, topNamespace } from './records';
 import { LINK_FIELDS, readSchema, type DatabaseSchema } from './schema';
 import { openSnapshotSql, type MemorySql } from './source';
+import { FACTS_VERSION } from '../store/manifest';
 
-export const FACTS_VERSION = 1;
+export { FACTS_VERSION };
+
 /** At most this many top-level namespaces are listed; the rest are summed under {@link OTHER_NAMESPACES}. */
 export const MAX_NAMESPACES = 100;
 export const OTHER_NAMESPACES = '(other)';
@@ -41,12 +43,31 @@ function bump(o: Map<string, number>, k: string): void {
 }
 
 /**
- * The hashes (hex) in byte order, as one buffer to feed the digest. Hex strings sort in the
- * same order as their bytes, and V8 sorts strings far faster than Buffer.compare (92,000
- * memories: one of the largest costs of a backup's facts).
+ * A multiset hash: the sum, modulo 2^256, of 32-byte hashes (big-endian). The same for any
+ * order and O(1) in memory whatever the number of memories (sorting the per-memory hashes
+ * instead held them all: ~250 MB of peak RSS at 350,000 memories). It detects any change
+ * of the multiset that is not crafted; the digest only tells "same memories" apart, it
+ * guards nothing against an attacker (the manifest's sha256 does that for the file).
  */
-function sortedHashes(list: string[]): Buffer {
-  return Buffer.from(list.sort().join(''), 'hex');
+class HashSum {
+  private readonly lanes = new Uint32Array(8);
+  count = 0;
+
+  add(h: Buffer): void {
+    let carry = 0;
+    for (let i = 7; i >= 0; i--) {
+      const s = this.lanes[i] + h.readUInt32BE(i * 4) + carry;
+      this.lanes[i] = s >>> 0;
+      carry = s > 0xffffffff ? 1 : 0;
+    }
+    this.count++;
+  }
+
+  bytes(): Buffer {
+    const out = Buffer.alloc(32);
+    for (let i = 0; i < 8; i++) out.writeUInt32BE(this.lanes[i], i * 4);
+    return out;
+  }
 }
 
 /** The facts of an ai-memory database; undefined for another kind of SQLite file. */
@@ -54,16 +75,16 @@ export function computeFacts(db: MemorySql, schema: DatabaseSchema = readSchema(
   if (schema.kind !== 'ai-memory') return undefined;
   const tiers = new Map<string, number>();
   const namespaces = new Map<string, number>();
-  const entries: string[] = [];
+  const entries = new HashSum();
   eachMemory(db, schema.memoryFields, (m) => {
     bump(tiers, m.tier ?? '');
     bump(namespaces, topNamespace(m.namespace));
-    entries.push(hash('sha256', Buffer.concat([contentFingerprint(m, schema.memoryFields), Buffer.from(tierClass(m.tier))]), 'hex'));
+    entries.add(hash('sha256', Buffer.concat([contentFingerprint(m, schema.memoryFields), Buffer.from(tierClass(m.tier))]), 'buffer'));
   });
-  const links: string[] = [];
+  const links = new HashSum();
   if (schema.hasLinks) {
     db.each(`SELECT ${LINK_FIELDS.join(', ')} FROM memory_links`, [], (r) => {
-      links.push(hash('sha256', JSON.stringify(r.map((v) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v))), 'hex'));
+      links.add(hash('sha256', JSON.stringify(r.map((v) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v))), 'buffer'));
     });
   }
   let archived = 0;
@@ -72,10 +93,10 @@ export function computeFacts(db: MemorySql, schema: DatabaseSchema = readSchema(
     archived = typeof n === 'number' ? n : 0;
   }
   const digest = createHash('sha256');
-  digest.update(`ai-memory-facts/${FACTS_VERSION}\nmemories ${entries.length}\n`);
-  digest.update(sortedHashes(entries));
-  digest.update(`\nlinks ${links.length}\n`);
-  digest.update(sortedHashes(links));
+  digest.update(`ai-memory-facts/${FACTS_VERSION}\nmemories ${entries.count}\n`);
+  digest.update(entries.bytes());
+  digest.update(`\nlinks ${links.count}\n`);
+  digest.update(links.bytes());
 
   const byNs = [...namespaces.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
   const memories_by_namespace: Record<string, number> = {};
@@ -86,10 +107,10 @@ export function computeFacts(db: MemorySql, schema: DatabaseSchema = readSchema(
   for (const [k, v] of [...tiers.entries()].sort((a, b) => a[0].localeCompare(b[0]))) memories_by_tier[k] = v;
   return {
     facts_version: FACTS_VERSION,
-    memories: entries.length,
+    memories: entries.count,
     memories_by_tier,
     memories_by_namespace,
-    links: links.length,
+    links: links.count,
     archived,
     schema_version: schema.schemaVersion,
     memories_digest: digest.digest('hex'),

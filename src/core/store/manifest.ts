@@ -69,6 +69,8 @@ const OPTIONAL_NUMBERS = ['page_size', 'pages', 'memories', 'schema_version', 'w
 const OPTIONAL_STRINGS = ['backend', 'signed_payload', 'signature', 'signer'] as const;
 /** ai-memory 1.0's fields after the six, in its declaration order (serde writes them so). */
 const V1_FIELDS = ['backend', 'schema_version', 'memory_count', 'manifest_version', 'signed_payload', 'signature', 'signer'] as const;
+/** Our memory facts' version (memory/facts.ts). 2: the per-memory and per-link hashes are summed, not sorted; version-1 facts are computed again. */
+export const FACTS_VERSION = 2;
 const FACT_FIELDS = ['facts_version', 'memories_by_tier', 'memories_by_namespace', 'links', 'archived', 'memories_digest'] as const;
 
 function factsWellFormed(o: Record<string, unknown>): boolean {
