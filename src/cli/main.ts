@@ -16,6 +16,8 @@ import { runRestore } from '../core/ops/restore';
 import type { SnapshotReport } from '../core/ops/snapshotCheck';
 import { TOOL_NAME, TOOL_VERSION } from '../core/common/version';
 import { verifySnapshots } from '../core/ops/verify';
+import { planRetention, runPrune } from '../core/ops/prune';
+import { BUCKETS, type RetentionPolicy } from '../core/store/retention';
 import { parseArgs, type Parsed } from './args';
 
 export interface CliIO {
@@ -34,9 +36,11 @@ Hot, verified, crash-safe snapshots of your ai-memory database,
 file-for-file compatible with \`ai-memory backup\` / \`ai-memory restore\`.
 
 Commands:
-  backup   [--db PATH] [--to DIR] [--keep N] [--verify quick|full|off] [--json]
+  backup   [--db PATH] [--to DIR] [--keep N | --keep-* N …] [--verify quick|full|off] [--json]
            Snapshot the database (consistent while the server writes) into DIR
-           (default ./backups); keep the newest N (default ${DEFAULT_KEEP}, 0 = all).
+           (default ./backups), then apply the retention policy (below).
+  prune    [--to DIR] [--keep N | --keep-* N …] [--dry-run] [--json]
+           Apply the retention policy now; print what is kept and why.
   restore  [--db PATH] --from FILE|DIR [--skip-verify] [--skip-integrity]
            [--verify quick|full] [--force] [--dry-run] [--json]
            Check a snapshot (a folder means its newest), keep the current
@@ -44,8 +48,17 @@ Commands:
            the snapshot in its place.
   verify   --from FILE|DIR [--verify quick|full] [--json]
            Check snapshots against their manifests and with PRAGMA quick_check.
-  list     [--to DIR] [--json]
-           List the snapshots in DIR (default ./backups), newest first.
+  list     [--to DIR] [--keep-* N …] [--json]
+           List the snapshots in DIR (default ./backups), newest first, with
+           why the retention policy keeps each.
+
+Retention (restic's rules: the newest snapshot of each period is kept, the
+tiers combine with OR, periods in local time, ISO weeks from Monday):
+  --keep-last N  --keep-hourly N  --keep-daily N  --keep-weekly N
+  --keep-monthly N  --keep-yearly N      (N = all or -1: every period)
+  --keep N is --keep-last N (0 = keep all); with no --keep* flag: --keep-last ${DEFAULT_KEEP}.
+  Never deleted: the newest snapshot, the one just written, one a restore is
+  reading, pre-restore copies, files not named ai-memory-<time>.db.
 
 Without --db the database is found the way ai-memory finds it: $AI_MEMORY_DB,
 then db = "…" in ~/.config/ai-memory/config.toml, then ./ai-memory.db.
@@ -59,11 +72,14 @@ Options:
   -h, --help        this help;  --version  the version
 `;
 
+const KEEP_FLAGS = ['keep', 'keep-last', 'keep-hourly', 'keep-daily', 'keep-weekly', 'keep-monthly', 'keep-yearly'];
+
 const COMMANDS: Record<string, { values: string[]; switches: string[] }> = {
-  backup: { values: ['db', 'to', 'keep', 'verify', 'skip-if-recent'], switches: ['json', 'progress-json'] },
+  backup: { values: ['db', 'to', 'verify', 'skip-if-recent', ...KEEP_FLAGS], switches: ['json', 'progress-json'] },
+  prune: { values: ['to', ...KEEP_FLAGS], switches: ['json', 'dry-run'] },
   restore: { values: ['db', 'from', 'verify'], switches: ['json', 'skip-verify', 'skip-integrity', 'force', 'dry-run', 'progress-json'] },
   verify: { values: ['from', 'verify'], switches: ['json', 'progress-json'] },
-  list: { values: ['to'], switches: ['json'] },
+  list: { values: ['to', ...KEEP_FLAGS], switches: ['json'] },
 };
 
 const ALL = {
@@ -112,16 +128,45 @@ function progressPrinter(p: Parsed, io: CliIO): ((x: Progress) => void) | undefi
   };
 }
 
+/**
+ * The retention policy from the flags: `--keep-last/-hourly/-daily/-weekly/-monthly/-yearly N`
+ * (N ≥ 0, or -1 / "all" for unlimited); `--keep N` is `--keep-last N` (0 = keep all, as
+ * ai-memory's flag); neither: `--keep-last 48`.
+ */
+export function policyFromFlags(p: Parsed): RetentionPolicy {
+  const policy: RetentionPolicy = {};
+  let tiers = false;
+  for (const b of BUCKETS) {
+    const raw = p.values.get(`keep-${b}`);
+    if (raw === undefined) continue;
+    tiers = true;
+    if (raw === 'all' || raw === '-1') policy[b] = -1;
+    else if (/^\d+$/.test(raw)) policy[b] = Number(raw);
+    else throw new BackupError('USAGE', `--keep-${b} must be a whole number ≥ 0, or all (-1); got "${raw}".`);
+  }
+  const keep = p.values.get('keep');
+  if (keep !== undefined) {
+    if (!/^\d+$/.test(keep)) throw new BackupError('USAGE', `--keep must be a whole number ≥ 0; got "${keep}".`);
+    if (p.values.has('keep-last')) throw new BackupError('USAGE', '--keep is --keep-last; give one of them.');
+    if (Number(keep) === 0) {
+      if (tiers) throw new BackupError('USAGE', '--keep 0 keeps everything; it cannot be combined with other --keep-* flags.');
+      return {};
+    }
+    policy.last = Number(keep);
+    tiers = true;
+  }
+  return tiers ? policy : { last: DEFAULT_KEEP };
+}
+
 async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
-  const keepRaw = p.values.get('keep') ?? String(DEFAULT_KEEP);
-  if (!/^\d+$/.test(keepRaw)) throw new BackupError('USAGE', `--keep must be a whole number ≥ 0; got "${keepRaw}".`);
+  const policy = policyFromFlags(p);
   const recent = p.values.get('skip-if-recent');
   if (recent !== undefined && !/^\d+$/.test(recent)) throw new BackupError('USAGE', `--skip-if-recent must be a number of seconds; got "${recent}".`);
   const db = await dbPath(p, io);
   const r = await runBackup({
     dbPath: db.path,
     backupDir: resolve(io.cwd, p.values.get('to') ?? './backups'),
-    keep: Number(keepRaw),
+    policy,
     verify: verifyMode(p, true),
     onProgress: progressPrinter(p, io),
     skipIfRunWithinMs: recent === undefined ? undefined : Number(recent) * 1000,
@@ -216,11 +261,49 @@ async function cmdVerify(p: Parsed, io: CliIO): Promise<number> {
   return failed ? 1 : 0;
 }
 
+function localWhen(t: number): string {
+  const d = new Date(t);
+  const p2 = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p2(d.getMonth() + 1)}-${p2(d.getDate())} ${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())}`;
+}
+
+async function cmdPrune(p: Parsed, io: CliIO): Promise<number> {
+  const policy = policyFromFlags(p);
+  const dir = resolve(io.cwd, p.values.get('to') ?? './backups');
+  const dryRun = p.switches.has('dry-run');
+  const r = await runPrune({ backupDir: dir, policy, dryRun, signal: io.signal });
+  for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
+  const pruned = new Set(r.pruned);
+  if (p.switches.has('json')) {
+    io.stdout(
+      json({
+        status: dryRun ? 'dry-run' : 'pruned',
+        policy: r.policy,
+        kept: r.decisions.filter((d) => d.keep).map((d) => ({ name: d.name, time: new Date(d.time).toISOString(), reasons: d.reasons.map((x) => x.text) })),
+        [dryRun ? 'would_delete' : 'deleted']: r.decisions.filter((d) => !d.keep && (dryRun || pruned.has(d.name))).map((d) => d.name),
+      }),
+    );
+    return 0;
+  }
+  const kept = r.decisions.filter((d) => d.keep);
+  io.stdout(`${dryRun ? 'Dry run: nothing was deleted. ' : ''}Policy: ${r.policy}. ${kept.length} kept, ${dryRun ? `${r.decisions.length - kept.length} would be deleted` : `${r.pruned.length} deleted`}.\n`);
+  for (const d of r.decisions) {
+    const mark = d.keep ? 'keep  ' : dryRun ? 'delete' : pruned.has(d.name) ? 'deleted' : 'kept  ';
+    io.stdout(`  ${mark}  ${localWhen(d.time)}  ${d.name}${d.keep ? `  ${d.why}` : ''}\n`);
+  }
+  return 0;
+}
+
 async function cmdList(p: Parsed, io: CliIO): Promise<number> {
   const dir = resolve(io.cwd, p.values.get('to') ?? './backups');
   const entries = await listSnapshots(dir);
+  const decisions = new Map((await planRetention(dir, policyFromFlags(p), { entries })).map((d) => [d.name, d]));
+  const retention = (name: string) => {
+    const d = decisions.get(name);
+    return d ? (d.keep ? d.why : 'not kept by the policy: the next backup or prune deletes it') : undefined;
+  };
   if (p.switches.has('json')) {
-    io.stdout(json(entries.map((e) => ({ name: e.name, path: e.path, time: new Date(e.time).toISOString(), time_from: e.timeSource, bytes: e.size, manifest: e.manifestState, size_matches: e.sizeMatches, sha256: e.manifest?.sha256, integrity: e.manifest?.integrity, memories: e.manifest?.memories, tool: e.manifest?.tool }))));
+    io.stdout(json(entries.map((e) => ({ name: e.name, path: e.path, time: new Date(e.time).toISOString(), time_from: e.timeSource, bytes: e.size, manifest: e.manifestState, size_matches: e.sizeMatches, sha256: e.manifest?.sha256, integrity: e.manifest?.integrity, memories: e.manifest?.memories, tool: e.manifest?.tool, retention: retention(e.name) }))));
     return 0;
   }
   io.stdout(`${dir}: ${entries.length} snapshot${entries.length === 1 ? '' : 's'}\n`);
@@ -233,7 +316,8 @@ async function cmdList(p: Parsed, io: CliIO): Promise<number> {
     else if (e.manifest?.integrity === 'ok') state = `verified${e.manifest.memories !== undefined ? `, ${e.manifest.memories} memories` : ''}`;
     else if (e.manifest?.integrity) state = e.manifest.integrity;
     else state = 'manifest ok (made by ai-memory)';
-    io.stdout(`  ${when}  ${e.name}  ${formatBytes(e.size)}  ${state}\n`);
+    const why = retention(e.name);
+    io.stdout(`  ${when}  ${e.name}  ${formatBytes(e.size)}  ${state}${why ? `  [${why}]` : ''}\n`);
   }
   return 0;
 }
@@ -251,7 +335,7 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
       return p.command || p.switches.has('help') ? 0 : 2;
     }
     const spec = COMMANDS[p.command];
-    if (!spec) throw new BackupError('USAGE', `Unknown command "${p.command}".`, { hint: 'Commands: backup, restore, verify, list.' });
+    if (!spec) throw new BackupError('USAGE', `Unknown command "${p.command}".`, { hint: 'Commands: backup, restore, verify, list, prune, materialize.' });
     for (const k of p.values.keys()) if (!spec.values.includes(k)) throw new BackupError('USAGE', `${p.command} does not take --${k}.`);
     for (const k of p.switches) if (!spec.switches.includes(k)) throw new BackupError('USAGE', `${p.command} does not take --${k}.`);
     if (p.positionals.length) throw new BackupError('USAGE', `Unexpected argument "${p.positionals[0]}".`);
@@ -262,6 +346,8 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
         return await cmdRestore(p, io);
       case 'verify':
         return await cmdVerify(p, io);
+      case 'prune':
+        return await cmdPrune(p, io);
       default:
         return await cmdList(p, io);
     }

@@ -21,7 +21,8 @@ import { acquireFolderLock } from '../store/folderLock';
 import { DEFAULT_CHUNK_BYTES, inspectDatabase, readConsistentImage, type ImageInfo } from '../sqlite/image';
 import { OUR_TOOL, rfc3339, serializeManifest, type Manifest } from '../store/manifest';
 import { formatStamp, manifestNameFor, parseSnapshotName, snapshotName } from '../store/naming';
-import { pinnedSnapshots } from '../store/pins';
+import { isEmptyPolicy, type RetentionPolicy } from '../store/retention';
+import { applyPrune, normalizePolicy } from './prune';
 import { readState, STATE_NAME, type BackupState } from '../store/state';
 import { checkImage, loadSqlEngine, MAX_CHECKABLE_BYTES, type ImageCheck } from '../sqlite/sqlEngine';
 import { crashPoint } from '../common/testHooks';
@@ -41,8 +42,10 @@ export interface Progress {
 export interface BackupOptions {
   dbPath: string;
   backupDir: string;
-  /** Keep the newest N snapshots (default 48); 0 keeps all. */
+  /** Keep the newest N snapshots (default 48); 0 keeps all. Ignored when `policy` is given. */
   keep?: number;
+  /** Tiered retention (restic's semantics, retention.ts); overrides `keep`. */
+  policy?: RetentionPolicy;
   verify?: VerifyMode;
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
@@ -149,32 +152,17 @@ async function cleanOrphanManifests(dir: string, existing: Set<string>): Promise
   return removed;
 }
 
-/** Applies retention: keeps the newest `keep` snapshots of the shared naming format. */
-export async function pruneSnapshots(dir: string, keep: number, protect: Set<string>): Promise<{ pruned: string[]; warnings: string[] }> {
-  const pruned: string[] = [];
-  const warnings: string[] = [];
-  if (keep <= 0) return { pruned, warnings };
-  const pinned = await pinnedSnapshots(dir);
-  // Only names in the shared format carry a time we trust; anything else is not ours to delete.
-  const entries = (await listSnapshots(dir, { manifests: false })).filter((e) => e.timeSource === 'name' && !e.symlink);
-  for (const e of entries.slice(keep)) {
-    if (protect.has(e.name)) continue;
-    // Pins read again right before the delete: a restore that began after the first read is honoured too.
-    if (pinned.has(e.name) || (await pinnedSnapshots(dir)).has(e.name)) {
-      warnings.push(`kept ${e.name}: a restore is reading it`);
-      continue;
-    }
-    try {
-      await fsp.unlink(e.path);
-      crashPoint('backup:prune-between');
-      await fsp.rm(e.manifestPath, { force: true });
-      pruned.push(e.name);
-    } catch (err) {
-      warnings.push(`could not delete ${e.name}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  }
-  if (pruned.length) await fsyncDir(dir);
-  return { pruned, warnings };
+/**
+ * Applies retention (`keep` = the newest N, or a tiered policy) to the shared-format
+ * snapshots in `dir`; `protect` names snapshots kept whatever the policy (the one just
+ * written). The caller holds the folder lock.
+ */
+export async function pruneSnapshots(dir: string, keep: number | RetentionPolicy, protect: Set<string>): Promise<{ pruned: string[]; warnings: string[] }> {
+  const policy = normalizePolicy(keep);
+  if (isEmptyPolicy(policy)) return { pruned: [], warnings: [] };
+  const [justWritten] = [...protect];
+  const r = await applyPrune(dir, policy, { justWritten });
+  return { pruned: r.pruned, warnings: r.warnings };
 }
 
 function nextFreeSeq(entries: SnapshotEntry[], stamp: string): number {
@@ -192,10 +180,10 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
   const startedAt = now();
   const dbPath = resolve(opts.dbPath);
   const dir = resolve(opts.backupDir);
-  const keep = opts.keep ?? DEFAULT_KEEP;
+  const keep = opts.policy ? normalizePolicy(opts.policy) : (opts.keep ?? DEFAULT_KEEP);
   const verify = opts.verify ?? 'quick';
   const progress = opts.onProgress ?? (() => undefined);
-  if (!Number.isInteger(keep) || keep < 0) throw new BackupError('USAGE', `--keep must be a whole number ≥ 0, got ${keep}.`);
+  if (typeof keep === 'number' && (!Number.isInteger(keep) || keep < 0)) throw new BackupError('USAGE', `--keep must be a whole number ≥ 0, got ${keep}.`);
 
   // Refusals first, before anything is created.
   const db = await inspectDatabase(dbPath);

@@ -1,0 +1,162 @@
+/**
+ * Retention for a backup folder: which snapshots the policy keeps and why, and deleting the
+ * rest — used by `backup` after each new snapshot and by `prune`.
+ *
+ * Only snapshots named in the shared format (their time is in the name) and not symlinks
+ * take part; anything else in the folder (pre-restore copies, foreign files, other names)
+ * is never deleted. Never deleted either, whatever the policy: the newest snapshot, the one
+ * just written, and those pinned by a running restore (pins are read again right before
+ * each delete, so a restore that began after the plan was made is honoured too).
+ */
+import { promises as fsp } from 'node:fs';
+import { resolve } from 'node:path';
+import { BackupError } from '../common/errors';
+import { crashPoint } from '../common/testHooks';
+import { fsyncDir } from '../store/atomicFs';
+import { listSnapshots, type SnapshotEntry } from '../store/catalog';
+import { acquireFolderLock } from '../store/folderLock';
+import { pinnedSnapshots } from '../store/pins';
+import { applyRetention, DEFAULT_POLICY, describePolicy, reasonsText, validatePolicy, type KeepReason, type RetentionPolicy } from '../store/retention';
+
+export interface PruneDecision {
+  name: string;
+  path: string;
+  time: number;
+  keep: boolean;
+  reasons: KeepReason[];
+  /** "hourly 3 of 48 (2026-11-29 14h)"; empty when not kept. */
+  why: string;
+  entry: SnapshotEntry;
+}
+
+/** `--keep N` (or a number from the settings): 0 keeps all, N keeps the newest N. */
+export function policyFromKeep(keep: number): RetentionPolicy {
+  return keep === 0 ? {} : { last: keep };
+}
+
+export function normalizePolicy(p: RetentionPolicy | number | undefined): RetentionPolicy {
+  if (p === undefined) return DEFAULT_POLICY;
+  if (typeof p === 'number') {
+    if (!Number.isInteger(p) || p < 0) throw new BackupError('USAGE', `--keep must be a whole number ≥ 0, got ${p}.`);
+    return policyFromKeep(p);
+  }
+  try {
+    validatePolicy(p);
+  } catch (e) {
+    throw new BackupError('USAGE', `--${(e as Error).message}.`);
+  }
+  return p;
+}
+
+/** The snapshots retention may consider: shared-format names, real files. */
+export function retentionCandidates(entries: SnapshotEntry[]): SnapshotEntry[] {
+  return entries.filter((e) => e.timeSource === 'name' && !e.symlink);
+}
+
+/** Decides what the policy keeps in `dir`, newest first, with reasons. Changes nothing. */
+export async function planRetention(
+  dir: string,
+  policy: RetentionPolicy,
+  opts: { justWritten?: string; pinned?: Set<string>; entries?: SnapshotEntry[]; zone?: string } = {},
+): Promise<PruneDecision[]> {
+  const entries = retentionCandidates(opts.entries ?? (await listSnapshots(dir, { manifests: false })));
+  const pinned = opts.pinned ?? (await pinnedSnapshots(dir));
+  const protect = new Map<string, string>();
+  if (entries.length) protect.set(entries[0].name, 'newest');
+  for (const n of pinned) protect.set(n, 'pinned by a restore');
+  if (opts.justWritten) protect.set(opts.justWritten, 'just written');
+  return applyRetention(entries, policy, { protect, zone: opts.zone }).map((d) => ({
+    name: d.item.name,
+    path: d.item.path,
+    time: d.item.time,
+    keep: d.keep,
+    reasons: d.reasons,
+    why: reasonsText(d.reasons),
+    entry: d.item,
+  }));
+}
+
+/**
+ * Deletes one snapshot the plan drops. A plain one: the snapshot first, then its manifest
+ * (a crash in between leaves a manifest without a snapshot, cleaned by the next backup).
+ * An archived one (archive.ts) goes through `deleteArchived`.
+ */
+async function deletePlain(e: SnapshotEntry): Promise<void> {
+  await fsp.unlink(e.path);
+  crashPoint('backup:prune-between');
+  await fsp.rm(e.manifestPath, { force: true });
+}
+
+export interface PruneOutcome {
+  decisions: PruneDecision[];
+  pruned: string[];
+  warnings: string[];
+}
+
+/**
+ * Applies `policy` in `dir` (the caller holds the folder lock). `deleteOther` deletes
+ * entries that are not plain files (archived snapshots).
+ */
+export async function applyPrune(
+  dir: string,
+  policy: RetentionPolicy,
+  opts: { justWritten?: string; dryRun?: boolean; entries?: SnapshotEntry[]; deleteEntry?: (e: SnapshotEntry) => Promise<void> } = {},
+): Promise<PruneOutcome> {
+  const pruned: string[] = [];
+  const warnings: string[] = [];
+  const decisions = await planRetention(dir, policy, { justWritten: opts.justWritten, entries: opts.entries });
+  for (const d of decisions) {
+    if (d.reasons.length === 1 && d.reasons[0].why === 'pinned by a restore') warnings.push(`kept ${d.name}: a restore is reading it`);
+  }
+  if (opts.dryRun) return { decisions, pruned, warnings };
+  for (const d of decisions) {
+    if (d.keep) continue;
+    // Pins read again right before the delete: a restore that began after the plan is honoured too.
+    if ((await pinnedSnapshots(dir)).has(d.name)) {
+      d.keep = true;
+      d.reasons = [{ bucket: 'protected', why: 'pinned by a restore', text: 'pinned by a restore' }];
+      d.why = 'pinned by a restore';
+      warnings.push(`kept ${d.name}: a restore is reading it`);
+      continue;
+    }
+    try {
+      await (opts.deleteEntry ?? deletePlain)(d.entry);
+      pruned.push(d.name);
+    } catch (err) {
+      d.keep = true;
+      d.why = 'could not be deleted';
+      warnings.push(`could not delete ${d.name}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  if (pruned.length) await fsyncDir(dir);
+  return { decisions, pruned, warnings };
+}
+
+export interface PruneOptions {
+  backupDir: string;
+  policy: RetentionPolicy;
+  dryRun?: boolean;
+  lockWaitMs?: number;
+  signal?: AbortSignal;
+}
+
+/** `prune`: applies the policy now, under the folder lock; `dryRun` only reports. */
+export async function runPrune(opts: PruneOptions): Promise<PruneOutcome & { policy: string }> {
+  const dir = resolve(opts.backupDir);
+  const policy = normalizePolicy(opts.policy);
+  const st = await fsp.stat(dir).catch(() => undefined);
+  if (!st?.isDirectory()) {
+    throw new BackupError('SNAPSHOT_NOT_FOUND', `Backup folder ${dir} does not exist.`, { hint: 'Pass the backup folder with --to.' });
+  }
+  if (opts.dryRun) {
+    const decisions = await planRetention(dir, policy);
+    return { decisions, pruned: [], warnings: [], policy: describePolicy(policy) };
+  }
+  const lock = await acquireFolderLock(dir, { purpose: 'prune', waitMs: opts.lockWaitMs ?? 30_000, signal: opts.signal });
+  try {
+    const r = await applyPrune(dir, policy, {});
+    return { ...r, policy: describePolicy(policy) };
+  } finally {
+    await lock.release();
+  }
+}
