@@ -4,6 +4,7 @@
  * returns; the sql.js engine never loads in the extension host (backups run in a child
  * process, see features/engine.ts).
  */
+import { errorMessage } from './core/common/errors';
 import { performance } from 'node:perf_hooks';
 import * as vscode from 'vscode';
 import { Commands, ContextKeys, VIEW_ID } from './commands';
@@ -111,7 +112,7 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
           await locator.refresh();
           await followDatabase();
         } catch (e) {
-          log.error(`start-up: ${e instanceof Error ? e.message : String(e)}`);
+          log.error(`start-up: ${errorMessage(e)}`);
         } finally {
           await setContext(ContextKeys.ready, true);
           scheduler.start();

@@ -9,7 +9,7 @@ import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import { DEFAULT_KEEP, runBackup, type Progress, type VerifyMode } from '../core/ops/backup';
 import { listSnapshots } from '../core/store/catalog';
-import { BackupError, isBackupError } from '../core/common/errors';
+import { BackupError, errorMessage, isBackupError } from '../core/common/errors';
 import { formatBytes } from '../core/common/format';
 import { resolveAiMemoryDbPath } from '../core/discovery/paths';
 import { runRestore } from '../core/ops/restore';
@@ -352,7 +352,7 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
         return await cmdList(p, io);
     }
   } catch (e) {
-    const err = isBackupError(e) ? e : new BackupError('IO', e instanceof Error ? e.message : String(e));
+    const err = isBackupError(e) ? e : new BackupError('IO', errorMessage(e));
     if (jsonOut) {
       io.stderr(json({ status: 'error', code: err.code, error: err.message, hint: err.hint, state: err.state }));
     } else {

@@ -5,6 +5,8 @@
  * the status bar. One backup at a time per window; other windows are kept out by the
  * engine's folder lock.
  */
+import { checkLabel } from '../core/common/checks';
+import { errorMessage } from '../core/common/errors';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { ContextKeys } from '../commands';
@@ -111,7 +113,7 @@ export class BackupService extends Disposable {
       this.lastNotifiedFailure = '';
       const took = ((Date.now() - started) / 1000).toFixed(1);
       if (outcome.status === 'created') {
-        const checked = outcome.integrity === 'ok' ? `${outcome.check === 'full' ? 'integrity_check' : 'quick_check'} ok` : outcome.integrity === 'encrypted' ? 'encrypted, not checkable' : 'not verified';
+        const checked = outcome.integrity === 'ok' ? `${checkLabel(outcome.check === 'full' ? 'full' : 'quick')} ok` : outcome.integrity === 'encrypted' ? 'encrypted, not checkable' : 'not verified';
         this.log.info(`backup: ${outcome.snapshot} (${formatBytes(outcome.bytes)}, ${checked}, sha256 ${outcome.sha256}) in ${took} s${outcome.pruned?.length ? `; pruned ${outcome.pruned.join(', ')}` : ''}`);
         if (req.reason === 'manual') vscode.window.setStatusBarMessage(`$(check) AI Memory: backed up ${formatBytes(outcome.bytes)} (${checked})`, 5000);
       } else if (outcome.status === 'unchanged') {
@@ -123,7 +125,7 @@ export class BackupService extends Disposable {
       await this.catalog.reload();
       return outcome;
     } catch (e) {
-      const err = e instanceof EngineError ? e : new EngineError('IO', e instanceof Error ? e.message : String(e));
+      const err = e instanceof EngineError ? e : new EngineError('IO', errorMessage(e));
       if (err.code === 'CANCELLED') {
         this.log.info('backup: cancelled; nothing was written');
         return undefined;

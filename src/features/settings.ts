@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as vscode from 'vscode';
 import { expandPath } from '../core/discovery/paths';
 
-export type VerifyMode = 'quick' | 'full' | 'off';
+import type { VerifyMode } from '../core/common/checks';
 
 export interface Settings {
   /** Raw setting value, '' when unset. */

@@ -4,6 +4,7 @@
  * when files appear or vanish — including snapshots written by ai-memory's own CLI or its
  * hourly timer — through a file watcher (debounced) and a slow poll as a safety net.
  */
+import { checkLabel } from '../core/common/checks';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
@@ -47,7 +48,7 @@ export function classify(e: SnapshotEntry, v: Verification | undefined): Pick<Sn
   if (e.manifest?.integrity === 'encrypted') return { state: 'encrypted', stateDetail: 'encrypted database: copied consistently, integrity not checkable' };
   if (v?.ok) return { state: 'verified', stateDetail: v.detail };
   if (e.manifest?.integrity === 'ok') {
-    return { state: 'verified', stateDetail: `${e.manifest.check === 'full' ? 'integrity_check' : 'quick_check'} ok when it was made` };
+    return { state: 'verified', stateDetail: `${checkLabel(e.manifest.check === 'full' ? 'full' : 'quick')} ok when it was made` };
   }
   return { state: 'unverified', stateDetail: e.manifest?.tool ? 'not checked when it was made (--verify off)' : 'made by ai-memory\'s own CLI: not integrity-checked yet' };
 }

@@ -3,6 +3,7 @@
  * Verify, Delete, Reveal, Copy SHA-256, Open Backup Folder. Item commands take the tree
  * node; from the Command Palette they ask which snapshot with a quick pick.
  */
+import { errorMessage } from '../core/common/errors';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
@@ -173,7 +174,7 @@ export class SnapshotCommands {
       await deleteSnapshot(dir, entry.name);
       this.log.info(`deleted ${entry.path}`);
     } catch (e) {
-      void vscode.window.showErrorMessage(`Could not delete ${entry.name}: ${e instanceof Error ? e.message : String(e)}`);
+      void vscode.window.showErrorMessage(`Could not delete ${entry.name}: ${errorMessage(e)}`);
     } finally {
       await this.catalog.reload();
     }

@@ -4,6 +4,7 @@
  * manifest missing, encrypted), tooltip with the manifest's details. Refreshes follow the
  * catalog (itself debounced); we never `reveal` inside a refresh (microsoft/vscode#192055).
  */
+import { checkLabel } from '../core/common/checks';
 import * as vscode from 'vscode';
 import { formatAge, formatBytes } from '../core/common/format';
 import { Disposable } from '../util/disposable';
@@ -90,7 +91,7 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
       rows.push(['SHA-256', `\`${m.sha256}\``]);
       if (m.memories !== undefined) rows.push(['Memories', m.memories.toLocaleString()]);
       if (m.schema_version !== undefined) rows.push(['Schema', `version ${m.schema_version}`]);
-      if (m.integrity) rows.push(['Check', `${m.integrity}${m.check && m.check !== 'off' ? ` (${m.check === 'full' ? 'integrity_check' : 'quick_check'})` : ''}`]);
+      if (m.integrity) rows.push(['Check', `${m.integrity}${m.check && m.check !== 'off' ? ` (${checkLabel(m.check)})` : ''}`]);
       rows.push(['Source', tildify(m.source_db)]);
       rows.push(['Made by', m.tool ?? `ai-memory ${m.version}`]);
     }

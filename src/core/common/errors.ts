@@ -50,6 +50,17 @@ export function isBackupError(e: unknown): e is BackupError {
   return e instanceof BackupError;
 }
 
+/** The message of anything thrown, with Node's errno code when the message lacks it. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) {
+    // Node fs messages usually start with their code ("EACCES: permission
+    // denied, open …"); add the code only when the message lacks it.
+    const code = (err as NodeJS.ErrnoException).code;
+    return code && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
+  }
+  return String(err);
+}
+
 /** Node's errno-style error, narrowed without `any`. */
 export function errnoCode(e: unknown): string | undefined {
   if (e && typeof e === 'object' && 'code' in e && typeof (e as { code: unknown }).code === 'string') {
@@ -62,7 +73,7 @@ export function errnoCode(e: unknown): string | undefined {
 export function ioError(action: string, path: string, e: unknown): BackupError {
   if (isBackupError(e)) return e;
   const code = errnoCode(e);
-  const detail = e instanceof Error ? e.message : String(e);
+  const detail = errorMessage(e);
   if (code === 'ENOSPC' || code === 'EDQUOT') {
     return new BackupError('NO_SPACE', `No space left while ${action} ${path}.`, {
       hint: 'Free some disk space (or choose another folder) and try again.',

@@ -15,6 +15,7 @@
  * This module must not import `vscode` (shared by CLI, extension and tests).
  */
 
+import { errorMessage } from '../common/errors';
 import { promises as fsp } from 'fs';
 import { parseJsonc, JsoncError } from './jsonc';
 import { parseToml, TomlError, TomlTable } from './toml';
@@ -22,7 +23,6 @@ import {
   EnvMap,
   PathContext,
   WorkspaceFolderRef,
-  errorMessage,
   lookupEnv,
   pathApi,
   pathKey,

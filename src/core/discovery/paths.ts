@@ -9,6 +9,7 @@
  *
  * This module must not import `vscode` (shared by CLI, extension and tests).
  */
+import { errorMessage } from '../common/errors';
 
 import * as nodePath from 'path';
 import { parseToml, TomlError } from './toml';
@@ -325,12 +326,3 @@ export async function resolveAiMemoryDbPath(opts: AiMemoryResolveOptions): Promi
   return { path: fallback, source: 'default', detail: `ai-memory.db in the working directory ${opts.cwd}`, warnings };
 }
 
-export function errorMessage(err: unknown): string {
-  if (err instanceof Error) {
-    // Node fs messages usually start with their code ("EACCES: permission
-    // denied, open …"); add the code only when the message lacks it.
-    const code = (err as NodeJS.ErrnoException).code;
-    return code && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
-  }
-  return String(err);
-}

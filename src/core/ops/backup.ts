@@ -27,17 +27,13 @@ import { readState, STATE_NAME, type BackupState } from '../store/state';
 import { checkImage, loadSqlEngine, MAX_CHECKABLE_BYTES, type ImageCheck } from '../sqlite/sqlEngine';
 import { crashPoint } from '../common/testHooks';
 import { TOOL_VERSION } from '../common/version';
+import { letSignalsIn, throwIfCancelled, type Progress } from '../common/cancel';
+import { checkLabel, type VerifyMode } from '../common/checks';
 
-export type VerifyMode = 'quick' | 'full' | 'off';
+export type { Progress } from '../common/cancel';
+export type { VerifyMode } from '../common/checks';
 
 export const DEFAULT_KEEP = 48;
-
-export interface Progress {
-  phase: 'waiting' | 'reading' | 'checking' | 'publishing' | 'pruning' | 'hashing' | 'placing';
-  done?: number;
-  total?: number;
-  message?: string;
-}
 
 export interface BackupOptions {
   dbPath: string;
@@ -75,9 +71,7 @@ export interface BackupResult {
   durationMs: number;
 }
 
-function checkAbort(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new BackupError('CANCELLED', 'Backup cancelled; nothing was written.');
-}
+const CANCELLED = 'Backup cancelled; nothing was written.';
 
 /** Creates the backup folder if needed and proves we can write there, before reading anything. */
 export async function prepareBackupDir(dir: string): Promise<void> {
@@ -228,7 +222,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       chunkBytes: opts.chunkBytes ?? DEFAULT_CHUNK_BYTES,
       onBytes: (done, total) => progress({ phase: 'reading', done, total }),
     });
-    checkAbort(opts.signal);
+    throwIfCancelled(opts.signal, CANCELLED);
     // Compile the WASM checker while the disk works (a failure surfaces in checkImage).
     if (checkable) loadSqlEngine().catch(() => undefined);
     progress({ phase: 'reading', done: 0, total: db.size });
@@ -253,11 +247,11 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       integrity = 'encrypted';
       warnings.push('the database is encrypted (not plain SQLite): the snapshot is a consistent copy, but its integrity cannot be checked here');
     } else if (checkable && sink.image) {
-      progress({ phase: 'checking', message: verify === 'full' ? 'PRAGMA integrity_check' : 'PRAGMA quick_check' });
+      progress({ phase: 'checking', message: `PRAGMA ${checkLabel(verify)}` });
       check = await checkImage(sink.image, verify === 'full' ? 'full' : 'quick');
       sink.image = undefined; // the check has its own copy; let ours go
       if (!check.ok) {
-        throw new BackupError('INTEGRITY_FAILED', `The snapshot of ${dbPath} fails ${verify === 'full' ? 'integrity_check' : 'quick_check'}: ${check.result}. No snapshot was written.`, {
+        throw new BackupError('INTEGRITY_FAILED', `The snapshot of ${dbPath} fails ${checkLabel(verify)}: ${check.result}. No snapshot was written.`, {
           hint: 'The database itself is damaged. Keep the file as it is, restore the last good snapshot, or try `sqlite3 <db> .recover`.',
         });
       }
@@ -272,9 +266,8 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     // handled when the event loop next polls. Let it poll (two turns: from the poll phase,
     // one setImmediate runs before the next poll), so a cancel during the check stops us
     // here, before anything is published, instead of being noticed too late.
-    await new Promise((r) => setImmediate(r));
-    await new Promise((r) => setImmediate(r));
-    checkAbort(opts.signal);
+    await letSignalsIn();
+    throwIfCancelled(opts.signal, CANCELLED);
 
     // Identical to the newest snapshot? Keep the old one — after proving its bytes still match.
     const newest = before.at(0);

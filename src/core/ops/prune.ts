@@ -10,7 +10,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { resolve } from 'node:path';
-import { BackupError } from '../common/errors';
+import { BackupError, errorMessage } from '../common/errors';
 import { crashPoint } from '../common/testHooks';
 import { fsyncDir } from '../store/atomicFs';
 import { listSnapshots, type SnapshotEntry } from '../store/catalog';
@@ -125,7 +125,7 @@ export async function applyPrune(
     } catch (err) {
       d.keep = true;
       d.why = 'could not be deleted';
-      warnings.push(`could not delete ${d.name}: ${err instanceof Error ? err.message : String(err)}`);
+      warnings.push(`could not delete ${d.name}: ${errorMessage(err)}`);
     }
   }
   if (pruned.length) await fsyncDir(dir);

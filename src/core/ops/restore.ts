@@ -21,11 +21,12 @@
  * two. On any failure the old database is what the live name holds and the message says
  * where everything is.
  */
+import { isNoHardLinkError } from '../common/fsFacts';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fsyncDir, tempPath, writeAll, cleanStaleTemps } from '../store/atomicFs';
 import { listSnapshots } from '../store/catalog';
-import { BackupError, errnoCode, ioError, isBackupError } from '../common/errors';
+import { BackupError, errnoCode, errorMessage, ioError, isBackupError } from '../common/errors';
 import { hashFile, TempFileSink } from '../store/fileSink';
 import { describeHolders, findHolders, type Holder } from './inUse';
 import { DEFAULT_CHUNK_BYTES, readConsistentImage } from '../sqlite/image';
@@ -34,7 +35,8 @@ import { pinnedSnapshots, pinSnapshot } from '../store/pins';
 import { examineSnapshot, problemError, type SnapshotReport } from './snapshotCheck';
 import { JOURNAL_MAGIC } from '../sqlite/sqliteFormat';
 import { crashPoint } from '../common/testHooks';
-import type { Progress } from './backup';
+import { letSignalsIn, throwIfCancelled, type Progress } from '../common/cancel';
+import { checkLabel, type CheckMode } from '../common/checks';
 import { scanWal } from '../sqlite/wal';
 
 export interface RestoreOptions {
@@ -46,7 +48,7 @@ export interface RestoreOptions {
   /** Skip the sql.js integrity check (needed for encrypted snapshots). */
   skipIntegrity?: boolean;
   /** Which integrity check (default quick). */
-  verify?: 'quick' | 'full';
+  verify?: CheckMode;
   /** Restore even though a process has the database open. */
   force?: boolean;
   dryRun?: boolean;
@@ -84,9 +86,7 @@ export interface RestoreResult {
 
 const SIDECARS = ['-wal', '-shm'] as const;
 
-function abortIf(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new BackupError('CANCELLED', 'Restore cancelled; nothing was changed.');
-}
+const CANCELLED = 'Restore cancelled; nothing was changed.';
 
 async function exists(p: string): Promise<boolean> {
   try {
@@ -147,10 +147,7 @@ async function keepCopy(src: string, dest: string): Promise<void> {
     await fsp.link(src, dest);
     return;
   } catch (e) {
-    const code = errnoCode(e);
-    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS' && code !== 'EXDEV' && code !== 'EMLINK') {
-      throw ioError('keeping a copy of', src, e);
-    }
+    if (!isNoHardLinkError(e)) throw ioError('keeping a copy of', src, e);
   }
   const tmp = tempPath(dirname(dest), 'keep');
   try {
@@ -217,7 +214,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
   const unpin = await pinSnapshot(dirname(snapshot), basename(snapshot));
   try {
     crashPoint('restore:after-pin');
-    abortIf(opts.signal);
+    throwIfCancelled(opts.signal, CANCELLED);
     progress({ phase: 'hashing', message: `checking ${basename(snapshot)}` });
     const integrity = opts.skipIntegrity ? 'off' : (opts.verify ?? 'quick');
     const { report, bytes } = await examineSnapshot(snapshot, {
@@ -246,7 +243,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     const consolidate = dbExists && (await walHasCommits(dbPath));
     const checks = [
       opts.skipVerify ? 'manifest check skipped (--skip-verify)' : `sha256 and size match ${basename(report.manifestPath)}`,
-      integrity === 'off' ? 'integrity check skipped (--skip-integrity)' : `PRAGMA ${integrity === 'full' ? 'integrity_check' : 'quick_check'}: ok`,
+      integrity === 'off' ? 'integrity check skipped (--skip-integrity)' : `PRAGMA ${checkLabel(integrity)}: ok`,
     ];
     const plan: RestorePlan = { snapshot, manifest: opts.skipVerify ? undefined : report.manifestPath, checks, db: dbPath, dbExists, keep, consolidate, holders };
 
@@ -259,7 +256,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     if (opts.dryRun) {
       return { status: 'dry-run', from: snapshot, to: dbPath, previous: dbExists ? aside : undefined, sha256, bytes: report.bytes, plan, report, warnings, durationMs: Date.now() - started };
     }
-    abortIf(opts.signal);
+    throwIfCancelled(opts.signal, CANCELLED);
 
     const dir = dirname(dbPath);
     await fsp.mkdir(dir, { recursive: true }).catch((e: unknown) => {
@@ -335,9 +332,8 @@ async function place(s: {
     crashPoint('restore:after-temp');
     // A signal that came during the last write is handled before we decide (two turns of
     // the event loop: from the poll phase, one setImmediate runs before the next poll).
-    await new Promise((r) => setImmediate(r));
-    await new Promise((r) => setImmediate(r));
-    abortIf(s.signal);
+    await letSignalsIn();
+    throwIfCancelled(s.signal, CANCELLED);
 
     // The -wal/-shm get their second names before the main file: a crash in between leaves
     // at most stray sidecars, never a pre-restore .db without its -wal (an older state).
@@ -389,7 +385,7 @@ async function place(s: {
   } catch (e) {
     await fsp.rm(tmp, { force: true }).catch(() => undefined);
     const keptDb = s.keep.find((k) => k.from === s.dbPath)?.to;
-    const what = e instanceof Error ? e.message : String(e);
+    const what = errorMessage(e);
     if (stage === 'swapped' && keptDb) {
       // Put the old database back as one consistent file (its main file + WAL merged).
       try {

@@ -5,9 +5,11 @@
  * sql.js, its integrity. The snapshot is read once; restore keeps those bytes to place
  * exactly what was verified.
  */
+import { isInside } from '../common/fsFacts';
+import { checkLabel, type VerifyMode } from '../common/checks';
 import { createHash } from 'node:crypto';
 import { constants as fsc, promises as fsp } from 'node:fs';
-import { basename, dirname, isAbsolute, join, relative } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { readManifestFor } from '../store/catalog';
 import { BackupError, ioError, type ErrorCode } from '../common/errors';
 import { hashFile } from '../store/fileSink';
@@ -44,7 +46,7 @@ export interface ExamineOptions {
   /** Check against the manifest (restore without --skip-verify, and verify). */
   useManifest: boolean;
   /** Which sql.js check; 'off' skips it (restore --skip-integrity). */
-  integrity: 'quick' | 'full' | 'off';
+  integrity: VerifyMode;
   /** Stop at the first problem (restore) instead of collecting them all (verify). */
   stopAtFirst: boolean;
   /** An encrypted snapshot is a problem (restore, unless --skip-integrity) or only a note (verify). */
@@ -55,10 +57,6 @@ export interface ExamineOptions {
 
 class Stop extends Error {}
 
-function within(dir: string, target: string): boolean {
-  const rel = relative(dir, target);
-  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
-}
 
 /**
  * Resolves the snapshot path: a symlink is followed only when its target stays inside the
@@ -83,7 +81,7 @@ export async function resolveSnapshotPath(path: string): Promise<string> {
   } catch (e) {
     throw new BackupError('UNSAFE_SNAPSHOT_PATH', `Snapshot ${path} is a broken symlink.`, { cause: e });
   }
-  if (!within(realDir, target)) {
+  if (!isInside(realDir, target)) {
     throw new BackupError('UNSAFE_SNAPSHOT_PATH', `Snapshot ${path} is a symlink to ${target}, outside its folder; refusing to use it.`, {
       hint: 'Copy the real snapshot (and its manifest) into the backup folder instead of linking to it.',
     });
@@ -225,7 +223,7 @@ export async function examineSnapshot(path: string, opts: ExamineOptions & { kee
       } else if (c.format === 'sqlite' && opts.integrity !== 'off' && bytes) {
         const check = await checkImage(bytes, opts.integrity);
         report.integrity = check;
-        if (!check.ok) problem({ code: 'INTEGRITY_FAILED', message: `${name} fails ${opts.integrity === 'full' ? 'integrity_check' : 'quick_check'}: ${check.result}.`, hint: 'Restore another snapshot.' });
+        if (!check.ok) problem({ code: 'INTEGRITY_FAILED', message: `${name} fails ${checkLabel(opts.integrity)}: ${check.result}.`, hint: 'Restore another snapshot.' });
       }
     }
   } catch (e) {

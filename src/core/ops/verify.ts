@@ -2,6 +2,7 @@
  * `verify`: checks snapshots against their manifests (bytes, sha256) and with sql.js
  * (quick_check) without restoring anything. A folder means every snapshot in it.
  */
+import type { VerifyMode } from '../common/checks';
 import { promises as fsp } from 'node:fs';
 import { resolve } from 'node:path';
 import { listSnapshots } from '../store/catalog';
@@ -10,7 +11,7 @@ import { examineSnapshot, type SnapshotReport } from './snapshotCheck';
 
 export interface VerifyOptions {
   from: string;
-  integrity?: 'quick' | 'full' | 'off';
+  integrity?: VerifyMode;
   signal?: AbortSignal;
   onSnapshot?: (report: SnapshotReport, index: number, total: number) => void;
 }

@@ -26,6 +26,7 @@
  * server restarts its WAL after every completed checkpoint; the first retries are
  * immediate because the moment right after a restart is the quietest there is.
  */
+import { throwIfCancelled } from '../common/cancel';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { BackupError, errnoCode, ioError } from '../common/errors';
@@ -142,9 +143,7 @@ function sameBytes(a: Buffer | undefined, b: Buffer | undefined): boolean {
   return a.equals(b);
 }
 
-function checkAbort(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new BackupError('CANCELLED', 'Backup cancelled.');
-}
+const CANCELLED = 'Backup cancelled.';
 
 /** Validates the database path and classifies the file; throws the user-facing refusal otherwise. */
 export async function inspectDatabase(dbPath: string): Promise<{ kind: 'sqlite' | 'encrypted'; size: number }> {
@@ -203,7 +202,7 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
   const journalPath = `${dbPath}-journal`;
   let lastReason = '';
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-    checkAbort(opts.signal);
+    throwIfCancelled(opts.signal, CANCELLED);
     if (attempt > 1) {
       opts.onRetry?.(attempt, lastReason);
       const wait = retryDelay(attempt);
@@ -265,7 +264,7 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
       // all again (under a server that checkpoints every few commits, every full read would
       // be overtaken), bring the image in memory up to the newest commit and check again.
       for (let n = 1; !verdict.ok && verdict.catchUp && whole && n <= MAX_CATCH_UPS; n++) {
-        checkAbort(opts.signal);
+        throwIfCancelled(opts.signal, CANCELLED);
         const caught = await catchUp(walPath, scan, info, whole, sink);
         if (!caught) break;
         ({ scan, info, whole } = caught);
@@ -282,7 +281,7 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
       // The image is settled; only now is it handed over in chunks (hashed and written).
       if (whole) {
         for (let pos = 0; pos < info.bytes; pos += chunkBytes) {
-          checkAbort(opts.signal);
+          throwIfCancelled(opts.signal, CANCELLED);
           await sink.chunk(whole.subarray(pos, Math.min(info.bytes, pos + chunkBytes)), pos);
         }
       }
@@ -441,7 +440,7 @@ async function streamImage(
   let next: Promise<{ buf: Uint8Array; position: number }> | undefined = read(0);
   while (next) {
     const cur: { buf: Uint8Array; position: number } = await next;
-    checkAbort(signal);
+    throwIfCancelled(signal, CANCELLED);
     const np: number = cur.position + cur.buf.length;
     next = np < bytes ? read(np) : undefined;
     try {

@@ -7,6 +7,7 @@
  * It only ever sees bytes we hand it (a snapshot image in memory). It never opens the
  * live database: WASM SQLite cannot take the file locks the running server relies on.
  */
+import { errorMessage } from '../common/errors';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
@@ -61,7 +62,9 @@ export function loadSqlEngine(): Promise<SqlJs> {
   return engine;
 }
 
-export type CheckMode = 'quick' | 'full';
+import type { CheckMode } from '../common/checks';
+
+export type { CheckMode } from '../common/checks';
 
 export interface ImageCheck {
   ok: boolean;
@@ -126,7 +129,7 @@ function runChecks(db: InstanceType<SqlJs['Database']>, mode: CheckMode): ImageC
     const r = db.exec(mode === 'full' ? 'PRAGMA integrity_check(20)' : 'PRAGMA quick_check(20)');
     lines = r.length ? r[0].values.map((v) => String(v[0])) : ['no result'];
   } catch (e) {
-    return { ok: false, result: e instanceof Error ? e.message : String(e), sqliteVersion };
+    return { ok: false, result: errorMessage(e), sqliteVersion };
   }
   const ok = lines.length === 1 && lines[0] === 'ok';
   const check: ImageCheck = { ok, result: ok ? 'ok' : lines.slice(0, 5).join('; '), sqliteVersion };

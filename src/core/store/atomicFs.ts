@@ -3,6 +3,7 @@
  * fsync(directory), so a crash at any instant leaves either nothing or a complete file
  * under the final name.
  */
+import { isNoHardLinkError } from '../common/fsFacts';
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { constants as fsc, promises as fsp } from 'node:fs';
@@ -84,8 +85,6 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
   await fsyncDir(dir);
 }
 
-const NO_HARDLINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV', 'EMLINK']);
-
 /**
  * Gives the complete file `src` the name `dest` without ever replacing an existing
  * `dest` (link(2) fails with EEXIST, unlike rename). Returns false when `dest` exists.
@@ -98,7 +97,7 @@ export async function publishNoClobber(src: string, dest: string): Promise<boole
   } catch (e) {
     const code = errnoCode(e);
     if (code === 'EEXIST') return false;
-    if (!code || !NO_HARDLINKS.has(code)) throw ioError('naming', dest, e);
+    if (!isNoHardLinkError(e)) throw ioError('naming', dest, e);
     try {
       await fsp.lstat(dest);
       return false;

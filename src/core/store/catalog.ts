@@ -3,9 +3,10 @@
  * with its manifest read and checked for shape — without hashing anything, so listing a
  * folder of a thousand snapshots stays fast. Hashing is `verifySnapshot` (verify.ts).
  */
+import { isInside } from '../common/fsFacts';
 import { close, lstat, open, promises as fsp, read, type Stats } from 'node:fs';
-import { join, relative, isAbsolute } from 'node:path';
-import { BackupError, errnoCode, isBackupError } from '../common/errors';
+import { join } from 'node:path';
+import { BackupError, errnoCode, errorMessage, isBackupError } from '../common/errors';
 import { acquireFolderLock } from './folderLock';
 import { checkManifestNames, parseManifest, type Manifest } from './manifest';
 import { compareNewestFirst, isSnapshotFileName, manifestNameFor, parseSnapshotName } from './naming';
@@ -37,10 +38,6 @@ export interface ListOptions {
   manifests?: boolean;
 }
 
-function within(dir: string, target: string): boolean {
-  const rel = relative(dir, target);
-  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
-}
 
 /**
  * Manifests are a few hundred bytes; one read of this size gets all of one. Under half of
@@ -84,7 +81,7 @@ async function checkManifestText(snapshotName: string, manifestPath: string, rea
     text = await reading;
   } catch (e) {
     if (errnoCode(e) === 'ENOENT') return { manifestState: 'missing' };
-    return { manifestState: 'invalid', manifestError: `cannot read ${manifestPath}: ${e instanceof Error ? e.message : String(e)}` };
+    return { manifestState: 'invalid', manifestError: `cannot read ${manifestPath}: ${errorMessage(e)}` };
   }
   try {
     const manifest = parseManifest(text, manifestPath);
@@ -113,7 +110,7 @@ async function describe(dir: string, realDir: string, name: string, readManifest
   if (symlink) {
     try {
       const target = await fsp.realpath(path);
-      unsafe = !within(realDir, target);
+      unsafe = !isInside(realDir, target);
       st = await fsp.stat(path);
     } catch {
       unsafe = true; // dangling link
@@ -152,7 +149,7 @@ export async function listSnapshots(dir: string, opts: ListOptions = {}): Promis
     if (code === 'ENOTDIR') {
       throw new BackupError('TARGET_NOT_DIRECTORY', `${dir} is a file, not a folder.`, { hint: 'Choose a backup folder.' });
     }
-    throw new BackupError('IO', `Cannot read the backup folder ${dir}: ${e instanceof Error ? e.message : String(e)}`);
+    throw new BackupError('IO', `Cannot read the backup folder ${dir}: ${errorMessage(e)}`);
   }
   const realDir = await fsp.realpath(dir).catch(() => dir);
   const out: SnapshotEntry[] = [];
@@ -180,7 +177,7 @@ export async function deleteSnapshot(dir: string, name: string): Promise<void> {
   const lock = await acquireFolderLock(dir, { purpose: 'delete', waitMs: 10_000 });
   try {
     await fsp.unlink(join(dir, name)).catch((e: unknown) => {
-      if (errnoCode(e) !== 'ENOENT') throw new BackupError('IO', `Could not delete ${name}: ${e instanceof Error ? e.message : String(e)}`);
+      if (errnoCode(e) !== 'ENOENT') throw new BackupError('IO', `Could not delete ${name}: ${errorMessage(e)}`);
     });
     await fsp.rm(join(dir, manifestNameFor(name)), { force: true });
   } finally {

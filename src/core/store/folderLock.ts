@@ -6,6 +6,7 @@
  * owner is gone: a dead pid on this machine, or (for another machine's lock on a shared
  * folder) a heartbeat — the owner touches the file every few seconds — that stopped.
  */
+import { isNoHardLinkError } from '../common/fsFacts';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +17,6 @@ import { crashPoint } from '../common/testHooks';
 export const LOCK_NAME = '.ai-memory-backup.lock';
 const HEARTBEAT_MS = 5_000;
 const FOREIGN_STALE_MS = 60_000;
-const NO_HARDLINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV', 'EMLINK']);
 /** `<lock path>\n<body>` of the locks this process holds right now (a lock naming our pid but not listed here is a dead predecessor's). */
 const heldHere = new Set<string>();
 
@@ -93,7 +93,7 @@ async function createLockFile(dir: string, path: string, body: string): Promise<
     } catch (e) {
       const code = errnoCode(e);
       if (code === 'EEXIST') return false;
-      if (!code || !NO_HARDLINKS.has(code)) throw e;
+      if (!isNoHardLinkError(e)) throw e;
     }
   } finally {
     await fsp.rm(tmp, { force: true }).catch(() => undefined);

@@ -3,7 +3,8 @@
  * fields with their types (snapshot, sha256, bytes, source_db, version, created_at), plus
  * optional fields of ours, which ai-memory's reader ignores (serde skips unknown fields).
  */
-import { BackupError } from '../common/errors';
+import { BackupError, errorMessage } from '../common/errors';
+import type { VerifyMode } from '../common/checks';
 
 export interface Manifest {
   snapshot: string;
@@ -17,7 +18,7 @@ export interface Manifest {
   /** Ours: result of the check at backup time. */
   integrity?: 'ok' | 'failed' | 'unverified' | 'encrypted';
   /** Ours: which check ran ('quick' = PRAGMA quick_check, 'full' = integrity_check, 'off'). */
-  check?: 'quick' | 'full' | 'off';
+  check?: VerifyMode;
   page_size?: number;
   pages?: number;
   memories?: number;
@@ -62,7 +63,7 @@ export function parseManifest(text: string, where: string): Manifest {
   try {
     v = JSON.parse(text);
   } catch (e) {
-    throw new BackupError('MANIFEST_INVALID', `Manifest ${where} is not valid JSON (${e instanceof Error ? e.message : String(e)}).`, {
+    throw new BackupError('MANIFEST_INVALID', `Manifest ${where} is not valid JSON (${errorMessage(e)}).`, {
       hint: 'The manifest is damaged; verify the snapshot another way, or restore with --skip-verify if you trust it.',
     });
   }
