@@ -15,8 +15,10 @@ import { resolveAiMemoryDbPath } from '../core/discovery/paths';
 import { runRestore } from '../core/ops/restore';
 import type { SnapshotReport } from '../core/ops/snapshotCheck';
 import { TOOL_NAME, TOOL_VERSION } from '../core/common/version';
-import { verifySnapshots } from '../core/ops/verify';
-import { planRetention, runPrune } from '../core/ops/prune';
+import { verifyFolderOrFile } from '../core/ops/verify';
+import { checkLabel } from '../core/common/checks';
+import { runMaterialize } from '../core/ops/archived';
+import { DEFAULT_PLAIN, planRetention, runPrune } from '../core/ops/prune';
 import { BUCKETS, type RetentionPolicy } from '../core/store/retention';
 import { parseArgs, type Parsed } from './args';
 
@@ -36,21 +38,32 @@ Hot, verified, crash-safe snapshots of your ai-memory database,
 file-for-file compatible with \`ai-memory backup\` / \`ai-memory restore\`.
 
 Commands:
-  backup   [--db PATH] [--to DIR] [--keep N | --keep-* N …] [--verify quick|full|off] [--json]
+  backup   [--db PATH] [--to DIR] [--keep N | --keep-* N …] [--plain N]
+           [--verify quick|full|off] [--json]
            Snapshot the database (consistent while the server writes) into DIR
-           (default ./backups), then apply the retention policy (below).
-  prune    [--to DIR] [--keep N | --keep-* N …] [--dry-run] [--json]
-           Apply the retention policy now; print what is kept and why.
+           (default ./backups), then apply the retention policy (below) and
+           archive kept snapshots older than the newest --plain N (default ${DEFAULT_PLAIN}).
+  prune    [--to DIR] [--keep N | --keep-* N …] [--plain N] [--dry-run] [--json]
+           Apply the retention policy and archiving now; print what is kept and why.
+  materialize --from DIR/ai-memory-<time>.db --out FILE|DIR [--verify quick|full]
+           [--skip-integrity] [--json]
+           Rebuild an archived snapshot as a plain file with its manifest
+           (restorable by ai-memory's own CLI); checked before it gets its name.
   restore  [--db PATH] --from FILE|DIR [--skip-verify] [--skip-integrity]
            [--verify quick|full] [--force] [--dry-run] [--json]
            Check a snapshot (a folder means its newest), keep the current
            database as <stem>.pre-restore-<time>.db with its -wal/-shm, and put
            the snapshot in its place.
-  verify   --from FILE|DIR [--verify quick|full] [--json]
+  verify   --from FILE|DIR [--all] [--verify quick|full] [--json]
            Check snapshots against their manifests and with PRAGMA quick_check.
+           --all: archived snapshots too (each rebuilt to its sha256) and every
+           pack of the archive, naming the snapshots a damaged pack affects.
   list     [--to DIR] [--keep-* N …] [--json]
            List the snapshots in DIR (default ./backups), newest first, with
            why the retention policy keeps each.
+
+Archived snapshots live in DIR/.ai-memory-archive/ (pages stored once, compressed);
+restore, verify and materialize take them by the path their plain file would have.
 
 Retention (restic's rules: the newest snapshot of each period is kept, the
 tiers combine with OR, periods in local time, ISO weeks from Monday):
@@ -75,10 +88,11 @@ Options:
 const KEEP_FLAGS = ['keep', 'keep-last', 'keep-hourly', 'keep-daily', 'keep-weekly', 'keep-monthly', 'keep-yearly'];
 
 const COMMANDS: Record<string, { values: string[]; switches: string[] }> = {
-  backup: { values: ['db', 'to', 'verify', 'skip-if-recent', ...KEEP_FLAGS], switches: ['json', 'progress-json'] },
-  prune: { values: ['to', ...KEEP_FLAGS], switches: ['json', 'dry-run'] },
+  backup: { values: ['db', 'to', 'verify', 'skip-if-recent', 'plain', ...KEEP_FLAGS], switches: ['json', 'progress-json'] },
+  prune: { values: ['to', 'plain', ...KEEP_FLAGS], switches: ['json', 'dry-run'] },
+  materialize: { values: ['from', 'out', 'verify'], switches: ['json', 'skip-integrity'] },
   restore: { values: ['db', 'from', 'verify'], switches: ['json', 'skip-verify', 'skip-integrity', 'force', 'dry-run', 'progress-json'] },
-  verify: { values: ['from', 'verify'], switches: ['json', 'progress-json'] },
+  verify: { values: ['from', 'verify'], switches: ['json', 'progress-json', 'all'] },
   list: { values: ['to', ...KEEP_FLAGS], switches: ['json'] },
 };
 
@@ -158,8 +172,31 @@ export function policyFromFlags(p: Parsed): RetentionPolicy {
   return tiers ? policy : { last: DEFAULT_KEEP };
 }
 
+/** `--plain N`: the newest N kept snapshots stay plain files (default 3); older ones are archived. */
+function plainFromFlags(p: Parsed): number {
+  const raw = p.values.get('plain') ?? String(DEFAULT_PLAIN);
+  if (!/^\d+$/.test(raw) || Number(raw) < 1) throw new BackupError('USAGE', `--plain must be a whole number ≥ 1; got "${raw}".`);
+  return Number(raw);
+}
+
+async function cmdMaterialize(p: Parsed, io: CliIO): Promise<number> {
+  const from = p.values.get('from');
+  const out = p.values.get('out');
+  if (!from || !out) throw new BackupError('USAGE', 'materialize needs --from SNAPSHOT and --out FILE|DIR.', { hint: `Run \`${TOOL_NAME} list\` to see the snapshots, archived ones included.` });
+  const mode = p.switches.has('skip-integrity') ? 'off' : verifyMode(p, false);
+  const r = await runMaterialize({ from: resolve(io.cwd, from), out: /[\\/]$/.test(out) ? `${resolve(io.cwd, out)}/` : resolve(io.cwd, out), integrity: mode, signal: io.signal });
+  if (p.switches.has('json')) {
+    io.stdout(json({ status: 'materialized', from: r.from, out: r.out, manifest: r.manifest, sha256: r.sha256, bytes: r.bytes }));
+    return 0;
+  }
+  io.stdout(`Materialized ${r.from} → ${r.out}\nManifest: ${r.manifest}\nSHA-256 : ${r.sha256}\nBytes   : ${r.bytes}\n`);
+  io.stdout(`Checked : rebuilt page by page from the archive; sha256 matches; ${mode === 'off' ? 'integrity check skipped' : `${checkLabel(mode)} ok`}\n`);
+  return 0;
+}
+
 async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
   const policy = policyFromFlags(p);
+  const plain = plainFromFlags(p);
   const recent = p.values.get('skip-if-recent');
   if (recent !== undefined && !/^\d+$/.test(recent)) throw new BackupError('USAGE', `--skip-if-recent must be a number of seconds; got "${recent}".`);
   const db = await dbPath(p, io);
@@ -167,6 +204,7 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
     dbPath: db.path,
     backupDir: resolve(io.cwd, p.values.get('to') ?? './backups'),
     policy,
+    plain,
     verify: verifyMode(p, true),
     onProgress: progressPrinter(p, io),
     skipIfRunWithinMs: recent === undefined ? undefined : Number(recent) * 1000,
@@ -175,7 +213,7 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
   for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
   if (p.switches.has('json')) {
     const extra = r.status === 'unchanged' ? { unchanged_since: r.unchangedSince } : {};
-    io.stdout(json({ status: r.status, ...r.manifest, ...extra, ...(r.pruned.length ? { pruned: r.pruned } : {}) }));
+    io.stdout(json({ status: r.status, ...r.manifest, ...extra, ...(r.pruned.length ? { pruned: r.pruned } : {}), ...(r.archived.length ? { archived: r.archived } : {}) }));
     return 0;
   }
   const m = r.manifest;
@@ -196,6 +234,7 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
     io.stdout(`Checked : ${facts.join(', ')}\n`);
   }
   if (r.pruned.length) io.stdout(`Pruned  : ${r.pruned.join(', ')}\n`);
+  if (r.archived.length) io.stdout(`Archived: ${r.archived.join(', ')} (page-dedup archive; \`materialize\` gives a plain file back)\n`);
   return 0;
 }
 
@@ -250,15 +289,22 @@ async function cmdVerify(p: Parsed, io: CliIO): Promise<number> {
   const from = p.values.get('from');
   if (!from) throw new BackupError('USAGE', 'verify needs --from FILE|DIR.');
   const mode = verifyMode(p, false);
-  const reports = await verifySnapshots({ from: resolve(io.cwd, from), integrity: mode === 'off' ? 'quick' : mode, signal: io.signal });
+  const { reports, packs } = await verifyFolderOrFile({ from: resolve(io.cwd, from), integrity: mode === 'off' ? 'quick' : mode, all: p.switches.has('all'), signal: io.signal });
   const failed = reports.filter((r) => r.problems.length).length;
   if (p.switches.has('json')) {
-    io.stdout(json({ status: failed ? 'failed' : 'ok', snapshots: reports.map((r) => ({ name: r.name, path: r.path, ok: r.problems.length === 0, bytes: r.bytes, sha256: r.sha256, manifest: r.manifestState, integrity: r.integrity?.result, memories: r.integrity?.memories, problems: r.problems.map((x) => x.message), notes: r.notes })) }));
+    io.stdout(
+      json({
+        status: failed || packs.length ? 'failed' : 'ok',
+        snapshots: reports.map((r) => ({ name: r.name, path: r.path, ok: r.problems.length === 0, bytes: r.bytes, sha256: r.sha256, manifest: r.manifestState, integrity: r.integrity?.result, memories: r.integrity?.memories, problems: r.problems.map((x) => x.message), notes: r.notes })),
+        ...(p.switches.has('all') ? { damaged_packs: packs } : {}),
+      }),
+    );
   } else {
     for (const r of reports) io.stdout(`${reportLine(r)}\n`);
-    io.stdout(`${reports.length - failed} of ${reports.length} snapshot${reports.length === 1 ? '' : 's'} ok\n`);
+    for (const b of packs) io.stdout(`FAIL  pack ${b.pack}: ${b.problem}; ${b.snapshots.length ? `affects ${b.snapshots.join(', ')}` : 'no kept snapshot needs it'}\n`);
+    io.stdout(`${reports.length - failed} of ${reports.length} snapshot${reports.length === 1 ? '' : 's'} ok${p.switches.has('all') ? `; ${packs.length ? `${packs.length} damaged pack${packs.length === 1 ? '' : 's'}` : 'every pack intact'}` : ''}\n`);
   }
-  return failed ? 1 : 0;
+  return failed || packs.length ? 1 : 0;
 }
 
 function localWhen(t: number): string {
@@ -271,7 +317,7 @@ async function cmdPrune(p: Parsed, io: CliIO): Promise<number> {
   const policy = policyFromFlags(p);
   const dir = resolve(io.cwd, p.values.get('to') ?? './backups');
   const dryRun = p.switches.has('dry-run');
-  const r = await runPrune({ backupDir: dir, policy, dryRun, signal: io.signal });
+  const r = await runPrune({ backupDir: dir, policy, plain: plainFromFlags(p), dryRun, signal: io.signal });
   for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
   const pruned = new Set(r.pruned);
   if (p.switches.has('json')) {
@@ -281,29 +327,36 @@ async function cmdPrune(p: Parsed, io: CliIO): Promise<number> {
         policy: r.policy,
         kept: r.decisions.filter((d) => d.keep).map((d) => ({ name: d.name, time: new Date(d.time).toISOString(), reasons: d.reasons.map((x) => x.text) })),
         [dryRun ? 'would_delete' : 'deleted']: r.decisions.filter((d) => !d.keep && (dryRun || pruned.has(d.name))).map((d) => d.name),
+        [dryRun ? 'would_archive' : 'archived']: dryRun ? (r.wouldArchive ?? []) : (r.archive?.archived ?? []),
+        ...(r.archive ? { packs_deleted: r.archive.gc.deletedPacks.length, packs_repacked: r.archive.gc.repacked.length, freed_bytes: r.archive.gc.freedBytes } : {}),
       }),
     );
     return 0;
   }
   const kept = r.decisions.filter((d) => d.keep);
   io.stdout(`${dryRun ? 'Dry run: nothing was deleted. ' : ''}Policy: ${r.policy}. ${kept.length} kept, ${dryRun ? `${r.decisions.length - kept.length} would be deleted` : `${r.pruned.length} deleted`}.\n`);
+  const archiving = new Set(dryRun ? (r.wouldArchive ?? []) : (r.archive?.archived ?? []));
   for (const d of r.decisions) {
     const mark = d.keep ? 'keep  ' : dryRun ? 'delete' : pruned.has(d.name) ? 'deleted' : 'kept  ';
-    io.stdout(`  ${mark}  ${localWhen(d.time)}  ${d.name}${d.keep ? `  ${d.why}` : ''}\n`);
+    const form = d.keep ? (archiving.has(d.name) ? (dryRun ? ' [would be archived]' : ' [archived now]') : d.entry.archived ? ' [archived]' : '') : '';
+    io.stdout(`  ${mark}  ${localWhen(d.time)}  ${d.name}${d.keep ? `  ${d.why}` : ''}${form}\n`);
+  }
+  if (r.archive && (r.archive.gc.deletedPacks.length || r.archive.gc.repacked.length)) {
+    io.stdout(`Archive: ${r.archive.gc.deletedPacks.length} unused pack(s) deleted, ${r.archive.gc.repacked.length} repacked, ${formatBytes(r.archive.gc.freedBytes)} freed\n`);
   }
   return 0;
 }
 
 async function cmdList(p: Parsed, io: CliIO): Promise<number> {
   const dir = resolve(io.cwd, p.values.get('to') ?? './backups');
-  const entries = await listSnapshots(dir);
+  const entries = await listSnapshots(dir, { archived: true });
   const decisions = new Map((await planRetention(dir, policyFromFlags(p), { entries })).map((d) => [d.name, d]));
   const retention = (name: string) => {
     const d = decisions.get(name);
     return d ? (d.keep ? d.why : 'not kept by the policy: the next backup or prune deletes it') : undefined;
   };
   if (p.switches.has('json')) {
-    io.stdout(json(entries.map((e) => ({ name: e.name, path: e.path, time: new Date(e.time).toISOString(), time_from: e.timeSource, bytes: e.size, manifest: e.manifestState, size_matches: e.sizeMatches, sha256: e.manifest?.sha256, integrity: e.manifest?.integrity, memories: e.manifest?.memories, tool: e.manifest?.tool, retention: retention(e.name) }))));
+    io.stdout(json(entries.map((e) => ({ name: e.name, path: e.path, archived: e.archived === true, time: new Date(e.time).toISOString(), time_from: e.timeSource, bytes: e.size, manifest: e.manifestState, size_matches: e.sizeMatches, sha256: e.manifest?.sha256, integrity: e.manifest?.integrity, memories: e.manifest?.memories, tool: e.manifest?.tool, retention: retention(e.name) }))));
     return 0;
   }
   io.stdout(`${dir}: ${entries.length} snapshot${entries.length === 1 ? '' : 's'}\n`);
@@ -316,6 +369,7 @@ async function cmdList(p: Parsed, io: CliIO): Promise<number> {
     else if (e.manifest?.integrity === 'ok') state = `verified${e.manifest.memories !== undefined ? `, ${e.manifest.memories} memories` : ''}`;
     else if (e.manifest?.integrity) state = e.manifest.integrity;
     else state = 'manifest ok (made by ai-memory)';
+    if (e.archived) state += ', archived (materialize for a plain file)';
     const why = retention(e.name);
     io.stdout(`  ${when}  ${e.name}  ${formatBytes(e.size)}  ${state}${why ? `  [${why}]` : ''}\n`);
   }
@@ -348,6 +402,8 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
         return await cmdVerify(p, io);
       case 'prune':
         return await cmdPrune(p, io);
+      case 'materialize':
+        return await cmdMaterialize(p, io);
       default:
         return await cmdList(p, io);
     }

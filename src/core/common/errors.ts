@@ -28,6 +28,7 @@ export type ErrorCode =
   | 'TOO_LARGE'
   | 'IN_USE'
   | 'RESTORE_FAILED'
+  | 'ARCHIVE_DAMAGED'
   | 'CANCELLED'
   | 'IO';
 

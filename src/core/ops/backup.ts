@@ -15,14 +15,14 @@ import { constants as fsc, promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { cleanStaleTemps, fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
 import { listSnapshots, type SnapshotEntry } from '../store/catalog';
-import { BackupError, errnoCode, ioError } from '../common/errors';
+import { BackupError, errnoCode, errorMessage, ioError, isBackupError } from '../common/errors';
 import { hashFile, TempFileSink } from '../store/fileSink';
 import { acquireFolderLock } from '../store/folderLock';
 import { DEFAULT_CHUNK_BYTES, inspectDatabase, readConsistentImage, type ImageInfo } from '../sqlite/image';
 import { OUR_TOOL, rfc3339, serializeManifest, type Manifest } from '../store/manifest';
 import { formatStamp, manifestNameFor, parseSnapshotName, snapshotName } from '../store/naming';
 import { isEmptyPolicy, type RetentionPolicy } from '../store/retention';
-import { applyPrune, normalizePolicy } from './prune';
+import { applyPrune, archiveOlder, normalizePolicy } from './prune';
 import { readState, STATE_NAME, type BackupState } from '../store/state';
 import { checkImage, loadSqlEngine, MAX_CHECKABLE_BYTES, type ImageCheck } from '../sqlite/sqlEngine';
 import { crashPoint } from '../common/testHooks';
@@ -42,6 +42,8 @@ export interface BackupOptions {
   keep?: number;
   /** Tiered retention (restic's semantics, retention.ts); overrides `keep`. */
   policy?: RetentionPolicy;
+  /** Keep the newest N snapshots plain and move older kept ones into the page-dedup archive; undefined: no archiving. */
+  plain?: number;
   verify?: VerifyMode;
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
@@ -64,6 +66,8 @@ export interface BackupResult {
   /** For 'unchanged': when the identical snapshot was made. */
   unchangedSince?: string;
   pruned: string[];
+  /** Snapshots moved into the page-dedup archive by this run. */
+  archived: string[];
   cleaned: string[];
   warnings: string[];
   image?: ImageInfo;
@@ -159,6 +163,21 @@ export async function pruneSnapshots(dir: string, keep: number | RetentionPolicy
   return { pruned: r.pruned, warnings: r.warnings };
 }
 
+/** Moves older kept snapshots into the archive (when `plain` is set); a failure here never fails the backup. */
+async function archiveStep(dir: string, opts: BackupOptions, warnings: string[], progress: (p: Progress) => void): Promise<string[]> {
+  if (opts.plain === undefined) return [];
+  progress({ phase: 'pruning', message: 'archiving older snapshots' });
+  try {
+    const r = await archiveOlder(dir, opts.plain, { signal: opts.signal });
+    warnings.push(...r.warnings);
+    return r.archived;
+  } catch (e) {
+    if (isBackupError(e) && (e.code === 'CANCELLED' || e.code === 'USAGE')) throw e;
+    warnings.push(`archiving older snapshots failed (they stay as they were): ${errorMessage(e)}`);
+    return [];
+  }
+}
+
 function nextFreeSeq(entries: SnapshotEntry[], stamp: string): number {
   let seq = 0;
   for (const e of entries) {
@@ -198,7 +217,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
         const entries = await listSnapshots(dir);
         const snap = entries.find((e) => e.name === state.snapshot);
         if (snap?.manifest) {
-          return { status: 'skipped', snapshotPath: snap.path, manifestPath: snap.manifestPath, manifest: snap.manifest, pruned: [], cleaned: [], warnings, durationMs: Date.now() - started };
+          return { status: 'skipped', snapshotPath: snap.path, manifestPath: snap.manifestPath, manifest: snap.manifest, pruned: [], archived: [], cleaned: [], warnings, durationMs: Date.now() - started };
         }
       }
     }
@@ -279,6 +298,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
         sink = undefined;
         const { pruned, warnings: w } = await pruneSnapshots(dir, keep, new Set([newest.name]));
         warnings.push(...w);
+        const archived = await archiveStep(dir, opts, warnings, progress);
         await writeFileAtomic(join(dir, STATE_NAME), JSON.stringify({ last_run: rfc3339(now()), status: 'unchanged', snapshot: newest.name, sha256 } satisfies BackupState));
         return {
           status: 'unchanged',
@@ -287,6 +307,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
           manifest: newest.manifest,
           unchangedSince: newest.manifest.created_at,
           pruned,
+          archived,
           cleaned,
           warnings,
           image,
@@ -343,6 +364,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     const { pruned, warnings: w } = await pruneSnapshots(dir, keep, new Set([published.name]));
     warnings.push(...w);
     crashPoint('backup:after-prune');
+    const archived = await archiveStep(dir, opts, warnings, progress);
     await writeFileAtomic(
       join(dir, STATE_NAME),
       JSON.stringify({ last_run: rfc3339(now()), status: 'created', snapshot: published.name, sha256 } satisfies BackupState),
@@ -353,6 +375,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       manifestPath: join(dir, manifestNameFor(published.name)),
       manifest: published.manifest,
       pruned,
+      archived,
       cleaned,
       warnings,
       image,

@@ -13,6 +13,7 @@ import { resolve } from 'node:path';
 import { BackupError, errorMessage } from '../common/errors';
 import { crashPoint } from '../common/testHooks';
 import { fsyncDir } from '../store/atomicFs';
+import { archivePaths, archiveSnapshot, collectGarbage, deleteArchived, dropPlain, listArchived, PackStore, type GcResult } from '../store/archive';
 import { listSnapshots, type SnapshotEntry } from '../store/catalog';
 import { acquireFolderLock } from '../store/folderLock';
 import { pinnedSnapshots } from '../store/pins';
@@ -59,7 +60,7 @@ export async function planRetention(
   policy: RetentionPolicy,
   opts: { justWritten?: string; pinned?: Set<string>; entries?: SnapshotEntry[]; zone?: string } = {},
 ): Promise<PruneDecision[]> {
-  const entries = retentionCandidates(opts.entries ?? (await listSnapshots(dir, { manifests: false })));
+  const entries = retentionCandidates(opts.entries ?? (await listSnapshots(dir, { manifests: false, archived: true })));
   const pinned = opts.pinned ?? (await pinnedSnapshots(dir));
   const protect = new Map<string, string>();
   if (entries.length) protect.set(entries[0].name, 'newest');
@@ -81,7 +82,8 @@ export async function planRetention(
  * (a crash in between leaves a manifest without a snapshot, cleaned by the next backup).
  * An archived one (archive.ts) goes through `deleteArchived`.
  */
-async function deletePlain(e: SnapshotEntry): Promise<void> {
+async function deleteEntry(dir: string, e: SnapshotEntry): Promise<void> {
+  if (e.archived) return deleteArchived(dir, e.name);
   await fsp.unlink(e.path);
   crashPoint('backup:prune-between');
   await fsp.rm(e.manifestPath, { force: true });
@@ -100,7 +102,7 @@ export interface PruneOutcome {
 export async function applyPrune(
   dir: string,
   policy: RetentionPolicy,
-  opts: { justWritten?: string; dryRun?: boolean; entries?: SnapshotEntry[]; deleteEntry?: (e: SnapshotEntry) => Promise<void> } = {},
+  opts: { justWritten?: string; dryRun?: boolean; entries?: SnapshotEntry[] } = {},
 ): Promise<PruneOutcome> {
   const pruned: string[] = [];
   const warnings: string[] = [];
@@ -120,7 +122,7 @@ export async function applyPrune(
       continue;
     }
     try {
-      await (opts.deleteEntry ?? deletePlain)(d.entry);
+      await deleteEntry(dir, d.entry);
       pruned.push(d.name);
     } catch (err) {
       d.keep = true;
@@ -132,16 +134,77 @@ export async function applyPrune(
   return { decisions, pruned, warnings };
 }
 
+export const DEFAULT_PLAIN = 3;
+
+export interface ArchiveOutcome {
+  archived: string[];
+  newPackBytes: number;
+  gc: GcResult;
+  warnings: string[];
+}
+
+/**
+ * Keeps the newest `plain` kept snapshots as plain files and moves older ones into the
+ * page-dedup archive (archive.ts), then collects what no kept snapshot needs. Only plain
+ * snapshots with a matching manifest are archived (a snapshot we cannot verify stays as it
+ * is); one a restore is reading (pinned) waits for the next run. The caller holds the lock.
+ */
+export async function archiveOlder(dir: string, plain: number, opts: { signal?: AbortSignal } = {}): Promise<ArchiveOutcome> {
+  if (!Number.isInteger(plain) || plain < 1) throw new BackupError('USAGE', `--plain must be a whole number ≥ 1, got ${plain}.`);
+  const warnings: string[] = [];
+  const archived: string[] = [];
+  let newPackBytes = 0;
+  const entries = retentionCandidates(await listSnapshots(dir, { archived: true }));
+  const alsoArchived = new Set((await listArchivedNames(dir)));
+  const pinned = await pinnedSnapshots(dir);
+  const older = entries.filter((e) => !e.archived).slice(plain);
+  let store: PackStore | undefined;
+  for (const e of older) {
+    if (pinned.has(e.name) || (await pinnedSnapshots(dir)).has(e.name)) {
+      warnings.push(`${e.name} stays plain for now: a restore is reading it`);
+      continue;
+    }
+    if (alsoArchived.has(e.name)) {
+      // Archived by a run that died before removing the plain copy: finish that run's work.
+      await dropPlain(dir, e.name);
+      archived.push(e.name);
+      continue;
+    }
+    if (e.manifestState !== 'ok' || !e.manifest || !e.sizeMatches) {
+      warnings.push(`${e.name} stays plain: its manifest is ${e.manifestState === 'ok' ? 'not its size' : e.manifestState}, so it cannot be archived safely`);
+      continue;
+    }
+    store ??= await PackStore.load(archivePaths(dir));
+    try {
+      const r = await archiveSnapshot(dir, e.name, e.manifest, store, opts.signal);
+      archived.push(e.name);
+      newPackBytes += r.newPackBytes;
+    } catch (err) {
+      if (err instanceof BackupError && err.code === 'CANCELLED') throw err;
+      warnings.push(`${e.name} stays plain: ${errorMessage(err)}`);
+    }
+  }
+  const gc = await collectGarbage(dir, { pinned: (await pinnedSnapshots(dir)).size > 0 });
+  warnings.push(...gc.warnings);
+  return { archived, newPackBytes, gc, warnings };
+}
+
+async function listArchivedNames(dir: string): Promise<string[]> {
+  return (await listArchived(dir)).map((a) => a.name);
+}
+
 export interface PruneOptions {
   backupDir: string;
   policy: RetentionPolicy;
+  /** Keep the newest N kept snapshots plain and archive the older ones; undefined: no archiving. */
+  plain?: number;
   dryRun?: boolean;
   lockWaitMs?: number;
   signal?: AbortSignal;
 }
 
 /** `prune`: applies the policy now, under the folder lock; `dryRun` only reports. */
-export async function runPrune(opts: PruneOptions): Promise<PruneOutcome & { policy: string }> {
+export async function runPrune(opts: PruneOptions): Promise<PruneOutcome & { policy: string; archive?: ArchiveOutcome; wouldArchive?: string[] }> {
   const dir = resolve(opts.backupDir);
   const policy = normalizePolicy(opts.policy);
   const st = await fsp.stat(dir).catch(() => undefined);
@@ -150,12 +213,15 @@ export async function runPrune(opts: PruneOptions): Promise<PruneOutcome & { pol
   }
   if (opts.dryRun) {
     const decisions = await planRetention(dir, policy);
-    return { decisions, pruned: [], warnings: [], policy: describePolicy(policy) };
+    const wouldArchive = opts.plain === undefined ? undefined : decisions.filter((d) => d.keep && !d.entry.archived).slice(opts.plain).map((d) => d.name);
+    return { decisions, pruned: [], warnings: [], policy: describePolicy(policy), wouldArchive };
   }
   const lock = await acquireFolderLock(dir, { purpose: 'prune', waitMs: opts.lockWaitMs ?? 30_000, signal: opts.signal });
   try {
     const r = await applyPrune(dir, policy, {});
-    return { ...r, policy: describePolicy(policy) };
+    const archive = opts.plain === undefined ? undefined : await archiveOlder(dir, opts.plain, { signal: opts.signal });
+    if (archive) r.warnings.push(...archive.warnings);
+    return { ...r, policy: describePolicy(policy), archive };
   } finally {
     await lock.release();
   }

@@ -38,6 +38,7 @@ import { crashPoint } from '../common/testHooks';
 import { letSignalsIn, throwIfCancelled, type Progress } from '../common/cancel';
 import { checkLabel, type CheckMode } from '../common/checks';
 import { scanWal } from '../sqlite/wal';
+import { findArchived, rebuildToTemp, type Rebuilt } from './archived';
 
 export interface RestoreOptions {
   dbPath: string;
@@ -105,10 +106,11 @@ export async function resolveRestoreSource(from: string): Promise<string> {
     st = await fsp.stat(p);
   } catch (e) {
     if (errnoCode(e) === 'ENOENT' && (await exists(p))) return p; // a dangling symlink: examine() reports it
+    if (errnoCode(e) === 'ENOENT' && (await findArchived(p))) return p; // in the folder's page-dedup archive
     throw new BackupError('SNAPSHOT_NOT_FOUND', `${p} does not exist.`, { hint: 'Pass a snapshot file or the backup folder with --from.' });
   }
   if (!st.isDirectory()) return p;
-  const entries = await listSnapshots(p, { manifests: false });
+  const entries = await listSnapshots(p, { manifests: false, archived: true });
   if (!entries.length) {
     throw new BackupError('NO_SNAPSHOTS', `No snapshots found in ${p}.`, { hint: 'Run `backup` first, or pass the folder that holds your ai-memory-*.db snapshots.' });
   }
@@ -212,12 +214,22 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
 
   const snapshot = await resolveRestoreSource(opts.from);
   const unpin = await pinSnapshot(dirname(snapshot), basename(snapshot));
+  let rebuilt: Rebuilt | undefined;
   try {
     crashPoint('restore:after-pin');
     throwIfCancelled(opts.signal, CANCELLED);
+    // An archived snapshot is rebuilt first (every page and the whole file checked against
+    // its index and manifest), then examined and placed like a plain one.
+    const archived = await findArchived(snapshot);
+    if (archived) {
+      progress({ phase: 'reading', message: `rebuilding ${archived.name} from the archive` });
+      rebuilt = await rebuildToTemp(archived, { signal: opts.signal, onBytes: (done, total) => progress({ phase: 'reading', done, total }) });
+    }
+    const source = rebuilt?.file ?? snapshot;
     progress({ phase: 'hashing', message: `checking ${basename(snapshot)}` });
     const integrity = opts.skipIntegrity ? 'off' : (opts.verify ?? 'quick');
-    const { report, bytes } = await examineSnapshot(snapshot, {
+    const { report, bytes } = await examineSnapshot(source, {
+      as: archived ? { name: archived.name, manifestPath: archived.manifestPath, path: archived.path } : undefined,
       useManifest: !opts.skipVerify,
       integrity,
       stopAtFirst: true,
@@ -272,12 +284,13 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
         });
       }
     };
-    await place({ dbPath, snapshot, bytes, sha256, keep, consolidate, progress, signal: opts.signal, recheck });
+    await place({ dbPath, snapshot: source, bytes, sha256, keep, consolidate, progress, signal: opts.signal, recheck });
     // Pins (and pin temps) left by restores that died (killed, power cut) are dropped; live pins stay.
     await pinnedSnapshots(dirname(snapshot));
     await cleanStaleTemps(dirname(snapshot));
     return { status: 'restored', from: snapshot, to: dbPath, previous: dbExists ? aside : undefined, sha256, bytes: report.bytes, plan, report, warnings, durationMs: Date.now() - started };
   } finally {
+    await rebuilt?.done();
     await unpin();
   }
 }

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { BackupError, errnoCode, errorMessage, isBackupError } from '../common/errors';
 import { acquireFolderLock } from './folderLock';
 import { checkManifestNames, parseManifest, type Manifest } from './manifest';
+import { deleteArchived, listArchived } from './archive';
 import { compareNewestFirst, isSnapshotFileName, manifestNameFor, parseSnapshotName } from './naming';
 
 export type ManifestState = 'ok' | 'missing' | 'invalid' | 'foreign';
@@ -31,11 +32,19 @@ export interface SnapshotEntry {
   manifestError?: string;
   /** File size equals the manifest's `bytes` (undefined without a usable manifest). */
   sizeMatches?: boolean;
+  /**
+   * Stored in the page-dedup archive (archive.ts), not as a plain file: `path` is where the
+   * plain file would be, `manifestPath` the manifest inside the archive, `size` its bytes.
+   */
+  archived?: boolean;
+  indexPath?: string;
 }
 
 export interface ListOptions {
   /** Read and check manifests (default true). */
   manifests?: boolean;
+  /** Include snapshots of the page-dedup archive (default false: plain files only). */
+  archived?: boolean;
 }
 
 
@@ -162,6 +171,34 @@ export async function listSnapshots(dir: string, opts: ListOptions = {}): Promis
     }
   };
   await Promise.all(Array.from({ length: Math.min(32, names.length) }, worker));
+  if (opts.archived) {
+    // A snapshot both plain and archived (a crash before its plain copy went) is listed once, as plain.
+    const plain = new Set(out.map((e) => e.name));
+    for (const a of await listArchived(dir)) {
+      if (plain.has(a.name)) continue;
+      const t = parseSnapshotName(a.name);
+      if (!t) continue;
+      const st = await fsp.stat(a.manifestPath).catch(() => undefined);
+      out.push({
+        name: a.name,
+        path: join(dir, a.name),
+        manifestPath: a.manifestPath,
+        time: t.time,
+        timeSource: 'name',
+        seq: t.seq,
+        size: a.manifest?.bytes ?? 0,
+        mtimeMs: st?.mtimeMs ?? 0,
+        symlink: false,
+        unsafe: false,
+        manifest: a.manifest,
+        manifestState: a.manifest ? 'ok' : 'invalid',
+        manifestError: a.manifestError,
+        sizeMatches: a.manifest ? true : undefined,
+        archived: true,
+        indexPath: a.indexPath,
+      });
+    }
+  }
   return out.sort(compareNewestFirst);
 }
 
@@ -180,6 +217,7 @@ export async function deleteSnapshot(dir: string, name: string): Promise<void> {
       if (errnoCode(e) !== 'ENOENT') throw new BackupError('IO', `Could not delete ${name}: ${errorMessage(e)}`);
     });
     await fsp.rm(join(dir, manifestNameFor(name)), { force: true });
+    if ((await listArchived(dir)).some((a) => a.name === name)) await deleteArchived(dir, name);
   } finally {
     await lock.release();
   }
