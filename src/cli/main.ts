@@ -301,7 +301,7 @@ async function cmdVerify(p: Parsed, io: CliIO): Promise<number> {
     );
   } else {
     for (const r of reports) io.stdout(`${reportLine(r)}\n`);
-    for (const b of packs) io.stdout(`FAIL  pack ${b.pack}: ${b.problem}; ${b.snapshots.length ? `affects ${b.snapshots.join(', ')}` : 'no kept snapshot needs it'}\n`);
+    for (const b of packs) io.stdout(`FAIL  pack ${b.pack}: ${b.problem}; ${b.snapshots.length ? `used by ${b.snapshots.join(', ')}` : 'no kept snapshot uses it'}\n`);
     io.stdout(`${reports.length - failed} of ${reports.length} snapshot${reports.length === 1 ? '' : 's'} ok${p.switches.has('all') ? `; ${packs.length ? `${packs.length} damaged pack${packs.length === 1 ? '' : 's'}` : 'every pack intact'}` : ''}\n`);
   }
   return failed || packs.length ? 1 : 0;

@@ -172,8 +172,8 @@ async function archiveStep(dir: string, opts: BackupOptions, warnings: string[],
     warnings.push(...r.warnings);
     return r.archived;
   } catch (e) {
-    if (isBackupError(e) && (e.code === 'CANCELLED' || e.code === 'USAGE')) throw e;
-    warnings.push(`archiving older snapshots failed (they stay as they were): ${errorMessage(e)}`);
+    // The new snapshot is already published: a failure (or a cancel) here only leaves older snapshots plain.
+    warnings.push(`archiving older snapshots ${isBackupError(e) && e.code === 'CANCELLED' ? 'was cancelled' : 'failed'} (they stay as they were): ${errorMessage(e)}`);
     return [];
   }
 }
@@ -197,6 +197,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
   const verify = opts.verify ?? 'quick';
   const progress = opts.onProgress ?? (() => undefined);
   if (typeof keep === 'number' && (!Number.isInteger(keep) || keep < 0)) throw new BackupError('USAGE', `--keep must be a whole number ≥ 0, got ${keep}.`);
+  if (opts.plain !== undefined && (!Number.isInteger(opts.plain) || opts.plain < 1)) throw new BackupError('USAGE', `--plain must be a whole number ≥ 1, got ${opts.plain}.`);
 
   // Refusals first, before anything is created.
   const db = await inspectDatabase(dbPath);
