@@ -21,6 +21,9 @@ const common = {
   // `vscode` is provided by the extension host; everything else is bundled so the
   // .vsix carries no node_modules and no native code.
   external: ['vscode'],
+  // Prefer packages' ES module builds: jsonc-parser's UMD "main" requires its files at run
+  // time ('./impl/format'), which a bundle cannot resolve; its "module" build bundles cleanly.
+  mainFields: ['module', 'main'],
   logLevel: 'warning',
 };
 

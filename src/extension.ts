@@ -2,7 +2,7 @@
  * AI Memory Backup — wires the features together. Activation registers everything and
  * does no I/O: discovery, the first catalog load and the schedule start right after it
  * returns; the sql.js engine never loads in the extension host (backups run in a child
- * process, see features/engine.ts).
+ * process, see features/engineClient.ts).
  */
 import { errorMessage } from './core/common/errors';
 import { performance } from 'node:perf_hooks';
@@ -11,7 +11,7 @@ import { Commands, ContextKeys, VIEW_ID } from './commands';
 import { TOOL_VERSION } from './core/common/version';
 import { BackupService } from './features/backupService';
 import { DatabaseLocator } from './features/databaseLocator';
-import { EngineClient } from './features/engine';
+import { EngineClient } from './features/engineClient';
 import { setConfirmationHandler, type ConfirmationHandler } from './features/prompts';
 import { Scheduler } from './features/scheduler';
 import { affectsUs } from './features/settings';

@@ -3,9 +3,9 @@ import { BackupError } from '../core/common/errors';
 
 export interface FlagSpec {
   /** Flags that take a value. */
-  values: string[];
+  values: readonly string[];
   /** Flags that are switches. */
-  switches: string[];
+  switches: readonly string[];
 }
 
 export interface Parsed {

@@ -7,8 +7,11 @@
 import { promises as fsp } from 'node:fs';
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
-import { DEFAULT_KEEP, runBackup, type Progress, type VerifyMode } from '../core/ops/backup';
+import { DEFAULT_KEEP, runBackup } from '../core/ops/backup';
+import type { Progress } from '../core/common/cancel';
+import { checkLabel, type CheckMode, type VerifyMode } from '../core/common/checks';
 import { listSnapshots } from '../core/store/catalog';
+import { snapshotVerdict, STATE_LABEL } from '../core/store/snapshotState';
 import { BackupError, errorMessage, isBackupError } from '../core/common/errors';
 import { formatBytes } from '../core/common/format';
 import { resolveAiMemoryDbPath } from '../core/discovery/paths';
@@ -16,11 +19,11 @@ import { runRestore } from '../core/ops/restore';
 import type { SnapshotReport } from '../core/ops/snapshotCheck';
 import { TOOL_NAME, TOOL_VERSION } from '../core/common/version';
 import { verifyFolderOrFile } from '../core/ops/verify';
-import { checkLabel } from '../core/common/checks';
 import { runMaterialize } from '../core/ops/archived';
 import { DEFAULT_PLAIN, planRetention, runPrune } from '../core/ops/prune';
 import { BUCKETS, type RetentionPolicy } from '../core/store/retention';
 import { parseArgs, type Parsed } from './args';
+import { backupJson, COMMANDS, isCommandName, listJson, materializeJson, progressJson, pruneJson, restoreJson, verifyJson, type CommandName, type CommandSpec, type ErrorLine } from './protocol';
 
 export interface CliIO {
   stdout: (s: string) => void;
@@ -85,26 +88,18 @@ Options:
   -h, --help        this help;  --version  the version
 `;
 
-const KEEP_FLAGS = ['keep', 'keep-last', 'keep-hourly', 'keep-daily', 'keep-weekly', 'keep-monthly', 'keep-yearly'];
-
-const COMMANDS: Record<string, { values: string[]; switches: string[] }> = {
-  backup: { values: ['db', 'to', 'verify', 'skip-if-recent', 'plain', ...KEEP_FLAGS], switches: ['json', 'progress-json'] },
-  prune: { values: ['to', 'plain', ...KEEP_FLAGS], switches: ['json', 'dry-run'] },
-  materialize: { values: ['from', 'out', 'verify'], switches: ['json', 'skip-integrity'] },
-  restore: { values: ['db', 'from', 'verify'], switches: ['json', 'skip-verify', 'skip-integrity', 'force', 'dry-run', 'progress-json'] },
-  verify: { values: ['from', 'verify'], switches: ['json', 'progress-json', 'all'] },
-  list: { values: ['to', ...KEEP_FLAGS], switches: ['json'] },
-};
-
+const SPECS: CommandSpec[] = Object.values(COMMANDS);
 const ALL = {
-  values: [...new Set(Object.values(COMMANDS).flatMap((c) => c.values))],
-  switches: [...new Set(Object.values(COMMANDS).flatMap((c) => c.switches)), 'help', 'version'],
+  values: [...new Set(SPECS.flatMap((c) => c.values))],
+  switches: [...new Set(SPECS.flatMap((c) => c.switches)), 'help', 'version'],
 };
 
 function json(v: unknown): string {
   return `${JSON.stringify(v)}\n`;
 }
 
+function verifyMode(p: Parsed, allowOff: true): VerifyMode;
+function verifyMode(p: Parsed, allowOff: false): CheckMode;
 function verifyMode(p: Parsed, allowOff: boolean): VerifyMode {
   const v = p.values.get('verify') ?? 'quick';
   if (v === 'quick' || v === 'full' || (allowOff && v === 'off')) return v;
@@ -138,7 +133,7 @@ function progressPrinter(p: Parsed, io: CliIO): ((x: Progress) => void) | undefi
     const now = Date.now();
     if (x.done !== undefined && x.total && x.done < x.total && now - last < 100) return; // at most 10 lines a second
     last = now;
-    io.stderr(json({ progress: x }));
+    io.stderr(json(progressJson(x)));
   };
 }
 
@@ -186,7 +181,7 @@ async function cmdMaterialize(p: Parsed, io: CliIO): Promise<number> {
   const mode = p.switches.has('skip-integrity') ? 'off' : verifyMode(p, false);
   const r = await runMaterialize({ from: resolve(io.cwd, from), out: /[\\/]$/.test(out) ? `${resolve(io.cwd, out)}/` : resolve(io.cwd, out), integrity: mode, signal: io.signal });
   if (p.switches.has('json')) {
-    io.stdout(json({ status: 'materialized', from: r.from, out: r.out, manifest: r.manifest, sha256: r.sha256, bytes: r.bytes }));
+    io.stdout(json(materializeJson(r)));
     return 0;
   }
   io.stdout(`Materialized ${r.from} → ${r.out}\nManifest: ${r.manifest}\nSHA-256 : ${r.sha256}\nBytes   : ${r.bytes}\n`);
@@ -212,8 +207,7 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
   }).catch((e: unknown) => explainDb(e, db));
   for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
   if (p.switches.has('json')) {
-    const extra = r.status === 'unchanged' ? { unchanged_since: r.unchangedSince } : {};
-    io.stdout(json({ status: r.status, ...r.manifest, ...extra, ...(r.pruned.length ? { pruned: r.pruned } : {}), ...(r.archived.length ? { archived: r.archived } : {}) }));
+    io.stdout(json(backupJson(r)));
     return 0;
   }
   const m = r.manifest;
@@ -225,7 +219,7 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
   io.stdout(`Snapshot: ${r.snapshotPath}\nManifest: ${r.manifestPath}\nSHA-256 : ${m.sha256}\nBytes   : ${m.bytes}\n`);
   if (r.status === 'created') {
     const facts: string[] = [];
-    if (m.integrity === 'ok') facts.push(`${m.check === 'full' ? 'integrity_check' : 'quick_check'} ok`);
+    if (m.integrity === 'ok') facts.push(`${checkLabel(m.check === 'full' ? 'full' : 'quick')} ok`);
     else if (m.integrity === 'encrypted') facts.push('NOT verified: the database is encrypted (not plain SQLite)');
     else facts.push('NOT verified (--verify off)');
     if (m.memories !== undefined) facts.push(`${m.memories} memories`);
@@ -248,7 +242,7 @@ async function cmdRestore(p: Parsed, io: CliIO): Promise<number> {
     from: resolve(io.cwd, from),
     skipVerify: p.switches.has('skip-verify'),
     skipIntegrity: p.switches.has('skip-integrity'),
-    verify: verify === 'off' ? 'quick' : verify,
+    verify,
     force: p.switches.has('force'),
     dryRun: p.switches.has('dry-run'),
     onProgress: progressPrinter(p, io),
@@ -256,7 +250,7 @@ async function cmdRestore(p: Parsed, io: CliIO): Promise<number> {
   }).catch((e: unknown) => explainDb(e, db));
   for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
   if (p.switches.has('json')) {
-    io.stdout(json({ status: r.status, from: r.from, to: r.to, previous: r.previous, sha256: r.sha256, bytes: r.bytes, ...(r.status === 'dry-run' ? { plan: r.plan } : {}) }));
+    io.stdout(json(restoreJson(r)));
     return 0;
   }
   if (r.status === 'dry-run') {
@@ -277,10 +271,10 @@ async function cmdRestore(p: Parsed, io: CliIO): Promise<number> {
   return 0;
 }
 
-function reportLine(r: SnapshotReport): string {
+function reportLine(r: SnapshotReport, mode: CheckMode): string {
   if (r.problems.length) return `FAIL  ${r.name}  ${r.problems.map((x) => x.message).join(' | ')}`;
   const facts = [r.manifestState === 'ok' ? 'sha256 matches manifest' : 'no manifest check'];
-  if (r.integrity?.ok) facts.push(`quick_check ok${r.integrity.memories !== undefined ? ` (${r.integrity.memories} memories)` : ''}`);
+  if (r.integrity?.ok) facts.push(`${checkLabel(mode)} ok${r.integrity.memories !== undefined ? ` (${r.integrity.memories} memories)` : ''}`);
   for (const n of r.notes) facts.push(n);
   return `ok    ${r.name}  ${facts.join(', ')}`;
 }
@@ -289,20 +283,15 @@ async function cmdVerify(p: Parsed, io: CliIO): Promise<number> {
   const from = p.values.get('from');
   if (!from) throw new BackupError('USAGE', 'verify needs --from FILE|DIR.');
   const mode = verifyMode(p, false);
-  const { reports, packs } = await verifyFolderOrFile({ from: resolve(io.cwd, from), integrity: mode === 'off' ? 'quick' : mode, all: p.switches.has('all'), signal: io.signal });
+  const all = p.switches.has('all');
+  const { reports, packs } = await verifyFolderOrFile({ from: resolve(io.cwd, from), integrity: mode, all, signal: io.signal });
   const failed = reports.filter((r) => r.problems.length).length;
   if (p.switches.has('json')) {
-    io.stdout(
-      json({
-        status: failed || packs.length ? 'failed' : 'ok',
-        snapshots: reports.map((r) => ({ name: r.name, path: r.path, ok: r.problems.length === 0, bytes: r.bytes, sha256: r.sha256, manifest: r.manifestState, integrity: r.integrity?.result, memories: r.integrity?.memories, problems: r.problems.map((x) => x.message), notes: r.notes })),
-        ...(p.switches.has('all') ? { damaged_packs: packs } : {}),
-      }),
-    );
+    io.stdout(json(verifyJson(reports, mode, all ? packs : undefined)));
   } else {
-    for (const r of reports) io.stdout(`${reportLine(r)}\n`);
+    for (const r of reports) io.stdout(`${reportLine(r, mode)}\n`);
     for (const b of packs) io.stdout(`FAIL  pack ${b.pack}: ${b.problem}; ${b.snapshots.length ? `used by ${b.snapshots.join(', ')}` : 'no kept snapshot uses it'}\n`);
-    io.stdout(`${reports.length - failed} of ${reports.length} snapshot${reports.length === 1 ? '' : 's'} ok${p.switches.has('all') ? `; ${packs.length ? `${packs.length} damaged pack${packs.length === 1 ? '' : 's'}` : 'every pack intact'}` : ''}\n`);
+    io.stdout(`${reports.length - failed} of ${reports.length} snapshot${reports.length === 1 ? '' : 's'} ok${all ? `; ${packs.length ? `${packs.length} damaged pack${packs.length === 1 ? '' : 's'}` : 'every pack intact'}` : ''}\n`);
   }
   return failed || packs.length ? 1 : 0;
 }
@@ -321,16 +310,7 @@ async function cmdPrune(p: Parsed, io: CliIO): Promise<number> {
   for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
   const pruned = new Set(r.pruned);
   if (p.switches.has('json')) {
-    io.stdout(
-      json({
-        status: dryRun ? 'dry-run' : 'pruned',
-        policy: r.policy,
-        kept: r.decisions.filter((d) => d.keep).map((d) => ({ name: d.name, time: new Date(d.time).toISOString(), reasons: d.reasons.map((x) => x.text) })),
-        [dryRun ? 'would_delete' : 'deleted']: r.decisions.filter((d) => !d.keep && (dryRun || pruned.has(d.name))).map((d) => d.name),
-        [dryRun ? 'would_archive' : 'archived']: dryRun ? (r.wouldArchive ?? []) : (r.archive?.archived ?? []),
-        ...(r.archive ? { packs_deleted: r.archive.gc.deletedPacks.length, packs_repacked: r.archive.gc.repacked.length, freed_bytes: r.archive.gc.freedBytes } : {}),
-      }),
-    );
+    io.stdout(json(pruneJson(r, dryRun)));
     return 0;
   }
   const kept = r.decisions.filter((d) => d.keep);
@@ -356,25 +336,29 @@ async function cmdList(p: Parsed, io: CliIO): Promise<number> {
     return d ? (d.keep ? d.why : 'not kept by the policy: the next backup or prune deletes it') : undefined;
   };
   if (p.switches.has('json')) {
-    io.stdout(json(entries.map((e) => ({ name: e.name, path: e.path, archived: e.archived === true, time: new Date(e.time).toISOString(), time_from: e.timeSource, bytes: e.size, manifest: e.manifestState, size_matches: e.sizeMatches, sha256: e.manifest?.sha256, integrity: e.manifest?.integrity, memories: e.manifest?.memories, tool: e.manifest?.tool, retention: retention(e.name) }))));
+    io.stdout(json(listJson(entries, retention)));
     return 0;
   }
   io.stdout(`${dir}: ${entries.length} snapshot${entries.length === 1 ? '' : 's'}\n`);
   for (const e of entries) {
     const when = new Date(e.time).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
-    let state: string;
-    if (e.unsafe) state = 'symlink outside the folder (never restored)';
-    else if (e.manifestState !== 'ok') state = `manifest ${e.manifestState}`;
-    else if (e.sizeMatches === false) state = 'size differs from manifest';
-    else if (e.manifest?.integrity === 'ok') state = `verified${e.manifest.memories !== undefined ? `, ${e.manifest.memories} memories` : ''}`;
-    else if (e.manifest?.integrity) state = e.manifest.integrity;
-    else state = 'manifest ok (made by ai-memory)';
-    if (e.archived) state += ', archived (materialize for a plain file)';
+    const verdict = snapshotVerdict(e);
+    const memories = e.manifest?.memories !== undefined ? `, ${e.manifest.memories} memories` : '';
+    const state = `${STATE_LABEL[verdict.state]}: ${verdict.detail}${memories}${e.archived ? ', archived (materialize gives a plain file)' : ''}`;
     const why = retention(e.name);
     io.stdout(`  ${when}  ${e.name}  ${formatBytes(e.size)}  ${state}${why ? `  [${why}]` : ''}\n`);
   }
   return 0;
 }
+
+const HANDLERS: Record<CommandName, (p: Parsed, io: CliIO) => Promise<number>> = {
+  backup: cmdBackup,
+  restore: cmdRestore,
+  verify: cmdVerify,
+  list: cmdList,
+  prune: cmdPrune,
+  materialize: cmdMaterialize,
+};
 
 export async function runCli(argv: string[], io: CliIO): Promise<number> {
   const jsonOut = argv.includes('--json');
@@ -388,29 +372,17 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
       (p.command || p.switches.has('help') ? io.stdout : io.stderr)(USAGE);
       return p.command || p.switches.has('help') ? 0 : 2;
     }
-    const spec = COMMANDS[p.command];
-    if (!spec) throw new BackupError('USAGE', `Unknown command "${p.command}".`, { hint: 'Commands: backup, restore, verify, list, prune, materialize.' });
+    if (!isCommandName(p.command)) throw new BackupError('USAGE', `Unknown command "${p.command}".`, { hint: `Commands: ${Object.keys(COMMANDS).join(', ')}.` });
+    const spec: CommandSpec = COMMANDS[p.command];
     for (const k of p.values.keys()) if (!spec.values.includes(k)) throw new BackupError('USAGE', `${p.command} does not take --${k}.`);
     for (const k of p.switches) if (!spec.switches.includes(k)) throw new BackupError('USAGE', `${p.command} does not take --${k}.`);
     if (p.positionals.length) throw new BackupError('USAGE', `Unexpected argument "${p.positionals[0]}".`);
-    switch (p.command) {
-      case 'backup':
-        return await cmdBackup(p, io);
-      case 'restore':
-        return await cmdRestore(p, io);
-      case 'verify':
-        return await cmdVerify(p, io);
-      case 'prune':
-        return await cmdPrune(p, io);
-      case 'materialize':
-        return await cmdMaterialize(p, io);
-      default:
-        return await cmdList(p, io);
-    }
+    return await HANDLERS[p.command](p, io);
   } catch (e) {
     const err = isBackupError(e) ? e : new BackupError('IO', errorMessage(e));
     if (jsonOut) {
-      io.stderr(json({ status: 'error', code: err.code, error: err.message, hint: err.hint, state: err.state }));
+      const line: ErrorLine = { status: 'error', code: err.code, error: err.message, hint: err.hint, state: err.state };
+      io.stderr(json(line));
     } else {
       io.stderr(`error: ${err.message}\n`);
       if (err.state) io.stderr(`  ${err.state}\n`);

@@ -13,7 +13,7 @@ import { ContextKeys } from '../commands';
 import { formatBytes } from '../core/common/format';
 import { Disposable } from '../util/disposable';
 import type { DatabaseLocator } from './databaseLocator';
-import { EngineError, type BackupOutcome, type EngineClient, type EngineProgress } from './engine';
+import { EngineError, type BackupOutcome, type EngineClient, type EngineProgress } from './engineClient';
 import { errorActions } from './errors';
 import { expandSettingPath, readSettings } from './settings';
 import type { SnapshotCatalog } from './snapshotCatalog';
@@ -92,7 +92,7 @@ export class BackupService extends Disposable {
     const run = (progress?: vscode.Progress<{ message?: string; increment?: number }>, token?: vscode.CancellationToken) => {
       let reported = 0;
       return this.engine.backup(
-        { db: db.path, dir, keep: s.keep, verify: s.verify, skipIfRecentSeconds: req.skipIfRecentSeconds },
+        { db: db.path, to: dir, keep: s.keep, verify: s.verify, 'skip-if-recent': req.skipIfRecentSeconds === undefined ? undefined : Math.max(0, Math.floor(req.skipIfRecentSeconds)) },
         {
           token,
           onProgress: (p: EngineProgress) => {

@@ -1,5 +1,6 @@
 /** The action offered with an error notification, chosen by what went wrong. */
 import * as vscode from 'vscode';
+import type { ErrorCode } from '../core/common/errors';
 import { Commands } from '../commands';
 import { openSettings } from './settings';
 
@@ -12,7 +13,7 @@ const showLog: ErrorAction = { title: 'Show Log', run: () => vscode.commands.exe
 const selectDb: ErrorAction = { title: 'Select Database…', run: () => vscode.commands.executeCommand(Commands.selectDatabase) };
 const settings: ErrorAction = { title: 'Open Settings', run: () => openSettings() };
 
-export function errorActions(code: string): ErrorAction[] {
+export function errorActions(code: ErrorCode): ErrorAction[] {
   switch (code) {
     case 'DB_NOT_FOUND':
     case 'DB_IS_DIRECTORY':

@@ -4,16 +4,16 @@
  * when files appear or vanish — including snapshots written by ai-memory's own CLI or its
  * hourly timer — through a file watcher (debounced) and a slow poll as a safety net.
  */
-import { checkLabel } from '../core/common/checks';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { listSnapshots, type SnapshotEntry } from '../core/store/catalog';
 import { isBackupError } from '../core/common/errors';
 import { readState, type BackupState } from '../core/store/state';
+import { snapshotVerdict, type SnapshotState } from '../core/store/snapshotState';
 import { Disposable } from '../util/disposable';
 
-export type SnapshotState = 'verified' | 'unverified' | 'mismatch' | 'noManifest' | 'encrypted';
+export type { SnapshotState } from '../core/store/snapshotState';
 
 export interface SnapshotView {
   entry: SnapshotEntry;
@@ -39,19 +39,6 @@ function verificationKey(e: Pick<SnapshotEntry, 'path' | 'size' | 'mtimeMs'>): s
   return `${e.path}|${e.size}|${Math.round(e.mtimeMs)}`;
 }
 
-export function classify(e: SnapshotEntry, v: Verification | undefined): Pick<SnapshotView, 'state' | 'stateDetail'> {
-  if (e.unsafe) return { state: 'mismatch', stateDetail: 'a symlink leading outside the backup folder: never restored' };
-  if (e.manifestState === 'missing') return { state: 'noManifest', stateDetail: 'no manifest: cannot be checked' };
-  if (e.manifestState !== 'ok') return { state: 'noManifest', stateDetail: `manifest ${e.manifestState}: ${e.manifestError ?? ''}`.trim() };
-  if (e.sizeMatches === false) return { state: 'mismatch', stateDetail: `size ${e.size} differs from the manifest's ${e.manifest?.bytes}` };
-  if (v && !v.ok) return { state: 'mismatch', stateDetail: v.detail };
-  if (e.manifest?.integrity === 'encrypted') return { state: 'encrypted', stateDetail: 'encrypted database: copied consistently, integrity not checkable' };
-  if (v?.ok) return { state: 'verified', stateDetail: v.detail };
-  if (e.manifest?.integrity === 'ok') {
-    return { state: 'verified', stateDetail: `${checkLabel(e.manifest.check === 'full' ? 'full' : 'quick')} ok when it was made` };
-  }
-  return { state: 'unverified', stateDetail: e.manifest?.tool ? 'not checked when it was made (--verify off)' : 'made by ai-memory\'s own CLI: not integrity-checked yet' };
-}
 
 export class SnapshotCatalog extends Disposable {
   private readonly _onDidChange = this._register(new vscode.EventEmitter<void>());
@@ -145,7 +132,8 @@ export class SnapshotCatalog extends Disposable {
     const cache = this.verifications();
     this.snapshots = entries.map((entry) => {
       const verification = cache[verificationKey(entry)];
-      return { entry, verification, ...classify(entry, verification) };
+      const verdict = snapshotVerdict(entry, verification);
+      return { entry, verification, state: verdict.state, stateDetail: verdict.detail };
     });
     this.folderState = state;
     this.error = error;

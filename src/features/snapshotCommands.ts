@@ -3,18 +3,19 @@
  * Verify, Delete, Reveal, Copy SHA-256, Open Backup Folder. Item commands take the tree
  * node; from the Command Palette they ask which snapshot with a quick pick.
  */
+import { STATE_ICON } from '../core/store/snapshotState';
 import { errorMessage } from '../core/common/errors';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { deleteSnapshot } from '../core/store/catalog';
-import { hashFile } from '../core/store/fileSink';
+import { hashFile } from '../core/common/hashFile';
 import { formatAge, formatBytes } from '../core/common/format';
 import { describeHolders, findHolders } from '../core/ops/inUse';
 import { formatStamp, preRestoreName } from '../core/store/naming';
 import type { BackupService } from './backupService';
 import { tildify, type DatabaseLocator } from './databaseLocator';
-import { EngineError, type EngineClient } from './engine';
+import { EngineError, type EngineClient } from './engineClient';
 import { errorActions } from './errors';
 import { confirm } from './prompts';
 import type { SnapshotCatalog, SnapshotView } from './snapshotCatalog';
@@ -44,7 +45,7 @@ export class SnapshotCommands {
     const items = this.catalog.snapshots.map((s) => ({
       label: localTime(s.entry.time),
       description: `${formatAge(now - s.entry.time)} · ${formatBytes(s.entry.size)}`,
-      detail: `${s.state === 'verified' ? '$(pass-filled)' : s.state === 'mismatch' ? '$(error)' : s.state === 'noManifest' ? '$(warning)' : s.state === 'encrypted' ? '$(lock)' : '$(circle-large-outline)'} ${s.stateDetail}${s.entry.manifest?.memories !== undefined ? ` · ${s.entry.manifest.memories} memories` : ''}`,
+      detail: `$(${STATE_ICON[s.state]}) ${s.stateDetail}${s.entry.manifest?.memories !== undefined ? ` · ${s.entry.manifest.memories} memories` : ''}`,
       view: s,
     }));
     const picked = await vscode.window.showQuickPick(items, { title, placeHolder: 'Newest first', matchOnDescription: true });

@@ -5,6 +5,7 @@
  * catalog (itself debounced); we never `reveal` inside a refresh (microsoft/vscode#192055).
  */
 import { checkLabel } from '../core/common/checks';
+import { STATE_ICON, STATE_LABEL } from '../core/store/snapshotState';
 import * as vscode from 'vscode';
 import { formatAge, formatBytes } from '../core/common/format';
 import { Disposable } from '../util/disposable';
@@ -19,21 +20,15 @@ export const CONTEXT_VALUES: Record<SnapshotState, string> = {
   encrypted: 'aiMemory.snapshot.encrypted',
 };
 
-const ICONS: Record<SnapshotState, vscode.ThemeIcon> = {
-  verified: new vscode.ThemeIcon('pass-filled', new vscode.ThemeColor('testing.iconPassed')),
-  unverified: new vscode.ThemeIcon('circle-large-outline'),
-  mismatch: new vscode.ThemeIcon('error', new vscode.ThemeColor('testing.iconFailed')),
-  noManifest: new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground')),
-  encrypted: new vscode.ThemeIcon('lock'),
+/** The state's codicon in its theme colour (pass/fail colours as the Testing view uses them). */
+const STATE_COLOUR: Partial<Record<SnapshotState, string>> = {
+  verified: 'testing.iconPassed',
+  mismatch: 'testing.iconFailed',
+  noManifest: 'list.warningForeground',
 };
-
-const STATE_LABEL: Record<SnapshotState, string> = {
-  verified: 'Verified',
-  unverified: 'Not verified',
-  mismatch: 'Damaged — does not match its manifest',
-  noManifest: 'Manifest missing or unusable',
-  encrypted: 'Encrypted — integrity not checkable',
-};
+const ICONS = Object.fromEntries(
+  (Object.keys(STATE_ICON) as SnapshotState[]).map((s) => [s, new vscode.ThemeIcon(STATE_ICON[s], STATE_COLOUR[s] ? new vscode.ThemeColor(STATE_COLOUR[s]) : undefined)]),
+) as Record<SnapshotState, vscode.ThemeIcon>;
 
 /** A row of the view: a snapshot, or a message (the folder cannot be read). */
 export type Node = { kind: 'snapshot'; view: SnapshotView } | { kind: 'message'; text: string; detail: string };

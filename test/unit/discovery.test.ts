@@ -620,8 +620,8 @@ model = "o4-mini"
     const r = await discoverDatabases(ctxWith(fsys));
     assert.deepStrictEqual(paths(r.candidates), ['/still-found.db']);
     assert.deepStrictEqual(r.diagnostics, [
-      "~/.config/ai-memory/config.toml: invalid TOML at line 1, column 6: unterminated string",
-      ".vscode/mcp.json: invalid JSON at line 3, column 40: expected ',' or '}' in object but found '\"'",
+      "~/.config/ai-memory/config.toml: invalid TOML at line 1, column 19: unterminated string (it reaches the end of the line)",
+      ".vscode/mcp.json: invalid JSON at line 3, column 40: expected ',' (or the end of the object or array)",
       '~/.claude.json: cannot read: EACCES: simulated',
       '~/.cursor/mcp.json: expected an object at the top level',
       '~/.codeium/windsurf/mcp_config.json: "mcpServers" should be an object; ignored',

@@ -3,34 +3,10 @@
  * `hint` says what the user can do about it, `code` lets the CLI and the extension
  * react (exit codes, buttons) without parsing text.
  */
-export type ErrorCode =
-  | 'USAGE'
-  | 'DB_NOT_FOUND'
-  | 'DB_IS_DIRECTORY'
-  | 'NOT_A_DATABASE'
-  | 'DB_EMPTY'
-  | 'DB_BUSY'
-  | 'HOT_JOURNAL'
-  | 'TARGET_NOT_DIRECTORY'
-  | 'TARGET_NOT_WRITABLE'
-  | 'NO_SPACE'
-  | 'LOCKED'
-  | 'SNAPSHOT_NOT_FOUND'
-  | 'NO_SNAPSHOTS'
-  | 'UNSAFE_SNAPSHOT_PATH'
-  | 'MANIFEST_MISSING'
-  | 'MANIFEST_INVALID'
-  | 'MANIFEST_FOREIGN'
-  | 'SIZE_MISMATCH'
-  | 'SHA_MISMATCH'
-  | 'INTEGRITY_FAILED'
-  | 'UNVERIFIABLE'
-  | 'TOO_LARGE'
-  | 'IN_USE'
-  | 'RESTORE_FAILED'
-  | 'ARCHIVE_DAMAGED'
-  | 'CANCELLED'
-  | 'IO';
+import { ERROR_CODES } from './errorCodes';
+
+export { ERROR_CODES };
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export class BackupError extends Error {
   readonly code: ErrorCode;

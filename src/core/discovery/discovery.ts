@@ -17,8 +17,7 @@
 
 import { errorMessage } from '../common/errors';
 import { promises as fsp } from 'fs';
-import { parseJsonc, JsoncError } from './jsonc';
-import { parseToml, TomlError, TomlTable } from './toml';
+import { ConfigSyntaxError, parseJsonc, parseToml, type TomlTable } from './configFormats';
 import {
   EnvMap,
   PathContext,
@@ -513,10 +512,8 @@ async function loadDocument(d: Discovery, target: ScanTarget): Promise<Record<st
   try {
     doc = target.format === 'toml' ? parseToml(text) : parseJsonc(text);
   } catch (err) {
-    if (err instanceof JsoncError) {
-      d.diagnostics.push(`${label}: invalid JSON at line ${err.line}, column ${err.column}: ${err.reason}`);
-    } else if (err instanceof TomlError) {
-      d.diagnostics.push(`${label}: invalid TOML at line ${err.line}, column ${err.column}: ${err.reason}`);
+    if (err instanceof ConfigSyntaxError) {
+      d.diagnostics.push(`${label}: ${err.message}`);
     } else {
       d.diagnostics.push(`${label}: cannot parse: ${errorMessage(err)}`);
     }

@@ -12,7 +12,7 @@
 import { errorMessage } from '../common/errors';
 
 import * as nodePath from 'path';
-import { parseToml, TomlError } from './toml';
+import { ConfigSyntaxError, parseToml } from './configFormats';
 
 export interface WorkspaceFolderRef {
   name: string;
@@ -248,7 +248,7 @@ export async function readAiMemoryConfigDb(opts: {
     } catch (err) {
       return {
         file,
-        error: err instanceof TomlError ? `invalid TOML at line ${err.line}, column ${err.column}: ${err.reason}` : errorMessage(err),
+        error: err instanceof ConfigSyntaxError ? err.message : errorMessage(err),
       };
     }
   }

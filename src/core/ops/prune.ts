@@ -204,7 +204,9 @@ export interface PruneOptions {
 }
 
 /** `prune`: applies the policy now, under the folder lock; `dryRun` only reports. */
-export async function runPrune(opts: PruneOptions): Promise<PruneOutcome & { policy: string; archive?: ArchiveOutcome; wouldArchive?: string[] }> {
+export type PruneRunResult = PruneOutcome & { policy: string; archive?: ArchiveOutcome; wouldArchive?: string[] };
+
+export async function runPrune(opts: PruneOptions): Promise<PruneRunResult> {
   const dir = resolve(opts.backupDir);
   const policy = normalizePolicy(opts.policy);
   const st = await fsp.stat(dir).catch(() => undefined);

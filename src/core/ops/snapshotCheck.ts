@@ -12,7 +12,7 @@ import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { readManifestFor } from '../store/catalog';
 import { BackupError, ioError, type ErrorCode } from '../common/errors';
-import { hashFile } from '../store/fileSink';
+import { hashFile } from '../common/hashFile';
 import type { Manifest } from '../store/manifest';
 import { manifestNameFor } from '../store/naming';
 import { HEADER_SIZE, looksEncrypted, parseHeader } from '../sqlite/sqliteFormat';
@@ -131,7 +131,7 @@ async function readAllHashed(path: string, size: number, signal: AbortSignal | u
  * Classifies a file from its first bytes and its size; for plain SQLite also checks the
  * file holds every page its header promises (fileformat2 §1.3.9).
  */
-export function classify(head: Uint8Array, size: number): { format: SnapshotFormat; detail?: string } {
+export function detectFormat(head: Uint8Array, size: number): { format: SnapshotFormat; detail?: string } {
   if (size === 0) return { format: 'empty' };
   const hdr = parseHeader(head.subarray(0, HEADER_SIZE));
   if (!hdr) return { format: looksEncrypted(head.subarray(0, 4096), size) ? 'encrypted' : 'not-sqlite' };
@@ -209,7 +209,7 @@ export async function examineSnapshot(path: string, opts: ExamineOptions & { kee
     }
     {
       const head = bytes ?? (await readHead(real));
-      const c = classify(head, size);
+      const c = detectFormat(head, size);
       report.format = c.format;
       if (c.format === 'empty') problem({ code: 'NOT_A_DATABASE', message: `${name} is empty (0 bytes).`, hint: 'Restore another snapshot.' });
       else if (c.format === 'truncated') problem({ code: 'INTEGRITY_FAILED', message: `${name} is truncated: ${c.detail}.`, hint: 'Restore another snapshot.' });

@@ -14,18 +14,28 @@
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import type * as vscode from 'vscode';
-import type { Manifest } from '../core/store/manifest';
+import * as v from 'valibot';
+import type { ErrorCode } from '../core/common/errors';
+import {
+  engineArgv,
+  ErrorJson,
+  parseResult,
+  ProgressJson,
+  RESULT_ON_FAILURE,
+  type BackupOutcome,
+  type CommandArgs,
+  type CommandName,
+  type EngineProgress,
+  type ResultOf,
+  type RestoreOutcome,
+  type VerifyOutcome,
+} from '../cli/protocol';
 
-export interface EngineProgress {
-  phase: string;
-  done?: number;
-  total?: number;
-  message?: string;
-}
+export type { BackupOutcome, EngineProgress, RestoreOutcome, VerifyOutcome } from '../cli/protocol';
 
 export class EngineError extends Error {
   constructor(
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
     readonly hint?: string,
     readonly state?: string,
@@ -33,22 +43,6 @@ export class EngineError extends Error {
     super(message);
     this.name = 'EngineError';
   }
-}
-
-export type BackupOutcome = Manifest & { status: 'created' | 'unchanged' | 'skipped'; unchanged_since?: string; pruned?: string[] };
-
-export interface RestoreOutcome {
-  status: 'restored' | 'dry-run';
-  from: string;
-  to: string;
-  previous?: string;
-  sha256: string;
-  bytes: number;
-}
-
-export interface VerifyOutcome {
-  status: 'ok' | 'failed';
-  snapshots: { name: string; path: string; ok: boolean; bytes: number; sha256?: string; manifest: string; integrity?: string; memories?: number; problems: string[]; notes: string[] }[];
 }
 
 interface RunOptions {
@@ -67,28 +61,27 @@ export class EngineClient {
     return new EngineClient(path.join(extensionPath, 'dist', 'cli.js'), log);
   }
 
-  backup(a: { db: string; dir: string; keep: number; verify: string; skipIfRecentSeconds?: number }, o: RunOptions = {}): Promise<BackupOutcome> {
-    const args = ['backup', '--db', a.db, '--to', a.dir, '--keep', String(a.keep), '--verify', a.verify];
-    if (a.skipIfRecentSeconds !== undefined) args.push('--skip-if-recent', String(Math.max(0, Math.floor(a.skipIfRecentSeconds))));
-    return this.run<BackupOutcome>(args, o);
+  backup(a: CommandArgs<'backup'>, o: RunOptions = {}): Promise<BackupOutcome> {
+    return this.run('backup', a, o);
   }
 
-  restore(a: { db: string; from: string; force?: boolean }, o: RunOptions = {}): Promise<RestoreOutcome> {
-    const args = ['restore', '--db', a.db, '--from', a.from];
-    if (a.force) args.push('--force');
-    return this.run<RestoreOutcome>(args, o);
+  restore(a: CommandArgs<'restore'>, o: RunOptions = {}): Promise<RestoreOutcome> {
+    return this.run('restore', a, o);
   }
 
-  verify(a: { from: string }, o: RunOptions = {}): Promise<VerifyOutcome> {
+  verify(a: CommandArgs<'verify'>, o: RunOptions = {}): Promise<VerifyOutcome> {
+    return this.run('verify', a, o);
+  }
+
+  /** Runs one engine command; resolves with its parsed --json result, rejects with an EngineError. */
+  run<C extends CommandName>(command: C, a: CommandArgs<C>, o: RunOptions = {}): Promise<ResultOf<C>> {
+    const args = engineArgv(command, a);
     // verify exits 1 when a snapshot fails; that is a result, not an error.
-    return this.run<VerifyOutcome>(['verify', '--from', a.from], o, true);
-  }
-
-  private run<T>(args: string[], o: RunOptions, resultOnFailure = false): Promise<T> {
-    const full = [this.cliPath, ...args, '--json', '--progress-json'];
+    const resultOnFailure = RESULT_ON_FAILURE.has(command);
+    const full = [this.cliPath, ...args];
     this.log.debug(`engine: ${args.join(' ')}`);
     const started = Date.now();
-    return new Promise<T>((resolve, reject) => {
+    return new Promise<ResultOf<C>>((resolve, reject) => {
       const child = spawn(process.execPath, full, {
         env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -96,7 +89,7 @@ export class EngineClient {
       });
       let stdout = '';
       let stderrBuf = '';
-      let errorJson: { code?: string; error?: string; hint?: string; state?: string } | undefined;
+      let errorJson: v.InferOutput<typeof ErrorJson> | undefined;
       const stderrOther: string[] = [];
       child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
       child.stderr.setEncoding('utf8').on('data', (d: string) => {
@@ -107,13 +100,21 @@ export class EngineClient {
           stderrBuf = stderrBuf.slice(nl + 1);
           if (!line.trim()) continue;
           if (line.startsWith('{')) {
+            let value: unknown;
             try {
-              const v = JSON.parse(line) as { progress?: EngineProgress; status?: string };
-              if (v.progress) o.onProgress?.(v.progress);
-              else if (v.status === 'error') errorJson = v as typeof errorJson;
-              continue;
+              value = JSON.parse(line);
             } catch {
-              // not ours: fall through and keep it as text
+              value = undefined; // not ours: kept as text below
+            }
+            const progress = v.safeParse(ProgressJson, value);
+            if (progress.success) {
+              o.onProgress?.(progress.output.progress);
+              continue;
+            }
+            const error = v.safeParse(ErrorJson, value);
+            if (error.success) {
+              errorJson = error.output;
+              continue;
             }
           }
           if (line.startsWith('warning: ')) {
@@ -135,21 +136,23 @@ export class EngineClient {
       child.on('close', (code, signal) => {
         cancel?.dispose();
         const ms = Date.now() - started;
-        let parsed: T | undefined;
+        let parsed: ResultOf<C> | undefined;
+        let shapeError: string | undefined;
         try {
-          parsed = stdout.trim() ? (JSON.parse(stdout.trim().split('\n').pop() as string) as T) : undefined;
-        } catch {
+          parsed = stdout.trim() ? parseResult(command, JSON.parse(stdout.trim().split('\n').pop() as string)) : undefined;
+        } catch (e) {
           parsed = undefined;
+          shapeError = e instanceof Error ? e.message : String(e);
         }
         if (code === 0 || (resultOnFailure && code === 1 && parsed)) {
           this.log.debug(`engine: ${args[0]} finished in ${ms} ms`);
           if (parsed) resolve(parsed);
-          else reject(new EngineError('IO', `The backup engine printed no result for ${args[0]}.`, 'Show the log for details.'));
+          else reject(new EngineError('IO', `The backup engine printed no usable result for ${args[0]}${shapeError ? ` (${shapeError})` : ''}.`, 'Reinstall the extension if this persists; Show Log has the details.'));
           return;
         }
         for (const l of stderrOther) this.log.error(`engine: ${l}`);
         if (errorJson) {
-          reject(new EngineError(errorJson.code ?? 'IO', errorJson.error ?? 'unknown error', errorJson.hint, errorJson.state));
+          reject(new EngineError(errorJson.code, errorJson.error, errorJson.hint, errorJson.state));
         } else {
           const why = signal ? `was stopped (${signal})` : `exited with code ${code}`;
           reject(new EngineError(o.token?.isCancellationRequested ? 'CANCELLED' : 'IO', `The backup engine ${why}${stderrOther.length ? `: ${stderrOther.slice(-3).join(' ')}` : ''}.`));

@@ -1,0 +1,341 @@
+/**
+ * The protocol between the extension and the engine — one definition for both sides.
+ *
+ * The extension runs the bundled CLI (dist/cli.js) as a child process with `--json
+ * --progress-json` (src/features/engineClient.ts). This module is everything the two
+ * sides must agree on:
+ *  - COMMANDS: each command's flags (the CLI parses with it; the client builds argv from it,
+ *    so an argument the CLI does not take is a type error, not a runtime surprise);
+ *  - the JSON each command prints on success, as a schema (valibot) from which its
+ *    TypeScript type is derived; the CLI's builders below return those types, and the client
+ *    parses what it receives with the same schemas, so drift fails loudly on either side;
+ *  - the error line (`{"status":"error","code":…}`) with its codes as a closed union, and the
+ *    progress lines on stderr.
+ *
+ * Rules: no `vscode` here (the CLI bundles it) and only `import type` from the core (the
+ * extension bundles it; it must not pull the engine into the extension host).
+ * A new command: add it to COMMANDS and RESULTS, write its builder, and add a case to
+ * test/unit/protocol.test.ts (the test fails for a command without one).
+ */
+import * as v from 'valibot';
+import { ERROR_CODES } from '../core/common/errorCodes';
+import type { Progress } from '../core/common/cancel';
+import type { BackupResult } from '../core/ops/backup';
+import type { RestoreResult } from '../core/ops/restore';
+import type { SnapshotReport } from '../core/ops/snapshotCheck';
+import type { SnapshotEntry } from '../core/store/catalog';
+import type { CheckMode } from '../core/common/checks';
+import type { MaterializeResult } from '../core/ops/archived';
+import type { PruneRunResult } from '../core/ops/prune';
+import type { PackProblem } from '../core/ops/verify';
+
+// ---------------------------------------------------------------------------------------
+// Commands and their flags
+
+export interface CommandSpec {
+  /** Flags that take a value (`--to DIR`). */
+  readonly values: readonly string[];
+  /** Flags that are switches (`--json`). */
+  readonly switches: readonly string[];
+}
+
+/** Retention flags (restic's semantics, src/core/store/retention.ts); `keep` is `keep-last`. */
+const KEEP_FLAGS = ['keep', 'keep-last', 'keep-hourly', 'keep-daily', 'keep-weekly', 'keep-monthly', 'keep-yearly'] as const;
+
+export const COMMANDS = {
+  backup: { values: ['db', 'to', 'verify', 'skip-if-recent', 'plain', ...KEEP_FLAGS], switches: ['json', 'progress-json'] },
+  restore: { values: ['db', 'from', 'verify'], switches: ['json', 'skip-verify', 'skip-integrity', 'force', 'dry-run', 'progress-json'] },
+  verify: { values: ['from', 'verify'], switches: ['json', 'progress-json', 'all'] },
+  list: { values: ['to', ...KEEP_FLAGS], switches: ['json'] },
+  prune: { values: ['to', 'plain', ...KEEP_FLAGS], switches: ['json', 'dry-run'] },
+  materialize: { values: ['from', 'out', 'verify'], switches: ['json', 'skip-integrity'] },
+} as const satisfies Record<string, CommandSpec>;
+
+export type CommandName = keyof typeof COMMANDS;
+
+export function isCommandName(name: string): name is CommandName {
+  return Object.prototype.hasOwnProperty.call(COMMANDS, name);
+}
+
+/** The arguments of one command, typed from COMMANDS: value flags take strings or numbers, switches booleans. */
+export type CommandArgs<C extends CommandName> = {
+  [K in (typeof COMMANDS)[C]['values'][number]]?: string | number;
+} & {
+  [K in Exclude<(typeof COMMANDS)[C]['switches'][number], 'json' | 'progress-json'>]?: boolean;
+};
+
+/** argv for `cli.js <command> …` as the extension runs it: with --json, and --progress-json where the command reports progress. */
+export function engineArgv<C extends CommandName>(command: C, args: CommandArgs<C>): string[] {
+  const spec: CommandSpec = COMMANDS[command];
+  return [...commandArgv(command, args), '--json', ...(spec.switches.includes('progress-json') ? ['--progress-json'] : [])];
+}
+
+/** argv for `cli.js <command> …` from typed arguments (without --json / --progress-json). */
+export function commandArgv<C extends CommandName>(command: C, args: CommandArgs<C>): string[] {
+  const spec: CommandSpec = COMMANDS[command];
+  const argv: string[] = [command];
+  for (const [flag, value] of Object.entries(args) as [string, string | number | boolean | undefined][]) {
+    if (value === undefined || value === false) continue;
+    if (spec.values.includes(flag)) argv.push(`--${flag}`, String(value));
+    else if (spec.switches.includes(flag) && value === true) argv.push(`--${flag}`);
+    else throw new Error(`${command} does not take --${flag}`); // unreachable for typed callers
+  }
+  return argv;
+}
+
+// ---------------------------------------------------------------------------------------
+// What each command prints with --json
+
+/** ai-memory's six manifest fields, then ours (see src/core/store/manifest.ts). Unknown fields pass through. */
+const manifestEntries = {
+  snapshot: v.string(),
+  sha256: v.string(),
+  bytes: v.number(),
+  source_db: v.string(),
+  version: v.string(),
+  created_at: v.string(),
+  tool: v.optional(v.string()),
+  integrity: v.optional(v.picklist(['ok', 'failed', 'unverified', 'encrypted'])),
+  check: v.optional(v.picklist(['quick', 'full', 'off'])),
+  page_size: v.optional(v.number()),
+  pages: v.optional(v.number()),
+  memories: v.optional(v.number()),
+  schema_version: v.optional(v.number()),
+  wal_frames: v.optional(v.number()),
+  sqlite: v.optional(v.string()),
+};
+
+export const BackupJson = v.looseObject({
+  status: v.picklist(['created', 'unchanged', 'skipped']),
+  ...manifestEntries,
+  /** For `unchanged`: when the identical snapshot was made. */
+  unchanged_since: v.optional(v.string()),
+  pruned: v.optional(v.array(v.string())),
+  /** Snapshots this run moved into the page-dedup archive. */
+  archived: v.optional(v.array(v.string())),
+});
+
+const RestorePlanJson = v.object({
+  snapshot: v.string(),
+  manifest: v.optional(v.string()),
+  checks: v.array(v.string()),
+  db: v.string(),
+  dbExists: v.boolean(),
+  keep: v.array(v.object({ from: v.string(), to: v.string() })),
+  consolidate: v.boolean(),
+  holders: v.array(v.object({ pid: v.number(), command: v.string(), file: v.string(), how: v.picklist(['lock', 'open']) })),
+});
+
+export const RestoreJson = v.object({
+  status: v.picklist(['restored', 'dry-run']),
+  from: v.string(),
+  to: v.string(),
+  previous: v.optional(v.string()),
+  sha256: v.string(),
+  bytes: v.number(),
+  plan: v.optional(RestorePlanJson),
+});
+
+const ManifestStateJson = v.picklist(['ok', 'missing', 'invalid', 'foreign', 'skipped']);
+
+export const VerifyJson = v.object({
+  status: v.picklist(['ok', 'failed']),
+  snapshots: v.array(
+    v.object({
+      name: v.string(),
+      path: v.string(),
+      ok: v.boolean(),
+      bytes: v.number(),
+      sha256: v.optional(v.string()),
+      manifest: ManifestStateJson,
+      /** Which SQLite check ran: quick (quick_check) or full (integrity_check). */
+      check: v.optional(v.picklist(['quick', 'full'])),
+      integrity: v.optional(v.string()),
+      memories: v.optional(v.number()),
+      problems: v.array(v.string()),
+      notes: v.array(v.string()),
+    }),
+  ),
+  /** With --all: packs whose bytes do not match their name, and the archived snapshots that use them. */
+  damaged_packs: v.optional(v.array(v.object({ pack: v.string(), problem: v.string(), snapshots: v.array(v.string()) }))),
+});
+
+export const ListJson = v.array(
+  v.looseObject({
+    name: v.string(),
+    path: v.string(),
+    time: v.string(),
+    time_from: v.picklist(['name', 'mtime']),
+    bytes: v.number(),
+    manifest: ManifestStateJson,
+    size_matches: v.optional(v.boolean()),
+    sha256: v.optional(v.string()),
+    integrity: v.optional(v.string()),
+    memories: v.optional(v.number()),
+    tool: v.optional(v.string()),
+    /** Stored in the page-dedup archive (restore, verify and materialize take it by `path`). */
+    archived: v.optional(v.boolean()),
+    /** Why the retention policy keeps it ("hourly 3 of 48 (2026-11-29 14h)"), or that it will go. */
+    retention: v.optional(v.string()),
+  }),
+);
+
+export const PruneJson = v.object({
+  status: v.picklist(['pruned', 'dry-run']),
+  policy: v.string(),
+  kept: v.array(v.object({ name: v.string(), time: v.string(), archived: v.boolean(), reasons: v.array(v.string()) })),
+  deleted: v.optional(v.array(v.string())),
+  would_delete: v.optional(v.array(v.string())),
+  archived: v.optional(v.array(v.string())),
+  would_archive: v.optional(v.array(v.string())),
+  packs_deleted: v.optional(v.number()),
+  packs_repacked: v.optional(v.number()),
+  freed_bytes: v.optional(v.number()),
+});
+
+export const MaterializeJson = v.object({
+  status: v.literal('materialized'),
+  from: v.string(),
+  out: v.string(),
+  manifest: v.string(),
+  sha256: v.string(),
+  bytes: v.number(),
+});
+
+/** The schema of each command's success line on stdout. */
+export const RESULTS = {
+  backup: BackupJson,
+  restore: RestoreJson,
+  verify: VerifyJson,
+  list: ListJson,
+  prune: PruneJson,
+  materialize: MaterializeJson,
+} as const satisfies Record<CommandName, v.GenericSchema>;
+
+export type ResultOf<C extends CommandName> = v.InferOutput<(typeof RESULTS)[C]>;
+export type BackupOutcome = ResultOf<'backup'>;
+export type RestoreOutcome = ResultOf<'restore'>;
+export type VerifyOutcome = ResultOf<'verify'>;
+export type ListOutcome = ResultOf<'list'>;
+export type PruneOutcome = ResultOf<'prune'>;
+export type MaterializeOutcome = ResultOf<'materialize'>;
+
+/** Commands whose exit code 1 still comes with a result (verify: some snapshot failed). */
+export const RESULT_ON_FAILURE: ReadonlySet<CommandName> = new Set<CommandName>(['verify']);
+
+/** The error line, on stderr with --json. */
+export const ErrorJson = v.object({
+  status: v.literal('error'),
+  code: v.picklist(ERROR_CODES),
+  error: v.string(),
+  hint: v.optional(v.string()),
+  state: v.optional(v.string()),
+});
+export type ErrorLine = v.InferOutput<typeof ErrorJson>;
+
+/** A progress line, on stderr with --progress-json. */
+export const ProgressJson = v.object({
+  progress: v.object({
+    phase: v.string(),
+    done: v.optional(v.number()),
+    total: v.optional(v.number()),
+    message: v.optional(v.string()),
+  }),
+});
+export type EngineProgress = v.InferOutput<typeof ProgressJson>['progress'];
+
+// ---------------------------------------------------------------------------------------
+// Builders: the CLI's --json output, from the engine's results
+
+export function backupJson(r: BackupResult): BackupOutcome {
+  return {
+    status: r.status,
+    ...r.manifest,
+    ...(r.status === 'unchanged' ? { unchanged_since: r.unchangedSince } : {}),
+    ...(r.pruned.length ? { pruned: r.pruned } : {}),
+    ...(r.archived.length ? { archived: r.archived } : {}),
+  };
+}
+
+export function restoreJson(r: RestoreResult): RestoreOutcome {
+  return {
+    status: r.status,
+    from: r.from,
+    to: r.to,
+    previous: r.previous,
+    sha256: r.sha256,
+    bytes: r.bytes,
+    ...(r.status === 'dry-run' ? { plan: r.plan } : {}),
+  };
+}
+
+export function verifyJson(reports: SnapshotReport[], mode: CheckMode, packs?: PackProblem[]): VerifyOutcome {
+  const failed = reports.some((r) => r.problems.length) || (packs?.length ?? 0) > 0;
+  return {
+    status: failed ? 'failed' : 'ok',
+    ...(packs ? { damaged_packs: packs } : {}),
+    snapshots: reports.map((r) => ({
+      name: r.name,
+      path: r.path,
+      ok: r.problems.length === 0,
+      bytes: r.bytes,
+      sha256: r.sha256,
+      manifest: r.manifestState,
+      check: r.integrity ? mode : undefined,
+      integrity: r.integrity?.result,
+      memories: r.integrity?.memories,
+      problems: r.problems.map((x) => x.message),
+      notes: r.notes,
+    })),
+  };
+}
+
+export function listJson(entries: SnapshotEntry[], retention?: (name: string) => string | undefined): ListOutcome {
+  return entries.map((e) => ({
+    archived: e.archived === true,
+    retention: retention?.(e.name),
+    name: e.name,
+    path: e.path,
+    time: new Date(e.time).toISOString(),
+    time_from: e.timeSource,
+    bytes: e.size,
+    manifest: e.manifestState,
+    size_matches: e.sizeMatches,
+    sha256: e.manifest?.sha256,
+    integrity: e.manifest?.integrity,
+    memories: e.manifest?.memories,
+    tool: e.manifest?.tool,
+  }));
+}
+
+export function pruneJson(r: PruneRunResult, dryRun: boolean): PruneOutcome {
+  const pruned = new Set(r.pruned);
+  return {
+    status: dryRun ? 'dry-run' : 'pruned',
+    policy: r.policy,
+    kept: r.decisions.filter((d) => d.keep).map((d) => ({ name: d.name, time: new Date(d.time).toISOString(), archived: d.entry.archived === true, reasons: d.reasons.map((x) => x.text) })),
+    ...(dryRun
+      ? { would_delete: r.decisions.filter((d) => !d.keep).map((d) => d.name), would_archive: r.wouldArchive ?? [] }
+      : { deleted: r.decisions.filter((d) => pruned.has(d.name)).map((d) => d.name), archived: r.archive?.archived ?? [] }),
+    ...(r.archive ? { packs_deleted: r.archive.gc.deletedPacks.length, packs_repacked: r.archive.gc.repacked.length, freed_bytes: r.archive.gc.freedBytes } : {}),
+  };
+}
+
+export function materializeJson(r: MaterializeResult): MaterializeOutcome {
+  return { status: 'materialized', from: r.from, out: r.out, manifest: r.manifest, sha256: r.sha256, bytes: r.bytes };
+}
+
+export function progressJson(p: Progress): { progress: EngineProgress } {
+  return { progress: p };
+}
+
+/** Parses one command's stdout line; throws a readable error naming the field that did not match. */
+export function parseResult<C extends CommandName>(command: C, value: unknown): ResultOf<C> {
+  const r = v.safeParse(RESULTS[command] as v.GenericSchema, value);
+  if (!r.success) {
+    const issue = r.issues[0];
+    const where = v.getDotPath(issue) ?? '(top level)';
+    throw new Error(`the engine's answer to ${command} does not have the expected shape at ${where}: ${issue.message}`);
+  }
+  return r.output as ResultOf<C>;
+}
