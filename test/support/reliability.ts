@@ -45,6 +45,8 @@ export function cliBundle(): Promise<string> {
       target: 'node20',
       sourcemap: false,
       external: ['vscode'],
+      // As esbuild.mjs: packages' ES module builds (jsonc-parser's UMD main cannot be bundled).
+      mainFields: ['module', 'main'],
       logLevel: 'warning',
       banner: { js: '#!/usr/bin/env node' },
     });
