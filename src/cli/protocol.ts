@@ -25,6 +25,7 @@ import type { RestoreResult } from '../core/ops/restore';
 import type { SnapshotReport } from '../core/ops/snapshotCheck';
 import type { SnapshotEntry } from '../core/store/catalog';
 import type { CheckMode } from '../core/common/checks';
+import type { RetentionPolicy } from '../core/store/retention';
 import type { MaterializeResult } from '../core/ops/archived';
 import type { PruneRunResult } from '../core/ops/prune';
 import type { PackProblem } from '../core/ops/verify';
@@ -63,6 +64,13 @@ export type CommandArgs<C extends CommandName> = {
 } & {
   [K in Exclude<(typeof COMMANDS)[C]['switches'][number], 'json' | 'progress-json'>]?: boolean;
 };
+
+/** The retention flags for a policy: `--keep 0` (keep all) for an empty one, else `--keep-<tier> N` (-1 = all). */
+export function policyArgs(p: RetentionPolicy): Pick<CommandArgs<'backup'>, (typeof KEEP_FLAGS)[number]> {
+  const tiers = (['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const).filter((b) => p[b]);
+  if (!tiers.length) return { keep: 0 };
+  return Object.fromEntries(tiers.map((b) => [`keep-${b}`, p[b] === -1 ? 'all' : p[b]]));
+}
 
 /** argv for `cli.js <command> …` as the extension runs it: with --json, and --progress-json where the command reports progress. */
 export function engineArgv<C extends CommandName>(command: C, args: CommandArgs<C>): string[] {

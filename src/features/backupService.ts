@@ -16,6 +16,8 @@ import type { DatabaseLocator } from './databaseLocator';
 import { EngineError, type BackupOutcome, type EngineClient, type EngineProgress } from './engineClient';
 import { errorActions } from './errors';
 import { expandSettingPath, readSettings } from './settings';
+import { policyArgs } from '../cli/protocol';
+import { describePolicy } from '../core/store/retention';
 import type { SnapshotCatalog } from './snapshotCatalog';
 import type { StatusBar } from './statusBar';
 
@@ -88,11 +90,11 @@ export class BackupService extends Disposable {
     await vscode.commands.executeCommand('setContext', ContextKeys.busy, true);
     this.statusBar?.setBusy('Backing up…');
     const started = Date.now();
-    this.log.info(`backup (${req.reason}): ${db.path} → ${dir} (keep ${s.keep}, verify ${s.verify})`);
+    this.log.info(`backup (${req.reason}): ${db.path} → ${dir} (retention: ${describePolicy(s.policy)}; ${s.plain} plain; verify ${s.verify})`);
     const run = (progress?: vscode.Progress<{ message?: string; increment?: number }>, token?: vscode.CancellationToken) => {
       let reported = 0;
       return this.engine.backup(
-        { db: db.path, to: dir, keep: s.keep, verify: s.verify, 'skip-if-recent': req.skipIfRecentSeconds === undefined ? undefined : Math.max(0, Math.floor(req.skipIfRecentSeconds)) },
+        { db: db.path, to: dir, ...policyArgs(s.policy), plain: s.plain, verify: s.verify, 'skip-if-recent': req.skipIfRecentSeconds === undefined ? undefined : Math.max(0, Math.floor(req.skipIfRecentSeconds)) },
         {
           token,
           onProgress: (p: EngineProgress) => {

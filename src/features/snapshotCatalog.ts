@@ -11,7 +11,9 @@ import { listSnapshots, type SnapshotEntry } from '../core/store/catalog';
 import { isBackupError } from '../core/common/errors';
 import { readState, type BackupState } from '../core/store/state';
 import { snapshotVerdict, type SnapshotState } from '../core/store/snapshotState';
+import { applyRetention, reasonsText, type RetentionPolicy } from '../core/store/retention';
 import { Disposable } from '../util/disposable';
+import { readSettings } from './settings';
 
 export type { SnapshotState } from '../core/store/snapshotState';
 
@@ -22,6 +24,8 @@ export interface SnapshotView {
   stateDetail: string;
   /** Result of the last "Verify" of this exact file (path, size, mtime), if any. */
   verification?: Verification;
+  /** Why the retention setting keeps it ("hourly 3 of 48 (2026-11-29 14h)"), or that the next backup deletes it. */
+  retention?: string;
 }
 
 export interface Verification {
@@ -34,6 +38,13 @@ const VERIFY_KEY = 'aiMemory.verifications';
 const MAX_REMEMBERED = 500;
 const RELOAD_DEBOUNCE_MS = 300;
 const POLL_MS = 120_000;
+
+/** Why the policy keeps each snapshot (those it takes part in: shared-format names, not symlinks). */
+function retentionReasons(entries: SnapshotEntry[], policy: RetentionPolicy): Map<string, string> {
+  const candidates = entries.filter((e) => e.timeSource === 'name' && !e.symlink);
+  const protect = new Map<string, string>(candidates.length ? [[candidates[0].name, 'newest']] : []);
+  return new Map(applyRetention(candidates, policy, { protect }).map((d) => [d.item.name, d.keep ? reasonsText(d.reasons) : 'not kept by the retention setting: the next backup deletes it']));
+}
 
 function verificationKey(e: Pick<SnapshotEntry, 'path' | 'size' | 'mtimeMs'>): string {
   return `${e.path}|${e.size}|${Math.round(e.mtimeMs)}`;
@@ -121,7 +132,7 @@ export class SnapshotCatalog extends Disposable {
     let state: BackupState | undefined;
     if (dir) {
       try {
-        entries = await listSnapshots(dir);
+        entries = await listSnapshots(dir, { archived: true });
         state = await readState(dir);
       } catch (e) {
         error = isBackupError(e) ? e.message : String(e);
@@ -130,10 +141,11 @@ export class SnapshotCatalog extends Disposable {
     }
     if (dir !== this.dir) return; // the folder changed meanwhile; that load wins
     const cache = this.verifications();
+    const retention = retentionReasons(entries, readSettings().policy);
     this.snapshots = entries.map((entry) => {
       const verification = cache[verificationKey(entry)];
       const verdict = snapshotVerdict(entry, verification);
-      return { entry, verification, state: verdict.state, stateDetail: verdict.detail };
+      return { entry, verification, state: verdict.state, stateDetail: verdict.detail, retention: retention.get(entry.name) };
     });
     this.folderState = state;
     this.error = error;

@@ -67,10 +67,10 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
       item.iconPath = new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground'));
       return item;
     }
-    const { entry, state, stateDetail, verification } = node.view;
+    const { entry, state, stateDetail, verification, retention } = node.view;
     const item = new vscode.TreeItem(localTime(entry.time));
     item.id = entry.path;
-    item.description = `${formatAge(Date.now() - entry.time)} · ${formatBytes(entry.size)}`;
+    item.description = `${formatAge(Date.now() - entry.time)} · ${formatBytes(entry.size)}${entry.archived ? ' · archived' : ''}`;
     item.iconPath = ICONS[state];
     item.contextValue = CONTEXT_VALUES[state];
     item.resourceUri = vscode.Uri.file(entry.path);
@@ -90,6 +90,8 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
       rows.push(['Source', tildify(m.source_db)]);
       rows.push(['Made by', m.tool ?? `ai-memory ${m.version}`]);
     }
+    if (entry.archived) rows.push(['Stored', 'in the page-dedup archive (.ai-memory-archive): restore and verify rebuild it; `ai-memory-backup materialize` gives a plain file']);
+    if (retention) rows.push(['Kept', retention]);
     if (verification) rows.push(['Last verified', `${localTime(Date.parse(verification.at))}: ${verification.ok ? 'ok' : 'FAILED'}`]);
     md.appendMarkdown(rows.map(([k, v]) => `${k}: ${v}`).join('  \n'));
     item.tooltip = md;

@@ -191,7 +191,6 @@ export function reasonsText(reasons: readonly KeepReason[]): string {
 
 /** Presets of the extension's retention setting. */
 export const RETENTION_PRESETS: Record<string, RetentionPolicy> = {
-  'last 48': { last: 48 },
   '48 hourly, 14 daily, 8 weekly, 24 monthly': { hourly: 48, daily: 14, weekly: 8, monthly: 24 },
   '24 hourly, 7 daily, 4 weekly, 12 monthly': { hourly: 24, daily: 7, weekly: 4, monthly: 12 },
   '48 hourly, 30 daily, 12 weekly, 24 monthly, all yearly': { hourly: 48, daily: 30, weekly: 12, monthly: 24, yearly: -1 },
