@@ -106,8 +106,8 @@ class BackupBench {
   protected conn: NativeDb;
   private n = 0;
 
-  constructor() {
-    createAiMemoryDb(this.db, { memories: 400, leaveWalCommits: 20 });
+  constructor(memories = 400) {
+    createAiMemoryDb(this.db, { memories, leaveWalCommits: 20 });
     this.conn = openNative(this.db, { timeout: 5000 });
     this.conn.pragma('wal_autocheckpoint = 0');
   }
@@ -782,12 +782,14 @@ describe('reliability 1: crash injection (SIGKILL and SIGTERM of the CLI process
     }
   });
 
-  describe('archive and prune', () => {
+  describe('archive and prune', function () {
+    // Each trial is two runs plus a rebuild of every archived snapshot twice: on a busy 2-core machine 100 take > 10 min.
+    this.timeout(LONG ? 4 * 3600_000 : 1_800_000);
     const benches: ArchiveBench[] = [];
     const timing = new RunTiming('pruning');
     const archiveTrials = trialCount(100, 1000);
     before(async () => {
-      for (let k = 0; k < LANES; k++) benches.push(new ArchiveBench());
+      for (let k = 0; k < LANES; k++) benches.push(new ArchiveBench(250));
       // Fill each folder: six kept, four of them archived.
       const runs = await inLanes((ARCHIVE_KEEP + 1) * LANES, async (_i, lane) => {
         benches[lane].mutate();

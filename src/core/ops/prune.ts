@@ -184,7 +184,8 @@ export async function archiveOlder(dir: string, plain: number, opts: { signal?: 
       warnings.push(`${e.name} stays plain: ${errorMessage(err)}`);
     }
   }
-  const gc = await collectGarbage(dir, { pinned: (await pinnedSnapshots(dir)).size > 0 });
+  // The store this run loaded (and added to) already lists every pack; gc reuses it.
+  const gc = await collectGarbage(dir, { pinned: (await pinnedSnapshots(dir)).size > 0, store });
   warnings.push(...gc.warnings);
   return { archived, newPackBytes, gc, warnings };
 }
