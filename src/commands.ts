@@ -19,6 +19,10 @@ export const ContextKeys = {
   /** Discovery has run once (welcome content waits for it, so it never flashes "not found"). */
   ready: 'aiMemory.ready',
   hasDatabase: 'aiMemory.hasDatabase',
+  /** The database's path names no file (a wrong setting or configuration). */
+  databaseMissing: 'aiMemory.databaseMissing',
+  /** Where the database's path came from: 'setting' | 'remembered' | 'discovered'. */
+  databaseVia: 'aiMemory.databaseVia',
   /** Several databases were found and the user has not chosen one yet. */
   needsChoice: 'aiMemory.needsChoice',
   hasSnapshots: 'aiMemory.hasSnapshots',

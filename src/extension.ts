@@ -10,7 +10,7 @@ import * as vscode from 'vscode';
 import { Commands, ContextKeys, VIEW_ID } from './commands';
 import { TOOL_VERSION } from './core/common/version';
 import { BackupService } from './features/backupService';
-import { DatabaseLocator } from './features/databaseLocator';
+import { DatabaseLocator, tildify } from './features/databaseLocator';
 import { EngineClient } from './features/engineClient';
 import { setConfirmationHandler, type ConfirmationHandler } from './features/prompts';
 import { Scheduler } from './features/scheduler';
@@ -27,11 +27,11 @@ export interface AiMemoryBackupApi {
   readonly activationMs: number;
   /** Resolves when the first discovery and catalog load are done. */
   readonly ready: Promise<void>;
-  database(): { path: string; source: string; via: string } | undefined;
+  database(): { path: string; source: string; via: string; exists: boolean } | undefined;
   backupFolder(): string | undefined;
   /** The rows of the Snapshots view, as the view renders them. */
-  snapshots(): { label: string; description: string; contextValue: string; path: string; state: string; tooltip: string }[];
-  statusBar(): { text: string; tooltip: string; visible: boolean; warning: boolean };
+  snapshots(): { group: string; label: string; description: string; contextValue: string; path: string; state: string; tooltip: string }[];
+  statusBar(): { text: string; tooltip: string; visible: boolean; warning: boolean; error: boolean };
   nextScheduledRun(): number | undefined;
   refresh(): Promise<void>;
   /** Answers the modal confirmations (restore, delete) instead of a person; undefined restores the dialogs. */
@@ -57,7 +57,7 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
   const view = vscode.window.createTreeView(VIEW_ID, { treeDataProvider: tree, showCollapseAll: false });
   context.subscriptions.push(view);
 
-  const setContext = (key: string, value: boolean) => vscode.commands.executeCommand('setContext', key, value);
+  const setContext = (key: string, value: boolean | string) => vscode.commands.executeCommand('setContext', key, value);
   const register = (id: string, fn: (...args: unknown[]) => unknown) => context.subscriptions.push(vscode.commands.registerCommand(id, fn));
   register(Commands.backup, () => commands.backup());
   register(Commands.restore, (arg) => commands.restore(arg));
@@ -68,17 +68,29 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
   register(Commands.revealSnapshot, (arg) => commands.revealSnapshot(arg));
   register(Commands.copySha256, (arg) => commands.copySha256(arg));
   register(Commands.openBackupFolder, () => commands.openBackupFolder());
-  register(Commands.selectDatabase, () => locator.pick());
+  // With a path (a string or a file Uri: other extensions, tests), that database is chosen without the picker.
+  register(Commands.selectDatabase, (arg) => (typeof arg === 'string' ? locator.choose(arg) : arg instanceof vscode.Uri ? locator.choose(arg.fsPath) : locator.pick()));
   register(Commands.showLog, () => log.show());
   register(Commands.refresh, async () => {
     await locator.refresh();
     await catalog.reload();
   });
 
+  // Above the rows: which database path names no file, and where it came from. Only over
+  // rows: a view with a message shows no welcome content, and the empty view's welcome
+  // says it (with Select Database… / Open Settings).
+  const showMissing = () => {
+    const db = locator.current;
+    view.message = db && !db.exists && catalog.snapshots.length > 0 ? `Database not found: ${tildify(db.path)} — from ${db.source}.` : undefined;
+  };
   // The folder follows the database; the view's context keys follow the catalog.
   const followDatabase = async () => {
-    await setContext(ContextKeys.hasDatabase, locator.current !== undefined);
+    const db = locator.current;
+    await setContext(ContextKeys.hasDatabase, db !== undefined);
+    await setContext(ContextKeys.databaseMissing, db !== undefined && !db.exists);
+    await setContext(ContextKeys.databaseVia, db?.via ?? '');
     await setContext(ContextKeys.needsChoice, locator.needsChoice);
+    showMissing();
     await catalog.setFolder(service.folder());
   };
   context.subscriptions.push(locator.onDidChange(() => void followDatabase()));
@@ -86,6 +98,7 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
     catalog.onDidChange(() => {
       void setContext(ContextKeys.hasSnapshots, catalog.snapshots.length > 0);
       view.description = catalog.snapshots.length ? `${catalog.snapshots.length}` : undefined;
+      showMissing();
     }),
   );
   context.subscriptions.push(
@@ -133,18 +146,18 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
     database: () => (locator.current ? { ...locator.current } : undefined),
     backupFolder: () => service.folder(),
     snapshots: () =>
-      tree.getChildren().flatMap((node) => {
-        if (node.kind !== 'snapshot') return [];
+      tree.rows().map((node) => {
         const item = tree.getTreeItem(node);
         const tip = item.tooltip;
-        return [{
+        return {
+          group: node.group,
           label: String(item.label),
           description: String(item.description ?? ''),
           contextValue: item.contextValue ?? '',
           path: node.view.entry.path,
           state: node.view.state,
           tooltip: typeof tip === 'string' ? tip : (tip?.value ?? ''),
-        }];
+        };
       }),
     statusBar: () => statusBar.snapshot(),
     nextScheduledRun: () => scheduler.nextRun,

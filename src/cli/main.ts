@@ -6,7 +6,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { homedir } from 'node:os';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { DEFAULT_KEEP, runBackup } from '../core/ops/backup';
 import type { Progress } from '../core/common/cancel';
 import { checkLabel, type CheckMode, type VerifyMode } from '../core/common/checks';
@@ -15,6 +15,7 @@ import { snapshotVerdict, STATE_LABEL } from '../core/store/snapshotState';
 import { BackupError, errorMessage, isBackupError } from '../core/common/errors';
 import { formatBytes } from '../core/common/format';
 import { resolveAiMemoryDbPath } from '../core/discovery/paths';
+import { describeHolders } from '../core/ops/inUse';
 import { runRestore } from '../core/ops/restore';
 import type { SnapshotReport } from '../core/ops/snapshotCheck';
 import { TOOL_NAME, TOOL_VERSION } from '../core/common/version';
@@ -212,7 +213,7 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
   }
   const m = r.manifest;
   if (r.status === 'unchanged') {
-    io.stdout(`Unchanged since ${r.unchangedSince}: the database is identical to its newest snapshot; no new snapshot written.\n`);
+    io.stdout(`Unchanged since ${r.unchangedSince}: the database is identical to the snapshot ${basename(r.snapshotPath)}; no new snapshot written.\n`);
   } else if (r.status === 'skipped') {
     io.stdout(`Skipped: a backup of this folder finished less than ${recent} s ago.\n`);
   }
@@ -249,9 +250,11 @@ async function cmdRestore(p: Parsed, io: CliIO): Promise<number> {
     signal: io.signal,
   }).catch((e: unknown) => explainDb(e, db));
   for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
+  // A dry run that the real restore would refuse exits 1, like the restore itself would.
+  const refused = r.status === 'dry-run' && r.plan.wouldRefuse ? 1 : 0;
   if (p.switches.has('json')) {
     io.stdout(json(restoreJson(r)));
-    return 0;
+    return refused;
   }
   if (r.status === 'dry-run') {
     const lines = [`Dry run: nothing was changed.`, `Would restore ${r.from}`, ...r.plan.checks.map((c) => `  checked: ${c}`), `into ${r.to}`];
@@ -262,8 +265,9 @@ async function cmdRestore(p: Parsed, io: CliIO): Promise<number> {
       lines.push('(no database there yet: nothing to keep)');
     }
     if (r.plan.consolidate) lines.push("the current -wal holds committed transactions: they stay in the kept copy and are folded in before it is replaced");
+    if (r.plan.wouldRefuse) lines.push(`would refuse: in use by ${describeHolders(r.plan.holders)}`, `  ${r.plan.wouldRefuse.hint}`);
     io.stdout(`${lines.join('\n')}\n`);
-    return 0;
+    return refused;
   }
   if (r.previous) io.stdout(`Previous DB moved to ${r.previous}\n`);
   io.stdout(`Restored ${r.from} → ${r.to}\n`);

@@ -132,6 +132,8 @@ const RestorePlanJson = v.object({
   keep: v.array(v.object({ from: v.string(), to: v.string() })),
   consolidate: v.boolean(),
   holders: v.array(v.object({ pid: v.number(), command: v.string(), file: v.string(), how: v.picklist(['lock', 'open']) })),
+  /** Dry run only: why the restore itself would refuse (the database is in use). */
+  wouldRefuse: v.optional(v.object({ code: v.literal('IN_USE'), message: v.string(), hint: v.string() })),
 });
 
 export const RestoreJson = v.object({
@@ -142,6 +144,8 @@ export const RestoreJson = v.object({
   sha256: v.string(),
   bytes: v.number(),
   plan: v.optional(RestorePlanJson),
+  /** A dry run that the restore would refuse (the CLI then exits 1). */
+  would_refuse: v.optional(v.object({ code: v.string(), error: v.string(), hint: v.optional(v.string()) })),
 });
 
 const ManifestStateJson = v.picklist(['ok', 'missing', 'invalid', 'foreign', 'skipped']);
@@ -274,6 +278,7 @@ export function restoreJson(r: RestoreResult): RestoreOutcome {
     sha256: r.sha256,
     bytes: r.bytes,
     ...(r.status === 'dry-run' ? { plan: r.plan } : {}),
+    ...(r.status === 'dry-run' && r.plan.wouldRefuse ? { would_refuse: { code: r.plan.wouldRefuse.code, error: r.plan.wouldRefuse.message, hint: r.plan.wouldRefuse.hint } } : {}),
   };
 }
 

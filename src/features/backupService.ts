@@ -14,7 +14,7 @@ import { formatBytes } from '../core/common/format';
 import { Disposable } from '../util/disposable';
 import type { DatabaseLocator } from './databaseLocator';
 import { EngineError, type BackupOutcome, type EngineClient, type EngineProgress } from './engineClient';
-import { errorActions } from './errors';
+import { describeFailure, errorActions } from './errors';
 import { expandSettingPath, readSettings } from './settings';
 import { policyArgs } from '../cli/protocol';
 import { describePolicy } from '../core/store/retention';
@@ -28,7 +28,8 @@ export interface BackupRequest {
 }
 
 export class BackupService extends Disposable {
-  lastFailure: { message: string; at: number } | undefined;
+  /** The last failure and the database it happened on (a failure belongs to that database only). */
+  lastFailure: { message: string; at: number; db: string } | undefined;
   private running: Promise<BackupOutcome | undefined> | undefined;
   private lastNotifiedFailure = '';
   private statusBar: StatusBar | undefined;
@@ -88,7 +89,7 @@ export class BackupService extends Disposable {
     }
     const s = readSettings();
     await vscode.commands.executeCommand('setContext', ContextKeys.busy, true);
-    this.statusBar?.setBusy('Backing up…');
+    this.statusBar?.setBusy('backing up…');
     const started = Date.now();
     this.log.info(`backup (${req.reason}): ${db.path} → ${dir} (retention: ${describePolicy(s.policy)}; ${s.plain} plain; verify ${s.verify})`);
     const run = (progress?: vscode.Progress<{ message?: string; increment?: number }>, token?: vscode.CancellationToken) => {
@@ -132,14 +133,16 @@ export class BackupService extends Disposable {
         this.log.info('backup: cancelled; nothing was written');
         return undefined;
       }
-      this.lastFailure = { message: err.message, at: Date.now() };
-      this.log.error(`backup failed: ${err.message}${err.hint ? ` — ${err.hint}` : ''}${err.state ? ` (${err.state})` : ''}`);
+      const ctx = { operation: 'backup' as const, db, directorySetting: s.directory !== '' };
+      const { text } = describeFailure(err, ctx);
+      this.lastFailure = { message: text, at: Date.now(), db: db.path };
+      this.log.error(`backup failed: ${text}`);
       // A scheduled run that keeps failing the same way is reported once, not every hour.
       if (req.reason === 'manual' || err.message !== this.lastNotifiedFailure) {
         this.lastNotifiedFailure = err.message;
-        const actions = errorActions(err.code);
+        const actions = errorActions(err.code, ctx);
         void vscode.window
-          .showErrorMessage(`AI Memory backup failed: ${err.message}${err.hint ? ` ${err.hint}` : ''}`, ...actions.map((a) => a.title))
+          .showErrorMessage(`AI Memory backup failed: ${text}`, ...actions.map((a) => a.title))
           .then((picked) => actions.find((a) => a.title === picked)?.run());
       }
       this.statusBar?.update();

@@ -12,13 +12,16 @@ import * as vscode from 'vscode';
 import { createNodeDiscoveryFs, describeSource, discoverDatabases, type Candidate } from '../core/discovery/discovery';
 import { formatBytes } from '../core/common/format';
 import { Disposable } from '../util/disposable';
-import { expandSettingPath, openSettings, readSettings } from './settings';
+import { offer } from './prompts';
+import { clearDatabasePath, databasePathScope, expandSettingPath, openSettings, readSettings } from './settings';
 
 export interface DatabaseChoice {
   path: string;
-  /** Human-readable origin: "setting aiMemory.databasePath", ".vscode/mcp.json (server "memory")", … */
+  /** Human-readable origin: "setting aiMemory.databasePath (User)", ".vscode/mcp.json (server "memory")", … */
   source: string;
   via: 'setting' | 'remembered' | 'discovered';
+  /** The file is there (a setting, or a configuration, may name one that is not). */
+  exists: boolean;
 }
 
 const REMEMBERED_KEY = 'aiMemory.selectedDatabase';
@@ -68,12 +71,12 @@ export class DatabaseLocator extends Disposable {
   }
 
   private async resolve(): Promise<void> {
-    const before = this.current?.path;
+    const before = this.current;
     const settings = readSettings();
-    let choice: DatabaseChoice | undefined;
+    let choice: Omit<DatabaseChoice, 'exists'> | undefined;
     if (settings.databasePath) {
       const p = expandSettingPath(settings.databasePath);
-      if (p) choice = { path: p, source: 'setting aiMemory.databasePath', via: 'setting' };
+      if (p) choice = { path: p, source: `setting aiMemory.databasePath (${databasePathScope() ?? 'User'})`, via: 'setting' };
       else this.log.warn(`aiMemory.databasePath "${settings.databasePath}" cannot be resolved (an unknown variable?); ignoring it.`);
     }
     const trusted = vscode.workspace.isTrusted;
@@ -96,16 +99,20 @@ export class DatabaseLocator extends Disposable {
       const remembered = this.context.globalState.get<string>(REMEMBERED_KEY);
       if (remembered && (await isFile(remembered))) {
         const match = result.candidates.find((c) => c.path === remembered);
-        choice = { path: remembered, source: match ? `your choice (also in ${describeSource(match.sources[0])})` : 'your choice', via: 'remembered' };
+        choice = { path: remembered, source: match ? `your choice, also in ${describeSource(match.sources[0])}` : 'your choice', via: 'remembered' };
       }
     }
     if (!choice && existing.length === 1) {
       choice = { path: existing[0].path, source: describeSource(existing[0].sources[0]), via: 'discovered' };
     }
     if (!choice && existing.length > 1) this.needsChoice = true;
-    this.current = choice;
-    if (choice) {
-      if (choice.path !== before) this.log.info(`database: ${choice.path} (from ${choice.source})`);
+    this.current = choice ? { ...choice, exists: choice.via === 'setting' ? await isFile(choice.path) : true } : undefined;
+    if (this.current) {
+      const c = this.current;
+      // Logged when the database or where it comes from changes (e.g. once the workspace is trusted).
+      if (c.path !== before?.path || c.source !== before?.source || c.exists !== before?.exists) {
+        this.log.info(`database: ${c.path} — from ${c.source}${c.exists ? '' : ' — NOT FOUND: no file at that path'}`);
+      }
     } else if (this.needsChoice) {
       this.log.info(`database: ${existing.length} found, waiting for a choice: ${existing.map((c) => c.path).join(', ')}`);
     } else {
@@ -128,7 +135,7 @@ export class DatabaseLocator extends Disposable {
     const items: Item[] = [];
     const settings = readSettings();
     if (settings.databasePath) {
-      items.push({ label: '$(settings-gear) The setting aiMemory.databasePath decides', detail: `${settings.databasePath} — change or clear the setting to choose here`, action: 'settings' });
+      items.push({ label: '$(settings-gear) The setting aiMemory.databasePath decides', detail: `${settings.databasePath} — pick a database below to clear the setting and use that one`, action: 'settings' });
     }
     for (const c of this.candidates) {
       items.push({
@@ -170,13 +177,27 @@ export class DatabaseLocator extends Disposable {
     await this.choose(chosen);
   }
 
-  /** Remembers `dbPath` as the user's choice (also used by tests and the welcome flow). */
+  /**
+   * Remembers `dbPath` as the user's choice (also `aiMemory.selectDatabase <path>`). While the
+   * setting aiMemory.databasePath is set it decides; the user is offered to clear it and use
+   * this choice.
+   */
   async choose(dbPath: string): Promise<void> {
     await this.context.globalState.update(REMEMBERED_KEY, dbPath);
     this.log.info(`database chosen: ${dbPath}`);
     await this.refresh();
-    if (readSettings().databasePath) {
-      void vscode.window.showWarningMessage('The setting aiMemory.databasePath is set and takes precedence over this choice.', 'Open Settings').then((a) => (a ? openSettings() : undefined));
+    const setting = readSettings().databasePath;
+    if (setting && this.current?.path !== dbPath) {
+      const scope = databasePathScope() ?? 'User';
+      const use = 'Clear the Setting and Use This';
+      const a = await offer(`The setting aiMemory.databasePath (${scope} settings) is set to ${setting}, and it decides over this choice. Clear it and protect ${tildify(dbPath)}?`, [use, 'Open Settings']);
+      if (a === use) {
+        await clearDatabasePath();
+        this.log.info(`setting aiMemory.databasePath cleared (${scope} settings) to use the chosen database`);
+        await this.refresh();
+      } else if (a === 'Open Settings') {
+        await openSettings();
+      }
     }
   }
 }

@@ -65,6 +65,32 @@ function readPolicy(c: vscode.WorkspaceConfiguration, keep: number): RetentionPo
   return keep === 0 ? {} : { last: keep };
 }
 
+/** Where `aiMemory.databasePath` is set, in the Settings editor's words ('User', 'Workspace'); undefined when unset. */
+export function databasePathScope(): 'User' | 'Workspace' | undefined {
+  const i = vscode.workspace.getConfiguration(SECTION).inspect<string>('databasePath');
+  const set = (v: string | undefined) => typeof v === 'string' && v.trim() !== '';
+  if (set(i?.workspaceValue)) return 'Workspace';
+  if (set(i?.globalValue)) return 'User';
+  return undefined;
+}
+
+/**
+ * Clears `aiMemory.databasePath` wherever it is set (workspace, user — in a remote
+ * window, user settings on both sides: VS Code writes the one that holds the value first).
+ */
+export async function clearDatabasePath(): Promise<void> {
+  const c = () => vscode.workspace.getConfiguration(SECTION);
+  const targets: [keyof NonNullable<ReturnType<ReturnType<typeof c>['inspect']>>, vscode.ConfigurationTarget][] = [
+    ['workspaceValue', vscode.ConfigurationTarget.Workspace],
+    ['globalValue', vscode.ConfigurationTarget.Global],
+  ];
+  for (const [key, target] of targets) {
+    for (let i = 0; i < 2 && c().inspect<string>('databasePath')?.[key] !== undefined; i++) {
+      await c().update('databasePath', undefined, target);
+    }
+  }
+}
+
 export function affectsUs(e: vscode.ConfigurationChangeEvent): boolean {
   return e.affectsConfiguration(SECTION);
 }

@@ -10,14 +10,15 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { deleteSnapshot } from '../core/store/catalog';
 import { hashFile } from '../core/common/hashFile';
+import { checkLabel } from '../core/common/checks';
 import { formatAge, formatBytes } from '../core/common/format';
-import { describeHolders, findHolders } from '../core/ops/inUse';
-import { formatStamp, preRestoreName } from '../core/store/naming';
+import { describeHolders, findHolders, nameHolders } from '../core/ops/inUse';
+import { preRestoreName } from '../core/store/naming';
 import type { BackupService } from './backupService';
 import { tildify, type DatabaseLocator } from './databaseLocator';
-import { EngineError, type EngineClient } from './engineClient';
-import { errorActions } from './errors';
-import { confirm } from './prompts';
+import { EngineError, type EngineClient, type RestoreOutcome } from './engineClient';
+import { describeFailure, errorActions } from './errors';
+import { ask, confirm } from './prompts';
 import type { SnapshotCatalog, SnapshotView } from './snapshotCatalog';
 import { localTime, type Node } from './snapshotsTree';
 
@@ -81,62 +82,79 @@ export class SnapshotCommands {
     const { entry } = view;
     const when = localTime(entry.time);
     const real = await fsp.realpath(db.path).catch(() => db.path);
-    const kept = preRestoreName(path.basename(real), formatStamp(new Date()));
+    // The kept copy is named when the restore runs, not now: say its pattern, not a time that
+    // would be wrong by the time the user confirms (the engine reports the real name after).
+    const kept = preRestoreName(path.basename(real), '<time of the restore>');
     let force = false;
-    const holders = await findHolders(real).catch(() => []);
-    if (holders.length) {
-      const who = describeHolders(holders);
-      this.log.warn(`restore: the database is in use by ${who}`);
-      const anyway = await confirm(
+    for (;;) {
+      const holders = await findHolders(real).catch(() => []);
+      if (!holders.length) {
+        const warn = view.state === 'mismatch' || view.state === 'noManifest' ? `\n\nWarning: ${view.stateDetail}. The restore checks it again and refuses it if it is damaged.` : '';
+        const ok = await confirm(
+          `Restore the snapshot of ${when}?`,
+          `${entry.name} (${formatBytes(entry.size)}${entry.manifest?.memories !== undefined ? `, ${entry.manifest.memories} memories` : ''}) replaces\n${tildify(real)}.\n\nYour current database is kept beside it as ${kept}, with its -wal and -shm, so nothing is lost.${warn}`,
+          'Restore',
+        );
+        if (!ok) return;
+        break;
+      }
+      // In use. Enter must never restore over a running server: the first (default) button
+      // re-checks, and "Restore Anyway" needs a second, deliberate choice.
+      const who = nameHolders(holders);
+      this.log.warn(`restore: the database is in use by ${describeHolders(holders)}`);
+      const CHECK = 'Check Again';
+      const first = await ask(
         `The database is in use by ${who}.`,
-        `Stop your agent (or the ai-memory server) first, then restore.\n\nRestoring while it is running replaces the file under it: what it writes next may be lost or land in the wrong file.`,
-        'Restore Anyway',
+        `${describeHolders(holders)}\n\nStop your agent (or the ai-memory server) first, then choose Check Again.\n\nRestoring while it runs replaces the file under it: what it writes next goes to the kept copy, not to the restored database. Restart it right after.`,
+        [CHECK, 'Restore Anyway…'],
+        'Restore Anyway…',
       );
-      if (!anyway) return;
-      const really = await confirm(
+      if (first === CHECK) continue;
+      if (first !== 'Restore Anyway…') return;
+      const second = await ask(
         `Restore the snapshot of ${when} while ${who} has the database open?`,
-        `Your current database will be kept as ${kept} beside it. Restart your agent right after the restore.`,
+        `Your current database will be kept beside it as ${kept}. Restart your agent right after the restore.`,
+        [CHECK, 'Restore Anyway'],
         'Restore Anyway',
       );
-      if (!really) return;
+      if (second === CHECK) continue;
+      if (second !== 'Restore Anyway') return;
       force = true;
-    } else {
-      const warn = view.state === 'mismatch' || view.state === 'noManifest' ? `\n\nWarning: ${view.stateDetail}. The restore checks it again and refuses it if it is damaged.` : '';
-      const ok = await confirm(
-        `Restore the snapshot of ${when}?`,
-        `${entry.name} (${formatBytes(entry.size)}${entry.manifest?.memories !== undefined ? `, ${entry.manifest.memories} memories` : ''}) replaces\n${tildify(real)}.\n\nYour current database is kept beside it as ${kept}, with its -wal and -shm, so nothing is lost.${warn}`,
-        'Restore',
-      );
-      if (!ok) return;
+      break;
     }
     this.log.info(`restore: ${entry.path} → ${real}${force ? ' (forced while in use)' : ''}`);
+    let done: RestoreOutcome | undefined;
     try {
-      const r = await vscode.window.withProgress(
+      done = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `AI Memory: restoring the snapshot of ${when}`, cancellable: true },
         (progress, token) =>
           this.engine.restore({ db: real, from: entry.path, force }, { token, onProgress: (p) => progress.report({ message: p.message ?? p.phase }) }),
       );
-      this.log.info(`restore: done; previous database kept at ${r.previous ?? '(there was none)'}; placed sha256 ${r.sha256}`);
-      const actions = r.previous ? ['Reveal Previous', 'Show Log'] : ['Show Log'];
-      void vscode.window
-        .showInformationMessage(`Restored the snapshot of ${when}.${r.previous ? ` The previous database is kept as ${path.basename(r.previous)}.` : ''} Restart your agent to use it.`, ...actions)
-        .then((a) => {
-          if (a === 'Reveal Previous' && r.previous) void this.reveal(vscode.Uri.file(r.previous));
-          if (a === 'Show Log') this.log.show();
-        });
     } catch (e) {
       const err = e instanceof EngineError ? e : new EngineError('IO', String(e));
       if (err.code === 'CANCELLED') {
         this.log.info('restore: cancelled; nothing was changed');
         return;
       }
-      this.log.error(`restore failed: ${err.message}${err.hint ? ` — ${err.hint}` : ''}${err.state ? ` (${err.state})` : ''}`);
-      const actions = errorActions(err.code);
-      const picked = await vscode.window.showErrorMessage(`Restore failed: ${err.message}${err.state ? ` ${err.state}` : ''}${err.hint ? ` ${err.hint}` : ''}`, ...actions.map((a) => a.title));
+      const ctx = { operation: 'restore' as const, db };
+      const { text } = describeFailure(err, ctx);
+      this.log.error(`restore failed: ${text}`);
+      const actions = errorActions(err.code, ctx);
+      const picked = await vscode.window.showErrorMessage(`Restore failed: ${text}`, ...actions.map((a) => a.title));
       await actions.find((a) => a.title === picked)?.run();
+      return;
     } finally {
       await this.catalog.reload();
     }
+    const r = done;
+    this.log.info(`restore: done; previous database kept at ${r.previous ?? '(there was none)'}; placed sha256 ${r.sha256}`);
+    const actions = r.previous ? ['Reveal Previous', 'Show Log'] : ['Show Log'];
+    void vscode.window
+      .showInformationMessage(`Restored the snapshot of ${when}.${r.previous ? ` The previous database is kept as ${path.basename(r.previous)}.` : ''} Restart your agent to use it.`, ...actions)
+      .then((a) => {
+        if (a === 'Reveal Previous' && r.previous) void this.reveal(vscode.Uri.file(r.previous));
+        if (a === 'Show Log') this.log.show();
+      });
   }
 
   async verify(arg?: unknown): Promise<void> {
@@ -150,7 +168,7 @@ export class SnapshotCommands {
       const s = r.snapshots[0];
       if (!s) throw new EngineError('IO', 'The engine returned no result.');
       const detail = s.ok
-        ? [s.manifest === 'ok' ? 'sha256 matches its manifest' : 'no manifest', s.integrity === 'ok' ? `quick_check ok${s.memories !== undefined ? ` (${s.memories} memories)` : ''}` : undefined, ...s.notes].filter(Boolean).join(', ')
+        ? [s.manifest === 'ok' ? 'sha256 matches its manifest' : 'no manifest', s.integrity === 'ok' ? `${checkLabel(s.check)} ok${s.memories !== undefined ? ` (${s.memories} memories)` : ''}` : undefined, ...s.notes].filter(Boolean).join(', ')
         : s.problems.join(' | ');
       await this.catalog.recordVerification(entry, { ok: s.ok, detail, at: new Date().toISOString() });
       this.log.info(`verify ${entry.name}: ${s.ok ? 'ok' : 'FAILED'} — ${detail}`);
@@ -159,8 +177,9 @@ export class SnapshotCommands {
     } catch (e) {
       const err = e instanceof EngineError ? e : new EngineError('IO', String(e));
       if (err.code === 'CANCELLED') return;
-      this.log.error(`verify failed: ${err.message}`);
-      void vscode.window.showErrorMessage(`Could not verify ${entry.name}: ${err.message}`, 'Show Log').then((a) => (a ? this.log.show() : undefined));
+      const { text } = describeFailure(err, { operation: 'verify', db: this.locator.current });
+      this.log.error(`verify failed: ${text}`);
+      void vscode.window.showErrorMessage(`Could not verify ${entry.name}: ${text}`, 'Show Log').then((a) => (a ? this.log.show() : undefined));
     }
   }
 

@@ -1,8 +1,11 @@
 /**
- * The Snapshots view: newest first; label = local date and time, description = relative
- * age and size, icon and `contextValue` by state (verified, unverified, sha256 mismatch,
- * manifest missing, encrypted), tooltip with the manifest's details. Refreshes follow the
- * catalog (itself debounced); we never `reveal` inside a refresh (microsoft/vscode#192055).
+ * The Snapshots view: newest first, in groups by local day — Today, Yesterday, This Week,
+ * Earlier (collapsible; Earlier starts collapsed) — so that a row's label is only the local
+ * time (with the weekday or date where the group needs it) and its description the age and
+ * size: short enough for the default sidebar width. Icon and `contextValue` by state
+ * (verified, unverified, sha256 mismatch, manifest missing, encrypted), tooltip with the
+ * manifest's details. Refreshes follow the catalog (itself debounced); we never `reveal`
+ * inside a refresh (microsoft/vscode#192055).
  */
 import { checkLabel } from '../core/common/checks';
 import { STATE_ICON, STATE_LABEL } from '../core/store/snapshotState';
@@ -30,11 +33,59 @@ const ICONS = Object.fromEntries(
   (Object.keys(STATE_ICON) as SnapshotState[]).map((s) => [s, new vscode.ThemeIcon(STATE_ICON[s], STATE_COLOUR[s] ? new vscode.ThemeColor(STATE_COLOUR[s]) : undefined)]),
 ) as Record<SnapshotState, vscode.ThemeIcon>;
 
-/** A row of the view: a snapshot, or a message (the folder cannot be read). */
-export type Node = { kind: 'snapshot'; view: SnapshotView } | { kind: 'message'; text: string; detail: string };
+export type GroupId = 'today' | 'yesterday' | 'week' | 'earlier';
+
+const GROUPS: { id: GroupId; label: string; expanded: boolean }[] = [
+  { id: 'today', label: 'Today', expanded: true },
+  { id: 'yesterday', label: 'Yesterday', expanded: true },
+  { id: 'week', label: 'This Week', expanded: true },
+  { id: 'earlier', label: 'Earlier', expanded: false },
+];
+
+/** A row of the view: a day group, a snapshot, or a message (the folder cannot be read). */
+export type Node =
+  | { kind: 'group'; group: GroupId; label: string; views: SnapshotView[] }
+  | { kind: 'snapshot'; view: SnapshotView; group: GroupId }
+  | { kind: 'message'; text: string; detail: string };
 
 export function localTime(ms: number): string {
   return new Date(ms).toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
+function startOfDay(ms: number): number {
+  const d = new Date(ms);
+  d.setHours(0, 0, 0, 0);
+  return d.getTime();
+}
+
+/** The day group of a time, by the local calendar (This Week: the 7 days up to today). */
+export function groupOf(ms: number, now: number): GroupId {
+  const today = startOfDay(now);
+  if (ms >= today) return 'today'; // also a clock that runs behind: it is the newest
+  const yesterday = startOfDay(today - 12 * 3600_000);
+  if (ms >= yesterday) return 'yesterday';
+  const d = new Date(today);
+  d.setDate(d.getDate() - 6);
+  return ms >= d.getTime() ? 'week' : 'earlier';
+}
+
+/** The row's label: the local time, with what its group leaves open (weekday, or date). */
+export function rowLabel(ms: number, group: GroupId, now: number): string {
+  const time: Intl.DateTimeFormatOptions = { hour: '2-digit', minute: '2-digit', second: '2-digit' };
+  const d = new Date(ms);
+  if (group === 'today' || group === 'yesterday') return d.toLocaleTimeString(undefined, time);
+  if (group === 'week') return d.toLocaleString(undefined, { weekday: 'short', ...time });
+  const sameYear = d.getFullYear() === new Date(now).getFullYear();
+  return d.toLocaleString(undefined, { ...(sameYear ? {} : { year: 'numeric' }), month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+}
+
+/**
+ * The parts of a row's description, joined with " · " — age and size today; more facts
+ * (memory counts, changes) are further parts. Keep each short: the row must fit the
+ * default sidebar width.
+ */
+export function rowDescriptionParts(view: SnapshotView, now: number): string[] {
+  return [formatAge(now - view.entry.time), formatBytes(view.entry.size), ...(view.entry.archived ? ['archived'] : [])];
 }
 
 export class SnapshotsTreeProvider extends Disposable implements vscode.TreeDataProvider<Node> {
@@ -54,12 +105,32 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
   }
 
   getChildren(element?: Node): Node[] {
-    if (element) return [];
+    if (element) return element.kind === 'group' ? element.views.map((view) => ({ kind: 'snapshot', view, group: element.group })) : [];
     if (this.catalog.error) return [{ kind: 'message', text: 'Cannot read the backup folder', detail: this.catalog.error }];
-    return this.catalog.snapshots.map((view) => ({ kind: 'snapshot', view }));
+    const now = Date.now();
+    const by = new Map<GroupId, SnapshotView[]>();
+    for (const view of this.catalog.snapshots) {
+      const g = groupOf(view.entry.time, now);
+      by.set(g, [...(by.get(g) ?? []), view]);
+    }
+    return GROUPS.filter((g) => by.has(g.id)).map((g) => ({ kind: 'group', group: g.id, label: g.label, views: by.get(g.id) ?? [] }));
+  }
+
+  /** Every snapshot row, in the view's order (groups flattened). */
+  rows(): Extract<Node, { kind: 'snapshot' }>[] {
+    return this.getChildren().flatMap((n) => (n.kind === 'group' ? (this.getChildren(n) as Extract<Node, { kind: 'snapshot' }>[]) : []));
   }
 
   getTreeItem(node: Node): vscode.TreeItem {
+    if (node.kind === 'group') {
+      const spec = GROUPS.find((g) => g.id === node.group);
+      const item = new vscode.TreeItem(node.label, spec?.expanded ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.Collapsed);
+      item.id = `aiMemory.group.${node.group}`;
+      item.description = `${node.views.length}`;
+      item.contextValue = 'aiMemory.group';
+      item.accessibilityInformation = { label: `${node.label}: ${node.views.length} snapshot${node.views.length === 1 ? '' : 's'}` };
+      return item;
+    }
     if (node.kind === 'message') {
       const item = new vscode.TreeItem(node.text);
       item.description = node.detail;
@@ -68,9 +139,10 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
       return item;
     }
     const { entry, state, stateDetail, verification, retention } = node.view;
-    const item = new vscode.TreeItem(localTime(entry.time));
+    const now = Date.now();
+    const item = new vscode.TreeItem(rowLabel(entry.time, node.group, now));
     item.id = entry.path;
-    item.description = `${formatAge(Date.now() - entry.time)} · ${formatBytes(entry.size)}${entry.archived ? ' · archived' : ''}`;
+    item.description = rowDescriptionParts(node.view, now).join(' · ');
     item.iconPath = ICONS[state];
     item.contextValue = CONTEXT_VALUES[state];
     item.resourceUri = vscode.Uri.file(entry.path);

@@ -1,12 +1,13 @@
 /**
- * `$(database) 5 min ago` — when the last backup ran. Tooltip: the last snapshot, its size
+ * `$(database) AI Memory 5 min` — what it is and when the last backup ran (the item sits
+ * among other extensions' items: a bare icon and "just now" said neither). Tooltip: the last snapshot, its size
  * and verification, the next scheduled run. Click: back up now. A spinner while a backup
  * runs; warning colours when the last backup failed or is older than twice the interval;
  * hidden while no database is known.
  */
 import * as vscode from 'vscode';
 import { Commands } from '../commands';
-import { formatAge, formatBytes } from '../core/common/format';
+import { formatAge, formatAgeShort, formatBytes } from '../core/common/format';
 import { Disposable } from '../util/disposable';
 import { tildify, type DatabaseLocator } from './databaseLocator';
 import type { SnapshotCatalog } from './snapshotCatalog';
@@ -15,7 +16,7 @@ import { localTime } from './snapshotsTree';
 export interface ScheduleInfo {
   intervalMinutes: number;
   nextRun: number | undefined;
-  lastFailure: { message: string; at: number } | undefined;
+  lastFailure: { message: string; at: number; db: string } | undefined;
 }
 
 export class StatusBar extends Disposable {
@@ -44,13 +45,14 @@ export class StatusBar extends Disposable {
   }
 
   /** What the item shows now (for the extension's API and its tests). */
-  snapshot(): { text: string; tooltip: string; visible: boolean; warning: boolean } {
+  snapshot(): { text: string; tooltip: string; visible: boolean; warning: boolean; error: boolean } {
     const tip = this.item.tooltip;
     return {
       text: this.item.text,
       tooltip: typeof tip === 'string' ? tip : (tip?.value ?? ''),
       visible: this.visible,
       warning: this.item.backgroundColor !== undefined,
+      error: this.item.backgroundColor?.id === 'statusBarItem.errorBackground',
     };
   }
 
@@ -60,7 +62,7 @@ export class StatusBar extends Disposable {
     const db = this.locator.current;
     if (!db) {
       if (this.locator.needsChoice) {
-        this.item.text = '$(database) Choose database';
+        this.item.text = '$(database) AI Memory: choose database';
         this.item.tooltip = 'AI Memory Backup found several ai-memory databases. Click to choose the one to protect.';
         this.item.command = Commands.selectDatabase;
         this.item.backgroundColor = new vscode.ThemeColor('statusBarItem.warningBackground');
@@ -78,6 +80,7 @@ export class StatusBar extends Disposable {
     const md = new vscode.MarkdownString(undefined, true);
     md.appendMarkdown(`**AI Memory Backup** — ${tildify(db.path)}\n\n`);
     md.appendMarkdown(`Database from ${db.source}  \n`);
+    if (!db.exists) md.appendMarkdown('$(warning) No file at that path: correct the path, or click to select the database  \n');
     if (newest) {
       const m = newest.entry.manifest;
       md.appendMarkdown(`Last snapshot: ${localTime(newest.entry.time)} (${formatAge(now - newest.entry.time)}), ${formatBytes(newest.entry.size)}, ${newest.stateDetail}${m?.memories !== undefined ? `, ${m.memories} memories` : ''}  \n`);
@@ -85,20 +88,30 @@ export class StatusBar extends Disposable {
       md.appendMarkdown('No snapshot yet  \n');
     }
     if (last !== undefined && newest && last > newest.entry.time + 60_000) md.appendMarkdown(`Last checked: ${formatAge(now - last)} (unchanged since the last snapshot)  \n`);
-    if (sched.lastFailure) md.appendMarkdown(`$(error) Last backup failed ${formatAge(now - sched.lastFailure.at)}: ${sched.lastFailure.message}  \n`);
+    // A failure belongs to the database it happened on: another database (the setting was
+    // corrected, another one chosen) starts with a clean slate.
+    const failure = sched.lastFailure?.db === db.path ? sched.lastFailure : undefined;
+    if (failure) md.appendMarkdown(`$(error) Last backup failed ${formatAge(now - failure.at)}: ${failure.message}  \n`);
     md.appendMarkdown(sched.intervalMinutes > 0 ? `Next scheduled backup: ${sched.nextRun ? `${localTime(sched.nextRun)} (every ${sched.intervalMinutes} min)` : 'soon'}  \n` : 'Scheduled backups are off (aiMemory.backup.intervalMinutes = 0)  \n');
-    md.appendMarkdown('\nClick to back up now.');
+    md.appendMarkdown(db.exists ? '\nClick to back up now.' : '\nClick to select the database.');
     this.item.tooltip = md;
     if (this.busy) {
-      this.item.text = `$(sync~spin) ${this.busy}`;
+      this.item.text = `$(sync~spin) AI Memory: ${this.busy}`;
       this.item.backgroundColor = undefined;
       this.show(true);
       return;
     }
-    this.item.text = last === undefined ? '$(database) No backup yet' : `$(database) ${formatAge(now - last)}`;
     const stale = sched.intervalMinutes > 0 && last !== undefined && now - last > 2 * sched.intervalMinutes * 60_000;
-    const failed = sched.lastFailure !== undefined && (last === undefined || sched.lastFailure.at > last);
-    this.item.backgroundColor = failed ? new vscode.ThemeColor('statusBarItem.errorBackground') : stale || last === undefined ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
+    const failed = failure !== undefined && (last === undefined || failure.at > last);
+    if (!db.exists) {
+      this.item.text = '$(database) AI Memory: database not found';
+      this.item.command = Commands.selectDatabase;
+    } else if (failed) {
+      this.item.text = '$(database) AI Memory: backup failed';
+    } else {
+      this.item.text = last === undefined ? '$(database) AI Memory: no backup yet' : `$(database) AI Memory ${formatAgeShort(now - last)}`;
+    }
+    this.item.backgroundColor = failed ? new vscode.ThemeColor('statusBarItem.errorBackground') : stale || last === undefined || !db.exists ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
     this.show(true);
   }
 

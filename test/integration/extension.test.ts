@@ -82,7 +82,7 @@ describe('AI Memory Backup in a real VS Code', function () {
   it('shows the status bar before any backup, saying there is none yet', function () {
     const s = api.statusBar();
     assert.equal(s.visible, true);
-    assert.equal(s.text, '$(database) No backup yet');
+    assert.equal(s.text, '$(database) AI Memory: no backup yet', 'the item says what it is (issue 15 #10)');
     assert.match(s.tooltip, /memories\.db/);
   });
 
@@ -94,9 +94,13 @@ describe('AI Memory Backup in a real VS Code', function () {
     assert.equal(row.contextValue, 'aiMemory.snapshot.verified');
     assert.match(path.basename(row.path), /^ai-memory-\d{4}-\d\d-\d\dT\d{6}Z\.db$/);
     assert.match(row.description, /^just now · \d/);
+    // Short rows (issue 15 #9): grouped by day, the label is the local time only.
+    assert.equal(row.group, 'today');
+    assert.doesNotMatch(row.label, /\d{4}/, `no year in the label: ${row.label}`);
+    assert.ok(row.label.length <= 11, `a short label: ${row.label}`);
     assert.match(row.tooltip, /SHA-256/);
     assert.match(row.tooltip, /Memories: 150/);
-    assert.equal(api.statusBar().text, '$(database) just now');
+    assert.equal(api.statusBar().text, '$(database) AI Memory just now');
     const native = nativeChecks(row.path);
     assert.equal(native.integrity, 'ok');
     assert.equal(native.fts, 'ok');
@@ -156,18 +160,27 @@ describe('AI Memory Backup in a real VS Code', function () {
     seedMemory(db, 'proj/a', 'after the backup', 'this must be gone after the restore, and kept in the pre-restore copy');
     const before = readMemories(db);
     const asked: { message: string; detail: string }[] = [];
-    api.setConfirmationHandler((message, detail) => {
+    api.setConfirmationHandler(async (message, detail) => {
       asked.push({ message, detail });
+      // A person reads the dialog for a while: the name it gives must still be right then (issue 15 #1).
+      await new Promise((r) => setTimeout(r, 1_500));
       return true;
     });
     await vscode.commands.executeCommand('aiMemory.restoreSnapshot', snap.path);
     assert.equal(asked.length, 1);
     assert.match(asked[0].message, /^Restore the snapshot of /);
-    assert.match(asked[0].detail, /kept beside it as memories\.pre-restore-\d{4}-\d\d-\d\dT\d{6}Z\.db/);
+    assert.match(asked[0].detail, /kept beside it as memories\.pre-restore-/);
     assert.deepEqual(readMemories(db), expected);
     const kept = fs.readdirSync(path.dirname(db)).filter((n) => /^memories\.pre-restore-.*\.db$/.test(n));
     assert.equal(kept.length, 1);
     assert.deepEqual(readMemories(path.join(path.dirname(db), kept[0])), before);
+    const named = asked[0].detail.match(/memories\.pre-restore-\d{4}-\d\d-\d\dT\d{6}Z(?:_\d+)?\.db/);
+    if (named) assert.equal(named[0], kept[0], 'the dialog named the file that was created');
+
+    // Backing up right after the restore adds no byte-identical copy of the restored snapshot (issue 15 #12).
+    const count = api.snapshots().length;
+    await vscode.commands.executeCommand('aiMemory.backup');
+    assert.equal(api.snapshots().length, count, 'no duplicate of the restored snapshot');
   });
 
   it('restore refuses while a process has the database open, names it, and changes nothing when declined', async function () {
@@ -182,14 +195,20 @@ describe('AI Memory Backup in a real VS Code', function () {
       });
       const dir = path.dirname(db);
       const before = folderPrint(dir);
-      const asked: string[] = [];
-      api.setConfirmationHandler((message) => {
-        asked.push(message);
-        return false;
+      const asked: { message: string; detail: string; buttons: readonly string[] }[] = [];
+      api.setConfirmationHandler((message, detail, _confirm, buttons) => {
+        asked.push({ message, detail, buttons });
+        // First "Check Again" (the default button), then Cancel.
+        return asked.length === 1 ? 'Check Again' : false;
       });
       await vscode.commands.executeCommand('aiMemory.restoreSnapshot', api.snapshots()[0].path);
-      assert.equal(asked.length, 1);
-      assert.match(asked[0], new RegExp(`in use by pid ${holder.pid}`));
+      assert.equal(asked.length, 2, 'Check Again looked again and asked again');
+      // Issue 15 #5: a short headline (program and pid), the full command in the detail;
+      // the safe choice is the first button, the one Enter presses.
+      assert.match(asked[0].message, new RegExp(`^The database is in use by \\S+ \\(pid ${holder.pid}\\)\\.$`));
+      assert.ok(asked[0].message.length < 80, asked[0].message);
+      assert.match(asked[0].detail, new RegExp(`pid ${holder.pid} \\(.* -e `));
+      assert.deepEqual(asked[0].buttons, ['Check Again', 'Restore Anyway…']);
       assert.deepEqual(folderPrint(dir), before, 'nothing changed');
     } finally {
       holder.kill('SIGKILL');
@@ -210,5 +229,53 @@ describe('AI Memory Backup in a real VS Code', function () {
       await config.update('backup.intervalMinutes', 0, vscode.ConfigurationTarget.Global);
     }
     await eventually(() => api.nextScheduledRun() === undefined, 'the schedule off');
+  });
+
+  describe('a wrong aiMemory.databasePath, then corrected (issue 15 #2, #3, #8, #11, #16)', function () {
+    const config = () => vscode.workspace.getConfiguration('aiMemory');
+    const missing = () => path.join(path.dirname(db), 'nowhere', 'memories.db');
+    afterEach(async () => {
+      await config().update('databasePath', undefined, vscode.ConfigurationTarget.Global);
+      await eventually(() => api.database()?.path === db, 'the discovered database again');
+    });
+
+    it('says the database is missing, speaks of the setting (not --db), and the red status bar goes with the database', async function () {
+      await config().update('databasePath', missing(), vscode.ConfigurationTarget.Global);
+      const d = await eventually(() => api.database()?.path === missing() && api.database(), 'the setting to apply');
+      assert.equal(d.exists, false);
+      assert.equal(d.via, 'setting');
+      assert.match(d.source, /^setting aiMemory\.databasePath \(User\)$/);
+      assert.equal(api.statusBar().text, '$(database) AI Memory: database not found');
+      await vscode.commands.executeCommand('aiMemory.backup');
+      const s = api.statusBar();
+      assert.equal(s.error, true, 'the failed backup shows');
+      assert.match(s.tooltip, /Last backup failed/);
+      assert.match(s.tooltip, /nowhere\/memories\.db\. The path is the setting aiMemory\.databasePath \(User\)/, 'a sentence ends before the hint, which names the setting');
+      assert.doesNotMatch(s.tooltip, /--db|\$AI_MEMORY_DB/);
+
+      await config().update('databasePath', undefined, vscode.ConfigurationTarget.Global);
+      await eventually(() => api.database()?.path === db, 'the discovered database again');
+      const after = api.statusBar();
+      assert.equal(after.error, false, `a failure on another database does not colour this one: ${after.text}`);
+      assert.doesNotMatch(after.tooltip, /Last backup failed/);
+    });
+
+    it('"Select Database…" while the setting decides offers to clear it and use the choice', async function () {
+      await config().update('databasePath', missing(), vscode.ConfigurationTarget.Global);
+      await eventually(() => api.database()?.path === missing(), 'the setting to apply');
+      const offered: { message: string; buttons: readonly string[] }[] = [];
+      api.setConfirmationHandler((message, _detail, _confirm, buttons) => {
+        offered.push({ message, buttons });
+        return 'Clear the Setting and Use This';
+      });
+      await vscode.commands.executeCommand('aiMemory.selectDatabase', db);
+      assert.equal(offered.length, 1);
+      assert.match(offered[0].message, /aiMemory\.databasePath/);
+      assert.equal(config().inspect<string>('databasePath')?.globalValue, undefined, 'the setting was cleared');
+      const d = await eventually(() => api.database()?.path === db && api.database(), 'the chosen database');
+      assert.equal(d.via, 'remembered');
+      // One level of parentheses at most: "your choice, also in .vscode/mcp.json (server "memory")".
+      assert.doesNotMatch(d.source, /\([^)]*\(/, d.source);
+    });
   });
 });

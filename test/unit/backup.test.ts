@@ -12,6 +12,7 @@ import { tempPath } from '../../src/core/store/atomicFs';
 import { BackupError } from '../../src/core/common/errors';
 import { compareNewestFirst, parseSnapshotName } from '../../src/core/store/naming';
 import { pinSnapshot } from '../../src/core/store/pins';
+import { runRestore } from '../../src/core/ops/restore';
 import { createAiMemoryDb, nativeChecks, seedMemory } from '../support/aiMemoryDb';
 import { cli } from '../support/cliRun';
 import { useTempDir } from '../support/tmp';
@@ -189,6 +190,24 @@ describe('backup: what we promise beyond the reference', () => {
     assert.deepStrictEqual(fs.readdirSync(dir).filter((n) => n.includes('.tmp')), [], 'no temp file left');
   });
 
+  it('right after a restore of an older snapshot, the next backup is "unchanged since" that snapshot, not a duplicate (issue 15 #12)', async () => {
+    seedMemory(db, 'ns', 'a', '1');
+    const older = await runBackup({ dbPath: db, backupDir: dir });
+    seedMemory(db, 'ns', 'b', '2');
+    const newer = await runBackup({ dbPath: db, backupDir: dir, now: () => new Date(Date.now() + 2_000) });
+    assert.strictEqual(newer.status, 'created');
+    await runRestore({ dbPath: db, from: older.snapshotPath });
+    const r = await cli(['backup', '--db', db, '--to', dir, '--json'], { cwd: tmp.path });
+    assert.strictEqual(r.code, 0, r.stderr);
+    const j = r.json<Record<string, unknown>>();
+    assert.strictEqual(j.status, 'unchanged');
+    assert.strictEqual(j.snapshot, older.manifest.snapshot);
+    assert.strictEqual(j.unchanged_since, older.manifest.created_at);
+    assert.deepStrictEqual(snapshots(dir), [older.manifest.snapshot, newer.manifest.snapshot].sort(), 'no byte-identical copy of the restored snapshot');
+    const text = await cli(['backup', '--db', db, '--to', dir], { cwd: tmp.path });
+    assert.match(text.stdout, new RegExp(`identical to the snapshot ${older.manifest.snapshot.replace(/\./g, '\\.')}`));
+  });
+
   it('does not trust a rotted newest snapshot as "identical": it re-hashes it and writes a new one', async () => {
     seedMemory(db, 'ns', 'a', '1');
     const first = await runBackup({ dbPath: db, backupDir: dir });
@@ -285,6 +304,19 @@ describe('backup: what we promise beyond the reference', () => {
     const full = await runBackup({ dbPath: db, backupDir: dir, verify: 'full' });
     assert.strictEqual(full.manifest.integrity, 'ok');
     assert.strictEqual(full.manifest.check, 'full');
+  });
+
+  it('`verify --verify full` says integrity_check, not quick_check (issue 15 #4)', async () => {
+    seedMemory(db, 'ns', 'a', '1');
+    const r = await runBackup({ dbPath: db, backupDir: dir });
+    const full = await cli(['verify', '--from', r.snapshotPath, '--verify', 'full'], { cwd: tmp.path });
+    assert.strictEqual(full.code, 0, full.stderr);
+    assert.match(full.stdout, /integrity_check ok/);
+    assert.doesNotMatch(full.stdout, /quick_check/);
+    const quick = await cli(['verify', '--from', r.snapshotPath], { cwd: tmp.path });
+    assert.match(quick.stdout, /quick_check ok/);
+    const j = (await cli(['verify', '--from', r.snapshotPath, '--verify', 'full', '--json'], { cwd: tmp.path })).json<{ snapshots: { check: string }[] }>();
+    assert.strictEqual(j.snapshots[0].check, 'full');
   });
 
   it('cleans leftovers of a crashed run: temp files of dead processes and our manifests without a snapshot', async () => {

@@ -132,6 +132,21 @@ describe('restore', () => {
       assert.strictEqual(r.code, 1);
       assert.match(r.stderr, /in use by pid \d+ \(.*node/);
       assert.match(r.stderr, /Stop your agent/);
+      // --dry-run on a database in use: the whole plan, then what the restore would refuse, exit 1 (issue 15 #14).
+      const before = fingerprint(tmp.path);
+      const dry = await cli(['restore', '--db', db, '--from', snap.snapshotPath, '--dry-run'], { cwd: tmp.path });
+      assert.strictEqual(dry.code, 1, dry.stderr);
+      assert.match(dry.stdout, /^Dry run: nothing was changed\./);
+      assert.match(dry.stdout, /checked: sha256 and size match/);
+      assert.match(dry.stdout, /ai-memory\.db → .*ai-memory\.pre-restore-.*\.db/);
+      assert.match(dry.stdout, new RegExp(`would refuse: in use by pid ${holder.pid} \\(`));
+      const dryJson = await cli(['restore', '--db', db, '--from', snap.snapshotPath, '--dry-run', '--json'], { cwd: tmp.path });
+      assert.strictEqual(dryJson.code, 1);
+      const dj = dryJson.json<{ status: string; would_refuse: { code: string; error: string }; plan: { keep: unknown[] } }>();
+      assert.strictEqual(dj.status, 'dry-run');
+      assert.strictEqual(dj.would_refuse.code, 'IN_USE');
+      assert.ok(dj.plan.keep.length >= 1);
+      assert.deepStrictEqual(fingerprint(tmp.path), before, 'the dry run changed nothing');
       const forced = await runRestore({ dbPath: db, from: snap.snapshotPath, force: true });
       assert.strictEqual(forced.status, 'restored');
       assert.ok(forced.warnings.some((w) => w.includes('--force')));

@@ -15,6 +15,13 @@ import { isAlive, killStragglers, onInterrupt, processesWithMarker, stop, track 
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
+/**
+ * Where the UI tests write their screenshots: a build folder, never the committed
+ * docs/screenshots/ (a test run must leave the clone as it was). `npm run screenshots`
+ * (scripts/screenshots.mjs) copies the ones the README shows into docs/screenshots/.
+ */
+export const screenshotsDir = join(repoRoot, 'test-results', 'vscode', 'screenshots');
+
 /** Flags that keep chromium off the network: only 127.0.0.1 resolves. */
 export const CHROMIUM_ARGS = [
   '--no-sandbox',

@@ -24,6 +24,7 @@
 // Artifacts (logs, results, failure screenshots): test-results/vscode/ (the main session),
 // test-results/vscode/<session>/ (the others).
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -236,8 +237,25 @@ function collectArtifacts(session, outDir = artifactsDir) {
   }
 }
 
+/**
+ * The tracked files that differ from HEAD, with a hash of each (undefined outside a git
+ * checkout). Compared before and after the run: tests never modify tracked files.
+ */
+function trackedChanges() {
+  const r = spawnSync('git', ['status', '--porcelain=v1', '-z', '--untracked-files=no'], { cwd: repoRoot, encoding: 'utf8' });
+  if (r.status !== 0) return undefined;
+  const out = {};
+  for (const rec of r.stdout.split('\0').filter(Boolean)) {
+    const file = rec.slice(3);
+    const p = join(repoRoot, file);
+    out[file] = existsSync(p) ? createHash('sha256').update(readFileSync(p)).digest('hex') : 'deleted';
+  }
+  return out;
+}
+
 async function main() {
   const t0 = Date.now();
+  const trackedBefore = trackedChanges();
   rmSync(artifactsDir, { recursive: true, force: true });
   mkdirSync(artifactsDir, { recursive: true });
 
@@ -380,6 +398,14 @@ async function main() {
     totalMs: Date.now() - t0,
   };
   writeFileSync(join(artifactsDir, 'timings.json'), JSON.stringify({ ...summary, sessions: sessionTimings }, null, 2));
+  const trackedAfter = trackedChanges();
+  if (trackedBefore && trackedAfter) {
+    const changed = [...new Set([...Object.keys(trackedBefore), ...Object.keys(trackedAfter)])].filter((f) => trackedBefore[f] !== trackedAfter[f]);
+    if (changed.length) {
+      failed++;
+      say(red(`\nERROR: tracked files changed during the run (tests must not modify the clone; screenshots go to test-results/): ${changed.join(', ')}`));
+    }
+  }
   say('');
   say(gray(`  timings: ${Object.entries(summary).filter(([, v]) => v !== undefined).map(([k, v]) => `${k.replace(/Ms$/, '')} ${seconds(v)}`).join(', ')}`));
   say(gray(`  artifacts: ${relative(repoRoot, artifactsDir)}/`));
@@ -394,8 +420,8 @@ const watchdog = setTimeout(async () => {
 }, RUN_TIMEOUT_MS);
 watchdog.unref();
 
-// One run at a time per checkout: runs share the .vsix, out/, test-results/vscode/ and
-// docs/screenshots/. A second run waits.
+// One run at a time per checkout: runs share the .vsix, out/ and test-results/vscode/.
+// A second run waits.
 const runLock = join(repoRoot, '.cache', 'vscode-test-run.lock');
 withDirLock(runLock, main, { timeoutMs: RUN_TIMEOUT_MS, onWait: (pid) => say(gray(`» waiting for the run in progress (pid ${pid}) to finish`)) }).then(
   (code) => process.exit(code),

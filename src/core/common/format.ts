@@ -24,3 +24,9 @@ export function formatAge(ms: number): string {
   const d = Math.round(h / 24);
   return d === 1 ? '1 day ago' : `${d} days ago`;
 }
+
+/** "just now", "5 min", "3 h", "2 days" — the status bar's short form of `formatAge`. */
+export function formatAgeShort(ms: number): string {
+  const long = formatAge(ms);
+  return long.endsWith(' ago') ? long.slice(0, -4) : long;
+}

@@ -290,33 +290,36 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     await letSignalsIn();
     throwIfCancelled(opts.signal, CANCELLED);
 
-    // Identical to the newest snapshot? Keep the old one — after proving its bytes still match.
-    const newest = before.at(0);
-    if (newest?.manifest && !newest.symlink && newest.manifest.sha256 === sha256 && newest.size === image.bytes) {
-      progress({ phase: 'hashing', message: `comparing with ${newest.name}` });
-      const old = await hashFile(newest.path, opts.signal).catch(() => undefined);
-      if (old?.sha256 === sha256) {
-        await sink.discard();
-        sink = undefined;
-        const { pruned, warnings: w } = await pruneSnapshots(dir, keep, new Set([newest.name]));
-        warnings.push(...w);
-        const archived = await archiveStep(dir, opts, warnings, progress);
-        await writeFileAtomic(join(dir, STATE_NAME), JSON.stringify({ last_run: rfc3339(now()), status: 'unchanged', snapshot: newest.name, sha256 } satisfies BackupState));
-        return {
-          status: 'unchanged',
-          snapshotPath: newest.path,
-          manifestPath: newest.manifestPath,
-          manifest: newest.manifest,
-          unchangedSince: newest.manifest.created_at,
-          pruned,
-          archived,
-          cleaned,
-          warnings,
-          image,
-          check,
-          durationMs: Date.now() - started,
-        };
-      }
+    // Identical to a snapshot we already have? Keep that one — after proving its bytes still
+    // match. The newest first; then any other one whose manifest says the same bytes, which
+    // is the case right after a restore: the database is then the restored (older) snapshot,
+    // and copying it again would only add a duplicate.
+    const identical = before.filter((e) => e.manifest && !e.symlink && e.manifest.sha256 === sha256 && e.size === image.bytes);
+    for (const same of identical) {
+      const manifest = same.manifest as Manifest;
+      progress({ phase: 'hashing', message: `comparing with ${same.name}` });
+      const old = await hashFile(same.path, opts.signal).catch(() => undefined);
+      if (old?.sha256 !== sha256) continue;
+      await sink.discard();
+      sink = undefined;
+      const { pruned, warnings: w } = await pruneSnapshots(dir, keep, new Set([same.name]));
+      warnings.push(...w);
+      const archived = await archiveStep(dir, opts, warnings, progress);
+      await writeFileAtomic(join(dir, STATE_NAME), JSON.stringify({ last_run: rfc3339(now()), status: 'unchanged', snapshot: same.name, sha256 } satisfies BackupState));
+      return {
+        status: 'unchanged',
+        snapshotPath: same.path,
+        manifestPath: same.manifestPath,
+        manifest,
+        unchangedSince: manifest.created_at,
+        pruned,
+        archived,
+        cleaned,
+        warnings,
+        image,
+        check,
+        durationMs: Date.now() - started,
+      };
     }
 
     progress({ phase: 'publishing' });

@@ -162,3 +162,20 @@ export function describeHolders(holders: Holder[]): string {
   for (const h of holders) if (!byPid.has(h.pid)) byPid.set(h.pid, h);
   return [...byPid.values()].map((h) => (h.pid > 0 ? `pid ${h.pid} (${h.command})` : h.command)).join(', ');
 }
+
+/**
+ * "node (pid 25716)": the program's name and pid, short enough for a headline; the full
+ * command lines are in `describeHolders`. The name is the first word of the command line
+ * without its folder (lsof gives the short name already).
+ */
+export function nameHolders(holders: Holder[]): string {
+  const byPid = new Map<number, Holder>();
+  for (const h of holders) if (!byPid.has(h.pid)) byPid.set(h.pid, h);
+  return [...byPid.values()]
+    .map((h) => {
+      if (h.pid <= 0) return h.command;
+      const program = (h.command.split(' ')[0] ?? '').split(/[\\/]/).pop() || 'a process';
+      return `${program} (pid ${h.pid})`;
+    })
+    .join(', ');
+}

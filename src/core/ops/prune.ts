@@ -16,7 +16,7 @@ import { fsyncDir } from '../store/atomicFs';
 import { archivePaths, archiveSnapshot, collectGarbage, deleteArchived, dropPlain, listArchived, PackStore, type GcResult } from '../store/archive';
 import { listSnapshots, type SnapshotEntry } from '../store/catalog';
 import { acquireFolderLock } from '../store/folderLock';
-import { pinnedSnapshots } from '../store/pins';
+import { pinnedSnapshots, removeStalePins } from '../store/pins';
 import { applyRetention, DEFAULT_POLICY, describePolicy, reasonsText, validatePolicy, type KeepReason, type RetentionPolicy } from '../store/retention';
 
 export interface PruneDecision {
@@ -106,6 +106,7 @@ export async function applyPrune(
 ): Promise<PruneOutcome> {
   const pruned: string[] = [];
   const warnings: string[] = [];
+  if (!opts.dryRun) await removeStalePins(dir); // pins of restores that died no longer protect anything
   const decisions = await planRetention(dir, policy, { justWritten: opts.justWritten, entries: opts.entries });
   for (const d of decisions) {
     if (d.reasons.length === 1 && d.reasons[0].why === 'pinned by a restore') warnings.push(`kept ${d.name}: a restore is reading it`);

@@ -32,7 +32,7 @@ import { TempFileSink } from '../store/fileSink';
 import { describeHolders, findHolders, type Holder } from './inUse';
 import { DEFAULT_CHUNK_BYTES, readConsistentImage } from '../sqlite/image';
 import { formatStamp, preRestoreName } from '../store/naming';
-import { pinnedSnapshots, pinSnapshot } from '../store/pins';
+import { pinSnapshot, removeStalePins } from '../store/pins';
 import { examineSnapshot, problemError, type SnapshotReport } from './snapshotCheck';
 import { JOURNAL_MAGIC } from '../sqlite/sqliteFormat';
 import { crashPoint } from '../common/testHooks';
@@ -70,6 +70,8 @@ export interface RestorePlan {
   /** The live -wal holds committed transactions that will be folded into the kept state first. */
   consolidate: boolean;
   holders: Holder[];
+  /** Dry run only: why the real restore would refuse (the database is in use), or undefined. */
+  wouldRefuse?: { code: 'IN_USE'; message: string; hint: string };
 }
 
 export interface RestoreResult {
@@ -261,9 +263,13 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     const plan: RestorePlan = { snapshot, manifest: opts.skipVerify ? undefined : report.manifestPath, checks, db: dbPath, dbExists, keep, consolidate, holders };
 
     if (holders.length && !opts.force) {
-      throw new BackupError('IN_USE', `The database is in use by ${describeHolders(holders)}. Nothing was changed.`, {
-        hint: 'Stop your agent (or the ai-memory server) first, then restore. --force restores anyway.',
-      });
+      const refusal = { code: 'IN_USE' as const, message: `The database is in use by ${describeHolders(holders)}. Nothing was changed.`, hint: 'Stop your agent (or the ai-memory server) first, then restore. --force restores anyway.' };
+      // A dry run still shows the whole plan, and says it would be refused.
+      if (opts.dryRun) {
+        plan.wouldRefuse = refusal;
+        return { status: 'dry-run', from: snapshot, to: dbPath, previous: dbExists ? aside : undefined, sha256, bytes: report.bytes, plan, report, warnings, durationMs: Date.now() - started };
+      }
+      throw new BackupError(refusal.code, refusal.message, { hint: refusal.hint });
     }
     if (holders.length) warnings.push(`restoring while the database is open by ${describeHolders(holders)} (--force)`);
     if (opts.dryRun) {
@@ -287,7 +293,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     };
     await place({ dbPath, snapshot: source, bytes, sha256, keep, consolidate, progress, signal: opts.signal, recheck });
     // Pins (and pin temps) left by restores that died (killed, power cut) are dropped; live pins stay.
-    await pinnedSnapshots(dirname(snapshot));
+    await removeStalePins(dirname(snapshot));
     await cleanStaleTemps(dirname(snapshot));
     return { status: 'restored', from: snapshot, to: dbPath, previous: dbExists ? aside : undefined, sha256, bytes: report.bytes, plan, report, warnings, durationMs: Date.now() - started };
   } finally {

@@ -29,15 +29,20 @@ export async function pinSnapshot(dir: string, snapshotName: string): Promise<()
   };
 }
 
-/** Names of snapshots pinned by live processes; removes stale pins on the way. */
-export async function pinnedSnapshots(dir: string): Promise<Set<string>> {
-  const pinned = new Set<string>();
+interface PinFile {
+  path: string;
+  /** Left by a dead process or older than a day: no restore is reading through it. */
+  stale: boolean;
+}
+
+async function pinFiles(dir: string): Promise<PinFile[]> {
   let names: string[];
   try {
     names = await fsp.readdir(dir);
   } catch {
-    return pinned;
+    return [];
   }
+  const pins: PinFile[] = [];
   for (const name of names) {
     const m = PIN_RE.exec(name);
     if (!m) continue;
@@ -45,16 +50,30 @@ export async function pinnedSnapshots(dir: string): Promise<Set<string>> {
     try {
       const st = await fsp.stat(path);
       const local = m[1] === HOST_TAG;
-      const stale = Date.now() - st.mtimeMs > 24 * 3600_000 || (local && !pidAlive(Number(m[2])));
-      if (stale) {
-        await fsp.unlink(path).catch(() => undefined);
-        continue;
-      }
-      const o = JSON.parse(await fsp.readFile(path, 'utf8')) as { snapshot?: unknown };
+      pins.push({ path, stale: Date.now() - st.mtimeMs > 24 * 3600_000 || (local && !pidAlive(Number(m[2]))) });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pins;
+}
+
+/** Names of the snapshots pinned by live processes. Reads only: stale pins are removed by removeStalePins(). */
+export async function pinnedSnapshots(dir: string): Promise<Set<string>> {
+  const pinned = new Set<string>();
+  for (const pin of await pinFiles(dir)) {
+    if (pin.stale) continue;
+    try {
+      const o = JSON.parse(await fsp.readFile(pin.path, 'utf8')) as { snapshot?: unknown };
       if (typeof o.snapshot === 'string') pinned.add(o.snapshot);
     } catch {
       // unreadable pin: ignore it
     }
   }
   return pinned;
+}
+
+/** Removes the pins left by restores that died (killed, power cut); live pins stay. */
+export async function removeStalePins(dir: string): Promise<void> {
+  for (const pin of await pinFiles(dir)) if (pin.stale) await fsp.unlink(pin.path).catch(() => undefined);
 }

@@ -5,7 +5,8 @@
 //
 // Runs in the `main` session after the integration suites, which leave snapshots, a restored
 // database and a pre-restore copy behind: everything here is counted before/after.
-// Writes docs/screenshots/snapshots-tree.png and docs/screenshots/restore-dialog.png.
+// Writes snapshots-tree.png and restore-dialog.png into test-results/vscode/screenshots/
+// (`npm run screenshots` copies them to docs/screenshots/).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -17,6 +18,7 @@ import {
   openViewContainer,
   repoRoot,
   runCommand,
+  screenshotsDir,
   setSidebarWidth,
   statusBarItem,
   waitFor,
@@ -27,7 +29,7 @@ const require = createRequire(import.meta.url);
 const { readMemories, seedMemory } = require('../../../out/test/support/aiMemoryDb.js');
 
 const EXTENSION_ID = 'ai-memory-tools.ai-memory-backup';
-const SHOTS = join(repoRoot, 'docs', 'screenshots');
+const SHOTS = screenshotsDir;
 /** Docs screenshots: big enough to read, small enough for a README. */
 const DOC_SIZE = { width: 1200, height: 750 };
 const SNAPSHOT_NAME = /^ai-memory-\d{4}-\d\d-\d\dT\d{6}Z(?:_\d+)?\.db$/;
@@ -61,7 +63,8 @@ describe('UI: back up and restore from the AI Memory view', function () {
       await runCommand(page, 'View: Hide Panel');
       await page.locator('.part.panel').waitFor({ state: 'hidden', timeout: 10_000 });
     }
-    rows = page.locator('.monaco-list[aria-label="Snapshots"] .monaco-list-row');
+    // Snapshot rows (the day groups are rows too: "Today: 3 snapshots").
+    rows = page.locator('.monaco-list[aria-label="Snapshots"] .monaco-list-row[aria-label^="Snapshot of"]');
   });
 
   it('opens the AI Memory view from the activity bar; it lists the snapshots on disk', async function () {
@@ -95,11 +98,28 @@ describe('UI: back up and restore from the AI Memory view', function () {
     assert.equal((await rows.nth(1).locator('.codicon-circle-large-outline').count()), 1, 'the not-verified icon on the CLI snapshot');
 
     const item = statusBarItem(page, { extensionId: EXTENSION_ID, id: 'aiMemory.status' });
-    await waitFor(async () => /just now/.test(await item.innerText()), { timeoutMs: 10_000, message: 'the status bar to say "just now"' });
+    await waitFor(async () => /AI Memory just now/.test(await item.innerText()), { timeoutMs: 10_000, message: 'the status bar to say "AI Memory just now"' });
     assert.equal(await item.locator('.codicon-database').count(), 1, 'the database icon');
   });
 
-  it('screenshot: the Snapshots view with a snapshot tooltip (docs/screenshots/snapshots-tree.png)', async function () {
+  it('rows fit the default sidebar width: label, age and size all visible (issue 15 #9)', async function () {
+    const width = Math.round((await page.locator('.part.sidebar').boundingBox()).width);
+    assert.ok(width <= 320, `the side bar has its default width (${width}px)`);
+    for (let i = 0; i < Math.min(3, await rows.count()); i++) {
+      const fit = await rows.nth(i).evaluate((row) => {
+        const box = row.querySelector('.monaco-icon-label-container');
+        const desc = row.querySelector('.label-description');
+        const r = row.getBoundingClientRect();
+        const d = desc.getBoundingClientRect();
+        return { scroll: box.scrollWidth, client: box.clientWidth, descRight: d.right, rowRight: r.right, text: row.innerText };
+      });
+      assert.ok(fit.scroll <= fit.client + 1 && fit.descRight <= fit.rowRight, `row ${i} is cut off at ${width}px: ${JSON.stringify(fit)}`);
+    }
+    const group = page.locator('.monaco-list[aria-label="Snapshots"] .monaco-list-row[aria-label^="Today"]');
+    assert.equal(await group.count(), 1, 'a "Today" group');
+  });
+
+  it('screenshot: the Snapshots view with a snapshot tooltip (snapshots-tree.png)', async function () {
     await clearNotifications(page);
     await windowScreenshot(page, join(SHOTS, 'snapshots-tree.png'), {
       ...DOC_SIZE,
@@ -148,13 +168,16 @@ describe('UI: back up and restore from the AI Memory view', function () {
     assert.match(await dialog.locator('.dialog-message-text').innerText(), /^Restore the snapshot of .+\?$/);
     const detail = await dialog.locator('.dialog-message-detail').innerText();
     assert.ok(detail.includes(newestName), `the dialog names ${newestName}: ${detail}`);
-    assert.match(detail, /kept beside it as memories\.pre-restore-\d{4}-\d\d-\d\dT\d{6}Z\.db/);
+    assert.match(detail, /kept beside it as memories\.pre-restore-<time of the restore>\.db/);
     await windowScreenshot(page, join(SHOTS, 'restore-dialog.png'), DOC_SIZE);
 
     await dialog.getByRole('button', { name: 'Restore', exact: true }).click();
     await dialog.waitFor({ state: 'hidden', timeout: 10_000 });
     const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'Restored the snapshot of' });
     await toast.first().waitFor({ state: 'visible', timeout: 30_000 });
+    // The progress notification is gone once "Restored" shows (issue 15 #15).
+    const progress = page.locator('.notifications-toasts .notification-toast', { hasText: 'restoring the snapshot of' });
+    await waitFor(async () => (await progress.count()) === 0, { timeoutMs: 3_000, message: 'the restore progress notification to close' });
 
     // On disk: the database holds exactly the snapshot's memories…
     const after = readMemories(db);

@@ -1,9 +1,10 @@
 // UI smoke test: Playwright drives the real workbench (code-server 1.100.3 in chromium) that
 // test/vscode/run.mjs started with the installed .vsix. Add more *.ui.mjs files beside this one.
-// Writes docs/screenshots/status-bar.png (the status-bar item's tooltip over the AI Memory log).
+// Writes status-bar.png (the status-bar item's tooltip over the AI Memory log) into
+// test-results/vscode/screenshots/.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { clearNotifications, currentSession, repoRoot, runCommand, statusBarItem, waitFor, windowScreenshot } from '../harness.mjs';
+import { clearNotifications, currentSession, runCommand, screenshotsDir, statusBarItem, waitFor, windowScreenshot } from '../harness.mjs';
 
 const EXTENSION_ID = 'ai-memory-tools.ai-memory-backup';
 
@@ -29,7 +30,7 @@ describe('UI smoke: AI Memory in the workbench', function () {
     const item = statusBarItem(page, { extensionId: EXTENSION_ID, id: 'aiMemory.status' });
     await item.waitFor({ state: 'visible', timeout: 30_000 });
     assert.equal(await item.locator('.codicon-database').count(), 1);
-    assert.match(await item.innerText(), /just now|min ago|No backup yet/);
+    assert.match(await item.innerText(), /AI Memory( just now| \d+ min| \d+ h|: no backup yet)/, "it says what it is (issue 15 #10)");
     // Its accessible name carries the tooltip: the extension and the database it protects.
     assert.match((await item.getAttribute('aria-label')) ?? '', /AI Memory Backup.*memories\.db/s);
   });
@@ -63,7 +64,7 @@ describe('UI smoke: AI Memory in the workbench', function () {
         message: 'the status bar to show the hourly schedule',
       });
       await clearNotifications(page);
-      await windowScreenshot(page, join(repoRoot, 'docs', 'screenshots', 'status-bar.png'), {
+      await windowScreenshot(page, join(screenshotsDir, 'status-bar.png'), {
         width: 1200,
         height: 750,
         before: async () => {

@@ -59,7 +59,8 @@ describe('UI: an untrusted workspace cannot choose the database', function () {
     assert.doesNotMatch(tip, /evil|aiMemory\.databasePath/);
 
     const text = await waitFor(() => /database: .*memories\.db/.test(log()) && log(), { timeoutMs: 15_000, message: 'the database decision in the log' });
-    assert.ok(text.includes(`database: ${userDb} (from ~/.config/ai-memory/config.toml (db setting))`), text);
+    // One level of parentheses (issue 15 #16).
+    assert.ok(text.includes(`database: ${userDb} — from ~/.config/ai-memory/config.toml (db setting)`), text);
     assert.match(text, /untrusted workspace — its \.vscode\/mcp\.json, \.mcp\.json, \.cursor and \.gemini files are ignored/);
     assert.doesNotMatch(text, /evil/, 'no workspace database is even mentioned');
   });
@@ -86,6 +87,11 @@ describe('UI: an untrusted workspace cannot choose the database', function () {
       timeoutMs: 20_000,
       message: 'the status bar to name the database of the workspace setting once trusted',
     });
-    assert.match((await item.getAttribute('aria-label')) ?? '', /Database from setting aiMemory\.databasePath/);
+    assert.match((await item.getAttribute('aria-label')) ?? '', /Database from setting aiMemory\.databasePath \(Workspace\)/);
+    // The log says the database's new source after the trust was granted (issue 15 #16).
+    await waitFor(() => /workspace trusted[^]*database: \S+evil\/settings\.db — from setting aiMemory\.databasePath \(Workspace\)/.test(log()), {
+      timeoutMs: 10_000,
+      message: 'the log to name the new source after the trust was granted',
+    });
   });
 });
