@@ -464,6 +464,9 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
     const piece = pieceSize(head);
     const pieces = Math.ceil(size / piece);
     pieceCount = pieces;
+    // A window as large as the page is all a page can use: a 4 KiB page needs 4 KiB, not
+    // zlib's default 32 KiB — each call then sets up ~24 KiB of state instead of ~270 KiB.
+    const wbits = Math.min(15, Math.max(9, Math.ceil(Math.log2(piece))));
     const hashes = Buffer.alloc(pieces * 32);
     const whole = createHash('sha256');
     const pending = new Set<string>();
@@ -494,7 +497,7 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
         pending.add(key);
         newPieces++;
         if (!writer) writer = new PackWriter(paths, mode);
-        await writer.add(key, deflateRawSync(page, { level: DEFLATE_LEVEL, strategy: zc.Z_DEFAULT_STRATEGY }), page.length);
+        await writer.add(key, deflateRawSync(page, { level: DEFLATE_LEVEL, strategy: zc.Z_DEFAULT_STRATEGY, windowBits: wbits, memLevel: 4 }), page.length);
         if (writer.bytes >= PACK_TARGET_BYTES) {
           const w = writer;
           writer = undefined;
