@@ -51,6 +51,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { deflateRawSync, inflateRawSync, constants as zc } from 'node:zlib';
 import { BackupError, errnoCode, errorMessage, ioError } from '../common/errors';
+import { readSmallRegular } from '../common/regularFile';
 import { crashPoint } from '../common/testHooks';
 import { cleanStaleTemps, fsyncDir, publishNoClobber, tempPath, writeAll } from './atomicFs';
 import { parseManifest, type Manifest } from './manifest';
@@ -389,9 +390,8 @@ export async function listArchived(dir: string): Promise<ArchivedSnapshot[]> {
     if (!have.has(idx)) continue;
     const a: ArchivedSnapshot = { name, manifestPath: join(paths.snapshots, n), indexPath: join(paths.snapshots, idx) };
     try {
-      const st = await fsp.lstat(a.manifestPath);
-      if (!st.isFile() || st.size > 64 << 10) throw new Error('not a regular manifest file');
-      a.manifest = parseManifest(await fsp.readFile(a.manifestPath, 'utf8'), a.manifestPath);
+      // Only a regular file, with a capped read (regularFile.ts): a FIFO or a huge file named like a manifest never hangs a listing.
+      a.manifest = parseManifest(await readSmallRegular(a.manifestPath), a.manifestPath);
       if (a.manifest.snapshot !== name) throw new Error(`it describes "${a.manifest.snapshot}", not ${name}`);
     } catch (e) {
       a.manifest = undefined;
@@ -529,6 +529,7 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
     const index = encodeIndex({ v: 1, snapshot: name, sha256, bytes: size, piece, pieces }, hashes);
     await writeDurable(paths.snapshots, join(paths.snapshots, indexNameFor(name)), index, mode, 'index');
     crashPoint('archive:after-index');
+    // Byte for byte (a signed manifest's bytes are what its signature covers); the caller checked it moments ago under the lock.
     const manifestBytes = await fsp.readFile(plainManifest);
     await writeDurable(paths.snapshots, join(paths.snapshots, manifestNameFor(name)), manifestBytes, mode, 'manifest');
     await fsyncDir(paths.snapshots);
@@ -640,10 +641,10 @@ async function rebuildOnce(dir: string, name: string, out: string, given: PackSt
   const manifestPath = join(paths.snapshots, manifestNameFor(name));
   let manifest: Manifest;
   try {
-    manifest = parseManifest(await fsp.readFile(manifestPath, 'utf8'), manifestPath);
+    manifest = parseManifest(await readSmallRegular(manifestPath), manifestPath);
   } catch (e) {
-    if (e instanceof BackupError) throw e;
     if (errnoCode(e) === 'ENOENT') throw new BackupError('SNAPSHOT_NOT_FOUND', `${name} is not in the archive of ${dir}.`, { hint: 'Run `list` to see the snapshots.' });
+    if (e instanceof BackupError) throw e;
     throw ioError('reading', manifestPath, e);
   }
   const index = await readIndex(join(paths.snapshots, indexNameFor(name)));
