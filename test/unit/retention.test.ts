@@ -216,6 +216,21 @@ describe('retention: restic forget semantics', () => {
     assert.deepStrictEqual(out.filter((d) => d.keep).map((d) => d.item.name), ['ai-memory-2026-11-29T100000Z_2.db']);
   });
 
+  it('a future-dated snapshot never outranks one taken now: it ranks last, so it goes first', () => {
+    const t = Date.parse('2026-11-29T10:00:00Z');
+    const items = [
+      { name: 'ai-memory-2099-01-01T000000Z.db', time: Date.parse('2099-01-01T00:00:00Z'), future: true },
+      { name: 'ai-memory-2026-11-29T100000Z.db', time: t },
+      { name: 'ai-memory-2026-11-29T090000Z.db', time: t - 3600_000 },
+    ];
+    const out = applyRetention(items, { last: 2 }, { zone: 'UTC' });
+    assert.deepStrictEqual(out.map((d) => [d.item.name, d.keep]), [
+      ['ai-memory-2026-11-29T100000Z.db', true],
+      ['ai-memory-2026-11-29T090000Z.db', true],
+      ['ai-memory-2099-01-01T000000Z.db', false],
+    ]);
+  });
+
   it('refuses counts below -1 and fractions; describes policies', () => {
     assert.throws(() => applyRetention([], { daily: -2 }), /keep-daily/);
     assert.throws(() => applyRetention([], { hourly: 1.5 }), /keep-hourly/);

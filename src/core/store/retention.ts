@@ -32,6 +32,12 @@ export interface RetentionItem {
   /** UTC ms (from the name). */
   time: number;
   seq?: number;
+  /**
+   * Dated later than now (catalog.ts FUTURE_SKEW_MS): a clock that was wrong, a file copied
+   * in. It never outranks a snapshot taken now: it ranks after all others (so it is the first
+   * to go when retention is due) — issue 8's rule, which restic does not have.
+   */
+  future?: boolean;
 }
 
 export interface KeepReason {
@@ -155,7 +161,7 @@ export function applyRetention<T extends RetentionItem>(
   opts: { zone?: string; protect?: ReadonlyMap<string, string> } = {},
 ): RetentionDecision<T>[] {
   validatePolicy(policy);
-  const list = [...items].sort((a, b) => b.time - a.time || (b.seq ?? 1) - (a.seq ?? 1) || (a.name < b.name ? 1 : a.name > b.name ? -1 : 0));
+  const list = [...items].sort((a, b) => Number(a.future === true) - Number(b.future === true) || b.time - a.time || (b.seq ?? 1) - (a.seq ?? 1) || (a.name < b.name ? 1 : a.name > b.name ? -1 : 0));
   const empty = isEmptyPolicy(policy);
   const state = BUCKETS.map((b) => ({ bucket: b, count: policy[b] ?? 0, of: policy[b] ?? 0, used: 0, last: undefined as string | undefined }));
   return list.map((item, nr) => {
