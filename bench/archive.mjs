@@ -92,7 +92,7 @@ for (let h = 0; h < HOURS; h++) {
   // The backup alone (nothing archived: --plain above the count), then the archiving alone.
   const b = await cli(['backup', '--db', db, '--to', backups, ...keep, '--plain', String(HOURS + 1), '--verify', 'off', '--json'], 'backup');
   plainBytes += b.json.bytes;
-  const a = await cli(['prune', '--to', backups, ...keep, '--plain', String(PLAIN), '--json'], 'prune');
+  const a = await cli(['prune', '--db', db, '--to', backups, ...keep, '--plain', String(PLAIN), '--json'], 'prune');
   const archived = a.json.archived ?? [];
   const row = { hour: h, backupMs: b.ms, backupRss: b.rssKB, archiveMs: a.ms, archiveRss: a.rssKB, archived: archived.length, dbBytes: b.json.bytes, folderBytes: duBytes(backups) };
   rows.push(row);
@@ -100,7 +100,7 @@ for (let h = 0; h < HOURS; h++) {
 }
 
 // Restore: the oldest archived snapshot vs the newest plain one, into a fresh path each.
-const list = (await cli(['list', '--to', backups, ...keep, '--json'], 'list')).json;
+const list = (await cli(['list', '--db', db, '--to', backups, ...keep, '--json'], 'list')).json;
 const oldest = list.filter((e) => e.archived).at(-1);
 const newestPlain = list.find((e) => !e.archived);
 const restores = [];
