@@ -12,6 +12,7 @@ import * as path from 'path';
 import { keyFingerprint, publicKeyFromSeed } from '../../src/core/common/ed25519';
 import { runBackup } from '../../src/core/ops/backup';
 import { runPrune } from '../../src/core/ops/prune';
+import { pullFromTarget } from '../../src/core/ops/pull';
 import { runRestore } from '../../src/core/ops/restore';
 import { verifyFolderOrFile } from '../../src/core/ops/verify';
 import { MirrorTarget } from '../../src/core/remote/mirrorTarget';
@@ -166,6 +167,10 @@ describe('archive with signatures, ownership, modes and remote copies', function
     const archivedManifest = path.join(archivePaths(dir).snapshots, first[0].name.replace(/\.db$/, '.manifest.json'));
     assert.ok(fs.readFileSync(path.join(mirror2, first[0].name.replace(/\.db$/, '.manifest.json'))).equals(fs.readFileSync(archivedManifest)));
     assert.deepStrictEqual(tempsIn(dir), [], 'no rebuilt temp left in the backup folder');
+    // Pulling an archived snapshot back into its own folder: it is there already (nothing downloaded, no plain twin).
+    const pulled = await pullFromTarget({ target: new MirrorTarget(mirror2), toDir: dir, names: [first[0].name] });
+    assert.deepStrictEqual(pulled.map((p) => [p.name, p.status]), [[first[0].name, 'present']]);
+    assert.ok(!fs.existsSync(path.join(dir, first[0].name)), 'still archived only');
 
     // A damaged archive: every pack truncated. The archived snapshots are skipped (with why), the plain ones still go.
     for (const p of fs.readdirSync(archivePaths(dir).packs)) fs.truncateSync(path.join(archivePaths(dir).packs, p), 100);
