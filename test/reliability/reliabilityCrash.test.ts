@@ -1002,7 +1002,7 @@ describe('reliability 1: crash injection (SIGKILL and SIGTERM of the CLI process
       'crash',
       'archive: SIGKILL at archive:after-rebuild (restore of an archived snapshot)',
       {
-        done: '`AI_MEMORY_BACKUP_CRASH_AT=archive:after-rebuild` on `restore --from <archived snapshot>` (killed with the rebuilt temp file and the pin in the backup folder), then the same restore again',
+        done: '`AI_MEMORY_BACKUP_CRASH_AT=archive:after-rebuild` on `restore --from <archived snapshot>` (killed with the rebuilt copy beside the database and the pin in the backup folder), then the same restore again',
         checked: 'the database untouched by the killed run; the archive unchanged and every archived snapshot rebuilds; the next restore places exactly the archived snapshot\'s bytes and removes the dead run\'s temp file and pin',
       },
       async () => {
@@ -1017,14 +1017,16 @@ describe('reliability 1: crash injection (SIGKILL and SIGTERM of the CLI process
         const args = ['restore', '--db', db, '--from', path.join(b.backups, target.name)];
         const r = await runCliProcess([...args, '--progress-json'], { cwd: b.root, env: { AI_MEMORY_BACKUP_CRASH_AT: 'archive:after-rebuild' } });
         assert.strictEqual(r.signal, 'SIGKILL', r.stderr);
+        assert.strictEqual(tempFiles(path.dirname(db)).length, 1, 'the killed run left its rebuilt copy beside the database');
         assert.strictEqual(sha256File(db), before);
         assert.deepStrictEqual(await archiveProblems(b.backups, false), []);
         const rec = await runCliProcess([...args, '--json'], { cwd: b.root });
         assert.strictEqual(rec.code, 0, rec.stderr);
         assert.strictEqual(sha256File(db), target.manifest?.sha256);
         assert.deepStrictEqual(tempFiles(b.backups), []);
+        assert.deepStrictEqual(tempFiles(path.dirname(db)), []);
         assert.deepStrictEqual(pinFiles(b.backups), []);
-        return 'killed with the rebuilt temp in place; database untouched; the next restore is exact and cleans up';
+        return 'killed with the rebuilt copy beside the database; database untouched; the next restore is exact and cleans up';
       },
     );
   });

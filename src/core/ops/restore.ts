@@ -61,6 +61,7 @@ import type { SignatureVerdict } from '../store/signing';
 import { liveSchemaVersion } from './schemaGuard';
 import { selectRestoreSource, type Selection } from './snapshotSelect';
 import { findArchived, rebuildToTemp, type Rebuilt } from './archived';
+import { rebuildArchived } from '../store/archive';
 
 export interface RestoreOptions {
   dbPath: string;
@@ -346,15 +347,6 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
   try {
     crashPoint('restore:after-pin');
     throwIfCancelled(opts.signal, CANCELLED);
-    // An archived snapshot is rebuilt first (every page and the whole file checked against
-    // its index and manifest), then examined and placed like a plain one.
-    const archived = await findArchived(snapshot);
-    if (archived) {
-      progress({ phase: 'reading', message: `rebuilding ${archived.name} from the archive` });
-      rebuilt = await rebuildToTemp(archived, { signal: opts.signal, onBytes: (done, total) => progress({ phase: 'reading', done, total }) });
-    }
-    const source = rebuilt?.file ?? snapshot;
-    progress({ phase: 'hashing', message: `checking ${basename(snapshot)}` });
     const integrity = opts.skipIntegrity ? 'off' : (opts.verify ?? 'quick');
     // The one read of the snapshot also writes the copy that will be put in place (beside
     // the database, so the final rename stays on one file system) and SQLite checks that
@@ -365,7 +357,28 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     const tmp = !opts.dryRun && (await isDirectory(dir)) ? tempPath(dir, 'restore') : undefined;
     let tmpOwned = tmp !== undefined;
     try {
-      const { report, copied } = await examineSnapshot(source, {
+      // An archived snapshot is rebuilt first, every page and the whole file checked against
+      // its index and manifest: straight into that copy beside the database when there is
+      // one (one write, as for a plain snapshot), else into a temp file in the backup folder.
+      // Then it is examined (hashed again from disk, checked) and placed like a plain one.
+      const archived = await findArchived(snapshot);
+      let source = snapshot;
+      let rebuiltInPlace = false;
+      if (archived) {
+        progress({ phase: 'reading', message: `rebuilding ${archived.name} from the archive` });
+        const onBytes = (done: number, total: number) => progress({ phase: 'reading', done, total });
+        if (tmp) {
+          await rebuildArchived(archived.dir, archived.name, tmp, { signal: opts.signal, onBytes });
+          crashPoint('archive:after-rebuild');
+          rebuiltInPlace = true;
+          source = tmp;
+        } else {
+          rebuilt = await rebuildToTemp(archived, { signal: opts.signal, onBytes });
+          source = rebuilt.file;
+        }
+      }
+      progress({ phase: 'hashing', message: `checking ${basename(snapshot)}` });
+      const { report, copied: copiedNow } = await examineSnapshot(source, {
         as: archived ? { name: archived.name, manifestPath: archived.manifestPath, path: archived.path } : undefined,
         useManifest: !opts.skipVerify,
         anchor: anchor ?? null,
@@ -374,10 +387,11 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
         integrity,
         stopAtFirst: true,
         encryptedIsProblem: true,
-        copyTo: tmp,
+        copyTo: rebuiltInPlace ? undefined : tmp,
         signal: opts.signal,
         onBytes: (done, total) => progress({ phase: 'hashing', done, total }),
       });
+      const copied = copiedNow || rebuiltInPlace;
       if (report.problems.length) throw problemError(report.problems[0]);
       const sha256 = report.sha256 as string;
       if (selection.skipped.length) warnings.push(`--latest only considers snapshots whose signed manifest verifies; skipped: ${selection.skipped.join(', ')}`);
