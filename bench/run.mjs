@@ -21,6 +21,7 @@ import { measureActivation } from './lib/activation.mjs';
 import { measureCatalog, measureProcessStart, measureSqlJsInit } from './lib/extras.mjs';
 import { measureRemotePush, remoteSection } from './lib/remote.mjs';
 import { SIZES, checkFixture, ensureFixture, fixtureKey } from './lib/fixtures.mjs';
+import { measureMemoryViews } from './lib/memory.mjs';
 import { GNU_TIME, canDropCaches, quietLog, quietOptions, run, settle, timed } from './lib/proc.mjs';
 import { fmt, max, mb, mbFromKiB, median, millis, min, secs, sum, table } from './lib/stats.mjs';
 import { onInterrupt } from '../test/vscode/processes.mjs';
@@ -48,10 +49,12 @@ const { values: opts } = parseArgs({
     'no-extras': { type: 'boolean', default: false },
     'no-remote': { type: 'boolean', default: false },
     'remote-only': { type: 'boolean', default: false },
+    'memory-only': { type: 'boolean', default: false },
     'activation-sessions': { type: 'string' },
     out: { type: 'string' },
     'cache-dir': { type: 'string' },
     'keep-work': { type: 'boolean', default: false },
+    'no-memory': { type: 'boolean', default: false },
     'quiet-threshold': { type: 'string' },
     'max-wait': { type: 'string' },
     baseline: { type: 'string' },
@@ -74,6 +77,8 @@ if (opts.help) {
   --no-extras              skip activation, catalog, sql.js init and process start
   --no-remote              skip the off-machine copy (push of 500 MB to a loopback S3 server)
   --remote-only            only the off-machine copy (→ bench/results-remote.md)
+  --no-memory              skip inspect / diff of the largest size (next to native sqlite3)
+  --memory-only            only inspect / diff, of the largest of --sizes (default 500 MB) (→ bench/results-memory.md)
   --activation-sessions N  VS Code sessions for the activation time (default 5, quick 2)
   --out FILE               results file (default bench/results.md, quick: bench/results-quick.md)
   --cache-dir DIR          fixtures and work files (default bench/.cache)
@@ -629,6 +634,18 @@ function notesSection(sizeResults, extras) {
   return out.join('\n');
 }
 
+function memoryViewsSection(m) {
+  const rows = m.rows.map((r) => [r.label, secs(r.ms), `${secs(r.minMs)}–${secs(r.maxMs)}`, fmt(mbFromKiB(r.rssKB), 0)]);
+  return [
+    `## Inspect and diff (${m.label}, ${m.memories?.toLocaleString?.() ?? '?'} memories)`,
+    '',
+    `Median of ${m.rounds} rounds; whole processes. Ours answers in one JSON line, so its time to first result is its total time; the extension's views show that answer as soon as it arrives. Native \`sqlite3\` runs the same queries on the same files (no digest, no recall-noise classification).`,
+    '',
+    table(['command', 'median s', 'min–max s', 'peak RSS MB'], rows, [':--', '--:', '--:', '--:']),
+    '',
+  ].join('\n');
+}
+
 function extrasSection(x) {
   const out = ['## Extension activation, catalog, sql.js init, process start', ''];
   const rows = [];
@@ -688,6 +705,19 @@ async function main() {
   const wantCold = !opts.warm;
   const cold = wantCold && canDropCaches();
   if (wantCold && !cold) log('cannot drop the page cache here (not root, or a container): running warm');
+  if (opts['memory-only']) {
+    const size = opts.sizes ? sizes.at(-1) : SIZES.find((x) => x.label === '500 MB');
+    mkdirSync(workDir, { recursive: true });
+    const fx = await ensureFixture({ repoRoot, cacheDir, size, log });
+    log(`inspect and diff of the ${size.label} fixture`);
+    const m = await measureMemoryViews({ fx, workDir, node, cli, rounds: quick ? 2 : 3, cold, log });
+    m.label = size.label;
+    const facts = machine();
+    const file = resolve(opts.out ?? join(benchDir, 'results-memory.md'));
+    writeFileSync(file, `# Benchmark: inspect and diff\n\n${new Date().toISOString()}, Node ${process.version}, sqlite3 ${facts.sqlite3}; ${facts.cores} cores; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}; ${cold ? 'page cache dropped before each command' : 'warm'}\n\n${memoryViewsSection(m)}`);
+    log(`wrote ${relative(repoRoot, file)}`);
+    return;
+  }
   mkdirSync(workDir, { recursive: true });
   const facts = machine();
   facts.loadStart = loadavg();
@@ -706,6 +736,12 @@ async function main() {
   if (!opts['no-remote']) {
     log('off-machine copy: push to a loopback S3 server');
     extras.remote = await measureRemotePush({ repoRoot, cacheDir, bytes: quick ? 50 << 20 : 500 << 20, rounds: quick ? 2 : 3, log });
+  }
+  if (!opts['no-memory'] && sizeResults.length) {
+    const { r } = sizeResults.at(-1);
+    log(`inspect and diff of the ${r.size.label} fixture`);
+    extras.memory = await measureMemoryViews({ fx: r.fixture, workDir, node, cli, rounds: quick ? 2 : 3, cold, log });
+    extras.memory.label = r.size.label;
   }
   if (!opts['no-extras']) {
     log('process start');
@@ -798,7 +834,8 @@ function report({ facts, cold, sizeResults, skippedSizes, extras, duration }) {
     '',
     memorySection(sizeResults, skippedSizes),
     ...sizeResults.map(({ r, a }) => sizeSection(r, a, labels)),
-    ...(Object.keys(extras).length ? [extrasSection(extras)] : []),
+    ...(extras.memory ? [memoryViewsSection(extras.memory)] : []),
+    ...(Object.keys(extras).some((k) => k !== 'memory' && k !== 'remote') ? [extrasSection(extras)] : []),
     ...(extras.remote ? [remoteSection(extras.remote)] : []),
     notesSection(sizeResults, extras),
   ].join('\n');

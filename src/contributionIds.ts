@@ -16,6 +16,14 @@ export const Commands = {
   setUpRemote: 'aiMemory.setUpRemote',
   retryCopy: 'aiMemory.retryCopy',
   restoreRemoteSnapshot: 'aiMemory.restoreRemoteSnapshot',
+  openSnapshot: 'aiMemory.openSnapshot',
+  compareWithCurrent: 'aiMemory.compareWithCurrent',
+  compareWithPrevious: 'aiMemory.compareWithPrevious',
+  compareSnapshots: 'aiMemory.compareSnapshots',
+  restoreMemories: 'aiMemory.restoreMemories',
+  openMemoryDiff: 'aiMemory.openMemoryDiff',
+  restorePreRestore: 'aiMemory.restorePreRestore',
+  deletePreRestore: 'aiMemory.deletePreRestore',
 } as const;
 
 /** Context keys that drive `when` clauses, title buttons and `viewsWelcome`. */

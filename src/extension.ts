@@ -18,6 +18,7 @@ import { affectsUs } from './features/settings';
 import { SnapshotCatalog } from './features/snapshotCatalog';
 import { SnapshotCommands } from './features/snapshotCommands';
 import { SnapshotsTreeProvider } from './features/snapshotsTree';
+import { MemoryViews, type Side } from './features/memoryViews';
 import { StatusBar } from './features/statusBar';
 import { copyEnabled, RemoteCopies, type SetupInput } from './features/remoteCopies';
 import { readSettings } from './features/settings';
@@ -33,6 +34,8 @@ export interface AiMemoryBackupApi {
   backupFolder(): string | undefined;
   /** The rows of the Snapshots view, as the view renders them. */
   snapshots(): { group: string; label: string; description: string; contextValue: string; path: string; state: string; tooltip: string }[];
+  /** The "Before restore" group's rows: the copies restores kept of this database, newest first. */
+  beforeRestore(): { label: string; description: string; path: string }[];
   statusBar(): { text: string; tooltip: string; visible: boolean; warning: boolean; error: boolean };
   /** Off-machine copies: the configured targets (no secrets), each local snapshot's copy state, the "Remote" group's rows, failed copies. */
   copies(): { targets: string[]; states: Record<string, string>; remoteOnly: string[]; failures: string[] };
@@ -49,6 +52,8 @@ export interface AiMemoryBackupApi {
     /** Forgets every off-machine target (and its secret): a suite leaves the profile as it found it. */
     removeCopyTargets(): Promise<void>;
   };
+  /** Reads the current database's memories digest (the view's "= now" marker) and the rows' change counts now; resolves when done. */
+  refreshMemoryDigest(): Promise<void>;
 }
 
 export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
@@ -66,11 +71,13 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
   service.afterBackup = (dir) => (copyEnabled() ? remote.copyAll(dir, 'backup') : Promise.resolve());
   statusBar.copyFailures = () => remote.failures();
   context.subscriptions.push(remote, remote.onDidChange(() => statusBar.update()));
-  const tree = new SnapshotsTreeProvider(catalog, remote);
+  const memory = new MemoryViews(engine, locator, catalog, context.globalStorageUri, log);
+  const tree = new SnapshotsTreeProvider(catalog, remote, () => memory.currentDigest?.digest, (p) => memory.changeOf(p));
+  context.subscriptions.push(memory.onDidChangeDigest(() => tree.refresh()));
   const commands = new SnapshotCommands(locator, catalog, service, engine, log);
-  context.subscriptions.push(locator, catalog, service, scheduler, statusBar, tree);
+  context.subscriptions.push(locator, catalog, service, scheduler, statusBar, tree, memory);
 
-  const view = vscode.window.createTreeView(VIEW_ID, { treeDataProvider: tree, showCollapseAll: false });
+  const view = vscode.window.createTreeView(VIEW_ID, { treeDataProvider: tree, showCollapseAll: false, canSelectMany: true });
   context.subscriptions.push(view);
 
   const setContext = (key: string, value: boolean | string) => vscode.commands.executeCommand('setContext', key, value);
@@ -81,6 +88,8 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
   register(Commands.restoreSnapshot, (arg) => commands.restore(arg));
   register(Commands.verifySnapshot, (arg) => commands.verify(arg));
   register(Commands.deleteSnapshot, (arg) => commands.delete(arg));
+  register(Commands.restorePreRestore, (arg) => commands.restorePreRestore(arg));
+  register(Commands.deletePreRestore, (arg) => commands.deletePreRestore(arg));
   register(Commands.revealSnapshot, (arg) => commands.revealSnapshot(arg));
   register(Commands.copySha256, (arg) => commands.copySha256(arg));
   register(Commands.openBackupFolder, () => commands.openBackupFolder());
@@ -104,6 +113,12 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
       void vscode.window.showErrorMessage(`AI Memory: could not download ${pick.name}; nothing was restored. ${msg}`, 'Show Log').then((a) => a && log.show());
     }
   });
+  register(Commands.openSnapshot, (arg) => memory.openSnapshot(arg));
+  register(Commands.compareWithCurrent, (arg) => memory.compareWithCurrent(arg));
+  register(Commands.compareWithPrevious, (arg) => memory.compareWithPrevious(arg));
+  register(Commands.compareSnapshots, (arg, selection) => memory.compareSelected(arg, selection));
+  register(Commands.restoreMemories, (arg, ids) => memory.restoreMemories(arg, Array.isArray(ids) ? ids.map(String) : undefined));
+  register(Commands.openMemoryDiff, (left, right, id) => memory.openMemoryDiff(left as Side, right as Side, String(id)));
   register(Commands.refresh, async () => {
     await locator.refresh();
     await catalog.reload();
@@ -178,6 +193,11 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
     ready,
     database: () => (locator.current ? { ...locator.current } : undefined),
     backupFolder: () => service.folder(),
+    beforeRestore: () =>
+      catalog.preRestore.map((copy) => {
+        const item = tree.getTreeItem({ kind: 'preRestore', copy });
+        return { label: String(item.label), description: String(item.description ?? ''), path: copy.path };
+      }),
     snapshots: () =>
       tree.rows().map((node) => {
         const item = tree.getTreeItem(node);
@@ -204,6 +224,11 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
       await locator.refresh();
       await followDatabase();
       await catalog.reload();
+    },
+    refreshMemoryDigest: async () => {
+      await memory.refreshDigest();
+      await memory.refreshChanges();
+      tree.refresh();
     },
     ...(process.env.AI_MEMORY_BACKUP_TEST_API === '1' ? { testing: { setConfirmationHandler, removeCopyTargets: async () => { for (const t of remote.targets()) await remote.remove(t.key); } } } : {}),
   };

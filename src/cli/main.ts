@@ -31,7 +31,9 @@ import { targetFromCli } from '../core/remote/targets';
 import { listRemote, pushToTarget, type PushOutcome, type SyncProgress } from '../core/remote/sync';
 import { pullFromTarget } from '../core/ops/pull';
 import type { RemoteTarget } from '../core/remote/target';
-import { backupJson, COMMANDS, isCommandName, listJson, materializeJson, probeJson, progressJson, pruneJson, pullJson, pushJson, remoteListJson, restoreJson, verifyJson, type CommandName, type CommandSpec, type ErrorLine } from './protocol';
+import { backupJson, diffJson, extractJson, importCommand, inspectJson, COMMANDS, isCommandName, listJson, materializeJson, probeJson, progressJson, pruneJson, pullJson, pushJson, remoteListJson, restoreJson, verifyJson, type CommandName, type CommandSpec, type ErrorLine } from './protocol';
+import { diff, extract, inspectSnapshot } from '../core/ops/memory';
+import { changeSummary } from '../core/memory/compare';
 
 export interface CliIO {
   stdout: (s: string) => void;
@@ -93,6 +95,19 @@ Commands:
            After the backup, push to the target (keeping there the newest
            --keep/--keep-last N, default ${DEFAULT_KEEP}). A failed copy never fails the
            backup: the exit code is then 3 and the next run finishes the copy.
+  inspect  --from FILE|DIR | --db PATH  [--search TEXT] [--namespace NS] [--tier T]
+           [--offset N] [--limit N] [--id ID] [--json]
+           What a snapshot holds: counts by tier and namespace, links,
+           archived, schema; a page of its memories; one memory with --id.
+  diff     --from FILE|DIR [--to FILE|DIR | --db PATH] [--json]
+           Memories added, removed (deleted or archived), edited (which
+           fields) and links added/removed since the snapshot; recall-only
+           changes are counted, not listed. Without --to: the current database.
+  extract  --from FILE|DIR (--ids A,B | --namespace NS | --removed-since-db PATH)
+           [--db PATH] [--out FILE] [--json]
+           Write memories of a snapshot in ai-memory's import format (to
+           stdout, or FILE), with their links among them and to memories that
+           exist now; put them back with \`ai-memory import < FILE\`.
 
 Archived snapshots live in DIR/.ai-memory-archive/ (pages stored once, compressed);
 restore, verify and materialize take them by the path their plain file would have.
@@ -140,6 +155,8 @@ Options:
   --force           restore even while a process has the database open, or
                     when the snapshot's schema is newer than the database's
   --dry-run         print what restore would do; change nothing
+  --db PATH         (diff, extract) the current database, read consistently
+                    without opening it with SQLite; never written
   --json            machine-readable output (one JSON line)
   -h, --help        this help;  --version  the version
 `;
@@ -579,7 +596,133 @@ const HANDLERS: Record<CommandName, (p: Parsed, io: CliIO) => Promise<number>> =
   pull: cmdPull,
   prune: cmdPrune,
   materialize: cmdMaterialize,
+  inspect: cmdInspect,
+  diff: cmdDiff,
+  extract: cmdExtract,
 };
+
+function wholeNumber(p: Parsed, flag: string): number | undefined {
+  const raw = p.values.get(flag);
+  if (raw === undefined) return undefined;
+  if (!/^\d+$/.test(raw)) throw new BackupError('USAGE', `--${flag} must be a whole number; got "${raw}".`);
+  return Number(raw);
+}
+
+function fromFlag(p: Parsed, io: CliIO, command: string): string {
+  const from = p.values.get('from');
+  if (!from) throw new BackupError('USAGE', `${command} needs --from FILE|DIR (a snapshot, or a folder for its newest).`, { hint: `Run \`${TOOL_NAME} list\` to see your snapshots.` });
+  return resolve(io.cwd, from);
+}
+
+async function cmdInspect(p: Parsed, io: CliIO): Promise<number> {
+  const jsonOut = p.switches.has('json');
+  const id = p.values.get('id');
+  const dbFlag = p.values.get('db');
+  if (dbFlag !== undefined && p.values.has('from')) throw new BackupError('USAGE', 'inspect takes --from SNAP or --db PATH, not both.');
+  const r = await inspectSnapshot({
+    // A folder's newest snapshot OF THIS DATABASE (found as for backup), as restore picks it.
+    ...(dbFlag !== undefined ? { db: resolve(io.cwd, dbFlag) } : { from: fromFlag(p, io, 'inspect'), dbPath: (await dbPath(p, io)).path }),
+    id,
+    query: id === undefined ? { text: p.values.get('search'), namespace: p.values.get('namespace'), tier: p.values.get('tier'), offset: wholeNumber(p, 'offset'), limit: wholeNumber(p, 'limit') ?? (jsonOut ? 100 : 20) } : undefined,
+    signal: io.signal,
+  });
+  if (jsonOut) {
+    io.stdout(json(inspectJson(r)));
+    return 0;
+  }
+  const s = r.snapshot;
+  for (const w of s.warnings) io.stderr(`warning: ${w}\n`);
+  const lines = [`Snapshot: ${s.path}`, `Bytes   : ${s.bytes}`];
+  if (s.sha256) lines.push(`SHA-256 : ${s.sha256}`);
+  if (s.created_at) lines.push(`Created : ${s.created_at}`);
+  const o = r.overview;
+  if (o.kind !== 'ai-memory') {
+    lines.push(`Not an ai-memory database (no memories table). Tables:`);
+    for (const t of o.tables ?? []) lines.push(`  ${t.table}  ${t.rows} rows`);
+    io.stdout(`${lines.join('\n')}\n`);
+    return 0;
+  }
+  const f = o.facts;
+  if (o.schema_version !== undefined) lines.push(`Schema  : ${o.schema_version}`);
+  if (f) {
+    const list = (c: Record<string, number>): string => Object.entries(c).map(([k, n]) => `${k || '(none)'} ${n}`).join(', ');
+    lines.push(`Memories: ${f.memories} (${list(f.memories_by_tier)})`, `Spaces  : ${list(f.memories_by_namespace)}`, `Links   : ${f.links}`, `Archived: ${f.archived}`);
+  }
+  if (r.memory) {
+    const m = r.memory.memory;
+    lines.push('');
+    for (const [k, v] of Object.entries(m)) if (k !== 'content') lines.push(`${k.padEnd(16)} ${v === null ? '—' : String(v)}`);
+    lines.push('', String(m.content ?? ''), '');
+    for (const l of r.memory.links) lines.push(`${l.direction === 'out' ? '→' : '←'} ${l.relation} ${l.other_title ?? '(not in this snapshot)'} [${l.other_id}]`);
+  } else if (r.page) {
+    const pg = r.page;
+    lines.push('', `${pg.total} matching; showing ${pg.rows.length ? `${pg.offset + 1}–${pg.offset + pg.rows.length}` : 'none'}:`);
+    for (const row of pg.rows) lines.push(`  ${row.id}  ${row.tier.padEnd(5)}  ${row.namespace}  ${row.title}`);
+  }
+  io.stdout(`${lines.join('\n')}\n`);
+  return 0;
+}
+
+async function cmdDiff(p: Parsed, io: CliIO): Promise<number> {
+  const from = fromFlag(p, io, 'diff');
+  const to = p.values.get('to');
+  if (to !== undefined && p.values.has('db')) throw new BackupError('USAGE', 'diff takes --to SNAP or --db PATH, not both.');
+  const current = (await dbPath(p, io)).path;
+  const side = to !== undefined ? { snapshot: resolve(io.cwd, to) } : { db: current };
+  const c = await diff({ from, to: side, dbPath: current, onWarning: (w) => io.stderr(`warning: ${w}\n`), signal: io.signal });
+  if (p.switches.has('json')) {
+    io.stdout(json(diffJson(c)));
+    return 0;
+  }
+  if (c.schema.note) io.stderr(`note: ${c.schema.note}\n`);
+  const MAX = 50;
+  const lines = [`From: ${c.from.label} (${c.from.memories} memories)`, `To  : ${c.to.label} (${c.to.memories} memories)`, `${changeSummary(c)}  (${c.recall_only} only recalled, ${c.unchanged} unchanged; links +${c.links_added.length} −${c.links_removed.length})`];
+  const section = <T>(title: string, items: T[], line: (x: T) => string): void => {
+    if (!items.length) return;
+    lines.push('', `${title} (${items.length}):`);
+    for (const x of items.slice(0, MAX)) lines.push(`  ${line(x)}`);
+    if (items.length > MAX) lines.push(`  … and ${items.length - MAX} more (--json lists all)`);
+  };
+  section('Added', c.added, (m) => `+ ${m.id}  ${m.namespace}  ${m.title}`);
+  section('Removed', c.removed, (m) => `− ${m.id}  ${m.namespace}  ${m.title}  (${m.how === 'archived' ? `archived${m.archive_reason ? `: ${m.archive_reason}` : ''}` : 'deleted'})`);
+  section('Edited', c.edited, (m) => `~ ${m.id}  ${m.namespace}  ${m.title}  [${m.fields.join(', ')}]`);
+  section('Links added', c.links_added, (l) => `+ ${l.source_id} —${l.relation}→ ${l.target_id}`);
+  section('Links removed', c.links_removed, (l) => `− ${l.source_id} —${l.relation}→ ${l.target_id}`);
+  io.stdout(`${lines.join('\n')}\n`);
+  return 0;
+}
+
+async function cmdExtract(p: Parsed, io: CliIO): Promise<number> {
+  const from = fromFlag(p, io, 'extract');
+  const ids = p.values.get('ids');
+  const ns = p.values.get('namespace');
+  const removed = p.values.get('removed-since-db');
+  if ([ids, ns, removed].filter((x) => x !== undefined).length !== 1) {
+    throw new BackupError('USAGE', 'extract needs exactly one of --ids A,B, --namespace NS or --removed-since-db PATH.');
+  }
+  if (removed !== undefined && p.values.has('db')) throw new BackupError('USAGE', '--removed-since-db already names the current database; leave out --db.');
+  const outRaw = p.values.get('out');
+  if (p.switches.has('json') && outRaw === undefined) throw new BackupError('USAGE', 'extract --json prints a summary; give --out FILE for the memories (without --out they go to stdout).');
+  const idList = ids?.split(',').map((x) => x.trim()).filter(Boolean);
+  if (idList && !idList.length) throw new BackupError('USAGE', '--ids needs at least one id.');
+  const select = idList ? { ids: idList } : ns !== undefined ? { namespace: ns } : { removedSinceDb: resolve(io.cwd, removed as string) };
+  const dbFlag = p.values.get('db');
+  const out = outRaw === undefined ? undefined : resolve(io.cwd, outRaw);
+  const r = await extract({ from, select, db: dbFlag === undefined ? undefined : resolve(io.cwd, dbFlag), dbPath: (await dbPath(p, io)).path, out, onWarning: (w) => io.stderr(`warning: ${w}\n`), signal: io.signal });
+  if (out && p.switches.has('json')) {
+    io.stdout(json(extractJson({ ...r, out })));
+    return 0;
+  }
+  for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
+  if (r.missing.length) io.stderr(`warning: not in the snapshot: ${r.missing.join(', ')}\n`);
+  if (r.expiryCleared.length) io.stderr(`note: ${r.expiryCleared.length} memor${r.expiryCleared.length === 1 ? 'y had' : 'ies had'} expired; written without expires_at so ai-memory's gc does not remove them again at once\n`);
+  if (!out) {
+    io.stdout(json(r.document));
+    return 0;
+  }
+  io.stdout(`Wrote ${r.document.count} memor${r.document.count === 1 ? 'y' : 'ies'} and ${r.links} link${r.links === 1 ? '' : 's'} to ${out}\nPut them back with: ${importCommand(out)}\n`);
+  return 0;
+}
 
 export async function runCli(argv: string[], io: CliIO): Promise<number> {
   const jsonOut = argv.includes('--json');

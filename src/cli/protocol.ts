@@ -33,6 +33,8 @@ import type { RetentionPolicy } from '../core/store/retention';
 import type { MaterializeResult } from '../core/ops/archived';
 import type { PruneRunResult } from '../core/ops/prune';
 import type { PackProblem } from '../core/ops/verify';
+import type { InspectResult, ExtractToFileResult } from '../core/ops/memory';
+import type { Comparison } from '../core/memory/compare';
 
 // ---------------------------------------------------------------------------------------
 // Commands and their flags
@@ -64,6 +66,9 @@ export const COMMANDS = {
   pull: { values: ['to', 'snapshot', 'verify', 'remote', 'endpoint', 'region', 'profile'], switches: ['json', 'progress-json', 'path-style', 'all'] },
   prune: { values: ['to', 'db', 'plain', ...KEEP_FLAGS], switches: ['json', 'dry-run'] },
   materialize: { values: ['from', 'out', 'verify'], switches: ['json', 'skip-integrity'] },
+  inspect: { values: ['from', 'db', 'search', 'namespace', 'tier', 'offset', 'limit', 'id'], switches: ['json'] },
+  diff: { values: ['from', 'to', 'db'], switches: ['json'] },
+  extract: { values: ['from', 'ids', 'namespace', 'removed-since-db', 'db', 'out'], switches: ['json'] },
 } as const satisfies Record<string, CommandSpec>;
 
 export type CommandName = keyof typeof COMMANDS;
@@ -167,8 +172,8 @@ export const BackupJson = v.looseObject({
   db_given: v.optional(v.string()),
   /** With --remote: the copy after the backup (exit 3 when it failed). */
   remote: v.optional(PushJson),
-  /** Snapshots this run moved into the page-dedup archive. */
-  archived: v.optional(v.array(v.string())),
+  /** Snapshots this run moved into the page-dedup archive (`archived` is the manifest's count of archived memories). */
+  archived_snapshots: v.optional(v.array(v.string())),
 });
 
 export const PullJson = v.object({
@@ -324,6 +329,90 @@ export const MaterializeJson = v.object({
   bytes: v.number(),
 });
 
+const Counts = v.record(v.string(), v.number());
+
+/** What a snapshot holds (src/core/memory/facts.ts). */
+export const FactsJson = v.object({
+  facts_version: v.number(),
+  memories: v.number(),
+  memories_by_tier: Counts,
+  memories_by_namespace: Counts,
+  links: v.number(),
+  archived: v.number(),
+  schema_version: v.optional(v.number()),
+  memories_digest: v.string(),
+});
+
+const MemoryRowJson = v.object({ id: v.string(), title: v.string(), namespace: v.string(), tier: v.string(), updated_at: v.string() });
+const Nullable = v.union([v.string(), v.number(), v.null()]);
+
+export const InspectJson = v.object({
+  status: v.literal('ok'),
+  snapshot: v.object({
+    path: v.string(),
+    name: v.string(),
+    bytes: v.number(),
+    manifest: v.picklist(['ok', 'missing', 'invalid', 'foreign']),
+    sha256: v.optional(v.string()),
+    created_at: v.optional(v.string()),
+    integrity: v.optional(v.string()),
+    database: v.optional(v.boolean()),
+    warnings: v.array(v.string()),
+  }),
+  /** 'ai-memory', or 'sqlite' for another SQLite file (then `tables` says what it holds). */
+  kind: v.picklist(['ai-memory', 'sqlite']),
+  schema_version: v.optional(v.number()),
+  facts: v.optional(FactsJson),
+  tables: v.optional(v.array(v.object({ table: v.string(), rows: v.number() }))),
+  page: v.optional(v.object({ total: v.number(), offset: v.number(), rows: v.array(MemoryRowJson) })),
+  memory: v.optional(
+    v.object({
+      memory: v.record(v.string(), Nullable),
+      links: v.array(v.object({ direction: v.picklist(['out', 'in']), other_id: v.string(), other_title: v.optional(v.string()), relation: v.string(), created_at: v.nullable(v.string()) })),
+    }),
+  ),
+});
+
+const SummaryJson = { id: v.string(), title: v.string(), namespace: v.string(), tier: v.string() };
+const LinkJson = v.object({ source_id: v.string(), target_id: v.string(), relation: v.string(), created_at: v.nullable(v.string()) });
+const SideJson = v.object({ label: v.string(), memories: v.number(), schema_version: v.optional(v.number()) });
+
+export const DiffJson = v.object({
+  status: v.literal('ok'),
+  from: SideJson,
+  to: SideJson,
+  schema: v.object({
+    same: v.boolean(),
+    compared_fields: v.array(v.string()),
+    only_in_from: v.array(v.string()),
+    only_in_to: v.array(v.string()),
+    note: v.optional(v.string()),
+  }),
+  added: v.array(v.object(SummaryJson)),
+  removed: v.array(v.object({ ...SummaryJson, how: v.picklist(['deleted', 'archived']), archive_reason: v.optional(v.string()), archived_at: v.optional(v.string()) })),
+  edited: v.array(v.object({ ...SummaryJson, fields: v.array(v.string()) })),
+  recall_only: v.number(),
+  unchanged: v.number(),
+  links_added: v.array(LinkJson),
+  links_removed: v.array(LinkJson),
+});
+
+export const ExtractJson = v.object({
+  status: v.literal('ok'),
+  out: v.string(),
+  /** Memories in the file, and their ids. */
+  count: v.number(),
+  ids: v.array(v.string()),
+  links: v.number(),
+  /** Ids asked for that the snapshot does not have. */
+  missing: v.array(v.string()),
+  /** Memories written without their (already past) expires_at. */
+  expiry_cleared: v.array(v.string()),
+  warnings: v.array(v.string()),
+  /** What to run to put them back: ai-memory's own import reads the file on stdin. */
+  import_command: v.string(),
+});
+
 /** The schema of each command's success line on stdout. */
 export const RESULTS = {
   backup: BackupJson,
@@ -335,6 +424,9 @@ export const RESULTS = {
   pull: PullJson,
   prune: PruneJson,
   materialize: MaterializeJson,
+  inspect: InspectJson,
+  diff: DiffJson,
+  extract: ExtractJson,
 } as const satisfies Record<CommandName, v.GenericSchema>;
 
 export type ResultOf<C extends CommandName> = v.InferOutput<(typeof RESULTS)[C]>;
@@ -347,6 +439,9 @@ export type PullOutcome = ResultOf<'pull'>;
 export type ProbeOutcome = v.InferOutput<typeof ProbeJson>;
 export type PruneOutcome = ResultOf<'prune'>;
 export type MaterializeOutcome = ResultOf<'materialize'>;
+export type InspectOutcome = ResultOf<'inspect'>;
+export type DiffOutcome = ResultOf<'diff'>;
+export type ExtractOutcome = ResultOf<'extract'>;
 
 /** Commands whose exit code 1 still comes with a result (verify: some snapshot failed). */
 export const RESULT_ON_FAILURE: ReadonlySet<CommandName> = new Set<CommandName>(['verify', 'push']);
@@ -384,7 +479,7 @@ export function backupJson(r: BackupResult): BackupOutcome {
     ...(r.status === 'unchanged' ? { unchanged_since: r.unchangedSince } : {}),
     ...(r.pruned.length ? { pruned: r.pruned } : {}),
     ...(r.db.viaLink ? { db_read: r.db.path, db_given: r.db.given } : {}),
-    ...(r.archived.length ? { archived: r.archived } : {}),
+    ...(r.archived.length ? { archived_snapshots: r.archived } : {}),
   };
 }
 
@@ -506,6 +601,43 @@ export function pruneJson(r: PruneRunResult, dryRun: boolean): PruneOutcome {
 
 export function materializeJson(r: MaterializeResult): MaterializeOutcome {
   return { status: 'materialized', from: r.from, out: r.out, manifest: r.manifest, sha256: r.sha256, bytes: r.bytes };
+}
+
+export function inspectJson(r: InspectResult): InspectOutcome {
+  return {
+    status: 'ok',
+    snapshot: r.snapshot,
+    kind: r.overview.kind,
+    schema_version: r.overview.schema_version,
+    facts: r.overview.facts,
+    tables: r.overview.tables,
+    page: r.page,
+    memory: r.memory ? { memory: { ...r.memory.memory }, links: r.memory.links } : undefined,
+  };
+}
+
+export function diffJson(c: Comparison): DiffOutcome {
+  return { status: 'ok', ...c };
+}
+
+/** The shell command that imports an extract file with ai-memory's own CLI. */
+export function importCommand(file: string, binary = 'ai-memory'): string {
+  const q = (s: string): string => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`);
+  return `${q(binary)} import < ${q(file)}`;
+}
+
+export function extractJson(r: ExtractToFileResult & { out: string }): ExtractOutcome {
+  return {
+    status: 'ok',
+    out: r.out,
+    count: r.document.count,
+    ids: r.document.memories.map((m) => m.id),
+    links: r.links,
+    missing: r.missing,
+    expiry_cleared: r.expiryCleared,
+    warnings: r.warnings,
+    import_command: importCommand(r.out),
+  };
 }
 
 export function progressJson(p: Progress): { progress: EngineProgress } {

@@ -24,6 +24,8 @@ export interface Settings {
   policy: RetentionPolicy;
   /** How many of the newest kept snapshots stay plain files (aiMemory.backup.plain). */
   plain: number;
+  /** Copies a restore keeps beside the database (`*.pre-restore-*.db`), newest first; 0 = all. */
+  keepPreRestore: number;
   /** Raw setting value, '' when unset (then `backups` beside the database). */
   directory: string;
   verify: VerifyMode;
@@ -47,6 +49,7 @@ export function readSettings(): Settings {
     keep: num('backup.keep', 48),
     policy: readPolicy(c, num('backup.keep', 48)),
     plain: Math.max(1, num('backup.plain', 3)),
+    keepPreRestore: num('backup.keepPreRestore', 3),
     directory: (c.get<string>('backup.directory', '') ?? '').trim(),
     verify: verify === 'full' || verify === 'off' ? verify : 'quick',
     signingKeyPath: (c.get<string>('backup.signingKeyPath', '') ?? '').trim(),

@@ -14,6 +14,7 @@ import { withOwners, type Owner } from '../core/store/ownership';
 import { resolveDbPath } from '../core/sqlite/dbFiles';
 import { snapshotVerdict, type SnapshotState } from '../core/store/snapshotState';
 import { applyRetention, reasonsText, type RetentionPolicy } from '../core/store/retention';
+import { listPreRestoreCopies, type PreRestoreCopy } from '../core/store/preRestore';
 import { Disposable } from '../util/disposable';
 import { readSettings } from './settings';
 
@@ -67,6 +68,8 @@ export class SnapshotCatalog extends Disposable {
   snapshots: SnapshotView[] = [];
   /** The folder's other snapshots: of another database, of one not on this machine, or without a manifest naming one. */
   others: SnapshotView[] = [];
+  /** The copies restores kept of this database (`*.pre-restore-*`, beside it), newest first. */
+  preRestore: PreRestoreCopy[] = [];
   folderState: BackupState | undefined;
   /** Why the folder cannot be listed (e.g. it is a file), shown instead of the list. */
   error: string | undefined;
@@ -153,6 +156,8 @@ export class SnapshotCatalog extends Disposable {
         this.log.warn(`catalog: ${error}`);
       }
     }
+    let preRestore: PreRestoreCopy[] = [];
+    if (this.db) preRestore = await listPreRestoreCopies((await resolveDbPath(this.db).catch(() => undefined))?.path ?? this.db).catch(() => []);
     if (dir !== this.dir) return; // the folder changed meanwhile; that load wins
     const cache = this.verifications();
     const retention = retentionReasons(entries, readSettings().policy);
@@ -166,6 +171,7 @@ export class SnapshotCatalog extends Disposable {
     // it). Apart go only those whose manifest names another database.
     this.snapshots = views.filter((v) => v.owner === 'this' || v.owner === 'unknown');
     this.others = views.filter((v) => v.owner === 'other' || v.owner === 'gone');
+    this.preRestore = preRestore;
     this.folderState = state;
     this.error = error;
     this._onDidChange.fire();
@@ -207,4 +213,23 @@ export class SnapshotCatalog extends Disposable {
   find(p: string): SnapshotView | undefined {
     return this.snapshots.find((s) => s.entry.path === p) ?? this.others.find((s) => s.entry.path === p);
   }
+}
+
+/** A kept `*.pre-restore-*` copy as a view row for Open / Compare (no manifest: it is a database, not a snapshot). */
+export function preRestoreView(copy: PreRestoreCopy): SnapshotView {
+  const entry: SnapshotEntry = {
+    name: copy.name,
+    path: copy.path,
+    manifestPath: '',
+    time: copy.time,
+    timeSource: 'name',
+    seq: copy.seq,
+    size: copy.size,
+    mtimeMs: copy.time,
+    symlink: false,
+    unsafe: false,
+    manifestState: 'missing',
+    future: false,
+  };
+  return { entry, state: 'noManifest', stateDetail: 'the database as it was before a restore (no manifest)', owner: 'this' };
 }

@@ -7,14 +7,17 @@ import { stateIcon } from '../core/store/snapshotState';
 import { describeVerdict } from '../core/store/signing';
 import { errorMessage } from '../core/common/errors';
 import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { deleteSnapshot } from '../core/store/catalog';
+import { deleteSnapshot, listSnapshots } from '../core/store/catalog';
 import { hashFile } from '../core/common/hashFile';
 import { checkLabel } from '../core/common/checks';
 import { formatAge, formatBytes } from '../core/common/format';
 import { describeHolders, findHolders, nameHolders } from '../core/ops/inUse';
 import { preRestoreName } from '../core/store/naming';
+import { prunePreRestoreCopies, type PreRestoreCopy } from '../core/store/preRestore';
+import { readSettings } from './settings';
 import type { BackupService } from './backupService';
 import { tildify, type DatabaseLocator } from './databaseLocator';
 import { EngineError, type EngineClient, type RestoreOutcome } from './engineClient';
@@ -81,7 +84,69 @@ export class SnapshotCommands {
     await this.restoreView(newest);
   }
 
-  private async restoreView(view: SnapshotView): Promise<void> {
+  /**
+   * Undo a restore: puts back a kept `*.pre-restore-*` copy. The copy is a database with its
+   * -wal, not a snapshot, so it is first read consistently into a checked snapshot in a
+   * private temp folder (0700; the engine's backup, which never writes beside its source),
+   * and that snapshot is restored as usual — the current database is kept aside first.
+   */
+  async restorePreRestore(arg?: unknown): Promise<void> {
+    const copy = this.preRestoreCopy(arg) ?? (arg === undefined ? this.catalog.preRestore[0] : undefined);
+    if (!copy) {
+      void vscode.window.showInformationMessage('No restore has kept a copy of this database yet.');
+      return;
+    }
+    const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'aimb-undo-'));
+    try {
+      const made = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `AI Memory: reading ${copy.name}`, cancellable: true },
+        (_p, token) => this.engine.backup({ db: copy.path, to: tmp, keep: 0 }, { token }),
+      );
+      const entry = (await listSnapshots(tmp)).find((e) => e.name === path.basename(made.snapshot));
+      if (!entry) throw new EngineError('IO', `the snapshot of ${copy.name} is missing from ${tmp}`);
+      await this.restoreView({ entry, state: 'verified', stateDetail: '', owner: 'this' }, `the database as it was before the restore of ${localTime(copy.time)}`);
+    } catch (e) {
+      const err = e instanceof EngineError ? e : new EngineError('IO', errorMessage(e));
+      if (err.code === 'CANCELLED') return;
+      this.log.error(`undo restore: ${err.message}`);
+      void vscode.window.showErrorMessage(`Could not read ${copy.name}; nothing was changed. ${err.message}`, 'Show Log').then((a) => (a ? this.log.show() : undefined));
+    } finally {
+      await fsp.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+      await this.catalog.reload();
+    }
+  }
+
+  /** The kept copy a command was invoked on: its row, or its path (other extensions, tests). */
+  private preRestoreCopy(arg: unknown): PreRestoreCopy | undefined {
+    const node = arg as Node | undefined;
+    if (node && typeof node === 'object' && node.kind === 'preRestore') return node.copy;
+    const p = typeof arg === 'string' ? arg : arg instanceof vscode.Uri ? arg.fsPath : undefined;
+    return p === undefined ? undefined : this.catalog.preRestore.find((c) => c.path === p);
+  }
+
+  /** Deletes a kept `*.pre-restore-*` copy with its -wal/-shm, after a confirmation. */
+  async deletePreRestore(arg?: unknown): Promise<void> {
+    const copy = this.preRestoreCopy(arg);
+    if (!copy) return;
+    const ok = await confirm(
+      `Delete the database as it was before the restore of ${localTime(copy.time)}?`,
+      `${copy.name}${copy.sidecars.length ? ` and its ${copy.sidecars.map((x) => x.slice(copy.path.length)).join(', ')}` : ''} are removed from ${tildify(path.dirname(copy.path))}. That restore can then no longer be undone.`,
+      'Delete',
+    );
+    if (!ok) return;
+    try {
+      // The main file first: an interruption leaves no main file without its WAL.
+      await fsp.unlink(copy.path);
+      for (const x of copy.sidecars) await fsp.rm(x, { force: true });
+      this.log.info(`deleted ${copy.path}`);
+    } catch (e) {
+      void vscode.window.showErrorMessage(`Could not delete ${copy.name}: ${errorMessage(e)}`);
+    } finally {
+      await this.catalog.reload();
+    }
+  }
+
+  private async restoreView(view: SnapshotView, subject?: string): Promise<void> {
     const db = this.locator.current;
     if (!db) {
       const a = await vscode.window.showWarningMessage('No ai-memory database is selected: where should the snapshot go?', 'Select Database…');
@@ -89,7 +154,8 @@ export class SnapshotCommands {
       return;
     }
     const { entry } = view;
-    const when = localTime(entry.time);
+    const when = subject ?? `the snapshot of ${localTime(entry.time)}`;
+    const When = when.charAt(0).toUpperCase() + when.slice(1);
     // The same resolution as the engine's (dbFiles.ts): a symlinked database is replaced at its real file.
     const real = (await resolveDbPath(db.path).catch(() => undefined))?.path ?? db.path;
     const exists = await fsp.stat(real).then(() => true, () => false);
@@ -104,7 +170,7 @@ export class SnapshotCommands {
         const warn = view.state === 'mismatch' || view.state === 'noManifest' ? `\n\nWarning: ${view.stateDetail}. The restore checks it again and refuses it if it is damaged.` : '';
         const sig = entry.signature && entry.signature.state !== 'refused' ? `\n\nManifest: ${describeVerdict(entry.signature)}.` : '';
         const ok = await confirm(
-          `Restore the snapshot of ${when}?`,
+          `Restore ${when}?`,
           exists
             ? `${entry.name} (${formatBytes(entry.size)}${entry.manifest?.memories !== undefined ? `, ${entry.manifest.memories} memories` : ''}) replaces\n${tildify(real)}.\n\nYour current database is kept beside it as ${kept}, with its -wal, -shm and -journal, so nothing is lost.${sig}${whose}${warn}`
             : `${entry.name} (${formatBytes(entry.size)}) becomes a new database at\n${tildify(real)} (there is none yet).${whose}${warn}`,
@@ -127,7 +193,7 @@ export class SnapshotCommands {
       if (first === CHECK) continue;
       if (first !== 'Restore Anyway…') return;
       const second = await ask(
-        `Restore the snapshot of ${when} while ${who} has the database open?`,
+        `Restore ${when} while ${who} has the database open?`,
         `Your current database will be kept beside it as ${kept}. Restart your agent right after the restore.`,
         [CHECK, 'Restore Anyway'],
         'Restore Anyway',
@@ -141,7 +207,7 @@ export class SnapshotCommands {
     let done: RestoreOutcome | undefined;
     const run = (allowUnsigned: boolean) =>
       vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: `AI Memory: restoring the snapshot of ${when}`, cancellable: true },
+        { location: vscode.ProgressLocation.Notification, title: `AI Memory: restoring ${when}`, cancellable: true },
         (progress, token) =>
           // A new database is created only where the user named it (the setting), never at a discovered path.
           this.engine.restore(
@@ -158,7 +224,7 @@ export class SnapshotCommands {
         if (!(e instanceof EngineError) || e.code !== 'MANIFEST_UNSIGNED') throw e;
         this.log.warn(`restore: ${e.message}`);
         const accept = await confirm(
-          `The snapshot of ${when} is not signed.`,
+          `${When} is not signed.`,
           `An ai-memory operator key is configured, so snapshots are expected to carry its signature. This one has none: it was taken before the key existed, by a tool without the key — or written by someone who can write the backup folder.\n\nRestore it only if you know where it came from. (In the CLI: --allow-unsigned-manifest.)`,
           'Restore Unsigned Snapshot',
         );
@@ -187,10 +253,14 @@ export class SnapshotCommands {
     }
     const r = done;
     this.log.info(`restore: done; ${r.created ? 'created a new database' : `previous database kept at ${r.previous ?? '(there was none)'}`}; kept aside: ${r.kept_aside.join(', ') || 'nothing'}; placed sha256 ${r.sha256}`);
+    // Retention of the kept copies (aiMemory.backup.keepPreRestore); the newest is never removed.
+    const pruned = await prunePreRestoreCopies(r.to, readSettings().keepPreRestore).catch((e: unknown) => ({ pruned: [] as string[], warnings: [errorMessage(e)] }));
+    if (pruned.pruned.length) this.log.info(`restore: removed older kept copies (aiMemory.backup.keepPreRestore): ${pruned.pruned.join(', ')}`);
+    for (const w of pruned.warnings) this.log.warn(`restore: ${w}`);
     const actions = r.previous ? ['Reveal Previous', 'Show Log'] : ['Show Log'];
     const what = r.created ? ' A new database was created.' : r.previous ? ` The previous${r.damaged ? ' (damaged)' : ''} database is kept as ${path.basename(r.previous)}.` : '';
     void vscode.window
-      .showInformationMessage(`Restored the snapshot of ${when}.${what} Restart your agent to use it.`, ...actions)
+      .showInformationMessage(`Restored ${when}.${what} Restart your agent to use it.`, ...actions)
       .then((a) => {
         if (a === 'Reveal Previous' && r.previous) void this.reveal(vscode.Uri.file(r.previous));
         if (a === 'Show Log') this.log.show();

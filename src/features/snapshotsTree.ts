@@ -7,6 +7,7 @@
  * manifest's details. Refreshes follow the catalog (itself debounced); we never `reveal`
  * inside a refresh (microsoft/vscode#192055).
  */
+import type { PreRestoreCopy } from '../core/store/preRestore';
 import { checkLabel } from '../core/common/checks';
 import { SIGNED_ICON, signatureLine, STATE_ICON, STATE_LABEL } from '../core/store/snapshotState';
 import * as vscode from 'vscode';
@@ -59,7 +60,9 @@ export type Node =
   | { kind: 'others'; views: SnapshotView[] }
   | { kind: 'remoteGroup' }
   | { kind: 'remoteSnapshot'; name: string; bytes: number; target: TargetConfig }
-  | { kind: 'copyFailure'; target: string; message: string; hint?: string };
+  | { kind: 'copyFailure'; target: string; message: string; hint?: string }
+  | { kind: 'preRestoreGroup'; copies: PreRestoreCopy[] }
+  | { kind: 'preRestore'; copy: PreRestoreCopy };
 
 const COPY_ICONS: Record<CopyState, string> = { 'local only': 'circle-slash', copying: 'sync~spin', copied: 'cloud', failed: 'cloud-offline' };
 
@@ -116,6 +119,10 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
   constructor(
     private readonly catalog: SnapshotCatalog,
     private readonly remote?: RemoteCopies,
+    /** The current database's memories digest, for the "= now" marker. */
+    private readonly currentDigest: () => string | undefined = () => undefined,
+    /** What changed since the previous snapshot ("+3 −1 ~2"), once known. */
+    private readonly changeOf: (path: string) => string | undefined = () => undefined,
   ) {
     super();
     this._register(catalog.onDidChange(() => this.refresh()));
@@ -131,6 +138,7 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
 
   getChildren(element?: Node): Node[] {
     if (element?.kind === 'others') return element.views.map((view) => ({ kind: 'snapshot', view, group: 'earlier' }));
+    if (element?.kind === 'preRestoreGroup') return element.copies.map((copy) => ({ kind: 'preRestore', copy }));
     if (element?.kind === 'remoteGroup') return (this.remote?.remoteOnly() ?? []).map((r) => ({ kind: 'remoteSnapshot', ...r }));
     if (element) return element.kind === 'group' ? element.views.map((view) => ({ kind: 'snapshot', view, group: element.group })) : [];
     if (this.catalog.error) return [{ kind: 'message', text: 'Cannot read the backup folder', detail: this.catalog.error }];
@@ -145,6 +153,8 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     // The folder's other snapshots (another database sharing the folder, a moved one), apart and labelled.
     if (this.catalog.others.length) rows.push({ kind: 'others', views: this.catalog.others });
     if (this.remote?.remoteOnly().length) rows.push({ kind: 'remoteGroup' });
+    // What restores replaced: the database as it was before each one (undo a restore).
+    if (this.catalog.preRestore.length) rows.push({ kind: 'preRestoreGroup', copies: this.catalog.preRestore });
     return rows;
   }
 
@@ -160,6 +170,27 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
       item.description = `${node.views.length}`;
       item.tooltip = 'Snapshots in this folder that were not taken of the selected database (their manifest names another database, or none). Retention never deletes them, and Restore Latest never picks them.';
       item.iconPath = new vscode.ThemeIcon('folder-library');
+      return item;
+    }
+    if (node.kind === 'preRestoreGroup') {
+      const item = new vscode.TreeItem('Before restore', vscode.TreeItemCollapsibleState.Collapsed);
+      item.id = 'aiMemory.preRestoreGroup';
+      item.description = `${node.copies.length}`;
+      item.tooltip = 'Your database as it was before each restore (kept beside it as *.pre-restore-*.db, with its -wal). Restore one to undo a restore. The newest is always kept; older ones follow the setting aiMemory.backup.keepPreRestore.';
+      item.iconPath = new vscode.ThemeIcon('history');
+      item.contextValue = 'aiMemory.preRestoreGroup';
+      return item;
+    }
+    if (node.kind === 'preRestore') {
+      const { copy } = node;
+      const item = new vscode.TreeItem(localTime(copy.time));
+      item.id = `preRestore:${copy.path}`;
+      item.description = [formatAge(Date.now() - copy.time), formatBytes(copy.size), ...(copy.sidecars.some((x) => x.endsWith('-wal')) ? ['with -wal'] : [])].join(' · ');
+      item.tooltip = `${copy.name}\nThe database as it was right before the restore of ${localTime(copy.time)}, in ${tildify(copy.path.slice(0, -copy.name.length))}.\nRestore puts it back (its -wal included); your current database is kept the same way first.`;
+      item.iconPath = new vscode.ThemeIcon('discard');
+      item.contextValue = 'aiMemory.preRestore';
+      item.resourceUri = vscode.Uri.file(copy.path);
+      item.accessibilityInformation = { label: `Database before the restore of ${localTime(copy.time)}, ${formatBytes(copy.size)}` };
       return item;
     }
     if (node.kind === 'copyFailure') {
@@ -209,7 +240,18 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     const now = Date.now();
     const item = new vscode.TreeItem(rowLabel(entry.time, node.group, now));
     item.id = entry.path;
-    item.description = [...rowDescriptionParts(node.view, now), ...(node.view.owner === 'this' ? [] : [ownerLabel(node.view)]), ...(entry.future ? ['dated in the future'] : [])].join(' · ');
+    const facts = entry.manifest?.facts_version === 1 ? entry.manifest : undefined;
+    const memories = entry.manifest?.memories;
+    const sameAsNow = !!facts?.memories_digest && facts.memories_digest === this.currentDigest();
+    // Short enough for the default sidebar width (the label already says the time): with a
+    // memory count, "412 memories · " then the most useful of: "= now" (the same memories as
+    // the current database), what changed since the previous snapshot ("+3 −1 ~2"), the age.
+    // The size, the age and the change stay in the tooltip.
+    const change = node.view.owner === 'this' ? this.changeOf(entry.path) : undefined;
+    const parts = rowDescriptionParts(node.view, now);
+    if (memories !== undefined) parts.splice(0, 2, `${memories.toLocaleString()} memories`, sameAsNow ? '= now' : (change ?? parts[0]));
+    else if (sameAsNow) parts[0] = '= now';
+    item.description = [...parts, ...(node.view.owner === 'this' ? [] : [ownerLabel(node.view)]), ...(entry.future ? ['dated in the future'] : [])].join(' · ');
     const copy = this.remote?.copyState(entry.name);
     if (copy) item.description += ` · ${copy}`;
     item.iconPath = state === 'verified' && entry.signature?.state === 'verified' ? SIGNED_THEME_ICON : ICONS[state];
@@ -220,12 +262,17 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     md.appendMarkdown(`**${STATE_LABEL[state]}** — ${stateDetail}\n\n`);
     md.appendMarkdown(`\`${entry.name}\`\n\n`);
     const rows: [string, string][] = [
-      ['Taken', `${localTime(entry.time)} (${new Date(entry.time).toISOString()})${entry.timeSource === 'mtime' ? ' — from the file date' : ''}`],
+      ['Taken', `${localTime(entry.time)}, ${formatAge(now - entry.time)} (${new Date(entry.time).toISOString()})${entry.timeSource === 'mtime' ? ' — from the file date' : ''}`],
       ['Size', `${formatBytes(entry.size)} (${entry.size.toLocaleString()} bytes)`],
     ];
     if (m) {
       rows.push(['SHA-256', `\`${m.sha256}\``]);
       if (m.memories !== undefined) rows.push(['Memories', m.memories.toLocaleString()]);
+      if (m.memories_by_tier) rows.push(['Tiers', Object.entries(m.memories_by_tier).map(([k, n]) => `${k} ${n}`).join(', ')]);
+      if (m.memories_by_namespace) rows.push(['Namespaces', Object.entries(m.memories_by_namespace).slice(0, 12).map(([k, n]) => `${k || '(none)'} ${n}`).join(', ')]);
+      if (m.links !== undefined) rows.push(['Links', `${m.links.toLocaleString()}${m.archived !== undefined ? ` · ${m.archived.toLocaleString()} archived` : ''}`]);
+      if (change) rows.push(['Since previous', change === 'no change' ? 'no memory added, removed or edited' : `${change} (added, removed, edited memories)`]);
+      if (sameAsNow) rows.push(['Current', 'the same memories as the current database (recalls aside)']);
       if (m.schema_version !== undefined) rows.push(['Schema', `version ${m.schema_version}`]);
       if (m.integrity) rows.push(['Check', `${m.integrity}${m.check && m.check !== 'off' ? ` (${checkLabel(m.check)})` : ''}`]);
       rows.push(['Source', tildify(m.source_db)]);
@@ -239,7 +286,7 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     if (copy) rows.push(['Off-machine', `$(${COPY_ICONS[copy]}) ${copy}`]);
     md.appendMarkdown(rows.map(([k, v]) => `${k}: ${v}`).join('  \n'));
     item.tooltip = md;
-    item.accessibilityInformation = { label: `Snapshot of ${localTime(entry.time)}, ${formatBytes(entry.size)}, ${STATE_LABEL[state]}` };
+    item.accessibilityInformation = { label: `Snapshot of ${localTime(entry.time)}, ${memories !== undefined ? `${memories} memories, ` : ''}${sameAsNow ? 'same memories as now, ' : ''}${change && change !== 'no change' ? `changes since the previous: ${change}, ` : ''}${formatBytes(entry.size)}, ${STATE_LABEL[state]}` };
     return item;
   }
 }

@@ -10,18 +10,9 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AiMemoryBackupApi } from '../../src/extension';
 import { nativeChecks, readMemories, seedMemory } from '../support/aiMemoryDb';
+import { eventually, EXTENSION_ID } from './host';
 
-const EXTENSION_ID = 'ai-memory-tools.ai-memory-backup';
 
-async function eventually<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
 
 const sha = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
 
@@ -105,7 +96,7 @@ describe('AI Memory Backup in a real VS Code', function () {
     const [row] = rows;
     assert.equal(row.contextValue, 'aiMemory.snapshot.verified');
     assert.match(path.basename(row.path), /^ai-memory-\d{4}-\d\d-\d\dT\d{6}Z\.db$/);
-    assert.match(row.description, /^just now · \d/);
+    assert.match(row.description, /^150 memories · (just now|= now)$/);
     // Short rows (issue 15 #9): grouped by day, the label is the local time only.
     assert.equal(row.group, 'today');
     assert.doesNotMatch(row.label, /\d{4}/, `no year in the label: ${row.label}`);
@@ -289,6 +280,31 @@ describe('AI Memory Backup in a real VS Code', function () {
     } finally {
       holder.kill('SIGKILL');
     }
+  });
+
+  it('"Before restore" lists the copies restores kept; Restore undoes the last restore (the copy\'s -wal included); Delete removes a copy with its sidecars', async function () {
+    await api.refresh();
+    const rows = api.beforeRestore();
+    assert.ok(rows.length >= 1, 'the restores above kept copies');
+    assert.match(rows[0].description, /^(just now|\d+ \w+ ago) · [\d.]+ [KMG]?B/);
+    const expected = readMemories(rows[0].path); // what the database held right before the last restore
+    const asked: string[] = [];
+    testing().setConfirmationHandler((message) => {
+      asked.push(message);
+      return true;
+    });
+    await vscode.commands.executeCommand('aiMemory.restorePreRestore', rows[0].path);
+    assert.match(asked[0] ?? '', /^Restore the database as it was before the restore of /);
+    assert.deepEqual(readMemories(db), expected, 'the database is back as it was before that restore');
+    await api.refresh();
+    const after = api.beforeRestore();
+    assert.equal(after.length, rows.length + 1, 'undoing a restore keeps the database it replaced, too');
+    const oldest = after[after.length - 1];
+    await vscode.commands.executeCommand('aiMemory.deletePreRestore', oldest.path);
+    assert.match(asked[1] ?? '', /^Delete the database as it was before the restore of /);
+    for (const x of ['', '-wal', '-shm']) assert.ok(!fs.existsSync(oldest.path + x), `${path.basename(oldest.path)}${x} is gone`);
+    await api.refresh();
+    assert.equal(api.beforeRestore().length, after.length - 1);
   });
 
   it('scheduled backups run when due, and the status bar tells the next run', async function () {

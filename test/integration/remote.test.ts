@@ -10,18 +10,12 @@ import type { AiMemoryBackupApi } from '../../src/extension';
 import { nativeVacuumInto, readMemories, seedMemory } from '../support/aiMemoryDb';
 import { spawnSync } from 'node:child_process';
 import { S3_KEY, S3_SECRET, startS3Server, type S3Server } from '../support/s3server';
+import { eventually, EXTENSION_ID } from './host';
 
-const EXTENSION_ID = 'ai-memory-tools.ai-memory-backup';
+/** Uploads to the S3 server take longer than the other suites' waits. */
+const eventuallyLong = <T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 60_000) => eventually(check, what, timeoutMs, 200);
 
-async function eventually<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+
 
 function settingsFiles(dir: string, out: string[] = []): string[] {
   for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
@@ -50,7 +44,7 @@ describe('Off-machine copies in a real VS Code', function () {
   before(async function () {
     const ext = vscode.extensions.getExtension<AiMemoryBackupApi>(EXTENSION_ID);
     assert.ok(ext);
-    await eventually(() => ext.isActive, 'activation');
+    await eventuallyLong(() => ext.isActive, 'activation');
     api = ext.exports;
     await api.ready;
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'aimb-s3-'));
@@ -98,7 +92,7 @@ describe('Off-machine copies in a real VS Code', function () {
     const db = process.env.AI_MEMORY_TEST_DB as string;
     seedMemory(db, 'remote', `copied ${Date.now()}`, 'goes off the machine');
     await vscode.commands.executeCommand('aiMemory.backup');
-    const newest = await eventually(() => {
+    const newest = await eventuallyLong(() => {
       const rows = api.snapshots();
       return rows.length && / · copied$/.test(rows[0].description) ? rows[0] : undefined;
     }, '"copied" on the newest snapshot in the tree');
@@ -122,7 +116,7 @@ describe('Off-machine copies in a real VS Code', function () {
     const db = process.env.AI_MEMORY_TEST_DB as string;
     seedMemory(db, 'remote', `pending ${Date.now()}`, 'waits for the server');
     await vscode.commands.executeCommand('aiMemory.backup');
-    await eventually(() => api.copies().failures.length > 0, 'the failed copy');
+    await eventuallyLong(() => api.copies().failures.length > 0, 'the failed copy');
     const rows = api.snapshots();
     assert.match(rows[0].description, / · failed$/);
     assert.match(api.statusBar().text, /cloud-offline/);
@@ -130,7 +124,7 @@ describe('Off-machine copies in a real VS Code', function () {
 
     s3 = await startS3Server(dataDir, ['vscode-backups'], port);
     await vscode.commands.executeCommand('aiMemory.retryCopy');
-    await eventually(() => api.copies().failures.length === 0 && / · copied$/.test(api.snapshots()[0].description), 'the retried copy');
+    await eventuallyLong(() => api.copies().failures.length === 0 && / · copied$/.test(api.snapshots()[0].description), 'the retried copy');
   });
 
   it('a snapshot only on the target is listed under Remote and restores: downloaded, checked, then the usual restore', async function () {
@@ -155,7 +149,7 @@ describe('Off-machine copies in a real VS Code', function () {
       pulledHere.push(name);
 
       await vscode.commands.executeCommand('aiMemory.retryCopy');
-      await eventually(() => api.copies().remoteOnly.includes(name), `${name} in the Remote group`);
+      await eventuallyLong(() => api.copies().remoteOnly.includes(name), `${name} in the Remote group`);
       const asked: string[] = [];
       assert.ok(api.testing, 'the test API is present (AI_MEMORY_BACKUP_TEST_API=1)');
       const testing = api.testing;
@@ -173,7 +167,7 @@ describe('Off-machine copies in a real VS Code', function () {
       // Downloaded into the backup folder, with its manifest; no longer "remote only".
       const folder = api.backupFolder() as string;
       assert.ok(fs.existsSync(path.join(folder, name)) && fs.existsSync(path.join(folder, name.replace(/\.db$/, '.manifest.json'))));
-      await eventually(() => !api.copies().remoteOnly.includes(name), 'the Remote group without it');
+      await eventuallyLong(() => !api.copies().remoteOnly.includes(name), 'the Remote group without it');
     } finally {
       fs.rmSync(other, { recursive: true, force: true });
     }

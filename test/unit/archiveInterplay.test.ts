@@ -13,6 +13,7 @@ import { keyFingerprint, publicKeyFromSeed } from '../../src/core/common/ed25519
 import { runBackup } from '../../src/core/ops/backup';
 import { runPrune } from '../../src/core/ops/prune';
 import { pullFromTarget } from '../../src/core/ops/pull';
+import { diff, extract, inspectSnapshot } from '../../src/core/ops/memory';
 import { runRestore } from '../../src/core/ops/restore';
 import { verifyFolderOrFile } from '../../src/core/ops/verify';
 import { MirrorTarget } from '../../src/core/remote/mirrorTarget';
@@ -120,6 +121,25 @@ describe('archive with signatures, ownership, modes and remote copies', function
     const r = await runRestore({ dbPath: db, from: path.join(dir, mine[2].name) });
     assert.strictEqual(r.plan.source.owner, 'this');
     assert.deepStrictEqual(r.warnings, []);
+  });
+
+  it('inspect, diff and extract read an archived snapshot (rebuilt, checked, its temp removed)', async () => {
+    const made = await backups(3, { plain: 1 });
+    const archivedPath = path.join(dir, made[0].name);
+    assert.ok(!fs.existsSync(archivedPath), 'archived');
+    const i = await inspectSnapshot({ from: archivedPath });
+    assert.strictEqual(i.snapshot.sha256, made[0].sha256);
+    assert.strictEqual(i.snapshot.manifest, 'ok');
+    assert.strictEqual(i.overview.facts?.memories, 41, 'the 40 memories and the one stored before the first backup');
+    // Two memories were stored after it: the current database has them as "added".
+    const d = await diff({ from: archivedPath, to: { db } });
+    assert.strictEqual(d.added.length, 2);
+    assert.strictEqual(d.removed.length, 0);
+    const out = tmp.join(`extract-${Math.random().toString(36).slice(2)}.json`);
+    const x = await extract({ from: archivedPath, select: { namespace: 'ns' }, out });
+    assert.strictEqual(x.document.memories.length, 1);
+    assert.strictEqual(x.out, out);
+    assert.deepStrictEqual(tempsIn(dir), [], 'the rebuilt temp files are gone');
   });
 
   it('restoring an archived snapshot keeps the replaced database\'s mode and the old one aside', async () => {

@@ -11,6 +11,7 @@ import { parseArgs } from '../../src/cli/args';
 import { COMMANDS, engineArgv, ErrorJson, parseResult, ProgressJson, RESULTS, type CommandArgs, type CommandName } from '../../src/cli/protocol';
 import { createAiMemoryDb, seedMemory } from '../support/aiMemoryDb';
 import { cli } from '../support/cliRun';
+import { openNative } from '../support/sqlite';
 import { useTempDir } from '../support/tmp';
 
 interface Case<C extends CommandName> {
@@ -143,6 +144,40 @@ const CASES: { [C in CommandName]: Case<C>[] } = {
         await mirrored(dir);
         const name = fs.readdirSync(`${dir}/mirror`).find((n) => n.endsWith('.db')) as string;
         return { remote: `${dir}/mirror`, to: `${dir}/pulled`, snapshot: name };
+      },
+    },
+  ],
+  inspect: [
+    {
+      args: async (dir) => {
+        await backedUp(dir);
+        return { from: `${dir}/backups`, search: 'the', limit: 5 };
+      },
+    },
+    {
+      // one memory with its links
+      args: async (dir) => {
+        await backedUp(dir);
+        const db = openNative(`${dir}/ai-memory.db`, { readonly: true });
+        const id = String(db.prepare('SELECT source_id FROM memory_links LIMIT 1').pluck().get());
+        db.close();
+        return { from: `${dir}/backups`, id };
+      },
+    },
+  ],
+  diff: [
+    {
+      args: async (dir) => {
+        await backedUp(dir);
+        return { from: `${dir}/backups`, db: `${dir}/ai-memory.db` };
+      },
+    },
+  ],
+  extract: [
+    {
+      args: async (dir) => {
+        await backedUp(dir);
+        return { from: `${dir}/backups`, namespace: 'proj', db: `${dir}/ai-memory.db`, out: `${dir}/import.json` };
       },
     },
   ],

@@ -12,6 +12,7 @@ import * as path from 'path';
 import { runBackup } from '../../src/core/ops/backup';
 import { BackupError } from '../../src/core/common/errors';
 import { runRestore } from '../../src/core/ops/restore';
+import { inspectSnapshot } from '../../src/core/ops/memory';
 import { createAiMemoryDb, nativeChecks, readMemories, seedMemory } from '../support/aiMemoryDb';
 import { cli } from '../support/cliRun';
 import { trackChild } from '../support/procs';
@@ -96,6 +97,26 @@ describe('restore', () => {
     assert.ok(r.previous && fs.existsSync(r.previous) && fs.existsSync(`${r.previous}-wal`));
     assert.match(path.basename(r.previous), /^ai-memory\.pre-restore-\d{4}-\d\d-\d\dT\d{6}Z\.db$/);
     assert.deepStrictEqual(titles(r.previous), live, 'the pre-restore copy opens with everything that was there');
+  });
+
+  it('a kept pre-restore copy with its -wal: restoring the file alone is refused (SOURCE_HAS_WAL), reading it takes the WAL, and its snapshot brings everything back', async () => {
+    createAiMemoryDb(db, { memories: 40 });
+    const snap = await runBackup({ dbPath: db, backupDir: dir });
+    fs.rmSync(db);
+    createAiMemoryDb(db, { memories: 70, seed: 9, leaveWalCommits: 20 });
+    const live = titles(db);
+    const r = await runRestore({ dbPath: db, from: snap.snapshotPath });
+    const copy = r.previous as string;
+    assert.ok(fs.existsSync(`${copy}-wal`), 'the copy has its -wal with the late transactions');
+    // The file alone is an older state: a byte copy of it would silently drop 20 transactions.
+    await refused(tmp.path, runRestore({ dbPath: db, from: copy }), 'SOURCE_HAS_WAL', /-wal holding committed transactions/);
+    // Open / Compare read it as SQLite would: with its WAL.
+    const seen = await inspectSnapshot({ from: copy, query: { limit: 1 } });
+    assert.strictEqual(seen.overview.facts?.memories, live.length);
+    // Undo that restore: a snapshot of the copy (read consistently), restored.
+    const undo = await runBackup({ dbPath: copy, backupDir: tmp.join('undo') });
+    await runRestore({ dbPath: db, from: undo.snapshotPath });
+    assert.deepStrictEqual(titles(db), live, 'exactly what was there before the restore');
   });
 
   it('restores into a place with no database yet, and moves a stray -wal out of the way first', async () => {

@@ -516,6 +516,28 @@ export async function windowScreenshot(page, file, { width = 900, height = 560, 
 }
 
 /** Dismisses every notification toast (leftovers would cover the view in screenshots). */
+/**
+ * Right-clicks `row`, then clicks the context-menu item whose text is exactly `label`. A menu
+ * ignores clicks for a moment after it opens (so the right-click's own mouse-up cannot pick
+ * an item): the click is repeated until the menu closes. Returns the menu's item labels.
+ */
+export async function contextMenuAction(page, row, label) {
+  await row.click({ button: 'right' });
+  const menu = page.locator('.context-view.monaco-menu-container');
+  await menu.waitFor({ state: 'visible', timeout: 10_000 });
+  const labels = await menu.locator('.action-menu-item .action-label').allInnerTexts();
+  const item = menu.locator('.action-menu-item', { hasText: new RegExp(`^${label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) });
+  await waitFor(
+    async () => {
+      if (await menu.isHidden()) return true;
+      await item.click({ timeout: 2_000 });
+      return menu.waitFor({ state: 'hidden', timeout: 1_000 }).then(() => true, () => false);
+    },
+    { timeoutMs: 15_000, intervalMs: 100, message: `the context menu to take the click on "${label}"` },
+  );
+  return labels;
+}
+
 export async function clearNotifications(page) {
   const toasts = page.locator('.notifications-toasts .notification-toast');
   if ((await toasts.count()) === 0) return;

@@ -49,5 +49,9 @@ export const ERROR_CODES = [
   'REMOTE_UNAVAILABLE',
   'REMOTE_MISMATCH',
   'REMOTE_ERROR',
+  'NOT_AI_MEMORY',
+  'MEMORY_NOT_FOUND',
+  /** restore --from a file whose -wal (or rollback journal) beside it holds part of its state. */
+  'SOURCE_HAS_WAL',
   'IO',
 ] as const;

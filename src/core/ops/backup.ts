@@ -31,6 +31,7 @@ import { applyPrune, archiveOlder, normalizePolicy } from './prune';
 import { readState, STATE_NAME, type BackupState } from '../store/state';
 import { checkFile, describeMaxCheckable, loadSqlEngine, MAX_CHECKABLE_BYTES, type ImageCheck } from '../sqlite/sqlEngine';
 import { crashPoint } from '../common/testHooks';
+import { factsManifestFields, factsOfFile, type MemoryFacts } from '../memory/facts';
 import { TOOL_VERSION } from '../common/version';
 import { letSignalsIn, throwIfCancelled, type Progress } from '../common/cancel';
 import { checkLabel, type VerifyMode } from '../common/checks';
@@ -299,6 +300,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     durable.catch(() => undefined); // awaited below, or by discard() when the check fails
 
     let check: ImageCheck | undefined;
+    let facts: MemoryFacts | undefined;
     let integrity: Manifest['integrity'];
     let checkNote: string | undefined;
     if (image.kind === 'encrypted') {
@@ -324,6 +326,13 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
         });
       }
       integrity = 'ok';
+      // What the snapshot holds (counts per tier and namespace, the recall-insensitive
+      // digest), from the same temp file, read lazily while its fsync runs.
+      progress({ phase: 'checking', message: 'reading what the snapshot holds' });
+      facts = await factsOfFile(sink.path).catch((e: unknown) => {
+        warnings.push(`could not read the memories' facts (${errorMessage(e)}); they will be computed when first shown`);
+        return undefined;
+      });
     } else {
       integrity = 'unverified';
     }
@@ -397,6 +406,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
         memories: check?.memories,
         wal_frames: image.walCommitFrame,
         sqlite: check?.sqliteVersion,
+        ...(facts ? factsManifestFields(facts) : {}),
       });
       const manifestTmp = tempPath(dir, 'manifest');
       await writeFileAtomic(manifestTmp, serializeManifest(manifest), fileMode);

@@ -40,7 +40,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { applyLikeness, fileModeLike, fsyncDir, likenessOf, tempPath, cleanStaleTemps, type Likeness } from '../store/atomicFs';
 import { listSnapshots, readManifestFor } from '../store/catalog';
 import { withOwners, type OwnerInfo } from '../store/ownership';
-import { journalIsLive, resolveDbPath, SIDECARS } from '../sqlite/dbFiles';
+import { journalIsLive, resolveDbPath, SIDECARS, walHasCommits } from '../sqlite/dbFiles';
 import { openRegular } from '../common/regularFile';
 import { BackupError, errnoCode, errorMessage, ioError, isBackupError } from '../common/errors';
 import { hashFile } from '../common/hashFile';
@@ -54,7 +54,6 @@ import { looksEncrypted, parseHeader } from '../sqlite/sqliteFormat';
 import { crashPoint } from '../common/testHooks';
 import { letSignalsIn, throwIfCancelled, type Progress } from '../common/cancel';
 import { checkLabel, type CheckMode } from '../common/checks';
-import { scanWal } from '../sqlite/wal';
 import { anchorFor } from '../store/catalog';
 import type { OperatorPublicKey } from '../store/operatorKey';
 import type { SignatureVerdict } from '../store/signing';
@@ -256,20 +255,6 @@ async function isDirectory(path: string): Promise<boolean> {
   return (await fsp.stat(path).catch(() => undefined))?.isDirectory() === true;
 }
 
-async function walHasCommits(dbPath: string): Promise<boolean> {
-  let fh;
-  try {
-    fh = (await openRegular(`${dbPath}-wal`)).fh;
-  } catch {
-    return false;
-  }
-  try {
-    return (await scanWal(fh)).commitFrame > 0;
-  } finally {
-    await fh.close();
-  }
-}
-
 /**
  * Why the current database cannot be read as a database (so there is nothing to fold in),
  * or undefined when it can. A hot journal counts: its consistent state exists only after
@@ -341,6 +326,14 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
         ? `${basename(snapshot)} was taken of ${chosen.source.source}, not of ${dbPath}`
         : `${basename(snapshot)} has no usable manifest: whose database it was taken of is unknown`,
     );
+  }
+  // The file alone must be the whole state: a -wal beside it with committed transactions
+  // (a database copied as it ran, a kept *.pre-restore-* copy) or a live rollback journal
+  // would be silently left out of a byte copy.
+  if ((await walHasCommits(snapshot)) || (await journalIsLive(snapshot))) {
+    throw new BackupError('SOURCE_HAS_WAL', `${snapshot} is not a complete snapshot: ${(await journalIsLive(snapshot)) ? 'a live rollback journal' : 'a -wal holding committed transactions'} beside it is part of its state, and restoring the file alone would lose that. Nothing was changed.`, {
+      hint: `Make a snapshot of it first (\`backup --db ${snapshot} --to DIR\` reads the file and its WAL consistently), then restore that snapshot.`,
+    });
   }
   const unpin = await pinSnapshot(dirname(snapshot), basename(snapshot));
   let rebuilt: Rebuilt | undefined;

@@ -21,8 +21,9 @@
 import { promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { BackupError, errnoCode, ioError } from '../common/errors';
-import { openRegularIfExists } from '../common/regularFile';
+import { openRegular, openRegularIfExists } from '../common/regularFile';
 import { JOURNAL_MAGIC } from './sqliteFormat';
+import { scanWal } from './wal';
 
 /** Every file SQLite may keep beside a database, as suffixes of its resolved path. */
 export const SIDECARS = ['-wal', '-shm', '-journal'] as const;
@@ -93,12 +94,35 @@ export function sameDbPath(a: string, b: string): boolean {
  * is in a transaction right now. See the file comment.
  */
 export async function journalIsLive(dbPath: string): Promise<boolean> {
-  const fh = await openRegularIfExists(`${dbPath}-journal`).catch(() => undefined);
+  const path = `${dbPath}-journal`;
+  // One that cannot be read is not taken for "not live": that would copy a database in the
+  // middle of a transaction. It is an error, in words (regularFile.ts refuses a FIFO too).
+  const fh = await openRegularIfExists(path).catch((e: unknown) => {
+    throw e instanceof BackupError ? e : ioError('reading', path, e);
+  });
   if (!fh) return false;
   try {
     const b = Buffer.alloc(JOURNAL_MAGIC.length);
     const { bytesRead } = await fh.read(b, 0, b.length, 0);
     return bytesRead === b.length && b.equals(JOURNAL_MAGIC);
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Whether `<dbPath>-wal` holds committed transactions: then the file alone is an older
+ * state than SQLite would show, and whatever reads it must take the WAL too (image.ts).
+ */
+export async function walHasCommits(dbPath: string): Promise<boolean> {
+  let fh;
+  try {
+    fh = (await openRegular(`${dbPath}-wal`)).fh;
+  } catch {
+    return false;
+  }
+  try {
+    return (await scanWal(fh)).commitFrame > 0;
   } finally {
     await fh.close();
   }

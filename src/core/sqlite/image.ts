@@ -31,10 +31,10 @@ import { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { BackupError, errnoCode, ioError } from '../common/errors';
 import { openRegular } from '../common/regularFile';
+import { journalIsLive } from './dbFiles';
 import { readShm, type ShmInfo } from './shm';
 import {
   HEADER_SIZE,
-  JOURNAL_MAGIC,
   OFFSET_CHANGE_COUNTER,
   looksEncrypted,
   parseHeader,
@@ -136,18 +136,6 @@ async function mainState(fh: FileHandle): Promise<MainState> {
 }
 
 /** A rollback journal is live (being written, or hot after a crash) when its header starts with the magic. */
-async function journalLive(path: string): Promise<boolean> {
-  const fh = await openIfExists(path);
-  if (!fh) return false;
-  try {
-    const head = Buffer.alloc(JOURNAL_MAGIC.length);
-    const n = await readAt(fh, head, 0);
-    return n === head.length && head.equals(JOURNAL_MAGIC);
-  } finally {
-    await fh.close();
-  }
-}
-
 function sameBytes(a: Buffer | undefined, b: Buffer | undefined): boolean {
   if (!a || !b) return a === b;
   return a.equals(b);
@@ -257,7 +245,7 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
       const before = await mainState(main);
       // Whatever other sidecars exist: SQLite rolls a hot journal back before it even looks
       // for a WAL (dbFiles.ts), so a stray -wal (even one with a valid header) never hides it.
-      const journalAtStart = await journalLive(journalPath);
+      const journalAtStart = await journalIsLive(dbPath);
       if (journalAtStart) {
         lastReason = 'a rollback journal is live (a writer is mid-transaction, or one crashed)';
         if (attempt >= Math.min(maxAttempts, 10)) {
@@ -282,7 +270,7 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
       await opts.hook?.('after-stream');
 
       // End-of-read checks: reopen by path, because a deleted-and-recreated WAL is a new file.
-      let verdict = await endCheck({ dbPath, walPath, shmPath, journalPath, walRawStart, scan, shmStart, before, hook: opts.hook });
+      let verdict = await endCheck({ dbPath, walPath, shmPath, walRawStart, scan, shmStart, before, hook: opts.hook });
       // A checkpoint overtook the read within the same WAL generation: rather than read it
       // all again (under a server that checkpoints every few commits, every full read would
       // be overtaken), bring the image in memory up to the newest commit and check again.
@@ -294,7 +282,7 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
         ({ scan, info, whole } = caught);
         info.catchUps = n;
         await opts.hook?.('after-catch-up');
-        verdict = await endCheck({ dbPath, walPath, shmPath, journalPath, walRawStart, scan, shmStart, before, hook: opts.hook });
+        verdict = await endCheck({ dbPath, walPath, shmPath, walRawStart, scan, shmStart, before, hook: opts.hook });
       }
       if (!verdict.ok) {
         lastReason = verdict.reason;
@@ -539,7 +527,6 @@ async function endCheck(s: {
   dbPath: string;
   walPath: string;
   shmPath: string;
-  journalPath: string;
   walRawStart: Buffer | undefined;
   scan: WalScan;
   shmStart: ShmInfo | undefined;
@@ -570,7 +557,7 @@ async function endCheck(s: {
     // (its clock is coarse); the wal-index does not (new salts, or nBackfillAttempted moved).
     verdict = { ok: false, reason: 'a checkpoint ran during the read' };
   } else {
-    const changed = (await mainUnchanged(s.dbPath, s.before)) ?? ((await journalLive(s.journalPath)) ? 'a rollback journal appeared during the read' : undefined);
+    const changed = (await mainUnchanged(s.dbPath, s.before)) ?? ((await journalIsLive(s.dbPath)) ? 'a rollback journal appeared during the read' : undefined);
     verdict = changed ? { ok: false, reason: changed } : { ok: true, rule: 'no-wal-main-unchanged' };
   }
 

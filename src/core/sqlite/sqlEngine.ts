@@ -452,6 +452,28 @@ export class SnapshotDatabase {
     });
   }
 
+  /**
+   * Runs one read-only statement and calls `onRow` for each row (values in column order);
+   * returning `false` stops early. Rows are not collected, so a scan of any size stays
+   * flat; the time budget covers the whole statement.
+   */
+  each(sql: string, params: SqlValue[] | Record<string, SqlValue> | undefined, onRow: (row: SqlValue[]) => boolean | void): void {
+    this.guarded(() => {
+      const stmt = this.db.prepare(sql);
+      try {
+        if (params) stmt.bind(params);
+        while (stmt.step()) {
+          if (onRow(stmt.get() as SqlValue[]) === false) break;
+          if (performance.now() > this.file.deadline) {
+            throw new BackupError('TIMEOUT', `Stopped a query on ${this.file.path}: it ran past its time budget.`);
+          }
+        }
+      } finally {
+        stmt.free();
+      }
+    });
+  }
+
   /** The first column of the first row, or undefined. */
   value(sql: string, params?: SqlValue[]): SqlValue | undefined {
     return this.query(sql, params, { maxRows: 1 }).rows[0]?.[0];

@@ -42,6 +42,16 @@ export interface Manifest {
   wal_frames?: number;
   /** Ours: SQLite version of the checker. */
   sqlite?: string;
+  /** Ours (memory/facts.ts): version of the facts below; they are only read when it matches. */
+  facts_version?: number;
+  /** Ours: memories per tier, and per top-level namespace. */
+  memories_by_tier?: Record<string, number>;
+  memories_by_namespace?: Record<string, number>;
+  /** Ours: rows of memory_links and archived_memories. */
+  links?: number;
+  archived?: number;
+  /** Ours: SHA-256 of the memories and links without recall noise (memory/facts.ts). */
+  memories_digest?: string;
 }
 
 export const OUR_TOOL = 'ai-memory-backup';
@@ -59,6 +69,20 @@ const OPTIONAL_NUMBERS = ['page_size', 'pages', 'memories', 'schema_version', 'w
 const OPTIONAL_STRINGS = ['backend', 'signed_payload', 'signature', 'signer'] as const;
 /** ai-memory 1.0's fields after the six, in its declaration order (serde writes them so). */
 const V1_FIELDS = ['backend', 'schema_version', 'memory_count', 'manifest_version', 'signed_payload', 'signature', 'signer'] as const;
+const FACT_FIELDS = ['facts_version', 'memories_by_tier', 'memories_by_namespace', 'links', 'archived', 'memories_digest'] as const;
+
+function factsWellFormed(o: Record<string, unknown>): boolean {
+  if (o.facts_version === undefined) return true;
+  const counts = (v: unknown): boolean => !!v && typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((n) => typeof n === 'number');
+  return (
+    typeof o.facts_version === 'number' &&
+    counts(o.memories_by_tier) &&
+    counts(o.memories_by_namespace) &&
+    typeof o.links === 'number' &&
+    typeof o.archived === 'number' &&
+    typeof o.memories_digest === 'string'
+  );
+}
 
 /** Pretty JSON with ai-memory's field order first (serde_json::to_string_pretty, 2 spaces): its six, its 1.0 fields, then ours. */
 export function serializeManifest(m: Manifest): string {
@@ -116,7 +140,10 @@ export function parseManifest(text: string, where: string): Manifest {
       throw new BackupError('MANIFEST_INVALID', `Manifest ${where}: "${k}" should be a string.`);
     }
   }
-  return { ...(o as unknown as Manifest), sha256: (o.sha256 as string).toLowerCase() };
+  const m = { ...(o as unknown as Manifest), sha256: (o.sha256 as string).toLowerCase() };
+  // Facts are informational: malformed ones are dropped, never a reason to refuse a snapshot.
+  if (!factsWellFormed(o)) for (const k of FACT_FIELDS) delete m[k];
+  return m;
 }
 
 /**

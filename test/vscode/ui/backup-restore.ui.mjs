@@ -5,7 +5,7 @@
 //
 // Runs in the `main` session after the integration suites, which leave snapshots, a restored
 // database and a pre-restore copy behind: everything here is counted before/after.
-// Writes snapshots-tree.png and restore-dialog.png into test-results/vscode/screenshots/
+// Writes snapshots-tree.png, memory-compare.png, memory-diff.png and restore-dialog.png into test-results/vscode/screenshots/
 // (`npm run screenshots` copies them to docs/screenshots/).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -14,6 +14,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import {
   clearNotifications,
+  contextMenuAction,
   currentSession,
   openViewContainer,
   repoRoot,
@@ -26,7 +27,8 @@ import {
 } from '../harness.mjs';
 
 const require = createRequire(import.meta.url);
-const { readMemories, seedMemory } = require('../../../out/test/support/aiMemoryDb.js');
+const { openLikeServer, readMemories, seedMemory } = require('../../../out/test/support/aiMemoryDb.js');
+const { edit, forget } = require('../../../out/test/support/aiMemoryOps.js');
 
 const EXTENSION_ID = 'ai-memory-tools.ai-memory-backup';
 const SHOTS = screenshotsDir;
@@ -101,7 +103,7 @@ describe('UI: back up and restore from the AI Memory view', function () {
     assert.equal(created.length, 1, `one new snapshot file: ${created}`);
     const newest = rows.first();
     assert.match((await newest.getAttribute('aria-label')) ?? '', /Verified$/);
-    assert.match(await newest.locator('.label-description').innerText(), /^just now · [\d.]+ [KM]B$/);
+    assert.match(await newest.locator('.label-description').innerText(), /^((just now|= now) · [\d.]+ [KM]B|[\d,]+ memories · (= now|just now|no change|[+\u2212~\d ]+))$/);
     assert.equal((await newest.locator('.codicon-pass-filled').count()), 1, 'the verified icon');
     assert.equal((await rows.nth(1).locator('.codicon-circle-large-outline').count()), 1, 'the not-verified icon on the CLI snapshot');
 
@@ -145,6 +147,36 @@ describe('UI: back up and restore from the AI Memory view', function () {
     await page.mouse.move(700, 400);
   });
 
+  it('right-click → Compare with Current Database: the report and its changes; an edited memory opens as a diff (memory-compare.png, memory-diff.png)', async function () {
+    // The agent forgets one memory and rewrites another after the newest backup.
+    const n = openLikeServer(db);
+    let edited;
+    try {
+      const [victim, target] = n.prepare("SELECT id FROM memories ORDER BY id LIMIT 2 OFFSET 3").pluck().all().map(String);
+      edited = String(n.prepare('SELECT title FROM memories WHERE id = ?').pluck().get(target));
+      forget(n, victim);
+      edit(n, target, { content: 'Rewritten by the agent: the deploy now goes through the staging cluster first, then production after a manual approval.' }, new Date().toISOString());
+    } finally {
+      n.close();
+    }
+    await clearNotifications(page);
+    await contextMenuAction(page, rows.first(), 'Compare with Current Database');
+    // The report opens in an editor, and a quick pick offers the changes.
+    const picker = page.locator('.quick-input-widget');
+    await picker.waitFor({ state: 'visible', timeout: 30_000 });
+    assert.match(await picker.locator('.quick-input-title').innerText(), /^\d+ added, 1 removed, 1 edited$/);
+    await page.locator('.monaco-editor .view-lines', { hasText: 'Removed (1)' }).first().waitFor({ state: 'visible', timeout: 15_000 });
+    await windowScreenshot(page, join(SHOTS, 'memory-compare.png'), DOC_SIZE);
+    // The edited memory: a diff of two read-only documents.
+    await picker.locator('input').fill(edited);
+    await page.keyboard.press('Enter');
+    const diff = page.locator('.monaco-diff-editor');
+    await diff.waitFor({ state: 'visible', timeout: 15_000 });
+    await page.locator('.monaco-diff-editor .modified .view-lines', { hasText: 'staging cluster' }).waitFor({ state: 'visible', timeout: 15_000 });
+    await windowScreenshot(page, join(SHOTS, 'memory-diff.png'), DOC_SIZE);
+    await runCommand(page, 'View: Close All Editors');
+  });
+
   it('right-click → Restore → the modal dialog → "Restore" puts the snapshot back; the current database is kept', async function () {
     const [newestName] = snapshotsOnDisk(backups);
     const snapshot = join(backups, newestName);
@@ -154,22 +186,8 @@ describe('UI: back up and restore from the AI Memory view', function () {
     assert.ok(current.some((m) => m.title === 'written after the backup'));
     const keptBefore = preRestoreCopies(dirname(db));
 
-    await rows.first().click({ button: 'right' });
-    const menu = page.locator('.context-view.monaco-menu-container');
-    await menu.waitFor({ state: 'visible', timeout: 10_000 });
-    const labels = await menu.locator('.action-menu-item .action-label').allInnerTexts();
-    assert.deepEqual(labels, ['Restore', 'Verify Snapshot', 'Reveal in File Explorer', 'Copy SHA-256', 'Delete Snapshot']);
-    // A menu ignores clicks for a moment after it opens (so the right-click's own mouse-up
-    // cannot pick an item): click until it closes.
-    const restoreItem = menu.locator('.action-menu-item', { hasText: /^Restore$/ });
-    await waitFor(
-      async () => {
-        if (await menu.isHidden()) return true;
-        await restoreItem.click({ timeout: 2_000 });
-        return menu.waitFor({ state: 'hidden', timeout: 1_000 }).then(() => true, () => false);
-      },
-      { timeoutMs: 15_000, intervalMs: 100, message: 'the context menu to take the click on "Restore"' },
-    );
+    const labels = await contextMenuAction(page, rows.first(), 'Restore');
+    assert.deepEqual(labels, ['Open Snapshot', 'Compare with Current Database', 'Compare with Previous', 'Restore', 'Restore Selected Memories…', 'Verify Snapshot', 'Reveal in File Explorer', 'Copy SHA-256', 'Delete Snapshot']);
 
     const dialog = page.locator('.monaco-dialog-box');
     await dialog.waitFor({ state: 'visible', timeout: 15_000 });

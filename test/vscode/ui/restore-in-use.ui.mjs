@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { clearNotifications, currentSession, openViewContainer, screenshotsDir, waitFor, windowScreenshot } from '../harness.mjs';
+import { clearNotifications, contextMenuAction, currentSession, openViewContainer, screenshotsDir, waitFor, windowScreenshot } from '../harness.mjs';
 
 const require = createRequire(import.meta.url);
 const { readMemories, seedMemory } = require('../../../out/test/support/aiMemoryDb.js');
@@ -58,18 +58,7 @@ describe('UI: restore while the database is in use', function () {
   });
 
   async function openRestoreDialog() {
-    await rows.first().click({ button: 'right' });
-    const menu = page.locator('.context-view.monaco-menu-container');
-    await menu.waitFor({ state: 'visible', timeout: 10_000 });
-    const restoreItem = menu.locator('.action-menu-item', { hasText: /^Restore$/ });
-    await waitFor(
-      async () => {
-        if (await menu.isHidden()) return true;
-        await restoreItem.click({ timeout: 2_000 });
-        return menu.waitFor({ state: 'hidden', timeout: 1_000 }).then(() => true, () => false);
-      },
-      { timeoutMs: 15_000, intervalMs: 100, message: 'the context menu to take the click on "Restore"' },
-    );
+    await contextMenuAction(page, rows.first(), 'Restore');
     const dialog = page.locator('.monaco-dialog-box');
     await dialog.waitFor({ state: 'visible', timeout: 15_000 });
     return dialog;

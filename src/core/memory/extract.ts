@@ -1,0 +1,194 @@
+/**
+ * Memories out of a snapshot, as ai-memory's `import` reads them: exactly the shape
+ * `ai-memory export` prints (FACTS.md) — `{"memories":[…],"links":[…],"count":N,
+ * "exported_at":…}` — with the links among the chosen memories and from them to memories
+ * that exist now. We never write the live database; `ai-memory import` does, through the
+ * server's own validation.
+ */
+import { BackupError } from '../common/errors';
+import { eachMemory, memoryById, type MemoryRecord } from './records';
+import { LINK_FIELDS, readSchema, type DatabaseSchema } from './schema';
+import type { MemorySql, SqlValue } from './source';
+
+export interface ExportMemory {
+  id: string;
+  tier: string;
+  namespace: string;
+  title: string;
+  content: string;
+  tags: string[];
+  priority: number;
+  confidence: number;
+  source: string;
+  access_count: number;
+  created_at: string;
+  updated_at: string;
+  last_accessed_at?: string;
+  expires_at?: string;
+  metadata: Record<string, unknown>;
+}
+
+export interface ExportLink {
+  source_id: string;
+  target_id: string;
+  relation: string;
+  created_at: string;
+}
+
+export interface ExportDocument {
+  memories: ExportMemory[];
+  links: ExportLink[];
+  count: number;
+  exported_at: string;
+}
+
+export type Selection =
+  | { ids: string[] }
+  | { namespace: string }
+  /** Every memory of the snapshot that the given database no longer has. */
+  | { removedSince: MemorySql };
+
+export interface ExtractOptions {
+  /** Where links may point besides the chosen memories: the memories that exist now. */
+  current?: MemorySql;
+  now?: Date;
+}
+
+export interface ExtractResult {
+  document: ExportDocument;
+  /** Ids asked for that the snapshot does not have. */
+  missing: string[];
+  /** Memories whose `expires_at` had passed: written without it, so gc does not take them again at once. */
+  expiryCleared: string[];
+  warnings: string[];
+}
+
+function s(v: SqlValue): string {
+  return v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v === null ? '' : String(v);
+}
+
+/** RFC 3339 like chrono's `to_rfc3339()` (what ai-memory writes). */
+function rfc3339(d: Date): string {
+  return d.toISOString().replace('Z', '+00:00');
+}
+
+function memoryIds(db: MemorySql): Set<string> {
+  const ids = new Set<string>();
+  db.each('SELECT id FROM memories', [], (r) => {
+    ids.add(s(r[0]));
+  });
+  return ids;
+}
+
+function requireAiMemory(db: MemorySql, schema: DatabaseSchema): void {
+  if (schema.kind !== 'ai-memory') {
+    throw new BackupError('NOT_AI_MEMORY', `${db.label} is not an ai-memory database (no memories table with id, tier, namespace, title, content).`);
+  }
+}
+
+function toExport(m: MemoryRecord, now: number, warnings: string[], cleared: string[]): ExportMemory {
+  let tags: string[] = [];
+  try {
+    const t: unknown = JSON.parse(m.tags ?? '[]');
+    if (Array.isArray(t)) tags = t.map((x) => (typeof x === 'string' ? x : JSON.stringify(x)));
+    else warnings.push(`memory ${m.id}: tags are not a JSON array; written as []`);
+  } catch {
+    warnings.push(`memory ${m.id}: tags are not valid JSON; written as []`);
+  }
+  let metadata: Record<string, unknown> = {};
+  try {
+    const o: unknown = JSON.parse(m.metadata ?? '{}');
+    if (o && typeof o === 'object' && !Array.isArray(o)) metadata = o as Record<string, unknown>;
+    else warnings.push(`memory ${m.id}: metadata is not a JSON object; written as {}`);
+  } catch {
+    warnings.push(`memory ${m.id}: metadata is not valid JSON; written as {}`);
+  }
+  const created = m.created_at ?? rfc3339(new Date(now));
+  const out: ExportMemory = {
+    id: m.id,
+    tier: m.tier ?? 'mid',
+    namespace: m.namespace ?? 'global',
+    title: m.title ?? '',
+    content: m.content ?? '',
+    tags,
+    priority: m.priority ?? 5,
+    confidence: m.confidence ?? 1,
+    source: m.source ?? 'api',
+    access_count: m.access_count ?? 0,
+    created_at: created,
+    updated_at: m.updated_at ?? created,
+    metadata,
+  };
+  if (m.last_accessed_at !== null) out.last_accessed_at = m.last_accessed_at;
+  if (m.expires_at !== null) {
+    const t = Date.parse(m.expires_at);
+    // A memory brought back with an expiry already past would be expired again by the
+    // next gc — the very loss being undone. Said in the result, never silent.
+    if (Number.isFinite(t) && t <= now) cleared.push(m.id);
+    else out.expires_at = m.expires_at;
+  }
+  return out;
+}
+
+export function extractMemories(snapshot: MemorySql, selection: Selection, opts: ExtractOptions = {}): ExtractResult {
+  const schema = readSchema(snapshot);
+  requireAiMemory(snapshot, schema);
+  const now = (opts.now ?? new Date()).getTime();
+  const warnings: string[] = [];
+  const expiryCleared: string[] = [];
+  const missing: string[] = [];
+  const chosen: MemoryRecord[] = [];
+  let current: Set<string> | undefined;
+  if (opts.current) {
+    requireAiMemory(opts.current, readSchema(opts.current));
+    current = memoryIds(opts.current);
+  }
+  if ('ids' in selection) {
+    for (const id of new Set(selection.ids)) {
+      const m = memoryById(snapshot, schema.memoryFields, id);
+      if (m) chosen.push(m);
+      else missing.push(id);
+    }
+  } else if ('namespace' in selection) {
+    const ns = selection.namespace;
+    eachMemory(snapshot, schema.memoryFields, (m) => {
+      if (m.namespace === ns || (m.namespace ?? '').startsWith(`${ns}/`)) chosen.push(m);
+    });
+  } else {
+    const db = selection.removedSince;
+    requireAiMemory(db, readSchema(db));
+    const present = db === opts.current && current ? current : memoryIds(db);
+    eachMemory(snapshot, schema.memoryFields, (m) => {
+      if (!present.has(m.id)) chosen.push(m);
+    });
+  }
+  chosen.sort((x, y) => (x.created_at ?? '').localeCompare(y.created_at ?? '') || x.id.localeCompare(y.id));
+  const ids = new Set(chosen.map((m) => m.id));
+  const links: ExportLink[] = [];
+  let droppedLinks = 0;
+  if (schema.hasLinks && ids.size) {
+    snapshot.each(`SELECT ${LINK_FIELDS.join(', ')} FROM memory_links`, [], (r) => {
+      const l: ExportLink = { source_id: s(r[0]), target_id: s(r[1]), relation: s(r[2]) || 'related_to', created_at: s(r[3]) };
+      const src = ids.has(l.source_id);
+      const dst = ids.has(l.target_id);
+      if (!src && !dst) return;
+      const ok = (src || current?.has(l.source_id)) && (dst || current?.has(l.target_id));
+      if (ok) links.push(l);
+      else droppedLinks++;
+    });
+  }
+  if (droppedLinks) {
+    warnings.push(
+      current
+        ? `${droppedLinks} link${droppedLinks === 1 ? '' : 's'} to memories that exist neither in the selection nor now were left out`
+        : `${droppedLinks} link${droppedLinks === 1 ? '' : 's'} to memories outside the selection were left out (give the current database to keep links to memories that exist now)`,
+    );
+  }
+  const memories = chosen.map((m) => toExport(m, now, warnings, expiryCleared));
+  return {
+    document: { memories, links, count: memories.length, exported_at: rfc3339(new Date(now)) },
+    missing,
+    expiryCleared,
+    warnings,
+  };
+}

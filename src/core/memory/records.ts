@@ -1,0 +1,149 @@
+/**
+ * Memory rows as the memory code sees them, and the two things derived from one row:
+ * its content fingerprint (what a recall never changes) and the raw fields a recall does.
+ *
+ * Recall noise (FACTS.md): every recall rewrites `access_count`, `last_accessed_at` and
+ * (short/mid) `expires_at`; at 5 accesses a `mid` memory becomes `long` with
+ * `expires_at = NULL` and `updated_at` = the recall time; every 10th access raises
+ * `priority` by 1 (at most 10). So the fingerprint covers exactly the fields a recall
+ * never writes — id, namespace, title, content, tags, confidence, source, created_at,
+ * metadata — and the rest is judged pairwise in compare.ts, where a recall can be told
+ * from an edit.
+ */
+import { hash } from 'node:crypto';
+import { EXPORT_FIELDS, quoteId, type MemoryField } from './schema';
+import type { MemorySql, SqlValue } from './source';
+
+export interface MemoryRecord {
+  id: string;
+  tier: string | null;
+  namespace: string | null;
+  title: string | null;
+  content: string | null;
+  /** JSON text as stored. */
+  tags: string | null;
+  priority: number | null;
+  confidence: number | null;
+  source: string | null;
+  access_count: number | null;
+  created_at: string | null;
+  updated_at: string | null;
+  last_accessed_at: string | null;
+  expires_at: string | null;
+  /** JSON text as stored. */
+  metadata: string | null;
+}
+
+/** Fields a recall never writes: a change in one of them is an edit. */
+export const CONTENT_FIELDS: readonly MemoryField[] = ['id', 'namespace', 'title', 'content', 'tags', 'confidence', 'source', 'created_at', 'metadata'];
+/** Fields a recall always may write. */
+export const RECALL_FIELDS: readonly MemoryField[] = ['access_count', 'last_accessed_at', 'expires_at'];
+/** Fields a recall writes only in the ways described above (judged pairwise). */
+export const CONDITIONAL_FIELDS: readonly MemoryField[] = ['tier', 'priority', 'updated_at'];
+
+/** `SELECT` list of every export field, NULL for a column this database lacks. */
+export function selectList(fields: Set<MemoryField>): string {
+  return EXPORT_FIELDS.map((f) => (fields.has(f) ? quoteId(f) : 'NULL')).join(', ');
+}
+
+function text(v: SqlValue | undefined): string | null {
+  if (v === null || v === undefined) return null;
+  if (v instanceof Uint8Array) return Buffer.from(v).toString('utf8');
+  return String(v);
+}
+
+function num(v: SqlValue | undefined): number | null {
+  if (v === null || v === undefined) return null;
+  if (typeof v === 'number') return v;
+  const n = Number(text(v));
+  return Number.isFinite(n) ? n : null;
+}
+
+/** A row of {@link selectList} as a record. */
+export function toRecord(r: SqlValue[]): MemoryRecord {
+  return {
+    id: text(r[0]) ?? '',
+    tier: text(r[1]),
+    namespace: text(r[2]),
+    title: text(r[3]),
+    content: text(r[4]),
+    tags: text(r[5]),
+    priority: num(r[6]),
+    confidence: num(r[7]),
+    source: text(r[8]),
+    access_count: num(r[9]),
+    created_at: text(r[10]),
+    updated_at: text(r[11]),
+    last_accessed_at: text(r[12]),
+    expires_at: text(r[13]),
+    metadata: text(r[14]),
+  };
+}
+
+/** Every memory, in table order (one pass, no sort: bounded by the table's size). */
+export function eachMemory(db: MemorySql, fields: Set<MemoryField>, onRecord: (m: MemoryRecord) => void): void {
+  db.each(`SELECT ${selectList(fields)} FROM memories`, [], (r) => {
+    onRecord(toRecord(r));
+  });
+}
+
+/** One memory by id (an index lookup on ai-memory's primary key). */
+export function memoryById(db: MemorySql, fields: Set<MemoryField>, id: string): MemoryRecord | undefined {
+  let found: MemoryRecord | undefined;
+  db.each(`SELECT ${selectList(fields)} FROM memories WHERE id = ? LIMIT 1`, [id], (r) => {
+    found = toRecord(r);
+    return false;
+  });
+  return found;
+}
+
+function stable(v: unknown): string {
+  if (Array.isArray(v)) {
+    // Tags: an array of strings, whose JSON text is already canonical (the common case, fast).
+    if (v.every((x) => typeof x !== 'object' || x === null)) return JSON.stringify(v);
+    return `[${v.map(stable).join(',')}]`;
+  }
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${stable(o[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+/**
+ * JSON text in a canonical form (keys sorted, no spaces), so that a metadata object whose
+ * keys came back in another order (an export → import round trip) is the same metadata.
+ * Text that is not JSON stays as it is, marked so it never equals a JSON value.
+ */
+export function canonicalJson(raw: string | null): string | null {
+  if (raw === null) return null;
+  try {
+    return stable(JSON.parse(raw));
+  } catch {
+    return `\u0000${raw}`; // not JSON (or nested deeper than the stack): compared as text
+  }
+}
+
+/** The value of a field as compared: JSON fields canonical, everything else as is. */
+export function comparable(m: MemoryRecord, f: MemoryField): string | number | null {
+  if (f === 'tags' || f === 'metadata') return canonicalJson(m[f]);
+  return m[f];
+}
+
+/** SHA-256 of the fields a recall never writes (restricted to `fields`, for a comparison across schema versions). */
+export function contentFingerprint(m: MemoryRecord, fields: Set<MemoryField>): Buffer {
+  const values = CONTENT_FIELDS.map((f) => (fields.has(f) ? comparable(m, f) : null));
+  return hash('sha256', JSON.stringify(values), 'buffer');
+}
+
+/** `short` stays itself; `mid` and `long` are one class, since a recall promotes one to the other. */
+export function tierClass(tier: string | null): string {
+  return tier === 'mid' || tier === 'long' ? 'mid|long' : String(tier);
+}
+
+/** The top-level part of a namespace (`proj/a/b` → `proj`). */
+export function topNamespace(ns: string | null): string {
+  const s = ns ?? '';
+  const i = s.indexOf('/');
+  return i === -1 ? s : s.slice(0, i);
+}

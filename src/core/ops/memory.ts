@@ -1,0 +1,213 @@
+/**
+ * The three memory operations as the CLI (and through it the extension) runs them:
+ * inspect one snapshot, compare two databases, extract memories to an import file.
+ * Each opens what it needs through source.ts and closes it again.
+ */
+import { constants as fsc, promises as fsp } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { BackupError, errnoCode, ioError } from '../common/errors';
+import { writeFileAtomic } from '../store/atomicFs';
+import { readManifestFor } from '../store/catalog';
+import { manifestNameFor } from '../store/naming';
+import { listMemories, memoryDetail, overview, type DatabaseOverview, type MemoryDetail, type MemoryPage, type MemoryQuery } from '../memory/browse';
+import { compareDatabases, type Comparison } from '../memory/compare';
+import { extractMemories, type ExtractResult, type Selection } from '../memory/extract';
+import { readSchema } from '../memory/schema';
+import { openLiveSql, openSnapshotSql, type MemorySql, type OpenOptions } from '../memory/source';
+import { resolveRestoreSource } from './restore';
+import { findArchived, rebuildToTemp } from './archived';
+
+/**
+ * Opens a snapshot's memories; an archived one (store/archive.ts) is rebuilt first into a
+ * temp file in its backup folder (every page and the whole file checked against its index
+ * and manifest; pinned while open) and read from there, removed on close.
+ */
+async function openAnySnapshotSql(path: string, opts: OpenOptions): Promise<MemorySql & { release?: () => Promise<void> }> {
+  const ref = await findArchived(path);
+  if (!ref) return openSnapshotSql(path, opts);
+  const rebuilt = await rebuildToTemp(ref, { signal: opts.signal });
+  let sql: MemorySql;
+  try {
+    sql = await openSnapshotSql(rebuilt.file, opts);
+  } catch (e) {
+    await rebuilt.done();
+    throw e;
+  }
+  return {
+    label: `snapshot ${path} (archived)`,
+    bytes: sql.bytes,
+    each: (q, params, onRow) => sql.each(q, params, onRow),
+    all: (q, params) => sql.all(q, params),
+    close: () => sql.close(),
+    // The temp file and the pin go after the close: `closeSql` awaits it.
+    release: () => rebuilt.done(),
+  };
+}
+
+/** Closes a database opened here and, for an archived snapshot, removes its rebuilt temp file and pin. */
+async function closeSql(db: (MemorySql & { release?: () => Promise<void> }) | undefined): Promise<void> {
+  if (!db) return;
+  db.close();
+  await db.release?.();
+}
+
+/**
+ * The snapshot a `--from` names: the file itself, or a folder's newest snapshot OF THIS
+ * DATABASE (`dbPath`), exactly as restore picks it (ownership by the manifest's source_db;
+ * future-dated names last). What restore would warn about is passed to `onWarning`.
+ */
+async function snapshotFrom(from: string, opts: MemoryOpOptions): Promise<string> {
+  const r = await resolveRestoreSource(from, opts.dbPath ?? resolve('ai-memory.db'));
+  for (const w of r.warnings) opts.onWarning?.(w);
+  return r.snapshot;
+}
+
+export interface MemoryOpOptions extends OpenOptions {
+  /** The database whose snapshots a folder given as `--from` is searched for (default ./ai-memory.db). */
+  dbPath?: string;
+  onWarning?: (message: string) => void;
+}
+
+export interface SnapshotHeader {
+  path: string;
+  name: string;
+  bytes: number;
+  manifest: 'ok' | 'missing' | 'invalid' | 'foreign';
+  sha256?: string;
+  created_at?: string;
+  integrity?: string;
+  /** This is the current database, not a snapshot. */
+  database?: boolean;
+  /** Said when the snapshot is damaged, unverified or its manifest does not fit. */
+  warnings: string[];
+}
+
+async function snapshotHeader(path: string): Promise<SnapshotHeader> {
+  const name = basename(path);
+  let st;
+  try {
+    st = await fsp.stat(path);
+  } catch (e) {
+    // In the page-dedup archive: its manifest is there; opening it rebuilds and checks it against that manifest.
+    const ref = errnoCode(e) === 'ENOENT' ? await findArchived(path) : undefined;
+    if (ref) {
+      const a = await readManifestFor(name, ref.manifestPath);
+      const warnings = a.manifestState === 'ok' ? [] : [`its manifest is ${a.manifestState}${a.manifestError ? ` (${a.manifestError})` : ''}`];
+      return { path, name, bytes: a.manifest?.bytes ?? 0, manifest: a.manifestState, sha256: a.manifest?.sha256, created_at: a.manifest?.created_at, integrity: a.manifest?.integrity, warnings };
+    }
+    if (errnoCode(e) === 'ENOENT') throw new BackupError('SNAPSHOT_NOT_FOUND', `Snapshot not found: ${path}`, { hint: 'Check the path, or list snapshots with `ai-memory-backup list`.' });
+    throw ioError('reading', path, e);
+  }
+  const m = await readManifestFor(name, join(dirname(path), manifestNameFor(name)));
+  const warnings: string[] = [];
+  if (m.manifestState === 'missing') warnings.push('no manifest beside it: not verified');
+  else if (m.manifestState !== 'ok') warnings.push(`its manifest is ${m.manifestState}${m.manifestError ? ` (${m.manifestError})` : ''}`);
+  if (m.manifest && m.manifest.bytes !== st.size) warnings.push(`its size (${st.size} bytes) differs from the manifest's (${m.manifest.bytes}): the file is damaged or was replaced`);
+  if (m.manifest?.integrity === 'unverified') warnings.push('it was not integrity-checked when it was made');
+  return { path, name, bytes: st.size, manifest: m.manifestState, sha256: m.manifest?.sha256, created_at: m.manifest?.created_at, integrity: m.manifest?.integrity, warnings };
+}
+
+export interface InspectResult {
+  snapshot: SnapshotHeader;
+  overview: DatabaseOverview;
+  page?: MemoryPage;
+  memory?: MemoryDetail;
+}
+
+/** Inspects a snapshot (`from`), or with `db` the current database, read through the WAL-consistent reader. */
+export async function inspectSnapshot(opts: { from?: string; db?: string; query?: MemoryQuery; id?: string } & MemoryOpOptions): Promise<InspectResult> {
+  let path: string;
+  let snapshot: SnapshotHeader;
+  let db: MemorySql;
+  if (opts.db !== undefined) {
+    path = opts.db;
+    db = await openLiveSql(path, opts);
+    snapshot = { path, name: basename(path), bytes: db.bytes, manifest: 'missing', database: true, warnings: [] };
+  } else {
+    const notes: string[] = [];
+    path = await snapshotFrom(opts.from ?? '.', { ...opts, onWarning: (w) => notes.push(w) });
+    snapshot = await snapshotHeader(path);
+    snapshot.warnings.unshift(...notes);
+    db = await openAnySnapshotSql(path, opts);
+  }
+  try {
+    const schema = readSchema(db);
+    const result: InspectResult = { snapshot, overview: overview(db, schema) };
+    if (schema.kind === 'ai-memory') {
+      if (opts.id !== undefined) {
+        const detail = memoryDetail(db, opts.id, schema);
+        if (!detail) throw new BackupError('MEMORY_NOT_FOUND', `No memory with id ${opts.id} in ${path}.`, { hint: 'List the memories with `inspect --from SNAP` to see their ids.' });
+        result.memory = detail;
+      } else if (opts.query) {
+        result.page = listMemories(db, opts.query, schema);
+      }
+    }
+    return result;
+  } finally {
+    await closeSql(db);
+  }
+}
+
+/** The "to" side: another snapshot, or the current database (read through the WAL-consistent reader). */
+export type Side = { snapshot: string } | { db: string };
+
+async function openSide(side: Side, opts: MemoryOpOptions): Promise<MemorySql & { release?: () => Promise<void> }> {
+  return 'snapshot' in side ? openAnySnapshotSql(await snapshotFrom(side.snapshot, opts), opts) : openLiveSql(side.db, opts);
+}
+
+export async function diff(opts: { from: string; to: Side } & MemoryOpOptions): Promise<Comparison> {
+  const from = await openAnySnapshotSql(await snapshotFrom(opts.from, { ...opts, dbPath: opts.dbPath ?? ('db' in opts.to ? opts.to.db : undefined) }), opts);
+  try {
+    const to = await openSide(opts.to, opts);
+    try {
+      return compareDatabases(from, to);
+    } finally {
+      await closeSql(to);
+    }
+  } finally {
+    await closeSql(from);
+  }
+}
+
+export interface ExtractToFileResult extends ExtractResult {
+  /** The file written, when one was asked for. */
+  out?: string;
+  /** Count of links in the file. */
+  links: number;
+}
+
+/**
+ * Extracts the selection. `current` (the live database) lets links to memories that exist
+ * now come along; with `removedSinceDb` it is that database. The file, when asked for, is
+ * written temp → fsync → rename, no more readable than the snapshot and the database.
+ */
+export async function extract(opts: { from: string; select: { ids: string[] } | { namespace: string } | { removedSinceDb: string }; db?: string; out?: string; now?: Date } & MemoryOpOptions): Promise<ExtractToFileResult> {
+  const dbPath = 'removedSinceDb' in opts.select ? opts.select.removedSinceDb : opts.db;
+  const snapPath = await snapshotFrom(opts.from, { ...opts, dbPath: dbPath ?? opts.dbPath });
+  const snap = await openAnySnapshotSql(snapPath, opts);
+  let current: MemorySql | undefined;
+  try {
+    current = dbPath ? await openLiveSql(dbPath, opts) : undefined;
+    const selection: Selection = 'removedSinceDb' in opts.select ? { removedSince: current as MemorySql } : opts.select;
+    const r = extractMemories(snap, selection, { current, now: opts.now });
+    const result: ExtractToFileResult = { ...r, links: r.document.links.length };
+    if (opts.out) {
+      const perm = async (p: string): Promise<number> => (await fsp.stat(p)).mode & 0o666;
+      // An archived snapshot's files in the archive keep the mode its plain file had.
+      let mode = await perm((await findArchived(snapPath))?.manifestPath ?? snapPath);
+      if (dbPath) mode &= await perm(dbPath);
+      mode |= 0o600; // group/other only what both the snapshot and the database allow; the owner reads and writes
+      const existing = await fsp.lstat(opts.out).catch(() => undefined);
+      if (existing?.isDirectory()) throw new BackupError('TARGET_NOT_DIRECTORY', `--out ${opts.out} is a folder; give a file name.`);
+      await fsp.access(dirname(opts.out), fsc.W_OK).catch((e: unknown) => {
+        throw ioError('writing into', dirname(opts.out as string), e);
+      });
+      await writeFileAtomic(opts.out, `${JSON.stringify(r.document, null, 2)}\n`, mode);
+      result.out = opts.out;
+    }
+    return result;
+  } finally {
+    current?.close();
+    await closeSql(snap);
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * The copies a restore keeps (`<stem>.pre-restore-<UTC stamp>[_N].db`, with their `-wal` and
+ * `-shm`) beside the database: listed newest first by the time in their name, and pruned to
+ * the newest `keep` — never the newest one, whatever `keep` says, and never a file whose
+ * name is not exactly that shape for this database.
+ */
+import { promises as fsp } from 'node:fs';
+import { basename, dirname, extname, join } from 'node:path';
+import { errorMessage } from '../common/errors';
+import { fsyncDir } from './atomicFs';
+
+export interface PreRestoreCopy {
+  name: string;
+  path: string;
+  /** UTC ms from the name. */
+  time: number;
+  seq: number;
+  size: number;
+  /** `-wal` / `-shm` files that belong to it. */
+  sidecars: string[];
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+export async function listPreRestoreCopies(dbPath: string): Promise<PreRestoreCopy[]> {
+  const dir = dirname(dbPath);
+  const dbName = basename(dbPath);
+  const ext = extname(dbName);
+  const stem = ext ? dbName.slice(0, -ext.length) : dbName;
+  const re = new RegExp(`^${escapeRe(stem)}\\.pre-restore-(\\d{4})-(\\d\\d)-(\\d\\d)T(\\d\\d)(\\d\\d)(\\d\\d)Z(?:_(\\d+))?\\.db$`);
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return [];
+  }
+  const out: PreRestoreCopy[] = [];
+  for (const name of names) {
+    const m = re.exec(name);
+    if (!m) continue;
+    const time = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]);
+    const path = join(dir, name);
+    const st = await fsp.lstat(path).catch(() => undefined);
+    if (!st?.isFile()) continue;
+    const sidecars = [`${path}-wal`, `${path}-shm`].filter((p) => names.includes(basename(p)));
+    out.push({ name, path, time, seq: m[7] ? Number(m[7]) : 1, size: st.size, sidecars });
+  }
+  return out.sort((a, b) => b.time - a.time || b.seq - a.seq);
+}
+
+/** Keeps the newest `keep` copies (0 = all; the newest is always kept). Main file first, then its sidecars. */
+export async function prunePreRestoreCopies(dbPath: string, keep: number): Promise<{ pruned: string[]; warnings: string[] }> {
+  const pruned: string[] = [];
+  const warnings: string[] = [];
+  if (!Number.isInteger(keep) || keep <= 0) return { pruned, warnings };
+  const copies = await listPreRestoreCopies(dbPath);
+  for (const c of copies.slice(Math.max(1, keep))) {
+    try {
+      // The main file first: a copy interrupted here is gone, never a main file without its WAL.
+      await fsp.unlink(c.path);
+      for (const s of c.sidecars) await fsp.rm(s, { force: true });
+      pruned.push(c.name);
+    } catch (e) {
+      warnings.push(`could not delete ${c.name}: ${errorMessage(e)}`);
+    }
+  }
+  if (pruned.length) await fsyncDir(dirname(dbPath));
+  return { pruned, warnings };
+}

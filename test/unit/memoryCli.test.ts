@@ -1,0 +1,119 @@
+/** The CLI's memory verbs — inspect, diff, extract — run in-process on native-SQLite fixtures. */
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { createAiMemoryDb, openLikeServer } from '../support/aiMemoryDb';
+import { forget, gcArchive, type ImportDocument } from '../support/aiMemoryOps';
+import { cli } from '../support/cliRun';
+import { openNative } from '../support/sqlite';
+import { useTempDir } from '../support/tmp';
+import type { DiffOutcome, ExtractOutcome, InspectOutcome } from '../../src/cli/protocol';
+
+describe('CLI: inspect, diff, extract', function () {
+  this.timeout(60_000);
+  const tmp = useTempDir('aimb-memcli-');
+
+  async function backedUp(): Promise<{ db: string; dir: string; ids: string[] }> {
+    const db = tmp.join('ai-memory.db');
+    createAiMemoryDb(db, { memories: 30, embeddingDim: 0, seed: 11 });
+    fs.chmodSync(db, 0o600);
+    const r = await cli(['backup', '--db', db, '--to', tmp.join('backups'), '--json'], { cwd: tmp.path });
+    assert.equal(r.code, 0, r.stderr);
+    const n = openNative(db, { readonly: true });
+    const ids = n.prepare('SELECT id FROM memories ORDER BY id').pluck().all().map(String);
+    n.close();
+    return { db, dir: tmp.join('backups'), ids };
+  }
+
+  it('inspect: header with counts by tier and namespace, a page of memories, one memory', async () => {
+    const { dir, ids } = await backedUp();
+    const human = await cli(['inspect', '--from', dir], { cwd: tmp.path });
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, /^Memories: 30 \(/m);
+    assert.match(human.stdout, /^Links {3}: \d+/m);
+    assert.match(human.stdout, /30 matching; showing 1–20:/);
+    const j = (await cli(['inspect', '--from', dir, '--json', '--limit', '7', '--offset', '25'], { cwd: tmp.path })).json<InspectOutcome>();
+    assert.equal(j.facts?.memories, 30);
+    assert.equal(j.page?.rows.length, 5);
+    assert.equal(j.page?.total, 30);
+    const one = (await cli(['inspect', '--from', dir, '--id', ids[3], '--json'], { cwd: tmp.path })).json<InspectOutcome>();
+    assert.equal(one.memory?.memory.id, ids[3]);
+    const missing = await cli(['inspect', '--from', dir, '--id', 'nope', '--json'], { cwd: tmp.path });
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /MEMORY_NOT_FOUND/);
+  });
+
+  it('inspect/diff --from a folder shared by two databases take THIS database\'s newest snapshot, as restore does', async () => {
+    const { db, dir } = await backedUp();
+    // Another database (5 memories) backed up into the same folder a moment later: the folder's newest is its.
+    const other = tmp.join('other', 'ai-memory.db');
+    fs.mkdirSync(tmp.join('other'));
+    createAiMemoryDb(other, { memories: 5, embeddingDim: 0, seed: 3 });
+    await new Promise((r) => setTimeout(r, 1100)); // a later name (second resolution)
+    assert.equal((await cli(['backup', '--db', other, '--to', dir, '--json'], { cwd: tmp.path })).code, 0);
+    const mine = (await cli(['inspect', '--from', dir, '--json'], { cwd: tmp.path, env: { AI_MEMORY_DB: db } })).json<InspectOutcome>();
+    assert.equal(mine.facts?.memories, 30, 'this database\'s snapshot, not the other database\'s newer one');
+    const theirs = (await cli(['inspect', '--from', dir, '--json'], { cwd: tmp.path, env: { AI_MEMORY_DB: other } })).json<InspectOutcome>();
+    assert.equal(theirs.facts?.memories, 5);
+    const d = (await cli(['diff', '--from', dir, '--db', db, '--json'], { cwd: tmp.path })).json<DiffOutcome>();
+    assert.equal(d.removed.length + d.added.length, 0, 'compared with its own snapshot: nothing changed');
+  });
+
+  it('inspect of a SQLite file that is not ai-memory\'s lists its tables; an unchecked file warns', async () => {
+    const p = tmp.join('other.db');
+    const o = openNative(p);
+    o.exec('CREATE TABLE t (x); INSERT INTO t VALUES (1), (2), (3);');
+    o.close();
+    const r = await cli(['inspect', '--from', p], { cwd: tmp.path });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /Not an ai-memory database[^\n]*\n {2}t {2}3 rows/);
+    assert.match(r.stderr, /no manifest beside it/);
+  });
+
+  it('diff: removed (deleted / archived) against the current database, in words and in JSON', async () => {
+    const { db, dir, ids } = await backedUp();
+    const n = openLikeServer(db);
+    forget(n, ids[0]);
+    gcArchive(n, ids[1], '2026-11-29T12:00:00+00:00');
+    const human = await cli(['diff', '--from', dir, '--db', db], { cwd: tmp.path });
+    const j = (await cli(['diff', '--from', dir, '--db', db, '--json'], { cwd: tmp.path })).json<DiffOutcome>();
+    n.close();
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, /^\+0 −2 ~0/m);
+    assert.match(human.stdout, new RegExp(`− ${ids[1]} .*\\(archived: ttl_expired\\)`));
+    assert.deepEqual(j.removed.map((r) => [r.id, r.how]).sort(), [[ids[0], 'deleted'], [ids[1], 'archived']].sort());
+    const two = await cli(['diff', '--from', dir, '--to', dir, '--db', db], { cwd: tmp.path });
+    assert.equal(two.code, 2);
+  });
+
+  it('extract --removed-since-db writes the import file atomically, no more readable than the database', async () => {
+    const { db, dir, ids } = await backedUp();
+    const n = openLikeServer(db);
+    forget(n, ids[2]);
+    n.close();
+    const out = tmp.join('restore.json');
+    const r = await cli(['extract', '--from', dir, '--removed-since-db', db, '--out', out, '--json'], { cwd: tmp.path });
+    assert.equal(r.code, 0, r.stderr);
+    const j = r.json<ExtractOutcome>();
+    assert.deepEqual(j.ids, [ids[2]]);
+    assert.equal(j.import_command, `ai-memory import < ${out}`);
+    assert.equal(fs.statSync(out).mode & 0o777, 0o600);
+    const doc = JSON.parse(fs.readFileSync(out, 'utf8')) as ImportDocument;
+    assert.equal(doc.count, 1);
+    assert.equal(doc.memories[0].id, ids[2]);
+    assert.deepEqual(fs.readdirSync(tmp.path).filter((f) => f.endsWith('.tmp')), []);
+    // Without --out: the document itself on stdout, ready for `| ai-memory import`.
+    const piped = await cli(['extract', '--from', dir, '--ids', `${ids[4]},${ids[5]}`], { cwd: tmp.path });
+    assert.equal(piped.code, 0, piped.stderr);
+    assert.deepEqual(piped.json<ImportDocument>().memories.map((m) => m.id).sort(), [ids[4], ids[5]].sort());
+  });
+
+  it('extract refuses unclear selections with a usage error', async () => {
+    const { db, dir } = await backedUp();
+    for (const args of [[], ['--ids', 'a', '--namespace', 'x'], ['--removed-since-db', db, '--db', db], ['--ids', ',']]) {
+      const r = await cli(['extract', '--from', dir, ...args], { cwd: tmp.path });
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    }
+    const noOut = await cli(['extract', '--from', dir, '--namespace', 'proj', '--json'], { cwd: tmp.path });
+    assert.equal(noOut.code, 2);
+  });
+});

@@ -1,0 +1,47 @@
+/** Retention of the copies a restore keeps (`*.pre-restore-*.db` with -wal/-shm). */
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { listPreRestoreCopies, prunePreRestoreCopies } from '../../src/core/store/preRestore';
+import { useTempDir } from '../support/tmp';
+
+describe('pre-restore copies: list and retention', () => {
+  const tmp = useTempDir('aimb-prerestore-');
+
+  function make(): string {
+    const db = tmp.join('memories.db');
+    fs.writeFileSync(db, 'current');
+    for (const stamp of ['2026-11-20T100000Z', '2026-11-21T100000Z', '2026-11-21T100000Z_2', '2026-11-22T090000Z', '2026-11-23T080000Z']) {
+      fs.writeFileSync(tmp.join(`memories.pre-restore-${stamp}.db`), stamp);
+      fs.writeFileSync(tmp.join(`memories.pre-restore-${stamp}.db-wal`), 'wal');
+    }
+    // Not ours to touch: another database's copy, a near-miss name, a snapshot.
+    for (const n of ['other.pre-restore-2026-11-01T000000Z.db', 'memories.pre-restore-latest.db', 'ai-memory-2026-11-01T000000Z.db']) fs.writeFileSync(tmp.join(n), 'x');
+    return db;
+  }
+
+  it('lists the copies of this database newest first, with their sidecars', async () => {
+    const db = make();
+    const list = await listPreRestoreCopies(db);
+    assert.deepEqual(list.map((c) => c.name), [
+      'memories.pre-restore-2026-11-23T080000Z.db',
+      'memories.pre-restore-2026-11-22T090000Z.db',
+      'memories.pre-restore-2026-11-21T100000Z_2.db',
+      'memories.pre-restore-2026-11-21T100000Z.db',
+      'memories.pre-restore-2026-11-20T100000Z.db',
+    ]);
+    assert.deepEqual(list[0].sidecars, [tmp.join('memories.pre-restore-2026-11-23T080000Z.db-wal')]);
+  });
+
+  it('keeps the newest N with their -wal, never the newest, never another file', async () => {
+    const db = make();
+    const r = await prunePreRestoreCopies(db, 3);
+    assert.deepEqual(r.pruned.sort(), ['memories.pre-restore-2026-11-20T100000Z.db', 'memories.pre-restore-2026-11-21T100000Z.db']);
+    const left = fs.readdirSync(tmp.path).sort();
+    assert.ok(left.includes('memories.pre-restore-2026-11-21T100000Z_2.db-wal'));
+    assert.ok(!left.includes('memories.pre-restore-2026-11-20T100000Z.db-wal'));
+    for (const n of ['memories.db', 'other.pre-restore-2026-11-01T000000Z.db', 'memories.pre-restore-latest.db', 'ai-memory-2026-11-01T000000Z.db']) assert.ok(left.includes(n), n);
+    assert.deepEqual((await prunePreRestoreCopies(db, 0)).pruned, [], '0 keeps all');
+    await prunePreRestoreCopies(db, 1);
+    assert.deepEqual((await listPreRestoreCopies(db)).map((c) => c.name), ['memories.pre-restore-2026-11-23T080000Z.db']);
+  });
+});
