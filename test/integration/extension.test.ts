@@ -211,6 +211,9 @@ describe('AI Memory Backup in a real VS Code', function () {
       await vscode.commands.executeCommand('aiMemory.restoreSnapshot', row.path);
       assert.equal(sha(db), manifestSha, 'the archived snapshot\'s exact bytes are in place');
       assert.deepEqual(readMemories(db), expected);
+      // The copy this restore kept goes again, so the "Before restore" test below counts only its own (aiMemory.backup.keepPreRestore caps them).
+      await api.refresh();
+      await vscode.commands.executeCommand('aiMemory.deletePreRestore', api.beforeRestore()[0].path);
     } finally {
       await config.update('backup.plain', undefined, vscode.ConfigurationTarget.Workspace);
       await config.update('backup.retention', undefined, vscode.ConfigurationTarget.Workspace);
