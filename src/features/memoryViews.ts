@@ -165,6 +165,9 @@ interface ChangeCounts {
   edited: number;
 }
 
+/** Above this size the "= now" marker follows the last backup instead of reading the live database (see refreshDigest). */
+const LIVE_DIGEST_MAX_BYTES = 256 << 20;
+
 /** Rows whose change counts are computed (the newest; older ones are far down the view). */
 const CHANGE_ROWS = 30;
 
@@ -283,8 +286,18 @@ export class MemoryViews extends Disposable implements vscode.TextDocumentConten
     const db = this.locator.current?.path;
     if (!db || !this.catalog.snapshots.length) return;
     try {
-      const r = await this.engine.run('inspect', { db, limit: 1 });
-      const digest = r.facts?.memories_digest;
+      // Reading the live database means a consistent copy of it (to a private temp file) and
+      // every memory: fine for most, too heavy after every backup of a large one. Above
+      // LIVE_DIGEST_MAX_BYTES the current digest is the one the last backup recorded (its
+      // snapshot, made or found unchanged, held exactly the database's memories then).
+      const size = (await fsp.stat(db).catch(() => undefined))?.size ?? 0;
+      let digest: string | undefined;
+      if (size > LIVE_DIGEST_MAX_BYTES) {
+        const last = this.catalog.folderState;
+        digest = this.catalog.snapshots.find((v) => v.entry.name === last?.snapshot)?.entry.manifest?.memories_digest;
+      } else {
+        digest = (await this.engine.run('inspect', { db, limit: 1 })).facts?.memories_digest;
+      }
       if (digest && (this.currentDigest?.digest !== digest || this.currentDigest.db !== db)) {
         this.currentDigest = { db, digest };
         this._onDidChangeDigest.fire();

@@ -271,10 +271,19 @@ export function createAiMemoryDb(dbPath: string, opts: CreateAiMemoryDbOptions =
 
     const insert = db.prepare(INSERT_MEMORY_SQL);
     const ids: string[] = [];
+    // Memories come from 32-bit sub-seeds: from a few hundred thousand on, two ordinals can
+    // share one (the 1.9 GB fixture's 350,000 did), and so their id. The later one gets
+    // another id; below that, nothing changes (cached fixtures stay valid).
+    const seen = new Set<string>();
+    const unique = (row: MemoryRow, ordinal: number): MemoryRow => {
+      for (let k = 1; seen.has(row.id); k++) row.id = uuid4(new Prng(subSeed(seed, ordinal, 0x1d, k)));
+      seen.add(row.id);
+      return row;
+    };
     const bulkCount = total - tailN;
     const insertBatch = db.transaction((from: number, to: number) => {
       for (let i = from; i < to; i++) {
-        const row = generateMemory(seed, i, dim, fraction);
+        const row = unique(generateMemory(seed, i, dim, fraction), i);
         insert.run(row);
         ids.push(row.id);
       }
@@ -303,7 +312,7 @@ export function createAiMemoryDb(dbPath: string, opts: CreateAiMemoryDbOptions =
         'UPDATE memories SET access_count = access_count + 1, last_accessed_at = ? WHERE id = ?',
       );
       const tailTx = db.transaction((ordinal: number) => {
-        const row = generateMemory(seed, ordinal, dim, fraction);
+        const row = unique(generateMemory(seed, ordinal, dim, fraction), ordinal);
         // Touch a memory that is already in the main file when there is one.
         const touchedId = ids.length > 0 ? ids[rng.int(0, Math.min(ids.length, bulkCount || ids.length) - 1)] : null;
         insert.run(row);

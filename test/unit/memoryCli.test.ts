@@ -58,6 +58,21 @@ describe('CLI: inspect, diff, extract', function () {
     assert.equal(d.removed.length + d.added.length, 0, 'compared with its own snapshot: nothing changed');
   });
 
+  it('inspect: the overview takes the facts our manifest recorded; a page of a search reads no facts (the browser asks for page after page)', async () => {
+    const { dir } = await backedUp();
+    const snap = fs.readdirSync(dir).find((n) => n.endsWith('.db')) as string;
+    const recorded = JSON.parse(fs.readFileSync(tmp.join('backups', snap.replace(/\.db$/, '.manifest.json')), 'utf8')) as { memories_digest: string };
+    const over = (await cli(['inspect', '--from', tmp.join('backups', snap), '--json'], { cwd: tmp.path })).json<InspectOutcome>();
+    assert.equal(over.facts?.memories_digest, recorded.memories_digest);
+    // Without a manifest (a copy): the overview computes them — the same digest — and a search page does not.
+    fs.copyFileSync(tmp.join('backups', snap), tmp.join('copy.db'));
+    const computed = (await cli(['inspect', '--from', tmp.join('copy.db'), '--json'], { cwd: tmp.path })).json<InspectOutcome>();
+    assert.equal(computed.facts?.memories_digest, recorded.memories_digest);
+    const page = (await cli(['inspect', '--from', tmp.join('copy.db'), '--json', '--search', 'a'], { cwd: tmp.path })).json<InspectOutcome>();
+    assert.equal(page.facts, undefined);
+    assert.ok((page.page?.total ?? 0) > 0);
+  });
+
   it('inspect of a SQLite file that is not ai-memory\'s lists its tables; an unchecked file warns', async () => {
     const p = tmp.join('other.db');
     const o = openNative(p);

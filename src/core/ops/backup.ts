@@ -326,13 +326,6 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
         });
       }
       integrity = 'ok';
-      // What the snapshot holds (counts per tier and namespace, the recall-insensitive
-      // digest), from the same temp file, read lazily while its fsync runs.
-      progress({ phase: 'checking', message: 'reading what the snapshot holds' });
-      facts = await factsOfFile(sink.path).catch((e: unknown) => {
-        warnings.push(`could not read the memories' facts (${errorMessage(e)}); they will be computed when first shown`);
-        return undefined;
-      });
     } else {
       integrity = 'unverified';
     }
@@ -379,6 +372,20 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
         check,
         durationMs: Date.now() - started,
       };
+    }
+
+    // What the new snapshot holds (counts per tier and namespace, the recall-insensitive
+    // digest), from the checked temp file — only now, so an unchanged run (most hourly
+    // runs) does not pay for reading every memory. Verified snapshots only: with --verify
+    // off nothing but the header is read, and the facts are computed when first shown.
+    if (integrity === 'ok' && sink) {
+      progress({ phase: 'checking', message: 'reading what the snapshot holds' });
+      facts = await factsOfFile(sink.path).catch((e: unknown) => {
+        warnings.push(`could not read the memories' facts (${errorMessage(e)}); they will be computed when first shown`);
+        return undefined;
+      });
+      await letSignalsIn();
+      throwIfCancelled(opts.signal, CANCELLED);
     }
 
     progress({ phase: 'publishing' });

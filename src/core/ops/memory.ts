@@ -13,6 +13,7 @@ import { listMemories, memoryDetail, overview, type DatabaseOverview, type Memor
 import { compareDatabases, type Comparison } from '../memory/compare';
 import { extractMemories, type ExtractResult, type Selection } from '../memory/extract';
 import { readSchema } from '../memory/schema';
+import { factsFromObject, type MemoryFacts } from '../memory/facts';
 import { openLiveSql, openSnapshotSql, type MemorySql, type OpenOptions } from '../memory/source';
 import { resolveRestoreSource } from './restore';
 import { findArchived, rebuildToTemp } from './archived';
@@ -82,7 +83,7 @@ export interface SnapshotHeader {
   warnings: string[];
 }
 
-async function snapshotHeader(path: string): Promise<SnapshotHeader> {
+async function snapshotHeader(path: string): Promise<SnapshotHeader & { recordedFacts?: MemoryFacts }> {
   const name = basename(path);
   let st;
   try {
@@ -104,7 +105,10 @@ async function snapshotHeader(path: string): Promise<SnapshotHeader> {
   else if (m.manifestState !== 'ok') warnings.push(`its manifest is ${m.manifestState}${m.manifestError ? ` (${m.manifestError})` : ''}`);
   if (m.manifest && m.manifest.bytes !== st.size) warnings.push(`its size (${st.size} bytes) differs from the manifest's (${m.manifest.bytes}): the file is damaged or was replaced`);
   if (m.manifest?.integrity === 'unverified') warnings.push('it was not integrity-checked when it was made');
-  return { path, name, bytes: st.size, manifest: m.manifestState, sha256: m.manifest?.sha256, created_at: m.manifest?.created_at, integrity: m.manifest?.integrity, warnings };
+  const header: SnapshotHeader = { path, name, bytes: st.size, manifest: m.manifestState, sha256: m.manifest?.sha256, created_at: m.manifest?.created_at, integrity: m.manifest?.integrity, warnings };
+  // The facts our backup recorded, when the manifest is sound and the size still matches.
+  const facts = m.manifestState === 'ok' && m.manifest?.bytes === st.size ? factsFromObject(m.manifest as unknown as Record<string, unknown>) : undefined;
+  return Object.assign(header, { recordedFacts: facts });
 }
 
 export interface InspectResult {
@@ -118,6 +122,7 @@ export interface InspectResult {
 export async function inspectSnapshot(opts: { from?: string; db?: string; query?: MemoryQuery; id?: string } & MemoryOpOptions): Promise<InspectResult> {
   let path: string;
   let snapshot: SnapshotHeader;
+  let recorded: MemoryFacts | undefined;
   let db: MemorySql;
   if (opts.db !== undefined) {
     path = opts.db;
@@ -126,13 +131,23 @@ export async function inspectSnapshot(opts: { from?: string; db?: string; query?
   } else {
     const notes: string[] = [];
     path = await snapshotFrom(opts.from ?? '.', { ...opts, onWarning: (w) => notes.push(w) });
-    snapshot = await snapshotHeader(path);
+    const { recordedFacts, ...header } = await snapshotHeader(path);
+    snapshot = header;
+    recorded = recordedFacts;
     snapshot.warnings.unshift(...notes);
     db = await openAnySnapshotSql(path, opts);
   }
   try {
     const schema = readSchema(db);
-    const result: InspectResult = { snapshot, overview: overview(db, schema) };
+    // The facts (counts, digest) read every memory: only for the overview, not for a page of
+    // a search or one memory (the browser asks for those one after another), and from the
+    // manifest when our backup recorded them.
+    const q = opts.query;
+    const wantFacts = opts.id === undefined && !(q?.text || q?.namespace || q?.tier || q?.offset);
+    const result: InspectResult = {
+      snapshot,
+      overview: schema.kind !== 'ai-memory' || (wantFacts && !recorded) ? overview(db, schema) : { kind: 'ai-memory', schema_version: schema.schemaVersion, facts: recorded },
+    };
     if (schema.kind === 'ai-memory') {
       if (opts.id !== undefined) {
         const detail = memoryDetail(db, opts.id, schema);

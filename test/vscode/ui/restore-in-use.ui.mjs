@@ -95,7 +95,7 @@ describe('UI: restore while the database is in use', function () {
     holder = await startHolder(db);
     const dialog = await openRestoreDialog();
     await dialog.getByRole('button', { name: 'Restore Anyway…', exact: true }).click();
-    await waitFor(async () => /while node \(pid \d+\) has the database open\?$/.test(await dialog.locator('.dialog-message-text').innerText()), { timeoutMs: 10_000, message: 'the second confirmation' });
+    await waitFor(async () => /while node \(pid \d+\) has the database open\?$/.test(await dialog.locator('.dialog-message-text').innerText()), { timeoutMs: 30_000, message: 'the second confirmation' });
     assert.equal(await focusedButton(), 'Check Again', 'the safe choice has the focus in the second dialog too');
     await dialog.getByRole('button', { name: 'Restore Anyway', exact: true }).click();
     await dialog.waitFor({ state: 'hidden', timeout: 10_000 });

@@ -52,7 +52,7 @@ describe('UI smoke: AI Memory in the workbench', function () {
     const channel = await channelPicker.evaluate((select) => select.options[select.selectedIndex]?.text ?? '');
     assert.equal(channel, 'AI Memory');
     // The view shows the end of the log (earlier lines are virtualised away): any log line.
-    await panel.locator('.view-lines .view-line', { hasText: /\[info\]/ }).first().waitFor({ state: 'visible', timeout: 15_000 });
+    await panel.locator('.view-lines .view-line', { hasText: /\[info\]/ }).first().waitFor({ state: 'visible', timeout: 30_000 });
 
     // For the README: the status-bar item's tooltip above it, over the log in the Output panel,
     // with the hourly schedule on (the session turns it off), set in the Settings editor.
