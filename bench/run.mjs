@@ -7,6 +7,8 @@
 //   npm run bench                    full run: 5 MB, 50 MB, 500 MB (+ extras) → bench/results.md
 //   npm run bench -- --quick         5 MB and 50 MB, fewer rounds → bench/results-quick.md
 //   node bench/run.mjs --help        all options
+//   npm run bench -- --archive [--size "50 MB"] [--hours 48] …
+//                                    the page-dedup archive instead (bench/archive.mjs → bench/results-archive.md)
 //
 // See bench/README.md for what each column means.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
@@ -23,6 +25,13 @@ import { measureMemoryViews } from './lib/memory.mjs';
 import { GNU_TIME, canDropCaches, quietLog, quietOptions, run, settle, timed } from './lib/proc.mjs';
 import { fmt, max, mb, mbFromKiB, median, millis, min, secs, sum, table } from './lib/stats.mjs';
 import { onInterrupt } from '../test/vscode/processes.mjs';
+
+if (process.argv.includes('--archive')) {
+  // The archive benchmark has its own options and report (bench/archive.mjs reads process.argv).
+  process.argv = process.argv.filter((a) => a !== '--archive');
+  await import('./archive.mjs');
+  process.exit(0);
+}
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const benchDir = join(repoRoot, 'bench');

@@ -10,9 +10,9 @@ import { basename, resolve } from 'node:path';
 import { DEFAULT_KEEP, runBackup } from '../core/ops/backup';
 import type { Progress } from '../core/common/cancel';
 import { checkLabel, type CheckMode, type VerifyMode } from '../core/common/checks';
-import { listSnapshots } from '../core/store/catalog';
+import { listSnapshots, type SnapshotEntry } from '../core/store/catalog';
 import { signatureLine, snapshotVerdict, STATE_LABEL } from '../core/store/snapshotState';
-import { withOwners } from '../core/store/ownership';
+import { withOwners, type OwnerInfo } from '../core/store/ownership';
 import { resolveDbPath } from '../core/sqlite/dbFiles';
 import { BackupError, errorMessage, isBackupError } from '../core/common/errors';
 import { formatBytes } from '../core/common/format';
@@ -21,14 +21,17 @@ import { describeHolders } from '../core/ops/inUse';
 import { runRestore } from '../core/ops/restore';
 import type { SnapshotReport } from '../core/ops/snapshotCheck';
 import { TOOL_NAME, TOOL_VERSION } from '../core/common/version';
-import { verifySnapshots } from '../core/ops/verify';
+import { verifyFolderOrFile } from '../core/ops/verify';
+import { runMaterialize } from '../core/ops/archived';
+import { DEFAULT_PLAIN, planRetention, runPrune, type PruneDecision } from '../core/ops/prune';
+import { BUCKETS, isEmptyPolicy, type RetentionPolicy } from '../core/store/retention';
 import { resolveOperatorPublicKey, type KeyContext, type OperatorPublicKey } from '../core/store/operatorKey';
 import { parseArgs, type Parsed } from './args';
 import { targetFromCli } from '../core/remote/targets';
 import { listRemote, pushToTarget, type PushOutcome, type SyncProgress } from '../core/remote/sync';
 import { pullFromTarget } from '../core/ops/pull';
 import type { RemoteTarget } from '../core/remote/target';
-import { backupJson, diffJson, extractJson, importCommand, inspectJson, COMMANDS, isCommandName, listJson, probeJson, progressJson, pullJson, pushJson, remoteListJson, restoreJson, verifyJson, type CommandName, type CommandSpec, type ErrorLine } from './protocol';
+import { backupJson, diffJson, extractJson, importCommand, inspectJson, COMMANDS, isCommandName, listJson, materializeJson, probeJson, progressJson, pruneJson, pullJson, pushJson, remoteListJson, restoreJson, verifyJson, type CommandName, type CommandSpec, type ErrorLine } from './protocol';
 import { diff, extract, inspectSnapshot } from '../core/ops/memory';
 import { changeSummary } from '../core/memory/compare';
 
@@ -48,36 +51,49 @@ Hot, verified, crash-safe snapshots of your ai-memory database,
 file-for-file compatible with \`ai-memory backup\` / \`ai-memory restore\`.
 
 Commands:
-  backup   [--db PATH] [--to DIR] [--keep N] [--verify quick|full|off]
-           [--sign-key PATH] [--json]
+  backup   [--db PATH] [--to DIR] [--keep N | --keep-* N …] [--plain N]
+           [--verify quick|full|off] [--sign-key PATH] [--json]
            Snapshot the database (consistent while the server writes) into DIR
-           (default ./backups); keep the newest N (default ${DEFAULT_KEEP}, 0 = all).
+           (default ./backups), then apply the retention policy (below) and
+           archive kept snapshots older than the newest --plain N (default ${DEFAULT_PLAIN}).
            The manifest is signed for ai-memory 1.0 with the operator key
            (where ai-memory keeps it, or --sign-key).
+  prune    [--to DIR] [--db PATH] [--keep N | --keep-* N …] [--plain N] [--dry-run] [--json]
+           Apply the retention policy and archiving to the database's snapshots
+           now; print what is kept and why.
+  materialize --from DIR/ai-memory-<time>.db --out FILE|DIR [--verify quick|full]
+           [--skip-integrity] [--json]
+           Rebuild an archived snapshot as a plain file with its manifest
+           (restorable by ai-memory's own CLI); checked before it gets its name.
   restore  [--db PATH] --from FILE|DIR [--snapshot NAME | --latest]
            [--allow-unsigned-manifest] [--skip-verify] [--skip-integrity]
            [--verify quick|full] [--force] [--dry-run] [--yes] [--json]
            Check a snapshot (a folder means its newest), keep the current
            database as <stem>.pre-restore-<time>.db with its -wal/-shm, and put
            the snapshot in its place.
-  verify   --from FILE|DIR [--verify quick|full] [--json]
+  verify   --from FILE|DIR [--all] [--verify quick|full] [--json]
            Check snapshots against their manifests and with PRAGMA quick_check.
-  list     [--to DIR] [--db PATH] [--json]
+           --all: archived snapshots too (each rebuilt to its sha256) and every
+           pack of the archive, naming the snapshots a damaged pack affects.
+  list     [--to DIR] [--db PATH] [--keep-* N …] [--json]
            List the snapshots in DIR (default ./backups), newest first, with the
-           database each was taken of (with --db: this database's, then others').
+           database each was taken of (with --db: this database's, then others')
+           and why the retention policy keeps each.
   list     --remote s3://BUCKET/PREFIX|DIR [S3 options] [--json]
            List the snapshots on an off-machine target.
   push     [--to DIR] --remote s3://BUCKET/PREFIX|DIR [--keep N] [S3 options] [--json]
-           Copy every verified snapshot in DIR (default ./backups) to the target
-           (each file checked against its manifest; the manifest goes last) and
-           keep the newest N there too (default ${DEFAULT_KEEP}, 0 = all).
+           Copy every verified snapshot in DIR (default ./backups; archived ones
+           are rebuilt and checked first) to the target (each file checked
+           against its manifest; the manifest goes last) and keep the newest N
+           there too (default ${DEFAULT_KEEP}, 0 = all).
   pull     --remote s3://BUCKET/PREFIX|DIR --to DIR [--snapshot NAME | --all]
            [--verify quick|full|off] [S3 options] [--json]
            Download snapshots (default: the newest) into DIR: each is checked
            against its manifest (sha256, size) and with quick_check before it
            gets its name. Then \`restore --from DIR\`.
   backup   … --remote s3://BUCKET/PREFIX|DIR
-           After the backup, push to the target. A failed copy never fails the
+           After the backup, push to the target (keeping there the newest
+           --keep/--keep-last N, default ${DEFAULT_KEEP}). A failed copy never fails the
            backup: the exit code is then 3 and the next run finishes the copy.
   inspect  --from FILE|DIR | --db PATH  [--search TEXT] [--namespace NS] [--tier T]
            [--offset N] [--limit N] [--id ID] [--json]
@@ -92,6 +108,19 @@ Commands:
            Write memories of a snapshot in ai-memory's import format (to
            stdout, or FILE), with their links among them and to memories that
            exist now; put them back with \`ai-memory import < FILE\`.
+
+Archived snapshots live in DIR/.ai-memory-archive/ (pages stored once, compressed);
+restore, verify and materialize take them by the path their plain file would have.
+
+Retention (restic's rules: the newest snapshot of each period is kept, the
+tiers combine with OR, periods in local time, ISO weeks from Monday):
+  --keep-last N  --keep-hourly N  --keep-daily N  --keep-weekly N
+  --keep-monthly N  --keep-yearly N      (N = all or -1: every period)
+  --keep N is --keep-last N (0 = keep all); with no --keep* flag: --keep-last ${DEFAULT_KEEP}.
+  Only the database's own snapshots count (their manifest's source_db).
+  Never deleted: the newest snapshot, the one just written, one a restore is
+  reading, pre-restore copies, another database's snapshots, files not named
+  ai-memory-<time>.db.
 
 Off-machine targets: a folder (a NAS mount, a synced folder; it must exist) or
 S3-compatible storage. S3 credentials come from the standard AWS chain:
@@ -187,9 +216,61 @@ function progressPrinter(p: Parsed, io: CliIO): ((x: Progress) => void) | undefi
   };
 }
 
+/**
+ * The retention policy from the flags: `--keep-last/-hourly/-daily/-weekly/-monthly/-yearly N`
+ * (N ≥ 0, or -1 / "all" for unlimited); `--keep N` is `--keep-last N` (0 = keep all, as
+ * ai-memory's flag); neither: `--keep-last 48`.
+ */
+export function policyFromFlags(p: Parsed): RetentionPolicy {
+  const policy: RetentionPolicy = {};
+  let tiers = false;
+  for (const b of BUCKETS) {
+    const raw = p.values.get(`keep-${b}`);
+    if (raw === undefined) continue;
+    tiers = true;
+    if (raw === 'all' || raw === '-1') policy[b] = -1;
+    else if (/^\d+$/.test(raw)) policy[b] = Number(raw);
+    else throw new BackupError('USAGE', `--keep-${b} must be a whole number ≥ 0, or all (-1); got "${raw}".`);
+  }
+  const keep = p.values.get('keep');
+  if (keep !== undefined) {
+    if (!/^\d+$/.test(keep)) throw new BackupError('USAGE', `--keep must be a whole number ≥ 0; got "${keep}".`);
+    if (p.values.has('keep-last')) throw new BackupError('USAGE', '--keep is --keep-last; give one of them.');
+    if (Number(keep) === 0) {
+      if (tiers) throw new BackupError('USAGE', '--keep 0 keeps everything; it cannot be combined with other --keep-* flags.');
+      return {};
+    }
+    policy.last = Number(keep);
+    tiers = true;
+  }
+  return tiers ? policy : { last: DEFAULT_KEEP };
+}
+
+/** `--plain N`: the newest N kept snapshots stay plain files (default 3); older ones are archived. */
+function plainFromFlags(p: Parsed): number {
+  const raw = p.values.get('plain') ?? String(DEFAULT_PLAIN);
+  if (!/^\d+$/.test(raw) || Number(raw) < 1) throw new BackupError('USAGE', `--plain must be a whole number ≥ 1; got "${raw}".`);
+  return Number(raw);
+}
+
+async function cmdMaterialize(p: Parsed, io: CliIO): Promise<number> {
+  const from = p.values.get('from');
+  const out = p.values.get('out');
+  if (!from || !out) throw new BackupError('USAGE', 'materialize needs --from SNAPSHOT and --out FILE|DIR.', { hint: `Run \`${TOOL_NAME} list\` to see the snapshots, archived ones included.` });
+  const mode = p.switches.has('skip-integrity') ? 'off' : verifyMode(p, false);
+  const r = await runMaterialize({ from: resolve(io.cwd, from), out: /[\\/]$/.test(out) ? `${resolve(io.cwd, out)}/` : resolve(io.cwd, out), integrity: mode, signal: io.signal });
+  if (p.switches.has('json')) {
+    io.stdout(json(materializeJson(r)));
+    return 0;
+  }
+  io.stdout(`Materialized ${r.from} → ${r.out}\nManifest: ${r.manifest}\nSHA-256 : ${r.sha256}\nBytes   : ${r.bytes}\n`);
+  io.stdout(`Checked : rebuilt page by page from the archive; sha256 matches; ${mode === 'off' ? 'integrity check skipped' : `${checkLabel(mode)} ok`}\n`);
+  return 0;
+}
+
 async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
-  const keepRaw = p.values.get('keep') ?? String(DEFAULT_KEEP);
-  if (!/^\d+$/.test(keepRaw)) throw new BackupError('USAGE', `--keep must be a whole number ≥ 0; got "${keepRaw}".`);
+  const policy = policyFromFlags(p);
+  const plain = plainFromFlags(p);
   const recent = p.values.get('skip-if-recent');
   if (recent !== undefined && !/^\d+$/.test(recent)) throw new BackupError('USAGE', `--skip-if-recent must be a number of seconds; got "${recent}".`);
   const db = await dbPath(p, io);
@@ -198,7 +279,8 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
   const r = await runBackup({
     dbPath: db.path,
     backupDir: resolve(io.cwd, p.values.get('to') ?? './backups'),
-    keep: Number(keepRaw),
+    policy,
+    plain,
     verify: verifyMode(p, true),
     onProgress: progressPrinter(p, io),
     skipIfRunWithinMs: recent === undefined ? undefined : Number(recent) * 1000,
@@ -208,7 +290,7 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
   for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
   if (p.switches.has('json')) {
     let copy: PushOutcome | undefined;
-    if (remote) copy = await pushToTarget({ localDir: resolve(io.cwd, p.values.get('to') ?? './backups'), target: remote, keep: Number(keepRaw), signal: io.signal, onProgress: syncProgressPrinter(p, io) });
+    if (remote) copy = await pushToTarget({ localDir: resolve(io.cwd, p.values.get('to') ?? './backups'), target: remote, keep: remoteKeep(policy), signal: io.signal, onProgress: syncProgressPrinter(p, io) });
     io.stdout(json({ ...backupJson(r), ...(copy ? { remote: pushJson(copy) } : {}) }));
     if (copy?.error) io.stderr(`warning: off-machine copy to ${copy.target} ${copy.report ? 'incomplete' : 'failed'}: ${copy.error.message}\n`);
     return copy && copy.status !== 'copied' ? EXIT_COPY_PENDING : 0;
@@ -235,8 +317,9 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
     if (!m.signature && r.signing?.warning) io.stderr(`note: ${r.signing.warning}\n`);
   }
   if (r.pruned.length) io.stdout(`Pruned  : ${r.pruned.join(', ')}\n`);
+  if (r.archived.length) io.stdout(`Archived: ${r.archived.join(', ')} (page-dedup archive; \`materialize\` gives a plain file back)\n`);
   if (remote) {
-    const o = await pushToTarget({ localDir: resolve(io.cwd, p.values.get('to') ?? './backups'), target: remote, keep: Number(keepRaw), signal: io.signal, onProgress: syncProgressPrinter(p, io) });
+    const o = await pushToTarget({ localDir: resolve(io.cwd, p.values.get('to') ?? './backups'), target: remote, keep: remoteKeep(policy), signal: io.signal, onProgress: syncProgressPrinter(p, io) });
     printPush(o, io, false);
     return o.status === 'copied' ? 0 : EXIT_COPY_PENDING;
   }
@@ -401,26 +484,89 @@ async function cmdVerify(p: Parsed, io: CliIO): Promise<number> {
   const from = p.values.get('from');
   if (!from) throw new BackupError('USAGE', 'verify needs --from FILE|DIR.');
   const mode = verifyMode(p, false);
-  const reports = await verifySnapshots({ from: resolve(io.cwd, from), integrity: mode, anchor: await publicKey(io), signal: io.signal });
+  const all = p.switches.has('all');
+  const { reports, packs } = await verifyFolderOrFile({ from: resolve(io.cwd, from), integrity: mode, all, anchor: await publicKey(io), signal: io.signal });
   const failed = reports.filter((r) => r.problems.length).length;
   if (p.switches.has('json')) {
-    io.stdout(json(verifyJson(reports, mode)));
+    io.stdout(json(verifyJson(reports, mode, all ? packs : undefined)));
   } else {
     for (const r of reports) io.stdout(`${reportLine(r, mode)}\n`);
-    io.stdout(`${reports.length - failed} of ${reports.length} snapshot${reports.length === 1 ? '' : 's'} ok\n`);
+    for (const b of packs) io.stdout(`FAIL  pack ${b.pack}: ${b.problem}; ${b.snapshots.length ? `used by ${b.snapshots.join(', ')}` : 'no kept snapshot uses it'}\n`);
+    io.stdout(`${reports.length - failed} of ${reports.length} snapshot${reports.length === 1 ? '' : 's'} ok${all ? `; ${packs.length ? `${packs.length} damaged pack${packs.length === 1 ? '' : 's'}` : 'every pack intact'}` : ''}\n`);
   }
-  return failed ? 1 : 0;
+  return failed || packs.length ? 1 : 0;
+}
+
+function localWhen(t: number): string {
+  const d = new Date(t);
+  const p2 = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p2(d.getMonth() + 1)}-${p2(d.getDate())} ${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())}`;
+}
+
+async function cmdPrune(p: Parsed, io: CliIO): Promise<number> {
+  const policy = policyFromFlags(p);
+  const dir = resolve(io.cwd, p.values.get('to') ?? './backups');
+  const dryRun = p.switches.has('dry-run');
+  const db = await dbPath(p, io);
+  const r = await runPrune({ backupDir: dir, dbPath: db.path, policy, plain: plainFromFlags(p), dryRun, signal: io.signal });
+  for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
+  const pruned = new Set(r.pruned);
+  if (p.switches.has('json')) {
+    io.stdout(json(pruneJson(r, dryRun)));
+    return 0;
+  }
+  const kept = r.decisions.filter((d) => d.keep);
+  io.stdout(`${dryRun ? 'Dry run: nothing was deleted. ' : ''}Policy: ${r.policy}. ${kept.length} kept, ${dryRun ? `${r.decisions.length - kept.length} would be deleted` : `${r.pruned.length} deleted`}.\n`);
+  const archiving = new Set(dryRun ? (r.wouldArchive ?? []) : (r.archive?.archived ?? []));
+  for (const d of r.decisions) {
+    const mark = d.keep ? 'keep  ' : dryRun ? 'delete' : pruned.has(d.name) ? 'deleted' : 'kept  ';
+    const form = d.keep ? (archiving.has(d.name) ? (dryRun ? ' [would be archived]' : ' [archived now]') : d.entry.archived ? ' [archived]' : '') : '';
+    io.stdout(`  ${mark}  ${localWhen(d.time)}  ${d.name}${d.keep ? `  ${d.why}` : ''}${form}\n`);
+  }
+  if (r.archive && (r.archive.gc.deletedPacks.length || r.archive.gc.repacked.length)) {
+    io.stdout(`Archive: ${r.archive.gc.deletedPacks.length} unused pack(s) deleted, ${r.archive.gc.repacked.length} repacked, ${formatBytes(r.archive.gc.freedBytes)} freed\n`);
+  }
+  return 0;
+}
+
+/**
+ * Why the policy keeps each snapshot, as the backup of its database would decide it: each
+ * database's retention counts only its own snapshots (their manifest's source_db), so the
+ * policy is applied per database; a snapshot without a usable manifest takes no part.
+ */
+async function retentionReasons(dir: string, listed: (SnapshotEntry & OwnerInfo)[], policy: RetentionPolicy, dbPath: string | undefined): Promise<(name: string) => string | undefined> {
+  const groups = new Map<string, SnapshotEntry[]>();
+  for (const e of listed) {
+    if (!e.source || (dbPath && e.owner !== 'this')) continue;
+    groups.set(e.source, [...(groups.get(e.source) ?? []), e]);
+  }
+  const decisions = new Map<string, PruneDecision>();
+  for (const [source, group] of groups) {
+    for (const d of await planRetention(dir, policy, { entries: group, dbPath: source })) decisions.set(d.name, d);
+  }
+  return (name) => {
+    const d = decisions.get(name);
+    return d ? (d.keep ? d.why : 'not kept by the policy: the next backup or prune deletes it') : undefined;
+  };
+}
+
+/** How many snapshots an off-machine target keeps: --keep/--keep-last N (0 = all), else the default. */
+function remoteKeep(policy: RetentionPolicy): number {
+  if (isEmptyPolicy(policy)) return 0;
+  if (policy.last === undefined) return DEFAULT_KEEP;
+  return policy.last < 0 ? 0 : policy.last;
 }
 
 async function cmdList(p: Parsed, io: CliIO): Promise<number> {
   const dir = resolve(io.cwd, p.values.get('to') ?? './backups');
   const dbFlag = p.values.get('db');
   const dbPath = dbFlag ? (await resolveDbPath(resolve(io.cwd, dbFlag))).path : undefined;
-  const listed = await withOwners(dir, dbPath, await listSnapshots(dir, { anchor: await publicKey(io) }));
+  const listed = await withOwners(dir, dbPath, await listSnapshots(dir, { anchor: await publicKey(io), archived: true }));
   // With --db: this database's snapshots first, then the others (each labelled); without, all newest first.
   const entries = dbPath ? [...listed.filter((e) => e.owner === 'this'), ...listed.filter((e) => e.owner !== 'this')] : listed;
+  const retention = await retentionReasons(dir, listed, policyFromFlags(p), dbPath);
   if (p.switches.has('json')) {
-    io.stdout(json(listJson(entries, dbPath)));
+    io.stdout(json(listJson(entries, dbPath, retention)));
     return 0;
   }
   const sources = new Set(entries.map((e) => e.source ?? ''));
@@ -431,10 +577,12 @@ async function cmdList(p: Parsed, io: CliIO): Promise<number> {
     const memories = e.manifest?.memories !== undefined ? `, ${e.manifest.memories} memories` : '';
     const sig = signatureLine(e);
     let state = `${STATE_LABEL[verdict.state]}: ${verdict.detail}${memories}${sig && e.signature?.state !== 'refused' ? `; ${sig}` : ''}`;
+    if (e.archived) state += ', archived (materialize gives a plain file)';
     if (e.future) state += '; dated in the future (ranked last)';
     // Whose it is, when that is not obvious: another database than --db, or a folder of several.
     if (dbPath ? e.owner !== 'this' : sources.size > 1) state += e.source ? `; of ${e.source}${e.owner === 'gone' ? ' (not on this machine)' : ''}` : '; database unknown';
-    io.stdout(`  ${when}  ${e.name}  ${formatBytes(e.size)}  ${state}\n`);
+    const why = retention(e.name);
+    io.stdout(`  ${when}  ${e.name}  ${formatBytes(e.size)}  ${state}${why ? `  [${why}]` : ''}\n`);
   }
   return 0;
 }
@@ -446,6 +594,8 @@ const HANDLERS: Record<CommandName, (p: Parsed, io: CliIO) => Promise<number>> =
   list: (p, io) => (p.values.has('remote') ? cmdListRemote(p, io) : cmdList(p, io)),
   push: cmdPush,
   pull: cmdPull,
+  prune: cmdPrune,
+  materialize: cmdMaterialize,
   inspect: cmdInspect,
   diff: cmdDiff,
   extract: cmdExtract,

@@ -29,6 +29,10 @@ import type { CheckMode } from '../core/common/checks';
 import { describeVerdict, type SignatureVerdict } from '../core/store/signing';
 import type { PushOutcome, RemoteListing } from '../core/remote/sync';
 import type { PullResult } from '../core/ops/pull';
+import type { RetentionPolicy } from '../core/store/retention';
+import type { MaterializeResult } from '../core/ops/archived';
+import type { PruneRunResult } from '../core/ops/prune';
+import type { PackProblem } from '../core/ops/verify';
 import type { InspectResult, ExtractToFileResult } from '../core/ops/memory';
 import type { Comparison } from '../core/memory/compare';
 
@@ -42,9 +46,12 @@ export interface CommandSpec {
   readonly switches: readonly string[];
 }
 
+/** Retention flags (restic's semantics, src/core/store/retention.ts); `keep` is `keep-last`. */
+const KEEP_FLAGS = ['keep', 'keep-last', 'keep-hourly', 'keep-daily', 'keep-weekly', 'keep-monthly', 'keep-yearly'] as const;
+
 export const COMMANDS = {
   backup: {
-    values: ['db', 'to', 'keep', 'verify', 'skip-if-recent', 'sign-key', 'remote', 'endpoint', 'region', 'profile'],
+    values: ['db', 'to', 'verify', 'skip-if-recent', 'sign-key', 'remote', 'endpoint', 'region', 'profile', 'plain', ...KEEP_FLAGS],
     switches: ['json', 'progress-json', 'path-style'],
   },
   restore: {
@@ -53,10 +60,12 @@ export const COMMANDS = {
     // no-create: the --db was discovered, not named by the user (the extension says so): never create it.
     switches: ['json', 'skip-verify', 'skip-integrity', 'force', 'dry-run', 'progress-json', 'latest', 'yes', 'allow-unsigned-manifest', 'no-create'],
   },
-  verify: { values: ['from', 'verify'], switches: ['json', 'progress-json'] },
-  list: { values: ['to', 'db', 'remote', 'endpoint', 'region', 'profile'], switches: ['json', 'path-style', 'probe'] },
+  verify: { values: ['from', 'verify'], switches: ['json', 'progress-json', 'all'] },
+  list: { values: ['to', 'db', 'remote', 'endpoint', 'region', 'profile', ...KEEP_FLAGS], switches: ['json', 'path-style', 'probe'] },
   push: { values: ['to', 'keep', 'remote', 'endpoint', 'region', 'profile'], switches: ['json', 'progress-json', 'path-style'] },
   pull: { values: ['to', 'snapshot', 'verify', 'remote', 'endpoint', 'region', 'profile'], switches: ['json', 'progress-json', 'path-style', 'all'] },
+  prune: { values: ['to', 'db', 'plain', ...KEEP_FLAGS], switches: ['json', 'dry-run'] },
+  materialize: { values: ['from', 'out', 'verify'], switches: ['json', 'skip-integrity'] },
   inspect: { values: ['from', 'db', 'search', 'namespace', 'tier', 'offset', 'limit', 'id'], switches: ['json'] },
   diff: { values: ['from', 'to', 'db'], switches: ['json'] },
   extract: { values: ['from', 'ids', 'namespace', 'removed-since-db', 'db', 'out'], switches: ['json'] },
@@ -74,6 +83,13 @@ export type CommandArgs<C extends CommandName> = {
 } & {
   [K in Exclude<(typeof COMMANDS)[C]['switches'][number], 'json' | 'progress-json'>]?: boolean;
 };
+
+/** The retention flags for a policy: `--keep 0` (keep all) for an empty one, else `--keep-<tier> N` (-1 = all). */
+export function policyArgs(p: RetentionPolicy): Pick<CommandArgs<'backup'>, (typeof KEEP_FLAGS)[number]> {
+  const tiers = (['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const).filter((b) => p[b]);
+  if (!tiers.length) return { keep: 0 };
+  return Object.fromEntries(tiers.map((b) => [`keep-${b}`, p[b] === -1 ? 'all' : p[b]]));
+}
 
 /** argv for `cli.js <command> …` as the extension runs it: with --json, and --progress-json where the command reports progress. */
 export function engineArgv<C extends CommandName>(command: C, args: CommandArgs<C>): string[] {
@@ -156,6 +172,8 @@ export const BackupJson = v.looseObject({
   db_given: v.optional(v.string()),
   /** With --remote: the copy after the backup (exit 3 when it failed). */
   remote: v.optional(PushJson),
+  /** Snapshots this run moved into the page-dedup archive (`archived` is the manifest's count of archived memories). */
+  archived_snapshots: v.optional(v.array(v.string())),
 });
 
 export const PullJson = v.object({
@@ -254,6 +272,8 @@ export const VerifyJson = v.object({
       notes: v.array(v.string()),
     }),
   ),
+  /** With --all: packs whose bytes do not match their name, and the archived snapshots that use them. */
+  damaged_packs: v.optional(v.array(v.object({ pack: v.string(), problem: v.string(), snapshots: v.array(v.string()) }))),
 });
 
 export const ListJson = v.array(
@@ -280,8 +300,34 @@ export const ListJson = v.array(
     source_db: v.optional(v.string()),
     /** With --db: whether it is that database's snapshot. */
     this_db: v.optional(v.boolean()),
+    /** Stored in the page-dedup archive (restore, verify and materialize take it by `path`). */
+    archived: v.optional(v.boolean()),
+    /** Why the retention policy keeps it ("hourly 3 of 48 (2026-11-29 14h)"), or that it will go. */
+    retention: v.optional(v.string()),
   }),
 );
+
+export const PruneJson = v.object({
+  status: v.picklist(['pruned', 'dry-run']),
+  policy: v.string(),
+  kept: v.array(v.object({ name: v.string(), time: v.string(), archived: v.boolean(), reasons: v.array(v.string()) })),
+  deleted: v.optional(v.array(v.string())),
+  would_delete: v.optional(v.array(v.string())),
+  archived: v.optional(v.array(v.string())),
+  would_archive: v.optional(v.array(v.string())),
+  packs_deleted: v.optional(v.number()),
+  packs_repacked: v.optional(v.number()),
+  freed_bytes: v.optional(v.number()),
+});
+
+export const MaterializeJson = v.object({
+  status: v.literal('materialized'),
+  from: v.string(),
+  out: v.string(),
+  manifest: v.string(),
+  sha256: v.string(),
+  bytes: v.number(),
+});
 
 const Counts = v.record(v.string(), v.number());
 
@@ -376,6 +422,8 @@ export const RESULTS = {
   list: v.union([ListJson, RemoteListJson, ProbeJson]),
   push: PushJson,
   pull: PullJson,
+  prune: PruneJson,
+  materialize: MaterializeJson,
   inspect: InspectJson,
   diff: DiffJson,
   extract: ExtractJson,
@@ -389,6 +437,8 @@ export type ListOutcome = v.InferOutput<typeof ListJson>;
 export type PushOutcomeJson = ResultOf<'push'>;
 export type PullOutcome = ResultOf<'pull'>;
 export type ProbeOutcome = v.InferOutput<typeof ProbeJson>;
+export type PruneOutcome = ResultOf<'prune'>;
+export type MaterializeOutcome = ResultOf<'materialize'>;
 export type InspectOutcome = ResultOf<'inspect'>;
 export type DiffOutcome = ResultOf<'diff'>;
 export type ExtractOutcome = ResultOf<'extract'>;
@@ -429,6 +479,7 @@ export function backupJson(r: BackupResult): BackupOutcome {
     ...(r.status === 'unchanged' ? { unchanged_since: r.unchangedSince } : {}),
     ...(r.pruned.length ? { pruned: r.pruned } : {}),
     ...(r.db.viaLink ? { db_read: r.db.path, db_given: r.db.given } : {}),
+    ...(r.archived.length ? { archived_snapshots: r.archived } : {}),
   };
 }
 
@@ -455,10 +506,11 @@ export function restoreJson(r: RestoreResult): RestoreOutcome {
   };
 }
 
-export function verifyJson(reports: SnapshotReport[], mode: CheckMode): VerifyOutcome {
-  const failed = reports.some((r) => r.problems.length);
+export function verifyJson(reports: SnapshotReport[], mode: CheckMode, packs?: PackProblem[]): VerifyOutcome {
+  const failed = reports.some((r) => r.problems.length) || (packs?.length ?? 0) > 0;
   return {
     status: failed ? 'failed' : 'ok',
+    ...(packs ? { damaged_packs: packs } : {}),
     snapshots: reports.map((r) => ({
       name: r.name,
       path: r.path,
@@ -477,8 +529,10 @@ export function verifyJson(reports: SnapshotReport[], mode: CheckMode): VerifyOu
   };
 }
 
-export function listJson(entries: (SnapshotEntry & OwnerInfo)[], dbPath?: string): ListOutcome {
+export function listJson(entries: (SnapshotEntry & OwnerInfo)[], dbPath?: string, retention?: (name: string) => string | undefined): ListOutcome {
   return entries.map((e) => ({
+    archived: e.archived === true,
+    retention: retention?.(e.name),
     name: e.name,
     path: e.path,
     time: new Date(e.time).toISOString(),
@@ -530,6 +584,23 @@ export function remoteListJson(l: RemoteListing): v.InferOutput<typeof RemoteLis
 
 export function probeJson(l: RemoteListing, deleteRefused: string | undefined): ProbeOutcome {
   return { status: 'ok', target: l.target, snapshots: remoteListJson(l), delete_refused: deleteRefused };
+}
+
+export function pruneJson(r: PruneRunResult, dryRun: boolean): PruneOutcome {
+  const pruned = new Set(r.pruned);
+  return {
+    status: dryRun ? 'dry-run' : 'pruned',
+    policy: r.policy,
+    kept: r.decisions.filter((d) => d.keep).map((d) => ({ name: d.name, time: new Date(d.time).toISOString(), archived: d.entry.archived === true, reasons: d.reasons.map((x) => x.text) })),
+    ...(dryRun
+      ? { would_delete: r.decisions.filter((d) => !d.keep).map((d) => d.name), would_archive: r.wouldArchive ?? [] }
+      : { deleted: r.decisions.filter((d) => pruned.has(d.name)).map((d) => d.name), archived: r.archive?.archived ?? [] }),
+    ...(r.archive ? { packs_deleted: r.archive.gc.deletedPacks.length, packs_repacked: r.archive.gc.repacked.length, freed_bytes: r.archive.gc.freedBytes } : {}),
+  };
+}
+
+export function materializeJson(r: MaterializeResult): MaterializeOutcome {
+  return { status: 'materialized', from: r.from, out: r.out, manifest: r.manifest, sha256: r.sha256, bytes: r.bytes };
 }
 
 export function inspectJson(r: InspectResult): InspectOutcome {

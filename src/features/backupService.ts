@@ -15,6 +15,8 @@ import type { DatabaseLocator } from './databaseLocator';
 import { EngineError, type BackupOutcome, type EngineClient, type EngineProgress } from './engineClient';
 import { describeFailure, errorActions } from './errors';
 import { expandSettingPath, readSettings } from './settings';
+import { policyArgs } from '../cli/protocol';
+import { describePolicy } from '../core/store/retention';
 import type { SnapshotCatalog } from './snapshotCatalog';
 
 export interface BackupRequest {
@@ -90,11 +92,11 @@ export class BackupService extends Disposable {
     this.busy = 'backing up…';
     this._onDidChange.fire();
     const started = Date.now();
-    this.log.info(`backup (${req.reason}): ${db.path} → ${dir} (keep ${s.keep}, verify ${s.verify})`);
+    this.log.info(`backup (${req.reason}): ${db.path} → ${dir} (retention: ${describePolicy(s.policy)}; ${s.plain} plain; verify ${s.verify})`);
     const run = (progress?: vscode.Progress<{ message?: string; increment?: number }>, token?: vscode.CancellationToken) => {
       let reported = 0;
       return this.engine.backup(
-        { db: db.path, to: dir, keep: s.keep, verify: s.verify, 'sign-key': signKey, 'skip-if-recent': req.skipIfRecentSeconds === undefined ? undefined : Math.max(0, Math.floor(req.skipIfRecentSeconds)) },
+        { db: db.path, to: dir, ...policyArgs(s.policy), plain: s.plain, verify: s.verify, 'sign-key': signKey, 'skip-if-recent': req.skipIfRecentSeconds === undefined ? undefined : Math.max(0, Math.floor(req.skipIfRecentSeconds)) },
         {
           token,
           onProgress: (p: EngineProgress) => {

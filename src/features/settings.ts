@@ -11,6 +11,7 @@ import { EXTENSION_ID } from '../contributionIds';
 import * as os from 'node:os';
 import * as vscode from 'vscode';
 import { expandPath } from '../core/discovery/paths';
+import { BUCKETS, isEmptyPolicy, RETENTION_PRESETS, type RetentionPolicy } from '../core/store/retention';
 
 import type { VerifyMode } from '../core/common/checks';
 
@@ -19,6 +20,10 @@ export interface Settings {
   databasePath: string;
   intervalMinutes: number;
   keep: number;
+  /** The retention policy (restic's semantics) from aiMemory.backup.retention / retentionCustom / keep. */
+  policy: RetentionPolicy;
+  /** How many of the newest kept snapshots stay plain files (aiMemory.backup.plain). */
+  plain: number;
   /** Copies a restore keeps beside the database (`*.pre-restore-*.db`), newest first; 0 = all. */
   keepPreRestore: number;
   /** Raw setting value, '' when unset (then `backups` beside the database). */
@@ -42,11 +47,29 @@ export function readSettings(): Settings {
     databasePath: (c.get<string>('databasePath', '') ?? '').trim(),
     intervalMinutes: num('backup.intervalMinutes', 60, false), // fractions allowed (0.5 = 30 s)
     keep: num('backup.keep', 48),
+    policy: readPolicy(c, num('backup.keep', 48)),
+    plain: Math.max(1, num('backup.plain', 3)),
     keepPreRestore: num('backup.keepPreRestore', 3),
     directory: (c.get<string>('backup.directory', '') ?? '').trim(),
     verify: verify === 'full' || verify === 'off' ? verify : 'quick',
     signingKeyPath: (c.get<string>('backup.signingKeyPath', '') ?? '').trim(),
   };
+}
+
+/** The retention policy the settings describe; a malformed custom value falls back to `keep`. */
+function readPolicy(c: vscode.WorkspaceConfiguration, keep: number): RetentionPolicy {
+  const preset = c.get<string>('backup.retention', 'keep');
+  if (preset && RETENTION_PRESETS[preset]) return RETENTION_PRESETS[preset];
+  if (preset === 'custom') {
+    const raw = c.get<Record<string, unknown>>('backup.retentionCustom', {}) ?? {};
+    const policy: RetentionPolicy = {};
+    for (const b of BUCKETS) {
+      const v = raw[b];
+      if (typeof v === 'number' && Number.isInteger(v) && v >= -1) policy[b] = v;
+    }
+    if (!isEmptyPolicy(policy)) return policy;
+  }
+  return keep === 0 ? {} : { last: keep };
 }
 
 /** Where `aiMemory.databasePath` is set, in the Settings editor's words ('User', 'Workspace'); undefined when unset. */

@@ -13,8 +13,10 @@ import { readState, type BackupState } from '../core/store/state';
 import { withOwners, type Owner } from '../core/store/ownership';
 import { resolveDbPath } from '../core/sqlite/dbFiles';
 import { snapshotVerdict, type SnapshotState } from '../core/store/snapshotState';
+import { applyRetention, reasonsText, type RetentionPolicy } from '../core/store/retention';
 import { listPreRestoreCopies, type PreRestoreCopy } from '../core/store/preRestore';
 import { Disposable } from '../util/disposable';
+import { readSettings } from './settings';
 
 export type { SnapshotState } from '../core/store/snapshotState';
 
@@ -29,6 +31,8 @@ export interface SnapshotView {
   owner: Owner;
   /** The database its manifest names (resolved). */
   source?: string;
+  /** Why the retention setting keeps it ("hourly 3 of 48 (2026-11-29 14h)"), or that the next backup deletes it. */
+  retention?: string;
 }
 
 export interface Verification {
@@ -41,6 +45,13 @@ const VERIFY_KEY = 'aiMemory.verifications';
 const MAX_REMEMBERED = 500;
 const RELOAD_DEBOUNCE_MS = 300;
 const POLL_MS = 120_000;
+
+/** Why the policy keeps each snapshot (those it takes part in: this database's, shared-format names, not symlinks — as the engine's retention). */
+function retentionReasons(entries: (SnapshotEntry & { owner: Owner })[], policy: RetentionPolicy): Map<string, string> {
+  const candidates = entries.filter((e) => e.timeSource === 'name' && !e.symlink && e.owner === 'this');
+  const protect = new Map<string, string>(candidates.length ? [[candidates[0].name, 'newest']] : []);
+  return new Map(applyRetention(candidates, policy, { protect }).map((d) => [d.item.name, d.keep ? reasonsText(d.reasons) : 'not kept by the retention setting: the next backup deletes it']));
+}
 
 function verificationKey(e: Pick<SnapshotEntry, 'path' | 'size' | 'mtimeMs'>): string {
   return `${e.path}|${e.size}|${Math.round(e.mtimeMs)}`;
@@ -138,7 +149,7 @@ export class SnapshotCatalog extends Disposable {
       try {
         // The same ownership rule as the engine's retention and restore (ownership.ts).
         const db = this.db ? (await resolveDbPath(this.db)).path : undefined;
-        entries = await withOwners(dir, db, await listSnapshots(dir));
+        entries = await withOwners(dir, db, await listSnapshots(dir, { archived: true }));
         state = await readState(dir);
       } catch (e) {
         error = isBackupError(e) ? e.message : String(e);
@@ -149,10 +160,11 @@ export class SnapshotCatalog extends Disposable {
     if (this.db) preRestore = await listPreRestoreCopies((await resolveDbPath(this.db).catch(() => undefined))?.path ?? this.db).catch(() => []);
     if (dir !== this.dir) return; // the folder changed meanwhile; that load wins
     const cache = this.verifications();
+    const retention = retentionReasons(entries, readSettings().policy);
     const views: SnapshotView[] = entries.map((entry) => {
       const verification = cache[verificationKey(entry)];
       const verdict = snapshotVerdict(entry, verification);
-      return { entry, verification, owner: entry.owner, source: entry.source, state: verdict.state, stateDetail: verdict.detail };
+      return { entry, verification, owner: entry.owner, source: entry.source, state: verdict.state, stateDetail: verdict.detail, retention: retention.get(entry.name) };
     });
     // A snapshot whose manifest is missing or unreadable cannot say whose it is: it stays in
     // the list where it was, shown as "manifest missing" (the engine never counts or prunes

@@ -312,7 +312,7 @@ export class SnapshotCommands {
 
   async revealSnapshot(arg?: unknown): Promise<void> {
     const view = await this.target(arg, 'AI Memory: Reveal a snapshot');
-    if (view) await this.reveal(vscode.Uri.file(view.entry.path));
+    if (view) await this.reveal(vscode.Uri.file(view.entry.archived ? view.entry.manifestPath : view.entry.path)); // an archived one: its manifest in the archive
   }
 
   async copySha256(arg?: unknown): Promise<void> {

@@ -110,7 +110,7 @@ export function rowLabel(ms: number, group: GroupId, now: number): string {
  * default sidebar width.
  */
 export function rowDescriptionParts(view: SnapshotView, now: number): string[] {
-  return [formatAge(now - view.entry.time), formatBytes(view.entry.size)];
+  return [formatAge(now - view.entry.time), formatBytes(view.entry.size), ...(view.entry.archived ? ['archived'] : [])];
 }
 
 export class SnapshotsTreeProvider extends Disposable implements vscode.TreeDataProvider<Node> {
@@ -237,7 +237,7 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
       item.iconPath = new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground'));
       return item;
     }
-    const { entry, state, stateDetail, verification } = node.view;
+    const { entry, state, stateDetail, verification, retention } = node.view;
     const now = Date.now();
     const item = new vscode.TreeItem(rowLabel(entry.time, node.group, now));
     item.id = entry.path;
@@ -281,6 +281,8 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     }
     const sig = signatureLine(entry);
     if (sig && entry.signature?.state !== 'refused') rows.push(['Signature', sig]);
+    if (entry.archived) rows.push(['Stored', 'in the page-dedup archive (.ai-memory-archive): restore and verify rebuild it; `ai-memory-backup materialize` gives a plain file']);
+    if (retention) rows.push(['Kept', retention]);
     if (verification) rows.push(['Last verified', `${localTime(Date.parse(verification.at))}: ${verification.ok ? 'ok' : 'FAILED'}`]);
     if (copy) rows.push(['Off-machine', `$(${COPY_ICONS[copy]}) ${copy}`]);
     md.appendMarkdown(rows.map(([k, v]) => `${k}: ${v}`).join('  \n'));

@@ -186,6 +186,40 @@ describe('AI Memory Backup in a real VS Code', function () {
     assert.equal(api.snapshots().length, count, 'no duplicate of the restored snapshot');
   });
 
+  it('aiMemory.backup.plain and retention: older snapshots move into the archive, the row says so and why it is kept, and Verify and Restore take it', async function () {
+    const config = vscode.workspace.getConfiguration('aiMemory');
+    await config.update('backup.plain', 1, vscode.ConfigurationTarget.Workspace);
+    await config.update('backup.retention', '48 hourly, 14 daily, 8 weekly, 24 monthly', vscode.ConfigurationTarget.Workspace);
+    try {
+      const newest = api.snapshots()[0];
+      const expected = readMemories(newest.path);
+      const manifestSha = (JSON.parse(fs.readFileSync(newest.path.replace(/\.db$/, '.manifest.json'), 'utf8')) as { sha256: string }).sha256;
+      seedMemory(db, 'proj/a', 'before the archiving backup', 'a change so the next snapshot differs');
+      await vscode.commands.executeCommand('aiMemory.backup');
+      // The one that was newest is archived now: no plain file, a row that says "archived" and why it is kept.
+      const row = await eventually(() => api.snapshots().find((r) => r.path === newest.path && /archived/.test(r.description)), 'the archived row');
+      assert.ok(!fs.existsSync(newest.path), 'its plain file went into the archive');
+      assert.ok(fs.existsSync(path.join(folder, '.ai-memory-archive', 'snapshots', path.basename(newest.path).replace(/\.db$/, '.manifest.json'))));
+      assert.match(row.tooltip, /Stored: in the page-dedup archive/);
+      assert.match(row.tooltip, /Kept: (hourly|daily|weekly|monthly) \d+ of \d+/);
+      assert.equal(api.snapshots()[0].description.includes('archived'), false, 'the newest stays plain');
+
+      await vscode.commands.executeCommand('aiMemory.verifySnapshot', row.path);
+      await eventually(() => api.snapshots().find((r) => r.path === row.path && r.contextValue === 'aiMemory.snapshot.verified'), 'verified (rebuilt) state');
+
+      testing().setConfirmationHandler(() => true);
+      await vscode.commands.executeCommand('aiMemory.restoreSnapshot', row.path);
+      assert.equal(sha(db), manifestSha, 'the archived snapshot\'s exact bytes are in place');
+      assert.deepEqual(readMemories(db), expected);
+      // The copy this restore kept goes again, so the "Before restore" test below counts only its own (aiMemory.backup.keepPreRestore caps them).
+      await api.refresh();
+      await vscode.commands.executeCommand('aiMemory.deletePreRestore', api.beforeRestore()[0].path);
+    } finally {
+      await config.update('backup.plain', undefined, vscode.ConfigurationTarget.Workspace);
+      await config.update('backup.retention', undefined, vscode.ConfigurationTarget.Workspace);
+    }
+  });
+
   it('with an ai-memory 1.0 operator key configured, an unsigned snapshot is restored only when the modal says so', async function () {
     // The snapshots here are unsigned (no operator key in this session's HOME). Configure a
     // public key the way ai-memory reads it; the engine (a child process) inherits it.

@@ -12,6 +12,7 @@ import { randomUUID } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { runBackup } from '../../src/core/ops/backup';
+import { archivePaths, listArchived, PackStore, readIndex, rebuildArchived } from '../../src/core/store/archive';
 import { createAiMemoryDb } from '../support/aiMemoryDb';
 import {
   cliBundle,
@@ -75,6 +76,19 @@ const RESTORE_STEPS = [
   'restore:after-verify',
 ];
 
+/** Archiving and pruning (src/core/store/archive.ts, ops/prune.ts); restore's rebuild of an archived snapshot. */
+const ARCHIVE_STEPS = [
+  'archive:pack-temp',
+  'archive:after-packs',
+  'archive:after-index',
+  'archive:after-manifest',
+  'archive:plain-between',
+  'archive:delete-between',
+  'archive:gc-between',
+  'archive:repack-written',
+];
+const ARCHIVE_RESTORE_STEPS = ['archive:after-rebuild'];
+
 /** Where a kill landed, from the last --progress-json line the process printed. */
 function landing(r: ProcResult): string {
   if (!r.killedByUs && r.signal !== 'SIGKILL') return r.code === 0 ? 'finished first' : `exited ${r.code}`;
@@ -89,11 +103,11 @@ class BackupBench {
   readonly root = makeTempDir('aimb-crash-backup-');
   readonly db = path.join(this.root, 'db', 'ai-memory.db');
   readonly backups = path.join(this.root, 'backups');
-  private conn: NativeDb;
+  protected conn: NativeDb;
   private n = 0;
 
-  constructor() {
-    createAiMemoryDb(this.db, { memories: 400, leaveWalCommits: 20 });
+  constructor(memories = 400) {
+    createAiMemoryDb(this.db, { memories, leaveWalCommits: 20 });
     this.conn = openNative(this.db, { timeout: 5000 });
     this.conn.pragma('wal_autocheckpoint = 0');
   }
@@ -161,6 +175,148 @@ async function backupTrial(b: BackupBench, kill: { afterMs?: number; at?: string
   if (snap.integrity !== 'ok' || snap.fts !== 'ok') problems.push(`newest snapshot ${out.snapshot}: integrity ${snap.integrity}, fts ${snap.fts}`);
   if (snap.digest !== live.digest) problems.push(`newest snapshot ${out.snapshot} (${out.status}) does not hold the live content (${snap.memories} vs ${live.memories} memories)`);
   return { landed, problems, recoveryMs: rec.ms, recovery: rec };
+}
+
+// ---------------------------------------------------------------------------------------
+// Archive and prune: `backup --keep-last 6 --plain 2`, so every run archives the third
+// newest snapshot and (once six are kept) deletes the oldest archived one, and the packs
+// only it used are collected. Now and then a large change (most pages rewritten, or a
+// VACUUM to another page size: every page new) makes packs mostly or wholly dead.
+
+const ARCHIVE_KEEP = 6;
+const ARCHIVE_PLAIN = 2;
+/**
+ * Random kills of `backup --keep-last 6 --plain 2` in the default run; each named step is
+ * killed once besides. The long run (AI_MEMORY_CRASH_TRIALS=<n>, figures in the README's
+ * Reliability section) is what shows hundreds of random kills.
+ */
+const ARCHIVE_TRIALS = 40;
+/** The database of the archive trials: small (~0.5 MB), as every trial also rebuilds each archived snapshot twice. */
+const ARCHIVE_MEMORIES = 150;
+
+/** AI_MEMORY_CRASH_TRIALS=<n>: the archive's random kills for a long run; else `normal` (or the soak's count). */
+function crashTrials(normal: number): number {
+  const n = Number(process.env.AI_MEMORY_CRASH_TRIALS);
+  if (Number.isInteger(n) && n > 0) return n;
+  return trialCount(normal, 1000);
+}
+
+class ArchiveBench extends BackupBench {
+  /** Large changes made so far (odd: the next is a VACUUM to another page size). */
+  big = 0;
+  archiveArgs(json: boolean): string[] {
+    return ['backup', '--db', this.db, '--to', this.backups, '--keep-last', String(ARCHIVE_KEEP), '--plain', String(ARCHIVE_PLAIN), ...(json ? ['--json'] : []), '--progress-json'];
+  }
+  /** Rewrites most pages (every memory's content), or every page (VACUUM to another page size). */
+  bigChange(): void {
+    const c = this.conn;
+    if (++this.big % 2 === 0) {
+      c.prepare("UPDATE memories SET content = content || ' (rewritten)'").run();
+    } else {
+      c.pragma('wal_checkpoint(TRUNCATE)');
+      c.pragma('journal_mode = DELETE');
+      const size = c.pragma('page_size', { simple: true }) as number;
+      c.pragma(`page_size = ${size === 4096 ? 8192 : 4096}`);
+      c.exec('VACUUM');
+      c.pragma('journal_mode = WAL');
+    }
+  }
+}
+
+/** Every snapshot of the folder, plain or archived, with the sha256 its manifest promises. */
+function allSnapshots(dir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const sha = (f: string) => (JSON.parse(fs.readFileSync(f, 'utf8')) as { sha256: string }).sha256;
+  for (const n of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+    if (/^ai-memory-.*\.db$/.test(n) && fs.existsSync(path.join(dir, n.replace(/\.db$/, '.manifest.json')))) out.set(n, sha(path.join(dir, n.replace(/\.db$/, '.manifest.json'))));
+  }
+  const snaps = archivePaths(dir).snapshots;
+  for (const n of fs.existsSync(snaps) ? fs.readdirSync(snaps) : []) {
+    if (n.endsWith('.manifest.json') && fs.existsSync(path.join(snaps, n.replace(/\.manifest\.json$/, '.idx')))) {
+      const name = n.replace(/\.manifest\.json$/, '.db');
+      if (!out.has(name)) out.set(name, sha(path.join(snaps, n)));
+    }
+  }
+  return out;
+}
+
+/** Problems with the archive: an archived snapshot that does not rebuild to its sha256, leftovers. */
+async function archiveProblems(dir: string, strict: boolean): Promise<string[]> {
+  const problems: string[] = [];
+  const paths = archivePaths(dir);
+  for (const a of await listArchived(dir)) {
+    const out = path.join(dir, `..`, `rebuild-check-${process.pid}-${randomUUID()}.db`);
+    try {
+      const r = await rebuildArchived(dir, a.name, out);
+      if (r.sha256 !== a.manifest?.sha256) problems.push(`archived ${a.name} rebuilds to ${r.sha256}, manifest ${a.manifest?.sha256}`);
+    } catch (e) {
+      problems.push(`archived ${a.name} does not rebuild: ${e instanceof Error ? e.message : String(e)}`);
+    } finally {
+      fs.rmSync(out, { force: true });
+    }
+  }
+  if (strict) {
+    for (const d of [paths.packs, paths.snapshots]) {
+      const temps = tempFiles(d);
+      if (temps.length) problems.push(`temp files left in ${path.basename(d)}/: ${temps.join(', ')}`);
+    }
+    const names = fs.existsSync(paths.snapshots) ? fs.readdirSync(paths.snapshots) : [];
+    for (const n of names) if (n.endsWith('.idx') && !names.includes(n.replace(/\.idx$/, '.manifest.json'))) problems.push(`index without manifest left: ${n}`);
+    // Every pack holds at least one page a kept snapshot uses (unused packs are collected).
+    const live = new Set<string>();
+    for (const a of await listArchived(dir)) {
+      const idx = await readIndex(a.indexPath);
+      for (let i = 0; i < idx.header.pieces; i++) live.add(idx.hashes.toString('latin1', i * 32, i * 32 + 32));
+    }
+    const store = await PackStore.load(paths);
+    store.packs.forEach((p, i) => {
+      if (!store.packKeys[i].some((k) => live.has(k))) problems.push(`pack ${p} is used by no kept snapshot but was not collected`);
+    });
+    if (store.unreadable.size) problems.push(`unreadable packs: ${[...store.unreadable.keys()].join(', ')}`);
+  }
+  return problems;
+}
+
+/** Names lost between `before` and `after` that the policy did not drop (older than the newest ARCHIVE_KEEP of both). */
+function lostKept(before: Map<string, string>, after: Map<string, string>): string[] {
+  const all = [...new Set([...before.keys(), ...after.keys()])].sort().reverse();
+  const keptZone = new Set(all.slice(0, ARCHIVE_KEEP));
+  return [...before.keys()].filter((n) => !after.has(n) && keptZone.has(n));
+}
+
+async function archiveTrial(b: ArchiveBench, kill: { afterMs?: number; at?: string }, prepare?: () => Promise<void>): Promise<{ landed: string; problems: string[]; recovery: ProcResult }> {
+  const problems: string[] = [];
+  if (prepare) await prepare();
+  b.mutate();
+  const before = allSnapshots(b.backups);
+  const src = b.sourceHashes();
+  const r = await runCliProcess(b.archiveArgs(false), { cwd: b.root, killAfterMs: kill.afterMs, env: kill.at ? { AI_MEMORY_BACKUP_CRASH_AT: kill.at } : {} });
+  const landed = kill.at ? `at ${kill.at}` : landing(r);
+  if (kill.at && r.signal !== 'SIGKILL') problems.push(`step ${kill.at} was never reached (exit ${r.code}: ${r.stderr.trim()})`);
+  if (!kill.at && !r.killedByUs && r.code !== 0) problems.push(`an uninjected backup failed (exit ${r.code}): ${r.stderr.trim()}`);
+  if (b.sourceHashes() !== src) problems.push('the backup changed the live database files');
+  const mid = allSnapshots(b.backups);
+  for (const bad of inspectBackupFolder(b.backups).bad) problems.push(`after the kill: ${bad}`);
+  for (const n of lostKept(before, mid)) problems.push(`after the kill: kept snapshot ${n} is gone`);
+  for (const [n, h] of before) if (mid.has(n) && mid.get(n) !== h) problems.push(`after the kill: ${n}'s manifest changed`);
+  problems.push(...(await archiveProblems(b.backups, false)).map((p) => `after the kill: ${p}`));
+
+  const rec = await runCliProcess(b.archiveArgs(true), { cwd: b.root });
+  if (rec.code !== 0) {
+    problems.push(`the next backup failed (exit ${rec.code}): ${rec.stderr.trim()}`);
+    return { landed, problems, recovery: rec };
+  }
+  const st = inspectBackupFolder(b.backups);
+  for (const bad of st.bad) problems.push(`after the next run: ${bad}`);
+  if (st.orphanManifests.length) problems.push(`orphan manifests left: ${st.orphanManifests.join(', ')}`);
+  if (st.temps.length) problems.push(`temp files left: ${st.temps.join(', ')}`);
+  if (st.lock) problems.push('the folder lock was left behind');
+  if (st.snapshots.length > ARCHIVE_PLAIN) problems.push(`${st.snapshots.length} plain snapshots with --plain ${ARCHIVE_PLAIN}`);
+  const after = allSnapshots(b.backups);
+  if (after.size > ARCHIVE_KEEP) problems.push(`${after.size} snapshots with --keep-last ${ARCHIVE_KEEP}`);
+  for (const n of lostKept(mid, after)) problems.push(`after the next run: kept snapshot ${n} is gone`);
+  problems.push(...(await archiveProblems(b.backups, true)).map((p) => `after the next run: ${p}`));
+  return { landed, problems, recovery: rec };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -395,7 +551,7 @@ describe('reliability 1: crash injection (SIGKILL and SIGTERM of the CLI process
   });
 
   it('tests every crash point named in src/core', () => {
-    assert.deepStrictEqual(crashPointsInSource(), [...BACKUP_STEPS, ...RESTORE_STEPS].sort());
+    assert.deepStrictEqual(crashPointsInSource(), [...BACKUP_STEPS, ...RESTORE_STEPS, ...ARCHIVE_STEPS, ...ARCHIVE_RESTORE_STEPS].sort());
   });
 
   describe('backup', () => {
@@ -745,5 +901,133 @@ describe('reliability 1: crash injection (SIGKILL and SIGTERM of the CLI process
         },
       );
     }
+  });
+
+  describe('archive and prune', function () {
+    // Each trial is two CLI runs plus a rebuild of every archived snapshot twice (~2 s a trial
+    // per lane on 2 busy cores). The default run covers every named archive step once and
+    // ARCHIVE_TRIALS random kills; AI_MEMORY_CRASH_TRIALS=<n> (or a soak) runs many more.
+    const archiveTrials = crashTrials(ARCHIVE_TRIALS);
+    this.timeout(LONG || archiveTrials > ARCHIVE_TRIALS ? 4 * 3600_000 : 900_000);
+    const benches: ArchiveBench[] = [];
+    const timing = new RunTiming('pruning');
+    before(async () => {
+      for (let k = 0; k < LANES; k++) benches.push(new ArchiveBench(ARCHIVE_MEMORIES));
+      // Fill each folder: six kept, four of them archived.
+      const runs = await inLanes((ARCHIVE_KEEP + 1) * LANES, async (_i, lane) => {
+        benches[lane].mutate();
+        return runCliProcess(benches[lane].archiveArgs(false), { cwd: benches[lane].root });
+      });
+      for (const r of runs) assert.strictEqual(r.code, 0, r.stderr);
+      for (const r of runs.slice(-2 * LANES)) timing.add(r);
+      console.log(`      an uninjected backup + archive + prune takes ${timing.duration.toFixed(0)} ms, archiving from ${timing.late.toFixed(0)} ms (${LANES} lanes)`);
+    });
+    after(() => {
+      for (const b of benches) b.close();
+    });
+
+    reliabilityCase(
+      'crash',
+      `archive and prune: ${archiveTrials} SIGKILLs at random moments`,
+      {
+        done: `${archiveTrials} runs of \`backup --keep-last ${ARCHIVE_KEEP} --plain ${ARCHIVE_PLAIN}\` (${LANES} lanes), each archiving the third-newest snapshot into the page-dedup archive, deleting the oldest archived one and collecting its packs; every 10th trial after a large change (every memory rewritten, or a VACUUM to another page size) so packs die or are repacked; each killed after a random delay (half over the whole run, half from its archiving part); then the next run normally`,
+        checked: 'at least 40% really killed mid-run; after the kill and after the next run: no snapshot the policy keeps is lost, every plain snapshot matches its manifest, every archived snapshot rebuilds (page hashes, whole-file sha256) to its manifest\'s sha256, manifests unchanged; the live database byte-identical; after the next run no temp file, index without manifest, unreferenced pack, orphan manifest or lock, at most 2 plain and 6 snapshots',
+      },
+      async () => {
+        const rngs = benches.map((_, k) => new Prng(20261129 + k));
+        const failures: string[] = [];
+        const landings = await inLanes(archiveTrials, async (i, lane) => {
+          const afterMs = timing.delay(i, rngs[lane]);
+          const prep = i % 10 === 9 ? async () => benches[lane].bigChange() : undefined;
+          const t = await archiveTrial(benches[lane], { afterMs }, prep);
+          timing.add(t.recovery);
+          for (const p of t.problems) failures.push(`trial ${i} (kill after ${afterMs.toFixed(0)} ms, ${t.landed}): ${p}`);
+          return t.landed;
+        });
+        const killed = landings.filter((l) => l.startsWith('killed')).length;
+        console.log(`      ${tally(landings)}`);
+        assert.deepStrictEqual(failures, []);
+        assert.ok(killed >= archiveTrials * 0.4, `most runs were really killed (${killed})`);
+        return `${archiveTrials} trials: ${archiveTrials} ok`;
+      },
+    );
+
+    /** What each step needs to be reached: gc and repack need packs that died. */
+    const prepareFor = (step: string, b: ArchiveBench) => async () => {
+      if (step !== 'archive:gc-between' && step !== 'archive:repack-written') return;
+      // gc: a VACUUM to another page size (every page new): the packs of the snapshots before it
+      // die wholly. repack: a rewrite of every memory (most pages new): they die mostly.
+      // Each after a snapshot of the state before (so that state's pages are in packs), then
+      // enough runs that every snapshot from before it is deleted.
+      const wantVacuum = step === 'archive:gc-between';
+      const nextIsVacuum = b.big % 2 === 0;
+      const run = async () => {
+        b.mutate();
+        const r = await runCliProcess(b.archiveArgs(false), { cwd: b.root });
+        assert.strictEqual(r.code, 0, r.stderr);
+      };
+      if (nextIsVacuum !== wantVacuum) {
+        b.bigChange();
+        await run();
+      }
+      b.bigChange();
+      for (let i = 0; i < ARCHIVE_KEEP - 1; i++) await run();
+    };
+    let stepResults: Map<string, Promise<Awaited<ReturnType<typeof archiveTrial>>>> | undefined;
+    const stepResult = (step: string) => {
+      if (!stepResults) {
+        const all = inLanes(ARCHIVE_STEPS.length, (i, lane) => archiveTrial(benches[lane], { at: ARCHIVE_STEPS[i] }, prepareFor(ARCHIVE_STEPS[i], benches[lane])));
+        all.catch(() => undefined);
+        stepResults = new Map(ARCHIVE_STEPS.map((st, i) => [st, all.then((r) => r[i])]));
+      }
+      return stepResults.get(step) as Promise<Awaited<ReturnType<typeof archiveTrial>>>;
+    };
+    for (const step of ARCHIVE_STEPS) {
+      reliabilityCase(
+        'crash',
+        `archive: SIGKILL at ${step}`,
+        {
+          done: `\`AI_MEMORY_BACKUP_CRASH_AT=${step}\` on \`backup --keep-last ${ARCHIVE_KEEP} --plain ${ARCHIVE_PLAIN}\`${step === 'archive:gc-between' || step === 'archive:repack-written' ? ' after a large change and enough runs that packs die' : ''}, then the next run`,
+          checked: 'the process died at that step; same checks as the random kills',
+        },
+        async () => {
+          const t = await stepResult(step);
+          assert.deepStrictEqual(t.problems, []);
+          return 'killed at the step; every kept snapshot rebuilds; next run clean';
+        },
+      );
+    }
+
+    reliabilityCase(
+      'crash',
+      'archive: SIGKILL at archive:after-rebuild (restore of an archived snapshot)',
+      {
+        done: '`AI_MEMORY_BACKUP_CRASH_AT=archive:after-rebuild` on `restore --from <archived snapshot>` (killed with the rebuilt copy beside the database and the pin in the backup folder), then the same restore again',
+        checked: 'the database untouched by the killed run; the archive unchanged and every archived snapshot rebuilds; the next restore places exactly the archived snapshot\'s bytes and removes the dead run\'s temp file and pin',
+      },
+      async () => {
+        const b = benches[0];
+        const archived = await listArchived(b.backups);
+        assert.ok(archived.length > 0, 'an archived snapshot to restore');
+        const target = archived[archived.length - 1];
+        const db = path.join(b.root, 'restore-target', 'ai-memory.db');
+        fs.mkdirSync(path.dirname(db), { recursive: true });
+        createAiMemoryDb(db, { memories: 10 });
+        const before = sha256File(db);
+        const args = ['restore', '--db', db, '--from', path.join(b.backups, target.name)];
+        const r = await runCliProcess([...args, '--progress-json'], { cwd: b.root, env: { AI_MEMORY_BACKUP_CRASH_AT: 'archive:after-rebuild' } });
+        assert.strictEqual(r.signal, 'SIGKILL', r.stderr);
+        assert.strictEqual(tempFiles(path.dirname(db)).length, 1, 'the killed run left its rebuilt copy beside the database');
+        assert.strictEqual(sha256File(db), before);
+        assert.deepStrictEqual(await archiveProblems(b.backups, false), []);
+        const rec = await runCliProcess([...args, '--json'], { cwd: b.root });
+        assert.strictEqual(rec.code, 0, rec.stderr);
+        assert.strictEqual(sha256File(db), target.manifest?.sha256);
+        assert.deepStrictEqual(tempFiles(b.backups), []);
+        assert.deepStrictEqual(tempFiles(path.dirname(db)), []);
+        assert.deepStrictEqual(pinFiles(b.backups), []);
+        return 'killed with the rebuilt copy beside the database; database untouched; the next restore is exact and cleans up';
+      },
+    );
   });
 });

@@ -337,7 +337,7 @@ describe('backup: what we promise beyond the reference', () => {
   });
 
   it('a usage error exits 2 and says how to get help', async () => {
-    for (const args of [['backup', '--keep', 'many'], ['backup', '--verify', 'sometimes'], ['list', '--keep', '3'], ['frobnicate'], ['backup', '--bogus']]) {
+    for (const args of [['backup', '--keep', 'many'], ['backup', '--verify', 'sometimes'], ['list', '--plain', '3'], ['frobnicate'], ['backup', '--bogus']]) {
       const r = await cli(args, { cwd: tmp.path });
       assert.strictEqual(r.code, 2, args.join(' '));
       assert.match(r.stderr, /--help/);

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as v from 'valibot';
 import { parseArgs } from '../../src/cli/args';
 import { COMMANDS, engineArgv, ErrorJson, parseResult, ProgressJson, RESULTS, type CommandArgs, type CommandName } from '../../src/cli/protocol';
-import { createAiMemoryDb } from '../support/aiMemoryDb';
+import { createAiMemoryDb, seedMemory } from '../support/aiMemoryDb';
 import { cli } from '../support/cliRun';
 import { openNative } from '../support/sqlite';
 import { useTempDir } from '../support/tmp';
@@ -25,7 +25,37 @@ async function backedUp(dir: string): Promise<void> {
   assert.equal(r.code, 0, r.stderr);
 }
 
+/** Two snapshots, the older one in the page-dedup archive (--plain 1). */
+async function archivedOne(dir: string): Promise<string> {
+  await backedUp(dir);
+  const first = fs.readdirSync(`${dir}/backups`).find((n) => n.endsWith('.db')) as string;
+  seedMemory(`${dir}/ai-memory.db`, 'ns', 'later', 'a later memory');
+  const r = await cli(['backup', '--db', `${dir}/ai-memory.db`, '--to', `${dir}/backups`, '--plain', '1', '--json'], { cwd: dir });
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(!fs.existsSync(`${dir}/backups/${first}`), 'archived');
+  return `${dir}/backups/${first}`;
+}
+
 const CASES: { [C in CommandName]: Case<C>[] } = {
+  prune: [
+    {
+      args: async (dir) => {
+        await archivedOne(dir);
+        return { to: `${dir}/backups`, 'keep-daily': 7, 'keep-hourly': 'all', 'dry-run': true };
+      },
+    },
+    {
+      args: async (dir) => {
+        await archivedOne(dir);
+        return { to: `${dir}/backups`, keep: 1, plain: 1 };
+      },
+    },
+  ],
+  materialize: [
+    {
+      args: async (dir) => ({ from: await archivedOne(dir), out: `${dir}/plain.db` }),
+    },
+  ],
   backup: [
     {
       args: (dir) => {
@@ -68,6 +98,12 @@ const CASES: { [C in CommandName]: Case<C>[] } = {
       args: async (dir) => {
         await backedUp(dir);
         return { from: `${dir}/backups`, verify: 'full' };
+      },
+    },
+    {
+      args: async (dir) => {
+        await archivedOne(dir);
+        return { from: `${dir}/backups`, all: true };
       },
     },
   ],

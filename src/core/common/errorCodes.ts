@@ -28,6 +28,8 @@ export const ERROR_CODES = [
   'TOO_LARGE',
   'IN_USE',
   'RESTORE_FAILED',
+  /** An archived snapshot cannot be rebuilt: a pack or page index is damaged or missing (the message names it). */
+  'ARCHIVE_DAMAGED',
   'CANCELLED',
   'TIMEOUT',
   /** ai-memory 1.0 signatures (store/signing.ts): a signature that must not be trusted; no override. */

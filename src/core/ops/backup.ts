@@ -19,14 +19,15 @@ import { listSnapshots, type SnapshotEntry } from '../store/catalog';
 import { withOwners } from '../store/ownership';
 import { readSmallRegular } from '../common/regularFile';
 import { resolveDbPath, type DbLocation } from '../sqlite/dbFiles';
-import { BackupError, errnoCode, errorMessage, ioError } from '../common/errors';
+import { BackupError, errnoCode, errorMessage, ioError, isBackupError } from '../common/errors';
 import { hashFile } from '../common/hashFile';
 import { TempFileSink } from '../store/fileSink';
 import { acquireFolderLock } from '../store/folderLock';
 import { DEFAULT_CHUNK_BYTES, inspectDatabase, readConsistentImage, type ImageInfo } from '../sqlite/image';
 import { OUR_TOOL, rfc3339, serializeManifest, type Manifest } from '../store/manifest';
 import { formatStamp, manifestNameFor, parseSnapshotName, snapshotName } from '../store/naming';
-import { pinnedSnapshots, removeStalePins } from '../store/pins';
+import { isEmptyPolicy, type RetentionPolicy } from '../store/retention';
+import { applyPrune, archiveOlder, normalizePolicy } from './prune';
 import { readState, STATE_NAME, type BackupState } from '../store/state';
 import { checkFile, describeMaxCheckable, loadSqlEngine, MAX_CHECKABLE_BYTES, type ImageCheck } from '../sqlite/sqlEngine';
 import { crashPoint } from '../common/testHooks';
@@ -47,8 +48,12 @@ const HELD_IMAGE_MAX_BYTES = 32 << 20;
 export interface BackupOptions {
   dbPath: string;
   backupDir: string;
-  /** Keep the newest N snapshots (default 48); 0 keeps all. */
+  /** Keep the newest N snapshots (default 48); 0 keeps all. Ignored when `policy` is given. */
   keep?: number;
+  /** Tiered retention (restic's semantics, retention.ts); overrides `keep`. */
+  policy?: RetentionPolicy;
+  /** Keep the newest N snapshots plain and move older kept ones into the page-dedup archive; undefined: no archiving. */
+  plain?: number;
   verify?: VerifyMode;
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
@@ -75,6 +80,8 @@ export interface BackupResult {
   /** For 'unchanged': when the identical snapshot was made. */
   unchangedSince?: string;
   pruned: string[];
+  /** Snapshots moved into the page-dedup archive by this run. */
+  archived: string[];
   cleaned: string[];
   warnings: string[];
   image?: ImageInfo;
@@ -163,39 +170,35 @@ async function cleanOrphanManifests(dir: string, existing: Set<string>): Promise
 }
 
 /**
- * Applies retention: keeps the newest `keep` snapshots of THIS database (`dbPath`,
- * resolved) in the shared naming format. A snapshot whose manifest names another database
- * (or none: no manifest, so no owner) is neither counted nor deleted — a folder shared by
- * two databases must never lose one's snapshots to the other's retention (ownership.ts).
- * Future-dated snapshots rank below all others (catalog.ts), so they go first.
+ * Applies retention (`keep` = the newest N, or a tiered policy) to the snapshots of THIS
+ * database (`owner.dbPath`, resolved) in the shared naming format, plain and archived; `protect`
+ * names snapshots kept whatever the policy (the one just written). A snapshot whose manifest
+ * names another database (or none: no manifest, so no owner) is neither counted nor deleted —
+ * a folder shared by two databases must never lose one's snapshots to the other's retention
+ * (ownership.ts). Future-dated snapshots rank below all others (catalog.ts), so they go
+ * first. The caller holds the folder lock.
  */
-export async function pruneSnapshots(dir: string, keep: number, protect: Set<string>, owner: { dbPath: string; now?: number }): Promise<{ pruned: string[]; warnings: string[] }> {
-  const pruned: string[] = [];
-  const warnings: string[] = [];
-  if (keep <= 0) return { pruned, warnings };
-  await removeStalePins(dir);
-  const pinned = await pinnedSnapshots(dir);
-  // Only names in the shared format carry a time we trust; anything else is not ours to delete.
-  const listed = await withOwners(dir, owner.dbPath, await listSnapshots(dir, { now: owner.now }));
-  const entries = listed.filter((e) => e.timeSource === 'name' && !e.symlink && e.owner === 'this');
-  for (const e of entries.slice(keep)) {
-    if (protect.has(e.name)) continue;
-    // Pins read again right before the delete: a restore that began after the first read is honoured too.
-    if (pinned.has(e.name) || (await pinnedSnapshots(dir)).has(e.name)) {
-      warnings.push(`kept ${e.name}: a restore is reading it`);
-      continue;
-    }
-    try {
-      await fsp.unlink(e.path);
-      crashPoint('backup:prune-between');
-      await fsp.rm(e.manifestPath, { force: true });
-      pruned.push(e.name);
-    } catch (err) {
-      warnings.push(`could not delete ${e.name}: ${errorMessage(err)}`);
-    }
+export async function pruneSnapshots(dir: string, keep: number | RetentionPolicy, protect: Set<string>, owner: { dbPath: string; now?: number }): Promise<{ pruned: string[]; warnings: string[] }> {
+  const policy = normalizePolicy(keep);
+  if (isEmptyPolicy(policy)) return { pruned: [], warnings: [] };
+  const [justWritten] = [...protect];
+  const r = await applyPrune(dir, policy, { justWritten, dbPath: owner.dbPath, now: owner.now });
+  return { pruned: r.pruned, warnings: r.warnings };
+}
+
+/** Moves this database's older kept snapshots into the archive (when `plain` is set); a failure here never fails the backup. */
+async function archiveStep(dir: string, opts: BackupOptions, owner: { dbPath: string; now?: number }, warnings: string[], progress: (p: Progress) => void): Promise<string[]> {
+  if (opts.plain === undefined) return [];
+  progress({ phase: 'pruning', message: 'archiving older snapshots' });
+  try {
+    const r = await archiveOlder(dir, opts.plain, { signal: opts.signal, dbPath: owner.dbPath, now: owner.now });
+    warnings.push(...r.warnings);
+    return r.archived;
+  } catch (e) {
+    // The new snapshot is already published: a failure (or a cancel) here only leaves older snapshots plain.
+    warnings.push(`archiving older snapshots ${isBackupError(e) && e.code === 'CANCELLED' ? 'was cancelled' : 'failed'} (they stay as they were): ${errorMessage(e)}`);
+    return [];
   }
-  if (pruned.length) await fsyncDir(dir);
-  return { pruned, warnings };
 }
 
 function nextFreeSeq(entries: SnapshotEntry[], stamp: string): number {
@@ -215,10 +218,11 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
   const db = await resolveDbPath(opts.dbPath);
   const dbPath = db.path;
   const dir = resolve(opts.backupDir);
-  const keep = opts.keep ?? DEFAULT_KEEP;
+  const keep = opts.policy ? normalizePolicy(opts.policy) : (opts.keep ?? DEFAULT_KEEP);
   const verify = opts.verify ?? 'quick';
   const progress = opts.onProgress ?? (() => undefined);
-  if (!Number.isInteger(keep) || keep < 0) throw new BackupError('USAGE', `--keep must be a whole number ≥ 0, got ${keep}.`);
+  if (typeof keep === 'number' && (!Number.isInteger(keep) || keep < 0)) throw new BackupError('USAGE', `--keep must be a whole number ≥ 0, got ${keep}.`);
+  if (opts.plain !== undefined && (!Number.isInteger(opts.plain) || opts.plain < 1)) throw new BackupError('USAGE', `--plain must be a whole number ≥ 1, got ${opts.plain}.`);
 
   // Refusals first, before anything is created.
   const info = await inspectDatabase(dbPath);
@@ -243,7 +247,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
         const snap = entries.find((e) => e.name === state.snapshot);
         // Only a recent run of THIS database counts (the folder may be shared).
         if (snap?.manifest && snap.owner === 'this') {
-          return { status: 'skipped', db, snapshotPath: snap.path, manifestPath: snap.manifestPath, manifest: snap.manifest, pruned: [], cleaned: [], warnings, durationMs: Date.now() - started };
+          return { status: 'skipped', db, snapshotPath: snap.path, manifestPath: snap.manifestPath, manifest: snap.manifest, pruned: [], archived: [], cleaned: [], warnings, durationMs: Date.now() - started };
         }
       }
     }
@@ -351,6 +355,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       sink = undefined;
       const { pruned, warnings: w } = await pruneSnapshots(dir, keep, new Set([same.name]), { dbPath, now: now().getTime() });
       warnings.push(...w);
+      const archived = await archiveStep(dir, opts, { dbPath, now: now().getTime() }, warnings, progress);
       await writeFileAtomic(join(dir, STATE_NAME), JSON.stringify({ last_run: rfc3339(now()), status: 'unchanged', snapshot: same.name, sha256 } satisfies BackupState));
       return {
         status: 'unchanged',
@@ -360,6 +365,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
         manifest,
         unchangedSince: manifest.created_at,
         pruned,
+        archived,
         cleaned,
         warnings,
         image,
@@ -433,6 +439,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     const { pruned, warnings: w } = await pruneSnapshots(dir, keep, new Set([published.name]), { dbPath, now: now().getTime() });
     warnings.push(...w);
     crashPoint('backup:after-prune');
+    const archived = await archiveStep(dir, opts, { dbPath, now: now().getTime() }, warnings, progress);
     await writeFileAtomic(
       join(dir, STATE_NAME),
       JSON.stringify({ last_run: rfc3339(now()), status: 'created', snapshot: published.name, sha256 } satisfies BackupState),
@@ -447,6 +454,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       manifest: published.manifest,
       signing,
       pruned,
+      archived,
       cleaned,
       warnings,
       image,

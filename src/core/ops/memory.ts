@@ -16,6 +16,41 @@ import { readSchema } from '../memory/schema';
 import { factsFromObject, type MemoryFacts } from '../memory/facts';
 import { openLiveSql, openSnapshotSql, type MemorySql, type OpenOptions } from '../memory/source';
 import { resolveRestoreSource } from './restore';
+import { findArchived, rebuildToTemp } from './archived';
+
+/**
+ * Opens a snapshot's memories; an archived one (store/archive.ts) is rebuilt first into a
+ * temp file in its backup folder (every page and the whole file checked against its index
+ * and manifest; pinned while open) and read from there, removed on close.
+ */
+async function openAnySnapshotSql(path: string, opts: OpenOptions): Promise<MemorySql & { release?: () => Promise<void> }> {
+  const ref = await findArchived(path);
+  if (!ref) return openSnapshotSql(path, opts);
+  const rebuilt = await rebuildToTemp(ref, { signal: opts.signal });
+  let sql: MemorySql;
+  try {
+    sql = await openSnapshotSql(rebuilt.file, opts);
+  } catch (e) {
+    await rebuilt.done();
+    throw e;
+  }
+  return {
+    label: `snapshot ${path} (archived)`,
+    bytes: sql.bytes,
+    each: (q, params, onRow) => sql.each(q, params, onRow),
+    all: (q, params) => sql.all(q, params),
+    close: () => sql.close(),
+    // The temp file and the pin go after the close: `closeSql` awaits it.
+    release: () => rebuilt.done(),
+  };
+}
+
+/** Closes a database opened here and, for an archived snapshot, removes its rebuilt temp file and pin. */
+async function closeSql(db: (MemorySql & { release?: () => Promise<void> }) | undefined): Promise<void> {
+  if (!db) return;
+  db.close();
+  await db.release?.();
+}
 
 /**
  * The snapshot a `--from` names: the file itself, or a folder's newest snapshot OF THIS
@@ -54,6 +89,13 @@ async function snapshotHeader(path: string): Promise<SnapshotHeader & { recorded
   try {
     st = await fsp.stat(path);
   } catch (e) {
+    // In the page-dedup archive: its manifest is there; opening it rebuilds and checks it against that manifest.
+    const ref = errnoCode(e) === 'ENOENT' ? await findArchived(path) : undefined;
+    if (ref) {
+      const a = await readManifestFor(name, ref.manifestPath);
+      const warnings = a.manifestState === 'ok' ? [] : [`its manifest is ${a.manifestState}${a.manifestError ? ` (${a.manifestError})` : ''}`];
+      return { path, name, bytes: a.manifest?.bytes ?? 0, manifest: a.manifestState, sha256: a.manifest?.sha256, created_at: a.manifest?.created_at, integrity: a.manifest?.integrity, warnings };
+    }
     if (errnoCode(e) === 'ENOENT') throw new BackupError('SNAPSHOT_NOT_FOUND', `Snapshot not found: ${path}`, { hint: 'Check the path, or list snapshots with `ai-memory-backup list`.' });
     throw ioError('reading', path, e);
   }
@@ -93,7 +135,7 @@ export async function inspectSnapshot(opts: { from?: string; db?: string; query?
     snapshot = header;
     recorded = recordedFacts;
     snapshot.warnings.unshift(...notes);
-    db = await openSnapshotSql(path, opts);
+    db = await openAnySnapshotSql(path, opts);
   }
   try {
     const schema = readSchema(db);
@@ -117,28 +159,28 @@ export async function inspectSnapshot(opts: { from?: string; db?: string; query?
     }
     return result;
   } finally {
-    db.close();
+    await closeSql(db);
   }
 }
 
 /** The "to" side: another snapshot, or the current database (read through the WAL-consistent reader). */
 export type Side = { snapshot: string } | { db: string };
 
-async function openSide(side: Side, opts: MemoryOpOptions): Promise<MemorySql> {
-  return 'snapshot' in side ? openSnapshotSql(await snapshotFrom(side.snapshot, opts), opts) : openLiveSql(side.db, opts);
+async function openSide(side: Side, opts: MemoryOpOptions): Promise<MemorySql & { release?: () => Promise<void> }> {
+  return 'snapshot' in side ? openAnySnapshotSql(await snapshotFrom(side.snapshot, opts), opts) : openLiveSql(side.db, opts);
 }
 
 export async function diff(opts: { from: string; to: Side } & MemoryOpOptions): Promise<Comparison> {
-  const from = await openSnapshotSql(await snapshotFrom(opts.from, { ...opts, dbPath: opts.dbPath ?? ('db' in opts.to ? opts.to.db : undefined) }), opts);
+  const from = await openAnySnapshotSql(await snapshotFrom(opts.from, { ...opts, dbPath: opts.dbPath ?? ('db' in opts.to ? opts.to.db : undefined) }), opts);
   try {
     const to = await openSide(opts.to, opts);
     try {
       return compareDatabases(from, to);
     } finally {
-      to.close();
+      await closeSql(to);
     }
   } finally {
-    from.close();
+    await closeSql(from);
   }
 }
 
@@ -157,7 +199,7 @@ export interface ExtractToFileResult extends ExtractResult {
 export async function extract(opts: { from: string; select: { ids: string[] } | { namespace: string } | { removedSinceDb: string }; db?: string; out?: string; now?: Date } & MemoryOpOptions): Promise<ExtractToFileResult> {
   const dbPath = 'removedSinceDb' in opts.select ? opts.select.removedSinceDb : opts.db;
   const snapPath = await snapshotFrom(opts.from, { ...opts, dbPath: dbPath ?? opts.dbPath });
-  const snap = await openSnapshotSql(snapPath, opts);
+  const snap = await openAnySnapshotSql(snapPath, opts);
   let current: MemorySql | undefined;
   try {
     current = dbPath ? await openLiveSql(dbPath, opts) : undefined;
@@ -166,7 +208,8 @@ export async function extract(opts: { from: string; select: { ids: string[] } | 
     const result: ExtractToFileResult = { ...r, links: r.document.links.length };
     if (opts.out) {
       const perm = async (p: string): Promise<number> => (await fsp.stat(p)).mode & 0o666;
-      let mode = await perm(snapPath);
+      // An archived snapshot's files in the archive keep the mode its plain file had.
+      let mode = await perm((await findArchived(snapPath))?.manifestPath ?? snapPath);
       if (dbPath) mode &= await perm(dbPath);
       mode |= 0o600; // group/other only what both the snapshot and the database allow; the owner reads and writes
       const existing = await fsp.lstat(opts.out).catch(() => undefined);
@@ -180,6 +223,6 @@ export async function extract(opts: { from: string; select: { ids: string[] } | 
     return result;
   } finally {
     current?.close();
-    snap.close();
+    await closeSql(snap);
   }
 }

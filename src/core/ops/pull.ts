@@ -56,7 +56,8 @@ export async function pullFromTarget(opts: {
   } else want = available.slice(0, 1);
   if (!want.length) throw new BackupError('NO_SNAPSHOTS', `${target.label} holds no complete snapshots.`, { hint: 'Push from the machine that has them first (`push --remote …`).' });
   await fsp.mkdir(toDir, { recursive: true, mode: 0o700 }).catch((e: unknown) => Promise.reject(new BackupError('TARGET_NOT_WRITABLE', `Cannot create ${toDir}: ${e instanceof Error ? e.message : String(e)}`)));
-  const local = new Map((await listSnapshots(toDir)).map((e) => [e.name, e]));
+  // Archived snapshots count as present: restore takes them by the path their plain file would have.
+  const local = new Map((await listSnapshots(toDir, { archived: true })).map((e) => [e.name, e]));
   const out: PullResult[] = [];
   for (const name of want) {
     const mName = manifestNameFor(name);

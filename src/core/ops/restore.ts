@@ -59,6 +59,8 @@ import type { OperatorPublicKey } from '../store/operatorKey';
 import type { SignatureVerdict } from '../store/signing';
 import { liveSchemaVersion } from './schemaGuard';
 import { selectRestoreSource, type Selection } from './snapshotSelect';
+import { findArchived, rebuildToTemp, type Rebuilt } from './archived';
+import { rebuildArchived } from '../store/archive';
 
 export interface RestoreOptions {
   dbPath: string;
@@ -153,6 +155,13 @@ export async function resolveRestoreSource(from: string, dbPath: string): Promis
     st = await fsp.stat(p);
   } catch (e) {
     if (errnoCode(e) === 'ENOENT' && (await exists(p))) return { snapshot: p, source: { owner: 'unknown' }, warnings }; // a dangling symlink: examine() reports it
+    // In the folder's page-dedup archive: whose it is comes from its manifest there.
+    const archived = errnoCode(e) === 'ENOENT' ? await findArchived(p) : undefined;
+    if (archived) {
+      const m = await readManifestFor(archived.name, archived.manifestPath);
+      const [source] = await withOwners(dirname(p), dbPath, [{ manifest: m.manifest, manifestState: m.manifestState }]);
+      return { snapshot: p, source: { owner: source.owner, source: source.source }, warnings };
+    }
     throw new BackupError('SNAPSHOT_NOT_FOUND', `${p} does not exist.`, { hint: 'Pass a snapshot file or the backup folder with --from.' });
   }
   if (!st.isDirectory()) {
@@ -160,7 +169,7 @@ export async function resolveRestoreSource(from: string, dbPath: string): Promis
     const [source] = await withOwners(dirname(p), dbPath, [{ manifest: m.manifest, manifestState: m.manifestState }]);
     return { snapshot: p, source: { owner: source.owner, source: source.source }, warnings };
   }
-  const entries = await withOwners(p, dbPath, await listSnapshots(p));
+  const entries = await withOwners(p, dbPath, await listSnapshots(p, { archived: true }));
   if (!entries.length) {
     throw new BackupError('NO_SNAPSHOTS', `No snapshots found in ${p}.`, { hint: 'Run `backup` first, or pass the folder that holds your ai-memory-*.db snapshots.' });
   }
@@ -327,10 +336,10 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     });
   }
   const unpin = await pinSnapshot(dirname(snapshot), basename(snapshot));
+  let rebuilt: Rebuilt | undefined;
   try {
     crashPoint('restore:after-pin');
     throwIfCancelled(opts.signal, CANCELLED);
-    progress({ phase: 'hashing', message: `checking ${basename(snapshot)}` });
     const integrity = opts.skipIntegrity ? 'off' : (opts.verify ?? 'quick');
     // The one read of the snapshot also writes the copy that will be put in place (beside
     // the database, so the final rename stays on one file system) and SQLite checks that
@@ -341,7 +350,29 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     const tmp = !opts.dryRun && (await isDirectory(dir)) ? tempPath(dir, 'restore') : undefined;
     let tmpOwned = tmp !== undefined;
     try {
-      const { report, copied } = await examineSnapshot(snapshot, {
+      // An archived snapshot is rebuilt first, every page and the whole file checked against
+      // its index and manifest: straight into that copy beside the database when there is
+      // one (one write, as for a plain snapshot), else into a temp file in the backup folder.
+      // Then it is examined (hashed again from disk, checked) and placed like a plain one.
+      const archived = await findArchived(snapshot);
+      let source = snapshot;
+      let rebuiltInPlace = false;
+      if (archived) {
+        progress({ phase: 'reading', message: `rebuilding ${archived.name} from the archive` });
+        const onBytes = (done: number, total: number) => progress({ phase: 'reading', done, total });
+        if (tmp) {
+          await rebuildArchived(archived.dir, archived.name, tmp, { signal: opts.signal, onBytes });
+          crashPoint('archive:after-rebuild');
+          rebuiltInPlace = true;
+          source = tmp;
+        } else {
+          rebuilt = await rebuildToTemp(archived, { signal: opts.signal, onBytes });
+          source = rebuilt.file;
+        }
+      }
+      progress({ phase: 'hashing', message: `checking ${basename(snapshot)}` });
+      const { report, copied: copiedNow } = await examineSnapshot(source, {
+        as: archived ? { name: archived.name, manifestPath: archived.manifestPath, path: archived.path } : undefined,
         useManifest: !opts.skipVerify,
         anchor: anchor ?? null,
         unsignedIsProblem: true,
@@ -349,10 +380,11 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
         integrity,
         stopAtFirst: true,
         encryptedIsProblem: true,
-        copyTo: tmp,
+        copyTo: rebuiltInPlace ? undefined : tmp,
         signal: opts.signal,
         onBytes: (done, total) => progress({ phase: 'hashing', done, total }),
       });
+      const copied = copiedNow || rebuiltInPlace;
       if (report.problems.length) throw problemError(report.problems[0]);
       const sha256 = report.sha256 as string;
       if (selection.skipped.length) warnings.push(`--latest only considers snapshots whose signed manifest verifies; skipped: ${selection.skipped.join(', ')}`);
@@ -441,9 +473,9 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
       };
       // The placed file gets the mode and (where permitted) the owner of the file it replaces;
       // a new database the snapshot's mode (never wider than its source's), owned by us.
-      const like = (await likenessOf(dbPath)) ?? { mode: (await likenessOf(snapshot))?.mode ?? 0o600, uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1 };
+      const like = (await likenessOf(dbPath)) ?? { mode: (await likenessOf(source))?.mode ?? 0o600, uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1 };
       tmpOwned = !copied; // place() owns the copy now (renames it, or removes it on failure)
-      await place({ dbPath, snapshot, tmp: copied ? tmp : undefined, sha256, keep, consolidate, damaged, like, progress, signal: opts.signal, recheck });
+      await place({ dbPath, snapshot: source, tmp: copied ? tmp : undefined, sha256, keep, consolidate, damaged, like, progress, signal: opts.signal, recheck });
       // Pins (and pin temps) left by restores that died (killed, power cut) are dropped; live pins stay.
       await removeStalePins(dirname(snapshot));
       await cleanStaleTemps(dirname(snapshot));
@@ -452,6 +484,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
       if (tmpOwned && tmp) await fsp.rm(tmp, { force: true }).catch(() => undefined);
     }
   } finally {
+    await rebuilt?.done();
     await unpin();
   }
 }

@@ -50,6 +50,8 @@ export interface SnapshotReport {
 }
 
 export interface ExamineOptions {
+  /** The file is a rebuilt archived snapshot: report it under this name, with this manifest. */
+  as?: { name: string; manifestPath: string; path: string };
   /** Check against the manifest (restore without --skip-verify, and verify). */
   useManifest: boolean;
   /** Which sql.js check; 'off' skips it (restore --skip-integrity). */
@@ -219,9 +221,9 @@ export function detectFormat(head: Uint8Array, size: number): { format: Snapshot
  * Never throws for a bad snapshot (that is a Problem); throws for I/O trouble and cancel.
  */
 export async function examineSnapshot(path: string, opts: ExamineOptions & { copyTo?: string }): Promise<{ report: SnapshotReport; copied: boolean }> {
-  const name = basename(path);
-  const manifestPath = join(dirname(path), manifestNameFor(name));
-  const report: SnapshotReport = { path, name, manifestPath, manifestState: opts.useManifest ? 'missing' : 'skipped', bytes: 0, problems: [], notes: [] };
+  const name = opts.as?.name ?? basename(path);
+  const manifestPath = opts.as?.manifestPath ?? join(dirname(path), manifestNameFor(name));
+  const report: SnapshotReport = { path: opts.as?.path ?? path, name, manifestPath, manifestState: opts.useManifest ? 'missing' : 'skipped', bytes: 0, problems: [], notes: [] };
   const problem = (p: Problem) => {
     report.problems.push(p);
     if (opts.stopAtFirst) throw new Stop();

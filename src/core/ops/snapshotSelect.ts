@@ -8,12 +8,15 @@
  *    is refused stops the choice — choosing among backups while one was tampered with lets
  *    the tamperer steer it. Neither the name nor the file time is trusted then.
  *  - no key (0.7 compatibility): the newest by the time in the name, as before.
+ * Archived snapshots (store/archive.ts) take part like plain ones: their manifests moved into
+ * the archive byte for byte, signatures included.
  */
 import { exists } from '../common/fsFacts';
 import { promises as fsp } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { BackupError, errnoCode } from '../common/errors';
 import { listSnapshots } from '../store/catalog';
+import { findArchived } from './archived';
 import { isSnapshotFileName } from '../store/naming';
 import type { OperatorPublicKey } from '../store/operatorKey';
 
@@ -68,18 +71,18 @@ export async function selectRestoreSource(from: string, opts: SelectOptions): Pr
       throw new BackupError('USAGE', `--snapshot "${opts.snapshot}" is not a snapshot name.`, { hint: 'Pass the file name (ai-memory-<time>.db), its id (ai-memory-<time>) or its manifest\'s name — never a path.' });
     }
     const path = join(p, `${id}.db`);
-    if (!(await exists(path))) {
+    if (!(await exists(path)) && !(await findArchived(path))) {
       throw new BackupError('SNAPSHOT_NOT_FOUND', `No snapshot ${basename(path)} in ${p}.`, { hint: 'Run `list` to see the snapshots in that folder.' });
     }
     return { path, selectedBy: 'explicit', skipped: [] };
   }
   const selectedBy = opts.latest ? 'latest' : 'explicit';
   if (!opts.anchor) {
-    const entries = await listSnapshots(p, { manifests: false });
+    const entries = await listSnapshots(p, { manifests: false, archived: true });
     if (!entries.length) throw new BackupError('NO_SNAPSHOTS', `No snapshots found in ${p}.`, { hint: 'Run `backup` first, or pass the folder that holds your ai-memory-*.db snapshots.' });
     return { path: entries[0].path, selectedBy, rule: 'the newest by the time in its name (no operator key configured)', skipped: [] };
   }
-  const entries = await listSnapshots(p, { anchor: opts.anchor });
+  const entries = await listSnapshots(p, { anchor: opts.anchor, archived: true });
   if (!entries.length) throw new BackupError('NO_SNAPSHOTS', `No snapshots found in ${p}.`, { hint: 'Run `backup` first, or pass the folder that holds your ai-memory-*.db snapshots.' });
   const skipped: string[] = [];
   let best: { time: number; name: string; path: string } | undefined;

@@ -12,10 +12,16 @@
  *     between leaves an "unfinished" snapshot, cleaned next time). Only names of ours
  *     (`ai-memory-*.db` and their manifests) directly under the prefix are ever deleted; a
  *     refused delete is reported.
- * The local folder is only read (and a pin keeps local retention off the file being sent).
+ * The local folder is only read (and a pin keeps local retention off the file being sent);
+ * an archived snapshot (store/archive.ts) the target lacks is rebuilt into a temp file there
+ * first — every page and the whole file checked against its index and manifest — and its
+ * manifest goes up byte for byte, as a plain one's. A damaged archived snapshot is skipped
+ * (said in `skipped`), never sent.
  */
 import { promises as fsp } from 'node:fs';
 import { isBackupError } from '../common/errors';
+import { rebuildArchived } from '../store/archive';
+import { tempPath } from '../store/atomicFs';
 import { listSnapshots, type SnapshotEntry } from '../store/catalog';
 import type { Manifest } from '../store/manifest';
 import { compareNewestFirst, isSnapshotFileName, manifestNameFor, parseSnapshotName } from '../store/naming';
@@ -100,7 +106,7 @@ export async function syncTarget(opts: {
 }): Promise<SyncReport> {
   const { localDir, target, keep } = opts;
   const report: SyncReport = { target: target.label, uploaded: [], present: [], deleted: [], cleaned: [], refused: [], skipped: [], remoteOnly: [] };
-  const local = await listSnapshots(localDir);
+  const local = await listSnapshots(localDir, { archived: true });
   const good = new Map<string, SnapshotEntry>();
   for (const e of local) {
     const why = eligible(e);
@@ -123,9 +129,23 @@ export async function syncTarget(opts: {
     }
     const m = e.manifest as Manifest;
     const unpin = await pinSnapshot(localDir, e.name);
+    let rebuilt: string | undefined;
     try {
+      let file = e.path;
+      if (e.archived) {
+        opts.onProgress?.({ phase: 'checking', name: e.name, done: 0, total: m.bytes });
+        rebuilt = tempPath(localDir, 'push');
+        try {
+          await rebuildArchived(localDir, e.name, rebuilt, { signal: opts.signal });
+        } catch (err) {
+          if (!isBackupError(err) || err.code === 'CANCELLED') throw err;
+          report.skipped.push({ name: e.name, reason: `archived, and it does not rebuild: ${err.message}` });
+          continue;
+        }
+        file = rebuilt;
+      }
       opts.onProgress?.({ phase: 'uploading', name: e.name, done: 0, total: m.bytes });
-      await target.uploadFile(e.name, e.path, { bytes: m.bytes, sha256: m.sha256 }, {
+      await target.uploadFile(e.name, file, { bytes: m.bytes, sha256: m.sha256 }, {
         signal: opts.signal,
         onBytes: (done, total) => opts.onProgress?.({ phase: 'uploading', name: e.name, done, total }),
         onMultipart: opts.onMultipart,
@@ -134,6 +154,7 @@ export async function syncTarget(opts: {
       const text = await fsp.readFile(e.manifestPath);
       await target.uploadBytes(manifestNameFor(e.name), text, opts.signal);
     } finally {
+      if (rebuilt) await fsp.rm(rebuilt, { force: true }).catch(() => undefined);
       await unpin();
     }
     report.uploaded.push(e.name);
@@ -239,7 +260,7 @@ export async function pushToTarget(opts: { localDir: string; target: RemoteTarge
     return { target: target.label, id: target.id, status: t.status === 'copied' ? 'copied' : 'failed', report, error, next_retry: t.next_retry };
   } catch (e) {
     const error = errorOf(e);
-    const local = await listSnapshots(localDir).catch(() => []);
+    const local = await listSnapshots(localDir, { archived: true }).catch(() => []);
     const t = await updateTargetState(localDir, target.id, (old) => {
       const o = old as TargetState;
       const attempts = o.attempts + 1;

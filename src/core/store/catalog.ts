@@ -12,6 +12,7 @@ import { acquireFolderLock } from './folderLock';
 import { checkManifestNames, parseManifest, type Manifest } from './manifest';
 import { resolveOperatorPublicKey, type OperatorPublicKey } from './operatorKey';
 import { assessManifest, type SignatureVerdict } from './signing';
+import { deleteArchived, listArchived } from './archive';
 import { compareNewestFirst, isSnapshotFileName, manifestNameFor, parseSnapshotName } from './naming';
 
 export type ManifestState = 'ok' | 'missing' | 'invalid' | 'foreign';
@@ -45,6 +46,12 @@ export interface SnapshotEntry {
    * (and is the first to go when retention is due), and the outputs say so.
    */
   future: boolean;
+  /**
+   * Stored in the page-dedup archive (archive.ts), not as a plain file: `path` is where the
+   * plain file would be, `manifestPath` the manifest inside the archive, `size` its bytes.
+   */
+  archived?: boolean;
+  indexPath?: string;
 }
 
 /** How far in the future a snapshot's time may be before it counts as future-dated (clocks of two machines sharing a folder differ a little). */
@@ -62,6 +69,8 @@ export interface ListOptions {
   anchor?: OperatorPublicKey | null;
   /** The clock that decides what is "in the future" (default: now). */
   now?: number;
+  /** Include snapshots of the page-dedup archive (default false: plain files only). */
+  archived?: boolean;
 }
 
 type ManifestFacts = Pick<SnapshotEntry, 'manifest' | 'manifestState' | 'manifestError' | 'signature'>;
@@ -221,6 +230,40 @@ export async function listSnapshots(dir: string, opts: ListOptions = {}): Promis
     }
   };
   await Promise.all(Array.from({ length: Math.min(32, names.length) }, worker));
+  if (opts.archived) {
+    // A snapshot both plain and archived (a crash before its plain copy went) is listed once, as plain.
+    const plain = new Set(out.map((e) => e.name));
+    const archived = (await listArchived(dir)).filter((a) => !plain.has(a.name) && parseSnapshotName(a.name));
+    const archAnchor = readManifests && archived.length && !names.length ? await anchorFor(opts.anchor) : anchor;
+    for (const a of archived) {
+      const t = parseSnapshotName(a.name);
+      if (!t) continue;
+      const st = await fsp.stat(a.manifestPath).catch(() => undefined);
+      const entry: SnapshotEntry = {
+        name: a.name,
+        path: join(dir, a.name),
+        manifestPath: a.manifestPath,
+        time: t.time,
+        timeSource: 'name',
+        seq: t.seq,
+        size: a.manifest?.bytes ?? 0,
+        mtimeMs: st?.mtimeMs ?? 0,
+        symlink: false,
+        unsafe: false,
+        manifest: a.manifest,
+        manifestState: a.manifest ? 'ok' : 'invalid',
+        manifestError: a.manifestError,
+        future: t.time > now + FUTURE_SKEW_MS,
+        archived: true,
+        indexPath: a.indexPath,
+      };
+      // The manifest moved into the archive byte for byte: a signed one is checked like a plain snapshot's.
+      if (readManifests) Object.assign(entry, { manifest: undefined, manifestError: undefined }, await readManifestFor(a.name, a.manifestPath, archAnchor ?? null));
+      // Its size is the manifest's: the archive rebuilds exactly those bytes, or says it is damaged.
+      if (entry.manifest) entry.sizeMatches = true;
+      out.push(entry);
+    }
+  }
   return out.sort(compareEntries);
 }
 
@@ -239,6 +282,7 @@ export async function deleteSnapshot(dir: string, name: string): Promise<void> {
       if (errnoCode(e) !== 'ENOENT') throw new BackupError('IO', `Could not delete ${name}: ${errorMessage(e)}`);
     });
     await fsp.rm(join(dir, manifestNameFor(name)), { force: true });
+    if ((await listArchived(dir)).some((a) => a.name === name)) await deleteArchived(dir, name);
   } finally {
     await lock.release();
   }

@@ -38,9 +38,17 @@ const DOC_SIZE = { width: 1200, height: 750 };
 const SNAPSHOT_NAME = /^ai-memory-\d{4}-\d\d-\d\dT\d{6}Z(?:_\d+)?\.db$/;
 
 /** Snapshot file names in `dir`, newest first (the names sort by time). */
+/** Snapshot names in the folder, newest first: plain files and those in the page-dedup archive (a manifest beside its index). */
 function snapshotsOnDisk(dir) {
   if (!existsSync(dir)) return [];
-  return readdirSync(dir).filter((n) => SNAPSHOT_NAME.test(n)).sort().reverse();
+  const plain = readdirSync(dir).filter((n) => SNAPSHOT_NAME.test(n));
+  const archive = join(dir, '.ai-memory-archive', 'snapshots');
+  const inArchive = existsSync(archive) ? readdirSync(archive) : [];
+  const archived = inArchive
+    .filter((n) => n.endsWith('.manifest.json') && inArchive.includes(n.replace(/\.manifest\.json$/, '.idx')))
+    .map((n) => n.replace(/\.manifest\.json$/, '.db'))
+    .filter((n) => SNAPSHOT_NAME.test(n) && !plain.includes(n));
+  return [...plain, ...archived].sort().reverse();
 }
 
 function preRestoreCopies(dir) {

@@ -1,0 +1,173 @@
+/**
+ * Archived snapshots for restore, verify and materialize: found by the path their plain file
+ * would have (`<backup folder>/ai-memory-<ts>.db`), rebuilt into a temp file in the backup
+ * folder (every page checked against its hash, the whole file against the manifest's
+ * sha256), and then handled exactly like a plain snapshot.
+ */
+import { constants as fsc, promises as fsp } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { BackupError, errnoCode, ioError } from '../common/errors';
+import { crashPoint } from '../common/testHooks';
+import { fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
+import { listArchived, rebuildArchived, type RebuildResult } from '../store/archive';
+import { serializeManifest } from '../store/manifest';
+import { manifestNameFor } from '../store/naming';
+import { pinSnapshot } from '../store/pins';
+import type { VerifyMode } from '../common/checks';
+import type { OperatorPublicKey } from '../store/operatorKey';
+import { examineSnapshot, problemError, type SnapshotReport } from './snapshotCheck';
+
+export interface ArchivedRef {
+  dir: string;
+  name: string;
+  /** Where its plain file would be. */
+  path: string;
+  manifestPath: string;
+}
+
+/** The archived snapshot a path names (its plain file absent, its name in the folder's archive), or undefined. */
+export async function findArchived(path: string): Promise<ArchivedRef | undefined> {
+  const p = resolve(path);
+  try {
+    await fsp.lstat(p);
+    return undefined; // a real file (or something else) is there: not archived
+  } catch (e) {
+    if (errnoCode(e) !== 'ENOENT') return undefined;
+  }
+  const dir = dirname(p);
+  const name = basename(p);
+  const a = (await listArchived(dir)).find((x) => x.name === name);
+  return a ? { dir, name, path: p, manifestPath: a.manifestPath } : undefined;
+}
+
+export interface Rebuilt {
+  /** The rebuilt file (a temp in the backup folder); remove it with `done()`. */
+  file: string;
+  result: RebuildResult;
+  done: () => Promise<void>;
+}
+
+/** Rebuilds an archived snapshot into a temp file in its backup folder, pinned while it exists. */
+export async function rebuildToTemp(ref: ArchivedRef, opts: { signal?: AbortSignal; onBytes?: (d: number, t: number) => void } = {}): Promise<Rebuilt> {
+  const unpin = await pinSnapshot(ref.dir, ref.name);
+  const file = tempPath(ref.dir, 'rebuild');
+  try {
+    const result = await rebuildArchived(ref.dir, ref.name, file, opts);
+    crashPoint('archive:after-rebuild');
+    return {
+      file,
+      result,
+      done: async () => {
+        await fsp.rm(file, { force: true }).catch(() => undefined);
+        await unpin();
+      },
+    };
+  } catch (e) {
+    await fsp.rm(file, { force: true }).catch(() => undefined);
+    await unpin();
+    throw e;
+  }
+}
+
+/** Verifies one archived snapshot: rebuilds it (pages, sha256) and checks the result like a plain one. */
+export async function verifyArchived(ref: ArchivedRef, integrity: VerifyMode, signal?: AbortSignal, anchor?: OperatorPublicKey | null): Promise<SnapshotReport> {
+  let rebuilt: Rebuilt;
+  try {
+    rebuilt = await rebuildToTemp(ref, { signal });
+  } catch (e) {
+    if (!(e instanceof BackupError) || e.code === 'CANCELLED') throw e;
+    return { path: ref.path, name: ref.name, manifestPath: ref.manifestPath, manifestState: 'ok', bytes: 0, problems: [{ code: e.code, message: e.message, hint: e.hint }], notes: ['archived'] };
+  }
+  try {
+    const { report } = await examineSnapshot(rebuilt.file, { useManifest: true, integrity, stopAtFirst: false, signal, anchor, as: { name: ref.name, manifestPath: ref.manifestPath, path: ref.path } });
+    report.notes.unshift(`archived: rebuilt from ${rebuilt.result.packsUsed.length} pack${rebuilt.result.packsUsed.length === 1 ? '' : 's'}`);
+    return report;
+  } finally {
+    await rebuilt.done();
+  }
+}
+
+export interface MaterializeOptions {
+  /** An archived (or plain) snapshot: the path its plain file has or would have. */
+  from: string;
+  /** A new file, or an existing folder (then the snapshot's own name inside it). */
+  out: string;
+  integrity?: 'quick' | 'full' | 'off';
+  signal?: AbortSignal;
+}
+
+export interface MaterializeResult {
+  from: string;
+  out: string;
+  manifest: string;
+  sha256: string;
+  bytes: number;
+  report: SnapshotReport;
+}
+
+/**
+ * `materialize`: a plain file (and its manifest, naming it) from an archived snapshot, so
+ * ai-memory's own CLI can restore it. Rebuilt and checked (sha256, integrity) before it gets
+ * its name; never overwrites anything.
+ */
+export async function runMaterialize(opts: MaterializeOptions): Promise<MaterializeResult> {
+  const ref = await findArchived(opts.from);
+  if (!ref) {
+    const exists = await fsp.lstat(resolve(opts.from)).then(() => true, () => false);
+    throw new BackupError('SNAPSHOT_NOT_FOUND', exists ? `${resolve(opts.from)} is already a plain file; nothing to materialize.` : `${resolve(opts.from)} is neither a snapshot nor in its folder's archive.`, {
+      hint: exists ? 'Copy it (with its manifest), or restore it directly.' : 'Run `list --to <backup folder>` to see the snapshots, archived ones included.',
+    });
+  }
+  let out = resolve(opts.out);
+  // "--out folder/" (trailing separator) means a folder, created if needed.
+  if (/[\\/]$/.test(opts.out)) {
+    await fsp.mkdir(out, { recursive: true }).catch((e: unknown) => {
+      throw ioError('creating folder', out, e);
+    });
+  }
+  const st = await fsp.stat(out).catch(() => undefined);
+  if (st?.isDirectory()) out = join(out, ref.name);
+  else if (st) throw new BackupError('USAGE', `${out} already exists; materialize never overwrites a file.`, { hint: 'Pass a new file name, or a folder, with --out.' });
+  const outDir = dirname(out);
+  await fsp.mkdir(outDir, { recursive: true }).catch((e: unknown) => {
+    throw ioError('creating folder', outDir, e);
+  });
+  const rebuilt = await rebuildToTemp(ref, { signal: opts.signal });
+  try {
+    const { report } = await examineSnapshot(rebuilt.file, {
+      useManifest: true,
+      integrity: opts.integrity ?? 'quick',
+      stopAtFirst: true,
+      signal: opts.signal,
+      as: { name: ref.name, manifestPath: ref.manifestPath, path: ref.path },
+    });
+    if (report.problems.length) throw problemError(report.problems[0]);
+    const manifest = { ...(report.manifest as NonNullable<typeof report.manifest>), snapshot: basename(out) };
+    const manifestPath = join(outDir, manifestNameFor(basename(out)));
+    if (await fsp.lstat(manifestPath).then(() => true, () => false)) {
+      throw new BackupError('USAGE', `${manifestPath} already exists; materialize never overwrites a file.`, { hint: 'Pass another --out.' });
+    }
+    // Manifest first, then the file (as backup does): a crash never leaves a file without its manifest.
+    await writeFileAtomic(manifestPath, serializeManifest(manifest));
+    let placed: boolean;
+    if (dirname(rebuilt.file) === outDir) {
+      placed = await publishNoClobber(rebuilt.file, out);
+    } else {
+      const tmp = tempPath(outDir, 'materialize');
+      await fsp.copyFile(rebuilt.file, tmp, fsc.COPYFILE_EXCL);
+      const fh = await fsp.open(tmp, fsc.O_RDONLY);
+      await fh.sync().finally(() => fh.close());
+      placed = await publishNoClobber(tmp, out);
+      if (!placed) await fsp.rm(tmp, { force: true });
+    }
+    if (!placed) {
+      await fsp.rm(manifestPath, { force: true });
+      throw new BackupError('USAGE', `${out} appeared meanwhile; materialize never overwrites a file.`, { hint: 'Pass another --out.' });
+    }
+    await fsyncDir(outDir);
+    return { from: ref.path, out, manifest: manifestPath, sha256: rebuilt.result.sha256, bytes: rebuilt.result.bytes, report };
+  } finally {
+    await rebuilt.done();
+  }
+}
+

@@ -1,0 +1,250 @@
+/**
+ * Retention for a backup folder: which snapshots the policy keeps and why, and deleting the
+ * rest — used by `backup` after each new snapshot and by `prune`.
+ *
+ * Only snapshots of THIS database (their manifest's source_db, ownership.ts) named in the
+ * shared format (their time is in the name) and not symlinks take part; anything else in the
+ * folder (another database's snapshots, snapshots without a usable manifest, pre-restore
+ * copies, foreign files, other names) is never deleted, nor archived. Never deleted either, whatever the policy: the newest snapshot, the one
+ * just written, and those pinned by a running restore (pins are read again right before
+ * each delete, so a restore that began after the plan was made is honoured too).
+ */
+import { promises as fsp } from 'node:fs';
+import { resolve } from 'node:path';
+import { BackupError, errorMessage } from '../common/errors';
+import { crashPoint } from '../common/testHooks';
+import { fsyncDir } from '../store/atomicFs';
+import { archivePaths, archiveSnapshot, collectGarbage, deleteArchived, dropPlain, listArchived, PackStore, type GcResult } from '../store/archive';
+import { listSnapshots, type SnapshotEntry } from '../store/catalog';
+import { withOwners, type OwnerInfo } from '../store/ownership';
+import { acquireFolderLock } from '../store/folderLock';
+import { resolveDbPath } from '../sqlite/dbFiles';
+import { pinnedSnapshots, removeStalePins } from '../store/pins';
+import { applyRetention, DEFAULT_POLICY, describePolicy, reasonsText, validatePolicy, type KeepReason, type RetentionPolicy } from '../store/retention';
+
+export interface PruneDecision {
+  name: string;
+  path: string;
+  time: number;
+  keep: boolean;
+  reasons: KeepReason[];
+  /** "hourly 3 of 48 (2026-11-29 14h)"; empty when not kept. */
+  why: string;
+  entry: SnapshotEntry & Partial<OwnerInfo>;
+}
+
+/** Whose snapshots retention and archiving act on: the database (resolved) and the clock for "future". */
+export interface OwnerScope {
+  dbPath: string;
+  now?: number;
+}
+
+/** `--keep N` (or a number from the settings): 0 keeps all, N keeps the newest N. */
+export function policyFromKeep(keep: number): RetentionPolicy {
+  return keep === 0 ? {} : { last: keep };
+}
+
+export function normalizePolicy(p: RetentionPolicy | number | undefined): RetentionPolicy {
+  if (p === undefined) return DEFAULT_POLICY;
+  if (typeof p === 'number') {
+    if (!Number.isInteger(p) || p < 0) throw new BackupError('USAGE', `--keep must be a whole number ≥ 0, got ${p}.`);
+    return policyFromKeep(p);
+  }
+  try {
+    validatePolicy(p);
+  } catch (e) {
+    throw new BackupError('USAGE', `--${(e as Error).message}.`);
+  }
+  return p;
+}
+
+/** The snapshots retention may consider: shared-format names, real files, of this database (when owners are known). */
+export function retentionCandidates<T extends SnapshotEntry & Partial<OwnerInfo>>(entries: T[]): T[] {
+  return entries.filter((e) => e.timeSource === 'name' && !e.symlink && (e.owner === undefined || e.owner === 'this'));
+}
+
+/** This database's snapshots in `dir`, plain and archived, newest first, each with its owner. */
+export async function ownedSnapshots(dir: string, scope: OwnerScope): Promise<(SnapshotEntry & OwnerInfo)[]> {
+  return retentionCandidates(await withOwners(dir, scope.dbPath, await listSnapshots(dir, { archived: true, now: scope.now })));
+}
+
+/** Decides what the policy keeps in `dir`, newest first, with reasons. Changes nothing. */
+export async function planRetention(
+  dir: string,
+  policy: RetentionPolicy,
+  opts: { justWritten?: string; pinned?: Set<string>; entries?: SnapshotEntry[]; zone?: string } & OwnerScope,
+): Promise<PruneDecision[]> {
+  // Given entries are the caller's choice of one database's snapshots (list applies the policy per database).
+  const entries = opts.entries ? opts.entries.filter((e) => e.timeSource === 'name' && !e.symlink) : await ownedSnapshots(dir, opts);
+  const pinned = opts.pinned ?? (await pinnedSnapshots(dir));
+  const protect = new Map<string, string>();
+  if (entries.length) protect.set(entries[0].name, 'newest');
+  for (const n of pinned) protect.set(n, 'pinned by a restore');
+  if (opts.justWritten) protect.set(opts.justWritten, 'just written');
+  return applyRetention(entries, policy, { protect, zone: opts.zone }).map((d) => ({
+    name: d.item.name,
+    path: d.item.path,
+    time: d.item.time,
+    keep: d.keep,
+    reasons: d.reasons,
+    why: reasonsText(d.reasons),
+    entry: d.item,
+  }));
+}
+
+/**
+ * Deletes one snapshot the plan drops. A plain one: the snapshot first, then its manifest
+ * (a crash in between leaves a manifest without a snapshot, cleaned by the next backup).
+ * An archived one (archive.ts) goes through `deleteArchived`.
+ */
+async function deleteEntry(dir: string, e: SnapshotEntry): Promise<void> {
+  if (e.archived) return deleteArchived(dir, e.name);
+  await fsp.unlink(e.path);
+  crashPoint('backup:prune-between');
+  await fsp.rm(e.manifestPath, { force: true });
+}
+
+export interface PruneOutcome {
+  decisions: PruneDecision[];
+  pruned: string[];
+  warnings: string[];
+}
+
+/**
+ * Applies `policy` in `dir` (the caller holds the folder lock). `deleteOther` deletes
+ * entries that are not plain files (archived snapshots).
+ */
+export async function applyPrune(
+  dir: string,
+  policy: RetentionPolicy,
+  opts: { justWritten?: string; dryRun?: boolean; entries?: SnapshotEntry[] } & OwnerScope,
+): Promise<PruneOutcome> {
+  const pruned: string[] = [];
+  const warnings: string[] = [];
+  if (!opts.dryRun) await removeStalePins(dir); // pins of restores that died no longer protect anything
+  const decisions = await planRetention(dir, policy, { justWritten: opts.justWritten, entries: opts.entries, dbPath: opts.dbPath, now: opts.now });
+  for (const d of decisions) {
+    if (d.reasons.length === 1 && d.reasons[0].why === 'pinned by a restore') warnings.push(`kept ${d.name}: a restore is reading it`);
+  }
+  if (opts.dryRun) return { decisions, pruned, warnings };
+  for (const d of decisions) {
+    if (d.keep) continue;
+    // Pins read again right before the delete: a restore that began after the plan is honoured too.
+    if ((await pinnedSnapshots(dir)).has(d.name)) {
+      d.keep = true;
+      d.reasons = [{ bucket: 'protected', why: 'pinned by a restore', text: 'pinned by a restore' }];
+      d.why = 'pinned by a restore';
+      warnings.push(`kept ${d.name}: a restore is reading it`);
+      continue;
+    }
+    try {
+      await deleteEntry(dir, d.entry);
+      pruned.push(d.name);
+    } catch (err) {
+      d.keep = true;
+      d.why = 'could not be deleted';
+      warnings.push(`could not delete ${d.name}: ${errorMessage(err)}`);
+    }
+  }
+  if (pruned.length) await fsyncDir(dir);
+  return { decisions, pruned, warnings };
+}
+
+export const DEFAULT_PLAIN = 3;
+
+export interface ArchiveOutcome {
+  archived: string[];
+  newPackBytes: number;
+  gc: GcResult;
+  warnings: string[];
+}
+
+/**
+ * Keeps the newest `plain` kept snapshots as plain files and moves older ones into the
+ * page-dedup archive (archive.ts), then collects what no kept snapshot needs. Only plain
+ * snapshots with a matching manifest are archived (a snapshot we cannot verify stays as it
+ * is); one a restore is reading (pinned) waits for the next run. The caller holds the lock.
+ */
+export async function archiveOlder(dir: string, plain: number, opts: { signal?: AbortSignal } & OwnerScope): Promise<ArchiveOutcome> {
+  if (!Number.isInteger(plain) || plain < 1) throw new BackupError('USAGE', `--plain must be a whole number ≥ 1, got ${plain}.`);
+  const warnings: string[] = [];
+  const archived: string[] = [];
+  let newPackBytes = 0;
+  const entries = await ownedSnapshots(dir, opts);
+  const alsoArchived = new Set((await listArchivedNames(dir)));
+  const pinned = await pinnedSnapshots(dir);
+  const older = entries.filter((e) => !e.archived).slice(plain);
+  let store: PackStore | undefined;
+  for (const e of older) {
+    if (pinned.has(e.name) || (await pinnedSnapshots(dir)).has(e.name)) {
+      warnings.push(`${e.name} stays plain for now: a restore is reading it`);
+      continue;
+    }
+    if (alsoArchived.has(e.name)) {
+      // Archived by a run that died before removing the plain copy: finish that run's work.
+      await dropPlain(dir, e.name);
+      archived.push(e.name);
+      continue;
+    }
+    if (e.manifestState !== 'ok' || !e.manifest || !e.sizeMatches) {
+      warnings.push(`${e.name} stays plain: its manifest is ${e.manifestState === 'ok' ? 'not its size' : e.manifestState}, so it cannot be archived safely`);
+      continue;
+    }
+    store ??= await PackStore.load(archivePaths(dir));
+    try {
+      const r = await archiveSnapshot(dir, e.name, e.manifest, store, opts.signal);
+      archived.push(e.name);
+      newPackBytes += r.newPackBytes;
+    } catch (err) {
+      if (err instanceof BackupError && err.code === 'CANCELLED') throw err;
+      warnings.push(`${e.name} stays plain: ${errorMessage(err)}`);
+    }
+  }
+  // The store this run loaded (and added to) already lists every pack; gc reuses it.
+  const gc = await collectGarbage(dir, { pinned: (await pinnedSnapshots(dir)).size > 0, store });
+  warnings.push(...gc.warnings);
+  return { archived, newPackBytes, gc, warnings };
+}
+
+async function listArchivedNames(dir: string): Promise<string[]> {
+  return (await listArchived(dir)).map((a) => a.name);
+}
+
+export interface PruneOptions {
+  backupDir: string;
+  /** The database whose snapshots are pruned (others' in a shared folder are left alone). */
+  dbPath: string;
+  policy: RetentionPolicy;
+  /** Keep the newest N kept snapshots plain and archive the older ones; undefined: no archiving. */
+  plain?: number;
+  dryRun?: boolean;
+  lockWaitMs?: number;
+  signal?: AbortSignal;
+}
+
+/** `prune`: applies the policy now, under the folder lock; `dryRun` only reports. */
+export type PruneRunResult = PruneOutcome & { policy: string; archive?: ArchiveOutcome; wouldArchive?: string[] };
+
+export async function runPrune(opts: PruneOptions): Promise<PruneRunResult> {
+  const dir = resolve(opts.backupDir);
+  const policy = normalizePolicy(opts.policy);
+  const scope: OwnerScope = { dbPath: (await resolveDbPath(opts.dbPath)).path };
+  const st = await fsp.stat(dir).catch(() => undefined);
+  if (!st?.isDirectory()) {
+    throw new BackupError('SNAPSHOT_NOT_FOUND', `Backup folder ${dir} does not exist.`, { hint: 'Pass the backup folder with --to.' });
+  }
+  if (opts.dryRun) {
+    const decisions = await planRetention(dir, policy, scope);
+    const wouldArchive = opts.plain === undefined ? undefined : decisions.filter((d) => d.keep && !d.entry.archived).slice(opts.plain).map((d) => d.name);
+    return { decisions, pruned: [], warnings: [], policy: describePolicy(policy), wouldArchive };
+  }
+  const lock = await acquireFolderLock(dir, { purpose: 'prune', waitMs: opts.lockWaitMs ?? 30_000, signal: opts.signal });
+  try {
+    const r = await applyPrune(dir, policy, scope);
+    const archive = opts.plain === undefined ? undefined : await archiveOlder(dir, opts.plain, { signal: opts.signal, ...scope });
+    if (archive) r.warnings.push(...archive.warnings);
+    return { ...r, policy: describePolicy(policy), archive };
+  } finally {
+    await lock.release();
+  }
+}

@@ -1,0 +1,248 @@
+/**
+ * The page-dedup archive with real databases (native SQLite writes them): archiving keeps
+ * the newest --plain N plain, stores each page once, and every archived snapshot rebuilds
+ * byte-identical to its manifest's sha256 — across page-size changes, files that are not a
+ * whole number of pages, retention deleting archived snapshots (packs collected, mostly-dead
+ * packs repacked), damaged packs (verify names the snapshots they affect), restore and
+ * materialize of archived snapshots, and pins.
+ */
+import * as assert from 'assert';
+import { createHash, randomBytes } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { runBackup } from '../../src/core/ops/backup';
+import { archiveOlder, runPrune } from '../../src/core/ops/prune';
+import { ARCHIVE_DIR, archivePaths, archiveSnapshot, listArchived, PackStore, rebuildArchived } from '../../src/core/store/archive';
+import { listSnapshots } from '../../src/core/store/catalog';
+import { OUR_TOOL, serializeManifest } from '../../src/core/store/manifest';
+import { pinSnapshot } from '../../src/core/store/pins';
+import { createAiMemoryDb, seedMemory } from '../support/aiMemoryDb';
+import { cli } from '../support/cliRun';
+import { openNative } from '../support/sqlite';
+import { useTempDir } from '../support/tmp';
+
+const sha = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
+const plainFiles = (dir: string) => fs.readdirSync(dir).filter((n) => /^ai-memory-.*\.db$/.test(n)).sort();
+const dirBytes = (dir: string): number =>
+  fs.readdirSync(dir, { withFileTypes: true }).reduce((a, d) => a + (d.isDirectory() ? dirBytes(path.join(dir, d.name)) : fs.statSync(path.join(dir, d.name)).size), 0);
+
+describe('archive: page-dedup storage of older snapshots', () => {
+  const tmp = useTempDir();
+  let db: string;
+  let dir: string;
+  let clock: number;
+  const shas = new Map<string, string>();
+
+  async function backup(extra: { plain?: number; keep?: number } = {}): Promise<string> {
+    clock += 3600_000;
+    const r = await runBackup({ dbPath: db, backupDir: dir, keep: extra.keep ?? 0, plain: extra.plain ?? 2, now: () => new Date(clock) });
+    const name = path.basename(r.snapshotPath);
+    shas.set(name, r.manifest.sha256);
+    return name;
+  }
+
+  async function rebuildsAll(): Promise<void> {
+    for (const a of await listArchived(dir)) {
+      const out = tmp.join(`rebuilt-${a.name}`);
+      const r = await rebuildArchived(dir, a.name, out);
+      assert.strictEqual(r.sha256, shas.get(a.name), a.name);
+      assert.strictEqual(sha(out), shas.get(a.name), a.name);
+      const n = openNative(out, { readonly: true });
+      try {
+        assert.strictEqual(n.prepare('PRAGMA integrity_check').pluck().get(), 'ok');
+      } finally {
+        n.close();
+      }
+      fs.rmSync(out);
+    }
+  }
+
+  beforeEach(() => {
+    db = tmp.join('ai-memory.db');
+    dir = tmp.join('backups');
+    clock = Date.parse('2026-11-20T00:00:00Z');
+    shas.clear();
+    createAiMemoryDb(db, { memories: 300 });
+  });
+
+  it('keeps the newest --plain N plain; older ones rebuild byte-identical; unchanged pages are stored once', async () => {
+    const names: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      seedMemory(db, 'ns', `m${i}`, `memory ${i} `.repeat(40));
+      names.push(await backup());
+    }
+    assert.deepStrictEqual(plainFiles(dir), names.slice(4).sort());
+    const archived = (await listArchived(dir)).map((a) => a.name).sort();
+    assert.deepStrictEqual(archived, names.slice(0, 4).sort());
+    await rebuildsAll();
+    // Four archived copies of a database cost about one compressed copy plus the changed pages.
+    const size = fs.statSync(path.join(dir, names[5])).size;
+    const archiveBytes = dirBytes(path.join(dir, ARCHIVE_DIR));
+    assert.ok(archiveBytes < size * 1.3, `archive ${archiveBytes} bytes for four snapshots of ${size} bytes`);
+    // Listing and verify --all see them; each archived manifest is the plain one, unchanged.
+    const entries = await listSnapshots(dir, { archived: true });
+    assert.deepStrictEqual(entries.filter((e) => e.archived).map((e) => e.name).sort(), archived);
+    for (const e of entries.filter((x) => x.archived)) assert.strictEqual(e.manifest?.sha256, shas.get(e.name));
+    const v = await cli(['verify', '--from', dir, '--all', '--json'], { cwd: tmp.path });
+    assert.strictEqual(v.code, 0, v.stdout + v.stderr);
+    const o = v.json<{ snapshots: { name: string; ok: boolean; notes: string[] }[]; damaged_packs: unknown[] }>();
+    assert.strictEqual(o.snapshots.length, 6);
+    assert.ok(o.snapshots.every((s) => s.ok));
+    assert.deepStrictEqual(o.damaged_packs, []);
+  });
+
+  it('page-size changes, freelist pages and a file that is not a whole number of pages rebuild exactly', async () => {
+    seedMemory(db, 'ns', 'a', 'x');
+    await backup();
+    // VACUUM to another page size (all pages new), and deletions that leave freelist pages.
+    const n = openNative(db);
+    n.exec('PRAGMA journal_mode=DELETE; PRAGMA page_size=8192; VACUUM;');
+    n.exec('DELETE FROM memories WHERE rowid % 3 = 0');
+    n.close();
+    for (let i = 0; i < 3; i++) {
+      seedMemory(db, 'ns', `after${i}`, 'y');
+      await backup();
+    }
+    assert.strictEqual((await listArchived(dir)).length, 2);
+    assert.deepStrictEqual(new Set((await listSnapshots(dir, { archived: true })).map((e) => e.manifest?.page_size)), new Set([4096, 8192]));
+    await rebuildsAll();
+
+    // Not a whole number of pages, not SQLite at all: cut into 4096-byte pieces, the last one short.
+    const odd = 'ai-memory-2026-01-01T000000Z.db';
+    const bytes = randomBytes(3 * 4096 + 1234);
+    fs.writeFileSync(path.join(dir, odd), bytes);
+    const manifest = { snapshot: odd, sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length, source_db: db, version: '1', created_at: '2026-01-01T00:00:00+00:00', tool: OUR_TOOL };
+    fs.writeFileSync(path.join(dir, 'ai-memory-2026-01-01T000000Z.manifest.json'), serializeManifest(manifest));
+    const store = await PackStore.load(archivePaths(dir));
+    const r = await archiveSnapshot(dir, odd, manifest, store);
+    assert.strictEqual(r.pieces, 4);
+    assert.ok(!fs.existsSync(path.join(dir, odd)));
+    const out = tmp.join('odd.db');
+    assert.strictEqual((await rebuildArchived(dir, odd, out)).sha256, manifest.sha256);
+    assert.ok(fs.readFileSync(out).equals(bytes));
+  });
+
+  it('retention deletes archived snapshots and collects packs no kept snapshot uses; mostly-dead packs are repacked', async () => {
+    for (let i = 0; i < 8; i++) {
+      // Big changes, so that old pages die: rewrite a third of the memories each time.
+      const n = openNative(db);
+      n.exec(`UPDATE memories SET content = content || '${'y'.repeat(200)}${i}' WHERE rowid % 3 = ${i % 3}`);
+      n.close();
+      await backup();
+    }
+    const packsBefore = fs.readdirSync(archivePaths(dir).packs);
+    const r = await runPrune({ backupDir: dir, dbPath: db, policy: { last: 3 }, plain: 2 });
+    assert.strictEqual(r.pruned.length, 5);
+    assert.ok(r.archive, 'archiving ran');
+    assert.ok(r.archive.gc.deletedPacks.length + r.archive.gc.repacked.length > 0, 'packs were collected');
+    const packsAfter = fs.readdirSync(archivePaths(dir).packs);
+    assert.ok(packsAfter.length <= packsBefore.length);
+    assert.deepStrictEqual((await listArchived(dir)).length, 1);
+    await rebuildsAll();
+    // Nothing else left behind in the archive.
+    assert.deepStrictEqual(fs.readdirSync(archivePaths(dir).snapshots).filter((n) => n.includes('.tmp')), []);
+  });
+
+  it('a damaged pack fails only the snapshots that use it, and verify --all names them', async () => {
+    for (let i = 0; i < 5; i++) {
+      seedMemory(db, 'ns', `m${i}`, `memory ${i} `.repeat(40));
+      await backup();
+    }
+    const store = await PackStore.load(archivePaths(dir));
+    // The smallest pack holds only the pages one later snapshot changed.
+    const packs = fs.readdirSync(archivePaths(dir).packs).map((n) => ({ n, size: fs.statSync(path.join(archivePaths(dir).packs, n)).size }));
+    const victim = packs.sort((a, b) => a.size - b.size)[0].n;
+    assert.ok(store.packs.includes(victim));
+    const f = path.join(archivePaths(dir).packs, victim);
+    const buf = fs.readFileSync(f);
+    buf[10] ^= 0xff;
+    fs.writeFileSync(f, buf);
+    const v = await cli(['verify', '--from', dir, '--all', '--json'], { cwd: tmp.path });
+    assert.strictEqual(v.code, 1);
+    const o = v.json<{ snapshots: { name: string; ok: boolean; problems: string[] }[]; damaged_packs: { pack: string; snapshots: string[] }[] }>();
+    const failed = o.snapshots.filter((s) => !s.ok);
+    assert.ok(failed.length >= 1 && failed.length < o.snapshots.length, JSON.stringify(o.snapshots));
+    for (const s of failed) assert.match(s.problems.join(' '), new RegExp(victim.slice(0, 16)));
+    assert.strictEqual(o.damaged_packs.length, 1);
+    assert.strictEqual(o.damaged_packs[0].pack, victim);
+    // The pack check names every snapshot that uses the pack; those whose pages are hit fail their rebuild.
+    const users = o.damaged_packs[0].snapshots;
+    for (const s of failed) assert.ok(users.includes(s.name), JSON.stringify(o));
+    for (const s of o.snapshots) if (!users.includes(s.name)) assert.ok(s.ok, s.name);
+    // Restoring a snapshot that does not use it still works.
+    const good = o.snapshots.find((s) => s.ok && !fs.existsSync(path.join(dir, s.name)));
+    assert.ok(good, 'an archived snapshot untouched by the damage');
+    const r = await cli(['restore', '--db', tmp.join('restored.db'), '--from', path.join(dir, good.name), '--json'], { cwd: tmp.path });
+    assert.strictEqual(r.code, 0, r.stderr);
+    assert.strictEqual(sha(tmp.join('restored.db')), shas.get(good.name));
+    // And one that does use it is refused, naming the pack, with nothing changed.
+    const bad = await cli(['restore', '--db', tmp.join('restored.db'), '--from', path.join(dir, failed[0].name), '--json'], { cwd: tmp.path });
+    assert.strictEqual(bad.code, 1);
+    assert.match(bad.stderr, /ARCHIVE_DAMAGED/);
+    assert.strictEqual(sha(tmp.join('restored.db')), shas.get(good.name));
+  });
+
+  it('restore and materialize take archived snapshots; materialize never overwrites', async () => {
+    const names: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      seedMemory(db, 'ns', `m${i}`, `memory ${i}`);
+      names.push(await backup());
+    }
+    const oldest = names[0];
+    assert.ok(!fs.existsSync(path.join(dir, oldest)), 'archived');
+    const target = tmp.join('restored.db');
+    const r = await cli(['restore', '--db', target, '--from', path.join(dir, oldest), '--json'], { cwd: tmp.path });
+    assert.strictEqual(r.code, 0, r.stderr);
+    assert.strictEqual(sha(target), shas.get(oldest));
+    assert.deepStrictEqual(fs.readdirSync(dir).filter((n) => n.startsWith('.ai-memory-backup-') && n.endsWith('.tmp')), [], 'no rebuild temp left');
+
+    const m = await cli(['materialize', '--from', path.join(dir, oldest), '--out', tmp.join('plain') + '/', '--json'], { cwd: tmp.path });
+    assert.strictEqual(m.code, 0, m.stderr);
+    const out = path.join(tmp.join('plain'), oldest);
+    assert.strictEqual(sha(out), shas.get(oldest));
+    const manifest = JSON.parse(fs.readFileSync(path.join(tmp.join('plain'), oldest.replace(/\.db$/, '.manifest.json')), 'utf8')) as { snapshot: string; sha256: string };
+    assert.deepStrictEqual([manifest.snapshot, manifest.sha256], [oldest, shas.get(oldest)]);
+    // The plain copy passes our own verify (what ai-memory's restore checks: name, sha256, bytes).
+    const v = await cli(['verify', '--from', out], { cwd: tmp.path });
+    assert.strictEqual(v.code, 0, v.stdout + v.stderr);
+    const again = await cli(['materialize', '--from', path.join(dir, oldest), '--out', out], { cwd: tmp.path });
+    assert.strictEqual(again.code, 2);
+    assert.match(again.stderr, /never overwrites/);
+    const plain = await cli(['materialize', '--from', path.join(dir, names[3]), '--out', tmp.join('x.db')], { cwd: tmp.path });
+    assert.strictEqual(plain.code, 1);
+    assert.match(plain.stderr, /already a plain file/);
+  });
+
+  it('a snapshot pinned by a restore stays plain until the pin goes; a run that died mid-way is finished by the next', async () => {
+    const names: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      seedMemory(db, 'ns', `m${i}`, `memory ${i}`);
+      names.push(await backup({ plain: 3 }));
+    }
+    const unpin = await pinSnapshot(dir, names[0]);
+    const r = await archiveOlder(dir, 1, { dbPath: fs.realpathSync(db) });
+    assert.deepStrictEqual(r.archived, [names[1]]);
+    assert.ok(r.warnings.some((w) => w.includes(names[0]) && w.includes('restore')));
+    assert.ok(fs.existsSync(path.join(dir, names[0])));
+    await unpin();
+    // A crash after the index and manifest were written, before the plain copy went: both forms exist.
+    fs.copyFileSync(path.join(dir, names[2]), tmp.join('copy.db'));
+    const r2 = await archiveOlder(dir, 1, { dbPath: fs.realpathSync(db) });
+    assert.deepStrictEqual(r2.archived, [names[0]]);
+    const entries = await listSnapshots(dir, { archived: true });
+    assert.deepStrictEqual(entries.map((e) => [e.name, e.archived === true]), [
+      [names[2], false],
+      [names[1], true],
+      [names[0], true],
+    ]);
+    // Put the plain copy of an archived snapshot back (as a crash between index and delete leaves it).
+    fs.copyFileSync(tmp.join('copy.db'), tmp.join('copy2.db'));
+    await rebuildArchived(dir, names[1], path.join(dir, names[1]));
+    fs.copyFileSync(path.join(archivePaths(dir).snapshots, names[1].replace(/\.db$/, '.manifest.json')), path.join(dir, names[1].replace(/\.db$/, '.manifest.json')));
+    assert.strictEqual((await listSnapshots(dir, { archived: true })).filter((e) => e.name === names[1]).length, 1, 'listed once');
+    const r3 = await archiveOlder(dir, 1, { dbPath: fs.realpathSync(db) });
+    assert.deepStrictEqual(r3.archived, [names[1]]);
+    assert.ok(!fs.existsSync(path.join(dir, names[1])));
+    await rebuildsAll();
+  });
+});
