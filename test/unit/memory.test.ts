@@ -84,6 +84,36 @@ describe('memory: facts, compare, extract', function () {
     assert.equal(computeFacts(await snapshot(snap))?.memories_digest, computeFacts(await live(db))?.memories_digest);
   });
 
+  it('compares across its page boundaries (1,000 memories a page, in SQLite\'s id order — non-ASCII ids included) exactly like memory by memory', async () => {
+    const db = tmp.join('big.db');
+    createAiMemoryDb(db, { memories: 2600, embeddingDim: 0, seed: 5 });
+    const native = openLikeServer(db);
+    natives.push(native);
+    const insert = native.prepare("INSERT INTO memories (id, tier, namespace, title, content, tags, priority, confidence, source, access_count, created_at, updated_at, metadata) VALUES (?, 'mid', 'paging', ?, 'new', '[]', 5, 1.0, 'test', 0, ?, ?, '{}')");
+    // On both sides: an id above U+FFFF. Added later: one in U+E000–U+FFFF, which SQLite (UTF-8)
+    // sorts before it and JavaScript's < (UTF-16) after it — a merge in the wrong order would
+    // call the shared one removed and added.
+    insert.run('\u{1F600}-both', 'on both sides', T, T);
+    const all = native.prepare("SELECT id FROM memories WHERE namespace != 'paging' ORDER BY id").pluck().all().map(String);
+    native.pragma('wal_checkpoint(TRUNCATE)');
+    const snap = tmp.join('big-snap.db');
+    fs.copyFileSync(db, snap);
+    // Removed right at the page edges and at the end, edited in the middle, added with ids
+    // that sort in UTF-8 (SQLite) but not in UTF-16 (JavaScript) order: U+FF46 < U+1F600.
+    const gone = [all[999], all[1000], all[1999], all[2599]];
+    for (const id of gone) forget(native, id);
+    edit(native, all[1500], { content: 'edited across a page' }, T);
+    const added = ['0000-first', '\uff46-fullwidth', 'zzzz-last'];
+    for (const id of added) insert.run(id, `added ${id}`, T, T);
+    const c = await compare(snap, db);
+    assert.deepEqual(c.removed.map((r) => r.id).sort(), [...gone].sort());
+    assert.deepEqual(c.added.map((r) => r.id).sort(), [...added].sort());
+    assert.deepEqual(c.edited.map((r) => [r.id, r.fields]), [[all[1500], ['content']]]);
+    assert.equal(c.from.memories, 2601);
+    assert.equal(c.to.memories, 2601 - gone.length + added.length);
+    assert.equal(c.unchanged + c.recall_only, 2601 - gone.length - 1);
+  });
+
   it('deletes and gc archives are removed memories, told apart, with the archive reason', async () => {
     const { db, snap, native, ids } = setup();
     const [a, b] = ids();

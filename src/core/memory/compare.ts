@@ -17,7 +17,7 @@
  * `archived_memories` (with the reason). Different schema versions: only the columns both
  * sides have are compared, and the result says so.
  */
-import { comparable, CONTENT_FIELDS, contentFingerprint, eachMemory, memoryById, type MemoryRecord } from './records';
+import { comparable, CONTENT_FIELDS, contentFingerprint, memoryById, selectList, toRecord, type MemoryRecord } from './records';
 import { LINK_FIELDS, readSchema, type DatabaseSchema, type MemoryField } from './schema';
 import type { MemorySql, SqlValue } from './source';
 import { BackupError } from '../common/errors';
@@ -85,22 +85,70 @@ interface Slim {
   expires: string | null;
 }
 
-function scan(db: MemorySql, fields: Set<MemoryField>): Map<string, Slim> {
-  const out = new Map<string, Slim>();
-  eachMemory(db, fields, (m) => {
-    out.set(m.id, {
-      fp: contentFingerprint(m, fields).toString('base64'),
-      title: m.title ?? '',
-      namespace: m.namespace ?? '',
-      tier: m.tier,
-      priority: m.priority,
-      access: m.access_count,
-      updated: m.updated_at,
-      lastAccessed: m.last_accessed_at,
-      expires: m.expires_at,
+function slim(m: MemoryRecord, fields: Set<MemoryField>): Slim {
+  return {
+    fp: contentFingerprint(m, fields).toString('base64'),
+    title: m.title ?? '',
+    namespace: m.namespace ?? '',
+    tier: m.tier,
+    priority: m.priority,
+    access: m.access_count,
+    updated: m.updated_at,
+    lastAccessed: m.last_accessed_at,
+    expires: m.expires_at,
+  };
+}
+
+/** Memories a cursor holds at a time. */
+const PAGE_ROWS = 1000;
+
+/**
+ * SQLite's order of `id` (BINARY collation: the UTF-8 bytes), which JavaScript's `<` on
+ * UTF-16 code units does not always follow (characters above U+FFFF against U+E000–U+FFFF).
+ */
+function compareIds(a: string, b: string): number {
+  if (a === b) return 0;
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+/**
+ * One side's memories in id order, a page at a time (keyset pagination on ai-memory's
+ * primary key), so a comparison holds a page of each side, not both sides whole: memory
+ * stays flat whatever the number of memories.
+ */
+class MemoryCursor {
+  private page: [string, Slim][] = [];
+  private at = 0;
+  private last: string | undefined;
+  private exhausted = false;
+  count = 0;
+
+  constructor(
+    private readonly db: MemorySql,
+    private readonly fields: Set<MemoryField>,
+  ) {}
+
+  peek(): [string, Slim] | undefined {
+    if (this.at >= this.page.length && !this.exhausted) this.fill();
+    return this.page[this.at];
+  }
+
+  advance(): void {
+    this.at++;
+    this.count++;
+  }
+
+  private fill(): void {
+    this.page = [];
+    this.at = 0;
+    const where = this.last === undefined ? '' : 'WHERE id > ? ';
+    this.db.each(`SELECT ${selectList(this.fields)} FROM memories ${where}ORDER BY id LIMIT ${PAGE_ROWS}`, this.last === undefined ? [] : [this.last], (r) => {
+      const m = toRecord(r);
+      this.page.push([m.id, slim(m, this.fields)]);
     });
-  });
-  return out;
+    if (this.page.length < PAGE_ROWS) this.exhausted = true;
+    if (this.page.length) this.last = this.page[this.page.length - 1][0];
+  }
 }
 
 function linkMap(db: MemorySql, schema: DatabaseSchema): Map<string, LinkKey> {
@@ -159,11 +207,9 @@ export function compareDatabases(from: MemorySql, to: MemorySql): Comparison {
   const onlyFrom = [...sa.memoryFields].filter((f) => !sb.memoryFields.has(f));
   const onlyTo = [...sb.memoryFields].filter((f) => !sa.memoryFields.has(f));
   const same = sa.schemaVersion === sb.schemaVersion && onlyFrom.length === 0 && onlyTo.length === 0;
-  const a = scan(from, fields);
-  const b = scan(to, fields);
   const result: Comparison = {
-    from: { label: from.label, memories: a.size, schema_version: sa.schemaVersion },
-    to: { label: to.label, memories: b.size, schema_version: sb.schemaVersion },
+    from: { label: from.label, memories: 0, schema_version: sa.schemaVersion },
+    to: { label: to.label, memories: 0, schema_version: sb.schemaVersion },
     schema: {
       same,
       compared_fields: [...fields],
@@ -179,30 +225,49 @@ export function compareDatabases(from: MemorySql, to: MemorySql): Comparison {
     links_added: [],
     links_removed: [],
   };
-  for (const [id, x] of a) {
-    const y = b.get(id);
-    if (!y) {
-      const r: RemovedMemory = { ...summary(id, x), how: 'deleted' };
-      if (sb.hasArchived) {
-        const cols = ['archive_reason', 'archived_at'].map((c) => (sb.archivedColumns.has(c) ? c : 'NULL')).join(', ');
-        to.each(`SELECT ${cols} FROM archived_memories WHERE id = ? LIMIT 1`, [id], (row) => {
-          r.how = 'archived';
-          if (row[0] !== null) r.archive_reason = String(row[0]);
-          if (row[1] !== null) r.archived_at = String(row[1]);
-          return false;
-        });
-      }
-      result.removed.push(r);
-      continue;
+  const removed = (id: string, x: Slim): void => {
+    const r: RemovedMemory = { ...summary(id, x), how: 'deleted' };
+    if (sb.hasArchived) {
+      const cols = ['archive_reason', 'archived_at'].map((c) => (sb.archivedColumns.has(c) ? c : 'NULL')).join(', ');
+      to.each(`SELECT ${cols} FROM archived_memories WHERE id = ? LIMIT 1`, [id], (row) => {
+        r.how = 'archived';
+        if (row[0] !== null) r.archive_reason = String(row[0]);
+        if (row[1] !== null) r.archived_at = String(row[1]);
+        return false;
+      });
     }
+    result.removed.push(r);
+  };
+  const both = (id: string, x: Slim, y: Slim): void => {
     const j = judge(x, y, fields);
     const edited = x.fp === y.fp ? [] : contentFieldsThatDiffer(memoryById(from, fields, id), memoryById(to, fields, id), fields);
     for (const f of j.edited) if (f !== 'updated_at' || edited.length === 0) edited.push(f);
     if (edited.length) result.edited.push({ ...summary(id, y), fields: edited });
     else if (j.noise) result.recall_only++;
     else result.unchanged++;
+  };
+  // A merge of the two sides in id order (see MemoryCursor).
+  const ca = new MemoryCursor(from, fields);
+  const cb = new MemoryCursor(to, fields);
+  for (;;) {
+    const x = ca.peek();
+    const y = cb.peek();
+    if (!x && !y) break;
+    const c = !x ? 1 : !y ? -1 : compareIds(x[0], y[0]);
+    if (c < 0 && x) {
+      removed(x[0], x[1]);
+      ca.advance();
+    } else if (c > 0 && y) {
+      result.added.push(summary(y[0], y[1]));
+      cb.advance();
+    } else if (x && y) {
+      both(x[0], x[1], y[1]);
+      ca.advance();
+      cb.advance();
+    }
   }
-  for (const [id, y] of b) if (!a.has(id)) result.added.push(summary(id, y));
+  result.from.memories = ca.count;
+  result.to.memories = cb.count;
   result.added.sort(byPlace);
   result.removed.sort(byPlace);
   result.edited.sort(byPlace);
