@@ -477,6 +477,16 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
       await readExactly(fh, b.subarray(0, len), pos);
       return len;
     };
+    /** Closes the pack being written (when there is one) and counts it in the store. */
+    const finishPack = async (): Promise<void> => {
+      const w = writer;
+      writer = undefined;
+      const done = await w?.finish();
+      if (w && done) {
+        written.push(done);
+        store.addWritten(done.name, done.size, w.entries);
+      }
+    };
     let turn = 0;
     let next: Promise<number> | undefined = size > 0 ? readAt(0, bufs[0]) : undefined;
     let i = 0;
@@ -498,15 +508,7 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
         newPieces++;
         if (!writer) writer = new PackWriter(paths, mode);
         await writer.add(key, deflateRawSync(page, { ...DEFLATE_OPTIONS, chunkSize: page.length + 64 }), page.length);
-        if (writer.bytes >= PACK_TARGET_BYTES) {
-          const w = writer;
-          writer = undefined;
-          const done = await w.finish();
-          if (done) {
-            written.push(done);
-            store.addWritten(done.name, done.size, w.entries);
-          }
-        }
+        if (writer.bytes >= PACK_TARGET_BYTES) await finishPack();
       }
     }
     const sha256 = whole.digest('hex');
@@ -515,15 +517,7 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
         hint: 'The plain snapshot is damaged; it stays as it is. Run `verify` on it.',
       });
     }
-    if (writer) {
-      const w = writer;
-      writer = undefined;
-      const done = await w.finish();
-      if (done) {
-        written.push(done);
-        store.addWritten(done.name, done.size, w.entries);
-      }
-    }
+    await finishPack();
     if (written.length) await fsyncDir(paths.packs);
     crashPoint('archive:after-packs');
     const index = encodeIndex({ v: 1, snapshot: name, sha256, bytes: size, piece, pieces }, hashes);
