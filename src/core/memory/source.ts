@@ -8,12 +8,10 @@
  * database is first read consistently into a private temp file (0600, removed on close).
  */
 import { rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { BackupError } from '../common/errors';
-import { tempPath } from '../store/atomicFs';
-import { TempFileSink } from '../store/fileSink';
+import { consistentTempCopy } from '../store/fileSink';
 import { walHasCommits } from '../sqlite/dbFiles';
-import { inspectDatabase, readConsistentImage, type ReadImageOptions } from '../sqlite/image';
+import { inspectDatabase, type ReadImageOptions } from '../sqlite/image';
 import { describeMaxCheckable, MAX_CHECKABLE_BYTES, openSnapshotFile, type SnapshotDatabase, type SqlValue } from '../sqlite/sqlEngine';
 
 export type { SqlValue };
@@ -107,11 +105,9 @@ export async function openLiveSql(dbPath: string, opts: OpenOptions & Pick<ReadI
     throw new BackupError('UNVERIFIABLE', `${dbPath} is encrypted (not plain SQLite): its memories cannot be read here.`);
   }
   if (info.size > MAX_CHECKABLE_BYTES) throw tooLarge(label, info.size);
-  const sink = new TempFileSink(tempPath(tmpdir(), 'memories'), { keepInMemory: false, chunkBytes: 1 << 20, mode: 0o600 });
+  const sink = await consistentTempCopy(dbPath, 'memories', { signal: opts.signal, maxAttempts: opts.maxAttempts });
   const drop = (): void => void sink.discard().catch(() => rmSync(sink.path, { force: true }));
   try {
-    await readConsistentImage(dbPath, sink, { signal: opts.signal, maxAttempts: opts.maxAttempts });
-    await sink.drain(); // read back at once through the page cache: no fsync for a file removed on close
     const db = await openSnapshotFile(sink.path, { timeBudgetMs: opts.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS });
     return wrap(db, label, opts, drop);
   } catch (e) {

@@ -9,11 +9,8 @@
  * file + committed WAL, no lock, never writing the live files) into a private temp file
  * (0600, removed at once), which sql.js then reads lazily — memory stays flat.
  */
-import { promises as fsp } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { tempPath } from '../store/atomicFs';
-import { TempFileSink } from '../store/fileSink';
-import { inspectDatabase, readConsistentImage } from '../sqlite/image';
+import { consistentTempCopy, type TempFileSink } from '../store/fileSink';
+import { inspectDatabase } from '../sqlite/image';
 import { checkFile, MAX_CHECKABLE_BYTES } from '../sqlite/sqlEngine';
 
 /** Above this, the comparison is skipped (it would copy a large live database once more). */
@@ -25,16 +22,11 @@ export async function liveSchemaVersion(dbPath: string, signal?: AbortSignal): P
   try {
     const db = await inspectDatabase(dbPath);
     if (db.kind !== 'sqlite' || db.size > Math.min(MAX_CHECKABLE_BYTES, MAX_COMPARED_BYTES)) return undefined;
-    sink = new TempFileSink(tempPath(tmpdir(), 'schema'), { keepInMemory: false, chunkBytes: 1 << 20, mode: 0o600 });
-    await readConsistentImage(dbPath, sink, { signal, maxAttempts: 5 });
-    await sink.drain();
+    sink = await consistentTempCopy(dbPath, 'schema', { signal, maxAttempts: 5 });
     return (await checkFile(sink.path, 'facts')).schemaVersion;
   } catch {
     return undefined; // not readable as plain SQLite here: nothing to compare with
   } finally {
-    if (sink) {
-      await sink.discard().catch(() => undefined);
-      await fsp.rm(sink.path, { force: true }).catch(() => undefined);
-    }
+    await sink?.discard().catch(() => undefined);
   }
 }

@@ -11,7 +11,10 @@ import { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { writeAll } from './atomicFs';
 import { ioError } from '../common/errors';
-import type { ImageInfo, ImageSink } from '../sqlite/image';
+import { hashFile } from '../common/hashFile';
+import { readConsistentImage, type ImageInfo, type ImageSink } from '../sqlite/image';
+import { tmpdir } from 'node:os';
+import { tempPath } from './atomicFs';
 
 const MAX_INFLIGHT = 2;
 
@@ -50,7 +53,7 @@ export class TempFileSink implements ImageSink {
     this.patched = false;
     this.hash = createHash('sha256');
     try {
-      if (!this.fh) this.fh = await fsp.open(this.path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, this.mode);
+      if (!this.fh) this.fh = await fsp.open(this.path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, this.mode);
       else await this.fh.truncate(0);
     } catch (e) {
       throw ioError('creating', this.path, e);
@@ -144,7 +147,6 @@ export class TempFileSink implements ImageSink {
     if (this.failure) throw this.failure;
     const fh = this.fh as FileHandle;
     try {
-      if (this.patched) await this.rehash(fh);
       await fh.sync();
       await fh.close();
     } catch (e) {
@@ -152,21 +154,8 @@ export class TempFileSink implements ImageSink {
     } finally {
       this.fh = undefined;
     }
-    return this.hash.digest('hex');
-  }
-
-  /** The hash of the file as it now is, read back in pool-sized chunks (from the page cache). */
-  private async rehash(fh: FileHandle): Promise<void> {
-    const hash = createHash('sha256');
-    const buf = new Uint8Array(this.free.pop() ?? new ArrayBuffer(this.chunkBytes));
-    const size = (await fh.stat()).size;
-    for (let pos = 0; pos < size; ) {
-      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
-      if (bytesRead === 0) throw new Error(`${this.path} ended at ${pos} of ${size} bytes`);
-      hash.update(buf.subarray(0, bytesRead));
-      pos += bytesRead;
-    }
-    this.hash = hash;
+    // A catch-up replaced pages after they were hashed: the hash is of the file as written.
+    return this.patched ? (await hashFile(this.path)).sha256 : this.hash.digest('hex');
   }
 
   /** Drops the temporary file (after a failure or when the snapshot is not needed). */
@@ -177,5 +166,23 @@ export class TempFileSink implements ImageSink {
     this.fh = undefined;
     this.image = undefined;
     await fsp.rm(this.path, { force: true }).catch(() => undefined);
+  }
+}
+
+/**
+ * A consistent image of a live database (main file + committed WAL: image.ts; no lock
+ * taken, nothing written beside it) in a private temp file (0600) in the system's temp
+ * folder, all its writes done, for sql.js to read lazily. Not fsynced: the caller reads it
+ * at once and removes it with `discard()`. Fails with nothing left behind.
+ */
+export async function consistentTempCopy(dbPath: string, purpose: string, opts: { signal?: AbortSignal; maxAttempts?: number } = {}): Promise<TempFileSink> {
+  const sink = new TempFileSink(tempPath(tmpdir(), purpose), { keepInMemory: false, chunkBytes: 1 << 20, mode: 0o600 });
+  try {
+    await readConsistentImage(dbPath, sink, opts);
+    await sink.drain();
+    return sink;
+  } catch (e) {
+    await sink.discard().catch(() => undefined);
+    throw e;
   }
 }
