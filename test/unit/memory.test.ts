@@ -7,7 +7,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { compareDatabases, type Comparison } from '../../src/core/memory/compare';
 import { extractMemories } from '../../src/core/memory/extract';
-import { computeFacts } from '../../src/core/memory/facts';
+import { canonicalJson } from '../../src/core/memory/records';
+import { computeFacts, FACTS_VERSION } from '../../src/core/memory/facts';
 import { factsForSnapshots, FACTS_CACHE_NAME } from '../../src/core/memory/factsCache';
 import { listMemories, memoryDetail, overview } from '../../src/core/memory/browse';
 import { openLiveSql, openSnapshotSql, type MemorySql } from '../../src/core/memory/source';
@@ -145,6 +146,46 @@ describe('memory: facts, compare, extract', function () {
     assert.deepEqual(fields, { [x]: ['content'], [y]: ['tags'], [z]: ['metadata'] });
     assert.equal(c.unchanged, 37);
     assert.notEqual(computeFacts(await snapshot(snap))?.memories_digest, computeFacts(await live(db))?.memories_digest);
+  });
+
+  it('canonical JSON: the no-parse fast paths (plain string arrays, flat sorted objects) agree with parse-and-sort on 200,000 random texts', () => {
+    // The reference: parse, sort keys at every level, print compactly; not JSON → marked text.
+    const stableRef = (v: unknown): string => {
+      if (Array.isArray(v)) return `[${v.map(stableRef).join(',')}]`;
+      if (v && typeof v === 'object') {
+        const o = v as Record<string, unknown>;
+        return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${stableRef(o[k])}`).join(',')}}`;
+      }
+      return JSON.stringify(v) ?? 'null';
+    };
+    const reference = (raw: string): string => {
+      try {
+        return stableRef(JSON.parse(raw));
+      } catch {
+        return `\u0000${raw}`;
+      }
+    };
+    // Pieces that break naive shortcuts: escapes, spaces, integer-like keys (which
+    // Object.keys lists first), astral characters against U+E000, number forms, duplicates.
+    const parts = ['a', 'b', 'B', '1', '10', 'é', '\\"', '\\\\', ' ', ',', ':', '{', '}', '[', ']', '\u2028', '\ud83d\ude00', '\ue000', 'null', 'true', '0', '-1.50', '\\u0041'];
+    let seed = 12345;
+    const rnd = (k: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % k;
+    };
+    const pick = (): string => parts[rnd(parts.length)];
+    const cases = ['[]', '{}', '["todo","x"]', '{"agent_id":"cursor","scope":"private"}', '{"scope":"private","agent_id":"cursor"}', '{"a":"1","a":"2"}', '[ "a"]'];
+    for (let i = 0; i < 200_000; i++) {
+      const kind = i % 3;
+      if (kind === 0) cases.push(Array.from({ length: rnd(12) }, pick).join(''));
+      else if (kind === 1) cases.push(`[${Array.from({ length: rnd(4) }, () => `"${pick()}${rnd(2) ? pick() : ''}"`).join(',')}]`);
+      else {
+        const values = ['"x"', 'true', 'false', 'null', '1', '1.0', `"${pick()}"`, '[]', '{}'];
+        cases.push(`{${Array.from({ length: rnd(4) }, () => `"${pick()}":${values[rnd(values.length)]}`).join(rnd(6) ? ',' : ', ')}}`);
+      }
+    }
+    const wrong = cases.filter((t) => canonicalJson(t) !== reference(t));
+    assert.deepEqual(wrong.slice(0, 5), []);
   });
 
   it('an edit of only priority, or long → mid, is an edit although the digest ignores it; a new memory is added', async () => {
@@ -315,7 +356,7 @@ describe('memory: facts, compare, extract', function () {
     assert.equal(r.manifest.memories_digest, f?.memories_digest);
     assert.deepEqual(r.manifest.memories_by_tier, f?.memories_by_tier);
     assert.equal(r.manifest.links, f?.links);
-    assert.equal(r.manifest.facts_version, 2);
+    assert.equal(r.manifest.facts_version, FACTS_VERSION);
     const onDisk = JSON.parse(fs.readFileSync(r.manifestPath, 'utf8')) as Record<string, unknown>;
     assert.equal(onDisk.memories_digest, f?.memories_digest);
 

@@ -87,7 +87,7 @@ interface Slim {
 
 function slim(m: MemoryRecord, fields: Set<MemoryField>): Slim {
   return {
-    fp: contentFingerprint(m, fields).toString('base64'),
+    fp: contentFingerprint(m, fields),
     title: m.title ?? '',
     namespace: m.namespace ?? '',
     tier: m.tier,

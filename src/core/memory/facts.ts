@@ -2,8 +2,8 @@
  * The facts of one database: what the Snapshots view and `inspect` show without opening
  * the file again, and the digest that tells whether two databases hold the same memories.
  *
- * The digest is SHA-256 over the sum (HashSum) of the per-memory hashes of (content
- * fingerprint, tier class), then the sum of the per-link hashes of (source_id, target_id,
+ * The digest is SHA-256 over the sum (HashSum) of the per-memory hashes of (the content
+ * fields, tier class; records.contentEncoding), then the sum of the per-link hashes of (source_id, target_id,
  * relation, created_at). It leaves out everything a recall writes (records.ts): access_count,
  * last_accessed_at, expires_at, updated_at, priority, and the difference between `mid`
  * and `long`. So a database that was only read (recalls, promotions included) keeps its
@@ -14,13 +14,20 @@
  * only priority, only `mid`↔`long` or only expiry keep the digest; the comparison (compare.ts)
  * still reports them, because it sees both sides.
  */
-import { createHash, hash } from 'node:crypto';
-import { contentFingerprint, eachMemory, tierClass, topNamespace } from './records';
+import { createHash, hash, type BinaryToTextEncoding } from 'node:crypto';
+import { contentEncoding, eachMemory, tierClass, topNamespace } from './records';
 import { LINK_FIELDS, readSchema, type DatabaseSchema } from './schema';
 import { openSnapshotSql, type MemorySql } from './source';
 import { FACTS_VERSION } from '../store/manifest';
 
 export { FACTS_VERSION };
+
+/**
+ * Digests as 32-character latin1 strings: Node's crypto.hash takes any string encoding for
+ * its output (its types list only hex/base64), and a string is collected with the young
+ * generation, where a Buffer per memory (a backing store each) raised peak RSS by ~20 MB.
+ */
+const LATIN1 = 'latin1' as BinaryToTextEncoding;
 
 /** At most this many top-level namespaces are listed; the rest are summed under {@link OTHER_NAMESPACES}. */
 export const MAX_NAMESPACES = 100;
@@ -53,10 +60,13 @@ class HashSum {
   private readonly lanes = new Uint32Array(8);
   count = 0;
 
-  add(h: Buffer): void {
+  /** `h`: 32 bytes as a latin1 string (what crypto.hash returns with 'latin1': no Buffer per memory). */
+  add(h: string): void {
     let carry = 0;
     for (let i = 7; i >= 0; i--) {
-      const s = this.lanes[i] + h.readUInt32BE(i * 4) + carry;
+      const j = i * 4;
+      const word = ((h.charCodeAt(j) << 24) | (h.charCodeAt(j + 1) << 16) | (h.charCodeAt(j + 2) << 8) | h.charCodeAt(j + 3)) >>> 0;
+      const s = this.lanes[i] + word + carry;
       this.lanes[i] = s >>> 0;
       carry = s > 0xffffffff ? 1 : 0;
     }
@@ -79,12 +89,12 @@ export function computeFacts(db: MemorySql, schema: DatabaseSchema = readSchema(
   eachMemory(db, schema.memoryFields, (m) => {
     bump(tiers, m.tier ?? '');
     bump(namespaces, topNamespace(m.namespace));
-    entries.add(hash('sha256', Buffer.concat([contentFingerprint(m, schema.memoryFields), Buffer.from(tierClass(m.tier))]), 'buffer'));
+    entries.add(hash('sha256', contentEncoding(m, schema.memoryFields, tierClass(m.tier)), LATIN1));
   });
   const links = new HashSum();
   if (schema.hasLinks) {
     db.each(`SELECT ${LINK_FIELDS.join(', ')} FROM memory_links`, [], (r) => {
-      links.add(hash('sha256', JSON.stringify(r.map((v) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v))), 'buffer'));
+      links.add(hash('sha256', JSON.stringify(r.map((v) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v))), LATIN1));
     });
   }
   let archived = 0;

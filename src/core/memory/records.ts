@@ -111,12 +111,48 @@ function stable(v: unknown): string {
 }
 
 /**
+ * A compact JSON array of plain strings (no escapes, no control characters, no lone
+ * surrogates): JSON.stringify(JSON.parse(raw)) gives `raw` back, so it is already
+ * canonical. ai-memory's tags are such arrays; testing costs no allocation, where parsing
+ * them for every memory was a third of the time the facts of a large database took.
+ * (A memo of texts seen was tried: its entries outlive scavenges, and V8 then grows the
+ * young generation to its maximum, +20 MB of peak RSS.)
+ */
+const CANONICAL_STRING_ARRAY = /^\[(?:"[^"\\\u0000-\u001f\ud800-\udfff]*"(?:,"[^"\\\u0000-\u001f\ud800-\udfff]*")*)?\]$/;
+
+/** One `"key":value` pair of a flat object: a plain string (as above), true, false or null. */
+const FLAT_PAIR = /"([^"\\\u0000-\u001f\ud800-\udfff]*)":(?:"[^"\\\u0000-\u001f\ud800-\udfff]*"|true|false|null)/y;
+
+/**
+ * A compact flat JSON object of such pairs whose keys strictly ascend in UTF-16 order (the
+ * order `stable` sorts them into): already canonical. serde_json writes ai-memory's
+ * metadata with its keys sorted, so this is the common case there.
+ */
+function isCanonicalFlatObject(raw: string): boolean {
+  if (raw.length < 2 || raw[0] !== '{' || raw[raw.length - 1] !== '}') return false;
+  let at = 1;
+  let prev: string | undefined;
+  for (;;) {
+    FLAT_PAIR.lastIndex = at;
+    const m = FLAT_PAIR.exec(raw);
+    if (!m) return false;
+    if (prev !== undefined && !(prev < m[1])) return false;
+    prev = m[1];
+    at = FLAT_PAIR.lastIndex;
+    if (raw[at] === '}') return at === raw.length - 1;
+    if (raw[at] !== ',') return false;
+    at++;
+  }
+}
+
+/**
  * JSON text in a canonical form (keys sorted, no spaces), so that a metadata object whose
  * keys came back in another order (an export → import round trip) is the same metadata.
  * Text that is not JSON stays as it is, marked so it never equals a JSON value.
  */
 export function canonicalJson(raw: string | null): string | null {
   if (raw === null) return null;
+  if (raw === '{}' || CANONICAL_STRING_ARRAY.test(raw) || isCanonicalFlatObject(raw)) return raw;
   try {
     return stable(JSON.parse(raw));
   } catch {
@@ -130,10 +166,66 @@ export function comparable(m: MemoryRecord, f: MemoryField): string | number | n
   return m[f];
 }
 
-/** SHA-256 of the fields a recall never writes (restricted to `fields`, for a comparison across schema versions). */
-export function contentFingerprint(m: MemoryRecord, fields: Set<MemoryField>): Buffer {
-  const values = CONTENT_FIELDS.map((f) => (fields.has(f) ? comparable(m, f) : null));
-  return hash('sha256', JSON.stringify(values), 'buffer');
+/**
+ * Values written one after another without ambiguity (a type byte, then a 4-byte length and
+ * the UTF-8 bytes, or 8 bytes of a number) into one buffer that is reused from row to row:
+ * the input of one SHA-256 per memory. Before, each memory was turned into a JSON text and
+ * hashed twice; at 92,000 memories that took 3 s of the 4 s the facts took.
+ */
+class FieldEncoder {
+  private buf = Buffer.allocUnsafe(1 << 14);
+  private at = 0;
+
+  reset(): this {
+    this.at = 0;
+    return this;
+  }
+
+  private room(n: number): void {
+    if (this.buf.length - this.at >= n) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n));
+    this.buf.copy(next, 0, 0, this.at);
+    this.buf = next;
+  }
+
+  value(v: string | number | null): this {
+    if (v === null) {
+      this.room(1);
+      this.buf[this.at++] = 0;
+    } else if (typeof v === 'number') {
+      this.room(9);
+      this.buf[this.at] = 1;
+      this.buf.writeDoubleBE(v, this.at + 1);
+      this.at += 9;
+    } else {
+      this.room(5 + v.length * 3); // UTF-8 takes at most 3 bytes per UTF-16 code unit
+      this.buf[this.at] = 2;
+      const n = this.buf.write(v, this.at + 5, 'utf8');
+      this.buf.writeUInt32BE(n, this.at + 1);
+      this.at += 5 + n;
+    }
+    return this;
+  }
+
+  /** A view of what was written since the last reset (valid until the next write). */
+  view(): Buffer {
+    return this.buf.subarray(0, this.at);
+  }
+}
+
+const encoder = new FieldEncoder();
+
+/** Encodes the fields a recall never writes (restricted to `fields`), then `extra`; a view valid until the next call. */
+export function contentEncoding(m: MemoryRecord, fields: Set<MemoryField>, extra?: string): Buffer {
+  encoder.reset();
+  for (const f of CONTENT_FIELDS) encoder.value(fields.has(f) ? comparable(m, f) : null);
+  if (extra !== undefined) encoder.value(extra);
+  return encoder.view();
+}
+
+/** SHA-256 (base64) of the fields a recall never writes (restricted to `fields`, for a comparison across schema versions). */
+export function contentFingerprint(m: MemoryRecord, fields: Set<MemoryField>): string {
+  return hash('sha256', contentEncoding(m, fields), 'base64');
 }
 
 /** `short` stays itself; `mid` and `long` are one class, since a recall promotes one to the other. */

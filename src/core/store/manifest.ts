@@ -69,8 +69,13 @@ const OPTIONAL_NUMBERS = ['page_size', 'pages', 'memories', 'schema_version', 'w
 const OPTIONAL_STRINGS = ['backend', 'signed_payload', 'signature', 'signer'] as const;
 /** ai-memory 1.0's fields after the six, in its declaration order (serde writes them so). */
 const V1_FIELDS = ['backend', 'schema_version', 'memory_count', 'manifest_version', 'signed_payload', 'signature', 'signer'] as const;
-/** Our memory facts' version (memory/facts.ts). 2: the per-memory and per-link hashes are summed, not sorted; version-1 facts are computed again. */
-export const FACTS_VERSION = 2;
+/**
+ * Our memory facts' version (memory/facts.ts). 2: the per-memory and per-link hashes are summed,
+ * not sorted. 3: one SHA-256 per memory over a length-prefixed encoding of its fields
+ * (records.contentEncoding), not a JSON text hashed twice. Facts of another version are
+ * computed again when needed.
+ */
+export const FACTS_VERSION = 3;
 const FACT_FIELDS = ['facts_version', 'memories_by_tier', 'memories_by_namespace', 'links', 'archived', 'memories_digest'] as const;
 
 function factsWellFormed(o: Record<string, unknown>): boolean {
