@@ -42,8 +42,9 @@ export const RECALL_FIELDS: readonly MemoryField[] = ['access_count', 'last_acce
 export const CONDITIONAL_FIELDS: readonly MemoryField[] = ['tier', 'priority', 'updated_at'];
 
 /** `SELECT` list of every export field, NULL for a column this database lacks. */
-export function selectList(fields: Set<MemoryField>): string {
-  return EXPORT_FIELDS.map((f) => (fields.has(f) ? quoteId(f) : 'NULL')).join(', ');
+export function selectList(fields: Set<MemoryField>, alias?: string): string {
+  const col = alias ? (f: MemoryField) => `${alias}.${quoteId(f)}` : quoteId;
+  return EXPORT_FIELDS.map((f) => (fields.has(f) ? col(f) : 'NULL')).join(', ');
 }
 
 function text(v: SqlValue | undefined): string | null {

@@ -24,8 +24,13 @@ export interface MemorySql {
   each(sql: string, params: SqlValue[], onRow: (row: SqlValue[]) => boolean | void): void;
   /** All rows (for small results only: counts, schema). */
   all(sql: string, params?: SqlValue[]): SqlValue[][];
+  /** Runs `fn` with `other` readable in this handle's statements as schema `name` (see SnapshotDatabase.withAttached). */
+  withAttached<T>(other: MemorySql, name: string, fn: () => T): T;
   close(): void;
 }
+
+/** The engine database behind each handle (so that one can be attached to another). */
+const engineOf = new WeakMap<MemorySql, SnapshotDatabase>();
 
 export interface OpenOptions {
   /** Give up on any one query after this long (default 120 s): nothing runs unbounded on a file we did not write. */
@@ -52,6 +57,11 @@ function wrap(db: SnapshotDatabase, label: string, opts: OpenOptions, onClose?: 
       });
       return rows;
     },
+    withAttached(other, name, fn) {
+      const o = engineOf.get(other);
+      if (!o) throw new Error(`${other.label} cannot be attached (not opened by memory/source)`);
+      return db.withAttached(o, name, fn);
+    },
     close() {
       if (!open) return;
       open = false;
@@ -62,7 +72,23 @@ function wrap(db: SnapshotDatabase, label: string, opts: OpenOptions, onClose?: 
       }
     },
   };
+  engineOf.set(sql, db);
   return sql;
+}
+
+/** The same open database under another label (an archived snapshot read from its rebuilt temp file). */
+export function relabeled(sql: MemorySql, label: string): MemorySql {
+  const r: MemorySql = {
+    label,
+    bytes: sql.bytes,
+    each: (q, params, onRow) => sql.each(q, params, onRow),
+    all: (q, params) => sql.all(q, params),
+    withAttached: (other, name, fn) => sql.withAttached(other, name, fn),
+    close: () => sql.close(),
+  };
+  const db = engineOf.get(sql);
+  if (db) engineOf.set(r, db);
+  return r;
 }
 
 function tooLarge(label: string, bytes: number): BackupError {

@@ -14,7 +14,7 @@ import { compareDatabases, type Comparison } from '../memory/compare';
 import { extractMemories, type ExtractResult, type Selection } from '../memory/extract';
 import { readSchema } from '../memory/schema';
 import { factsFromObject, type MemoryFacts } from '../memory/facts';
-import { openLiveSql, openSnapshotSql, type MemorySql, type OpenOptions } from '../memory/source';
+import { openLiveSql, openSnapshotSql, relabeled, type MemorySql, type OpenOptions } from '../memory/source';
 import { resolveRestoreSource } from './restore';
 import { findArchived, rebuildToTemp } from './archived';
 
@@ -34,15 +34,8 @@ async function openAnySnapshotSql(path: string, opts: OpenOptions): Promise<Memo
     await rebuilt.done();
     throw e;
   }
-  return {
-    label: `snapshot ${path} (archived)`,
-    bytes: sql.bytes,
-    each: (q, params, onRow) => sql.each(q, params, onRow),
-    all: (q, params) => sql.all(q, params),
-    close: () => sql.close(),
-    // The temp file and the pin go after the close: `closeSql` awaits it.
-    release: () => rebuilt.done(),
-  };
+  // The temp file and the pin go after the close: `closeSql` awaits it.
+  return Object.assign(relabeled(sql, `snapshot ${path} (archived)`), { release: () => rebuilt.done() });
 }
 
 /** Closes a database opened here and, for an archived snapshot, removes its rebuilt temp file and pin. */

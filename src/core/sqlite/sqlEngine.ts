@@ -410,16 +410,56 @@ export class SnapshotDatabase {
   /** Runs `fn` under the time budget; turns a failed read into the error behind it. */
   private guarded<T>(fn: () => T): T {
     if (this.closed) throw new Error('SnapshotDatabase used after close()');
-    this.file.failure = undefined;
-    this.file.deadline = performance.now() + this.budgetMs;
+    const files = this.attached ? [this.file, this.attached.file] : [this.file];
+    const deadline = performance.now() + this.budgetMs;
+    for (const f of files) {
+      f.failure = undefined;
+      f.deadline = deadline;
+    }
+    const failure = (): BackupError | undefined => files.find((f) => f.failure)?.failure;
     try {
       const r = fn();
-      if (this.file.failure) throw this.file.failure;
+      const failed = failure();
+      if (failed) throw failed;
       return r;
     } catch (e) {
-      throw this.file.failure ?? e;
+      throw failure() ?? e;
     } finally {
-      this.file.deadline = Infinity;
+      for (const f of files) f.deadline = Infinity;
+    }
+  }
+
+  private attached: SnapshotDatabase | undefined;
+
+  /**
+   * Runs `fn` with `other` attached to this connection as schema `name`, so that one
+   * statement joins the two files inside SQLite (a comparison of two snapshots: only the
+   * rows that differ come out to JavaScript). `other` stays open and read-only: the
+   * attached schema reads the same MEMFS file, through the same lazy reader, and
+   * `query_only` covers every schema of this connection. Its reads share this one's time
+   * budget and report their I/O errors the same way.
+   */
+  withAttached<T>(other: SnapshotDatabase, name: string, fn: () => T): T {
+    if (!/^[a-z_][a-z0-9_]*$/.test(name) || name === 'main' || name === 'temp') throw new Error(`not a schema name for ATTACH: ${name}`);
+    if (this.attached) throw new Error('SnapshotDatabase: one attached database at a time');
+    if (other.closed) throw new Error('SnapshotDatabase used after close()');
+    // sql.js names each database's MEMFS file (`Database.filename`, relative to MEMFS's cwd).
+    const filename = (other.db as unknown as { filename: string }).filename;
+    this.attached = other;
+    try {
+      this.guarded(() => this.db.run(`ATTACH DATABASE ? AS ${name}`, [filename]));
+    } catch (e) {
+      this.attached = undefined;
+      throw e;
+    }
+    try {
+      return fn();
+    } finally {
+      try {
+        this.db.run(`DETACH DATABASE ${name}`);
+      } finally {
+        this.attached = undefined;
+      }
     }
   }
 
