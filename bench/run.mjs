@@ -263,6 +263,26 @@ function commandsFor(fx, snap, template) {
       inputs: [snap],
     },
     {
+      id: 'ours.inspect',
+      label: 'ours: `inspect --from <snapshot> --limit 100` (overview from the manifest\'s facts, first page)',
+      prepare: () => ({}),
+      steps: () => [[node, cli, 'inspect', '--from', snap, '--json', '--limit', '100']],
+      check: (c, r) => void expectJson(r[0], 'ok'),
+      inputs: [snap],
+    },
+    {
+      id: 'ours.diff',
+      label: 'ours: `diff --from <snapshot> --db F` (every memory of the snapshot against the live database, main + WAL)',
+      prepare: () => ({}),
+      steps: () => [[node, cli, 'diff', '--from', snap, '--db', fx.db, '--json']],
+      check: (c, r) => {
+        const o = expectJson(r[0], 'ok');
+        // The snapshot is of this very fixture: nothing added, removed or edited.
+        if (o.added.length || o.removed.length || o.edited.length) throw new Error(`diff of a snapshot against its own source found changes: ${r[0].stdout.slice(0, 300)}`);
+      },
+      inputs: [snap, fx.db, fx.wal],
+    },
+    {
       id: 'floor.restore',
       label: 'floor: `sha256sum` snapshot, `cp` it, `sync`',
       prepare: (d) => ({ db: join(d, 'ai-memory.db') }),
@@ -500,7 +520,7 @@ function analyse(r) {
   a.targets = [
     { name: 'backup `--verify off` ≤ 1.25× floor', value: `${fmt(a.offVsFloor)}×`, pass: a.offVsFloor <= 1.25 },
     {
-      name: 'peak RSS ≤ 100 MB for every command of ours (backup off/quick/full, verify, restore)',
+      name: 'peak RSS ≤ 100 MB for every command of ours (backup off/quick/full, verify, restore, inspect, diff)',
       value: `${fmt(a.worst.mb, 0)} MB (${LABEL_SHORT[a.worst.id]})`,
       pass: a.worst.mb <= 100,
     },
@@ -516,13 +536,15 @@ function analyse(r) {
 }
 
 const passMark = (p) => (p ? '**PASS**' : '**MISS**');
-const OURS = ['ours.off', 'ours.quick', 'ours.full', 'ours.verify', 'ours.restore'];
+const OURS = ['ours.off', 'ours.quick', 'ours.full', 'ours.verify', 'ours.restore', 'ours.inspect', 'ours.diff'];
 const LABEL_SHORT = {
   'ours.off': 'backup --verify off',
   'ours.quick': 'backup --verify quick',
   'ours.full': 'backup --verify full',
   'ours.verify': 'verify',
   'ours.restore': 'restore',
+  'ours.inspect': 'inspect',
+  'ours.diff': 'diff --db',
   'base.off': 'backup --verify off',
   'base.quick': 'backup --verify quick',
   'base.full': 'backup --verify full',
@@ -579,6 +601,8 @@ function sizeSection(r, a, labels) {
   add(labels['ours.full'], ms('ours.full'), rss('ours.full'), `÷ native (VACUUM INTO + sync + sha256sum + integrity_check) ${fmt(a.fullVsNative)}×`);
   add(labels['ours.verify'], ms('ours.verify'), rss('ours.verify'), `÷ native (sha256sum + quick_check of the snapshot) ${fmt(a.verifyVsNative)}×`);
   add(labels['ours.restore'], ms('ours.restore'), rss('ours.restore'), `÷ floor ${fmt(a.restoreVsFloor)}×, ÷ (1.25 floor + quick_check) ${fmt(a.restoreVsAllowance)}×`);
+  add(labels['ours.inspect'], ms('ours.inspect'), rss('ours.inspect'), '');
+  add(labels['ours.diff'], ms('ours.diff'), rss('ours.diff'), `${fx.memories.toLocaleString('en')} memories on each side`);
   add(labels['floor.restore'], ms('floor.restore'), rss('floor.restore'), ['sha256sum', 'cp', 'sync'].map((n, i) => `${n} ${secs(median(stepMs('floor.restore', i)))}`).join(' + '));
   add(labels['native.qc'], ms('native.qc'), rss('native.qc'), '');
   add(labels['native.ic'], ms('native.ic'), rss('native.ic'), '');
