@@ -350,7 +350,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     const tmp = !opts.dryRun && (await isDirectory(dir)) ? tempPath(dir, 'restore') : undefined;
     let tmpOwned = tmp !== undefined;
     try {
-      // An archived snapshot is rebuilt first, every page and the whole file checked against
+      // An archived snapshot is rebuilt first, the whole file checked against
       // its index and manifest: straight into that copy beside the database when there is
       // one (one write, as for a plain snapshot), else into a temp file in the backup folder.
       // Then it is examined (its sha256 the one the rebuild computed from the bytes it wrote,

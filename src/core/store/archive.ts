@@ -18,10 +18,16 @@
  * - Page 1 (the header with its change counter) differs in nearly every snapshot: one
  *   new page each time. Freelist pages hold stale bytes, which are kept as they are: a
  *   rebuilt file must be byte-identical to the manifest's sha256.
- * - A pack is a run of raw-deflate blobs (one per page, so any page is read alone) and a
- *   trailer listing (page sha256, offset, compressed and raw length) for each, ending with
- *   `AIMPACK1`. Its name is the sha256 of the whole file, so `verify --all` proves each
- *   pack intact without trusting anything inside it.
+ * - A pack is a run of blobs and a trailer listing, for each page, (page sha256, its blob's
+ *   offset, stored and inflated length, the page's offset in the inflated blob and its
+ *   length), then (entry count, format version, `AIMPACK1`). Version 2 (written): the new
+ *   pages of an archiving run, in the order they come, deflated together up to 64 KiB a
+ *   blob (one zlib call per blob; zlib's per-call setup was most of the cost of 4 KiB
+ *   pages), a blob that does not shrink stored as it is (stored length = inflated length).
+ *   Version 1 (still read): one deflated blob per page. An unknown version makes the pack
+ *   unreadable, said with its version; it is never deleted. A pack's name is the sha256 of
+ *   the whole file, so `verify --all` proves each pack intact without trusting anything
+ *   inside it.
  * - An index is `AIMIDX01`, a JSON header (snapshot name, sha256, bytes, page size,
  *   pages), the page hashes in file order (32 bytes each), and the sha256 of all that.
  *   Where a page lives is not in the index: it comes from the packs' trailers. So packs can
@@ -36,9 +42,14 @@
  *
  * Packs are dropped only when no kept snapshot's index names one of their pages; the
  * reference counts are rebuilt from every index each time, never stored. A pack whose live
- * pages are under half of its bytes is repacked (its live blobs copied, still compressed,
- * into a new pack, which is durable before the old one goes) — but never while a restore
+ * pages are under half of its pages is repacked (its live pages deflated into new blobs of
+ * a new pack, which is durable before the old one goes) — but never while a restore
  * holds a pin, since it may be reading that pack.
+ *
+ * A rebuild checks the whole file against the manifest's sha256 as it writes it; each
+ * page's own hash is checked only when that fails, to name the damaged pack(s) and pages
+ * (the whole-file hash already proves every byte; hashing each page again cost a restore
+ * as much as hashing the file twice).
  *
  * Compression: zlib's raw deflate at level 1 (Node's own zlib; no native module).
  * Measured on ai-memory pages, level 1 compresses nearly as well as level 6 at several
