@@ -270,7 +270,7 @@ async function archiveProblems(dir: string, strict: boolean): Promise<string[]> 
     }
     const store = await PackStore.load(paths);
     store.packs.forEach((p, i) => {
-      if (!store.packKeys[i].some((k) => live.has(k))) problems.push(`pack ${p} is used by no kept snapshot but was not collected`);
+      if (!store.keysOf(i).some((k) => live.has(k))) problems.push(`pack ${p} is used by no kept snapshot but was not collected`);
     });
     if (store.unreadable.size) problems.push(`unreadable packs: ${[...store.unreadable.keys()].join(', ')}`);
   }

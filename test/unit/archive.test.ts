@@ -182,6 +182,52 @@ describe('archive: page-dedup storage of older snapshots', () => {
     assert.strictEqual(sha(tmp.join('restored.db')), shas.get(good.name));
   });
 
+  it('a page damaged where the whole-file sha256 catches it is named with its pack; a pack of an unknown format version is refused, named', async () => {
+    // Random bytes do not deflate: their blobs are stored as they are, so a flipped byte there
+    // decompresses fine and only the whole file's sha256 (then each page's hash) finds it.
+    const n = openNative(db);
+    try {
+      n.exec('CREATE TABLE junk(b BLOB)');
+      n.prepare('INSERT INTO junk VALUES (?)').run(randomBytes(300_000));
+    } finally {
+      n.close();
+    }
+    const names: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      seedMemory(db, 'ns', `m${i}`, `memory ${i} `.repeat(40));
+      names.push(await backup({ plain: 1 }));
+    }
+    const oldest = names[0];
+    assert.deepStrictEqual((await listArchived(dir)).map((a) => a.name).sort(), names.slice(0, 2));
+    const store = await PackStore.load(archivePaths(dir));
+    let stored = -1;
+    for (let r = 0; r < store.count && stored < 0; r++) if (!store.deflated(r)) stored = r;
+    assert.ok(stored >= 0, 'a blob stored as it is');
+    const row = store.rowAt(stored);
+    const packFile = path.join(archivePaths(dir).packs, store.packs[row.pack]);
+    const good = fs.readFileSync(packFile);
+    const bad = Buffer.from(good);
+    bad[row.off + row.inner + 100] ^= 0xff;
+    fs.writeFileSync(packFile, bad);
+    const out = tmp.join('rebuilt.db');
+    await assert.rejects(rebuildArchived(dir, oldest, out), (e: Error & { code?: string }) => {
+      assert.strictEqual(e.code, 'ARCHIVE_DAMAGED');
+      assert.match(e.message, new RegExp(`Pack ${store.packs[row.pack]} is damaged: pages? \\d+`));
+      assert.match(e.message, /not match/);
+      return true;
+    });
+    assert.ok(!fs.existsSync(out), 'no partial file left');
+    // A version this build does not know: refused, saying so, and left as it is.
+    const newer = Buffer.from(good);
+    newer.writeUInt32LE(99, newer.length - 12);
+    fs.writeFileSync(packFile, newer);
+    await assert.rejects(rebuildArchived(dir, oldest, out), /format version 99[^]*Upgrade/);
+    assert.deepStrictEqual(fs.readFileSync(packFile), newer);
+    fs.writeFileSync(packFile, good);
+    const r = await rebuildArchived(dir, oldest, out);
+    assert.strictEqual(r.sha256, shas.get(oldest));
+  });
+
   it('restore and materialize take archived snapshots; materialize never overwrites', async () => {
     const names: string[] = [];
     for (let i = 0; i < 4; i++) {

@@ -1,8 +1,9 @@
 /**
  * Archived snapshots for restore, verify and materialize: found by the path their plain file
  * would have (`<backup folder>/ai-memory-<ts>.db`), rebuilt into a temp file in the backup
- * folder (every page checked against its hash, the whole file against the manifest's
- * sha256), and then handled exactly like a plain snapshot.
+ * folder (the whole file checked against the manifest's sha256 as it is written; each page
+ * against its hash only to name the damage when that fails), and then handled exactly like
+ * a plain snapshot.
  */
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -79,7 +80,7 @@ export async function verifyArchived(ref: ArchivedRef, integrity: VerifyMode, si
     return { path: ref.path, name: ref.name, manifestPath: ref.manifestPath, manifestState: 'ok', bytes: 0, problems: [{ code: e.code, message: e.message, hint: e.hint }], notes: ['archived'] };
   }
   try {
-    const { report } = await examineSnapshot(rebuilt.file, { useManifest: true, integrity, stopAtFirst: false, signal, anchor, as: { name: ref.name, manifestPath: ref.manifestPath, path: ref.path } });
+    const { report } = await examineSnapshot(rebuilt.file, { useManifest: true, integrity, stopAtFirst: false, signal, anchor, hashed: rebuilt.result.sha256, as: { name: ref.name, manifestPath: ref.manifestPath, path: ref.path } });
     report.notes.unshift(`archived: rebuilt from ${rebuilt.result.packsUsed.length} pack${rebuilt.result.packsUsed.length === 1 ? '' : 's'}`);
     return report;
   } finally {
@@ -139,6 +140,7 @@ export async function runMaterialize(opts: MaterializeOptions): Promise<Material
       integrity: opts.integrity ?? 'quick',
       stopAtFirst: true,
       signal: opts.signal,
+      hashed: rebuilt.result.sha256,
       as: { name: ref.name, manifestPath: ref.manifestPath, path: ref.path },
     });
     if (report.problems.length) throw problemError(report.problems[0]);

@@ -20,7 +20,7 @@ import { findArchived, rebuildToTemp } from './archived';
 
 /**
  * Opens a snapshot's memories; an archived one (store/archive.ts) is rebuilt first into a
- * temp file in its backup folder (every page and the whole file checked against its index
+ * temp file in its backup folder (the whole file checked against its index
  * and manifest; pinned while open) and read from there, removed on close.
  */
 async function openAnySnapshotSql(path: string, opts: OpenOptions): Promise<MemorySql & { release?: () => Promise<void> }> {

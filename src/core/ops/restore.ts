@@ -350,24 +350,28 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     const tmp = !opts.dryRun && (await isDirectory(dir)) ? tempPath(dir, 'restore') : undefined;
     let tmpOwned = tmp !== undefined;
     try {
-      // An archived snapshot is rebuilt first, every page and the whole file checked against
+      // An archived snapshot is rebuilt first, the whole file checked against
       // its index and manifest: straight into that copy beside the database when there is
       // one (one write, as for a plain snapshot), else into a temp file in the backup folder.
-      // Then it is examined (hashed again from disk, checked) and placed like a plain one.
+      // Then it is examined (its sha256 the one the rebuild computed from the bytes it wrote,
+      // as the copy of a plain snapshot is hashed as it is written; then checked) and placed
+      // like a plain one, whose placed file is hashed once more.
       const archived = await findArchived(snapshot);
       let source = snapshot;
       let rebuiltInPlace = false;
+      let hashed: string | undefined;
       if (archived) {
         progress({ phase: 'reading', message: `rebuilding ${archived.name} from the archive` });
         const onBytes = (done: number, total: number) => progress({ phase: 'reading', done, total });
         if (tmp) {
-          await rebuildArchived(archived.dir, archived.name, tmp, { signal: opts.signal, onBytes });
+          hashed = (await rebuildArchived(archived.dir, archived.name, tmp, { signal: opts.signal, onBytes })).sha256;
           crashPoint('archive:after-rebuild');
           rebuiltInPlace = true;
           source = tmp;
         } else {
           rebuilt = await rebuildToTemp(archived, { signal: opts.signal, onBytes });
           source = rebuilt.file;
+          hashed = rebuilt.result.sha256;
         }
       }
       progress({ phase: 'hashing', message: `checking ${basename(snapshot)}` });
@@ -381,6 +385,8 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
         stopAtFirst: true,
         encryptedIsProblem: true,
         copyTo: rebuiltInPlace ? undefined : tmp,
+        // The rebuild hashed the bytes it wrote (as the copy of a plain snapshot does): not read again.
+        hashed,
         signal: opts.signal,
         onBytes: (done, total) => progress({ phase: 'hashing', done, total }),
       });

@@ -70,6 +70,12 @@ export interface ExamineOptions {
    */
   unsignedIsProblem?: boolean;
   allowUnsigned?: boolean;
+  /**
+   * The sha256 of the file, computed by the caller from the very bytes it wrote there (a
+   * rebuilt archived snapshot): the file is not read and hashed a second time, only its
+   * first 4 KiB (the format). Not with `copyTo`.
+   */
+  hashed?: string;
 }
 
 class Stop extends Error {}
@@ -192,6 +198,24 @@ async function streamHashed(
   }
 }
 
+/** The first 4 KiB of a file (for its format). */
+async function readHead(path: string, size: number): Promise<Uint8Array> {
+  const { fh } = await openRegular(path).catch((e: unknown) => {
+    throw ioError('opening', path, e);
+  });
+  try {
+    const head = Buffer.alloc(Math.min(4096, size));
+    for (let done = 0; done < head.length; ) {
+      const { bytesRead } = await fh.read(head, done, head.length - done, done);
+      if (bytesRead === 0) throw new BackupError('IO', `${path} shrank while it was read.`);
+      done += bytesRead;
+    }
+    return head;
+  } finally {
+    await fh.close();
+  }
+}
+
 /**
  * Classifies a file from its first bytes and its size; for plain SQLite also checks the
  * file holds every page its header promises (fileformat2 §1.3.9).
@@ -285,7 +309,7 @@ export async function examineSnapshot(path: string, opts: ExamineOptions & { cop
     const checking = opts.integrity !== 'off' && size <= MAX_CHECKABLE_BYTES;
     // Compile the WASM checker while the disk works (a failure surfaces in the check).
     if (checking) loadSqlEngine().catch(() => undefined);
-    const read = await streamHashed(real, size, opts.signal, opts.onBytes, opts.copyTo);
+    const read = opts.hashed !== undefined && !opts.copyTo ? { sha256: opts.hashed, head: await readHead(real, size), sync: undefined } : await streamHashed(real, size, opts.signal, opts.onBytes, opts.copyTo);
     // The copy's fsync runs while the format and the integrity are checked; awaited below.
     const durable = read.sync?.();
     durable?.catch(() => undefined);

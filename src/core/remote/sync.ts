@@ -14,7 +14,7 @@
  *     refused delete is reported.
  * The local folder is only read (and a pin keeps local retention off the file being sent);
  * an archived snapshot (store/archive.ts) the target lacks is rebuilt into a temp file there
- * first — every page and the whole file checked against its index and manifest — and its
+ * first — the whole file checked against its index and manifest — and its
  * manifest goes up byte for byte, as a plain one's. A damaged archived snapshot is skipped
  * (said in `skipped`), never sent.
  */

@@ -18,10 +18,16 @@
  * - Page 1 (the header with its change counter) differs in nearly every snapshot: one
  *   new page each time. Freelist pages hold stale bytes, which are kept as they are: a
  *   rebuilt file must be byte-identical to the manifest's sha256.
- * - A pack is a run of raw-deflate blobs (one per page, so any page is read alone) and a
- *   trailer listing (page sha256, offset, compressed and raw length) for each, ending with
- *   `AIMPACK1`. Its name is the sha256 of the whole file, so `verify --all` proves each
- *   pack intact without trusting anything inside it.
+ * - A pack is a run of blobs and a trailer listing, for each page, (page sha256, its blob's
+ *   offset, stored and inflated length, the page's offset in the inflated blob and its
+ *   length), then (entry count, format version, `AIMPACK1`). Version 2 (written): the new
+ *   pages of an archiving run, in the order they come, deflated together up to 64 KiB a
+ *   blob (one zlib call per blob; zlib's per-call setup was most of the cost of 4 KiB
+ *   pages), a blob that does not shrink stored as it is (stored length = inflated length).
+ *   Version 1 (still read): one deflated blob per page. An unknown version makes the pack
+ *   unreadable, said with its version; it is never deleted. A pack's name is the sha256 of
+ *   the whole file, so `verify --all` proves each pack intact without trusting anything
+ *   inside it.
  * - An index is `AIMIDX01`, a JSON header (snapshot name, sha256, bytes, page size,
  *   pages), the page hashes in file order (32 bytes each), and the sha256 of all that.
  *   Where a page lives is not in the index: it comes from the packs' trailers. So packs can
@@ -36,9 +42,14 @@
  *
  * Packs are dropped only when no kept snapshot's index names one of their pages; the
  * reference counts are rebuilt from every index each time, never stored. A pack whose live
- * pages are under half of its bytes is repacked (its live blobs copied, still compressed,
- * into a new pack, which is durable before the old one goes) — but never while a restore
+ * pages are under half of its pages is repacked (its live pages deflated into new blobs of
+ * a new pack, which is durable before the old one goes) — but never while a restore
  * holds a pin, since it may be reading that pack.
+ *
+ * A rebuild checks the whole file against the manifest's sha256 as it writes it; each
+ * page's own hash is checked only when that fails, to name the damaged pack(s) and pages
+ * (the whole-file hash already proves every byte; hashing each page again cost a restore
+ * as much as hashing the file twice).
  *
  * Compression: zlib's raw deflate at level 1 (Node's own zlib; no native module).
  * Measured on ai-memory pages, level 1 compresses nearly as well as level 6 at several
@@ -60,11 +71,22 @@ import { manifestNameFor } from './naming';
 export const ARCHIVE_DIR = '.ai-memory-archive';
 const PACK_MAGIC = Buffer.from('AIMPACK1', 'latin1');
 const INDEX_MAGIC = Buffer.from('AIMIDX01', 'latin1');
-const ENTRY_BYTES = 44; // sha256 (32) | offset u32 | compressed length u32 | raw length u32
+/** Pack format version written; version 1 (one deflated blob per page) is still read. */
+export const PACK_VERSION = 2;
+const ENTRY_BYTES_V1 = 44; // sha256 (32) | offset u32 | compressed length u32 | raw length u32
+const ENTRY_BYTES = 52; // sha256 (32) | blob offset u32 | blob length u32 | blob raw length u32 | page offset in the raw blob u32 | page length u32
+/** New pages are deflated together, up to this many raw bytes a blob (16 pages of 4 KiB). */
+const BLOB_RAW_BYTES = 64 << 10;
+const MAX_BLOB_RAW = 1 << 20;
+/** Inflated blobs a rebuild keeps (LRU). */
+const BLOB_CACHE_BYTES = 4 << 20;
 const FOOTER_BYTES = 16; // entry count u32 | version u32 | magic (8)
 const PACK_TARGET_BYTES = 16 << 20;
 const READ_BYTES = 4 << 20;
 const WINDOW_BYTES = 1 << 20;
+/** A rebuild's read window per pack and its two write buffers (memory: ~8 open packs + 2 buffers). */
+const REBUILD_WINDOW_BYTES = 256 << 10;
+const REBUILD_WRITE_BYTES = 1 << 20;
 const DEFLATE_OPTIONS = { level: 1, strategy: zc.Z_DEFAULT_STRATEGY };
 const MAX_INDEX_HEADER = 64 << 10;
 
@@ -109,19 +131,46 @@ function damaged(message: string, hint = 'Run `verify --all` to see which snapsh
 // ---------------------------------------------------------------------------------------
 // Packs
 
-/** Where every page of every pack is: hash (latin1 key) → slot; slots in flat arrays. */
+/** One page of a pack, as its trailer lists it. */
+export interface PackRow {
+  /** The page's sha256 (32 bytes). */
+  hash: Uint8Array;
+  /** Where its blob is in the pack, how long it is there and once inflated. */
+  off: number;
+  len: number;
+  blobRaw: number;
+  /** Where the page starts in the inflated blob, and its length. */
+  inner: number;
+  raw: number;
+}
+
+/**
+ * Where every page of every pack is. Flat typed arrays (a row per trailer entry) and an
+ * open-addressing table keyed by the hash's first bytes (a sha256 is uniform): no string or
+ * object per page, so a large archive's trailers cost ~60 bytes a page and load fast.
+ */
 export class PackStore {
   readonly packs: string[] = [];
   readonly packBytes: number[] = [];
-  private readonly keys = new Map<string, number>();
-  private readonly slotPack: number[] = [];
-  private readonly slotOff: number[] = [];
-  private readonly slotLen: number[] = [];
-  private readonly slotRaw: number[] = [];
-  /** Per pack: its entries' keys, in order (for reference counting and repacking). */
-  readonly packKeys: string[][] = [];
+  /** Per pack: its format version (1: one blob per page, always deflated). */
+  readonly packVersion: number[] = [];
+  /** Per pack: its rows are [packStart[p], packEnd[p]). */
+  readonly packStart: number[] = [];
+  readonly packEnd: number[] = [];
   /** Packs whose trailer could not be read: name → why. */
   readonly unreadable = new Map<string, string>();
+  count = 0;
+  private hashes = Buffer.alloc(0);
+  private rowPack = new Int32Array(0);
+  private rowOff = new Uint32Array(0);
+  private rowLen = new Uint32Array(0);
+  private rowBlobRaw = new Uint32Array(0);
+  private rowInner = new Uint32Array(0);
+  private rowRaw = new Uint32Array(0);
+  /** Per row: the first row with the same hash (the one `find` answers). */
+  private rowCanon = new Int32Array(0);
+  /** Row + 1 of each distinct hash; 0 = empty. */
+  private table = new Int32Array(1 << 10);
 
   static async load(paths: ArchivePaths): Promise<PackStore> {
     const store = new PackStore();
@@ -149,63 +198,143 @@ export class PackStore {
       if (!st.isFile() || st.size < FOOTER_BYTES) throw new Error('too short for a pack');
       const foot = Buffer.alloc(FOOTER_BYTES);
       await readExactly(fh, foot, st.size - FOOTER_BYTES);
-      if (!foot.subarray(8).equals(PACK_MAGIC) || foot.readUInt32LE(4) !== 1) throw new Error('no pack trailer');
+      if (!foot.subarray(8).equals(PACK_MAGIC)) throw new Error('no pack trailer');
+      const version = foot.readUInt32LE(4);
+      if (version !== 1 && version !== PACK_VERSION) {
+        throw new Error(`pack format version ${version}, which this AI Memory Backup does not know (it reads versions 1 and ${PACK_VERSION}): written by a newer version? Upgrade to read it; it is left as it is`);
+      }
+      const entryBytes = version === 1 ? ENTRY_BYTES_V1 : ENTRY_BYTES;
       const count = foot.readUInt32LE(0);
-      const tableBytes = count * ENTRY_BYTES;
+      const tableBytes = count * entryBytes;
       const dataEnd = st.size - FOOTER_BYTES - tableBytes;
       if (dataEnd < 0) throw new Error('trailer larger than the pack');
       const table = Buffer.alloc(tableBytes);
       await readExactly(fh, table, dataEnd);
-      const p = this.packs.length;
-      const keys: string[] = [];
+      const rows: PackRow[] = [];
       for (let i = 0; i < count; i++) {
-        const e = i * ENTRY_BYTES;
+        const e = i * entryBytes;
         const off = table.readUInt32LE(e + 32);
         const len = table.readUInt32LE(e + 36);
-        const raw = table.readUInt32LE(e + 40);
-        if (off + len > dataEnd || raw === 0 || raw > 65536) throw new Error(`entry ${i} points outside the pack`);
-        const key = table.toString('latin1', e, e + 32);
-        keys.push(key);
-        if (!this.keys.has(key)) {
-          this.keys.set(key, this.slotPack.length);
-          this.slotPack.push(p);
-          this.slotOff.push(off);
-          this.slotLen.push(len);
-          this.slotRaw.push(raw);
+        const row: PackRow =
+          version === 1
+            ? { hash: table.subarray(e, e + 32), off, len, blobRaw: table.readUInt32LE(e + 40), inner: 0, raw: table.readUInt32LE(e + 40) }
+            : { hash: table.subarray(e, e + 32), off, len, blobRaw: table.readUInt32LE(e + 40), inner: table.readUInt32LE(e + 44), raw: table.readUInt32LE(e + 48) };
+        if (off + len > dataEnd || row.raw === 0 || row.raw > 65536 || row.blobRaw > MAX_BLOB_RAW || row.inner + row.raw > row.blobRaw || (version === 2 && len > row.blobRaw)) {
+          throw new Error(`entry ${i} points outside the pack`);
         }
+        rows.push(row);
       }
-      this.packs.push(name);
-      this.packBytes.push(st.size);
-      this.packKeys.push(keys);
+      this.addRows(name, st.size, version, rows);
     } finally {
       await fh.close();
     }
   }
 
-  has(key: string): boolean {
-    return this.keys.has(key);
-  }
-
-  /** Records pages of a pack this process just wrote. */
-  addWritten(name: string, size: number, entries: { key: string; off: number; len: number; raw: number }[]): void {
+  /** Records the rows of a pack (read, or just written by this process). */
+  addRows(name: string, size: number, version: number, rows: PackRow[]): void {
     const p = this.packs.length;
     this.packs.push(name);
     this.packBytes.push(size);
-    this.packKeys.push(entries.map((e) => e.key));
-    for (const e of entries) {
-      if (this.keys.has(e.key)) continue;
-      this.keys.set(e.key, this.slotPack.length);
-      this.slotPack.push(p);
-      this.slotOff.push(e.off);
-      this.slotLen.push(e.len);
-      this.slotRaw.push(e.raw);
+    this.packVersion.push(version);
+    this.packStart.push(this.count);
+    this.grow(this.count + rows.length);
+    for (const r of rows) {
+      const i = this.count++;
+      this.hashes.set(r.hash, i * 32);
+      this.rowPack[i] = p;
+      this.rowOff[i] = r.off;
+      this.rowLen[i] = r.len;
+      this.rowBlobRaw[i] = r.blobRaw;
+      this.rowInner[i] = r.inner;
+      this.rowRaw[i] = r.raw;
+      const found = this.find(this.hashes, i * 32);
+      if (found >= 0) this.rowCanon[i] = found;
+      else {
+        this.rowCanon[i] = i;
+        this.insert(i);
+      }
+    }
+    this.packEnd.push(this.count);
+  }
+
+  private grow(need: number): void {
+    if (need > this.rowPack.length) {
+      const cap = Math.max(1024, need, this.rowPack.length * 2);
+      const h = Buffer.alloc(cap * 32);
+      this.hashes.copy(h, 0, 0, this.count * 32);
+      this.hashes = h;
+      const re = <T extends Int32Array | Uint32Array>(a: T, make: (n: number) => T): T => {
+        const b = make(cap);
+        b.set(a.subarray(0, this.count));
+        return b;
+      };
+      this.rowPack = re(this.rowPack, (n) => new Int32Array(n));
+      this.rowCanon = re(this.rowCanon, (n) => new Int32Array(n));
+      this.rowOff = re(this.rowOff, (n) => new Uint32Array(n));
+      this.rowLen = re(this.rowLen, (n) => new Uint32Array(n));
+      this.rowBlobRaw = re(this.rowBlobRaw, (n) => new Uint32Array(n));
+      this.rowInner = re(this.rowInner, (n) => new Uint32Array(n));
+      this.rowRaw = re(this.rowRaw, (n) => new Uint32Array(n));
+    }
+    if (need * 2 > this.table.length) {
+      let size = this.table.length;
+      while (need * 2 > size) size *= 2;
+      this.table = new Int32Array(size);
+      for (let i = 0; i < this.count; i++) if (this.rowCanon[i] === i) this.insert(i);
     }
   }
 
-  locate(key: string): { pack: string; off: number; len: number; raw: number } | undefined {
-    const s = this.keys.get(key);
-    if (s === undefined) return undefined;
-    return { pack: this.packs[this.slotPack[s]], off: this.slotOff[s], len: this.slotLen[s], raw: this.slotRaw[s] };
+  private insert(row: number): void {
+    const mask = this.table.length - 1;
+    for (let s = this.hashes.readUInt32LE(row * 32) & mask; ; s = (s + 1) & mask) {
+      if (this.table[s] === 0) {
+        this.table[s] = row + 1;
+        return;
+      }
+    }
+  }
+
+  /** The row holding the page whose sha256 is `h[at, at+32)`, or -1. */
+  find(h: Buffer, at: number): number {
+    const mask = this.table.length - 1;
+    for (let s = h.readUInt32LE(at) & mask; ; s = (s + 1) & mask) {
+      const r = this.table[s] - 1;
+      if (r < 0) return -1;
+      if (this.hashes.compare(h, at, at + 32, r * 32, r * 32 + 32) === 0) return r;
+    }
+  }
+
+  has(h: Buffer, at: number): boolean {
+    return this.find(h, at) >= 0;
+  }
+
+  /** The row whose hash `find` answers for row `r` (rows of duplicated pages point to the first). */
+  canon(r: number): number {
+    return this.rowCanon[r];
+  }
+
+  hashOf(r: number): Buffer {
+    return this.hashes.subarray(r * 32, r * 32 + 32);
+  }
+
+  packOf(r: number): number {
+    return this.rowPack[r];
+  }
+
+  rowAt(r: number): PackRow & { pack: number } {
+    return { pack: this.rowPack[r], hash: this.hashOf(r), off: this.rowOff[r], len: this.rowLen[r], blobRaw: this.rowBlobRaw[r], inner: this.rowInner[r], raw: this.rowRaw[r] };
+  }
+
+  /** Whether row `r`'s blob is deflated (version 1: always; version 2: unless stored as it is). */
+  deflated(r: number): boolean {
+    return this.packVersion[this.rowPack[r]] === 1 || this.rowLen[r] !== this.rowBlobRaw[r];
+  }
+
+  /** The page hashes of pack `p` (latin1 strings), in trailer order. */
+  keysOf(p: number): string[] {
+    const out: string[] = [];
+    for (let r = this.packStart[p]; r < this.packEnd[p]; r++) out.push(this.hashes.toString('latin1', r * 32, r * 32 + 32));
+    return out;
   }
 }
 
@@ -226,7 +355,7 @@ class PackWriter {
   private buf = Buffer.allocUnsafe(WINDOW_BYTES);
   private used = 0;
   private readonly hash = createHash('sha256');
-  readonly entries: { key: string; off: number; len: number; raw: number }[] = [];
+  readonly rows: PackRow[] = [];
 
   constructor(
     private readonly paths: ArchivePaths,
@@ -239,9 +368,11 @@ class PackWriter {
     return this.pos + this.used;
   }
 
-  async add(key: string, blob: Uint8Array, raw: number): Promise<void> {
+  /** Appends one blob holding `pages` (each: its hash, where it starts in the blob once inflated, its length). */
+  async addBlob(blob: Uint8Array, blobRaw: number, pages: { hash: Uint8Array; inner: number; raw: number }[]): Promise<void> {
     if (!this.fh) this.fh = await fsp.open(this.tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, this.mode);
-    this.entries.push({ key, off: this.bytes, len: blob.length, raw });
+    const off = this.bytes;
+    for (const p of pages) this.rows.push({ hash: p.hash, off, len: blob.length, blobRaw, inner: p.inner, raw: p.raw });
     await this.append(blob);
   }
 
@@ -269,17 +400,19 @@ class PackWriter {
   /** Finishes the pack under its final name; returns it (undefined when empty). */
   async finish(): Promise<{ name: string; size: number } | undefined> {
     if (!this.fh) return undefined;
-    const table = Buffer.alloc(this.entries.length * ENTRY_BYTES + FOOTER_BYTES);
-    this.entries.forEach((e, i) => {
+    const table = Buffer.alloc(this.rows.length * ENTRY_BYTES + FOOTER_BYTES);
+    this.rows.forEach((e, i) => {
       const o = i * ENTRY_BYTES;
-      table.write(e.key, o, 'latin1');
+      table.set(e.hash, o);
       table.writeUInt32LE(e.off, o + 32);
       table.writeUInt32LE(e.len, o + 36);
-      table.writeUInt32LE(e.raw, o + 40);
+      table.writeUInt32LE(e.blobRaw, o + 40);
+      table.writeUInt32LE(e.inner, o + 44);
+      table.writeUInt32LE(e.raw, o + 48);
     });
-    const f = this.entries.length * ENTRY_BYTES;
-    table.writeUInt32LE(this.entries.length, f);
-    table.writeUInt32LE(1, f + 4);
+    const f = this.rows.length * ENTRY_BYTES;
+    table.writeUInt32LE(this.rows.length, f);
+    table.writeUInt32LE(PACK_VERSION, f + 4);
     PACK_MAGIC.copy(table, f + 8);
     await this.append(table);
     await this.flush();
@@ -301,6 +434,75 @@ class PackWriter {
     await this.fh?.close().catch(() => undefined);
     this.fh = undefined;
     await fsp.rm(this.tmp, { force: true }).catch(() => undefined);
+  }
+}
+
+/**
+ * Gathers new pages into blobs of up to BLOB_RAW_BYTES (pages in the order they come, not
+ * necessarily adjacent in the file), deflates each blob in one call and appends it to the
+ * pack being written; packs close at PACK_TARGET_BYTES. One zlib call per blob instead of
+ * one per page: the per-call setup (a zlib stream and its window) was most of the cost of
+ * compressing 4 KiB pages. A blob that does not shrink is stored as it is.
+ */
+class BlobPacker {
+  private writer: PackWriter | undefined;
+  private readonly buf = Buffer.allocUnsafe(BLOB_RAW_BYTES);
+  private used = 0;
+  private pages: { hash: Uint8Array; inner: number; raw: number }[] = [];
+  /** Hashes (latin1) of the pages in the pack being written, not yet in the store. */
+  private readonly pending = new Set<string>();
+  readonly written: { name: string; size: number }[] = [];
+
+  constructor(
+    private readonly paths: ArchivePaths,
+    private readonly mode: number,
+    private readonly store: PackStore,
+  ) {}
+
+  /** Whether the page with this hash is already stored or on its way. */
+  has(h: Buffer, at: number): boolean {
+    return this.store.has(h, at) || (this.pending.size > 0 && this.pending.has(h.toString('latin1', at, at + 32)));
+  }
+
+  async add(hash: Buffer, page: Uint8Array): Promise<void> {
+    if (this.used + page.length > this.buf.length) await this.seal();
+    this.pending.add(hash.toString('latin1'));
+    this.buf.set(page, this.used);
+    this.pages.push({ hash, inner: this.used, raw: page.length });
+    this.used += page.length;
+  }
+
+  private async seal(): Promise<void> {
+    if (!this.used) return;
+    const raw = this.buf.subarray(0, this.used);
+    const z = deflateRawSync(raw, { ...DEFLATE_OPTIONS, chunkSize: this.used + 1024 });
+    this.writer ??= new PackWriter(this.paths, this.mode);
+    await this.writer.addBlob(z.length < raw.length ? z : raw, this.used, this.pages);
+    this.pages = [];
+    this.used = 0;
+    if (this.writer.bytes >= PACK_TARGET_BYTES) await this.finishPack();
+  }
+
+  private async finishPack(): Promise<void> {
+    const w = this.writer;
+    this.writer = undefined;
+    const done = await w?.finish();
+    if (w && done) {
+      this.written.push(done);
+      this.store.addRows(done.name, done.size, PACK_VERSION, w.rows);
+    }
+    this.pending.clear();
+  }
+
+  /** Seals the last blob and closes the last pack. */
+  async finish(): Promise<void> {
+    await this.seal();
+    await this.finishPack();
+  }
+
+  async discard(): Promise<void> {
+    await this.writer?.discard();
+    this.writer = undefined;
   }
 }
 
@@ -450,8 +652,7 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
   const fh = await fsp.open(plain, fsc.O_RDONLY | (fsc.O_NOFOLLOW ?? 0)).catch((e: unknown) => {
     throw ioError('opening', plain, e);
   });
-  let writer: PackWriter | undefined;
-  const written: { name: string; size: number }[] = [];
+  const packer = new BlobPacker(paths, mode, store);
   let newPieces = 0;
   let pieceCount = 0;
   try {
@@ -464,28 +665,14 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
     const piece = pieceSize(head);
     const pieces = Math.ceil(size / piece);
     pieceCount = pieces;
-    // zlib's default window and memLevel: a page-sized window with memLevel 4 (tried before)
-    // sets up less state per call but compresses 3× slower and 13% larger (its small hash
-    // table makes long match chains): measured on the 50 MB fixture's pages, 4 KiB each.
     const hashes = Buffer.alloc(pieces * 32);
     const whole = createHash('sha256');
-    const pending = new Set<string>();
     const chunk = Math.max(piece, Math.floor(READ_BYTES / piece) * piece);
     const bufs = [Buffer.allocUnsafe(chunk), Buffer.allocUnsafe(chunk)];
     const readAt = async (pos: number, b: Buffer) => {
       const len = Math.min(chunk, size - pos);
       await readExactly(fh, b.subarray(0, len), pos);
       return len;
-    };
-    /** Closes the pack being written (when there is one) and counts it in the store. */
-    const finishPack = async (): Promise<void> => {
-      const w = writer;
-      writer = undefined;
-      const done = await w?.finish();
-      if (w && done) {
-        written.push(done);
-        store.addWritten(done.name, done.size, w.entries);
-      }
     };
     let turn = 0;
     let next: Promise<number> | undefined = size > 0 ? readAt(0, bufs[0]) : undefined;
@@ -502,13 +689,9 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
         const page = buf.subarray(o, Math.min(len, o + piece));
         const digest = pageHash(page);
         digest.copy(hashes, i * 32);
-        const key = digest.toString('latin1');
-        if (store.has(key) || pending.has(key)) continue;
-        pending.add(key);
+        if (packer.has(digest, 0)) continue;
         newPieces++;
-        if (!writer) writer = new PackWriter(paths, mode);
-        await writer.add(key, deflateRawSync(page, { ...DEFLATE_OPTIONS, chunkSize: page.length + 64 }), page.length);
-        if (writer.bytes >= PACK_TARGET_BYTES) await finishPack();
+        await packer.add(digest, page);
       }
     }
     const sha256 = whole.digest('hex');
@@ -517,8 +700,8 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
         hint: 'The plain snapshot is damaged; it stays as it is. Run `verify` on it.',
       });
     }
-    await finishPack();
-    if (written.length) await fsyncDir(paths.packs);
+    await packer.finish();
+    if (packer.written.length) await fsyncDir(paths.packs);
     crashPoint('archive:after-packs');
     const index = encodeIndex({ v: 1, snapshot: name, sha256, bytes: size, piece, pieces }, hashes);
     await writeDurable(paths.snapshots, join(paths.snapshots, indexNameFor(name)), index, mode, 'index');
@@ -529,13 +712,13 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
     await fsyncDir(paths.snapshots);
     crashPoint('archive:after-manifest');
   } catch (e) {
-    await writer?.discard();
+    await packer.discard();
     throw e;
   } finally {
     await fh.close();
   }
   await dropPlain(dir, name);
-  return { name, pieces: pieceCount, newPieces, newPackBytes: written.reduce((a, w) => a + w.size, 0) };
+  return { name, pieces: pieceCount, newPieces, newPackBytes: packer.written.reduce((a, w) => a + w.size, 0) };
 }
 
 /** Deletes the plain copy of a snapshot that is archived: the file, then its manifest. */
@@ -558,7 +741,7 @@ export async function deleteArchived(dir: string, name: string): Promise<void> {
 // ---------------------------------------------------------------------------------------
 // Rebuild
 
-/** Reads blobs from packs through a 1 MiB window per pack (pages of one snapshot sit mostly in order). */
+/** Reads blobs from packs through a 256 KiB window per pack (pages of one snapshot sit mostly in order). */
 class PackReader {
   private readonly open = new Map<string, { fh: FileHandle; start: number; window: Buffer; filled: number }>();
 
@@ -579,7 +762,7 @@ class PackReader {
         if (errnoCode(e) === 'ENOENT') throw new PackGone(pack);
         throw ioError('opening', join(this.paths.packs, pack), e);
       }
-      p = { fh, start: 0, window: Buffer.allocUnsafe(WINDOW_BYTES), filled: 0 };
+      p = { fh, start: 0, window: Buffer.allocUnsafe(REBUILD_WINDOW_BYTES), filled: 0 };
       this.open.set(pack, p);
     }
     if (off >= p.start && off + len <= p.start + p.filled) return p.window.subarray(off - p.start, off - p.start + len);
@@ -603,6 +786,61 @@ class PackGone extends Error {
   }
 }
 
+/**
+ * Pages out of packs: each blob read and inflated once, kept in a small LRU (by bytes), so
+ * a snapshot whose pages come from many blobs in turn (the base's, then those of later
+ * changes) inflates each blob once while it walks the file.
+ */
+class PageSource {
+  private readonly reader: PackReader;
+  private readonly cache = new Map<number, Buffer>();
+  private cached = 0;
+
+  constructor(
+    paths: ArchivePaths,
+    private readonly store: PackStore,
+  ) {
+    this.reader = new PackReader(paths);
+  }
+
+  /** The bytes of row `r`'s page (valid until the next call); `what` names it in errors ("page 7 of X"). */
+  async page(r: number, what: string): Promise<Buffer> {
+    const row = this.store.rowAt(r);
+    const key = row.pack * 2 ** 32 + row.off;
+    let blob = this.cache.get(key);
+    if (blob) {
+      this.cache.delete(key); // most recently used last
+      this.cache.set(key, blob);
+    } else {
+      const pack = this.store.packs[row.pack];
+      const stored = await this.reader.read(pack, row.off, row.len);
+      if (this.store.deflated(r)) {
+        try {
+          blob = inflateRawSync(stored, { chunkSize: row.blobRaw + 64, maxOutputLength: row.blobRaw });
+        } catch {
+          throw damaged(`Pack ${pack} is damaged: ${what} does not decompress.`);
+        }
+        if (blob.length !== row.blobRaw) throw damaged(`Pack ${pack} is damaged: ${what} decompresses to ${blob.length} bytes, not ${row.blobRaw}.`);
+      } else {
+        blob = Buffer.from(stored);
+      }
+      this.cache.set(key, blob);
+      this.cached += blob.length;
+      while (this.cached > BLOB_CACHE_BYTES && this.cache.size > 1) {
+        const [k, b] = this.cache.entries().next().value as [number, Buffer];
+        this.cache.delete(k);
+        this.cached -= b.length;
+      }
+    }
+    return blob.subarray(row.inner, row.inner + row.raw);
+  }
+
+  async close(): Promise<void> {
+    await this.reader.close();
+    this.cache.clear();
+  }
+}
+
 export interface RebuildResult {
   sha256: string;
   bytes: number;
@@ -612,11 +850,19 @@ export interface RebuildResult {
 
 /**
  * Rebuilds the archived snapshot `name` of `dir` into the new file `out` (created, fsynced),
- * checking every page against its hash and the whole file against the manifest's sha256 and
- * byte count. Memory stays flat: one page at a time, through small read windows.
- * Throws ARCHIVE_DAMAGED naming the pack (or the index) at fault.
+ * checking the whole file against the manifest's sha256 and byte count. Memory stays flat:
+ * a page at a time into a write buffer, through small read windows and a few inflated blobs.
+ * The pages' own hashes are checked only when the whole file does not match (or when
+ * `checkPages`): the manifest's sha256 already proves every byte, and the per-page pass
+ * then names the damaged pack(s) and pages. Throws ARCHIVE_DAMAGED naming the pack (or the
+ * index) at fault.
  */
-export async function rebuildArchived(dir: string, name: string, out: string, opts: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void; store?: PackStore } = {}): Promise<RebuildResult> {
+export async function rebuildArchived(
+  dir: string,
+  name: string,
+  out: string,
+  opts: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void; store?: PackStore; checkPages?: boolean } = {},
+): Promise<RebuildResult> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await rebuildOnce(dir, name, out, attempt === 1 ? opts.store : undefined, opts);
@@ -630,7 +876,7 @@ export async function rebuildArchived(dir: string, name: string, out: string, op
   }
 }
 
-async function rebuildOnce(dir: string, name: string, out: string, given: PackStore | undefined, opts: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void }): Promise<RebuildResult> {
+async function rebuildOnce(dir: string, name: string, out: string, given: PackStore | undefined, opts: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void; checkPages?: boolean }): Promise<RebuildResult> {
   const paths = archivePaths(dir);
   const manifestPath = join(paths.snapshots, manifestNameFor(name));
   let manifest: Manifest;
@@ -647,14 +893,25 @@ async function rebuildOnce(dir: string, name: string, out: string, given: PackSt
     throw damaged(`The page index of ${name} does not match its manifest.`);
   }
   const store = given ?? (await PackStore.load(paths));
-  const reader = new PackReader(paths);
-  const used = new Set<string>();
+  // Every page's row first: a page in no pack fails before anything is written.
+  const rows = new Int32Array(h.pieces);
+  const usedPacks = new Uint8Array(store.packs.length);
+  for (let i = 0; i < h.pieces; i++) {
+    const r = store.find(index.hashes, i * 32);
+    if (r < 0) {
+      throw damaged(`Page ${i + 1} of ${name} is in no pack${store.unreadable.size ? ` (unreadable packs: ${[...store.unreadable].map(([n, why]) => `${n}: ${why}`).join('; ')})` : ''}.`);
+    }
+    rows[i] = r;
+    usedPacks[store.packOf(r)] = 1;
+  }
+  const packsUsed = store.packs.filter((_, p) => usedPacks[p]);
+  const source = new PageSource(paths, store);
   const mode = await modeOf(manifestPath);
   const fh = await fsp.open(out, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode).catch((e: unknown) => {
     throw ioError('creating', out, e);
   });
   const whole = createHash('sha256');
-  const outBuf = Buffer.allocUnsafe(Math.max(h.piece, Math.floor(READ_BYTES / h.piece) * h.piece));
+  const outBuf = Buffer.allocUnsafe(Math.max(h.piece, Math.floor(REBUILD_WRITE_BYTES / h.piece) * h.piece));
   let used0 = 0;
   let written = 0;
   let pending: Promise<void> | undefined;
@@ -673,49 +930,55 @@ async function rebuildOnce(dir: string, name: string, out: string, given: PackSt
     turn ^= 1;
     opts.onBytes?.(written, h.bytes);
   };
+  const badPages: number[] = [];
   try {
     for (let i = 0; i < h.pieces; i++) {
       const want = i === h.pieces - 1 ? h.bytes - i * h.piece : h.piece;
-      const key = index.hashes.toString('latin1', i * 32, i * 32 + 32);
-      const loc = store.locate(key);
-      if (!loc) {
-        throw damaged(`Page ${i + 1} of ${name} is in no pack${store.unreadable.size ? ` (unreadable packs: ${[...store.unreadable.keys()].join(', ')})` : ''}.`);
-      }
-      used.add(loc.pack);
-      const blob = await reader.read(loc.pack, loc.off, loc.len);
-      let page: Buffer;
-      try {
-        // An output chunk the size of the page (+ slack so zlib sees the end in one call):
-        // the default 16 KiB chunk per page was most of a restore's garbage.
-        page = inflateRawSync(blob, { chunkSize: loc.raw + 64 });
-      } catch {
-        throw damaged(`Pack ${loc.pack} is damaged: page ${i + 1} of ${name} does not decompress.`);
-      }
-      if (page.length !== want || !pageHash(page).equals(index.hashes.subarray(i * 32, i * 32 + 32))) {
-        throw damaged(`Pack ${loc.pack} is damaged: page ${i + 1} of ${name} does not match its hash.`);
-      }
+      const page = await source.page(rows[i], `page ${i + 1} of ${name}`);
+      if (page.length !== want) throw damaged(`Pack ${store.packs[store.packOf(rows[i])]} is damaged: page ${i + 1} of ${name} is ${page.length} bytes, not ${want}.`);
+      if (opts.checkPages && !pageHash(page).equals(index.hashes.subarray(i * 32, i * 32 + 32))) badPages.push(i);
       if (used0 + page.length > bufs[turn].length) await flush();
       page.copy(bufs[turn], used0);
       used0 += page.length;
-      if (opts.signal?.aborted) throw new BackupError('CANCELLED', 'Cancelled.');
+      if ((i & 255) === 0 && opts.signal?.aborted) throw new BackupError('CANCELLED', 'Cancelled.');
     }
     await flush();
     if (pending) await pending;
     await fh.sync();
   } catch (e) {
     await fh.close().catch(() => undefined);
-    await reader.close();
+    await source.close();
     await fsp.rm(out, { force: true }).catch(() => undefined);
     throw e;
   }
   await fh.close();
-  await reader.close();
   const sha256 = whole.digest('hex');
-  if (sha256 !== manifest.sha256 || written !== manifest.bytes) {
+  if (sha256 !== manifest.sha256 || written !== manifest.bytes || badPages.length) {
     await fsp.rm(out, { force: true }).catch(() => undefined);
-    throw damaged(`${name} rebuilt to sha256 ${sha256} (${written} bytes), not its manifest's ${manifest.sha256} (${manifest.bytes} bytes).`);
+    try {
+      // Which pages, in which packs: each page again, against its hash.
+      if (!opts.checkPages) {
+        for (let i = 0; i < h.pieces; i++) {
+          const page = await source.page(rows[i], `page ${i + 1} of ${name}`);
+          if (!pageHash(page).equals(index.hashes.subarray(i * 32, i * 32 + 32))) badPages.push(i);
+        }
+      }
+    } finally {
+      await source.close();
+    }
+    if (badPages.length) {
+      const byPack = new Map<string, number[]>();
+      for (const i of badPages) {
+        const p = store.packs[store.packOf(rows[i])];
+        byPack.set(p, [...(byPack.get(p) ?? []), i + 1]);
+      }
+      const list = (n: number[]) => `${n.length === 1 ? 'page' : 'pages'} ${n.slice(0, 5).join(', ')}${n.length > 5 ? ` and ${n.length - 5} more` : ''}`;
+      throw damaged(`${[...byPack].map(([p, n]) => `Pack ${p} is damaged: ${list(n)} of ${name} do${n.length === 1 ? 'es' : ''} not match ${n.length === 1 ? 'its hash' : 'their hashes'}`).join('; ')}.`);
+    }
+    throw damaged(`${name} rebuilt to sha256 ${sha256} (${written} bytes), not its manifest's ${manifest.sha256} (${manifest.bytes} bytes), though every page matches its index: the index is wrong.`);
   }
-  return { sha256, bytes: written, manifest, packsUsed: [...used] };
+  await source.close();
+  return { sha256, bytes: written, manifest, packsUsed };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -755,16 +1018,19 @@ export async function collectGarbage(dir: string, opts: { pinned: boolean; repac
     }
   }
   const archived = await listArchived(dir);
-  // Reference counts, rebuilt from every index. One unreadable index and nothing is deleted.
-  const live = new Set<string>();
+  const store = opts.store ?? (await PackStore.load(paths));
+  // Reference counts, rebuilt from every index: a mark on the row each named page is read
+  // from. One unreadable index and nothing is deleted.
+  const live = new Uint8Array(store.count);
   let prev: PageIndex | undefined;
   for (const a of archived.sort((x, y) => (x.name < y.name ? -1 : 1))) {
     try {
       const idx = await readIndex(a.indexPath);
       for (let i = 0; i < idx.header.pieces; i++) {
-        // Most pages sit where they sat in the previous snapshot: already counted, no key to make.
+        // Most pages sit where they sat in the previous snapshot: already counted.
         if (prev && i < prev.header.pieces && idx.hashes.compare(prev.hashes, i * 32, i * 32 + 32, i * 32, i * 32 + 32) === 0) continue;
-        live.add(idx.hashes.toString('latin1', i * 32, i * 32 + 32));
+        const r = store.find(idx.hashes, i * 32);
+        if (r >= 0) live[r] = 1;
       }
       prev = idx;
     } catch (e) {
@@ -774,20 +1040,21 @@ export async function collectGarbage(dir: string, opts: { pinned: boolean; repac
   }
   // Plain files that are also archived (a crash before the plain copy went) are complete
   // through their plain copy; their pages count as live anyway (read above).
-  const store = opts.store ?? (await PackStore.load(paths));
   if (store.unreadable.size) {
     res.warnings.push(`unreadable packs left as they are: ${[...store.unreadable].map(([n, why]) => `${n} (${why})`).join(', ')}`);
   }
   const toRepack: number[] = [];
   for (let p = 0; p < store.packs.length; p++) {
-    const keys = store.packKeys[p];
-    const liveKeys = keys.filter((k) => live.has(k)).length;
-    if (liveKeys === 0) {
+    let liveRows = 0;
+    // A page stored twice (in two packs) is live in both: a pack is only deleted when none of its pages is named.
+    for (let r = store.packStart[p]; r < store.packEnd[p]; r++) liveRows += live[store.canon(r)];
+    const rows = store.packEnd[p] - store.packStart[p];
+    if (liveRows === 0) {
       await fsp.rm(join(paths.packs, store.packs[p]), { force: true });
       res.deletedPacks.push(store.packs[p]);
       res.freedBytes += store.packBytes[p];
       crashPoint('archive:gc-between');
-    } else if (opts.repack !== false && !opts.pinned && liveKeys * 2 < keys.length) {
+    } else if (opts.repack !== false && !opts.pinned && liveRows * 2 < rows) {
       toRepack.push(p);
     }
   }
@@ -796,40 +1063,32 @@ export async function collectGarbage(dir: string, opts: { pinned: boolean; repac
   return res;
 }
 
-/** Copies the live blobs of `packs` (still compressed) into new packs, then deletes the old ones. */
-async function repack(paths: ArchivePaths, store: PackStore, packs: number[], live: Set<string>, res: GcResult): Promise<void> {
-  const reader = new PackReader(paths);
-  const old = new Set(packs.map((p) => store.packs[p]));
-  let writer: PackWriter | undefined;
-  const copied = new Set<string>();
+/** Copies the live pages of `packs` into new packs (new blobs), then deletes the old ones. */
+async function repack(paths: ArchivePaths, store: PackStore, packs: number[], live: Uint8Array, res: GcResult): Promise<void> {
+  const source = new PageSource(paths, store);
+  const old = new Set(packs);
+  const mode = await modeOf(join(paths.packs, store.packs[packs[0]]));
+  const packer = new BlobPacker(paths, mode, store);
+  const copied = new Uint8Array(store.count);
   try {
     for (const p of packs) {
-      const name = store.packs[p];
-      const mode = await modeOf(join(paths.packs, name));
-      for (const key of store.packKeys[p]) {
-        if (!live.has(key) || copied.has(key)) continue;
-        const loc = store.locate(key);
-        // Kept elsewhere (a pack not being repacked): nothing to copy.
-        if (!loc || !old.has(loc.pack)) continue;
-        copied.add(key);
-        const blob = Buffer.from(await reader.read(loc.pack, loc.off, loc.len));
-        if (!writer) writer = new PackWriter(paths, mode);
-        await writer.add(key, blob, loc.raw);
-        if (writer.bytes >= PACK_TARGET_BYTES) {
-          await writer.finish();
-          writer = undefined;
-        }
+      for (let r = store.packStart[p]; r < store.packEnd[p]; r++) {
+        const c = store.canon(r);
+        // Dead, done, or read from a pack not being repacked (kept there): nothing to copy.
+        if (!live[c] || copied[c] || !old.has(store.packOf(c))) continue;
+        copied[c] = 1;
+        const page = await source.page(c, `a page of pack ${store.packs[store.packOf(c)]}`);
+        await packer.add(Buffer.from(store.hashOf(c)), page);
       }
     }
-    if (writer) await writer.finish();
-    writer = undefined;
+    await packer.finish();
   } catch (e) {
-    await writer?.discard();
-    await reader.close();
+    await packer.discard();
+    await source.close();
     res.warnings.push(`repacking stopped: ${errorMessage(e)}`);
     return;
   }
-  await reader.close();
+  await source.close();
   await fsyncDir(paths.packs);
   crashPoint('archive:repack-written');
   for (const p of packs) {
@@ -872,14 +1131,16 @@ export async function verifyPacks(dir: string, signal?: AbortSignal): Promise<{ 
   if (!bad.length) return bad;
   // Which snapshots use them: any page whose only copy is in a bad pack.
   const store = await PackStore.load(paths);
+  const badPack = new Uint8Array(store.packs.length);
   const badSet = new Set(bad.map((b) => b.pack));
+  store.packs.forEach((n, p) => (badPack[p] = badSet.has(n) ? 1 : 0));
   for (const a of await listArchived(dir)) {
     try {
       const idx = await readIndex(a.indexPath);
       const hit = new Set<string>();
       for (let i = 0; i < idx.header.pieces; i++) {
-        const loc = store.locate(idx.hashes.toString('latin1', i * 32, i * 32 + 32));
-        if (loc && badSet.has(loc.pack)) hit.add(loc.pack);
+        const r = store.find(idx.hashes, i * 32);
+        if (r >= 0 && badPack[store.packOf(r)]) hit.add(store.packs[store.packOf(r)]);
       }
       for (const b of bad) if (hit.has(b.pack)) b.snapshots.push(a.name);
     } catch {
