@@ -24,7 +24,7 @@ import { TOOL_NAME, TOOL_VERSION } from '../core/common/version';
 import { verifyFolderOrFile } from '../core/ops/verify';
 import { runMaterialize } from '../core/ops/archived';
 import { DEFAULT_PLAIN, planRetention, runPrune, type PruneDecision } from '../core/ops/prune';
-import { BUCKETS, isEmptyPolicy, type RetentionPolicy } from '../core/store/retention';
+import { BUCKETS, type RetentionPolicy } from '../core/store/retention';
 import { resolveOperatorPublicKey, type KeyContext, type OperatorPublicKey } from '../core/store/operatorKey';
 import { parseArgs, type Parsed } from './args';
 import { targetFromCli } from '../core/remote/targets';
@@ -81,19 +81,20 @@ Commands:
            and why the retention policy keeps each.
   list     --remote s3://BUCKET/PREFIX|DIR [S3 options] [--json]
            List the snapshots on an off-machine target.
-  push     [--to DIR] --remote s3://BUCKET/PREFIX|DIR [--keep N] [S3 options] [--json]
+  push     [--to DIR] --remote s3://BUCKET/PREFIX|DIR [--keep N | --keep-* N …]
+           [S3 options] [--json]
            Copy every verified snapshot in DIR (default ./backups; archived ones
            are rebuilt and checked first) to the target (each file checked
-           against its manifest; the manifest goes last) and keep the newest N
-           there too (default ${DEFAULT_KEEP}, 0 = all).
+           against its manifest; the manifest goes last) and apply the retention
+           policy there to what both hold (below; the newest always stays).
   pull     --remote s3://BUCKET/PREFIX|DIR --to DIR [--snapshot NAME | --all]
            [--verify quick|full|off] [S3 options] [--json]
            Download snapshots (default: the newest) into DIR: each is checked
            against its manifest (sha256, size) and with quick_check before it
            gets its name. Then \`restore --from DIR\`.
   backup   … --remote s3://BUCKET/PREFIX|DIR
-           After the backup, push to the target (keeping there the newest
-           --keep/--keep-last N, default ${DEFAULT_KEEP}). A failed copy never fails the
+           After the backup, push to the target (which then keeps what the same
+           retention policy keeps). A failed copy never fails the
            backup: the exit code is then 3 and the next run finishes the copy.
   inspect  --from FILE|DIR | --db PATH  [--search TEXT] [--namespace NS] [--tier T]
            [--offset N] [--limit N] [--id ID] [--json]
@@ -290,7 +291,7 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
   for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
   if (p.switches.has('json')) {
     let copy: PushOutcome | undefined;
-    if (remote) copy = await pushToTarget({ localDir: resolve(io.cwd, p.values.get('to') ?? './backups'), target: remote, keep: remoteKeep(policy), signal: io.signal, onProgress: syncProgressPrinter(p, io) });
+    if (remote) copy = await pushToTarget({ localDir: resolve(io.cwd, p.values.get('to') ?? './backups'), target: remote, keep: policy, signal: io.signal, onProgress: syncProgressPrinter(p, io) });
     io.stdout(json({ ...backupJson(r), ...(copy ? { remote: pushJson(copy) } : {}) }));
     if (copy?.error) io.stderr(`warning: off-machine copy to ${copy.target} ${copy.report ? 'incomplete' : 'failed'}: ${copy.error.message}\n`);
     return copy && copy.status !== 'copied' ? EXIT_COPY_PENDING : 0;
@@ -319,7 +320,7 @@ async function cmdBackup(p: Parsed, io: CliIO): Promise<number> {
   if (r.pruned.length) io.stdout(`Pruned  : ${r.pruned.join(', ')}\n`);
   if (r.archived.length) io.stdout(`Archived: ${r.archived.join(', ')} (page-dedup archive; \`materialize\` gives a plain file back)\n`);
   if (remote) {
-    const o = await pushToTarget({ localDir: resolve(io.cwd, p.values.get('to') ?? './backups'), target: remote, keep: remoteKeep(policy), signal: io.signal, onProgress: syncProgressPrinter(p, io) });
+    const o = await pushToTarget({ localDir: resolve(io.cwd, p.values.get('to') ?? './backups'), target: remote, keep: policy, signal: io.signal, onProgress: syncProgressPrinter(p, io) });
     printPush(o, io, false);
     return o.status === 'copied' ? 0 : EXIT_COPY_PENDING;
   }
@@ -357,13 +358,12 @@ function printPush(o: PushOutcome, io: CliIO, jsonLine: boolean): void {
 }
 
 async function cmdPush(p: Parsed, io: CliIO): Promise<number> {
-  const keepRaw = p.values.get('keep') ?? String(DEFAULT_KEEP);
-  if (!/^\d+$/.test(keepRaw)) throw new BackupError('USAGE', `--keep must be a whole number ≥ 0; got "${keepRaw}".`);
+  const policy = policyFromFlags(p);
   const target = await remoteTarget(p, io);
   const dir = resolve(io.cwd, p.values.get('to') ?? './backups');
   const st = await fsp.stat(dir).catch(() => undefined);
   if (!st?.isDirectory()) throw new BackupError('NO_SNAPSHOTS', `${dir} is not a backup folder.`, { hint: 'Pass the folder with --to (run `backup` first).' });
-  const o = await pushToTarget({ localDir: dir, target, keep: Number(keepRaw), signal: io.signal, onProgress: syncProgressPrinter(p, io) });
+  const o = await pushToTarget({ localDir: dir, target, keep: policy, signal: io.signal, onProgress: syncProgressPrinter(p, io) });
   if (o.error?.code === 'CANCELLED') throw new BackupError('CANCELLED', o.error.message);
   printPush(o, io, p.switches.has('json'));
   if (p.switches.has('json') && o.error) io.stderr(json({ status: 'error', code: o.error.code, error: o.error.message, hint: o.error.hint }));
@@ -551,12 +551,6 @@ async function retentionReasons(dir: string, listed: (SnapshotEntry & OwnerInfo)
 }
 
 /** How many snapshots an off-machine target keeps: --keep/--keep-last N (0 = all), else the default. */
-function remoteKeep(policy: RetentionPolicy): number {
-  if (isEmptyPolicy(policy)) return 0;
-  if (policy.last === undefined) return DEFAULT_KEEP;
-  return policy.last < 0 ? 0 : policy.last;
-}
-
 async function cmdList(p: Parsed, io: CliIO): Promise<number> {
   const dir = resolve(io.cwd, p.values.get('to') ?? './backups');
   const dbFlag = p.values.get('db');

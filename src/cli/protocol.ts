@@ -62,7 +62,7 @@ export const COMMANDS = {
   },
   verify: { values: ['from', 'verify'], switches: ['json', 'progress-json', 'all'] },
   list: { values: ['to', 'db', 'remote', 'endpoint', 'region', 'profile', ...KEEP_FLAGS], switches: ['json', 'path-style', 'probe'] },
-  push: { values: ['to', 'keep', 'remote', 'endpoint', 'region', 'profile'], switches: ['json', 'progress-json', 'path-style'] },
+  push: { values: ['to', 'remote', 'endpoint', 'region', 'profile', ...KEEP_FLAGS], switches: ['json', 'progress-json', 'path-style'] },
   pull: { values: ['to', 'snapshot', 'verify', 'remote', 'endpoint', 'region', 'profile'], switches: ['json', 'progress-json', 'path-style', 'all'] },
   prune: { values: ['to', 'db', 'plain', ...KEEP_FLAGS], switches: ['json', 'dry-run'] },
   materialize: { values: ['from', 'out', 'verify'], switches: ['json', 'skip-integrity'] },

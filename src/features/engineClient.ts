@@ -20,6 +20,7 @@ import {
   engineArgv,
   ErrorJson,
   parseResult,
+  policyArgs,
   ProgressJson,
   RESULT_ON_FAILURE,
   type BackupOutcome,
@@ -33,6 +34,7 @@ import {
   type RestoreOutcome,
   type VerifyOutcome,
 } from '../cli/protocol';
+import type { RetentionPolicy } from '../core/store/retention';
 
 export type { BackupOutcome, EngineProgress, RestoreOutcome, VerifyOutcome, PushOutcomeJson, PullOutcome, ProbeOutcome } from '../cli/protocol';
 
@@ -94,8 +96,8 @@ export class EngineClient {
   }
 
   /** push exits 1 when the copy failed; its result line then carries the error. */
-  push(a: { dir: string; keep: number } & RemoteArgs, o: RunOptions = {}): Promise<PushOutcomeJson> {
-    return this.run('push', { to: a.dir, keep: a.keep, ...remoteFlags(a) }, { ...o, env: a.env });
+  push(a: { dir: string; policy: RetentionPolicy } & RemoteArgs, o: RunOptions = {}): Promise<PushOutcomeJson> {
+    return this.run('push', { to: a.dir, ...policyArgs(a.policy), ...remoteFlags(a) }, { ...o, env: a.env });
   }
 
   pull(a: { dir: string; snapshot: string } & RemoteArgs, o: RunOptions = {}): Promise<PullOutcome> {

@@ -13,6 +13,7 @@ import * as vscode from 'vscode';
 import { pidAlive } from '../core/store/atomicFs';
 import { readRemoteState, type RemoteState, type TargetState } from '../core/remote/remoteState';
 import { parseRemote, remoteId } from '../core/remote/remoteSpec';
+import type { RetentionPolicy } from '../core/store/retention';
 import { Disposable } from '../util/disposable';
 import { EngineError, type EngineClient, type PushOutcomeJson, type RemoteArgs } from './engineClient';
 import { openSettings } from './settings';
@@ -64,7 +65,8 @@ export class RemoteCopies extends Disposable {
     private readonly context: vscode.ExtensionContext,
     private readonly engine: EngineClient,
     private readonly log: vscode.LogOutputChannel,
-    private readonly keep: () => number,
+    /** The local retention policy: the target follows it (store/retention.ts, remote/sync.ts). */
+    private readonly policy: () => RetentionPolicy,
     /** Names in the local backup folder: a snapshot there is not "remote only", even before the next copy updates the state. */
     private readonly localNames: () => Set<string> = () => new Set(),
   ) {
@@ -193,7 +195,7 @@ export class RemoteCopies extends Disposable {
       let r: PushOutcomeJson | undefined;
       try {
         this.log.info(`copy (${reason}) to ${this.labelOf(t)}`);
-        r = await this.engine.push({ dir, keep: this.keep(), ...(await this.args(t)) }, { onWarning: (w) => this.log.warn(w) });
+        r = await this.engine.push({ dir, policy: this.policy(), ...(await this.args(t)) }, { onWarning: (w) => this.log.warn(w) });
       } catch (e) {
         const err = e instanceof EngineError ? e : new EngineError('IO', e instanceof Error ? e.message : String(e));
         r = { status: 'failed', target: this.labelOf(t), error: { code: err.code, message: err.message, hint: err.hint } };

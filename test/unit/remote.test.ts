@@ -207,6 +207,33 @@ describe('off-machine copies: S3 (real S3 protocol server on 127.0.0.1)', functi
     assert.deepStrictEqual(o2.report?.remoteOnly.map((x) => x.name), [made[3], made[2]]);
   });
 
+  it('a tiered policy (push --keep-last 1 --keep-daily 3) keeps on the target what it keeps locally: the last of each day, not the newest three', async () => {
+    const tz = process.env.TZ;
+    process.env.TZ = 'UTC'; // days in local time: fixed here, so the expectation holds in any zone
+    try {
+      const local = tmp.join('backups');
+      const db = tmp.join('ai-memory.db');
+      const made: string[] = [];
+      // Two backups a day, three days: 10:00 and 11:00 UTC.
+      for (const day of ['2026-11-01', '2026-11-02', '2026-11-03']) {
+        for (const hour of ['10', '11']) made.push(...(await backups(db, local, 1, 0, () => new Date(`${day}T${hour}:00:00Z`))));
+      }
+      const r = await cli(['push', '--to', local, '--remote', `s3://${BUCKET}/laptop`, '--path-style', '--keep-last', '1', '--keep-daily', '3', '--json'], { cwd: tmp.path, env: { ...s3env(s3.endpoint), TZ: 'UTC' } });
+      assert.strictEqual(r.code, 0, r.stderr);
+      const lastOfEachDay = [made[5], made[3], made[1]];
+      assert.deepStrictEqual((await listRemote(target(s3.endpoint))).snapshots.map((x) => x.name), lastOfEachDay, 'the newest 3 would be made[5], made[4], made[3]');
+
+      // A second push with a narrower policy deletes what falls out of it, and only that.
+      const o = await pushToTarget({ localDir: local, target: target(s3.endpoint), keep: { daily: 2 } });
+      assert.strictEqual(o.status, 'copied');
+      assert.deepStrictEqual(o.report?.deleted, [made[1]]);
+      assert.deepStrictEqual((await listRemote(target(s3.endpoint))).snapshots.map((x) => x.name), [made[5], made[3]]);
+    } finally {
+      if (tz === undefined) delete process.env.TZ;
+      else process.env.TZ = tz;
+    }
+  });
+
   it('cleans an unfinished upload (a snapshot without its manifest) and never touches names that are not ours', async () => {
     const local = tmp.join('backups');
     await backups(tmp.join('ai-memory.db'), local, 1);

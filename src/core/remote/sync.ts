@@ -5,9 +5,11 @@
  *  1. each verified local snapshot the target lacks goes up — the snapshot, then its
  *     manifest last, so on the target a snapshot without a manifest is an unfinished
  *     upload;
- *  2. retention: the target keeps the newest `keep` complete snapshots of what it and the
- *     local folder hold together (the local folder's rule, so a new machine with one fresh
- *     snapshot never wipes the history on the target); unfinished uploads that are not
+ *  2. retention: the target keeps, of what it and the local folder hold together, what the
+ *     local folder's policy keeps (`keep`: the newest N, or tiered as restic does — hourly,
+ *     daily, weekly, monthly, yearly — by the times in the names), so a tiered history
+ *     lasts as long off the machine as on it, and a new machine with one fresh snapshot
+ *     never wipes the history on the target; unfinished uploads that are not
  *     being redone are cleaned. Manifests are deleted before their snapshots (a crash in
  *     between leaves an "unfinished" snapshot, cleaned next time). Only names of ours
  *     (`ai-memory-*.db` and their manifests) directly under the prefix are ever deleted; a
@@ -22,10 +24,11 @@ import { promises as fsp } from 'node:fs';
 import { isBackupError } from '../common/errors';
 import { rebuildArchived } from '../store/archive';
 import { tempPath } from '../store/atomicFs';
-import { listSnapshots, type SnapshotEntry } from '../store/catalog';
+import { FUTURE_SKEW_MS, listSnapshots, type SnapshotEntry } from '../store/catalog';
 import type { Manifest } from '../store/manifest';
 import { compareNewestFirst, isSnapshotFileName, manifestNameFor, parseSnapshotName } from '../store/naming';
 import { pinSnapshot } from '../store/pins';
+import { applyRetention, type RetentionPolicy } from '../store/retention';
 import { backoffMs, updateTargetState, type RemoteSnapshotInfo, type TargetState } from './remoteState';
 import type { RemoteEntry, RemoteTarget } from './target';
 
@@ -96,10 +99,25 @@ function eligible(e: SnapshotEntry): string | undefined {
   return undefined;
 }
 
+/** What the target keeps: the newest N (0 = all), or a retention policy (store/retention.ts). */
+export type RemoteKeep = number | RetentionPolicy;
+
+/** The names of `union` (newest first) that `keep` keeps; the newest always. */
+export function remoteKept(union: string[], keep: RemoteKeep, now = Date.now()): Set<string> {
+  const policy: RetentionPolicy = typeof keep === 'number' ? (keep > 0 ? { last: keep } : {}) : keep;
+  const items = union.map((name) => {
+    const t = parseSnapshotName(name) ?? { time: 0, seq: 0 };
+    return { name, time: t.time, seq: t.seq, future: t.time > now + FUTURE_SKEW_MS };
+  });
+  const newest = applyRetention(items, {}).find(() => true)?.item.name;
+  const protect = new Map(newest ? [[newest, 'newest']] : []);
+  return new Set(applyRetention(items, policy, { protect }).filter((d) => d.keep).map((d) => d.item.name));
+}
+
 export async function syncTarget(opts: {
   localDir: string;
   target: RemoteTarget;
-  keep: number;
+  keep: RemoteKeep;
   signal?: AbortSignal;
   onProgress?: (p: SyncProgress) => void;
   onMultipart?: (u: { key: string; uploadId: string } | undefined) => Promise<void>;
@@ -117,7 +135,7 @@ export async function syncTarget(opts: {
   const remote = viewRemote(await target.list(opts.signal));
 
   const union = byTimeNewestFirst([...new Set([...good.keys(), ...remote.complete.keys()])]);
-  const kept = new Set(keep > 0 ? union.slice(0, keep) : union);
+  const kept = remoteKept(union, keep);
 
   // 1. Uploads, newest first (the newest is the one that matters most if we are interrupted).
   const toSend = [...good.values()].filter((e) => kept.has(e.name)).sort(compareNewestFirst);
@@ -210,7 +228,7 @@ export interface PushOutcome {
  * A refused retention delete also makes the outcome 'failed' (said, not ignored), though
  * every snapshot was copied.
  */
-export async function pushToTarget(opts: { localDir: string; target: RemoteTarget; keep: number; signal?: AbortSignal; onProgress?: (p: SyncProgress) => void; now?: () => Date }): Promise<PushOutcome> {
+export async function pushToTarget(opts: { localDir: string; target: RemoteTarget; keep: RemoteKeep; signal?: AbortSignal; onProgress?: (p: SyncProgress) => void; now?: () => Date }): Promise<PushOutcome> {
   const { localDir, target } = opts;
   const now = opts.now ?? (() => new Date());
   const started = now().toISOString();
