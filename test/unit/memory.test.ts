@@ -7,7 +7,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { compareDatabases, type Comparison } from '../../src/core/memory/compare';
 import { extractMemories } from '../../src/core/memory/extract';
-import { canonicalJson } from '../../src/core/memory/records';
+import { canonicalJson, contentEncoding, contentEncodingOfRow, contentSelectList, selectList, tierClass, toRecord } from '../../src/core/memory/records';
+import { readSchema } from '../../src/core/memory/schema';
 import { computeFacts, FACTS_VERSION } from '../../src/core/memory/facts';
 import { factsForSnapshots, FACTS_CACHE_NAME } from '../../src/core/memory/factsCache';
 import { listMemories, memoryDetail, overview } from '../../src/core/memory/browse';
@@ -186,6 +187,28 @@ describe('memory: facts, compare, extract', function () {
     }
     const wrong = cases.filter((t) => canonicalJson(t) !== reference(t));
     assert.deepEqual(wrong.slice(0, 5), []);
+  });
+
+  it('the facts encode a row exactly as the comparison encodes the same memory as a record (odd values included)', async () => {
+    const { snap, native } = setup();
+    // Values a record normalises: numbers in text columns, a blob, unsorted and nested metadata keys.
+    native.prepare("UPDATE memories SET title = 42, source = 7.5, metadata = '{\"b\":1,\"a\":[2,{\"d\":3,\"c\":4}]}' WHERE rowid = 1").run();
+    native.prepare("UPDATE memories SET content = CAST('blob body' AS BLOB), tags = '[ \"x\" ]' WHERE rowid = 2").run();
+    native.pragma('wal_checkpoint(TRUNCATE)');
+    fs.copyFileSync(tmp.join('ai-memory.db'), snap);
+    const db = await snapshot(snap);
+    const schema = readSchema(db);
+    const viaRows: string[] = [];
+    db.each(`SELECT ${contentSelectList(schema.memoryFields)} FROM memories ORDER BY rowid`, [], (r) => {
+      viaRows.push(contentEncodingOfRow(r, schema.memoryFields).toString('hex'));
+    });
+    const viaRecords: string[] = [];
+    db.each(`SELECT ${selectList(schema.memoryFields)} FROM memories ORDER BY rowid`, [], (r) => {
+      const m = toRecord(r);
+      viaRecords.push(contentEncoding(m, schema.memoryFields, tierClass(m.tier)).toString('hex'));
+    });
+    assert.equal(viaRows.length, 40);
+    assert.deepEqual(viaRows, viaRecords);
   });
 
   it('an edit of only priority, or long → mid, is an edit although the digest ignores it; a new memory is added', async () => {

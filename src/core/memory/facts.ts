@@ -15,9 +15,9 @@
  * still reports them, because it sees both sides.
  */
 import { createHash, hash, type BinaryToTextEncoding } from 'node:crypto';
-import { contentEncoding, eachMemory, tierClass, topNamespace } from './records';
-import { LINK_FIELDS, readSchema, type DatabaseSchema } from './schema';
-import { openSnapshotSql, type MemorySql } from './source';
+import { contentEncodingOfRow, contentSelectList, topNamespace } from './records';
+import { LINK_FIELDS, quoteId, readSchema, type DatabaseSchema } from './schema';
+import { openSnapshotSql, type MemorySql, type SqlValue } from './source';
 import { FACTS_VERSION } from '../store/manifest';
 
 export { FACTS_VERSION };
@@ -45,8 +45,8 @@ export interface MemoryFacts {
   memories_digest: string;
 }
 
-function bump(o: Map<string, number>, k: string): void {
-  o.set(k, (o.get(k) ?? 0) + 1);
+function bump(o: Map<string, number>, k: string, n = 1): void {
+  o.set(k, (o.get(k) ?? 0) + n);
 }
 
 /**
@@ -86,10 +86,17 @@ export function computeFacts(db: MemorySql, schema: DatabaseSchema = readSchema(
   const tiers = new Map<string, number>();
   const namespaces = new Map<string, number>();
   const entries = new HashSum();
-  eachMemory(db, schema.memoryFields, (m) => {
-    bump(tiers, m.tier ?? '');
-    bump(namespaces, topNamespace(m.namespace));
-    entries.add(hash('sha256', contentEncoding(m, schema.memoryFields, tierClass(m.tier)), LATIN1));
+  db.each(`SELECT ${contentSelectList(schema.memoryFields)} FROM memories`, [], (r) => {
+    entries.add(hash('sha256', contentEncodingOfRow(r, schema.memoryFields), LATIN1));
+  });
+  // Counts in SQL (over ai-memory's tier and namespace indexes), not per memory in JavaScript.
+  const label = (v: SqlValue): string => (v === null ? '' : v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : String(v));
+  const col = (f: 'tier' | 'namespace'): string => (schema.memoryFields.has(f) ? quoteId(f) : 'NULL');
+  db.each(`SELECT ${col('tier')} AS g, count(*) FROM memories GROUP BY g`, [], (r) => {
+    bump(tiers, label(r[0]), Number(r[1]));
+  });
+  db.each(`SELECT ${col('namespace')} AS g, count(*) FROM memories GROUP BY g`, [], (r) => {
+    bump(namespaces, topNamespace(r[0] === null ? null : label(r[0])), Number(r[1]));
   });
   const links = new HashSum();
   if (schema.hasLinks) {
