@@ -60,6 +60,8 @@ import { createHash } from 'node:crypto';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { deflateRawSync, inflateRawSync, constants as zc } from 'node:zlib';
 import { BackupError, errnoCode, errorMessage, ioError } from '../common/errors';
 import { readSmallRegular } from '../common/regularFile';
@@ -82,7 +84,7 @@ const MAX_BLOB_RAW = 1 << 20;
 const BLOB_CACHE_BYTES = 4 << 20;
 const FOOTER_BYTES = 16; // entry count u32 | version u32 | magic (8)
 const PACK_TARGET_BYTES = 16 << 20;
-const READ_BYTES = 4 << 20;
+const READ_BYTES = 1 << 20;
 const WINDOW_BYTES = 1 << 20;
 /** A rebuild's read window per pack and its two write buffers (memory: ~8 open packs + 2 buffers). */
 const REBUILD_WINDOW_BYTES = 256 << 10;
@@ -119,9 +121,28 @@ export function pieceSize(head: Uint8Array): number {
  * sha256 of one page. crypto.hash (one shot, Node ≥ 20.12) skips creating a Hash object per
  * page, which is most of the cost of hashing 4 KiB pieces.
  */
-const oneShot = (nodeCrypto as unknown as { hash?: (alg: string, data: Uint8Array, enc: 'buffer') => Buffer }).hash;
+const oneShot = (nodeCrypto as unknown as { hash?: (alg: string, data: Uint8Array, enc: string) => Buffer | string }).hash;
 export function pageHash(page: Uint8Array): Buffer {
-  return oneShot ? oneShot('sha256', page, 'buffer') : createHash('sha256').update(page).digest();
+  return oneShot ? (oneShot('sha256', page, 'buffer') as Buffer) : createHash('sha256').update(page).digest();
+}
+
+/**
+ * Writes the sha256 of `page` into `out` at `at`, allocating no Buffer: the digest comes back
+ * as a 32-character latin1 string (young garbage). A Buffer per page was a backing store per
+ * page, freed only by a full collection once promoted: archiving a 500 MB snapshot peaked at
+ * ~140 MB.
+ */
+export function pageHashInto(page: Uint8Array, out: Buffer, at: number): void {
+  if (oneShot) out.write(oneShot('sha256', page, 'latin1') as string, at, 32, 'latin1');
+  else createHash('sha256').update(page).digest().copy(out, at);
+}
+
+/** Whether `page` hashes to the 32 bytes of `hashes` at `at` (no Buffer allocated). */
+function pageHashIs(page: Uint8Array, hashes: Buffer, at: number): boolean {
+  if (!oneShot) return pageHash(page).equals(hashes.subarray(at, at + 32));
+  const d = oneShot('sha256', page, 'latin1') as string;
+  for (let k = 0; k < 32; k++) if (d.charCodeAt(k) !== hashes[at + k]) return false;
+  return true;
 }
 
 function damaged(message: string, hint = 'Run `verify --all` to see which snapshots are affected; restore another snapshot.'): BackupError {
@@ -181,6 +202,11 @@ export class PackStore {
       if (errnoCode(e) === 'ENOENT') return store;
       throw ioError('reading', paths.packs, e);
     }
+    // Room for every row at once (counts from the packs' footers): growing by doubling held
+    // up to twice the rows, and every copy on the way was garbage (~16 MB at 500 MB).
+    let rows = 0;
+    for (const name of names) rows += await footerCount(join(paths.packs, name));
+    store.reserve(rows + (rows >> 4));
     for (const name of names) {
       try {
         await store.addPack(join(paths.packs, name), name);
@@ -210,21 +236,26 @@ export class PackStore {
       if (dataEnd < 0) throw new Error('trailer larger than the pack');
       const table = Buffer.alloc(tableBytes);
       await readExactly(fh, table, dataEnd);
-      const rows: PackRow[] = [];
+      // Straight from the trailer into the typed arrays: no object per row (130,000 of them
+      // at 500 MB grew V8's young generation to its maximum for the rest of the process).
       for (let i = 0; i < count; i++) {
         const e = i * entryBytes;
         const off = table.readUInt32LE(e + 32);
         const len = table.readUInt32LE(e + 36);
-        const row: PackRow =
-          version === 1
-            ? { hash: table.subarray(e, e + 32), off, len, blobRaw: table.readUInt32LE(e + 40), inner: 0, raw: table.readUInt32LE(e + 40) }
-            : { hash: table.subarray(e, e + 32), off, len, blobRaw: table.readUInt32LE(e + 40), inner: table.readUInt32LE(e + 44), raw: table.readUInt32LE(e + 48) };
-        if (off + len > dataEnd || row.raw === 0 || row.raw > 65536 || row.blobRaw > MAX_BLOB_RAW || row.inner + row.raw > row.blobRaw || (version === 2 && len > row.blobRaw)) {
+        const blobRaw = table.readUInt32LE(e + 40);
+        const inner = version === 1 ? 0 : table.readUInt32LE(e + 44);
+        const raw = version === 1 ? blobRaw : table.readUInt32LE(e + 48);
+        if (off + len > dataEnd || raw === 0 || raw > 65536 || blobRaw > MAX_BLOB_RAW || inner + raw > blobRaw || (version === 2 && len > blobRaw)) {
           throw new Error(`entry ${i} points outside the pack`);
         }
-        rows.push(row);
       }
-      this.addRows(name, st.size, version, rows);
+      const p = this.beginPack(name, st.size, version, count);
+      for (let i = 0; i < count; i++) {
+        const e = i * entryBytes;
+        const blobRaw = table.readUInt32LE(e + 40);
+        this.addRow(p, table, e, table.readUInt32LE(e + 32), table.readUInt32LE(e + 36), blobRaw, version === 1 ? 0 : table.readUInt32LE(e + 44), version === 1 ? blobRaw : table.readUInt32LE(e + 48));
+      }
+      this.packEnd.push(this.count);
     } finally {
       await fh.close();
     }
@@ -232,29 +263,41 @@ export class PackStore {
 
   /** Records the rows of a pack (read, or just written by this process). */
   addRows(name: string, size: number, version: number, rows: PackRow[]): void {
+    const p = this.beginPack(name, size, version, rows.length);
+    for (const r of rows) this.addRow(p, r.hash, 0, r.off, r.len, r.blobRaw, r.inner, r.raw);
+    this.packEnd.push(this.count);
+  }
+
+  private beginPack(name: string, size: number, version: number, rows: number): number {
     const p = this.packs.length;
     this.packs.push(name);
     this.packBytes.push(size);
     this.packVersion.push(version);
     this.packStart.push(this.count);
-    this.grow(this.count + rows.length);
-    for (const r of rows) {
-      const i = this.count++;
-      this.hashes.set(r.hash, i * 32);
-      this.rowPack[i] = p;
-      this.rowOff[i] = r.off;
-      this.rowLen[i] = r.len;
-      this.rowBlobRaw[i] = r.blobRaw;
-      this.rowInner[i] = r.inner;
-      this.rowRaw[i] = r.raw;
-      const found = this.find(this.hashes, i * 32);
-      if (found >= 0) this.rowCanon[i] = found;
-      else {
-        this.rowCanon[i] = i;
-        this.insert(i);
-      }
+    this.grow(this.count + rows);
+    return p;
+  }
+
+  private addRow(p: number, hash: Uint8Array, at: number, off: number, len: number, blobRaw: number, inner: number, raw: number): void {
+    const i = this.count++;
+    for (let k = 0; k < 32; k++) this.hashes[i * 32 + k] = hash[at + k];
+    this.rowPack[i] = p;
+    this.rowOff[i] = off;
+    this.rowLen[i] = len;
+    this.rowBlobRaw[i] = blobRaw;
+    this.rowInner[i] = inner;
+    this.rowRaw[i] = raw;
+    const found = this.find(this.hashes, i * 32);
+    if (found >= 0) this.rowCanon[i] = found;
+    else {
+      this.rowCanon[i] = i;
+      this.insert(i);
     }
-    this.packEnd.push(this.count);
+  }
+
+  /** Makes room for `rows` rows in all (the table included), so that adding them copies nothing. */
+  reserve(rows: number): void {
+    this.grow(rows);
   }
 
   private grow(need: number): void {
@@ -321,6 +364,20 @@ export class PackStore {
     return this.rowPack[r];
   }
 
+  /** Row `r`'s blob, as a number unique in this store (pack, offset). */
+  blobKey(r: number): number {
+    return this.rowPack[r] * 2 ** 32 + this.rowOff[r];
+  }
+
+  /** Where row `r`'s page is in its inflated blob: [inner, inner + raw). */
+  pageStart(r: number): number {
+    return this.rowInner[r];
+  }
+
+  pageEnd(r: number): number {
+    return this.rowInner[r] + this.rowRaw[r];
+  }
+
   rowAt(r: number): PackRow & { pack: number } {
     return { pack: this.rowPack[r], hash: this.hashOf(r), off: this.rowOff[r], len: this.rowLen[r], blobRaw: this.rowBlobRaw[r], inner: this.rowInner[r], raw: this.rowRaw[r] };
   }
@@ -335,6 +392,23 @@ export class PackStore {
     const out: string[] = [];
     for (let r = this.packStart[p]; r < this.packEnd[p]; r++) out.push(this.hashes.toString('latin1', r * 32, r * 32 + 32));
     return out;
+  }
+}
+
+/** The number of entries a pack's footer announces; 0 when it cannot be read (addPack says why). */
+async function footerCount(path: string): Promise<number> {
+  const fh = await fsp.open(path, fsc.O_RDONLY).catch(() => undefined);
+  if (!fh) return 0;
+  try {
+    const st = await fh.stat();
+    if (st.size < FOOTER_BYTES) return 0;
+    const foot = Buffer.alloc(FOOTER_BYTES);
+    await readExactly(fh, foot, st.size - FOOTER_BYTES);
+    return foot.subarray(8).equals(PACK_MAGIC) ? Math.min(foot.readUInt32LE(0), Math.floor(st.size / ENTRY_BYTES_V1)) : 0;
+  } catch {
+    return 0;
+  } finally {
+    await fh.close();
   }
 }
 
@@ -534,13 +608,30 @@ function encodeIndex(h: IndexHeader, hashes: Buffer): Buffer {
 }
 
 /** Reads and checks an index (magic, its own sha256, shape). Throws ARCHIVE_DAMAGED. */
-export async function readIndex(path: string): Promise<PageIndex> {
+/** A buffer readIndex reads into and returns views of (for loops over every index: no 4 MB of garbage per 500 MB snapshot). */
+export interface IndexBuffer {
+  buf: Buffer;
+}
+
+export async function readIndex(path: string, into?: IndexBuffer): Promise<PageIndex> {
   let data: Buffer;
   try {
     const st = await fsp.lstat(path);
     if (!st.isFile()) throw damaged(`${path} is not a regular file.`);
     if (st.size > 256 << 20) throw damaged(`${path} is too large for a page index.`);
-    data = await fsp.readFile(path);
+    if (into) {
+      if (into.buf.length < st.size) into.buf = Buffer.allocUnsafe(Math.max(st.size, into.buf.length * 2));
+      const fh = await fsp.open(path, fsc.O_RDONLY | (fsc.O_NOFOLLOW ?? 0));
+      try {
+        const { bytesRead } = await fh.read(into.buf, 0, st.size, 0);
+        if (bytesRead !== st.size) throw damaged(`${path} changed while it was read.`);
+      } finally {
+        await fh.close();
+      }
+      data = into.buf.subarray(0, st.size);
+    } else {
+      data = await fsp.readFile(path);
+    }
   } catch (e) {
     if (e instanceof BackupError) throw e;
     if (errnoCode(e) === 'ENOENT') throw damaged(`The page index ${path} is missing.`);
@@ -687,11 +778,10 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
       whole.update(buf.subarray(0, len));
       for (let o = 0; o < len; o += piece, i++) {
         const page = buf.subarray(o, Math.min(len, o + piece));
-        const digest = pageHash(page);
-        digest.copy(hashes, i * 32);
-        if (packer.has(digest, 0)) continue;
+        pageHashInto(page, hashes, i * 32);
+        if (packer.has(hashes, i * 32)) continue;
         newPieces++;
-        await packer.add(digest, page);
+        await packer.add(hashes.subarray(i * 32, i * 32 + 32), page);
       }
     }
     const sha256 = whole.digest('hex');
@@ -787,6 +877,32 @@ class PackGone extends Error {
 }
 
 /**
+ * Node's synchronous zlib takes no output buffer: every inflated blob arrives in a new
+ * 64 KiB Buffer, which we copy into a reused one at once (PageSource.slot). The dead ones
+ * are freed when V8 next scavenges its young generation — but a rebuild allocates almost
+ * nothing else on the JavaScript heap, so V8 waits until tens of MB of them have piled up
+ * (a rebuild of 500 MB swung between 26 and 57 MB of dead buffers). So a rebuild asks for a
+ * scavenge after every {@link INFLATED_PER_SCAVENGE} inflated: well under a millisecond
+ * each, as the young generation holds almost nothing live. Where the engine refuses
+ * `--expose-gc`, nothing changes but the peak.
+ */
+const INFLATED_PER_SCAVENGE = 8 << 20;
+let scavenger: ((o: { type: 'minor' }) => void) | null | undefined;
+
+function scavenge(): void {
+  if (scavenger === undefined) {
+    try {
+      setFlagsFromString('--expose-gc');
+      const gc = runInNewContext('gc') as unknown;
+      scavenger = typeof gc === 'function' ? (gc as (o: { type: 'minor' }) => void) : null;
+    } catch {
+      scavenger = null;
+    }
+  }
+  scavenger?.({ type: 'minor' });
+}
+
+/**
  * Pages out of packs: each blob read and inflated once, kept in a small LRU (by bytes), so
  * a snapshot whose pages come from many blobs in turn (the base's, then those of later
  * changes) inflates each blob once while it walks the file.
@@ -796,6 +912,7 @@ class PageSource {
   /** Inflated blobs by (pack, offset): held in our own buffers (`buf`), `len` bytes of each. */
   private readonly cache = new Map<number, { buf: Buffer; len: number }>();
   private cached = 0;
+  private inflatedSinceScavenge = 0;
   /** Buffers of evicted blobs, reused for the next ones. */
   private readonly free: Buffer[] = [];
 
@@ -818,6 +935,15 @@ class PageSource {
     return Buffer.allocUnsafe(Math.max(len, BLOB_RAW_BYTES));
   }
 
+  /**
+   * Row `r`'s page when its blob is cached (most pages: 16 share a blob), else undefined —
+   * without a promise per page, which a rebuild of 500 MB made 125,000 of.
+   */
+  cachedPage(r: number): Buffer | undefined {
+    const blob = this.cache.get(this.store.blobKey(r));
+    return blob ? blob.buf.subarray(this.store.pageStart(r), this.store.pageEnd(r)) : undefined;
+  }
+
   /** The bytes of row `r`'s page (valid until the next call); `what` names it in errors ("page 7 of X"). */
   async page(r: number, what: string): Promise<Buffer> {
     const row = this.store.rowAt(r);
@@ -837,6 +963,7 @@ class PageSource {
           throw damaged(`Pack ${pack} is damaged: ${what} does not decompress.`);
         }
         if (raw.length !== row.blobRaw) throw damaged(`Pack ${pack} is damaged: ${what} decompresses to ${raw.length} bytes, not ${row.blobRaw}.`);
+        this.inflatedSinceScavenge += raw.length;
       } else {
         raw = stored; // a view of the read window: copied below, before the next read
       }
@@ -850,6 +977,10 @@ class PageSource {
       raw.copy(blob.buf, 0, 0, raw.length);
       this.cache.set(key, blob);
       this.cached += blob.len;
+      if (this.inflatedSinceScavenge >= INFLATED_PER_SCAVENGE) {
+        this.inflatedSinceScavenge = 0;
+        scavenge(); // zlib's Buffer (`raw`) is dead from here
+      }
     }
     return blob.buf.subarray(row.inner, row.inner + row.raw);
   }
@@ -954,9 +1085,9 @@ async function rebuildOnce(dir: string, name: string, out: string, given: PackSt
   try {
     for (let i = 0; i < h.pieces; i++) {
       const want = i === h.pieces - 1 ? h.bytes - i * h.piece : h.piece;
-      const page = await source.page(rows[i], `page ${i + 1} of ${name}`);
+      const page = source.cachedPage(rows[i]) ?? (await source.page(rows[i], `page ${i + 1} of ${name}`));
       if (page.length !== want) throw damaged(`Pack ${store.packs[store.packOf(rows[i])]} is damaged: page ${i + 1} of ${name} is ${page.length} bytes, not ${want}.`);
-      if (opts.checkPages && !pageHash(page).equals(index.hashes.subarray(i * 32, i * 32 + 32))) badPages.push(i);
+      if (opts.checkPages && !pageHashIs(page, index.hashes, i * 32)) badPages.push(i);
       if (used0 + page.length > bufs[turn].length) await flush();
       page.copy(bufs[turn], used0);
       used0 += page.length;
@@ -980,7 +1111,7 @@ async function rebuildOnce(dir: string, name: string, out: string, given: PackSt
       if (!opts.checkPages) {
         for (let i = 0; i < h.pieces; i++) {
           const page = await source.page(rows[i], `page ${i + 1} of ${name}`);
-          if (!pageHash(page).equals(index.hashes.subarray(i * 32, i * 32 + 32))) badPages.push(i);
+          if (!pageHashIs(page, index.hashes, i * 32)) badPages.push(i);
         }
       }
     } finally {
@@ -1043,9 +1174,13 @@ export async function collectGarbage(dir: string, opts: { pinned: boolean; repac
   // from. One unreadable index and nothing is deleted.
   const live = new Uint8Array(store.count);
   let prev: PageIndex | undefined;
+  // Two buffers in turn: this index and the previous one.
+  const bufs: IndexBuffer[] = [{ buf: Buffer.alloc(0) }, { buf: Buffer.alloc(0) }];
+  let turn = 0;
   for (const a of archived.sort((x, y) => (x.name < y.name ? -1 : 1))) {
     try {
-      const idx = await readIndex(a.indexPath);
+      const idx = await readIndex(a.indexPath, bufs[turn]);
+      turn ^= 1;
       for (let i = 0; i < idx.header.pieces; i++) {
         // Most pages sit where they sat in the previous snapshot: already counted.
         if (prev && i < prev.header.pieces && idx.hashes.compare(prev.hashes, i * 32, i * 32 + 32, i * 32, i * 32 + 32) === 0) continue;
@@ -1154,9 +1289,10 @@ export async function verifyPacks(dir: string, signal?: AbortSignal): Promise<{ 
   const badPack = new Uint8Array(store.packs.length);
   const badSet = new Set(bad.map((b) => b.pack));
   store.packs.forEach((n, p) => (badPack[p] = badSet.has(n) ? 1 : 0));
+  const into: IndexBuffer = { buf: Buffer.alloc(0) };
   for (const a of await listArchived(dir)) {
     try {
-      const idx = await readIndex(a.indexPath);
+      const idx = await readIndex(a.indexPath, into);
       const hit = new Set<string>();
       for (let i = 0; i < idx.header.pieces; i++) {
         const r = store.find(idx.hashes, i * 32);
