@@ -10,7 +10,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { BackupError, errnoCode, ioError } from '../common/errors';
 import { crashPoint } from '../common/testHooks';
 import { fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
-import { listArchived, rebuildArchived, type RebuildResult } from '../store/archive';
+import { listArchived, rebuildArchived, type PackStore, type RebuildResult } from '../store/archive';
 import { serializeManifest } from '../store/manifest';
 import { manifestNameFor } from '../store/naming';
 import { pinSnapshot } from '../store/pins';
@@ -49,7 +49,7 @@ export interface Rebuilt {
 }
 
 /** Rebuilds an archived snapshot into a temp file in its backup folder, pinned while it exists. */
-export async function rebuildToTemp(ref: ArchivedRef, opts: { signal?: AbortSignal; onBytes?: (d: number, t: number) => void } = {}): Promise<Rebuilt> {
+export async function rebuildToTemp(ref: ArchivedRef, opts: { signal?: AbortSignal; onBytes?: (d: number, t: number) => void; store?: PackStore } = {}): Promise<Rebuilt> {
   const unpin = await pinSnapshot(ref.dir, ref.name);
   const file = tempPath(ref.dir, 'rebuild');
   try {
@@ -70,11 +70,15 @@ export async function rebuildToTemp(ref: ArchivedRef, opts: { signal?: AbortSign
   }
 }
 
-/** Verifies one archived snapshot: rebuilds it (pages, sha256) and checks the result like a plain one. */
-export async function verifyArchived(ref: ArchivedRef, integrity: VerifyMode, signal?: AbortSignal, anchor?: OperatorPublicKey | null): Promise<SnapshotReport> {
+/**
+ * Verifies one archived snapshot: rebuilds it (pages, sha256) and checks the result like a
+ * plain one. `store`: the packs' table, loaded once for a whole folder (`verify --all`), not
+ * again for every snapshot.
+ */
+export async function verifyArchived(ref: ArchivedRef, integrity: VerifyMode, signal?: AbortSignal, anchor?: OperatorPublicKey | null, store?: PackStore): Promise<SnapshotReport> {
   let rebuilt: Rebuilt;
   try {
-    rebuilt = await rebuildToTemp(ref, { signal });
+    rebuilt = await rebuildToTemp(ref, { signal, store });
   } catch (e) {
     if (!(e instanceof BackupError) || e.code === 'CANCELLED') throw e;
     return { path: ref.path, name: ref.name, manifestPath: ref.manifestPath, manifestState: 'ok', bytes: 0, problems: [{ code: e.code, message: e.message, hint: e.hint }], notes: ['archived'] };
