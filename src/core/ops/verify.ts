@@ -9,6 +9,7 @@ import type { VerifyMode } from '../common/checks';
 import { promises as fsp } from 'node:fs';
 import { resolve } from 'node:path';
 import { BackupError, errnoCode } from '../common/errors';
+import { collectAll } from '../common/gc';
 import { archivePaths, PackStore, verifyPacks } from '../store/archive';
 import { findArchived, verifyArchived } from './archived';
 import { examineSnapshot, type SnapshotReport } from './snapshotCheck';
@@ -69,6 +70,9 @@ export async function verifyFolderOrFile(opts: VerifyOptions): Promise<{ reports
       : (await examineSnapshot(it.path, { useManifest: true, integrity: opts.integrity ?? 'quick', stopAtFirst: false, anchor, signal: opts.signal })).report;
     reports.push(report);
     opts.onSnapshot?.(report, i, items.length);
+    // Each snapshot's buffers (hashing, rebuilding, the check) are dead now; without this a
+    // folder of 500 MB snapshots climbed ~12 MB a snapshot before V8 collected.
+    if (items.length > 1) collectAll();
   }
   const packs = entries && opts.all ? await verifyPacks(from, opts.signal) : [];
   return { reports, packs };

@@ -60,10 +60,9 @@ import { createHash } from 'node:crypto';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { deflateRawSync, inflateRawSync, constants as zc } from 'node:zlib';
 import { BackupError, errnoCode, errorMessage, ioError } from '../common/errors';
+import { collectYoung } from '../common/gc';
 import { readSmallRegular } from '../common/regularFile';
 import { crashPoint } from '../common/testHooks';
 import { cleanStaleTemps, fsyncDir, publishNoClobber, tempPath, writeAll } from './atomicFs';
@@ -879,28 +878,12 @@ class PackGone extends Error {
 /**
  * Node's synchronous zlib takes no output buffer: every inflated blob arrives in a new
  * 64 KiB Buffer, which we copy into a reused one at once (PageSource.slot). The dead ones
- * are freed when V8 next scavenges its young generation — but a rebuild allocates almost
- * nothing else on the JavaScript heap, so V8 waits until tens of MB of them have piled up
- * (a rebuild of 500 MB swung between 26 and 57 MB of dead buffers). So a rebuild asks for a
- * scavenge after every {@link INFLATED_PER_SCAVENGE} inflated: well under a millisecond
- * each, as the young generation holds almost nothing live. Where the engine refuses
- * `--expose-gc`, nothing changes but the peak.
+ * are freed when V8 next scavenges — but a rebuild allocates almost nothing else on the
+ * JavaScript heap, so V8 waits until tens of MB of them have piled up (a rebuild of 500 MB
+ * swung between 26 and 57 MB of dead buffers). So a rebuild asks for a scavenge
+ * (common/gc.ts) after every {@link INFLATED_PER_SCAVENGE} inflated.
  */
 const INFLATED_PER_SCAVENGE = 8 << 20;
-let scavenger: ((o: { type: 'minor' }) => void) | null | undefined;
-
-function scavenge(): void {
-  if (scavenger === undefined) {
-    try {
-      setFlagsFromString('--expose-gc');
-      const gc = runInNewContext('gc') as unknown;
-      scavenger = typeof gc === 'function' ? (gc as (o: { type: 'minor' }) => void) : null;
-    } catch {
-      scavenger = null;
-    }
-  }
-  scavenger?.({ type: 'minor' });
-}
 
 /**
  * Pages out of packs: each blob read and inflated once, kept in a small LRU (by bytes), so
@@ -979,7 +962,7 @@ class PageSource {
       this.cached += blob.len;
       if (this.inflatedSinceScavenge >= INFLATED_PER_SCAVENGE) {
         this.inflatedSinceScavenge = 0;
-        scavenge(); // zlib's Buffer (`raw`) is dead from here
+        collectYoung(); // zlib's Buffer (`raw`) is dead from here
       }
     }
     return blob.buf.subarray(row.inner, row.inner + row.raw);
@@ -1262,13 +1245,13 @@ export async function verifyPacks(dir: string, signal?: AbortSignal): Promise<{ 
   const paths = archivePaths(dir);
   const names = (await fsp.readdir(paths.packs).catch(() => [] as string[])).filter((n) => n.endsWith('.pack'));
   const bad: { pack: string; problem: string; snapshots: string[] }[] = [];
+  const buf = Buffer.allocUnsafe(READ_BYTES); // one for every pack
   for (const n of names) {
     if (signal?.aborted) throw new BackupError('CANCELLED', 'Cancelled.');
     const h = createHash('sha256');
     try {
       const fh = await fsp.open(join(paths.packs, n), fsc.O_RDONLY);
       try {
-        const buf = Buffer.allocUnsafe(READ_BYTES);
         for (let pos = 0; ; ) {
           const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
           if (!bytesRead) break;
