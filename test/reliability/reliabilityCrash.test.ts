@@ -540,6 +540,36 @@ async function inLanes<T>(n: number, trial: (i: number, lane: number) => Promise
   return out;
 }
 
+/**
+ * `trials` runs over the lanes, trial i killed after a random delay (`timing`, seeded per
+ * lane from `seed`): asserts that none had a problem (each named with its trial and where its
+ * kill landed) and that at least 40 % were really killed mid-run. `also` adds to the tally
+ * printed before the assertions.
+ */
+async function randomKills<T extends { landed: string; problems: string[]; recovery?: ProcResult }>(
+  trials: number,
+  seed: number,
+  timing: RunTiming,
+  trial: (i: number, lane: number, afterMs: number) => Promise<T>,
+  also?: (results: T[]) => string,
+): Promise<string> {
+  const rngs = Array.from({ length: LANES }, (_, k) => new Prng(seed + k));
+  const failures: string[] = [];
+  const results = await inLanes(trials, async (i, lane) => {
+    const afterMs = timing.delay(i, rngs[lane]);
+    const r = await trial(i, lane, afterMs);
+    timing.add(r.recovery);
+    for (const p of r.problems) failures.push(`trial ${i} (kill after ${afterMs.toFixed(0)} ms, ${r.landed}): ${p}`);
+    return r;
+  });
+  const landings = results.map((r) => r.landed);
+  const killed = landings.filter((l) => l.startsWith('killed')).length;
+  console.log(`      ${tally(landings)}${also ? `; ${also(results)}` : ''}`);
+  assert.deepStrictEqual(failures, []);
+  assert.ok(killed >= trials * 0.4, `most runs were really killed (${killed})`);
+  return `${trials} trials: ${trials} ok`;
+}
+
 describe('reliability 1: crash injection (SIGKILL and SIGTERM of the CLI process)', function () {
   this.timeout(LONG ? 4 * 3600_000 : 600_000);
   const backupTrials = trialCount(100, 1000);
@@ -582,22 +612,7 @@ describe('reliability 1: crash injection (SIGKILL and SIGTERM of the CLI process
         done: `${backupTrials} backups (\`backup --keep ${KEEP}\`, ${LANES} independent lanes at once) of a ~2.4 MB ai-memory database with a live -wal, changed by a native connection before each trial (checkpointed now and then); each killed after a random delay (seeded): half spread over the whole duration of an uninjected run (measured continuously: each trial's second run is one), half over its second part (check, publish, retention); then the next backup run normally`,
         checked: 'at least 40% of the runs really killed mid-run (the others finished first; where each kill landed is printed); the live database files byte-identical; every file under a final snapshot name matches its manifest (size, sha256); the next run exits 0 and leaves no temp file, orphan manifest, lock or pin, at most 3 snapshots, and its newest snapshot passes native integrity_check + FTS5 check and holds exactly the live content',
       },
-      async () => {
-        const rngs = benches.map((_, k) => new Prng(20261124 + k));
-        const failures: string[] = [];
-        const landings = await inLanes(backupTrials, async (i, lane) => {
-          const afterMs = timing.delay(i, rngs[lane]);
-          const t = await backupTrial(benches[lane], { afterMs });
-          timing.add(t.recovery);
-          for (const p of t.problems) failures.push(`trial ${i} (kill after ${afterMs.toFixed(0)} ms, ${t.landed}): ${p}`);
-          return t.landed;
-        });
-        const killed = landings.filter((l) => l.startsWith('killed')).length;
-        console.log(`      ${tally(landings)}`);
-        assert.deepStrictEqual(failures, []);
-        assert.ok(killed >= backupTrials * 0.4, `most runs were really killed (${killed})`);
-        return `${backupTrials} trials: ${backupTrials} ok`;
-      },
+      () => randomKills(backupTrials, 20261124, timing, (_i, lane, afterMs) => backupTrial(benches[lane], { afterMs })),
     );
 
     reliabilityCase(
@@ -709,23 +724,14 @@ describe('reliability 1: crash injection (SIGKILL and SIGTERM of the CLI process
         done: `${restoreTrials} restores (${LANES} lanes at once, each into its own folder) of a snapshot (250 memories) over a database whose -wal holds 20 committed transactions (so the old WAL is folded in first), each killed after a random delay (seeded): half spread over the whole duration of an uninjected run, half over its placing part (temp, keep, fold, swap); then the same restore run normally`,
         checked: 'at least 40% of the runs really killed mid-run; the live database present, native integrity_check + FTS5 check ok, content = old (incl. WAL commits) or new; whenever the live files changed, a pre-restore copy (+ its -wal) holds the old content, and every pre-restore copy present is complete; the snapshot untouched; the next restore exits 0, leaves no temp file or pin, places the exact snapshot bytes with no -wal/-shm beside, and the old content is still in a pre-restore copy',
       },
-      async () => {
-        const rngs = Array.from({ length: LANES }, (_, k) => new Prng(20261125 + k));
-        const failures: string[] = [];
-        const results = await inLanes(restoreTrials, async (i, lane) => {
-          const afterMs = timing.delay(i, rngs[lane]);
-          const r = await restoreTrial(t, { afterMs });
-          timing.add(r.recovery);
-          for (const p of r.problems) failures.push(`trial ${i} (kill after ${afterMs.toFixed(0)} ms, ${r.landed}): ${p}`);
-          return r;
-        });
-        const landings = results.map((r) => r.landed);
-        const killed = landings.filter((l) => l.startsWith('killed')).length;
-        console.log(`      ${tally(landings)}; live content after the kill: ${tally(results.map((r) => r.content))}`);
-        assert.deepStrictEqual(failures, []);
-        assert.ok(killed >= restoreTrials * 0.4, `most runs were really killed (${killed})`);
-        return `${restoreTrials} trials: ${restoreTrials} ok`;
-      },
+      () =>
+        randomKills(
+          restoreTrials,
+          20261125,
+          timing,
+          (_i, _lane, afterMs) => restoreTrial(t, { afterMs }),
+          (results) => `live content after the kill: ${tally(results.map((r) => r.content))}`,
+        ),
     );
 
     reliabilityCase(
@@ -933,23 +939,10 @@ describe('reliability 1: crash injection (SIGKILL and SIGTERM of the CLI process
         done: `${archiveTrials} runs of \`backup --keep-last ${ARCHIVE_KEEP} --plain ${ARCHIVE_PLAIN}\` (${LANES} lanes), each archiving the third-newest snapshot into the page-dedup archive, deleting the oldest archived one and collecting its packs; every 10th trial after a large change (every memory rewritten, or a VACUUM to another page size) so packs die or are repacked; each killed after a random delay (half over the whole run, half from its archiving part); then the next run normally`,
         checked: 'at least 40% really killed mid-run; after the kill and after the next run: no snapshot the policy keeps is lost, every plain snapshot matches its manifest, every archived snapshot rebuilds (page hashes, whole-file sha256) to its manifest\'s sha256, manifests unchanged; the live database byte-identical; after the next run no temp file, index without manifest, unreferenced pack, orphan manifest or lock, at most 2 plain and 6 snapshots',
       },
-      async () => {
-        const rngs = benches.map((_, k) => new Prng(20261129 + k));
-        const failures: string[] = [];
-        const landings = await inLanes(archiveTrials, async (i, lane) => {
-          const afterMs = timing.delay(i, rngs[lane]);
-          const prep = i % 10 === 9 ? async () => benches[lane].bigChange() : undefined;
-          const t = await archiveTrial(benches[lane], { afterMs }, prep);
-          timing.add(t.recovery);
-          for (const p of t.problems) failures.push(`trial ${i} (kill after ${afterMs.toFixed(0)} ms, ${t.landed}): ${p}`);
-          return t.landed;
-        });
-        const killed = landings.filter((l) => l.startsWith('killed')).length;
-        console.log(`      ${tally(landings)}`);
-        assert.deepStrictEqual(failures, []);
-        assert.ok(killed >= archiveTrials * 0.4, `most runs were really killed (${killed})`);
-        return `${archiveTrials} trials: ${archiveTrials} ok`;
-      },
+      () =>
+        randomKills(archiveTrials, 20261129, timing, (i, lane, afterMs) =>
+          archiveTrial(benches[lane], { afterMs }, i % 10 === 9 ? async () => benches[lane].bigChange() : undefined),
+        ),
     );
 
     /** What each step needs to be reached: gc and repack need packs that died. */
