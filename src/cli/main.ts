@@ -550,7 +550,6 @@ async function retentionReasons(dir: string, listed: (SnapshotEntry & OwnerInfo)
   };
 }
 
-/** How many snapshots an off-machine target keeps: --keep/--keep-last N (0 = all), else the default. */
 async function cmdList(p: Parsed, io: CliIO): Promise<number> {
   const dir = resolve(io.cwd, p.values.get('to') ?? './backups');
   const dbFlag = p.values.get('db');

@@ -21,7 +21,7 @@
  * `archived_memories` (with the reason). Different schema versions: only the columns both
  * sides have are compared, and the result says so.
  */
-import { comparable, CONTENT_FIELDS, contentFingerprint, selectList, toRecord, type MemoryRecord } from './records';
+import { comparable, CONTENT_FIELDS, contentFingerprint, memoryById, selectList, text, toRecord, type MemoryRecord } from './records';
 import { EXPORT_FIELDS, LINK_FIELDS, quoteId, readSchema, type MemoryField } from './schema';
 import type { MemorySql, SqlValue } from './source';
 import { BackupError } from '../common/errors';
@@ -106,10 +106,6 @@ function slim(m: MemoryRecord, fields: Set<MemoryField>): Slim {
 /** The schema name the "to" side is attached as. */
 const TO = 'cmp_to';
 
-function text(v: SqlValue): string | null {
-  return v === null ? null : v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : String(v);
-}
-
 function linkOf(r: SqlValue[]): LinkKey {
   return { source_id: text(r[0]) ?? '', target_id: text(r[1]) ?? '', relation: text(r[2]) ?? '', created_at: text(r[3]) };
 }
@@ -147,8 +143,7 @@ function judge(a: Slim, b: Slim, fields: Set<MemoryField>): { edited: string[]; 
   return { edited, noise: noise || (updatedChanged && promoted) };
 }
 
-function contentFieldsThatDiffer(a: MemoryRecord | undefined, b: MemoryRecord | undefined, fields: Set<MemoryField>): string[] {
-  if (!a || !b) return ['content'];
+function contentFieldsThatDiffer(a: MemoryRecord, b: MemoryRecord, fields: Set<MemoryField>): string[] {
   return CONTENT_FIELDS.filter((f) => fields.has(f) && comparable(a, f) !== comparable(b, f));
 }
 
@@ -204,16 +199,8 @@ export function compareDatabases(from: MemorySql, to: MemorySql): Comparison {
       });
       return ids;
     };
-    const byId = (schema: string, id: string): MemoryRecord | undefined => {
-      let m: MemoryRecord | undefined;
-      from.each(`SELECT ${selectList(fields)} FROM ${schema}.memories WHERE id = ? LIMIT 1`, [id], (r) => {
-        m = toRecord(r);
-        return false;
-      });
-      return m;
-    };
     for (const id of onlyIn('main', TO)) {
-      const x = byId('main', id);
+      const x = memoryById(from, fields, id);
       if (!x) continue;
       const r: RemovedMemory = { ...summary(id, slim(x, fields)), how: 'deleted' };
       if (sb.hasArchived) {
@@ -228,7 +215,7 @@ export function compareDatabases(from: MemorySql, to: MemorySql): Comparison {
       result.removed.push(r);
     }
     for (const id of onlyIn(TO, 'main')) {
-      const y = byId(TO, id);
+      const y = memoryById(from, fields, id, TO);
       if (y) result.added.push(summary(id, slim(y, fields)));
     }
     // Same id, any compared field different (BINARY: byte for byte, whatever a column's

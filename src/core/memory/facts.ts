@@ -15,9 +15,9 @@
  * still reports them, because it sees both sides.
  */
 import { createHash, hash, type BinaryToTextEncoding } from 'node:crypto';
-import { contentEncodingOfRow, contentSelectList, topNamespace } from './records';
+import { contentEncodingOfRow, contentSelectList, text, topNamespace } from './records';
 import { LINK_FIELDS, quoteId, readSchema, type DatabaseSchema } from './schema';
-import { openSnapshotSql, type MemorySql, type SqlValue } from './source';
+import { openSnapshotSql, type MemorySql } from './source';
 import { FACTS_VERSION } from '../store/manifest';
 
 export { FACTS_VERSION };
@@ -90,13 +90,12 @@ export function computeFacts(db: MemorySql, schema: DatabaseSchema = readSchema(
     entries.add(hash('sha256', contentEncodingOfRow(r, schema.memoryFields), LATIN1));
   });
   // Counts in SQL (over ai-memory's tier and namespace indexes), not per memory in JavaScript.
-  const label = (v: SqlValue): string => (v === null ? '' : v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : String(v));
   const col = (f: 'tier' | 'namespace'): string => (schema.memoryFields.has(f) ? quoteId(f) : 'NULL');
   db.each(`SELECT ${col('tier')} AS g, count(*) FROM memories GROUP BY g`, [], (r) => {
-    bump(tiers, label(r[0]), Number(r[1]));
+    bump(tiers, text(r[0]) ?? '', Number(r[1]));
   });
   db.each(`SELECT ${col('namespace')} AS g, count(*) FROM memories GROUP BY g`, [], (r) => {
-    bump(namespaces, topNamespace(r[0] === null ? null : label(r[0])), Number(r[1]));
+    bump(namespaces, topNamespace(text(r[0])), Number(r[1]));
   });
   const links = new HashSum();
   if (schema.hasLinks) {

@@ -47,7 +47,8 @@ export function selectList(fields: Set<MemoryField>, alias?: string): string {
   return EXPORT_FIELDS.map((f) => (fields.has(f) ? col(f) : 'NULL')).join(', ');
 }
 
-function text(v: SqlValue | undefined): string | null {
+/** A column's value as text (a BLOB as UTF-8), or null. */
+export function text(v: SqlValue | undefined): string | null {
   if (v === null || v === undefined) return null;
   if (v instanceof Uint8Array) return Buffer.from(v).toString('utf8');
   return String(v);
@@ -88,10 +89,10 @@ export function eachMemory(db: MemorySql, fields: Set<MemoryField>, onRecord: (m
   });
 }
 
-/** One memory by id (an index lookup on ai-memory's primary key). */
-export function memoryById(db: MemorySql, fields: Set<MemoryField>, id: string): MemoryRecord | undefined {
+/** One memory by id (an index lookup on ai-memory's primary key); `schema`: an attached database's name. */
+export function memoryById(db: MemorySql, fields: Set<MemoryField>, id: string, schema = 'main'): MemoryRecord | undefined {
   let found: MemoryRecord | undefined;
-  db.each(`SELECT ${selectList(fields)} FROM memories WHERE id = ? LIMIT 1`, [id], (r) => {
+  db.each(`SELECT ${selectList(fields)} FROM ${schema}.memories WHERE id = ? LIMIT 1`, [id], (r) => {
     found = toRecord(r);
     return false;
   });

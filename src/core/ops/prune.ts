@@ -20,7 +20,7 @@ import { withOwners, type OwnerInfo } from '../store/ownership';
 import { acquireFolderLock } from '../store/folderLock';
 import { resolveDbPath } from '../sqlite/dbFiles';
 import { pinnedSnapshots, removeStalePins } from '../store/pins';
-import { applyRetention, DEFAULT_POLICY, describePolicy, reasonsText, validatePolicy, type KeepReason, type RetentionPolicy } from '../store/retention';
+import { applyRetention, DEFAULT_POLICY, describePolicy, policyFromKeep, reasonsText, validatePolicy, type KeepReason, type RetentionPolicy } from '../store/retention';
 
 export interface PruneDecision {
   name: string;
@@ -37,11 +37,6 @@ export interface PruneDecision {
 export interface OwnerScope {
   dbPath: string;
   now?: number;
-}
-
-/** `--keep N` (or a number from the settings): 0 keeps all, N keeps the newest N. */
-export function policyFromKeep(keep: number): RetentionPolicy {
-  return keep === 0 ? {} : { last: keep };
 }
 
 export function normalizePolicy(p: RetentionPolicy | number | undefined): RetentionPolicy {

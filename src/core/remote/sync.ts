@@ -28,7 +28,7 @@ import { FUTURE_SKEW_MS, listSnapshots, type SnapshotEntry } from '../store/cata
 import type { Manifest } from '../store/manifest';
 import { compareNewestFirst, isSnapshotFileName, manifestNameFor, parseSnapshotName } from '../store/naming';
 import { pinSnapshot } from '../store/pins';
-import { applyRetention, type RetentionPolicy } from '../store/retention';
+import { applyRetention, policyFromKeep, type RetentionPolicy } from '../store/retention';
 import { backoffMs, updateTargetState, type RemoteSnapshotInfo, type TargetState } from './remoteState';
 import type { RemoteEntry, RemoteTarget } from './target';
 
@@ -102,15 +102,16 @@ function eligible(e: SnapshotEntry): string | undefined {
 /** What the target keeps: the newest N (0 = all), or a retention policy (store/retention.ts). */
 export type RemoteKeep = number | RetentionPolicy;
 
-/** The names of `union` (newest first) that `keep` keeps; the newest always. */
+/** The names of `union` that `keep` keeps; the newest always (a future-dated name is not the newest, as locally). */
 export function remoteKept(union: string[], keep: RemoteKeep, now = Date.now()): Set<string> {
-  const policy: RetentionPolicy = typeof keep === 'number' ? (keep > 0 ? { last: keep } : {}) : keep;
-  const items = union.map((name) => {
-    const t = parseSnapshotName(name) ?? { time: 0, seq: 0 };
-    return { name, time: t.time, seq: t.seq, future: t.time > now + FUTURE_SKEW_MS };
-  });
-  const newest = applyRetention(items, {}).find(() => true)?.item.name;
-  const protect = new Map(newest ? [[newest, 'newest']] : []);
+  const items = union
+    .map((name) => {
+      const t = parseSnapshotName(name) ?? { time: 0, seq: 0 };
+      return { name, time: t.time, seq: t.seq, future: t.time > now + FUTURE_SKEW_MS };
+    })
+    .sort((a, b) => Number(a.future) - Number(b.future) || compareNewestFirst(a, b));
+  const protect = new Map(items.length ? [[items[0].name, 'newest']] : []);
+  const policy = typeof keep === 'number' ? policyFromKeep(keep) : keep;
   return new Set(applyRetention(items, policy, { protect }).filter((d) => d.keep).map((d) => d.item.name));
 }
 

@@ -65,7 +65,7 @@ import { BackupError, errnoCode, errorMessage, ioError } from '../common/errors'
 import { collectYoung } from '../common/gc';
 import { readSmallRegular } from '../common/regularFile';
 import { crashPoint } from '../common/testHooks';
-import { cleanStaleTemps, fsyncDir, publishNoClobber, tempPath, writeAll } from './atomicFs';
+import { cleanStaleTemps, fsyncDir, publishNoClobber, tempPath, writeAll, writeFileAtomic } from './atomicFs';
 import { parseManifest, type Manifest } from './manifest';
 import { manifestNameFor } from './naming';
 
@@ -121,7 +121,7 @@ export function pieceSize(head: Uint8Array): number {
  * page, which is most of the cost of hashing 4 KiB pieces.
  */
 const oneShot = (nodeCrypto as unknown as { hash?: (alg: string, data: Uint8Array, enc: string) => Buffer | string }).hash;
-export function pageHash(page: Uint8Array): Buffer {
+function pageHash(page: Uint8Array): Buffer {
   return oneShot ? (oneShot('sha256', page, 'buffer') as Buffer) : createHash('sha256').update(page).digest();
 }
 
@@ -131,7 +131,7 @@ export function pageHash(page: Uint8Array): Buffer {
  * page, freed only by a full collection once promoted: archiving a 500 MB snapshot peaked at
  * ~140 MB.
  */
-export function pageHashInto(page: Uint8Array, out: Buffer, at: number): void {
+function pageHashInto(page: Uint8Array, out: Buffer, at: number): void {
   if (oneShot) out.write(oneShot('sha256', page, 'latin1') as string, at, 32, 'latin1');
   else createHash('sha256').update(page).digest().copy(out, at);
 }
@@ -702,22 +702,6 @@ async function modeOf(path: string): Promise<number> {
   }
 }
 
-async function writeDurable(dir: string, finalPath: string, data: Uint8Array, mode: number, purpose: string): Promise<void> {
-  const tmp = tempPath(dir, purpose);
-  let fh: FileHandle | undefined;
-  try {
-    fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode);
-    await writeAll(fh, data, 0);
-    await fh.sync();
-    await fh.close();
-    fh = undefined;
-    await fsp.rename(tmp, finalPath);
-  } catch (e) {
-    await fh?.close().catch(() => undefined);
-    await fsp.rm(tmp, { force: true }).catch(() => undefined);
-    throw ioError('writing', finalPath, e);
-  }
-}
 
 export interface ArchiveResult {
   name: string;
@@ -793,11 +777,11 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
     if (packer.written.length) await fsyncDir(paths.packs);
     crashPoint('archive:after-packs');
     const index = encodeIndex({ v: 1, snapshot: name, sha256, bytes: size, piece, pieces }, hashes);
-    await writeDurable(paths.snapshots, join(paths.snapshots, indexNameFor(name)), index, mode, 'index');
+    await writeFileAtomic(join(paths.snapshots, indexNameFor(name)), index, mode, { purpose: 'index', syncDir: false });
     crashPoint('archive:after-index');
     // Byte for byte (a signed manifest's bytes are what its signature covers); the caller checked it moments ago under the lock.
     const manifestBytes = await fsp.readFile(plainManifest);
-    await writeDurable(paths.snapshots, join(paths.snapshots, manifestNameFor(name)), manifestBytes, mode, 'manifest');
+    await writeFileAtomic(join(paths.snapshots, manifestNameFor(name)), manifestBytes, mode, { purpose: 'manifest', syncDir: false });
     await fsyncDir(paths.snapshots);
     crashPoint('archive:after-manifest');
   } catch (e) {
@@ -930,7 +914,7 @@ class PageSource {
   /** The bytes of row `r`'s page (valid until the next call); `what` names it in errors ("page 7 of X"). */
   async page(r: number, what: string): Promise<Buffer> {
     const row = this.store.rowAt(r);
-    const key = row.pack * 2 ** 32 + row.off;
+    const key = this.store.blobKey(r);
     let blob = this.cache.get(key);
     if (blob) {
       this.cache.delete(key); // most recently used last
@@ -965,7 +949,7 @@ class PageSource {
         collectYoung(); // zlib's Buffer (`raw`) is dead from here
       }
     }
-    return blob.buf.subarray(row.inner, row.inner + row.raw);
+    return blob.buf.subarray(this.store.pageStart(r), this.store.pageEnd(r));
   }
 
   async close(): Promise<void> {

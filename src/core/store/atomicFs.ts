@@ -114,10 +114,14 @@ export async function applyLikeness(fh: fsp.FileHandle, like: Likeness): Promise
   }
 }
 
-/** Writes `data` to `path` atomically: temp in the same folder (created with `mode`) → fsync → rename → fsync folder. */
-export async function writeFileAtomic(path: string, data: Uint8Array | string, mode = 0o644): Promise<void> {
+/**
+ * Writes `data` to `path` atomically: temp in the same folder (created with `mode`) → fsync →
+ * rename → fsync folder. `purpose` names the temp file; `syncDir: false` leaves the folder's
+ * fsync to a caller that renames several files into it and syncs it once.
+ */
+export async function writeFileAtomic(path: string, data: Uint8Array | string, mode = 0o644, opts: { purpose?: string; syncDir?: boolean } = {}): Promise<void> {
   const dir = dirname(path);
-  const tmp = tempPath(dir, 'write');
+  const tmp = tempPath(dir, opts.purpose ?? 'write');
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   let fh;
   try {
@@ -132,7 +136,7 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string, m
     await fsp.rm(tmp, { force: true }).catch(() => undefined);
     throw ioError('writing', path, e);
   }
-  await fsyncDir(dir);
+  if (opts.syncDir !== false) await fsyncDir(dir);
 }
 
 /**

@@ -65,6 +65,11 @@ export interface RetentionDecision<T extends RetentionItem = RetentionItem> {
 /** The default when no tier is given: ai-memory's `--keep 48`. */
 export const DEFAULT_POLICY: RetentionPolicy = { last: 48 };
 
+/** `--keep N` (or a number from the settings): 0 keeps all, N keeps the newest N. */
+export function policyFromKeep(keep: number): RetentionPolicy {
+  return keep === 0 ? {} : { last: keep };
+}
+
 export function isEmptyPolicy(p: RetentionPolicy): boolean {
   return BUCKETS.every((b) => !p[b]);
 }
