@@ -65,7 +65,7 @@ import { BackupError, errnoCode, errorMessage, ioError } from '../common/errors'
 import { collectYoung } from '../common/gc';
 import { readSmallRegular } from '../common/regularFile';
 import { crashPoint } from '../common/testHooks';
-import { cleanStaleTemps, fsyncDir, publishNoClobber, tempPath, writeAll, writeFileAtomic } from './atomicFs';
+import { cleanStaleTemps, EarlyWriteback, fsyncDir, publishNoClobber, tempPath, writeAll, writeFileAtomic } from './atomicFs';
 import { parseManifest, type Manifest } from './manifest';
 import { manifestNameFor } from './naming';
 
@@ -1036,11 +1036,15 @@ async function rebuildOnce(dir: string, name: string, out: string, given: PackSt
   const spare = Buffer.allocUnsafe(outBuf.length);
   const bufs = [outBuf, spare];
   let turn = 0;
+  const writeback = new EarlyWriteback(fh);
+  let synced = 0;
   const flush = async () => {
     if (!used0) return;
     const b = bufs[turn].subarray(0, used0);
     whole.update(b);
     if (pending) await pending;
+    writeback.wrote(written - synced);
+    synced = written;
     const at = written;
     pending = writeAll(fh, b, at);
     written += used0;
@@ -1062,8 +1066,11 @@ async function rebuildOnce(dir: string, name: string, out: string, given: PackSt
     }
     await flush();
     if (pending) await pending;
+    await writeback.settle();
     await fh.sync();
   } catch (e) {
+    await pending?.catch(() => undefined);
+    await writeback.settle().catch(() => undefined);
     await fh.close().catch(() => undefined);
     await source.close();
     await fsp.rm(out, { force: true }).catch(() => undefined);
