@@ -4,11 +4,12 @@
  * encrypted databases, leftovers of crashed runs.
  */
 import * as assert from 'assert';
+import { execFileSync } from 'child_process';
 import { createHash, randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { pruneSnapshots, runBackup } from '../../src/core/ops/backup';
-import { tempPath } from '../../src/core/store/atomicFs';
+import { EarlyWriteback, tempPath } from '../../src/core/store/atomicFs';
 import { BackupError } from '../../src/core/common/errors';
 import { compareNewestFirst, parseSnapshotName } from '../../src/core/store/naming';
 import { pinSnapshot } from '../../src/core/store/pins';
@@ -341,6 +342,28 @@ describe('backup: what we promise beyond the reference', () => {
       const r = await cli(args, { cwd: tmp.path });
       assert.strictEqual(r.code, 2, args.join(' '));
       assert.match(r.stderr, /--help/);
+    }
+  });
+});
+
+describe('EarlyWriteback: a failed early fdatasync is never swallowed', () => {
+  const tmp = useTempDir();
+
+  it('throws it from settle(), before the final fsync could report success for lost data', async function () {
+    if (process.platform === 'win32') this.skip(); // no FIFOs
+    // fdatasync(2) on a FIFO fails with EINVAL: a real failing handle, no mock.
+    const fifo = tmp.join('fifo');
+    execFileSync('mkfifo', [fifo]);
+    const fh = await fs.promises.open(fifo, fs.constants.O_RDWR);
+    try {
+      const wb = new EarlyWriteback(fh, 1024);
+      wb.wrote(100);
+      await wb.settle(); // below the threshold: nothing started, nothing to report
+      wb.wrote(2048);
+      await assert.rejects(wb.settle(), (e: NodeJS.ErrnoException) => e.code === 'EINVAL');
+      await assert.rejects(wb.settle(), (e: NodeJS.ErrnoException) => e.code === 'EINVAL'); // still, on every call
+    } finally {
+      await fh.close();
     }
   });
 });

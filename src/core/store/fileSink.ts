@@ -9,7 +9,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { writeAll } from './atomicFs';
+import { EarlyWriteback, writeAll } from './atomicFs';
 import { ioError } from '../common/errors';
 import { hashFile } from '../common/hashFile';
 import { readConsistentImage, type ImageInfo, type ImageSink } from '../sqlite/image';
@@ -35,6 +35,7 @@ export class TempFileSink implements ImageSink {
   /** A catch-up replaced pages after they were hashed: the hash is taken again from the file. */
   private patched = false;
   private finishing: Promise<string> | undefined;
+  private writeback: EarlyWriteback | undefined;
   info: ImageInfo | undefined;
   image: Uint8Array | undefined;
 
@@ -53,8 +54,10 @@ export class TempFileSink implements ImageSink {
     this.patched = false;
     this.hash = createHash('sha256');
     try {
-      if (!this.fh) this.fh = await fsp.open(this.path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, this.mode);
-      else await this.fh.truncate(0);
+      if (!this.fh) {
+        this.fh = await fsp.open(this.path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, this.mode);
+        this.writeback = new EarlyWriteback(this.fh);
+      } else await this.fh.truncate(0);
     } catch (e) {
       throw ioError('creating', this.path, e);
     }
@@ -87,6 +90,7 @@ export class TempFileSink implements ImageSink {
         this.inflight.delete(p);
         if (this.pooled.has(data.buffer as ArrayBuffer)) this.free.push(data.buffer as ArrayBuffer);
         this.done += data.length;
+        this.writeback?.wrote(data.length);
         this.onBytes?.(this.done, this.info?.bytes ?? 0);
       },
       (e: unknown) => {
@@ -147,9 +151,11 @@ export class TempFileSink implements ImageSink {
     if (this.failure) throw this.failure;
     const fh = this.fh as FileHandle;
     try {
+      await this.writeback?.settle();
       await fh.sync();
       await fh.close();
     } catch (e) {
+      await fh.close().catch(() => undefined);
       throw ioError('saving', this.path, e);
     } finally {
       this.fh = undefined;
@@ -162,6 +168,7 @@ export class TempFileSink implements ImageSink {
   async discard(): Promise<void> {
     await Promise.allSettled([...this.inflight]);
     await this.finishing?.catch(() => undefined); // never close under a pending fsync
+    await this.writeback?.settle().catch(() => undefined);
     await this.fh?.close().catch(() => undefined);
     this.fh = undefined;
     this.image = undefined;
