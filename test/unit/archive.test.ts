@@ -228,6 +228,26 @@ describe('archive: page-dedup storage of older snapshots', () => {
     assert.strictEqual(r.sha256, shas.get(oldest));
   });
 
+  it('packs larger than the read window rebuild exactly (each window read ahead while the last is used)', async () => {
+    // 3 MB that do not deflate: the base pack spans a dozen 256 KiB windows, read in order.
+    const n = openNative(db);
+    try {
+      n.exec('CREATE TABLE junk(b BLOB)');
+      for (let i = 0; i < 12; i++) n.prepare('INSERT INTO junk VALUES (?)').run(randomBytes(250_000));
+    } finally {
+      n.close();
+    }
+    const names: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      seedMemory(db, 'ns', `m${i}`, `memory ${i} `.repeat(40));
+      names.push(await backup({ plain: 1 }));
+    }
+    const store = await PackStore.load(archivePaths(dir));
+    const biggest = Math.max(...store.packs.map((p) => fs.statSync(path.join(archivePaths(dir).packs, p)).size));
+    assert.ok(biggest > 8 * 256 * 1024, `a pack of ${biggest} bytes spans many windows`);
+    await rebuildsAll();
+  });
+
   it('restore and materialize take archived snapshots; materialize never overwrites', async () => {
     const names: string[] = [];
     for (let i = 0; i < 4; i++) {
