@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { constants as fsc, promises as fsp, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { writeAll } from '../store/atomicFs';
+import { EarlyWriteback, writeAll } from '../store/atomicFs';
 import { anchorFor, readManifestFor } from '../store/catalog';
 import type { OperatorPublicKey } from '../store/operatorKey';
 import { describeVerdict, type SignatureVerdict } from '../store/signing';
@@ -131,6 +131,7 @@ async function streamHashed(
     throw ioError('opening', path, e);
   });
   let out: FileHandle | undefined;
+  let writeback: EarlyWriteback | undefined;
   try {
     if (copyTo) {
       out = await fsp.open(copyTo, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600).catch((e: unknown) => {
@@ -151,6 +152,7 @@ async function streamHashed(
       return len;
     };
     let writing: Promise<void> = Promise.resolve();
+    writeback = out ? new EarlyWriteback(out) : undefined;
     let next: Promise<number> | undefined = size > 0 ? readChunk(0, bufs[0]) : undefined;
     next?.catch(() => undefined);
     for (let pos = 0, k = 0; next; k++) {
@@ -166,6 +168,7 @@ async function streamHashed(
       if (out) {
         await writing;
         const o = out;
+        writeback?.wrote(len);
         writing = writeAll(o, buf.subarray(0, len), pos).catch((e: unknown) => {
           throw ioError('writing', copyTo as string, e);
         });
@@ -183,6 +186,7 @@ async function streamHashed(
       sync: o
         ? async () => {
             try {
+              await writeback?.settle();
               await o.sync();
             } catch (e) {
               throw ioError('saving', copyTo as string, e);
@@ -193,6 +197,7 @@ async function streamHashed(
         : undefined,
     };
   } finally {
+    if (out) await writeback?.settle().catch(() => undefined);
     await out?.close().catch(() => undefined);
     await fh.close();
   }

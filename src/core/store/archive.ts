@@ -428,6 +428,7 @@ class PackWriter {
   private buf = Buffer.allocUnsafe(WINDOW_BYTES);
   private used = 0;
   private readonly hash = createHash('sha256');
+  private writeback: EarlyWriteback | undefined;
   readonly rows: PackRow[] = [];
 
   constructor(
@@ -443,7 +444,11 @@ class PackWriter {
 
   /** Appends one blob holding `pages` (each: its hash, where it starts in the blob once inflated, its length). */
   async addBlob(blob: Uint8Array, blobRaw: number, pages: { hash: Uint8Array; inner: number; raw: number }[]): Promise<void> {
-    if (!this.fh) this.fh = await fsp.open(this.tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, this.mode);
+    if (!this.fh) {
+      this.fh = await fsp.open(this.tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, this.mode);
+      // A 16 MB pack goes to disk while the next pages are hashed and deflated, not all in its fsync.
+      this.writeback = new EarlyWriteback(this.fh, 4 << 20);
+    }
     const off = this.bytes;
     for (const p of pages) this.rows.push({ hash: p.hash, off, len: blob.length, blobRaw, inner: p.inner, raw: p.raw });
     await this.append(blob);
@@ -455,6 +460,7 @@ class PackWriter {
       this.hash.update(data);
       await writeAll(this.fh as FileHandle, data, this.pos);
       this.pos += data.length;
+      this.writeback?.wrote(data.length);
       return;
     }
     this.buf.set(data, this.used);
@@ -467,6 +473,7 @@ class PackWriter {
     this.hash.update(chunk);
     await writeAll(this.fh as FileHandle, chunk, this.pos);
     this.pos += this.used;
+    this.writeback?.wrote(this.used);
     this.used = 0;
   }
 
@@ -491,8 +498,10 @@ class PackWriter {
     await this.flush();
     const size = this.pos;
     try {
+      await this.writeback?.settle();
       await this.fh.sync();
     } finally {
+      await this.writeback?.settle().catch(() => undefined);
       await this.fh.close();
       this.fh = undefined;
     }
@@ -504,6 +513,7 @@ class PackWriter {
   }
 
   async discard(): Promise<void> {
+    await this.writeback?.settle().catch(() => undefined);
     await this.fh?.close().catch(() => undefined);
     this.fh = undefined;
     await fsp.rm(this.tmp, { force: true }).catch(() => undefined);
