@@ -231,7 +231,7 @@ pump();
  * (valid until the next take). Close it on every path.
  */
 export class InflatingReader {
-  private readonly worker: Worker;
+  private readonly worker: Worker | undefined;
   private readonly batches: { buf: Buffer; ab: ArrayBuffer; first: number; count: number }[] = [];
   private waiting: { resolve: () => void } | undefined;
   private failure: Error | undefined;
@@ -256,7 +256,12 @@ export class InflatingReader {
       batchBytes: Math.max(BATCH_BYTES, p.maxRaw),
       buffers: BUFFERS,
     };
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData });
+    try {
+      this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData });
+    } catch (e) {
+      this.failure = new WorkerStopped(`the inflating thread could not start: ${e instanceof Error ? e.message : String(e)}`);
+      return;
+    }
     this.worker.on('message', (m: { buf?: ArrayBuffer; first?: number; count?: number; error?: { fetch: number; kind: FetchFailed['kind']; detail: string; errno?: string } }) => {
       if (m.error) this.failure ??= new FetchFailed(m.error.fetch, m.error.kind, m.error.detail, m.error.errno);
       else if (m.buf) this.batches.push({ buf: Buffer.from(m.buf), ab: m.buf, first: m.first as number, count: m.count as number });
@@ -290,7 +295,7 @@ export class InflatingReader {
       if (c) {
         // Every blob of this batch was taken (and copied by the caller): back to the worker.
         this.cur = undefined;
-        this.worker.postMessage(c.ab, [c.ab]);
+        this.worker?.postMessage(c.ab, [c.ab]);
       }
       const b = this.batches.shift();
       if (b) {
@@ -309,6 +314,6 @@ export class InflatingReader {
 
   async close(): Promise<void> {
     this.closed = true;
-    await this.worker.terminate().catch(() => undefined);
+    await this.worker?.terminate().catch(() => undefined);
   }
 }
