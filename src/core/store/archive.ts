@@ -60,11 +60,10 @@ import { createHash } from 'node:crypto';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { deflateRawSync, inflateRawSync, constants as zc } from 'node:zlib';
 import { BackupError, errnoCode, errorMessage, ioError } from '../common/errors';
-import { collectYoung } from '../common/gc';
 import { readSmallRegular } from '../common/regularFile';
 import { crashPoint } from '../common/testHooks';
+import { BlobDeflater, BlobInflater } from './blobZlib';
 import { cleanStaleTemps, EarlyWriteback, fsyncDir, publishNoClobber, tempPath, writeAll, writeFileAtomic } from './atomicFs';
 import { parseManifest, type Manifest } from './manifest';
 import { manifestNameFor } from './naming';
@@ -88,7 +87,6 @@ const WINDOW_BYTES = 1 << 20;
 /** A rebuild's read window per pack and its two write buffers (memory: ~8 open packs + 2 buffers). */
 const REBUILD_WINDOW_BYTES = 256 << 10;
 const REBUILD_WRITE_BYTES = 1 << 20;
-const DEFLATE_OPTIONS = { level: 1, strategy: zc.Z_DEFAULT_STRATEGY };
 const MAX_INDEX_HEADER = 64 << 10;
 
 export interface ArchivePaths {
@@ -520,6 +518,9 @@ class PackWriter {
 class BlobPacker {
   private writer: PackWriter | undefined;
   private readonly buf = Buffer.allocUnsafe(BLOB_RAW_BYTES);
+  /** Each blob deflated into this one buffer (PackWriter copies it), never a new one per blob. */
+  private readonly zbuf = Buffer.allocUnsafe(BLOB_RAW_BYTES);
+  private readonly deflater = new BlobDeflater();
   private used = 0;
   private pages: { hash: Uint8Array; inner: number; raw: number }[] = [];
   /** Hashes (latin1) of the pages in the pack being written, not yet in the store. */
@@ -548,9 +549,9 @@ class BlobPacker {
   private async seal(): Promise<void> {
     if (!this.used) return;
     const raw = this.buf.subarray(0, this.used);
-    const z = deflateRawSync(raw, { ...DEFLATE_OPTIONS, chunkSize: this.used + 1024 });
+    const zlen = this.deflater.deflate(raw, this.zbuf.subarray(0, this.used));
     this.writer ??= new PackWriter(this.paths, this.mode);
-    await this.writer.addBlob(z.length < raw.length ? z : raw, this.used, this.pages);
+    await this.writer.addBlob(zlen >= 0 ? this.zbuf.subarray(0, zlen) : raw, this.used, this.pages);
     this.pages = [];
     this.used = 0;
     if (this.writer.bytes >= PACK_TARGET_BYTES) await this.finishPack();
@@ -571,9 +572,11 @@ class BlobPacker {
   async finish(): Promise<void> {
     await this.seal();
     await this.finishPack();
+    this.deflater.close();
   }
 
   async discard(): Promise<void> {
+    this.deflater.close();
     await this.writer?.discard();
     this.writer = undefined;
   }
@@ -860,16 +863,6 @@ class PackGone extends Error {
 }
 
 /**
- * Node's synchronous zlib takes no output buffer: every inflated blob arrives in a new
- * 64 KiB Buffer, which we copy into a reused one at once (PageSource.slot). The dead ones
- * are freed when V8 next scavenges — but a rebuild allocates almost nothing else on the
- * JavaScript heap, so V8 waits until tens of MB of them have piled up (a rebuild of 500 MB
- * swung between 26 and 57 MB of dead buffers). So a rebuild asks for a scavenge
- * (common/gc.ts) after every {@link INFLATED_PER_SCAVENGE} inflated.
- */
-const INFLATED_PER_SCAVENGE = 8 << 20;
-
-/**
  * Pages out of packs: each blob read and inflated once, kept in a small LRU (by bytes), so
  * a snapshot whose pages come from many blobs in turn (the base's, then those of later
  * changes) inflates each blob once while it walks the file.
@@ -879,9 +872,9 @@ class PageSource {
   /** Inflated blobs by (pack, offset): held in our own buffers (`buf`), `len` bytes of each. */
   private readonly cache = new Map<number, { buf: Buffer; len: number }>();
   private cached = 0;
-  private inflatedSinceScavenge = 0;
   /** Buffers of evicted blobs, reused for the next ones. */
   private readonly free: Buffer[] = [];
+  private readonly inflater = new BlobInflater();
 
   constructor(
     paths: ArchivePaths,
@@ -891,15 +884,14 @@ class PageSource {
   }
 
   /**
-   * A buffer for `len` bytes: an evicted blob's, or a new one. zlib's output is copied into
-   * it at once, so zlib's own Buffer dies young: kept in the cache itself, each outlived a
-   * few scavenges, was promoted, and its 64 KiB were freed only by a full collection — an
-   * archived restore of 50 MB carried ~35 MB of such garbage at its peak.
+   * A buffer for `len` bytes and one more (so that a blob inflating to more than its
+   * trailer says shows as longer): an evicted blob's, or a new one. Blobs are inflated
+   * straight into it (blobZlib.ts), so a rebuild makes no Buffer per blob.
    */
   private slot(len: number): Buffer {
-    const i = this.free.findIndex((b) => b.length >= len);
+    const i = this.free.findIndex((b) => b.length > len);
     if (i !== -1) return this.free.splice(i, 1)[0];
-    return Buffer.allocUnsafe(Math.max(len, BLOB_RAW_BYTES));
+    return Buffer.allocUnsafe(Math.max(len, BLOB_RAW_BYTES) + 1);
   }
 
   /**
@@ -922,38 +914,33 @@ class PageSource {
     } else {
       const pack = this.store.packs[row.pack];
       const stored = await this.reader.read(pack, row.off, row.len);
-      let raw: Buffer;
-      if (this.store.deflated(r)) {
-        try {
-          raw = inflateRawSync(stored, { chunkSize: row.blobRaw + 64, maxOutputLength: row.blobRaw });
-        } catch {
-          throw damaged(`Pack ${pack} is damaged: ${what} does not decompress.`);
-        }
-        if (raw.length !== row.blobRaw) throw damaged(`Pack ${pack} is damaged: ${what} decompresses to ${raw.length} bytes, not ${row.blobRaw}.`);
-        this.inflatedSinceScavenge += raw.length;
-      } else {
-        raw = stored; // a view of the read window: copied below, before the next read
-      }
-      while (this.cache.size && this.cached + raw.length > BLOB_CACHE_BYTES) {
+      while (this.cache.size && this.cached + row.blobRaw > BLOB_CACHE_BYTES) {
         const [k, old] = this.cache.entries().next().value as [number, { buf: Buffer; len: number }];
         this.cache.delete(k);
         this.cached -= old.len;
         this.free.push(old.buf);
       }
-      blob = { buf: this.slot(raw.length), len: raw.length };
-      raw.copy(blob.buf, 0, 0, raw.length);
+      const buf = this.slot(row.blobRaw);
+      if (this.store.deflated(r)) {
+        const n = this.inflater.inflate(stored, buf.subarray(0, row.blobRaw + 1));
+        if (n !== row.blobRaw) {
+          this.free.push(buf);
+          if (n < 0 || n > row.blobRaw) throw damaged(`Pack ${pack} is damaged: ${what} does not decompress.`);
+          throw damaged(`Pack ${pack} is damaged: ${what} decompresses to ${n} bytes, not ${row.blobRaw}.`);
+        }
+      } else {
+        stored.copy(buf, 0, 0, row.len); // a view of the read window: copied before the next read
+      }
+      blob = { buf, len: row.blobRaw };
       this.cache.set(key, blob);
       this.cached += blob.len;
-      if (this.inflatedSinceScavenge >= INFLATED_PER_SCAVENGE) {
-        this.inflatedSinceScavenge = 0;
-        collectYoung(); // zlib's Buffer (`raw`) is dead from here
-      }
     }
     return blob.buf.subarray(this.store.pageStart(r), this.store.pageEnd(r));
   }
 
   async close(): Promise<void> {
     await this.reader.close();
+    this.inflater.close();
     this.cache.clear();
     this.free.length = 0;
   }
