@@ -72,7 +72,7 @@ export async function verifyFolderOrFile(opts: VerifyOptions): Promise<{ reports
     opts.onSnapshot?.(report, i, items.length);
     // Each snapshot's buffers (hashing, rebuilding, the check) are dead now; without this a
     // folder of 500 MB snapshots climbed ~12 MB a snapshot before V8 collected.
-    if (items.length > 1) collectAll();
+    if (items.length > 1) await collectAll();
   }
   const packs = entries && opts.all ? await verifyPacks(from, opts.signal) : [];
   return { reports, packs };
