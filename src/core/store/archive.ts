@@ -246,22 +246,21 @@ export class PackStore {
           throw new Error(`entry ${i} points outside the pack`);
         }
       }
-      const p = this.beginPack(name, st.size, version, count);
-      for (let i = 0; i < count; i++) {
-        const e = i * entryBytes;
-        const blobRaw = table.readUInt32LE(e + 40);
-        this.addRow(p, table, e, table.readUInt32LE(e + 32), table.readUInt32LE(e + 36), blobRaw, version === 1 ? 0 : table.readUInt32LE(e + 44), version === 1 ? blobRaw : table.readUInt32LE(e + 48));
-      }
-      this.packEnd.push(this.count);
+      this.addTrailer(name, st.size, version, table, count);
     } finally {
       await fh.close();
     }
   }
 
-  /** Records the rows of a pack (read, or just written by this process). */
-  addRows(name: string, size: number, version: number, rows: PackRow[]): void {
-    const p = this.beginPack(name, size, version, rows.length);
-    for (const r of rows) this.addRow(p, r.hash, 0, r.off, r.len, r.blobRaw, r.inner, r.raw);
+  /** Records the rows of a pack from its trailer's `count` entries in `table` (read, or just written by this process). */
+  addTrailer(name: string, size: number, version: number, table: Buffer, count: number): void {
+    const entryBytes = version === 1 ? ENTRY_BYTES_V1 : ENTRY_BYTES;
+    const p = this.beginPack(name, size, version, count);
+    for (let i = 0; i < count; i++) {
+      const e = i * entryBytes;
+      const blobRaw = table.readUInt32LE(e + 40);
+      this.addRow(p, table, e, table.readUInt32LE(e + 32), table.readUInt32LE(e + 36), blobRaw, version === 1 ? 0 : table.readUInt32LE(e + 44), version === 1 ? blobRaw : table.readUInt32LE(e + 48));
+    }
     this.packEnd.push(this.count);
   }
 
@@ -294,12 +293,13 @@ export class PackStore {
 
   /** Makes room for `rows` rows in all (the table included), so that adding them copies nothing. */
   reserve(rows: number): void {
-    this.grow(rows);
+    this.grow(rows, true);
   }
 
-  private grow(need: number): void {
+  /** Room for `need` rows: exactly that many (`exact`), or at least twice the present room. */
+  private grow(need: number, exact = false): void {
     if (need > this.rowPack.length) {
-      const cap = Math.max(1024, need, this.rowPack.length * 2);
+      const cap = exact ? need : Math.max(1024, need, this.rowPack.length * 2);
       const h = Buffer.alloc(cap * 32);
       this.hashes.copy(h, 0, 0, this.count * 32);
       this.hashes = h;
@@ -426,7 +426,15 @@ class PackWriter {
   private buf = Buffer.allocUnsafe(WINDOW_BYTES);
   private used = 0;
   private readonly hash = createHash('sha256');
-  readonly rows: PackRow[] = [];
+  /**
+   * The trailer as it grows, an entry (ENTRY_BYTES) per page, written as each page comes;
+   * its blob's place once the blob is sealed. Not an object per page: those lived as long as
+   * a pack took to write, were promoted, and grew V8's heap by ~30 MB over a first archive.
+   */
+  table = Buffer.allocUnsafe(ENTRY_BYTES * 1024);
+  rows = 0;
+  /** The first row of the blob being filled. */
+  private blobStart = 0;
 
   constructor(
     private readonly paths: ArchivePaths,
@@ -439,11 +447,36 @@ class PackWriter {
     return this.pos + this.used;
   }
 
-  /** Appends one blob holding `pages` (each: its hash, where it starts in the blob once inflated, its length). */
-  async addBlob(blob: Uint8Array, blobRaw: number, pages: { hash: Uint8Array; inner: number; raw: number }[]): Promise<void> {
+  /** Adds a page of the blob being filled: its hash (`hash[at, at+32)`), where it starts in the blob, its length. Returns its row. */
+  addPage(hash: Uint8Array, at: number, inner: number, raw: number): number {
+    if ((this.rows + 1) * ENTRY_BYTES + FOOTER_BYTES > this.table.length) {
+      const t = Buffer.allocUnsafe(this.table.length * 2);
+      this.table.copy(t, 0, 0, this.rows * ENTRY_BYTES);
+      this.table = t;
+    }
+    const e = this.rows * ENTRY_BYTES;
+    this.table.set(hash.subarray(at, at + 32), e);
+    this.table.writeUInt32LE(inner, e + 44);
+    this.table.writeUInt32LE(raw, e + 48);
+    return this.rows++;
+  }
+
+  /** Whether row `row` holds the hash `h[at, at+32)`. */
+  hashIs(row: number, h: Buffer, at: number): boolean {
+    return this.table.compare(h, at, at + 32, row * ENTRY_BYTES, row * ENTRY_BYTES + 32) === 0;
+  }
+
+  /** Appends the blob holding the pages added since the last one (`blobRaw` bytes once inflated). */
+  async addBlob(blob: Uint8Array, blobRaw: number): Promise<void> {
     if (!this.fh) this.fh = await fsp.open(this.tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, this.mode);
     const off = this.bytes;
-    for (const p of pages) this.rows.push({ hash: p.hash, off, len: blob.length, blobRaw, inner: p.inner, raw: p.raw });
+    for (let r = this.blobStart; r < this.rows; r++) {
+      const e = r * ENTRY_BYTES;
+      this.table.writeUInt32LE(off, e + 32);
+      this.table.writeUInt32LE(blob.length, e + 36);
+      this.table.writeUInt32LE(blobRaw, e + 40);
+    }
+    this.blobStart = this.rows;
     await this.append(blob);
   }
 
@@ -471,21 +504,12 @@ class PackWriter {
   /** Finishes the pack under its final name; returns it (undefined when empty). */
   async finish(): Promise<{ name: string; size: number } | undefined> {
     if (!this.fh) return undefined;
-    const table = Buffer.alloc(this.rows.length * ENTRY_BYTES + FOOTER_BYTES);
-    this.rows.forEach((e, i) => {
-      const o = i * ENTRY_BYTES;
-      table.set(e.hash, o);
-      table.writeUInt32LE(e.off, o + 32);
-      table.writeUInt32LE(e.len, o + 36);
-      table.writeUInt32LE(e.blobRaw, o + 40);
-      table.writeUInt32LE(e.inner, o + 44);
-      table.writeUInt32LE(e.raw, o + 48);
-    });
-    const f = this.rows.length * ENTRY_BYTES;
-    table.writeUInt32LE(this.rows.length, f);
-    table.writeUInt32LE(PACK_VERSION, f + 4);
-    PACK_MAGIC.copy(table, f + 8);
-    await this.append(table);
+    if (this.blobStart !== this.rows) throw new Error('PackWriter: pages added after the last blob');
+    const f = this.rows * ENTRY_BYTES;
+    this.table.writeUInt32LE(this.rows, f);
+    this.table.writeUInt32LE(PACK_VERSION, f + 4);
+    PACK_MAGIC.copy(this.table, f + 8);
+    await this.append(this.table.subarray(0, f + FOOTER_BYTES));
     await this.flush();
     const size = this.pos;
     try {
@@ -522,9 +546,14 @@ class BlobPacker {
   private readonly zbuf = Buffer.allocUnsafe(BLOB_RAW_BYTES);
   private readonly deflater = new BlobDeflater();
   private used = 0;
-  private pages: { hash: Uint8Array; inner: number; raw: number }[] = [];
-  /** Hashes (latin1) of the pages in the pack being written, not yet in the store. */
-  private readonly pending = new Set<string>();
+  /**
+   * The pages of the pack being written, not yet in the store: the first 4 bytes of each
+   * hash → its row in the pack's trailer, where the whole hash is compared (a number key:
+   * no string per page). Two pages whose hashes share those 4 bytes keep the later one: the
+   * earlier one is then stored again should it come again, which costs a few bytes, never
+   * correctness.
+   */
+  private readonly pending = new Map<number, number>();
   readonly written: { name: string; size: number }[] = [];
 
   constructor(
@@ -533,16 +562,19 @@ class BlobPacker {
     private readonly store: PackStore,
   ) {}
 
-  /** Whether the page with this hash is already stored or on its way. */
+  /** Whether the page whose hash is `h[at, at+32)` is already stored or on its way. */
   has(h: Buffer, at: number): boolean {
-    return this.store.has(h, at) || (this.pending.size > 0 && this.pending.has(h.toString('latin1', at, at + 32)));
+    if (this.store.has(h, at)) return true;
+    const row = this.pending.size > 0 ? this.pending.get(h.readInt32LE(at)) : undefined;
+    return row !== undefined && (this.writer as PackWriter).hashIs(row, h, at);
   }
 
-  async add(hash: Buffer, page: Uint8Array): Promise<void> {
+  /** Adds a new page whose hash is `hash[at, at+32)` (copied: `hash` may be reused). */
+  async add(hash: Buffer, at: number, page: Uint8Array): Promise<void> {
     if (this.used + page.length > this.buf.length) await this.seal();
-    this.pending.add(hash.toString('latin1'));
+    this.writer ??= new PackWriter(this.paths, this.mode);
+    this.pending.set(hash.readInt32LE(at), this.writer.addPage(hash, at, this.used, page.length));
     this.buf.set(page, this.used);
-    this.pages.push({ hash, inner: this.used, raw: page.length });
     this.used += page.length;
   }
 
@@ -550,11 +582,10 @@ class BlobPacker {
     if (!this.used) return;
     const raw = this.buf.subarray(0, this.used);
     const zlen = this.deflater.deflate(raw, this.zbuf.subarray(0, this.used));
-    this.writer ??= new PackWriter(this.paths, this.mode);
-    await this.writer.addBlob(zlen >= 0 ? this.zbuf.subarray(0, zlen) : raw, this.used, this.pages);
-    this.pages = [];
+    const writer = this.writer as PackWriter; // made by the first add()
+    await writer.addBlob(zlen >= 0 ? this.zbuf.subarray(0, zlen) : raw, this.used);
     this.used = 0;
-    if (this.writer.bytes >= PACK_TARGET_BYTES) await this.finishPack();
+    if (writer.bytes >= PACK_TARGET_BYTES) await this.finishPack();
   }
 
   private async finishPack(): Promise<void> {
@@ -563,7 +594,7 @@ class BlobPacker {
     const done = await w?.finish();
     if (w && done) {
       this.written.push(done);
-      this.store.addRows(done.name, done.size, PACK_VERSION, w.rows);
+      this.store.addTrailer(done.name, done.size, PACK_VERSION, w.table, w.rows);
     }
     this.pending.clear();
   }
@@ -600,13 +631,39 @@ export interface PageIndex {
   hashes: Buffer;
 }
 
-function encodeIndex(h: IndexHeader, hashes: Buffer): Buffer {
-  const json = Buffer.from(JSON.stringify(h), 'utf8');
-  const head = Buffer.alloc(12);
-  INDEX_MAGIC.copy(head, 0);
-  head.writeUInt32LE(json.length, 8);
-  const body = Buffer.concat([head, json, hashes]);
-  return Buffer.concat([body, createHash('sha256').update(body).digest()]);
+/**
+ * An index's bytes in one buffer, laid out before the pages are hashed: the header's JSON
+ * is as long whatever the sha256 (64 hex digits), so each page's hash is written straight
+ * into its place and nothing is copied at the end (encoding it afterwards copied the hashes
+ * twice more: 8 MB at 500 MB, at the peak of archiving).
+ */
+class IndexBytes {
+  /** Where the page hashes go: 32 bytes per piece, in file order. */
+  readonly hashes: Buffer;
+  private readonly buf: Buffer;
+  private readonly jsonBytes: number;
+
+  constructor(private readonly h: Omit<IndexHeader, 'sha256'>) {
+    this.jsonBytes = Buffer.byteLength(this.json('0'.repeat(64)));
+    this.buf = Buffer.alloc(12 + this.jsonBytes + h.pieces * 32 + 32);
+    this.hashes = this.buf.subarray(12 + this.jsonBytes, 12 + this.jsonBytes + h.pieces * 32);
+  }
+
+  private json(sha256: string): string {
+    const h: IndexHeader = { v: 1, snapshot: this.h.snapshot, sha256, bytes: this.h.bytes, piece: this.h.piece, pieces: this.h.pieces };
+    return JSON.stringify(h);
+  }
+
+  /** The whole index (`AIMIDX01`, header length, header, hashes, sha256 of all that), for the file's sha256. */
+  finish(sha256: string): Buffer {
+    if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error(`not a sha256: ${sha256}`);
+    INDEX_MAGIC.copy(this.buf, 0);
+    this.buf.writeUInt32LE(this.jsonBytes, 8);
+    this.buf.write(this.json(sha256), 12, this.jsonBytes, 'utf8');
+    const body = this.buf.subarray(0, this.buf.length - 32);
+    createHash('sha256').update(body).digest().copy(this.buf, body.length);
+    return this.buf;
+  }
 }
 
 /** Reads and checks an index (magic, its own sha256, shape). Throws ARCHIVE_DAMAGED. */
@@ -622,7 +679,9 @@ export async function readIndex(path: string, into?: IndexBuffer): Promise<PageI
     if (!st.isFile()) throw damaged(`${path} is not a regular file.`);
     if (st.size > 256 << 20) throw damaged(`${path} is too large for a page index.`);
     if (into) {
-      if (into.buf.length < st.size) into.buf = Buffer.allocUnsafe(Math.max(st.size, into.buf.length * 2));
+      // A little room to spare, not double: the next snapshot's index is a few pages longer
+      // at most, and doubling made two 8 MB buffers out of 4 MB indexes (gc reads in turn).
+      if (into.buf.length < st.size) into.buf = Buffer.allocUnsafe(st.size + (st.size >> 4));
       const fh = await fsp.open(path, fsc.O_RDONLY | (fsc.O_NOFOLLOW ?? 0));
       try {
         const { bytesRead } = await fh.read(into.buf, 0, st.size, 0);
@@ -742,7 +801,12 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
     const piece = pieceSize(head);
     const pieces = Math.ceil(size / piece);
     pieceCount = pieces;
-    const hashes = Buffer.alloc(pieces * 32);
+    // An archive not half this snapshot's size (the first one): most pages will be new.
+    // Room for them all at once: grown pack by pack, the table doubled several times, each
+    // copy garbage, and ended with up to twice the rows it needed (~16 MB at 500 MB).
+    if (store.count < pieces / 2) store.reserve(store.count + pieces + (pieces >> 4));
+    const index = new IndexBytes({ v: 1, snapshot: name, bytes: size, piece, pieces });
+    const hashes = index.hashes;
     const whole = createHash('sha256');
     const chunk = Math.max(piece, Math.floor(READ_BYTES / piece) * piece);
     const bufs = [Buffer.allocUnsafe(chunk), Buffer.allocUnsafe(chunk)];
@@ -767,7 +831,7 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
         pageHashInto(page, hashes, i * 32);
         if (packer.has(hashes, i * 32)) continue;
         newPieces++;
-        await packer.add(hashes.subarray(i * 32, i * 32 + 32), page);
+        await packer.add(hashes, i * 32, page);
       }
     }
     const sha256 = whole.digest('hex');
@@ -779,8 +843,7 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
     await packer.finish();
     if (packer.written.length) await fsyncDir(paths.packs);
     crashPoint('archive:after-packs');
-    const index = encodeIndex({ v: 1, snapshot: name, sha256, bytes: size, piece, pieces }, hashes);
-    await writeFileAtomic(join(paths.snapshots, indexNameFor(name)), index, mode, { purpose: 'index', syncDir: false });
+    await writeFileAtomic(join(paths.snapshots, indexNameFor(name)), index.finish(sha256), mode, { purpose: 'index', syncDir: false });
     crashPoint('archive:after-index');
     // Byte for byte (a signed manifest's bytes are what its signature covers); the caller checked it moments ago under the lock.
     const manifestBytes = await fsp.readFile(plainManifest);
@@ -1194,7 +1257,7 @@ async function repack(paths: ArchivePaths, store: PackStore, packs: number[], li
         if (!live[c] || copied[c] || !old.has(store.packOf(c))) continue;
         copied[c] = 1;
         const page = await source.page(c, `a page of pack ${store.packs[store.packOf(c)]}`);
-        await packer.add(Buffer.from(store.hashOf(c)), page);
+        await packer.add(store.hashOf(c), 0, page);
       }
     }
     await packer.finish();
