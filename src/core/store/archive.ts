@@ -880,18 +880,38 @@ export async function deleteArchived(dir: string, name: string): Promise<void> {
 // ---------------------------------------------------------------------------------------
 // Rebuild
 
+/**
+ * The buffers a rebuild works with (read windows, inflated blobs, write buffers, the index),
+ * handed from one rebuild to the next where a caller rebuilds one snapshot after another
+ * (`verify --all`). Each rebuild making its own left ~15 MB of dead buffers a snapshot;
+ * freed, they left the process's heap in pieces too small for what came next, and its RSS
+ * grew ~16 MB above what it held.
+ */
+export class RebuildBuffers {
+  // One rebuild at a time: a rebuild takes them and gives them back when it ends.
+  readonly index: IndexBuffer = { buf: Buffer.alloc(0) };
+  /** Read windows (REBUILD_WINDOW_BYTES), inflated blobs' slots, write buffers: free ones. */
+  readonly windows: Buffer[] = [];
+  readonly slots: Buffer[] = [];
+  readonly writes: Buffer[] = [];
+}
+
 /** Reads blobs from packs through a 256 KiB window per pack (pages of one snapshot sit mostly in order). */
 class PackReader {
   private readonly open = new Map<string, { fh: FileHandle; start: number; window: Buffer; filled: number }>();
 
-  constructor(private readonly paths: ArchivePaths) {}
+  constructor(
+    private readonly paths: ArchivePaths,
+    private readonly spare: Buffer[],
+  ) {}
 
   async read(pack: string, off: number, len: number): Promise<Buffer> {
     let p = this.open.get(pack);
     if (!p) {
       if (this.open.size >= 8) {
-        const [oldest, o] = this.open.entries().next().value as [string, { fh: FileHandle }];
+        const [oldest, o] = this.open.entries().next().value as [string, { fh: FileHandle; window: Buffer }];
         this.open.delete(oldest);
+        this.giveBack(o.window);
         await o.fh.close();
       }
       let fh: FileHandle;
@@ -901,7 +921,7 @@ class PackReader {
         if (errnoCode(e) === 'ENOENT') throw new PackGone(pack);
         throw ioError('opening', join(this.paths.packs, pack), e);
       }
-      p = { fh, start: 0, window: Buffer.allocUnsafe(REBUILD_WINDOW_BYTES), filled: 0 };
+      p = { fh, start: 0, window: this.spare.pop() ?? Buffer.allocUnsafe(REBUILD_WINDOW_BYTES), filled: 0 };
       this.open.set(pack, p);
     }
     if (off >= p.start && off + len <= p.start + p.filled) return p.window.subarray(off - p.start, off - p.start + len);
@@ -913,8 +933,15 @@ class PackReader {
     return p.window.subarray(0, len);
   }
 
+  private giveBack(window: Buffer): void {
+    if (window.length === REBUILD_WINDOW_BYTES) this.spare.push(window);
+  }
+
   async close(): Promise<void> {
-    for (const p of this.open.values()) await p.fh.close().catch(() => undefined);
+    for (const p of this.open.values()) {
+      this.giveBack(p.window);
+      await p.fh.close().catch(() => undefined);
+    }
     this.open.clear();
   }
 }
@@ -935,15 +962,17 @@ class PageSource {
   /** Inflated blobs by (pack, offset): held in our own buffers (`buf`), `len` bytes of each. */
   private readonly cache = new Map<number, { buf: Buffer; len: number }>();
   private cached = 0;
-  /** Buffers of evicted blobs, reused for the next ones. */
-  private readonly free: Buffer[] = [];
+  /** Buffers of evicted blobs, reused for the next ones (and by the next PageSource given the same). */
+  private readonly free: Buffer[];
   private readonly inflater = new BlobInflater();
 
   constructor(
     paths: ArchivePaths,
     private readonly store: PackStore,
+    buffers = new RebuildBuffers(),
   ) {
-    this.reader = new PackReader(paths);
+    this.reader = new PackReader(paths, buffers.windows);
+    this.free = buffers.slots;
   }
 
   /**
@@ -1004,8 +1033,8 @@ class PageSource {
   async close(): Promise<void> {
     await this.reader.close();
     this.inflater.close();
+    for (const b of this.cache.values()) this.free.push(b.buf);
     this.cache.clear();
-    this.free.length = 0;
   }
 }
 
@@ -1029,7 +1058,7 @@ export async function rebuildArchived(
   dir: string,
   name: string,
   out: string,
-  opts: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void; store?: PackStore; checkPages?: boolean } = {},
+  opts: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void; store?: PackStore; checkPages?: boolean; buffers?: RebuildBuffers } = {},
 ): Promise<RebuildResult> {
   for (let attempt = 1; ; attempt++) {
     try {
@@ -1044,7 +1073,14 @@ export async function rebuildArchived(
   }
 }
 
-async function rebuildOnce(dir: string, name: string, out: string, given: PackStore | undefined, opts: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void; checkPages?: boolean }): Promise<RebuildResult> {
+async function rebuildOnce(
+  dir: string,
+  name: string,
+  out: string,
+  given: PackStore | undefined,
+  opts: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void; checkPages?: boolean; buffers?: RebuildBuffers },
+): Promise<RebuildResult> {
+  const buffers = opts.buffers ?? new RebuildBuffers();
   const paths = archivePaths(dir);
   const manifestPath = join(paths.snapshots, manifestNameFor(name));
   let manifest: Manifest;
@@ -1055,7 +1091,7 @@ async function rebuildOnce(dir: string, name: string, out: string, given: PackSt
     if (e instanceof BackupError) throw e;
     throw ioError('reading', manifestPath, e);
   }
-  const index = await readIndex(join(paths.snapshots, indexNameFor(name)));
+  const index = await readIndex(join(paths.snapshots, indexNameFor(name)), buffers.index);
   const h = index.header;
   if (h.snapshot !== name || h.sha256 !== manifest.sha256 || h.bytes !== manifest.bytes) {
     throw damaged(`The page index of ${name} does not match its manifest.`);
@@ -1073,18 +1109,21 @@ async function rebuildOnce(dir: string, name: string, out: string, given: PackSt
     usedPacks[store.packOf(r)] = 1;
   }
   const packsUsed = store.packs.filter((_, p) => usedPacks[p]);
-  const source = new PageSource(paths, store);
+  const source = new PageSource(paths, store, buffers);
   const mode = await modeOf(manifestPath);
   const fh = await fsp.open(out, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode).catch((e: unknown) => {
     throw ioError('creating', out, e);
   });
   const whole = createHash('sha256');
-  const outBuf = Buffer.allocUnsafe(Math.max(h.piece, Math.floor(REBUILD_WRITE_BYTES / h.piece) * h.piece));
+  const writeBytes = Math.max(h.piece, Math.floor(REBUILD_WRITE_BYTES / h.piece) * h.piece);
+  const writeBuf = (): Buffer => {
+    const i = buffers.writes.findIndex((b) => b.length === writeBytes);
+    return i === -1 ? Buffer.allocUnsafe(writeBytes) : buffers.writes.splice(i, 1)[0];
+  };
   let used0 = 0;
   let written = 0;
   let pending: Promise<void> | undefined;
-  const spare = Buffer.allocUnsafe(outBuf.length);
-  const bufs = [outBuf, spare];
+  const bufs = [writeBuf(), writeBuf()];
   let turn = 0;
   const writeback = new EarlyWriteback(fh);
   let synced = 0;
@@ -1120,12 +1159,14 @@ async function rebuildOnce(dir: string, name: string, out: string, given: PackSt
     await fh.sync();
   } catch (e) {
     await pending?.catch(() => undefined);
+    buffers.writes.push(...bufs);
     await writeback.settle().catch(() => undefined);
     await fh.close().catch(() => undefined);
     await source.close();
     await fsp.rm(out, { force: true }).catch(() => undefined);
     throw e;
   }
+  buffers.writes.push(...bufs); // every write is done
   await fh.close();
   const sha256 = whole.digest('hex');
   if (sha256 !== manifest.sha256 || written !== manifest.bytes || badPages.length) {
