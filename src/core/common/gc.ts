@@ -12,7 +12,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-type Gc = (o: { type: 'minor' | 'major' }) => void;
+type Gc = (o: { type: 'minor' | 'major'; execution?: 'sync' | 'async' }) => Promise<void> | undefined;
 let gc: Gc | null | undefined;
 
 function collector(): Gc | null {
@@ -33,7 +33,15 @@ export function collectYoung(): void {
   collector()?.({ type: 'minor' });
 }
 
-/** A full collection: between large units of work whose buffers lived long enough to be promoted (a few ms). */
-export function collectAll(): void {
-  collector()?.({ type: 'major' });
+/**
+ * A full collection: between large units of work whose buffers lived long enough to be
+ * promoted (a few ms). It runs as a task of its own (`execution: 'async'`), with none of
+ * our frames on the stack: run from inside our code, a full collection freed none of the
+ * dead buffers of the work just done (four archived rebuilds in a row, each followed by
+ * one: +14.5 MB of ArrayBuffers each, 68 MB in all; as a task: back to the 10 MB held).
+ * Reproduced without any I/O: 10 MB of promoted Buffers, dropped, survive any number of
+ * synchronous full collections and go with the first one run as a task.
+ */
+export async function collectAll(): Promise<void> {
+  await collector()?.({ type: 'major', execution: 'async' });
 }

@@ -8,9 +8,10 @@
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { BackupError, errnoCode, ioError } from '../common/errors';
+import { collectAll } from '../common/gc';
 import { crashPoint } from '../common/testHooks';
 import { fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
-import { listArchived, rebuildArchived, type PackStore, type RebuildResult } from '../store/archive';
+import { listArchived, rebuildArchived, type PackStore, type RebuildBuffers, type RebuildResult } from '../store/archive';
 import { serializeManifest } from '../store/manifest';
 import { manifestNameFor } from '../store/naming';
 import { pinSnapshot } from '../store/pins';
@@ -49,7 +50,7 @@ export interface Rebuilt {
 }
 
 /** Rebuilds an archived snapshot into a temp file in its backup folder, pinned while it exists. */
-export async function rebuildToTemp(ref: ArchivedRef, opts: { signal?: AbortSignal; onBytes?: (d: number, t: number) => void; store?: PackStore } = {}): Promise<Rebuilt> {
+export async function rebuildToTemp(ref: ArchivedRef, opts: { signal?: AbortSignal; onBytes?: (d: number, t: number) => void; store?: PackStore; buffers?: RebuildBuffers } = {}): Promise<Rebuilt> {
   const unpin = await pinSnapshot(ref.dir, ref.name);
   const file = tempPath(ref.dir, 'rebuild');
   try {
@@ -72,17 +73,19 @@ export async function rebuildToTemp(ref: ArchivedRef, opts: { signal?: AbortSign
 
 /**
  * Verifies one archived snapshot: rebuilds it (pages, sha256) and checks the result like a
- * plain one. `store`: the packs' table, loaded once for a whole folder (`verify --all`), not
- * again for every snapshot.
+ * plain one. `store`, `buffers`: the packs' table and the rebuild's buffers, made once for
+ * a whole folder (`verify --all`), not again for every snapshot.
  */
-export async function verifyArchived(ref: ArchivedRef, integrity: VerifyMode, signal?: AbortSignal, anchor?: OperatorPublicKey | null, store?: PackStore): Promise<SnapshotReport> {
+export async function verifyArchived(ref: ArchivedRef, integrity: VerifyMode, signal?: AbortSignal, anchor?: OperatorPublicKey | null, store?: PackStore, buffers?: RebuildBuffers): Promise<SnapshotReport> {
   let rebuilt: Rebuilt;
   try {
-    rebuilt = await rebuildToTemp(ref, { signal, store });
+    rebuilt = await rebuildToTemp(ref, { signal, store, buffers });
   } catch (e) {
     if (!(e instanceof BackupError) || e.code === 'CANCELLED') throw e;
     return { path: ref.path, name: ref.name, manifestPath: ref.manifestPath, manifestState: 'ok', bytes: 0, problems: [{ code: e.code, message: e.message, hint: e.hint }], notes: ['archived'] };
   }
+  // The rebuild's buffers are dead: gone before sql.js takes its memory for the check.
+  if (store) await collectAll();
   try {
     const { report } = await examineSnapshot(rebuilt.file, { useManifest: true, integrity, stopAtFirst: false, signal, anchor, hashed: rebuilt.result.sha256, as: { name: ref.name, manifestPath: ref.manifestPath, path: ref.path } });
     report.notes.unshift(`archived: rebuilt from ${rebuilt.result.packsUsed.length} pack${rebuilt.result.packsUsed.length === 1 ? '' : 's'}`);
