@@ -13,7 +13,6 @@ import * as path from 'path';
 import { runBackup } from '../../src/core/ops/backup';
 import { archiveOlder, runPrune } from '../../src/core/ops/prune';
 import { ARCHIVE_DIR, archivePaths, archiveSnapshot, listArchived, PackStore, rebuildArchived } from '../../src/core/store/archive';
-import { planFetches, SLOTS } from '../../src/core/store/inflateWorker';
 import { listSnapshots } from '../../src/core/store/catalog';
 import { OUR_TOOL, serializeManifest } from '../../src/core/store/manifest';
 import { pinSnapshot } from '../../src/core/store/pins';
@@ -43,21 +42,18 @@ describe('archive: page-dedup storage of older snapshots', () => {
   }
 
   async function rebuildsAll(): Promise<void> {
-    // On this thread, and with the blobs inflated on a second one (inflateWorker.ts, the default from 16 MB).
-    for (const parallel of [false, true]) {
-      for (const a of await listArchived(dir)) {
-        const out = tmp.join(`rebuilt-${a.name}`);
-        const r = await rebuildArchived(dir, a.name, out, { parallel });
-        assert.strictEqual(r.sha256, shas.get(a.name), `${a.name} parallel: ${parallel}`);
-        assert.strictEqual(sha(out), shas.get(a.name), a.name);
-        const n = openNative(out, { readonly: true });
-        try {
-          assert.strictEqual(n.prepare('PRAGMA integrity_check').pluck().get(), 'ok');
-        } finally {
-          n.close();
-        }
-        fs.rmSync(out);
+    for (const a of await listArchived(dir)) {
+      const out = tmp.join(`rebuilt-${a.name}`);
+      const r = await rebuildArchived(dir, a.name, out);
+      assert.strictEqual(r.sha256, shas.get(a.name), a.name);
+      assert.strictEqual(sha(out), shas.get(a.name), a.name);
+      const n = openNative(out, { readonly: true });
+      try {
+        assert.strictEqual(n.prepare('PRAGMA integrity_check').pluck().get(), 'ok');
+      } finally {
+        n.close();
       }
+      fs.rmSync(out);
     }
   }
 
@@ -173,16 +169,6 @@ describe('archive: page-dedup storage of older snapshots', () => {
     const users = o.damaged_packs[0].snapshots;
     for (const s of failed) assert.ok(users.includes(s.name), JSON.stringify(o));
     for (const s of o.snapshots) if (!users.includes(s.name)) assert.ok(s.ok, s.name);
-    // Rebuilt with the blobs inflated on the second thread: the same pack named, nothing left behind.
-    for (const s of failed) {
-      const out = tmp.join('rebuilt-parallel.db');
-      await assert.rejects(rebuildArchived(dir, s.name, out, { parallel: true }), (e: Error & { code?: string }) => {
-        assert.strictEqual(e.code, 'ARCHIVE_DAMAGED');
-        assert.match(e.message, new RegExp(`Pack ${victim}`));
-        return true;
-      });
-      assert.ok(!fs.existsSync(out), 'no partial file left');
-    }
     // Restoring a snapshot that does not use it still works.
     const good = o.snapshots.find((s) => s.ok && !fs.existsSync(path.join(dir, s.name)));
     assert.ok(good, 'an archived snapshot untouched by the damage');
@@ -324,46 +310,5 @@ describe('archive: page-dedup storage of older snapshots', () => {
     assert.deepStrictEqual(r3.archived, [names[1]]);
     assert.ok(!fs.existsSync(path.join(dir, names[1])));
     await rebuildsAll();
-  });
-});
-
-describe('archive: the fetch plan of a parallel rebuild', () => {
-  it('puts every page\'s blob in the slot the page reads, fetching each blob again only after it was evicted', () => {
-    // Blob keys of pages with locality (runs from a few blobs) and jumps across 300 blobs: far more than the slots.
-    let seed = 7;
-    const rand = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff) % n);
-    const pieces = 20_000;
-    const keyOfRow: number[] = [];
-    const rows = new Int32Array(pieces);
-    let key = 0;
-    for (let i = 0; i < pieces; i++) {
-      if (rand(10) === 0) key = rand(300);
-      else if (rand(4) === 0) key = (key + 1) % 300;
-      keyOfRow.push(key);
-      rows[i] = i;
-    }
-    const store = {
-      blobKey: (r: number) => keyOfRow[r],
-      rowAt: (r: number) => ({ pack: keyOfRow[r] % 3, off: keyOfRow[r] * 1000, len: 900, blobRaw: 4096, inner: 0, raw: 4096, hash: Buffer.alloc(32) }),
-      deflated: (r: number) => keyOfRow[r] % 2 === 0,
-    } as unknown as PackStore;
-    const plan = planFetches(store, rows, pieces);
-    // Follow the plan as the rebuild does: each fetch, in order, lands in the slot of the page that asked for it.
-    const slot: number[] = [];
-    let k = 0;
-    for (let i = 0; i < pieces; i++) {
-      if (plan.fetchAt[i]) {
-        assert.strictEqual(plan.off[k], keyOfRow[i] * 1000, `fetch ${k} is page ${i}'s blob`);
-        assert.strictEqual(plan.deflated[k], keyOfRow[i] % 2 === 0 ? 1 : 0);
-        slot[plan.slotOf[i]] = keyOfRow[i];
-        k++;
-      }
-      assert.ok(plan.slotOf[i] < SLOTS);
-      assert.strictEqual(slot[plan.slotOf[i]], keyOfRow[i], `page ${i} reads its own blob`);
-    }
-    assert.strictEqual(k, plan.count);
-    // Each fetch is a blob that was not in any slot just then (no needless inflating).
-    const distinct = new Set(keyOfRow).size;
-    assert.ok(plan.count >= distinct && plan.count < pieces / 4, `${plan.count} fetches for ${distinct} blobs and ${pieces} pages`);
   });
 });

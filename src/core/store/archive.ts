@@ -67,7 +67,6 @@ import { BlobDeflater, BlobInflater } from './blobZlib';
 import { cleanStaleTemps, EarlyWriteback, fsyncDir, publishNoClobber, tempPath, writeAll, writeFileAtomic } from './atomicFs';
 import { parseManifest, type Manifest } from './manifest';
 import { manifestNameFor } from './naming';
-import { FetchFailed, InflatingReader, planFetches, SLOTS, WorkerStopped, type FetchPlan } from './inflateWorker';
 
 export const ARCHIVE_DIR = '.ai-memory-archive';
 const PACK_MAGIC = Buffer.from('AIMPACK1', 'latin1');
@@ -91,8 +90,6 @@ const READ_BYTES = 1 << 20;
 const WINDOW_BYTES = 1 << 20;
 /** A rebuild's read window per pack and its two write buffers (memory: ~8 open packs + 2 buffers). */
 const REBUILD_WINDOW_BYTES = 256 << 10;
-/** Snapshots from this size on are rebuilt with the blobs inflated on a second thread (inflateWorker.ts). */
-const PARALLEL_MIN_BYTES = 16 << 20;
 const REBUILD_WRITE_BYTES = 1 << 20;
 const MAX_INDEX_HEADER = 64 << 10;
 
@@ -1115,19 +1112,12 @@ export async function rebuildArchived(
   dir: string,
   name: string,
   out: string,
-  opts: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void; store?: PackStore; checkPages?: boolean; parallel?: boolean; buffers?: RebuildBuffers } = {},
+  opts: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void; store?: PackStore; checkPages?: boolean; buffers?: RebuildBuffers } = {},
 ): Promise<RebuildResult> {
-  let parallel = opts.parallel;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await rebuildOnce(dir, name, out, attempt === 1 ? opts.store : undefined, { ...opts, parallel });
+      return await rebuildOnce(dir, name, out, attempt === 1 ? opts.store : undefined, opts);
     } catch (e) {
-      // The inflating thread could not start or died (not the data: that is FetchFailed): once more on this thread.
-      if (e instanceof WorkerStopped && parallel !== false) {
-        parallel = false;
-        attempt--;
-        continue;
-      }
       // A repack replaced a pack while we read (only without pins; a restore pins): once more with fresh trailers.
       if (!(e instanceof PackGone) || attempt >= 2) {
         if (e instanceof PackGone) throw damaged(`Pack ${e.pack}, which ${name} needs, is missing.`);
@@ -1142,7 +1132,7 @@ async function rebuildOnce(
   name: string,
   out: string,
   given: PackStore | undefined,
-  opts: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void; checkPages?: boolean; parallel?: boolean; buffers?: RebuildBuffers },
+  opts: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void; checkPages?: boolean; buffers?: RebuildBuffers },
 ): Promise<RebuildResult> {
   const buffers = opts.buffers ?? new RebuildBuffers();
   const paths = archivePaths(dir);
@@ -1174,34 +1164,6 @@ async function rebuildOnce(
   }
   const packsUsed = store.packs.filter((_, p) => usedPacks[p]);
   const source = new PageSource(paths, store, buffers);
-  // Blobs inflated on a second thread (inflateWorker.ts) for all but small files, where starting it costs more than it saves.
-  const plan = (opts.parallel ?? h.bytes >= PARALLEL_MIN_BYTES) ? planFetches(store, rows, h.pieces) : undefined;
-  const inflating = plan ? new InflatingReader(paths.packs, store.packs, plan) : undefined;
-  const slotFor = (len: number): Buffer => {
-    const i = buffers.slots.findIndex((b) => b.length >= len);
-    return i === -1 ? Buffer.allocUnsafe(Math.max(len, BLOB_RAW_BYTES) + 1) : buffers.slots.splice(i, 1)[0];
-  };
-  const slots = plan ? Array.from({ length: Math.min(SLOTS, plan.count) }, () => slotFor(plan.maxRaw)) : [];
-  let fetched = 0;
-  /** Page i's bytes from the worker's blobs (only for pages whose blob comes next: the others are in their slot already). */
-  const fetchPage = async (i: number): Promise<void> => {
-    const p = plan as FetchPlan;
-    const k = fetched++;
-    let blob: Buffer;
-    try {
-      blob = await (inflating as InflatingReader).take(k);
-    } catch (e) {
-      if (!(e instanceof FetchFailed)) throw e;
-      const pack = store.packs[p.pack[k]];
-      const what = `page ${i + 1} of ${name}`;
-      if (e.kind === 'gone') throw new PackGone(pack);
-      if (e.kind === 'io') throw ioError('reading', join(paths.packs, pack), Object.assign(new Error(e.detail), { code: e.errno }));
-      if (e.kind === 'short') throw damaged(`Pack ${pack} is shorter than its trailer says.`);
-      if (e.kind === 'inflate') throw damaged(`Pack ${pack} is damaged: ${what} does not decompress.`);
-      throw damaged(`Pack ${pack} is damaged: ${what} decompresses to ${e.detail} bytes, not ${p.raw[k]}.`);
-    }
-    blob.copy(slots[p.slotOf[i]]);
-  };
   const mode = await modeOf(manifestPath);
   const fh = await fsp.open(out, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode).catch((e: unknown) => {
     throw ioError('creating', out, e);
@@ -1237,11 +1199,7 @@ async function rebuildOnce(
   try {
     for (let i = 0; i < h.pieces; i++) {
       const want = i === h.pieces - 1 ? h.bytes - i * h.piece : h.piece;
-      let page: Buffer;
-      if (plan) {
-        if (plan.fetchAt[i]) await fetchPage(i);
-        page = slots[plan.slotOf[i]].subarray(store.pageStart(rows[i]), store.pageEnd(rows[i]));
-      } else page = source.cachedPage(rows[i]) ?? (await source.page(rows[i], `page ${i + 1} of ${name}`));
+      const page = source.cachedPage(rows[i]) ?? (await source.page(rows[i], `page ${i + 1} of ${name}`));
       if (page.length !== want) throw damaged(`Pack ${store.packs[store.packOf(rows[i])]} is damaged: page ${i + 1} of ${name} is ${page.length} bytes, not ${want}.`);
       if (opts.checkPages && !pageHashIs(page, index.hashes, i * 32)) badPages.push(i);
       if (used0 + page.length > bufs[turn].length) await flush();
@@ -1254,19 +1212,15 @@ async function rebuildOnce(
     await writeback.settle();
     await fh.sync();
   } catch (e) {
-    await inflating?.close();
     await pending?.catch(() => undefined);
     buffers.writes.push(...bufs);
-    buffers.slots.push(...slots);
     await writeback.settle().catch(() => undefined);
     await fh.close().catch(() => undefined);
     await source.close();
     await fsp.rm(out, { force: true }).catch(() => undefined);
     throw e;
   }
-  await inflating?.close();
   buffers.writes.push(...bufs); // every write is done
-  buffers.slots.push(...slots);
   await fh.close();
   const sha256 = whole.digest('hex');
   if (sha256 !== manifest.sha256 || written !== manifest.bytes || badPages.length) {
