@@ -248,6 +248,45 @@ describe('archive: page-dedup storage of older snapshots', () => {
     await rebuildsAll();
   });
 
+  it('a damaged, truncated, missing or lying page index is refused, named, before anything is written', async () => {
+    const names: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      seedMemory(db, 'ns', `m${i}`, `memory ${i} `.repeat(40));
+      names.push(await backup({ plain: 1 }));
+    }
+    const oldest = names[0];
+    const idxPath = path.join(archivePaths(dir).snapshots, oldest.replace(/\.db$/, '.idx'));
+    const good = fs.readFileSync(idxPath);
+    const out = tmp.join('rebuilt.db');
+    const refused = async (bytes: Buffer | undefined, why: RegExp) => {
+      if (bytes) fs.writeFileSync(idxPath, bytes);
+      else fs.rmSync(idxPath);
+      await assert.rejects(rebuildArchived(dir, oldest, out), (e: Error & { code?: string }) => {
+        assert.strictEqual(e.code, 'ARCHIVE_DAMAGED', e.message);
+        assert.match(e.message, why);
+        return true;
+      });
+      assert.ok(!fs.existsSync(out), 'nothing written');
+    };
+    // A flipped byte among the page hashes, and one in the header.
+    const flipped = Buffer.from(good);
+    flipped[flipped.length - 100] ^= 0x01;
+    await refused(flipped, /page index .* is damaged \(checksum\)/);
+    const header = Buffer.from(good);
+    header[14] ^= 0x01;
+    await refused(header, /page index .* is damaged \((checksum|header)\)/);
+    await refused(good.subarray(0, good.length - 40), /page index .* is damaged/);
+    await refused(undefined, /page index .* is missing/);
+    // Consistent (its own sha256 recomputed) but naming a page no pack holds.
+    const lying = Buffer.from(good);
+    lying.fill(0xab, lying.length - 32 - 64, lying.length - 32 - 32);
+    createHash('sha256').update(lying.subarray(0, lying.length - 32)).digest().copy(lying, lying.length - 32);
+    await refused(lying, /Page \d+ of .* is in no pack/);
+    fs.writeFileSync(idxPath, good);
+    const r = await rebuildArchived(dir, oldest, out);
+    assert.strictEqual(r.sha256, shas.get(oldest));
+  });
+
   it('restore and materialize take archived snapshots; materialize never overwrites', async () => {
     const names: string[] = [];
     for (let i = 0; i < 4; i++) {

@@ -90,7 +90,7 @@ const READ_BYTES = 1 << 20;
 const WINDOW_BYTES = 1 << 20;
 /** A rebuild's read window per pack and its two write buffers (memory: ~8 open packs + 2 buffers). */
 const REBUILD_WINDOW_BYTES = 256 << 10;
-const REBUILD_WRITE_BYTES = 1 << 20;
+const REBUILD_WRITE_BYTES = 256 << 10;
 const MAX_INDEX_HEADER = 64 << 10;
 
 export interface ArchivePaths {
@@ -324,9 +324,11 @@ export class PackStore {
       this.rowInner = re(this.rowInner, (n) => new Uint32Array(n));
       this.rowRaw = re(this.rowRaw, (n) => new Uint32Array(n));
     }
-    if (need * 2 > this.table.length) {
+    // At most 3/4 full (linear probing stays at ~2 probes a lookup): at 130,000 rows a 1 MB
+    // table; at most half full it was 2 MB.
+    if (need * 4 > this.table.length * 3) {
       let size = this.table.length;
-      while (need * 2 > size) size *= 2;
+      while (need * 4 > size * 3) size *= 2;
       this.table = new Int32Array(size);
       for (let i = 0; i < this.count; i++) if (this.rowCanon[i] === i) this.insert(i);
     }
@@ -731,6 +733,67 @@ export async function readIndex(path: string, into?: IndexBuffer): Promise<PageI
   const hashes = body.subarray(12 + jl);
   if (header.v !== 1 || hashes.length !== header.pieces * 32 || header.pieces !== Math.ceil(header.bytes / header.piece)) throw bad('shape');
   return { header, hashes };
+}
+
+/**
+ * What a rebuild needs of an index: its header and, for each page, the row of the pack
+ * table holding it (-1: in no pack). Read as readIndex reads it, every check made before
+ * anything is used (a damaged index throws exactly what readIndex throws), but a window at
+ * a time, each page looked up as its hash goes by: the hashes themselves (4 MB at 500 MB)
+ * are read again only to name damaged pages.
+ */
+async function indexRows(path: string, store: PackStore, window: Buffer): Promise<{ header: IndexHeader; rows: Int32Array; firstMissing: number }> {
+  // Any doubt about the file's shape: readIndex reads it whole and says what is wrong.
+  const whole = async (): Promise<never> => {
+    await readIndex(path);
+    throw damaged(`The page index ${path} changed while it was read.`);
+  };
+  let fh: FileHandle | undefined;
+  try {
+    const st = await fsp.lstat(path);
+    if (!st.isFile() || st.size > 256 << 20 || st.size < 12 + 32) return await whole();
+    fh = await fsp.open(path, fsc.O_RDONLY | (fsc.O_NOFOLLOW ?? 0));
+    const size = (await fh.stat()).size;
+    const read = async (pos: number, len: number): Promise<Buffer> => {
+      const { bytesRead } = await (fh as FileHandle).read(window, 0, len, pos);
+      if (bytesRead !== len) throw damaged(`${path} changed while it was read.`);
+      return window.subarray(0, len);
+    };
+    const headBytes = Math.min(size - 32, 12 + MAX_INDEX_HEADER);
+    let b = await read(0, headBytes);
+    const jl = b.readUInt32LE(8);
+    if (size !== st.size || !b.subarray(0, 8).equals(INDEX_MAGIC) || jl > MAX_INDEX_HEADER || 12 + jl > headBytes) return await whole();
+    let header: IndexHeader;
+    try {
+      header = JSON.parse(b.toString('utf8', 12, 12 + jl)) as IndexHeader;
+    } catch {
+      return await whole();
+    }
+    const start = 12 + jl;
+    if (header.v !== 1 || size - 32 - start !== header.pieces * 32 || header.pieces !== Math.ceil(header.bytes / header.piece)) return await whole();
+    const body = createHash('sha256').update(b.subarray(0, start));
+    const rows = new Int32Array(header.pieces);
+    let firstMissing = -1;
+    const step = Math.floor(window.length / 32) * 32;
+    for (let pos = start, i = 0; pos < size - 32; ) {
+      const len = Math.min(step, size - 32 - pos);
+      b = await read(pos, len);
+      body.update(b);
+      for (let at = 0; at < len; at += 32, i++) {
+        rows[i] = store.find(b, at);
+        if (rows[i] < 0 && firstMissing < 0) firstMissing = i;
+      }
+      pos += len;
+    }
+    if (!body.digest().equals(await read(size - 32, 32))) throw damaged(`The page index ${path} is damaged (checksum).`);
+    return { header, rows, firstMissing };
+  } catch (e) {
+    if (e instanceof BackupError) throw e;
+    if (errnoCode(e) === 'ENOENT') throw damaged(`The page index ${path} is missing.`);
+    throw ioError('reading', path, e);
+  } finally {
+    await fh?.close();
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1145,24 +1208,22 @@ async function rebuildOnce(
     if (e instanceof BackupError) throw e;
     throw ioError('reading', manifestPath, e);
   }
-  const index = await readIndex(join(paths.snapshots, indexNameFor(name)), buffers.index);
-  const h = index.header;
+  const indexPath = join(paths.snapshots, indexNameFor(name));
+  const store = given ?? (await PackStore.load(paths));
+  // Every page's row first: a page in no pack fails before anything is written.
+  const window = buffers.windows.pop() ?? Buffer.allocUnsafe(REBUILD_WINDOW_BYTES);
+  const { header: h, rows, firstMissing } = await indexRows(indexPath, store, window).finally(() => buffers.windows.push(window));
   if (h.snapshot !== name || h.sha256 !== manifest.sha256 || h.bytes !== manifest.bytes) {
     throw damaged(`The page index of ${name} does not match its manifest.`);
   }
-  const store = given ?? (await PackStore.load(paths));
-  // Every page's row first: a page in no pack fails before anything is written.
-  const rows = new Int32Array(h.pieces);
-  const usedPacks = new Uint8Array(store.packs.length);
-  for (let i = 0; i < h.pieces; i++) {
-    const r = store.find(index.hashes, i * 32);
-    if (r < 0) {
-      throw damaged(`Page ${i + 1} of ${name} is in no pack${store.unreadable.size ? ` (unreadable packs: ${[...store.unreadable].map(([n, why]) => `${n}: ${why}`).join('; ')})` : ''}.`);
-    }
-    rows[i] = r;
-    usedPacks[store.packOf(r)] = 1;
+  if (firstMissing >= 0) {
+    throw damaged(`Page ${firstMissing + 1} of ${name} is in no pack${store.unreadable.size ? ` (unreadable packs: ${[...store.unreadable].map(([n, why]) => `${n}: ${why}`).join('; ')})` : ''}.`);
   }
+  const usedPacks = new Uint8Array(store.packs.length);
+  for (let i = 0; i < h.pieces; i++) usedPacks[store.packOf(rows[i])] = 1;
   const packsUsed = store.packs.filter((_, p) => usedPacks[p]);
+  // The hashes themselves only to check each page (checkPages) or to name damaged ones.
+  let hashes = opts.checkPages ? (await readIndex(indexPath, buffers.index)).hashes : undefined;
   const source = new PageSource(paths, store, buffers);
   const mode = await modeOf(manifestPath);
   const fh = await fsp.open(out, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode).catch((e: unknown) => {
@@ -1201,7 +1262,7 @@ async function rebuildOnce(
       const want = i === h.pieces - 1 ? h.bytes - i * h.piece : h.piece;
       const page = source.cachedPage(rows[i]) ?? (await source.page(rows[i], `page ${i + 1} of ${name}`));
       if (page.length !== want) throw damaged(`Pack ${store.packs[store.packOf(rows[i])]} is damaged: page ${i + 1} of ${name} is ${page.length} bytes, not ${want}.`);
-      if (opts.checkPages && !pageHashIs(page, index.hashes, i * 32)) badPages.push(i);
+      if (hashes && !pageHashIs(page, hashes, i * 32)) badPages.push(i);
       if (used0 + page.length > bufs[turn].length) await flush();
       page.copy(bufs[turn], used0);
       used0 += page.length;
@@ -1228,9 +1289,11 @@ async function rebuildOnce(
     try {
       // Which pages, in which packs: each page again, against its hash.
       if (!opts.checkPages) {
+        hashes = (await readIndex(indexPath, buffers.index)).hashes;
+        if (hashes.length !== h.pieces * 32) throw damaged(`The page index ${indexPath} changed while ${name} was rebuilt.`);
         for (let i = 0; i < h.pieces; i++) {
           const page = await source.page(rows[i], `page ${i + 1} of ${name}`);
-          if (!pageHashIs(page, index.hashes, i * 32)) badPages.push(i);
+          if (!pageHashIs(page, hashes, i * 32)) badPages.push(i);
         }
       }
     } finally {
