@@ -46,8 +46,14 @@ class ReusedStream {
 
   run(input: Uint8Array, out: Uint8Array): number {
     const s = (this.stream ??= this.open());
-    const handle = s._handle as ZlibHandle;
     s.reset();
+    // The handle after the reset: a stream a failed reset destroyed has none, and writing
+    // through a closed handle would abort the process.
+    const handle = s._handle;
+    if (s.destroyed || !handle) {
+      this.stream = undefined;
+      return -1;
+    }
     handle.writeSync(zc.Z_FINISH, input, 0, input.length, out, 0, out.length);
     // An error (bad data) calls the handle's onerror before writeSync returns, which
     // destroys the stream; its 'error' event, a tick later, meets our listener.
@@ -128,7 +134,8 @@ export class BlobInflater {
     if (this.reused) return this.reused.run(src, out);
     let raw: Buffer;
     try {
-      raw = inflateRawSync(src, { chunkSize: out.length, maxOutputLength: out.length });
+      // zlib takes no chunk under 64 bytes (RangeError, which would read as "longer").
+      raw = inflateRawSync(src, { chunkSize: Math.max(64, out.length), maxOutputLength: out.length });
     } catch (e) {
       if (e instanceof RangeError) return out.length; // longer than `out`
       return -1;

@@ -39,9 +39,15 @@ export class TempFileSink implements ImageSink {
   info: ImageInfo | undefined;
   image: Uint8Array | undefined;
 
-  /** `mode`: the temp file is created with it (never wider than the source database's; atomicFs.fileModeLike). */
-  constructor(path: string, opts: { keepInMemory: boolean; chunkBytes: number; onBytes?: (done: number, total: number) => void; mode?: number }) {
+  private readonly earlyWriteback: boolean;
+
+  /**
+   * `mode`: the temp file is created with it (never wider than the source database's; atomicFs.fileModeLike).
+   * `earlyWriteback: false` for a throwaway file that is never fsynced (consistentTempCopy).
+   */
+  constructor(path: string, opts: { keepInMemory: boolean; chunkBytes: number; onBytes?: (done: number, total: number) => void; mode?: number; earlyWriteback?: boolean }) {
     this.path = path;
+    this.earlyWriteback = opts.earlyWriteback ?? true;
     this.mode = opts.mode ?? 0o600;
     this.keepInMemory = opts.keepInMemory;
     this.chunkBytes = opts.chunkBytes;
@@ -56,7 +62,7 @@ export class TempFileSink implements ImageSink {
     try {
       if (!this.fh) {
         this.fh = await fsp.open(this.path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, this.mode);
-        this.writeback = new EarlyWriteback(this.fh);
+        if (this.earlyWriteback) this.writeback = new EarlyWriteback(this.fh);
       } else await this.fh.truncate(0);
     } catch (e) {
       throw ioError('creating', this.path, e);
@@ -183,7 +189,7 @@ export class TempFileSink implements ImageSink {
  * at once and removes it with `discard()`. Fails with nothing left behind.
  */
 export async function consistentTempCopy(dbPath: string, purpose: string, opts: { signal?: AbortSignal; maxAttempts?: number } = {}): Promise<TempFileSink> {
-  const sink = new TempFileSink(tempPath(tmpdir(), purpose), { keepInMemory: false, chunkBytes: 1 << 20, mode: 0o600 });
+  const sink = new TempFileSink(tempPath(tmpdir(), purpose), { keepInMemory: false, chunkBytes: 1 << 20, mode: 0o600, earlyWriteback: false });
   try {
     await readConsistentImage(dbPath, sink, opts);
     await sink.drain();
