@@ -41,6 +41,27 @@ describe('archive: page-dedup storage of older snapshots', () => {
     return name;
   }
 
+  /** Blobs of random bytes (which do not deflate: their pack blobs are stored as they are). */
+  function addJunk(blobs: number, bytes: number): void {
+    const n = openNative(db);
+    try {
+      n.exec('CREATE TABLE junk(b BLOB)');
+      for (let i = 0; i < blobs; i++) n.prepare('INSERT INTO junk VALUES (?)').run(randomBytes(bytes));
+    } finally {
+      n.close();
+    }
+  }
+
+  /** Three backups with `--plain 1`, a memory stored before each: the first two end up archived. Their names, oldest first. */
+  async function threeBackupsPlainOne(): Promise<string[]> {
+    const names: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      seedMemory(db, 'ns', `m${i}`, `memory ${i} `.repeat(40));
+      names.push(await backup({ plain: 1 }));
+    }
+    return names;
+  }
+
   async function rebuildsAll(): Promise<void> {
     for (const a of await listArchived(dir)) {
       const out = tmp.join(`rebuilt-${a.name}`);
@@ -185,18 +206,8 @@ describe('archive: page-dedup storage of older snapshots', () => {
   it('a page damaged where the whole-file sha256 catches it is named with its pack; a pack of an unknown format version is refused, named', async () => {
     // Random bytes do not deflate: their blobs are stored as they are, so a flipped byte there
     // decompresses fine and only the whole file's sha256 (then each page's hash) finds it.
-    const n = openNative(db);
-    try {
-      n.exec('CREATE TABLE junk(b BLOB)');
-      n.prepare('INSERT INTO junk VALUES (?)').run(randomBytes(300_000));
-    } finally {
-      n.close();
-    }
-    const names: string[] = [];
-    for (let i = 0; i < 3; i++) {
-      seedMemory(db, 'ns', `m${i}`, `memory ${i} `.repeat(40));
-      names.push(await backup({ plain: 1 }));
-    }
+    addJunk(1, 300_000);
+    const names = await threeBackupsPlainOne();
     const oldest = names[0];
     assert.deepStrictEqual((await listArchived(dir)).map((a) => a.name).sort(), names.slice(0, 2));
     const store = await PackStore.load(archivePaths(dir));
@@ -230,18 +241,8 @@ describe('archive: page-dedup storage of older snapshots', () => {
 
   it('packs larger than the read window rebuild exactly (each window read ahead while the last is used)', async () => {
     // 3 MB that do not deflate: the base pack spans a dozen 256 KiB windows, read in order.
-    const n = openNative(db);
-    try {
-      n.exec('CREATE TABLE junk(b BLOB)');
-      for (let i = 0; i < 12; i++) n.prepare('INSERT INTO junk VALUES (?)').run(randomBytes(250_000));
-    } finally {
-      n.close();
-    }
-    const names: string[] = [];
-    for (let i = 0; i < 3; i++) {
-      seedMemory(db, 'ns', `m${i}`, `memory ${i} `.repeat(40));
-      names.push(await backup({ plain: 1 }));
-    }
+    addJunk(12, 250_000);
+    await threeBackupsPlainOne();
     const store = await PackStore.load(archivePaths(dir));
     const biggest = Math.max(...store.packs.map((p) => fs.statSync(path.join(archivePaths(dir).packs, p)).size));
     assert.ok(biggest > 8 * 256 * 1024, `a pack of ${biggest} bytes spans many windows`);
@@ -249,12 +250,7 @@ describe('archive: page-dedup storage of older snapshots', () => {
   });
 
   it('a damaged, truncated, missing or lying page index is refused, named, before anything is written', async () => {
-    const names: string[] = [];
-    for (let i = 0; i < 3; i++) {
-      seedMemory(db, 'ns', `m${i}`, `memory ${i} `.repeat(40));
-      names.push(await backup({ plain: 1 }));
-    }
-    const oldest = names[0];
+    const oldest = (await threeBackupsPlainOne())[0];
     const idxPath = path.join(archivePaths(dir).snapshots, oldest.replace(/\.db$/, '.idx'));
     const good = fs.readFileSync(idxPath);
     const out = tmp.join('rebuilt.db');
