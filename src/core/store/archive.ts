@@ -1260,14 +1260,12 @@ async function rebuildOnce(
   const bufs = [writeBuf(), writeBuf()];
   let turn = 0;
   const writeback = new EarlyWriteback(fh);
-  let synced = 0;
   const flush = async () => {
     if (!used0) return;
     const b = bufs[turn].subarray(0, used0);
     whole.update(b);
     if (pending) await pending;
-    writeback.wrote(written - synced);
-    synced = written;
+    writeback.wrote(used0);
     const at = written;
     pending = writeAll(fh, b, at).catch((e: unknown) => {
       throw ioError('writing', out, e);
