@@ -61,7 +61,7 @@ import { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BackupError, errnoCode, errorMessage, ioError } from '../common/errors';
-import { readSmallRegular } from '../common/regularFile';
+import { openRegular, readSmallRegular } from '../common/regularFile';
 import { crashPoint } from '../common/testHooks';
 import { BlobDeflater, BlobInflater } from './blobZlib';
 import { cleanStaleTemps, EarlyWriteback, fsyncDir, publishNoClobber, tempPath, writeAll, writeFileAtomic } from './atomicFs';
@@ -222,7 +222,7 @@ export class PackStore {
   }
 
   private async addPack(path: string, name: string, scratch: { buf: Buffer }): Promise<void> {
-    const fh = await fsp.open(path, fsc.O_RDONLY);
+    const { fh } = await openRegular(path); // a FIFO named *.pack must not block the open
     try {
       const st = await fh.stat();
       if (!st.isFile() || st.size < FOOTER_BYTES) throw new Error('too short for a pack');
@@ -404,7 +404,10 @@ export class PackStore {
 
 /** The number of entries a pack's footer announces; 0 when it cannot be read (addPack says why). */
 async function footerCount(path: string): Promise<number> {
-  const fh = await fsp.open(path, fsc.O_RDONLY).catch(() => undefined);
+  const fh = await openRegular(path).then(
+    (r) => r.fh,
+    () => undefined,
+  );
   if (!fh) return 0;
   try {
     const st = await fh.stat();
@@ -1020,7 +1023,7 @@ class PackReader {
       }
       let fh: FileHandle;
       try {
-        fh = await fsp.open(join(this.paths.packs, pack), fsc.O_RDONLY);
+        fh = (await openRegular(join(this.paths.packs, pack))).fh;
       } catch (e) {
         if (errnoCode(e) === 'ENOENT') throw new PackGone(pack);
         throw ioError('opening', join(this.paths.packs, pack), e);
@@ -1475,7 +1478,7 @@ export async function verifyPacks(dir: string, signal?: AbortSignal): Promise<{ 
     if (signal?.aborted) throw new BackupError('CANCELLED', 'Cancelled.');
     const h = createHash('sha256');
     try {
-      const fh = await fsp.open(join(paths.packs, n), fsc.O_RDONLY);
+      const { fh } = await openRegular(join(paths.packs, n));
       try {
         for (let pos = 0; ; ) {
           const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
