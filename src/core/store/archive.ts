@@ -354,6 +354,11 @@ export class PackStore {
     }
   }
 
+  /** Whether row `r` holds the page whose hash is `h[at, at + 32)`. */
+  holds(r: number, h: Buffer, at: number): boolean {
+    return this.hashes.compare(h, at, at + 32, r * 32, r * 32 + 32) === 0;
+  }
+
   has(h: Buffer, at: number): boolean {
     return this.find(h, at) >= 0;
   }
@@ -764,7 +769,7 @@ export async function readIndex(path: string, into?: IndexBuffer): Promise<PageI
  * a time, each page looked up as its hash goes by: the hashes themselves (4 MB at 500 MB)
  * are read again only to name damaged pages.
  */
-async function indexRows(path: string, store: PackStore, window: Buffer): Promise<{ header: IndexHeader; rows: Int32Array; firstMissing: number }> {
+async function indexRows(path: string, store: PackStore, window: Buffer, prev?: Int32Array): Promise<{ header: IndexHeader; rows: Int32Array; firstMissing: number }> {
   // Any doubt about the file's shape: readIndex reads it whole and says what is wrong.
   const whole = async (): Promise<never> => {
     await readIndex(path);
@@ -802,7 +807,10 @@ async function indexRows(path: string, store: PackStore, window: Buffer): Promis
       b = await read(pos, len);
       body.update(b);
       for (let at = 0; at < len; at += 32, i++) {
-        rows[i] = store.find(b, at);
+        // `prev`: the rows of the previous snapshot's pages. Most pages sit where they sat
+        // there: the same hash as that row's is that row, without a lookup.
+        const p = prev && i < prev.length ? prev[i] : -1;
+        rows[i] = p >= 0 && store.holds(p, b, at) ? p : store.find(b, at);
         if (rows[i] < 0 && firstMissing < 0) firstMissing = i;
       }
       pos += len;
@@ -1382,21 +1390,17 @@ export async function collectGarbage(dir: string, opts: { pinned: boolean; repac
   // Reference counts, rebuilt from every index: a mark on the row each named page is read
   // from. One unreadable index and nothing is deleted.
   const live = new Uint8Array(store.count);
-  let prev: PageIndex | undefined;
-  // Two buffers in turn: this index and the previous one.
-  const bufs: IndexBuffer[] = [{ buf: Buffer.alloc(0) }, { buf: Buffer.alloc(0) }];
-  let turn = 0;
+  // Each index read a window at a time (every check of readIndex made), each page's row
+  // found as its hash goes by, with the previous snapshot's rows as the first guess: 4 bytes
+  // a page held for the previous index, not its 32-byte hashes (two whole indexes in
+  // turn were 8.5 MB at 500 MB, at the peak of an hourly backup that archives).
+  const window = Buffer.allocUnsafe(REBUILD_WINDOW_BYTES);
+  let prev: Int32Array | undefined;
   for (const a of archived.sort((x, y) => (x.name < y.name ? -1 : 1))) {
     try {
-      const idx = await readIndex(a.indexPath, bufs[turn]);
-      turn ^= 1;
-      for (let i = 0; i < idx.header.pieces; i++) {
-        // Most pages sit where they sat in the previous snapshot: already counted.
-        if (prev && i < prev.header.pieces && idx.hashes.compare(prev.hashes, i * 32, i * 32 + 32, i * 32, i * 32 + 32) === 0) continue;
-        const r = store.find(idx.hashes, i * 32);
-        if (r >= 0) live[r] = 1;
-      }
-      prev = idx;
+      const { rows } = await indexRows(a.indexPath, store, window, prev);
+      for (let i = 0; i < rows.length; i++) if (rows[i] >= 0) live[rows[i]] = 1;
+      prev = rows;
     } catch (e) {
       res.warnings.push(`no pack was collected: ${errorMessage(e)}`);
       return res;
