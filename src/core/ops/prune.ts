@@ -12,6 +12,7 @@
 import { promises as fsp } from 'node:fs';
 import { resolve } from 'node:path';
 import { BackupError, errorMessage } from '../common/errors';
+import { collectAll } from '../common/gc';
 import { crashPoint } from '../common/testHooks';
 import { fsyncDir } from '../store/atomicFs';
 import { archivePaths, archiveSnapshot, collectGarbage, deleteArchived, dropPlain, listArchived, PackStore, type GcResult } from '../store/archive';
@@ -195,6 +196,9 @@ export async function archiveOlder(dir: string, plain: number, opts: { signal?: 
       warnings.push(`${e.name} stays plain: ${errorMessage(err)}`);
     }
   }
+  // What archiving left (its reads of the plain files, packs and indexes written) goes
+  // before the collection reads every index.
+  if (archived.length) await collectAll();
   // The store this run loaded (and added to) already lists every pack; gc reuses it.
   const gc = await collectGarbage(dir, { pinned: (await pinnedSnapshots(dir)).size > 0, store });
   warnings.push(...gc.warnings);

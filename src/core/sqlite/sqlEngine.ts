@@ -222,6 +222,16 @@ function view(buf: Uint8Array, from: number, len: number): Uint8Array {
   return v;
 }
 
+/**
+ * Drops the buffers kept for the next file opened (the block pool, the scratch buffer),
+ * for a caller done with sql.js whose next work needs memory of its own: a backup's archive
+ * step, after its check and facts. The next file opened makes them again.
+ */
+export function releaseReadBuffers(): void {
+  shared.blocks.length = 0;
+  shared.scratch = undefined;
+}
+
 function scratch(bytes: number): Uint8Array {
   shared.scratch ??= new Uint8Array(MAX_READ_BYTES);
   return view(shared.scratch, 0, bytes);
