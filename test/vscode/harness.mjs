@@ -437,8 +437,19 @@ export async function openCommandPalette(page) {
  * Runs a command by its title as shown in the Command Palette, e.g. "AI Memory: Show Log".
  */
 export async function runCommand(page, title, { timeoutMs = 15_000 } = {}) {
-  const input = await openCommandPalette(page);
-  await input.fill(`>${title}`);
+  // The palette can close again between opening and typing (focus taken by a notification
+  // or a view as the window settles: CI saw fill() wait 30 s on a hidden input). Typing is
+  // then tried again in a newly opened palette.
+  for (let attempt = 1; ; attempt++) {
+    const input = await openCommandPalette(page);
+    try {
+      await input.fill(`>${title}`, { timeout: 5000 });
+      break;
+    } catch (e) {
+      if (attempt >= 3) throw e;
+      await page.keyboard.press('Escape');
+    }
+  }
   const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
   try {
     await row.waitFor({ state: 'visible', timeout: timeoutMs });
