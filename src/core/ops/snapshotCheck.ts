@@ -197,7 +197,7 @@ async function streamHashed(
         : undefined,
     };
   } finally {
-    if (out) await writeback?.settle().catch(() => undefined);
+    await writeback?.settle().catch(() => undefined);
     await out?.close().catch(() => undefined);
     await fh.close();
   }

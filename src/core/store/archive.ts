@@ -786,9 +786,12 @@ export async function readIndex(path: string, into?: IndexBuffer): Promise<PageI
  * table holding it (-1: in no pack). Read as readIndex reads it, every check made before
  * anything is used (a damaged index throws exactly what readIndex throws), but a window at
  * a time, each page looked up as its hash goes by: the hashes themselves (4 MB at 500 MB)
- * are read again only to name damaged pages.
+ * are read again only to name damaged pages. `opts.prev`: the previous snapshot's rows, a
+ * first guess for each page's (taken only when the hashes are equal); `opts.into`: an array
+ * to fill and return a view of.
  */
-async function indexRows(path: string, store: PackStore, window: Buffer, prev?: Int32Array, into?: RowsBuffer): Promise<{ header: IndexHeader; rows: Int32Array; firstMissing: number }> {
+async function indexRows(path: string, store: PackStore, window: Buffer, opts: { prev?: Int32Array; into?: RowsBuffer } = {}): Promise<{ header: IndexHeader; rows: Int32Array; firstMissing: number }> {
+  const { prev, into } = opts;
   // Any doubt about the file's shape: readIndex reads it whole and says what is wrong.
   const whole = async (): Promise<never> => {
     await readIndex(path);
@@ -1120,7 +1123,6 @@ interface OpenPack {
   ahead: { start: number; done: Promise<number> } | undefined;
 }
 
-
 class PackGone extends Error {
   constructor(readonly pack: string) {
     super(`pack ${pack} vanished`);
@@ -1270,7 +1272,7 @@ async function rebuildOnce(
   const store = given ?? (await PackStore.load(paths));
   // Every page's row first: a page in no pack fails before anything is written.
   const window = buffers.windows.pop() ?? Buffer.allocUnsafe(REBUILD_WINDOW_BYTES);
-  const { header: h, rows, firstMissing } = await indexRows(indexPath, store, window, undefined, buffers.rows).finally(() => buffers.windows.push(window));
+  const { header: h, rows, firstMissing } = await indexRows(indexPath, store, window, { into: buffers.rows }).finally(() => buffers.windows.push(window));
   if (h.snapshot !== name || h.sha256 !== manifest.sha256 || h.bytes !== manifest.bytes) {
     throw damaged(`The page index of ${name} does not match its manifest.`);
   }
@@ -1431,7 +1433,7 @@ export async function collectGarbage(dir: string, opts: { pinned: boolean; repac
   let prev: Int32Array | undefined;
   for (const a of archived.sort((x, y) => (x.name < y.name ? -1 : 1))) {
     try {
-      const { rows } = await indexRows(a.indexPath, store, window, prev, turns[turn]);
+      const { rows } = await indexRows(a.indexPath, store, window, { prev, into: turns[turn] });
       turn ^= 1;
       for (let i = 0; i < rows.length; i++) if (rows[i] >= 0) live[rows[i]] = 1;
       prev = rows;
