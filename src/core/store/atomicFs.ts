@@ -102,6 +102,11 @@ export class EarlyWriteback {
     );
   }
 
+  /** The file was truncated: what was written before is gone, and no fdatasync is owed for it. */
+  truncated(): void {
+    this.since = 0;
+  }
+
   /** Waits for the fdatasync in flight; throws the first one that failed. */
   async settle(): Promise<void> {
     await this.inflight;

@@ -63,7 +63,12 @@ export class TempFileSink implements ImageSink {
       if (!this.fh) {
         this.fh = await fsp.open(this.path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, this.mode);
         if (this.earlyWriteback) this.writeback = new EarlyWriteback(this.fh);
-      } else await this.fh.truncate(0);
+      } else {
+        // A read that raced a writer is read again from the start: the bytes of the last one
+        // are dropped, not flushed (a busy database's retries wrote up to 25 images in a row).
+        await this.fh.truncate(0);
+        this.writeback?.truncated();
+      }
     } catch (e) {
       throw ioError('creating', this.path, e);
     }
