@@ -13,6 +13,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { runBackup } from '../../src/core/ops/backup';
 import { archiveOlder, runPrune } from '../../src/core/ops/prune';
+import { runRestore } from '../../src/core/ops/restore';
 import { ARCHIVE_DIR, archivePaths, archiveSnapshot, listArchived, PackStore, readIndex, rebuildArchived } from '../../src/core/store/archive';
 import { listSnapshots } from '../../src/core/store/catalog';
 import { OUR_TOOL, serializeManifest } from '../../src/core/store/manifest';
@@ -340,6 +341,13 @@ describe('archive: page-dedup storage of older snapshots', () => {
     assert.strictEqual(r.code, 0, r.stderr);
     assert.strictEqual(sha(target), shas.get(oldest));
     assert.deepStrictEqual(fs.readdirSync(dir).filter((n) => n.startsWith('.ai-memory-backup-') && n.endsWith('.tmp')), [], 'no rebuild temp left');
+    // Into a folder that does not exist yet: rebuilt straight into the copy beside the database, not copied a second time.
+    const fresh = tmp.join('new-machine', 'ai-memory.db');
+    const messages: string[] = [];
+    const rr = await runRestore({ dbPath: fresh, from: path.join(dir, oldest), createIfMissing: true, onProgress: (p) => p.message && messages.push(p.message) });
+    assert.strictEqual(rr.status, 'restored');
+    assert.strictEqual(sha(fresh), shas.get(oldest));
+    assert.ok(!messages.some((x) => /writing the snapshot beside/.test(x)), messages.join(' | '));
 
     const m = await cli(['materialize', '--from', path.join(dir, oldest), '--out', tmp.join('plain') + '/', '--json'], { cwd: tmp.path });
     assert.strictEqual(m.code, 0, m.stderr);

@@ -131,6 +131,32 @@ describe('restore', () => {
     assert.ok(fs.readdirSync(tmp.path).some((n) => n.endsWith('.db-wal') && n.includes('pre-restore')), 'the stray -wal was kept aside, not deleted');
   });
 
+  it('into a folder that does not exist yet: made, and written once there; a refused restore leaves no folder behind', async () => {
+    seedMemory(db, 'ns', 'a', '1');
+    const snap = await runBackup({ dbPath: db, backupDir: dir });
+    const target = tmp.join('new-machine', 'home', 'ai-memory.db');
+    const messages: string[] = [];
+    const r = await runRestore({ dbPath: target, from: snap.snapshotPath, createIfMissing: true, onProgress: (p) => p.message && messages.push(p.message) });
+    assert.strictEqual(r.status, 'restored');
+    assert.strictEqual(sha(target), snap.manifest.sha256);
+    assert.ok(!messages.some((m) => /writing the snapshot beside/.test(m)), `one write (the checked copy is the placed file): ${messages.join(' | ')}`);
+    assert.deepStrictEqual(fs.readdirSync(path.dirname(target)).filter((n) => n.endsWith('.tmp')), []);
+
+    // Refused (the snapshot tampered): the folders it would have made are not left behind.
+    const b = fs.readFileSync(snap.snapshotPath);
+    b[5000] ^= 1;
+    fs.writeFileSync(snap.snapshotPath, b);
+    const other = tmp.join('elsewhere', 'deeper', 'ai-memory.db');
+    await refused(tmp.path, runRestore({ dbPath: other, from: snap.snapshotPath, createIfMissing: true }), 'SHA_MISMATCH');
+    assert.ok(!fs.existsSync(tmp.join('elsewhere')), 'no folder left by a refused restore');
+    // A dry run makes none.
+    b[5000] ^= 1;
+    fs.writeFileSync(snap.snapshotPath, b);
+    const plan = await runRestore({ dbPath: other, from: snap.snapshotPath, createIfMissing: true, dryRun: true });
+    assert.strictEqual(plan.status, 'dry-run');
+    assert.ok(!fs.existsSync(tmp.join('elsewhere')), 'a dry run makes no folder');
+  });
+
   it('refuses while another process has the database open, naming it; --force restores anyway', async function () {
     this.timeout(60_000);
     createAiMemoryDb(db, { memories: 20 });
