@@ -328,6 +328,24 @@ describe('archive: page-dedup storage of older snapshots', () => {
     await rebuildsAll();
   });
 
+  it('a manifest replaced while its snapshot is archived: the snapshot stays plain, nothing archived under the wrong manifest', async () => {
+    const names: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      seedMemory(db, 'ns', `m${i}`, `memory ${i} `.repeat(40));
+      names.push(await backup({ plain: 2 }));
+    }
+    const [older, newer] = names;
+    const manifestPath = path.join(dir, older.replace(/\.db$/, '.manifest.json'));
+    const checked = JSON.parse(fs.readFileSync(manifestPath, 'utf8')) as Parameters<typeof archiveSnapshot>[2];
+    // After the caller's check, the file on disk becomes the newer snapshot's manifest, renamed to this one's.
+    const swapped = { ...(JSON.parse(fs.readFileSync(path.join(dir, newer.replace(/\.db$/, '.manifest.json')), 'utf8')) as object), snapshot: older };
+    fs.writeFileSync(manifestPath, JSON.stringify(swapped));
+    const store = await PackStore.load(archivePaths(dir));
+    await assert.rejects(archiveSnapshot(dir, older, checked, store), (e: Error & { code?: string }) => e.code === 'MANIFEST_INVALID' && /changed while .* was archived; .* stays a plain file/.test(e.message));
+    assert.strictEqual(sha(path.join(dir, older)), shas.get(older), 'the plain file stays');
+    assert.deepStrictEqual((await listArchived(dir)).map((a) => a.name), [], 'nothing archived');
+  });
+
   it('restore and materialize take archived snapshots; materialize never overwrites', async () => {
     const names: string[] = [];
     for (let i = 0; i < 4; i++) {

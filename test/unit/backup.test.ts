@@ -386,3 +386,30 @@ describe('EarlyWriteback: a failed early fdatasync is never swallowed', () => {
     }
   });
 });
+
+describe('regularFile: what is read is the descriptor that was checked', () => {
+  const tmp = useTempDir();
+  const compiled = path.join(__dirname, '..', '..', 'src', 'core', 'common', 'regularFile.js');
+  /** Runs `call` on `target` in a child (a blocked open must fail the test, not hang it): the error message, or 'opened'. */
+  const attempt = (call: string, target: string): string => {
+    const script = `const r = require(${JSON.stringify(compiled)});
+      Promise.resolve().then(() => r.${call}(${JSON.stringify(target)}, { noFollow: process.argv[1] === 'nofollow' }))
+        .then(() => console.log('opened'), (e) => console.log(e.message)).finally(() => process.exit(0));`;
+    return execFileSync(process.execPath, ['-e', script, 'nofollow'], { timeout: 10_000, encoding: 'utf8' }).trim();
+  };
+
+  it('a FIFO never blocks the open (async and sync); a link is refused when links are not followed', function () {
+    if (process.platform === 'win32') this.skip(); // no FIFOs
+    const fifo = tmp.join('swapped-in.idx');
+    execFileSync('mkfifo', [fifo]);
+    assert.match(attempt('openRegular', fifo), /is a FIFO \(named pipe\), not a regular file/);
+    assert.match(attempt('openRegularSync', fifo), /is a FIFO \(named pipe\), not a regular file/);
+    const real = tmp.join('real.idx');
+    fs.writeFileSync(real, 'x');
+    const link = tmp.join('link.idx');
+    fs.symlinkSync(real, link);
+    assert.match(attempt('openRegular', link), /is a symbolic link, not a regular file/);
+    assert.match(attempt('openRegularSync', link), /is a symbolic link, not a regular file/);
+    assert.strictEqual(attempt('openRegular', real), 'opened');
+  });
+});

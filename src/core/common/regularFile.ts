@@ -8,14 +8,15 @@
  *   and read at most a cap of what is meant to be small (manifests, pins, locks, state).
  * O_NONBLOCK has no effect on reads of a regular file.
  */
-import { constants as fsc, promises as fsp } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, openSync, promises as fsp, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { BackupError } from './errors';
+import { BackupError, errnoCode } from './errors';
 
 /** The most we read of a manifest, a pin, a lock or the state file (they are a few hundred bytes). */
 export const SMALL_FILE_CAP = 1 << 20;
 
 const NONBLOCK = fsc.O_NONBLOCK ?? 0;
+const NOFOLLOW = fsc.O_NOFOLLOW ?? 0;
 
 export class NotRegularFileError extends BackupError {
   constructor(path: string, kind: string) {
@@ -34,19 +35,54 @@ function kindOf(st: { isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDe
   return 'not a regular file';
 }
 
+export interface OpenRegularOptions {
+  /**
+   * A symbolic link is refused too (NotRegularFileError), by the open itself (O_NOFOLLOW):
+   * for files only we write, in folders of ours (the archive's indexes, a snapshot being
+   * archived), never for a path the user gives (their database may be a link by design).
+   */
+  noFollow?: boolean;
+}
+
+/** O_NOFOLLOW's error for a link: ELOOP (Linux, macOS), EMLINK (FreeBSD). */
+function linkRefused(path: string, e: unknown, o: OpenRegularOptions): unknown {
+  const code = errnoCode(e);
+  return o.noFollow && NOFOLLOW && (code === 'ELOOP' || code === 'EMLINK') ? new NotRegularFileError(path, 'a symbolic link') : e;
+}
+
 /**
  * Opens `path` for reading without ever blocking on the open, and only if what was opened
  * is a regular file (NotRegularFileError otherwise). Errors of open itself (ENOENT, EACCES)
  * are thrown as they are. Returns the handle and its size.
  */
-export async function openRegular(path: string): Promise<{ fh: FileHandle; size: number }> {
-  const fh = await fsp.open(path, fsc.O_RDONLY | NONBLOCK);
+export async function openRegular(path: string, o: OpenRegularOptions = {}): Promise<{ fh: FileHandle; size: number }> {
+  const fh = await fsp.open(path, fsc.O_RDONLY | NONBLOCK | (o.noFollow ? NOFOLLOW : 0)).catch((e: unknown) => {
+    throw linkRefused(path, e, o);
+  });
   try {
     const st = await fh.stat();
     if (!st.isFile()) throw new NotRegularFileError(path, kindOf(st));
     return { fh, size: st.size };
   } catch (e) {
     await fh.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+/** openRegular, synchronously (for the WASM checker's page reads, which are synchronous): a file descriptor. */
+export function openRegularSync(path: string, o: OpenRegularOptions = {}): { fd: number; stat: Stats } {
+  let fd: number;
+  try {
+    fd = openSync(path, fsc.O_RDONLY | NONBLOCK | (o.noFollow ? NOFOLLOW : 0));
+  } catch (e) {
+    throw linkRefused(path, e, o);
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new NotRegularFileError(path, kindOf(stat));
+    return { fd, stat };
+  } catch (e) {
+    closeSync(fd);
     throw e;
   }
 }
@@ -71,6 +107,11 @@ export class TooLargeFileError extends BackupError {
 
 /** Reads a small regular file as UTF-8, at most `cap` bytes (TooLargeFileError beyond). */
 export async function readSmallRegular(path: string, cap = SMALL_FILE_CAP): Promise<string> {
+  return (await readSmallRegularBytes(path, cap)).toString('utf8');
+}
+
+/** Reads a small regular file's bytes as they are (a signed manifest's bytes are what its signature covers), at most `cap`. */
+export async function readSmallRegularBytes(path: string, cap = SMALL_FILE_CAP): Promise<Buffer> {
   const { fh, size } = await openRegular(path);
   try {
     if (size > cap) throw new TooLargeFileError(path, size, cap);
@@ -84,7 +125,7 @@ export async function readSmallRegular(path: string, cap = SMALL_FILE_CAP): Prom
       if (n > cap) throw new TooLargeFileError(path, n, cap);
       if (n === buf.length) break;
     }
-    return buf.toString('utf8', 0, n);
+    return buf.subarray(0, n);
   } finally {
     await fh.close().catch(() => undefined);
   }

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BackupError, errnoCode, ioError } from '../common/errors';
+import { openRegular } from '../common/regularFile';
 import { fsyncDir, tempPath, writeAll, writeFileAtomic } from '../store/atomicFs';
 import type { RemoteEntry, RemoteTarget, UploadExpect, UploadOptions } from './target';
 
@@ -61,7 +62,7 @@ export class MirrorTarget implements RemoteTarget {
     await this.ensure();
     const dest = this.path(name);
     const tmp = tempPath(this.dir, 'mirror');
-    const src = await fsp.open(path, fsc.O_RDONLY).catch((e: unknown) => Promise.reject(ioError('opening', path, e)));
+    const { fh: src } = await openRegular(path).catch((e: unknown) => Promise.reject(ioError('opening', path, e)));
     let out: fsp.FileHandle | undefined;
     try {
       const mode = (await src.stat()).mode & 0o777;
@@ -113,7 +114,7 @@ export class MirrorTarget implements RemoteTarget {
 
   async downloadTo(name: string, destPath: string, opts: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void } = {}): Promise<{ bytes: number; sha256: string }> {
     await this.ensure();
-    const src = await fsp.open(this.path(name), fsc.O_RDONLY).catch((e: unknown) => Promise.reject(ioError('opening', this.path(name), e)));
+    const { fh: src } = await openRegular(this.path(name)).catch((e: unknown) => Promise.reject(ioError('opening', this.path(name), e)));
     const out = await fsp.open(destPath, 'r+');
     try {
       const total = (await src.stat()).size;

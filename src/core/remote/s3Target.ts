@@ -9,8 +9,9 @@
  * ETag the upload returned (and the ETag must be the MD5 of what we sent where it is one).
  */
 import { createHash } from 'node:crypto';
-import { constants as fsc, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { BackupError, ioError } from '../common/errors';
+import { openRegular } from '../common/regularFile';
 import { writeAll } from '../store/atomicFs';
 import { md5, S3Client, type S3Credentials, type S3Location } from './s3Client';
 import type { RemoteEntry, RemoteTarget, UploadExpect, UploadOptions } from './target';
@@ -50,7 +51,7 @@ export class S3Target implements RemoteTarget {
 
   async uploadFile(name: string, path: string, expect: UploadExpect, opts: UploadOptions = {}): Promise<void> {
     const key = this.key(name);
-    const fh = await fsp.open(path, fsc.O_RDONLY).catch((e: unknown) => Promise.reject(ioError('opening', path, e)));
+    const { fh } = await openRegular(path).catch((e: unknown) => Promise.reject(ioError('opening', path, e)));
     try {
       const size = (await fh.stat()).size;
       if (size !== expect.bytes) {

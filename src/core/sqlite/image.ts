@@ -27,7 +27,7 @@
  * immediate because the moment right after a restart is the quietest there is.
  */
 import { throwIfCancelled } from '../common/cancel';
-import { constants as fsc, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { BackupError, errnoCode, ioError } from '../common/errors';
 import { openRegular } from '../common/regularFile';
@@ -167,7 +167,8 @@ export async function inspectDatabase(dbPath: string): Promise<{ kind: 'sqlite' 
       hint: 'Check that this is the file your ai-memory server uses.',
     });
   }
-  const fh = await fsp.open(dbPath, fsc.O_RDONLY).catch((e: unknown) => {
+  // The descriptor is checked, not the name (which the stat above saw): never a FIFO swapped in (regularFile.ts).
+  const { fh } = await openRegular(dbPath).catch((e: unknown) => {
     throw ioError('opening', dbPath, e);
   });
   try {
@@ -216,7 +217,7 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
       }
       restarted = undefined;
     }
-    const main = await fsp.open(dbPath, fsc.O_RDONLY).catch((e: unknown) => {
+    const { fh: main } = await openRegular(dbPath).catch((e: unknown) => {
       throw ioError('opening', dbPath, e);
     });
     let wal: FileHandle | undefined;

@@ -55,12 +55,13 @@
  * version) and test/unit/sqlEngine.test.ts fails if an upgrade stops adopting our object
  * (it counts the bytes read from disk and asserts MEMFS got our object).
  */
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, type Stats } from 'node:fs';
+import { closeSync, existsSync, fstatSync, readFileSync, readSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import initSqlJs from 'sql.js';
 import { BackupError, errorMessage, ioError } from '../common/errors';
 import type { CheckMode } from '../common/checks';
+import { openRegularSync } from '../common/regularFile';
 import { OFFSET_READ_VERSION, OFFSET_WRITE_VERSION } from './sqliteFormat';
 
 type SqlJs = Awaited<ReturnType<typeof initSqlJs>>;
@@ -279,10 +280,9 @@ class PagedFile {
 
   constructor(readonly path: string, cacheBytes: number) {
     try {
-      this.fd = openSync(path, 'r');
-      this.stat = fstatSync(this.fd);
+      // Never blocks on a FIFO swapped in under the name, and reads only a regular file.
+      ({ fd: this.fd, stat: this.stat } = openRegularSync(path));
     } catch (e) {
-      if (this.fd !== undefined) closeSync(this.fd);
       throw ioError('opening', path, e);
     }
     this.size = this.stat.size;

@@ -61,7 +61,7 @@ import { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BackupError, errnoCode, errorMessage, ioError } from '../common/errors';
-import { openRegular, readSmallRegular } from '../common/regularFile';
+import { NotRegularFileError, openRegular, readSmallRegular, readSmallRegularBytes } from '../common/regularFile';
 import { crashPoint } from '../common/testHooks';
 import { BlobDeflater, BlobInflater } from './blobZlib';
 import { cleanStaleTemps, EarlyWriteback, fsyncDir, publishNoClobber, tempPath, writeAll, writeFileAtomic } from './atomicFs';
@@ -738,31 +738,44 @@ interface RowsBuffer {
   rows: Int32Array;
 }
 
+/**
+ * Opens a page index: the descriptor is what is checked (a regular file, not a link, never
+ * a FIFO that would block the open) and then read, so nothing swapped in under its name
+ * between a check and the open is ever read. Errors as readIndex says them.
+ */
+async function openIndex(path: string): Promise<{ fh: FileHandle; size: number }> {
+  try {
+    return await openRegular(path, { noFollow: true });
+  } catch (e) {
+    if (e instanceof NotRegularFileError) throw damaged(`${path} is not a regular file.`);
+    if (errnoCode(e) === 'ENOENT') throw damaged(`The page index ${path} is missing.`);
+    throw ioError('reading', path, e);
+  }
+}
+
 export async function readIndex(path: string, into?: IndexBuffer): Promise<PageIndex> {
   let data: Buffer;
+  const { fh, size } = await openIndex(path);
   try {
-    const st = await fsp.lstat(path);
-    if (!st.isFile()) throw damaged(`${path} is not a regular file.`);
-    if (st.size > 256 << 20) throw damaged(`${path} is too large for a page index.`);
+    if (size > 256 << 20) throw damaged(`${path} is too large for a page index.`);
+    let buf: Buffer;
     if (into) {
       // A little room to spare, not double: the next snapshot's index is a few pages longer
       // at most, and doubling made two 8 MB buffers out of 4 MB indexes (gc reads in turn).
-      if (into.buf.length < st.size) into.buf = Buffer.allocUnsafe(st.size + (st.size >> 4));
-      const fh = await fsp.open(path, fsc.O_RDONLY | (fsc.O_NOFOLLOW ?? 0));
-      try {
-        const { bytesRead } = await fh.read(into.buf, 0, st.size, 0);
-        if (bytesRead !== st.size) throw damaged(`${path} changed while it was read.`);
-      } finally {
-        await fh.close();
-      }
-      data = into.buf.subarray(0, st.size);
+      if (into.buf.length < size) into.buf = Buffer.allocUnsafe(size + (size >> 4));
+      buf = into.buf;
     } else {
-      data = await fsp.readFile(path);
+      buf = Buffer.allocUnsafe(size);
     }
+    data = buf.subarray(0, size);
+    await readExactly(fh, data, 0).catch((e: unknown) => {
+      throw errnoCode(e) ? e : damaged(`${path} changed while it was read.`);
+    });
   } catch (e) {
     if (e instanceof BackupError) throw e;
-    if (errnoCode(e) === 'ENOENT') throw damaged(`The page index ${path} is missing.`);
     throw ioError('reading', path, e);
+  } finally {
+    await fh.close().catch(() => undefined);
   }
   const bad = (why: string) => damaged(`The page index ${path} is damaged (${why}).`);
   if (data.length < 12 + 32 || !data.subarray(0, 8).equals(INDEX_MAGIC)) throw bad('not a page index');
@@ -799,10 +812,10 @@ async function indexRows(path: string, store: PackStore, window: Buffer, opts: {
   };
   let fh: FileHandle | undefined;
   try {
-    const st = await fsp.lstat(path);
-    if (!st.isFile() || st.size > 256 << 20 || st.size < 12 + 32) return await whole();
-    fh = await fsp.open(path, fsc.O_RDONLY | (fsc.O_NOFOLLOW ?? 0));
-    const size = (await fh.stat()).size;
+    const opened = await openIndex(path);
+    fh = opened.fh;
+    const size = opened.size;
+    if (size > 256 << 20 || size < 12 + 32) return await whole();
     const read = async (pos: number, len: number): Promise<Buffer> => {
       const { bytesRead } = await (fh as FileHandle).read(window, 0, len, pos);
       if (bytesRead !== len) throw damaged(`${path} changed while it was read.`);
@@ -811,7 +824,7 @@ async function indexRows(path: string, store: PackStore, window: Buffer, opts: {
     const headBytes = Math.min(size - 32, 12 + MAX_INDEX_HEADER);
     let b = await read(0, headBytes);
     const jl = b.readUInt32LE(8);
-    if (size !== st.size || !b.subarray(0, 8).equals(INDEX_MAGIC) || jl > MAX_INDEX_HEADER || 12 + jl > headBytes) return await whole();
+    if (!b.subarray(0, 8).equals(INDEX_MAGIC) || jl > MAX_INDEX_HEADER || 12 + jl > headBytes) return await whole();
     let header: IndexHeader;
     try {
       header = JSON.parse(b.toString('utf8', 12, 12 + jl)) as IndexHeader;
@@ -925,7 +938,8 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
   await fsp.mkdir(paths.packs, { recursive: true });
   await fsp.mkdir(paths.snapshots, { recursive: true });
   const mode = await modeOf(plain);
-  const fh = await fsp.open(plain, fsc.O_RDONLY | (fsc.O_NOFOLLOW ?? 0)).catch((e: unknown) => {
+  // What is read is the descriptor that was checked: a regular file, not a link, never a FIFO swapped in.
+  const { fh } = await openRegular(plain, { noFollow: true }).catch((e: unknown) => {
     throw ioError('opening', plain, e);
   });
   const packer = new BlobPacker(paths, mode, store);
@@ -980,13 +994,22 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
         hint: 'The plain snapshot is damaged; it stays as it is. Run `verify` on it.',
       });
     }
+    // The manifest is kept byte for byte (a signed manifest's bytes are what its signature
+    // covers). The caller checked it moments ago under the lock; read again here (the rule of
+    // regularFile.ts), it must still be the manifest of the bytes just hashed, or one replaced
+    // meanwhile would be the only one left.
+    const manifestBytes = await readSmallRegularBytes(plainManifest).catch((e: unknown) => {
+      throw ioError('reading', plainManifest, e);
+    });
+    const again = parseManifest(manifestBytes.toString('utf8'), plainManifest);
+    if (again.sha256 !== sha256 || again.bytes !== manifest.bytes || again.snapshot !== manifest.snapshot) {
+      throw new BackupError('MANIFEST_INVALID', `${plainManifest} changed while ${name} was archived; ${name} stays a plain file.`, { hint: 'Something else writes into the backup folder; check what, then run the backup again.' });
+    }
     await packer.finish();
     if (packer.written.length) await fsyncDir(paths.packs);
     crashPoint('archive:after-packs');
     await writeFileAtomic(join(paths.snapshots, indexNameFor(name)), index.finish(sha256), mode, { purpose: 'index', syncDir: false });
     crashPoint('archive:after-index');
-    // Byte for byte (a signed manifest's bytes are what its signature covers); the caller checked it moments ago under the lock.
-    const manifestBytes = await fsp.readFile(plainManifest);
     await writeFileAtomic(join(paths.snapshots, manifestNameFor(name)), manifestBytes, mode, { purpose: 'manifest', syncDir: false });
     await fsyncDir(paths.snapshots);
     crashPoint('archive:after-manifest');
