@@ -157,6 +157,66 @@ describe('restore', () => {
     assert.ok(!fs.existsSync(tmp.join('elsewhere')), 'a dry run makes no folder');
   });
 
+  it('folders it makes are no wider than the snapshot; a path it cannot make leaves none of them, and says nothing was changed', async function () {
+    seedMemory(db, 'ns', 'a', '1');
+    fs.chmodSync(db, 0o600);
+    const snap = await runBackup({ dbPath: db, backupDir: dir });
+    const target = tmp.join('m1', 'sub', 'ai-memory.db');
+    await runRestore({ dbPath: target, from: snap.snapshotPath, createIfMissing: true });
+    for (const d of [tmp.join('m1'), tmp.join('m1', 'sub')]) assert.strictEqual(fs.statSync(d).mode & 0o077, 0, `${d} is not readable by others (the snapshot is 0600)`);
+    assert.strictEqual(fs.statSync(target).mode & 0o777, 0o600);
+    // A level that cannot be made (a name too long), under levels that could: none is left.
+    const tooLong = tmp.join('n2', 'n3', 'x'.repeat(300), 'ai-memory.db');
+    await assert.rejects(runRestore({ dbPath: tooLong, from: snap.snapshotPath, createIfMissing: true }), (e: BackupError) => /Nothing was changed/.test(`${e.message} ${e.state ?? ''}`));
+    assert.ok(!fs.existsSync(tmp.join('n2')), 'the levels made before the failure are removed');
+    // A file on the way: the same error for a dry run as for the real thing, nothing made.
+    fs.writeFileSync(tmp.join('afile'), 'x');
+    for (const dryRun of [true, false]) {
+      await assert.rejects(runRestore({ dbPath: tmp.join('afile', 'sub', 'ai-memory.db'), from: snap.snapshotPath, createIfMissing: true, dryRun }), (e: BackupError) => e.code === 'TARGET_NOT_DIRECTORY' && /part of that path \(.*afile\) is a file/.test(e.message));
+    }
+    // A path ending in a separator names a folder: refused, nothing made.
+    await assert.rejects(runRestore({ dbPath: tmp.join('ts', 'a') + path.sep, from: snap.snapshotPath, createIfMissing: true }), (e: BackupError) => e.code === 'DB_IS_DIRECTORY');
+    assert.ok(!fs.existsSync(tmp.join('ts')));
+  });
+
+  it('a database that appears at the path during the restore is never replaced: refused, it stays; a sidecar that appears is kept aside', async () => {
+    seedMemory(db, 'ns', 'a', '1');
+    const snap = await runBackup({ dbPath: db, backupDir: dir });
+    const target = tmp.join('fresh', 'ai-memory.db');
+    // While the snapshot is checked, another process makes (and closes) its own database there.
+    const theirs = tmp.join('theirs.db');
+    seedMemory(theirs, 'other', 'theirs', 'made during the restore');
+    const appear = (file: string, from: string) => (p: { phase: string; message?: string }) => {
+      if (p.phase === 'hashing' && p.message?.startsWith('checking ') && !fs.existsSync(file)) fs.copyFileSync(from, file);
+    };
+    await assert.rejects(runRestore({ dbPath: target, from: snap.snapshotPath, createIfMissing: true, onProgress: appear(target, theirs) }), (e: BackupError) => e.code === 'IN_USE' && /appeared during the restore/.test(e.message));
+    assert.strictEqual(sha(target), sha(theirs), 'their database is untouched');
+    assert.deepStrictEqual(fs.readdirSync(tmp.join('fresh')), ['ai-memory.db'], 'no temp left');
+    // Over an existing database: a -wal that appears meanwhile is kept aside with it, never deleted unkept.
+    const wal = `${db}-wal`;
+    assert.ok(!fs.existsSync(wal));
+    const stray = tmp.join('stray-wal');
+    fs.writeFileSync(stray, randomBytes(4096));
+    const before = sha(db);
+    const r = await runRestore({ dbPath: db, from: snap.snapshotPath, onProgress: appear(wal, stray) });
+    assert.strictEqual(sha(db), snap.manifest.sha256);
+    assert.strictEqual(sha(r.previous as string), before);
+    assert.strictEqual(sha(`${r.previous as string}-wal`), sha(stray), 'the -wal that appeared is kept beside the previous database');
+  });
+
+  it('`..` after a symbolic link is taken from the link\'s target, as SQLite and the kernel take it', async () => {
+    seedMemory(db, 'ns', 'a', '1');
+    const snap = await runBackup({ dbPath: db, backupDir: dir });
+    fs.mkdirSync(tmp.join('phys', 'el', 'deep'), { recursive: true });
+    fs.mkdirSync(tmp.join('lexi'));
+    fs.symlinkSync(tmp.join('phys', 'el', 'deep'), tmp.join('lexi', 'lk'));
+    const given = `${tmp.join('lexi', 'lk')}/../new/ai-memory.db`;
+    const r = await runRestore({ dbPath: given, from: snap.snapshotPath, createIfMissing: true });
+    assert.strictEqual(r.to, path.join(fs.realpathSync(tmp.join('phys', 'el')), 'new', 'ai-memory.db'));
+    assert.strictEqual(sha(r.to), snap.manifest.sha256);
+    assert.ok(!fs.existsSync(tmp.join('lexi', 'new')), 'nothing beside the link');
+  });
+
   it('refuses while another process has the database open, naming it; --force restores anyway', async function () {
     this.timeout(60_000);
     createAiMemoryDb(db, { memories: 20 });

@@ -37,7 +37,7 @@ import { exists } from '../common/fsFacts';
 import { isNoHardLinkError } from '../common/fsFacts';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { applyLikeness, fileModeLike, fsyncDir, likenessOf, tempPath, cleanStaleTemps, type Likeness } from '../store/atomicFs';
+import { applyLikeness, dirModeLike, fileModeLike, fsyncDir, likenessOf, publishNoClobber, tempPath, cleanStaleTemps, type Likeness } from '../store/atomicFs';
 import { listSnapshots, readManifestFor } from '../store/catalog';
 import { withOwners, type OwnerInfo } from '../store/ownership';
 import { journalIsLive, resolveDbPath, SIDECARS, walHasCommits } from '../sqlite/dbFiles';
@@ -251,17 +251,74 @@ async function consolidatedCopy(source: string, near: string, like: Likeness): P
   }
 }
 
-/** Makes `dir` and any missing parents; returns those it made, deepest first (none when it existed). */
-async function makeFolders(dir: string): Promise<string[]> {
-  const first = await fsp.mkdir(dir, { recursive: true }).catch((e: unknown) => {
-    throw ioError('creating folder', dir, e);
-  });
-  if (first === undefined) return [];
-  const made: string[] = [];
+/**
+ * Makes `dir` and its missing parents, one level at a time, each no wider than a file of
+ * `fileMode` (dirModeLike): returns those it made, deepest first ([] when `dir` existed).
+ * A level someone else makes meanwhile is theirs (EEXIST), never ours to remove. On any
+ * failure, the levels it made are removed again and the error says nothing was changed.
+ * `dryRun`: makes nothing, only fails as making them would (a file on the way, no write
+ * permission where the first one would go).
+ */
+async function makeFolders(dir: string, fileMode: number, dryRun: boolean): Promise<string[]> {
+  const fail = (e: unknown, at: string): BackupError => {
+    const code = errnoCode(e);
+    const err =
+      code === 'ENOTDIR' || code === 'EEXIST'
+        ? new BackupError('TARGET_NOT_DIRECTORY', `Cannot create the database's folder ${dir}: part of that path (${at}) is a file.`, { hint: 'Point the database path somewhere else (--db PATH, or the aiMemory.databasePath setting).' })
+        : ioError('creating folder', at, e);
+    return new BackupError(err.code, err.message, { hint: err.hint, state: 'Nothing was changed.', cause: e });
+  };
+  const missing: string[] = [];
   for (let d = dir; ; d = dirname(d)) {
-    made.push(d);
-    if (d === first || dirname(d) === d) return made;
+    const st = await fsp.stat(d).catch((e: unknown) => {
+      if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') return undefined; // ENOTDIR: a file further up, found there
+      throw fail(e, d);
+    });
+    if (st) {
+      if (!st.isDirectory()) throw fail(Object.assign(new Error('not a directory'), { code: 'ENOTDIR' }), d);
+      if (dryRun && missing.length) await fsp.access(d, fsc.W_OK | fsc.X_OK).catch((e: unknown) => Promise.reject(fail(e, missing[missing.length - 1])));
+      break;
+    }
+    missing.push(d);
+    if (dirname(d) === d) break;
   }
+  if (dryRun) return [];
+  const made: string[] = [];
+  for (const d of missing.reverse()) {
+    try {
+      await fsp.mkdir(d, { mode: dirModeLike(fileMode) });
+      made.unshift(d);
+    } catch (e) {
+      if (errnoCode(e) === 'EEXIST' && (await isDirectory(d))) continue; // made by someone else: theirs
+      for (const m of made) await fsp.rmdir(m).catch(() => undefined);
+      throw fail(e, d);
+    }
+  }
+  return made;
+}
+
+/** What is at a database's path and its sidecars' (dev:ino, or undefined where nothing is), not following links. */
+async function filesAt(dbPath: string): Promise<Map<string, string | undefined>> {
+  const out = new Map<string, string | undefined>();
+  for (const p of [dbPath, ...SIDECARS.map((x) => dbPath + x)]) {
+    const st = await fsp.lstat(p, { bigint: true }).catch((e: unknown) => {
+      if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') return undefined;
+      throw ioError('checking', p, e);
+    });
+    out.set(p, st ? `${st.dev}:${st.ino}` : undefined);
+  }
+  return out;
+}
+
+/** How the files at a database's path differ from the plan's (appeared, replaced, gone), or undefined. */
+async function changedSincePlan(dbPath: string, planned: Map<string, string | undefined>): Promise<string | undefined> {
+  const now = await filesAt(dbPath);
+  for (const [p, was] of planned) {
+    const is = now.get(p);
+    if (is === was) continue;
+    return was === undefined ? `${p} appeared` : is === undefined ? `${p} disappeared` : `${p} was replaced`;
+  }
+  return undefined;
 }
 
 async function isDirectory(path: string): Promise<boolean> {
@@ -362,7 +419,10 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     // 1.6x the time); the folders made are removed again unless the restore completes. A
     // dry run checks the snapshot itself and makes nothing.
     const dir = dirname(dbPath);
-    const made = opts.dryRun ? [] : await makeFolders(dir);
+    // Folders made for it are no wider than the snapshot (an archived one: its manifest's mode, which its rebuild gets).
+    const archivedRef = await findArchived(snapshot);
+    const snapMode = (await fsp.stat(archivedRef ? archivedRef.manifestPath : snapshot).catch(() => undefined))?.mode ?? 0o600;
+    const made = await makeFolders(dir, snapMode, opts.dryRun === true);
     const tmp = !opts.dryRun && (made.length > 0 || (await isDirectory(dir))) ? tempPath(dir, 'restore') : undefined;
     let tmpOwned = tmp !== undefined;
     let completed = false;
@@ -373,7 +433,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
       // Then it is examined (its sha256 the one the rebuild computed from the bytes it wrote,
       // as the copy of a plain snapshot is hashed as it is written; then checked) and placed
       // like a plain one, whose placed file is hashed once more.
-      const archived = await findArchived(snapshot);
+      const archived = archivedRef;
       let source = snapshot;
       let rebuiltInPlace = false;
       let hashed: string | undefined;
@@ -431,7 +491,14 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
       // The set kept aside: the database and every sidecar SQLite may open beside it,
       // whether or not the database file itself exists (a stray -journal or -wal beside a
       // missing database would be replayed into the restored file).
-      const present = await Promise.all(SIDECARS.map((x) => exists(dbPath + x)));
+      const planned = await filesAt(dbPath);
+      const present = SIDECARS.map((x) => planned.get(dbPath + x) !== undefined);
+      // The database as the restore began (dbExists) must still be there, or still be absent.
+      if ((planned.get(dbPath) !== undefined) !== dbExists) {
+        throw new BackupError('IN_USE', `${dbPath} ${dbExists ? 'disappeared' : 'appeared'} during the restore: something else writes there. Nothing was changed.`, {
+          hint: 'Check what uses this database path, then restore again (what is there then is kept aside first).',
+        });
+      }
       const holders = dbExists || present.some(Boolean) ? await findHolders(dbPath) : [];
       const stamp = formatStamp(now());
       const aside = await asideName(dbPath, stamp);
@@ -485,8 +552,18 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
         throw ioError('creating folder', dir, e);
       });
       await cleanStaleTemps(dir); // ours is alive (this pid): kept
-      // Checked again right before the swap: the server may have started since the plan was made.
-      const recheck = opts.force ? async () => undefined : async () => {
+      // Checked again right before the swap: the server may have started since the plan was
+      // made, and the files the plan keeps aside must still be the ones there. A database
+      // made (and closed) at that path meanwhile would otherwise be replaced with no copy
+      // kept; a sidecar that appeared would be deleted unkept.
+      const recheck = async () => {
+        const changed = await changedSincePlan(dbPath, planned);
+        if (changed) {
+          throw new BackupError('IN_USE', `${changed} during the restore: something else writes there.`, {
+            hint: 'Check what uses this database path, then restore again (what is there then is kept aside first).',
+          });
+        }
+        if (opts.force) return;
         const now = await findHolders(dbPath);
         if (now.length) {
           throw new BackupError('IN_USE', `The database was opened by ${describeHolders(now)} during the restore.`, {
@@ -602,9 +679,16 @@ async function place(s: {
     await fsyncDir(dir);
     crashPoint('restore:after-sidecars');
 
-    await fsp.rename(tmp, s.dbPath).catch((e: unknown) => {
-      throw ioError('placing the snapshot at', s.dbPath, e);
-    });
+    if (s.keep.some((k) => k.from === s.dbPath)) {
+      await fsp.rename(tmp, s.dbPath).catch((e: unknown) => {
+        throw ioError('placing the snapshot at', s.dbPath, e);
+      });
+    } else if (!(await publishNoClobber(tmp, s.dbPath))) {
+      // No database was there (the plan, rechecked a moment ago): one that appeared since is never replaced.
+      throw new BackupError('IN_USE', `${s.dbPath} appeared during the restore: something else writes there.`, {
+        hint: 'Check what uses this database path, then restore again (what is there then is kept aside first).',
+      });
+    }
     stage = 'swapped';
     await fsyncDir(dir);
     crashPoint('restore:after-swap');

@@ -19,7 +19,7 @@
  *    pagerOpenWalIfPresent), whatever other sidecars exist.
  */
 import { promises as fsp } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { BackupError, errnoCode, ioError } from '../common/errors';
 import { openRegular, openRegularIfExists } from '../common/regularFile';
 import { JOURNAL_MAGIC } from './sqliteFormat';
@@ -46,9 +46,24 @@ export interface DbLocation {
  * that does not exist resolves to where SQLite would create it.
  */
 export async function resolveDbPath(given: string): Promise<DbLocation> {
-  const abs = resolve(given);
+  if (/[\\/]$/.test(given) && resolve(given) !== resolve('/')) {
+    throw new BackupError('DB_IS_DIRECTORY', `${given} ends with a path separator: it names a folder, not a database file.`, { hint: 'Point the database path at the ai-memory .db file itself.' });
+  }
+  const abs = unnormalized(given);
   const path = await fullPath(abs, 0);
-  return { given: abs, path, viaLink: path !== abs };
+  const plain = resolve(given);
+  return { given: plain, path, viaLink: path !== plain };
+}
+
+/**
+ * The path made absolute, its `..` left in place: SQLite (appendAllPathElements) and the
+ * kernel take `..` after following the links before it, so `link/../db` is beside the
+ * link's target, not beside the link; path.resolve would drop `link/..` as text. Windows
+ * resolves `..` as text itself.
+ */
+function unnormalized(p: string): string {
+  if (process.platform === 'win32') return resolve(p);
+  return isAbsolute(p) ? p : `${process.cwd()}/${p}`;
 }
 
 async function fullPath(p: string, depth: number): Promise<string> {
@@ -69,11 +84,16 @@ async function fullPath(p: string, depth: number): Promise<string> {
     const target = await fsp.readlink(p).catch((e: unknown) => {
       throw ioError('reading the link', p, e);
     });
-    return fullPath(resolve(dirname(p), target), depth + 1);
+    // A relative target is taken from the link's folder as SQLite does: its links and `..` too.
+    return fullPath(isAbsolute(target) ? target : `${dirname(p)}/${target}`, depth + 1);
   }
   const parent = dirname(p);
   if (parent === p) return p;
-  return join(await fullPath(parent, depth + 1), basename(p));
+  const base = await fullPath(parent, depth + 1);
+  const name = basename(p);
+  if (name === '..') return dirname(base);
+  if (name === '.') return base;
+  return join(base, name);
 }
 
 /** The paths of a database's sidecars, beside its resolved path. */
