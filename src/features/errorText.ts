@@ -69,7 +69,7 @@ export function extensionHint(code: string, engineHint: string | undefined, ctx:
   }
   if (code === 'IN_USE') return 'Stop your agent (or the ai-memory server), then restore again; restart it afterwards.';
   if ((SNAPSHOT_CODES.includes(code) || code === 'NOT_A_DATABASE') && ctx.operation === 'restore') {
-    return 'Nothing was changed. Restore another snapshot (Verify Snapshot checks one without restoring it).';
+    return 'Restore another snapshot (Verify Snapshot checks one without restoring it).'; // the engine's state says that nothing was changed
   }
   if (code === 'TOO_LARGE' || code === 'UNVERIFIABLE') {
     return 'VS Code restores only snapshots it can check. To restore this one with only the manifest check, run `ai-memory-backup restore --skip-integrity` in a terminal.';

@@ -43,6 +43,7 @@ async function refused(dir: string, p: Promise<unknown>, code: string, re?: RegE
     assert.ok(e instanceof BackupError, `a BackupError, got ${String(e)}`);
     assert.strictEqual(e.code, code, e.message);
     if (re) assert.match(e.message, re);
+    assert.match(`${e.message} ${e.state ?? ''}`, /nothing was changed/i, 'a refusal says that nothing was changed');
     return true;
   });
   assert.deepStrictEqual(fingerprint(dir), before, 'nothing changed');

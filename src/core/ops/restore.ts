@@ -351,6 +351,19 @@ async function damage(dbPath: string): Promise<string | undefined> {
 }
 
 export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
+  const at = { placing: false };
+  try {
+    return await restore(opts, at);
+  } catch (e) {
+    // Every failure before the swap began changed nothing (the folders a new database would
+    // have had are removed again): said so, once, whatever the failure was (a damaged pack,
+    // a cancel, a sha256 mismatch). place() says itself what it left where.
+    if (at.placing || !isBackupError(e) || e.state || /nothing was changed/i.test(e.message)) throw e;
+    throw new BackupError(e.code, e.message, { hint: e.hint, state: 'Nothing was changed.', cause: e.cause });
+  }
+}
+
+async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<RestoreResult> {
   const started = Date.now();
   const now = opts.now ?? (() => new Date());
   const progress = opts.onProgress ?? (() => undefined);
@@ -575,6 +588,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
       // a new database the snapshot's mode (never wider than its source's), owned by us.
       const like = (await likenessOf(dbPath)) ?? { mode: (await likenessOf(source))?.mode ?? 0o600, uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1 };
       tmpOwned = !copied; // place() owns the copy now (renames it, or removes it on failure)
+      at.placing = true;
       await place({ dbPath, snapshot: source, tmp: copied ? tmp : undefined, sha256, keep, consolidate, damaged, like, progress, signal: opts.signal, recheck });
       // Pins (and pin temps) left by restores that died (killed, power cut) are dropped; live pins stay.
       await removeStalePins(dirname(snapshot));
