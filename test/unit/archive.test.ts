@@ -346,6 +346,32 @@ describe('archive: page-dedup storage of older snapshots', () => {
     assert.deepStrictEqual((await listArchived(dir)).map((a) => a.name), [], 'nothing archived');
   });
 
+  it('the packs\' table finds every page by its hash, wherever in memory the hash is (aligned or not)', () => {
+    const store = new PackStore();
+    const rows = 3000;
+    const table = Buffer.alloc(rows * 52);
+    for (let i = 0; i < rows; i++) {
+      createHash('sha256').update(`page ${i % 2500}`).digest().copy(table, i * 52); // 500 pages twice: the first row answers
+      table.writeUInt32LE(i * 10, i * 52 + 32);
+      table.writeUInt32LE(10, i * 52 + 36);
+      table.writeUInt32LE(4096, i * 52 + 40);
+      table.writeUInt32LE(0, i * 52 + 44);
+      table.writeUInt32LE(4096, i * 52 + 48);
+    }
+    store.addTrailer('p.pack', rows * 62, 2, table, rows);
+    for (const shift of [0, 1, 2, 3, 4]) {
+      const h = Buffer.alloc(64 + shift);
+      for (const i of [0, 1, 499, 2499, 2500, 2999]) {
+        createHash('sha256').update(`page ${i % 2500}`).digest().copy(h, shift);
+        assert.strictEqual(store.find(h, shift), i % 2500, `row of page ${i}, hash at offset ${shift}`);
+        assert.ok(store.holds(i % 2500, h, shift));
+        assert.ok(!store.holds((i % 2500) + 1, h, shift));
+      }
+      createHash('sha256').update('no such page').digest().copy(h, shift);
+      assert.strictEqual(store.find(h, shift), -1);
+    }
+  });
+
   it('restore and materialize take archived snapshots; materialize never overwrites', async () => {
     const names: string[] = [];
     for (let i = 0; i < 4; i++) {

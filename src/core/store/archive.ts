@@ -183,6 +183,8 @@ export class PackStore {
   readonly unreadable = new Map<string, string>();
   count = 0;
   private hashes = Buffer.alloc(0);
+  /** `hashes` as 32-bit words (its own ArrayBuffer, from offset 0: Buffer.alloc is never pooled). */
+  private words = new Int32Array(0);
   private rowPack = new Int32Array(0);
   private rowOff = new Uint32Array(0);
   private rowLen = new Uint32Array(0);
@@ -311,6 +313,7 @@ export class PackStore {
       const h = Buffer.alloc(cap * 32);
       this.hashes.copy(h, 0, 0, this.count * 32);
       this.hashes = h;
+      this.words = new Int32Array(h.buffer, h.byteOffset, cap * 8);
       const re = <T extends Int32Array | Uint32Array>(a: T, make: (n: number) => T): T => {
         const b = make(cap);
         b.set(a.subarray(0, this.count));
@@ -350,13 +353,23 @@ export class PackStore {
     for (let s = h.readUInt32LE(at) & mask; ; s = (s + 1) & mask) {
       const r = this.table[s] - 1;
       if (r < 0) return -1;
-      if (this.hashes.compare(h, at, at + 32, r * 32, r * 32 + 32) === 0) return r;
+      if (this.holds(r, h, at)) return r;
     }
   }
 
-  /** Whether row `r` holds the page whose hash is `h[at, at + 32)`. */
+  /**
+   * Whether row `r` holds the page whose hash is `h[at, at + 32)`. Compared as 8 words
+   * through a view where `h` is aligned (our buffers always are): Buffer.compare is a
+   * native call, ~0.23 µs a row against ~0.06, and pruning's collection compares every
+   * page of every kept index (3 million at 24 archived 500 MB snapshots).
+   */
   holds(r: number, h: Buffer, at: number): boolean {
-    return this.hashes.compare(h, at, at + 32, r * 32, r * 32 + 32) === 0;
+    const b = h.byteOffset + at;
+    if ((b & 3) !== 0) return this.hashes.compare(h, at, at + 32, r * 32, r * 32 + 32) === 0;
+    const w = new Int32Array(h.buffer, b, 8);
+    const H = this.words;
+    const o = r * 8;
+    return w[0] === H[o] && w[1] === H[o + 1] && w[2] === H[o + 2] && w[3] === H[o + 3] && w[4] === H[o + 4] && w[5] === H[o + 5] && w[6] === H[o + 6] && w[7] === H[o + 7];
   }
 
   has(h: Buffer, at: number): boolean {
