@@ -372,6 +372,34 @@ describe('archive: page-dedup storage of older snapshots', () => {
     }
   });
 
+  it('a name the archive holds is never reused: a clock set back gets another name, and a plain file of that name with other content is never dropped for it', async () => {
+    const names = await threeBackupsPlainOne(); // the first two archived
+    const first = names[0];
+    const firstSha = shas.get(first);
+    // The clock steps back to the first backup's hour: same stamp, new content.
+    seedMemory(db, 'ns', 'late', 'written after the clock stepped back');
+    clock -= 2 * 3600_000;
+    const r = await runBackup({ dbPath: db, backupDir: dir, keep: 0, plain: 1, now: () => new Date(clock) });
+    const again = path.basename(r.snapshotPath);
+    assert.notStrictEqual(again, first, 'not the archived name');
+    shas.set(again, r.manifest.sha256);
+    const archivedNow = await listArchived(dir);
+    assert.strictEqual(archivedNow.find((a) => a.name === first)?.manifest?.sha256, firstSha, 'the archived snapshot is still the old one');
+    const where = fs.existsSync(path.join(dir, again)) ? sha(path.join(dir, again)) : archivedNow.find((a) => a.name === again)?.manifest?.sha256;
+    assert.strictEqual(where, r.manifest.sha256, 'the new snapshot exists, under its own name');
+    await rebuildsAll();
+
+    // A plain file under an archived name, with other content (a file copied in): kept, said.
+    const newest = plainFiles(dir)[0];
+    const other = JSON.parse(fs.readFileSync(path.join(dir, newest.replace(/\.db$/, '.manifest.json')), 'utf8')) as Record<string, unknown>;
+    fs.copyFileSync(path.join(dir, newest), path.join(dir, first));
+    fs.writeFileSync(path.join(dir, first.replace(/\.db$/, '.manifest.json')), serializeManifest({ ...other, snapshot: first } as Parameters<typeof serializeManifest>[0]));
+    const out = await archiveOlder(dir, 1, { dbPath: fs.realpathSync(db) });
+    assert.ok(fs.existsSync(path.join(dir, first)), 'the plain file stays');
+    assert.ok(out.warnings.some((w) => w.includes(first) && /another snapshot of the same name/.test(w)), out.warnings.join('\n'));
+    assert.strictEqual((await listArchived(dir)).find((a) => a.name === first)?.manifest?.sha256, firstSha);
+  });
+
   it('restore and materialize take archived snapshots; materialize never overwrites', async () => {
     const names: string[] = [];
     for (let i = 0; i < 4; i++) {

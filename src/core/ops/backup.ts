@@ -16,6 +16,7 @@ import { constants as fsc, promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { cleanStaleTemps, dirModeLike, fileModeLike, fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
 import { listSnapshots, type SnapshotEntry } from '../store/catalog';
+import { listArchived } from '../store/archive';
 import { withOwners } from '../store/ownership';
 import { readSmallRegular } from '../common/regularFile';
 import { resolveDbPath, type DbLocation } from '../sqlite/dbFiles';
@@ -208,11 +209,11 @@ async function archiveStep(dir: string, opts: BackupOptions, owner: { dbPath: st
   }
 }
 
-function nextFreeSeq(entries: SnapshotEntry[], stamp: string): number {
+function nextFreeSeq(names: string[], stamp: string): number {
   let seq = 0;
-  for (const e of entries) {
-    const t = parseSnapshotName(e.name);
-    if (t && e.name.startsWith(`ai-memory-${stamp}`)) seq = Math.max(seq, t.seq);
+  for (const name of names) {
+    const t = parseSnapshotName(name);
+    if (t && name.startsWith(`ai-memory-${stamp}`)) seq = Math.max(seq, t.seq);
   }
   return seq + 1;
 }
@@ -397,10 +398,14 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
 
     progress({ phase: 'publishing' });
     const stamp = formatStamp(startedAt);
-    let seq = nextFreeSeq(before, stamp);
+    // A name is taken by a plain snapshot or an archived one (a clock set back can meet either):
+    // publishing never clobbers the first, and must not shadow the second.
+    const archivedNames = new Set((await listArchived(dir)).map((a) => a.name));
+    let seq = nextFreeSeq([...before.map((e) => e.name), ...archivedNames], stamp);
     let published: { name: string; manifest: Manifest } | undefined;
     for (let tries = 0; tries < 1000 && !published; tries++, seq++) {
       const name = snapshotName(stamp, seq);
+      if (archivedNames.has(name)) continue;
       const manifest: Manifest = signIfKeyed(signingPlan, {
         snapshot: name,
         sha256,

@@ -167,7 +167,7 @@ export async function archiveOlder(dir: string, plain: number, opts: { signal?: 
   const archived: string[] = [];
   let newPackBytes = 0;
   const entries = await ownedSnapshots(dir, opts);
-  const alsoArchived = new Set((await listArchivedNames(dir)));
+  const alsoArchived = new Map((await listArchived(dir)).map((a) => [a.name, a.manifest]));
   const pinned = await pinnedSnapshots(dir);
   const older = entries.filter((e) => !e.archived).slice(plain);
   let store: PackStore | undefined;
@@ -177,9 +177,17 @@ export async function archiveOlder(dir: string, plain: number, opts: { signal?: 
       continue;
     }
     if (alsoArchived.has(e.name)) {
-      // Archived by a run that died before removing the plain copy: finish that run's work.
-      await dropPlain(dir, e.name);
-      archived.push(e.name);
+      // Archived by a run that died before removing the plain copy: finish that run's work —
+      // only when both are the same snapshot (same sha256 and size). A plain file of the same
+      // name with other content (a clock set back, a file copied in) is another snapshot:
+      // never dropped for the archived one.
+      const a = alsoArchived.get(e.name);
+      if (a && e.manifestState === 'ok' && e.manifest && e.sizeMatches && a.sha256 === e.manifest.sha256 && a.bytes === e.manifest.bytes) {
+        await dropPlain(dir, e.name);
+        archived.push(e.name);
+      } else {
+        warnings.push(`${e.name} stays plain: the archive holds ${a ? `another snapshot of the same name (sha256 ${a.sha256})` : 'a snapshot of the same name whose manifest cannot be read'}; both are kept`);
+      }
       continue;
     }
     if (e.manifestState !== 'ok' || !e.manifest || !e.sizeMatches) {
@@ -203,10 +211,6 @@ export async function archiveOlder(dir: string, plain: number, opts: { signal?: 
   const gc = await collectGarbage(dir, { pinned: (await pinnedSnapshots(dir)).size > 0, store });
   warnings.push(...gc.warnings);
   return { archived, newPackBytes, gc, warnings };
-}
-
-async function listArchivedNames(dir: string): Promise<string[]> {
-  return (await listArchived(dir)).map((a) => a.name);
 }
 
 export interface PruneOptions {
