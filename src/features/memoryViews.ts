@@ -507,7 +507,7 @@ export class MemoryViews extends Disposable implements vscode.TextDocumentConten
       chosen = picked.map((p) => p.id);
     }
     this.log.info(`restore memories: ${chosen.length} from ${view.entry.name}`);
-    await fsp.mkdir(this.storage.fsPath, { recursive: true });
+    await fsp.mkdir(this.storage.fsPath, { recursive: true, mode: 0o700 }); // extracted memories go here: private
     const file = path.join(this.storage.fsPath, `restore-${formatStamp(new Date())}-${process.pid}.json`);
     try {
       await this.engine.run('extract', { from: view.entry.path, ids: chosen.join(','), db, out: file });

@@ -330,7 +330,7 @@ export class SnapshotCommands {
       void vscode.window.showInformationMessage('No ai-memory database is selected yet, so there is no backup folder.');
       return;
     }
-    await fsp.mkdir(dir, { recursive: true }).catch(() => undefined);
+    await fsp.mkdir(dir, { recursive: true, mode: 0o700 }).catch(() => undefined); // a backup later keeps it (private until then)
     if (vscode.env.uiKind === vscode.UIKind.Desktop && vscode.env.remoteName === undefined) {
       if (await vscode.env.openExternal(vscode.Uri.file(dir))) return;
     }

@@ -400,6 +400,91 @@ describe('archive: page-dedup storage of older snapshots', () => {
     assert.strictEqual((await listArchived(dir)).find((a) => a.name === first)?.manifest?.sha256, firstSha);
   });
 
+  it('nothing the archive, materialize or a repack writes is more readable than the snapshots it holds; packs of different modes are never merged', async () => {
+    // Two databases in one folder: a private one (0600) and a shared one (0644).
+    const pub = tmp.join('pub.db');
+    createAiMemoryDb(pub);
+    fs.chmodSync(db, 0o600);
+    fs.chmodSync(pub, 0o644);
+    const names: { name: string; db: string }[] = [];
+    const snap = async (d: string) => {
+      clock += 60_000;
+      const r = await runBackup({ dbPath: d, backupDir: dir, keep: 0, plain: 3, now: () => new Date(clock) });
+      names.push({ name: path.basename(r.snapshotPath), db: d });
+      shas.set(path.basename(r.snapshotPath), r.manifest.sha256);
+    };
+    for (const d of [db, pub]) {
+      // Pages of its own (memories only it has), then a first snapshot with many more
+      // (random blobs) that the next one replaces by others: the first's pack is mostly its own.
+      for (let i = 0; i < 20; i++) seedMemory(d, 'own', `${path.basename(d)} ${i}`, `${path.basename(d)} ${i} `.repeat(150));
+      const junk = (table: string) => {
+        const n = openNative(d);
+        n.exec(`DROP TABLE IF EXISTS junk; CREATE TABLE ${table}(b BLOB)`);
+        for (let i = 0; i < 700; i++) n.prepare(`INSERT INTO ${table} VALUES (?)`).run(randomBytes(6000));
+        n.close();
+      };
+      junk('junk');
+      await snap(d);
+      junk('junk2'); // the first blobs dropped, as many others written over their pages
+      await snap(d);
+      await runPrune({ backupDir: dir, dbPath: d, policy: { last: 100 }, plain: 1 }); // the first archived: all its pages in its packs
+      seedMemory(d, 'ns', 'last', `the newest, ${path.basename(d)}`);
+      await snap(d);
+      await runPrune({ backupDir: dir, dbPath: d, policy: { last: 100 }, plain: 1 }); // the second: only its new pages
+    }
+    const p = archivePaths(dir);
+    for (const d of [p.root, p.packs, p.snapshots]) assert.strictEqual(fs.statSync(d).mode & 0o077, 0, `${d}: made for the private database's snapshot first`);
+    const privatePacks = new Set(fs.readdirSync(p.packs).filter((n) => (fs.statSync(path.join(p.packs, n)).mode & 0o077) === 0));
+    assert.ok(privatePacks.size > 0 && privatePacks.size < fs.readdirSync(p.packs).length, 'packs of both modes');
+    // Retention drops each database's first snapshot, whose pack is then mostly dead. A restore's
+    // pin puts repacking off until both are: then one collection repacks them all.
+    const unpin = await pinSnapshot(dir, names[names.length - 1].name);
+    for (const d of [db, pub]) await runPrune({ backupDir: dir, dbPath: d, policy: { last: 2 }, plain: 1 });
+    await unpin();
+    const modes = async () => {
+      const st = await PackStore.load(p);
+      const out = new Map<string, Set<number>>();
+      for (let r = 0; r < st.count; r++) {
+        const h = st.hashOf(r).toString('hex');
+        out.set(h, (out.get(h) ?? new Set()).add(fs.statSync(path.join(p.packs, st.packs[st.packOf(r)])).mode & 0o777));
+      }
+      return out;
+    };
+    const before = await modes();
+    const repacked = (await runPrune({ backupDir: dir, dbPath: db, policy: { last: 2 }, plain: 1 })).archive?.gc.repacked ?? [];
+    assert.ok(repacked.length >= 2, `packs were repacked together: ${repacked.join(', ')}`);
+    for (const [h, now] of await modes()) {
+      for (const m of now) assert.ok(before.get(h)?.has(m), `a page moved from a ${[...(before.get(h) ?? [])].map((x) => x.toString(8))} pack into a ${m.toString(8)} one`);
+    }
+    for (const n of fs.readdirSync(p.packs)) {
+      const m = fs.statSync(path.join(p.packs, n)).mode & 0o777;
+      assert.ok(m === 0o600 || m === 0o644, `${n}: ${m.toString(8)}`);
+    }
+    // Every page a private snapshot needs is in a private pack, unless the shared database holds the same bytes.
+    const store = await PackStore.load(p);
+    for (const a of await listArchived(dir)) {
+      const mine = names.find((x) => x.name === a.name);
+      const idx = await readIndex(a.indexPath);
+      if (mine?.db !== db) continue;
+      for (let i = 0; i < idx.header.pieces; i++) {
+        const r = store.find(idx.hashes, i * 32);
+        const packMode = fs.statSync(path.join(p.packs, store.packs[store.packOf(r)])).mode & 0o077;
+        if (packMode) assert.fail(`page ${i + 1} of the private ${a.name} is in a pack others can read`);
+      }
+    }
+    await rebuildsAll();
+    // materialize: the folder it makes and the manifest it writes are as private as the snapshot.
+    const priv = (await listArchived(dir)).find((a) => names.find((x) => x.name === a.name)?.db === db);
+    if (priv) {
+      const m = await cli(['materialize', '--from', path.join(dir, priv.name), '--out', tmp.join('out', 'deeper') + '/', '--json'], { cwd: tmp.path });
+      assert.strictEqual(m.code, 0, m.stderr);
+      for (const f of [tmp.join('out'), tmp.join('out', 'deeper'), path.join(tmp.join('out', 'deeper'), priv.name), path.join(tmp.join('out', 'deeper'), priv.name.replace(/\.db$/, '.manifest.json'))]) {
+        assert.strictEqual(fs.statSync(f).mode & 0o077, 0, `${f} is private`);
+      }
+    }
+    assert.strictEqual(fs.statSync(path.join(dir, '.ai-memory-backup.state.json')).mode & 0o077, 0o044 & fs.statSync(pub).mode & 0o077, 'the state file is like the last backup');
+  });
+
   it('restore and materialize take archived snapshots; materialize never overwrites', async () => {
     const names: string[] = [];
     for (let i = 0; i < 4; i++) {

@@ -158,6 +158,7 @@ describe('off-machine copies: S3 (real S3 protocol server on 127.0.0.1)', functi
     assert.strictEqual(pulled[0].integrity, 'ok');
     assert.deepStrictEqual(names(path.join(fresh, 'backups')), [made[1], made[1].replace(/\.db$/, '.manifest.json')].sort());
     assert.strictEqual(fs.statSync(path.join(fresh, 'backups', made[1])).mode & 0o077, 0, 'a pulled snapshot is private');
+    assert.strictEqual(fs.statSync(path.join(fresh, 'backups', made[1].replace(/\.db$/, '.manifest.json'))).mode & 0o077, 0, 'and so is its manifest');
 
     // The old machine (and its database) is elsewhere: here its snapshots name a path that
     // does not exist, which restore-from-folder takes, saying whose they are (ownership.ts).
@@ -376,6 +377,7 @@ describe('off-machine copies: mirror folder', function () {
     assert.strictEqual((await pushToTarget({ localDir: local, target: t, keep: 48 })).status, 'copied');
     assert.deepStrictEqual(names(mirror), names(local));
     assert.strictEqual(fs.statSync(path.join(mirror, made[0])).mode & 0o777, 0o600);
+    assert.strictEqual(fs.statSync(path.join(mirror, made[0].replace(/\.db$/, '.manifest.json'))).mode & 0o777, 0o600, 'its manifest no more readable than it');
 
     // Unmounted: the folder is gone.
     fs.renameSync(mirror, tmp.join('nas-away'));

@@ -10,7 +10,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { BackupError, errnoCode, ioError } from '../common/errors';
 import { collectAll } from '../common/gc';
 import { crashPoint } from '../common/testHooks';
-import { fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
+import { dirModeLike, fileModeLike, fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
 import { listArchived, rebuildArchived, type PackStore, type RebuildBuffers, type RebuildResult } from '../store/archive';
 import { serializeManifest } from '../store/manifest';
 import { manifestNameFor } from '../store/naming';
@@ -127,9 +127,11 @@ export async function runMaterialize(opts: MaterializeOptions): Promise<Material
     });
   }
   let out = resolve(opts.out);
+  // What it writes (folders, the file, its manifest) is no more readable than the archived snapshot (its manifest's mode, which the rebuild gets).
+  const fileMode = fileModeLike((await fsp.stat(ref.manifestPath).catch(() => undefined))?.mode ?? 0o600);
   // "--out folder/" (trailing separator) means a folder, created if needed.
   if (/[\\/]$/.test(opts.out)) {
-    await fsp.mkdir(out, { recursive: true }).catch((e: unknown) => {
+    await fsp.mkdir(out, { recursive: true, mode: dirModeLike(fileMode) }).catch((e: unknown) => {
       throw ioError('creating folder', out, e);
     });
   }
@@ -137,7 +139,7 @@ export async function runMaterialize(opts: MaterializeOptions): Promise<Material
   if (st?.isDirectory()) out = join(out, ref.name);
   else if (st) throw new BackupError('USAGE', `${out} already exists; materialize never overwrites a file.`, { hint: 'Pass a new file name, or a folder, with --out.' });
   const outDir = dirname(out);
-  await fsp.mkdir(outDir, { recursive: true }).catch((e: unknown) => {
+  await fsp.mkdir(outDir, { recursive: true, mode: dirModeLike(fileMode) }).catch((e: unknown) => {
     throw ioError('creating folder', outDir, e);
   });
   const rebuilt = await rebuildToTemp(ref, { signal: opts.signal });
@@ -157,7 +159,7 @@ export async function runMaterialize(opts: MaterializeOptions): Promise<Material
       throw new BackupError('USAGE', `${manifestPath} already exists; materialize never overwrites a file.`, { hint: 'Pass another --out.' });
     }
     // Manifest first, then the file (as backup does): a crash never leaves a file without its manifest.
-    await writeFileAtomic(manifestPath, serializeManifest(manifest));
+    await writeFileAtomic(manifestPath, serializeManifest(manifest), fileMode);
     let placed: boolean;
     if (dirname(rebuilt.file) === outDir) {
       placed = await publishNoClobber(rebuilt.file, out);

@@ -364,7 +364,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       const { pruned, warnings: w } = await pruneSnapshots(dir, keep, new Set([same.name]), { dbPath, now: now().getTime() });
       warnings.push(...w);
       const archived = await archiveStep(dir, opts, { dbPath, now: now().getTime() }, warnings, progress);
-      await writeFileAtomic(join(dir, STATE_NAME), JSON.stringify({ last_run: rfc3339(now()), status: 'unchanged', snapshot: same.name, sha256 } satisfies BackupState));
+      await writeFileAtomic(join(dir, STATE_NAME), JSON.stringify({ last_run: rfc3339(now()), status: 'unchanged', snapshot: same.name, sha256 } satisfies BackupState), fileMode);
       return {
         status: 'unchanged',
         db,
@@ -455,6 +455,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     await writeFileAtomic(
       join(dir, STATE_NAME),
       JSON.stringify({ last_run: rfc3339(now()), status: 'created', snapshot: published.name, sha256 } satisfies BackupState),
+      fileMode,
     );
     // Unsigned is said by the CLI's `Signed  :` line / `unsigned_reason`, not as a warning.
     const signing = signingPlan.outcome(published.manifest);

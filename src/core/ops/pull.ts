@@ -84,7 +84,7 @@ export async function pullFromTarget(opts: {
           hint: 'Pull another snapshot (`list --remote …`).',
         });
       }
-      await writeFileAtomic(join(work, mName), mBytes);
+      await writeFileAtomic(join(work, mName), mBytes, 0o600);
       let integrity: string | undefined;
       if ((opts.integrity ?? 'quick') !== 'off') {
         opts.onProgress?.({ phase: 'checking', name });
@@ -96,7 +96,7 @@ export async function pullFromTarget(opts: {
         integrity = report.integrity?.result ?? report.notes.join('; ');
       }
       // Manifest first (as a backup publishes), then the snapshot without replacing anything.
-      await writeFileAtomic(join(toDir, mName), mBytes);
+      await writeFileAtomic(join(toDir, mName), mBytes, 0o600); // as private as the snapshot it names
       if (!(await publishNoClobber(tmpSnap, join(toDir, name)))) {
         throw new BackupError('LOCKED', `${join(toDir, name)} appeared while it was downloaded; not replaced.`);
       }

@@ -104,7 +104,10 @@ export class MirrorTarget implements RemoteTarget {
 
   async uploadBytes(name: string, data: Uint8Array): Promise<void> {
     await this.ensure();
-    await writeFileAtomic(this.path(name), data);
+    // A manifest (uploaded after its snapshot) is as readable as that snapshot there, never more; anything else private.
+    const snapshot = name.endsWith('.manifest.json') ? this.path(`${name.slice(0, -'.manifest.json'.length)}.db`) : undefined;
+    const mode = snapshot ? ((await fsp.stat(snapshot).catch(() => undefined))?.mode ?? 0o600) & 0o666 : 0o600;
+    await writeFileAtomic(this.path(name), data, mode);
   }
 
   async readBytes(name: string): Promise<Buffer> {

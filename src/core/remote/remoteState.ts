@@ -59,7 +59,7 @@ export async function updateTargetState(dir: string, id: string, change: (t: Tar
   const s = await readRemoteState(dir);
   const t = change(s.targets[id]);
   s.targets[id] = t;
-  await writeFileAtomic(join(dir, REMOTE_STATE_NAME), `${JSON.stringify(s, null, 2)}\n`);
+  await writeFileAtomic(join(dir, REMOTE_STATE_NAME), `${JSON.stringify(s, null, 2)}\n`, 0o600);
   return t;
 }
 

@@ -64,7 +64,7 @@ import { BackupError, errnoCode, errorMessage, ioError } from '../common/errors'
 import { NotRegularFileError, openRegular, readSmallRegular, readSmallRegularBytes } from '../common/regularFile';
 import { crashPoint } from '../common/testHooks';
 import { BlobDeflater, BlobInflater } from './blobZlib';
-import { cleanStaleTemps, EarlyWriteback, fsyncDir, publishNoClobber, tempPath, writeAll, writeFileAtomic } from './atomicFs';
+import { cleanStaleTemps, dirModeLike, EarlyWriteback, fsyncDir, publishNoClobber, tempPath, writeAll, writeFileAtomic } from './atomicFs';
 import { parseManifest, type Manifest } from './manifest';
 import { manifestNameFor } from './naming';
 
@@ -948,9 +948,10 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
   const paths = archivePaths(dir);
   const plain = join(dir, name);
   const plainManifest = join(dir, manifestNameFor(name));
-  await fsp.mkdir(paths.packs, { recursive: true });
-  await fsp.mkdir(paths.snapshots, { recursive: true });
   const mode = await modeOf(plain);
+  // Made no wider than the snapshot (an existing archive folder stays as it is: its files keep their own modes).
+  await fsp.mkdir(paths.packs, { recursive: true, mode: dirModeLike(mode) });
+  await fsp.mkdir(paths.snapshots, { recursive: true, mode: dirModeLike(mode) });
   // What is read is the descriptor that was checked: a regular file, not a link, never a FIFO swapped in.
   const { fh } = await openRegular(plain, { noFollow: true }).catch((e: unknown) => {
     throw ioError('opening', plain, e);
@@ -1499,15 +1500,22 @@ export async function collectGarbage(dir: string, opts: { pinned: boolean; repac
     }
   }
   if (res.deletedPacks.length) await fsyncDir(paths.packs);
-  if (toRepack.length) await repack(paths, store, toRepack, live, res);
+  // Packs are repacked only with packs of their own mode: the pages of a private (0600)
+  // database's snapshots never move into a pack that others can read (the first pack's
+  // mode was the new one's), nor a shared database's into one they cannot.
+  const byMode = new Map<number, number[]>();
+  for (const p of toRepack) {
+    const m = await modeOf(join(paths.packs, store.packs[p]));
+    byMode.set(m, [...(byMode.get(m) ?? []), p]);
+  }
+  for (const [mode, group] of byMode) await repack(paths, store, group, live, res, mode);
   return res;
 }
 
 /** Copies the live pages of `packs` into new packs (new blobs), then deletes the old ones. */
-async function repack(paths: ArchivePaths, store: PackStore, packs: number[], live: Uint8Array, res: GcResult): Promise<void> {
+async function repack(paths: ArchivePaths, store: PackStore, packs: number[], live: Uint8Array, res: GcResult, mode: number): Promise<void> {
   const source = new PageSource(paths, store);
   const old = new Set(packs);
-  const mode = await modeOf(join(paths.packs, store.packs[packs[0]]));
   const packer = new BlobPacker(paths, mode, store);
   const copied = new Uint8Array(store.count);
   try {

@@ -169,7 +169,7 @@ export async function applyLikeness(fh: fsp.FileHandle, like: Likeness): Promise
  * rename → fsync folder. `purpose` names the temp file; `syncDir: false` leaves the folder's
  * fsync to a caller that renames several files into it and syncs it once.
  */
-export async function writeFileAtomic(path: string, data: Uint8Array | string, mode = 0o644, opts: { purpose?: string; syncDir?: boolean } = {}): Promise<void> {
+export async function writeFileAtomic(path: string, data: Uint8Array | string, mode: number, opts: { purpose?: string; syncDir?: boolean } = {}): Promise<void> {
   const dir = dirname(path);
   const tmp = tempPath(dir, opts.purpose ?? 'write');
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
