@@ -204,8 +204,9 @@ describe('off-machine copies: S3 (real S3 protocol server on 127.0.0.1)', functi
     const o2 = await pushToTarget({ localDir: other, target: t, keep: 3 });
     assert.strictEqual(o2.status, 'copied');
     assert.deepStrictEqual(o2.report?.uploaded, [fresh]);
-    assert.deepStrictEqual(o2.report?.deleted, [made[1]], 'only what falls out of the newest 3');
-    assert.deepStrictEqual(o2.report?.remoteOnly.map((x) => x.name), [made[3], made[2]]);
+    // Another database's snapshots (their manifests' source_db): counted apart, so none deleted.
+    assert.deepStrictEqual(o2.report?.deleted, [], 'the first database\'s history stays whole');
+    assert.deepStrictEqual(o2.report?.remoteOnly.map((x) => x.name), [made[3], made[2], made[1]]);
   });
 
   it('a tiered policy (push --keep-last 1 --keep-daily 3) keeps on the target what it keeps locally: the last of each day, not the newest three', async () => {
@@ -366,6 +367,32 @@ describe('off-machine copies: S3 (real S3 protocol server on 127.0.0.1)', functi
 describe('off-machine copies: mirror folder', function () {
   this.timeout(60_000);
   const tmp = useTempDir('aimb-mirror-');
+
+  it('retention on the target counts each database\'s snapshots apart, as locally: a push for one never deletes the other\'s copies', async () => {
+    const local = tmp.join('backups');
+    let clock = Date.parse('2026-02-01T00:00:00Z');
+    const at = () => new Date((clock += 3600_000));
+    const b = await backups(tmp.join('b.db'), local, 2, 48, at);
+    const a = await backups(tmp.join('a.db'), local, 3, 48, at);
+    const mirror = tmp.join('nas');
+    fs.mkdirSync(mirror);
+    const t = new MirrorTarget(mirror);
+    assert.strictEqual((await pushToTarget({ localDir: local, target: t, keep: 10 })).status, 'copied');
+    assert.deepStrictEqual(names(mirror).filter((n) => n.endsWith('.db')), [...a, ...b].sort());
+    // a.db's next backup keeps its newest 2, here and there; b.db's two stay on the target, as they stay here.
+    const [a4] = await backups(tmp.join('a.db'), local, 1, 2, at);
+    const o = await pushToTarget({ localDir: local, target: t, keep: 2 });
+    assert.strictEqual(o.status, 'copied', JSON.stringify(o.error));
+    assert.deepStrictEqual(o.report?.deleted.sort(), [a[0], a[1]].sort());
+    assert.deepStrictEqual(names(mirror).filter((n) => n.endsWith('.db')), [a[2], a4, ...b].sort());
+    // Gone from the folder (another machine's, a wiped disk's): whose they are is read from the target's manifests, once.
+    for (const n of b) for (const f of [n, n.replace(/\.db$/, '.manifest.json')]) fs.rmSync(path.join(local, f));
+    const again = await pushToTarget({ localDir: local, target: t, keep: 2 });
+    assert.deepStrictEqual(again.report?.deleted, []);
+    assert.deepStrictEqual(names(mirror).filter((n) => n.endsWith('.db')), [a[2], a4, ...b].sort());
+    const owners = (await readRemoteState(local)).targets[t.id].owners ?? {};
+    assert.deepStrictEqual(b.map((n) => owners[n]), b.map(() => fs.realpathSync(tmp.join('b.db'))));
+  });
 
   it('copies with the source permissions; a mirror that disappears is pending (never created), and completed when it is back', async () => {
     const local = tmp.join('backups');

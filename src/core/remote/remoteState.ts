@@ -36,6 +36,8 @@ export interface TargetState {
   remote_only: RemoteSnapshotInfo[];
   /** Old snapshots retention wanted to delete on the target but the server refused. */
   refused_deletes: string[];
+  /** Whose each snapshot on the target is (its manifest's source_db; '' unknown), learnt from the target's manifests. */
+  owners?: Record<string, string>;
   /** A multipart upload a run started and did not finish; abandoned by the next run. */
   upload?: { key: string; uploadId: string };
 }

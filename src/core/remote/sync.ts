@@ -25,7 +25,7 @@ import { isBackupError } from '../common/errors';
 import { rebuildArchived } from '../store/archive';
 import { tempPath } from '../store/atomicFs';
 import { FUTURE_SKEW_MS, listSnapshots, type SnapshotEntry } from '../store/catalog';
-import type { Manifest } from '../store/manifest';
+import { parseManifest, type Manifest } from '../store/manifest';
 import { compareNewestFirst, isSnapshotFileName, manifestNameFor, parseSnapshotName } from '../store/naming';
 import { pinSnapshot } from '../store/pins';
 import { applyRetention, policyFromKeep, type RetentionPolicy } from '../store/retention';
@@ -52,6 +52,8 @@ export interface SyncReport {
   /** Local snapshots not copied because they are not verified copies of their manifests. */
   skipped: { name: string; reason: string }[];
   remoteOnly: RemoteSnapshotInfo[];
+  /** Whose each remote snapshot is (its manifest's source_db; '' unknown): kept for the next run, which then reads no manifest twice. */
+  owners: Record<string, string>;
 }
 
 const MANIFEST_RE = /^ai-memory-.*\.manifest\.json$/;
@@ -122,9 +124,11 @@ export async function syncTarget(opts: {
   signal?: AbortSignal;
   onProgress?: (p: SyncProgress) => void;
   onMultipart?: (u: { key: string; uploadId: string } | undefined) => Promise<void>;
+  /** What the last run learnt of whose each remote snapshot is (SyncReport.owners). */
+  owners?: Record<string, string>;
 }): Promise<SyncReport> {
   const { localDir, target, keep } = opts;
-  const report: SyncReport = { target: target.label, uploaded: [], present: [], deleted: [], cleaned: [], refused: [], skipped: [], remoteOnly: [] };
+  const report: SyncReport = { target: target.label, uploaded: [], present: [], deleted: [], cleaned: [], refused: [], skipped: [], remoteOnly: [], owners: {} };
   const local = await listSnapshots(localDir, { archived: true });
   const good = new Map<string, SnapshotEntry>();
   for (const e of local) {
@@ -136,7 +140,32 @@ export async function syncTarget(opts: {
   const remote = viewRemote(await target.list(opts.signal));
 
   const union = byTimeNewestFirst([...new Set([...good.keys(), ...remote.complete.keys()])]);
-  const kept = remoteKept(union, keep);
+  // Retention counts each database's snapshots apart, as it does locally (a folder, and so
+  // its target, may hold two databases' snapshots): whose a snapshot is comes from its
+  // manifest's source_db — the local one, or the target's (read once, then remembered). One
+  // whose database is unknown is never deleted.
+  const owner = new Map<string, string>();
+  for (const [n, e] of good) owner.set(n, e.manifest?.source_db ?? '');
+  for (const n of remote.complete.keys()) {
+    if (owner.has(n)) continue;
+    let o = opts.owners?.[n];
+    if (o === undefined) {
+      try {
+        o = parseManifest((await target.readBytes(manifestNameFor(n), opts.signal)).toString('utf8'), manifestNameFor(n)).source_db ?? '';
+      } catch (e) {
+        if (isBackupError(e) && e.code === 'CANCELLED') throw e;
+        o = ''; // unreadable now: unknown, so kept; asked again next time
+        owner.set(n, o);
+        continue;
+      }
+    }
+    owner.set(n, o);
+    report.owners[n] = o;
+  }
+  const groups = new Map<string, string[]>();
+  for (const n of union) groups.set(owner.get(n) ?? '', [...(groups.get(owner.get(n) ?? '') ?? []), n]);
+  const kept = new Set<string>();
+  for (const [o, names] of groups) for (const n of o ? remoteKept(names, keep) : names) kept.add(n);
 
   // 1. Uploads, newest first (the newest is the one that matters most if we are interrupted).
   const toSend = [...good.values()].filter((e) => kept.has(e.name)).sort(compareNewestFirst);
@@ -250,6 +279,7 @@ export async function pushToTarget(opts: { localDir: string; target: RemoteTarge
   try {
     const report = await syncTarget({
       ...opts,
+      owners: prev.owners,
       onMultipart: async (u) => {
         await updateTargetState(localDir, target.id, (t) => ({ ...(t as TargetState), upload: u }));
       },
@@ -275,6 +305,7 @@ export async function pushToTarget(opts: { localDir: string; target: RemoteTarge
       pending: [],
       remote_only: report.remoteOnly,
       refused_deletes: report.refused.map((r) => r.name),
+      owners: report.owners,
     }));
     return { target: target.label, id: target.id, status: t.status === 'copied' ? 'copied' : 'failed', report, error, next_retry: t.next_retry };
   } catch (e) {
