@@ -485,6 +485,27 @@ describe('archive: page-dedup storage of older snapshots', () => {
     assert.strictEqual(fs.statSync(path.join(dir, '.ai-memory-backup.state.json')).mode & 0o077, 0o044 & fs.statSync(pub).mode & 0o077, 'the state file is like the last backup');
   });
 
+  it('the archive folder, or one inside it, is never taken for a backup folder: refused, nothing changed', async () => {
+    const names = await threeBackupsPlainOne();
+    const p = archivePaths(dir);
+    const before = fs.readdirSync(p.snapshots).sort();
+    for (const inside of [p.snapshots, p.root, path.join(p.packs, 'new')]) {
+      seedMemory(db, 'ns', `x ${inside}`, 'changed');
+      await assert.rejects(runBackup({ dbPath: db, backupDir: inside, keep: 0 }), (e: Error & { code?: string }) => e.code === 'USAGE' && /inside a backup folder's archive/.test(e.message));
+      if (!fs.existsSync(inside)) continue; // (a folder that does not exist is refused as such by the commands that only read)
+      for (const args of [['list', '--to', inside], ['prune', '--db', db, '--to', inside, '--keep', '1'], ['verify', '--from', inside, '--all']]) {
+        const r = await cli(args, { cwd: tmp.path });
+        assert.strictEqual(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+        assert.match(r.stderr, /inside a backup folder's archive/);
+      }
+    }
+    const m = await cli(['materialize', '--from', path.join(dir, names[0]), '--out', p.snapshots + '/'], { cwd: tmp.path });
+    assert.strictEqual(m.code, 2, m.stderr);
+    assert.ok(!fs.existsSync(path.join(p.packs, 'new')));
+    assert.deepStrictEqual(fs.readdirSync(p.snapshots).sort(), before, 'every archived manifest and index still there');
+    await rebuildsAll();
+  });
+
   it('restore and materialize take archived snapshots; materialize never overwrites', async () => {
     const names: string[] = [];
     for (let i = 0; i < 4; i++) {

@@ -1,6 +1,7 @@
 /** The CLI's memory verbs — inspect, diff, extract — run in-process on native-SQLite fixtures. */
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { createAiMemoryDb, openLikeServer } from '../support/aiMemoryDb';
 import { forget, gcArchive, type ImportDocument } from '../support/aiMemoryOps';
 import { cli } from '../support/cliRun';
@@ -116,6 +117,15 @@ describe('CLI: inspect, diff, extract', function () {
     assert.equal(doc.count, 1);
     assert.equal(doc.memories[0].id, ids[2]);
     assert.deepEqual(fs.readdirSync(tmp.path).filter((f) => f.endsWith('.tmp')), []);
+    // --out never replaces anything: not the file it wrote, not the live database, not a snapshot.
+    const snap = fs.readdirSync(dir).find((f) => f.endsWith('.db')) as string;
+    for (const target of [out, db, path.join(dir, snap)]) {
+      const before = fs.readFileSync(target);
+      const again = await cli(['extract', '--from', dir, '--ids', ids[4], '--out', target], { cwd: tmp.path });
+      assert.equal(again.code, 2, again.stderr);
+      assert.match(again.stderr, /already exists; extract never overwrites a file/);
+      assert.ok(fs.readFileSync(target).equals(before), `${target} unchanged`);
+    }
     // Without --out: the document itself on stdout, ready for `| ai-memory import`.
     const piped = await cli(['extract', '--from', dir, '--ids', `${ids[4]},${ids[5]}`], { cwd: tmp.path });
     assert.equal(piped.code, 0, piped.stderr);

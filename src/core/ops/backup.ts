@@ -16,7 +16,7 @@ import { constants as fsc, promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { cleanStaleTemps, dirModeLike, fileModeLike, fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
 import { listSnapshots, type SnapshotEntry } from '../store/catalog';
-import { listArchived } from '../store/archive';
+import { indexNameFor, listArchived, refuseInsideArchive } from '../store/archive';
 import { withOwners } from '../store/ownership';
 import { readSmallRegular } from '../common/regularFile';
 import { resolveDbPath, type DbLocation } from '../sqlite/dbFiles';
@@ -100,6 +100,7 @@ const CANCELLED = 'Backup cancelled; nothing was written.';
  * mode allows, atomicFs.dirModeLike) and proves we can write there, before reading anything.
  */
 export async function prepareBackupDir(dir: string, dirMode = 0o755): Promise<void> {
+  await refuseInsideArchive(dir); // before anything is made there
   try {
     const st = await fsp.stat(dir);
     if (!st.isDirectory()) {
@@ -157,6 +158,8 @@ async function cleanOrphanManifests(dir: string, existing: Set<string>): Promise
     if (!name.startsWith('ai-memory-') || !name.endsWith('.manifest.json')) continue;
     const snap = `${name.slice(0, -'.manifest.json'.length)}.db`;
     if (existing.has(snap)) continue;
+    // An archived snapshot's manifest has its page index beside it: never an orphan.
+    if (await fsp.lstat(join(dir, indexNameFor(snap))).then(() => true, () => false)) continue;
     try {
       const o = JSON.parse(await readSmallRegular(join(dir, name))) as Partial<Manifest>;
       // Only ours (written manifest-first); ai-memory's own orphans are not ours to judge.

@@ -6,7 +6,7 @@
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { BackupError, errnoCode, ioError } from '../common/errors';
-import { writeFileAtomic } from '../store/atomicFs';
+import { fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
 import { readManifestFor } from '../store/catalog';
 import { manifestNameFor } from '../store/naming';
 import { listMemories, memoryDetail, overview, type DatabaseOverview, type MemoryDetail, type MemoryPage, type MemoryQuery } from '../memory/browse';
@@ -207,10 +207,23 @@ export async function extract(opts: { from: string; select: { ids: string[] } | 
       mode |= 0o600; // group/other only what both the snapshot and the database allow; the owner reads and writes
       const existing = await fsp.lstat(opts.out).catch(() => undefined);
       if (existing?.isDirectory()) throw new BackupError('TARGET_NOT_DIRECTORY', `--out ${opts.out} is a folder; give a file name.`);
+      // Never over anything: --out naming the live database, the snapshot being read or any
+      // other file replaced it with the export (as materialize, extract never overwrites).
+      const exists = () => new BackupError('USAGE', `${opts.out} already exists; extract never overwrites a file. Nothing was written.`, { hint: 'Pass a new file name with --out.' });
+      if (existing) throw exists();
       await fsp.access(dirname(opts.out), fsc.W_OK).catch((e: unknown) => {
         throw ioError('writing into', dirname(opts.out as string), e);
       });
-      await writeFileAtomic(opts.out, `${JSON.stringify(r.document, null, 2)}\n`, mode);
+      const tmp = tempPath(dirname(opts.out), 'extract');
+      await writeFileAtomic(tmp, `${JSON.stringify(r.document, null, 2)}\n`, mode, { syncDir: false });
+      if (!(await publishNoClobber(tmp, opts.out).catch(async (e: unknown) => {
+        await fsp.rm(tmp, { force: true });
+        throw e;
+      }))) {
+        await fsp.rm(tmp, { force: true });
+        throw exists();
+      }
+      await fsyncDir(dirname(opts.out));
       result.out = opts.out;
     }
     return result;

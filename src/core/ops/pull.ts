@@ -10,6 +10,7 @@ import { byTimeNewestFirst, viewRemote, type SyncProgress } from '../remote/sync
 import type { RemoteTarget } from '../remote/target';
 import { fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
 import { listSnapshots } from '../store/catalog';
+import { refuseInsideArchive } from '../store/archive';
 import { checkManifestNames, parseManifest } from '../store/manifest';
 import { manifestNameFor } from '../store/naming';
 import { examineSnapshot } from './snapshotCheck';
@@ -55,6 +56,7 @@ export async function pullFromTarget(opts: {
     want = opts.names;
   } else want = available.slice(0, 1);
   if (!want.length) throw new BackupError('NO_SNAPSHOTS', `${target.label} holds no complete snapshots.`, { hint: 'Push from the machine that has them first (`push --remote …`).' });
+  await refuseInsideArchive(toDir);
   await fsp.mkdir(toDir, { recursive: true, mode: 0o700 }).catch((e: unknown) => Promise.reject(new BackupError('TARGET_NOT_WRITABLE', `Cannot create ${toDir}: ${e instanceof Error ? e.message : String(e)}`)));
   // Archived snapshots count as present: restore takes them by the path their plain file would have.
   const local = new Map((await listSnapshots(toDir, { archived: true })).map((e) => [e.name, e]));

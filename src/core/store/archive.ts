@@ -59,7 +59,7 @@ import * as nodeCrypto from 'node:crypto';
 import { createHash } from 'node:crypto';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { BackupError, errnoCode, errorMessage, ioError } from '../common/errors';
 import { NotRegularFileError, openRegular, readSmallRegular, readSmallRegularBytes } from '../common/regularFile';
 import { crashPoint } from '../common/testHooks';
@@ -102,6 +102,33 @@ export interface ArchivePaths {
 export function archivePaths(dir: string): ArchivePaths {
   const root = join(dir, ARCHIVE_DIR);
   return { root, packs: join(root, 'packs'), snapshots: join(root, 'snapshots') };
+}
+
+/**
+ * Refuses a backup folder that is the archive folder or inside it (`--to
+ * backups/.ai-memory-archive/snapshots`): there, an archived snapshot's manifest looks like a
+ * plain one whose file is gone, and a backup's cleaning deleted it (then the next collection
+ * the packs only it needed). The path as given and as resolved (links followed as far as it
+ * exists) are both looked at.
+ */
+export async function refuseInsideArchive(dir: string): Promise<void> {
+  let resolved = resolve(dir);
+  const rest: string[] = [];
+  for (let cur = resolved; ; cur = dirname(cur)) {
+    const real = await fsp.realpath(cur).catch(() => undefined);
+    if (real !== undefined) {
+      resolved = join(real, ...rest.reverse());
+      break;
+    }
+    if (dirname(cur) === cur) break;
+    rest.push(basename(cur));
+  }
+  const parts = [...resolve(dir).split(/[\\/]/), ...resolved.split(/[\\/]/)];
+  if (parts.includes(ARCHIVE_DIR)) {
+    throw new BackupError('USAGE', `${dir} is inside a backup folder's archive (${ARCHIVE_DIR}), which only this tool writes; it is not a backup folder. Nothing was changed.`, {
+      hint: `Use the folder that holds ${ARCHIVE_DIR} (--to, or the aiMemory.backup.directory setting).`,
+    });
+  }
 }
 
 export function indexNameFor(snapshot: string): string {

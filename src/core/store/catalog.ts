@@ -12,7 +12,7 @@ import { acquireFolderLock } from './folderLock';
 import { checkManifestNames, parseManifest, type Manifest } from './manifest';
 import { resolveOperatorPublicKey, type OperatorPublicKey } from './operatorKey';
 import { assessManifest, type SignatureVerdict } from './signing';
-import { deleteArchived, listArchived } from './archive';
+import { deleteArchived, listArchived, refuseInsideArchive } from './archive';
 import { compareNewestFirst, isSnapshotFileName, manifestNameFor, parseSnapshotName } from './naming';
 
 export type ManifestState = 'ok' | 'missing' | 'invalid' | 'foreign';
@@ -205,6 +205,7 @@ async function describe(dir: string, realDir: string, name: string, readManifest
 
 /** Lists the snapshots in `dir`, newest first. A missing folder is an empty list. */
 export async function listSnapshots(dir: string, opts: ListOptions = {}): Promise<SnapshotEntry[]> {
+  await refuseInsideArchive(dir); // every command that reads a backup folder comes here
   let names: string[];
   try {
     names = (await fsp.readdir(dir)).filter(isSnapshotFileName);
