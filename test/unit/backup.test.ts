@@ -4,7 +4,7 @@
  * encrypted databases, leftovers of crashed runs.
  */
 import * as assert from 'assert';
-import { execFileSync } from 'child_process';
+import { execFileSync, spawnSync } from 'child_process';
 import { createHash, randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -16,6 +16,7 @@ import { pinSnapshot } from '../../src/core/store/pins';
 import { runRestore } from '../../src/core/ops/restore';
 import { createAiMemoryDb, nativeChecks, seedMemory } from '../support/aiMemoryDb';
 import { cli } from '../support/cliRun';
+import { openNative } from '../support/sqlite';
 import { useTempDir } from '../support/tmp';
 
 const sha = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
@@ -411,5 +412,44 @@ describe('regularFile: what is read is the descriptor that was checked', () => {
     assert.match(attempt('openRegular', link), /is a symbolic link, not a regular file/);
     assert.match(attempt('openRegularSync', link), /is a symbolic link, not a regular file/);
     assert.strictEqual(attempt('openRegular', real), 'opened');
+  });
+});
+
+describe('backup: an image that is mostly WAL is streamed, not held', () => {
+  const tmp = useTempDir();
+
+  it('a small main file with a large WAL (a server whose checkpoints are held off): peak RSS well under the image', function () {
+    if (process.platform !== 'linux') this.skip(); // /proc/self/status
+    this.timeout(240_000);
+    const db = tmp.join('ai-memory.db');
+    const n = openNative(db);
+    try {
+      n.pragma('journal_mode = WAL');
+      n.pragma('wal_autocheckpoint = 0');
+      n.exec('CREATE TABLE t(b BLOB)');
+      const ins = n.prepare('INSERT INTO t VALUES (?)');
+      const blob = randomBytes(64 << 10);
+      n.transaction(() => {
+        for (let i = 0; i < 6400; i++) ins.run(blob); // ~420 MB, all of it in the WAL
+      })();
+      const main = fs.statSync(db).size;
+      const wal = fs.statSync(`${db}-wal`).size;
+      assert.ok(main < 1 << 20 && wal > 400e6, `main ${main}, wal ${wal}`);
+      // The backup in a child (its own peak RSS), while this connection keeps the WAL as it is.
+      const script = `
+        const { runBackup } = require(${JSON.stringify(path.resolve(__dirname, '..', '..', 'src', 'core', 'ops', 'backup.js'))});
+        runBackup({ dbPath: ${JSON.stringify(db)}, backupDir: ${JSON.stringify(tmp.join('backups'))}, verify: 'quick' }).then((r) => {
+          const hwm = parseInt(require('fs').readFileSync('/proc/self/status', 'utf8').match(/VmHWM:\\s+(\\d+)/)[1], 10);
+          console.log(JSON.stringify({ bytes: r.manifest.bytes, integrity: r.manifest.integrity, hwm }));
+        }, (e) => { console.error(e.stack); process.exit(3); });`;
+      const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 200_000 });
+      assert.strictEqual(r.status, 0, r.stderr);
+      const o = JSON.parse(r.stdout.trim()) as { bytes: number; integrity: string; hwm: number };
+      assert.ok(o.bytes > 400e6, `the snapshot holds the WAL pages: ${o.bytes}`);
+      assert.strictEqual(o.integrity, 'ok');
+      assert.ok(o.hwm * 1024 < o.bytes * 0.4, `peak RSS ${Math.round(o.hwm / 1024)} MB for a ${Math.round(o.bytes / 1e6)} MB image`);
+    } finally {
+      n.close();
+    }
   });
 });

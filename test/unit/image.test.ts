@@ -231,7 +231,7 @@ describe('consistent image reader: races and refusals', () => {
   it('a streamed read caught up in the backup temp file: the file is what SQLite holds and its hash is taken again', async () => {
     db = liveDb(tmp.join('w.db'));
     const out = tmp.join('snapshot.tmp');
-    const sink = new TempFileSink(out, { keepInMemory: false, chunkBytes: 64 * 1024 });
+    const sink = new TempFileSink(out, { holdUpTo: 0, chunkBytes: 64 * 1024 });
     let fired = 0;
     const info = await readConsistentImage(tmp.join('w.db'), sink, {
       bufferBytes: 0,

@@ -282,11 +282,12 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     // (and its signature) need — only the pragma is skipped.
     const checkable = info.kind === 'sqlite';
     sink = new TempFileSink(tempPath(dir, 'snapshot'), {
-      // A verified backup of a small database (≤ 32 MiB) holds its image while reading, as
-      // before the lazy checker: under a busy server a read overtaken by a checkpoint is then
-      // caught up in memory instead of read again (image.ts). Larger images stream, so memory
-      // stays flat whatever the size. The check still reads the written file, never this copy.
-      keepInMemory: verify !== 'off' && info.kind === 'sqlite' && info.size <= HELD_IMAGE_MAX_BYTES,
+      // A verified backup of a small image (≤ 32 MiB: main file and WAL together, as the
+      // sink learns once the WAL is scanned) holds it while reading, as before the lazy
+      // checker: under a busy server a read overtaken by a checkpoint is then caught up in
+      // memory instead of read again (image.ts). Larger images stream, so memory stays flat
+      // whatever the size. The check still reads the written file, never this copy.
+      holdUpTo: verify !== 'off' && info.kind === 'sqlite' ? HELD_IMAGE_MAX_BYTES : 0,
       chunkBytes: opts.chunkBytes ?? DEFAULT_CHUNK_BYTES,
       onBytes: (done, total) => progress({ phase: 'reading', done, total }),
       mode: fileMode,

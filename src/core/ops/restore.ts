@@ -238,7 +238,7 @@ async function keepCopy(src: string, dest: string): Promise<void> {
 
 /** Writes a consistent image of `source` (main + committed WAL) to a new temp file beside `near`, with the mode and owner of `like`. */
 async function consolidatedCopy(source: string, near: string, like: Likeness): Promise<string> {
-  const sink = new TempFileSink(tempPath(dirname(near), 'consolidate'), { keepInMemory: false, chunkBytes: DEFAULT_CHUNK_BYTES, mode: fileModeLike(like.mode) });
+  const sink = new TempFileSink(tempPath(dirname(near), 'consolidate'), { holdUpTo: 0, chunkBytes: DEFAULT_CHUNK_BYTES, mode: fileModeLike(like.mode) });
   try {
     await readConsistentImage(source, sink, { maxAttempts: 3 });
     await sink.finish();

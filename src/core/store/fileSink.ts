@@ -20,7 +20,9 @@ const MAX_INFLIGHT = 2;
 
 export class TempFileSink implements ImageSink {
   readonly path: string;
-  private readonly keepInMemory: boolean;
+  /** Images up to this many bytes are held in memory while read (0: never). */
+  private readonly holdUpTo: number;
+  private holding = false;
   private readonly chunkBytes: number;
   private readonly onBytes?: (done: number, total: number) => void;
   private readonly mode: number;
@@ -45,11 +47,11 @@ export class TempFileSink implements ImageSink {
    * `mode`: the temp file is created with it (never wider than the source database's; atomicFs.fileModeLike).
    * `earlyWriteback: false` for a throwaway file that is never fsynced (consistentTempCopy).
    */
-  constructor(path: string, opts: { keepInMemory: boolean; chunkBytes: number; onBytes?: (done: number, total: number) => void; mode?: number; earlyWriteback?: boolean }) {
+  constructor(path: string, opts: { holdUpTo: number; chunkBytes: number; onBytes?: (done: number, total: number) => void; mode?: number; earlyWriteback?: boolean }) {
     this.path = path;
     this.earlyWriteback = opts.earlyWriteback ?? true;
     this.mode = opts.mode ?? 0o600;
-    this.keepInMemory = opts.keepInMemory;
+    this.holdUpTo = opts.holdUpTo;
     this.chunkBytes = opts.chunkBytes;
     this.onBytes = opts.onBytes;
   }
@@ -72,14 +74,18 @@ export class TempFileSink implements ImageSink {
     } catch (e) {
       throw ioError('creating', this.path, e);
     }
-    if (this.keepInMemory && (!this.image || this.image.length !== info.bytes)) {
+    // Decided by the image's own size, known only now (the WAL's last commit, not the main
+    // file's size: a 12 KB file with a 600 MB WAL is a 600 MB image, and held it took 1.2 GB).
+    this.holding = info.bytes <= this.holdUpTo;
+    if (!this.holding) this.image = undefined;
+    else if (!this.image || this.image.length !== info.bytes) {
       this.image = undefined; // let the old one go before allocating the new one
       this.image = new Uint8Array(info.bytes);
     }
   }
 
   get holdsImage(): boolean {
-    return this.keepInMemory;
+    return this.holding;
   }
 
   buffer(position: number, length: number): Uint8Array {
@@ -194,7 +200,7 @@ export class TempFileSink implements ImageSink {
  * at once and removes it with `discard()`. Fails with nothing left behind.
  */
 export async function consistentTempCopy(dbPath: string, purpose: string, opts: { signal?: AbortSignal; maxAttempts?: number } = {}): Promise<TempFileSink> {
-  const sink = new TempFileSink(tempPath(tmpdir(), purpose), { keepInMemory: false, chunkBytes: 1 << 20, mode: 0o600, earlyWriteback: false });
+  const sink = new TempFileSink(tempPath(tmpdir(), purpose), { holdUpTo: 0, chunkBytes: 1 << 20, mode: 0o600, earlyWriteback: false });
   try {
     await readConsistentImage(dbPath, sink, opts);
     await sink.drain();
