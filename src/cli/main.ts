@@ -717,7 +717,19 @@ async function cmdExtract(p: Parsed, io: CliIO): Promise<number> {
   return 0;
 }
 
-export async function runCli(argv: string[], io: CliIO): Promise<number> {
+/**
+ * What we print carries text from databases and folders (memory titles and contents written
+ * by agents, file names): terminal control characters (C0 but tab and newline, DEL, C1) and
+ * bidirectional overrides are shown as `\uXXXX`. Inside JSON strings that is the same
+ * character, escaped; JSON has them nowhere else. So no memory can clear the screen, set the
+ * window title or reorder what a line says.
+ */
+export function printable(s: string): string {
+  return s.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+export async function runCli(argv: string[], raw: CliIO): Promise<number> {
+  const io: CliIO = { ...raw, stdout: (s) => raw.stdout(printable(s)), stderr: (s) => raw.stderr(printable(s)) };
   const jsonOut = argv.includes('--json');
   try {
     const p = parseArgs(argv, ALL);

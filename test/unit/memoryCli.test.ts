@@ -2,7 +2,7 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createAiMemoryDb, openLikeServer } from '../support/aiMemoryDb';
+import { createAiMemoryDb, openLikeServer, seedMemory } from '../support/aiMemoryDb';
 import { forget, gcArchive, type ImportDocument } from '../support/aiMemoryOps';
 import { cli } from '../support/cliRun';
 import { openNative } from '../support/sqlite';
@@ -41,6 +41,25 @@ describe('CLI: inspect, diff, extract', function () {
     const missing = await cli(['inspect', '--from', dir, '--id', 'nope', '--json'], { cwd: tmp.path });
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /MEMORY_NOT_FOUND/);
+  });
+
+  it('a memory\'s text never drives the terminal: control characters and bidi overrides are printed escaped; --json keeps them exact', async () => {
+    const db = tmp.join('ai-memory.db');
+    createAiMemoryDb(db, { memories: 3, embeddingDim: 0, seed: 5 });
+    const evil = 'ok\u001b[2J\u001b]0;pwned\u0007 \u202etxt.exe \u0085done';
+    const id = seedMemory(db, 'ns', evil, `line one\nline two \u001b[31mred\u001b[0m\r overwritten`);
+    const dir = tmp.join('backups');
+    assert.equal((await cli(['backup', '--db', db, '--to', dir], { cwd: tmp.path })).code, 0);
+    for (const args of [['inspect', '--from', dir], ['inspect', '--from', dir, '--id', id], ['diff', '--from', dir, '--db', db]]) {
+      const r = await cli(args, { cwd: tmp.path });
+      assert.equal(r.code, 0, r.stderr);
+      assert.doesNotMatch(r.stdout + r.stderr, /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/, args.join(' '));
+    }
+    const shown = await cli(['inspect', '--from', dir, '--id', id], { cwd: tmp.path });
+    assert.match(shown.stdout, /ok\\u001b\[2J\\u001b\]0;pwned\\u0007 \\u202etxt\.exe/);
+    assert.match(shown.stdout, /line one\nline two /, 'newlines stay lines');
+    const j = (await cli(['inspect', '--from', dir, '--id', id, '--json'], { cwd: tmp.path })).json<InspectOutcome>();
+    assert.equal(j.memory?.memory.title, evil, 'JSON: the exact title');
   });
 
   it('inspect/diff --from a folder shared by two databases take THIS database\'s newest snapshot, as restore does', async () => {
