@@ -725,6 +725,7 @@ async function cmdExtract(p: Parsed, io: CliIO): Promise<number> {
  * window title or reorder what a line says.
  */
 export function printable(s: string): string {
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
   return s.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 

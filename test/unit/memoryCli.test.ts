@@ -53,6 +53,7 @@ describe('CLI: inspect, diff, extract', function () {
     for (const args of [['inspect', '--from', dir], ['inspect', '--from', dir, '--id', id], ['diff', '--from', dir, '--db', db]]) {
       const r = await cli(args, { cwd: tmp.path });
       assert.equal(r.code, 0, r.stderr);
+      // eslint-disable-next-line no-control-regex -- looking for control characters is the point
       assert.doesNotMatch(r.stdout + r.stderr, /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/, args.join(' '));
     }
     const shown = await cli(['inspect', '--from', dir, '--id', id], { cwd: tmp.path });
