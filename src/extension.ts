@@ -99,10 +99,17 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
   register(Commands.setUpRemote, (arg) => remote.setUp(arg && typeof arg === 'object' && 'remote' in arg ? (arg as SetupInput) : undefined));
   register(Commands.retryCopy, () => remote.retryNow());
   register(Commands.restoreRemoteSnapshot, async (arg) => {
-    const node = arg as { kind?: string; name?: string } | undefined;
+    const node = arg as { kind?: string; name?: string; target?: { key?: string } } | undefined;
     const dir = service.folder();
-    const pick = remote.remoteOnly().find((r) => r.name === node?.name) ?? remote.remoteOnly()[0];
-    if (!pick || !dir) return;
+    if (!dir) return;
+    // Exactly the row clicked, on its own target: never another snapshot in its place (one
+    // pulled, or retired on the target, since the view was drawn is said, not substituted).
+    const pick = remote.remoteOnly().find((r) => r.name === node?.name && (!node?.target?.key || r.target.key === node.target.key));
+    if (!pick) {
+      void vscode.window.showInformationMessage(`AI Memory: ${node?.name ?? 'that snapshot'} is no longer only on the off-machine target (it was copied here or removed there meanwhile); nothing was downloaded. The view is refreshed.`);
+      await catalog.reload();
+      return;
+    }
     try {
       const p = await remote.download(pick.name, pick.target, dir);
       await catalog.reload();

@@ -20,7 +20,7 @@ import { Disposable } from '../util/disposable';
 import type { DatabaseLocator } from './databaseLocator';
 import { EngineError, type EngineClient } from './engineClient';
 import { preRestoreView, type SnapshotCatalog, type SnapshotView } from './snapshotCatalog';
-import { localTime, type Node } from './snapshotsTree';
+import { localTime, ownerLabel, type Node } from './snapshotsTree';
 
 export const MEMORY_SCHEME = 'ai-memory';
 
@@ -486,6 +486,16 @@ export class MemoryViews extends Disposable implements vscode.TextDocumentConten
     const view = await this.pickSnapshot(arg, 'AI Memory: Restore memories from a snapshot');
     const db = view && this.currentDb();
     if (!view || !db) return undefined;
+    // Another database's snapshot: every memory it holds looks "removed" from this one, and
+    // importing them merges a foreign memory into yours — asked first, naming both.
+    if (view.owner !== 'this') {
+      const go = await vscode.window.showWarningMessage(
+        `This snapshot was not taken of your database: it is ${ownerLabel(view)}.`,
+        { modal: true, detail: `Its memories would be imported into ${db}, which never held most of them. Undoing that means deleting them one by one.` },
+        'Import Into This Database',
+      );
+      if (go !== 'Import Into This Database') return undefined;
+    }
     let chosen = ids;
     if (!chosen) {
       let c: DiffOutcome;
@@ -565,7 +575,12 @@ export class MemoryViews extends Disposable implements vscode.TextDocumentConten
       ? `Restored ${present.length} of ${chosen.length} memories; ${stillMissing.length} are still missing (ai-memory import skipped them — see the log).`
       : `Restored ${present.length} memor${present.length === 1 ? 'y' : 'ies'} from the snapshot of ${localTime(view.entry.time)}.`;
     if (stillMissing.length) void vscode.window.showWarningMessage(msg, 'Show Log').then((a) => (a ? this.log.show() : undefined));
-    else void vscode.window.showInformationMessage(msg);
+    else {
+      // Every one is back: their copy (full contents) does not stay in the extension's storage
+      // beyond the snapshots' own retention. Kept when some are missing, to import by hand.
+      await fsp.rm(file, { force: true }).catch(() => undefined);
+      void vscode.window.showInformationMessage(msg);
+    }
     this.log.info(msg);
     return { file, ids: chosen, status: 'imported', command: display, present, stillMissing, output: r.stdout };
   }

@@ -18,6 +18,12 @@ import { Disposable } from '../util/disposable';
 import { EngineError, type EngineClient, type PushOutcomeJson, type RemoteArgs } from './engineClient';
 import { openSettings } from './settings';
 
+interface S3Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
 export interface TargetConfig {
   /** Stable key (also of its secret). */
   key: string;
@@ -140,7 +146,8 @@ export class RemoteCopies extends Disposable {
     return out.sort((a, b) => (a.name < b.name ? 1 : -1));
   }
 
-  private async args(t: TargetConfig): Promise<RemoteArgs> {
+  /** `creds`: keys not saved yet (the connection test of a setup), used instead of SecretStorage's. */
+  private async args(t: TargetConfig, creds?: S3Credentials): Promise<RemoteArgs> {
     const env: Record<string, string> = {
       // Only SecretStorage: nothing from the user's AWS environment or files reaches the engine.
       AWS_ACCESS_KEY_ID: '',
@@ -155,9 +162,9 @@ export class RemoteCopies extends Disposable {
       AWS_SHARED_CREDENTIALS_FILE: os.devNull,
     };
     if (t.kind === 's3') {
-      const raw = await this.context.secrets.get(SECRET_PREFIX + t.key);
-      if (raw) {
-        const c = JSON.parse(raw) as { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+      const raw = creds ? undefined : await this.context.secrets.get(SECRET_PREFIX + t.key);
+      const c = creds ?? (raw ? (JSON.parse(raw) as S3Credentials) : undefined);
+      if (c) {
         env.AWS_ACCESS_KEY_ID = c.accessKeyId;
         env.AWS_SECRET_ACCESS_KEY = c.secretAccessKey;
         env.AWS_SESSION_TOKEN = c.sessionToken ?? '';
@@ -270,19 +277,21 @@ export class RemoteCopies extends Disposable {
         void vscode.window.showErrorMessage('AI Memory: an access key id and a secret access key are needed for S3-compatible storage.');
         return undefined;
       }
-      await this.context.secrets.store(SECRET_PREFIX + cfg.key, JSON.stringify({ accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey, sessionToken: s.sessionToken }));
     }
+    // The keys are tested first and saved only when the test passed: a mistyped secret when
+    // setting up a target again never replaces the keys that work (nor serves a copy meanwhile).
+    const creds: S3Credentials | undefined = cfg.kind === 's3' ? { accessKeyId: s.accessKeyId as string, secretAccessKey: s.secretAccessKey as string, sessionToken: s.sessionToken } : undefined;
     try {
-      const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `AI Memory: testing ${cfg.remote}` }, async () => this.engine.probe(await this.args(cfg)));
+      const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `AI Memory: testing ${cfg.remote}` }, async () => this.engine.probe(await this.args(cfg, creds)));
       this.log.info(`set up ${r.target}: ${r.snapshots.filter((x) => x.complete).length} snapshots there${r.delete_refused ? `; deletes refused: ${r.delete_refused}` : ''}`);
       if (r.delete_refused) void vscode.window.showWarningMessage(`AI Memory: ${r.target} accepts copies but refuses deletes, so old snapshots there are never removed: ${r.delete_refused}`);
     } catch (e) {
-      if (cfg.kind === 's3' && !this.targets().some((t) => t.key === cfg.key)) await this.context.secrets.delete(SECRET_PREFIX + cfg.key);
       const err = e instanceof EngineError ? e : new EngineError('IO', String(e));
       this.log.error(`set up ${cfg.remote} failed: ${err.message}`);
       void vscode.window.showErrorMessage(`AI Memory: the connection test failed; nothing was saved. ${err.message}${err.hint ? ` ${err.hint}` : ''}`, 'Show Log').then((a) => a && this.log.show());
       return undefined;
     }
+    if (creds) await this.context.secrets.store(SECRET_PREFIX + cfg.key, JSON.stringify(creds));
     await this.context.globalState.update(TARGETS_KEY, [...this.targets().filter((t) => t.key !== cfg.key), cfg]);
     void vscode.window.showInformationMessage(`AI Memory: every backup is now also copied to ${cfg.remote}.`);
     this._onDidChange.fire();

@@ -76,7 +76,7 @@ export class SnapshotCatalog extends Disposable {
   private watcher: vscode.Disposable | undefined;
   private timer: NodeJS.Timeout | undefined;
   private loading: Promise<void> | undefined;
-  private again = false;
+  private queued: Promise<void> | undefined;
 
   constructor(
     private readonly context: vscode.ExtensionContext,
@@ -124,18 +124,22 @@ export class SnapshotCatalog extends Disposable {
     }, RELOAD_DEBOUNCE_MS);
   }
 
-  /** Reloads now; a reload requested while one runs is done right after it. */
+  /**
+   * Reloads now. A reload requested while one runs is done right after it, and its caller
+   * waits for that one: the load already running may have started for the database or
+   * folder selected before (a caller acting on the list, such as Restore Latest, must see
+   * the list as of its call).
+   */
   reload(): Promise<void> {
     if (this.loading) {
-      this.again = true;
-      return this.loading;
+      this.queued ??= this.loading.catch(() => undefined).then(() => {
+        this.queued = undefined;
+        return this.reload();
+      });
+      return this.queued;
     }
     this.loading = this.load().finally(() => {
       this.loading = undefined;
-      if (this.again) {
-        this.again = false;
-        void this.reload();
-      }
     });
     return this.loading;
   }

@@ -16,7 +16,7 @@ import { checkLabel } from '../core/common/checks';
 import { formatAge, formatBytes } from '../core/common/format';
 import { describeHolders, findHolders, nameHolders } from '../core/ops/inUse';
 import { preRestoreName } from '../core/store/naming';
-import { prunePreRestoreCopies, type PreRestoreCopy } from '../core/store/preRestore';
+import { listPreRestoreCopies, prunePreRestoreCopies, type PreRestoreCopy } from '../core/store/preRestore';
 import { readSettings } from './settings';
 import type { BackupService } from './backupService';
 import { tildify, type DatabaseLocator } from './databaseLocator';
@@ -26,6 +26,7 @@ import { ask, confirm } from './prompts';
 import type { SnapshotCatalog, SnapshotView } from './snapshotCatalog';
 import { localTime, ownerLabel, type Node } from './snapshotsTree';
 import { resolveDbPath } from '../core/sqlite/dbFiles';
+import { withOwners } from '../core/store/ownership';
 
 export class SnapshotCommands {
   constructor(
@@ -96,6 +97,16 @@ export class SnapshotCommands {
       void vscode.window.showInformationMessage('No restore has kept a copy of this database yet.');
       return;
     }
+    // Only a copy kept of the database selected now, listed afresh: a row drawn for the
+    // database selected before (another window changed the setting) would put that one's
+    // old state into this one.
+    const current = this.locator.current;
+    const real = current ? ((await resolveDbPath(current.path).catch(() => undefined))?.path ?? current.path) : undefined;
+    if (!real || !(await listPreRestoreCopies(real).catch(() => [])).some((c) => c.path === copy.path)) {
+      void vscode.window.showWarningMessage(`${copy.name} is not a copy kept of the database selected now${real ? ` (${tildify(real)})` : ''}; nothing was changed. The view is refreshed.`);
+      await this.catalog.reload();
+      return;
+    }
     const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'aimb-undo-'));
     try {
       const made = await vscode.window.withProgress(
@@ -159,6 +170,13 @@ export class SnapshotCommands {
     // The same resolution as the engine's (dbFiles.ts): a symlinked database is replaced at its real file.
     const real = (await resolveDbPath(db.path).catch(() => undefined))?.path ?? db.path;
     const exists = await fsp.stat(real).then(() => true, () => false);
+    // Whose it is, decided now against the database it would replace — not taken from the
+    // row, which may have been drawn for the database selected before (another window
+    // changed the setting, a reload still running).
+    if (!subject) {
+      const [fresh] = await withOwners(path.dirname(entry.path), real, [{ ...entry }]).catch(() => [undefined]);
+      if (fresh) view = { ...view, owner: fresh.owner, source: fresh.source };
+    }
     const whose = view.owner === 'this' ? '' : `\n\nThis snapshot was not taken of your database: it is ${ownerLabel(view)}.`;
     // The kept copy is named when the restore runs, not now: say its pattern, not a time that
     // would be wrong by the time the user confirms (the engine reports the real name after).

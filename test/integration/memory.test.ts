@@ -131,6 +131,7 @@ describe('Memory-aware snapshots in a real VS Code', function () {
     assert.deepEqual([...(r.present ?? [])].sort(), [...victims].sort());
     const now = new Set(readMemories(db).map((m) => m.id));
     for (const id of victims) assert.ok(now.has(id), `${id} is back`);
+    assert.ok(!fs.existsSync(r.file), 'every memory is back: their extracted copy is not kept');
   });
 
   it('Compare with Previous compares the snapshot with the one before it', async function () {

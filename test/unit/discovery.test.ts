@@ -614,7 +614,7 @@ model = "o4-mini"
       '/home/u/.cursor/mcp.json': '[1, 2]',
       '/home/u/.codeium/windsurf/mcp_config.json': json({ mcpServers: ['not', 'an', 'object'] }),
       '/home/u/.gemini/settings.json': json({ mcpServers: { m: aiMemoryServer('--db', '/still-found.db') } }),
-      '/home/u/.codex/config.toml': '[mcp_servers.memory]\ncommand = ai-memory\n',
+      '/home/u/.codex/config.toml': '[env]\nOPENAI_API_KEY = sk-proj-AbCdEf0123456789secret\n[mcp_servers.memory]\ncommand = ai-memory\n',
       '/home/u/.config/ai-memory/config.toml': 'db = "unterminated\n',
     });
     const r = await discoverDatabases(ctxWith(fsys));
@@ -625,8 +625,9 @@ model = "o4-mini"
       '~/.claude.json: cannot read: EACCES: simulated',
       '~/.cursor/mcp.json: expected an object at the top level',
       '~/.codeium/windsurf/mcp_config.json: "mcpServers" should be an object; ignored',
-      "~/.codex/config.toml: invalid TOML at line 2, column 11: invalid value 'ai-memory' (strings must be quoted)",
+      '~/.codex/config.toml: invalid TOML at line 2, column 18: invalid value for OPENAI_API_KEY (strings must be quoted)',
     ]);
+    assert.ok(!r.diagnostics.join('\n').includes('sk-proj'), 'no value is ever echoed: it may be a secret');
   });
 
   it('ignores empty files silently and flags "mcpServers" in VS Code files', async () => {

@@ -76,7 +76,7 @@ export async function prepareTwoHosts(dirs) {
 /**
  * Untrusted workspace: the user's own ai-memory config (~/.config/ai-memory/config.toml)
  * names ~/ai-memory/memories.db; the workspace's .vscode/settings.json (aiMemory.databasePath,
- * aiMemory.backup.directory), .vscode/mcp.json and .mcp.json (Claude Code) name three other
+ * aiMemory.backup.directory; and aiMemory.backup.keep: 1), .vscode/mcp.json and .mcp.json (Claude Code) name three other
  * databases inside the workspace, all real ai-memory databases, so picking any of them would
  * work — and would be wrong.
  */
@@ -98,7 +98,8 @@ export async function prepareUntrusted(dirs) {
   writeVscodeMcpJson(dirs.workspace, '${workspaceFolder}/evil/mcp.db');
   writeFileSync(
     join(dirs.workspace, '.vscode', 'settings.json'),
-    JSON.stringify({ 'aiMemory.databasePath': '${workspaceFolder}/evil/settings.db', 'aiMemory.backup.directory': '${workspaceFolder}/evil/backups' }, null, 2),
+    // …and tries to thin out the user's snapshots: keep only the newest one.
+    JSON.stringify({ 'aiMemory.databasePath': '${workspaceFolder}/evil/settings.db', 'aiMemory.backup.directory': '${workspaceFolder}/evil/backups', 'aiMemory.backup.keep': 1 }, null, 2),
   );
   writeFileSync(
     join(dirs.workspace, '.mcp.json'),

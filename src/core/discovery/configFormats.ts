@@ -128,7 +128,10 @@ export function parseToml(text: string): TomlTable {
       const bare = /^[A-Za-z~./\\][^\s,\]}#]*/.exec(stripBom(text).split(/\r\n|\r|\n/)[e.line - 1]?.slice(e.column - 1) ?? '');
       const lineText = stripBom(text).split(/\r\n|\r|\n/)[e.line - 1] ?? '';
       if (/control characters/.test(reason) && e.column > lineText.length) reason = 'unterminated string (it reaches the end of the line)';
-      if (reason === 'invalid value' && bare && !/^(true|false|inf|nan)$/.test(bare[0])) reason += ` '${bare[0]}' (strings must be quoted)`;
+      // The key is named, never the value: an unquoted value may be a secret (`OPENAI_API_KEY =
+      // sk-…` in a Codex config), and this message goes to the extension's log.
+      const key = /^\s*([^=#]*?)\s*=/.exec(lineText)?.[1];
+      if (reason === 'invalid value' && bare && !/^(true|false|inf|nan)$/.test(bare[0])) reason += `${key ? ` for ${key}` : ''} (strings must be quoted)`;
       throw new ConfigSyntaxError('TOML', reason, e.line, e.column);
     }
     throw e;

@@ -1,7 +1,7 @@
 // Workspace trust. Session `untrusted` (session.config.mjs): the workspace is NOT trusted (the
 // trust prompt is answered "No, I don't trust the authors"), and it tries to aim the extension
 // at databases of its own: .vscode/settings.json sets aiMemory.databasePath and
-// aiMemory.backup.directory, .vscode/mcp.json and .mcp.json (Claude Code) name two more — all
+// aiMemory.backup.directory (and keep: 1), .vscode/mcp.json and .mcp.json (Claude Code) name two more — all
 // real ai-memory databases inside the workspace. The extension must use none of them
 // (restricted configuration + the workspace's MCP files ignored while untrusted) and find the
 // user's own database through ~/.config/ai-memory/config.toml. As a control, trusting the
@@ -75,6 +75,22 @@ describe('UI: an untrusted workspace cannot choose the database', function () {
     assert.equal(made.length, 1, `one snapshot in ~/ai-memory/backups: ${made}`);
     assert.ok(!existsSync(join(dirs.workspace, 'evil', 'backups')), 'aiMemory.backup.directory from the workspace was not used');
     assert.deepEqual(fingerprint(dirs.workspace), workspaceBefore, 'no file in the workspace changed');
+  });
+
+  it("the workspace's aiMemory.backup.keep: 1 thins out nothing: a second backup keeps both snapshots", async function () {
+    const { createRequire } = await import('node:module');
+    const { seedMemory } = createRequire(import.meta.url)('../../../out/test/support/aiMemoryDb.js');
+    seedMemory(userDb, 'proj', 'a second memory', 'so that the next backup is a new snapshot');
+    const backups = join(dirs.home, 'ai-memory', 'backups');
+    const sidebar = await openViewContainer(page, 'AI Memory');
+    await sidebar.locator('.title-actions .action-label[aria-label="Backup"]').first().click();
+    await waitFor(() => readdirSync(backups).filter((n) => SNAPSHOT_NAME.test(n)).length >= 2 && readdirSync(backups), {
+      timeoutMs: 30_000,
+      message: 'a second snapshot',
+    });
+    await new Promise((r) => setTimeout(r, 2000)); // the backup's own retention runs right after it publishes
+    const made = readdirSync(backups).filter((n) => SNAPSHOT_NAME.test(n));
+    assert.equal(made.length, 2, `both snapshots kept (the workspace's keep: 1 is ignored in Restricted Mode): ${made}`);
   });
 
   it('control: once the workspace is trusted, its aiMemory.databasePath setting is used', async function () {
