@@ -86,7 +86,7 @@ describe('UI: an untrusted workspace cannot choose the database', function () {
     await sidebar.locator('.title-actions .action-label[aria-label="Backup"]').first().click();
     await waitFor(() => readdirSync(backups).filter((n) => SNAPSHOT_NAME.test(n)).length >= 2 && readdirSync(backups), {
       timeoutMs: 30_000,
-      message: 'a second snapshot',
+      message: 'two snapshots after the second backup (the workspace\'s keep: 1 must not apply)',
     });
     await new Promise((r) => setTimeout(r, 2000)); // the backup's own retention runs right after it publishes
     const made = readdirSync(backups).filter((n) => SNAPSHOT_NAME.test(n));
