@@ -195,6 +195,11 @@ function explainDb(e: unknown, db: { path: string; detail: string; source: strin
 }
 
 async function dbPath(p: Parsed, io: CliIO): Promise<{ path: string; detail: string; source: string }> {
+  return dbPathOf(p, io);
+}
+
+/** The database as ai-memory finds it (--db, $AI_MEMORY_DB, config.toml, ./ai-memory.db), as it opens it: `..` and a trailing separator kept (paths.ts `exact`). */
+async function dbPathOf(p: Parsed, io: CliIO): Promise<{ path: string; detail: string; source: string }> {
   const r = await resolveAiMemoryDbPath({
     flag: p.values.get('db'),
     env: io.env,
@@ -349,6 +354,7 @@ function printPush(o: PushOutcome, io: CliIO, jsonLine: boolean): void {
   if (r) {
     io.stdout(`Copied  : ${o.target}: ${r.uploaded.length} uploaded${r.present.length ? `, ${r.present.length} already there` : ''}${r.deleted.length ? `, ${r.deleted.length} old deleted` : ''}${r.cleaned.length ? `, ${r.cleaned.length} unfinished cleaned` : ''}\n`);
     for (const s of r.skipped) io.stderr(`warning: not copied: ${s.name} (${s.reason})\n`);
+    if (r.unreadable.length) io.stderr(`warning: ${r.unreadable.length} snapshot${r.unreadable.length === 1 ? '' : 's'} on ${o.target} kept by retention: whose database ${r.unreadable.length === 1 ? 'it is' : 'they are'} could not be read there (${r.unreadable[0].name}: ${r.unreadable[0].message}); check that the credentials may read objects (GetObject)\n`);
   }
   if (o.error) {
     io.stderr(`${r ? 'warning' : 'error'}: off-machine copy to ${o.target} ${r ? 'incomplete' : 'failed'}: ${o.error.message}\n`);
@@ -553,7 +559,7 @@ async function retentionReasons(dir: string, listed: (SnapshotEntry & OwnerInfo)
 async function cmdList(p: Parsed, io: CliIO): Promise<number> {
   const dir = resolve(io.cwd, p.values.get('to') ?? './backups');
   const dbFlag = p.values.get('db');
-  const dbPath = dbFlag ? (await resolveDbPath(resolve(io.cwd, dbFlag))).path : undefined;
+  const dbPath = dbFlag ? (await resolveDbPath((await dbPathOf(p, io)).path)).path : undefined;
   const listed = await withOwners(dir, dbPath, await listSnapshots(dir, { anchor: await publicKey(io), archived: true }));
   // With --db: this database's snapshots first, then the others (each labelled); without, all newest first.
   const entries = dbPath ? [...listed.filter((e) => e.owner === 'this'), ...listed.filter((e) => e.owner !== 'this')] : listed;
@@ -614,7 +620,7 @@ async function cmdInspect(p: Parsed, io: CliIO): Promise<number> {
   if (dbFlag !== undefined && p.values.has('from')) throw new BackupError('USAGE', 'inspect takes --from SNAP or --db PATH, not both.');
   const r = await inspectSnapshot({
     // A folder's newest snapshot OF THIS DATABASE (found as for backup), as restore picks it.
-    ...(dbFlag !== undefined ? { db: resolve(io.cwd, dbFlag) } : { from: fromFlag(p, io, 'inspect'), dbPath: (await dbPath(p, io)).path }),
+    ...(dbFlag !== undefined ? { db: (await dbPath(p, io)).path } : { from: fromFlag(p, io, 'inspect'), dbPath: (await dbPath(p, io)).path }),
     id,
     query: id === undefined ? { text: p.values.get('search'), namespace: p.values.get('namespace'), tier: p.values.get('tier'), offset: wholeNumber(p, 'offset'), limit: wholeNumber(p, 'limit') ?? (jsonOut ? 100 : 20) } : undefined,
     signal: io.signal,
@@ -701,7 +707,7 @@ async function cmdExtract(p: Parsed, io: CliIO): Promise<number> {
   const select = idList ? { ids: idList } : ns !== undefined ? { namespace: ns } : { removedSinceDb: resolve(io.cwd, removed as string) };
   const dbFlag = p.values.get('db');
   const out = outRaw === undefined ? undefined : resolve(io.cwd, outRaw);
-  const r = await extract({ from, select, db: dbFlag === undefined ? undefined : resolve(io.cwd, dbFlag), dbPath: (await dbPath(p, io)).path, out, onWarning: (w) => io.stderr(`warning: ${w}\n`), signal: io.signal });
+  const r = await extract({ from, select, db: dbFlag === undefined ? undefined : (await dbPath(p, io)).path, dbPath: (await dbPath(p, io)).path, out, onWarning: (w) => io.stderr(`warning: ${w}\n`), signal: io.signal });
   if (out && p.switches.has('json')) {
     io.stdout(json(extractJson({ ...r, out })));
     return 0;
@@ -719,14 +725,14 @@ async function cmdExtract(p: Parsed, io: CliIO): Promise<number> {
 
 /**
  * What we print carries text from databases and folders (memory titles and contents written
- * by agents, file names): terminal control characters (C0 but tab and newline, DEL, C1) and
- * bidirectional overrides are shown as `\uXXXX`. Inside JSON strings that is the same
- * character, escaped; JSON has them nowhere else. So no memory can clear the screen, set the
- * window title or reorder what a line says.
+ * by agents, file names): terminal control characters (C0 but tab, newline and a CR before a
+ * newline; DEL; C1) and bidirectional overrides are shown as `\uXXXX`. Inside JSON strings
+ * that is the same character, escaped; JSON has them nowhere else. So no memory can clear
+ * the screen, set the window title or reorder what a line says.
  */
 export function printable(s: string): string {
   // eslint-disable-next-line no-control-regex -- matching control characters is the point
-  return s.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return s.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]|\r(?!\n)/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 export async function runCli(argv: string[], raw: CliIO): Promise<number> {

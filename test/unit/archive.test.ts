@@ -15,7 +15,7 @@ import { runBackup } from '../../src/core/ops/backup';
 import { archiveOlder, runPrune } from '../../src/core/ops/prune';
 import { runRestore } from '../../src/core/ops/restore';
 import { ARCHIVE_DIR, archivePaths, archiveSnapshot, listArchived, PackStore, readIndex, rebuildArchived } from '../../src/core/store/archive';
-import { listSnapshots } from '../../src/core/store/catalog';
+import { deleteSnapshot, listSnapshots } from '../../src/core/store/catalog';
 import { OUR_TOOL, serializeManifest } from '../../src/core/store/manifest';
 import { pinSnapshot } from '../../src/core/store/pins';
 import { createAiMemoryDb, seedMemory } from '../support/aiMemoryDb';
@@ -398,6 +398,11 @@ describe('archive: page-dedup storage of older snapshots', () => {
     assert.ok(fs.existsSync(path.join(dir, first)), 'the plain file stays');
     assert.ok(out.warnings.some((w) => w.includes(first) && /another snapshot of the same name/.test(w)), out.warnings.join('\n'));
     assert.strictEqual((await listArchived(dir)).find((a) => a.name === first)?.manifest?.sha256, firstSha);
+    // Deleting the plain file (what the listing shows under that name) leaves the other, archived one.
+    await deleteSnapshot(dir, first);
+    assert.ok(!fs.existsSync(path.join(dir, first)));
+    assert.strictEqual((await listArchived(dir)).find((a) => a.name === first)?.manifest?.sha256, firstSha, 'the archived snapshot of that name stays');
+    await rebuildsAll();
   });
 
   it('nothing the archive, materialize or a repack writes is more readable than the snapshots it holds; packs of different modes are never merged', async () => {

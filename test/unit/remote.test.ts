@@ -392,6 +392,24 @@ describe('off-machine copies: mirror folder', function () {
     assert.deepStrictEqual(names(mirror).filter((n) => n.endsWith('.db')), [a[2], a4, ...b].sort());
     const owners = (await readRemoteState(local)).targets[t.id].owners ?? {};
     assert.deepStrictEqual(b.map((n) => owners[n]), b.map(() => fs.realpathSync(tmp.join('b.db'))));
+    // Credentials that cannot read objects back (write-only): whose they are was remembered
+    // when they were sent, so retention needs no read; without that memory, those kept are said.
+    class WriteOnly extends MirrorTarget {
+      override readBytes(): Promise<Buffer> {
+        return Promise.reject(new Error('AccessDenied'));
+      }
+    }
+    const w = new WriteOnly(mirror);
+    const [a5] = await backups(tmp.join('a.db'), local, 1, 2, at);
+    const o3 = await pushToTarget({ localDir: local, target: w, keep: 2 });
+    assert.deepStrictEqual(o3.report?.deleted, [a[2]]);
+    assert.deepStrictEqual(o3.report?.unreadable, []);
+    fs.rmSync(path.join(local, REMOTE_STATE_NAME));
+    for (const n of [a4]) for (const f of [n, n.replace(/\.db$/, '.manifest.json')]) fs.rmSync(path.join(local, f));
+    const o4 = await pushToTarget({ localDir: local, target: w, keep: 2 });
+    assert.deepStrictEqual(o4.report?.deleted, []);
+    assert.deepStrictEqual(o4.report?.unreadable.map((u) => u.name).sort(), [a4, ...b].sort());
+    assert.deepStrictEqual(names(mirror).filter((n) => n.endsWith('.db')), [a4, a5, ...b].sort());
   });
 
   it('copies with the source permissions; a mirror that disappears is pending (never created), and completed when it is back', async () => {

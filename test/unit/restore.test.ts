@@ -216,6 +216,15 @@ describe('restore', () => {
     assert.strictEqual(r.to, path.join(fs.realpathSync(tmp.join('phys', 'el')), 'new', 'ai-memory.db'));
     assert.strictEqual(sha(r.to), snap.manifest.sha256);
     assert.ok(!fs.existsSync(tmp.join('lexi', 'new')), 'nothing beside the link');
+    // The same through the CLI, where --db is expanded (~, relative paths) before the engine sees it.
+    const viaCli = await cli(['restore', '--db', 'lexi/lk/../cli/ai-memory.db', '--from', snap.snapshotPath, '--json'], { cwd: tmp.path });
+    assert.strictEqual(viaCli.code, 0, viaCli.stderr);
+    assert.strictEqual(sha(path.join(fs.realpathSync(tmp.join('phys', 'el')), 'cli', 'ai-memory.db')), snap.manifest.sha256);
+    assert.ok(!fs.existsSync(tmp.join('lexi', 'cli')));
+    const slash = await cli(['restore', '--db', 'folder-like/', '--from', snap.snapshotPath], { cwd: tmp.path });
+    assert.strictEqual(slash.code, 1, slash.stderr);
+    assert.match(slash.stderr, /ends with a path separator: it names a folder/);
+    assert.ok(!fs.existsSync(tmp.join('folder-like')));
   });
 
   it('refuses while another process has the database open, naming it; --force restores anyway', async function () {

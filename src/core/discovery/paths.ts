@@ -41,7 +41,13 @@ export interface PathContext {
   expandVariables?: boolean;
 }
 
-export type ExpandResult = { ok: true; path: string } | { ok: false; reason: string };
+/**
+ * `path`: absolute and normalised (`a/../b` as text: for listing and merging paths).
+ * `exact`: absolute, but as given otherwise — what a program opening it gets, where `..`
+ * after a symbolic link is taken from the link's target and a trailing separator names a
+ * folder (dbFiles.resolveDbPath decides from it as SQLite does).
+ */
+export type ExpandResult = { ok: true; path: string; exact: string } | { ok: false; reason: string };
 
 /** The `path` implementation matching a platform (lets tests exercise Windows rules on Linux). */
 export function pathApi(platform: NodeJS.Platform | undefined): nodePath.PlatformPath {
@@ -125,7 +131,8 @@ export function tryExpandPath(p: string, ctx: PathContext): ExpandResult {
     return { ok: false, reason: `'${p}' expands to an empty path` };
   }
   const base = ctx.baseDir ?? ctx.workspaceFolder ?? ctx.home;
-  return { ok: true, path: api.resolve(base, expanded) };
+  const exact = api === nodePath.win32 || api.isAbsolute(expanded) ? (api === nodePath.win32 ? api.resolve(base, expanded) : expanded) : `${api.resolve(base)}/${expanded}`;
+  return { ok: true, path: api.resolve(base, expanded), exact };
 }
 
 /** {@link tryExpandPath} returning `undefined` when the path cannot be resolved. */
@@ -300,7 +307,8 @@ export async function resolveAiMemoryDbPath(opts: AiMemoryResolveOptions): Promi
   const attempt = (raw: string, source: AiMemoryDbSource, detail: string): AiMemoryDbResolution | undefined => {
     const result = tryExpandPath(raw, ctx);
     if (result.ok) {
-      return { path: result.path, source, detail, warnings };
+      // The path as ai-memory opens it: its `..` and a trailing separator kept for the engine to decide on.
+      return { path: result.exact, source, detail, warnings };
     }
     warnings.push(`${detail}: ${result.reason}`);
     return undefined;

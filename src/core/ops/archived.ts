@@ -140,6 +140,7 @@ export async function runMaterialize(opts: MaterializeOptions): Promise<Material
   if (st?.isDirectory()) out = join(out, ref.name);
   else if (st) throw new BackupError('USAGE', `${out} already exists; materialize never overwrites a file.`, { hint: 'Pass a new file name, or a folder, with --out.' });
   const outDir = dirname(out);
+  await refuseInsideArchive(outDir); // again, now that `out` is known (an existing folder named without a trailing separator)
   await fsp.mkdir(outDir, { recursive: true, mode: dirModeLike(fileMode) }).catch((e: unknown) => {
     throw ioError('creating folder', outDir, e);
   });

@@ -54,6 +54,8 @@ export interface SyncReport {
   remoteOnly: RemoteSnapshotInfo[];
   /** Whose each remote snapshot is (its manifest's source_db; '' unknown): kept for the next run, which then reads no manifest twice. */
   owners: Record<string, string>;
+  /** Snapshots on the target whose manifest could not be read there: their database unknown, retention keeps them (said, not silent). */
+  unreadable: { name: string; message: string }[];
 }
 
 const MANIFEST_RE = /^ai-memory-.*\.manifest\.json$/;
@@ -128,7 +130,7 @@ export async function syncTarget(opts: {
   owners?: Record<string, string>;
 }): Promise<SyncReport> {
   const { localDir, target, keep } = opts;
-  const report: SyncReport = { target: target.label, uploaded: [], present: [], deleted: [], cleaned: [], refused: [], skipped: [], remoteOnly: [], owners: {} };
+  const report: SyncReport = { target: target.label, uploaded: [], present: [], deleted: [], cleaned: [], refused: [], skipped: [], remoteOnly: [], owners: {}, unreadable: [] };
   const local = await listSnapshots(localDir, { archived: true });
   const good = new Map<string, SnapshotEntry>();
   for (const e of local) {
@@ -154,8 +156,8 @@ export async function syncTarget(opts: {
         o = parseManifest((await target.readBytes(manifestNameFor(n), opts.signal)).toString('utf8'), manifestNameFor(n)).source_db ?? '';
       } catch (e) {
         if (isBackupError(e) && e.code === 'CANCELLED') throw e;
-        o = ''; // unreadable now: unknown, so kept; asked again next time
-        owner.set(n, o);
+        report.unreadable.push({ name: n, message: e instanceof Error ? e.message : String(e) });
+        owner.set(n, ''); // unknown, so kept; asked again next time
         continue;
       }
     }
@@ -166,6 +168,9 @@ export async function syncTarget(opts: {
   for (const n of union) groups.set(owner.get(n) ?? '', [...(groups.get(owner.get(n) ?? '') ?? []), n]);
   const kept = new Set<string>();
   for (const [o, names] of groups) for (const n of o ? remoteKept(names, keep) : names) kept.add(n);
+  // Remembered for every snapshot the target will hold, ours included: once the folder no
+  // longer has one, whose it is needs no read of the target (credentials may not allow it).
+  for (const n of kept) if (owner.get(n)) report.owners[n] = owner.get(n) as string;
 
   // 1. Uploads, newest first (the newest is the one that matters most if we are interrupted).
   const toSend = [...good.values()].filter((e) => kept.has(e.name)).sort(compareNewestFirst);

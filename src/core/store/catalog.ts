@@ -279,11 +279,17 @@ export async function deleteSnapshot(dir: string, name: string): Promise<void> {
   }
   const lock = await acquireFolderLock(dir, { purpose: 'delete', waitMs: 10_000 });
   try {
+    // The plain file shows the snapshot of this name; an archived one of the same name goes
+    // with it only when it is the same snapshot (a file copied in, or written before archived
+    // names were kept apart, may be another one, which the listing does not show).
+    const plain = await readManifestFor(name, join(dir, manifestNameFor(name)), null).catch(() => undefined);
+    const hasPlain = await fsp.lstat(join(dir, name)).then(() => true, () => false);
+    const archived = (await listArchived(dir)).find((a) => a.name === name);
     await fsp.unlink(join(dir, name)).catch((e: unknown) => {
       if (errnoCode(e) !== 'ENOENT') throw new BackupError('IO', `Could not delete ${name}: ${errorMessage(e)}`);
     });
     await fsp.rm(join(dir, manifestNameFor(name)), { force: true });
-    if ((await listArchived(dir)).some((a) => a.name === name)) await deleteArchived(dir, name);
+    if (archived && (!hasPlain || (plain?.manifest && archived.manifest && plain.manifest.sha256 === archived.manifest.sha256))) await deleteArchived(dir, name);
   } finally {
     await lock.release();
   }
