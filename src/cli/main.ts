@@ -707,7 +707,8 @@ async function cmdExtract(p: Parsed, io: CliIO): Promise<number> {
   const select = idList ? { ids: idList } : ns !== undefined ? { namespace: ns } : { removedSinceDb: resolve(io.cwd, removed as string) };
   const dbFlag = p.values.get('db');
   const out = outRaw === undefined ? undefined : resolve(io.cwd, outRaw);
-  const r = await extract({ from, select, db: dbFlag === undefined ? undefined : (await dbPath(p, io)).path, dbPath: (await dbPath(p, io)).path, out, onWarning: (w) => io.stderr(`warning: ${w}\n`), signal: io.signal });
+  const db = (await dbPath(p, io)).path; // once: its warnings said once
+  const r = await extract({ from, select, db: dbFlag === undefined ? undefined : db, dbPath: db, out, onWarning: (w) => io.stderr(`warning: ${w}\n`), signal: io.signal });
   if (out && p.switches.has('json')) {
     io.stdout(json(extractJson({ ...r, out })));
     return 0;

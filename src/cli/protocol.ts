@@ -153,6 +153,8 @@ export const PushJson = v.object({
   refused: v.optional(v.array(v.object({ name: v.string(), message: v.string() }))),
   skipped: v.optional(v.array(v.object({ name: v.string(), reason: v.string() }))),
   remote_only: v.optional(v.array(v.object({ name: v.string(), bytes: v.number() }))),
+  /** Kept on the target because their manifest could not be read there (whose database they are is unknown). */
+  unreadable: v.optional(v.array(v.object({ name: v.string(), message: v.string() }))),
   error: v.optional(CopyErrorJson),
   next_retry: v.optional(v.string()),
 });
@@ -569,6 +571,7 @@ export function pushJson(o: PushOutcome): PushOutcomeJson {
     refused: r?.refused,
     skipped: r?.skipped,
     remote_only: r?.remoteOnly,
+    unreadable: r?.unreadable,
     error: o.error,
     next_retry: o.next_retry,
   };

@@ -189,6 +189,17 @@ describe('paths: resolveAiMemoryDbPath (ai-memory\'s own order)', () => {
     files['/home/u/.config/ai-memory/config.toml'] = 'db = "/cfg.db"';
     const r = await resolveAiMemoryDbPath({ ...base, flag: '~/flag.db', env: { AI_MEMORY_DB: '/env.db' } });
     assert.deepStrictEqual(r, { path: '/home/u/flag.db', source: 'flag', detail: '--db ~/flag.db', warnings: [] });
+    // A --db that cannot be expanded is an error, never a reason to take $AI_MEMORY_DB's database instead.
+    await assert.rejects(resolveAiMemoryDbPath({ ...base, flag: '~bob/x.db', env: { AI_MEMORY_DB: '/env.db' } }), (e: Error & { code?: string }) => e.code === 'USAGE' && /--db ~bob\/x\.db/.test(e.message));
+  });
+
+  it('--db as ai-memory opens it: `..` and a trailing separator kept for the engine (POSIX), the separator kept on Windows too', () => {
+    const r = tryExpandPath('lk/../x.db', { home: '/home/u', env: {}, baseDir: '/w' });
+    assert.ok(r.ok && r.exact === '/w/lk/../x.db' && r.path === '/w/x.db', JSON.stringify(r));
+    const d = tryExpandPath('dir/', { home: '/home/u', env: {}, baseDir: '/w' });
+    assert.ok(d.ok && d.exact === '/w/dir/', JSON.stringify(d));
+    const w = tryExpandPath('C:\\data\\new\\', { home: 'C:\\Users\\u', env: {}, baseDir: 'C:\\w', platform: 'win32' });
+    assert.ok(w.ok && w.exact === 'C:\\data\\new\\', JSON.stringify(w));
   });
 
   it('then $AI_MEMORY_DB (empty counts as unset)', async () => {

@@ -63,6 +63,22 @@ describe('CLI: inspect, diff, extract', function () {
     assert.equal(j.memory?.memory.title, evil, 'JSON: the exact title');
   });
 
+  it('inspect/diff/extract find this database\'s snapshots whatever form its path is given in (./x.db, a/../x.db, $AI_MEMORY_DB)', async () => {
+    const { dir } = await backedUp();
+    fs.mkdirSync(tmp.join('sub'));
+    for (const [args, env] of [
+      [['diff', '--from', dir, '--db', './ai-memory.db'], {}],
+      [['diff', '--from', dir, '--db', 'sub/../ai-memory.db'], {}],
+      [['inspect', '--from', dir], { AI_MEMORY_DB: './ai-memory.db' }],
+      [['extract', '--from', dir, '--db', './ai-memory.db', '--namespace', 'proj'], {}],
+    ] as [string[], Record<string, string>][]) {
+      const r = await cli(args, { cwd: tmp.path, env: { ...process.env, ...env } });
+      assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    }
+    const bad = await cli(['inspect', '--from', dir, '--db', '~nobody-such/x.db'], { cwd: tmp.path, env: { ...process.env, AI_MEMORY_DB: './ai-memory.db' } });
+    assert.equal(bad.code, 2, bad.stderr);
+  });
+
   it('inspect/diff --from a folder shared by two databases take THIS database\'s newest snapshot, as restore does', async () => {
     const { db, dir } = await backedUp();
     // Another database (5 memories) backed up into the same folder a moment later: the folder's newest is its.

@@ -9,7 +9,7 @@
  *
  * This module must not import `vscode` (shared by CLI, extension and tests).
  */
-import { errorMessage } from '../common/errors';
+import { BackupError, errorMessage } from '../common/errors';
 
 import * as nodePath from 'path';
 import { ConfigSyntaxError, parseToml } from './configFormats';
@@ -131,7 +131,13 @@ export function tryExpandPath(p: string, ctx: PathContext): ExpandResult {
     return { ok: false, reason: `'${p}' expands to an empty path` };
   }
   const base = ctx.baseDir ?? ctx.workspaceFolder ?? ctx.home;
-  const exact = api === nodePath.win32 || api.isAbsolute(expanded) ? (api === nodePath.win32 ? api.resolve(base, expanded) : expanded) : `${api.resolve(base)}/${expanded}`;
+  // Windows resolves `..` as text itself; a trailing separator is kept there too (it names a folder).
+  const exact =
+    api === nodePath.win32
+      ? `${api.resolve(base, expanded)}${/[\\/]$/.test(expanded) && !/[\\/]$/.test(api.resolve(base, expanded)) ? api.sep : ''}`
+      : api.isAbsolute(expanded)
+        ? expanded
+        : `${api.resolve(base)}/${expanded}`;
   return { ok: true, path: api.resolve(base, expanded), exact };
 }
 
@@ -265,7 +271,7 @@ export async function readAiMemoryConfigDb(opts: {
 export type AiMemoryDbSource = 'flag' | 'env' | 'config' | 'default';
 
 export interface AiMemoryDbResolution {
-  /** Absolute, normalized database path. */
+  /** Absolute; as ai-memory opens it (`..` and a trailing separator kept: ExpandResult.exact). */
   path: string;
   source: AiMemoryDbSource;
   /** Human-readable explanation, e.g. `--db ~/x.db` or `db in ~/.config/ai-memory/config.toml`. */
@@ -315,8 +321,10 @@ export async function resolveAiMemoryDbPath(opts: AiMemoryResolveOptions): Promi
   };
 
   if (opts.flag !== undefined) {
-    const r = attempt(opts.flag, 'flag', `--db ${opts.flag}`);
-    if (r) return r;
+    // A --db that cannot be expanded is an error, never a reason to use another database.
+    const result = tryExpandPath(opts.flag, ctx);
+    if (!result.ok) throw new BackupError('USAGE', `--db ${opts.flag}: ${result.reason}.`, { hint: 'Give the database file as an absolute path, or relative to the working directory.' });
+    return { path: result.exact, source: 'flag', detail: `--db ${opts.flag}`, warnings };
   }
   const envDb = lookupEnv(opts.env, 'AI_MEMORY_DB', opts.platform);
   if (envDb !== undefined && envDb !== '') {

@@ -147,7 +147,10 @@ const CANCELLED = 'Restore cancelled; nothing was changed.';
  * database only — and the warnings say whose it is; snapshots of another database that
  * exists here are never chosen without being named.
  */
-export async function resolveRestoreSource(from: string, dbPath: string): Promise<{ snapshot: string; source: OwnerInfo; warnings: string[] }> {
+export async function resolveRestoreSource(from: string, given: string): Promise<{ snapshot: string; source: OwnerInfo; warnings: string[] }> {
+  // Whose a snapshot is compares resolved paths (manifests hold the resolved source_db): the
+  // database as SQLite resolves it, whatever form it was given in (`./x.db`, a link).
+  const dbPath = (await resolveDbPath(given).catch(() => undefined))?.path ?? resolve(given);
   const p = resolve(from);
   const warnings: string[] = [];
   let st;
