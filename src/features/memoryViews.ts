@@ -9,6 +9,7 @@
  * and load nothing from the network.
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
@@ -518,7 +519,9 @@ export class MemoryViews extends Disposable implements vscode.TextDocumentConten
     }
     this.log.info(`restore memories: ${chosen.length} from ${view.entry.name}`);
     await fsp.mkdir(this.storage.fsPath, { recursive: true, mode: 0o700 }); // extracted memories go here: private
-    const file = path.join(this.storage.fsPath, `restore-${formatStamp(new Date())}-${process.pid}.json`);
+    // A name of its own: extract never overwrites, and a second restore within the same second
+    // (the stamp's resolution) must not find the first one's file kept for a by-hand import.
+    const file = path.join(this.storage.fsPath, `restore-${formatStamp(new Date())}-${randomBytes(4).toString('hex')}.json`);
     try {
       await this.engine.run('extract', { from: view.entry.path, ids: chosen.join(','), db, out: file });
     } catch (e) {

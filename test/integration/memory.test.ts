@@ -108,7 +108,15 @@ describe('Memory-aware snapshots in a real VS Code', function () {
     withDb(db, (n) => forget(n, victim));
     await vscode.workspace.getConfiguration('aiMemory').update('aiMemoryPath', '', vscode.ConfigurationTarget.Global);
     const r = (await vscode.commands.executeCommand('aiMemory.restoreMemories', snapshot, [victim])) as RestoreMemoriesResult;
+    // Again and again at once: some of them within one second (the name's stamp), each gets a
+    // file of its own and the earlier ones stay for the user.
+    const again: (RestoreMemoriesResult | undefined)[] = [];
+    for (let i = 0; i < 3; i++) again.push((await vscode.commands.executeCommand('aiMemory.restoreMemories', snapshot, [victim])) as RestoreMemoriesResult | undefined);
+    assert.deepEqual(again.map((a) => a?.status), again.map(() => r.status), 'restores right after the first');
     if (r.status === 'no-binary') {
+      const files = [r, ...again].map((a) => a?.file ?? '');
+      assert.equal(new Set(files).size, files.length, 'a file each');
+      for (const f of files) assert.ok(fs.existsSync(f), `${f} is kept`);
       assert.match(r.command, / --db .* import < /);
       const dbMode = fs.statSync(db).mode & 0o777;
       assert.equal(fs.statSync(r.file).mode & 0o777 & ~dbMode, 0, 'no more readable than the database');
