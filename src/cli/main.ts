@@ -194,12 +194,8 @@ function explainDb(e: unknown, db: { path: string; detail: string; source: strin
   throw e;
 }
 
-async function dbPath(p: Parsed, io: CliIO): Promise<{ path: string; detail: string; source: string }> {
-  return dbPathOf(p, io);
-}
-
 /** The database as ai-memory finds it (--db, $AI_MEMORY_DB, config.toml, ./ai-memory.db), as it opens it: `..` and a trailing separator kept (paths.ts `exact`). */
-async function dbPathOf(p: Parsed, io: CliIO): Promise<{ path: string; detail: string; source: string }> {
+async function dbPath(p: Parsed, io: CliIO): Promise<{ path: string; detail: string; source: string }> {
   const r = await resolveAiMemoryDbPath({
     flag: p.values.get('db'),
     env: io.env,
@@ -559,17 +555,17 @@ async function retentionReasons(dir: string, listed: (SnapshotEntry & OwnerInfo)
 async function cmdList(p: Parsed, io: CliIO): Promise<number> {
   const dir = resolve(io.cwd, p.values.get('to') ?? './backups');
   const dbFlag = p.values.get('db');
-  const dbPath = dbFlag ? (await resolveDbPath((await dbPathOf(p, io)).path)).path : undefined;
-  const listed = await withOwners(dir, dbPath, await listSnapshots(dir, { anchor: await publicKey(io), archived: true }));
+  const db = dbFlag ? (await resolveDbPath((await dbPath(p, io)).path)).path : undefined;
+  const listed = await withOwners(dir, db, await listSnapshots(dir, { anchor: await publicKey(io), archived: true }));
   // With --db: this database's snapshots first, then the others (each labelled); without, all newest first.
-  const entries = dbPath ? [...listed.filter((e) => e.owner === 'this'), ...listed.filter((e) => e.owner !== 'this')] : listed;
-  const retention = await retentionReasons(dir, listed, policyFromFlags(p), dbPath);
+  const entries = db ? [...listed.filter((e) => e.owner === 'this'), ...listed.filter((e) => e.owner !== 'this')] : listed;
+  const retention = await retentionReasons(dir, listed, policyFromFlags(p), db);
   if (p.switches.has('json')) {
-    io.stdout(json(listJson(entries, dbPath, retention)));
+    io.stdout(json(listJson(entries, db, retention)));
     return 0;
   }
   const sources = new Set(entries.map((e) => e.source ?? ''));
-  io.stdout(`${dir}: ${entries.length} snapshot${entries.length === 1 ? '' : 's'}${dbPath ? ` (${entries.filter((e) => e.owner === 'this').length} of ${dbPath})` : ''}\n`);
+  io.stdout(`${dir}: ${entries.length} snapshot${entries.length === 1 ? '' : 's'}${db ? ` (${entries.filter((e) => e.owner === 'this').length} of ${db})` : ''}\n`);
   for (const e of entries) {
     const when = new Date(e.time).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
     const verdict = snapshotVerdict(e);
@@ -579,7 +575,7 @@ async function cmdList(p: Parsed, io: CliIO): Promise<number> {
     if (e.archived) state += ', archived (materialize gives a plain file)';
     if (e.future) state += '; dated in the future (ranked last)';
     // Whose it is, when that is not obvious: another database than --db, or a folder of several.
-    if (dbPath ? e.owner !== 'this' : sources.size > 1) state += e.source ? `; of ${e.source}${e.owner === 'gone' ? ' (not on this machine)' : ''}` : '; database unknown';
+    if (db ? e.owner !== 'this' : sources.size > 1) state += e.source ? `; of ${e.source}${e.owner === 'gone' ? ' (not on this machine)' : ''}` : '; database unknown';
     const why = retention(e.name);
     io.stdout(`  ${when}  ${e.name}  ${formatBytes(e.size)}  ${state}${why ? `  [${why}]` : ''}\n`);
   }

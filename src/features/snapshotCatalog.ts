@@ -11,7 +11,7 @@ import { listSnapshots, type SnapshotEntry } from '../core/store/catalog';
 import { isBackupError } from '../core/common/errors';
 import { readState, type BackupState } from '../core/store/state';
 import { withOwners, type Owner } from '../core/store/ownership';
-import { resolveDbPath } from '../core/sqlite/dbFiles';
+import { resolveDbPath, resolvedDbPathOr } from '../core/sqlite/dbFiles';
 import { snapshotVerdict, type SnapshotState } from '../core/store/snapshotState';
 import { applyRetention, reasonsText, type RetentionPolicy } from '../core/store/retention';
 import { listPreRestoreCopies, type PreRestoreCopy } from '../core/store/preRestore';
@@ -161,7 +161,7 @@ export class SnapshotCatalog extends Disposable {
       }
     }
     let preRestore: PreRestoreCopy[] = [];
-    if (this.db) preRestore = await listPreRestoreCopies((await resolveDbPath(this.db).catch(() => undefined))?.path ?? this.db).catch(() => []);
+    if (this.db) preRestore = await listPreRestoreCopies(await resolvedDbPathOr(this.db, this.db)).catch(() => []);
     if (dir !== this.dir) return; // the folder changed meanwhile; that load wins
     const cache = this.verifications();
     const retention = retentionReasons(entries, readSettings().policy);

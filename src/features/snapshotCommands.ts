@@ -25,7 +25,7 @@ import { describeFailure, errorActions } from './errors';
 import { ask, confirm } from './prompts';
 import type { SnapshotCatalog, SnapshotView } from './snapshotCatalog';
 import { localTime, ownerLabel, type Node } from './snapshotsTree';
-import { resolveDbPath } from '../core/sqlite/dbFiles';
+import { resolvedDbPathOr } from '../core/sqlite/dbFiles';
 import { withOwners } from '../core/store/ownership';
 
 export class SnapshotCommands {
@@ -101,7 +101,7 @@ export class SnapshotCommands {
     // database selected before (another window changed the setting) would put that one's
     // old state into this one.
     const current = this.locator.current;
-    const real = current ? ((await resolveDbPath(current.path).catch(() => undefined))?.path ?? current.path) : undefined;
+    const real = current ? await resolvedDbPathOr(current.path, current.path) : undefined;
     if (!real || !(await listPreRestoreCopies(real).catch(() => [])).some((c) => c.path === copy.path)) {
       void vscode.window.showWarningMessage(`${copy.name} is not a copy kept of the database selected now${real ? ` (${tildify(real)})` : ''}; nothing was changed. The view is refreshed.`);
       await this.catalog.reload();
@@ -168,7 +168,7 @@ export class SnapshotCommands {
     const when = subject ?? `the snapshot of ${localTime(entry.time)}`;
     const When = when.charAt(0).toUpperCase() + when.slice(1);
     // The same resolution as the engine's (dbFiles.ts): a symlinked database is replaced at its real file.
-    const real = (await resolveDbPath(db.path).catch(() => undefined))?.path ?? db.path;
+    const real = await resolvedDbPathOr(db.path, db.path);
     const exists = await fsp.stat(real).then(() => true, () => false);
     // Whose it is, decided now against the database it would replace — not taken from the
     // row, which may have been drawn for the database selected before (another window

@@ -30,7 +30,9 @@ describe('AI Memory Backup in a real VS Code', function () {
   const db = process.env.AI_MEMORY_TEST_DB as string;
   let ext: vscode.Extension<AiMemoryBackupApi>;
   let api: AiMemoryBackupApi;
-  let folder: string;
+  // Where the discovered database's backups go: fixed here, so that a failed discovery test
+  // fails the tests after it rather than sending their CLI backups to "./undefined".
+  const folder = path.join(path.dirname(db ?? ''), 'backups');
 
   before(async function () {
     assert.ok(db, 'the session exports AI_MEMORY_TEST_DB');
@@ -68,8 +70,7 @@ describe('AI Memory Backup in a real VS Code', function () {
     assert.equal(d.path, db);
     assert.match(d.source, /\.vscode\/mcp\.json/);
     assert.match(d.source, /server "memory"/);
-    folder = api.backupFolder() as string;
-    assert.equal(folder, path.join(path.dirname(db), 'backups'));
+    assert.equal(api.backupFolder(), folder);
   });
 
   it('contributes every command under "AI Memory", and hides item-only ones from the palette', async function () {

@@ -349,42 +349,42 @@ describe('backup: what we promise beyond the reference', () => {
 
 describe('EarlyWriteback: a failed early fdatasync is never swallowed', () => {
   const tmp = useTempDir();
+  const isEinval = (e: NodeJS.ErrnoException) => e.code === 'EINVAL';
 
-  it('throws it from settle(), before the final fsync could report success for lost data', async function () {
-    if (process.platform === 'win32') this.skip(); // no FIFOs
-    // fdatasync(2) on a FIFO fails with EINVAL: a real failing handle, no mock.
-    const fifo = tmp.join('fifo');
+  /** An EarlyWriteback (threshold 1024) on a FIFO: fdatasync(2) fails there with EINVAL, a real failing handle, no mock. */
+  async function onFifo(name: string, use: (wb: EarlyWriteback) => Promise<void>): Promise<void> {
+    const fifo = tmp.join(name);
     execFileSync('mkfifo', [fifo]);
     const fh = await fs.promises.open(fifo, fs.constants.O_RDWR);
     try {
-      const wb = new EarlyWriteback(fh, 1024);
-      wb.wrote(100);
-      await wb.settle(); // below the threshold: nothing started, nothing to report
-      wb.wrote(2048);
-      await assert.rejects(wb.settle(), (e: NodeJS.ErrnoException) => e.code === 'EINVAL');
-      await assert.rejects(wb.settle(), (e: NodeJS.ErrnoException) => e.code === 'EINVAL'); // still, on every call
+      await use(new EarlyWriteback(fh, 1024));
     } finally {
       await fh.close();
     }
+  }
+
+  it('throws it from settle(), before the final fsync could report success for lost data', async function () {
+    if (process.platform === 'win32') this.skip(); // no FIFOs
+    await onFifo('fifo', async (wb) => {
+      wb.wrote(100);
+      await wb.settle(); // below the threshold: nothing started, nothing to report
+      wb.wrote(2048);
+      await assert.rejects(wb.settle(), isEinval);
+      await assert.rejects(wb.settle(), isEinval); // still, on every call
+    });
   });
 
   it('owes no fdatasync for bytes a truncation dropped (a read retried from the start), and counts again from there', async function () {
     if (process.platform === 'win32') this.skip(); // no FIFOs
-    // On a FIFO every fdatasync fails (EINVAL): settle() resolving means none was started.
-    const fifo = tmp.join('fifo2');
-    execFileSync('mkfifo', [fifo]);
-    const fh = await fs.promises.open(fifo, fs.constants.O_RDWR);
-    try {
-      const wb = new EarlyWriteback(fh, 1024);
+    // Every fdatasync fails there: settle() resolving means none was started.
+    await onFifo('fifo2', async (wb) => {
       wb.wrote(900);
       wb.truncated();
       wb.wrote(900); // 1800 written in all, but only 900 since the truncation
       await wb.settle();
       wb.wrote(200); // 1100 since the truncation
-      await assert.rejects(wb.settle(), (e: NodeJS.ErrnoException) => e.code === 'EINVAL');
-    } finally {
-      await fh.close();
-    }
+      await assert.rejects(wb.settle(), isEinval);
+    });
   });
 });
 

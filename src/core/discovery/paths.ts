@@ -131,14 +131,15 @@ export function tryExpandPath(p: string, ctx: PathContext): ExpandResult {
     return { ok: false, reason: `'${p}' expands to an empty path` };
   }
   const base = ctx.baseDir ?? ctx.workspaceFolder ?? ctx.home;
-  // Windows resolves `..` as text itself; a trailing separator is kept there too (it names a folder).
-  const exact =
-    api === nodePath.win32
-      ? `${api.resolve(base, expanded)}${/[\\/]$/.test(expanded) && !/[\\/]$/.test(api.resolve(base, expanded)) ? api.sep : ''}`
-      : api.isAbsolute(expanded)
-        ? expanded
-        : `${api.resolve(base)}/${expanded}`;
-  return { ok: true, path: api.resolve(base, expanded), exact };
+  const path = api.resolve(base, expanded);
+  let exact: string;
+  if (api === nodePath.win32) {
+    // Windows resolves `..` as text itself; a trailing separator is kept (it names a folder).
+    exact = /[\\/]$/.test(expanded) && !/[\\/]$/.test(path) ? path + api.sep : path;
+  } else {
+    exact = api.isAbsolute(expanded) ? expanded : `${api.resolve(base)}/${expanded}`;
+  }
+  return { ok: true, path, exact };
 }
 
 /** {@link tryExpandPath} returning `undefined` when the path cannot be resolved. */

@@ -40,7 +40,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { applyLikeness, dirModeLike, fileModeLike, fsyncDir, likenessOf, publishNoClobber, tempPath, cleanStaleTemps, type Likeness } from '../store/atomicFs';
 import { listSnapshots, readManifestFor } from '../store/catalog';
 import { withOwners, type OwnerInfo } from '../store/ownership';
-import { journalIsLive, resolveDbPath, SIDECARS, walHasCommits } from '../sqlite/dbFiles';
+import { journalIsLive, resolveDbPath, resolvedDbPathOr, SIDECARS, walHasCommits } from '../sqlite/dbFiles';
 import { openRegular } from '../common/regularFile';
 import { BackupError, errnoCode, errorMessage, ioError, isBackupError } from '../common/errors';
 import { hashFile } from '../common/hashFile';
@@ -150,7 +150,7 @@ const CANCELLED = 'Restore cancelled; nothing was changed.';
 export async function resolveRestoreSource(from: string, given: string): Promise<{ snapshot: string; source: OwnerInfo; warnings: string[] }> {
   // Whose a snapshot is compares resolved paths (manifests hold the resolved source_db): the
   // database as SQLite resolves it, whatever form it was given in (`./x.db`, a link).
-  const dbPath = (await resolveDbPath(given).catch(() => undefined))?.path ?? resolve(given);
+  const dbPath = await resolvedDbPathOr(given);
   const p = resolve(from);
   const warnings: string[] = [];
   let st;

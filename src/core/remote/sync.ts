@@ -165,7 +165,12 @@ export async function syncTarget(opts: {
     report.owners[n] = o;
   }
   const groups = new Map<string, string[]>();
-  for (const n of union) groups.set(owner.get(n) ?? '', [...(groups.get(owner.get(n) ?? '') ?? []), n]);
+  for (const n of union) {
+    const o = owner.get(n) ?? '';
+    const g = groups.get(o);
+    if (g) g.push(n);
+    else groups.set(o, [n]);
+  }
   const kept = new Set<string>();
   for (const [o, names] of groups) for (const n of o ? remoteKept(names, keep) : names) kept.add(n);
   // Remembered for every snapshot the target will hold, ours included: once the folder no

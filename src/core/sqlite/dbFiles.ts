@@ -55,6 +55,11 @@ export async function resolveDbPath(given: string): Promise<DbLocation> {
   return { given: plain, path, viaLink: path !== plain };
 }
 
+/** resolveDbPath's path, or `fallback` (the given path made absolute) where it cannot be resolved (a loop of links, an unreadable link). */
+export async function resolvedDbPathOr(given: string, fallback = resolve(given)): Promise<string> {
+  return (await resolveDbPath(given).catch(() => undefined))?.path ?? fallback;
+}
+
 /**
  * The path made absolute, its `..` left in place: SQLite (appendAllPathElements) and the
  * kernel take `..` after following the links before it, so `link/../db` is beside the

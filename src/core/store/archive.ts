@@ -1533,7 +1533,9 @@ export async function collectGarbage(dir: string, opts: { pinned: boolean; repac
   const byMode = new Map<number, number[]>();
   for (const p of toRepack) {
     const m = await modeOf(join(paths.packs, store.packs[p]));
-    byMode.set(m, [...(byMode.get(m) ?? []), p]);
+    const g = byMode.get(m);
+    if (g) g.push(p);
+    else byMode.set(m, [p]);
   }
   for (const [mode, group] of byMode) await repack(paths, store, group, live, res, mode);
   return res;

@@ -22,7 +22,6 @@ export class TempFileSink implements ImageSink {
   readonly path: string;
   /** Images up to this many bytes are held in memory while read (0: never). */
   private readonly holdUpTo: number;
-  private holding = false;
   private readonly chunkBytes: number;
   private readonly onBytes?: (done: number, total: number) => void;
   private readonly mode: number;
@@ -76,8 +75,7 @@ export class TempFileSink implements ImageSink {
     }
     // Decided by the image's own size, known only now (the WAL's last commit, not the main
     // file's size: a 12 KB file with a 600 MB WAL is a 600 MB image, and held it took 1.2 GB).
-    this.holding = info.bytes <= this.holdUpTo;
-    if (!this.holding) this.image = undefined;
+    if (info.bytes > this.holdUpTo) this.image = undefined;
     else if (!this.image || this.image.length !== info.bytes) {
       this.image = undefined; // let the old one go before allocating the new one
       this.image = new Uint8Array(info.bytes);
@@ -85,7 +83,7 @@ export class TempFileSink implements ImageSink {
   }
 
   get holdsImage(): boolean {
-    return this.holding;
+    return this.image !== undefined;
   }
 
   buffer(position: number, length: number): Uint8Array {

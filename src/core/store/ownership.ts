@@ -19,7 +19,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { resolveDbPath, sameDbPath } from '../sqlite/dbFiles';
+import { resolvedDbPathOr, sameDbPath } from '../sqlite/dbFiles';
 import type { SnapshotEntry } from './catalog';
 
 export type Owner = 'this' | 'other' | 'gone' | 'unknown';
@@ -40,7 +40,7 @@ export function ownerResolver(dir: string, dbPath: string | undefined): (e: Pick
     if (!p) {
       p = (async (): Promise<OwnerInfo> => {
         const abs = isAbsolute(src) ? src : resolve(dirname(dir), src);
-        const source = (await resolveDbPath(abs).catch(() => undefined))?.path ?? abs;
+        const source = await resolvedDbPathOr(abs, abs);
         if (dbPath && sameDbPath(source, dbPath)) return { owner: 'this', source };
         const exists = await fsp.stat(source).then(() => true, () => false);
         return { owner: exists ? 'other' : 'gone', source };
