@@ -51,6 +51,8 @@ export interface AiMemoryBackupApi {
     setConfirmationHandler(handler: ConfirmationHandler | undefined): void;
     /** Forgets every off-machine target (and its secret): a suite leaves the profile as it found it. */
     removeCopyTargets(): Promise<void>;
+    /** How many times the Snapshots view was asked to redraw: all of it, or some rows in place. */
+    treeRedraws(): { whole: number; rows: number };
   };
   /** Reads the current database's memories digest (the view's "= now" marker) and the rows' change counts now; resolves when done. */
   refreshMemoryDigest(): Promise<void>;
@@ -237,7 +239,7 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
       await memory.refreshChanges();
       tree.refresh();
     },
-    ...(process.env.AI_MEMORY_BACKUP_TEST_API === '1' ? { testing: { setConfirmationHandler, removeCopyTargets: async () => { for (const t of remote.targets()) await remote.remove(t.key); } } } : {}),
+    ...(process.env.AI_MEMORY_BACKUP_TEST_API === '1' ? { testing: { setConfirmationHandler, treeRedraws: () => ({ ...tree.redraws }), removeCopyTargets: async () => { for (const t of remote.targets()) await remote.remove(t.key); } } } : {}),
   };
 }
 

@@ -113,8 +113,37 @@ export function rowDescriptionParts(view: SnapshotView, now: number): string[] {
   return [formatAge(now - view.entry.time), formatBytes(view.entry.size), ...(view.entry.archived ? ['archived'] : [])];
 }
 
+/** A node's identity among its siblings (the view's rows keep it while their data changes). */
+function nodeKey(n: Node): string {
+  switch (n.kind) {
+    case 'group':
+      return `group:${n.group}`;
+    case 'snapshot':
+      return `snapshot:${n.view.entry.path}`;
+    case 'remoteSnapshot':
+      return `remote:${n.name}`;
+    case 'copyFailure':
+      return `copyFailure:${n.target}`;
+    case 'preRestore':
+      return `preRestore:${n.copy.path}`;
+    default:
+      return n.kind;
+  }
+}
+
+/** A node's own data, without its children's (they are rows of their own). */
+function ownData(n: Node): unknown {
+  if (n.kind === 'group') return { kind: n.kind, group: n.group, label: n.label, count: n.views.length };
+  if (n.kind === 'others') return { kind: n.kind, count: n.views.length };
+  if (n.kind === 'preRestoreGroup') return { kind: n.kind, count: n.copies.length };
+  return n;
+}
+
+/** Bursts of change events within this long are one redraw. */
+const REDRAW_DEBOUNCE_MS = 50;
+
 export class SnapshotsTreeProvider extends Disposable implements vscode.TreeDataProvider<Node> {
-  private readonly _onDidChangeTreeData = this._register(new vscode.EventEmitter<Node | undefined>());
+  private readonly _onDidChangeTreeData = this._register(new vscode.EventEmitter<Node | Node[] | undefined>());
   readonly onDidChangeTreeData = this._onDidChangeTreeData.event;
 
   constructor(
@@ -131,13 +160,94 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     // Relative ages ("5 min ago") go stale; re-render them once a minute.
     const tick = setInterval(() => this.refresh(), 60_000);
     this._register({ dispose: () => clearInterval(tick) });
+    this._register({ dispose: () => this.redrawTimer && clearTimeout(this.redrawTimer) });
   }
 
+  /**
+   * The node objects handed to the view, by key (its parent's key, then its own). They are
+   * updated in place, so the extension host keeps the handle it maps to each row.
+   */
+  private readonly held = new Map<string, Node>();
+  private readonly keys = new WeakMap<Node, string>();
+  /** What the view was last told to draw: the rows' keys in order, and each row's look. */
+  private drawn: { structure: string; looks: Map<string, string> } | undefined;
+  private redrawTimer: NodeJS.Timeout | undefined;
+  /** How many redraws the view was asked for: of the whole tree, of some rows in place (the test host reads it). */
+  readonly redraws = { whole: 0, rows: 0 };
+
+  /**
+   * Redraws what changed. A redraw of the whole tree drops every row's handle in the extension
+   * host until the view asks for the rows again: a right-click landing in that moment reaches
+   * its command without the row (which then asks which snapshot). So:
+   *  - a burst of events (the catalog, then the remote state it reloads) is one redraw;
+   *  - nothing is redrawn when nothing would look different (a reload that found the same
+   *    files, the minute's tick with the same ages);
+   *  - when the same rows are there in the same places (the "= now" marker, change counts, a
+   *    verification, a copy state), only the rows that changed are redrawn, in place;
+   *  - only rows coming, going or moving redraw the whole tree.
+   * Every held row gets the fresh data either way, so a command never acts on an older row
+   * than the catalog's.
+   */
   refresh(): void {
-    this._onDidChangeTreeData.fire(undefined);
+    if (this.redrawTimer) return;
+    this.redrawTimer = setTimeout(() => {
+      this.redrawTimer = undefined;
+      this.redraw();
+    }, REDRAW_DEBOUNCE_MS);
+  }
+
+  private redraw(): void {
+    const rows: { key: string; node: Node; look: string | undefined }[] = [];
+    const walk = (parent: Node | undefined, parentKey: string) => {
+      for (const node of this.freshChildren(parent)) {
+        const key = `${parentKey}>${nodeKey(node)}`;
+        let look: string | undefined;
+        try {
+          look = JSON.stringify([ownData(node), this.getTreeItem(node)]);
+        } catch {
+          look = undefined; // cannot tell: it counts as changed
+        }
+        rows.push({ key, node, look });
+        walk(node, key);
+      }
+    };
+    walk(undefined, '');
+    const structure = rows.map((r) => r.key).join('\n');
+    const before = this.drawn;
+    const changed = rows.filter((r) => r.look === undefined || before?.looks.get(r.key) !== r.look).map((r) => this.hold(r.key, r.node));
+    const present = new Set(rows.map((r) => r.key));
+    for (const key of [...this.held.keys()]) if (!present.has(key)) this.held.delete(key);
+    this.drawn = { structure, looks: new Map(rows.map((r) => [r.key, r.look ?? ''])) };
+    for (const r of rows) this.hold(r.key, r.node);
+    if (!before || before.structure !== structure) {
+      this.redraws.whole++;
+      this._onDidChangeTreeData.fire(undefined);
+    } else if (changed.length) {
+      this.redraws.rows++;
+      this._onDidChangeTreeData.fire(changed);
+    }
+  }
+
+  /** The held object for `key`, given `fresh`'s data in place (or `fresh` itself, now held). */
+  private hold(key: string, fresh: Node): Node {
+    const held = this.held.get(key);
+    if (held === fresh) return held;
+    if (!held) {
+      this.held.set(key, fresh);
+      this.keys.set(fresh, key);
+      return fresh;
+    }
+    for (const k of Object.keys(held)) delete (held as Record<string, unknown>)[k];
+    Object.assign(held, fresh);
+    return held;
   }
 
   getChildren(element?: Node): Node[] {
+    const parentKey = element ? (this.keys.get(element) ?? `>${nodeKey(element)}`) : '';
+    return this.freshChildren(element).map((n) => this.hold(`${parentKey}>${nodeKey(n)}`, n));
+  }
+
+  private freshChildren(element?: Node): Node[] {
     if (element?.kind === 'others') return element.views.map((view) => ({ kind: 'snapshot', view, group: 'earlier' }));
     if (element?.kind === 'preRestoreGroup') return element.copies.map((copy) => ({ kind: 'preRestore', copy }));
     if (element?.kind === 'remoteGroup') return (this.remote?.remoteOnly() ?? []).map((r) => ({ kind: 'remoteSnapshot', ...r }));

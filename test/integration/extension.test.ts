@@ -116,6 +116,30 @@ describe('AI Memory Backup in a real VS Code', function () {
     assert.equal(api.snapshots().length, 1);
   });
 
+  it('the view redraws only what changed: a row in place, the whole tree only when rows come or go (a whole redraw drops the row a right-click is about to reach)', async function () {
+    const settle = () => new Promise((r) => setTimeout(r, 400));
+    await settle();
+    const before = testing().treeRedraws();
+    await api.refresh(); // the same files: nothing to redraw
+    await vscode.commands.executeCommand('aiMemory.refresh');
+    await settle();
+    assert.deepEqual(testing().treeRedraws(), before, 'no redraw for a reload that found the same snapshots');
+    // A change of a row's look: its manifest goes missing, then comes back. The row is redrawn in place.
+    const manifest = api.snapshots()[0].path.replace(/\.db$/, '.manifest.json');
+    const aside = `${manifest}.aside`;
+    fs.renameSync(manifest, aside);
+    try {
+      await api.refresh();
+      await eventually(() => testing().treeRedraws().rows > before.rows, 'the row redrawn for its missing manifest');
+      assert.match(api.snapshots()[0].contextValue ?? '', /noManifest/);
+    } finally {
+      fs.renameSync(aside, manifest);
+    }
+    await api.refresh();
+    await eventually(() => testing().treeRedraws().rows > before.rows + 1, 'the row redrawn for its manifest back');
+    assert.equal(testing().treeRedraws().whole, before.whole, 'the tree itself was not redrawn');
+  });
+
   it('picks up a snapshot written by another process (ai-memory\'s CLI or its timer) by itself', async function () {
     seedMemory(db, 'proj/a', 'written by the CLI', 'a change so the next snapshot differs');
     const cli = path.join(ext.extensionPath, 'dist', 'cli.js');
