@@ -13,6 +13,7 @@ import { EarlyWriteback, tempPath } from '../../src/core/store/atomicFs';
 import { BackupError } from '../../src/core/common/errors';
 import { compareNewestFirst, parseSnapshotName } from '../../src/core/store/naming';
 import { pinSnapshot } from '../../src/core/store/pins';
+import { acquireFolderLock } from '../../src/core/store/folderLock';
 import { runRestore } from '../../src/core/ops/restore';
 import { createAiMemoryDb, nativeChecks, seedMemory } from '../support/aiMemoryDb';
 import { cli } from '../support/cliRun';
@@ -219,6 +220,21 @@ describe('backup: what we promise beyond the reference', () => {
     const r = await runBackup({ dbPath: db, backupDir: dir });
     assert.strictEqual(r.status, 'created');
     assert.strictEqual(snapshots(dir).length, 2);
+  });
+
+  it('names a snapshot by when it reads the database, after waiting for the folder: runs that waited get names in the order of what they read', async () => {
+    createAiMemoryDb(db);
+    let clock = Date.parse('2026-11-20T10:00:00Z');
+    fs.mkdirSync(dir);
+    const lock = await acquireFolderLock(dir, { purpose: 'backup' });
+    let done = false;
+    const waiting = runBackup({ dbPath: db, backupDir: dir, now: () => new Date(clock) }).finally(() => (done = true));
+    await new Promise((res) => setTimeout(res, 400)); // it waits for the lock meanwhile
+    assert.ok(!done, 'the backup waits for the folder');
+    clock += 5 * 60_000; // another run read the database meanwhile, then released the folder
+    await lock.release();
+    const r = await waiting;
+    assert.strictEqual(path.basename(r.snapshotPath), 'ai-memory-2026-11-20T100500Z.db');
   });
 
   it('keeps the newest N by the time in the name, not by mtime, and deletes only snapshot+manifest pairs', async () => {

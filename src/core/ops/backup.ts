@@ -224,7 +224,6 @@ function nextFreeSeq(names: string[], stamp: string): number {
 export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
   const started = Date.now();
   const now = opts.now ?? (() => new Date());
-  const startedAt = now();
   // One resolution of the database path (dbFiles.ts): its -wal/-shm/-journal are beside the real file.
   const db = await resolveDbPath(opts.dbPath);
   const dbPath = db.path;
@@ -244,6 +243,11 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
   progress({ phase: 'waiting', message: 'waiting for the backup folder' });
   const lock = await acquireFolderLock(dir, { purpose: 'backup', waitMs: opts.lockWaitMs, signal: opts.signal });
   crashPoint('backup:after-lock');
+  // The snapshot's time (its name) is taken under the lock, right before the database is read:
+  // runs that waited for one another get names in the order of what they read. Taken before
+  // the wait, a run that waited longer but read later could be named older than a run that
+  // read earlier — and restore and retention go by the name.
+  const startedAt = now();
   const warnings: string[] = [...signingPlan.notes];
   let sink: TempFileSink | undefined;
   try {
