@@ -272,7 +272,7 @@ export class SnapshotCommands {
     const r = done;
     this.log.info(`restore: done; ${r.created ? 'created a new database' : `previous database kept at ${r.previous ?? '(there was none)'}`}; kept aside: ${r.kept_aside.join(', ') || 'nothing'}; placed sha256 ${r.sha256}`);
     // Retention of the kept copies (aiMemory.backup.keepPreRestore); the newest is never removed.
-    const pruned = await prunePreRestoreCopies(r.to, readSettings().keepPreRestore).catch((e: unknown) => ({ pruned: [] as string[], warnings: [errorMessage(e)] }));
+    const pruned = await prunePreRestoreCopies(r.to, readSettings().keepPreRestore, { justMade: r.previous }).catch((e: unknown) => ({ pruned: [] as string[], warnings: [errorMessage(e)] }));
     if (pruned.pruned.length) this.log.info(`restore: removed older kept copies (aiMemory.backup.keepPreRestore): ${pruned.pruned.join(', ')}`);
     for (const w of pruned.warnings) this.log.warn(`restore: ${w}`);
     const actions = r.previous ? ['Reveal Previous', 'Show Log'] : ['Show Log'];

@@ -44,4 +44,19 @@ describe('pre-restore copies: list and retention', () => {
     await prunePreRestoreCopies(db, 1);
     assert.deepEqual((await listPreRestoreCopies(db)).map((c) => c.name), ['memories.pre-restore-2026-11-23T080000Z.db']);
   });
+
+  it('never prunes the copy just made, though a clock set back named it older; copies named in the future go first', async () => {
+    const db = make(); // copies named 2026-11-20 … 2026-11-23
+    const justMade = tmp.join('memories.pre-restore-2026-11-19T120000Z.db'); // the clock is days behind
+    fs.writeFileSync(justMade, 'the database the restore replaced');
+    const now = Date.parse('2026-11-19T12:00:00Z');
+    const r = await prunePreRestoreCopies(db, 2, { justMade, now });
+    assert.ok(fs.existsSync(justMade), 'the copy just made is kept');
+    // Every other copy is named in the future of this clock: they rank after it, the newest of them kept.
+    assert.deepEqual((await listPreRestoreCopies(db)).map((c) => c.name).sort(), ['memories.pre-restore-2026-11-19T120000Z.db', 'memories.pre-restore-2026-11-23T080000Z.db']);
+    assert.equal(r.pruned.length, 4);
+    // keep 1: still the copy just made, whatever its name.
+    await prunePreRestoreCopies(db, 1, { justMade, now: Date.parse('2026-11-30T00:00:00Z') });
+    assert.deepEqual((await listPreRestoreCopies(db)).map((c) => c.name), ['memories.pre-restore-2026-11-19T120000Z.db']);
+  });
 });

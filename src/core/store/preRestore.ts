@@ -8,6 +8,7 @@ import { promises as fsp } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { errorMessage } from '../common/errors';
 import { fsyncDir } from './atomicFs';
+import { FUTURE_SKEW_MS } from './catalog';
 
 export interface PreRestoreCopy {
   name: string;
@@ -50,13 +51,22 @@ export async function listPreRestoreCopies(dbPath: string): Promise<PreRestoreCo
   return out.sort((a, b) => b.time - a.time || b.seq - a.seq);
 }
 
-/** Keeps the newest `keep` copies (0 = all; the newest is always kept). Main file first, then its sidecars. */
-export async function prunePreRestoreCopies(dbPath: string, keep: number): Promise<{ pruned: string[]; warnings: string[] }> {
+/**
+ * Keeps the newest `keep` copies (0 = all; the newest is always kept). Main file first, then its sidecars.
+ * `justMade`: the copy the restore that calls this has just made — always kept and counted
+ * first, whatever its name says (a clock set back names it older than the copies before it).
+ * Copies named in the future (a clock that was ahead) rank after the others, as snapshots do
+ * (catalog.ts): they are the first to go, never the reason a real one goes.
+ */
+export async function prunePreRestoreCopies(dbPath: string, keep: number, opts: { justMade?: string; now?: number } = {}): Promise<{ pruned: string[]; warnings: string[] }> {
   const pruned: string[] = [];
   const warnings: string[] = [];
   if (!Number.isInteger(keep) || keep <= 0) return { pruned, warnings };
-  const copies = await listPreRestoreCopies(dbPath);
+  const now = opts.now ?? Date.now();
+  const rank = (c: PreRestoreCopy) => (c.path === opts.justMade ? 0 : c.time > now + FUTURE_SKEW_MS ? 2 : 1);
+  const copies = (await listPreRestoreCopies(dbPath)).sort((a, b) => rank(a) - rank(b) || b.time - a.time || b.seq - a.seq);
   for (const c of copies.slice(Math.max(1, keep))) {
+    if (c.path === opts.justMade) continue;
     try {
       // The main file first: a copy interrupted here is gone, never a main file without its WAL.
       await fsp.unlink(c.path);
