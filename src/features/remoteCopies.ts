@@ -123,11 +123,11 @@ export class RemoteCopies extends Disposable {
   }
 
   /** Targets whose last copy failed, with the error. */
-  failures(): { target: string; message: string; hint?: string; nextRetry?: string }[] {
-    const out: { target: string; message: string; hint?: string; nextRetry?: string }[] = [];
+  failures(): { key: string; target: string; message: string; hint?: string; nextRetry?: string }[] {
+    const out: { key: string; target: string; message: string; hint?: string; nextRetry?: string }[] = [];
     for (const t of this.targets()) {
       const s = this.stateOf(t);
-      if (s?.status === 'failed' && !this.copying.has(t.key)) out.push({ target: s.label, message: s.error?.message ?? 'failed', hint: s.error?.hint, nextRetry: s.next_retry });
+      if (s?.status === 'failed' && !this.copying.has(t.key)) out.push({ key: t.key, target: s.label, message: s.error?.message ?? 'failed', hint: s.error?.hint, nextRetry: s.next_retry });
     }
     return out;
   }

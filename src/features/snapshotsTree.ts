@@ -11,6 +11,7 @@ import type { PreRestoreCopy } from '../core/store/preRestore';
 import { FACTS_VERSION } from '../core/store/manifest';
 import { checkLabel } from '../core/common/checks';
 import { SIGNED_ICON, signatureLine, STATE_ICON, STATE_LABEL } from '../core/store/snapshotState';
+import { createHash } from 'node:crypto';
 import * as vscode from 'vscode';
 import { formatAge, formatBytes } from '../core/common/format';
 import { Disposable } from '../util/disposable';
@@ -61,7 +62,7 @@ export type Node =
   | { kind: 'others'; views: SnapshotView[] }
   | { kind: 'remoteGroup' }
   | { kind: 'remoteSnapshot'; name: string; bytes: number; target: TargetConfig }
-  | { kind: 'copyFailure'; target: string; message: string; hint?: string }
+  | { kind: 'copyFailure'; key: string; target: string; message: string; hint?: string }
   | { kind: 'preRestoreGroup'; copies: PreRestoreCopy[] }
   | { kind: 'preRestore'; copy: PreRestoreCopy };
 
@@ -123,7 +124,7 @@ function nodeKey(n: Node): string {
     case 'remoteSnapshot':
       return `remote:${n.name}`;
     case 'copyFailure':
-      return `copyFailure:${n.target}`;
+      return `copyFailure:${n.key}`; // the target's key: two targets can share a label
     case 'preRestore':
       return `preRestore:${n.copy.path}`;
     default:
@@ -197,27 +198,22 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
   }
 
   private redraw(): void {
-    const rows: { key: string; node: Node; look: string | undefined }[] = [];
+    const now = Date.now();
+    const rows: { key: string; node: Node; look: string }[] = [];
     const walk = (parent: Node | undefined, parentKey: string) => {
       for (const node of this.freshChildren(parent)) {
         const key = `${parentKey}>${nodeKey(node)}`;
-        let look: string | undefined;
-        try {
-          look = JSON.stringify([ownData(node), this.getTreeItem(node)]);
-        } catch {
-          look = undefined; // cannot tell: it counts as changed
-        }
-        rows.push({ key, node, look });
+        rows.push({ key, node, look: this.lookOf(node, now) });
         walk(node, key);
       }
     };
     walk(undefined, '');
     const structure = rows.map((r) => r.key).join('\n');
     const before = this.drawn;
-    const changed = rows.filter((r) => r.look === undefined || before?.looks.get(r.key) !== r.look).map((r) => this.hold(r.key, r.node));
+    const changed = rows.filter((r) => before?.looks.get(r.key) !== r.look).map((r) => this.hold(r.key, r.node));
     const present = new Set(rows.map((r) => r.key));
     for (const key of [...this.held.keys()]) if (!present.has(key)) this.held.delete(key);
-    this.drawn = { structure, looks: new Map(rows.map((r) => [r.key, r.look ?? ''])) };
+    this.drawn = { structure, looks: new Map(rows.map((r) => [r.key, r.look])) };
     for (const r of rows) this.hold(r.key, r.node);
     if (!before || before.structure !== structure) {
       this.redraws.whole++;
@@ -226,6 +222,25 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
       this.redraws.rows++;
       this._onDidChangeTreeData.fire(changed);
     }
+  }
+
+  /**
+   * A digest of everything a row's item is drawn from (getTreeItem): its own data (a group's
+   * count, not its children, which are rows of their own), and for a snapshot the "= now"
+   * marker, the change since the previous one, the copy state and the age as the row and its
+   * tooltip say it. Built from the data, not from the items: at thousands of rows a minute's
+   * tick must not format every date, and an item's tooltip (a MarkdownString) hides its text
+   * from JSON.
+   */
+  private lookOf(n: Node, now: number): string {
+    let parts: unknown[] = [ownData(n)];
+    if (n.kind === 'snapshot') {
+      const { entry } = n.view;
+      parts = [...parts, entry.manifest?.memories_digest !== undefined && entry.manifest.memories_digest === this.currentDigest(), this.changeOf(entry.path) ?? null, this.remote?.copyState(entry.name) ?? null, formatAge(now - entry.time), new Date(now).getFullYear()];
+    } else if (n.kind === 'preRestore') {
+      parts.push(formatAge(now - n.copy.time));
+    }
+    return createHash('sha1').update(JSON.stringify(parts)).digest('base64');
   }
 
   /** The held object for `key`, given `fresh`'s data in place (or `fresh` itself, now held). */
@@ -243,7 +258,10 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
   }
 
   getChildren(element?: Node): Node[] {
-    const parentKey = element ? (this.keys.get(element) ?? `>${nodeKey(element)}`) : '';
+    const parentKey = element ? this.keys.get(element) : '';
+    // A parent no longer held (its row went, or came back as another object) gives fresh
+    // children, unheld: its old data must not overwrite the rows the view holds now.
+    if (parentKey === undefined || (element && this.held.get(parentKey) !== element)) return this.freshChildren(element);
     return this.freshChildren(element).map((n) => this.hold(`${parentKey}>${nodeKey(n)}`, n));
   }
 
@@ -259,7 +277,7 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
       const g = groupOf(view.entry.time, now);
       by.set(g, [...(by.get(g) ?? []), view]);
     }
-    const rows: Node[] = (this.remote?.failures() ?? []).map((f) => ({ kind: 'copyFailure', target: f.target, message: f.message, hint: f.hint }));
+    const rows: Node[] = (this.remote?.failures() ?? []).map((f) => ({ kind: 'copyFailure', key: f.key, target: f.target, message: f.message, hint: f.hint }));
     rows.push(...GROUPS.filter((g) => by.has(g.id)).map((g): Node => ({ kind: 'group', group: g.id, label: g.label, views: by.get(g.id) ?? [] })));
     // The folder's other snapshots (another database sharing the folder, a moved one), apart and labelled.
     if (this.catalog.others.length) rows.push({ kind: 'others', views: this.catalog.others });
