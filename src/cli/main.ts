@@ -705,8 +705,11 @@ async function cmdExtract(p: Parsed, io: CliIO): Promise<number> {
   const out = outRaw === undefined ? undefined : resolve(io.cwd, outRaw);
   const db = (await dbPath(p, io)).path; // once: its warnings said once
   const r = await extract({ from, select, db: dbFlag === undefined ? undefined : db, dbPath: db, out, onWarning: (w) => io.stderr(`warning: ${w}\n`), signal: io.signal });
+  // The import goes into the database the memories were compared with, named: without --db,
+  // a pasted `ai-memory import` would go to whichever database its own defaults pick.
+  const into = removed !== undefined ? resolve(io.cwd, removed) : db;
   if (out && p.switches.has('json')) {
-    io.stdout(json(extractJson({ ...r, out })));
+    io.stdout(json(extractJson({ ...r, out }, into)));
     return 0;
   }
   for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
@@ -716,7 +719,7 @@ async function cmdExtract(p: Parsed, io: CliIO): Promise<number> {
     io.stdout(json(r.document));
     return 0;
   }
-  io.stdout(`Wrote ${r.document.count} memor${r.document.count === 1 ? 'y' : 'ies'} and ${r.links} link${r.links === 1 ? '' : 's'} to ${out}\nPut them back with: ${importCommand(out)}\n`);
+  io.stdout(`Wrote ${r.document.count} memor${r.document.count === 1 ? 'y' : 'ies'} and ${r.links} link${r.links === 1 ? '' : 's'} to ${out}\nPut them back with: ${importCommand(out, { db: into })}\n`);
   return 0;
 }
 

@@ -623,13 +623,23 @@ export function diffJson(c: Comparison): DiffOutcome {
   return { status: 'ok', ...c };
 }
 
-/** The shell command that imports an extract file with ai-memory's own CLI. */
-export function importCommand(file: string, binary = 'ai-memory'): string {
-  const q = (s: string): string => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`);
-  return `${q(binary)} import < ${q(file)}`;
+/**
+ * The command that imports `file` into `db` with ai-memory, every part quoted: for a POSIX
+ * shell (single quotes, a quote inside as '\''), or on Windows for the Command Prompt (double
+ * quotes, which no Windows path contains; `<` works there, not in PowerShell). A path from
+ * an MCP configuration may hold `$(…)`, `;` or a quote: pasted, it must stay a path.
+ */
+export function importCommand(file: string, opts: { binary?: string; db?: string; platform?: NodeJS.Platform } = {}): string {
+  const win = (opts.platform ?? process.platform) === 'win32';
+  const q = (s: string): string => {
+    if (win) return /^[\w@+=:,./\\-]+$/.test(s) ? s : `"${s}"`;
+    return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`;
+  };
+  const db = opts.db === undefined ? '' : ` --db ${q(opts.db)}`;
+  return `${q(opts.binary ?? 'ai-memory')}${db} import < ${q(file)}`;
 }
 
-export function extractJson(r: ExtractToFileResult & { out: string }): ExtractOutcome {
+export function extractJson(r: ExtractToFileResult & { out: string }, db?: string): ExtractOutcome {
   return {
     status: 'ok',
     out: r.out,
@@ -639,7 +649,7 @@ export function extractJson(r: ExtractToFileResult & { out: string }): ExtractOu
     missing: r.missing,
     expiry_cleared: r.expiryCleared,
     warnings: r.warnings,
-    import_command: importCommand(r.out),
+    import_command: importCommand(r.out, { db }),
   };
 }
 

@@ -151,8 +151,8 @@ function run(cmd: string, args: string[], stdinFile?: string): Promise<{ code: n
 export interface RestoreMemoriesResult {
   file: string;
   ids: string[];
-  /** How it went: imported (and which ids are now present), or the command to run by hand. */
-  status: 'imported' | 'no-binary' | 'import-failed' | 'nothing';
+  /** How it went: imported (and which ids are now present), imported but not checked (the file kept), or the command to run by hand. */
+  status: 'imported' | 'unchecked' | 'no-binary' | 'import-failed' | 'nothing';
   command: string;
   present?: string[];
   stillMissing?: string[];
@@ -531,7 +531,7 @@ export class MemoryViews extends Disposable implements vscode.TextDocumentConten
     this.log.info(`restore memories: wrote ${file}`);
     const configured = vscode.workspace.getConfiguration('aiMemory').get<string>('aiMemoryPath')?.trim();
     const binary = configured || (await onPath('ai-memory'));
-    const display = importCommand(file, binary ?? 'ai-memory').replace(/ import /, ` --db ${db.includes(' ') ? `'${db}'` : db} import `);
+    const display = importCommand(file, { binary: binary ?? 'ai-memory', db });
     if (!binary) {
       void vscode.window
         .showWarningMessage(
@@ -557,7 +557,7 @@ export class MemoryViews extends Disposable implements vscode.TextDocumentConten
     if (r.code !== 0) {
       this.log.error(`ai-memory import failed (${r.code}): ${r.stderr}`);
       void vscode.window
-        .showErrorMessage(`ai-memory import failed: ${r.stderr.trim().split('\n').pop() ?? `exit ${r.code}`}. The memories are saved in ${file}.`, 'Copy Command', 'Show Log')
+        .showErrorMessage(`ai-memory import failed: ${r.stderr.trim().split('\n').pop() || `exit ${r.code}`}. The memories are saved in ${file}.`, 'Copy Command', 'Show Log')
         .then(async (a) => {
           if (a === 'Copy Command') await vscode.env.clipboard.writeText(display);
           if (a === 'Show Log') this.log.show();
@@ -566,12 +566,22 @@ export class MemoryViews extends Disposable implements vscode.TextDocumentConten
     }
     // Compare again: which of them are in the database now?
     let stillMissing: string[] = [];
+    let unchecked: string | undefined;
     try {
       const after = await this.engine.run('diff', { from: view.entry.path, db });
       const removed = new Set(after.removed.map((m) => m.id));
       stillMissing = chosen.filter((id) => removed.has(id));
     } catch (e) {
-      this.log.warn(`compare after import: ${errorMessage(e)}`);
+      unchecked = errorMessage(e);
+      this.log.warn(`compare after import: ${unchecked}`);
+    }
+    if (unchecked !== undefined) {
+      // ai-memory said it imported, but which memories are back could not be checked: the
+      // file stays, and the user is told so — never "restored" on the import's word alone.
+      const msg = `ai-memory import finished, but the check of which memories are back failed (${unchecked}). The ${chosen.length} memor${chosen.length === 1 ? 'y is' : 'ies are'} kept in ${file}; compare the snapshot with the current database to see.`;
+      void vscode.window.showWarningMessage(msg, 'Show Log').then((a) => (a ? this.log.show() : undefined));
+      this.log.info(msg);
+      return { file, ids: chosen, status: 'unchecked', command: display, output: r.stdout };
     }
     const present = chosen.filter((id) => !stillMissing.includes(id));
     const msg = stillMissing.length

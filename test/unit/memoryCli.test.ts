@@ -7,7 +7,8 @@ import { forget, gcArchive, type ImportDocument } from '../support/aiMemoryOps';
 import { cli } from '../support/cliRun';
 import { openNative } from '../support/sqlite';
 import { useTempDir } from '../support/tmp';
-import type { DiffOutcome, ExtractOutcome, InspectOutcome } from '../../src/cli/protocol';
+import { importCommand, type DiffOutcome, type ExtractOutcome, type InspectOutcome } from '../../src/cli/protocol';
+import { spawnSync } from 'node:child_process';
 
 describe('CLI: inspect, diff, extract', function () {
   this.timeout(60_000);
@@ -147,7 +148,7 @@ describe('CLI: inspect, diff, extract', function () {
     assert.equal(r.code, 0, r.stderr);
     const j = r.json<ExtractOutcome>();
     assert.deepEqual(j.ids, [ids[2]]);
-    assert.equal(j.import_command, `ai-memory import < ${out}`);
+    assert.equal(j.import_command, `ai-memory --db ${db} import < ${out}`, 'into the database it was compared with, named');
     assert.equal(fs.statSync(out).mode & 0o777, 0o600);
     const doc = JSON.parse(fs.readFileSync(out, 'utf8')) as ImportDocument;
     assert.equal(doc.count, 1);
@@ -176,5 +177,27 @@ describe('CLI: inspect, diff, extract', function () {
     }
     const noOut = await cli(['extract', '--from', dir, '--namespace', 'proj', '--json'], { cwd: tmp.path });
     assert.equal(noOut.code, 2);
+  });
+});
+
+describe('the import command we show (Copy Command, extract)', function () {
+  const tmp = useTempDir();
+
+  it('pasted into a shell, every path stays one argument: no $(…), ;, quote or newline in a path runs anything', function () {
+    // A stand-in for ai-memory that prints the arguments it got and what came on stdin.
+    const bin = tmp.join("ai memory's bin");
+    fs.writeFileSync(bin, `#!/bin/sh\nfor a in "$@"; do printf '[%s]' "$a"; done\nprintf '|'\ncat\n`, { mode: 0o755 });
+    const dir = tmp.join('x');
+    fs.mkdirSync(dir);
+    const db = path.join(dir, "o'brien $(touch PWNED1); touch PWNED2 &\nmem.db");
+    const file = path.join(dir, 'restore `touch PWNED3`.json');
+    fs.writeFileSync(file, 'the memories');
+    const cmd = importCommand(file, { binary: bin, db, platform: 'linux' });
+    const r = spawnSync('/bin/sh', ['-c', cmd], { cwd: dir, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, `[--db][${db}][import]|the memories`);
+    assert.deepEqual(fs.readdirSync(dir).filter((n) => n.startsWith('PWNED')), []);
+    // Windows' Command Prompt: double quotes around what needs them.
+    assert.equal(importCommand('C:\\Users\\Ann Lee\\r.json', { db: 'C:\\x\\ai-memory.db', platform: 'win32' }), 'ai-memory --db C:\\x\\ai-memory.db import < "C:\\Users\\Ann Lee\\r.json"');
   });
 });
