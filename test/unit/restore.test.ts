@@ -60,6 +60,24 @@ describe('restore', () => {
     dir = tmp.join('backups');
   });
 
+  it('the newest of a folder (with and without --latest) is this database\'s, properly named and restorable: not another database\'s, a conflict copy or a link out of the folder', async () => {
+    const t0 = Date.parse('2026-11-20T10:00:00Z');
+    createAiMemoryDb(db, { memories: 30 });
+    const mine = await runBackup({ dbPath: db, backupDir: dir, now: () => new Date(t0) });
+    // Another database shares the folder, with a newer snapshot.
+    const other = tmp.join('other.db');
+    createAiMemoryDb(other, { memories: 50, seed: 3 });
+    await runBackup({ dbPath: other, backupDir: dir, now: () => new Date(t0 + 3600_000) });
+    // A sync tool's conflict copy of my snapshot, copied in now (newest by file time), and a
+    // link with the newest name leading out of the folder.
+    fs.copyFileSync(mine.snapshotPath, path.join(dir, 'ai-memory-2026-11-20T100000Z.sync-conflict-20261130-AB12.db'));
+    fs.symlinkSync(other, path.join(dir, 'ai-memory-2026-11-20T130000Z.db'));
+    for (const latest of [false, true]) {
+      const r = await runRestore({ dbPath: db, from: dir, latest, dryRun: true });
+      assert.strictEqual(path.basename(r.from), path.basename(mine.snapshotPath), `latest: ${latest}`);
+    }
+  });
+
   it('over a database whose server died leaving a -wal: the restored file holds exactly the snapshot (the reference replays the old WAL)', async () => {
     // State 1, backed up.
     createAiMemoryDb(db, { memories: 60 });

@@ -172,10 +172,17 @@ export async function resolveRestoreSource(from: string, given: string): Promise
     const [source] = await withOwners(dirname(p), dbPath, [{ manifest: m.manifest, manifestState: m.manifestState }]);
     return { snapshot: p, source: { owner: source.owner, source: source.source }, warnings };
   }
-  const entries = await withOwners(p, dbPath, await listSnapshots(p, { archived: true }));
-  if (!entries.length) {
+  const listed = await withOwners(p, dbPath, await listSnapshots(p, { archived: true }));
+  if (!listed.length) {
     throw new BackupError('NO_SNAPSHOTS', `No snapshots found in ${p}.`, { hint: 'Run `backup` first, or pass the folder that holds your ai-memory-*.db snapshots.' });
   }
+  // "The newest" is among the snapshots that can be restored, named as snapshots are: a link
+  // leading out of the folder is never restored (it would only block the choice), and a file
+  // whose name is not a snapshot's (a sync tool's conflict copy, one copied in by hand) is
+  // ranked by its file time, so it comes after every properly named one. When nothing else is
+  // there, the list as it is: restore then says why that one cannot be restored.
+  const safe = listed.filter((e) => !e.unsafe);
+  const entries = safe.length ? [...safe.filter((e) => e.timeSource === 'name'), ...safe.filter((e) => e.timeSource !== 'name')] : listed;
   const pick = (e: (typeof entries)[number]) => {
     if (e.future) warnings.push(`${e.name} is dated in the future (a clock that was wrong, or a file copied in); it is restored only because no other snapshot of this database is there`);
     return { snapshot: e.path, source: { owner: e.owner, source: e.source }, warnings };

@@ -78,9 +78,11 @@ export async function selectRestoreSource(from: string, opts: SelectOptions): Pr
   }
   const selectedBy = opts.latest ? 'latest' : 'explicit';
   if (!opts.anchor) {
-    const entries = await listSnapshots(p, { manifests: false, archived: true });
-    if (!entries.length) throw new BackupError('NO_SNAPSHOTS', `No snapshots found in ${p}.`, { hint: 'Run `backup` first, or pass the folder that holds your ai-memory-*.db snapshots.' });
-    return { path: entries[0].path, selectedBy, rule: 'the newest by the time in its name (no operator key configured)', skipped: [] };
+    // No key: the folder itself, and the restore takes this database's newest snapshot by the
+    // time in its name, as without --latest (restore.ts resolveRestoreSource: whose each one is,
+    // links out of the folder and odd names). Taking the folder's newest whatever database it
+    // was of restored another database's snapshot into this one.
+    return { path: p, selectedBy, rule: "this database's newest, by the time in its name (no operator key configured)", skipped: [] };
   }
   const entries = await listSnapshots(p, { anchor: opts.anchor, archived: true });
   if (!entries.length) throw new BackupError('NO_SNAPSHOTS', `No snapshots found in ${p}.`, { hint: 'Run `backup` first, or pass the folder that holds your ai-memory-*.db snapshots.' });
