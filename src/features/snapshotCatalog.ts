@@ -10,7 +10,8 @@ import * as vscode from 'vscode';
 import { listSnapshots, type SnapshotEntry } from '../core/store/catalog';
 import { isBackupError } from '../core/common/errors';
 import { readState, type BackupState } from '../core/store/state';
-import { withOwners, type Owner } from '../core/store/ownership';
+import { withOwners, type Owner, type OwnerInfo } from '../core/store/ownership';
+import { retentionCandidates } from '../core/ops/prune';
 import { resolveDbPath, resolvedDbPathOr } from '../core/sqlite/dbFiles';
 import { snapshotVerdict, type SnapshotState } from '../core/store/snapshotState';
 import { applyRetention, reasonsText, type RetentionPolicy } from '../core/store/retention';
@@ -31,6 +32,8 @@ export interface SnapshotView {
   owner: Owner;
   /** The database its manifest names (resolved). */
   source?: string;
+  /** Its manifest names the database by a relative path, read from beside the folder: whose it is was guessed (ownership.ts). */
+  guessed?: boolean;
   /** Why the retention setting keeps it ("hourly 3 of 48 (2026-11-29 14h)"), or that the next backup deletes it. */
   retention?: string;
 }
@@ -47,8 +50,8 @@ const RELOAD_DEBOUNCE_MS = 300;
 const POLL_MS = 120_000;
 
 /** Why the policy keeps each snapshot (those it takes part in: this database's, shared-format names, not symlinks — as the engine's retention). */
-function retentionReasons(entries: (SnapshotEntry & { owner: Owner })[], policy: RetentionPolicy): Map<string, string> {
-  const candidates = entries.filter((e) => e.timeSource === 'name' && !e.symlink && e.owner === 'this');
+function retentionReasons(entries: (SnapshotEntry & OwnerInfo)[], policy: RetentionPolicy): Map<string, string> {
+  const candidates = retentionCandidates(entries);
   const protect = new Map<string, string>(candidates.length ? [[candidates[0].name, 'newest']] : []);
   return new Map(applyRetention(candidates, policy, { protect }).map((d) => [d.item.name, d.keep ? reasonsText(d.reasons) : 'not kept by the retention setting: the next backup deletes it']));
 }
@@ -146,7 +149,7 @@ export class SnapshotCatalog extends Disposable {
 
   private async load(): Promise<void> {
     const dir = this.dir;
-    let entries: (SnapshotEntry & { owner: Owner; source?: string })[] = [];
+    let entries: (SnapshotEntry & OwnerInfo)[] = [];
     let error: string | undefined;
     let state: BackupState | undefined;
     if (dir) {
@@ -168,7 +171,7 @@ export class SnapshotCatalog extends Disposable {
     const views: SnapshotView[] = entries.map((entry) => {
       const verification = cache[verificationKey(entry)];
       const verdict = snapshotVerdict(entry, verification);
-      return { entry, verification, owner: entry.owner, source: entry.source, state: verdict.state, stateDetail: verdict.detail, retention: retention.get(entry.name) };
+      return { entry, verification, owner: entry.owner, source: entry.source, guessed: entry.guessed, state: verdict.state, stateDetail: verdict.detail, retention: retention.get(entry.name) };
     });
     // A snapshot whose manifest is missing or unreadable cannot say whose it is: it stays in
     // the list where it was, shown as "manifest missing" (the engine never counts or prunes

@@ -175,9 +175,14 @@ export class SnapshotCommands {
     // changed the setting, a reload still running).
     if (!subject) {
       const [fresh] = await withOwners(path.dirname(entry.path), real, [{ ...entry }]).catch(() => [undefined]);
-      if (fresh) view = { ...view, owner: fresh.owner, source: fresh.source };
+      if (fresh) view = { ...view, owner: fresh.owner, source: fresh.source, guessed: fresh.guessed };
     }
-    const whose = view.owner === 'this' ? '' : `\n\nThis snapshot was not taken of your database: it is ${ownerLabel(view)}.`;
+    const whose =
+      view.owner !== 'this'
+        ? `\n\nThis snapshot was not taken of your database: it is ${ownerLabel(view)}.`
+        : view.guessed
+          ? `\n\nIts manifest names the database only as "${entry.manifest?.source_db ?? ''}" (a relative path, as ai-memory's CLI writes it), which from beside the backup folder is your database. If other projects back up into this folder, check that it is yours.`
+          : '';
     // The kept copy is named when the restore runs, not now: say its pattern, not a time that
     // would be wrong by the time the user confirms (the engine reports the real name after).
     const kept = preRestoreName(path.basename(real), '<time of the restore>');

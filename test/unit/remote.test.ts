@@ -412,6 +412,24 @@ describe('off-machine copies: mirror folder', function () {
     assert.deepStrictEqual(names(mirror).filter((n) => n.endsWith('.db')), [a4, a5, ...b].sort());
   });
 
+  it('retention on the target never deletes a snapshot whose manifest names its database by a relative path (ai-memory\'s CLI): whose it is is a guess', async () => {
+    const local = tmp.join('backups');
+    let clock = Date.parse('2026-02-01T00:00:00Z');
+    const at = () => new Date((clock += 3600_000));
+    const made = await backups(tmp.join('ai-memory.db'), local, 4, 48, at);
+    // Their manifests as ai-memory's CLI writes them, run from the project's folder.
+    for (const n of made) {
+      const f = path.join(local, n.replace(/\.db$/, '.manifest.json'));
+      fs.writeFileSync(f, JSON.stringify({ ...JSON.parse(fs.readFileSync(f, 'utf8')), source_db: 'ai-memory.db' }, null, 2));
+    }
+    const mirror = tmp.join('nas');
+    fs.mkdirSync(mirror);
+    const o = await pushToTarget({ localDir: local, target: new MirrorTarget(mirror), keep: 1 });
+    assert.strictEqual(o.status, 'copied', JSON.stringify(o.error));
+    assert.deepStrictEqual(o.report?.deleted, []);
+    assert.deepStrictEqual(names(mirror).filter((n) => n.endsWith('.db')), [...made].sort());
+  });
+
   it('copies with the source permissions; a mirror that disappears is pending (never created), and completed when it is back', async () => {
     const local = tmp.join('backups');
     const made = await backups(tmp.join('ai-memory.db'), local, 2);

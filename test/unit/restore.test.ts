@@ -60,6 +60,33 @@ describe('restore', () => {
     dir = tmp.join('backups');
   });
 
+  it('a manifest naming its database by a relative path (ai-memory\'s CLI) is a guess: never pruned on it, and restore prefers snapshots known to be this database\'s', async () => {
+    // Two projects back up into one folder; the other one with ai-memory's CLI, run in its own
+    // folder: its manifest says "ai-memory.db", which read from beside the folder is this database.
+    const proj = tmp.join('proj');
+    fs.mkdirSync(proj);
+    const projDb = path.join(proj, 'ai-memory.db');
+    createAiMemoryDb(db, { memories: 10 });
+    createAiMemoryDb(projDb, { memories: 40, seed: 5 });
+    const t0 = Date.parse('2026-11-20T10:00:00Z');
+    const mine = await runBackup({ dbPath: db, backupDir: dir, keep: 0, now: () => new Date(t0) });
+    const theirs = referenceBackup(projDb, dir, 0);
+    const theirsManifest = path.join(dir, String(theirs.snapshot).replace(/\.db$/, '.manifest.json'));
+    fs.writeFileSync(theirsManifest, JSON.stringify({ ...theirs, source_db: 'ai-memory.db' }, null, 2));
+    // Restore: this database's own snapshot, though the guess is newer; the guess is named.
+    const r = await runRestore({ dbPath: db, from: dir, dryRun: true });
+    assert.strictEqual(r.from, mine.snapshotPath);
+    assert.ok(r.warnings.some((w) => w.includes(String(theirs.snapshot)) && w.includes('relative')), r.warnings.join('\n'));
+    // Retention: a backup keeping 1 prunes nothing on the guess.
+    seedMemory(db, 'ns', 'later', 'x');
+    const b = await runBackup({ dbPath: db, backupDir: dir, keep: 1 });
+    assert.deepStrictEqual(b.pruned.map((p) => path.basename(p)), [path.basename(mine.snapshotPath)]);
+    assert.ok(fs.existsSync(path.join(dir, String(theirs.snapshot))), 'the other project\'s snapshot is kept');
+    // Named with --from, it restores, saying whose it is taken to be.
+    const named = await runRestore({ dbPath: db, from: path.join(dir, String(theirs.snapshot)), dryRun: true });
+    assert.ok(named.warnings.some((w) => w.includes('"ai-memory.db"')), named.warnings.join('\n'));
+  });
+
   it('the newest of a folder (with and without --latest) is this database\'s, properly named and restorable: not another database\'s, a conflict copy or a link out of the folder', async () => {
     const t0 = Date.parse('2026-11-20T10:00:00Z');
     createAiMemoryDb(db, { memories: 30 });

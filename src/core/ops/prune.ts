@@ -54,9 +54,13 @@ export function normalizePolicy(p: RetentionPolicy | number | undefined): Retent
   return p;
 }
 
-/** The snapshots retention may consider: shared-format names, real files, of this database (when owners are known). */
+/**
+ * The snapshots retention may consider: shared-format names, real files, of this database
+ * (when owners are known) — known for sure: one whose manifest names its database by a
+ * relative path (ownership.ts `guessed`) is never deleted on that guess.
+ */
 export function retentionCandidates<T extends SnapshotEntry & Partial<OwnerInfo>>(entries: T[]): T[] {
-  return entries.filter((e) => e.timeSource === 'name' && !e.symlink && (e.owner === undefined || e.owner === 'this'));
+  return entries.filter((e) => e.timeSource === 'name' && !e.symlink && (e.owner === undefined || (e.owner === 'this' && !e.guessed)));
 }
 
 /** This database's snapshots in `dir`, plain and archived, newest first, each with its owner. */

@@ -147,6 +147,11 @@ const CANCELLED = 'Restore cancelled; nothing was changed.';
  * database only — and the warnings say whose it is; snapshots of another database that
  * exists here are never chosen without being named.
  */
+/** Said when a snapshot is taken as this database's on a relative source_db (ownership.ts `guessed`). */
+function guessWarning(name: string, raw: string | undefined, dbPath: string): string {
+  return `${name}'s manifest names its database only as "${raw ?? ''}" (a relative path, as ai-memory's CLI writes it): it is taken as ${dbPath}, the database that path leads to from beside the backup folder — check it is, if other projects back up into this folder`;
+}
+
 export async function resolveRestoreSource(from: string, given: string): Promise<{ snapshot: string; source: OwnerInfo; warnings: string[] }> {
   // Whose a snapshot is compares resolved paths (manifests hold the resolved source_db): the
   // database as SQLite resolves it, whatever form it was given in (`./x.db`, a link).
@@ -163,14 +168,16 @@ export async function resolveRestoreSource(from: string, given: string): Promise
     if (archived) {
       const m = await readManifestFor(archived.name, archived.manifestPath);
       const [source] = await withOwners(dirname(p), dbPath, [{ manifest: m.manifest, manifestState: m.manifestState }]);
-      return { snapshot: p, source: { owner: source.owner, source: source.source }, warnings };
+      if (source.guessed && source.owner === 'this') warnings.push(guessWarning(basename(p), m.manifest?.source_db, dbPath));
+      return { snapshot: p, source: { owner: source.owner, source: source.source, guessed: source.guessed }, warnings };
     }
     throw new BackupError('SNAPSHOT_NOT_FOUND', `${p} does not exist.`, { hint: 'Pass a snapshot file or the backup folder with --from.' });
   }
   if (!st.isDirectory()) {
     const m = await readManifestFor(basename(p), join(dirname(p), manifestNameFor(basename(p))));
     const [source] = await withOwners(dirname(p), dbPath, [{ manifest: m.manifest, manifestState: m.manifestState }]);
-    return { snapshot: p, source: { owner: source.owner, source: source.source }, warnings };
+    if (source.guessed && source.owner === 'this') warnings.push(guessWarning(basename(p), m.manifest?.source_db, dbPath));
+    return { snapshot: p, source: { owner: source.owner, source: source.source, guessed: source.guessed }, warnings };
   }
   const listed = await withOwners(p, dbPath, await listSnapshots(p, { archived: true }));
   if (!listed.length) {
@@ -185,10 +192,21 @@ export async function resolveRestoreSource(from: string, given: string): Promise
   const entries = safe.length ? [...safe.filter((e) => e.timeSource === 'name'), ...safe.filter((e) => e.timeSource !== 'name')] : listed;
   const pick = (e: (typeof entries)[number]) => {
     if (e.future) warnings.push(`${e.name} is dated in the future (a clock that was wrong, or a file copied in); it is restored only because no other snapshot of this database is there`);
-    return { snapshot: e.path, source: { owner: e.owner, source: e.source }, warnings };
+    if (e.guessed && e.owner === 'this') warnings.push(guessWarning(e.name, e.manifest?.source_db, dbPath));
+    return { snapshot: e.path, source: { owner: e.owner, source: e.source, guessed: e.guessed }, warnings };
   };
-  const mine = entries.find((e) => e.owner === 'this');
-  if (mine) return pick(mine);
+  // Known to be this database's first; one whose manifest names it by a relative path is a
+  // guess (ownership.ts), taken when no other is there — a newer guess passed over is named.
+  const mine = entries.find((e) => e.owner === 'this' && !e.guessed);
+  if (mine) {
+    const newerGuess = entries.slice(0, entries.indexOf(mine)).find((e) => e.owner === 'this' && e.guessed);
+    if (newerGuess) {
+      warnings.push(`${newerGuess.name} is newer, but its manifest names its database only as "${newerGuess.manifest?.source_db ?? ''}" (a relative path, as ai-memory's CLI writes it), which cannot tell it from another project's: restoring ${mine.name}, the newest known to be of ${dbPath}. To restore ${newerGuess.name}, pass it with --from`);
+    }
+    return pick(mine);
+  }
+  const guess = entries.find((e) => e.owner === 'this');
+  if (guess) return pick(guess);
   const groups = new Map<string, typeof entries>();
   for (const e of entries) {
     if (e.owner === 'other') continue;

@@ -21,6 +21,7 @@
  * (said in `skipped`), never sent.
  */
 import { promises as fsp } from 'node:fs';
+import { posix, win32 } from 'node:path';
 import { isBackupError } from '../common/errors';
 import { rebuildArchived } from '../store/archive';
 import { tempPath } from '../store/atomicFs';
@@ -172,7 +173,9 @@ export async function syncTarget(opts: {
     else groups.set(o, [n]);
   }
   const kept = new Set<string>();
-  for (const [o, names] of groups) for (const n of o ? remoteKept(names, keep) : names) kept.add(n);
+  // Unknown, or named by a relative path (ai-memory writes it as given; two projects' "ai-memory.db"
+  // read the same): all kept, as locally (ownership.ts `guessed`).
+  for (const [o, names] of groups) for (const n of o && (posix.isAbsolute(o) || win32.isAbsolute(o)) ? remoteKept(names, keep) : names) kept.add(n);
   // Remembered for every snapshot the target will hold, ours included: once the folder no
   // longer has one, whose it is needs no read of the target (credentials may not allow it).
   for (const n of kept) if (owner.get(n)) report.owners[n] = owner.get(n) as string;

@@ -28,6 +28,14 @@ export interface OwnerInfo {
   owner: Owner;
   /** The source database as its manifest names it (resolved), when there is a manifest. */
   source?: string;
+  /**
+   * The manifest names its database by a relative path (ai-memory writes the path as it was
+   * given, relative to wherever its CLI ran): read against the backup folder's parent, which
+   * is a guess — another project's `ai-memory.db` backed up into this folder reads the same.
+   * Restore may take such a snapshot as this database's (and says so); retention never deletes
+   * on a guess (prune.ts retentionCandidates; the remote's retention keeps them too).
+   */
+  guessed?: boolean;
 }
 
 /** Decides the owner of each entry of `dir` relative to the database `dbPath` (already resolved). */
@@ -39,11 +47,11 @@ export function ownerResolver(dir: string, dbPath: string | undefined): (e: Pick
     let p = cache.get(src);
     if (!p) {
       p = (async (): Promise<OwnerInfo> => {
-        const abs = isAbsolute(src) ? src : resolve(dirname(dir), src);
+        const guessed = !isAbsolute(src);
+        const abs = guessed ? resolve(dirname(dir), src) : src;
         const source = await resolvedDbPathOr(abs, abs);
-        if (dbPath && sameDbPath(source, dbPath)) return { owner: 'this', source };
-        const exists = await fsp.stat(source).then(() => true, () => false);
-        return { owner: exists ? 'other' : 'gone', source };
+        const owner: Owner = dbPath && sameDbPath(source, dbPath) ? 'this' : (await fsp.stat(source).then(() => true, () => false)) ? 'other' : 'gone';
+        return guessed ? { owner, source, guessed } : { owner, source };
       })();
       cache.set(src, p);
     }
