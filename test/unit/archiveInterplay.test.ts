@@ -12,6 +12,7 @@ import * as path from 'path';
 import { keyFingerprint, publicKeyFromSeed } from '../../src/core/common/ed25519';
 import { runBackup } from '../../src/core/ops/backup';
 import { runPrune } from '../../src/core/ops/prune';
+import { runMaterialize } from '../../src/core/ops/archived';
 import { pullFromTarget } from '../../src/core/ops/pull';
 import { diff, extract, inspectSnapshot } from '../../src/core/ops/memory';
 import { runRestore } from '../../src/core/ops/restore';
@@ -20,6 +21,7 @@ import { MirrorTarget } from '../../src/core/remote/mirrorTarget';
 import { pushToTarget } from '../../src/core/remote/sync';
 import { archivePaths, listArchived } from '../../src/core/store/archive';
 import { listSnapshots } from '../../src/core/store/catalog';
+import { parseSnapshotName } from '../../src/core/store/naming';
 import type { OperatorPublicKey } from '../../src/core/store/operatorKey';
 import { createAiMemoryDb, seedMemory } from '../support/aiMemoryDb';
 import { useTempDir } from '../support/tmp';
@@ -97,6 +99,20 @@ describe('archive with signatures, ownership, modes and remote copies', function
     assert.strictEqual(sha(db), before, 'the live database is untouched');
     const again = await verifyFolderOrFile({ from: dir, all: true, anchor: ANCHOR });
     assert.deepStrictEqual(again.reports.filter((x) => x.problems.length).map((x) => [x.name, x.problems[0].code]), [[made[1].name, 'SIGNATURE_REFUSED']]);
+  });
+
+  it('prune of a plain snapshot also in the archive (materialized back into the folder) deletes both in one go', async () => {
+    const made = await backups(4, { plain: 1 });
+    const oldest = made[0].name;
+    assert.ok((await listArchived(dir)).some((a) => a.name === oldest));
+    await runMaterialize({ from: path.join(dir, oldest), out: dir });
+    assert.ok(plainNames(dir).includes(oldest), 'the plain twin');
+    assert.strictEqual(fs.statSync(path.join(dir, oldest)).mtimeMs, parseSnapshotName(oldest)?.time, 'dated as the snapshot (ai-memory orders by file time)');
+    const p = await runPrune({ backupDir: dir, dbPath: db, policy: { last: 3 } });
+    assert.deepStrictEqual(p.pruned, [oldest]);
+    assert.ok(!plainNames(dir).includes(oldest));
+    assert.ok(!(await listArchived(dir)).some((a) => a.name === oldest), 'its archived copy went with it');
+    assert.ok((await listArchived(dir)).some((a) => a.name === made[1].name), 'the others stay');
   });
 
   it('a shared folder: one database\'s retention and archiving never delete or archive another database\'s snapshots', async () => {
@@ -191,6 +207,11 @@ describe('archive with signatures, ownership, modes and remote copies', function
     const pulled = await pullFromTarget({ target: new MirrorTarget(mirror2), toDir: dir, names: [first[0].name] });
     assert.deepStrictEqual(pulled.map((p) => [p.name, p.status]), [[first[0].name, 'present']]);
     assert.ok(!fs.existsSync(path.join(dir, first[0].name)), 'still archived only');
+    // Into another folder: downloaded, dated as the snapshot (ai-memory orders by file time), not as the download.
+    const elsewhere = tmp.join(`pulled-${Math.random().toString(36).slice(2)}`);
+    const got = await pullFromTarget({ target: new MirrorTarget(mirror2), toDir: elsewhere, names: [first[0].name] });
+    assert.deepStrictEqual(got.map((p) => p.status), ['downloaded']);
+    assert.strictEqual(fs.statSync(path.join(elsewhere, first[0].name)).mtimeMs, parseSnapshotName(first[0].name)?.time);
 
     // A damaged archive: every pack truncated. The archived snapshots are skipped (with why), the plain ones still go.
     for (const p of fs.readdirSync(archivePaths(dir).packs)) fs.truncateSync(path.join(archivePaths(dir).packs, p), 100);

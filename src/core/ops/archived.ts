@@ -13,7 +13,7 @@ import { crashPoint } from '../common/testHooks';
 import { dirModeLike, fileModeLike, fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
 import { listArchived, rebuildArchived, refuseInsideArchive, type PackStore, type RebuildBuffers, type RebuildResult } from '../store/archive';
 import { serializeManifest } from '../store/manifest';
-import { manifestNameFor } from '../store/naming';
+import { manifestNameFor, snapshotFileTime } from '../store/naming';
 import { pinSnapshot } from '../store/pins';
 import type { VerifyMode } from '../common/checks';
 import type { OperatorPublicKey } from '../store/operatorKey';
@@ -163,11 +163,15 @@ export async function runMaterialize(opts: MaterializeOptions): Promise<Material
     // Manifest first, then the file (as backup does): a crash never leaves a file without its manifest.
     await writeFileAtomic(manifestPath, serializeManifest(manifest), fileMode);
     let placed: boolean;
+    // Dated as the snapshot, not now (naming.ts snapshotFileTime: ai-memory orders by file time).
+    const when = snapshotFileTime(ref.name, manifest.created_at);
     if (dirname(rebuilt.file) === outDir) {
+      if (when) await fsp.utimes(rebuilt.file, when, when);
       placed = await publishNoClobber(rebuilt.file, out);
     } else {
       const tmp = tempPath(outDir, 'materialize');
       await fsp.copyFile(rebuilt.file, tmp, fsc.COPYFILE_EXCL);
+      if (when) await fsp.utimes(tmp, when, when);
       const fh = await fsp.open(tmp, fsc.O_RDONLY);
       await fh.sync().finally(() => fh.close());
       placed = await publishNoClobber(tmp, out);

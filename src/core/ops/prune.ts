@@ -15,7 +15,7 @@ import { BackupError, errorMessage } from '../common/errors';
 import { collectAll } from '../common/gc';
 import { crashPoint } from '../common/testHooks';
 import { fsyncDir } from '../store/atomicFs';
-import { archivePaths, archiveSnapshot, collectGarbage, deleteArchived, dropPlain, listArchived, PackStore, type GcResult } from '../store/archive';
+import { archivePaths, archiveSnapshot, collectGarbage, deleteArchived, dropPlain, listArchived, PackStore, type ArchivedSnapshot, type GcResult } from '../store/archive';
 import { listSnapshots, type SnapshotEntry } from '../store/catalog';
 import { withOwners, type OwnerInfo } from '../store/ownership';
 import { acquireFolderLock } from '../store/folderLock';
@@ -97,11 +97,20 @@ export async function planRetention(
  * (a crash in between leaves a manifest without a snapshot, cleaned by the next backup).
  * An archived one (archive.ts) goes through `deleteArchived`.
  */
-async function deleteEntry(dir: string, e: SnapshotEntry): Promise<void> {
+/**
+ * Deletes a snapshot retention let go. A plain file whose very snapshot is also in the
+ * archive (a crash between archiving it and dropping the plain file, or `materialize` into
+ * the folder) takes that copy with it: the listing shows one entry for both, and the copy
+ * would come back as a snapshot of its own to prune next time. Another snapshot of the
+ * same name (a clock set back) is not the same sha256, and stays.
+ */
+async function deleteEntry(dir: string, e: SnapshotEntry, archivedTwin: () => Promise<ArchivedSnapshot | undefined>): Promise<void> {
   if (e.archived) return deleteArchived(dir, e.name);
   await fsp.unlink(e.path);
   crashPoint('backup:prune-between');
   await fsp.rm(e.manifestPath, { force: true });
+  const twin = await archivedTwin();
+  if (twin?.manifest && e.manifest && twin.manifest.sha256 === e.manifest.sha256 && twin.manifest.bytes === e.manifest.bytes) await deleteArchived(dir, e.name);
 }
 
 export interface PruneOutcome {
@@ -127,6 +136,8 @@ export async function applyPrune(
     if (d.reasons.length === 1 && d.reasons[0].why === 'pinned by a restore') warnings.push(`kept ${d.name}: a restore is reading it`);
   }
   if (opts.dryRun) return { decisions, pruned, warnings };
+  let archived: Promise<Map<string, ArchivedSnapshot>> | undefined; // read once, if a plain file goes
+  const twinOf = (name: string) => async () => (await (archived ??= listArchived(dir).then((l) => new Map(l.map((a) => [a.name, a]))))).get(name);
   for (const d of decisions) {
     if (d.keep) continue;
     // Pins read again right before the delete: a restore that began after the plan is honoured too.
@@ -138,7 +149,7 @@ export async function applyPrune(
       continue;
     }
     try {
-      await deleteEntry(dir, d.entry);
+      await deleteEntry(dir, d.entry, twinOf(d.name));
       pruned.push(d.name);
     } catch (err) {
       d.keep = true;

@@ -12,7 +12,7 @@ import { fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/
 import { listSnapshots } from '../store/catalog';
 import { refuseInsideArchive } from '../store/archive';
 import { checkManifestNames, parseManifest } from '../store/manifest';
-import { manifestNameFor } from '../store/naming';
+import { manifestNameFor, snapshotFileTime } from '../store/naming';
 import { examineSnapshot } from './snapshotCheck';
 
 export interface PullResult {
@@ -99,6 +99,9 @@ export async function pullFromTarget(opts: {
       }
       // Manifest first (as a backup publishes), then the snapshot without replacing anything.
       await writeFileAtomic(join(toDir, mName), mBytes, 0o600); // as private as the snapshot it names
+      // Dated as the snapshot, not as the download (naming.ts snapshotFileTime: ai-memory orders by file time).
+      const when = snapshotFileTime(name, manifest.created_at);
+      if (when) await fsp.utimes(tmpSnap, when, when);
       if (!(await publishNoClobber(tmpSnap, join(toDir, name)))) {
         throw new BackupError('LOCKED', `${join(toDir, name)} appeared while it was downloaded; not replaced.`);
       }

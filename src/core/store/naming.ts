@@ -64,3 +64,14 @@ export function preRestoreName(dbName: string, stamp: string, seq = 1): string {
 export function compareNewestFirst(a: { time: number; seq: number; name: string }, b: { time: number; seq: number; name: string }): number {
   return b.time - a.time || b.seq - a.seq || (a.name < b.name ? 1 : a.name > b.name ? -1 : 0);
 }
+
+/**
+ * The file time a snapshot written back into a backup folder gets (pull, materialize): the
+ * time in its name, else its manifest's created_at. ai-memory's own restore and `--keep`
+ * order snapshots by file time: a snapshot of last week given today's time would be the
+ * "newest" to them. Undefined when neither is a time.
+ */
+export function snapshotFileTime(name: string, createdAt?: string): Date | undefined {
+  const t = parseSnapshotName(name)?.time ?? (createdAt ? Date.parse(createdAt) : NaN);
+  return Number.isFinite(t) ? new Date(t) : undefined;
+}
