@@ -30,6 +30,8 @@ export class BackupService extends Disposable {
   lastFailure: { message: string; at: number; db: string } | undefined;
   private running: Promise<BackupOutcome | undefined> | undefined;
   private lastNotifiedFailure = '';
+  /** The retention settings' problem last said (said once, not at every scheduled backup). */
+  private lastPolicyProblem: string | undefined;
   /** What is running now ("backing up…"), for the status bar's spinner; undefined when idle. */
   busy: string | undefined;
   private readonly _onDidChange = this._register(new vscode.EventEmitter<void>());
@@ -88,6 +90,13 @@ export class BackupService extends Disposable {
       return undefined;
     }
     const s = readSettings();
+    if (s.policyProblem) {
+      this.log.warn(`retention: ${s.policyProblem}`);
+      if (s.policyProblem !== this.lastPolicyProblem) {
+        void vscode.window.showWarningMessage(`AI Memory: ${s.policyProblem}`, 'Open Settings').then((a) => (a ? vscode.commands.executeCommand('workbench.action.openSettings', 'aiMemory.backup.retention') : undefined));
+      }
+    }
+    this.lastPolicyProblem = s.policyProblem;
     const signKey = s.signingKeyPath ? expandSettingPath(s.signingKeyPath) : undefined;
     this.busy = 'backing up…';
     this._onDidChange.fire();

@@ -22,6 +22,8 @@ export interface Settings {
   keep: number;
   /** The retention policy (restic's semantics) from aiMemory.backup.retention / retentionCustom / keep. */
   policy: RetentionPolicy;
+  /** Why the retention settings cannot be read (then `policy` keeps everything). */
+  policyProblem?: string;
   /** How many of the newest kept snapshots stay plain files (aiMemory.backup.plain). */
   plain: number;
   /** Copies a restore keeps beside the database (`*.pre-restore-*.db`), newest first; 0 = all. */
@@ -43,11 +45,13 @@ export function readSettings(): Settings {
     return whole ? Math.floor(v) : v;
   };
   const verify = c.get<string>('backup.verify', 'quick');
+  const retention = readPolicy(c, num('backup.keep', 48));
   return {
     databasePath: (c.get<string>('databasePath', '') ?? '').trim(),
     intervalMinutes: num('backup.intervalMinutes', 60, false), // fractions allowed (0.5 = 30 s)
     keep: num('backup.keep', 48),
-    policy: readPolicy(c, num('backup.keep', 48)),
+    policy: retention.policy,
+    ...(retention.problem ? { policyProblem: retention.problem } : {}),
     plain: Math.max(1, num('backup.plain', 3)),
     keepPreRestore: num('backup.keepPreRestore', 3),
     directory: (c.get<string>('backup.directory', '') ?? '').trim(),
@@ -56,20 +60,32 @@ export function readSettings(): Settings {
   };
 }
 
-/** The retention policy the settings describe; a malformed custom value falls back to `keep`. */
-function readPolicy(c: vscode.WorkspaceConfiguration, keep: number): RetentionPolicy {
-  const preset = c.get<string>('backup.retention', 'keep');
-  if (preset && RETENTION_PRESETS[preset]) return RETENTION_PRESETS[preset];
+/**
+ * The retention policy the settings describe. A value retention cannot read (a preset that
+ * is not one of the choices; a custom tier misspelt, or a count that is not a whole number)
+ * deletes nothing until it is fixed, and says so: dropping the tier it meant, or falling
+ * back to another rule, would delete history the user set out to keep.
+ */
+export function readPolicy(c: Pick<vscode.WorkspaceConfiguration, 'get'>, keep: number): { policy: RetentionPolicy; problem?: string } {
+  const preset = c.get<unknown>('backup.retention', 'keep');
+  if (typeof preset === 'string' && Object.hasOwn(RETENTION_PRESETS, preset)) return { policy: RETENTION_PRESETS[preset] };
+  const keepAll = (problem: string) => ({ policy: {}, problem: `${problem}. Nothing is deleted until it is fixed.` });
   if (preset === 'custom') {
-    const raw = c.get<Record<string, unknown>>('backup.retentionCustom', {}) ?? {};
+    const raw = c.get<unknown>('backup.retentionCustom', {});
+    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return keepAll(`aiMemory.backup.retentionCustom is not an object of counts (${JSON.stringify(raw)})`);
     const policy: RetentionPolicy = {};
-    for (const b of BUCKETS) {
-      const v = raw[b];
-      if (typeof v === 'number' && Number.isInteger(v) && v >= -1) policy[b] = v;
+    const bad: string[] = [];
+    for (const [k, v] of Object.entries(raw)) {
+      if (!(BUCKETS as readonly string[]).includes(k)) bad.push(`"${k}" is not one of ${BUCKETS.join(', ')}`);
+      else if (typeof v !== 'number' || !Number.isInteger(v) || v < -1) bad.push(`${k}: ${JSON.stringify(v)} is not a whole number (≥ -1)`);
+      else policy[k as keyof RetentionPolicy] = v;
     }
-    if (!isEmptyPolicy(policy)) return policy;
+    if (bad.length) return keepAll(`aiMemory.backup.retentionCustom: ${bad.join('; ')}`);
+    if (isEmptyPolicy(policy)) return keepAll('aiMemory.backup.retention is "custom", but aiMemory.backup.retentionCustom sets no count');
+    return { policy };
   }
-  return keep === 0 ? {} : { last: keep };
+  if (preset !== 'keep' && preset !== undefined && preset !== null && preset !== '') return keepAll(`aiMemory.backup.retention: ${JSON.stringify(preset)} is not one of its choices`);
+  return { policy: keep === 0 ? {} : { last: keep } };
 }
 
 /** Where `aiMemory.databasePath` is set, in the Settings editor's words ('User', 'Workspace'); undefined when unset. */

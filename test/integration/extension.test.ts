@@ -245,6 +245,26 @@ describe('AI Memory Backup in a real VS Code', function () {
     }
   });
 
+  it('a retention setting it cannot read (a misspelt custom tier) deletes nothing, where dropping the tier would have', async function () {
+    const config = vscode.workspace.getConfiguration('aiMemory');
+    await config.update('backup.retention', 'custom', vscode.ConfigurationTarget.Workspace);
+    await config.update('backup.retentionCustom', { last: 1, dayly: 14 }, vscode.ConfigurationTarget.Workspace);
+    try {
+      await api.refresh();
+      const before = api.snapshots().map((r) => r.path);
+      assert.ok(before.length >= 2, 'snapshots that keep-last 1 would delete');
+      seedMemory(db, 'proj/a', 'after a misspelt retention', 'a change so the next snapshot differs');
+      await vscode.commands.executeCommand('aiMemory.backup');
+      await api.refresh();
+      const after = api.snapshots().map((r) => r.path);
+      assert.equal(after.length, before.length + 1);
+      for (const p of before) assert.ok(after.includes(p), `${path.basename(p)} is kept`);
+    } finally {
+      await config.update('backup.retention', undefined, vscode.ConfigurationTarget.Workspace);
+      await config.update('backup.retentionCustom', undefined, vscode.ConfigurationTarget.Workspace);
+    }
+  });
+
   it('with an ai-memory 1.0 operator key configured, an unsigned snapshot is restored only when the modal says so', async function () {
     // The snapshots here are unsigned (no operator key in this session's HOME). Configure a
     // public key the way ai-memory reads it; the engine (a child process) inherits it.
