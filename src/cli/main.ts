@@ -231,12 +231,12 @@ export function policyFromFlags(p: Parsed): RetentionPolicy {
     if (raw === undefined) continue;
     tiers = true;
     if (raw === 'all' || raw === '-1') policy[b] = -1;
-    else if (/^\d+$/.test(raw)) policy[b] = Number(raw);
+    else if (/^\d+$/.test(raw) && Number.isSafeInteger(Number(raw))) policy[b] = Number(raw);
     else throw new BackupError('USAGE', `--keep-${b} must be a whole number ≥ 0, or all (-1); got "${raw}".`);
   }
   const keep = p.values.get('keep');
   if (keep !== undefined) {
-    if (!/^\d+$/.test(keep)) throw new BackupError('USAGE', `--keep must be a whole number ≥ 0; got "${keep}".`);
+    if (!/^\d+$/.test(keep) || !Number.isSafeInteger(Number(keep))) throw new BackupError('USAGE', `--keep must be a whole number ≥ 0 (0 keeps all); got "${keep}".`);
     if (p.values.has('keep-last')) throw new BackupError('USAGE', '--keep is --keep-last; give one of them.');
     if (Number(keep) === 0) {
       if (tiers) throw new BackupError('USAGE', '--keep 0 keeps everything; it cannot be combined with other --keep-* flags.');
@@ -251,7 +251,7 @@ export function policyFromFlags(p: Parsed): RetentionPolicy {
 /** `--plain N`: the newest N kept snapshots stay plain files (default 3); older ones are archived. */
 function plainFromFlags(p: Parsed): number {
   const raw = p.values.get('plain') ?? String(DEFAULT_PLAIN);
-  if (!/^\d+$/.test(raw) || Number(raw) < 1) throw new BackupError('USAGE', `--plain must be a whole number ≥ 1; got "${raw}".`);
+  if (!/^\d+$/.test(raw) || Number(raw) < 1 || !Number.isSafeInteger(Number(raw))) throw new BackupError('USAGE', `--plain must be a whole number ≥ 1; got "${raw}".`);
   return Number(raw);
 }
 
@@ -599,7 +599,7 @@ const HANDLERS: Record<CommandName, (p: Parsed, io: CliIO) => Promise<number>> =
 function wholeNumber(p: Parsed, flag: string): number | undefined {
   const raw = p.values.get(flag);
   if (raw === undefined) return undefined;
-  if (!/^\d+$/.test(raw)) throw new BackupError('USAGE', `--${flag} must be a whole number; got "${raw}".`);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) throw new BackupError('USAGE', `--${flag} must be a whole number; got "${raw}".`);
   return Number(raw);
 }
 

@@ -355,7 +355,8 @@ describe('backup: what we promise beyond the reference', () => {
   });
 
   it('a usage error exits 2 and says how to get help', async () => {
-    for (const args of [['backup', '--keep', 'many'], ['backup', '--verify', 'sometimes'], ['list', '--plain', '3'], ['frobnicate'], ['backup', '--bogus']]) {
+    const huge = '99999999999999999999999'; // past what a number holds exactly: "1e+23 last" before
+    for (const args of [['backup', '--keep', 'many'], ['backup', '--keep', huge], ['prune', '--keep-daily', huge], ['backup', '--plain', huge], ['backup', '--verify', 'sometimes'], ['list', '--plain', '3'], ['frobnicate'], ['backup', '--bogus']]) {
       const r = await cli(args, { cwd: tmp.path });
       assert.strictEqual(r.code, 2, args.join(' '));
       assert.match(r.stderr, /--help/);

@@ -17,8 +17,8 @@
  * - An empty policy keeps everything (restic: "policy is empty").
  *
  * Unlike restic, `protect` names snapshots kept whatever the policy (the one just written,
- * the newest, those pinned by a restore); they are kept with that reason and do not use
- * up a count.
+ * the newest, those pinned by a restore); they are kept with that reason, and they take
+ * their place in the tiers as any snapshot does (the newest is also "last 1 of 48").
  */
 
 export type Bucket = 'last' | 'hourly' | 'daily' | 'weekly' | 'monthly' | 'yearly';
