@@ -412,6 +412,50 @@ describe('off-machine copies: mirror folder', function () {
     assert.deepStrictEqual(names(mirror).filter((n) => n.endsWith('.db')), [a4, a5, ...b].sort());
   });
 
+  it('a snapshot of the same name from another machine on the target is never replaced, nor taken for ours', async () => {
+    const name = 'ai-memory-2026-11-30T120000Z.db';
+    const mirror = tmp.join('nas');
+    fs.mkdirSync(mirror);
+    const t = new MirrorTarget(mirror);
+    fakeSnapshot(tmp.join('m1'), name, 4096);
+    assert.deepStrictEqual((await pushToTarget({ localDir: tmp.join('m1'), target: t, keep: 10 })).report?.uploaded, [name]);
+    const theirs = fs.readFileSync(path.join(mirror, name));
+    // Same second, same size, other bytes; then other size.
+    for (const [dir, bytes] of [['m2', 4096], ['m3', 8192]] as const) {
+      fakeSnapshot(tmp.join(dir), name, bytes);
+      const o = await pushToTarget({ localDir: tmp.join(dir), target: t, keep: 10 });
+      assert.deepStrictEqual(o.report?.present, [], dir);
+      assert.deepStrictEqual(o.report?.uploaded, [], dir);
+      assert.match(o.report?.skipped.find((x) => x.name === name)?.reason ?? '', /another snapshot of this name/, dir);
+      assert.ok(fs.readFileSync(path.join(mirror, name)).equals(theirs), `${dir}: the first machine's snapshot is still there`);
+    }
+  });
+
+  it('two machines with the same database path: the target\'s retention takes each folder\'s own snapshots, never the other\'s newest', async () => {
+    const mirror = tmp.join('nas');
+    fs.mkdirSync(mirror);
+    const t = new MirrorTarget(mirror);
+    const one = tmp.join('machine1');
+    const two = tmp.join('machine2');
+    fakeSnapshot(one, 'ai-memory-2026-11-29T100000Z.db', 2048);
+    for (const h of ['11', '12', '13']) fakeSnapshot(two, `ai-memory-2026-11-29T${h}0000Z.db`, 2048);
+    await pushToTarget({ localDir: one, target: t, keep: 2 });
+    const o = await pushToTarget({ localDir: two, target: t, keep: 3 });
+    // Machine 2's three newer ones fill any keep-2 of the union; machine 1's stays all the same.
+    assert.deepStrictEqual(o.report?.deleted, []);
+    const o1 = await pushToTarget({ localDir: two, target: t, keep: 2 });
+    assert.deepStrictEqual(o1.report?.deleted, ['ai-memory-2026-11-29T110000Z.db'], 'machine 2 thins its own');
+    assert.ok(fs.existsSync(path.join(mirror, 'ai-memory-2026-11-29T100000Z.db')), "machine 1's only copy stays");
+    // Including one it held there at the last run and has let go since.
+    fs.rmSync(path.join(two, 'ai-memory-2026-11-29T120000Z.db'));
+    fs.rmSync(path.join(two, 'ai-memory-2026-11-29T120000Z.manifest.json'));
+    fakeSnapshot(two, 'ai-memory-2026-11-29T140000Z.db', 2048);
+    const o2 = await pushToTarget({ localDir: two, target: t, keep: 2 });
+    assert.deepStrictEqual(o2.report?.deleted, ['ai-memory-2026-11-29T120000Z.db']);
+    const back = await pushToTarget({ localDir: one, target: t, keep: 2 });
+    assert.deepStrictEqual(back.report?.present, ['ai-memory-2026-11-29T100000Z.db']);
+  });
+
   it('retention on the target never deletes a snapshot whose manifest names its database by a relative path (ai-memory\'s CLI): whose it is is a guess', async () => {
     const local = tmp.join('backups');
     let clock = Date.parse('2026-02-01T00:00:00Z');

@@ -120,6 +120,16 @@ export function remoteKept(union: string[], keep: RemoteKeep, now = Date.now()):
   return new Set(applyRetention(items, policy, { protect }).filter((d) => d.keep).map((d) => d.item.name));
 }
 
+/** The sha256 the target's manifest of `name` names; undefined when it cannot be read. */
+async function remoteSha(target: RemoteTarget, name: string, signal?: AbortSignal): Promise<string | undefined> {
+  try {
+    return parseManifest((await target.readBytes(manifestNameFor(name), signal)).toString('utf8'), manifestNameFor(name)).sha256;
+  } catch (e) {
+    if (isBackupError(e) && e.code === 'CANCELLED') throw e;
+    return undefined;
+  }
+}
+
 export async function syncTarget(opts: {
   localDir: string;
   target: RemoteTarget;
@@ -129,6 +139,8 @@ export async function syncTarget(opts: {
   onMultipart?: (u: { key: string; uploadId: string } | undefined) => Promise<void>;
   /** What the last run learnt of whose each remote snapshot is (SyncReport.owners). */
   owners?: Record<string, string>;
+  /** The snapshots this folder held on the target at the last run (TargetState.copied): ours, though the folder has let them go since. */
+  ours?: readonly string[];
 }): Promise<SyncReport> {
   const { localDir, target, keep } = opts;
   const report: SyncReport = { target: target.label, uploaded: [], present: [], deleted: [], cleaned: [], refused: [], skipped: [], remoteOnly: [], owners: {}, unreadable: [] };
@@ -172,10 +184,21 @@ export async function syncTarget(opts: {
     if (g) g.push(n);
     else groups.set(o, [n]);
   }
+  // Retention on the target takes only this folder's snapshots: those it holds, and those it
+  // held there at the last run (retention here has let them go since). Another machine's
+  // snapshots stay for that machine's own retention — with the same database path, they
+  // count as the same database, and a union's retention deleted the other machine's newest.
+  // Unknown, or named by a relative path (ai-memory writes it as given; two projects'
+  // "ai-memory.db" read the same): all kept, as locally (ownership.ts `guessed`).
+  const localNames = new Set(local.map((e) => e.name));
+  const prevOurs = new Set(opts.ours ?? []);
+  const isOurs = (n: string) => localNames.has(n) || prevOurs.has(n);
   const kept = new Set<string>();
-  // Unknown, or named by a relative path (ai-memory writes it as given; two projects' "ai-memory.db"
-  // read the same): all kept, as locally (ownership.ts `guessed`).
-  for (const [o, names] of groups) for (const n of o && (posix.isAbsolute(o) || win32.isAbsolute(o)) ? remoteKept(names, keep) : names) kept.add(n);
+  for (const [o, names] of groups) {
+    const judged = o && (posix.isAbsolute(o) || win32.isAbsolute(o)) ? names.filter(isOurs) : [];
+    const keptOfOurs = remoteKept(judged, keep);
+    for (const n of names) if (!judged.includes(n) || keptOfOurs.has(n)) kept.add(n);
+  }
   // Remembered for every snapshot the target will hold, ours included: once the folder no
   // longer has one, whose it is needs no read of the target (credentials may not allow it).
   for (const n of kept) if (owner.get(n)) report.owners[n] = owner.get(n) as string;
@@ -184,8 +207,20 @@ export async function syncTarget(opts: {
   const toSend = [...good.values()].filter((e) => kept.has(e.name)).sort(compareNewestFirst);
   for (const e of toSend) {
     const there = remote.complete.get(e.name);
-    if (there && there.size === e.manifest?.bytes) {
-      report.present.push(e.name);
+    if (there) {
+      // A snapshot of this name is there. Ours (the same bytes) when it was there at the last
+      // run or its manifest there names the same sha256; another machine's of the same second
+      // otherwise, which is never replaced nor taken for ours.
+      let same = there.size === e.manifest?.bytes;
+      if (same && !prevOurs.has(e.name)) {
+        const sha = await remoteSha(target, e.name, opts.signal); // undefined: its manifest cannot be read (write-only credentials)
+        same = sha === undefined || sha === e.manifest?.sha256;
+      }
+      if (same) {
+        report.present.push(e.name);
+        continue;
+      }
+      report.skipped.push({ name: e.name, reason: `${target.label} holds another snapshot of this name (made in the same second elsewhere): not replaced, and this one is not copied` });
       continue;
     }
     const m = e.manifest as Manifest;
@@ -293,6 +328,7 @@ export async function pushToTarget(opts: { localDir: string; target: RemoteTarge
     const report = await syncTarget({
       ...opts,
       owners: prev.owners,
+      ours: prev.copied,
       onMultipart: async (u) => {
         await updateTargetState(localDir, target.id, (t) => ({ ...(t as TargetState), upload: u }));
       },
