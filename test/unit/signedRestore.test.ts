@@ -203,6 +203,16 @@ describe('ai-memory 1.0: signed backups and restores', function () {
       assert.throws(() => aiMemory1SelectLatest(dir, PUB), /does NOT verify/);
     });
 
+    it('--latest in a folder shared with another database: this database\'s newest signed snapshot, not the other\'s newer one', async () => {
+      const mine = await signedBackup(dir, db, new Date('2026-03-01T10:00:00Z'));
+      const other = path.join(path.dirname(db), 'other.db');
+      createAiMemoryDb(other, { memories: 25, seed: 4 });
+      await signedBackup(dir, other, new Date('2026-03-01T11:00:00Z'));
+      const res = await runRestore({ dbPath: db, from: dir, latest: true, anchor: ANCHOR, dryRun: true });
+      assert.strictEqual(res.from, mine.snapshotPath);
+      assert.match(res.plan.selection.rule ?? '', /this database's newest/);
+    });
+
     it('--snapshot NAME takes a file name, an id or a manifest name — never a path', async () => {
       const r = await signedBackup();
       const id = path.basename(r.snapshotPath, '.db');

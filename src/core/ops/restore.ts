@@ -423,7 +423,7 @@ async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<
   let selection: Selection;
   let chosen: { snapshot: string; source: OwnerInfo; warnings: string[] };
   if (opts.snapshot !== undefined || opts.latest) {
-    selection = await selectRestoreSource(opts.from, { snapshot: opts.snapshot, latest: opts.latest, anchor });
+    selection = await selectRestoreSource(opts.from, { snapshot: opts.snapshot, latest: opts.latest, anchor, dbPath });
     chosen = await resolveRestoreSource(selection.path, dbPath);
   } else {
     chosen = await resolveRestoreSource(opts.from, dbPath);

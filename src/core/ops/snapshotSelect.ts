@@ -16,6 +16,7 @@ import { promises as fsp } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { BackupError, errnoCode } from '../common/errors';
 import { listSnapshots } from '../store/catalog';
+import { withOwners } from '../store/ownership';
 import { findArchived } from './archived';
 import { isSnapshotFileName } from '../store/naming';
 import type { OperatorPublicKey } from '../store/operatorKey';
@@ -25,6 +26,8 @@ export interface SelectOptions {
   snapshot?: string;
   latest?: boolean;
   anchor: OperatorPublicKey | undefined;
+  /** The database restored into (resolved): the newest is among its own snapshots first. */
+  dbPath?: string;
 }
 
 export interface Selection {
@@ -87,8 +90,11 @@ export async function selectRestoreSource(from: string, opts: SelectOptions): Pr
   const entries = await listSnapshots(p, { anchor: opts.anchor, archived: true });
   if (!entries.length) throw new BackupError('NO_SNAPSHOTS', `No snapshots found in ${p}.`, { hint: 'Run `backup` first, or pass the folder that holds your ai-memory-*.db snapshots.' });
   const skipped: string[] = [];
-  let best: { time: number; name: string; path: string } | undefined;
-  for (const e of entries) {
+  const verified: { time: number; name: string; path: string; rank: number }[] = [];
+  // Whose each one is, by its signed source_db: this database's first (known, then guessed
+  // from a relative path), others' only when it has none — as a restore from the folder picks.
+  const owners = opts.dbPath ? await withOwners(p, opts.dbPath, entries.map((e) => ({ manifest: e.manifest, manifestState: e.manifestState }))) : undefined;
+  for (const [i, e] of entries.entries()) {
     if (!isSnapshotFileName(e.name) || e.unsafe) continue;
     if (e.signature?.state === 'refused' || (e.manifestState === 'foreign' && e.manifestError?.includes('signed'))) {
       throw new BackupError('SIGNATURE_REFUSED', `The manifest of ${e.name} fails verification (${e.manifestError ?? 'refused'}); refusing to choose the newest backup while one of them has been altered.`, {
@@ -103,12 +109,17 @@ export async function selectRestoreSource(from: string, opts: SelectOptions): Pr
     if (!Number.isFinite(time)) {
       throw new BackupError('SIGNATURE_REFUSED', `${e.name}'s signed created_at "${e.manifest.created_at}" is not an RFC 3339 time.`, { hint: 'Name the snapshot you trust with --snapshot.' });
     }
-    if (!best || time > best.time || (time === best.time && e.name > best.name)) best = { time, name: e.name, path: e.path };
+    const o = owners?.[i];
+    verified.push({ time, name: e.name, path: e.path, rank: !o ? 0 : o.owner === 'this' ? (o.guessed ? 1 : 0) : 2 });
   }
+  const rank = Math.min(...verified.map((v) => v.rank));
+  let best: { time: number; name: string; path: string } | undefined;
+  for (const v of verified) if (v.rank === rank && (!best || v.time > best.time || (v.time === best.time && v.name > best.name))) best = v;
   if (!best) {
     throw new BackupError('NO_SNAPSHOTS', `No snapshot in ${p} has a manifest that verifies under the operator public key ${opts.anchor.fingerprint} (${opts.anchor.source}).`, {
       hint: 'Name one with --snapshot (an unsigned one also needs --allow-unsigned-manifest).',
     });
   }
-  return { path: best.path, selectedBy, rule: `the newest by its signed created_at, among manifests that verify under ${opts.anchor.fingerprint}`, skipped };
+  const whose = rank === 0 && owners ? "this database's " : rank === 1 ? "this database's (by a relative source_db) " : '';
+  return { path: best.path, selectedBy, rule: `${whose}newest by its signed created_at, among manifests that verify under ${opts.anchor.fingerprint}`, skipped };
 }
