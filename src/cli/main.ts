@@ -538,15 +538,24 @@ async function cmdPrune(p: Parsed, io: CliIO): Promise<number> {
  */
 async function retentionReasons(dir: string, listed: (SnapshotEntry & OwnerInfo)[], policy: RetentionPolicy, dbPath: string | undefined): Promise<(name: string) => string | undefined> {
   const groups = new Map<string, SnapshotEntry[]>();
+  const guessed = new Set<string>();
   for (const e of listed) {
     if (!e.source || (dbPath && e.owner !== 'this')) continue;
-    groups.set(e.source, [...(groups.get(e.source) ?? []), e]);
+    // As prune decides (retentionCandidates): a database told from a relative source_db is a guess, never pruned.
+    if (e.guessed) {
+      guessed.add(e.name);
+      continue;
+    }
+    const g = groups.get(e.source);
+    if (g) g.push(e);
+    else groups.set(e.source, [e]);
   }
   const decisions = new Map<string, PruneDecision>();
   for (const [source, group] of groups) {
     for (const d of await planRetention(dir, policy, { entries: group, dbPath: source })) decisions.set(d.name, d);
   }
   return (name) => {
+    if (guessed.has(name)) return 'kept: its manifest names the database by a relative path, and retention never deletes on that guess';
     const d = decisions.get(name);
     return d ? (d.keep ? d.why : 'not kept by the policy: the next backup or prune deletes it') : undefined;
   };

@@ -244,6 +244,8 @@ export const RestoreJson = v.object({
   /** The database the snapshot was taken of (its manifest's source_db), and whether that is `to`. */
   source_db: v.optional(v.string()),
   source_is_this_db: v.boolean(),
+  /** The snapshot's manifest names its database by a relative path: taken as this one's on that guess. */
+  source_guessed: v.optional(v.boolean()),
   db_given: v.optional(v.string()),
   /** Why the replaced database counted as damaged (kept as it was, nothing folded in). */
   damaged: v.optional(v.string()),
@@ -302,6 +304,8 @@ export const ListJson = v.array(
     source_db: v.optional(v.string()),
     /** With --db: whether it is that database's snapshot. */
     this_db: v.optional(v.boolean()),
+    /** Its manifest names the database by a relative path: whose it is was guessed (never pruned on it). */
+    source_guessed: v.optional(v.boolean()),
     /** Stored in the page-dedup archive (restore, verify and materialize take it by `path`). */
     archived: v.optional(v.boolean()),
     /** Why the retention policy keeps it ("hourly 3 of 48 (2026-11-29 14h)"), or that it will go. */
@@ -501,6 +505,7 @@ export function restoreJson(r: RestoreResult): RestoreOutcome {
     created: r.created,
     source_db: r.plan.source.source,
     source_is_this_db: r.plan.source.owner === 'this',
+    ...(r.plan.source.guessed ? { source_guessed: true } : {}),
     ...(r.plan.dbGiven ? { db_given: r.plan.dbGiven } : {}),
     ...(r.plan.damaged ? { damaged: r.plan.damaged } : {}),
     ...(r.status === 'dry-run' ? { plan: r.plan } : {}),
@@ -552,6 +557,7 @@ export function listJson(entries: (SnapshotEntry & OwnerInfo)[], dbPath?: string
     future: e.future || undefined,
     source_db: e.source,
     ...(dbPath ? { this_db: e.owner === 'this' } : {}),
+    ...(e.guessed ? { source_guessed: true } : {}),
   }));
 }
 

@@ -53,7 +53,9 @@ const POLL_MS = 120_000;
 function retentionReasons(entries: (SnapshotEntry & OwnerInfo)[], policy: RetentionPolicy): Map<string, string> {
   const candidates = retentionCandidates(entries);
   const protect = new Map<string, string>(candidates.length ? [[candidates[0].name, 'newest']] : []);
-  return new Map(applyRetention(candidates, policy, { protect }).map((d) => [d.item.name, d.keep ? reasonsText(d.reasons) : 'not kept by the retention setting: the next backup deletes it']));
+  const reasons = new Map(applyRetention(candidates, policy, { protect }).map((d) => [d.item.name, d.keep ? reasonsText(d.reasons) : 'not kept by the retention setting: the next backup deletes it']));
+  for (const e of entries) if (e.guessed && e.owner === 'this') reasons.set(e.name, 'always: its manifest names the database by a relative path (as ai-memory\'s CLI writes it), and retention never deletes on that guess');
+  return reasons;
 }
 
 function verificationKey(e: Pick<SnapshotEntry, 'path' | 'size' | 'mtimeMs'>): string {

@@ -82,6 +82,11 @@ describe('restore', () => {
     const b = await runBackup({ dbPath: db, backupDir: dir, keep: 1 });
     assert.deepStrictEqual(b.pruned.map((p) => path.basename(p)), [path.basename(mine.snapshotPath)]);
     assert.ok(fs.existsSync(path.join(dir, String(theirs.snapshot))), 'the other project\'s snapshot is kept');
+    // list says why it stays, as prune decides (never "the next backup deletes it").
+    const listed = await cli(['list', '--to', dir, '--db', db, '--keep-last', '1', '--json'], { cwd: tmp.path });
+    const row = listed.json<{ name: string; retention?: string; source_guessed?: boolean }[]>().find((x) => x.name === theirs.snapshot);
+    assert.strictEqual(row?.source_guessed, true);
+    assert.match(row?.retention ?? '', /relative path/);
     // Named with --from, it restores, saying whose it is taken to be.
     const named = await runRestore({ dbPath: db, from: path.join(dir, String(theirs.snapshot)), dryRun: true });
     assert.ok(named.warnings.some((w) => w.includes('"ai-memory.db"')), named.warnings.join('\n'));
