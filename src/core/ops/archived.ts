@@ -166,12 +166,12 @@ export async function runMaterialize(opts: MaterializeOptions): Promise<Material
     // Dated as the snapshot, not now (naming.ts snapshotFileTime: ai-memory orders by file time).
     const when = snapshotFileTime(ref.name, manifest.created_at);
     if (dirname(rebuilt.file) === outDir) {
-      if (when) await fsp.utimes(rebuilt.file, when, when);
+      if (when) await fsp.utimes(rebuilt.file, when, when).catch(() => undefined); // best effort: a file system that keeps no times (some network mounts) fails nothing
       placed = await publishNoClobber(rebuilt.file, out);
     } else {
       const tmp = tempPath(outDir, 'materialize');
       await fsp.copyFile(rebuilt.file, tmp, fsc.COPYFILE_EXCL);
-      if (when) await fsp.utimes(tmp, when, when);
+      if (when) await fsp.utimes(tmp, when, when).catch(() => undefined); // best effort: a file system that keeps no times (some network mounts) fails nothing
       const fh = await fsp.open(tmp, fsc.O_RDONLY);
       await fh.sync().finally(() => fh.close());
       placed = await publishNoClobber(tmp, out);

@@ -101,7 +101,7 @@ export async function pullFromTarget(opts: {
       await writeFileAtomic(join(toDir, mName), mBytes, 0o600); // as private as the snapshot it names
       // Dated as the snapshot, not as the download (naming.ts snapshotFileTime: ai-memory orders by file time).
       const when = snapshotFileTime(name, manifest.created_at);
-      if (when) await fsp.utimes(tmpSnap, when, when);
+      if (when) await fsp.utimes(tmpSnap, when, when).catch(() => undefined); // best effort: a file system that keeps no times (some network mounts) fails nothing
       if (!(await publishNoClobber(tmpSnap, join(toDir, name)))) {
         throw new BackupError('LOCKED', `${join(toDir, name)} appeared while it was downloaded; not replaced.`);
       }
