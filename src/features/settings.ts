@@ -11,7 +11,8 @@ import { EXTENSION_ID } from '../contributionIds';
 import * as os from 'node:os';
 import * as vscode from 'vscode';
 import { expandPath } from '../core/discovery/paths';
-import { BUCKETS, isEmptyPolicy, RETENTION_PRESETS, type RetentionPolicy } from '../core/store/retention';
+import type { RetentionPolicy } from '../core/store/retention';
+import { readPolicy } from './retentionSetting';
 
 import type { VerifyMode } from '../core/common/checks';
 
@@ -45,7 +46,8 @@ export function readSettings(): Settings {
     return whole ? Math.floor(v) : v;
   };
   const verify = c.get<string>('backup.verify', 'quick');
-  const retention = readPolicy(c, num('backup.keep', 48));
+  // A keep that is not a whole number ≥ 0 (-1 for "all", 2.5, "48") deletes nothing and says so, as the retention settings do.
+  const retention = readPolicy(c, c.get<unknown>('backup.keep', 48));
   return {
     databasePath: (c.get<string>('databasePath', '') ?? '').trim(),
     intervalMinutes: num('backup.intervalMinutes', 60, false), // fractions allowed (0.5 = 30 s)
@@ -58,34 +60,6 @@ export function readSettings(): Settings {
     verify: verify === 'full' || verify === 'off' ? verify : 'quick',
     signingKeyPath: (c.get<string>('backup.signingKeyPath', '') ?? '').trim(),
   };
-}
-
-/**
- * The retention policy the settings describe. A value retention cannot read (a preset that
- * is not one of the choices; a custom tier misspelt, or a count that is not a whole number)
- * deletes nothing until it is fixed, and says so: dropping the tier it meant, or falling
- * back to another rule, would delete history the user set out to keep.
- */
-export function readPolicy(c: Pick<vscode.WorkspaceConfiguration, 'get'>, keep: number): { policy: RetentionPolicy; problem?: string } {
-  const preset = c.get<unknown>('backup.retention', 'keep');
-  if (typeof preset === 'string' && Object.hasOwn(RETENTION_PRESETS, preset)) return { policy: RETENTION_PRESETS[preset] };
-  const keepAll = (problem: string) => ({ policy: {}, problem: `${problem}. Nothing is deleted until it is fixed.` });
-  if (preset === 'custom') {
-    const raw = c.get<unknown>('backup.retentionCustom', {});
-    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return keepAll(`aiMemory.backup.retentionCustom is not an object of counts (${JSON.stringify(raw)})`);
-    const policy: RetentionPolicy = {};
-    const bad: string[] = [];
-    for (const [k, v] of Object.entries(raw)) {
-      if (!(BUCKETS as readonly string[]).includes(k)) bad.push(`"${k}" is not one of ${BUCKETS.join(', ')}`);
-      else if (typeof v !== 'number' || !Number.isInteger(v) || v < -1) bad.push(`${k}: ${JSON.stringify(v)} is not a whole number (≥ -1)`);
-      else policy[k as keyof RetentionPolicy] = v;
-    }
-    if (bad.length) return keepAll(`aiMemory.backup.retentionCustom: ${bad.join('; ')}`);
-    if (isEmptyPolicy(policy)) return keepAll('aiMemory.backup.retention is "custom", but aiMemory.backup.retentionCustom sets no count');
-    return { policy };
-  }
-  if (preset !== 'keep' && preset !== undefined && preset !== null && preset !== '') return keepAll(`aiMemory.backup.retention: ${JSON.stringify(preset)} is not one of its choices`);
-  return { policy: keep === 0 ? {} : { last: keep } };
 }
 
 /** Where `aiMemory.databasePath` is set, in the Settings editor's words ('User', 'Workspace'); undefined when unset. */
