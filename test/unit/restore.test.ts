@@ -92,6 +92,17 @@ describe('restore', () => {
     assert.ok(named.warnings.some((w) => w.includes('"ai-memory.db"')), named.warnings.join('\n'));
   });
 
+  it('a newer snapshot passed over for want of a usable manifest is named, never passed in silence', async () => {
+    createAiMemoryDb(db, { memories: 20 });
+    const older = await runBackup({ dbPath: db, backupDir: dir, now: () => new Date('2026-11-20T10:00:00Z') });
+    seedMemory(db, 'ns', 'newer', 'x');
+    const newer = await runBackup({ dbPath: db, backupDir: dir, now: () => new Date('2026-11-20T11:00:00Z') });
+    fs.rmSync(newer.manifestPath); // a sync tool delivered the file before its manifest
+    const r = await runRestore({ dbPath: db, from: dir, dryRun: true });
+    assert.strictEqual(r.from, older.snapshotPath);
+    assert.ok(r.warnings.some((w) => w.includes(path.basename(newer.snapshotPath)) && /manifest missing/.test(w)), r.warnings.join('\n'));
+  });
+
   it('the newest of a folder (with and without --latest) is this database\'s, properly named and restorable: not another database\'s, a conflict copy or a link out of the folder', async () => {
     const t0 = Date.parse('2026-11-20T10:00:00Z');
     createAiMemoryDb(db, { memories: 30 });

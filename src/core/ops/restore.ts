@@ -191,6 +191,12 @@ export async function resolveRestoreSource(from: string, given: string): Promise
   const safe = listed.filter((e) => !e.unsafe);
   const entries = safe.length ? [...safe.filter((e) => e.timeSource === 'name'), ...safe.filter((e) => e.timeSource !== 'name')] : listed;
   const pick = (e: (typeof entries)[number]) => {
+    // Newer snapshots passed over because their manifest is missing, damaged or refused (a sync
+    // tool that delivers the file before its manifest, an edit): named, never passed in silence.
+    const unknown = entries.slice(0, entries.indexOf(e)).filter((x) => x.owner === 'unknown' && x.timeSource === 'name' && !x.future);
+    if (unknown.length) {
+      warnings.push(`${unknown.length === 1 ? `${unknown[0].name} is newer` : `${unknown.length} newer snapshots (${unknown.map((x) => x.name).join(', ')}) are newer`}, but without a usable manifest (${[...new Set(unknown.map((x) => `manifest ${x.manifestState}`))].join(', ')}) whose it is cannot be told: restoring ${e.name}. To restore a newer one, pass it with --from once its manifest is back`);
+    }
     if (e.future) warnings.push(`${e.name} is dated in the future (a clock that was wrong, or a file copied in); it is restored only because no other snapshot of this database is there`);
     if (e.guessed && e.owner === 'this') warnings.push(guessWarning(e.name, e.manifest?.source_db, dbPath));
     return { snapshot: e.path, source: { owner: e.owner, source: e.source, guessed: e.guessed }, warnings };
