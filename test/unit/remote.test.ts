@@ -412,6 +412,22 @@ describe('off-machine copies: mirror folder', function () {
     assert.deepStrictEqual(names(mirror).filter((n) => n.endsWith('.db')), [a4, a5, ...b].sort());
   });
 
+  it('a snapshot damaged here is skipped and named; the others are copied (one bit-rotted file stopped every push)', async () => {
+    const local = tmp.join('backups');
+    for (const h of ['10', '11', '12']) fakeSnapshot(local, `ai-memory-2026-11-29T${h}0000Z.db`, 4096);
+    const rotten = path.join(local, 'ai-memory-2026-11-29T110000Z.db');
+    const bytes = fs.readFileSync(rotten);
+    bytes[2000] ^= 0x40;
+    fs.writeFileSync(rotten, bytes);
+    const mirror = tmp.join('nas');
+    fs.mkdirSync(mirror);
+    const o = await pushToTarget({ localDir: local, target: new MirrorTarget(mirror), keep: 10 });
+    assert.strictEqual(o.status, 'copied', JSON.stringify(o.error));
+    assert.deepStrictEqual(o.report?.uploaded.sort(), ['ai-memory-2026-11-29T100000Z.db', 'ai-memory-2026-11-29T120000Z.db']);
+    assert.match(o.report?.skipped.find((x) => x.name === path.basename(rotten))?.reason ?? '', /damaged here/);
+    assert.ok(!fs.existsSync(path.join(mirror, path.basename(rotten))));
+  });
+
   it('a snapshot of the same name from another machine on the target is never replaced, nor taken for ours', async () => {
     const name = 'ai-memory-2026-11-30T120000Z.db';
     const mirror = tmp.join('nas');

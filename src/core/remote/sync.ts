@@ -23,6 +23,7 @@
 import { promises as fsp } from 'node:fs';
 import { posix, win32 } from 'node:path';
 import { isBackupError } from '../common/errors';
+import { hashFile } from '../common/hashFile';
 import { rebuildArchived } from '../store/archive';
 import { tempPath } from '../store/atomicFs';
 import { FUTURE_SKEW_MS, listSnapshots, type SnapshotEntry } from '../store/catalog';
@@ -241,11 +242,22 @@ export async function syncTarget(opts: {
         file = rebuilt;
       }
       opts.onProgress?.({ phase: 'uploading', name: e.name, done: 0, total: m.bytes });
-      await target.uploadFile(e.name, file, { bytes: m.bytes, sha256: m.sha256 }, {
-        signal: opts.signal,
-        onBytes: (done, total) => opts.onProgress?.({ phase: 'uploading', name: e.name, done, total }),
-        onMultipart: opts.onMultipart,
-      });
+      try {
+        await target.uploadFile(e.name, file, { bytes: m.bytes, sha256: m.sha256 }, {
+          signal: opts.signal,
+          onBytes: (done, total) => opts.onProgress?.({ phase: 'uploading', name: e.name, done, total }),
+          onMultipart: opts.onMultipart,
+        });
+      } catch (err) {
+        // A snapshot damaged here (its bytes no longer those its manifest names) is skipped,
+        // named, and the others go on: one bit-rotted file stopped every copy for good. A
+        // mismatch on the way (the file is fine) fails the run, to be tried again.
+        if (!isBackupError(err) || err.code !== 'REMOTE_MISMATCH') throw err;
+        const here = await hashFile(file, opts.signal).catch(() => undefined);
+        if (!here || (here.sha256 === m.sha256 && here.bytes === m.bytes)) throw err;
+        report.skipped.push({ name: e.name, reason: `damaged here: its bytes (sha256 ${here.sha256}, ${here.bytes} bytes) are no longer those its manifest names; run verify` });
+        continue;
+      }
       // The manifest as it is on disk, byte for byte (ai-memory's reader parses it again there).
       const text = await fsp.readFile(e.manifestPath);
       await target.uploadBytes(manifestNameFor(e.name), text, opts.signal);
