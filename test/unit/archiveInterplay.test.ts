@@ -101,6 +101,30 @@ describe('archive with signatures, ownership, modes and remote copies', function
     assert.deepStrictEqual(again.reports.filter((x) => x.problems.length).map((x) => [x.name, x.problems[0].code]), [[made[1].name, 'SIGNATURE_REFUSED']]);
   });
 
+  it('pull --verify off still checks the signed manifest: an edited manifest naming edited bytes is refused', async () => {
+    const [made] = await backups(1, { signed: true, plain: 1 });
+    const mirror = tmp.join(`nas-${Math.random().toString(36).slice(2)}`);
+    fs.mkdirSync(mirror);
+    await pushToTarget({ localDir: dir, target: new MirrorTarget(mirror), keep: 48 });
+    // On the target: other bytes, and the manifest's plain sha256 edited to name them (the signature untouched).
+    const snap = path.join(mirror, made.name);
+    const bytes = fs.readFileSync(snap);
+    bytes[bytes.length - 10] ^= 0x01;
+    fs.writeFileSync(snap, bytes);
+    const mPath = snap.replace(/\.db$/, '.manifest.json');
+    fs.writeFileSync(mPath, JSON.stringify({ ...JSON.parse(fs.readFileSync(mPath, 'utf8')), sha256: sha(snap) }, null, 2));
+    const saved = process.env.AI_MEMORY_OPERATOR_PUBKEY;
+    process.env.AI_MEMORY_OPERATOR_PUBKEY = PUB.toString('base64url');
+    try {
+      const into = tmp.join(`pulled-${Math.random().toString(36).slice(2)}`);
+      await assert.rejects(pullFromTarget({ target: new MirrorTarget(mirror), toDir: into, names: [made.name], integrity: 'off' }));
+      assert.ok(!fs.existsSync(path.join(into, made.name)), 'nothing kept');
+    } finally {
+      if (saved === undefined) delete process.env.AI_MEMORY_OPERATOR_PUBKEY;
+      else process.env.AI_MEMORY_OPERATOR_PUBKEY = saved;
+    }
+  });
+
   it('prune of a plain snapshot also in the archive (materialized back into the folder) deletes both in one go', async () => {
     const made = await backups(4, { plain: 1 });
     const oldest = made[0].name;

@@ -88,15 +88,17 @@ export async function pullFromTarget(opts: {
       }
       await writeFileAtomic(join(work, mName), mBytes, 0o600);
       let integrity: string | undefined;
-      if ((opts.integrity ?? 'quick') !== 'off') {
-        opts.onProgress?.({ phase: 'checking', name });
-        const { report } = await examineSnapshot(tmpSnap, { useManifest: true, integrity: opts.integrity ?? 'quick', stopAtFirst: true, encryptedIsProblem: false, signal: opts.signal });
-        if (report.problems.length) {
-          const p = report.problems[0];
-          throw new BackupError(p.code, `The copy of ${name} on ${target.label}: ${p.message}; nothing was kept.`, { hint: p.hint });
-        }
-        integrity = report.integrity?.result ?? report.notes.join('; ');
+      // Checked against its manifest and, with an operator key, that manifest's signature — also
+      // with --verify off, which only leaves out quick_check: an edited manifest naming edited
+      // bytes was taken as the snapshot.
+      const check = opts.integrity ?? 'quick';
+      opts.onProgress?.({ phase: 'checking', name });
+      const { report } = await examineSnapshot(tmpSnap, { useManifest: true, integrity: check, stopAtFirst: true, encryptedIsProblem: false, signal: opts.signal, hashed: got.sha256 });
+      if (report.problems.length) {
+        const p = report.problems[0];
+        throw new BackupError(p.code, `The copy of ${name} on ${target.label}: ${p.message}; nothing was kept.`, { hint: p.hint });
       }
+      if (check !== 'off') integrity = report.integrity?.result ?? report.notes.join('; ');
       // Manifest first (as a backup publishes), then the snapshot without replacing anything.
       await writeFileAtomic(join(toDir, mName), mBytes, 0o600); // as private as the snapshot it names
       // Dated as the snapshot, not as the download (naming.ts snapshotFileTime: ai-memory orders by file time).
