@@ -26,7 +26,7 @@ import { ask, confirm } from './prompts';
 import type { SnapshotCatalog, SnapshotView } from './snapshotCatalog';
 import { localTime, ownerLabel, type Node } from './snapshotsTree';
 import { resolvedDbPathOr } from '../core/sqlite/dbFiles';
-import { withOwners } from '../core/store/ownership';
+import { newestOfThis, restoreOrder, withOwners } from '../core/store/ownership';
 
 export class SnapshotCommands {
   constructor(
@@ -72,7 +72,8 @@ export class SnapshotCommands {
   async restoreLatest(): Promise<void> {
     await this.catalog.reload();
     // This database's newest only: a snapshot of another database is never restored without being chosen.
-    const newest = this.catalog.snapshots.find((s) => s.owner === 'this');
+    // The same choice as the engine's restore from the folder (restore.ts): restorable, properly named, known to be this database's first.
+    const newest = newestOfThis(restoreOrder(this.catalog.snapshots.map((v) => ({ ...v, unsafe: v.entry.unsafe, timeSource: v.entry.timeSource }))));
     if (!newest) {
       const others = this.catalog.others.length;
       void vscode.window.showInformationMessage(

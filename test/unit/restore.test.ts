@@ -12,6 +12,7 @@ import * as path from 'path';
 import { runBackup } from '../../src/core/ops/backup';
 import { BackupError } from '../../src/core/common/errors';
 import { runRestore } from '../../src/core/ops/restore';
+import { newestOfThis, restoreOrder } from '../../src/core/store/ownership';
 import { inspectSnapshot } from '../../src/core/ops/memory';
 import { createAiMemoryDb, nativeChecks, readMemories, seedMemory } from '../support/aiMemoryDb';
 import { cli } from '../support/cliRun';
@@ -90,6 +91,16 @@ describe('restore', () => {
     // Named with --from, it restores, saying whose it is taken to be.
     const named = await runRestore({ dbPath: db, from: path.join(dir, String(theirs.snapshot)), dryRun: true });
     assert.ok(named.warnings.some((w) => w.includes('"ai-memory.db"')), named.warnings.join('\n'));
+  });
+
+  it('the newest to restore (the CLI\'s folder restore and the extension\'s Restore Latest): restorable, properly named, known to be this database\'s first', () => {
+    type E = { name: string; unsafe: boolean; timeSource: 'name' | 'mtime'; owner: 'this' | 'other' | 'gone' | 'unknown'; guessed?: boolean };
+    const e = (name: string, o: Partial<E> = {}): E => ({ name, unsafe: false, timeSource: 'name', owner: 'this', ...o });
+    const listed = [e('link-out', { unsafe: true }), e('conflict-copy', { timeSource: 'mtime' }), e('other', { owner: 'other' }), e('guess', { guessed: true }), e('known'), e('older')];
+    assert.strictEqual(newestOfThis(restoreOrder(listed))?.name, 'known');
+    assert.strictEqual(newestOfThis(restoreOrder(listed.filter((x) => x.name !== 'known' && x.name !== 'older')))?.name, 'guess');
+    assert.strictEqual(newestOfThis(restoreOrder([e('conflict-copy', { timeSource: 'mtime' }), e('old')]))?.name, 'old');
+    assert.strictEqual(newestOfThis(restoreOrder([e('link-out', { unsafe: true })]))?.name, 'link-out', 'nothing else: the list as it is (restore says why)');
   });
 
   it('a newer snapshot passed over for want of a usable manifest is named, never passed in silence', async () => {

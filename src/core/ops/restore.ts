@@ -39,7 +39,7 @@ import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { applyLikeness, dirModeLike, fileModeLike, fsyncDir, likenessOf, publishNoClobber, tempPath, cleanStaleTemps, type Likeness } from '../store/atomicFs';
 import { listSnapshots, readManifestFor } from '../store/catalog';
-import { withOwners, type OwnerInfo } from '../store/ownership';
+import { newestOfThis, restoreOrder, withOwners, type OwnerInfo } from '../store/ownership';
 import { journalIsLive, resolveDbPath, resolvedDbPathOr, SIDECARS, walHasCommits } from '../sqlite/dbFiles';
 import { openRegular } from '../common/regularFile';
 import { BackupError, errnoCode, errorMessage, ioError, isBackupError } from '../common/errors';
@@ -188,8 +188,7 @@ export async function resolveRestoreSource(from: string, given: string): Promise
   // whose name is not a snapshot's (a sync tool's conflict copy, one copied in by hand) is
   // ranked by its file time, so it comes after every properly named one. When nothing else is
   // there, the list as it is: restore then says why that one cannot be restored.
-  const safe = listed.filter((e) => !e.unsafe);
-  const entries = safe.length ? [...safe.filter((e) => e.timeSource === 'name'), ...safe.filter((e) => e.timeSource !== 'name')] : listed;
+  const entries = restoreOrder(listed);
   const pick = (e: (typeof entries)[number]) => {
     // Newer snapshots passed over because their manifest is missing, damaged or refused (a sync
     // tool that delivers the file before its manifest, an edit): named, never passed in silence.
@@ -203,7 +202,7 @@ export async function resolveRestoreSource(from: string, given: string): Promise
   };
   // Known to be this database's first; one whose manifest names it by a relative path is a
   // guess (ownership.ts), taken when no other is there — a newer guess passed over is named.
-  const mine = entries.find((e) => e.owner === 'this' && !e.guessed);
+  const mine = newestOfThis(entries, false);
   if (mine) {
     const newerGuess = entries.slice(0, entries.indexOf(mine)).find((e) => e.owner === 'this' && e.guessed);
     if (newerGuess) {

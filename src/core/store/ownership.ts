@@ -65,3 +65,18 @@ export async function withOwners<T extends Pick<SnapshotEntry, 'manifest' | 'man
   const infos = await Promise.all(entries.map(of));
   return entries.map((e, i) => Object.assign(e, infos[i]));
 }
+
+/**
+ * A folder's snapshots in the order a restore considers them for "the newest" (listed newest
+ * first): those that can be restored, properly named first; the list as it is when none can.
+ * The extension's Restore Latest uses it too, so both pick the same snapshot.
+ */
+export function restoreOrder<T extends Pick<SnapshotEntry, 'unsafe' | 'timeSource'>>(listed: T[]): T[] {
+  const safe = listed.filter((e) => !e.unsafe);
+  return safe.length ? [...safe.filter((e) => e.timeSource === 'name'), ...safe.filter((e) => e.timeSource !== 'name')] : listed;
+}
+
+/** This database's newest in `ordered` (restoreOrder): known first; with `guesses`, else one told from a relative source_db. */
+export function newestOfThis<T extends Pick<OwnerInfo, 'owner' | 'guessed'>>(ordered: T[], guesses = true): T | undefined {
+  return ordered.find((e) => e.owner === 'this' && !e.guessed) ?? (guesses ? ordered.find((e) => e.owner === 'this') : undefined);
+}
