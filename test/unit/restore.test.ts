@@ -98,7 +98,9 @@ describe('restore', () => {
     const e = (name: string, o: Partial<E> = {}): E => ({ name, unsafe: false, timeSource: 'name', owner: 'this', ...o });
     const listed = [e('link-out', { unsafe: true }), e('conflict-copy', { timeSource: 'mtime' }), e('other', { owner: 'other' }), e('guess', { guessed: true }), e('known'), e('older')];
     assert.strictEqual(newestOfThis(restoreOrder(listed))?.name, 'known');
-    assert.strictEqual(newestOfThis(restoreOrder(listed.filter((x) => x.name !== 'known' && x.name !== 'older')))?.name, 'guess');
+    // Whose it is weighs first: a known one, even oddly named, before a guess.
+    assert.strictEqual(newestOfThis(restoreOrder(listed.filter((x) => x.name !== 'known' && x.name !== 'older')))?.name, 'conflict-copy');
+    assert.strictEqual(newestOfThis(restoreOrder(listed.filter((x) => !['known', 'older', 'conflict-copy'].includes(x.name))))?.name, 'guess');
     assert.strictEqual(newestOfThis(restoreOrder([e('conflict-copy', { timeSource: 'mtime' }), e('old')]))?.name, 'old');
     assert.strictEqual(newestOfThis(restoreOrder([e('link-out', { unsafe: true })]))?.name, 'link-out', 'nothing else: the list as it is (restore says why)');
   });
