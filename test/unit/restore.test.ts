@@ -12,6 +12,7 @@ import * as path from 'path';
 import { runBackup } from '../../src/core/ops/backup';
 import { BackupError } from '../../src/core/common/errors';
 import { runRestore } from '../../src/core/ops/restore';
+import { runPrune } from '../../src/core/ops/prune';
 import { newestOfThis, restoreOrder } from '../../src/core/store/ownership';
 import { inspectSnapshot } from '../../src/core/ops/memory';
 import { createAiMemoryDb, nativeChecks, readMemories, seedMemory } from '../support/aiMemoryDb';
@@ -83,6 +84,9 @@ describe('restore', () => {
     const b = await runBackup({ dbPath: db, backupDir: dir, keep: 1 });
     assert.deepStrictEqual(b.pruned.map((p) => path.basename(p)), [path.basename(mine.snapshotPath)]);
     assert.ok(fs.existsSync(path.join(dir, String(theirs.snapshot))), 'the other project\'s snapshot is kept');
+    // prune says which it leaves alone, and why.
+    const pr = await runPrune({ backupDir: dir, dbPath: db, policy: { last: 1 }, dryRun: true });
+    assert.ok(pr.warnings.some((w) => /^1 snapshot is left alone: .*relative path/.test(w)), pr.warnings.join('\n'));
     // list says why it stays, as prune decides (never "the next backup deletes it").
     const listed = await cli(['list', '--to', dir, '--db', db, '--keep-last', '1', '--json'], { cwd: tmp.path });
     const row = listed.json<{ name: string; retention?: string; source_guessed?: boolean }[]>().find((x) => x.name === theirs.snapshot);

@@ -251,14 +251,21 @@ export async function runPrune(opts: PruneOptions): Promise<PruneRunResult> {
   if (!st?.isDirectory()) {
     throw new BackupError('SNAPSHOT_NOT_FOUND', `Backup folder ${dir} does not exist.`, { hint: 'Pass the backup folder with --to.' });
   }
+  // Said, not left to wonder at: snapshots this database's retention leaves alone because their
+  // manifest names it by a relative path (a folder of ai-memory's own backups prunes nothing).
+  const guessed = (await withOwners(dir, scope.dbPath, await listSnapshots(dir, { archived: true }))).filter((e) => e.owner === 'this' && e.guessed);
+  const note = guessed.length
+    ? [`${guessed.length} snapshot${guessed.length === 1 ? ' is' : 's are'} left alone: ${guessed.length === 1 ? 'its manifest names' : 'their manifests name'} the database by a relative path (as ai-memory's CLI writes it), which cannot tell it from another project's; retention never deletes on that guess (ai-memory's own --keep prunes them)`]
+    : [];
   if (opts.dryRun) {
     const decisions = await planRetention(dir, policy, scope);
     const wouldArchive = opts.plain === undefined ? undefined : decisions.filter((d) => d.keep && !d.entry.archived).slice(opts.plain).map((d) => d.name);
-    return { decisions, pruned: [], warnings: [], policy: describePolicy(policy), wouldArchive };
+    return { decisions, pruned: [], warnings: note, policy: describePolicy(policy), wouldArchive };
   }
   const lock = await acquireFolderLock(dir, { purpose: 'prune', waitMs: opts.lockWaitMs ?? 30_000, signal: opts.signal });
   try {
     const r = await applyPrune(dir, policy, scope);
+    r.warnings.unshift(...note);
     const archive = opts.plain === undefined ? undefined : await archiveOlder(dir, opts.plain, { signal: opts.signal, ...scope });
     if (archive) r.warnings.push(...archive.warnings);
     return { ...r, policy: describePolicy(policy), archive };
