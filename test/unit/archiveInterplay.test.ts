@@ -236,6 +236,13 @@ describe('archive with signatures, ownership, modes and remote copies', function
     const got = await pullFromTarget({ target: new MirrorTarget(mirror2), toDir: elsewhere, names: [first[0].name] });
     assert.deepStrictEqual(got.map((p) => p.status), ['downloaded']);
     assert.strictEqual(fs.statSync(path.join(elsewhere, first[0].name)).mtimeMs, parseSnapshotName(first[0].name)?.time);
+    // Pulled again after a bit rotted here: not "present", and not replaced.
+    const pulledFile = path.join(elsewhere, first[0].name);
+    const rotted = fs.readFileSync(pulledFile);
+    rotted[rotted.length - 100] ^= 0x04;
+    fs.writeFileSync(pulledFile, rotted);
+    await assert.rejects(pullFromTarget({ target: new MirrorTarget(mirror2), toDir: elsewhere, names: [first[0].name] }), /damaged/);
+    assert.ok(fs.readFileSync(pulledFile).equals(rotted), 'left as it was');
 
     // A damaged archive: every pack truncated. The archived snapshots are skipped (with why), the plain ones still go.
     for (const p of fs.readdirSync(archivePaths(dir).packs)) fs.truncateSync(path.join(archivePaths(dir).packs, p), 100);

@@ -13,6 +13,7 @@ import { listSnapshots } from '../store/catalog';
 import { refuseInsideArchive } from '../store/archive';
 import { checkManifestNames, parseManifest } from '../store/manifest';
 import { manifestNameFor, snapshotFileTime } from '../store/naming';
+import { hashFile } from '../common/hashFile';
 import { examineSnapshot } from './snapshotCheck';
 
 export interface PullResult {
@@ -68,6 +69,14 @@ export async function pullFromTarget(opts: {
     checkManifestNames(manifest, name, `${target.label}/${mName}`);
     const have = local.get(name);
     if (have?.manifest?.sha256 === manifest.sha256 && have.sizeMatches) {
+      // "Present" is said of bytes that are the snapshot: a plain file here is hashed (an
+      // archived one is proven by its rebuild when it is read). A damaged one is not replaced.
+      const here = have.archived ? undefined : await hashFile(have.path, opts.signal);
+      if (here && here.sha256 !== manifest.sha256) {
+        throw new BackupError('SHA_MISMATCH', `${have.path} is here but damaged (sha256 ${here.sha256}; its manifest and the copy on ${target.label} say ${manifest.sha256}); not replaced.`, {
+          hint: 'Move the damaged file (and its manifest) away, then pull again.',
+        });
+      }
       out.push({ name, path: have.path, manifestPath: have.manifestPath, bytes: manifest.bytes, sha256: manifest.sha256, status: 'present' });
       continue;
     }
