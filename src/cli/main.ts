@@ -494,7 +494,7 @@ async function cmdVerify(p: Parsed, io: CliIO): Promise<number> {
   } else {
     for (const r of reports) io.stdout(`${reportLine(r, mode)}\n`);
     for (const b of packs) io.stdout(`FAIL  pack ${b.pack}: ${b.problem}; ${b.snapshots.length ? `used by ${b.snapshots.join(', ')}` : 'no kept snapshot uses it'}\n`);
-    io.stdout(`${reports.length - failed} of ${reports.length} snapshot${reports.length === 1 ? '' : 's'} ok${all ? `; ${packs.length ? `${packs.length} damaged pack${packs.length === 1 ? '' : 's'}` : 'every pack intact'}` : ''}\n`);
+    io.stdout(`${reports.length - failed} of ${reports.length} snapshot${reports.length === 1 ? '' : 's'} ok${all ? `; ${packs.length ? `${packs.length} damaged pack${packs.length === 1 ? '' : 's'}` : failed ? 'no pack file damaged (what failed is said above)' : 'every pack intact'}` : ''}\n`);
   }
   return failed || packs.length ? 1 : 0;
 }
