@@ -210,11 +210,11 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
     walk(undefined, '');
     const structure = rows.map((r) => r.key).join('\n');
     const before = this.drawn;
-    const changed = rows.filter((r) => before?.looks.get(r.key) !== r.look).map((r) => this.hold(r.key, r.node));
     const present = new Set(rows.map((r) => r.key));
     for (const key of [...this.held.keys()]) if (!present.has(key)) this.held.delete(key);
+    // Every held row gets its fresh data; those whose look changed are redrawn.
+    const changed = rows.map((r) => ({ node: this.hold(r.key, r.node), changed: before?.looks.get(r.key) !== r.look })).filter((r) => r.changed).map((r) => r.node);
     this.drawn = { structure, looks: new Map(rows.map((r) => [r.key, r.look])) };
-    for (const r of rows) this.hold(r.key, r.node);
     if (!before || before.structure !== structure) {
       this.redraws.whole++;
       this._onDidChangeTreeData.fire(undefined);

@@ -158,6 +158,13 @@ export async function resolveRestoreSource(from: string, given: string): Promise
   const dbPath = await resolvedDbPathOr(given);
   const p = resolve(from);
   const warnings: string[] = [];
+  /** Whose the snapshot file `p` is, by its manifest at `manifestPath` (beside it, or in the archive). */
+  const fileSource = async (manifestPath: string): Promise<OwnerInfo> => {
+    const m = await readManifestFor(basename(p), manifestPath);
+    const [source] = await withOwners(dirname(p), dbPath, [{ manifest: m.manifest, manifestState: m.manifestState }]);
+    if (source.guessed && source.owner === 'this') warnings.push(guessWarning(basename(p), m.manifest?.source_db, dbPath));
+    return { owner: source.owner, source: source.source, guessed: source.guessed };
+  };
   let st;
   try {
     st = await fsp.stat(p);
@@ -165,20 +172,10 @@ export async function resolveRestoreSource(from: string, given: string): Promise
     if (errnoCode(e) === 'ENOENT' && (await exists(p))) return { snapshot: p, source: { owner: 'unknown' }, warnings }; // a dangling symlink: examine() reports it
     // In the folder's page-dedup archive: whose it is comes from its manifest there.
     const archived = errnoCode(e) === 'ENOENT' ? await findArchived(p) : undefined;
-    if (archived) {
-      const m = await readManifestFor(archived.name, archived.manifestPath);
-      const [source] = await withOwners(dirname(p), dbPath, [{ manifest: m.manifest, manifestState: m.manifestState }]);
-      if (source.guessed && source.owner === 'this') warnings.push(guessWarning(basename(p), m.manifest?.source_db, dbPath));
-      return { snapshot: p, source: { owner: source.owner, source: source.source, guessed: source.guessed }, warnings };
-    }
+    if (archived) return { snapshot: p, source: await fileSource(archived.manifestPath), warnings };
     throw new BackupError('SNAPSHOT_NOT_FOUND', `${p} does not exist.`, { hint: 'Pass a snapshot file or the backup folder with --from.' });
   }
-  if (!st.isDirectory()) {
-    const m = await readManifestFor(basename(p), join(dirname(p), manifestNameFor(basename(p))));
-    const [source] = await withOwners(dirname(p), dbPath, [{ manifest: m.manifest, manifestState: m.manifestState }]);
-    if (source.guessed && source.owner === 'this') warnings.push(guessWarning(basename(p), m.manifest?.source_db, dbPath));
-    return { snapshot: p, source: { owner: source.owner, source: source.source, guessed: source.guessed }, warnings };
-  }
+  if (!st.isDirectory()) return { snapshot: p, source: await fileSource(join(dirname(p), manifestNameFor(basename(p)))), warnings };
   const listed = await withOwners(p, dbPath, await listSnapshots(p, { archived: true }));
   if (!listed.length) {
     throw new BackupError('NO_SNAPSHOTS', `No snapshots found in ${p}.`, { hint: 'Run `backup` first, or pass the folder that holds your ai-memory-*.db snapshots.' });
@@ -210,7 +207,7 @@ export async function resolveRestoreSource(from: string, given: string): Promise
     }
     return pick(mine);
   }
-  const guess = entries.find((e) => e.owner === 'this');
+  const guess = newestOfThis(entries);
   if (guess) return pick(guess);
   const groups = new Map<string, typeof entries>();
   for (const e of entries) {

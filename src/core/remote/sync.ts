@@ -121,10 +121,15 @@ export function remoteKept(union: string[], keep: RemoteKeep, now = Date.now()):
   return new Set(applyRetention(items, policy, { protect }).filter((d) => d.keep).map((d) => d.item.name));
 }
 
+/** The target's manifest of snapshot `name`, parsed. */
+async function remoteManifest(target: RemoteTarget, name: string, signal?: AbortSignal): Promise<Manifest> {
+  return parseManifest((await target.readBytes(manifestNameFor(name), signal)).toString('utf8'), manifestNameFor(name));
+}
+
 /** The sha256 the target's manifest of `name` names; undefined when it cannot be read. */
 async function remoteSha(target: RemoteTarget, name: string, signal?: AbortSignal): Promise<string | undefined> {
   try {
-    return parseManifest((await target.readBytes(manifestNameFor(name), signal)).toString('utf8'), manifestNameFor(name)).sha256;
+    return (await remoteManifest(target, name, signal)).sha256;
   } catch (e) {
     if (isBackupError(e) && e.code === 'CANCELLED') throw e;
     return undefined;
@@ -167,7 +172,7 @@ export async function syncTarget(opts: {
     let o = opts.owners?.[n];
     if (o === undefined) {
       try {
-        o = parseManifest((await target.readBytes(manifestNameFor(n), opts.signal)).toString('utf8'), manifestNameFor(n)).source_db ?? '';
+        o = (await remoteManifest(target, n, opts.signal)).source_db ?? '';
       } catch (e) {
         if (isBackupError(e) && e.code === 'CANCELLED') throw e;
         report.unreadable.push({ name: n, message: e instanceof Error ? e.message : String(e) });
@@ -196,9 +201,9 @@ export async function syncTarget(opts: {
   const isOurs = (n: string) => localNames.has(n) || prevOurs.has(n);
   const kept = new Set<string>();
   for (const [o, names] of groups) {
-    const judged = o && (posix.isAbsolute(o) || win32.isAbsolute(o)) ? names.filter(isOurs) : [];
-    const keptOfOurs = remoteKept(judged, keep);
-    for (const n of names) if (!judged.includes(n) || keptOfOurs.has(n)) kept.add(n);
+    const judged = new Set(o && (posix.isAbsolute(o) || win32.isAbsolute(o)) ? names.filter(isOurs) : []);
+    const keptOfOurs = remoteKept([...judged], keep);
+    for (const n of names) if (!judged.has(n) || keptOfOurs.has(n)) kept.add(n);
   }
   // Remembered for every snapshot the target will hold, ours included: once the folder no
   // longer has one, whose it is needs no read of the target (credentials may not allow it).

@@ -65,8 +65,7 @@ export async function prunePreRestoreCopies(dbPath: string, keep: number, opts: 
   const now = opts.now ?? Date.now();
   const rank = (c: PreRestoreCopy) => (c.path === opts.justMade ? 0 : c.time > now + FUTURE_SKEW_MS ? 2 : 1);
   const copies = (await listPreRestoreCopies(dbPath)).sort((a, b) => rank(a) - rank(b) || b.time - a.time || b.seq - a.seq);
-  for (const c of copies.slice(Math.max(1, keep))) {
-    if (c.path === opts.justMade) continue;
+  for (const c of copies.slice(Math.max(1, keep))) { // the copy just made ranks first: never among these
     try {
       // The main file first: a copy interrupted here is gone, never a main file without its WAL.
       await fsp.unlink(c.path);
