@@ -85,7 +85,7 @@ describe('hot backup while a native writer commits and checkpoints', function ()
   it('stress (unthrottled commits, checkpoints every 40 ms, autocheckpoint every 20 pages): never a torn snapshot — consistent, or "too busy"', async () => {
     // Here the WAL restarts every few milliseconds (autocheckpoint after 20 pages, then the
     // next commit starts a new generation): a read gets through only when it fits between
-    // two restarts, and a backup that never does gives up after ~8 s of retries. So the
+    // two restarts, and a backup that never does gives up after 25 reads and 10 s of retries. So the
     // loop goes on for up to two minutes until one has got through.
     const { ok } = await run({ txPerSecond: 0, checkpointEveryMs: 40, walAutocheckpoint: 20 }, 15, 3, false, {}, 120);
     assert.ok(ok.length > 0, 'at least some backups get through even under this load');

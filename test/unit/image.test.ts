@@ -149,12 +149,33 @@ describe('consistent image reader: races and refusals', () => {
       assert.strictEqual(count(image, tmp.join('img.db')), 201);
     });
 
+    it(`[${mode}] keeps reading past its count of reads while its patience lasts, then gets through`, async () => {
+      db = liveDb(tmp.join('w.db'));
+      let overtaken = 0;
+      const { image, info } = await captureImage(tmp.join('w.db'), {
+        mode,
+        maxAttempts: 3,
+        patienceMs: 60_000,
+        hook: async (point) => {
+          // The first reads (and their catch-ups) are each overtaken by a checkpointed commit.
+          if (point !== 'after-stream' && point !== 'after-catch-up') return;
+          if (overtaken >= 8) return;
+          overtaken++;
+          db?.prepare('INSERT INTO t(v) VALUES (?)').run('again');
+          db?.pragma('wal_checkpoint(RESTART)');
+        },
+      });
+      assert.ok(info.attempts > 3, `${info.attempts} reads`);
+      assert.strictEqual(count(image, tmp.join('img.db')), (db?.prepare('SELECT count(*) AS n FROM t').get() as { n: number }).n);
+    });
+
     it(`[${mode}] gives up with "database too busy" when every read races a checkpoint`, async () => {
       db = liveDb(tmp.join('w.db'));
       await rejects(
         captureImage(tmp.join('w.db'), {
           mode,
           maxAttempts: 3,
+          patienceMs: 0,
           hook: async (point) => {
             // After every read, and after every catch-up: a newer commit, checkpointed.
             if (point !== 'after-stream' && point !== 'after-catch-up') return;
