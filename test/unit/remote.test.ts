@@ -11,6 +11,7 @@ import * as path from 'path';
 import { runBackup } from '../../src/core/ops/backup';
 import { parseAwsIni, loadAwsSettings } from '../../src/core/remote/awsConfig';
 import { MirrorTarget } from '../../src/core/remote/mirrorTarget';
+import { parseRemote } from '../../src/core/remote/remoteSpec';
 import { readRemoteState, REMOTE_STATE_NAME } from '../../src/core/remote/remoteState';
 import { S3Target } from '../../src/core/remote/s3Target';
 import { listRemote, pushToTarget } from '../../src/core/remote/sync';
@@ -556,6 +557,20 @@ describe('AWS credentials and settings for the CLI', function () {
     assert.strictEqual(r.code, 2);
     assert.match(r.stderr, /user name or password/);
     assert.ok(!r.stderr.includes('hunter2') && !r.stdout.includes('hunter2'));
+  });
+
+  it('a --remote with a user name or password in it is refused without echoing it (s3:// or any other scheme)', async () => {
+    fs.mkdirSync(tmp.join('backups'));
+    for (const remote of ['s3://AKID:hunter2@bucket/prefix', 'https://AKID:hunter2@s3.example.com/bucket', 'S3://hunter2@bucket']) {
+      for (const cmd of [['push', '--to', 'backups'], ['list'], ['pull', '--to', 'backups']]) {
+        const r = await cli([...cmd, '--remote', remote, '--json'], { cwd: tmp.path, env: { AWS_ACCESS_KEY_ID: 'A', AWS_SECRET_ACCESS_KEY: 'S' } });
+        assert.strictEqual(r.code, 2, `${cmd[0]} ${remote}: ${r.stderr}`);
+        assert.match(r.stderr, /user name or password/);
+        assert.ok(!r.stderr.includes('hunter2') && !r.stdout.includes('hunter2'), `${cmd[0]} ${remote} echoed the secret: ${r.stdout}${r.stderr}`);
+      }
+    }
+    // An @ after the bucket is part of the prefix, not a credential.
+    assert.deepStrictEqual(parseRemote('s3://bucket/team@home/laptop', tmp.path), { kind: 's3', bucket: 'bucket', prefix: 'team@home/laptop/' });
   });
 
   it('no credentials at all: NO_CREDENTIALS saying where they are looked for', async () => {

@@ -18,6 +18,13 @@ export interface FolderSpec {
 
 /** `s3://bucket/some/prefix` → bucket + `some/prefix/`; anything else is a folder. */
 export function parseRemote(text: string, cwd: string): S3Spec | FolderSpec {
+  // Never echoed: `s3://KEY:SECRET@bucket/…` (or any scheme://user:password@…) would put a
+  // credential in the messages below, in --json output and in the extension's log.
+  if (/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(text.trim())) {
+    throw new BackupError('USAGE', '--remote holds a user name or password; give only s3://bucket/prefix (or a folder).', {
+      hint: 'Credentials go in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or ~/.aws/credentials (in VS Code: the setup asks for them and keeps them in its secret storage).',
+    });
+  }
   const m = /^s3:\/\/([^/]+)\/?(.*)$/i.exec(text.trim());
   if (m) {
     const bucket = m[1];
