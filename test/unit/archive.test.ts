@@ -406,7 +406,9 @@ describe('archive: page-dedup storage of older snapshots', () => {
   });
 
   it('nothing the archive, materialize or a repack writes is more readable than the snapshots it holds; packs of different modes are never merged', async () => {
-    // Two databases in one folder: a private one (0600) and a shared one (0644).
+    // Two databases in one folder: a private one (0600) and a shared one (0644) — in a folder
+    // others can enter (the test's own is 0700, which would make the shared one private too).
+    fs.chmodSync(tmp.path, 0o755);
     const pub = tmp.join('pub.db');
     createAiMemoryDb(pub);
     fs.chmodSync(db, 0o600);

@@ -15,6 +15,10 @@ import { compareNewestFirst, parseSnapshotName } from '../../src/core/store/nami
 import { pinSnapshot } from '../../src/core/store/pins';
 import { acquireFolderLock } from '../../src/core/store/folderLock';
 import { runRestore } from '../../src/core/ops/restore';
+import { runMaterialize } from '../../src/core/ops/archived';
+import { extract } from '../../src/core/ops/memory';
+import { MirrorTarget } from '../../src/core/remote/mirrorTarget';
+import { pushToTarget } from '../../src/core/remote/sync';
 import { createAiMemoryDb, nativeChecks, seedMemory } from '../support/aiMemoryDb';
 import { cli } from '../support/cliRun';
 import { openNative } from '../support/sqlite';
@@ -467,6 +471,65 @@ describe('backup: an image that is mostly WAL is streamed, not held', () => {
       assert.ok(o.hwm * 1024 < o.bytes * 0.4, `peak RSS ${Math.round(o.hwm / 1024)} MB for a ${Math.round(o.bytes / 1e6)} MB image`);
     } finally {
       n.close();
+    }
+  });
+});
+
+describe('backup: what we make of a database is no more readable than its folders let it be', () => {
+  const tmp = useTempDir();
+  const mode = (p: string) => fs.statSync(p).mode & 0o777;
+
+  it('a 0644 database in a 0700 folder: a backup folder elsewhere, its files, a mirror copy, an export and a materialized snapshot are private; in a 0755 folder they stay 0644', async function () {
+    if (process.platform === 'win32') this.skip();
+    const old = process.umask(0o022);
+    try {
+      fs.chmodSync(tmp.path, 0o755); // the test's own folder is searchable: only `home` decides
+      const home = tmp.join('home');
+      fs.mkdirSync(home, { mode: 0o700 });
+      fs.chmodSync(home, 0o700);
+      const db = path.join(home, 'ai-memory.db');
+      createAiMemoryDb(db, { memories: 20 });
+      fs.chmodSync(db, 0o644);
+      const out = tmp.join('elsewhere', 'backups');
+      const made: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        seedMemory(db, 'ns', `m${i}`, `content ${i}`);
+        const r = await runBackup({ dbPath: db, backupDir: out, keep: 0, plain: 1, now: () => new Date(Date.UTC(2026, 0, 1, 10, i)) });
+        made.push(path.basename(r.snapshotPath));
+      }
+      assert.strictEqual(mode(out), 0o700, 'the backup folder we created');
+      for (const n of fs.readdirSync(out)) {
+        if (n === '.ai-memory-archive') continue;
+        assert.strictEqual(mode(path.join(out, n)) & 0o077, 0, `${n} is ${mode(path.join(out, n)).toString(8)}`);
+      }
+      // A mirror: a snapshot that is 0644 (made before, or by ai-memory) inside a folder only its owner can enter.
+      const inside = path.join(home, 'backups');
+      const r = await runBackup({ dbPath: db, backupDir: inside, keep: 0 });
+      fs.chmodSync(r.snapshotPath, 0o644);
+      fs.chmodSync(r.manifestPath, 0o644);
+      const nas = tmp.join('nas');
+      fs.mkdirSync(nas, { mode: 0o755 });
+      assert.strictEqual((await pushToTarget({ localDir: inside, target: new MirrorTarget(nas), keep: 48 })).status, 'copied');
+      for (const n of fs.readdirSync(nas)) assert.strictEqual(mode(path.join(nas, n)) & 0o077, 0, `mirror ${n} is ${mode(path.join(nas, n)).toString(8)}`);
+      // An export of that snapshot, and that snapshot archived (its pages and manifest 0644 as it was) then materialized, written outside.
+      const x = await extract({ from: r.snapshotPath, select: { namespace: 'ns' }, out: tmp.join('export.json') });
+      assert.strictEqual(mode(x.out as string) & 0o077, 0, 'the export');
+      for (let i = 0; i < 2; i++) {
+        seedMemory(db, 'ns', `later ${i}`, `content ${i}`);
+        await runBackup({ dbPath: db, backupDir: inside, keep: 0, plain: 1, now: () => new Date(Date.now() + (i + 1) * 60_000) });
+      }
+      assert.ok(!fs.existsSync(r.snapshotPath), 'archived');
+      const m = await runMaterialize({ from: r.snapshotPath, out: tmp.join('plain') + path.sep });
+      assert.strictEqual(mode(m.out) & 0o077, 0, 'the materialized snapshot');
+      assert.strictEqual(mode(m.manifest) & 0o077, 0, 'its manifest');
+      // The same database in a folder others can enter: its mode is what it is.
+      fs.chmodSync(home, 0o755);
+      const open = tmp.join('open');
+      const r2 = await runBackup({ dbPath: db, backupDir: open, keep: 0 });
+      assert.strictEqual(mode(open), 0o755);
+      assert.strictEqual(mode(r2.snapshotPath), 0o644);
+    } finally {
+      process.umask(old);
     }
   });
 });

@@ -10,7 +10,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { BackupError, errnoCode, ioError } from '../common/errors';
 import { collectAll } from '../common/gc';
 import { crashPoint } from '../common/testHooks';
-import { dirModeLike, fileModeLike, fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
+import { dirModeLike, fileModeLike, fsyncDir, publishNoClobber, reachableMode, tempPath, writeFileAtomic } from '../store/atomicFs';
 import { listArchived, rebuildArchived, refuseInsideArchive, type PackStore, type RebuildBuffers, type RebuildResult } from '../store/archive';
 import { serializeManifest } from '../store/manifest';
 import { manifestNameFor, snapshotFileTime } from '../store/naming';
@@ -128,7 +128,7 @@ export async function runMaterialize(opts: MaterializeOptions): Promise<Material
   }
   let out = resolve(opts.out);
   // What it writes (folders, the file, its manifest) is no more readable than the archived snapshot (its manifest's mode, which the rebuild gets).
-  const fileMode = fileModeLike((await fsp.stat(ref.manifestPath).catch(() => undefined))?.mode ?? 0o600);
+  const fileMode = fileModeLike(await reachableMode(ref.manifestPath).catch(() => 0o600));
   await refuseInsideArchive(/[\\/]$/.test(opts.out) ? out : dirname(out));
   // "--out folder/" (trailing separator) means a folder, created if needed.
   if (/[\\/]$/.test(opts.out)) {

@@ -14,7 +14,7 @@
  */
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { cleanStaleTemps, dirModeLike, fileModeLike, fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
+import { cleanStaleTemps, dirModeLike, fileModeLike, fsyncDir, publishNoClobber, reachableMode, tempPath, writeFileAtomic } from '../store/atomicFs';
 import { listSnapshots, type SnapshotEntry } from '../store/catalog';
 import { indexNameFor, listArchived, refuseInsideArchive } from '../store/archive';
 import { withOwners } from '../store/ownership';
@@ -237,8 +237,9 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
   // Refusals first, before anything is created.
   const info = await inspectDatabase(dbPath);
   const signingPlan = await planSigning(opts.signing);
-  // Snapshots, manifests, temp files and a new folder: never wider than the database's mode.
-  const fileMode = fileModeLike((await fsp.stat(dbPath)).mode);
+  // Snapshots, manifests, temp files and a new folder: never wider than the database's mode,
+  // nor than its folders let anyone reach it (a 0644 database in a 0700 folder: 0600).
+  const fileMode = fileModeLike(await reachableMode(dbPath));
   await prepareBackupDir(dir, dirModeLike(fileMode));
   progress({ phase: 'waiting', message: 'waiting for the backup folder' });
   const lock = await acquireFolderLock(dir, { purpose: 'backup', waitMs: opts.lockWaitMs, signal: opts.signal });

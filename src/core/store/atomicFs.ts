@@ -124,6 +124,47 @@ export function fileModeLike(mode: number): number {
   return mode & 0o666;
 }
 
+/**
+ * The permission bits the folders above `path` let through: a group (other) that cannot
+ * search one of them (x) cannot reach the file, whatever the file's own mode says. A 0644
+ * database in a 0700 home folder is readable by its owner only, and so must be what we make
+ * of it elsewhere (a backup folder on another disk, a mirror, an export): from the file's
+ * mode alone those would be 0644 in a 0755 folder. Folders of the real path (links
+ * followed), as the kernel walks them. A folder whose group is not the file's and that
+ * others cannot search keeps the file's group out too (they may not be its members). 0o777
+ * on Windows, where modes say nothing of this.
+ */
+export async function folderMask(path: string): Promise<number> {
+  if (process.platform === 'win32') return 0o777;
+  let real: string;
+  let gid: number;
+  try {
+    real = await fsp.realpath(path);
+    gid = (await fsp.stat(real)).gid;
+  } catch {
+    return 0o777; // nothing there (yet): its own mode decides
+  }
+  let mask = 0o777;
+  for (let d = dirname(real); ; d = dirname(d)) {
+    const st = await fsp.stat(d).catch(() => undefined);
+    if (st) {
+      if (!(st.mode & 0o001)) {
+        mask &= ~0o007;
+        if (st.gid !== gid) mask &= ~0o070;
+      }
+      if (!(st.mode & 0o010)) mask &= ~0o070;
+    }
+    if (dirname(d) === d) break;
+  }
+  return mask;
+}
+
+/** The mode of `path` as others can use it: its own bits, only those its folders let through (folderMask). */
+export async function reachableMode(path: string): Promise<number> {
+  const st = await fsp.stat(path);
+  return st.mode & 0o777 & (await folderMask(path));
+}
+
 /** A folder for such files: the file mode plus search (x) wherever reading (r) is allowed, always rwx for the owner (0600 → 0700, 0640 → 0750, 0644 → 0755). */
 export function dirModeLike(mode: number): number {
   const m = fileModeLike(mode);
