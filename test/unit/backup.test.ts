@@ -532,4 +532,48 @@ describe('backup: what we make of a database is no more readable than its folder
       process.umask(old);
     }
   });
+
+  it("a 0640 database of another group: copies made where new files get our group are 0600; of its own group (a set-group-ID folder) 0640; a restore gives the group bits only to that group", async function () {
+    // Changing a file's group to one we are not a member of takes root (CI runs as root).
+    if (process.platform === 'win32' || process.getuid?.() !== 0) this.skip();
+    const other = 54321; // no one's group: members of ours must not read what only its members could
+    const ours = process.getegid?.() as number;
+    const old = process.umask(0o022);
+    try {
+      fs.chmodSync(tmp.path, 0o755);
+      const db = tmp.join('db', 'ai-memory.db');
+      fs.mkdirSync(path.dirname(db), { mode: 0o755 });
+      createAiMemoryDb(db, { memories: 10 });
+      fs.chownSync(db, 0, other);
+      fs.chmodSync(db, 0o640);
+      const gidMode = (p: string) => `${(fs.statSync(p).gid === other ? 'theirs' : fs.statSync(p).gid === ours ? 'ours' : fs.statSync(p).gid)} ${mode(p).toString(8)}`;
+      // A backup folder whose new files are of our group.
+      const plainDir = tmp.join('backups');
+      const r = await runBackup({ dbPath: db, backupDir: plainDir, keep: 0 });
+      assert.strictEqual(gidMode(r.snapshotPath), 'ours 600');
+      assert.strictEqual(gidMode(r.manifestPath), 'ours 600');
+      assert.strictEqual(mode(plainDir), 0o700);
+      // A set-group-ID folder of the database's group: its files get that group, and may keep its bits.
+      const shared = tmp.join('shared');
+      fs.mkdirSync(shared);
+      fs.chownSync(shared, 0, other);
+      fs.chmodSync(shared, 0o2750);
+      const s = await runBackup({ dbPath: db, backupDir: path.join(shared, 'backups'), keep: 0 });
+      assert.strictEqual(gidMode(s.snapshotPath), 'theirs 640');
+      // A mirror of that snapshot into a folder of ours: 0600.
+      const nas = tmp.join('nas');
+      fs.mkdirSync(nas, { mode: 0o755 });
+      assert.strictEqual((await pushToTarget({ localDir: path.join(shared, 'backups'), target: new MirrorTarget(nas), keep: 48 })).status, 'copied');
+      for (const n of fs.readdirSync(nas)) assert.strictEqual(gidMode(path.join(nas, n)), 'ours 600', `mirror ${n}`);
+      // Restore of that 0640 snapshot into a new database in a folder of ours: 0600; over the
+      // existing 0640 database of the other group (as root, the group is given back): 0640 theirs.
+      const fresh = tmp.join('new', 'ai-memory.db');
+      await runRestore({ dbPath: fresh, from: s.snapshotPath, createIfMissing: true });
+      assert.strictEqual(gidMode(fresh), 'ours 600');
+      await runRestore({ dbPath: db, from: s.snapshotPath });
+      assert.strictEqual(gidMode(db), 'theirs 640');
+    } finally {
+      process.umask(old);
+    }
+  });
 });

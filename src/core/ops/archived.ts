@@ -128,7 +128,7 @@ export async function runMaterialize(opts: MaterializeOptions): Promise<Material
   }
   let out = resolve(opts.out);
   // What it writes (folders, the file, its manifest) is no more readable than the archived snapshot (its manifest's mode, which the rebuild gets).
-  const fileMode = fileModeLike(await reachableMode(ref.manifestPath).catch(() => 0o600));
+  const fileMode = fileModeLike(await reachableMode(ref.manifestPath, /[\\/]$/.test(opts.out) ? out : dirname(out)).catch(() => 0o600));
   await refuseInsideArchive(/[\\/]$/.test(opts.out) ? out : dirname(out));
   // "--out folder/" (trailing separator) means a folder, created if needed.
   if (/[\\/]$/.test(opts.out)) {

@@ -238,8 +238,9 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
   const info = await inspectDatabase(dbPath);
   const signingPlan = await planSigning(opts.signing);
   // Snapshots, manifests, temp files and a new folder: never wider than the database's mode,
-  // nor than its folders let anyone reach it (a 0644 database in a 0700 folder: 0600).
-  const fileMode = fileModeLike(await reachableMode(dbPath));
+  // nor than its folders let anyone reach it (a 0644 database in a 0700 folder: 0600), and
+  // no group bits for a group that is not the database's.
+  const fileMode = fileModeLike(await reachableMode(dbPath, dir));
   await prepareBackupDir(dir, dirModeLike(fileMode));
   progress({ phase: 'waiting', message: 'waiting for the backup folder' });
   const lock = await acquireFolderLock(dir, { purpose: 'backup', waitMs: opts.lockWaitMs, signal: opts.signal });

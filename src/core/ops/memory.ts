@@ -6,7 +6,7 @@
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { BackupError, errnoCode, ioError } from '../common/errors';
-import { folderMask, fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
+import { fsyncDir, reachableMode, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
 import { readManifestFor } from '../store/catalog';
 import { manifestNameFor } from '../store/naming';
 import { listMemories, memoryDetail, overview, type DatabaseOverview, type MemoryDetail, type MemoryPage, type MemoryQuery } from '../memory/browse';
@@ -200,8 +200,8 @@ export async function extract(opts: { from: string; select: { ids: string[] } | 
     const r = extractMemories(snap, selection, { current, now: opts.now });
     const result: ExtractToFileResult = { ...r, links: r.document.links.length };
     if (opts.out) {
-      // Each as its folders let others reach it (atomicFs.folderMask): a 0644 snapshot in a 0700 folder counts as 0600.
-      const perm = async (p: string): Promise<number> => (await fsp.stat(p)).mode & 0o666 & (await folderMask(p));
+      // Each as its folders let others reach it and as the export's group may read it (atomicFs.reachableMode): a 0644 snapshot in a 0700 folder counts as 0600.
+      const perm = async (p: string): Promise<number> => (await reachableMode(p, dirname(resolve(opts.out as string)))) & 0o666;
       // An archived snapshot's files in the archive keep the mode its plain file had.
       let mode = await perm((await findArchived(snapPath))?.manifestPath ?? snapPath);
       if (dbPath) mode &= await perm(dbPath);

@@ -37,7 +37,7 @@ import { exists } from '../common/fsFacts';
 import { isNoHardLinkError } from '../common/fsFacts';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { applyLikeness, dirModeLike, fileModeLike, fsyncDir, likenessOf, publishNoClobber, tempPath, cleanStaleTemps, type Likeness } from '../store/atomicFs';
+import { applyLikeness, dirModeLike, fileModeLike, fsyncDir, likenessOf, newFileGid, publishNoClobber, reachableMode, tempPath, cleanStaleTemps, type Likeness } from '../store/atomicFs';
 import { listSnapshots, readManifestFor } from '../store/catalog';
 import { newestOfThis, restoreOrder, withOwners, type OwnerInfo } from '../store/ownership';
 import { journalIsLive, resolveDbPath, resolvedDbPathOr, SIDECARS, walHasCommits } from '../sqlite/dbFiles';
@@ -464,7 +464,8 @@ async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<
     const dir = dirname(dbPath);
     // Folders made for it are no wider than the snapshot (an archived one: its manifest's mode, which its rebuild gets).
     const archivedRef = await findArchived(snapshot);
-    const snapMode = (await fsp.stat(archivedRef ? archivedRef.manifestPath : snapshot).catch(() => undefined))?.mode ?? 0o600;
+    // As its folders let others reach it, group bits only for its own group (atomicFs.reachableMode).
+    const snapMode = await reachableMode(archivedRef ? archivedRef.manifestPath : snapshot, dir).catch(() => 0o600);
     const made = await makeFolders(dir, snapMode, opts.dryRun === true);
     const tmp = !opts.dryRun && (made.length > 0 || (await isDirectory(dir))) ? tempPath(dir, 'restore') : undefined;
     let tmpOwned = tmp !== undefined;
@@ -616,7 +617,8 @@ async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<
       };
       // The placed file gets the mode and (where permitted) the owner of the file it replaces;
       // a new database the snapshot's mode (never wider than its source's), owned by us.
-      const like = (await likenessOf(dbPath)) ?? { mode: (await likenessOf(source))?.mode ?? 0o600, uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1 };
+      // (A new file's group is the one reachableMode counted on: the folder's when it is set-group-ID.)
+      const like = (await likenessOf(dbPath)) ?? { mode: snapMode & 0o666, uid: process.getuid?.() ?? -1, gid: (await newFileGid(dir)) ?? process.getgid?.() ?? -1 };
       tmpOwned = !copied; // place() owns the copy now (renames it, or removes it on failure)
       at.placing = true;
       await place({ dbPath, snapshot: source, tmp: copied ? tmp : undefined, sha256, keep, consolidate, damaged, like, progress, signal: opts.signal, recheck });

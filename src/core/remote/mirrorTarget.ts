@@ -10,7 +10,7 @@ import { constants as fsc, promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BackupError, errnoCode, ioError } from '../common/errors';
 import { openRegular } from '../common/regularFile';
-import { folderMask, fsyncDir, tempPath, writeAll, writeFileAtomic } from '../store/atomicFs';
+import { fsyncDir, reachableMode, tempPath, writeAll, writeFileAtomic } from '../store/atomicFs';
 import type { RemoteEntry, RemoteTarget, UploadExpect, UploadOptions } from './target';
 
 const CHUNK = 4 << 20;
@@ -65,8 +65,8 @@ export class MirrorTarget implements RemoteTarget {
     const { fh: src } = await openRegular(path).catch((e: unknown) => Promise.reject(ioError('opening', path, e)));
     let out: fsp.FileHandle | undefined;
     try {
-      // The source's mode as its folders let others use it: a snapshot in a folder only its owner can enter is not world-readable in the mirror.
-      const mode = (await src.stat()).mode & 0o777 & (await folderMask(path));
+      // The source's mode as its folders let others use it (a snapshot in a folder only its owner can enter is not world-readable in the mirror), group bits only for its own group.
+      const mode = await reachableMode(path, this.dir);
       out = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode);
       await out.chmod(mode); // umask must not make the copy more (or less) readable than the source
       const hash = createHash('sha256');

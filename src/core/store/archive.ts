@@ -64,7 +64,7 @@ import { BackupError, errnoCode, errorMessage, ioError } from '../common/errors'
 import { NotRegularFileError, openRegular, readSmallRegular, readSmallRegularBytes } from '../common/regularFile';
 import { crashPoint } from '../common/testHooks';
 import { BlobDeflater, BlobInflater } from './blobZlib';
-import { cleanStaleTemps, dirModeLike, EarlyWriteback, folderMask, fsyncDir, publishNoClobber, tempPath, writeAll, writeFileAtomic } from './atomicFs';
+import { cleanStaleTemps, dirModeLike, EarlyWriteback, fsyncDir, reachableMode, publishNoClobber, tempPath, writeAll, writeFileAtomic } from './atomicFs';
 import { parseManifest, type Manifest } from './manifest';
 import { manifestNameFor } from './naming';
 
@@ -1349,8 +1349,8 @@ async function rebuildOnce(
   // The hashes themselves only to check each page (checkPages) or to name damaged ones.
   let hashes = opts.checkPages ? (await readIndex(indexPath, buffers.index)).hashes : undefined;
   const source = new PageSource(paths, store, buffers);
-  // As its folders let others reach it (atomicFs.folderMask): a rebuild lands outside the archive (materialize, a mirror).
-  const mode = (await modeOf(manifestPath)) & (await folderMask(manifestPath));
+  // As its folders let others reach it, and its group bits only for its own group (atomicFs.reachableMode): a rebuild lands outside the archive (materialize, a mirror).
+  const mode = (await reachableMode(manifestPath, dirname(out)).catch(() => 0o600)) & 0o666;
   const fh = await fsp.open(out, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode).catch((e: unknown) => {
     throw ioError('creating', out, e);
   });

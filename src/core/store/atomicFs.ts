@@ -7,7 +7,7 @@ import { isNoHardLinkError } from '../common/fsFacts';
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { constants as fsc, promises as fsp } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { errnoCode, ioError } from '../common/errors';
 
 /** Our temporary files start with this; neither ai-memory nor we treat them as snapshots. */
@@ -159,10 +159,33 @@ export async function folderMask(path: string): Promise<number> {
   return mask;
 }
 
-/** The mode of `path` as others can use it: its own bits, only those its folders let through (folderMask). */
-export async function reachableMode(path: string): Promise<number> {
-  const st = await fsp.stat(path);
-  return st.mode & 0o777 & (await folderMask(path));
+/**
+ * The group a file made in `dir` gets: the group of a set-group-ID folder (the nearest one
+ * that exists: folders made under it inherit the bit), else the process's effective group.
+ * undefined on Windows.
+ */
+export async function newFileGid(dir: string): Promise<number | undefined> {
+  if (process.platform === 'win32' || !process.getegid) return undefined;
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    const st = await fsp.stat(d).catch(() => undefined);
+    if (st?.isDirectory()) return st.mode & 0o2000 ? st.gid : process.getegid();
+    if (dirname(d) === d) return process.getegid();
+  }
+}
+
+/**
+ * The mode a copy of `source` made in `targetDir` may have: the source's own bits, only
+ * those its folders let through (folderMask), and its group bits only when the copy gets the
+ * source's group. A 0640 database of group `adm` copied into a folder whose new files are of
+ * the user's own group would otherwise be readable by that group's members instead of adm's:
+ * the copy is then 0600 (narrower, never wider; we do not chown).
+ */
+export async function reachableMode(source: string, targetDir: string): Promise<number> {
+  const st = await fsp.stat(source);
+  let mode = st.mode & 0o777 & (await folderMask(source));
+  const gid = await newFileGid(targetDir);
+  if (gid !== undefined && gid !== st.gid) mode &= ~0o070;
+  return mode;
 }
 
 /** A folder for such files: the file mode plus search (x) wherever reading (r) is allowed, always rwx for the owner (0600 → 0700, 0640 → 0750, 0644 → 0755). */
@@ -191,18 +214,24 @@ export async function likenessOf(path: string): Promise<Likeness | undefined> {
  * Gives an open file the exact mode and, where permitted (root; or our own uid and one of
  * our groups), the owner and group of the file it will replace. A restore run as root
  * must not leave the agent's database owned by root (the agent could no longer write it).
+ * Owner first, mode second: the group bits are given only to the group they were meant for
+ * (a group we may not give the file keeps its own group out: 0640 → 0600).
  */
 export async function applyLikeness(fh: fsp.FileHandle, like: Likeness): Promise<void> {
-  await fh.chmod(like.mode & 0o777);
-  const st = await fh.stat();
-  if (st.uid === like.uid && st.gid === like.gid) return;
-  try {
-    await fh.chown(like.uid, like.gid);
-  } catch (e) {
+  let st = await fh.stat();
+  const notPermitted = (e: unknown): void => {
     const code = errnoCode(e);
     if (code !== 'EPERM' && code !== 'EINVAL' && code !== 'ENOSYS' && code !== 'ENOTSUP') throw e;
-    // not permitted (not root): the file is ours, with the replaced file's mode
+  };
+  if (st.uid !== like.uid || st.gid !== like.gid) {
+    // Not root: the file stays ours, and gets the group when we are one of its members.
+    await fh.chown(like.uid, like.gid).catch(async (e: unknown) => {
+      notPermitted(e);
+      if (st.gid !== like.gid) await fh.chown(st.uid, like.gid).catch(notPermitted);
+    });
+    st = await fh.stat();
   }
+  await fh.chmod(st.gid === like.gid ? like.mode & 0o777 : like.mode & 0o707);
 }
 
 /**
