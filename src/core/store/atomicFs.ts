@@ -290,8 +290,10 @@ export async function publishNoClobber(src: string, dest: string): Promise<boole
 /**
  * Removes our temp files in `dir` left by processes that no longer run (on this machine),
  * or a day old (another machine's, or a reused pid). Returns the names removed.
+ * `deadOnly`: only those of this machine's processes that no longer run (a shared folder
+ * such as the system's temp folder, where a day-old file may be a live process's).
  */
-export async function cleanStaleTemps(dir: string): Promise<string[]> {
+export async function cleanStaleTemps(dir: string, opts: { deadOnly?: boolean } = {}): Promise<string[]> {
   let names: string[];
   try {
     names = await fsp.readdir(dir);
@@ -309,7 +311,7 @@ export async function cleanStaleTemps(dir: string): Promise<string[]> {
       const age = now - st.mtimeMs;
       const local = owner.host === HOST_TAG;
       if (local && owner.pid === process.pid) continue;
-      const stale = age >= 24 * 3600_000 || (local && !pidAlive(owner.pid));
+      const stale = (!opts.deadOnly && age >= 24 * 3600_000) || (local && !pidAlive(owner.pid));
       if (!stale) continue;
       await fsp.unlink(path);
       removed.push(basename(path));

@@ -14,7 +14,7 @@ import { ioError } from '../common/errors';
 import { hashFile } from '../common/hashFile';
 import { readConsistentImage, type ImageInfo, type ImageSink } from '../sqlite/image';
 import { tmpdir } from 'node:os';
-import { tempPath } from './atomicFs';
+import { cleanStaleTemps, tempPath } from './atomicFs';
 
 const MAX_INFLIGHT = 2;
 
@@ -198,6 +198,8 @@ export class TempFileSink implements ImageSink {
  * at once and removes it with `discard()`. Fails with nothing left behind.
  */
 export async function consistentTempCopy(dbPath: string, purpose: string, opts: { signal?: AbortSignal; maxAttempts?: number } = {}): Promise<TempFileSink> {
+  // Copies left by processes that died (killed mid-check) are whole copies of a database: gone at the next one.
+  await cleanStaleTemps(tmpdir(), { deadOnly: true });
   const sink = new TempFileSink(tempPath(tmpdir(), purpose), { holdUpTo: 0, chunkBytes: 1 << 20, mode: 0o600, earlyWriteback: false });
   try {
     await readConsistentImage(dbPath, sink, opts);
