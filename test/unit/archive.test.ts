@@ -231,6 +231,30 @@ describe('archive: page-dedup storage of older snapshots', () => {
     assert.strictEqual(sha(tmp.join('restored.db')), shas.get(good.name));
   });
 
+  it('a snapshot sharing pages with a damaged pack is not archived: its plain file, the only good copy, stays', async () => {
+    const names = await threeBackupsPlainOne();
+    const packsDir = archivePaths(dir).packs;
+    // The largest pack holds the pages every snapshot shares (the first archived one's).
+    const victim = fs.readdirSync(packsDir).map((n) => ({ n, size: fs.statSync(path.join(packsDir, n)).size })).sort((a, b) => b.size - a.size)[0].n;
+    const f = path.join(packsDir, victim);
+    const buf = fs.readFileSync(f);
+    buf[10] ^= 0xff; // a blob's byte: the trailer still reads, the pages' hashes are still listed
+    fs.writeFileSync(f, buf);
+    seedMemory(db, 'ns', 'm-after', 'after the damage '.repeat(40));
+    clock += 3600_000;
+    const r = await runBackup({ dbPath: db, backupDir: dir, keep: 0, plain: 1, now: () => new Date(clock) });
+    assert.deepStrictEqual(r.archived, []);
+    assert.ok(r.warnings.some((w) => w.includes(names[2]) && w.includes(victim) && /damaged/.test(w)), JSON.stringify(r.warnings));
+    assert.strictEqual(sha(path.join(dir, names[2])), shas.get(names[2]), 'the plain file is still there, whole');
+    assert.ok(!(await listArchived(dir)).some((a) => a.name === names[2]), 'no archived copy that cannot be rebuilt');
+    // Once the pack is whole again, the next run archives it.
+    buf[10] ^= 0xff;
+    fs.writeFileSync(f, buf);
+    const again = await runPrune({ backupDir: dir, dbPath: db, policy: { last: 20 }, plain: 1 });
+    assert.deepStrictEqual(again.archive?.archived, [names[2]]);
+    await rebuildsAll();
+  });
+
   it('a page damaged where the whole-file sha256 catches it is named with its pack; a pack of an unknown format version is refused, named', async () => {
     // Random bytes do not deflate: their blobs are stored as they are, so a flipped byte there
     // decompresses fine and only the whole file's sha256 (then each page's hash) finds it.

@@ -208,6 +208,11 @@ export class PackStore {
   readonly packEnd: number[] = [];
   /** Packs whose trailer could not be read: name → why. */
   readonly unreadable = new Map<string, string>();
+  /**
+   * Packs known whole in this process: written by it, or hashed to their name. Archiving
+   * proves each pack a snapshot shares pages with before the plain file goes (archiveSnapshot).
+   */
+  readonly intact = new Set<string>();
   count = 0;
   private hashes = Buffer.alloc(0);
   /** `hashes` as 32-bit words (its own ArrayBuffer, from offset 0: Buffer.alloc is never pooled). */
@@ -693,6 +698,7 @@ class BlobPacker {
     if (w && done) {
       this.written.push(done);
       this.store.addTrailer(done.name, done.size, PACK_VERSION, w.table, w.rows);
+      this.store.intact.add(done.name); // its blobs were inflated back before they were written
     }
     if (w) this.spare = { buf: w.buf, table: w.table }; // copied into the store: free for the next pack
     this.pending.clear();
@@ -1011,6 +1017,9 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
       return len;
     };
     let turn = 0;
+    /** The packs this snapshot shares pages with (by their number in the store). */
+    const shared = new Set<number>();
+    let lastShared = -1;
     let next: Promise<number> | undefined = size > 0 ? readAt(0, bufs[0]) : undefined;
     let i = 0;
     for (let pos = 0; pos < size; pos += chunk) {
@@ -1024,6 +1033,13 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
       for (let o = 0; o < len; o += piece, i++) {
         const page = buf.subarray(o, Math.min(len, o + piece));
         pageHashInto(page, hashes, i * 32);
+        // A page already in a pack is not stored again: that pack is proven whole below.
+        const r = store.find(hashes, i * 32);
+        if (r >= 0) {
+          const p = store.packOf(r);
+          if (p !== lastShared) shared.add((lastShared = p));
+          continue;
+        }
         if (packer.has(hashes, i * 32)) continue;
         newPieces++;
         await packer.add(hashes, i * 32, page);
@@ -1034,6 +1050,18 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
       throw new BackupError('SHA_MISMATCH', `${name} no longer matches its manifest (sha256 ${sha256}, manifest ${manifest.sha256}); it was not archived.`, {
         hint: 'The plain snapshot is damaged; it stays as it is. Run `verify` on it.',
       });
+    }
+    // Every pack it shares pages with, proven whole (its bytes hash to its name) before the
+    // plain file goes: a page of a damaged pack was taken as stored, and the only good copy
+    // of the snapshot was deleted for an archived one that cannot be rebuilt.
+    for (const p of shared) {
+      const pack = store.packs[p];
+      if (store.intact.has(pack)) continue;
+      const problem = await packProblem(paths, pack, signal);
+      if (problem) {
+        throw damaged(`${name} was not archived: pack ${pack}, which holds pages it shares with archived snapshots, is damaged (${problem}); it stays a plain file.`, 'Run `verify --all` to see which archived snapshots the pack affects; they rebuild only from a copy of it.');
+      }
+      store.intact.add(pack);
     }
     // The manifest is kept byte for byte (a signed manifest's bytes are what its signature
     // covers). The caller checked it moments ago under the lock; read again here (the rule of
@@ -1582,6 +1610,28 @@ async function repack(paths: ArchivePaths, store: PackStore, packs: number[], li
 // ---------------------------------------------------------------------------------------
 // Verification of packs
 
+/** Why pack `name` is not whole (its bytes do not hash to its name, or it cannot be read); undefined when it is. */
+async function packProblem(paths: ArchivePaths, name: string, signal?: AbortSignal, buf = Buffer.allocUnsafe(READ_BYTES)): Promise<string | undefined> {
+  if (signal?.aborted) throw new BackupError('CANCELLED', 'Cancelled.');
+  const h = createHash('sha256');
+  try {
+    const { fh } = await openRegular(join(paths.packs, name));
+    try {
+      for (let pos = 0; ; ) {
+        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+        if (!bytesRead) break;
+        h.update(buf.subarray(0, bytesRead));
+        pos += bytesRead;
+      }
+    } finally {
+      await fh.close();
+    }
+  } catch (e) {
+    return errorMessage(e);
+  }
+  return `${h.digest('hex')}.pack` === name ? undefined : 'its bytes do not match its name (sha256)';
+}
+
 /** Checks every pack's bytes against its name; returns the damaged ones with the archived snapshots that use them. */
 export async function verifyPacks(dir: string, signal?: AbortSignal): Promise<{ pack: string; problem: string; snapshots: string[] }[]> {
   const paths = archivePaths(dir);
@@ -1589,24 +1639,8 @@ export async function verifyPacks(dir: string, signal?: AbortSignal): Promise<{ 
   const bad: { pack: string; problem: string; snapshots: string[] }[] = [];
   const buf = Buffer.allocUnsafe(READ_BYTES); // one for every pack
   for (const n of names) {
-    if (signal?.aborted) throw new BackupError('CANCELLED', 'Cancelled.');
-    const h = createHash('sha256');
-    try {
-      const { fh } = await openRegular(join(paths.packs, n));
-      try {
-        for (let pos = 0; ; ) {
-          const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
-          if (!bytesRead) break;
-          h.update(buf.subarray(0, bytesRead));
-          pos += bytesRead;
-        }
-      } finally {
-        await fh.close();
-      }
-      if (`${h.digest('hex')}.pack` !== n) bad.push({ pack: n, problem: 'its bytes do not match its name (sha256)', snapshots: [] });
-    } catch (e) {
-      bad.push({ pack: n, problem: errorMessage(e), snapshots: [] });
-    }
+    const problem = await packProblem(paths, n, signal, buf);
+    if (problem) bad.push({ pack: n, problem, snapshots: [] });
   }
   if (!bad.length) return bad;
   // Which snapshots use them: any page whose only copy is in a bad pack.
