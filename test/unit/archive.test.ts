@@ -255,6 +255,23 @@ describe('archive: page-dedup storage of older snapshots', () => {
     await rebuildsAll();
   });
 
+  it('a pack whose trailer is damaged (it lists no page) is not said to be used by no snapshot: verify --all names those that fail for it', async () => {
+    await threeBackupsPlainOne();
+    const packsDir = archivePaths(dir).packs;
+    const victim = fs.readdirSync(packsDir).map((n) => ({ n, size: fs.statSync(path.join(packsDir, n)).size })).sort((a, b) => b.size - a.size)[0].n;
+    const f = path.join(packsDir, victim);
+    const buf = fs.readFileSync(f);
+    buf[buf.length - 12] ^= 0x41; // the footer's version: the trailer no longer reads
+    fs.writeFileSync(f, buf);
+    const v = await cli(['verify', '--from', dir, '--all', '--json'], { cwd: tmp.path });
+    assert.strictEqual(v.code, 1);
+    const o = v.json<{ snapshots: { name: string; ok: boolean }[]; damaged_packs: { pack: string; snapshots: string[] }[] }>();
+    const failed = o.snapshots.filter((s) => !s.ok).map((s) => s.name).sort();
+    assert.ok(failed.length >= 1, JSON.stringify(o));
+    assert.deepStrictEqual(o.damaged_packs.map((d) => d.pack), [victim]);
+    assert.deepStrictEqual([...o.damaged_packs[0].snapshots].sort(), failed);
+  });
+
   it('a page damaged where the whole-file sha256 catches it is named with its pack; a pack of an unknown format version is refused, named', async () => {
     // Random bytes do not deflate: their blobs are stored as they are, so a flipped byte there
     // decompresses fine and only the whole file's sha256 (then each page's hash) finds it.

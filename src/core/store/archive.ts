@@ -1648,16 +1648,21 @@ export async function verifyPacks(dir: string, signal?: AbortSignal): Promise<{ 
   const badPack = new Uint8Array(store.packs.length);
   const badSet = new Set(bad.map((b) => b.pack));
   store.packs.forEach((n, p) => (badPack[p] = badSet.has(n) ? 1 : 0));
+  // A bad pack whose trailer cannot be read lists no page: the snapshots with a page in no
+  // readable pack are the ones it may hold pages of (they were said to use no damaged pack).
+  const unlisted = bad.filter((b) => !store.packs.includes(b.pack));
   const into: IndexBuffer = { buf: Buffer.alloc(0) };
   for (const a of await listArchived(dir)) {
     try {
       const idx = await readIndex(a.indexPath, into);
       const hit = new Set<string>();
+      let missing = false;
       for (let i = 0; i < idx.header.pieces; i++) {
         const r = store.find(idx.hashes, i * 32);
-        if (r >= 0 && badPack[store.packOf(r)]) hit.add(store.packs[store.packOf(r)]);
+        if (r < 0) missing = true;
+        else if (badPack[store.packOf(r)]) hit.add(store.packs[store.packOf(r)]);
       }
-      for (const b of bad) if (hit.has(b.pack)) b.snapshots.push(a.name);
+      for (const b of bad) if (hit.has(b.pack) || (missing && unlisted.includes(b))) b.snapshots.push(a.name);
     } catch {
       // the index itself is reported by the snapshot's own verification
     }
