@@ -272,6 +272,24 @@ describe('archive: page-dedup storage of older snapshots', () => {
     assert.deepStrictEqual([...o.damaged_packs[0].snapshots].sort(), failed);
   });
 
+  it('an archived snapshot whose page index is lost is still listed, fails verify --all, and keeps every pack', async () => {
+    const names = await threeBackupsPlainOne();
+    const victim = names[1]; // archived, and the only user of the pack its archiving wrote
+    const packsBefore = fs.readdirSync(archivePaths(dir).packs).sort();
+    fs.rmSync(path.join(archivePaths(dir).snapshots, victim.replace(/\.db$/, '.idx')));
+    const entries = await listSnapshots(dir, { archived: true });
+    assert.ok(entries.some((e) => e.name === victim && e.archived), 'still listed');
+    const v = await cli(['verify', '--from', dir, '--all', '--json'], { cwd: tmp.path });
+    assert.strictEqual(v.code, 1, v.stdout);
+    const o = v.json<{ snapshots: { name: string; ok: boolean; problems: string[] }[] }>();
+    const s = o.snapshots.find((x) => x.name === victim);
+    assert.ok(s && !s.ok, JSON.stringify(o.snapshots));
+    assert.match(s.problems.join(' '), /page index .* is missing/);
+    const r = await runPrune({ backupDir: dir, dbPath: db, policy: { last: 20 }, plain: 1 });
+    assert.ok(r.archive?.warnings.some((w) => /no pack was collected/.test(w)), JSON.stringify(r.archive));
+    assert.deepStrictEqual(fs.readdirSync(archivePaths(dir).packs).sort(), packsBefore, 'no pack collected while an index is missing');
+  });
+
   it('a page damaged where the whole-file sha256 catches it is named with its pack; a pack of an unknown format version is refused, named', async () => {
     // Random bytes do not deflate: their blobs are stored as they are, so a flipped byte there
     // decompresses fine and only the whole file's sha256 (then each page's hash) finds it.

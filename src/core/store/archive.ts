@@ -925,7 +925,12 @@ export interface ArchivedSnapshot {
   manifestError?: string;
 }
 
-/** Archived snapshots (a manifest in snapshots/ with its index beside it), by name. */
+/**
+ * Archived snapshots (a manifest in snapshots/), by name. One whose index is gone is listed
+ * too: archiving writes the index first and deleting removes the manifest first, so no crash
+ * leaves a manifest without its index; a lost index is damage, reported when the snapshot is
+ * rebuilt ("missing"), and it stops the collection of packs (its pages are not known).
+ */
 export async function listArchived(dir: string): Promise<ArchivedSnapshot[]> {
   const paths = archivePaths(dir);
   let names: string[];
@@ -934,13 +939,11 @@ export async function listArchived(dir: string): Promise<ArchivedSnapshot[]> {
   } catch {
     return [];
   }
-  const have = new Set(names);
   const out: ArchivedSnapshot[] = [];
   for (const n of names) {
     if (!n.startsWith('ai-memory-') || !n.endsWith('.manifest.json')) continue;
     const name = `${n.slice(0, -'.manifest.json'.length)}.db`;
     const idx = indexNameFor(name);
-    if (!have.has(idx)) continue;
     const a: ArchivedSnapshot = { name, manifestPath: join(paths.snapshots, n), indexPath: join(paths.snapshots, idx) };
     try {
       // Only a regular file, with a capped read (regularFile.ts): a FIFO or a huge file named like a manifest never hangs a listing.
