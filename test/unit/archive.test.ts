@@ -290,6 +290,23 @@ describe('archive: page-dedup storage of older snapshots', () => {
     assert.deepStrictEqual(fs.readdirSync(archivePaths(dir).packs).sort(), packsBefore, 'no pack collected while an index is missing');
   });
 
+  it('a kept snapshot with a page in no pack (a trailer whose hashes were damaged) stops the collection: the pack that holds its bytes stays', async () => {
+    await threeBackupsPlainOne();
+    const packsDir = archivePaths(dir).packs;
+    // Every page hash the trailer of one pack lists, damaged: its pages look unused.
+    const victim = fs.readdirSync(packsDir).map((n) => ({ n, size: fs.statSync(path.join(packsDir, n)).size })).sort((a, b) => a.size - b.size)[0].n;
+    const f = path.join(packsDir, victim);
+    const buf = fs.readFileSync(f);
+    const count = buf.readUInt32LE(buf.length - 16);
+    const table = buf.length - 16 - count * 52;
+    for (let i = 0; i < count; i++) buf[table + i * 52] ^= 0xff;
+    fs.writeFileSync(f, buf);
+    const r = await runPrune({ backupDir: dir, dbPath: db, policy: { last: 20 }, plain: 1 });
+    assert.ok(fs.existsSync(f), 'the pack holding the pages is not deleted');
+    assert.deepStrictEqual(r.archive?.gc.deletedPacks, []);
+    assert.ok(r.archive?.warnings.some((w) => /no pack was collected: .*in no pack/.test(w)), JSON.stringify(r.archive?.warnings));
+  });
+
   it('a page damaged where the whole-file sha256 catches it is named with its pack; a pack of an unknown format version is refused, named', async () => {
     // Random bytes do not deflate: their blobs are stored as they are, so a flipped byte there
     // decompresses fine and only the whole file's sha256 (then each page's hash) finds it.

@@ -1529,7 +1529,10 @@ export async function collectGarbage(dir: string, opts: { pinned: boolean; repac
   let prev: Int32Array | undefined;
   for (const a of archived.sort((x, y) => (x.name < y.name ? -1 : 1))) {
     try {
-      const { rows } = await indexRows(a.indexPath, store, window, { prev, into: turns[turn] });
+      const { rows, firstMissing } = await indexRows(a.indexPath, store, window, { prev, into: turns[turn] });
+      // A page a kept snapshot needs is in no pack: a pack lost, unreadable, or whose trailer
+      // lies about a hash. Its pages may be in a pack that looks unused: nothing is deleted.
+      if (firstMissing >= 0) throw damaged(`Page ${firstMissing + 1} of ${a.name} is in no pack${store.unreadable.size ? ` (unreadable packs: ${[...store.unreadable.keys()].join(', ')})` : ''}; run \`verify --all\``);
       turn ^= 1;
       for (let i = 0; i < rows.length; i++) if (rows[i] >= 0) live[rows[i]] = 1;
       prev = rows;
