@@ -307,6 +307,29 @@ describe('archive: page-dedup storage of older snapshots', () => {
     assert.ok(r.archive?.warnings.some((w) => /no pack was collected: .*in no pack/.test(w)), JSON.stringify(r.archive?.warnings));
   });
 
+  it('a good plain copy put back beside an archived copy that no longer rebuilds (a damaged pack) is kept, not dropped for it', async () => {
+    const names = await threeBackupsPlainOne();
+    const oldest = names[0];
+    // A good copy of the oldest snapshot, made while the archive was whole (an off-machine copy, say).
+    const aside = tmp.join('aside');
+    const m = await cli(['materialize', '--from', path.join(dir, oldest), '--out', `${aside}/`, '--json'], { cwd: tmp.path });
+    assert.strictEqual(m.code, 0, m.stderr);
+    // Every pack damaged (each is used by the oldest snapshot or by none).
+    const packsDir = archivePaths(dir).packs;
+    for (const n of fs.readdirSync(packsDir)) {
+      const f = path.join(packsDir, n);
+      const buf = fs.readFileSync(f);
+      buf[10] ^= 0xff;
+      fs.writeFileSync(f, buf);
+    }
+    // Put back into the backup folder, as its plain file and manifest.
+    for (const n of fs.readdirSync(aside)) fs.copyFileSync(path.join(aside, n), path.join(dir, n));
+    const r = await runPrune({ backupDir: dir, dbPath: db, policy: { last: 20 }, plain: 1 });
+    assert.ok(!r.archive?.archived.includes(oldest), JSON.stringify(r.archive));
+    assert.ok(r.archive?.warnings.some((w) => w.includes(oldest) && /would not rebuild/.test(w)), JSON.stringify(r.archive?.warnings));
+    assert.strictEqual(sha(path.join(dir, oldest)), shas.get(oldest), 'the good plain copy is still there');
+  });
+
   it('a page damaged where the whole-file sha256 catches it is named with its pack; a pack of an unknown format version is refused, named', async () => {
     // Random bytes do not deflate: their blobs are stored as they are, so a flipped byte there
     // decompresses fine and only the whole file's sha256 (then each page's hash) finds it.

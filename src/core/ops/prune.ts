@@ -15,7 +15,7 @@ import { BackupError, errorMessage } from '../common/errors';
 import { collectAll } from '../common/gc';
 import { crashPoint } from '../common/testHooks';
 import { fsyncDir } from '../store/atomicFs';
-import { archivePaths, archiveSnapshot, collectGarbage, deleteArchived, dropPlain, listArchived, PackStore, type ArchivedSnapshot, type GcResult } from '../store/archive';
+import { archivedProblem, archivePaths, archiveSnapshot, collectGarbage, deleteArchived, dropPlain, listArchived, PackStore, type ArchivedSnapshot, type GcResult } from '../store/archive';
 import { listSnapshots, type SnapshotEntry } from '../store/catalog';
 import { withOwners, type OwnerInfo } from '../store/ownership';
 import { acquireFolderLock } from '../store/folderLock';
@@ -198,6 +198,14 @@ export async function archiveOlder(dir: string, plain: number, opts: { signal?: 
       // never dropped for the archived one.
       const a = alsoArchived.get(e.name);
       if (a && e.manifestState === 'ok' && e.manifest && e.sizeMatches && a.sha256 === e.manifest.sha256 && a.bytes === e.manifest.bytes) {
+        // The plain file goes only for an archived copy that rebuilds: a good copy put back
+        // after a pack was damaged (from an off-machine copy) is the only one left.
+        store ??= await PackStore.load(archivePaths(dir));
+        const problem = await archivedProblem(dir, e.name, a, store);
+        if (problem) {
+          warnings.push(`${e.name} stays plain: its archived copy would not rebuild (${problem}); the plain file is kept`);
+          continue;
+        }
         await dropPlain(dir, e.name);
         archived.push(e.name);
       } else {

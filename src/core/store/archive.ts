@@ -1095,6 +1095,36 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
   return { name, pieces: pieceCount, newPieces, newPackBytes: packer.written.reduce((a, w) => a + w.size, 0) };
 }
 
+/**
+ * Why the archived snapshot `name` would not rebuild to `manifest`, short of rebuilding it:
+ * its index read and checked, every page in a pack, each pack it uses whole (its bytes hash
+ * to its name; once per store, `store.intact`). Undefined when it would. For dropping a plain
+ * copy of the same snapshot, which may be the good one (a copy put back after damage).
+ */
+export async function archivedProblem(dir: string, name: string, manifest: Manifest, store: PackStore): Promise<string | undefined> {
+  const paths = archivePaths(dir);
+  let got: Awaited<ReturnType<typeof indexRows>>;
+  try {
+    got = await indexRows(join(paths.snapshots, indexNameFor(name)), store, Buffer.allocUnsafe(REBUILD_WINDOW_BYTES));
+  } catch (e) {
+    return errorMessage(e);
+  }
+  const { header: h, rows, firstMissing } = got;
+  if (h.snapshot !== name || h.sha256 !== manifest.sha256 || h.bytes !== manifest.bytes) return 'its page index does not match its manifest';
+  if (firstMissing >= 0) return `page ${firstMissing + 1} is in no pack`;
+  const used = new Set<number>();
+  let last = -1;
+  for (const r of rows) if (store.packOf(r) !== last) used.add((last = store.packOf(r)));
+  for (const p of used) {
+    const pack = store.packs[p];
+    if (store.intact.has(pack)) continue;
+    const problem = await packProblem(paths, pack);
+    if (problem) return `pack ${pack} is damaged (${problem})`;
+    store.intact.add(pack);
+  }
+  return undefined;
+}
+
 /** Deletes the plain copy of a snapshot that is archived: the file, then its manifest. */
 export async function dropPlain(dir: string, name: string): Promise<void> {
   await fsp.rm(join(dir, name), { force: true });
