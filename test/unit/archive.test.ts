@@ -330,6 +330,32 @@ describe('archive: page-dedup storage of older snapshots', () => {
     assert.strictEqual(sha(path.join(dir, oldest)), shas.get(oldest), 'the good plain copy is still there');
   });
 
+  it('pull of a snapshot whose archived copy would not rebuild downloads it as its plain file (not "present"); the next prune keeps it', async () => {
+    const names = await threeBackupsPlainOne();
+    const oldest = names[0];
+    const remote = tmp.join('remote');
+    fs.mkdirSync(remote);
+    const p = await cli(['push', '--to', dir, '--remote', remote, '--json'], { cwd: tmp.path });
+    assert.strictEqual(p.code, 0, p.stderr);
+    const packsDir = archivePaths(dir).packs;
+    for (const n of fs.readdirSync(packsDir)) {
+      const f = path.join(packsDir, n);
+      const buf = fs.readFileSync(f);
+      buf[10] ^= 0xff;
+      fs.writeFileSync(f, buf);
+    }
+    const r = await cli(['pull', '--remote', remote, '--to', dir, '--snapshot', oldest, '--json'], { cwd: tmp.path });
+    assert.strictEqual(r.code, 0, r.stderr);
+    assert.match(r.stdout, /downloaded/);
+    assert.strictEqual(sha(path.join(dir, oldest)), shas.get(oldest));
+    await runPrune({ backupDir: dir, dbPath: db, policy: { last: 20 }, plain: 1 });
+    assert.strictEqual(sha(path.join(dir, oldest)), shas.get(oldest), 'kept as a plain file');
+    const restored = tmp.join('restored.db');
+    const rs = await cli(['restore', '--db', restored, '--from', path.join(dir, oldest), '--json'], { cwd: tmp.path });
+    assert.strictEqual(rs.code, 0, rs.stderr);
+    assert.strictEqual(sha(restored), shas.get(oldest));
+  });
+
   it('a page damaged where the whole-file sha256 catches it is named with its pack; a pack of an unknown format version is refused, named', async () => {
     // Random bytes do not deflate: their blobs are stored as they are, so a flipped byte there
     // decompresses fine and only the whole file's sha256 (then each page's hash) finds it.

@@ -10,7 +10,7 @@ import { byTimeNewestFirst, viewRemote, type SyncProgress } from '../remote/sync
 import type { RemoteTarget } from '../remote/target';
 import { fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
 import { listSnapshots } from '../store/catalog';
-import { refuseInsideArchive } from '../store/archive';
+import { archivedProblem, archivePaths, PackStore, refuseInsideArchive } from '../store/archive';
 import { checkManifestNames, parseManifest } from '../store/manifest';
 import { manifestNameFor, snapshotFileTime } from '../store/naming';
 import { hashFile } from '../common/hashFile';
@@ -62,12 +62,16 @@ export async function pullFromTarget(opts: {
   // Archived snapshots count as present: restore takes them by the path their plain file would have.
   const local = new Map((await listSnapshots(toDir, { archived: true })).map((e) => [e.name, e]));
   const out: PullResult[] = [];
+  let store: PackStore | undefined;
   for (const name of want) {
     const mName = manifestNameFor(name);
     const mBytes = await target.readBytes(mName, opts.signal);
     const manifest = parseManifest(mBytes.toString('utf8'), `${target.label}/${mName}`);
     checkManifestNames(manifest, name, `${target.label}/${mName}`);
-    const have = local.get(name);
+    let have = local.get(name);
+    // An archived copy that would not rebuild (a damaged pack) is not "present": the copy is
+    // pulled as its plain file beside it, which backup and prune then keep (prune.ts).
+    if (have?.archived && have.manifest?.sha256 === manifest.sha256 && (await archivedProblem(toDir, name, have.manifest, (store ??= await PackStore.load(archivePaths(toDir)))))) have = undefined;
     if (have?.manifest?.sha256 === manifest.sha256 && have.sizeMatches) {
       // "Present" is said of bytes that are the snapshot: a plain file here is hashed (an
       // archived one is proven by its rebuild when it is read). A damaged one is not replaced.
