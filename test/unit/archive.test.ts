@@ -356,6 +356,34 @@ describe('archive: page-dedup storage of older snapshots', () => {
     assert.strictEqual(sha(restored), shas.get(oldest));
   });
 
+  it('a pack written again under the name of a damaged one (its trailer unreadable) replaces it: the snapshot just archived rebuilds', async () => {
+    const first = await backup({ plain: 1 });
+    const aside = tmp.join('first-aside.db');
+    fs.copyFileSync(path.join(dir, first), aside);
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, first.replace(/\.db$/, '.manifest.json')), 'utf8')) as Record<string, unknown>;
+    seedMemory(db, 'ns', 'm1', 'memory 1 '.repeat(40));
+    await backup({ plain: 1 });
+    const packsDir = archivePaths(dir).packs;
+    const [pack] = fs.readdirSync(packsDir);
+    const f = path.join(packsDir, pack);
+    const buf = fs.readFileSync(f);
+    buf[buf.length - 12] ^= 0x41; // the footer's version: the trailer no longer reads
+    fs.writeFileSync(f, buf);
+    // The same bytes as the first snapshot, again, under a later name (the database put back as it was).
+    const again = 'ai-memory-2026-11-21T000000Z.db';
+    fs.copyFileSync(aside, path.join(dir, again));
+    const m = { ...manifest, snapshot: again };
+    fs.writeFileSync(path.join(dir, again.replace(/\.db$/, '.manifest.json')), JSON.stringify(m));
+    const store = await PackStore.load(archivePaths(dir));
+    assert.ok(store.unreadable.has(pack));
+    await archiveSnapshot(dir, again, m as unknown as Parameters<typeof archiveSnapshot>[2], store);
+    assert.ok(!fs.existsSync(path.join(dir, again)), 'archived: its plain file is gone');
+    assert.strictEqual(sha(f), pack.replace(/\.pack$/, ''), 'the damaged pack was replaced by the bytes its name promises');
+    const out = tmp.join('again-rebuilt.db');
+    const r = await rebuildArchived(dir, again, out);
+    assert.strictEqual(r.sha256, manifest.sha256);
+  });
+
   it('a page damaged where the whole-file sha256 catches it is named with its pack; a pack of an unknown format version is refused, named', async () => {
     // Random bytes do not deflate: their blobs are stored as they are, so a flipped byte there
     // decompresses fine and only the whole file's sha256 (then each page's hash) finds it.

@@ -596,8 +596,15 @@ class PackWriter {
     }
     const name = `${this.hash.digest('hex')}.pack`;
     crashPoint('archive:pack-temp');
-    // Same name = same bytes: an existing pack of that name is this very pack.
-    if (!(await publishNoClobber(this.tmp, join(this.paths.packs, name)))) await fsp.rm(this.tmp, { force: true });
+    // Same name = same bytes: an existing pack of that name is this very pack — when it is
+    // whole. A damaged one (its trailer unreadable, so none of its pages was found and all
+    // were stored again) is replaced by these bytes, which are what its name promises: kept,
+    // the snapshot just archived would need the damaged file and its plain file is deleted next.
+    const dest = join(this.paths.packs, name);
+    if (!(await publishNoClobber(this.tmp, dest))) {
+      if ((await packProblem(this.paths, name)) === undefined) await fsp.rm(this.tmp, { force: true });
+      else await fsp.rename(this.tmp, dest); // the caller fsyncs the folder before the index is written
+    }
     return { name, size };
   }
 
