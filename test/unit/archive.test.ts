@@ -384,6 +384,27 @@ describe('archive: page-dedup storage of older snapshots', () => {
     assert.strictEqual(r.sha256, manifest.sha256);
   });
 
+  it('a snapshot of more pages than a page index holds stays plain (its index would never be read back)', async function () {
+    this.timeout(120_000); // without the check, the whole sparse file is read before anything fails
+    fs.mkdirSync(dir, { recursive: true });
+    const name = 'ai-memory-2026-11-20T000000Z.db';
+    const f = path.join(dir, name);
+    const head = Buffer.alloc(512);
+    head.write('SQLite format 3\0', 0, 'latin1');
+    head.writeUInt16BE(512, 16); // 512-byte pages
+    fs.writeFileSync(f, head);
+    const bytes = 8_400_000 * 512; // 8.4 million pages: an index of 269 MB, over what readIndex takes
+    fs.truncateSync(f, bytes); // sparse
+    const m = { snapshot: name, sha256: '0'.repeat(64), bytes, source_db: db, version: '0.1.0', created_at: '2026-11-20T00:00:00Z', backend: 'sqlite', tool: `${OUR_TOOL} 0.1.0` };
+    fs.writeFileSync(path.join(dir, name.replace(/\.db$/, '.manifest.json')), JSON.stringify(m));
+    await assert.rejects(archiveSnapshot(dir, name, m as unknown as Parameters<typeof archiveSnapshot>[2], await PackStore.load(archivePaths(dir))), (e: Error & { code?: string }) => {
+      assert.strictEqual(e.code, 'TOO_LARGE', e.message);
+      return true;
+    });
+    assert.strictEqual(fs.statSync(f).size, bytes, 'the plain file stays');
+    assert.deepStrictEqual(await listArchived(dir), []);
+  });
+
   it('a page damaged where the whole-file sha256 catches it is named with its pack; a pack of an unknown format version is refused, named', async () => {
     // Random bytes do not deflate: their blobs are stored as they are, so a flipped byte there
     // decompresses fine and only the whole file's sha256 (then each page's hash) finds it.

@@ -92,6 +92,8 @@ const WINDOW_BYTES = 1 << 20;
 const REBUILD_WINDOW_BYTES = 256 << 10;
 const REBUILD_WRITE_BYTES = 256 << 10;
 const MAX_INDEX_HEADER = 64 << 10;
+/** The largest page index read back (8 million pages: 4 GiB at 512-byte pages, 32 GiB at 4 KiB); archiving writes none larger. */
+const MAX_INDEX_BYTES = 256 << 20;
 
 export interface ArchivePaths {
   root: string;
@@ -810,7 +812,7 @@ export async function readIndex(path: string, into?: IndexBuffer): Promise<PageI
   let data: Buffer;
   const { fh, size } = await openIndex(path);
   try {
-    if (size > 256 << 20) throw damaged(`${path} is too large for a page index.`);
+    if (size > MAX_INDEX_BYTES) throw damaged(`${path} is too large for a page index.`);
     let buf: Buffer;
     if (into) {
       // A little room to spare, not double: the next snapshot's index is a few pages longer
@@ -868,7 +870,7 @@ async function indexRows(path: string, store: PackStore, window: Buffer, opts: {
     const opened = await openIndex(path);
     fh = opened.fh;
     const size = opened.size;
-    if (size > 256 << 20 || size < 12 + 32) return await whole();
+    if (size > MAX_INDEX_BYTES || size < 12 + 32) return await whole();
     const read = async (pos: number, len: number): Promise<Buffer> => {
       const { bytesRead } = await (fh as FileHandle).read(window, 0, len, pos);
       if (bytesRead !== len) throw damaged(`${path} changed while it was read.`);
@@ -1012,6 +1014,13 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
     const piece = pieceSize(head);
     const pieces = Math.ceil(size / piece);
     pieceCount = pieces;
+    // An index larger than readIndex reads would be written, the plain file deleted, and the
+    // snapshot never rebuilt ("too large for a page index").
+    if (12 + MAX_INDEX_HEADER + pieces * 32 + 32 > MAX_INDEX_BYTES) {
+      throw new BackupError('TOO_LARGE', `${name} has ${pieces} pages of ${piece} bytes, more than a page index holds (${Math.floor((MAX_INDEX_BYTES - MAX_INDEX_HEADER - 44) / 32)}); it stays a plain file.`, {
+        hint: 'A larger page size (PRAGMA page_size, then VACUUM) makes fewer pages.',
+      });
+    }
     // An archive not half this snapshot's size (the first one): most pages will be new.
     // Room for them all at once: grown pack by pack, the table doubled several times, each
     // copy garbage, and ended with up to twice the rows it needed (~16 MB at 500 MB).
