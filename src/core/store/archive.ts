@@ -1662,10 +1662,16 @@ async function repack(paths: ArchivePaths, store: PackStore, packs: number[], li
 // ---------------------------------------------------------------------------------------
 // Verification of packs
 
+/** Free read buffers of packProblem (one each for the checks running at once). */
+const packReadBuffers: Buffer[] = [];
+
 /** Why pack `name` is not whole (its bytes do not hash to its name, or it cannot be read); undefined when it is. */
-async function packProblem(paths: ArchivePaths, name: string, signal?: AbortSignal, buf = Buffer.allocUnsafe(READ_BYTES)): Promise<string | undefined> {
+async function packProblem(paths: ArchivePaths, name: string, signal?: AbortSignal): Promise<string | undefined> {
   if (signal?.aborted) throw new BackupError('CANCELLED', 'Cancelled.');
   const h = createHash('sha256');
+  // One read buffer for every pack checked (a new 1 MiB one a pack, freed only when V8 next
+  // collected, took the archive step from 80 to 105 MB of peak RSS).
+  const buf = packReadBuffers.pop() ?? Buffer.allocUnsafe(READ_BYTES);
   try {
     const { fh } = await openRegular(join(paths.packs, name));
     try {
@@ -1680,6 +1686,8 @@ async function packProblem(paths: ArchivePaths, name: string, signal?: AbortSign
     }
   } catch (e) {
     return errorMessage(e);
+  } finally {
+    packReadBuffers.push(buf);
   }
   return `${h.digest('hex')}.pack` === name ? undefined : 'its bytes do not match its name (sha256)';
 }
@@ -1689,9 +1697,8 @@ export async function verifyPacks(dir: string, signal?: AbortSignal): Promise<{ 
   const paths = archivePaths(dir);
   const names = (await fsp.readdir(paths.packs).catch(() => [] as string[])).filter((n) => n.endsWith('.pack'));
   const bad: { pack: string; problem: string; snapshots: string[] }[] = [];
-  const buf = Buffer.allocUnsafe(READ_BYTES); // one for every pack
   for (const n of names) {
-    const problem = await packProblem(paths, n, signal, buf);
+    const problem = await packProblem(paths, n, signal);
     if (problem) bad.push({ pack: n, problem, snapshots: [] });
   }
   if (!bad.length) return bad;
