@@ -487,11 +487,12 @@ async function cmdVerify(p: Parsed, io: CliIO): Promise<number> {
   if (!from) throw new BackupError('USAGE', 'verify needs --from FILE|DIR.');
   const mode = verifyMode(p, false);
   const all = p.switches.has('all');
-  const { reports, packs } = await verifyFolderOrFile({ from: resolve(io.cwd, from), integrity: mode, all, anchor: await publicKey(io), signal: io.signal });
+  const { reports, packs, gone } = await verifyFolderOrFile({ from: resolve(io.cwd, from), integrity: mode, all, anchor: await publicKey(io), signal: io.signal });
   const failed = reports.filter((r) => r.problems.length).length;
   if (p.switches.has('json')) {
-    io.stdout(json(verifyJson(reports, mode, all ? packs : undefined)));
+    io.stdout(json({ ...verifyJson(reports, mode, all ? packs : undefined), ...(gone.length ? { gone } : {}) }));
   } else {
+    if (gone.length) io.stderr(`note: ${gone.length} snapshot${gone.length === 1 ? '' : 's'} left the folder while this ran (retention of a backup or prune${all ? '' : ', or archived: --all checks archived ones'}), not checked: ${gone.join(', ')}\n`);
     for (const r of reports) io.stdout(`${reportLine(r, mode)}\n`);
     for (const b of packs) io.stdout(`FAIL  pack ${b.pack}: ${b.problem}; ${b.snapshots.length ? `used by ${b.snapshots.join(', ')}` : 'no kept snapshot uses it'}\n`);
     io.stdout(`${reports.length - failed} of ${reports.length} snapshot${reports.length === 1 ? '' : 's'} ok${all ? `; ${packs.length ? `${packs.length} damaged pack${packs.length === 1 ? '' : 's'}` : failed ? 'no pack file damaged (what failed is said above)' : 'every pack intact'}` : ''}\n`);

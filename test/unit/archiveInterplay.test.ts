@@ -101,6 +101,27 @@ describe('archive with signatures, ownership, modes and remote copies', function
     assert.deepStrictEqual(again.reports.filter((x) => x.problems.length).map((x) => [x.name, x.problems[0].code]), [[made[1].name, 'SIGNATURE_REFUSED']]);
   });
 
+  it('verify --all while retention runs: a snapshot deleted (plain or archived) after the listing is "gone", not a failure', async () => {
+    const made = await backups(4, { plain: 2 });
+    const { snapshots } = archivePaths(dir);
+    const v = await verifyFolderOrFile({
+      from: dir,
+      all: true,
+      anchor: null,
+      onSnapshot: (_r, i) => {
+        if (i !== 0) return;
+        // As a prune would, after the first snapshot was checked: a plain one and an archived one go, each with its manifest.
+        fs.rmSync(path.join(dir, made[2].name));
+        fs.rmSync(path.join(dir, made[2].name.replace(/\.db$/, '.manifest.json')));
+        fs.rmSync(path.join(snapshots, made[0].name.replace(/\.db$/, '.manifest.json')));
+        fs.rmSync(path.join(snapshots, made[0].name.replace(/\.db$/, '.idx')));
+      },
+    });
+    assert.deepStrictEqual(v.reports.filter((x) => x.problems.length).map((x) => [x.name, x.problems[0].message]), []);
+    assert.deepStrictEqual(v.reports.map((x) => x.name).sort(), [made[1].name, made[3].name].sort());
+    assert.deepStrictEqual([...v.gone].sort(), [made[0].name, made[2].name].sort());
+  });
+
   it('pull --verify off still checks the signed manifest: an edited manifest naming edited bytes is refused', async () => {
     const [made] = await backups(1, { signed: true, plain: 1 });
     const mirror = tmp.join(`nas-${Math.random().toString(36).slice(2)}`);

@@ -7,13 +7,14 @@
  */
 import type { VerifyMode } from '../common/checks';
 import { promises as fsp } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { BackupError, errnoCode } from '../common/errors';
 import { collectAll } from '../common/gc';
 import { archivePaths, PackStore, RebuildBuffers, verifyPacks } from '../store/archive';
 import { findArchived, verifyArchived } from './archived';
 import { examineSnapshot, type SnapshotReport } from './snapshotCheck';
 import { anchorFor, listSnapshots } from '../store/catalog';
+import { manifestNameFor } from '../store/naming';
 import type { OperatorPublicKey } from '../store/operatorKey';
 
 export interface VerifyOptions {
@@ -37,7 +38,13 @@ export async function verifySnapshots(opts: VerifyOptions): Promise<SnapshotRepo
   return (await verifyFolderOrFile(opts)).reports;
 }
 
-export async function verifyFolderOrFile(opts: VerifyOptions): Promise<{ reports: SnapshotReport[]; packs: PackProblem[] }> {
+/**
+ * `gone`: snapshots listed when the run began that left the folder before their turn, with
+ * their manifest (retention of a backup or prune running meanwhile: the folder is read
+ * without its lock, which a long run must not hold). A snapshot archived or made plain
+ * again meanwhile is checked where it is now.
+ */
+export async function verifyFolderOrFile(opts: VerifyOptions): Promise<{ reports: SnapshotReport[]; packs: PackProblem[]; gone: string[] }> {
   const from = resolve(opts.from);
   let st;
   try {
@@ -50,7 +57,7 @@ export async function verifyFolderOrFile(opts: VerifyOptions): Promise<{ reports
       if (!ref) throw new BackupError('SNAPSHOT_NOT_FOUND', `${from} does not exist.`, { hint: 'Pass a snapshot file or a backup folder with --from.' });
       const report = await verifyArchived(ref, opts.integrity ?? 'quick', opts.signal, (await anchorFor(opts.anchor)) ?? null);
       opts.onSnapshot?.(report, 0, 1);
-      return { reports: [report], packs: [] };
+      return { reports: [report], packs: [], gone: [] };
     } else {
       throw new BackupError('SNAPSHOT_NOT_FOUND', `${from} does not exist.`, { hint: 'Pass a snapshot file or a backup folder with --from.' });
     }
@@ -61,14 +68,39 @@ export async function verifyFolderOrFile(opts: VerifyOptions): Promise<{ reports
     throw new BackupError('NO_SNAPSHOTS', `No snapshots found in ${from}.`, { hint: 'Run `backup` first.' });
   }
   const reports: SnapshotReport[] = [];
+  const gone: string[] = [];
   const anchor = (await anchorFor(opts.anchor)) ?? null;
   let store: PackStore | undefined;
   const buffers = new RebuildBuffers();
-  for (const [i, it] of items.entries()) {
-    if (it.archived) store ??= await PackStore.load(archivePaths(from));
-    const report = it.archived
-      ? await verifyArchived({ dir: from, name: it.name, path: it.path, manifestPath: it.manifestPath }, opts.integrity ?? 'quick', opts.signal, anchor, store, buffers)
-      : (await examineSnapshot(it.path, { useManifest: true, integrity: opts.integrity ?? 'quick', stopAtFirst: false, anchor, signal: opts.signal })).report;
+  const exists = async (p: string): Promise<boolean> => await fsp.lstat(p).then(() => true, (e: unknown) => errnoCode(e) !== 'ENOENT');
+  for (const [i, listed] of items.entries()) {
+    let it = listed;
+    if (entries) {
+      // Where is it now? A backup or prune may have archived it, deleted it, or (materialize,
+      // pull) put it back as a plain file since the folder was listed.
+      const plainPath = join(from, it.name);
+      if (await exists(plainPath)) {
+        it = { ...it, path: plainPath, archived: false, manifestPath: join(from, manifestNameFor(it.name)) };
+      } else {
+        const ref = opts.all ? await findArchived(plainPath) : undefined;
+        if (ref) it = { ...it, archived: true, path: ref.path, manifestPath: ref.manifestPath };
+        else if (!(await exists(join(from, manifestNameFor(it.name))))) {
+          gone.push(it.name); // left with its manifest: deleted by retention, or archived (without --all)
+          continue;
+        }
+      }
+    }
+    const check = async (): Promise<SnapshotReport> =>
+      it.archived
+        ? verifyArchived({ dir: from, name: it.name, path: it.path, manifestPath: it.manifestPath }, opts.integrity ?? 'quick', opts.signal, anchor, (store ??= await PackStore.load(archivePaths(from))), buffers)
+        : (await examineSnapshot(it.path, { useManifest: true, integrity: opts.integrity ?? 'quick', stopAtFirst: false, anchor, signal: opts.signal })).report;
+    let report = await check();
+    if (it.archived && report.problems.length) {
+      // The packs' table is read once: a snapshot archived since, or packs a prune repacked
+      // meanwhile, are not in it. Read again before calling the snapshot damaged.
+      store = await PackStore.load(archivePaths(from));
+      report = await check();
+    }
     reports.push(report);
     opts.onSnapshot?.(report, i, items.length);
     // Each snapshot's buffers (hashing, rebuilding, the check) are dead now; without this a
@@ -76,5 +108,5 @@ export async function verifyFolderOrFile(opts: VerifyOptions): Promise<{ reports
     if (items.length > 1) await collectAll();
   }
   const packs = entries && opts.all ? await verifyPacks(from, opts.signal) : [];
-  return { reports, packs };
+  return { reports, packs, gone };
 }
