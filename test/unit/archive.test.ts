@@ -502,6 +502,43 @@ describe('archive: page-dedup storage of older snapshots', () => {
     await rebuildsAll();
   });
 
+  it('a backup folder we may read but not write (a read-only mount, another user\'s): archived snapshots verify, inspect, diff, dry-run restore and materialize elsewhere; nothing is written there', async function () {
+    if (process.platform === 'win32') this.skip(); // no POSIX modes
+    const root = process.getuid?.() === 0; // root writes anywhere: the commands then run as nobody (effective uid)
+    const old = process.umask(0o022);
+    try {
+      fs.chmodSync(tmp.path, 0o755);
+      const oldest = (await threeBackupsPlainOne())[0];
+      const snap = path.join(dir, oldest);
+      const out = tmp.join('out');
+      fs.mkdirSync(out);
+      if (root) fs.chownSync(out, 65534, 65534);
+      const listing = (d: string): string[] => fs.readdirSync(d, { recursive: true, encoding: 'utf8' }).sort();
+      const before = listing(dir);
+      fs.chmodSync(dir, 0o555);
+      if (root) process.seteuid?.(65534);
+      try {
+        const v = await cli(['verify', '--from', dir, '--all', '--json'], { cwd: tmp.path });
+        assert.strictEqual(v.code, 0, v.stdout + v.stderr);
+        const i = await cli(['inspect', '--from', snap, '--json'], { cwd: tmp.path });
+        assert.strictEqual(i.code, 0, i.stderr);
+        const d = await cli(['diff', '--from', snap, '--db', db], { cwd: tmp.path });
+        assert.strictEqual(d.code, 0, d.stderr);
+        const r = await cli(['restore', '--db', db, '--from', snap, '--dry-run'], { cwd: tmp.path });
+        assert.strictEqual(r.code, 0, r.stderr);
+        const m = await cli(['materialize', '--from', snap, '--out', path.join(out, 'm.db')], { cwd: tmp.path });
+        assert.strictEqual(m.code, 0, m.stderr);
+      } finally {
+        if (root) process.seteuid?.(0);
+        fs.chmodSync(dir, 0o755);
+      }
+      assert.strictEqual(sha(path.join(out, 'm.db')), shas.get(oldest));
+      assert.deepStrictEqual(listing(dir), before);
+    } finally {
+      process.umask(old);
+    }
+  });
+
   it('a manifest replaced while its snapshot is archived: the snapshot stays plain, nothing archived under the wrong manifest', async () => {
     const names: string[] = [];
     for (let i = 0; i < 2; i++) {

@@ -10,7 +10,8 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { BackupError, errnoCode, ioError } from '../common/errors';
 import { collectAll } from '../common/gc';
 import { crashPoint } from '../common/testHooks';
-import { dirModeLike, fileModeLike, fsyncDir, publishNoClobber, reachableMode, tempPath, writeFileAtomic } from '../store/atomicFs';
+import { tmpdir } from 'node:os';
+import { cleanStaleTemps, dirModeLike, fileModeLike, fsyncDir, publishNoClobber, reachableMode, tempPath, writeFileAtomic } from '../store/atomicFs';
 import { listArchived, rebuildArchived, refuseInsideArchive, type PackStore, type RebuildBuffers, type RebuildResult } from '../store/archive';
 import { serializeManifest } from '../store/manifest';
 import { manifestNameFor, snapshotFileTime } from '../store/naming';
@@ -43,18 +44,39 @@ export async function findArchived(path: string): Promise<ArchivedRef | undefine
 }
 
 export interface Rebuilt {
-  /** The rebuilt file (a temp in the backup folder); remove it with `done()`. */
+  /** The rebuilt file (a temp in the backup folder, `dir`, or the system's temp folder); remove it with `done()`. */
   file: string;
   result: RebuildResult;
   done: () => Promise<void>;
 }
 
-/** Rebuilds an archived snapshot into a temp file in its backup folder, pinned while it exists. */
-export async function rebuildToTemp(ref: ArchivedRef, opts: { signal?: AbortSignal; onBytes?: (d: number, t: number) => void; store?: PackStore; buffers?: RebuildBuffers } = {}): Promise<Rebuilt> {
-  const unpin = await pinSnapshot(ref.dir, ref.name);
-  const file = tempPath(ref.dir, 'rebuild');
+/** Whether we may create files in `dir` (a read-only mount, another user's folder: not), tried as the rebuild would. */
+async function canCreateIn(dir: string): Promise<boolean> {
+  const probe = tempPath(dir, 'probe');
   try {
-    const result = await rebuildArchived(ref.dir, ref.name, file, opts);
+    await (await fsp.open(probe, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600)).close();
+  } catch (e) {
+    const code = errnoCode(e);
+    return !(code === 'EACCES' || code === 'EPERM' || code === 'EROFS'); // anything else: the rebuild says what
+  }
+  await fsp.rm(probe, { force: true }).catch(() => undefined);
+  return true;
+}
+
+/**
+ * Rebuilds an archived snapshot into a temp file, pinned while it exists: in `dir` when
+ * given (materialize: where it is placed), else in its backup folder, or, when we may
+ * read that folder but not write it (a read-only mount, a NAS snapshot, another user's
+ * backups), as a private (0600) file in the system's temp folder: reading an archived
+ * snapshot (verify, inspect, diff, extract, a dry run) changes nothing in the folder.
+ */
+export async function rebuildToTemp(ref: ArchivedRef, opts: { signal?: AbortSignal; onBytes?: (d: number, t: number) => void; store?: PackStore; buffers?: RebuildBuffers; dir?: string } = {}): Promise<Rebuilt> {
+  const unpin = await pinSnapshot(ref.dir, ref.name);
+  const inFolder = opts.dir !== undefined || (await canCreateIn(ref.dir));
+  if (!inFolder) await cleanStaleTemps(tmpdir(), { deadOnly: true }); // rebuilds left by processes that died
+  const file = tempPath(opts.dir ?? (inFolder ? ref.dir : tmpdir()), 'rebuild');
+  try {
+    const result = await rebuildArchived(ref.dir, ref.name, file, { ...opts, ...(inFolder ? {} : { mode: 0o600 }) });
     crashPoint('archive:after-rebuild');
     return {
       file,
@@ -144,7 +166,8 @@ export async function runMaterialize(opts: MaterializeOptions): Promise<Material
   await fsp.mkdir(outDir, { recursive: true, mode: dirModeLike(fileMode) }).catch((e: unknown) => {
     throw ioError('creating folder', outDir, e);
   });
-  const rebuilt = await rebuildToTemp(ref, { signal: opts.signal });
+  // Rebuilt where it is placed (one write; a read-only backup folder is no obstacle).
+  const rebuilt = await rebuildToTemp(ref, { signal: opts.signal, dir: outDir });
   try {
     const { report } = await examineSnapshot(rebuilt.file, {
       useManifest: true,

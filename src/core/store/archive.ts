@@ -1376,7 +1376,7 @@ export async function rebuildArchived(
   dir: string,
   name: string,
   out: string,
-  opts: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void; store?: PackStore; checkPages?: boolean; buffers?: RebuildBuffers } = {},
+  opts: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void; store?: PackStore; checkPages?: boolean; buffers?: RebuildBuffers; mode?: number } = {},
 ): Promise<RebuildResult> {
   for (let attempt = 1; ; attempt++) {
     try {
@@ -1396,7 +1396,7 @@ async function rebuildOnce(
   name: string,
   out: string,
   given: PackStore | undefined,
-  opts: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void; checkPages?: boolean; buffers?: RebuildBuffers },
+  opts: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void; checkPages?: boolean; buffers?: RebuildBuffers; mode?: number },
 ): Promise<RebuildResult> {
   const buffers = opts.buffers ?? new RebuildBuffers();
   const paths = archivePaths(dir);
@@ -1427,7 +1427,8 @@ async function rebuildOnce(
   let hashes = opts.checkPages ? (await readIndex(indexPath, buffers.index)).hashes : undefined;
   const source = new PageSource(paths, store, buffers);
   // As its folders let others reach it, and its group bits only for its own group (atomicFs.reachableMode): a rebuild lands outside the archive (materialize, a mirror).
-  const mode = (await reachableMode(manifestPath, dirname(out)).catch(() => 0o600)) & 0o666;
+  // `mode`: the caller's (a private temp file in the system's temp folder is 0600).
+  const mode = opts.mode ?? ((await reachableMode(manifestPath, dirname(out)).catch(() => 0o600)) & 0o666);
   const fh = await fsp.open(out, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode).catch((e: unknown) => {
     throw ioError('creating', out, e);
   });
