@@ -183,7 +183,7 @@ function verifyMode(p: Parsed, allowOff: false): CheckMode;
 function verifyMode(p: Parsed, allowOff: boolean): VerifyMode {
   const v = p.values.get('verify') ?? 'quick';
   if (v === 'quick' || v === 'full' || (allowOff && v === 'off')) return v;
-  throw new BackupError('USAGE', `--verify must be quick, full${allowOff ? ' or off' : ''}; got "${v}".`);
+  throw new BackupError('USAGE', `--verify must be ${allowOff ? 'quick, full or off' : 'quick or full'}; got "${v}".`);
 }
 
 /** Adds how the database path was chosen to a "not found" error, so the user knows what to change. */

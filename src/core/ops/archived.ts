@@ -143,7 +143,13 @@ export interface MaterializeResult {
 export async function runMaterialize(opts: MaterializeOptions): Promise<MaterializeResult> {
   const ref = await findArchived(opts.from);
   if (!ref) {
-    const exists = await fsp.lstat(resolve(opts.from)).then(() => true, () => false);
+    const st = await fsp.lstat(resolve(opts.from)).catch(() => undefined);
+    if (st?.isDirectory()) {
+      throw new BackupError('USAGE', `${resolve(opts.from)} is a folder; materialize takes one archived snapshot, by the path its plain file would have (DIR/ai-memory-<time>.db).`, {
+        hint: `Run \`list --to ${resolve(opts.from)}\` to see its snapshots, archived ones included.`,
+      });
+    }
+    const exists = st !== undefined;
     throw new BackupError('SNAPSHOT_NOT_FOUND', exists ? `${resolve(opts.from)} is already a plain file; nothing to materialize.` : `${resolve(opts.from)} is neither a snapshot nor in its folder's archive.`, {
       hint: exists ? 'Copy it (with its manifest), or restore it directly.' : 'Run `list --to <backup folder>` to see the snapshots, archived ones included.',
     });

@@ -105,13 +105,13 @@ export async function prepareBackupDir(dir: string, dirMode = 0o755): Promise<vo
     const st = await fsp.stat(dir);
     if (!st.isDirectory()) {
       throw new BackupError('TARGET_NOT_DIRECTORY', `Backup folder ${dir} is a file, not a folder.`, {
-        hint: 'Choose a folder with --to (or the aiMemory.backup.directory setting).',
+        hint: 'Choose a folder with --to.',
       });
     }
   } catch (e) {
     if (errnoCode(e) === 'ENOTDIR') {
       throw new BackupError('TARGET_NOT_DIRECTORY', `Backup folder ${dir} is inside a file, not a folder.`, {
-        hint: 'Choose a folder with --to (or the aiMemory.backup.directory setting).',
+        hint: 'Choose a folder with --to.',
       });
     }
     if (errnoCode(e) !== 'ENOENT') throw ioError('checking', dir, e);

@@ -256,9 +256,8 @@ export async function runPrune(opts: PruneOptions): Promise<PruneRunResult> {
   const policy = normalizePolicy(opts.policy);
   const scope: OwnerScope = { dbPath: (await resolveDbPath(opts.dbPath)).path };
   const st = await fsp.stat(dir).catch(() => undefined);
-  if (!st?.isDirectory()) {
-    throw new BackupError('SNAPSHOT_NOT_FOUND', `Backup folder ${dir} does not exist.`, { hint: 'Pass the backup folder with --to.' });
-  }
+  if (st && !st.isDirectory()) throw new BackupError('TARGET_NOT_DIRECTORY', `Backup folder ${dir} is a file, not a folder. Nothing was changed.`, { hint: 'Pass the backup folder with --to.' });
+  if (!st) throw new BackupError('SNAPSHOT_NOT_FOUND', `Backup folder ${dir} does not exist.`, { hint: 'Pass the backup folder with --to.' });
   // Said, not left to wonder at: snapshots this database's retention leaves alone because their
   // manifest names it by a relative path (a folder of ai-memory's own backups prunes nothing).
   const guessed = (await withOwners(dir, scope.dbPath, await listSnapshots(dir, { archived: true }))).filter((e) => e.owner === 'this' && e.guessed);

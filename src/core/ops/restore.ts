@@ -294,7 +294,7 @@ async function makeFolders(dir: string, fileMode: number, dryRun: boolean): Prom
     const code = errnoCode(e);
     const err =
       code === 'ENOTDIR' || code === 'EEXIST'
-        ? new BackupError('TARGET_NOT_DIRECTORY', `Cannot create the database's folder ${dir}: part of that path (${at}) is a file.`, { hint: 'Point the database path somewhere else (--db PATH, or the aiMemory.databasePath setting).' })
+        ? new BackupError('TARGET_NOT_DIRECTORY', `Cannot create the database's folder ${dir}: part of that path (${at}) is a file.`, { hint: 'Point --db somewhere else.' })
         : ioError('creating folder', at, e);
     return new BackupError(err.code, err.message, { hint: err.hint, state: 'Nothing was changed.', cause: e });
   };
@@ -415,7 +415,7 @@ async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<
   }
   if (!dbExists && !opts.createIfMissing) {
     throw new BackupError('DB_NOT_FOUND', `Database not found: ${dbPath}${loc.viaLink ? ` (where ${loc.given} leads)` : ''}. Nothing was created.`, {
-      hint: 'To restore into a new database there (a new machine), name it explicitly: --db PATH (or the aiMemory.databasePath setting).',
+      hint: 'To restore into a new database there (a new machine), name it explicitly: --db PATH.',
     });
   }
 

@@ -59,7 +59,7 @@ import * as nodeCrypto from 'node:crypto';
 import { createHash } from 'node:crypto';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { BackupError, errnoCode, errorMessage, ioError } from '../common/errors';
 import { NotRegularFileError, openRegular, readSmallRegular, readSmallRegularBytes } from '../common/regularFile';
 import { crashPoint } from '../common/testHooks';
@@ -125,10 +125,16 @@ export async function refuseInsideArchive(dir: string): Promise<void> {
     if (dirname(cur) === cur) break;
     rest.push(basename(cur));
   }
-  const parts = [...resolve(dir).split(/[\\/]/), ...resolved.split(/[\\/]/)];
-  if (parts.includes(ARCHIVE_DIR)) {
+  // The backup folder that holds it, named: the same advice wherever the path came from (--to, --out, a setting).
+  const holder = (p: string): string | undefined => {
+    const parts = p.split(/[\\/]/);
+    const i = parts.indexOf(ARCHIVE_DIR);
+    return i < 0 ? undefined : parts.slice(0, i).join(sep) || sep;
+  };
+  const backupFolder = holder(resolve(dir)) ?? holder(resolved);
+  if (backupFolder !== undefined) {
     throw new BackupError('USAGE', `${dir} is inside a backup folder's archive (${ARCHIVE_DIR}), which only this tool writes; it is not a backup folder. Nothing was changed.`, {
-      hint: `Use the folder that holds ${ARCHIVE_DIR} (--to, or the aiMemory.backup.directory setting).`,
+      hint: `Use the backup folder itself, ${backupFolder}, or another folder.`,
     });
   }
 }

@@ -1,0 +1,51 @@
+/**
+ * The CLI's errors in the CLI's words: what was wrong, named by its flag, and what to do —
+ * never a VS Code setting (aiMemory.*), and never a wrong account of what was given.
+ */
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
+import { createAiMemoryDb } from '../support/aiMemoryDb';
+import { cli } from '../support/cliRun';
+import { useTempDir } from '../support/tmp';
+
+describe('CLI errors: in the CLI\'s words, true to what was given', () => {
+  const tmp = useTempDir();
+
+  it('no error names a VS Code setting; each names the flag to change', async () => {
+    const db = tmp.join('ai-memory.db');
+    createAiMemoryDb(db, { memories: 5 });
+    fs.writeFileSync(tmp.join('afile'), 'x');
+    const dir = tmp.join('backups');
+    const b = await cli(['backup', '--db', db, '--to', dir], { cwd: tmp.path });
+    assert.strictEqual(b.code, 0, b.stderr);
+    const snap = path.join(dir, fs.readdirSync(dir).filter((n) => n.endsWith('.db'))[0]);
+    const cases: [string[], RegExp][] = [
+      [['backup', '--db', db, '--to', tmp.join('afile')], /--to/],
+      [['backup', '--db', db, '--to', tmp.join('afile', 'sub')], /--to/],
+      [['backup', '--db', db, '--to', path.join(dir, '.ai-memory-archive', 'x')], new RegExp(`backup folder itself, ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`)],
+      [['restore', '--db', tmp.join('afile', 'sub', 'new.db'), '--from', snap], /--db/],
+      [['restore', '--from', snap], /--db PATH/],
+    ];
+    for (const [args, want] of cases) {
+      const r = await cli(args, { cwd: tmp.path, env: { AI_MEMORY_DB: tmp.join('missing.db') } });
+      assert.notStrictEqual(r.code, 0, args.join(' '));
+      assert.doesNotMatch(r.stderr, /aiMemory\./, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, want, `${args.join(' ')}: ${r.stderr}`);
+    }
+  });
+
+  it('says what was given: a folder is not "a plain file", a file is not "missing", quick or full', async () => {
+    fs.mkdirSync(tmp.join('dir'));
+    fs.writeFileSync(tmp.join('afile'), 'x');
+    const m = await cli(['materialize', '--from', tmp.join('dir'), '--out', tmp.join('x.db')], { cwd: tmp.path });
+    assert.strictEqual(m.code, 2);
+    assert.match(m.stderr, /is a folder; materialize takes one archived snapshot/);
+    const p = await cli(['prune', '--to', tmp.join('afile'), '--db', tmp.join('afile')], { cwd: tmp.path });
+    assert.strictEqual(p.code, 1);
+    assert.match(p.stderr, /is a file, not a folder/);
+    const v = await cli(['verify', '--from', tmp.join('dir'), '--verify', 'off'], { cwd: tmp.path });
+    assert.strictEqual(v.code, 2);
+    assert.match(v.stderr, /--verify must be quick or full; got "off"/);
+  });
+});
