@@ -15,6 +15,7 @@ import { signatureLine, snapshotVerdict, STATE_LABEL } from '../core/store/snaps
 import { withOwners, type OwnerInfo } from '../core/store/ownership';
 import { resolveDbPath } from '../core/sqlite/dbFiles';
 import { BackupError, errorMessage, isBackupError } from '../core/common/errors';
+import { readSmallRegular } from '../core/common/regularFile';
 import { formatBytes } from '../core/common/format';
 import { resolveAiMemoryDbPath } from '../core/discovery/paths';
 import { describeHolders } from '../core/ops/inUse';
@@ -201,7 +202,7 @@ async function dbPath(p: Parsed, io: CliIO): Promise<{ path: string; detail: str
     env: io.env,
     home: io.home ?? homedir(),
     cwd: io.cwd,
-    readFile: async (f) => fsp.readFile(f, 'utf8').catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e))),
+    readFile: async (f) => readSmallRegular(f, 16 << 20).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e))),
   });
   for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
   return { path: r.path, detail: r.detail, source: r.source };

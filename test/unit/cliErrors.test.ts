@@ -3,6 +3,7 @@
  * never a VS Code setting (aiMemory.*), and never a wrong account of what was given.
  */
 import * as assert from 'assert';
+import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { createAiMemoryDb } from '../support/aiMemoryDb';
@@ -47,5 +48,33 @@ describe('CLI errors: in the CLI\'s words, true to what was given', () => {
     const v = await cli(['verify', '--from', tmp.join('dir'), '--verify', 'off'], { cwd: tmp.path });
     assert.strictEqual(v.code, 2);
     assert.match(v.stderr, /--verify must be quick or full; got "off"/);
+  });
+
+  it('a FIFO where a config or key file is read (config.toml, operator.key.pub, AWS credentials) never hangs a command', async function () {
+    if (process.platform === 'win32') this.skip();
+    this.timeout(60_000);
+    const home = tmp.join('home');
+    const cfg = path.join(home, '.config', 'ai-memory');
+    fs.mkdirSync(cfg, { recursive: true });
+    const db = tmp.join('ai-memory.db');
+    createAiMemoryDb(db, { memories: 5 });
+    const fifo = (p: string) => execFileSync('mkfifo', [p]);
+    fifo(path.join(cfg, 'config.toml'));
+    fifo(path.join(cfg, 'operator.key.pub'));
+    fifo(tmp.join('credentials'));
+    const within = async (args: string[], env: NodeJS.ProcessEnv = {}) => {
+      let timer: NodeJS.Timeout | undefined;
+      const hung = new Promise<'hung'>((r) => (timer = setTimeout(() => r('hung'), 15_000)));
+      const r = await Promise.race([cli(args, { cwd: tmp.path, home, env }), hung]).finally(() => clearTimeout(timer));
+      assert.notStrictEqual(r, 'hung', `${args.join(' ')} hung on a FIFO`);
+      return r as Exclude<typeof r, 'hung'>;
+    };
+    const b = await within(['backup', '--to', tmp.join('bk')]); // config.toml (where the database may be named): a FIFO
+    assert.match(b.stderr, /config\.toml.*not a regular file/, b.stderr); // said, then ai-memory.db in the working directory
+    const l = await within(['list', '--to', tmp.join('bk2'), '--db', db]); // the operator public key: a FIFO
+    assert.match(l.stdout + l.stderr, /operator\.key\.pub|No snapshots|no snapshots/i);
+    const r = await within(['list', '--remote', 's3://bucket/p'], { AWS_SHARED_CREDENTIALS_FILE: tmp.join('credentials'), AWS_CONFIG_FILE: tmp.join('credentials') });
+    assert.notStrictEqual(r.code, 0);
+    assert.match(r.stderr, /credentials/);
   });
 });

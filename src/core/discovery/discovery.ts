@@ -16,6 +16,7 @@
  */
 
 import { errorMessage } from '../common/errors';
+import { readSmallRegular } from '../common/regularFile';
 import { promises as fsp } from 'fs';
 import { ConfigSyntaxError, parseJsonc, parseToml, type TomlTable } from './configFormats';
 import {
@@ -111,7 +112,8 @@ export function createNodeDiscoveryFs(): DiscoveryFs {
   return {
     async readFile(path) {
       try {
-        return await fsp.readFile(path, 'utf8');
+        // Regular files only (a FIFO must not hang discovery); an agent's config can be large (~/.claude.json holds its history).
+        return await readSmallRegular(path, 256 << 20);
       } catch (err) {
         if (missing(err)) return undefined;
         throw err;

@@ -15,9 +15,9 @@
  * `key = value` lines in `[section]`s with indented sub-settings under a `key =` line, which
  * takes twenty lines to read.
  */
-import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { BackupError } from '../common/errors';
+import { readSmallRegular } from '../common/regularFile';
 import type { S3Credentials } from './s3Client';
 
 type Section = Record<string, string>;
@@ -60,7 +60,7 @@ export interface AwsSettings {
 
 async function readIni(path: string): Promise<Map<string, Section>> {
   try {
-    return parseAwsIni(await fsp.readFile(path, 'utf8'));
+    return parseAwsIni(await readSmallRegular(path, 16 << 20)); // regular files only: a FIFO must not hang the command
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
     throw new BackupError('IO', `Cannot read ${path}: ${e instanceof Error ? e.message : String(e)}`);

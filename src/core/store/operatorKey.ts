@@ -27,6 +27,7 @@ import { promises as fsp } from 'node:fs';
 import { homedir } from 'node:os';
 import * as nodePath from 'node:path';
 import { BackupError, errnoCode } from '../common/errors';
+import { readSmallRegular, readSmallRegularBytes } from '../common/regularFile';
 import { decodeBase64Standard, decodeBase64UrlNoPad, rustTrim } from '../common/base64';
 import { isCurvePoint, keyFingerprint, publicKeyFromSeed, PUBLIC_KEY_BYTES, SEED_BYTES } from '../common/ed25519';
 
@@ -113,7 +114,7 @@ export async function resolveOperatorPublicKey(ctx: KeyContext = processKeyConte
   if (!path) return { key: undefined, notes };
   let raw: Buffer;
   try {
-    raw = await fsp.readFile(path);
+    raw = await readSmallRegularBytes(path); // a FIFO or a device here must not hang every command
   } catch (e) {
     if (errnoCode(e) !== 'ENOENT') notes.push(`cannot read ${path}: ${e instanceof Error ? e.message : String(e)}`);
     return { key: undefined, notes };
@@ -175,7 +176,7 @@ function signingKey(seed: Buffer, path: string): OperatorSigningKey {
 async function checkKeygenPub(key: OperatorSigningKey, pubPath: string): Promise<void> {
   let text: string;
   try {
-    text = await fsp.readFile(pubPath, 'utf8');
+    text = await readSmallRegular(pubPath);
   } catch (e) {
     if (errnoCode(e) === 'ENOENT') return;
     throw new BackupError('SIGNING_KEY', `Cannot read ${pubPath}: ${e instanceof Error ? e.message : String(e)}.`);
@@ -215,7 +216,7 @@ export async function findOperatorSigningKey(ctx: KeyContext = processKeyContext
     const pub = p.join(dir, 'operator.pub');
     if ((await exists(priv)) && (await exists(pub))) {
       const key = signingKey(await readPrivateKeyFile(priv, ctx.platform), priv);
-      const raw = await fsp.readFile(pub);
+      const raw = await readSmallRegularBytes(pub);
       if (!raw.equals(key.publicKey)) {
         throw new BackupError('SIGNING_KEY', `The private key ${priv} does not match the public key ${pub}.`, { hint: 'One of the two files was replaced; restore the matching pair.' });
       }
