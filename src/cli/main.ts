@@ -190,7 +190,10 @@ function verifyMode(p: Parsed, allowOff: boolean): VerifyMode {
 /** Adds how the database path was chosen to a "not found" error, so the user knows what to change. */
 function explainDb(e: unknown, db: { path: string; detail: string; source: string }): never {
   if (db.source !== 'flag' && e instanceof BackupError && (e.code === 'DB_NOT_FOUND' || e.code === 'DB_IS_DIRECTORY' || e.code === 'NOT_A_DATABASE' || e.code === 'DB_EMPTY')) {
-    throw new BackupError(e.code, `${e.message} (database path from ${db.detail})`, { hint: e.hint, state: e.state, cause: e });
+    // The engine's hint speaks of --db; the path came from elsewhere, which is what to correct.
+    const where =
+      db.source === 'env' ? 'Set $AI_MEMORY_DB to the ai-memory .db file' : db.source === 'config' ? `Correct db = "…" in ${db.detail.replace(/^db = "[^"]*" in /, '')}` : 'Run it in the folder that holds ai-memory.db';
+    throw new BackupError(e.code, `${e.message} (database path from ${db.detail})`, { hint: `${where}, or pass --db PATH.`, state: e.state, cause: e });
   }
   throw e;
 }

@@ -3,11 +3,12 @@
  * never a VS Code setting (aiMemory.*), and never a wrong account of what was given.
  */
 import * as assert from 'assert';
-import { execFileSync } from 'child_process';
+import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { createAiMemoryDb } from '../support/aiMemoryDb';
 import { cli } from '../support/cliRun';
+import { cliBundle } from '../support/reliability';
 import { useTempDir } from '../support/tmp';
 
 describe('CLI errors: in the CLI\'s words, true to what was given', () => {
@@ -76,5 +77,40 @@ describe('CLI errors: in the CLI\'s words, true to what was given', () => {
     const r = await within(['list', '--remote', 's3://bucket/p'], { AWS_SHARED_CREDENTIALS_FILE: tmp.join('credentials'), AWS_CONFIG_FILE: tmp.join('credentials') });
     assert.notStrictEqual(r.code, 0);
     assert.match(r.stderr, /credentials/);
+  });
+
+  it('says what is wrong with a path in plain words: a loop of links, a database it may not read, a database path from $AI_MEMORY_DB', async function () {
+    if (process.platform === 'win32') this.skip();
+    const db = tmp.join('ai-memory.db');
+    createAiMemoryDb(db, { memories: 5 });
+    fs.symlinkSync(tmp.join('loop2'), tmp.join('loop1'));
+    fs.symlinkSync(tmp.join('loop1'), tmp.join('loop2'));
+    for (const args of [['list', '--to', tmp.join('loop1')], ['restore', '--db', db, '--from', tmp.join('loop1')], ['backup', '--db', db, '--to', tmp.join('loop1')]]) {
+      const r = await cli(args, { cwd: tmp.path });
+      assert.notStrictEqual(r.code, 0, args.join(' '));
+      assert.match(r.stderr, /a loop of symbolic links/, `${args.join(' ')}: ${r.stderr}`);
+      assert.doesNotMatch(r.stderr, /ELOOP|does not exist/, `${args.join(' ')}: ${r.stderr}`);
+    }
+    // The path came from $AI_MEMORY_DB: that is what to correct, not --db alone.
+    fs.mkdirSync(tmp.join('folder'));
+    const e = await cli(['backup', '--to', tmp.join('bk')], { cwd: tmp.path, env: { AI_MEMORY_DB: tmp.join('folder') } });
+    assert.notStrictEqual(e.code, 0);
+    assert.match(e.stderr, /Set \$AI_MEMORY_DB to the ai-memory \.db file, or pass --db PATH/, e.stderr);
+    // A database this user may not read: advice about reading it, not "choose another folder".
+    if (process.getuid?.() === 0) {
+      fs.chmodSync(tmp.path, 0o755);
+      fs.chmodSync(db, 0o600);
+      // Another user: the CLI as its own process (a private bundle of this source).
+      const bundle = await cliBundle();
+      fs.chmodSync(path.dirname(bundle), 0o755);
+      fs.chmodSync(bundle, 0o755);
+      const never = tmp.join('never');
+      const r = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, bundle, 'backup', '--db', db, '--to', never], { encoding: 'utf8' });
+      assert.strictEqual(r.error, undefined, String(r.error));
+      assert.notStrictEqual(r.status, 0);
+      assert.match(r.stderr, /Permission denied while opening .*\n.*Check that you may read it/, r.stderr);
+      assert.doesNotMatch(r.stderr, /choose another folder/, r.stderr);
+      assert.ok(!fs.existsSync(never), 'nothing made');
+    }
   });
 });

@@ -57,11 +57,31 @@ export function ioError(action: string, path: string, e: unknown): BackupError {
       cause: e,
     });
   }
-  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
-    return new BackupError('TARGET_NOT_WRITABLE', `Permission denied while ${action} ${path}.`, {
-      hint: 'Check the permissions of that path, or choose another folder.',
+  // Reading needs other advice than writing: "choose another folder" means nothing for the database itself.
+  const reads = /^(opening|reading|checking|listing|resolving|hashing)\b/.test(action);
+  const did = `${action.charAt(0).toUpperCase()}${action.slice(1)} ${path}`;
+  if (code === 'EROFS') {
+    return new BackupError('TARGET_NOT_WRITABLE', `${did} failed: it is on a read-only file system.`, {
+      hint: 'Choose a folder on a writable disk, or mount it writable.',
       cause: e,
     });
+  }
+  if (code === 'EACCES' || code === 'EPERM') {
+    return new BackupError('TARGET_NOT_WRITABLE', `Permission denied while ${action} ${path}.`, {
+      hint: reads
+        ? 'Check that you may read it (its mode, and that its folders let you in), or run as the user who owns it.'
+        : 'Check that you may write there (the folder\'s mode and owner), or choose another folder.',
+      cause: e,
+    });
+  }
+  if (code === 'ELOOP') {
+    return new BackupError('IO', `${did} failed: a loop of symbolic links (or too many in a row).`, { hint: 'Fix or remove the link, or give the real path.', cause: e });
+  }
+  if (code === 'ENOTDIR') {
+    return new BackupError('IO', `${did} failed: a part of that path is a file where a folder should be.`, { hint: 'Check the path; a folder in it is a file.', cause: e });
+  }
+  if (code === 'EEXIST') {
+    return new BackupError('IO', `${did} failed: something is already there.`, { hint: 'Move it away, or give another path.', cause: e });
   }
   return new BackupError('IO', `Failed while ${action} ${path}: ${detail}`, { cause: e });
 }

@@ -173,6 +173,7 @@ export async function resolveRestoreSource(from: string, given: string): Promise
     // In the folder's page-dedup archive: whose it is comes from its manifest there.
     const archived = errnoCode(e) === 'ENOENT' ? await findArchived(p) : undefined;
     if (archived) return { snapshot: p, source: await fileSource(archived.manifestPath), warnings };
+    if (errnoCode(e) !== 'ENOENT') throw ioError('reading', p, e); // a loop of links, a folder we may not enter: not "does not exist"
     throw new BackupError('SNAPSHOT_NOT_FOUND', `${p} does not exist.`, { hint: 'Pass a snapshot file or the backup folder with --from.' });
   }
   if (!st.isDirectory()) return { snapshot: p, source: await fileSource(join(dirname(p), manifestNameFor(basename(p)))), warnings };

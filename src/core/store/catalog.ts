@@ -6,7 +6,7 @@
 import { isInside } from '../common/fsFacts';
 import { close, constants as fsc, fstat, lstat, open, promises as fsp, read, type Stats } from 'node:fs';
 import { join } from 'node:path';
-import { BackupError, errnoCode, errorMessage, isBackupError } from '../common/errors';
+import { BackupError, errnoCode, errorMessage, ioError, isBackupError } from '../common/errors';
 import { NotRegularFileError, readSmallRegular, SMALL_FILE_CAP, TooLargeFileError } from '../common/regularFile';
 import { acquireFolderLock } from './folderLock';
 import { checkManifestNames, parseManifest, type Manifest } from './manifest';
@@ -215,7 +215,7 @@ export async function listSnapshots(dir: string, opts: ListOptions = {}): Promis
     if (code === 'ENOTDIR') {
       throw new BackupError('TARGET_NOT_DIRECTORY', `${dir} is a file, not a folder.`, { hint: 'Choose a backup folder.' });
     }
-    throw new BackupError('IO', `Cannot read the backup folder ${dir}: ${errorMessage(e)}`);
+    throw ioError('listing the backup folder', dir, e);
   }
   const realDir = await fsp.realpath(dir).catch(() => dir);
   const readManifests = opts.manifests ?? true;
