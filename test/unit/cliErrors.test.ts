@@ -91,6 +91,13 @@ describe('CLI errors: in the CLI\'s words, true to what was given', () => {
       assert.match(r.stderr, /a loop of symbolic links/, `${args.join(' ')}: ${r.stderr}`);
       assert.doesNotMatch(r.stderr, /ELOOP|does not exist/, `${args.join(' ')}: ${r.stderr}`);
     }
+    // inspect of a folder holding only another database's snapshots: advice inspect can take.
+    const bk = tmp.join('bk-other');
+    assert.strictEqual((await cli(['backup', '--db', db, '--to', bk], { cwd: tmp.path })).code, 0);
+    const i = await cli(['inspect', '--from', bk], { cwd: tmp.path, env: { AI_MEMORY_DB: tmp.join('other.db') } });
+    assert.notStrictEqual(i.code, 0);
+    assert.match(i.stderr, /Pass the snapshot file itself with --from .*or set \$AI_MEMORY_DB/, i.stderr);
+    assert.doesNotMatch(i.stderr, /to restore one of them|point --db/, i.stderr);
     // The path came from $AI_MEMORY_DB: that is what to correct, not --db alone.
     fs.mkdirSync(tmp.join('folder'));
     const e = await cli(['backup', '--to', tmp.join('bk')], { cwd: tmp.path, env: { AI_MEMORY_DB: tmp.join('folder') } });

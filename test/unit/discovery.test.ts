@@ -721,6 +721,6 @@ describe('discovery: against a real directory', () => {
       ],
     );
     assert.strictEqual(result.diagnostics.length, 1);
-    assert.match(result.diagnostics[0], /\.cursor.mcp\.json: cannot read: EISDIR/);
+    assert.match(result.diagnostics[0], /\.cursor.mcp\.json: cannot read: .*mcp\.json is a directory, not a regular file/);
   });
 });

@@ -32,7 +32,8 @@ export function errorMessage(err: unknown): string {
   if (err instanceof Error) {
     // Node fs messages usually start with their code ("EACCES: permission
     // denied, open …"); add the code only when the message lacks it.
-    const code = (err as NodeJS.ErrnoException).code;
+    // Ours (BackupError) say what happened in words; their code is for programs.
+    const code = err instanceof BackupError ? undefined : (err as NodeJS.ErrnoException).code;
     return code && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
   }
   return String(err);

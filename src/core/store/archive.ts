@@ -1001,8 +1001,14 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
   const plainManifest = join(dir, manifestNameFor(name));
   const mode = await modeOf(plain);
   // Made no wider than the snapshot (an existing archive folder stays as it is: its files keep their own modes).
-  await fsp.mkdir(paths.packs, { recursive: true, mode: dirModeLike(mode) });
-  await fsp.mkdir(paths.snapshots, { recursive: true, mode: dirModeLike(mode) });
+  const madePacks = await fsp.mkdir(paths.packs, { recursive: true, mode: dirModeLike(mode) });
+  const madeSnapshots = await fsp.mkdir(paths.snapshots, { recursive: true, mode: dirModeLike(mode) });
+  // New folders durable before anything in them counts (the plain file goes only after the
+  // packs and the index are synced in their folders; those folders' own entries, too).
+  if (madePacks !== undefined || madeSnapshots !== undefined) {
+    await fsyncDir(paths.root);
+    await fsyncDir(dir);
+  }
   // What is read is the descriptor that was checked: a regular file, not a link, never a FIFO swapped in.
   const { fh } = await openRegular(plain, { noFollow: true }).catch((e: unknown) => {
     throw ioError('opening', plain, e);
