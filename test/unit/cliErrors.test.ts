@@ -5,6 +5,8 @@
 import * as assert from 'assert';
 import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
+import { devNull } from 'os';
+import { loadAwsSettings } from '../../src/core/remote/awsConfig';
 import * as path from 'path';
 import { createAiMemoryDb } from '../support/aiMemoryDb';
 import { cli } from '../support/cliRun';
@@ -77,6 +79,9 @@ describe('CLI errors: in the CLI\'s words, true to what was given', () => {
     const r = await within(['list', '--remote', 's3://bucket/p'], { AWS_SHARED_CREDENTIALS_FILE: tmp.join('credentials'), AWS_CONFIG_FILE: tmp.join('credentials') });
     assert.notStrictEqual(r.code, 0);
     assert.match(r.stderr, /credentials/);
+    // The null device is no file at all (the extension points both there): read as empty, not refused.
+    const settings = await loadAwsSettings({ AWS_CONFIG_FILE: devNull, AWS_SHARED_CREDENTIALS_FILE: devNull, AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's' }, home);
+    assert.strictEqual(settings.credentials?.accessKeyId, 'k');
   });
 
   it('says what is wrong with a path in plain words: a loop of links, a database it may not read, a database path from $AI_MEMORY_DB', async function () {

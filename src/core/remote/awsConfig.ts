@@ -16,6 +16,7 @@
  * takes twenty lines to read.
  */
 import { join } from 'node:path';
+import { devNull } from 'node:os';
 import { BackupError } from '../common/errors';
 import { readSmallRegular } from '../common/regularFile';
 import type { S3Credentials } from './s3Client';
@@ -59,6 +60,9 @@ export interface AwsSettings {
 }
 
 async function readIni(path: string): Promise<Map<string, Section>> {
+  // The null device is "no file" (the extension points AWS_CONFIG_FILE there so that only the
+  // credentials it holds are used); any other device or FIFO is refused, never waited on.
+  if (path === devNull) return new Map();
   try {
     return parseAwsIni(await readSmallRegular(path, 16 << 20)); // regular files only: a FIFO must not hang the command
   } catch (e) {
