@@ -2,7 +2,7 @@
 import * as vscode from 'vscode';
 import type { ErrorCode } from '../core/common/errors';
 import { Commands } from '../contributionIds';
-import { extensionHint, failureText, type FailureContext } from './errorText';
+import { explainFailure, type FailureContext } from './errorText';
 import { openSettings } from './settings';
 
 export interface ErrorAction {
@@ -34,6 +34,6 @@ export function errorActions(code: ErrorCode, ctx?: FailureContext): ErrorAction
 
 /** An engine failure as one line for a notification and the log: what happened, where things are, what to do here. */
 export function describeFailure(err: { code: string; message: string; hint?: string; state?: string }, ctx: FailureContext): { text: string; hint: string | undefined } {
-  const hint = extensionHint(err.code, err.hint, ctx);
-  return { text: failureText(err.message, hint, err.state), hint };
+  const { text, hint } = explainFailure(err, ctx);
+  return { text, hint };
 }

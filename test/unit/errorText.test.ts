@@ -4,13 +4,13 @@
  * punctuation in place.
  */
 import * as assert from 'assert';
-import type { ErrorCode } from '../../src/core/common/errors';
+import { ERROR_CODES, type ErrorCode } from '../../src/core/common/errors';
 import { inspectDatabase } from '../../src/core/sqlite/image';
 import { runRestore } from '../../src/core/ops/restore';
 import { extensionHint, failureText, sentence, speaksCli, type DatabaseOrigin } from '../../src/features/errorText';
 import { useTempDir } from '../support/tmp';
 
-const ALL: ErrorCode[] = ['USAGE', 'DB_NOT_FOUND', 'DB_IS_DIRECTORY', 'NOT_A_DATABASE', 'DB_EMPTY', 'DB_BUSY', 'HOT_JOURNAL', 'TARGET_NOT_DIRECTORY', 'TARGET_NOT_WRITABLE', 'NO_SPACE', 'LOCKED', 'SNAPSHOT_NOT_FOUND', 'NO_SNAPSHOTS', 'UNSAFE_SNAPSHOT_PATH', 'MANIFEST_MISSING', 'MANIFEST_INVALID', 'MANIFEST_FOREIGN', 'SIZE_MISMATCH', 'SHA_MISMATCH', 'INTEGRITY_FAILED', 'UNVERIFIABLE', 'TOO_LARGE', 'IN_USE', 'RESTORE_FAILED', 'CANCELLED', 'IO'];
+const ALL: readonly ErrorCode[] = ERROR_CODES;
 const ORIGINS: DatabaseOrigin[] = [
   { via: 'setting', source: 'setting aiMemory.databasePath (User)' },
   { via: 'discovered', source: '.vscode/mcp.json (server "memory")' },
@@ -38,7 +38,7 @@ describe('error text in VS Code (issue 15 #2)', () => {
   it('no code, for any origin and operation, gets a hint with a CLI flag or $AI_MEMORY_DB', () => {
     for (const code of ALL) {
       for (const db of [...ORIGINS, undefined]) {
-        for (const operation of ['backup', 'restore', 'verify'] as const) {
+        for (const operation of ['backup', 'restore', 'verify', 'open', 'extract', 'copy', 'setUpCopy', 'download'] as const) {
           const hint = extensionHint(code, CLI_HINT, { operation, db, directorySetting: false });
           // Only a hint that sends the user to a terminal on purpose may name the CLI.
           if (hint && !hint.includes('in a terminal')) assert.ok(!speaksCli(hint), `${code}/${operation}/${db?.via}: ${hint}`);
