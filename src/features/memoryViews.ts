@@ -20,6 +20,7 @@ import { writeFileAtomic } from '../core/store/atomicFs';
 import { Disposable } from '../util/disposable';
 import type { DatabaseLocator } from './databaseLocator';
 import { EngineError, type EngineClient } from './engineClient';
+import { explainFailure, extensionMessage, type FailureContext } from './errorText';
 import { preRestoreView, type SnapshotCatalog, type SnapshotView } from './snapshotCatalog';
 import { localTime, ownerLabel, type Node } from './snapshotsTree';
 
@@ -77,7 +78,7 @@ export function renderOverview(r: InspectOutcome): string {
   const lines = [`# ${s.database ? 'Current database' : 'Snapshot'} ${s.name}`, '', `path      ${s.path}`, `size      ${s.bytes.toLocaleString()} bytes`];
   if (s.sha256) lines.push(`sha256    ${s.sha256}`);
   if (s.created_at) lines.push(`taken     ${localTime(Date.parse(s.created_at))} (${s.created_at})`);
-  for (const w of s.warnings) lines.push(`WARNING   ${w}`);
+  for (const w of s.warnings) lines.push(`WARNING   ${extensionMessage(w)}`);
   if (r.kind !== 'ai-memory') {
     lines.push('', 'This SQLite file is not an ai-memory database. Its tables:');
     for (const t of r.tables ?? []) lines.push(`  ${t.table.padEnd(30)} ${t.rows.toLocaleString()} rows`);
@@ -93,6 +94,11 @@ export function renderOverview(r: InspectOutcome): string {
   }
   lines.push('', 'Browse the memories: AI Memory: Open Snapshot (search by title, content, tags; filter by namespace:NS or tier:T).');
   return `${lines.join('\n')}\n`;
+}
+
+/** The document shown when a snapshot's overview, a memory or a comparison cannot be read: what happened, then what to do here. */
+export function readFailureDocument(f: { message: string; hint: string | undefined }): string {
+  return `Could not read it: ${f.message}\n${f.hint ? `${f.hint}\n` : ''}`;
 }
 
 export function renderComparison(c: DiffOutcome): string {
@@ -263,7 +269,7 @@ export class MemoryViews extends Disposable implements vscode.TextDocumentConten
           const d = await this.engine.run('diff', { from: pair.older.entry.path, to: pair.newer.entry.path });
           counts = { added: d.added.length, removed: d.removed.length, edited: d.edited.length };
         } catch (e) {
-          this.log.debug(`change counts of ${pair.newer.entry.name}: ${errorMessage(e)}`);
+          this.log.debug(`change counts of ${pair.newer.entry.name}: ${this.explain(e, 'open').message}`);
           continue;
         }
       }
@@ -304,7 +310,7 @@ export class MemoryViews extends Disposable implements vscode.TextDocumentConten
         this._onDidChangeDigest.fire();
       }
     } catch (e) {
-      this.log.debug(`current database facts: ${errorMessage(e)}`);
+      this.log.debug(`current database facts: ${this.explain(e, 'open').message}`);
     }
   }
 
@@ -320,7 +326,7 @@ export class MemoryViews extends Disposable implements vscode.TextDocumentConten
       return renderComparison(c);
     } catch (e) {
       if (e instanceof EngineError && e.code === 'MEMORY_NOT_FOUND') return `This memory is not in ${'side' in q ? sideLabel(q.side) : 'this database'}.\n`;
-      return `Could not read it: ${errorMessage(e)}${e instanceof EngineError && e.hint ? `\n${e.hint}` : ''}\n`;
+      return readFailureDocument(this.explain(e, 'open'));
     }
   }
 
@@ -345,9 +351,15 @@ export class MemoryViews extends Disposable implements vscode.TextDocumentConten
     return db;
   }
 
-  private fail(what: string, e: unknown): void {
-    const hint = e instanceof EngineError && e.hint ? ` ${e.hint}` : '';
-    void vscode.window.showErrorMessage(`${what}: ${errorMessage(e)}${hint}`, 'Show Log').then((a) => (a ? this.log.show() : undefined));
+  /** An engine failure in VS Code's words (errorText.ts): never the CLI's flags or commands. */
+  private explain(e: unknown, operation: FailureContext['operation']): { message: string; hint: string | undefined; text: string } {
+    return explainFailure(e, { operation, db: this.locator.current });
+  }
+
+  private fail(what: string, e: unknown, operation: FailureContext['operation'] = 'open'): void {
+    const { text } = this.explain(e, operation);
+    this.log.error(`${what}: ${text}`);
+    void vscode.window.showErrorMessage(`${what}: ${text}`, 'Show Log').then((a) => (a ? this.log.show() : undefined));
   }
 
   /** Open Snapshot: the overview document, then (unless `browse` is false) the memory browser. */
@@ -386,7 +398,10 @@ export class MemoryViews extends Disposable implements vscode.TextDocumentConten
           ...((r.page?.total ?? 0) > rows.length ? [{ label: `${(r.page?.total ?? 0) - rows.length} more match — refine the search`, kind: vscode.QuickPickItemKind.Separator }] : []),
         ];
       } catch (e) {
-        if (mine === seq) qp.items = [{ label: `$(error) ${errorMessage(e)}` }];
+        if (mine === seq) {
+          const { message, hint } = this.explain(e, 'open');
+          qp.items = [{ label: `$(error) ${message}`, detail: hint }];
+        }
       } finally {
         if (mine === seq) qp.busy = false;
       }
@@ -525,7 +540,7 @@ export class MemoryViews extends Disposable implements vscode.TextDocumentConten
     try {
       await this.engine.run('extract', { from: view.entry.path, ids: chosen.join(','), db, out: file });
     } catch (e) {
-      this.fail('Could not extract the memories', e);
+      this.fail('Could not extract the memories', e, 'extract');
       return undefined;
     }
     this.log.info(`restore memories: wrote ${file}`);
@@ -572,7 +587,7 @@ export class MemoryViews extends Disposable implements vscode.TextDocumentConten
       const removed = new Set(after.removed.map((m) => m.id));
       stillMissing = chosen.filter((id) => removed.has(id));
     } catch (e) {
-      unchecked = errorMessage(e);
+      unchecked = this.explain(e, 'open').message;
       this.log.warn(`compare after import: ${unchecked}`);
     }
     if (unchecked !== undefined) {

@@ -77,6 +77,17 @@ describe('Memory-aware snapshots in a real VS Code', function () {
     assert.match(text, /by namespace:\n(.*\n)*\s+memtest\s+1/);
   });
 
+  it('a snapshot deleted after the view was drawn: its documents say what to do in VS Code, never the CLI', async function () {
+    const gone = path.join(path.dirname(snapshot), 'ai-memory-20000101-000000.db'); // no such file
+    for (const q of [{ k: 'overview', side: { snapshot: gone } }, { k: 'memory', side: { snapshot: gone }, id: 'x' }]) {
+      const doc = await vscode.workspace.openTextDocument(vscode.Uri.from({ scheme: 'ai-memory', path: '/gone.md', query: JSON.stringify(q) }));
+      const text = doc.getText();
+      assert.match(text, /^Could not read it: /);
+      assert.match(text, /AI Memory: Refresh/);
+      assert.doesNotMatch(text, /(^|[\s(`])--[a-z]|ai-memory-backup|`list`/, text);
+    }
+  });
+
   it('Compare with Current Database lists the deleted and the added memory and opens a report; an edit opens as a diff', async function () {
     const [victim, edited] = withDb(db, (n) => n.prepare("SELECT id FROM memories WHERE namespace != 'memtest' ORDER BY id LIMIT 2").pluck().all().map(String));
     const oldContent = withDb(db, (n) => String(n.prepare('SELECT content FROM memories WHERE id = ?').pluck().get(edited)));
