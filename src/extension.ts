@@ -22,6 +22,7 @@ import { MemoryViews, type Side } from './features/memoryViews';
 import { StatusBar } from './features/statusBar';
 import { copyEnabled, RemoteCopies, type SetupInput } from './features/remoteCopies';
 import { readSettings } from './features/settings';
+import { explainFailure } from './features/errorText';
 
 /** What other extensions (and our tests in the real extension host) can see and do. */
 export interface AiMemoryBackupApi {
@@ -117,7 +118,7 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
       await catalog.reload();
       await commands.restore(p);
     } catch (e) {
-      const msg = e instanceof Error ? e.message : String(e);
+      const msg = explainFailure(e, { operation: 'download' }).text;
       log.error(`download of ${pick.name} failed: ${msg}`);
       void vscode.window.showErrorMessage(`AI Memory: could not download ${pick.name}; nothing was restored. ${msg}`, 'Show Log').then((a) => a && log.show());
     }

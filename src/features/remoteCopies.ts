@@ -16,6 +16,7 @@ import { parseRemote, remoteId } from '../core/remote/remoteSpec';
 import type { RetentionPolicy } from '../core/store/retention';
 import { Disposable } from '../util/disposable';
 import { EngineError, type EngineClient, type PushOutcomeJson, type RemoteArgs } from './engineClient';
+import { explainFailure, failureText } from './errorText';
 import { openSettings } from './settings';
 
 interface S3Credentials {
@@ -122,12 +123,17 @@ export class RemoteCopies extends Disposable {
     return this.failures().length ? 'failed' : 'local only';
   }
 
-  /** Targets whose last copy failed, with the error. */
+  /**
+   * Targets whose last copy failed, with the error in VS Code's words: the state file holds
+   * the engine's (a copy the CLI ran writes it too), whose hints name --profile and `list --remote`.
+   */
   failures(): { key: string; target: string; message: string; hint?: string; nextRetry?: string }[] {
     const out: { key: string; target: string; message: string; hint?: string; nextRetry?: string }[] = [];
     for (const t of this.targets()) {
       const s = this.stateOf(t);
-      if (s?.status === 'failed' && !this.copying.has(t.key)) out.push({ key: t.key, target: s.label, message: s.error?.message ?? 'failed', hint: s.error?.hint, nextRetry: s.next_retry });
+      if (s?.status !== 'failed' || this.copying.has(t.key)) continue;
+      const { message, hint } = explainFailure(s.error ?? { code: 'IO', message: 'failed' }, { operation: 'copy' });
+      out.push({ key: t.key, target: s.label, message, hint, nextRetry: s.next_retry });
     }
     return out;
   }
@@ -214,11 +220,11 @@ export class RemoteCopies extends Disposable {
         if (r.unreadable?.length) this.log.warn(`copy to ${r.target}: ${r.unreadable.length} snapshot(s) there kept by retention, their manifest unreadable there (${r.unreadable[0].name}: ${r.unreadable[0].message}); can these credentials read objects (GetObject)?`);
         this.lastNotified = '';
       } else {
-        const msg = r.error?.message ?? 'failed';
-        this.log.error(`copy to ${r.target} failed: ${msg}${r.error?.hint ? ` — ${r.error.hint}` : ''}${r.next_retry ? ` (retried after ${r.next_retry})` : ''}`);
+        const { message: msg, hint } = explainFailure(r.error ?? { code: 'IO', message: 'failed' }, { operation: 'copy' });
+        this.log.error(`copy to ${r.target} failed: ${msg}${hint ? ` — ${hint}` : ''}${r.next_retry ? ` (retried after ${r.next_retry})` : ''}`);
         if (reason === 'manual' || msg !== this.lastNotified) {
           this.lastNotified = msg;
-          void this.notifyFailure(r.target, msg, r.error?.hint);
+          void this.notifyFailure(r.target, msg, hint);
         }
       }
     }
@@ -226,7 +232,7 @@ export class RemoteCopies extends Disposable {
   }
 
   private async notifyFailure(target: string, message: string, hint: string | undefined): Promise<void> {
-    const picked = await vscode.window.showWarningMessage(`AI Memory: the off-machine copy to ${target} failed (your local backup is fine): ${message}${hint ? ` ${hint}` : ''}`, 'Retry', 'Show Log', 'Open Settings');
+    const picked = await vscode.window.showWarningMessage(`AI Memory: the off-machine copy to ${target} failed (your local backup is fine): ${failureText(message, hint)}`, 'Retry', 'Show Log', 'Open Settings');
     if (picked === 'Retry') await this.retryNow();
     else if (picked === 'Show Log') this.log.show();
     else if (picked === 'Open Settings') await openSettings();
@@ -258,7 +264,7 @@ export class RemoteCopies extends Disposable {
     try {
       spec = parseRemote(s.remote, os.homedir());
     } catch (e) {
-      void vscode.window.showErrorMessage(`AI Memory: ${e instanceof Error ? e.message : String(e)}`);
+      void vscode.window.showErrorMessage(`AI Memory: ${explainFailure(e, { operation: 'setUpCopy' }).text}`);
       return undefined;
     }
     if (s.endpoint && /^[a-z]+:\/\/[^/]*@/i.test(s.endpoint)) {
@@ -288,8 +294,9 @@ export class RemoteCopies extends Disposable {
       if (r.delete_refused) void vscode.window.showWarningMessage(`AI Memory: ${r.target} accepts copies but refuses deletes, so old snapshots there are never removed: ${r.delete_refused}`);
     } catch (e) {
       const err = e instanceof EngineError ? e : new EngineError('IO', String(e));
-      this.log.error(`set up ${cfg.remote} failed: ${err.message}`);
-      void vscode.window.showErrorMessage(`AI Memory: the connection test failed; nothing was saved. ${err.message}${err.hint ? ` ${err.hint}` : ''}`, 'Show Log').then((a) => a && this.log.show());
+      const { text } = explainFailure(err, { operation: 'setUpCopy' });
+      this.log.error(`set up ${cfg.remote} failed: ${text}`);
+      void vscode.window.showErrorMessage(`AI Memory: the connection test failed; nothing was saved. ${text}`, 'Show Log').then((a) => a && this.log.show());
       return undefined;
     }
     if (creds) await this.context.secrets.store(SECRET_PREFIX + cfg.key, JSON.stringify(creds));
