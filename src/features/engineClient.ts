@@ -35,6 +35,7 @@ import {
   type VerifyOutcome,
 } from '../cli/protocol';
 import type { RetentionPolicy } from '../core/store/retention';
+import { extensionMessage } from './errorText';
 
 export type { BackupOutcome, EngineProgress, RestoreOutcome, VerifyOutcome, PushOutcomeJson, PullOutcome, ProbeOutcome } from '../cli/protocol';
 
@@ -156,7 +157,7 @@ export class EngineClient {
             }
           }
           if (line.startsWith('warning: ')) {
-            this.log.warn(line.slice(9));
+            this.log.warn(extensionMessage(line.slice(9))); // the CLI's flags in VS Code's words
             o.onWarning?.(line.slice(9));
           } else {
             stderrOther.push(line);

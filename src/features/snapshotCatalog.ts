@@ -17,6 +17,7 @@ import { snapshotVerdict, type SnapshotState } from '../core/store/snapshotState
 import { applyRetention, reasonsText, type RetentionPolicy } from '../core/store/retention';
 import { listPreRestoreCopies, type PreRestoreCopy } from '../core/store/preRestore';
 import { Disposable } from '../util/disposable';
+import { extensionMessage } from './errorText';
 import { readSettings } from './settings';
 
 export type { SnapshotState } from '../core/store/snapshotState';
@@ -161,7 +162,7 @@ export class SnapshotCatalog extends Disposable {
         entries = await withOwners(dir, db, await listSnapshots(dir, { archived: true }));
         state = await readState(dir);
       } catch (e) {
-        error = isBackupError(e) ? e.message : String(e);
+        error = isBackupError(e) ? extensionMessage(e.message) : String(e);
         this.log.warn(`catalog: ${error}`);
       }
     }

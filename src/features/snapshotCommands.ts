@@ -22,6 +22,7 @@ import type { BackupService } from './backupService';
 import { tildify, type DatabaseLocator } from './databaseLocator';
 import { EngineError, type EngineClient, type RestoreOutcome } from './engineClient';
 import { describeFailure, errorActions } from './errors';
+import { extensionMessage } from './errorText';
 import { ask, confirm } from './prompts';
 import type { SnapshotCatalog, SnapshotView } from './snapshotCatalog';
 import { localTime, ownerLabel, type Node } from './snapshotsTree';
@@ -120,8 +121,10 @@ export class SnapshotCommands {
     } catch (e) {
       const err = e instanceof EngineError ? e : new EngineError('IO', errorMessage(e));
       if (err.code === 'CANCELLED') return;
-      this.log.error(`undo restore: ${err.message}`);
-      void vscode.window.showErrorMessage(`Could not read ${copy.name}; nothing was changed. ${err.message}`, 'Show Log').then((a) => (a ? this.log.show() : undefined));
+      // Its message only: the engine's hints are about a backup folder and a database path the user did not choose here.
+      const text = extensionMessage(err.message);
+      this.log.error(`undo restore: ${text}`);
+      void vscode.window.showErrorMessage(`Could not read ${copy.name}; nothing was changed. ${text}`, 'Show Log').then((a) => (a ? this.log.show() : undefined));
     } finally {
       await fsp.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
       await this.catalog.reload();
@@ -303,7 +306,7 @@ export class SnapshotCommands {
       if (!s) throw new EngineError('IO', 'The engine returned no result.');
       const detail = s.ok
         ? [s.manifest === 'ok' ? 'sha256 matches its manifest' : 'no manifest', s.integrity === 'ok' ? `${checkLabel(s.check)} ok${s.memories !== undefined ? ` (${s.memories} memories)` : ''}` : undefined, ...s.notes].filter(Boolean).join(', ')
-        : s.problems.join(' | ');
+        : s.problems.map(extensionMessage).join(' | ');
       await this.catalog.recordVerification(entry, { ok: s.ok, detail, at: new Date().toISOString() });
       this.log.info(`verify ${entry.name}: ${s.ok ? 'ok' : 'FAILED'} — ${detail}`);
       if (s.ok) void vscode.window.showInformationMessage(`Snapshot of ${localTime(entry.time)} verified: ${detail}.`);
