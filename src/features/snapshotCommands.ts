@@ -252,14 +252,14 @@ export class SnapshotCommands {
         this.log.warn(`restore: ${e.message}`);
         const accept = await confirm(
           `${When} is not signed.`,
-          `An ai-memory operator key is configured, so snapshots are expected to carry its signature. This one has none: it was taken before the key existed, by a tool without the key — or written by someone who can write the backup folder.\n\nRestore it only if you know where it came from. (In the CLI: --allow-unsigned-manifest.)`,
+          `An ai-memory operator key is configured, so snapshots are expected to carry its signature. This one has none: it was taken before the key existed, by a tool without the key — or written by someone who can write the backup folder.\n\nRestore it only if you know where it came from.`,
           'Restore Unsigned Snapshot',
         );
         if (!accept) {
           this.log.info('restore: unsigned snapshot not accepted; nothing was changed');
           return;
         }
-        this.log.info('restore: unsigned snapshot accepted by the user (--allow-unsigned-manifest)');
+        this.log.info('restore: unsigned snapshot accepted by the user (Restore Unsigned Snapshot)');
         done = await run(true);
       }
     } catch (e) {
