@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { BackupError } from '../common/errors';
 import { byTimeNewestFirst, viewRemote, type SyncProgress } from '../remote/sync';
 import type { RemoteTarget } from '../remote/target';
-import { fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
+import { cleanStaleTemps, fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
 import { listSnapshots } from '../store/catalog';
 import { archivedProblem, archivePaths, PackStore, refuseInsideArchive } from '../store/archive';
 import { checkManifestNames, parseManifest } from '../store/manifest';
@@ -59,6 +59,7 @@ export async function pullFromTarget(opts: {
   if (!want.length) throw new BackupError('NO_SNAPSHOTS', `${target.label} holds no complete snapshots.`, { hint: 'Push from the machine that has them first (`push --remote …`).' });
   await refuseInsideArchive(toDir);
   await fsp.mkdir(toDir, { recursive: true, mode: 0o700 }).catch((e: unknown) => Promise.reject(new BackupError('TARGET_NOT_WRITABLE', `Cannot create ${toDir}: ${e instanceof Error ? e.message : String(e)}`)));
+  await cleanStaleTemps(toDir); // what a pull killed mid-download left (its work folder with a partial snapshot)
   // Archived snapshots count as present: restore takes them by the path their plain file would have.
   const local = new Map((await listSnapshots(toDir, { archived: true })).map((e) => [e.name, e]));
   const out: PullResult[] = [];

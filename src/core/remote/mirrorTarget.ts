@@ -10,7 +10,7 @@ import { constants as fsc, promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BackupError, errnoCode, ioError } from '../common/errors';
 import { openRegular } from '../common/regularFile';
-import { fsyncDir, reachableMode, tempPath, writeAll, writeFileAtomic } from '../store/atomicFs';
+import { cleanStaleTemps, fsyncDir, reachableMode, tempPath, writeAll, writeFileAtomic } from '../store/atomicFs';
 import type { RemoteEntry, RemoteTarget, UploadExpect, UploadOptions } from './target';
 
 const CHUNK = 4 << 20;
@@ -20,6 +20,7 @@ export class MirrorTarget implements RemoteTarget {
   readonly id: string;
   readonly label: string;
   readonly dir: string;
+  private swept = false;
 
   constructor(dir: string) {
     this.dir = resolve(dir);
@@ -60,6 +61,12 @@ export class MirrorTarget implements RemoteTarget {
 
   async uploadFile(name: string, path: string, expect: UploadExpect, opts: UploadOptions = {}): Promise<void> {
     await this.ensure();
+    if (!this.swept) {
+      // A push killed mid-copy left its temp (a partial snapshot) in the mirror; another
+      // machine's only when a day old (cleanStaleTemps), as the folder may be shared.
+      this.swept = true;
+      await cleanStaleTemps(this.dir);
+    }
     const dest = this.path(name);
     const tmp = tempPath(this.dir, 'mirror');
     const { fh: src } = await openRegular(path).catch((e: unknown) => Promise.reject(ioError('opening', path, e)));

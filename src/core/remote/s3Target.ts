@@ -158,6 +158,15 @@ export class S3Target implements RemoteTarget {
     if (!r.kms && MD5_ETAG.test(r.etag) && r.etag !== md5(data).toString('hex')) {
       throw new BackupError('REMOTE_MISMATCH', `${this.label} stored ${name} with ETag ${r.etag}, not the MD5 of what was sent.`, { hint: 'The copy is tried again next time.' });
     }
+    // As for a snapshot: the server must show what it acknowledged. A manifest (uploaded last,
+    // it is what makes a snapshot there complete) answered 200 but not stored was counted as
+    // copied, and the target held an unfinished upload.
+    const head = await this.client.head(key, signal);
+    if (!head) throw new BackupError('REMOTE_MISMATCH', `${this.label} does not show ${name} right after its upload.`, { hint: 'The copy is tried again next time.' });
+    if (head.size !== data.length) throw new BackupError('REMOTE_MISMATCH', `${this.label} reports ${name} as ${head.size} bytes, not ${data.length}.`, { hint: 'The copy is tried again next time.' });
+    if (r.etag && head.etag && head.etag !== r.etag) {
+      throw new BackupError('REMOTE_MISMATCH', `${this.label} reports ${name} with ETag ${head.etag}, but the upload returned ${r.etag}.`, { hint: 'Another process may have written the same name; the copy is tried again next time.' });
+    }
   }
 
   async readBytes(name: string, signal?: AbortSignal): Promise<Buffer> {

@@ -27,7 +27,7 @@ import { hashFile } from '../common/hashFile';
 import { rebuildArchived } from '../store/archive';
 import { tempPath } from '../store/atomicFs';
 import { FUTURE_SKEW_MS, listSnapshots, type SnapshotEntry } from '../store/catalog';
-import { parseManifest, type Manifest } from '../store/manifest';
+import { checkManifestNames, parseManifest, type Manifest } from '../store/manifest';
 import { compareNewestFirst, isSnapshotFileName, manifestNameFor, parseSnapshotName } from '../store/naming';
 import { pinSnapshot } from '../store/pins';
 import { applyRetention, policyFromKeep, type RetentionPolicy } from '../store/retention';
@@ -126,13 +126,33 @@ async function remoteManifest(target: RemoteTarget, name: string, signal?: Abort
   return parseManifest((await target.readBytes(manifestNameFor(name), signal)).toString('utf8'), manifestNameFor(name));
 }
 
-/** The sha256 the target's manifest of `name` names; undefined when it cannot be read. */
-async function remoteSha(target: RemoteTarget, name: string, signal?: AbortSignal): Promise<string | undefined> {
+/**
+ * What the target's manifest of `name` says its snapshot is: its sha256 and bytes;
+ * 'unreadable' when these credentials may not read it; 'damaged' when it was read but is no
+ * manifest of that snapshot (cut short, edited, another file's). A target that cannot be
+ * reached fails the run (tried again), rather than a snapshot being taken as there.
+ */
+async function remoteClaim(target: RemoteTarget, name: string, signal?: AbortSignal): Promise<{ sha256: string; bytes: number } | 'unreadable' | 'damaged'> {
   try {
-    return (await remoteManifest(target, name, signal)).sha256;
+    const m = await remoteManifest(target, name, signal);
+    checkManifestNames(m, name, `${target.label}/${manifestNameFor(name)}`);
+    return { sha256: m.sha256, bytes: m.bytes };
   } catch (e) {
-    if (isBackupError(e) && e.code === 'CANCELLED') throw e;
-    return undefined;
+    if (isBackupError(e) && (e.code === 'MANIFEST_INVALID' || e.code === 'MANIFEST_FOREIGN')) return 'damaged';
+    if (isBackupError(e) && (e.code === 'CANCELLED' || e.code === 'REMOTE_UNREACHABLE' || e.code === 'REMOTE_ERROR')) throw e;
+    return 'unreadable';
+  }
+}
+
+/** Whether the snapshot `name` on the target has these bytes: downloaded into a temp file in `localDir` and hashed (only when its manifest there is damaged). */
+async function remoteBytesAre(target: RemoteTarget, name: string, localDir: string, expect: { bytes: number; sha256: string }, signal?: AbortSignal): Promise<boolean> {
+  const tmp = tempPath(localDir, 'push-check');
+  try {
+    await (await fsp.open(tmp, 'wx', 0o600)).close();
+    const got = await target.downloadTo(name, tmp, { signal });
+    return got.bytes === expect.bytes && got.sha256 === expect.sha256;
+  } finally {
+    await fsp.rm(tmp, { force: true }).catch(() => undefined);
   }
 }
 
@@ -216,18 +236,29 @@ export async function syncTarget(opts: {
     if (there) {
       // A snapshot of this name is there. Ours (the same bytes) when it was there at the last
       // run or its manifest there names the same sha256; another machine's of the same second
-      // otherwise, which is never replaced nor taken for ours.
-      let same = there.size === e.manifest?.bytes;
-      if (same && !prevOurs.has(e.name)) {
-        const sha = await remoteSha(target, e.name, opts.signal); // undefined: its manifest cannot be read (write-only credentials)
-        same = sha === undefined || sha === e.manifest?.sha256;
+      // otherwise, which is never replaced nor taken for ours. Ours but damaged there — its
+      // manifest names our sha256 and bytes, the object has another size; or its manifest
+      // there does not parse and the object's bytes are ours — is copied again: it was
+      // taken for another machine's (never repaired) or counted as copied (pull refused it).
+      const mine = e.manifest as Manifest;
+      const sizeSame = there.size === mine.bytes;
+      let verdict: 'present' | 'replace' | 'theirs';
+      if (sizeSame && prevOurs.has(e.name)) verdict = 'present';
+      else {
+        const claim = await remoteClaim(target, e.name, opts.signal);
+        if (claim === 'unreadable') verdict = sizeSame ? 'present' : 'theirs'; // write-only credentials
+        else if (claim === 'damaged') verdict = sizeSame && (await remoteBytesAre(target, e.name, localDir, mine, opts.signal)) ? 'replace' : 'theirs';
+        else if (claim.sha256 === mine.sha256 && claim.bytes === mine.bytes) verdict = sizeSame ? 'present' : 'replace';
+        else verdict = 'theirs';
       }
-      if (same) {
+      if (verdict === 'present') {
         report.present.push(e.name);
         continue;
       }
-      report.skipped.push({ name: e.name, reason: `${target.label} holds another snapshot of this name (made in the same second elsewhere): not replaced, and this one is not copied` });
-      continue;
+      if (verdict === 'theirs') {
+        report.skipped.push({ name: e.name, reason: `${target.label} holds another snapshot of this name (made in the same second elsewhere, or with a damaged manifest there): not replaced, and this one is not copied` });
+        continue;
+      }
     }
     const m = e.manifest as Manifest;
     const unpin = await pinSnapshot(localDir, e.name);
@@ -323,7 +354,21 @@ export interface PushOutcome {
  * A refused retention delete also makes the outcome 'failed' (said, not ignored), though
  * every snapshot was copied.
  */
-export async function pushToTarget(opts: { localDir: string; target: RemoteTarget; keep: RemoteKeep; signal?: AbortSignal; onProgress?: (p: SyncProgress) => void; now?: () => Date }): Promise<PushOutcome> {
+export async function pushToTarget(opts: PushOptions): Promise<PushOutcome> {
+  try {
+    return await pushAndRecord(opts);
+  } catch (e) {
+    // What the target's failures do not cover: the copy state itself could not be written
+    // (a folder in its place, a disk that filled). The copy is failed — never the backup:
+    // `backup --remote` exited 1 without its result though the snapshot was made.
+    if (isBackupError(e) && e.code === 'CANCELLED') throw e;
+    return { target: opts.target.label, id: opts.target.id, status: 'failed', error: errorOf(e) };
+  }
+}
+
+type PushOptions = { localDir: string; target: RemoteTarget; keep: RemoteKeep; signal?: AbortSignal; onProgress?: (p: SyncProgress) => void; now?: () => Date };
+
+async function pushAndRecord(opts: PushOptions): Promise<PushOutcome> {
   const { localDir, target } = opts;
   const now = opts.now ?? (() => new Date());
   const started = now().toISOString();

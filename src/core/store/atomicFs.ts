@@ -288,7 +288,7 @@ export async function publishNoClobber(src: string, dest: string): Promise<boole
 }
 
 /**
- * Removes our temp files in `dir` left by processes that no longer run (on this machine),
+ * Removes our temp files (and temp folders) in `dir` left by processes that no longer run (on this machine),
  * or a day old (another machine's, or a reused pid). Returns the names removed.
  * `deadOnly`: only those of this machine's processes that no longer run (a shared folder
  * such as the system's temp folder, where a day-old file may be a live process's).
@@ -313,7 +313,10 @@ export async function cleanStaleTemps(dir: string, opts: { deadOnly?: boolean } 
       if (local && owner.pid === process.pid) continue;
       const stale = (!opts.deadOnly && age >= 24 * 3600_000) || (local && !pidAlive(owner.pid));
       if (!stale) continue;
-      await fsp.unlink(path);
+      // pull's work folder (a temp folder holding the snapshot being downloaded) too: unlink
+      // refused it, and a pull killed mid-download left its partial snapshot there for good.
+      if (st.isDirectory()) await fsp.rm(path, { recursive: true });
+      else await fsp.unlink(path);
       removed.push(basename(path));
     } catch {
       // vanished or not ours to remove: leave it
