@@ -123,6 +123,17 @@ describe('CLI errors: in the CLI\'s words, true to what was given', () => {
       assert.match(r.stderr, /Permission denied while opening .*\n.*Check that you may read it/, r.stderr);
       assert.doesNotMatch(r.stderr, /choose another folder/, r.stderr);
       assert.ok(!fs.existsSync(never), 'nothing made');
+      // A manifest this user may not read: advice about reading it, not --skip-verify.
+      const bk2 = tmp.join('bk-private-manifest');
+      assert.strictEqual((await cli(['backup', '--db', db, '--to', bk2], { cwd: tmp.path })).code, 0);
+      fs.chmodSync(bk2, 0o755);
+      const snapName = fs.readdirSync(bk2).find((n) => n.endsWith('.db')) as string;
+      fs.chmodSync(path.join(bk2, snapName), 0o644);
+      fs.chmodSync(path.join(bk2, snapName.replace(/\.db$/, '.manifest.json')), 0o000);
+      const m = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, bundle, 'restore', '--db', tmp.join('elsewhere.db'), '--from', path.join(bk2, snapName), '--dry-run'], { encoding: 'utf8' });
+      assert.notStrictEqual(m.status, 0);
+      assert.match(m.stderr, /Check that you may read the manifest/, m.stderr);
+      assert.doesNotMatch(m.stderr, /--skip-verify/, m.stderr);
     }
   });
 });

@@ -15,7 +15,7 @@ import { EarlyWriteback, writeAll } from '../store/atomicFs';
 import { anchorFor, readManifestFor } from '../store/catalog';
 import type { OperatorPublicKey } from '../store/operatorKey';
 import { describeVerdict, type SignatureVerdict } from '../store/signing';
-import { BackupError, ioError, type ErrorCode } from '../common/errors';
+import { BackupError, errnoCode, ioError, type ErrorCode } from '../common/errors';
 import { openRegular } from '../common/regularFile';
 import type { Manifest } from '../store/manifest';
 import { manifestNameFor } from '../store/naming';
@@ -299,7 +299,16 @@ export async function examineSnapshot(path: string, opts: ExamineOptions & { cop
           hint: 'A manifest must name the snapshot beside it; this one may have been tampered with. Restore another snapshot, or pass --skip-verify only if you trust this one.',
         });
       } else if (m.manifestState === 'invalid' && m.signature?.state !== 'refused') {
-        problem({ code: 'MANIFEST_INVALID', message: m.manifestError ?? 'manifest invalid', hint: 'Pass --skip-verify to restore without the manifest check (not recommended).' });
+        // A manifest this user may not read is not a damaged one: skipping the check is not the advice.
+        const denied = await fsp.access(manifestPath, fsc.R_OK).then(
+          () => false,
+          (e: unknown) => errnoCode(e) === 'EACCES' || errnoCode(e) === 'EPERM',
+        );
+        problem({
+          code: 'MANIFEST_INVALID',
+          message: m.manifestError ?? 'manifest invalid',
+          hint: denied ? "Check that you may read the manifest (its mode, and that its folders let you in), or run as the user who owns the backups." : 'Pass --skip-verify to restore without the manifest check (not recommended).',
+        });
       } else if (m.manifest && m.manifest.bytes !== size) {
         problem({ code: 'SIZE_MISMATCH', message: `${name} is ${size} bytes but its manifest says ${m.manifest.bytes}: the snapshot is damaged or incomplete.`, hint: 'Restore another snapshot.' });
       }
