@@ -34,6 +34,7 @@ import { pullFromTarget } from '../core/ops/pull';
 import type { RemoteTarget } from '../core/remote/target';
 import { backupJson, diffJson, extractJson, importCommand, inspectJson, COMMANDS, isCommandName, listJson, materializeJson, probeJson, progressJson, pruneJson, pullJson, pushJson, remoteListJson, restoreJson, verifyJson, type CommandName, type CommandSpec, type ErrorLine } from './protocol';
 import { diff, extract, inspectSnapshot } from '../core/ops/memory';
+import { stringifyExact } from '../core/memory/exactJson';
 import { changeSummary } from '../core/memory/compare';
 
 export interface CliIO {
@@ -730,7 +731,7 @@ async function cmdExtract(p: Parsed, io: CliIO): Promise<number> {
   if (r.missing.length) io.stderr(`warning: not in the snapshot: ${r.missing.join(', ')}\n`);
   if (r.expiryCleared.length) io.stderr(`note: ${r.expiryCleared.length} memor${r.expiryCleared.length === 1 ? 'y had' : 'ies had'} expired; written without expires_at so ai-memory's gc does not remove them again at once\n`);
   if (!out) {
-    io.stdout(json(r.document));
+    io.stdout(`${stringifyExact(r.document)}\n`); // metadata integers past 2^53 as the snapshot holds them
     return 0;
   }
   io.stdout(`Wrote ${r.document.count} memor${r.document.count === 1 ? 'y' : 'ies'} and ${r.links} link${r.links === 1 ? '' : 's'} to ${out}\nPut them back with: ${importCommand(out, { db: into })}\n`);

@@ -7,6 +7,7 @@ import { computeFacts, type MemoryFacts } from './facts';
 import { memoryById, type MemoryRecord } from './records';
 import { readSchema, tableCounts, type DatabaseSchema } from './schema';
 import type { MemorySql, SqlValue } from './source';
+import { UNICODE_LOWER } from '../sqlite/sqlEngine';
 
 export interface DatabaseOverview {
   kind: 'ai-memory' | 'sqlite';
@@ -54,14 +55,17 @@ export function listMemories(db: MemorySql, q: MemoryQuery, schema: DatabaseSche
   const where: string[] = [];
   const params: SqlValue[] = [];
   for (const word of (q.text ?? '').toLowerCase().split(/\s+/).filter(Boolean).slice(0, 8)) {
-    const parts = (['title', 'content', 'tags'] as const).filter((c) => f.has(c)).map((c) => `instr(lower(${c}), ?) > 0`);
+    // SQLite's lower() folds ASCII only: a word with another letter (Über) would never match.
+    const lower = /^[\x20-\x7e]*$/.test(word) ? 'lower' : UNICODE_LOWER;
+    const parts = (['title', 'content', 'tags'] as const).filter((c) => f.has(c)).map((c) => `instr(${lower}(${c}), ?) > 0`);
     if (!parts.length) continue;
     where.push(`(${parts.join(' OR ')})`);
     for (let i = 0; i < parts.length; i++) params.push(word);
   }
   if (q.namespace) {
-    where.push('(namespace = ? OR substr(namespace, 1, ?) = ?)');
-    params.push(q.namespace, q.namespace.length + 1, `${q.namespace}/`);
+    // substr counts characters, not UTF-16 units (length() of the parameter, not JavaScript's: 🧠 is one, not two).
+    where.push('(namespace = ? OR substr(namespace, 1, length(?)) = ?)');
+    params.push(q.namespace, `${q.namespace}/`, `${q.namespace}/`);
   }
   if (q.tier && f.has('tier')) {
     where.push('tier = ?');

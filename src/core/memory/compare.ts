@@ -110,12 +110,17 @@ function linkOf(r: SqlValue[]): LinkKey {
   return { source_id: text(r[0]) ?? '', target_id: text(r[1]) ?? '', relation: text(r[2]) ?? '', created_at: text(r[3]) };
 }
 
-/** Links of `side` whose (source_id, target_id, relation) the other side lacks (its primary key); all of them when it has no links table. */
+/**
+ * Links of `side` that the other side lacks with the same (source_id, target_id, relation)
+ * AND created_at; all of them when it has no links table. A link made again (same ends and
+ * relation, another time) is one removed and one added: the facts digest covers the time
+ * too, and "no change" here must mean the same digest.
+ */
 function linksOnlyIn(db: MemorySql, side: string, other: string, otherHasLinks: boolean): LinkKey[] {
   const out: LinkKey[] = [];
   const cols = LINK_FIELDS.map((f) => `l.${f}`).join(', ');
   const missing = otherHasLinks
-    ? ` WHERE NOT EXISTS (SELECT 1 FROM ${other}.memory_links k WHERE k.source_id = l.source_id AND k.target_id = l.target_id AND k.relation = l.relation)`
+    ? ` WHERE NOT EXISTS (SELECT 1 FROM ${other}.memory_links k WHERE k.source_id = l.source_id AND k.target_id = l.target_id AND k.relation = l.relation AND k.created_at IS l.created_at COLLATE BINARY)`
     : '';
   db.each(`SELECT ${cols} FROM ${side}.memory_links l${missing}`, [], (r) => {
     out.push(linkOf(r));

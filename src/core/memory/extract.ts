@@ -6,6 +6,7 @@
  * server's own validation.
  */
 import { BackupError } from '../common/errors';
+import { parseExact, stringifyExact } from './exactJson';
 import { eachMemory, memoryById, type MemoryRecord } from './records';
 import { LINK_FIELDS, readSchema, type DatabaseSchema } from './schema';
 import type { MemorySql, SqlValue } from './source';
@@ -89,15 +90,16 @@ function requireAiMemory(db: MemorySql, schema: DatabaseSchema): void {
 function toExport(m: MemoryRecord, now: number, warnings: string[], cleared: string[]): ExportMemory {
   let tags: string[] = [];
   try {
-    const t: unknown = JSON.parse(m.tags ?? '[]');
-    if (Array.isArray(t)) tags = t.map((x) => (typeof x === 'string' ? x : JSON.stringify(x)));
+    const t: unknown = parseExact(m.tags ?? '[]');
+    if (Array.isArray(t)) tags = t.map((x) => (typeof x === 'string' ? x : stringifyExact(x)));
     else warnings.push(`memory ${m.id}: tags are not a JSON array; written as []`);
   } catch {
     warnings.push(`memory ${m.id}: tags are not valid JSON; written as []`);
   }
   let metadata: Record<string, unknown> = {};
   try {
-    const o: unknown = JSON.parse(m.metadata ?? '{}');
+    // Integers past 2^53 (serde_json keeps 64 bits) as written: write the document with stringifyExact.
+    const o: unknown = parseExact(m.metadata ?? '{}');
     if (o && typeof o === 'object' && !Array.isArray(o)) metadata = o as Record<string, unknown>;
     else warnings.push(`memory ${m.id}: metadata is not a JSON object; written as {}`);
   } catch {

@@ -11,6 +11,7 @@
  * from an edit.
  */
 import { hash } from 'node:crypto';
+import { JsonInteger, parseExact } from './exactJson';
 import { EXPORT_FIELDS, quoteId, type MemoryField } from './schema';
 import type { MemorySql, SqlValue } from './source';
 
@@ -100,6 +101,7 @@ export function memoryById(db: MemorySql, fields: Set<MemoryField>, id: string, 
 }
 
 function stable(v: unknown): string {
+  if (v instanceof JsonInteger) return v.digits; // beyond 2^53: as written, never rounded
   if (Array.isArray(v)) {
     // Tags: an array of strings, whose JSON text is already canonical (the common case, fast).
     if (v.every((x) => typeof x !== 'object' || x === null)) return JSON.stringify(v);
@@ -159,7 +161,7 @@ export function canonicalJson(raw: string | null): string | null {
   if (raw === null) return null;
   if (raw === '{}' || CANONICAL_STRING_ARRAY.test(raw) || isCanonicalFlatObject(raw)) return raw;
   try {
-    return stable(JSON.parse(raw));
+    return stable(parseExact(raw));
   } catch {
     return `\u0000${raw}`; // not JSON (or nested deeper than the stack): compared as text
   }

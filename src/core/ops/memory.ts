@@ -11,6 +11,7 @@ import { readManifestFor } from '../store/catalog';
 import { manifestNameFor } from '../store/naming';
 import { listMemories, memoryDetail, overview, type DatabaseOverview, type MemoryDetail, type MemoryPage, type MemoryQuery } from '../memory/browse';
 import { compareDatabases, type Comparison } from '../memory/compare';
+import { stringifyExact } from '../memory/exactJson';
 import { extractMemories, type ExtractResult, type Selection } from '../memory/extract';
 import { readSchema } from '../memory/schema';
 import { factsFromObject, type MemoryFacts } from '../memory/facts';
@@ -225,7 +226,7 @@ export async function extract(opts: { from: string; select: { ids: string[] } | 
         throw ioError('writing into', dirname(opts.out as string), e);
       });
       const tmp = tempPath(dirname(opts.out), 'extract');
-      await writeFileAtomic(tmp, `${JSON.stringify(r.document, null, 2)}\n`, mode, { syncDir: false });
+      await writeFileAtomic(tmp, `${stringifyExact(r.document, 2)}\n`, mode, { syncDir: false });
       if (!(await publishNoClobber(tmp, opts.out).catch(async (e: unknown) => {
         await fsp.rm(tmp, { force: true });
         throw e;

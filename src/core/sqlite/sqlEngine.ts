@@ -652,6 +652,9 @@ export class SnapshotDatabase {
   }
 }
 
+/** SQL function of every opened database: lower() of any letter (JavaScript's toLowerCase), not only ASCII. */
+export const UNICODE_LOWER = 'aimb_unicode_lower';
+
 /**
  * Opens a snapshot FILE read-only, read on demand. Throws TOO_LARGE beyond
  * {@link MAX_CHECKABLE_BYTES}, IO when it cannot be read, NOT_A_DATABASE when SQLite
@@ -670,6 +673,12 @@ export async function openSnapshotFile(path: string, opts: OpenOptions = {}): Pr
     db = new SQL.Database(new LazySource(file) as unknown as Uint8Array);
     // Read-only at the SQL level too, and reads through read(), never mmap().
     db.exec(`PRAGMA query_only = 1; PRAGMA mmap_size = 0; PRAGMA cache_size = -${SQLITE_CACHE_KIB};`);
+    // SQLite's lower() folds ASCII only (no ICU in sql.js): the memory search folds other
+    // letters (Ü, É, Σ…) with this, as JavaScript lowercases what is searched for.
+    db.create_function(UNICODE_LOWER, (v: unknown) => {
+      if (v === null || v === undefined) return null;
+      return (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : String(v)).toLowerCase();
+    });
     return new SnapshotDatabase(db, file, opts);
   } catch (e) {
     try {

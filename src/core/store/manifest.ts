@@ -72,10 +72,11 @@ const V1_FIELDS = ['backend', 'schema_version', 'memory_count', 'manifest_versio
 /**
  * Our memory facts' version (memory/facts.ts). 2: the per-memory and per-link hashes are summed,
  * not sorted. 3: one SHA-256 per memory over a length-prefixed encoding of its fields
- * (records.contentEncoding), not a JSON text hashed twice. Facts of another version are
- * computed again when needed.
+ * (records.contentEncoding), not a JSON text hashed twice. 4: metadata integers past 2^53 are
+ * hashed as written (version 3 rounded them to a double, so two metadata texts differing only
+ * there had the same digest). Facts of another version are computed again when needed.
  */
-export const FACTS_VERSION = 3;
+export const FACTS_VERSION = 4;
 const FACT_FIELDS = ['facts_version', 'memories_by_tier', 'memories_by_namespace', 'links', 'archived', 'memories_digest'] as const;
 
 function factsWellFormed(o: Record<string, unknown>): boolean {
