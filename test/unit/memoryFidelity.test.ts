@@ -136,4 +136,17 @@ describe('memory fidelity: extract, diff, digest and search agree with SQLite', 
     // extract --namespace selects the same memories.
     assert.deepEqual(extractMemories(d, { namespace: '🧠proj' }).document.memories.map((m) => m.id).sort(), ['child', 'deep', 'top']);
   });
+
+  it('extract --removed-since-db says which memories the database has archived (ai-memory import skips archived ids)', async () => {
+    const snap = database('ar.db', [{ id: 'kept' }, { id: 'gone' }, { id: 'arch' }]);
+    const now = tmp.join('ar-now.db');
+    fs.copyFileSync(snap, now);
+    sql(now, "DELETE FROM memories WHERE id = 'gone'");
+    sql(now, `INSERT INTO archived_memories (id, tier, namespace, title, content, tags, priority, confidence, source, access_count, created_at, updated_at, metadata, archived_at, archive_reason)
+      SELECT id, tier, namespace, title, content, tags, priority, confidence, source, access_count, created_at, updated_at, metadata, ?, 'ttl_expired' FROM memories WHERE id = 'arch'`, T);
+    sql(now, "DELETE FROM memories WHERE id = 'arch'");
+    const r = extractMemories(await open(snap), { removedSince: await open(now) });
+    assert.deepEqual(r.document.memories.map((m) => m.id).sort(), ['arch', 'gone']);
+    assert.equal(r.warnings.filter((w) => /archived in the current database.*arch\b/.test(w) && !/gone/.test(w)).length, 1, r.warnings.join('\n'));
+  });
 });

@@ -186,6 +186,23 @@ export function extractMemories(snapshot: MemorySql, selection: Selection, opts:
         : `${droppedLinks} link${droppedLinks === 1 ? '' : 's'} to memories outside the selection were left out (give the current database to keep links to memories that exist now)`,
     );
   }
+  // ai-memory 1.0's import skips ids it has archived (FACTS.md): such a memory is in the file,
+  // but `ai-memory import` will not bring it back. Said, never silent.
+  const archivedIn = 'removedSince' in selection ? selection.removedSince : opts.current;
+  if (archivedIn && ids.size) {
+    const s2 = readSchema(archivedIn);
+    if (s2.hasArchived) {
+      const archived: string[] = [];
+      archivedIn.each('SELECT id FROM archived_memories', [], (r) => {
+        if (ids.has(s(r[0]))) archived.push(s(r[0]));
+      });
+      if (archived.length) {
+        warnings.push(
+          `${archived.length} of these memories ${archived.length === 1 ? 'is' : 'are'} archived in the current database (archived_memories: ${archived.slice(0, 5).join(', ')}${archived.length > 5 ? ', …' : ''}); ai-memory's import skips archived ids, so it will not bring ${archived.length === 1 ? 'it' : 'them'} back — restore ${archived.length === 1 ? 'it' : 'them'} from ai-memory's archive instead`,
+        );
+      }
+    }
+  }
   const memories = chosen.map((m) => toExport(m, now, warnings, expiryCleared));
   return {
     document: { memories, links, count: memories.length, exported_at: rfc3339(new Date(now)) },
