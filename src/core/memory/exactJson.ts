@@ -7,7 +7,10 @@
  *
  * An integer literal beyond Number.MAX_SAFE_INTEGER is kept as a {@link JsonInteger} (its
  * digits as written); every other value is what JSON.parse gives. Node 20 has neither
- * JSON.parse's source text nor JSON.rawJSON, hence the placeholders below.
+ * JSON.parse's source text nor JSON.rawJSON, hence the placeholders below. Not a library
+ * such as lossless-json: its parser is JavaScript through and through, while this is
+ * JSON.parse itself, with one extra scan only for a text holding a 16-digit run, and the
+ * facts parse the metadata of every memory (92,000 in a 500 MB database) at each backup.
  */
 import { randomBytes } from 'node:crypto';
 
