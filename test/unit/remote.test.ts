@@ -14,7 +14,7 @@ import { MirrorTarget } from '../../src/core/remote/mirrorTarget';
 import { parseRemote } from '../../src/core/remote/remoteSpec';
 import { readRemoteState, REMOTE_STATE_NAME } from '../../src/core/remote/remoteState';
 import { S3Target } from '../../src/core/remote/s3Target';
-import { listRemote, pushToTarget } from '../../src/core/remote/sync';
+import { listRemote, pushToTarget, UNFINISHED_GRACE_MS } from '../../src/core/remote/sync';
 import { serializeManifest, rfc3339 } from '../../src/core/store/manifest';
 import { readMemories, seedMemory } from '../support/aiMemoryDb';
 import { cli } from '../support/cliRun';
@@ -237,7 +237,7 @@ describe('off-machine copies: S3 (real S3 protocol server on 127.0.0.1)', functi
     }
   });
 
-  it('cleans an unfinished upload (a snapshot without its manifest) and never touches names that are not ours', async () => {
+  it('leaves a fresh unfinished upload (another machine may be mid-upload), and never touches names that are not ours', async () => {
     const local = tmp.join('backups');
     await backups(tmp.join('ai-memory.db'), local, 1);
     const t = target(s3.endpoint);
@@ -248,10 +248,11 @@ describe('off-machine copies: S3 (real S3 protocol server on 127.0.0.1)', functi
     await other.uploadBytes('ai-memory-2020-01-01T000000Z.db', Buffer.from('other prefix'));
     const o = await pushToTarget({ localDir: local, target: t, keep: 48 });
     assert.strictEqual(o.status, 'copied');
-    assert.deepStrictEqual(o.report?.cleaned, ['ai-memory-2020-01-01T000000Z.db']);
+    // Written a moment ago (the server's LastModified): within the grace, left for a later run.
+    assert.deepStrictEqual(o.report?.cleaned, []);
     const left = (await t.list()).map((e) => e.name);
     assert.ok(left.includes('notes.txt') && left.includes('ai-memory-custom.db'));
-    assert.ok(!left.includes('ai-memory-2020-01-01T000000Z.db'));
+    assert.ok(left.includes('ai-memory-2020-01-01T000000Z.db'));
     assert.deepStrictEqual((await other.list()).map((e) => e.name), ['ai-memory-2020-01-01T000000Z.db']);
   });
 
@@ -368,6 +369,25 @@ describe('off-machine copies: S3 (real S3 protocol server on 127.0.0.1)', functi
 describe('off-machine copies: mirror folder', function () {
   this.timeout(60_000);
   const tmp = useTempDir('aimb-mirror-');
+
+  it('an unfinished upload is cleaned once it is older than the grace (a crash\'s), not while it may be another machine\'s in progress', async () => {
+    const local = tmp.join('backups');
+    await backups(tmp.join('g.db'), local, 1);
+    const mirror = tmp.join('nas-grace');
+    fs.mkdirSync(mirror);
+    const half = path.join(mirror, 'ai-memory-2020-01-01T000000Z.db');
+    const lone = path.join(mirror, 'ai-memory-2020-01-02T000000Z.manifest.json');
+    fs.writeFileSync(half, 'half');
+    fs.writeFileSync(lone, '{}');
+    const t = new MirrorTarget(mirror);
+    assert.deepStrictEqual((await pushToTarget({ localDir: local, target: t, keep: 48 })).report?.cleaned, []);
+    assert.ok(fs.existsSync(half) && fs.existsSync(lone), 'fresh: left alone');
+    const old = new Date(Date.now() - UNFINISHED_GRACE_MS - 60_000);
+    fs.utimesSync(half, old, old);
+    fs.utimesSync(lone, old, old);
+    assert.deepStrictEqual((await pushToTarget({ localDir: local, target: t, keep: 48 })).report?.cleaned.sort(), [path.basename(half), path.basename(lone)].sort());
+    assert.ok(!fs.existsSync(half) && !fs.existsSync(lone), 'old: cleaned');
+  });
 
   it('retention on the target counts each database\'s snapshots apart, as locally: a push for one never deletes the other\'s copies', async () => {
     const local = tmp.join('backups');

@@ -54,7 +54,7 @@ export class MirrorTarget implements RemoteTarget {
     for (const d of await fsp.readdir(this.dir, { withFileTypes: true }).catch((e: unknown) => Promise.reject(ioError('listing', this.dir, e)))) {
       if (!d.isFile()) continue;
       const st = await fsp.stat(join(this.dir, d.name)).catch(() => undefined);
-      if (st) out.push({ name: d.name, size: st.size });
+      if (st) out.push({ name: d.name, size: st.size, modifiedMs: st.mtimeMs });
     }
     return out;
   }

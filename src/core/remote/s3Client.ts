@@ -50,6 +50,8 @@ export interface S3Object {
   key: string;
   size: number;
   etag: string;
+  /** LastModified (the server's clock), when given and readable. */
+  modifiedMs?: number;
 }
 
 const EMPTY_SHA256 = createHash('sha256').digest('hex');
@@ -235,7 +237,8 @@ export class S3Client {
       const res = await this.request('GET', '', { query: q.toString().replace(/\+/g, '%20'), signal, what: `listing ${this.describe()}` });
       const xml = await res.text();
       for (const c of all(xml, 'Contents')) {
-        out.push({ key: one(c, 'Key') ?? '', size: Number(one(c, 'Size') ?? 0), etag: unquoteEtag(one(c, 'ETag')) });
+        const modified = Date.parse(one(c, 'LastModified') ?? '');
+        out.push({ key: one(c, 'Key') ?? '', size: Number(one(c, 'Size') ?? 0), etag: unquoteEtag(one(c, 'ETag')), ...(Number.isFinite(modified) ? { modifiedMs: modified } : {}) });
       }
       token = one(xml, 'IsTruncated') === 'true' ? one(xml, 'NextContinuationToken') : undefined;
     } while (token);

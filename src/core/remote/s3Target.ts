@@ -46,7 +46,7 @@ export class S3Target implements RemoteTarget {
 
   async list(signal?: AbortSignal): Promise<RemoteEntry[]> {
     const prefix = this.client.loc.prefix;
-    return (await this.client.list(signal)).filter((o) => o.key.startsWith(prefix) && !o.key.slice(prefix.length).includes('/')).map((o) => ({ name: o.key.slice(prefix.length), size: o.size, etag: o.etag }));
+    return (await this.client.list(signal)).filter((o) => o.key.startsWith(prefix) && !o.key.slice(prefix.length).includes('/')).map((o) => ({ name: o.key.slice(prefix.length), size: o.size, etag: o.etag, modifiedMs: o.modifiedMs }));
   }
 
   async uploadFile(name: string, path: string, expect: UploadExpect, opts: UploadOptions = {}): Promise<void> {

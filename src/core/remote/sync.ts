@@ -67,6 +67,9 @@ function isOurName(n: string): boolean {
   return (isSnapshotFileName(n) && parseSnapshotName(n) !== undefined) || (MANIFEST_RE.test(n) && parseSnapshotName(n.replace(/\.manifest\.json$/, '.db')) !== undefined);
 }
 
+/** How long an upload without its other half is left alone on the target (another machine may be mid-upload; a crash's is cleaned after). */
+export const UNFINISHED_GRACE_MS = 60 * 60_000;
+
 interface RemoteView {
   complete: Map<string, RemoteEntry>;
   /** Snapshots without their manifest, and manifests without their snapshot. */
@@ -178,7 +181,9 @@ export async function syncTarget(opts: {
     else good.set(e.name, e);
   }
   opts.onProgress?.({ phase: 'listing' });
-  const remote = viewRemote(await target.list(opts.signal));
+  const listed = await target.list(opts.signal);
+  const byName = new Map(listed.map((e) => [e.name, e]));
+  const remote = viewRemote(listed);
 
   const union = byTimeNewestFirst([...new Set([...good.keys(), ...remote.complete.keys()])]);
   // Retention counts each database's snapshots apart, as it does locally (a folder, and so
@@ -307,7 +312,14 @@ export async function syncTarget(opts: {
   // 2. Retention and cleaning.
   const retire = [...remote.complete.keys()].filter((n) => !kept.has(n));
   const sent = new Set(report.uploaded);
-  const stale = remote.unfinished.filter((n) => !sent.has(n) && !(n.endsWith('.manifest.json') && sent.has(n.replace(/\.manifest\.json$/, '.db'))));
+  // An unfinished upload younger than UNFINISHED_GRACE_MS may be another machine's upload in
+  // progress into the same prefix (its snapshot is there, its manifest seconds away): left
+  // for a later run. One whose age the target does not say is cleaned, as before.
+  const young = (n: string): boolean => {
+    const t = byName.get(n)?.modifiedMs;
+    return t !== undefined && Math.abs(Date.now() - t) < UNFINISHED_GRACE_MS;
+  };
+  const stale = remote.unfinished.filter((n) => !sent.has(n) && !(n.endsWith('.manifest.json') && sent.has(n.replace(/\.manifest\.json$/, '.db'))) && !young(n));
   if (retire.length || stale.length) {
     opts.onProgress?.({ phase: 'deleting' });
     // Manifests first: a crash between the two requests leaves an unfinished snapshot, which the next run cleans.

@@ -10,6 +10,8 @@ export interface RemoteEntry {
   name: string;
   size: number;
   etag?: string;
+  /** When it was last written there (the target's clock), when the target says. */
+  modifiedMs?: number;
 }
 
 export interface UploadExpect {
