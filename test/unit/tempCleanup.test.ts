@@ -8,7 +8,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import { tmpdir } from 'os';
 import * as path from 'path';
-import { tempPath } from '../../src/core/store/atomicFs';
+import { cleanStaleTemps, tempPath } from '../../src/core/store/atomicFs';
 import { consistentTempCopy } from '../../src/core/store/fileSink';
 import { createAiMemoryDb } from '../support/aiMemoryDb';
 import { useTempDir } from '../support/tmp';
@@ -39,5 +39,21 @@ describe('temp copies in the system temp folder', () => {
       fs.rmSync(left, { force: true });
       fs.rmSync(live, { force: true });
     }
+  });
+  it("a running pull's work folder is kept while its download writes into it, though the folder itself is a day old", async () => {
+    const dir = tmp.join('backups');
+    fs.mkdirSync(dir);
+    // Named as a running process's (our parent) work folder; made 25 h ago, its snapshot file written to just now.
+    const work = path.join(dir, path.basename(tempPath(dir, 'pull')).replace(`-${process.pid}-`, `-${process.ppid}-`));
+    fs.mkdirSync(work);
+    fs.writeFileSync(path.join(work, 'ai-memory-2025-01-01T00-00-00Z.db'), 'half downloaded');
+    const old = new Date(Date.now() - 25 * 3600_000);
+    fs.utimesSync(work, old, old);
+    assert.deepStrictEqual(await cleanStaleTemps(dir), []);
+    assert.ok(fs.existsSync(work), 'the live download was kept');
+    // Nothing written in it for a day: removed (another machine's, or a reused pid).
+    fs.utimesSync(path.join(work, 'ai-memory-2025-01-01T00-00-00Z.db'), old, old);
+    assert.strictEqual((await cleanStaleTemps(dir)).length, 1);
+    assert.ok(!fs.existsSync(work));
   });
 });

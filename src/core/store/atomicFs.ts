@@ -287,6 +287,16 @@ export async function publishNoClobber(src: string, dest: string): Promise<boole
   return true;
 }
 
+/** The newest mtime of a folder and the entries directly in it. */
+async function newestMtime(dir: string, own: number): Promise<number> {
+  let newest = own;
+  for (const n of await fsp.readdir(dir).catch(() => [] as string[])) {
+    const st = await fsp.lstat(join(dir, n)).catch(() => undefined);
+    if (st && st.mtimeMs > newest) newest = st.mtimeMs;
+  }
+  return newest;
+}
+
 /**
  * Removes our temp files (and temp folders) in `dir` left by processes that no longer run (on this machine),
  * or a day old (another machine's, or a reused pid). Returns the names removed.
@@ -308,7 +318,10 @@ export async function cleanStaleTemps(dir: string, opts: { deadOnly?: boolean } 
     const path = join(dir, name);
     try {
       const st = await fsp.lstat(path);
-      const age = now - st.mtimeMs;
+      // A folder's mtime changes only when an entry is added or removed: pull's work folder
+      // keeps the time its snapshot file was created while the download writes into it for
+      // hours. Its age is that of the newest thing in it, or a live pull's would go at a day.
+      const age = now - (st.isDirectory() ? await newestMtime(path, st.mtimeMs) : st.mtimeMs);
       const local = owner.host === HOST_TAG;
       if (local && owner.pid === process.pid) continue;
       const stale = (!opts.deadOnly && age >= 24 * 3600_000) || (local && !pidAlive(owner.pid));
