@@ -157,6 +157,15 @@ describe('off-machine copies: faults on the wire and at the target', function ()
     assert.strictEqual(o.status, 'failed');
     assert.ok(o.error?.message.includes(REMOTE_STATE_NAME), o.error?.message);
   });
+
+  it('cancelled stays cancelled, even when the copy state cannot be written on the way out', async () => {
+    const local = tmp.join('backups-cancel');
+    fakeSnapshot(local, 'ai-memory-2026-11-29T120000Z.db', 4096);
+    fs.mkdirSync(path.join(local, REMOTE_STATE_NAME));
+    const ac = new AbortController();
+    ac.abort();
+    await assert.rejects(pushToTarget({ localDir: local, target: target(s3.endpoint), keep: 48, signal: ac.signal }), (e: Error & { code?: string }) => e.code === 'CANCELLED');
+  });
 });
 
 describe('off-machine copies: what a killed pull or mirror copy left', function () {

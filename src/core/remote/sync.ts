@@ -22,7 +22,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { posix, win32 } from 'node:path';
-import { isBackupError } from '../common/errors';
+import { BackupError, isBackupError } from '../common/errors';
 import { hashFile } from '../common/hashFile';
 import { rebuildArchived } from '../store/archive';
 import { tempPath } from '../store/atomicFs';
@@ -67,8 +67,13 @@ function isOurName(n: string): boolean {
   return (isSnapshotFileName(n) && parseSnapshotName(n) !== undefined) || (MANIFEST_RE.test(n) && parseSnapshotName(n.replace(/\.manifest\.json$/, '.db')) !== undefined);
 }
 
-/** How long an upload without its other half is left alone on the target (another machine may be mid-upload; a crash's is cleaned after). */
-export const UNFINISHED_GRACE_MS = 60 * 60_000;
+/**
+ * How long an upload without its other half is left alone on the target: another machine may
+ * be mid-upload (a crash's is cleaned after). A day, not an hour: S3 dates a multipart upload's
+ * object by when the upload began, so a large snapshot sent slowly looks old the moment it
+ * completes, before its manifest follows.
+ */
+export const UNFINISHED_GRACE_MS = 24 * 3600_000;
 
 interface RemoteView {
   complete: Map<string, RemoteEntry>;
@@ -373,7 +378,8 @@ export async function pushToTarget(opts: PushOptions): Promise<PushOutcome> {
     // What the target's failures do not cover: the copy state itself could not be written
     // (a folder in its place, a disk that filled). The copy is failed — never the backup:
     // `backup --remote` exited 1 without its result though the snapshot was made.
-    if (isBackupError(e) && e.code === 'CANCELLED') throw e;
+    // Cancelled stays cancelled, even when writing the state on the way out failed too.
+    if ((isBackupError(e) && e.code === 'CANCELLED') || opts.signal?.aborted) throw isBackupError(e) && e.code === 'CANCELLED' ? e : new BackupError('CANCELLED', 'Copy cancelled.');
     return { target: opts.target.label, id: opts.target.id, status: 'failed', error: errorOf(e) };
   }
 }

@@ -168,7 +168,8 @@ export async function newFileGid(dir: string): Promise<number | undefined> {
   if (process.platform === 'win32' || !process.getegid) return undefined;
   for (let d = resolve(dir); ; d = dirname(d)) {
     const st = await fsp.stat(d).catch(() => undefined);
-    if (st?.isDirectory()) return st.mode & 0o2000 ? st.gid : process.getegid();
+    // BSD rule (macOS): a new file always takes its folder's group; Linux: only a set-group-ID folder's.
+    if (st?.isDirectory()) return process.platform === 'darwin' || st.mode & 0o2000 ? st.gid : process.getegid();
     if (dirname(d) === d) return process.getegid();
   }
 }
