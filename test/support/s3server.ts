@@ -75,18 +75,14 @@ export async function startS3Server(dataDir: string, buckets: string[], port = 0
   };
 }
 
-/** A proxy on 127.0.0.1 that refuses deletes with 403 AccessDenied and forwards the rest. */
-export async function startDenyDeleteProxy(upstreamPort: number): Promise<{ endpoint: string; denied: string[]; close(): Promise<void> }> {
-  const denied: string[] = [];
+/**
+ * A proxy on 127.0.0.1 in front of `upstreamPort`: each request goes to `intercept` first,
+ * which answers it itself (returns true) or lets it through untouched, Host header included,
+ * so SigV4 signatures still verify.
+ */
+export async function startLoopbackProxy(upstreamPort: number, intercept: (req: http.IncomingMessage, res: http.ServerResponse) => boolean): Promise<{ endpoint: string; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
-    const isDelete = req.method === 'DELETE' && !/uploadId=/.test(req.url ?? '') || (req.method === 'POST' && /[?&]delete(=|&|$)/.test(req.url ?? ''));
-    if (isDelete) {
-      denied.push(`${req.method} ${req.url}`);
-      req.resume();
-      res.writeHead(403, { 'content-type': 'application/xml' });
-      res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>');
-      return;
-    }
+    if (intercept(req, res)) return;
     const up = http.request({ host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers: req.headers }, (r) => {
       res.writeHead(r.statusCode ?? 502, r.headers);
       r.pipe(res);
@@ -96,5 +92,20 @@ export async function startDenyDeleteProxy(upstreamPort: number): Promise<{ endp
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
-  return { endpoint: `http://127.0.0.1:${port}`, denied, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  return { endpoint: `http://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+/** A proxy on 127.0.0.1 that refuses deletes with 403 AccessDenied and forwards the rest. */
+export async function startDenyDeleteProxy(upstreamPort: number): Promise<{ endpoint: string; denied: string[]; close(): Promise<void> }> {
+  const denied: string[] = [];
+  const proxy = await startLoopbackProxy(upstreamPort, (req, res) => {
+    const isDelete = req.method === 'DELETE' && !/uploadId=/.test(req.url ?? '') || (req.method === 'POST' && /[?&]delete(=|&|$)/.test(req.url ?? ''));
+    if (!isDelete) return false;
+    denied.push(`${req.method} ${req.url}`);
+    req.resume();
+    res.writeHead(403, { 'content-type': 'application/xml' });
+    res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>');
+    return true;
+  });
+  return { ...proxy, denied };
 }

@@ -21,6 +21,7 @@ import { pinSnapshot } from '../../src/core/store/pins';
 import { createAiMemoryDb, seedMemory } from '../support/aiMemoryDb';
 import { cli } from '../support/cliRun';
 import { openNative } from '../support/sqlite';
+import { flipByte } from '../support/sqliteFiles';
 import { useTempDir } from '../support/tmp';
 
 const sha = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
@@ -202,10 +203,7 @@ describe('archive: page-dedup storage of older snapshots', () => {
     const packs = fs.readdirSync(archivePaths(dir).packs).map((n) => ({ n, size: fs.statSync(path.join(archivePaths(dir).packs, n)).size }));
     const victim = packs.sort((a, b) => a.size - b.size)[0].n;
     assert.ok(store.packs.includes(victim));
-    const f = path.join(archivePaths(dir).packs, victim);
-    const buf = fs.readFileSync(f);
-    buf[10] ^= 0xff;
-    fs.writeFileSync(f, buf);
+    flipByte(path.join(archivePaths(dir).packs, victim), 10);
     const v = await cli(['verify', '--from', dir, '--all', '--json'], { cwd: tmp.path });
     assert.strictEqual(v.code, 1);
     const o = v.json<{ snapshots: { name: string; ok: boolean; problems: string[] }[]; damaged_packs: { pack: string; snapshots: string[] }[] }>();
@@ -237,9 +235,7 @@ describe('archive: page-dedup storage of older snapshots', () => {
     // The largest pack holds the pages every snapshot shares (the first archived one's).
     const victim = fs.readdirSync(packsDir).map((n) => ({ n, size: fs.statSync(path.join(packsDir, n)).size })).sort((a, b) => b.size - a.size)[0].n;
     const f = path.join(packsDir, victim);
-    const buf = fs.readFileSync(f);
-    buf[10] ^= 0xff; // a blob's byte: the trailer still reads, the pages' hashes are still listed
-    fs.writeFileSync(f, buf);
+    flipByte(f, 10); // a blob's byte: the trailer still reads, the pages' hashes are still listed
     seedMemory(db, 'ns', 'm-after', 'after the damage '.repeat(40));
     clock += 3600_000;
     const r = await runBackup({ dbPath: db, backupDir: dir, keep: 0, plain: 1, now: () => new Date(clock) });
@@ -248,8 +244,7 @@ describe('archive: page-dedup storage of older snapshots', () => {
     assert.strictEqual(sha(path.join(dir, names[2])), shas.get(names[2]), 'the plain file is still there, whole');
     assert.ok(!(await listArchived(dir)).some((a) => a.name === names[2]), 'no archived copy that cannot be rebuilt');
     // Once the pack is whole again, the next run archives it.
-    buf[10] ^= 0xff;
-    fs.writeFileSync(f, buf);
+    flipByte(f, 10);
     const again = await runPrune({ backupDir: dir, dbPath: db, policy: { last: 20 }, plain: 1 });
     assert.deepStrictEqual(again.archive?.archived, [names[2]]);
     await rebuildsAll();
@@ -316,12 +311,7 @@ describe('archive: page-dedup storage of older snapshots', () => {
     assert.strictEqual(m.code, 0, m.stderr);
     // Every pack damaged (each is used by the oldest snapshot or by none).
     const packsDir = archivePaths(dir).packs;
-    for (const n of fs.readdirSync(packsDir)) {
-      const f = path.join(packsDir, n);
-      const buf = fs.readFileSync(f);
-      buf[10] ^= 0xff;
-      fs.writeFileSync(f, buf);
-    }
+    for (const n of fs.readdirSync(packsDir)) flipByte(path.join(packsDir, n), 10);
     // Put back into the backup folder, as its plain file and manifest.
     for (const n of fs.readdirSync(aside)) fs.copyFileSync(path.join(aside, n), path.join(dir, n));
     const r = await runPrune({ backupDir: dir, dbPath: db, policy: { last: 20 }, plain: 1 });
@@ -338,12 +328,7 @@ describe('archive: page-dedup storage of older snapshots', () => {
     const p = await cli(['push', '--to', dir, '--remote', remote, '--json'], { cwd: tmp.path });
     assert.strictEqual(p.code, 0, p.stderr);
     const packsDir = archivePaths(dir).packs;
-    for (const n of fs.readdirSync(packsDir)) {
-      const f = path.join(packsDir, n);
-      const buf = fs.readFileSync(f);
-      buf[10] ^= 0xff;
-      fs.writeFileSync(f, buf);
-    }
+    for (const n of fs.readdirSync(packsDir)) flipByte(path.join(packsDir, n), 10);
     const r = await cli(['pull', '--remote', remote, '--to', dir, '--snapshot', oldest, '--json'], { cwd: tmp.path });
     assert.strictEqual(r.code, 0, r.stderr);
     assert.match(r.stdout, /downloaded/);

@@ -6,7 +6,6 @@ import * as assert from 'assert';
 import { createHash, randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as http from 'http';
-import type { AddressInfo } from 'net';
 import * as path from 'path';
 import { runBackup } from '../../src/core/ops/backup';
 import { parseAwsIni, loadAwsSettings } from '../../src/core/remote/awsConfig';
@@ -18,7 +17,7 @@ import { listRemote, pushToTarget, UNFINISHED_GRACE_MS } from '../../src/core/re
 import { serializeManifest, rfc3339 } from '../../src/core/store/manifest';
 import { readMemories, seedMemory } from '../support/aiMemoryDb';
 import { cli } from '../support/cliRun';
-import { S3_KEY, S3_SECRET, startDenyDeleteProxy, startS3Server, type S3Server } from '../support/s3server';
+import { S3_KEY, S3_SECRET, startDenyDeleteProxy, startLoopbackProxy, startS3Server, type S3Server } from '../support/s3server';
 import { useTempDir } from '../support/tmp';
 
 const BUCKET = 'backups';
@@ -57,17 +56,11 @@ function fakeSnapshot(dir: string, name: string, bytes: number): string {
 /** A loopback proxy that records each request's method, url and header names. */
 async function recordingProxy(upstream: number): Promise<{ endpoint: string; seen: { method: string; url: string; headers: http.IncomingHttpHeaders }[]; close(): Promise<void> }> {
   const seen: { method: string; url: string; headers: http.IncomingHttpHeaders }[] = [];
-  const server = http.createServer((req, res) => {
+  const proxy = await startLoopbackProxy(upstream, (req) => {
     seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
-    const up = http.request({ host: '127.0.0.1', port: upstream, method: req.method, path: req.url, headers: req.headers }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
+    return false;
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, close: () => new Promise((r) => server.close(() => r())) };
+  return { ...proxy, seen };
 }
 
 describe('off-machine copies: S3 (real S3 protocol server on 127.0.0.1)', function () {

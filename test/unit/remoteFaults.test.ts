@@ -9,8 +9,6 @@ import * as assert from 'assert';
 import { spawnSync } from 'child_process';
 import { createHash, randomBytes } from 'crypto';
 import * as fs from 'fs';
-import * as http from 'http';
-import type { AddressInfo } from 'net';
 import * as path from 'path';
 import { runBackup } from '../../src/core/ops/backup';
 import { pullFromTarget } from '../../src/core/ops/pull';
@@ -21,7 +19,7 @@ import { listRemote, pushToTarget } from '../../src/core/remote/sync';
 import { tempPath } from '../../src/core/store/atomicFs';
 import { rfc3339, serializeManifest } from '../../src/core/store/manifest';
 import { createAiMemoryDb } from '../support/aiMemoryDb';
-import { S3_KEY, S3_SECRET, startS3Server, type S3Server } from '../support/s3server';
+import { S3_KEY, S3_SECRET, startLoopbackProxy, startS3Server, type S3Server } from '../support/s3server';
 import { useTempDir } from '../support/tmp';
 
 const BUCKET = 'backups';
@@ -49,26 +47,18 @@ function deadTempName(dir: string, purpose: string): string {
 /** A loopback proxy that answers a PUT whose URL matches `swallow` with 200 and the body's MD5 as ETag, storing nothing. */
 async function swallowingProxy(upstream: number, swallow: RegExp): Promise<{ endpoint: string; swallowed: string[]; close(): Promise<void> }> {
   const swallowed: string[] = [];
-  const server = http.createServer((req, res) => {
-    if (req.method === 'PUT' && swallow.test(req.url ?? '')) {
-      swallowed.push(req.url ?? '');
-      const h = createHash('md5');
-      req.on('data', (c: Buffer) => h.update(c));
-      req.on('end', () => {
-        res.writeHead(200, { etag: `"${h.digest('hex')}"` });
-        res.end();
-      });
-      return;
-    }
-    const up = http.request({ host: '127.0.0.1', port: upstream, method: req.method, path: req.url, headers: req.headers }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.pipe(res);
+  const proxy = await startLoopbackProxy(upstream, (req, res) => {
+    if (req.method !== 'PUT' || !swallow.test(req.url ?? '')) return false;
+    swallowed.push(req.url ?? '');
+    const h = createHash('md5');
+    req.on('data', (c: Buffer) => h.update(c));
+    req.on('end', () => {
+      res.writeHead(200, { etag: `"${h.digest('hex')}"` });
+      res.end();
     });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
+    return true;
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, swallowed, close: () => new Promise((r) => server.close(() => r())) };
+  return { ...proxy, swallowed };
 }
 
 describe('off-machine copies: faults on the wire and at the target', function () {
