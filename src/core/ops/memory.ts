@@ -5,7 +5,7 @@
  */
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { BackupError, errnoCode, ioError, isBackupError } from '../common/errors';
+import { BackupError, errnoCode, ioError } from '../common/errors';
 import { fsyncDir, reachableMode, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
 import { readManifestFor } from '../store/catalog';
 import { manifestNameFor } from '../store/naming';
@@ -52,16 +52,8 @@ async function closeSql(db: (MemorySql & { release?: () => Promise<void> }) | un
  * future-dated names last). What restore would warn about is passed to `onWarning`.
  */
 async function snapshotFrom(from: string, opts: MemoryOpOptions): Promise<string> {
-  const r = await resolveRestoreSource(from, opts.dbPath ?? resolve('ai-memory.db')).catch((e: unknown) => {
-    // Restore's advice ("to restore one of them", "point --db at…") is not what inspect, diff or extract take.
-    if (isBackupError(e) && e.code === 'NO_SNAPSHOTS' && e.message.startsWith('None of the')) {
-      throw new BackupError(e.code, e.message, {
-        hint: `Pass the snapshot file itself with --from (\`list --to ${from}\` names them), or set $AI_MEMORY_DB to the database they belong to.`,
-        cause: e,
-      });
-    }
-    throw e;
-  });
+  // Restore's advice ("to restore one of them", "point --db at…") is not what inspect, diff or extract take.
+  const r = await resolveRestoreSource(from, opts.dbPath ?? resolve('ai-memory.db'), `Pass the snapshot file itself with --from (\`list --to ${from}\` names them), or set $AI_MEMORY_DB to the database they belong to.`);
   for (const w of r.warnings) opts.onWarning?.(w);
   return r.snapshot;
 }

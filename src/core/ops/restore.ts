@@ -152,7 +152,16 @@ function guessWarning(name: string, raw: string | undefined, dbPath: string): st
   return `${name}'s manifest names its database only as "${raw ?? ''}" (a relative path, as ai-memory's CLI writes it): it is taken as ${dbPath}, the database that path leads to from beside the backup folder — check it is, if other projects back up into this folder`;
 }
 
-export async function resolveRestoreSource(from: string, given: string): Promise<{ snapshot: string; source: OwnerInfo; warnings: string[] }> {
+/**
+ * `noneOfThisHint`: what to do when the folder holds only other databases' snapshots, in the
+ * words of the command asking (restore by default; inspect, diff and extract read, and take
+ * no --db beside --from).
+ */
+export async function resolveRestoreSource(
+  from: string,
+  given: string,
+  noneOfThisHint = 'Pass the snapshot file itself with --from to restore one of them (restore says whose it is), or point --db at the database they belong to.',
+): Promise<{ snapshot: string; source: OwnerInfo; warnings: string[] }> {
   // Whose a snapshot is compares resolved paths (manifests hold the resolved source_db): the
   // database as SQLite resolves it, whatever form it was given in (`./x.db`, a link).
   const dbPath = await resolvedDbPathOr(given);
@@ -231,7 +240,7 @@ export async function resolveRestoreSource(from: string, given: string): Promise
     bySource.set(k, (bySource.get(k) ?? 0) + 1);
   }
   throw new BackupError('NO_SNAPSHOTS', `None of the ${entries.length} snapshots in ${p} was taken of ${dbPath}: they are of ${[...bySource].map(([k, n]) => `${k} (${n})`).join(', ')}.`, {
-    hint: 'Pass the snapshot file itself with --from to restore one of them (restore says whose it is), or point --db at the database they belong to.',
+    hint: noneOfThisHint,
   });
 }
 

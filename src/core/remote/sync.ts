@@ -22,7 +22,8 @@
  */
 import { promises as fsp } from 'node:fs';
 import { posix, win32 } from 'node:path';
-import { BackupError, isBackupError } from '../common/errors';
+import { throwIfCancelled } from '../common/cancel';
+import { isBackupError } from '../common/errors';
 import { hashFile } from '../common/hashFile';
 import { rebuildArchived } from '../store/archive';
 import { tempPath } from '../store/atomicFs';
@@ -379,7 +380,8 @@ export async function pushToTarget(opts: PushOptions): Promise<PushOutcome> {
     // (a folder in its place, a disk that filled). The copy is failed — never the backup:
     // `backup --remote` exited 1 without its result though the snapshot was made.
     // Cancelled stays cancelled, even when writing the state on the way out failed too.
-    if ((isBackupError(e) && e.code === 'CANCELLED') || opts.signal?.aborted) throw isBackupError(e) && e.code === 'CANCELLED' ? e : new BackupError('CANCELLED', 'Copy cancelled.');
+    if (isBackupError(e) && e.code === 'CANCELLED') throw e;
+    throwIfCancelled(opts.signal, 'Copy cancelled.');
     return { target: opts.target.label, id: opts.target.id, status: 'failed', error: errorOf(e) };
   }
 }

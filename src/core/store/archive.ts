@@ -1085,14 +1085,9 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
     // Every pack it shares pages with, proven whole (its bytes hash to its name) before the
     // plain file goes: a page of a damaged pack was taken as stored, and the only good copy
     // of the snapshot was deleted for an archived one that cannot be rebuilt.
-    for (const p of shared) {
-      const pack = store.packs[p];
-      if (store.intact.has(pack)) continue;
-      const problem = await packProblem(paths, pack, signal);
-      if (problem) {
-        throw damaged(`${name} was not archived: pack ${pack}, which holds pages it shares with archived snapshots, is damaged (${problem}); it stays a plain file.`, 'Run `verify --all` to see which archived snapshots the pack affects; they rebuild only from a copy of it.');
-      }
-      store.intact.add(pack);
+    const bad = await firstDamagedPack(paths, store, shared, signal);
+    if (bad) {
+      throw damaged(`${name} was not archived: pack ${bad.pack}, which holds pages it shares with archived snapshots, is damaged (${bad.problem}); it stays a plain file.`, 'Run `verify --all` to see which archived snapshots the pack affects; they rebuild only from a copy of it.');
     }
     // The manifest is kept byte for byte (a signed manifest's bytes are what its signature
     // covers). The caller checked it moments ago under the lock; read again here (the rule of
@@ -1143,11 +1138,20 @@ export async function archivedProblem(dir: string, name: string, manifest: Manif
   const used = new Set<number>();
   let last = -1;
   for (const r of rows) if (store.packOf(r) !== last) used.add((last = store.packOf(r)));
-  for (const p of used) {
+  const bad = await firstDamagedPack(paths, store, used);
+  return bad && `pack ${bad.pack} is damaged (${bad.problem})`;
+}
+
+/**
+ * The first of `packs` (numbers in `store`) whose bytes do not hash to its name; each proven
+ * one is remembered in `store.intact`, so a run hashes a pack at most once.
+ */
+async function firstDamagedPack(paths: ArchivePaths, store: PackStore, packs: Iterable<number>, signal?: AbortSignal): Promise<{ pack: string; problem: string } | undefined> {
+  for (const p of packs) {
     const pack = store.packs[p];
     if (store.intact.has(pack)) continue;
-    const problem = await packProblem(paths, pack);
-    if (problem) return `pack ${pack} is damaged (${problem})`;
+    const problem = await packProblem(paths, pack, signal);
+    if (problem) return { pack, problem };
     store.intact.add(pack);
   }
   return undefined;
