@@ -128,6 +128,41 @@ describe('reliability 2: disk full', function () {
     },
   );
 
+  reliabilityCase(
+    'disk',
+    'backup: room for the snapshot and its manifest, not for recording the run',
+    {
+      done: 'same folder; for 1 to 4 pages of room beyond the image (the database changed each time): `backup --json`',
+      checked: 'a run that published a snapshot (new file under a final name, its manifest verifying) exits 0 with status created and says in a warning that the run could not be recorded; a run that exits 1 published nothing; the folder holds no temp file',
+    },
+    async (ctx) => {
+      const s = await backupSetup(ctx);
+      let notRecorded = 0;
+      for (let extra = 1; extra <= 4; extra++) {
+        fs.rmSync(path.join(s.m.path, 'filler.bin'), { force: true });
+        seedMemory(s.db, 'ns', `disk ${extra}`, `changed for run ${extra}`);
+        fillTo(s.m.path, s.image + extra * PAGE);
+        const before = new Set(fs.readdirSync(s.m.path));
+        const r = await runCliProcess(['backup', '--db', s.db, '--to', s.m.path, '--json'], { cwd: tmp.path });
+        const made = fs.readdirSync(s.m.path).filter((n) => !before.has(n) && /^ai-memory-.*\.db$/.test(n));
+        if (made.length) {
+          assert.strictEqual(r.code, 0, `room for ${extra} page(s): a snapshot (${made.join(', ')}) was published, yet the run failed: ${r.stderr}`);
+          const out = JSON.parse(r.stdout) as { status: string; snapshot: string };
+          assert.strictEqual(out.status, 'created');
+          assert.deepStrictEqual(made, [out.snapshot]);
+          const v = await runCliProcess(['verify', '--from', path.join(s.m.path, out.snapshot)], { cwd: tmp.path });
+          assert.strictEqual(v.code, 0, v.stdout + v.stderr);
+          if (/^warning: .*could not record/m.test(r.stderr)) notRecorded++;
+        } else {
+          assert.strictEqual(r.code, 1, `room for ${extra} page(s): nothing published, so the run must fail (${r.stdout})`);
+        }
+        assert.deepStrictEqual(tempFiles(s.m.path), []);
+      }
+      assert.ok(notRecorded > 0, 'one of the runs had room for the snapshot and its manifest but not for the state file');
+      return `${notRecorded} run(s) published a snapshot without room to record the run: exit 0, status created, a warning`;
+    },
+  );
+
   /** The database (with 30 commits in its -wal) on a 12 MiB tmpfs; a snapshot of other content elsewhere. */
   async function restoreSetup(ctx: CaseContext) {
     const m = mount(ctx, 12 << 20);

@@ -212,6 +212,21 @@ async function archiveStep(dir: string, opts: BackupOptions, owner: { dbPath: st
   }
 }
 
+/**
+ * Writes the folder's state file (state.ts) once the run's snapshot is published (or found
+ * unchanged). The snapshot is already there, retention already applied: a state file that
+ * cannot be written (a disk that filled up) must not turn that run into a failure — exit 1
+ * and "try again" while a new snapshot exists, and older ones may have just been pruned.
+ * It only makes the status bar and `--skip-if-recent` see the previous run: said in a warning.
+ */
+async function recordRun(dir: string, state: BackupState, fileMode: number, warnings: string[]): Promise<void> {
+  try {
+    await writeFileAtomic(join(dir, STATE_NAME), JSON.stringify(state satisfies BackupState), fileMode);
+  } catch (e) {
+    warnings.push(`could not record this run in ${join(dir, STATE_NAME)} (${errorMessage(e)}): the snapshot ${state.snapshot} is ${state.status === 'created' ? 'made' : 'there'} and complete, but the status and --skip-if-recent still see the previous run; free some space in ${dir}`);
+  }
+}
+
 function nextFreeSeq(names: string[], stamp: string): number {
   let seq = 0;
   for (const name of names) {
@@ -374,7 +389,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       const { pruned, warnings: w } = await pruneSnapshots(dir, keep, new Set([same.name]), { dbPath, now: now().getTime() });
       warnings.push(...w);
       const archived = await archiveStep(dir, opts, { dbPath, now: now().getTime() }, warnings, progress);
-      await writeFileAtomic(join(dir, STATE_NAME), JSON.stringify({ last_run: rfc3339(now()), status: 'unchanged', snapshot: same.name, sha256 } satisfies BackupState), fileMode);
+      await recordRun(dir, { last_run: rfc3339(now()), status: 'unchanged', snapshot: same.name, sha256 }, fileMode, warnings);
       return {
         status: 'unchanged',
         db,
@@ -462,11 +477,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     warnings.push(...w);
     crashPoint('backup:after-prune');
     const archived = await archiveStep(dir, opts, { dbPath, now: now().getTime() }, warnings, progress);
-    await writeFileAtomic(
-      join(dir, STATE_NAME),
-      JSON.stringify({ last_run: rfc3339(now()), status: 'created', snapshot: published.name, sha256 } satisfies BackupState),
-      fileMode,
-    );
+    await recordRun(dir, { last_run: rfc3339(now()), status: 'created', snapshot: published.name, sha256 }, fileMode, warnings);
     // Unsigned is said by the CLI's `Signed  :` line / `unsigned_reason`, not as a warning.
     const signing = signingPlan.outcome(published.manifest);
     return {
