@@ -1,7 +1,12 @@
 /** Retention of the copies a restore keeps (`*.pre-restore-*.db` with -wal/-shm). */
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { runBackup } from '../../src/core/ops/backup';
+import { runRestore } from '../../src/core/ops/restore';
 import { listPreRestoreCopies, prunePreRestoreCopies } from '../../src/core/store/preRestore';
+import { createAiMemoryDb } from '../support/aiMemoryDb';
+import { openNative } from '../support/sqlite';
 import { useTempDir } from '../support/tmp';
 
 describe('pre-restore copies: list and retention', () => {
@@ -58,5 +63,34 @@ describe('pre-restore copies: list and retention', () => {
     // keep 1: still the copy just made, whatever its name.
     await prunePreRestoreCopies(db, 1, { justMade, now: Date.parse('2026-11-30T00:00:00Z') });
     assert.deepEqual((await listPreRestoreCopies(db)).map((c) => c.name), ['memories.pre-restore-2026-11-19T120000Z.db']);
+  });
+
+  it('a copy kept with its -journal (a restore over a crashed writer\'s database) goes with its -journal: none is left behind', async () => {
+    // A database copied mid-transaction in rollback mode: uncommitted pages in the main file, a hot -journal.
+    const src = tmp.join('src', 'rollback.db');
+    createAiMemoryDb(src, { memories: 60, walMode: false });
+    const db = tmp.join('live', 'ai-memory.db');
+    fs.mkdirSync(path.dirname(db));
+    const c = openNative(src);
+    c.pragma('cache_size = 10');
+    c.exec('BEGIN');
+    c.exec("UPDATE memories SET content = content || ' UNCOMMITTED ' || hex(randomblob(64))");
+    fs.copyFileSync(src, db);
+    fs.copyFileSync(`${src}-journal`, `${db}-journal`);
+    c.exec('ROLLBACK');
+    c.close();
+    const good = tmp.join('good', 'ai-memory.db');
+    createAiMemoryDb(good, { memories: 40, seed: 9 });
+    const snap = await runBackup({ dbPath: good, backupDir: tmp.join('backups') });
+    // The first restore keeps the damaged database aside with its -journal; the second keeps the restored one.
+    const first = await runRestore({ dbPath: db, from: snap.snapshotPath, now: () => new Date('2026-11-20T10:00:00Z') });
+    assert.ok(first.previous && fs.existsSync(`${first.previous}-journal`), 'the hot journal is kept with the copy');
+    const listed = (await listPreRestoreCopies(db)).find((x) => x.path === first.previous);
+    assert.ok(listed?.sidecars.includes(`${first.previous}-journal`), `the copy lists its -journal (${listed?.sidecars.join(', ')})`);
+    const second = await runRestore({ dbPath: db, from: snap.snapshotPath, now: () => new Date('2026-11-21T10:00:00Z') });
+    const r = await prunePreRestoreCopies(db, 1, { justMade: second.previous });
+    assert.deepEqual(r.pruned, [path.basename(first.previous)]);
+    const left = fs.readdirSync(path.dirname(db)).filter((n) => n.includes('pre-restore'));
+    assert.deepEqual(left, [path.basename(second.previous ?? '')], 'no sidecar of the pruned copy is left');
   });
 });

@@ -1,6 +1,6 @@
 /**
- * The copies a restore keeps (`<stem>.pre-restore-<UTC stamp>[_N].db`, with their `-wal` and
- * `-shm`) beside the database: listed newest first by the time in their name, and pruned to
+ * The copies a restore keeps (`<stem>.pre-restore-<UTC stamp>[_N].db`, with their `-wal`,
+ * `-shm` and `-journal`) beside the database: listed newest first by the time in their name, and pruned to
  * the newest `keep` — never the newest one, whatever `keep` says, and never a file whose
  * name is not exactly that shape for this database.
  */
@@ -9,6 +9,7 @@ import { basename, dirname, extname, join } from 'node:path';
 import { errorMessage } from '../common/errors';
 import { fsyncDir } from './atomicFs';
 import { FUTURE_SKEW_MS } from './catalog';
+import { SIDECARS } from '../sqlite/dbFiles';
 
 export interface PreRestoreCopy {
   name: string;
@@ -17,7 +18,10 @@ export interface PreRestoreCopy {
   time: number;
   seq: number;
   size: number;
-  /** `-wal` / `-shm` files that belong to it. */
+  /**
+   * Its `-wal` / `-shm` / `-journal` (dbFiles.ts SIDECARS): restore keeps every sidecar SQLite
+   * may open with the copy — a damaged database's hot `-journal` too — so they go with it.
+   */
   sidecars: string[];
 }
 
@@ -45,7 +49,7 @@ export async function listPreRestoreCopies(dbPath: string): Promise<PreRestoreCo
     const path = join(dir, name);
     const st = await fsp.lstat(path).catch(() => undefined);
     if (!st?.isFile()) continue;
-    const sidecars = [`${path}-wal`, `${path}-shm`].filter((p) => names.includes(basename(p)));
+    const sidecars = SIDECARS.map((x) => path + x).filter((p) => names.includes(basename(p)));
     out.push({ name, path, time, seq: m[7] ? Number(m[7]) : 1, size: st.size, sidecars });
   }
   return out.sort((a, b) => b.time - a.time || b.seq - a.seq);
