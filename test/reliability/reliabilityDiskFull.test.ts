@@ -9,6 +9,7 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { runBackup } from '../../src/core/ops/backup';
+import { deleteSnapshot } from '../../src/core/store/catalog';
 import { createAiMemoryDb, seedMemory } from '../support/aiMemoryDb';
 import { cliBundle, expectRefusal, fillTo, freeBytes, mountTmpfs, mountUnavailable, nativeState, runCliProcess, tempFiles, type Mount } from '../support/reliability';
 import { reliabilityCase, type CaseContext } from '../support/reliabilityReport';
@@ -160,6 +161,48 @@ describe('reliability 2: disk full', function () {
       }
       assert.ok(notRecorded > 0, 'one of the runs had room for the snapshot and its manifest but not for the state file');
       return `${notRecorded} run(s) published a snapshot without room to record the run: exit 0, status created, a warning`;
+    },
+  );
+
+  reliabilityCase(
+    'disk',
+    'prune frees a backup folder that is completely full',
+    {
+      done: 'the backup folder on a 16 MiB tmpfs with 3 snapshots of one database, then filled to the last byte (the backup fails: no space); `prune --keep-last 1`, then a snapshot deleted the way the Snapshots view deletes one',
+      checked: 'prune exits 0 and deletes the 2 older snapshots and their manifests (what frees the space must not need space); the newest is kept and verifies; no lock or temp file left; the delete works too; then a backup succeeds once the filler is gone',
+    },
+    async (ctx) => {
+      const m = mount(ctx, 16 << 20);
+      const db = tmp.join('full', 'ai-memory.db');
+      createAiMemoryDb(db, { memories: 150, seed: 9 });
+      const names: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        seedMemory(db, 'ns', `full ${i}`, `snapshot ${i}`);
+        const r = await runBackup({ dbPath: db, backupDir: m.path, keep: 0, now: () => new Date(Date.parse('2026-11-29T10:00:00Z') + i * 3600_000) });
+        names.push(path.basename(r.snapshotPath));
+      }
+      fillTo(m.path, 0);
+      assert.strictEqual(freeBytes(m.path), 0);
+      const b = await runCliProcess(['backup', '--db', db, '--to', m.path], { cwd: tmp.path });
+      assert.strictEqual(b.code, 1, 'a backup into the full folder fails');
+      const p = await runCliProcess(['prune', '--db', db, '--to', m.path, '--keep-last', '1', '--json'], { cwd: tmp.path });
+      assert.strictEqual(p.code, 0, `prune on a full disk: ${p.stderr}`);
+      assert.deepStrictEqual((JSON.parse(p.stdout) as { deleted: string[] }).deleted.sort(), [names[0], names[1]]);
+      const left = fs.readdirSync(m.path);
+      for (const n of [names[0], names[1]]) assert.ok(!left.includes(n) && !left.includes(n.replace(/\.db$/, '.manifest.json')), n);
+      assert.ok(!left.includes('.ai-memory-backup.lock'), 'no lock left');
+      assert.deepStrictEqual(tempFiles(m.path), []);
+      const v = await runCliProcess(['verify', '--from', path.join(m.path, names[2])], { cwd: tmp.path });
+      assert.strictEqual(v.code, 0, v.stdout + v.stderr);
+      // The Snapshots view's Delete takes the same lock.
+      fillTo(m.path, 0, 'filler2.bin');
+      await deleteSnapshot(m.path, names[2]);
+      assert.ok(!fs.existsSync(path.join(m.path, names[2])));
+      fs.rmSync(path.join(m.path, 'filler.bin'));
+      fs.rmSync(path.join(m.path, 'filler2.bin'));
+      const ok = await runCliProcess(['backup', '--db', db, '--to', m.path], { cwd: tmp.path });
+      assert.strictEqual(ok.code, 0, ok.stderr);
+      return 'prune exit 0 on a full disk, 2 older snapshots deleted, the newest kept and verified; Delete works too; the next backup succeeds';
     },
   );
 

@@ -89,25 +89,44 @@ export function describeOwner(text: string): string {
   return `${o.purpose} by pid ${o.pid} ${where}, started ${o.started}`;
 }
 
+/** No room for a byte (ENOSPC), or the user's quota is used up (EDQUOT). */
+function isNoSpace(e: unknown): boolean {
+  const code = errnoCode(e);
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
 /**
  * Creates the lock file with its content in one step: the owner goes to a temp file first,
  * which is then linked to the lock name (link(2) fails with EEXIST while the lock is held).
  * So a lock is never seen empty: an empty lock, left by a crash between create and write,
  * can only be judged by its age and blocked every backup of the folder for 10 s.
  * Without hard links (FAT, some network shares): O_EXCL create, then write.
- * Returns false when the lock exists.
+ *
+ * A full disk has no block for the owner's line, but an empty file needs none: the lock is
+ * then taken empty. That is what lets `prune` and Delete free a full backup folder (refused
+ * "No space left while locking", the only way out was deleting snapshots by hand). An empty
+ * lock is judged by its age, which the heartbeat keeps under 10 s while its holder lives.
+ * Returns the text the lock holds (the owner, or '' on a full disk), or undefined when it exists.
  */
-async function createLockFile(dir: string, path: string, body: string): Promise<boolean> {
+async function createLockFile(dir: string, path: string, body: string): Promise<string | undefined> {
   const tmp = tempPath(dir, 'lock');
   try {
-    await fsp.writeFile(tmp, body, { flag: 'wx', mode: 0o644 });
+    let text = body;
+    try {
+      await fsp.writeFile(tmp, body, { flag: 'wx', mode: 0o644 });
+    } catch (e) {
+      if (!isNoSpace(e)) throw e;
+      await fsp.rm(tmp, { force: true });
+      await fsp.writeFile(tmp, '', { flag: 'wx', mode: 0o644 });
+      text = '';
+    }
     try {
       await fsp.link(tmp, path);
       crashPoint('lock:after-create');
-      return true;
+      return text;
     } catch (e) {
       const code = errnoCode(e);
-      if (code === 'EEXIST') return false;
+      if (code === 'EEXIST') return undefined;
       if (!isNoHardLinkError(e)) throw e;
     }
   } finally {
@@ -117,15 +136,19 @@ async function createLockFile(dir: string, path: string, body: string): Promise<
   try {
     fh = await fsp.open(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o644);
   } catch (e) {
-    if (errnoCode(e) === 'EEXIST') return false;
+    if (errnoCode(e) === 'EEXIST') return undefined;
     throw e;
   }
   try {
     await fh.writeFile(body);
+    return body;
+  } catch (e) {
+    if (!isNoSpace(e)) throw e;
+    await fh.truncate(0).catch(() => undefined);
+    return '';
   } finally {
     await fh.close();
   }
-  return true;
 }
 
 export async function acquireFolderLock(dir: string, opts: LockOptions): Promise<FolderLock> {
@@ -134,10 +157,12 @@ export async function acquireFolderLock(dir: string, opts: LockOptions): Promise
   const body = JSON.stringify(me);
   const deadline = Date.now() + (opts.waitMs ?? 30_000);
   let lastHolder = '';
+  let held: string | undefined; // what our lock file holds: the owner, or '' (a full disk)
   for (;;) {
     if (opts.signal?.aborted) throw new BackupError('CANCELLED', 'Cancelled while waiting for the backup folder.');
     try {
-      if (await createLockFile(dir, path, body)) break;
+      held = await createLockFile(dir, path, body);
+      if (held !== undefined) break;
     } catch (e) {
       throw ioError('locking', dir, e);
     }
@@ -158,7 +183,8 @@ export async function acquireFolderLock(dir: string, opts: LockOptions): Promise
     }
     await new Promise((r) => setTimeout(r, 150));
   }
-  heldHere.add(`${path}\n${body}`);
+  const text = held ?? body;
+  heldHere.add(`${path}\n${text}`);
   const beat = setInterval(() => {
     const now = new Date();
     fsp.utimes(path, now, now).catch(() => undefined);
@@ -172,9 +198,8 @@ export async function acquireFolderLock(dir: string, opts: LockOptions): Promise
       released = true;
       clearInterval(beat);
       // Only remove our own lock (if it was judged stale and replaced, it is not ours).
-      const text = await readLock(path);
-      if (text === body) await fsp.unlink(path).catch(() => undefined);
-      heldHere.delete(`${path}\n${body}`);
+      if ((await readLock(path)) === text) await fsp.unlink(path).catch(() => undefined);
+      heldHere.delete(`${path}\n${text}`);
     },
   };
 }
