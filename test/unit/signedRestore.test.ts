@@ -57,6 +57,31 @@ describe('ai-memory 1.0: signed backups and restores', function () {
     assert.strictEqual(sha(db), before, 'the live database is untouched');
   }
 
+  it('prune names the snapshots signed with another key (a key rotation), which retention leaves alone, instead of keeping them without a word', async () => {
+    const oldPub = publicKeyFromSeed(OTHER);
+    const oldKey = { seed: OTHER, publicKey: oldPub, fingerprint: keyFingerprint(oldPub), path: 'test/old-operator.key' };
+    const oldAnchor: OperatorPublicKey = { key: oldPub, fingerprint: keyFingerprint(oldPub), source: 'test' };
+    const before = await runBackup({ dbPath: db, backupDir: dir, signing: { key: oldKey, anchor: oldAnchor }, now: () => new Date('2026-11-01T10:00:00Z') });
+    seedMemory(db, 'ns', 'after the key change', 'x');
+    const after = await signedBackup(dir, db, new Date('2026-11-02T10:00:00Z'));
+    // Retention resolves the operator key as ai-memory does, from this process's environment.
+    const env = { AI_MEMORY_OPERATOR_PUBKEY: PUB.toString('base64') };
+    const saved = process.env.AI_MEMORY_OPERATOR_PUBKEY;
+    process.env.AI_MEMORY_OPERATOR_PUBKEY = env.AI_MEMORY_OPERATOR_PUBKEY;
+    let r;
+    try {
+      r = await cli(['prune', '--to', dir, '--db', db, '--keep-last', '1', '--json'], { cwd: tmp.path, env, home: tmp.join('nohome') });
+    } finally {
+      if (saved === undefined) delete process.env.AI_MEMORY_OPERATOR_PUBKEY;
+      else process.env.AI_MEMORY_OPERATOR_PUBKEY = saved;
+    }
+    assert.strictEqual(r.code, 0, r.stderr);
+    assert.match(r.stderr, /warning: 1 snapshot is left alone: its manifest is signed with another key than the operator key configured now/);
+    assert.ok(r.stderr.includes(path.basename(before.snapshotPath as string)), r.stderr);
+    assert.deepStrictEqual((r.json() as { deleted: string[] }).deleted, []);
+    assert.ok(fs.existsSync(before.snapshotPath as string) && fs.existsSync(after.snapshotPath as string), 'nothing deleted');
+  });
+
   it('writes 1.0\'s fields after the six, signs them, and the snapshot passes 1.0\'s restore checks', async () => {
     const r = await signedBackup();
     const m = readJson(r.manifestPath);

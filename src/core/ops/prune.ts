@@ -260,10 +260,20 @@ export async function runPrune(opts: PruneOptions): Promise<PruneRunResult> {
   if (!st) throw new BackupError('SNAPSHOT_NOT_FOUND', `Backup folder ${dir} does not exist.`, { hint: 'Pass the backup folder with --to.' });
   // Said, not left to wonder at: snapshots this database's retention leaves alone because their
   // manifest names it by a relative path (a folder of ai-memory's own backups prunes nothing).
-  const guessed = (await withOwners(dir, scope.dbPath, await listSnapshots(dir, { archived: true }))).filter((e) => e.owner === 'this' && e.guessed);
+  const listed = await withOwners(dir, scope.dbPath, await listSnapshots(dir, { archived: true }));
+  const guessed = listed.filter((e) => e.owner === 'this' && e.guessed);
   const note = guessed.length
     ? [`${guessed.length} snapshot${guessed.length === 1 ? ' is' : 's are'} left alone: ${guessed.length === 1 ? 'its manifest names' : 'their manifests name'} the database by a relative path (as ai-memory's CLI writes it), which cannot tell it from another project's; retention never deletes on that guess (ai-memory's own --keep prunes them)`]
     : [];
+  // A signature that does not verify with the key configured now (an operator key rotated, or
+  // an altered manifest): no owner can be told, so retention never deletes them, and after a
+  // rotation the folder would keep every older snapshot for good without a word.
+  const refused = listed.filter((e) => e.signature?.state === 'refused');
+  if (refused.length) {
+    note.push(
+      `${refused.length} snapshot${refused.length === 1 ? ' is' : 's are'} left alone: ${refused.length === 1 ? 'its manifest is' : 'their manifests are'} signed with another key than the operator key configured now (signed before a key change, or altered), so ai-memory 1.0 refuses to restore ${refused.length === 1 ? 'it' : 'them'} and retention cannot tell whose ${refused.length === 1 ? 'it is' : 'they are'} (the oldest: ${refused[refused.length - 1].name}). To restore one, configure the public key that signed it; delete them yourself when they are no longer needed`,
+    );
+  }
   if (opts.dryRun) {
     const decisions = await planRetention(dir, policy, scope);
     const wouldArchive = opts.plain === undefined ? undefined : decisions.filter((d) => d.keep && !d.entry.archived).slice(opts.plain).map((d) => d.name);
