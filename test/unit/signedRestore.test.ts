@@ -107,6 +107,21 @@ describe('ai-memory 1.0: signed backups and restores', function () {
     assert.strictEqual((await signedBackup()).status, 'unchanged');
   });
 
+  it('with a key, a database without the schema_version table is unsigned, and the reason says so (not "encrypted or too large")', async () => {
+    const native = openNative(db);
+    try {
+      native.exec('DROP TABLE schema_version');
+    } finally {
+      native.close();
+    }
+    for (const verify of ['quick', 'off'] as const) {
+      const r = await runBackup({ dbPath: db, backupDir: tmp.join(`bk-noschema-${verify}`), verify, signing: { key: SIGNER, anchor: ANCHOR } });
+      assert.strictEqual(readJson(r.manifestPath).signature, undefined);
+      assert.match(r.signing?.warning ?? '', /NOT signed \(the database has no schema_version table, and 1\.0's signature covers the schema version\)/);
+      assert.doesNotMatch(r.signing?.warning ?? '', /encrypted/);
+    }
+  });
+
   it('with --verify off and no key: still 1.0\'s facts, unsigned, and says what 1.0\'s restore will need', async () => {
     const r = await runBackup({ dbPath: db, backupDir: dir, verify: 'off', signing: { key: null } });
     const m = readJson(r.manifestPath);

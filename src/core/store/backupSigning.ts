@@ -76,10 +76,24 @@ export async function planSigning(opts: SigningOptions = {}): Promise<SigningPla
     notes,
     outcome(m: Manifest): SigningOutcome {
       if (m.signature && key) return { signed: true, signer: m.signer, keyPath: key.path };
-      const reason = key ? 'the schema version and memory count the signature covers could not be read: the database is encrypted, too large for the checker, or over 64 MiB with --verify off' : why;
+      const reason = key ? unreadableSignedFacts(m) : why;
       return { signed: false, warning: `the manifest is NOT signed (${reason}): ${RESTORE_NEEDS}` };
     },
   };
+}
+
+/**
+ * Why 1.0's payload could not be made: the schema version or the memory count it covers is
+ * unknown. Read from the database, they are missing only when it lacks the table (not an
+ * ai-memory database, or one from before ai-memory recorded its schema version); otherwise
+ * the file was never read (encrypted, too large for the checker, over 64 MiB with --verify off).
+ */
+function unreadableSignedFacts(m: Manifest): string {
+  // One of the two known: the file was read, so the other's table is missing.
+  if (m.schema_version === undefined && m.memory_count !== undefined) return 'the database has no schema_version table, and 1.0\'s signature covers the schema version';
+  if (m.memory_count === undefined && m.schema_version !== undefined) return 'the database has no memories table, and 1.0\'s signature covers the memory count';
+  if (m.check !== undefined && m.check !== 'off' && m.integrity === 'ok') return 'the database has neither a schema_version nor a memories table (it is not ai-memory\'s), and 1.0\'s signature covers both';
+  return 'the schema version and memory count the signature covers could not be read: the database is encrypted, too large for the checker, or over 64 MiB with --verify off';
 }
 
 /** Signs the manifest when the plan has a key and 1.0's payload facts are known. */
