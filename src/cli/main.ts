@@ -545,6 +545,7 @@ async function cmdPrune(p: Parsed, io: CliIO): Promise<number> {
 async function retentionReasons(dir: string, listed: (SnapshotEntry & OwnerInfo)[], policy: RetentionPolicy, dbPath: string | undefined): Promise<(name: string) => string | undefined> {
   const groups = new Map<string, SnapshotEntry[]>();
   const guessed = new Set<string>();
+  const gone = new Set<string>();
   for (const e of listed) {
     if (!e.source || (dbPath && e.owner !== 'this')) continue;
     // As prune decides (retentionCandidates): a database told from a relative source_db is a guess, never pruned.
@@ -555,6 +556,7 @@ async function retentionReasons(dir: string, listed: (SnapshotEntry & OwnerInfo)
     const g = groups.get(e.source);
     if (g) g.push(e);
     else groups.set(e.source, [e]);
+    if (e.owner === 'gone') gone.add(e.name);
   }
   const decisions = new Map<string, PruneDecision>();
   for (const [source, group] of groups) {
@@ -563,7 +565,10 @@ async function retentionReasons(dir: string, listed: (SnapshotEntry & OwnerInfo)
   return (name) => {
     if (guessed.has(name)) return 'kept: its manifest names the database by a relative path, and retention never deletes on that guess';
     const d = decisions.get(name);
-    return d ? (d.keep ? d.why : 'not kept by the policy: the next backup or prune deletes it') : undefined;
+    if (!d) return undefined;
+    if (d.keep) return d.why;
+    // No backup of a database that is not on this machine runs here: only one where it is would delete it.
+    return gone.has(name) ? 'not kept by the policy: a backup or prune of its database (not on this machine) would delete it' : 'not kept by the policy: the next backup or prune deletes it';
   };
 }
 

@@ -304,6 +304,16 @@ describe('retention: backup, prune and list in a real folder', () => {
     assert.match(list.stdout, new RegExp(`${names[2].replace(/\./g, '\\.')}.*\\[daily 2 of 2 \\(2026-11-28\\)\\]`));
   });
 
+  it('list: a snapshot the policy lets go, of a database not on this machine, is not said to go at the next backup here', async () => {
+    const names = await snapshotsAt(['2026-11-29T08:00:00Z', '2026-11-29T09:00:00Z']);
+    const here = await cli(['list', '--to', dir, '--keep-last', '1'], { cwd: tmp.path });
+    assert.match(here.stdout, new RegExp(`${names[0].replace(/\./g, '\\.')}.*\\[not kept by the policy: the next backup or prune deletes it\\]`));
+    fs.renameSync(db, `${db}.moved`); // the database is gone from this machine (its folder copied elsewhere)
+    const away = await cli(['list', '--to', dir, '--keep-last', '1'], { cwd: tmp.path });
+    assert.match(away.stdout, new RegExp(`${names[0].replace(/\./g, '\\.')}.*\\[not kept by the policy: a backup or prune of its database \\(not on this machine\\) would delete it\\]`));
+    assert.doesNotMatch(away.stdout, /the next backup or prune deletes it/);
+  });
+
   it('a snapshot pinned by a restore, and the newest, survive any policy', async () => {
     const names = await snapshotsAt(['2026-11-29T08:00:00Z', '2026-11-29T09:00:00Z', '2026-11-29T10:00:00Z']);
     const unpin = await pinSnapshot(dir, names[0]);
