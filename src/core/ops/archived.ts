@@ -19,6 +19,7 @@ import { pinSnapshot } from '../store/pins';
 import type { VerifyMode } from '../common/checks';
 import type { OperatorPublicKey } from '../store/operatorKey';
 import { examineSnapshot, problemError, type SnapshotReport } from './snapshotCheck';
+import { releaseReadBuffers } from '../sqlite/sqlEngine';
 
 export interface ArchivedRef {
   dir: string;
@@ -100,6 +101,11 @@ export async function rebuildToTemp(ref: ArchivedRef, opts: { signal?: AbortSign
  */
 export async function verifyArchived(ref: ArchivedRef, integrity: VerifyMode, signal?: AbortSignal, anchor?: OperatorPublicKey | null, store?: PackStore, buffers?: RebuildBuffers): Promise<SnapshotReport> {
   let rebuilt: Rebuilt;
+  // The last check's read buffers (verify --all) are dead: gone before the rebuild takes its own.
+  if (store) {
+    releaseReadBuffers();
+    await collectAll();
+  }
   try {
     rebuilt = await rebuildToTemp(ref, { signal, store, buffers });
   } catch (e) {

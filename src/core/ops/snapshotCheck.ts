@@ -7,6 +7,7 @@
  */
 import { isInside } from '../common/fsFacts';
 import { checkLabel, type VerifyMode } from '../common/checks';
+import { largeBuffers } from '../common/largeBuffer';
 import { createHash } from 'node:crypto';
 import { constants as fsc, promises as fsp, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
@@ -138,7 +139,8 @@ async function streamHashed(
         throw ioError('creating', copyTo, e);
       });
     }
-    const bufs = [0, 1, 2].map(() => Buffer.allocUnsafe(Math.min(STREAM_CHUNK, Math.max(size, 1))));
+    // Views of one allocation that glibc keeps nothing of once freed (largeBuffer.ts).
+    const bufs = largeBuffers(3, Math.min(STREAM_CHUNK, Math.max(size, 1)));
     const hash = createHash('sha256');
     const head = new Uint8Array(Math.min(4096, size));
     const readChunk = async (pos: number, buf: Buffer): Promise<number> => {

@@ -55,11 +55,12 @@
  * version) and test/unit/sqlEngine.test.ts fails if an upgrade stops adopting our object
  * (it counts the bytes read from disk and asserts MEMFS got our object).
  */
-import { closeSync, existsSync, fstatSync, readFileSync, readSync, type Stats } from 'node:fs';
+import { closeSync, existsSync, fstatSync, readSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import initSqlJs from 'sql.js';
 import { BackupError, errorMessage, ioError } from '../common/errors';
+import { largeBuffer, readFileToArrayBuffer } from '../common/largeBuffer';
 import type { CheckMode } from '../common/checks';
 import { openRegularSync } from '../common/regularFile';
 import { OFFSET_READ_VERSION, OFFSET_WRITE_VERSION } from './sqliteFormat';
@@ -116,7 +117,8 @@ function preferBaselineWasm(): void {
 
 export function loadSqlEngine(): Promise<SqlJs> {
   if (!engine) preferBaselineWasm();
-  engine ??= initSqlJs({ wasmBinary: readFileSync(wasmPath()) as unknown as ArrayBuffer }).catch((e: unknown) => {
+  // An ArrayBuffer of its own, which sql.js keeps (largeBuffer.ts: no transient copy to free).
+  engine ??= initSqlJs({ wasmBinary: readFileToArrayBuffer(wasmPath()) }).catch((e: unknown) => {
     engine = undefined;
     throw e;
   });
@@ -234,7 +236,7 @@ export function releaseReadBuffers(): void {
 }
 
 function scratch(bytes: number): Uint8Array {
-  shared.scratch ??= new Uint8Array(MAX_READ_BYTES);
+  shared.scratch ??= largeBuffer(MAX_READ_BYTES); // dropped by releaseReadBuffers: freed without a trace in malloc
   return view(shared.scratch, 0, bytes);
 }
 
