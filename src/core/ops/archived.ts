@@ -175,6 +175,19 @@ export async function runMaterialize(opts: MaterializeOptions): Promise<Material
   else if (st) throw new BackupError('USAGE', `${out} already exists; materialize never overwrites a file.`, { hint: 'Pass a new file name, or a folder, with --out.' });
   const outDir = dirname(out);
   await refuseInsideArchive(outDir); // again, now that `out` is known (an existing folder named without a trailing separator)
+  // A plain file shadows an archived one of its name (catalog.ts lists it, restore and
+  // materialize take it): placed in a backup folder whose archive holds another snapshot of
+  // that name (another database's folder, the same times), it would hide that snapshot and
+  // stand for it with other bytes. Its own twin (the same sha256) is fine.
+  const shadowed = (await listArchived(outDir)).find((x) => x.name === basename(out));
+  if (shadowed) {
+    const ours = (await listArchived(ref.dir)).find((x) => x.name === ref.name)?.manifest?.sha256;
+    if (!ours || shadowed.manifest?.sha256 !== ours) {
+      throw new BackupError('USAGE', `${outDir} holds another snapshot named ${basename(out)} in its archive; materialize never puts a file over it (it would stand for that snapshot with other bytes). Nothing was written.`, {
+        hint: 'Pass another --out (a new file name, or another folder).',
+      });
+    }
+  }
   await fsp.mkdir(outDir, { recursive: true, mode: dirModeLike(fileMode) }).catch((e: unknown) => {
     throw ioError('creating folder', outDir, e);
   });

@@ -1,0 +1,59 @@
+/**
+ * Getting memories and snapshots back without clobbering or shadowing anything (adversarial
+ * review): materialize into a folder that holds another database's snapshots, extract's
+ * fidelity to the snapshot's JSON.
+ */
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
+import { runBackup } from '../../src/core/ops/backup';
+import { runMaterialize } from '../../src/core/ops/archived';
+import { listArchived } from '../../src/core/store/archive';
+import { listSnapshots } from '../../src/core/store/catalog';
+import { createAiMemoryDb, seedMemory } from '../support/aiMemoryDb';
+import { useTempDir } from '../support/tmp';
+
+describe('recovery without collisions (materialize, extract)', function () {
+  this.timeout(120_000);
+  const tmp = useTempDir('aimb-recovery-');
+
+  /** Three hourly backups of `db` into `dir` (same clock for every database), the newest one plain. */
+  async function backups(db: string, dir: string): Promise<string[]> {
+    let clock = Date.parse('2026-11-20T00:00:00Z');
+    const names: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      clock += 3600_000;
+      seedMemory(db, 'ns', `m${clock}`, `memory at ${clock} `.repeat(10));
+      const r = await runBackup({ dbPath: db, backupDir: dir, keep: 0, plain: 1, now: () => new Date(clock), signing: { key: null } });
+      names.push(path.basename(r.snapshotPath));
+    }
+    return names;
+  }
+
+  it('materialize never puts a snapshot under a name the target folder\'s archive holds with other content (another database\'s folder)', async () => {
+    const a = tmp.join('a.db');
+    const b = tmp.join('b.db');
+    createAiMemoryDb(a, { memories: 20 });
+    createAiMemoryDb(b, { memories: 25 });
+    const dirA = tmp.join('bkA');
+    const dirB = tmp.join('bkB');
+    const namesA = await backups(a, dirA);
+    const namesB = await backups(b, dirB);
+    const name = namesA[0];
+    assert.strictEqual(namesB[0], name, 'same times, same names');
+    assert.ok((await listArchived(dirB)).some((x) => x.name === name), "B's snapshot of that name is archived");
+    for (const out of [`${dirB}/`, dirB, path.join(dirB, name)]) {
+      await assert.rejects(runMaterialize({ from: path.join(dirA, name), out }), (e: Error & { code?: string }) => {
+        assert.match(e.message, /archive/);
+        return true;
+      });
+    }
+    assert.ok(!fs.existsSync(path.join(dirB, name)), 'no plain file shadows B\'s archived snapshot');
+    const listed = (await listSnapshots(dirB, { archived: true })).find((e) => e.name === name);
+    assert.strictEqual(listed?.manifest?.source_db, b, "B's own snapshot is still the one of that name");
+    assert.deepStrictEqual(fs.readdirSync(dirB).filter((n) => n.includes('.tmp')), [], 'no temp left');
+    // Into its own folder (the same snapshot, a twin): still allowed.
+    const r = await runMaterialize({ from: path.join(dirA, name), out: dirA });
+    assert.strictEqual(r.out, path.join(dirA, name));
+  });
+});
