@@ -10,7 +10,9 @@ import { runBackup } from '../../src/core/ops/backup';
 import { runMaterialize } from '../../src/core/ops/archived';
 import { listArchived } from '../../src/core/store/archive';
 import { listSnapshots } from '../../src/core/store/catalog';
-import { createAiMemoryDb, seedMemory } from '../support/aiMemoryDb';
+import { createAiMemoryDb, openLikeServer, seedMemory } from '../support/aiMemoryDb';
+import { forget, importDocument, type ImportDocument } from '../support/aiMemoryOps';
+import { cli } from '../support/cliRun';
 import { useTempDir } from '../support/tmp';
 
 describe('recovery without collisions (materialize, extract)', function () {
@@ -55,5 +57,40 @@ describe('recovery without collisions (materialize, extract)', function () {
     // Into its own folder (the same snapshot, a twin): still allowed.
     const r = await runMaterialize({ from: path.join(dirA, name), out: dirA });
     assert.strictEqual(r.out, path.join(dirA, name));
+  });
+
+  it('extract warns when a memory it writes has the title and namespace of another memory now (ai-memory\'s import matches on them and would overwrite that one)', async () => {
+    const db = tmp.join('ai-memory.db');
+    const gone = seedMemory(db, 'proj/a', 'deploy steps', 'the old steps, deleted since');
+    const kept = seedMemory(db, 'proj/a', 'other', 'unrelated');
+    const dir = tmp.join('bk');
+    assert.equal((await cli(['backup', '--db', db, '--to', dir, '--json'], { cwd: tmp.path })).code, 0);
+    // Since the backup: the memory was forgotten, and a new one took its title in that namespace.
+    const n = openLikeServer(db);
+    forget(n, gone);
+    n.close();
+    const now = seedMemory(db, 'proj/a', 'deploy steps', 'the CURRENT steps, written after the delete');
+    assert.notEqual(now, gone);
+    const out = tmp.join('back.json');
+    const r = await cli(['extract', '--from', dir, '--removed-since-db', db, '--out', out], { cwd: tmp.path });
+    assert.equal(r.code, 0, r.stderr);
+    const doc = JSON.parse(fs.readFileSync(out, 'utf8')) as ImportDocument;
+    assert.deepEqual(doc.memories.map((m) => m.id), [gone]);
+    // What the import would do (upsert on title + namespace): the current memory's text is replaced.
+    const probe = tmp.join('probe.db');
+    fs.copyFileSync(db, probe);
+    const p = openLikeServer(probe);
+    importDocument(p, doc);
+    const after = p.prepare('SELECT id, content FROM memories WHERE id = ?').get(now) as { content: string };
+    p.close();
+    assert.equal(after.content, 'the old steps, deleted since', 'the stand-in import overwrites the current memory');
+    // So extract says so, naming both memories.
+    assert.match(r.stderr, /title and namespace/);
+    assert.ok(r.stderr.includes(gone) && r.stderr.includes(now), r.stderr);
+    assert.ok(kept);
+    // --json carries it too.
+    const j = await cli(['extract', '--from', dir, '--removed-since-db', db, '--out', tmp.join('back2.json'), '--json'], { cwd: tmp.path });
+    assert.equal(j.code, 0, j.stderr);
+    assert.ok(j.json<{ warnings: string[] }>().warnings.some((w) => w.includes(now)));
   });
 });

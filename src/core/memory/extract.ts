@@ -203,6 +203,25 @@ export function extractMemories(snapshot: MemorySql, selection: Selection, opts:
       }
     }
   }
+  // ai-memory's import matches a memory on (title, namespace), not on its id (FACTS.md,
+  // test/support's stand-in): one whose title another memory holds now in that namespace (a
+  // memory deleted, then written again under the same title) would overwrite that current
+  // memory (0.x: upsert) or come back as "title (N)" (1.0's default). Said, naming both.
+  if (archivedIn && ids.size) {
+    const clashes: string[] = [];
+    for (const m of chosen) {
+      archivedIn.each('SELECT id FROM memories WHERE title = ? AND namespace = ? AND id <> ? LIMIT 1', [m.title ?? '', m.namespace ?? 'global', m.id], (r) => {
+        clashes.push(`${m.id} → ${s(r[0])}`);
+        return false;
+      });
+    }
+    if (clashes.length) {
+      const one = clashes.length === 1;
+      warnings.push(
+        `${clashes.length} of these memories ${one ? 'has' : 'have'} the title and namespace of another memory in the current database (${clashes.slice(0, 5).join(', ')}${clashes.length > 5 ? ', …' : ''}); ai-memory's import matches memories on title and namespace, so it would overwrite ${one ? 'that memory' : 'those memories'} (or, with ai-memory 1.0's default, import ${one ? 'it' : 'them'} as "title (2)") — rename or move one of each pair first`,
+      );
+    }
+  }
   const memories = chosen.map((m) => toExport(m, now, warnings, expiryCleared));
   return {
     document: { memories, links, count: memories.length, exported_at: rfc3339(new Date(now)) },
