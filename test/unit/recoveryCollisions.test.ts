@@ -13,6 +13,7 @@ import { listSnapshots } from '../../src/core/store/catalog';
 import { createAiMemoryDb, openLikeServer, seedMemory } from '../support/aiMemoryDb';
 import { forget, importDocument, type ImportDocument } from '../support/aiMemoryOps';
 import { cli } from '../support/cliRun';
+import { openNative } from '../support/sqlite';
 import { useTempDir } from '../support/tmp';
 
 describe('recovery without collisions (materialize, extract)', function () {
@@ -92,5 +93,27 @@ describe('recovery without collisions (materialize, extract)', function () {
     const j = await cli(['extract', '--from', dir, '--removed-since-db', db, '--out', tmp.join('back2.json'), '--json'], { cwd: tmp.path });
     assert.equal(j.code, 0, j.stderr);
     assert.ok(j.json<{ warnings: string[] }>().warnings.some((w) => w.includes(now)));
+  });
+
+  it('extract keeps a metadata number written as a float a float (1.0, 1e16, -0.0): JSON.parse made them integers, which ai-memory\'s import reads as another type', async () => {
+    const db = tmp.join('floats.db');
+    const id = seedMemory(db, 'global', 'weights', 'a memory with float metadata');
+    const META = '{"agent_id":"test-agent","big":1e16,"score":1.0,"tiny":-0.0,"ratio":0.25,"n":3,"list":[2.0,7]}';
+    const n = openNative(db);
+    n.prepare('UPDATE memories SET metadata = ? WHERE id = ?').run(META, id);
+    n.close();
+    const dir = tmp.join('bk');
+    assert.equal((await cli(['backup', '--db', db, '--to', dir], { cwd: tmp.path })).code, 0);
+    const r = await cli(['extract', '--from', dir, '--db', db, '--ids', id], { cwd: tmp.path });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.stdout.includes(`"metadata":${META}`), r.stdout);
+    const out = tmp.join('x.json');
+    assert.equal((await cli(['extract', '--from', dir, '--db', db, '--ids', id, '--out', out], { cwd: tmp.path })).code, 0);
+    const text = fs.readFileSync(out, 'utf8');
+    assert.match(text, /"big": 1e16,/);
+    assert.match(text, /"score": 1\.0,/);
+    assert.match(text, /"tiny": -0\.0,/);
+    assert.match(text, /2\.0,\s*7/);
+    assert.match(text, /"n": 3,/);
   });
 });

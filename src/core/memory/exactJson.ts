@@ -14,7 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 
-/** An integer literal too large for a double, kept as written. */
+/** An integer literal too large for a double (or, with `floats`, a float literal with an integral value), kept as written. */
 export class JsonInteger {
   constructor(readonly digits: string) {}
   /** For a plain JSON.stringify (lossy, as before); {@link stringifyExact} writes the digits. */
@@ -40,12 +40,36 @@ function hasUnsafeInteger(raw: string): boolean {
 /** A marker no text of this process contains by chance. */
 const MARK = `\u2063aimb-int-${randomBytes(8).toString('hex')}:`;
 
-/** JSON.parse, with integers beyond 2^53 kept exactly as {@link JsonInteger}. Throws as JSON.parse does. */
-export function parseExact(raw: string): unknown {
-  const plain: unknown = JSON.parse(raw);
-  if (!hasUnsafeInteger(raw) || raw.includes(MARK)) return plain;
+/**
+ * A float literal whose value is a whole number (`1.0`, `1e16`, `-0.0`): JSON.parse makes it
+ * a JavaScript number that JSON.stringify writes as an integer (`1`, `10000000000000000`,
+ * `0`), which serde_json then reads as an integer, not the float the text held.
+ */
+function isIntegralFloat(t: string): boolean {
+  if (t[0] === '"' || !/[.eE]/.test(t)) return false;
+  const n = Number(t);
+  return Number.isInteger(n) || Object.is(n, -0);
+}
+
+/** True when `raw` (valid JSON) has a number token {@link isIntegralFloat} finds. */
+function hasIntegralFloat(raw: string): boolean {
+  if (!/\d[.eE]/.test(raw)) return false;
   TOKEN.lastIndex = 0;
-  const marked = raw.replace(TOKEN, (t) => (t[0] !== '"' && !/[.eE]/.test(t) && !Number.isSafeInteger(Number(t)) ? `"${MARK}${t}"` : t));
+  for (let m = TOKEN.exec(raw); m; m = TOKEN.exec(raw)) if (isIntegralFloat(m[0])) return true;
+  return false;
+}
+
+/**
+ * JSON.parse, with integers beyond 2^53 kept exactly as {@link JsonInteger}. Throws as JSON.parse does.
+ * `floats`: float literals with a whole-number value kept as written too (extract: the import
+ * must read the type the snapshot held). Not for comparisons or the digest, which see `1.0` and `1` as one value.
+ */
+export function parseExact(raw: string, opts: { floats?: boolean } = {}): unknown {
+  const plain: unknown = JSON.parse(raw);
+  if (!(hasUnsafeInteger(raw) || (opts.floats === true && hasIntegralFloat(raw))) || raw.includes(MARK)) return plain;
+  const keep = (t: string): boolean => (t[0] !== '"' && !/[.eE]/.test(t) && !Number.isSafeInteger(Number(t))) || (opts.floats === true && isIntegralFloat(t));
+  TOKEN.lastIndex = 0;
+  const marked = raw.replace(TOKEN, (t) => (keep(t) ? `"${MARK}${t}"` : t));
   return JSON.parse(marked, (_k, v: unknown) => (typeof v === 'string' && v.startsWith(MARK) ? new JsonInteger(v.slice(MARK.length)) : v));
 }
 
@@ -66,5 +90,5 @@ export function stringifyExact(v: unknown, space?: number): string {
   );
   if (!found) return text;
   const esc = MARK.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  return text.replace(new RegExp(`"${esc}(-?\\d+)"`, 'g'), '$1');
+  return text.replace(new RegExp(`"${esc}(-?\\d+(?:\\.\\d+)?(?:[eE][+-]?\\d+)?)"`, 'g'), '$1');
 }

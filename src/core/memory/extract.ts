@@ -99,7 +99,8 @@ function toExport(m: MemoryRecord, now: number, warnings: string[], cleared: str
   let metadata: Record<string, unknown> = {};
   try {
     // Integers past 2^53 (serde_json keeps 64 bits) as written: write the document with stringifyExact.
-    const o: unknown = parseExact(m.metadata ?? '{}');
+    // Float literals with a whole-number value (1.0) too: serde_json reads `1` as another type.
+    const o: unknown = parseExact(m.metadata ?? '{}', { floats: true });
     if (o && typeof o === 'object' && !Array.isArray(o)) metadata = o as Record<string, unknown>;
     else warnings.push(`memory ${m.id}: metadata is not a JSON object; written as {}`);
   } catch {
