@@ -116,4 +116,23 @@ describe('recovery without collisions (materialize, extract)', function () {
     assert.match(text, /2\.0,\s*7/);
     assert.match(text, /"n": 3,/);
   });
+
+  it('two materializes of one snapshot into one folder at once: one places it, and its manifest stays beside it (the loser removed the winner\'s manifest)', async () => {
+    const a = tmp.join('a.db');
+    createAiMemoryDb(a, { memories: 20 });
+    const dir = tmp.join('bk');
+    const [name] = await backups(a, dir);
+    for (let k = 0; k < 6; k++) {
+      const out = tmp.join(`out${k}`);
+      const rs = await Promise.allSettled([runMaterialize({ from: path.join(dir, name), out: `${out}/` }), runMaterialize({ from: path.join(dir, name), out: `${out}/` })]);
+      const won = rs.filter((r): r is PromiseFulfilledResult<Awaited<ReturnType<typeof runMaterialize>>> => r.status === 'fulfilled');
+      assert.equal(won.length, 1, `exactly one places it (${rs.map((r) => (r.status === 'rejected' ? String(r.reason) : 'ok')).join('; ')})`);
+      assert.ok(fs.existsSync(won[0].value.out), 'the snapshot');
+      assert.ok(fs.existsSync(won[0].value.manifest), `its manifest, as the winner said (${fs.readdirSync(out).join(', ')})`);
+      const m = JSON.parse(fs.readFileSync(won[0].value.manifest, 'utf8')) as { snapshot: string; sha256: string };
+      assert.equal(m.snapshot, name);
+      assert.equal(m.sha256, won[0].value.sha256);
+      assert.deepEqual(fs.readdirSync(out).filter((f) => f.includes('.tmp')), [], 'no temp left');
+    }
+  });
 });

@@ -209,7 +209,19 @@ export async function runMaterialize(opts: MaterializeOptions): Promise<Material
       throw new BackupError('USAGE', `${manifestPath} already exists; materialize never overwrites a file.`, { hint: 'Pass another --out.' });
     }
     // Manifest first, then the file (as backup does): a crash never leaves a file without its manifest.
-    await writeFileAtomic(manifestPath, serializeManifest(manifest), fileMode);
+    // Given its name without replacing anything (link, not rename): a second materialize into
+    // the same folder at once replaced this manifest, lost the race for the file, and then
+    // removed the manifest the winner had just reported — leaving its snapshot without one.
+    const manifestTmp = tempPath(outDir, 'manifest');
+    await writeFileAtomic(manifestTmp, serializeManifest(manifest), fileMode, { syncDir: false });
+    if (!(await publishNoClobber(manifestTmp, manifestPath).catch(async (e: unknown) => {
+      await fsp.rm(manifestTmp, { force: true });
+      throw e;
+    }))) {
+      await fsp.rm(manifestTmp, { force: true });
+      throw new BackupError('USAGE', `${manifestPath} appeared meanwhile; materialize never overwrites a file.`, { hint: 'Pass another --out.' });
+    }
+    await fsyncDir(outDir); // the manifest's name is durable before the file gets its own
     let placed: boolean;
     // Dated as the snapshot, not now (naming.ts snapshotFileTime: ai-memory orders by file time).
     const when = snapshotFileTime(ref.name, manifest.created_at);
