@@ -135,4 +135,26 @@ describe('recovery without collisions (materialize, extract)', function () {
       assert.deepEqual(fs.readdirSync(out).filter((f) => f.includes('.tmp')), [], 'no temp left');
     }
   });
+
+  it('extract warns when a memory it writes exists now under another title or namespace (the import would add a second row with its id, which fails)', async () => {
+    const db = tmp.join('ai-memory.db');
+    const id = seedMemory(db, 'proj/a', 'old title', 'the version in the snapshot');
+    const dir = tmp.join('bk');
+    assert.equal((await cli(['backup', '--db', db, '--to', dir], { cwd: tmp.path })).code, 0);
+    const n = openNative(db);
+    n.prepare("UPDATE memories SET title = 'new title', content = 'edited since' WHERE id = ?").run(id);
+    n.close();
+    const out = tmp.join('one.json');
+    const r = await cli(['extract', '--from', dir, '--db', db, '--ids', id, '--out', out], { cwd: tmp.path });
+    assert.equal(r.code, 0, r.stderr);
+    const doc = JSON.parse(fs.readFileSync(out, 'utf8')) as ImportDocument;
+    // What the import would do: no memory has (old title, proj/a), so it inserts — with an id that exists.
+    const probe = tmp.join('probe.db');
+    fs.copyFileSync(db, probe);
+    const p = openLikeServer(probe);
+    assert.throws(() => importDocument(p, doc), /UNIQUE|PRIMARY/);
+    p.close();
+    assert.match(r.stderr, /another title or namespace/);
+    assert.ok(r.stderr.includes(id) && r.stderr.includes('new title'), r.stderr);
+  });
 });

@@ -216,6 +216,22 @@ export function extractMemories(snapshot: MemorySql, selection: Selection, opts:
         return false;
       });
     }
+    // The same memory (its id) under another title or namespace now: the import finds no
+    // memory of the old title there and adds one, with an id that exists — which fails.
+    const moved: string[] = [];
+    for (const m of chosen) {
+      archivedIn.each('SELECT title, namespace FROM memories WHERE id = ? LIMIT 1', [m.id], (r) => {
+        const [title, ns] = [s(r[0]), r[1] === null ? 'global' : s(r[1])];
+        if (title !== (m.title ?? '') || ns !== (m.namespace ?? 'global')) moved.push(`${m.id}: now "${title}" in ${ns}`);
+        return false;
+      });
+    }
+    if (moved.length) {
+      const one = moved.length === 1;
+      warnings.push(
+        `${moved.length} of these memories ${one ? 'exists' : 'exist'} now under another title or namespace (${moved.slice(0, 5).join('; ')}${moved.length > 5 ? '; …' : ''}); ai-memory's import matches memories on title and namespace, so it would add ${one ? 'it' : 'them'} as new memor${one ? 'y' : 'ies'} with an id that exists, which fails — give ${one ? 'it its' : 'them their'} old title and namespace back first, or copy what you need by hand`,
+      );
+    }
     if (clashes.length) {
       const one = clashes.length === 1;
       warnings.push(
