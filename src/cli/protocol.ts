@@ -414,6 +414,8 @@ export const ExtractJson = v.object({
   missing: v.array(v.string()),
   /** Memories written without their (already past) expires_at. */
   expiry_cleared: v.array(v.string()),
+  /** Memories whose title and namespace another memory holds now: ai-memory's import matches on them (0.x overwrites that one). */
+  title_clashes: v.array(v.object({ id: v.string(), current: v.string() })),
   warnings: v.array(v.string()),
   /** What to run to put them back: ai-memory's own import reads the file on stdin. */
   import_command: v.string(),
@@ -654,6 +656,7 @@ export function extractJson(r: ExtractToFileResult & { out: string }, db?: strin
     links: r.links,
     missing: r.missing,
     expiry_cleared: r.expiryCleared,
+    title_clashes: r.titleClashes,
     warnings: r.warnings,
     import_command: importCommand(r.out, { db }),
   };

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { importCommand, type DiffOutcome, type InspectOutcome } from '../cli/protocol';
+import { importCommand, type DiffOutcome, type ExtractOutcome, type InspectOutcome } from '../cli/protocol';
 import { errorMessage } from '../core/common/errors';
 import { formatStamp } from '../core/store/naming';
 import { writeFileAtomic } from '../core/store/atomicFs';
@@ -21,6 +21,7 @@ import { Disposable } from '../util/disposable';
 import type { DatabaseLocator } from './databaseLocator';
 import { EngineError, type EngineClient } from './engineClient';
 import { explainFailure, extensionMessage, type FailureContext } from './errorText';
+import { confirm } from './prompts';
 import { preRestoreView, type SnapshotCatalog, type SnapshotView } from './snapshotCatalog';
 import { localTime, ownerLabel, type Node } from './snapshotsTree';
 
@@ -158,7 +159,7 @@ export interface RestoreMemoriesResult {
   file: string;
   ids: string[];
   /** How it went: imported (and which ids are now present), imported but not checked (the file kept), or the command to run by hand. */
-  status: 'imported' | 'unchecked' | 'no-binary' | 'import-failed' | 'nothing';
+  status: 'imported' | 'unchecked' | 'no-binary' | 'import-failed' | 'nothing' | 'declined';
   command: string;
   present?: string[];
   stillMissing?: string[];
@@ -537,13 +538,15 @@ export class MemoryViews extends Disposable implements vscode.TextDocumentConten
     // A name of its own: extract never overwrites, and a second restore within the same second
     // (the stamp's resolution) must not find the first one's file kept for a by-hand import.
     const file = path.join(this.storage.fsPath, `restore-${formatStamp(new Date())}-${randomBytes(4).toString('hex')}.json`);
+    let extracted: ExtractOutcome;
     try {
-      await this.engine.run('extract', { from: view.entry.path, ids: chosen.join(','), db, out: file });
+      extracted = await this.engine.run('extract', { from: view.entry.path, ids: chosen.join(','), db, out: file });
     } catch (e) {
       this.fail('Could not extract the memories', e, 'extract');
       return undefined;
     }
     this.log.info(`restore memories: wrote ${file}`);
+    for (const w of extracted.warnings) this.log.warn(`restore memories: ${extensionMessage(w)}`);
     const configured = vscode.workspace.getConfiguration('aiMemory').get<string>('aiMemoryPath')?.trim();
     const binary = configured || (await onPath('ai-memory'));
     const display = importCommand(file, { binary: binary ?? 'ai-memory', db });
@@ -565,6 +568,25 @@ export class MemoryViews extends Disposable implements vscode.TextDocumentConten
     }
     const version = await run(binary, ['--version']).catch(() => undefined);
     const major = Number(/(\d+)\.\d+/.exec(version?.stdout ?? '')?.[1] ?? 0);
+    // ai-memory 0.x imports by (title, namespace) and overwrites: a memory written again under
+    // a restored one's title since the snapshot would be replaced by it. Asked first, naming them.
+    if (major < 1 && extracted.title_clashes.length) {
+      const n = extracted.title_clashes.length;
+      const titles = await titlesIn(file);
+      const named = extracted.title_clashes.slice(0, 5).map((c) => `“${titles.get(c.id) ?? c.id}”`).join(', ') + (n > 5 ? ', …' : '');
+      const go = await confirm(
+        `${n} of these memories would overwrite ${n === 1 ? 'a memory' : 'memories'} you have now.`,
+        `ai-memory ${major === 0 && version ? version.stdout.trim() : '0.x'} imports by title and namespace, and your database holds other memories with the title and namespace of ${named}: the import would replace ${n === 1 ? 'it' : 'them'} with the snapshot's. To keep both, rename the current ${n === 1 ? 'one' : 'ones'} first, then restore again. The memories are saved in ${file}.`,
+        'Import and Overwrite',
+      );
+      if (!go) {
+        this.log.info(`restore memories: not imported (title clashes: ${extracted.title_clashes.map((c) => `${c.id} → ${c.current}`).join(', ')}); saved ${file}; command: ${display}`);
+        void vscode.window.showInformationMessage(`Nothing was imported. The ${chosen.length} memor${chosen.length === 1 ? 'y is' : 'ies are'} saved in ${file}.`, 'Copy Command').then(async (a) => {
+          if (a === 'Copy Command') await vscode.env.clipboard.writeText(display);
+        });
+        return { file, ids: chosen, status: 'declined', command: display };
+      }
+    }
     // 1.0 resolves a clash on (title, namespace) by --on-conflict; "version" (its default) never overwrites.
     const args = ['--db', db, 'import', ...(major >= 1 ? ['--on-conflict', 'version'] : [])];
     this.log.info(`restore memories: ${binary} ${args.join(' ')} < ${file}`);
@@ -611,5 +633,15 @@ export class MemoryViews extends Disposable implements vscode.TextDocumentConten
     }
     this.log.info(msg);
     return { file, ids: chosen, status: 'imported', command: display, present, stillMissing, output: r.stdout };
+  }
+}
+
+/** Id → title of the memories in an import file we wrote (for naming them in a dialog); empty when it cannot be read. */
+async function titlesIn(file: string): Promise<Map<string, string>> {
+  try {
+    const doc = JSON.parse(await fsp.readFile(file, 'utf8')) as { memories?: { id?: unknown; title?: unknown }[] };
+    return new Map((doc.memories ?? []).map((m) => [String(m.id), String(m.title)]));
+  } catch {
+    return new Map();
   }
 }

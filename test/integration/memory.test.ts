@@ -153,6 +153,39 @@ describe('Memory-aware snapshots in a real VS Code', function () {
     assert.ok(!fs.existsSync(r.file), 'every memory is back: their extracted copy is not kept');
   });
 
+  it('Restore Selected Memories asks before an ai-memory 0.x import would overwrite a memory written since under the same title', async function () {
+    const [victim, title, ns, content] = withDb(db, (n) => {
+      const r = n.prepare("SELECT id, title, namespace, content FROM memories WHERE namespace != 'memtest' ORDER BY id LIMIT 1 OFFSET 11").get() as { id: string; title: string; namespace: string; content: string };
+      return [String(r.id), r.title, r.namespace, r.content];
+    });
+    assert.ok(readMemories(snapshot).some((m) => m.id === victim), 'the snapshot holds it');
+    withDb(db, (n) => forget(n, victim));
+    const newer = seedMemory(db, ns, title, 'written again since the snapshot, under the same title');
+    const wrapper = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'fake-ai-memory-')), 'ai-memory');
+    fs.writeFileSync(wrapper, `#!/bin/sh\nexec "${process.execPath}" "${path.join(__dirname, '..', 'support', 'fakeAiMemoryCli.js')}" "$@"\n`, { mode: 0o755 });
+    await vscode.workspace.getConfiguration('aiMemory').update('aiMemoryPath', wrapper, vscode.ConfigurationTarget.Global);
+    assert.ok(api.testing, 'the test API is present (AI_MEMORY_BACKUP_TEST_API=1)');
+    const asked: string[] = [];
+    api.testing.setConfirmationHandler((message: string, detail: string) => {
+      asked.push(`${message} ${detail}`);
+      return false; // decline
+    });
+    try {
+      const before = readMemories(db);
+      const r = (await vscode.commands.executeCommand('aiMemory.restoreMemories', snapshot, [victim])) as RestoreMemoriesResult;
+      assert.equal(r.status, 'declined');
+      assert.equal(asked.length, 1, asked.join(' | '));
+      assert.match(asked[0], /^1 of these memories would overwrite a memory you have now\. ai-memory .* imports by title and namespace/);
+      assert.ok(asked[0].includes(`“${title}”`), asked[0]);
+      assert.deepEqual(readMemories(db), before, 'declined: the database is as it was');
+      assert.equal(readMemories(db).find((m) => m.id === newer)?.content, 'written again since the snapshot, under the same title');
+      assert.ok(fs.existsSync(r.file), 'the import file is kept');
+    } finally {
+      api.testing.setConfirmationHandler(undefined);
+    }
+    assert.notEqual(content, 'written again since the snapshot, under the same title');
+  });
+
   it('Compare with Previous compares the snapshot with the one before it', async function () {
     seedMemory(db, 'memtest', `later ${Date.now()}`, 'for a newer snapshot');
     await vscode.commands.executeCommand('aiMemory.backup');

@@ -61,6 +61,12 @@ export interface ExtractResult {
   missing: string[];
   /** Memories whose `expires_at` had passed: written without it, so gc does not take them again at once. */
   expiryCleared: string[];
+  /**
+   * Memories written whose title and namespace another memory holds now (`id → that one's id`):
+   * ai-memory's import matches on them, so 0.x overwrites that memory and 1.0 (its default
+   * `--on-conflict version`) adds "title (2)". Also said in `warnings`.
+   */
+  titleClashes: { id: string; current: string }[];
   warnings: string[];
 }
 
@@ -208,11 +214,13 @@ export function extractMemories(snapshot: MemorySql, selection: Selection, opts:
   // test/support's stand-in): one whose title another memory holds now in that namespace (a
   // memory deleted, then written again under the same title) would overwrite that current
   // memory (0.x: upsert) or come back as "title (N)" (1.0's default). Said, naming both.
+  const titleClashes: { id: string; current: string }[] = [];
   if (archivedIn && ids.size) {
     const clashes: string[] = [];
     for (const m of chosen) {
       archivedIn.each('SELECT id FROM memories WHERE title = ? AND namespace = ? AND id <> ? LIMIT 1', [m.title ?? '', m.namespace ?? 'global', m.id], (r) => {
         clashes.push(`${m.id} → ${s(r[0])}`);
+        titleClashes.push({ id: m.id, current: s(r[0]) });
         return false;
       });
     }
@@ -244,6 +252,7 @@ export function extractMemories(snapshot: MemorySql, selection: Selection, opts:
     document: { memories, links, count: memories.length, exported_at: rfc3339(new Date(now)) },
     missing,
     expiryCleared,
+    titleClashes,
     warnings,
   };
 }
