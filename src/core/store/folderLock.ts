@@ -9,8 +9,8 @@
 import { isNoHardLinkError } from '../common/fsFacts';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
-import { HOST_TAG, pidAlive, tempPath } from './atomicFs';
+import { dirname, join } from 'node:path';
+import { HOST_TAG, pidAlive, tempOwner, tempPath } from './atomicFs';
 import { BackupError, errnoCode, ioError } from '../common/errors';
 import { readSmallRegular } from '../common/regularFile';
 import { crashPoint } from '../common/testHooks';
@@ -51,13 +51,49 @@ function parseOwner(text: string): LockOwner | undefined {
   return undefined;
 }
 
+/** Temp files that are links of a full disk's empty lock (see createLockFile). */
+const EMPTY_LOCK_PURPOSE = 'lock';
+
+/**
+ * Who holds an empty lock (a full disk's, see createLockFile): the temp file its holder keeps
+ * as a second name of the same inode, whose name says the host and pid. Undefined when there
+ * is none (a holder without hard links, or one that died and whose temp file was cleaned).
+ */
+async function emptyLockOwner(path: string, st: { dev: number; ino: number }): Promise<{ host: string; pid: number } | undefined> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(dirname(path));
+  } catch {
+    return undefined;
+  }
+  for (const name of names) {
+    const owner = tempOwner(name);
+    if (!owner || !name.endsWith(`.${EMPTY_LOCK_PURPOSE}.tmp`)) continue;
+    const t = await fsp.lstat(join(dirname(path), name)).catch(() => undefined);
+    if (t && t.dev === st.dev && t.ino === st.ino) return owner;
+  }
+  return undefined;
+}
+
 async function staleReason(path: string, text: string): Promise<string | undefined> {
   const owner = parseOwner(text);
   let age = 0;
+  let st;
   try {
-    age = Date.now() - (await fsp.stat(path)).mtimeMs;
+    st = await fsp.stat(path);
+    age = Date.now() - st.mtimeMs;
   } catch {
     return 'gone';
+  }
+  if (text === '') {
+    // A full disk's lock: no text to say whose it is, but its holder keeps a second name.
+    const by = await emptyLockOwner(path, st);
+    if (by && by.host === HOST_TAG) {
+      if (by.pid === process.pid && !heldHere.has(emptyKey(path, st))) return `its owner (pid ${by.pid}) is gone; this process now has that pid`;
+      return pidAlive(by.pid) ? undefined : `its owner (pid ${by.pid}) is no longer running`;
+    }
+    // Another machine's, or no second name: only a heartbeat stopped a minute ago says it is dead.
+    return age > FOREIGN_STALE_MS ? 'empty, and not updated for a minute' : undefined;
   }
   if (!owner) return age > 10_000 ? 'unreadable and old' : undefined;
   if (owner.host === HOST_TAG) {
@@ -82,6 +118,11 @@ async function readLock(path: string): Promise<string | undefined> {
   }
 }
 
+/** heldHere's key for an empty lock: its inode (the text is '' for every one of them). */
+function emptyKey(path: string, st: { dev: number; ino: number }): string {
+  return `${path}\n\0${st.dev}:${st.ino}`;
+}
+
 export function describeOwner(text: string): string {
   const o = parseOwner(text);
   if (!o) return 'another process';
@@ -104,12 +145,15 @@ function isNoSpace(e: unknown): boolean {
  *
  * A full disk has no block for the owner's line, but an empty file needs none: the lock is
  * then taken empty. That is what lets `prune` and Delete free a full backup folder (refused
- * "No space left while locking", the only way out was deleting snapshots by hand). An empty
- * lock is judged by its age, which the heartbeat keeps under 10 s while its holder lives.
+ * "No space left while locking", the only way out was deleting snapshots by hand). Every
+ * empty lock reads the same, so its holder keeps the temp file as a second name of the lock
+ * (`keep`): that name says whose it is (host and pid: judged like a lock with text), and
+ * while it exists the inode cannot be reused, so the holder knows its own lock by inode.
  * Returns the text the lock holds (the owner, or '' on a full disk), or undefined when it exists.
  */
-async function createLockFile(dir: string, path: string, body: string): Promise<string | undefined> {
-  const tmp = tempPath(dir, 'lock');
+async function createLockFile(dir: string, path: string, body: string): Promise<{ text: string; keep?: string } | undefined> {
+  const tmp = tempPath(dir, EMPTY_LOCK_PURPOSE);
+  let keep: string | undefined;
   try {
     let text = body;
     try {
@@ -123,14 +167,15 @@ async function createLockFile(dir: string, path: string, body: string): Promise<
     try {
       await fsp.link(tmp, path);
       crashPoint('lock:after-create');
-      return text;
+      if (text === '') keep = tmp;
+      return { text, keep };
     } catch (e) {
       const code = errnoCode(e);
       if (code === 'EEXIST') return undefined;
       if (!isNoHardLinkError(e)) throw e;
     }
   } finally {
-    await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    if (keep === undefined) await fsp.rm(tmp, { force: true }).catch(() => undefined);
   }
   let fh;
   try {
@@ -141,11 +186,11 @@ async function createLockFile(dir: string, path: string, body: string): Promise<
   }
   try {
     await fh.writeFile(body);
-    return body;
+    return { text: body };
   } catch (e) {
     if (!isNoSpace(e)) throw e;
     await fh.truncate(0).catch(() => undefined);
-    return '';
+    return { text: '' };
   } finally {
     await fh.close();
   }
@@ -157,7 +202,7 @@ export async function acquireFolderLock(dir: string, opts: LockOptions): Promise
   const body = JSON.stringify(me);
   const deadline = Date.now() + (opts.waitMs ?? 30_000);
   let lastHolder = '';
-  let held: string | undefined; // what our lock file holds: the owner, or '' (a full disk)
+  let held: { text: string; keep?: string } | undefined; // what our lock file holds: the owner, or '' (a full disk)
   for (;;) {
     if (opts.signal?.aborted) throw new BackupError('CANCELLED', 'Cancelled while waiting for the backup folder.');
     try {
@@ -168,11 +213,15 @@ export async function acquireFolderLock(dir: string, opts: LockOptions): Promise
     }
     const text = await readLock(path);
     if (text === undefined) continue; // released between our open and read: try again at once
+    const judged = await fsp.stat(path).catch(() => undefined);
     const stale = await staleReason(path, text);
     if (stale) {
-      // Remove it only if it is still the lock we judged (another waiter may have replaced it).
+      // Remove it only if it is still the lock we judged (another waiter may have replaced it):
+      // the same text, and for an empty lock (all alike) the same inode, judged stale again.
       const again = await readLock(path);
-      if (again === text) await fsp.unlink(path).catch(() => undefined);
+      const now = text === '' ? await fsp.stat(path).catch(() => undefined) : undefined;
+      const same = again === text && (text !== '' || (!!judged && !!now && now.ino === judged.ino && now.dev === judged.dev && (await staleReason(path, '')) !== undefined));
+      if (same) await fsp.unlink(path).catch(() => undefined);
       continue;
     }
     lastHolder = describeOwner(text);
@@ -183,8 +232,12 @@ export async function acquireFolderLock(dir: string, opts: LockOptions): Promise
     }
     await new Promise((r) => setTimeout(r, 150));
   }
-  const text = held ?? body;
-  heldHere.add(`${path}\n${text}`);
+  const { text, keep } = held;
+  // An empty lock is known by its inode, which `keep` (a second name of it) keeps from reuse;
+  // without hard links there is no second name, and its inode is all there is to go by.
+  const mine = keep ? await fsp.stat(keep).catch(() => undefined) : text === '' ? await fsp.stat(path).catch(() => undefined) : undefined;
+  const key = mine ? emptyKey(path, mine) : `${path}\n${text}`;
+  heldHere.add(key);
   const beat = setInterval(() => {
     const now = new Date();
     fsp.utimes(path, now, now).catch(() => undefined);
@@ -198,8 +251,14 @@ export async function acquireFolderLock(dir: string, opts: LockOptions): Promise
       released = true;
       clearInterval(beat);
       // Only remove our own lock (if it was judged stale and replaced, it is not ours).
-      if ((await readLock(path)) === text) await fsp.unlink(path).catch(() => undefined);
-      heldHere.delete(`${path}\n${text}`);
+      if (text === '') {
+        const now = await fsp.stat(path).catch(() => undefined);
+        if (mine && now && now.ino === mine.ino && now.dev === mine.dev) await fsp.unlink(path).catch(() => undefined);
+        if (keep) await fsp.rm(keep, { force: true }).catch(() => undefined);
+      } else if ((await readLock(path)) === text) {
+        await fsp.unlink(path).catch(() => undefined);
+      }
+      heldHere.delete(key);
     },
   };
 }
