@@ -10,7 +10,7 @@ import * as assert from 'assert';
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { largeBuffer, largeBuffers, readFileToArrayBuffer } from '../../src/core/common/largeBuffer';
+import { GLIBC_MAPPED, largeBuffer, largeBuffers, readFileToArrayBuffer } from '../../src/core/common/largeBuffer';
 import { useTempDir } from '../support/tmp';
 
 const MODULE = path.join(__dirname, '..', '..', 'src', 'core', 'common', 'largeBuffer.js');
@@ -45,7 +45,7 @@ function mappedForProbe(how: 'largeBuffer' | 'allocUnsafe'): number {
   return Number(out.split(' ')[0]);
 }
 
-const glibc = process.platform === 'linux' && !process.versions.electron && /\/libc\.so\.6$/m.test(fs.readFileSync('/proc/self/maps', 'utf8'));
+const glibc = process.platform === 'linux' && !process.versions.electron && GLIBC_MAPPED.test(fs.readFileSync('/proc/self/maps', 'utf8'));
 
 describe('largeBuffer: transient buffers that leave malloc as it was', function () {
   this.timeout(30_000);
@@ -64,6 +64,15 @@ describe('largeBuffer: transient buffers that leave malloc as it was', function 
     c.fill(3);
     assert.deepStrictEqual([a[0], a[a.length - 1], b[0], b[b.length - 1], c[0], c[c.length - 1]], [1, 1, 2, 2, 3, 3]);
     assert.deepStrictEqual([a.length, b.length, c.length], [1 << 20, 1 << 20, 1 << 20]);
+  });
+
+  it('knows glibc by the library /proc/self/maps names, before and after glibc 2.34, and not musl', () => {
+    for (const l of ['7f0000-7f1000 r-xp 00000000 fe:01 1234 /usr/lib/x86_64-linux-gnu/libc.so.6', '7f0000-7f1000 r-xp 00000000 fe:01 1234 /lib/x86_64-linux-gnu/libc-2.31.so', '7f0000-7f1000 r-xp 00000000 fe:01 1234 /lib64/libc-2.28.so']) {
+      assert.ok(GLIBC_MAPPED.test(`${l}\n`), l);
+    }
+    for (const l of ['7f0000-7f1000 r-xp 00000000 fe:01 1234 /lib/ld-musl-x86_64.so.1', '7f0000-7f1000 r-xp 00000000 fe:01 1234 /usr/lib/libc.musl-x86_64.so.1', '7f0000-7f1000 r-xp 00000000 fe:01 1234 /usr/lib/libcrypto.so.3']) {
+      assert.ok(!GLIBC_MAPPED.test(`${l}\n`), l);
+    }
   });
 
   it('reads a whole file into an ArrayBuffer of its size (the wasm that sql.js keeps)', () => {

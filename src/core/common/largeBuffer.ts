@@ -29,13 +29,17 @@ const GLIBC_DYNAMIC_MAX = 32 << 20;
 
 let glibc: boolean | undefined;
 
+/** glibc's C library as /proc/self/maps names it: libc.so.6 (2.34 on), libc-2.NN.so before. */
+export const GLIBC_MAPPED = /\/libc(?:\.so\.6|-\d+\.\d+\.so)$/m;
+
 function isGlibc(): boolean {
   if (glibc === undefined) {
     try {
-      // The mapped C library: glibc's is libc.so.6 (musl's is ld-musl-*.so.1). 1 ms, where
+      // The mapped C library: glibc's is libc.so.6, or libc-2.31.so and the like before glibc
+      // 2.34 (musl's is ld-musl-*.so.1 or libc.musl-*.so.1). 1 ms, where
       // process.report.getReport() takes 8.
       // Plain Node only: Electron (VS Code's extension host) gives ArrayBuffers its own allocator.
-      glibc = process.platform === 'linux' && !process.versions.electron && /\/libc\.so\.6$/m.test(readFileSync('/proc/self/maps', 'utf8'));
+      glibc = process.platform === 'linux' && !process.versions.electron && GLIBC_MAPPED.test(readFileSync('/proc/self/maps', 'utf8'));
     } catch {
       glibc = false;
     }

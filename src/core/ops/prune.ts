@@ -271,7 +271,7 @@ export async function runPrune(opts: PruneOptions): Promise<PruneRunResult> {
   const refused = listed.filter((e) => e.signature?.state === 'refused');
   if (refused.length) {
     note.push(
-      `${refused.length} snapshot${refused.length === 1 ? ' is' : 's are'} left alone: ${refused.length === 1 ? 'its manifest is' : 'their manifests are'} signed with another key than the operator key configured now (signed before a key change, or altered), so ai-memory 1.0 refuses to restore ${refused.length === 1 ? 'it' : 'them'} and retention cannot tell whose ${refused.length === 1 ? 'it is' : 'they are'} (the oldest: ${refused[refused.length - 1].name}). To restore one, configure the public key that signed it; delete them yourself when they are no longer needed`,
+      `${refused.length} snapshot${refused.length === 1 ? ' is' : 's are'} left alone: ${refused.length === 1 ? 'its manifest is' : 'their manifests are'} signed with another key than the operator key configured now (signed before a key change, or altered), so ai-memory 1.0 refuses to restore ${refused.length === 1 ? 'it' : 'them'} and retention cannot tell whose ${refused.length === 1 ? 'it is' : 'they are'} (the oldest: ${refused.reduce((a, b) => (b.time < a.time ? b : a)).name}). To restore one, configure the public key that signed it; delete them yourself when they are no longer needed`,
     );
   }
   if (opts.dryRun) {
