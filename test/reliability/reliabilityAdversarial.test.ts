@@ -16,12 +16,11 @@ import { serializeManifest, type Manifest } from '../../src/core/store/manifest'
 import { walChecksum } from '../../src/core/sqlite/wal';
 import { createAiMemoryDb, seedMemory } from '../support/aiMemoryDb';
 import { trackChild } from '../support/procs';
-import { cliBundle, inspectBackupFolder, nativeState, pinFiles, preRestoreCopies, runCliProcess, sha256File, tempFiles, type ProcResult } from '../support/reliability';
+import { cliBundle, inspectBackupFolder, makeHotJournalDb, nativeState, pinFiles, preRestoreCopies, runCliProcess, sha256File, tempFiles, type ProcResult } from '../support/reliability';
 import { reliabilityCase } from '../support/reliabilityReport';
 import { openNative } from '../support/sqlite';
 import { useTempDir } from '../support/tmp';
 
-const JOURNAL_MAGIC = Buffer.from([0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7]);
 /** No run here may take longer: a hang is a failure, not a timeout of the test. */
 const DEADLINE_MS = 45_000;
 
@@ -34,26 +33,6 @@ function ok(r: ProcResult, what: string): void {
 
 function json<T>(r: ProcResult): T {
   return JSON.parse(r.stdout.trim().split('\n').pop() as string) as T;
-}
-
-/** A copy of a rollback-mode database caught mid-transaction: main file with uncommitted pages spilled into it + its hot -journal. */
-function makeHotJournalDb(src: string, dest: string): { committedDigest: string } {
-  const committedDigest = nativeState(src).digest;
-  const conn = openNative(src);
-  try {
-    conn.pragma('cache_size = 10'); // tiny cache: the transaction spills pages into the main file
-    conn.exec('BEGIN');
-    conn.exec("UPDATE memories SET content = content || ' UNCOMMITTED GARBAGE ' || hex(randomblob(64))");
-    fs.copyFileSync(src, dest);
-    fs.copyFileSync(`${src}-journal`, `${dest}-journal`);
-    conn.exec('ROLLBACK');
-  } finally {
-    conn.close();
-  }
-  const head = fs.readFileSync(`${dest}-journal`).subarray(0, 8);
-  assert.ok(head.equals(JOURNAL_MAGIC), 'fixture: the copied journal is hot (its header is live)');
-  assert.notStrictEqual(sha256File(dest), sha256File(src), 'fixture: uncommitted pages reached the main file');
-  return { committedDigest };
 }
 
 /** A -wal with a valid header and no frames (what a WAL left by a mode switch or a truncate-then-restart looks like). */

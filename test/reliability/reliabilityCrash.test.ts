@@ -18,6 +18,7 @@ import {
   cliBundle,
   fingerprint,
   inspectBackupFolder,
+  makeHotJournalDb,
   median,
   nativeState,
   nativeStateCached,
@@ -827,14 +828,7 @@ describe('reliability 1: crash injection (SIGKILL and SIGTERM of the CLI process
       const src = path.join(root, 'src', 'rollback.db');
       createAiMemoryDb(src, { memories: 200, walMode: false });
       fs.mkdirSync(path.dirname(hot));
-      const c = openNative(src);
-      c.pragma('cache_size = 10');
-      c.exec('BEGIN');
-      c.exec("UPDATE memories SET content = content || ' UNCOMMITTED ' || hex(randomblob(64))");
-      fs.copyFileSync(src, hot);
-      fs.copyFileSync(`${src}-journal`, `${hot}-journal`);
-      c.exec('ROLLBACK');
-      c.close();
+      makeHotJournalDb(src, hot);
       // (b) a 0-byte main file beside a -wal of 20 commits.
       const empty = path.join(root, 'tmpl-empty', 'ai-memory.db');
       createAiMemoryDb(empty, { memories: 60, leaveWalCommits: 20 });

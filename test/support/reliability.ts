@@ -16,7 +16,9 @@ import { spawn, execFileSync } from 'child_process';
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
+import { JOURNAL_MAGIC } from '../../src/core/sqlite/sqliteFormat';
 import { withNativeCopy } from './aiMemoryDb';
+import { openNative } from './sqlite';
 import { trackChild } from './procs';
 import { makeTempDir } from './tmp';
 
@@ -465,4 +467,24 @@ export function tally(xs: string[]): string {
   const m = new Map<string, number>();
   for (const x of xs) m.set(x, (m.get(x) ?? 0) + 1);
   return [...m.entries()].map(([k, v]) => `${k}: ${v}`).join(', ');
+}
+
+/** A copy of a rollback-mode database caught mid-transaction: main file with uncommitted pages spilled into it + its hot -journal. */
+export function makeHotJournalDb(src: string, dest: string): { committedDigest: string } {
+  const committedDigest = nativeState(src).digest;
+  const conn = openNative(src);
+  try {
+    conn.pragma('cache_size = 10'); // tiny cache: the transaction spills pages into the main file
+    conn.exec('BEGIN');
+    conn.exec("UPDATE memories SET content = content || ' UNCOMMITTED GARBAGE ' || hex(randomblob(64))");
+    fs.copyFileSync(src, dest);
+    fs.copyFileSync(`${src}-journal`, `${dest}-journal`);
+    conn.exec('ROLLBACK');
+  } finally {
+    conn.close();
+  }
+  const head = fs.readFileSync(`${dest}-journal`).subarray(0, 8);
+  assert.ok(head.equals(JOURNAL_MAGIC), 'fixture: the copied journal is hot (its header is live)');
+  assert.notStrictEqual(sha256File(dest), sha256File(src), 'fixture: uncommitted pages reached the main file');
+  return { committedDigest };
 }

@@ -6,7 +6,7 @@ import { runBackup } from '../../src/core/ops/backup';
 import { runRestore } from '../../src/core/ops/restore';
 import { listPreRestoreCopies, prunePreRestoreCopies } from '../../src/core/store/preRestore';
 import { createAiMemoryDb } from '../support/aiMemoryDb';
-import { openNative } from '../support/sqlite';
+import { makeHotJournalDb } from '../support/reliability';
 import { useTempDir } from '../support/tmp';
 
 describe('pre-restore copies: list and retention', () => {
@@ -71,14 +71,7 @@ describe('pre-restore copies: list and retention', () => {
     createAiMemoryDb(src, { memories: 60, walMode: false });
     const db = tmp.join('live', 'ai-memory.db');
     fs.mkdirSync(path.dirname(db));
-    const c = openNative(src);
-    c.pragma('cache_size = 10');
-    c.exec('BEGIN');
-    c.exec("UPDATE memories SET content = content || ' UNCOMMITTED ' || hex(randomblob(64))");
-    fs.copyFileSync(src, db);
-    fs.copyFileSync(`${src}-journal`, `${db}-journal`);
-    c.exec('ROLLBACK');
-    c.close();
+    makeHotJournalDb(src, db);
     const good = tmp.join('good', 'ai-memory.db');
     createAiMemoryDb(good, { memories: 40, seed: 9 });
     const snap = await runBackup({ dbPath: good, backupDir: tmp.join('backups') });
