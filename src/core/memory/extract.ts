@@ -216,18 +216,14 @@ export function extractMemories(snapshot: MemorySql, selection: Selection, opts:
   // memory (0.x: upsert) or come back as "title (N)" (1.0's default). Said, naming both.
   const titleClashes: { id: string; current: string }[] = [];
   if (archivedIn && ids.size) {
-    const clashes: string[] = [];
-    for (const m of chosen) {
-      archivedIn.each('SELECT id FROM memories WHERE title = ? AND namespace = ? AND id <> ? LIMIT 1', [m.title ?? '', m.namespace ?? 'global', m.id], (r) => {
-        clashes.push(`${m.id} → ${s(r[0])}`);
-        titleClashes.push({ id: m.id, current: s(r[0]) });
-        return false;
-      });
-    }
-    // The same memory (its id) under another title or namespace now: the import finds no
+    // And the same memory (its id) under another title or namespace now: the import finds no
     // memory of the old title there and adds one, with an id that exists — which fails.
     const moved: string[] = [];
     for (const m of chosen) {
+      archivedIn.each('SELECT id FROM memories WHERE title = ? AND namespace = ? AND id <> ? LIMIT 1', [m.title ?? '', m.namespace ?? 'global', m.id], (r) => {
+        titleClashes.push({ id: m.id, current: s(r[0]) });
+        return false;
+      });
       archivedIn.each('SELECT title, namespace FROM memories WHERE id = ? LIMIT 1', [m.id], (r) => {
         const [title, ns] = [s(r[0]), r[1] === null ? 'global' : s(r[1])];
         if (title !== (m.title ?? '') || ns !== (m.namespace ?? 'global')) moved.push(`${m.id}: now "${title}" in ${ns}`);
@@ -240,10 +236,11 @@ export function extractMemories(snapshot: MemorySql, selection: Selection, opts:
         `${moved.length} of these memories ${one ? 'exists' : 'exist'} now under another title or namespace (${moved.slice(0, 5).join('; ')}${moved.length > 5 ? '; …' : ''}); ai-memory's import matches memories on title and namespace, so it would add ${one ? 'it' : 'them'} as new memor${one ? 'y' : 'ies'} with an id that exists, which fails — give ${one ? 'it its' : 'them their'} old title and namespace back first, or copy what you need by hand`,
       );
     }
-    if (clashes.length) {
-      const one = clashes.length === 1;
+    if (titleClashes.length) {
+      const one = titleClashes.length === 1;
+      const named = titleClashes.slice(0, 5).map((c) => `${c.id} → ${c.current}`);
       warnings.push(
-        `${clashes.length} of these memories ${one ? 'has' : 'have'} the title and namespace of another memory in the current database (${clashes.slice(0, 5).join(', ')}${clashes.length > 5 ? ', …' : ''}); ai-memory's import matches memories on title and namespace, so it would overwrite ${one ? 'that memory' : 'those memories'} (or, with ai-memory 1.0's default, import ${one ? 'it' : 'them'} as "title (2)") — rename or move one of each pair first`,
+        `${titleClashes.length} of these memories ${one ? 'has' : 'have'} the title and namespace of another memory in the current database (${named.join(', ')}${titleClashes.length > 5 ? ', …' : ''}); ai-memory's import matches memories on title and namespace, so it would overwrite ${one ? 'that memory' : 'those memories'} (or, with ai-memory 1.0's default, import ${one ? 'it' : 'them'} as "title (2)") — rename or move one of each pair first`,
       );
     }
   }
