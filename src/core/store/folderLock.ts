@@ -76,7 +76,6 @@ async function emptyLockOwner(path: string, st: { dev: number; ino: number }): P
 }
 
 async function staleReason(path: string, text: string): Promise<string | undefined> {
-  const owner = parseOwner(text);
   let age = 0;
   let st;
   try {
@@ -85,23 +84,21 @@ async function staleReason(path: string, text: string): Promise<string | undefin
   } catch {
     return 'gone';
   }
-  if (text === '') {
-    // A full disk's lock: no text to say whose it is, but its holder keeps a second name.
-    const by = await emptyLockOwner(path, st);
-    if (by && by.host === HOST_TAG) {
-      if (by.pid === process.pid && !heldHere.has(emptyKey(path, st))) return `its owner (pid ${by.pid}) is gone; this process now has that pid`;
-      return pidAlive(by.pid) ? undefined : `its owner (pid ${by.pid}) is no longer running`;
-    }
-    // Another machine's, or no second name: only a heartbeat stopped a minute ago says it is dead.
-    return age > FOREIGN_STALE_MS ? 'empty, and not updated for a minute' : undefined;
+  // A full disk's lock has no text to say whose it is, but its holder keeps a second name that does.
+  const empty = text === '';
+  const owner: Pick<LockOwner, 'host' | 'pid'> & { hostname?: string } | undefined = empty ? await emptyLockOwner(path, st) : parseOwner(text);
+  if (!owner) {
+    // An empty lock without a second name (a holder without hard links, or a dead one's cleaned):
+    // only a heartbeat stopped for a minute says it is dead.
+    if (empty) return age > FOREIGN_STALE_MS ? 'empty, and not updated for a minute' : undefined;
+    return age > 10_000 ? 'unreadable and old' : undefined;
   }
-  if (!owner) return age > 10_000 ? 'unreadable and old' : undefined;
   if (owner.host === HOST_TAG) {
     // Our own pid, but not a lock we hold: a dead process whose pid the system gave to us.
-    if (owner.pid === process.pid && !heldHere.has(`${path}\n${text}`)) return `its owner (pid ${owner.pid}) is gone; this process now has that pid`;
+    if (owner.pid === process.pid && !heldHere.has(empty ? emptyKey(path, st) : `${path}\n${text}`)) return `its owner (pid ${owner.pid}) is gone; this process now has that pid`;
     return pidAlive(owner.pid) ? undefined : `its owner (pid ${owner.pid}) is no longer running`;
   }
-  return age > FOREIGN_STALE_MS ? `its owner on ${owner.hostname} stopped updating it` : undefined;
+  return age > FOREIGN_STALE_MS ? `its owner on ${owner.hostname ?? `host ${owner.host}`} stopped updating it` : undefined;
 }
 
 /**
