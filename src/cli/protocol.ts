@@ -415,7 +415,7 @@ export const ExtractJson = v.object({
   /** Memories written without their (already past) expires_at. */
   expiry_cleared: v.array(v.string()),
   /** Memories whose title and namespace another memory holds now: ai-memory's import matches on them (0.x overwrites that one). */
-  title_clashes: v.array(v.object({ id: v.string(), current: v.string() })),
+  title_clashes: v.array(v.object({ id: v.string(), title: v.string(), current: v.string() })),
   warnings: v.array(v.string()),
   /** What to run to put them back: ai-memory's own import reads the file on stdin. */
   import_command: v.string(),

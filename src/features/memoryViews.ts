@@ -572,8 +572,7 @@ export class MemoryViews extends Disposable implements vscode.TextDocumentConten
     // a restored one's title since the snapshot would be replaced by it. Asked first, naming them.
     if (major < 1 && extracted.title_clashes.length) {
       const n = extracted.title_clashes.length;
-      const titles = await titlesIn(file);
-      const named = extracted.title_clashes.slice(0, 5).map((c) => `“${titles.get(c.id) ?? c.id}”`).join(', ') + (n > 5 ? ', …' : '');
+      const named = extracted.title_clashes.slice(0, 5).map((c) => `“${c.title}”`).join(', ') + (n > 5 ? ', …' : '');
       const go = await confirm(
         `${n} of these memories would overwrite ${n === 1 ? 'a memory' : 'memories'} you have now.`,
         `ai-memory ${major === 0 && version ? version.stdout.trim() : '0.x'} imports by title and namespace, and your database holds other memories with the title and namespace of ${named}: the import would replace ${n === 1 ? 'it' : 'them'} with the snapshot's. To keep both, rename the current ${n === 1 ? 'one' : 'ones'} first, then restore again. The memories are saved in ${file}.`,
@@ -633,15 +632,5 @@ export class MemoryViews extends Disposable implements vscode.TextDocumentConten
     }
     this.log.info(msg);
     return { file, ids: chosen, status: 'imported', command: display, present, stillMissing, output: r.stdout };
-  }
-}
-
-/** Id → title of the memories in an import file we wrote (for naming them in a dialog); empty when it cannot be read. */
-async function titlesIn(file: string): Promise<Map<string, string>> {
-  try {
-    const doc = JSON.parse(await fsp.readFile(file, 'utf8')) as { memories?: { id?: unknown; title?: unknown }[] };
-    return new Map((doc.memories ?? []).map((m) => [String(m.id), String(m.title)]));
-  } catch {
-    return new Map();
   }
 }

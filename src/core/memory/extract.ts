@@ -62,11 +62,11 @@ export interface ExtractResult {
   /** Memories whose `expires_at` had passed: written without it, so gc does not take them again at once. */
   expiryCleared: string[];
   /**
-   * Memories written whose title and namespace another memory holds now (`id → that one's id`):
+   * Memories written whose title and namespace another memory holds now (its id and title, and that one's id):
    * ai-memory's import matches on them, so 0.x overwrites that memory and 1.0 (its default
    * `--on-conflict version`) adds "title (2)". Also said in `warnings`.
    */
-  titleClashes: { id: string; current: string }[];
+  titleClashes: { id: string; title: string; current: string }[];
   warnings: string[];
 }
 
@@ -214,14 +214,14 @@ export function extractMemories(snapshot: MemorySql, selection: Selection, opts:
   // test/support's stand-in): one whose title another memory holds now in that namespace (a
   // memory deleted, then written again under the same title) would overwrite that current
   // memory (0.x: upsert) or come back as "title (N)" (1.0's default). Said, naming both.
-  const titleClashes: { id: string; current: string }[] = [];
+  const titleClashes: { id: string; title: string; current: string }[] = [];
   if (archivedIn && ids.size) {
     // And the same memory (its id) under another title or namespace now: the import finds no
     // memory of the old title there and adds one, with an id that exists — which fails.
     const moved: string[] = [];
     for (const m of chosen) {
       archivedIn.each('SELECT id FROM memories WHERE title = ? AND namespace = ? AND id <> ? LIMIT 1', [m.title ?? '', m.namespace ?? 'global', m.id], (r) => {
-        titleClashes.push({ id: m.id, current: s(r[0]) });
+        titleClashes.push({ id: m.id, title: m.title ?? '', current: s(r[0]) });
         return false;
       });
       archivedIn.each('SELECT title, namespace FROM memories WHERE id = ? LIMIT 1', [m.id], (r) => {
