@@ -436,6 +436,37 @@ describe('archive: page-dedup storage of older snapshots', () => {
     await rebuildsAll();
   });
 
+  it('a snapshot whose pages are spread over many packs: each pack opened once and each blob inflated once (never dropped while needed again)', async () => {
+    // 6 MB that do not deflate (the base: ~90 blobs of 16 pages), then 12 hours, each changing
+    // one page near the start and one near the end: 12 packs of one blob each, every one of
+    // them needed at the start of the newest archived snapshot and again at its end, with the
+    // whole base in between (more blobs than the blob cache holds, more packs than windows).
+    addJunk(1500, 3000);
+    const n = 1500;
+    const names: string[] = [await backup({ plain: 1 })];
+    for (let k = 1; k <= 12; k++) {
+      const w = openNative(db);
+      try {
+        const set = w.prepare('UPDATE junk SET b = ? WHERE rowid = ?');
+        set.run(randomBytes(3000), 1 + k * 7);
+        set.run(randomBytes(3000), n - k * 7);
+      } finally {
+        w.close();
+      }
+      names.push(await backup({ plain: 1 }));
+    }
+    const newestArchived = names[names.length - 2];
+    assert.ok((await listArchived(dir)).some((a) => a.name === newestArchived));
+    const out = tmp.join('rebuilt.db');
+    const r = await rebuildArchived(dir, newestArchived, out);
+    assert.strictEqual(r.sha256, shas.get(newestArchived));
+    assert.ok(r.packsUsed.length > 8, `pages from ${r.packsUsed.length} packs`);
+    assert.ok(r.reads.blobs > 64, `${r.reads.blobs} blobs: more than the blob cache holds`);
+    assert.strictEqual(r.reads.packsOpened, r.packsUsed.length, 'each pack opened once');
+    assert.strictEqual(r.reads.inflated, r.reads.blobs, 'each blob inflated once');
+    await rebuildsAll();
+  });
+
   it('a damaged, truncated, missing or lying page index is refused, named, before anything is written', async () => {
     const oldest = (await threeBackupsPlainOne())[0];
     const idxPath = path.join(archivePaths(dir).snapshots, oldest.replace(/\.db$/, '.idx'));
