@@ -146,7 +146,20 @@ function toExport(m: MemoryRecord, content: () => string, now: number, warnings:
   return out;
 }
 
+/**
+ * A namespace selection that can match no memory by its form (empty, or spaces only: ai-memory
+ * stores `global` for a memory without one) is refused instead of writing an empty export.
+ */
+export function checkNamespaceSelection(ns: string): void {
+  if (ns.trim() === '') {
+    throw new BackupError('USAGE', `--namespace ${JSON.stringify(ns)} selects no memory: every memory has a namespace (ai-memory stores "global" for one given none). Nothing was written.`, {
+      hint: 'Pass a namespace as it is stored: --namespace proj takes proj and proj/…, --namespace global the memories saved without one (`inspect --from SNAPSHOT` counts them by namespace).',
+    });
+  }
+}
+
 export function extractMemories(snapshot: MemorySql, selection: Selection, opts: ExtractOptions = {}): ExtractResult {
+  if ('namespace' in selection) checkNamespaceSelection(selection.namespace);
   const schema = readSchema(snapshot);
   requireAiMemory(snapshot, schema);
   const now = (opts.now ?? new Date()).getTime();

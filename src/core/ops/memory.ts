@@ -11,7 +11,7 @@ import { readManifestFor } from '../store/catalog';
 import { manifestNameFor } from '../store/naming';
 import { listMemories, memoryDetail, overview, type DatabaseOverview, type MemoryDetail, type MemoryPage, type MemoryQuery } from '../memory/browse';
 import { compareDatabases, type Comparison } from '../memory/compare';
-import { exportDocumentText, extractMemories, type ExtractResult, type Selection } from '../memory/extract';
+import { checkNamespaceSelection, exportDocumentText, extractMemories, type ExtractResult, type Selection } from '../memory/extract';
 import { readSchema } from '../memory/schema';
 import { factsFromObject, type MemoryFacts } from '../memory/facts';
 import { openLiveSql, openSnapshotSql, relabeled, type MemorySql, type OpenOptions } from '../memory/source';
@@ -204,6 +204,7 @@ export async function extract(
     now?: Date;
   } & MemoryOpOptions,
 ): Promise<ExtractToFileResult> {
+  if ('namespace' in opts.select) checkNamespaceSelection(opts.select.namespace); // before anything is opened
   const dbPath = 'removedSinceDb' in opts.select ? opts.select.removedSinceDb : opts.db;
   const snapPath = await snapshotFrom(opts.from, { ...opts, dbPath: dbPath ?? opts.dbPath });
   const snap = await openAnySnapshotSql(snapPath, opts);
