@@ -72,7 +72,8 @@ Commands:
            [--allow-unsigned-manifest] [--skip-verify] [--skip-integrity]
            [--verify quick|full] [--force] [--dry-run] [--yes] [--json]
            Check a snapshot (a folder means its newest), keep the current
-           database as <stem>.pre-restore-<time>.db with its -wal/-shm, and put
+           database as <stem>.pre-restore-<time>.db (other extensions kept:
+           foo.pre-restore-<time>.sqlite) with its -wal/-shm, and put
            the snapshot in its place.
   verify   --from FILE|DIR [--all] [--verify quick|full] [--json]
            Check snapshots against their manifests and with PRAGMA quick_check.
