@@ -725,9 +725,19 @@ async function cmdExtract(p: Parsed, io: CliIO): Promise<number> {
   const select = idList ? { ids: idList } : ns !== undefined ? { namespace: ns } : { removedSinceDb: resolve(io.cwd, removed as string) };
   const dbFlag = p.values.get('db');
   const out = outRaw === undefined ? undefined : resolve(io.cwd, outRaw);
-  const db = (await dbPath(p, io)).path; // once: its warnings said once
+  const found = await dbPath(p, io); // once: its warnings said once
+  const db = found.path;
+  // The database the import goes into (the one named in the command we print): without --db,
+  // found as backup finds it, and compared with when it is there, so title clashes and the
+  // memories that exist now under another title are checked against it.
+  const current = removed !== undefined ? undefined : dbFlag !== undefined || (await fsp.stat(db).then((st) => st.isFile(), () => false)) ? db : undefined;
   // Without --out the document goes to stdout as it is written (never one string: V8's limit is 512 MB).
-  const r = await extract({ from, select, db: dbFlag === undefined ? undefined : db, dbPath: db, out, stdout: out ? undefined : (s) => (io.stdout(s), io.stdoutDrained?.()), onWarning: (w) => io.stderr(`warning: ${w}\n`), signal: io.signal });
+  const r = await extract({ from, select, db: current, dbPath: db, out, stdout: out ? undefined : (s) => (io.stdout(s), io.stdoutDrained?.()), onWarning: (w) => io.stderr(`warning: ${w}\n`), signal: io.signal });
+  if (removed === undefined && !current) {
+    r.warnings.push(
+      `title clashes were not checked: the database the import would go into, ${db} (${found.detail}), does not exist — ai-memory's import matches memories on title and namespace; pass --db PATH (the database the memories go back into) to have them checked`,
+    );
+  }
   // The import goes into the database the memories were compared with, named: without --db,
   // a pasted `ai-memory import` would go to whichever database its own defaults pick.
   const into = removed !== undefined ? resolve(io.cwd, removed) : db;

@@ -98,6 +98,30 @@ describe('recovery without collisions (materialize, extract)', function () {
     assert.ok(j.json<{ warnings: string[] }>().warnings.some((w) => w.includes(now)));
   });
 
+  it('extract without --db checks title clashes against the database found as backup finds it ($AI_MEMORY_DB), or says they were not checked', async () => {
+    const db = tmp.join('found.db');
+    const gone = seedMemory(db, 'proj/a', 'deploy steps', 'the old steps, deleted since');
+    const dir = tmp.join('bk');
+    assert.equal((await cli(['backup', '--db', db, '--to', dir], { cwd: tmp.path })).code, 0);
+    const n = openLikeServer(db);
+    forget(n, gone);
+    n.close();
+    const now = seedMemory(db, 'proj/a', 'deploy steps', 'written after the delete');
+    const snap = fs.readdirSync(dir).find((f) => f.endsWith('.db')) as string;
+    // Found through $AI_MEMORY_DB: the import command names it, and the clash with it is said.
+    const r = await cli(['extract', '--from', path.join(dir, snap), '--ids', gone, '--out', tmp.join('x.json')], { cwd: tmp.path, env: { AI_MEMORY_DB: db } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.stdout.includes(`--db ${db} import`), r.stdout);
+    assert.match(r.stderr, /title and namespace of another memory/);
+    assert.ok(r.stderr.includes(now), r.stderr);
+    // Nothing found (no ai-memory.db here, no $AI_MEMORY_DB): said plainly, with what to pass.
+    const none = await cli(['extract', '--from', path.join(dir, snap), '--ids', gone, '--out', tmp.join('y.json'), '--json'], { cwd: tmp.path });
+    assert.equal(none.code, 0, none.stderr);
+    const w = none.json<{ warnings: string[] }>().warnings.join('\n');
+    assert.match(w, /title clashes were not checked/);
+    assert.match(w, /pass --db PATH/);
+  });
+
   it('extract keeps a metadata number written as a float a float (1.0, 1e16, -0.0): JSON.parse made them integers, which ai-memory\'s import reads as another type', async () => {
     const db = tmp.join('floats.db');
     const id = seedMemory(db, 'global', 'weights', 'a memory with float metadata');
