@@ -6,6 +6,7 @@
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { BackupError, errnoCode, ioError } from '../common/errors';
+import { throwIfCancelled } from '../common/cancel';
 import { createFileNoClobber, reachableMode, writeAll } from '../store/atomicFs';
 import { readManifestFor } from '../store/catalog';
 import { manifestNameFor } from '../store/naming';
@@ -245,7 +246,9 @@ export async function extract(
         for (const piece of exportDocumentText(r.document, 2)) {
           parts.push(piece);
           pending += piece.length;
-          if (pending >= WRITE_CHUNK) await flush();
+          if (pending < WRITE_CHUNK) continue;
+          await flush();
+          throwIfCancelled(opts.signal, `Extract cancelled; nothing was written to ${opts.out as string}.`); // the temp is removed
         }
         parts.push('\n');
         await flush();
