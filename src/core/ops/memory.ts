@@ -186,14 +186,15 @@ export interface ExtractToFileResult extends ExtractResult {
   links: number;
 }
 
-/**
- * Extracts the selection. `current` (the live database) lets links to memories that exist
- * now come along; with `removedSinceDb` it is that database. The file, when asked for, is
- * written temp → fsync → rename, no more readable than the snapshot and the database.
- */
 /** What extract gathers into one write of the file (the pieces are a memory or a link each). */
 const WRITE_CHUNK = 1 << 20;
 
+/**
+ * Extracts the selection. `current` (the live database) lets links to memories that exist
+ * now come along; with `removedSinceDb` it is that database. The file, when asked for, is
+ * written temp → fsync → link (never over a file), no more readable than the snapshot and the
+ * database; it and stdout get the document as it is made, a memory at a time.
+ */
 export async function extract(
   opts: {
     from: string;
