@@ -43,8 +43,21 @@ const write = (stream: NodeJS.WriteStream, s: string) => {
   }
 };
 
+/** Resolves once stdout has taken what it was given (a large export must not pile up in memory), or is gone. */
+const drained = (stream: NodeJS.WriteStream): Promise<void> | undefined =>
+  stream.destroyed || !stream.writable || !stream.writableNeedDrain
+    ? undefined
+    : new Promise<void>((resolve) => {
+        const done = () => {
+          for (const ev of ['drain', 'close', 'error'] as const) stream.off(ev, done);
+          resolve();
+        };
+        for (const ev of ['drain', 'close', 'error'] as const) stream.once(ev, done);
+      });
+
 runCli(process.argv.slice(2), {
   stdout: (s) => write(process.stdout, s),
+  stdoutDrained: () => drained(process.stdout),
   stderr: (s) => write(process.stderr, s),
   env: process.env,
   cwd: process.cwd(),

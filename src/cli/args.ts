@@ -15,6 +15,11 @@ export interface Parsed {
   positionals: string[];
 }
 
+/** What to pass, for a flag whose empty value a user may mean as something (`--namespace ''`: "no namespace"). */
+const VALUE_HINTS: Record<string, string> = {
+  namespace: 'Every memory has a namespace (ai-memory stores "global" for one given none): pass --namespace global for those, or a namespace such as proj (it takes proj/… too).',
+};
+
 export function parseArgs(argv: string[], spec: FlagSpec): Parsed {
   const out: Parsed = { command: undefined, values: new Map(), switches: new Set(), positionals: [] };
   for (let i = 0; i < argv.length; i++) {
@@ -34,7 +39,7 @@ export function parseArgs(argv: string[], spec: FlagSpec): Parsed {
         let v: string | undefined;
         if (eq !== -1) v = a.slice(eq + 1);
         else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) v = argv[++i];
-        if (v === undefined || v === '') throw new BackupError('USAGE', `--${name} needs a value.`);
+        if (v === undefined || v === '') throw new BackupError('USAGE', `--${name} needs a value.`, { hint: VALUE_HINTS[name] });
         if (out.values.has(name)) throw new BackupError('USAGE', `--${name} was given twice.`);
         out.values.set(name, v);
       } else if (spec.switches.includes(name)) {

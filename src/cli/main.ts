@@ -34,12 +34,13 @@ import { pullFromTarget } from '../core/ops/pull';
 import type { RemoteTarget } from '../core/remote/target';
 import { backupJson, diffJson, extractJson, importCommand, inspectJson, COMMANDS, isCommandName, listJson, materializeJson, probeJson, progressJson, pruneJson, pullJson, pushJson, remoteListJson, restoreJson, verifyJson, type CommandName, type CommandSpec, type ErrorLine } from './protocol';
 import { diff, extract, inspectSnapshot } from '../core/ops/memory';
-import { stringifyExact } from '../core/memory/exactJson';
 import { changeSummary } from '../core/memory/compare';
 
 export interface CliIO {
   stdout: (s: string) => void;
   stderr: (s: string) => void;
+  /** When stdout holds written text it has not passed on yet: resolves once it has (or is gone). */
+  stdoutDrained?: () => Promise<void> | undefined;
   env: NodeJS.ProcessEnv;
   cwd: string;
   home?: string;
@@ -71,7 +72,8 @@ Commands:
            [--allow-unsigned-manifest] [--skip-verify] [--skip-integrity]
            [--verify quick|full] [--force] [--dry-run] [--yes] [--json]
            Check a snapshot (a folder means its newest), keep the current
-           database as <stem>.pre-restore-<time>.db with its -wal/-shm, and put
+           database as <stem>.pre-restore-<time>.db (other extensions kept:
+           foo.pre-restore-<time>.sqlite) with its -wal/-shm, and put
            the snapshot in its place.
   verify   --from FILE|DIR [--all] [--verify quick|full] [--json]
            Check snapshots against their manifests and with PRAGMA quick_check.
@@ -723,8 +725,19 @@ async function cmdExtract(p: Parsed, io: CliIO): Promise<number> {
   const select = idList ? { ids: idList } : ns !== undefined ? { namespace: ns } : { removedSinceDb: resolve(io.cwd, removed as string) };
   const dbFlag = p.values.get('db');
   const out = outRaw === undefined ? undefined : resolve(io.cwd, outRaw);
-  const db = (await dbPath(p, io)).path; // once: its warnings said once
-  const r = await extract({ from, select, db: dbFlag === undefined ? undefined : db, dbPath: db, out, onWarning: (w) => io.stderr(`warning: ${w}\n`), signal: io.signal });
+  const found = await dbPath(p, io); // once: its warnings said once
+  const db = found.path;
+  // The database the import goes into (the one named in the command we print): without --db,
+  // found as backup finds it, and compared with when it is there, so title clashes and the
+  // memories that exist now under another title are checked against it.
+  const current = removed !== undefined ? undefined : dbFlag !== undefined || (await fsp.stat(db).then((st) => st.isFile(), () => false)) ? db : undefined;
+  // Without --out the document goes to stdout as it is written (never one string: V8's limit is 512 MB).
+  const r = await extract({ from, select, db: current, dbPath: db, out, stdout: out ? undefined : (s) => (io.stdout(s), io.stdoutDrained?.()), onWarning: (w) => io.stderr(`warning: ${w}\n`), signal: io.signal });
+  if (removed === undefined && !current) {
+    r.warnings.push(
+      `title clashes were not checked: the database the import would go into, ${db} (${found.detail}), does not exist — ai-memory's import matches memories on title and namespace; pass --db PATH (the database the memories go back into) to have them checked`,
+    );
+  }
   // The import goes into the database the memories were compared with, named: without --db,
   // a pasted `ai-memory import` would go to whichever database its own defaults pick.
   const into = removed !== undefined ? resolve(io.cwd, removed) : db;
@@ -735,10 +748,7 @@ async function cmdExtract(p: Parsed, io: CliIO): Promise<number> {
   for (const w of r.warnings) io.stderr(`warning: ${w}\n`);
   if (r.missing.length) io.stderr(`warning: not in the snapshot: ${r.missing.join(', ')}\n`);
   if (r.expiryCleared.length) io.stderr(`note: ${r.expiryCleared.length} memor${r.expiryCleared.length === 1 ? 'y had' : 'ies had'} expired; written without expires_at so ai-memory's gc does not remove them again at once\n`);
-  if (!out) {
-    io.stdout(`${stringifyExact(r.document)}\n`); // metadata integers past 2^53 as the snapshot holds them
-    return 0;
-  }
+  if (!out) return 0; // the document went to stdout (metadata integers past 2^53 as the snapshot holds them)
   io.stdout(`Wrote ${r.document.count} memor${r.document.count === 1 ? 'y' : 'ies'} and ${r.links} link${r.links === 1 ? '' : 's'} to ${out}\nPut them back with: ${importCommand(out, { db: into })}\n`);
   return 0;
 }

@@ -9,6 +9,7 @@ import { openNative } from '../support/sqlite';
 import { useTempDir } from '../support/tmp';
 import { importCommand, type DiffOutcome, type ExtractOutcome, type InspectOutcome } from '../../src/cli/protocol';
 import { spawnSync } from 'node:child_process';
+import { extract } from '../../src/core/ops/memory';
 
 describe('CLI: inspect, diff, extract', function () {
   this.timeout(60_000);
@@ -177,6 +178,21 @@ describe('CLI: inspect, diff, extract', function () {
     }
     const noOut = await cli(['extract', '--from', dir, '--namespace', 'proj', '--json'], { cwd: tmp.path });
     assert.equal(noOut.code, 2);
+  });
+
+  it('extract --namespace \'\' (or spaces) is refused, saying what to pass instead; nothing is written (it wrote an empty export)', async () => {
+    const { dir } = await backedUp();
+    for (const args of [['--namespace', ''], ['--namespace='], ['--namespace', '  ']]) {
+      const out = tmp.join('none.json');
+      const r = await cli(['extract', '--from', dir, ...args, '--out', out], { cwd: tmp.path });
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /--namespace global/, r.stderr);
+      assert.ok(!fs.existsSync(out), 'nothing written');
+      const printed = await cli(['extract', '--from', dir, ...args], { cwd: tmp.path });
+      assert.equal(printed.code, 2);
+      assert.equal(printed.stdout, '', 'no empty export on stdout');
+    }
+    await assert.rejects(extract({ from: dir, select: { namespace: '' }, dbPath: tmp.join('ai-memory.db') }), /--namespace "" selects no memory/);
   });
 });
 

@@ -86,4 +86,42 @@ describe('pre-restore copies: list and retention', () => {
     const left = fs.readdirSync(path.dirname(db)).filter((n) => n.includes('pre-restore'));
     assert.deepEqual(left, [path.basename(second.previous ?? '')], 'no sidecar of the pruned copy is left');
   });
+  it('databases of one stem in one folder (foo.db, foo.sqlite) keep their own copies: listed and pruned apart (Restore and Delete Kept Copy offer a database only its own)', async () => {
+    const dir = tmp.join('live');
+    fs.mkdirSync(dir);
+    const dbs = [path.join(dir, 'foo.db'), path.join(dir, 'foo.sqlite')];
+    const before = new Map<string, Buffer>();
+    for (const [i, db] of dbs.entries()) {
+      createAiMemoryDb(db, { memories: 10 + i * 5, seed: i + 1, walMode: false });
+      before.set(db, fs.readFileSync(db));
+    }
+    const good = tmp.join('good', 'ai-memory.db');
+    createAiMemoryDb(good, { memories: 40, seed: 9 });
+    const snap = await runBackup({ dbPath: good, backupDir: tmp.join('backups') });
+    // One restore of each, in the same second.
+    const at = () => new Date('2026-11-20T10:00:00Z');
+    const kept = new Map<string, string>();
+    for (const db of dbs) kept.set(db, (await runRestore({ dbPath: db, from: snap.snapshotPath, now: at })).previous ?? '');
+    for (const db of dbs) {
+      const list = await listPreRestoreCopies(db);
+      assert.deepEqual(list.map((c) => c.path), [kept.get(db)], `${path.basename(db)} lists its own copy only`);
+      assert.deepEqual(fs.readFileSync(list[0].path), before.get(db), `${path.basename(db)}'s copy holds what it was`);
+    }
+    // ai-memory's own restore names any database's copy <stem>.pre-restore-<ts>.db: still found for foo.db.
+    const aiMemoryMade = path.join(dir, 'foo.pre-restore-2026-11-19T100000Z.db');
+    fs.writeFileSync(aiMemoryMade, 'made by ai-memory restore');
+    assert.ok((await listPreRestoreCopies(dbs[0])).some((c) => c.path === aiMemoryMade), 'foo.db: the copy ai-memory named');
+    assert.ok(!(await listPreRestoreCopies(dbs[1])).some((c) => c.path === aiMemoryMade), 'foo.sqlite: not its copy while foo.db is there');
+    // A second restore of foo.db, pruned to one copy: foo.sqlite's copy stays.
+    const again = await runRestore({ dbPath: dbs[0], from: snap.snapshotPath, now: () => new Date('2026-11-21T10:00:00Z') });
+    await prunePreRestoreCopies(dbs[0], 1, { justMade: again.previous });
+    assert.ok(fs.existsSync(kept.get(dbs[1]) ?? ''), "foo.sqlite's copy is not pruned by foo.db's restore");
+    assert.deepEqual((await listPreRestoreCopies(dbs[1])).map((c) => c.path), [kept.get(dbs[1])]);
+    // Alone in its folder, a .sqlite database's copy that ai-memory's restore made is its own.
+    const lone = tmp.join('lone', 'bar.sqlite');
+    fs.mkdirSync(path.dirname(lone));
+    fs.writeFileSync(lone, 'x');
+    fs.writeFileSync(tmp.join('lone', 'bar.pre-restore-2026-11-19T100000Z.db'), 'made by ai-memory restore');
+    assert.deepEqual((await listPreRestoreCopies(lone)).map((c) => c.name), ['bar.pre-restore-2026-11-19T100000Z.db']);
+  });
 });

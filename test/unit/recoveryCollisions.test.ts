@@ -8,6 +8,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { runBackup } from '../../src/core/ops/backup';
 import { runMaterialize } from '../../src/core/ops/archived';
+import { pullFromTarget } from '../../src/core/ops/pull';
+import { MirrorTarget } from '../../src/core/remote/mirrorTarget';
+import { pushToTarget } from '../../src/core/remote/sync';
 import { listArchived } from '../../src/core/store/archive';
 import { listSnapshots } from '../../src/core/store/catalog';
 import { createAiMemoryDb, openLikeServer, seedMemory } from '../support/aiMemoryDb';
@@ -95,6 +98,30 @@ describe('recovery without collisions (materialize, extract)', function () {
     assert.ok(j.json<{ warnings: string[] }>().warnings.some((w) => w.includes(now)));
   });
 
+  it('extract without --db checks title clashes against the database found as backup finds it ($AI_MEMORY_DB), or says they were not checked', async () => {
+    const db = tmp.join('found.db');
+    const gone = seedMemory(db, 'proj/a', 'deploy steps', 'the old steps, deleted since');
+    const dir = tmp.join('bk');
+    assert.equal((await cli(['backup', '--db', db, '--to', dir], { cwd: tmp.path })).code, 0);
+    const n = openLikeServer(db);
+    forget(n, gone);
+    n.close();
+    const now = seedMemory(db, 'proj/a', 'deploy steps', 'written after the delete');
+    const snap = fs.readdirSync(dir).find((f) => f.endsWith('.db')) as string;
+    // Found through $AI_MEMORY_DB: the import command names it, and the clash with it is said.
+    const r = await cli(['extract', '--from', path.join(dir, snap), '--ids', gone, '--out', tmp.join('x.json')], { cwd: tmp.path, env: { AI_MEMORY_DB: db } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.stdout.includes(`--db ${db} import`), r.stdout);
+    assert.match(r.stderr, /title and namespace of another memory/);
+    assert.ok(r.stderr.includes(now), r.stderr);
+    // Nothing found (no ai-memory.db here, no $AI_MEMORY_DB): said plainly, with what to pass.
+    const none = await cli(['extract', '--from', path.join(dir, snap), '--ids', gone, '--out', tmp.join('y.json'), '--json'], { cwd: tmp.path });
+    assert.equal(none.code, 0, none.stderr);
+    const w = none.json<{ warnings: string[] }>().warnings.join('\n');
+    assert.match(w, /title clashes were not checked/);
+    assert.match(w, /pass --db PATH/);
+  });
+
   it('extract keeps a metadata number written as a float a float (1.0, 1e16, -0.0): JSON.parse made them integers, which ai-memory\'s import reads as another type', async () => {
     const db = tmp.join('floats.db');
     const id = seedMemory(db, 'global', 'weights', 'a memory with float metadata');
@@ -156,5 +183,53 @@ describe('recovery without collisions (materialize, extract)', function () {
     p.close();
     assert.match(r.stderr, /another title or namespace/);
     assert.ok(r.stderr.includes(id) && r.stderr.includes('new title'), r.stderr);
+  });
+});
+
+describe('pull places its manifest without replacing one', function () {
+  this.timeout(120_000);
+  const tmp = useTempDir('aimb-pull-race-');
+
+  it('a backup here that names the same snapshot while the pull downloads keeps its manifest (the pull renamed its own over it: that snapshot then failed its manifest)', async () => {
+    const clock = Date.parse('2026-11-20T05:00:00Z');
+    const a = tmp.join('a.db');
+    const b = tmp.join('b.db');
+    createAiMemoryDb(a, { memories: 20 });
+    createAiMemoryDb(b, { memories: 25 });
+    const dirA = tmp.join('bkA');
+    const dirB = tmp.join('bkB');
+    const ra = await runBackup({ dbPath: a, backupDir: dirA, keep: 0, now: () => new Date(clock), signing: { key: null } });
+    const rb = await runBackup({ dbPath: b, backupDir: dirB, keep: 0, now: () => new Date(clock), signing: { key: null } });
+    const name = path.basename(ra.snapshotPath);
+    assert.equal(path.basename(rb.snapshotPath), name, 'same time, same name');
+    const mirror = tmp.join('mirror');
+    fs.mkdirSync(mirror);
+    await pushToTarget({ localDir: dirA, target: new MirrorTarget(mirror), keep: 48 });
+    const into = tmp.join('here');
+    const mName = name.replace(/\.db$/, '.manifest.json');
+    // While the pull checks its download, a backup here publishes B's snapshot of that name (manifest first).
+    const pulled = pullFromTarget({
+      target: new MirrorTarget(mirror),
+      toDir: into,
+      names: [name],
+      onProgress: (p) => {
+        if (p.phase !== 'checking') return;
+        fs.copyFileSync(path.join(dirB, mName), path.join(into, mName));
+        fs.copyFileSync(path.join(dirB, name), path.join(into, name));
+      },
+    });
+    await assert.rejects(pulled, (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'LOCKED', e.message);
+      return true;
+    });
+    assert.deepEqual(fs.readFileSync(path.join(into, mName)), fs.readFileSync(path.join(dirB, mName)), "the local snapshot's own manifest");
+    assert.deepEqual(fs.readFileSync(path.join(into, name)), fs.readFileSync(path.join(dirB, name)), 'the local snapshot');
+    assert.deepEqual(fs.readdirSync(into).filter((n) => n.includes('.tmp')), [], 'no temp left');
+    // Two pulls of one snapshot at once: it arrives once, with its manifest.
+    const both = tmp.join('both');
+    const rs = await Promise.allSettled([0, 1].map(() => pullFromTarget({ target: new MirrorTarget(mirror), toDir: both, names: [name] })));
+    assert.ok(rs.some((r) => r.status === 'fulfilled'), rs.map((r) => (r.status === 'rejected' ? String(r.reason) : 'ok')).join('; '));
+    assert.deepEqual(fs.readFileSync(path.join(both, name)), fs.readFileSync(ra.snapshotPath));
+    assert.deepEqual(fs.readFileSync(path.join(both, mName)), fs.readFileSync(ra.manifestPath));
   });
 });

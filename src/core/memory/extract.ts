@@ -93,7 +93,12 @@ function requireAiMemory(db: MemorySql, schema: DatabaseSchema): void {
   }
 }
 
-function toExport(m: MemoryRecord, now: number, warnings: string[], cleared: string[]): ExportMemory {
+/**
+ * `m` is read without its content (the bulk of a memory: a large extract held every one, and
+ * one string of the whole document passed V8's 512 MB limit); `content` reads it when the
+ * memory is written ({@link exportDocumentText}), so one memory's content is in memory at a time.
+ */
+function toExport(m: MemoryRecord, content: () => string, now: number, warnings: string[], cleared: string[]): ExportMemory {
   let tags: string[] = [];
   try {
     const t: unknown = parseExact(m.tags ?? '[]');
@@ -118,7 +123,9 @@ function toExport(m: MemoryRecord, now: number, warnings: string[], cleared: str
     tier: m.tier ?? 'mid',
     namespace: m.namespace ?? 'global',
     title: m.title ?? '',
-    content: m.content ?? '',
+    get content() {
+      return content();
+    },
     tags,
     priority: m.priority ?? 5,
     confidence: m.confidence ?? 1,
@@ -139,7 +146,20 @@ function toExport(m: MemoryRecord, now: number, warnings: string[], cleared: str
   return out;
 }
 
+/**
+ * A namespace selection that can match no memory by its form (empty, or spaces only: ai-memory
+ * stores `global` for a memory without one) is refused instead of writing an empty export.
+ */
+export function checkNamespaceSelection(ns: string): void {
+  if (ns.trim() === '') {
+    throw new BackupError('USAGE', `--namespace ${JSON.stringify(ns)} selects no memory: every memory has a namespace (ai-memory stores "global" for one given none). Nothing was written.`, {
+      hint: 'Pass a namespace as it is stored: --namespace proj takes proj and proj/…, --namespace global the memories saved without one (`inspect --from SNAPSHOT` counts them by namespace).',
+    });
+  }
+}
+
 export function extractMemories(snapshot: MemorySql, selection: Selection, opts: ExtractOptions = {}): ExtractResult {
+  if ('namespace' in selection) checkNamespaceSelection(selection.namespace);
   const schema = readSchema(snapshot);
   requireAiMemory(snapshot, schema);
   const now = (opts.now ?? new Date()).getTime();
@@ -147,6 +167,18 @@ export function extractMemories(snapshot: MemorySql, selection: Selection, opts:
   const expiryCleared: string[] = [];
   const missing: string[] = [];
   const chosen: MemoryRecord[] = [];
+  // Every field but the content (read as each memory is written: see toExport).
+  const fields = new Set([...schema.memoryFields].filter((f) => f !== 'content'));
+  const contentOf = (id: string): string => {
+    let c = '';
+    if (schema.memoryFields.has('content')) {
+      snapshot.each('SELECT content FROM memories WHERE id = ? LIMIT 1', [id], (r) => {
+        c = s(r[0]);
+        return false;
+      });
+    }
+    return c;
+  };
   let current: Set<string> | undefined;
   if (opts.current) {
     requireAiMemory(opts.current, readSchema(opts.current));
@@ -154,20 +186,20 @@ export function extractMemories(snapshot: MemorySql, selection: Selection, opts:
   }
   if ('ids' in selection) {
     for (const id of new Set(selection.ids)) {
-      const m = memoryById(snapshot, schema.memoryFields, id);
+      const m = memoryById(snapshot, fields, id);
       if (m) chosen.push(m);
       else missing.push(id);
     }
   } else if ('namespace' in selection) {
     const ns = selection.namespace;
-    eachMemory(snapshot, schema.memoryFields, (m) => {
+    eachMemory(snapshot, fields, (m) => {
       if (m.namespace === ns || (m.namespace ?? '').startsWith(`${ns}/`)) chosen.push(m);
     });
   } else {
     const db = selection.removedSince;
     requireAiMemory(db, readSchema(db));
     const present = db === opts.current && current ? current : memoryIds(db);
-    eachMemory(snapshot, schema.memoryFields, (m) => {
+    eachMemory(snapshot, fields, (m) => {
       if (!present.has(m.id)) chosen.push(m);
     });
   }
@@ -244,7 +276,7 @@ export function extractMemories(snapshot: MemorySql, selection: Selection, opts:
       );
     }
   }
-  const memories = chosen.map((m) => toExport(m, now, warnings, expiryCleared));
+  const memories = chosen.map((m) => toExport(m, () => contentOf(m.id), now, warnings, expiryCleared));
   return {
     document: { memories, links, count: memories.length, exported_at: rfc3339(new Date(now)) },
     missing,
@@ -252,4 +284,31 @@ export function extractMemories(snapshot: MemorySql, selection: Selection, opts:
     titleClashes,
     warnings,
   };
+}
+
+/**
+ * The document as `stringifyExact(doc, space)` writes it, byte for byte, in pieces: one per
+ * memory and link (each memory's content read as it is written), so no string holds the
+ * whole export. `space`: 2 for the file, none for stdout.
+ */
+export function* exportDocumentText(doc: ExportDocument, space?: number): Generator<string> {
+  const ind = space ? ' '.repeat(space) : '';
+  const nl = space ? '\n' : '';
+  const colon = space ? ': ' : ':';
+  // An element two levels deep: JSON strings hold no raw newline, so every newline is a line of its layout.
+  const element = (v: unknown): string => (space ? stringifyExact(v, space).replace(/\n/g, `\n${ind}${ind}`) : stringifyExact(v));
+  function* array(items: readonly unknown[]): Generator<string> {
+    if (!items.length) {
+      yield '[]';
+      return;
+    }
+    yield `[${nl}`;
+    for (let i = 0; i < items.length; i++) yield `${ind}${ind}${element(items[i])}${i < items.length - 1 ? ',' : ''}${nl}`;
+    yield `${ind}]`;
+  }
+  yield `{${nl}${ind}"memories"${colon}`;
+  yield* array(doc.memories);
+  yield `,${nl}${ind}"links"${colon}`;
+  yield* array(doc.links);
+  yield `,${nl}${ind}"count"${colon}${JSON.stringify(doc.count)},${nl}${ind}"exported_at"${colon}${JSON.stringify(doc.exported_at)}${nl}}`;
 }

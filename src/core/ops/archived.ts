@@ -11,7 +11,7 @@ import { BackupError, errnoCode, ioError } from '../common/errors';
 import { collectAll } from '../common/gc';
 import { crashPoint } from '../common/testHooks';
 import { tmpdir } from 'node:os';
-import { cleanStaleTemps, dirModeLike, fileModeLike, fsyncDir, publishNoClobber, reachableMode, tempPath, writeFileAtomic } from '../store/atomicFs';
+import { cleanStaleTemps, createFileNoClobber, dirModeLike, fileModeLike, fsyncDir, publishNoClobber, reachableMode, tempPath } from '../store/atomicFs';
 import { listArchived, rebuildArchived, refuseInsideArchive, type PackStore, type RebuildBuffers, type RebuildResult } from '../store/archive';
 import { serializeManifest } from '../store/manifest';
 import { manifestNameFor, snapshotFileTime } from '../store/naming';
@@ -212,16 +212,10 @@ export async function runMaterialize(opts: MaterializeOptions): Promise<Material
     // Given its name without replacing anything (link, not rename): a second materialize into
     // the same folder at once replaced this manifest, lost the race for the file, and then
     // removed the manifest the winner had just reported — leaving its snapshot without one.
-    const manifestTmp = tempPath(outDir, 'manifest');
-    await writeFileAtomic(manifestTmp, serializeManifest(manifest), fileMode, { syncDir: false });
-    if (!(await publishNoClobber(manifestTmp, manifestPath).catch(async (e: unknown) => {
-      await fsp.rm(manifestTmp, { force: true });
-      throw e;
-    }))) {
-      await fsp.rm(manifestTmp, { force: true });
+    // Its name is durable before the file gets its own.
+    if (!(await createFileNoClobber(manifestPath, serializeManifest(manifest), fileMode, { purpose: 'manifest' }))) {
       throw new BackupError('USAGE', `${manifestPath} appeared meanwhile; materialize never overwrites a file.`, { hint: 'Pass another --out.' });
     }
-    await fsyncDir(outDir); // the manifest's name is durable before the file gets its own
     let placed: boolean;
     // Dated as the snapshot, not now (naming.ts snapshotFileTime: ai-memory orders by file time).
     const when = snapshotFileTime(ref.name, manifest.created_at);

@@ -14,7 +14,7 @@
  */
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { cleanStaleTemps, dirModeLike, fileModeLike, fsyncDir, publishNoClobber, reachableMode, tempPath, writeFileAtomic } from '../store/atomicFs';
+import { cleanStaleTemps, createFileNoClobber, dirModeLike, fileModeLike, fsyncDir, publishNoClobber, reachableMode, tempPath, writeFileAtomic } from '../store/atomicFs';
 import { listSnapshots, type SnapshotEntry } from '../store/catalog';
 import { indexNameFor, listArchived, refuseInsideArchive } from '../store/archive';
 import { withOwners } from '../store/ownership';
@@ -452,14 +452,10 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
         sqlite: check?.sqliteVersion,
         ...(facts ? factsManifestFields(facts) : {}),
       });
-      const manifestTmp = tempPath(dir, 'manifest');
-      await writeFileAtomic(manifestTmp, serializeManifest(manifest), fileMode);
-      crashPoint('backup:before-manifest');
       const manifestPath = join(dir, manifestNameFor(name));
-      if (!(await publishNoClobber(manifestTmp, manifestPath))) {
-        await fsp.rm(manifestTmp, { force: true });
-        continue;
-      }
+      // Its name durable before the snapshot gets its own: after a power loss, a snapshot
+      // whose manifest's name was lost would be refused by restore.
+      if (!(await createFileNoClobber(manifestPath, serializeManifest(manifest), fileMode, { purpose: 'manifest', beforeName: () => crashPoint('backup:before-manifest') }))) continue;
       crashPoint('backup:after-manifest');
       if (!(await publishNoClobber(sink.path, join(dir, name)))) {
         await fsp.rm(manifestPath, { force: true }); // ours, written a moment ago

@@ -6,13 +6,13 @@
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { BackupError, errnoCode, ioError } from '../common/errors';
-import { fsyncDir, reachableMode, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
+import { throwIfCancelled } from '../common/cancel';
+import { createFileNoClobber, reachableMode, writeAll } from '../store/atomicFs';
 import { readManifestFor } from '../store/catalog';
 import { manifestNameFor } from '../store/naming';
 import { listMemories, memoryDetail, overview, type DatabaseOverview, type MemoryDetail, type MemoryPage, type MemoryQuery } from '../memory/browse';
 import { compareDatabases, type Comparison } from '../memory/compare';
-import { stringifyExact } from '../memory/exactJson';
-import { extractMemories, type ExtractResult, type Selection } from '../memory/extract';
+import { checkNamespaceSelection, exportDocumentText, extractMemories, type ExtractResult, type Selection } from '../memory/extract';
 import { readSchema } from '../memory/schema';
 import { factsFromObject, type MemoryFacts } from '../memory/facts';
 import { openLiveSql, openSnapshotSql, relabeled, type MemorySql, type OpenOptions } from '../memory/source';
@@ -186,12 +186,27 @@ export interface ExtractToFileResult extends ExtractResult {
   links: number;
 }
 
+/** What extract gathers into one write of the file (the pieces are a memory or a link each). */
+const WRITE_CHUNK = 1 << 20;
+
 /**
  * Extracts the selection. `current` (the live database) lets links to memories that exist
  * now come along; with `removedSinceDb` it is that database. The file, when asked for, is
- * written temp → fsync → rename, no more readable than the snapshot and the database.
+ * written temp → fsync → link (never over a file), no more readable than the snapshot and the
+ * database; it and stdout get the document as it is made, a memory at a time.
  */
-export async function extract(opts: { from: string; select: { ids: string[] } | { namespace: string } | { removedSinceDb: string }; db?: string; out?: string; now?: Date } & MemoryOpOptions): Promise<ExtractToFileResult> {
+export async function extract(
+  opts: {
+    from: string;
+    select: { ids: string[] } | { namespace: string } | { removedSinceDb: string };
+    db?: string;
+    out?: string;
+    /** Without `out`: where the document goes (compact, as `ai-memory export` prints it), written while the snapshot is open. */
+    stdout?: (s: string) => void | Promise<void>;
+    now?: Date;
+  } & MemoryOpOptions,
+): Promise<ExtractToFileResult> {
+  if ('namespace' in opts.select) checkNamespaceSelection(opts.select.namespace); // before anything is opened
   const dbPath = 'removedSinceDb' in opts.select ? opts.select.removedSinceDb : opts.db;
   const snapPath = await snapshotFrom(opts.from, { ...opts, dbPath: dbPath ?? opts.dbPath });
   const snap = await openAnySnapshotSql(snapPath, opts);
@@ -217,17 +232,33 @@ export async function extract(opts: { from: string; select: { ids: string[] } | 
       await fsp.access(dirname(opts.out), fsc.W_OK).catch((e: unknown) => {
         throw ioError('writing into', dirname(opts.out as string), e);
       });
-      const tmp = tempPath(dirname(opts.out), 'extract');
-      await writeFileAtomic(tmp, `${stringifyExact(r.document, 2)}\n`, mode, { syncDir: false });
-      if (!(await publishNoClobber(tmp, opts.out).catch(async (e: unknown) => {
-        await fsp.rm(tmp, { force: true });
-        throw e;
-      }))) {
-        await fsp.rm(tmp, { force: true });
-        throw exists();
-      }
-      await fsyncDir(dirname(opts.out));
+      // Written as it is made (exportDocumentText), never as one string of the whole export.
+      const write = async (fh: fsp.FileHandle): Promise<void> => {
+        let pos = 0;
+        let parts: string[] = [];
+        let pending = 0;
+        const flush = async () => {
+          const buf = Buffer.from(parts.join(''), 'utf8');
+          parts = [];
+          pending = 0;
+          await writeAll(fh, buf, pos);
+          pos += buf.length;
+        };
+        for (const piece of exportDocumentText(r.document, 2)) {
+          parts.push(piece);
+          pending += piece.length;
+          if (pending < WRITE_CHUNK) continue;
+          await flush();
+          throwIfCancelled(opts.signal, `Extract cancelled; nothing was written to ${opts.out as string}.`); // the temp is removed
+        }
+        parts.push('\n');
+        await flush();
+      };
+      if (!(await createFileNoClobber(opts.out, write, mode, { purpose: 'extract' }))) throw exists();
       result.out = opts.out;
+    } else if (opts.stdout) {
+      for (const piece of exportDocumentText(r.document)) await opts.stdout(piece);
+      await opts.stdout('\n');
     }
     return result;
   } finally {

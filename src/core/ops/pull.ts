@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { BackupError } from '../common/errors';
 import { byTimeNewestFirst, viewRemote, type SyncProgress } from '../remote/sync';
 import type { RemoteTarget } from '../remote/target';
-import { cleanStaleTemps, fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
+import { cleanStaleTemps, createFileNoClobber, fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
 import { listSnapshots } from '../store/catalog';
 import { archivedProblem, archivePaths, PackStore, refuseInsideArchive } from '../store/archive';
 import { checkManifestNames, parseManifest } from '../store/manifest';
@@ -113,13 +113,22 @@ export async function pullFromTarget(opts: {
         throw new BackupError(p.code, `The copy of ${name} on ${target.label}: ${p.message}; nothing was kept.`, { hint: p.hint });
       }
       if (check !== 'off') integrity = report.integrity?.result ?? report.notes.join('; ');
-      // Manifest first (as a backup publishes), then the snapshot without replacing anything.
-      await writeFileAtomic(join(toDir, mName), mBytes, 0o600); // as private as the snapshot it names
+      // Manifest first (as a backup publishes), then the snapshot, neither replacing anything:
+      // a backup (or another pull) that named a snapshot so meanwhile keeps its manifest — a
+      // rename put this one over it, and that snapshot no longer matched its manifest.
+      const mPath = join(toDir, mName);
+      const ownManifest = await createFileNoClobber(mPath, mBytes, 0o600, { purpose: 'manifest' }); // as private as the snapshot it names
+      if (!ownManifest) {
+        // The same manifest (another pull of this snapshot) may stay; any other is not ours to replace.
+        const there = await fsp.readFile(mPath).catch(() => undefined);
+        if (!there?.equals(mBytes)) throw new BackupError('LOCKED', `${mPath} appeared while ${name} was downloaded and differs from the copy on ${target.label}; nothing was replaced.`, { hint: 'Pull into another folder (--to), or move the local snapshot and its manifest away first.' });
+      }
       // Dated as the snapshot, not as the download (naming.ts snapshotFileTime: ai-memory orders by file time).
       const when = snapshotFileTime(name, manifest.created_at);
       if (when) await fsp.utimes(tmpSnap, when, when).catch(() => undefined); // best effort: a file system that keeps no times (some network mounts) fails nothing
       if (!(await publishNoClobber(tmpSnap, join(toDir, name)))) {
-        throw new BackupError('LOCKED', `${join(toDir, name)} appeared while it was downloaded; not replaced.`);
+        if (ownManifest) await fsp.rm(mPath, { force: true }); // ours, placed a moment ago, for a file that is not ours
+        throw new BackupError('LOCKED', `${join(toDir, name)} appeared while it was downloaded; not replaced.`, { hint: 'Pull into another folder (--to), or move the local snapshot away first.' });
       }
       await fsyncDir(toDir);
       out.push({ name, path: join(toDir, name), manifestPath: join(toDir, mName), bytes: got.bytes, sha256: got.sha256, status: 'downloaded', integrity });

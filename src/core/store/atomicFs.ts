@@ -288,6 +288,50 @@ export async function publishNoClobber(src: string, dest: string): Promise<boole
   return true;
 }
 
+/**
+ * Creates the new file `dest` with `data` (bytes, text, or a function writing the temp file
+ * from offset 0): temp in the same folder (created with `mode`) → fsync → link, which never
+ * replaces a file (publishNoClobber) → fsync of the folder. The name is durable when this
+ * returns, so a second name given next (a snapshot after its manifest) cannot outlive this one
+ * in a power loss. Returns false, leaving nothing behind, when `dest` exists; a failure removes
+ * the temp. `beforeName` runs between the complete temp and its naming (a crash point).
+ */
+export async function createFileNoClobber(
+  dest: string,
+  data: Uint8Array | string | ((fh: fsp.FileHandle) => Promise<void>),
+  mode: number,
+  opts: { purpose?: string; beforeName?: () => void } = {},
+): Promise<boolean> {
+  const dir = dirname(dest);
+  const tmp = tempPath(dir, opts.purpose ?? 'write');
+  let fh: fsp.FileHandle | undefined;
+  let placed: boolean;
+  try {
+    try {
+      fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode);
+      if (typeof data === 'function') await data(fh);
+      else await writeAll(fh, typeof data === 'string' ? Buffer.from(data, 'utf8') : data, 0);
+      await fh.sync();
+      await fh.close();
+      fh = undefined;
+    } catch (e) {
+      throw ioError('writing', dest, e); // a BackupError (a cancel in `data`) passes as it is
+    }
+    opts.beforeName?.();
+    placed = await publishNoClobber(tmp, dest);
+  } catch (e) {
+    await fh?.close().catch(() => undefined);
+    await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    throw e;
+  }
+  if (!placed) {
+    await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    return false;
+  }
+  await fsyncDir(dir);
+  return true;
+}
+
 /** The newest mtime of a folder and the entries directly in it. */
 async function newestMtime(dir: string, own: number): Promise<number> {
   let newest = own;

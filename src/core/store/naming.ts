@@ -50,14 +50,17 @@ export function parseSnapshotName(name: string): NameTime | undefined {
 }
 
 /**
- * The name for a file moved aside by restore: `<stem>.pre-restore-<stamp>.db`, as
- * ai-memory's `with_extension("pre-restore-<ts>.db")` makes it (`memories.db` →
- * `memories.pre-restore-2026-11-24T103456Z.db`).
+ * The name for a file moved aside by restore: `<stem>.pre-restore-<stamp><ext>`. For a `.db`
+ * database that is ai-memory's own name, `with_extension("pre-restore-<ts>.db")`
+ * (`memories.db` → `memories.pre-restore-2026-11-24T103456Z.db`). Another database keeps its
+ * extension (`foo.sqlite` → `foo.pre-restore-<ts>.sqlite`; none for none): ai-memory's `.db`
+ * would give `foo.db` and `foo.sqlite` beside it the same names, so each would list, prune
+ * and restore the other's copies (preRestore.ts reads ai-memory's names too).
  */
 export function preRestoreName(dbName: string, stamp: string, seq = 1): string {
   const ext = extname(dbName);
   const stem = ext ? dbName.slice(0, -ext.length) : dbName;
-  return `${stem}.pre-restore-${stamp}${seq > 1 ? `_${seq}` : ''}.db`;
+  return `${stem}.pre-restore-${stamp}${seq > 1 ? `_${seq}` : ''}${ext}`;
 }
 
 /** Newest first: by name time, then sequence, then name. */

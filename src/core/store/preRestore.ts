@@ -1,5 +1,6 @@
 /**
- * The copies a restore keeps (`<stem>.pre-restore-<UTC stamp>[_N].db`, with their `-wal`,
+ * The copies a restore keeps (`<stem>.pre-restore-<UTC stamp>[_N].db` — for a database not
+ * named `.db`, its own extension: naming.ts preRestoreName — with their `-wal`,
  * `-shm` and `-journal`) beside the database: listed newest first by the time in their name, and pruned to
  * the newest `keep` — never the newest one, whatever `keep` says, and never a file whose
  * name is not exactly that shape for this database.
@@ -34,16 +35,21 @@ export async function listPreRestoreCopies(dbPath: string): Promise<PreRestoreCo
   const dbName = basename(dbPath);
   const ext = extname(dbName);
   const stem = ext ? dbName.slice(0, -ext.length) : dbName;
-  const re = new RegExp(`^${escapeRe(stem)}\\.pre-restore-(\\d{4})-(\\d\\d)-(\\d\\d)T(\\d\\d)(\\d\\d)(\\d\\d)Z(?:_(\\d+))?\\.db$`);
+  const copyRe = (suffix: string) => new RegExp(`^${escapeRe(stem)}\\.pre-restore-(\\d{4})-(\\d\\d)-(\\d\\d)T(\\d\\d)(\\d\\d)(\\d\\d)Z(?:_(\\d+))?${escapeRe(suffix)}$`);
   let names: string[];
   try {
     names = await fsp.readdir(dir);
   } catch {
     return [];
   }
+  // Ours keep the database's extension (naming.ts preRestoreName). ai-memory's restore names
+  // every database's copy `<stem>.pre-restore-<ts>.db`: such a copy is this database's when
+  // this one is named `.db`, or when no `<stem>.db` is beside it (whose copy it would be).
+  const res = [copyRe(ext)];
+  if (ext !== '.db' && !names.includes(`${stem}.db`)) res.push(copyRe('.db'));
   const out: PreRestoreCopy[] = [];
   for (const name of names) {
-    const m = re.exec(name);
+    const m = res.map((re) => re.exec(name)).find(Boolean);
     if (!m) continue;
     const time = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]);
     const path = join(dir, name);
