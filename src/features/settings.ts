@@ -27,7 +27,7 @@ export interface Settings {
   policyProblem?: string;
   /** How many of the newest kept snapshots stay plain files (aiMemory.backup.plain). */
   plain: number;
-  /** Copies a restore keeps beside the database (`*.pre-restore-*.db`), newest first; 0 = all. */
+  /** Copies a restore keeps beside the database (`*.pre-restore-*`), newest first; 0 = all. */
   keepPreRestore: number;
   /** Raw setting value, '' when unset (then `backups` beside the database). */
   directory: string;

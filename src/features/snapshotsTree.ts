@@ -305,7 +305,7 @@ export class SnapshotsTreeProvider extends Disposable implements vscode.TreeData
       const item = new vscode.TreeItem('Before restore', vscode.TreeItemCollapsibleState.Collapsed);
       item.id = 'aiMemory.preRestoreGroup';
       item.description = `${node.copies.length}`;
-      item.tooltip = 'Your database as it was before each restore (kept beside it as *.pre-restore-*.db, with its -wal). Restore one to undo a restore. The newest is always kept; older ones follow the setting aiMemory.backup.keepPreRestore.';
+      item.tooltip = 'Your database as it was before each restore (kept beside it as <name>.pre-restore-<time>.db, or with its own extension when it is not .db; with its -wal). Restore one to undo a restore. The newest is always kept; older ones follow the setting aiMemory.backup.keepPreRestore.';
       item.iconPath = new vscode.ThemeIcon('history');
       item.contextValue = 'aiMemory.preRestoreGroup';
       return item;
