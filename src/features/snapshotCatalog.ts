@@ -7,7 +7,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { listSnapshots, type SnapshotEntry } from '../core/store/catalog';
+import { FUTURE_SKEW_MS, listSnapshots, type SnapshotEntry } from '../core/store/catalog';
 import { isBackupError } from '../core/common/errors';
 import { readState, type BackupState } from '../core/store/state';
 import { withOwners, type Owner, type OwnerInfo } from '../core/store/ownership';
@@ -210,13 +210,21 @@ export class SnapshotCatalog extends Disposable {
     await this.reload();
   }
 
-  /** When the last backup run finished: the state file, else the newest snapshot's time. */
-  lastBackupTime(): number | undefined {
+  /**
+   * When the last backup run finished: the state file, else the newest snapshot's time.
+   * A time later than now (beyond the skew two machines' clocks may have) says only that the
+   * clock was ahead when it was written, not when the run was: it is not taken. Taken, the
+   * schedule waited for the clock to pass it (a run under a clock a year ahead stopped the
+   * scheduled backups for a year) and the status bar said "in the future" without a warning.
+   */
+  lastBackupTime(now = Date.now()): number | undefined {
+    const past = (t: number) => Number.isFinite(t) && t <= now + FUTURE_SKEW_MS;
     const times: number[] = [];
     const fromState = this.folderState ? Date.parse(this.folderState.last_run) : NaN;
-    if (Number.isFinite(fromState) && this.snapshots.some((s) => s.entry.name === this.folderState?.snapshot)) times.push(fromState);
+    if (past(fromState) && this.snapshots.some((s) => s.entry.name === this.folderState?.snapshot)) times.push(fromState);
     const newest = this.snapshots.find((s) => s.owner === 'this');
-    if (newest) times.push(newest.entry.manifest ? Date.parse(newest.entry.manifest.created_at) || newest.entry.time : newest.entry.time);
+    const newestTime = newest ? (newest.entry.manifest ? Date.parse(newest.entry.manifest.created_at) || newest.entry.time : newest.entry.time) : NaN;
+    if (past(newestTime)) times.push(newestTime);
     return times.length ? Math.max(...times) : undefined;
   }
 

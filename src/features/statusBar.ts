@@ -116,7 +116,8 @@ export class StatusBar extends Disposable {
     } else if (failed) {
       this.item.text = '$(database) AI Memory: backup failed';
     } else {
-      this.item.text = last === undefined ? '$(database) AI Memory: no backup yet' : `$(database) AI Memory ${formatAgeShort(now - last)}`;
+      // Snapshots but no last backup: they are all dated in the future (a clock that was ahead).
+      this.item.text = last !== undefined ? `$(database) AI Memory ${formatAgeShort(now - last)}` : newest ? '$(database) AI Memory: last backup dated in the future' : '$(database) AI Memory: no backup yet';
     }
     if (copyFailed.length) this.item.text += ' $(cloud-offline)';
     this.item.backgroundColor = failed ? new vscode.ThemeColor('statusBarItem.errorBackground') : stale || last === undefined || !db.exists || copyFailed.length ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;

@@ -371,6 +371,37 @@ describe('AI Memory Backup in a real VS Code', function () {
     await eventually(() => api.nextScheduledRun() === undefined, 'the schedule off');
   });
 
+  it('a backup made while the clock was a year ahead does not stop the schedule: the next run is due now, and the status bar does not say "in the future"', async function () {
+    const libfaketime = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
+    if (!fs.existsSync(libfaketime)) this.skip(); // Debian's faketime package
+    // A real CLI backup under a clock a year ahead (libfaketime): its snapshot's name, its
+    // manifest's created_at and the folder's state file (last_run) are all a year ahead.
+    seedMemory(db, 'proj/b', 'while the clock was ahead', 'a change backed up under a clock a year ahead');
+    const cli = path.join(ext.extensionPath, 'dist', 'cli.js');
+    const r = spawnSync(process.execPath, [cli, 'backup', '--db', db, '--to', folder, '--json'], { encoding: 'utf8', env: { ...process.env, ELECTRON_RUN_AS_NODE: '1', LD_PRELOAD: libfaketime, FAKETIME: '+365d' } });
+    assert.equal(r.status, 0, r.stderr);
+    const ahead = path.join(folder, (JSON.parse(r.stdout) as { snapshot: string }).snapshot);
+    assert.ok(Date.parse((JSON.parse(fs.readFileSync(path.join(folder, '.ai-memory-backup.state.json'), 'utf8')) as { last_run: string }).last_run) > Date.now() + 300 * 86_400_000, 'the state file says the last run was a year ahead');
+    // The clock is right again (this process's never was wrong): the schedule must still run.
+    seedMemory(db, 'proj/b', 'after the clock was put right', 'a change the next scheduled backup must capture');
+    await api.refresh();
+    const count = api.snapshots().length;
+    const config = vscode.workspace.getConfiguration('aiMemory');
+    await config.update('backup.intervalMinutes', 0.1, vscode.ConfigurationTarget.Global); // every 6 s
+    try {
+      await eventually(() => api.nextScheduledRun() !== undefined, 'a planned run');
+      const next = api.nextScheduledRun() as number;
+      assert.ok(next < Date.now() + 60_000, `the next scheduled backup is planned for ${new Date(next).toISOString()}`);
+      await eventually(() => api.snapshots().length === count + 1, 'the scheduled snapshot', 45_000);
+      assert.doesNotMatch(api.statusBar().text, /future/);
+    } finally {
+      await config.update('backup.intervalMinutes', undefined, vscode.ConfigurationTarget.Global);
+      await config.update('backup.intervalMinutes', 0, vscode.ConfigurationTarget.Global);
+      for (const f of [ahead, ahead.replace(/\.db$/, '.manifest.json')]) fs.rmSync(f, { force: true });
+      await api.refresh();
+    }
+  });
+
   describe('a wrong aiMemory.databasePath, then corrected (issue 15 #2, #3, #8, #11, #16)', function () {
     const config = () => vscode.workspace.getConfiguration('aiMemory');
     const missing = () => path.join(path.dirname(db), 'nowhere', 'memories.db');

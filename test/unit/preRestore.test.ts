@@ -6,7 +6,7 @@ import { runBackup } from '../../src/core/ops/backup';
 import { runRestore } from '../../src/core/ops/restore';
 import { listPreRestoreCopies, prunePreRestoreCopies } from '../../src/core/store/preRestore';
 import { createAiMemoryDb } from '../support/aiMemoryDb';
-import { makeHotJournalDb } from '../support/reliability';
+import { makeHotJournalDb, runCliProcess } from '../support/reliability';
 import { useTempDir } from '../support/tmp';
 
 describe('pre-restore copies: list and retention', () => {
@@ -35,6 +35,23 @@ describe('pre-restore copies: list and retention', () => {
       'memories.pre-restore-2026-11-20T100000Z.db',
     ]);
     assert.deepEqual(list[0].sidecars, [tmp.join('memories.pre-restore-2026-11-23T080000Z.db-wal')]);
+  });
+
+  it('a copy kept by a restore under a clock a year ahead is listed after the copy a restore kept since', async function () {
+    const libfaketime = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
+    if (!fs.existsSync(libfaketime)) this.skip(); // Debian's faketime package
+    const db = tmp.join('clock', 'memories.db');
+    createAiMemoryDb(db, { memories: 5 });
+    const snap = (await runBackup({ dbPath: db, backupDir: tmp.join('clock', 'backups'), verify: 'off' })).snapshotPath;
+    const restore = async (env: NodeJS.ProcessEnv) => {
+      const r = await runCliProcess(['restore', '--db', db, '--from', snap, '--json'], { cwd: tmp.path, env });
+      assert.equal(r.code, 0, r.stderr);
+      return (JSON.parse(r.stdout) as { previous: string }).previous;
+    };
+    const ahead = await restore({ LD_PRELOAD: libfaketime, FAKETIME: '+365d' }); // real restore processes, the first one's clock a year ahead
+    const since = await restore({});
+    const list = await listPreRestoreCopies(db);
+    assert.deepEqual(list.map((c) => c.path), [since, ahead], 'the copy the last restore kept comes first');
   });
 
   it('keeps the newest N with their -wal, never the newest, never another file', async () => {

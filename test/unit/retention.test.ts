@@ -231,6 +231,19 @@ describe('retention: restic forget semantics', () => {
     ]);
   });
 
+  it('restic\'s oldest-snapshot rule keeps the oldest snapshot, not a future-dated one ranked after it', () => {
+    const day = 86_400_000;
+    const t = Date.parse('2026-11-29T12:00:00Z');
+    // Two a day for three days, and one dated in the future (a clock that was ahead).
+    const real = [0, 1, 2].flatMap((d) => [0, 6].map((h) => ({ name: `d${d}h${h}`, time: t - d * day - h * 3600_000 })));
+    const items = [...real, { name: 'future', time: Date.parse('2099-01-01T00:00:00Z'), future: true }];
+    const kept = (xs: typeof items) => applyRetention(xs, { daily: 7 }, { zone: 'UTC' }).filter((d) => d.keep).map((d) => d.item.name);
+    assert.deepStrictEqual(kept(real), ['d0h0', 'd1h0', 'd2h0', 'd2h6'], 'without it, the oldest (d2h6) is kept by the rule');
+    assert.deepStrictEqual(kept(items), ['d0h0', 'd1h0', 'd2h0', 'd2h6', 'future'], 'the future-dated one does not take the rule from the oldest');
+    const reason = applyRetention(items, { daily: 7 }, { zone: 'UTC' }).find((d) => d.item.name === 'd2h6')?.reasons[0];
+    assert.strictEqual(reason?.oldest, true);
+  });
+
   it('refuses counts below -1 and fractions; describes policies', () => {
     assert.throws(() => applyRetention([], { daily: -2 }), /keep-daily/);
     assert.throws(() => applyRetention([], { hourly: 1.5 }), /keep-hourly/);

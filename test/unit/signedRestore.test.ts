@@ -16,6 +16,7 @@ import type { OperatorPublicKey } from '../../src/core/store/operatorKey';
 import { aiMemory1RestoreChecks, aiMemory1SelectLatest, aiMemory1Sign } from '../support/aiMemory1Restore';
 import { createAiMemoryDb, readMemories, seedMemory } from '../support/aiMemoryDb';
 import { cli } from '../support/cliRun';
+import { runCliProcess } from '../support/reliability';
 import { openNative } from '../support/sqlite';
 import { useTempDir } from '../support/tmp';
 
@@ -241,6 +242,30 @@ describe('ai-memory 1.0: signed backups and restores', function () {
       writeJson(manifestOf(planted), aiMemory1Sign({ ...readJson(a.manifestPath), snapshot: path.basename(planted) }, OTHER));
       await refusedUntouched(runRestore({ dbPath: db, from: dir, latest: true, anchor: ANCHOR }), 'SIGNATURE_REFUSED', /refusing to choose/);
       assert.throws(() => aiMemory1SelectLatest(dir, PUB), /does NOT verify/);
+    });
+
+    it('--latest never takes a snapshot signed while the clock was a year ahead over one taken since, and names it', async function () {
+      const libfaketime = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
+      if (!fs.existsSync(libfaketime)) this.skip(); // Debian's faketime package
+      const keyDir = tmp.join(`keys-${Math.random().toString(36).slice(2)}`);
+      fs.mkdirSync(keyDir, { mode: 0o700 });
+      fs.writeFileSync(path.join(keyDir, 'operator.key'), SEED, { mode: 0o600 });
+      // A real CLI process whose clock is a year ahead signs its snapshot (name and signed created_at a year ahead)…
+      const ahead = await runCliProcess(['backup', '--db', db, '--to', dir, '--sign-key', path.join(keyDir, 'operator.key'), '--json'], { cwd: tmp.path, env: { LD_PRELOAD: libfaketime, FAKETIME: '+365d' } });
+      assert.strictEqual(ahead.code, 0, ahead.stderr);
+      const aheadName = (JSON.parse(ahead.stdout) as { snapshot: string }).snapshot;
+      assert.ok(Date.parse((readJson(path.join(dir, manifestOf(aheadName))) as { created_at: string }).created_at) > Date.now() + 300 * 86_400_000);
+      // …then, the clock put right, a memory is written and backed up.
+      seedMemory(db, 'ns', 'after the clock was put right', 'only the snapshot taken now has this');
+      const now = await runCliProcess(['backup', '--db', db, '--to', dir, '--sign-key', path.join(keyDir, 'operator.key'), '--json'], { cwd: tmp.path });
+      assert.strictEqual(now.code, 0, now.stderr);
+      const nowName = (JSON.parse(now.stdout) as { snapshot: string }).snapshot;
+      const expected = readMemories(db);
+      const r = await runCliProcess(['restore', '--db', db, '--from', dir, '--latest', '--yes', '--force', '--json'], { cwd: tmp.path, env: { AI_MEMORY_OPERATOR_PUBKEY: PUB.toString('base64') } });
+      assert.strictEqual(r.code, 0, r.stderr);
+      assert.strictEqual(path.basename((JSON.parse(r.stdout) as { from: string }).from), nowName, 'the snapshot taken now, not the one dated a year ahead');
+      assert.deepStrictEqual(readMemories(db), expected, 'the database holds what it held, the memory written after the clock was put right included');
+      assert.match(r.stderr, new RegExp(`skipped: ${aheadName.replace(/\./g, '\\.')} \\(dated in the future`));
     });
 
     it('--latest in a folder shared with another database: this database\'s newest signed snapshot, not the other\'s newer one', async () => {

@@ -422,7 +422,14 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     }
 
     progress({ phase: 'publishing' });
-    const stamp = formatStamp(startedAt);
+    // A clock set back a little (NTP stepping it back; more than FUTURE_SKEW_MS and the
+    // newest is "future", ranked last anyway) would name this snapshot older than the
+    // database's newest one, whose contents it follows: restore's newest (and retention's
+    // order) then took the older contents for the newer. It takes that snapshot's second
+    // instead, with the next sequence number (`…Z_2.db`), so it sorts after it; its
+    // manifest's created_at keeps the clock's own time.
+    const newestMine = mine.find((e) => !e.future && e.timeSource === 'name');
+    const stamp = formatStamp(newestMine && newestMine.time > startedAt.getTime() ? new Date(newestMine.time) : startedAt);
     // A name is taken by a plain snapshot or an archived one (a clock set back can meet either):
     // publishing never clobbers the first, and must not shadow the second.
     const archivedNames = new Set((await listArchived(dir)).map((a) => a.name));

@@ -524,7 +524,7 @@ async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<
       const copied = copiedNow || rebuiltInPlace;
       if (report.problems.length) throw problemError(report.problems[0]);
       const sha256 = report.sha256 as string;
-      if (selection.skipped.length) warnings.push(`--latest only considers snapshots whose signed manifest verifies; skipped: ${selection.skipped.join(', ')}`);
+      if (selection.skipped.length) warnings.push(`--latest only considers snapshots whose signed manifest verifies, and one dated in the future only when no other verifies; skipped: ${selection.skipped.join(', ')}`);
       if (report.signature?.state === 'signed-no-key') warnings.push('the manifest is signed, but no operator public key is configured here to check it: only its plain sha256 and size were checked');
       if (report.signature?.state === 'unsigned' && anchor) warnings.push(`restoring a snapshot whose manifest is NOT signed (--allow-unsigned-manifest): nothing but its plain sha256 vouches for it`);
 

@@ -6,7 +6,10 @@
  *  - an operator public key is configured: the newest by the SIGNED `created_at`, among the
  *    manifests that verify; unsigned ones are skipped (and listed), and one whose signature
  *    is refused stops the choice — choosing among backups while one was tampered with lets
- *    the tamperer steer it. Neither the name nor the file time is trusted then.
+ *    the tamperer steer it. Neither the name nor the file time is trusted then. One dated in
+ *    the future (signed while the clock was ahead; catalog.ts FUTURE_SKEW_MS) never outranks
+ *    one taken since, as everywhere else: it is taken only when no other verifies, and named
+ *    when passed over (1.0 takes it: a year-ahead clock's snapshot hid every later one).
  *  - no key (0.7 compatibility): the newest by the time in the name, as before.
  * Archived snapshots (store/archive.ts) take part like plain ones: their manifests moved into
  * the archive byte for byte, signatures included.
@@ -15,7 +18,7 @@ import { exists } from '../common/fsFacts';
 import { promises as fsp } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { BackupError, errnoCode } from '../common/errors';
-import { listSnapshots } from '../store/catalog';
+import { FUTURE_SKEW_MS, listSnapshots } from '../store/catalog';
 import { withOwners } from '../store/ownership';
 import { findArchived } from './archived';
 import { isSnapshotFileName } from '../store/naming';
@@ -90,7 +93,8 @@ export async function selectRestoreSource(from: string, opts: SelectOptions): Pr
   const entries = await listSnapshots(p, { anchor: opts.anchor, archived: true });
   if (!entries.length) throw new BackupError('NO_SNAPSHOTS', `No snapshots found in ${p}.`, { hint: 'Run `backup` first, or pass the folder that holds your ai-memory-*.db snapshots.' });
   const skipped: string[] = [];
-  const verified: { time: number; name: string; path: string; rank: number }[] = [];
+  const verified: { time: number; name: string; path: string; rank: number; future: boolean }[] = [];
+  const now = Date.now();
   // Whose each one is, by its signed source_db: this database's first (known, then guessed
   // from a relative path), others' only when it has none — as a restore from the folder picks.
   const owners = opts.dbPath ? await withOwners(p, opts.dbPath, entries.map((e) => ({ manifest: e.manifest, manifestState: e.manifestState }))) : undefined;
@@ -110,11 +114,14 @@ export async function selectRestoreSource(from: string, opts: SelectOptions): Pr
       throw new BackupError('SIGNATURE_REFUSED', `${e.name}'s signed created_at "${e.manifest.created_at}" is not an RFC 3339 time.`, { hint: 'Name the snapshot you trust with --snapshot.' });
     }
     const o = owners?.[i];
-    verified.push({ time, name: e.name, path: e.path, rank: !o ? 0 : o.owner === 'this' ? (o.guessed ? 1 : 0) : 2 });
+    verified.push({ time, name: e.name, path: e.path, rank: !o ? 0 : o.owner === 'this' ? (o.guessed ? 1 : 0) : 2, future: e.future || time > now + FUTURE_SKEW_MS });
   }
   const rank = Math.min(...verified.map((v) => v.rank));
+  const ofRank = verified.filter((v) => v.rank === rank);
+  const inTime = ofRank.some((v) => !v.future) ? ofRank.filter((v) => !v.future) : ofRank;
   let best: { time: number; name: string; path: string } | undefined;
-  for (const v of verified) if (v.rank === rank && (!best || v.time > best.time || (v.time === best.time && v.name > best.name))) best = v;
+  for (const v of inTime) if (!best || v.time > best.time || (v.time === best.time && v.name > best.name)) best = v;
+  if (best) for (const v of ofRank) if (v.future && v !== best) skipped.push(`${v.name} (dated in the future: signed as taken at ${new Date(v.time).toISOString()}, later than now)`);
   if (!best) {
     throw new BackupError('NO_SNAPSHOTS', `No snapshot in ${p} has a manifest that verifies under the operator public key ${opts.anchor.fingerprint} (${opts.anchor.source}).`, {
       hint: 'Name one with --snapshot (an unsigned one also needs --allow-unsigned-manifest).',

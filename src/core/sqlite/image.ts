@@ -28,6 +28,7 @@
  */
 import { throwIfCancelled } from '../common/cancel';
 import { promises as fsp } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import type { FileHandle } from 'node:fs/promises';
 import { BackupError, errnoCode, ioError } from '../common/errors';
 import { openRegular } from '../common/regularFile';
@@ -213,9 +214,11 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
   let lastReason = '';
   /** The WAL header the last read began with, when that read failed because the WAL restarted. */
   let restarted: Buffer | undefined;
-  const firstRead = Date.now();
+  // Patience on the steady clock: a wall clock set back meanwhile (NTP) kept a read that every
+  // checkpoint overtook retrying — holding the folder lock — until the wall clock came back.
+  const firstRead = performance.now();
   let attempt = 0;
-  while (++attempt <= maxAttempts || Date.now() - firstRead < patienceMs) {
+  while (++attempt <= maxAttempts || performance.now() - firstRead < patienceMs) {
     throwIfCancelled(opts.signal, CANCELLED);
     if (attempt > 1) {
       opts.onRetry?.(attempt, lastReason);
@@ -317,7 +320,7 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
       await Promise.all([main.close(), wal?.close(), shm?.close()]);
     }
   }
-  const seconds = ((Date.now() - firstRead) / 1000).toFixed(1);
+  const seconds = ((performance.now() - firstRead) / 1000).toFixed(1);
   throw new BackupError('DB_BUSY', `Database too busy: ${dbPath} changed under every one of ${attempt - 1} reads in ${seconds} s (last: ${lastReason}).`, {
     hint: 'Try again in a moment; if it keeps happening, the server may be checkpointing continuously.',
   });
@@ -325,8 +328,8 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
 
 /** Resolves when the WAL header differs from `header` (polled every millisecond), or after `maxMs`. */
 async function waitForWalHeaderChange(walPath: string, header: Buffer | undefined, maxMs: number, signal: AbortSignal | undefined): Promise<void> {
-  const until = Date.now() + maxMs;
-  while (Date.now() < until) {
+  const until = performance.now() + maxMs;
+  while (performance.now() < until) {
     throwIfCancelled(signal, CANCELLED);
     const now = await readWalHeaderAt(walPath);
     if (!sameBytes(header, now)) return;

@@ -5,10 +5,18 @@
  * The lock is a file created with O_EXCL holding who owns it. It is recovered when its
  * owner is gone: a dead pid on this machine, or (for another machine's lock on a shared
  * folder) a heartbeat — the owner touches the file every few seconds — that stopped.
+ *
+ * A heartbeat is judged by this process's own steady clock, never by comparing the lock's
+ * mtime with our wall clock: the mtime is the holder's clock, and two machines' clocks may
+ * differ by minutes or years. Compared with ours, a waiter whose clock was two minutes ahead
+ * took a live holder's lock at once (two backups archiving and pruning one folder at the
+ * same time), and one whose clock was behind never took a dead holder's. A lock is dead
+ * when its mtime has not moved for FOREIGN_STALE_MS while we watched it.
  */
 import { isNoHardLinkError } from '../common/fsFacts';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { hostname } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { dirname, join } from 'node:path';
 import { HOST_TAG, pidAlive, tempOwner, tempPath } from './atomicFs';
 import { BackupError, errnoCode, ioError } from '../common/errors';
@@ -17,7 +25,10 @@ import { crashPoint } from '../common/testHooks';
 
 export const LOCK_NAME = '.ai-memory-backup.lock';
 const HEARTBEAT_MS = 5_000;
+/** A lock judged by its heartbeat is dead once its mtime has stood still this long on our own clock. */
 const FOREIGN_STALE_MS = 60_000;
+/** A lock that cannot be read (garbage, not a file) is dead once it has stood still this long. */
+const UNREADABLE_STALE_MS = 10_000;
 /** `<lock path>\n<body>` of the locks this process holds right now (a lock naming our pid but not listed here is a dead predecessor's). */
 const heldHere = new Set<string>();
 
@@ -75,30 +86,35 @@ async function emptyLockOwner(path: string, st: { dev: number; ino: number }): P
   return undefined;
 }
 
-async function staleReason(path: string, text: string): Promise<string | undefined> {
-  let age = 0;
+/**
+ * Whether the lock at `path` (holding `text`) is dead, and why. `stillFor`: how long, by our
+ * steady clock, we have watched its mtime stand still (0 when it just moved or we just saw
+ * it). A lock judged by its heartbeat (another machine's, or one that does not say whose it
+ * is) that is not dead yet says how long it must stand still to be (`needs`).
+ */
+async function staleReason(path: string, text: string, stillFor: number): Promise<{ stale?: string; needs?: number }> {
   let st;
   try {
     st = await fsp.stat(path);
-    age = Date.now() - st.mtimeMs;
   } catch {
-    return 'gone';
+    return { stale: 'gone' };
   }
+  const heartbeat = (limit: number, why: string) => (stillFor >= limit ? { stale: why } : { needs: limit });
   // A full disk's lock has no text to say whose it is, but its holder keeps a second name that does.
   const empty = text === '';
   const owner: Pick<LockOwner, 'host' | 'pid'> & { hostname?: string } | undefined = empty ? await emptyLockOwner(path, st) : parseOwner(text);
   if (!owner) {
     // An empty lock without a second name (a holder without hard links, or a dead one's cleaned):
     // only a heartbeat stopped for a minute says it is dead.
-    if (empty) return age > FOREIGN_STALE_MS ? 'empty, and not updated for a minute' : undefined;
-    return age > 10_000 ? 'unreadable and old' : undefined;
+    if (empty) return heartbeat(FOREIGN_STALE_MS, 'empty, and not updated for a minute');
+    return heartbeat(UNREADABLE_STALE_MS, 'unreadable, and not updated for 10 s');
   }
   if (owner.host === HOST_TAG) {
     // Our own pid, but not a lock we hold: a dead process whose pid the system gave to us.
-    if (owner.pid === process.pid && !heldHere.has(empty ? emptyKey(path, st) : `${path}\n${text}`)) return `its owner (pid ${owner.pid}) is gone; this process now has that pid`;
-    return pidAlive(owner.pid) ? undefined : `its owner (pid ${owner.pid}) is no longer running`;
+    if (owner.pid === process.pid && !heldHere.has(empty ? emptyKey(path, st) : `${path}\n${text}`)) return { stale: `its owner (pid ${owner.pid}) is gone; this process now has that pid` };
+    return pidAlive(owner.pid) ? {} : { stale: `its owner (pid ${owner.pid}) is no longer running` };
   }
-  return age > FOREIGN_STALE_MS ? `its owner on ${owner.hostname ?? `host ${owner.host}`} stopped updating it` : undefined;
+  return heartbeat(FOREIGN_STALE_MS, `its owner on ${owner.hostname ?? `host ${owner.host}`} stopped updating it`);
 }
 
 /**
@@ -197,9 +213,13 @@ export async function acquireFolderLock(dir: string, opts: LockOptions): Promise
   const path = join(dir, LOCK_NAME);
   const me: LockOwner = { pid: process.pid, host: HOST_TAG, hostname: hostname(), purpose: opts.purpose, started: new Date().toISOString() };
   const body = JSON.stringify(me);
-  const deadline = Date.now() + (opts.waitMs ?? 30_000);
+  // Our steady clock, for the wait and the heartbeat: a wall clock set back or forward
+  // meanwhile (NTP, the user) neither stretches the wait nor cuts it short.
+  const deadline = performance.now() + (opts.waitMs ?? 30_000);
   let lastHolder = '';
   let held: { text: string; keep?: string } | undefined; // what our lock file holds: the owner, or '' (a full disk)
+  // The lock we watch: its identity, its mtime, since when (steady clock) the mtime stood still, and whether we saw it move.
+  let watched: { id: string; mtimeMs: number; since: number; moved: boolean } | undefined;
   for (;;) {
     if (opts.signal?.aborted) throw new BackupError('CANCELLED', 'Cancelled while waiting for the backup folder.');
     try {
@@ -211,18 +231,28 @@ export async function acquireFolderLock(dir: string, opts: LockOptions): Promise
     const text = await readLock(path);
     if (text === undefined) continue; // released between our open and read: try again at once
     const judged = await fsp.stat(path).catch(() => undefined);
-    const stale = await staleReason(path, text);
-    if (stale) {
+    const id = `${text}\n${judged?.dev}:${judged?.ino}`;
+    const mtimeMs = judged?.mtimeMs ?? 0;
+    const t = performance.now();
+    if (watched?.id !== id) watched = { id, mtimeMs, since: t, moved: false };
+    else if (watched.mtimeMs !== mtimeMs) watched = { id, mtimeMs, since: t, moved: true };
+    const verdict = await staleReason(path, text, t - watched.since);
+    if (verdict.stale) {
       // Remove it only if it is still the lock we judged (another waiter may have replaced it):
       // the same text, and for an empty lock (all alike) the same inode, judged stale again.
       const again = await readLock(path);
       const now = text === '' ? await fsp.stat(path).catch(() => undefined) : undefined;
-      const same = again === text && (text !== '' || (!!judged && !!now && now.ino === judged.ino && now.dev === judged.dev && (await staleReason(path, '')) !== undefined));
+      const same = again === text && (text !== '' || (!!judged && !!now && now.ino === judged.ino && now.dev === judged.dev && now.mtimeMs === mtimeMs && (await staleReason(path, '', performance.now() - watched.since)).stale !== undefined));
       if (same) await fsp.unlink(path).catch(() => undefined);
+      watched = undefined;
       continue;
     }
     lastHolder = describeOwner(text);
-    if (Date.now() >= deadline) {
+    // A lock whose heartbeat has not moved since we first saw it may be dead: we watch it
+    // for as long as that takes to tell, even past the wait we were given (else a dead
+    // holder's lock would stop every waiter for good). One we saw move is alive: the wait applies.
+    const until = verdict.needs !== undefined && !watched.moved ? Math.max(deadline, watched.since + verdict.needs + 250) : deadline;
+    if (performance.now() >= until) {
       throw new BackupError('LOCKED', `Another backup is running in ${dir} (${lastHolder}).`, {
         hint: 'Wait for it to finish and try again.',
       });

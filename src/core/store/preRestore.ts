@@ -30,7 +30,13 @@ function escapeRe(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-export async function listPreRestoreCopies(dbPath: string): Promise<PreRestoreCopy[]> {
+/**
+ * Newest first by the time in the name; a copy named in the future (made under a clock that
+ * was ahead; catalog.ts FUTURE_SKEW_MS) after the others, as snapshots are listed: it is not
+ * the last restore's copy. Listed first, the "Before restore" group offered it as the one to
+ * undo the last restore with, though a restore made since kept another.
+ */
+export async function listPreRestoreCopies(dbPath: string, now = Date.now()): Promise<PreRestoreCopy[]> {
   const dir = dirname(dbPath);
   const dbName = basename(dbPath);
   const ext = extname(dbName);
@@ -58,7 +64,8 @@ export async function listPreRestoreCopies(dbPath: string): Promise<PreRestoreCo
     const sidecars = SIDECARS.map((x) => path + x).filter((p) => names.includes(basename(p)));
     out.push({ name, path, time, seq: m[7] ? Number(m[7]) : 1, size: st.size, sidecars });
   }
-  return out.sort((a, b) => b.time - a.time || b.seq - a.seq);
+  const future = (c: PreRestoreCopy) => Number(c.time > now + FUTURE_SKEW_MS);
+  return out.sort((a, b) => future(a) - future(b) || b.time - a.time || b.seq - a.seq);
 }
 
 /**
@@ -74,7 +81,7 @@ export async function prunePreRestoreCopies(dbPath: string, keep: number, opts: 
   if (!Number.isInteger(keep) || keep <= 0) return { pruned, warnings };
   const now = opts.now ?? Date.now();
   const rank = (c: PreRestoreCopy) => (c.path === opts.justMade ? 0 : c.time > now + FUTURE_SKEW_MS ? 2 : 1);
-  const copies = (await listPreRestoreCopies(dbPath)).sort((a, b) => rank(a) - rank(b) || b.time - a.time || b.seq - a.seq);
+  const copies = (await listPreRestoreCopies(dbPath, now)).sort((a, b) => rank(a) - rank(b) || b.time - a.time || b.seq - a.seq);
   for (const c of copies.slice(Math.max(1, keep))) { // the copy just made ranks first: never among these
     try {
       // The main file first: a copy interrupted here is gone, never a main file without its WAL.

@@ -169,6 +169,10 @@ export function applyRetention<T extends RetentionItem>(
   const list = [...items].sort((a, b) => Number(a.future === true) - Number(b.future === true) || b.time - a.time || (b.seq ?? 1) - (a.seq ?? 1) || (a.name < b.name ? 1 : a.name > b.name ? -1 : 0));
   const empty = isEmptyPolicy(policy);
   const state = BUCKETS.map((b) => ({ bucket: b, count: policy[b] ?? 0, of: policy[b] ?? 0, used: 0, last: undefined as string | undefined }));
+  // restic's oldest-snapshot rule is for the oldest snapshot: a future-dated one ranks last
+  // but is not it (it took the rule from the real oldest, which then went).
+  let oldestAt = list.length - 1;
+  while (oldestAt > 0 && list[oldestAt].future) oldestAt--;
   return list.map((item, nr) => {
     const reasons: KeepReason[] = [];
     const why = opts.protect?.get(item.name);
@@ -178,7 +182,7 @@ export function applyRetention<T extends RetentionItem>(
       return { item, keep: true, reasons };
     }
     const parts = localParts(item.time, opts.zone);
-    const oldest = nr === list.length - 1;
+    const oldest = nr === oldestAt;
     for (const s of state) {
       if (!(s.count > 0 || s.count === -1)) continue;
       const val = period(s.bucket, parts, nr);
