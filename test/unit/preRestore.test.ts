@@ -86,4 +86,39 @@ describe('pre-restore copies: list and retention', () => {
     const left = fs.readdirSync(path.dirname(db)).filter((n) => n.includes('pre-restore'));
     assert.deepEqual(left, [path.basename(second.previous ?? '')], 'no sidecar of the pruned copy is left');
   });
+
+  it('two databases whose names differ only in their extension (memories.db, memories.sqlite) name their kept copies alike: neither prunes, lists or undoes the other\'s', async () => {
+    // ai-memory names a kept copy `<stem>.pre-restore-<time>.db` (Rust's with_extension), whatever the extension.
+    const dir = tmp.join('two');
+    const db = path.join(dir, 'memories.db');
+    const other = path.join(dir, 'memories.sqlite');
+    createAiMemoryDb(db, { memories: 20, seed: 1 });
+    createAiMemoryDb(other, { memories: 30, seed: 2 });
+    const snapDb = await runBackup({ dbPath: db, backupDir: tmp.join('backups') });
+    const snapOther = await runBackup({ dbPath: other, backupDir: tmp.join('backups-other') });
+    // The .sqlite database is restored once: its only copy of what it held before.
+    const o = await runRestore({ dbPath: other, from: snapOther.snapshotPath, now: () => new Date('2026-11-20T10:00:00Z') });
+    const othersCopy = o.previous ?? '';
+    const before = fs.readFileSync(othersCopy);
+    // The .db database is restored twice, then its kept copies pruned to the newest one.
+    await runRestore({ dbPath: db, from: snapDb.snapshotPath, now: () => new Date('2026-11-21T10:00:00Z') });
+    const second = await runRestore({ dbPath: db, from: snapDb.snapshotPath, now: () => new Date('2026-11-22T10:00:00Z') });
+    const r = await prunePreRestoreCopies(db, 1, { justMade: second.previous });
+    assert.ok(fs.existsSync(othersCopy), `memories.sqlite's only kept copy survives the pruning of memories.db's (pruned: ${r.pruned.join(', ')})`);
+    assert.deepEqual(fs.readFileSync(othersCopy), before);
+    assert.deepEqual(r.pruned, [], 'whose each copy is cannot be told: none is deleted');
+    assert.match(r.warnings.join('\n'), /memories\.sqlite/, 'the warning names the other database');
+    // The listing says the copies may be the other database's, for both of them.
+    const listed = await listPreRestoreCopies(db);
+    assert.equal(listed.length, 3);
+    for (const c of listed) assert.deepEqual(c.sharedWith, [other], c.name);
+    assert.deepEqual((await listPreRestoreCopies(other)).map((c) => c.sharedWith), [[db], [db], [db]]);
+    // A near-miss is not another database: a text file with the stem, a sidecar, another copy.
+    fs.rmSync(other);
+    fs.rmSync(`${other}-wal`, { force: true });
+    fs.rmSync(`${other}-shm`, { force: true });
+    fs.writeFileSync(path.join(dir, 'memories.json'), '{}');
+    assert.deepEqual((await listPreRestoreCopies(db)).map((c) => c.sharedWith), [undefined, undefined, undefined]);
+    assert.equal((await prunePreRestoreCopies(db, 1, { justMade: second.previous })).pruned.length, 2);
+  });
 });

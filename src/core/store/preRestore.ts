@@ -9,7 +9,9 @@ import { basename, dirname, extname, join } from 'node:path';
 import { errorMessage } from '../common/errors';
 import { fsyncDir } from './atomicFs';
 import { FUTURE_SKEW_MS } from './catalog';
+import { openRegular } from '../common/regularFile';
 import { SIDECARS } from '../sqlite/dbFiles';
+import { hasSqliteMagic } from '../sqlite/sqliteFormat';
 
 export interface PreRestoreCopy {
   name: string;
@@ -23,10 +25,50 @@ export interface PreRestoreCopy {
    * may open with the copy — a damaged database's hot `-journal` too — so they go with it.
    */
   sidecars: string[];
+  /**
+   * Other databases in the same folder with the same stem (`memories.sqlite` beside
+   * `memories.db`): ai-memory names their kept copies alike (`memories.pre-restore-<time>.db`),
+   * so whose this copy is cannot be told. Undefined when no other is there.
+   */
+  sharedWith?: string[];
 }
 
 function escapeRe(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** A name SQLite or a restore made beside some database: a sidecar, or a kept copy. */
+const NOT_A_DATABASE_RE = /(?:-wal|-shm|-journal)$|\.pre-restore-\d{4}-\d\d-\d\dT\d{6}Z(?:_\d+)?\.db$/;
+
+/**
+ * The other databases in `dir` whose kept copies are named like `dbName`'s: the same stem
+ * (the name without its last extension), told apart from other files by SQLite's header or
+ * by a sidecar of their own (an encrypted database has no header to show).
+ */
+async function sameStemDatabases(dir: string, names: string[], dbName: string, stem: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const name of names) {
+    if (name === dbName || NOT_A_DATABASE_RE.test(name)) continue;
+    const ext = extname(name);
+    if ((ext ? name.slice(0, -ext.length) : name) !== stem) continue;
+    const path = join(dir, name);
+    const st = await fsp.lstat(path).catch(() => undefined);
+    if (!st?.isFile()) continue; // a link: its copies are kept beside the file it leads to
+    if (SIDECARS.some((x) => names.includes(name + x)) || (await hasSqliteHeader(path))) out.push(path);
+  }
+  return out.sort();
+}
+
+async function hasSqliteHeader(path: string): Promise<boolean> {
+  const fh = await openRegular(path).catch(() => undefined);
+  if (!fh) return false;
+  try {
+    const b = Buffer.alloc(16);
+    const { bytesRead } = await fh.fh.read(b, 0, b.length, 0);
+    return hasSqliteMagic(b.subarray(0, bytesRead));
+  } finally {
+    await fh.fh.close();
+  }
 }
 
 export async function listPreRestoreCopies(dbPath: string): Promise<PreRestoreCopy[]> {
@@ -41,6 +83,7 @@ export async function listPreRestoreCopies(dbPath: string): Promise<PreRestoreCo
   } catch {
     return [];
   }
+  const sharedWith = await sameStemDatabases(dir, names, dbName, stem);
   const out: PreRestoreCopy[] = [];
   for (const name of names) {
     const m = re.exec(name);
@@ -50,7 +93,7 @@ export async function listPreRestoreCopies(dbPath: string): Promise<PreRestoreCo
     const st = await fsp.lstat(path).catch(() => undefined);
     if (!st?.isFile()) continue;
     const sidecars = SIDECARS.map((x) => path + x).filter((p) => names.includes(basename(p)));
-    out.push({ name, path, time, seq: m[7] ? Number(m[7]) : 1, size: st.size, sidecars });
+    out.push({ name, path, time, seq: m[7] ? Number(m[7]) : 1, size: st.size, sidecars, ...(sharedWith.length ? { sharedWith } : {}) });
   }
   return out.sort((a, b) => b.time - a.time || b.seq - a.seq);
 }
@@ -68,7 +111,15 @@ export async function prunePreRestoreCopies(dbPath: string, keep: number, opts: 
   if (!Number.isInteger(keep) || keep <= 0) return { pruned, warnings };
   const now = opts.now ?? Date.now();
   const rank = (c: PreRestoreCopy) => (c.path === opts.justMade ? 0 : c.time > now + FUTURE_SKEW_MS ? 2 : 1);
-  const copies = (await listPreRestoreCopies(dbPath)).sort((a, b) => rank(a) - rank(b) || b.time - a.time || b.seq - a.seq);
+  const listed = await listPreRestoreCopies(dbPath);
+  // Another database here names its kept copies alike: whose each is cannot be told, and one
+  // may be that database's only copy of what a restore replaced. None is deleted.
+  const shared = listed.find((c) => c.sharedWith)?.sharedWith;
+  if (shared && listed.length > Math.max(1, keep)) {
+    warnings.push(`kept all ${listed.length} copies named ${basename(listed[0].path).replace(/\.pre-restore-.*$/, '')}.pre-restore-*.db: ${shared.map((p) => basename(p)).join(', ')} in the same folder names the copies its restores keep the same way, so whose each one is cannot be told; delete the ones you no longer need by hand`);
+    return { pruned, warnings };
+  }
+  const copies = listed.sort((a, b) => rank(a) - rank(b) || b.time - a.time || b.seq - a.seq);
   for (const c of copies.slice(Math.max(1, keep))) { // the copy just made ranks first: never among these
     try {
       // The main file first: a copy interrupted here is gone, never a main file without its WAL.
