@@ -179,7 +179,7 @@ export class SnapshotCommands {
     // changed the setting, a reload still running).
     if (!subject) {
       const [fresh] = await withOwners(path.dirname(entry.path), real, [{ ...entry }]).catch(() => [undefined]);
-      if (fresh) view = { ...view, owner: fresh.owner, source: fresh.source, guessed: fresh.guessed };
+      if (fresh) view = { ...view, owner: fresh.owner, source: fresh.source, guessed: fresh.guessed, host: fresh.host };
     }
     const whose =
       view.owner !== 'this'

@@ -18,6 +18,7 @@ import { cleanStaleTemps, dirModeLike, fileModeLike, fsyncDir, publishNoClobber,
 import { listSnapshots, type SnapshotEntry } from '../store/catalog';
 import { indexNameFor, listArchived, refuseInsideArchive } from '../store/archive';
 import { withOwners } from '../store/ownership';
+import { thisMachine } from '../common/machine';
 import { readSmallRegular } from '../common/regularFile';
 import { resolveDbPath, type DbLocation } from '../sqlite/dbFiles';
 import { BackupError, errnoCode, errorMessage, ioError, isBackupError } from '../common/errors';
@@ -442,6 +443,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
         schema_version: check?.schemaVersion,
         memory_count: check?.memories,
         tool: `${OUR_TOOL} ${TOOL_VERSION}`,
+        ...thisMachine(),
         integrity,
         check: check && verify !== 'off' ? (verify === 'full' ? 'full' : 'quick') : 'off',
         check_note: checkNote,

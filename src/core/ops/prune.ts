@@ -19,7 +19,7 @@ import { archivedProblem, archivePaths, archiveSnapshot, collectGarbage, deleteA
 import { listSnapshots, type SnapshotEntry } from '../store/catalog';
 import { withOwners, type OwnerInfo } from '../store/ownership';
 import { acquireFolderLock } from '../store/folderLock';
-import { resolveDbPath } from '../sqlite/dbFiles';
+import { resolveDbPath, sameDbPath } from '../sqlite/dbFiles';
 import { pinnedSnapshots, removeStalePins } from '../store/pins';
 import { applyRetention, DEFAULT_POLICY, describePolicy, policyFromKeep, reasonsText, validatePolicy, type KeepReason, type RetentionPolicy } from '../store/retention';
 
@@ -265,6 +265,16 @@ export async function runPrune(opts: PruneOptions): Promise<PruneRunResult> {
   const note = guessed.length
     ? [`${guessed.length} snapshot${guessed.length === 1 ? ' is' : 's are'} left alone: ${guessed.length === 1 ? 'its manifest names' : 'their manifests name'} the database by a relative path (as ai-memory's CLI writes it), which cannot tell it from another project's; retention never deletes on that guess (ai-memory's own --keep prunes them)`]
     : [];
+  // Another machine's snapshots of a database at this very path (a folder synced between
+  // machines): that machine's retention prunes them, never this one's. Said, because a machine
+  // whose host name changed (one without a machine id) sees its older snapshots so too.
+  const elsewhere = listed.filter((e) => e.host && e.source && sameDbPath(e.source, scope.dbPath ?? ''));
+  if (elsewhere.length) {
+    const hosts = [...new Set(elsewhere.map((e) => e.host))].join(', ');
+    note.push(
+      `${elsewhere.length} snapshot${elsewhere.length === 1 ? ' is' : 's are'} left alone: taken of a database at this path on another machine (${hosts}), as ${elsewhere.length === 1 ? 'its manifest says' : 'their manifests say'}; that machine's own backups prune them. If this machine was called ${hosts} before, delete them yourself when they are no longer needed`,
+    );
+  }
   // A signature that does not verify with the key configured now (an operator key rotated, or
   // an altered manifest): no owner can be told, so retention never deletes them, and after a
   // rotation the folder would keep every older snapshot for good without a word.

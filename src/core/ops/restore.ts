@@ -39,7 +39,7 @@ import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { applyLikeness, dirModeLike, fileModeLike, fsyncDir, likenessOf, newFileGid, publishNoClobber, reachableMode, tempPath, cleanStaleTemps, type Likeness } from '../store/atomicFs';
 import { listSnapshots, readManifestFor } from '../store/catalog';
-import { newestOfThis, restoreOrder, withOwners, type OwnerInfo } from '../store/ownership';
+import { newestOfThis, ownerKey, ownerName, restoreOrder, withOwners, type OwnerInfo } from '../store/ownership';
 import { journalIsLive, resolveDbPath, resolvedDbPathOr, SIDECARS, walHasCommits } from '../sqlite/dbFiles';
 import { openRegular } from '../common/regularFile';
 import { BackupError, errnoCode, errorMessage, ioError, isBackupError } from '../common/errors';
@@ -172,7 +172,7 @@ export async function resolveRestoreSource(
     const m = await readManifestFor(basename(p), manifestPath);
     const [source] = await withOwners(dirname(p), dbPath, [{ manifest: m.manifest, manifestState: m.manifestState }]);
     if (source.guessed && source.owner === 'this') warnings.push(guessWarning(basename(p), m.manifest?.source_db, dbPath));
-    return { owner: source.owner, source: source.source, guessed: source.guessed };
+    return { owner: source.owner, source: source.source, guessed: source.guessed, host: source.host };
   };
   let st;
   try {
@@ -205,7 +205,7 @@ export async function resolveRestoreSource(
     }
     if (e.future) warnings.push(`${e.name} is dated in the future (a clock that was wrong, or a file copied in); it is restored only because no other snapshot of this database is there`);
     if (e.guessed && e.owner === 'this') warnings.push(guessWarning(e.name, e.manifest?.source_db, dbPath));
-    return { snapshot: e.path, source: { owner: e.owner, source: e.source, guessed: e.guessed }, warnings };
+    return { snapshot: e.path, source: { owner: e.owner, source: e.source, guessed: e.guessed, host: e.host }, warnings };
   };
   // Known to be this database's first; one whose manifest names it by a relative path is a
   // guess (ownership.ts), taken when no other is there — a newer guess passed over is named.
@@ -222,21 +222,23 @@ export async function resolveRestoreSource(
   const groups = new Map<string, typeof entries>();
   for (const e of entries) {
     if (e.owner === 'other') continue;
-    const key = e.owner === 'unknown' ? '' : (e.source ?? '');
+    const key = e.owner === 'unknown' ? '' : ownerKey(e);
     groups.set(key, [...(groups.get(key) ?? []), e]);
   }
   if (groups.size === 1) {
     const [key, list] = [...groups.entries()][0];
     warnings.push(
       key
-        ? `no snapshot in ${p} was taken of ${dbPath}; restoring the newest one of ${key}, which is not on this machine (a moved or renamed database, or another machine's)`
+        ? list[0].host
+          ? `no snapshot in ${p} was taken of ${dbPath} on this machine; restoring the newest one of ${ownerName(list[0])}, another machine's`
+          : `no snapshot in ${p} was taken of ${dbPath}; restoring the newest one of ${key}, which is not on this machine (a moved or renamed database, or another machine's)`
         : `no snapshot in ${p} was taken of ${dbPath}; restoring the newest one, whose database is unknown (no usable manifest)`,
     );
     return pick(list[0]);
   }
   const bySource = new Map<string, number>();
   for (const e of entries) {
-    const k = e.source ?? '(no manifest)';
+    const k = e.source ? ownerName(e) : '(no manifest)';
     bySource.set(k, (bySource.get(k) ?? 0) + 1);
   }
   throw new BackupError('NO_SNAPSHOTS', `None of the ${entries.length} snapshots in ${p} was taken of ${dbPath}: they are of ${[...bySource].map(([k, n]) => `${k} (${n})`).join(', ')}.`, {
@@ -446,7 +448,9 @@ async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<
   if (!chosen.warnings.length && chosen.source.owner !== 'this') {
     warnings.push(
       chosen.source.source
-        ? `${basename(snapshot)} was taken of ${chosen.source.source}, not of ${dbPath}`
+        ? chosen.source.host
+          ? `${basename(snapshot)} was taken on another machine (${chosen.source.host}), of its ${chosen.source.source}: not of this machine's ${dbPath}`
+          : `${basename(snapshot)} was taken of ${chosen.source.source}, not of ${dbPath}`
         : `${basename(snapshot)} has no usable manifest: whose database it was taken of is unknown`,
     );
   }

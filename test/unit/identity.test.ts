@@ -1,0 +1,86 @@
+/**
+ * Identity: which database (on which machine) a snapshot belongs to, when two share a name.
+ * Real databases, real backups and restores; "another machine's" snapshot is a real snapshot
+ * whose manifest says what that machine's would (a backup folder synced between machines).
+ */
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { thisMachine } from '../../src/core/common/machine';
+import { runBackup } from '../../src/core/ops/backup';
+import { runPrune } from '../../src/core/ops/prune';
+import { runRestore } from '../../src/core/ops/restore';
+import { manifestNameFor } from '../../src/core/store/naming';
+import { createAiMemoryDb, seedMemory } from '../support/aiMemoryDb';
+import { useTempDir } from '../support/tmp';
+
+describe('identity: a backup folder synced between two machines with the same database path', () => {
+  const tmp = useTempDir('aimb-identity-');
+
+  /** A snapshot in `dir` of another machine's database at `dbPath`: its manifest names that path and that machine. */
+  async function otherMachinesSnapshot(dir: string, dbPath: string, at: Date): Promise<{ name: string; sha256: string }> {
+    const theirs = tmp.join('machine-b', 'ai-memory.db');
+    createAiMemoryDb(theirs, { memories: 7, seed: 42 });
+    const r = await runBackup({ dbPath: theirs, backupDir: dir, keep: 0, now: () => at });
+    const mPath = path.join(dir, manifestNameFor(path.basename(r.snapshotPath)));
+    const m = JSON.parse(fs.readFileSync(mPath, 'utf8')) as Record<string, unknown>;
+    assert.equal(m.host, thisMachine().host, 'our manifests say where they were taken');
+    // As machine B's backup wrote it: its database is at the same path there, on another host.
+    Object.assign(m, { source_db: dbPath, host: 'machine-b', ...(m.machine_id ? { machine_id: 'f'.repeat(32) } : {}) });
+    fs.writeFileSync(mPath, JSON.stringify(m, null, 2));
+    fs.rmSync(path.dirname(theirs), { recursive: true });
+    return { name: path.basename(r.snapshotPath), sha256: r.manifest.sha256 };
+  }
+
+  it("restore from the folder takes this machine's newest, retention never deletes the other machine's, and a restore of it says whose it is", async () => {
+    const db = tmp.join('home', 'ai-memory.db');
+    createAiMemoryDb(db, { memories: 20, seed: 1 });
+    const dir = tmp.join('synced-backups');
+    const mine = await runBackup({ dbPath: db, backupDir: dir, now: () => new Date('2026-11-20T10:00:00Z') });
+    const theirs = await otherMachinesSnapshot(dir, db, new Date('2026-11-20T11:00:00Z'));
+
+    // The newest in the folder is machine B's: restoring this machine's database takes its own.
+    const r = await runRestore({ dbPath: db, from: dir, now: () => new Date('2026-11-20T12:00:00Z') });
+    assert.equal(path.basename(r.from), path.basename(mine.snapshotPath), `restored ${path.basename(r.from)}, machine B's is ${theirs.name}`);
+    assert.equal(r.sha256, mine.manifest.sha256);
+
+    // This machine's backups with --keep 1, then a prune: machine B's snapshot stays.
+    seedMemory(db, 'notes', 'after the restore', 'a new memory');
+    const b = await runBackup({ dbPath: db, backupDir: dir, keep: 1, now: () => new Date('2026-11-20T13:00:00Z') });
+    assert.deepEqual(b.pruned, [path.basename(mine.snapshotPath)], "this machine's older snapshot goes, machine B's stays");
+    assert.ok(fs.existsSync(path.join(dir, theirs.name)));
+    const p = await runPrune({ dbPath: db, backupDir: dir, policy: { last: 1 } });
+    assert.deepEqual(p.pruned, []);
+    assert.match(p.warnings.join('\n'), /another machine \(machine-b\)/);
+
+    // Machine B's snapshot named with --from still restores, and the warning says it is another machine's.
+    const named = await runRestore({ dbPath: db, from: path.join(dir, theirs.name), dryRun: true });
+    assert.equal(named.plan.source.owner, 'gone');
+    assert.equal(named.plan.source.host, 'machine-b');
+    assert.match(named.warnings.join('\n'), /taken on another machine \(machine-b\)/);
+  });
+
+  it("a folder holding only another machine's snapshots restores the newest of them, saying it is another machine's", async () => {
+    const db = tmp.join('new-machine', 'ai-memory.db');
+    createAiMemoryDb(db, { memories: 5, seed: 3 });
+    const dir = tmp.join('pulled');
+    const theirs = await otherMachinesSnapshot(dir, db, new Date('2026-11-21T09:00:00Z'));
+    const r = await runRestore({ dbPath: db, from: dir, dryRun: true });
+    assert.equal(path.basename(r.from), theirs.name);
+    assert.match(r.warnings.join('\n'), /no snapshot in .* was taken of .* on this machine; restoring the newest one of .* on machine-b, another machine's/);
+  });
+});
+
+describe('identity: which machine a manifest says it was taken on', () => {
+  it('compares machine ids where both have one (a renamed host is the same machine), else host names; says nothing without either', async () => {
+    const { takenElsewhere } = await import('../../src/core/common/machine');
+    const here = { host: 'laptop', machine_id: 'a'.repeat(32) };
+    assert.equal(takenElsewhere({ host: 'laptop-renamed', machine_id: 'a'.repeat(32) }, here), false);
+    assert.equal(takenElsewhere({ host: 'laptop', machine_id: 'b'.repeat(32) }, here), true);
+    assert.equal(takenElsewhere({ host: 'desktop' }, here), true);
+    assert.equal(takenElsewhere({ host: 'laptop' }, here), false);
+    assert.equal(takenElsewhere({}, here), false, "ai-memory's own manifests: told by the path, as before");
+    assert.equal(takenElsewhere({ host: 'desktop', machine_id: 'b'.repeat(32) }, { host: 'laptop' }), true);
+    assert.equal(takenElsewhere({ host: 'desktop' }, {}), false);
+  });
+});
