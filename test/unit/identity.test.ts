@@ -11,6 +11,9 @@ import { runBackup } from '../../src/core/ops/backup';
 import { runPrune } from '../../src/core/ops/prune';
 import { runRestore } from '../../src/core/ops/restore';
 import { manifestNameFor } from '../../src/core/store/naming';
+import { execFileSync } from 'node:child_process';
+import * as net from 'node:net';
+import { BackupError } from '../../src/core/common/errors';
 import { createAiMemoryDb, seedMemory } from '../support/aiMemoryDb';
 import { useTempDir } from '../support/tmp';
 
@@ -82,5 +85,40 @@ describe('identity: which machine a manifest says it was taken on', () => {
     assert.equal(takenElsewhere({}, here), false, "ai-memory's own manifests: told by the path, as before");
     assert.equal(takenElsewhere({ host: 'desktop', machine_id: 'b'.repeat(32) }, { host: 'laptop' }), true);
     assert.equal(takenElsewhere({ host: 'desktop' }, {}), false);
+  });
+});
+
+describe('identity: a database path that names no regular file', () => {
+  const tmp = useTempDir('aimb-identity-special-');
+
+  it('a FIFO or a socket at --db is refused, named, and left where it is (it was moved aside as a "damaged database" and a file put in its place)', async () => {
+    const src = tmp.join('src', 'ai-memory.db');
+    createAiMemoryDb(src, { memories: 5 });
+    const snap = await runBackup({ dbPath: src, backupDir: tmp.join('backups') });
+    const dir = tmp.join('live');
+    fs.mkdirSync(dir);
+    const fifo = path.join(dir, 'pipe.db');
+    execFileSync('mkfifo', [fifo]);
+    const sock = path.join(dir, 'sock.db');
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(sock, resolve));
+    try {
+      for (const [at, what] of [[fifo, /named pipe/], [sock, /socket/]] as const) {
+        for (const dryRun of [true, false]) {
+          await assert.rejects(runRestore({ dbPath: at, from: snap.snapshotPath, dryRun }), (e: unknown) => {
+            assert.ok(e instanceof BackupError, String(e));
+            assert.equal(e.code, 'DB_IS_DIRECTORY', e.message);
+            assert.match(e.message, what);
+            assert.match(`${e.message} ${e.state ?? ''}`, /nothing was changed/i);
+            return true;
+          });
+        }
+      }
+      assert.ok(fs.lstatSync(fifo).isFIFO(), 'the FIFO is where it was');
+      assert.ok(fs.lstatSync(sock).isSocket(), 'the socket is where it was');
+      assert.deepEqual(fs.readdirSync(dir).sort(), ['pipe.db', 'sock.db'], 'nothing kept aside, nothing placed');
+    } finally {
+      server.close();
+    }
   });
 });

@@ -41,7 +41,7 @@ import { applyLikeness, dirModeLike, fileModeLike, fsyncDir, likenessOf, newFile
 import { listSnapshots, readManifestFor } from '../store/catalog';
 import { newestOfThis, ownerKey, ownerName, restoreOrder, withOwners, type OwnerInfo } from '../store/ownership';
 import { journalIsLive, resolveDbPath, resolvedDbPathOr, SIDECARS, walHasCommits } from '../sqlite/dbFiles';
-import { openRegular } from '../common/regularFile';
+import { kindOf, openRegular } from '../common/regularFile';
 import { BackupError, errnoCode, errorMessage, ioError, isBackupError } from '../common/errors';
 import { hashFile } from '../common/hashFile';
 import { TempFileSink } from '../store/fileSink';
@@ -419,6 +419,12 @@ async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<
     const st = await fsp.stat(dbPath);
     if (st.isDirectory()) {
       throw new BackupError('DB_IS_DIRECTORY', `${dbPath} is a directory, not a database file.`, { hint: 'Point --db at the ai-memory .db file.' });
+    }
+    // A FIFO, a socket or a device is no database, damaged or not (damage() is for files that
+    // SQLite would open): a path that names one is a wrong path. Moved aside and replaced, it
+    // broke whatever uses it (as root, even /dev/null).
+    if (!st.isFile()) {
+      throw new BackupError('DB_IS_DIRECTORY', `${dbPath}${loc.viaLink ? ` (where ${loc.given} leads)` : ''} is ${kindOf(st)}, not a database file. Nothing was changed.`, { hint: 'Point --db at the ai-memory .db file.' });
     }
     dbExists = true;
   } catch (e) {
