@@ -122,3 +122,32 @@ describe('identity: a database path that names no regular file', () => {
     }
   });
 });
+
+describe("identity: a folder made at a database's sidecar name", () => {
+  const tmp = useTempDir('aimb-identity-sidecar-');
+
+  it('backup --to ai-memory.db-wal (and a database to restore under ai-memory.db-journal/) is refused before the folder is made: SQLite could no longer open the database (the folder was made, then the backup failed on it)', async () => {
+    const db = tmp.join('ai-memory.db');
+    createAiMemoryDb(db, { memories: 5 });
+    const src = tmp.join('elsewhere', 'ai-memory.db');
+    createAiMemoryDb(src, { memories: 3, seed: 5 });
+    const snap = await runBackup({ dbPath: src, backupDir: tmp.join('elsewhere', 'backups') });
+    const before = fs.readdirSync(tmp.path).sort();
+    const refusedHere = (p: Promise<unknown>, at: string) =>
+      assert.rejects(p, (e: unknown) => {
+        assert.ok(e instanceof BackupError, String(e));
+        assert.equal(e.code, 'TARGET_NOT_DIRECTORY', e.message);
+        assert.ok(e.message.includes(at) && /would stop SQLite .* from opening that database/.test(e.message), e.message);
+        return true;
+      });
+    await refusedHere(runBackup({ dbPath: db, backupDir: `${db}-wal` }), `${db}-wal`);
+    await refusedHere(runBackup({ dbPath: db, backupDir: path.join(`${db}-shm`, 'backups') }), `${db}-shm`);
+    await refusedHere(runRestore({ dbPath: path.join(`${db}-journal`, 'new.db'), from: snap.snapshotPath, createIfMissing: true }), `${db}-journal`);
+    assert.deepEqual(fs.readdirSync(tmp.path).sort(), before, 'no folder was made');
+    // The database opens and takes a write as before (a folder at its -wal: "unable to open database file").
+    seedMemory(db, 'notes', 'still opens', 'yes');
+    // A folder name that only looks like a sidecar, with no database beside it, is fine.
+    const ok = await runBackup({ dbPath: db, backupDir: tmp.join('other.db-wal') });
+    assert.ok(fs.existsSync(ok.snapshotPath));
+  });
+});

@@ -5,6 +5,7 @@
  * against its hash only to name the damage when that fails), and then handled exactly like
  * a plain snapshot.
  */
+import { refuseSidecarFolder } from '../sqlite/dbFiles';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { BackupError, errnoCode, ioError } from '../common/errors';
@@ -165,6 +166,7 @@ export async function runMaterialize(opts: MaterializeOptions): Promise<Material
   const fileMode = fileModeLike(await reachableMode(ref.manifestPath, /[\\/]$/.test(opts.out) ? out : dirname(out)).catch(() => 0o600));
   await refuseInsideArchive(/[\\/]$/.test(opts.out) ? out : dirname(out));
   // "--out folder/" (trailing separator) means a folder, created if needed.
+  await refuseSidecarFolder(/[\\/]$/.test(opts.out) ? out : dirname(out), 'Folder', 'Pass another --out.');
   if (/[\\/]$/.test(opts.out)) {
     await fsp.mkdir(out, { recursive: true, mode: dirModeLike(fileMode) }).catch((e: unknown) => {
       throw ioError('creating folder', out, e);

@@ -20,7 +20,7 @@ import { indexNameFor, listArchived, refuseInsideArchive } from '../store/archiv
 import { withOwners } from '../store/ownership';
 import { thisMachine } from '../common/machine';
 import { readSmallRegular } from '../common/regularFile';
-import { resolveDbPath, type DbLocation } from '../sqlite/dbFiles';
+import { refuseSidecarFolder, resolveDbPath, type DbLocation } from '../sqlite/dbFiles';
 import { BackupError, errnoCode, errorMessage, ioError, isBackupError } from '../common/errors';
 import { hashFile } from '../common/hashFile';
 import { TempFileSink } from '../store/fileSink';
@@ -102,6 +102,7 @@ const CANCELLED = 'Backup cancelled; nothing was written.';
  */
 export async function prepareBackupDir(dir: string, dirMode = 0o755): Promise<void> {
   await refuseInsideArchive(dir); // before anything is made there
+  await refuseSidecarFolder(dir, 'Backup folder', 'Choose a folder with --to.');
   try {
     const st = await fsp.stat(dir);
     if (!st.isDirectory()) {

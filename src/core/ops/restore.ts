@@ -40,7 +40,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { applyLikeness, dirModeLike, fileModeLike, fsyncDir, likenessOf, newFileGid, publishNoClobber, reachableMode, tempPath, cleanStaleTemps, type Likeness } from '../store/atomicFs';
 import { listSnapshots, readManifestFor } from '../store/catalog';
 import { newestOfThis, ownerKey, ownerName, restoreOrder, withOwners, type OwnerInfo } from '../store/ownership';
-import { journalIsLive, resolveDbPath, resolvedDbPathOr, SIDECARS, walHasCommits } from '../sqlite/dbFiles';
+import { journalIsLive, refuseSidecarFolder, resolveDbPath, resolvedDbPathOr, SIDECARS, walHasCommits } from '../sqlite/dbFiles';
 import { kindOf, openRegular } from '../common/regularFile';
 import { BackupError, errnoCode, errorMessage, ioError, isBackupError } from '../common/errors';
 import { hashFile } from '../common/hashFile';
@@ -310,6 +310,7 @@ async function makeFolders(dir: string, fileMode: number, dryRun: boolean): Prom
         : ioError('creating folder', at, e);
     return new BackupError(err.code, err.message, { hint: err.hint, state: 'Nothing was changed.', cause: e });
   };
+  await refuseSidecarFolder(dir, "The database's folder", 'Point --db somewhere else.');
   const missing: string[] = [];
   for (let d = dir; ; d = dirname(d)) {
     const st = await fsp.stat(d).catch((e: unknown) => {
