@@ -151,3 +151,32 @@ describe("identity: a folder made at a database's sidecar name", () => {
     assert.ok(fs.existsSync(ok.snapshotPath));
   });
 });
+
+describe('identity: a restore run as root into another user\'s folder', () => {
+  const tmp = useTempDir('aimb-identity-owner-');
+
+  it("a new database (and the folders made for it) belongs to the folder's owner, who can open and write it; never wider than the snapshot", async function () {
+    if (process.platform === 'win32' || process.geteuid?.() !== 0) this.skip(); // needs root to act for another user
+    const uid = 42421;
+    const gid = 42421;
+    const src = tmp.join('src', 'ai-memory.db');
+    createAiMemoryDb(src, { memories: 4 });
+    const snap = await runBackup({ dbPath: src, backupDir: tmp.join('backups') });
+    // The user's home: theirs, 0700; the database goes two levels below it, which do not exist yet.
+    const home = tmp.join('home-of-42421');
+    fs.mkdirSync(home, { mode: 0o700 });
+    fs.chownSync(home, uid, gid);
+    fs.chmodSync(tmp.path, 0o755);
+    const db = path.join(home, '.claude', 'memory', 'ai-memory.db');
+    const r = await runRestore({ dbPath: db, from: snap.snapshotPath, createIfMissing: true });
+    assert.equal(r.created, true);
+    for (const p of [path.dirname(path.dirname(db)), path.dirname(db), db]) {
+      const st = fs.statSync(p);
+      assert.equal(`${st.uid}:${st.gid}`, `${uid}:${gid}`, `${p} belongs to the folder's owner`);
+      assert.equal(st.mode & 0o077, 0, `${p} is no wider than the snapshot (0600)`);
+    }
+    // The user's own process (their ai-memory server) opens it and writes: a WAL beside it in the folder made.
+    const out = execFileSync('sqlite3', [db, 'PRAGMA journal_mode=WAL; INSERT INTO memories (id, tier, namespace, title, content, tags, priority, confidence, source, access_count, created_at, updated_at) VALUES (\'x\', \'long\', \'n\', \'t\', \'c\', \'[]\', 5, 1.0, \'user\', 0, \'2026-01-01T00:00:00+00:00\', \'2026-01-01T00:00:00+00:00\'); SELECT count(*) FROM memories;'], { uid, gid, encoding: 'utf8' });
+    assert.match(out, /^wal\n5\n$/, out);
+  });
+});

@@ -340,6 +340,30 @@ async function makeFolders(dir: string, fileMode: number, dryRun: boolean): Prom
   return made;
 }
 
+/**
+ * Run as root: the owner and group of the nearest folder on the way to `dir` that exists,
+ * when that is another user — a new database made there is theirs (the agent that uses it
+ * runs as them). Undefined when not root, or when that folder is root's.
+ */
+async function ownerForNewFiles(dir: string): Promise<{ uid: number; gid: number } | undefined> {
+  if (process.platform === 'win32' || process.geteuid?.() !== 0) return undefined;
+  for (let d = dir; ; d = dirname(d)) {
+    const st = await fsp.stat(d).catch(() => undefined);
+    if (st?.isDirectory()) return st.uid !== 0 ? { uid: st.uid, gid: st.gid } : undefined;
+    if (dirname(d) === d) return undefined;
+  }
+}
+
+/** A folder made for a new database gets its owner (ownerForNewFiles) and `mode` (its group bits only for the group they were meant for). */
+async function giveFolder(d: string, owner: { uid: number; gid: number }, mode: number): Promise<void> {
+  try {
+    await fsp.chown(d, owner.uid, owner.gid);
+    await fsp.chmod(d, mode);
+  } catch (e) {
+    throw ioError('giving the owner of its folder to', d, e);
+  }
+}
+
 /** What is at a database's path and its sidecars' (dev:ino, or undefined where nothing is), not following links. */
 async function filesAt(dbPath: string): Promise<Map<string, string | undefined>> {
   const out = new Map<string, string | undefined>();
@@ -487,11 +511,17 @@ async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<
     const archivedRef = await findArchived(snapshot);
     // As its folders let others reach it, group bits only for its own group (atomicFs.reachableMode).
     const snapMode = await reachableMode(archivedRef ? archivedRef.manifestPath : snapshot, dir).catch(() => 0o600);
+    // Run as root, a new database (and the folders made for it) belongs to the owner of the
+    // folder it is made in: root's own file in /home/alice/.claude could not be opened by
+    // alice's ai-memory server at all. Judged before anything is made.
+    const newOwner = await ownerForNewFiles(dir);
+    const countedGid = await newFileGid(dir); // the group snapMode's group bits were meant for
     const made = await makeFolders(dir, snapMode, opts.dryRun === true);
     const tmp = !opts.dryRun && (made.length > 0 || (await isDirectory(dir))) ? tempPath(dir, 'restore') : undefined;
     let tmpOwned = tmp !== undefined;
     let completed = false;
     try {
+      if (newOwner) for (const d of made) await giveFolder(d, newOwner, newOwner.gid === countedGid ? dirModeLike(snapMode) : dirModeLike(snapMode) & ~0o070);
       // An archived snapshot is rebuilt first, the whole file checked against
       // its index and manifest: straight into that copy beside the database when there is
       // one (one write, as for a plain snapshot), else into a temp file in the backup folder.
@@ -639,7 +669,7 @@ async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<
       // The placed file gets the mode and (where permitted) the owner of the file it replaces;
       // a new database the snapshot's mode (never wider than its source's), owned by us.
       // (A new file's group is the one reachableMode counted on: the folder's when it is set-group-ID.)
-      const like = (await likenessOf(dbPath)) ?? { mode: snapMode & 0o666, uid: process.getuid?.() ?? -1, gid: (await newFileGid(dir)) ?? process.getgid?.() ?? -1 };
+      const like = (await likenessOf(dbPath)) ?? (newOwner ? { mode: snapMode & 0o666 & (newOwner.gid === countedGid ? 0o777 : 0o707), ...newOwner } : undefined) ?? { mode: snapMode & 0o666, uid: process.getuid?.() ?? -1, gid: (await newFileGid(dir)) ?? process.getgid?.() ?? -1 };
       tmpOwned = !copied; // place() owns the copy now (renames it, or removes it on failure)
       at.placing = true;
       await place({ dbPath, snapshot: source, tmp: copied ? tmp : undefined, sha256, keep, consolidate, damaged, like, progress, signal: opts.signal, recheck });
