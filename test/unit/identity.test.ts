@@ -10,7 +10,11 @@ import { thisMachine } from '../../src/core/common/machine';
 import { runBackup } from '../../src/core/ops/backup';
 import { runPrune } from '../../src/core/ops/prune';
 import { runRestore } from '../../src/core/ops/restore';
+import { runMaterialize } from '../../src/core/ops/archived';
+import { extract } from '../../src/core/ops/memory';
 import { manifestNameFor } from '../../src/core/store/naming';
+import { MirrorTarget } from '../../src/core/remote/mirrorTarget';
+import { pushToTarget } from '../../src/core/remote/sync';
 import { execFileSync } from 'node:child_process';
 import * as net from 'node:net';
 import { BackupError } from '../../src/core/common/errors';
@@ -61,6 +65,26 @@ describe('identity: a backup folder synced between two machines with the same da
     assert.equal(named.plan.source.owner, 'gone');
     assert.equal(named.plan.source.host, 'machine-b');
     assert.match(named.warnings.join('\n'), /taken on another machine \(machine-b\)/);
+  });
+
+  it("a push from the synced folder never counts the other machine's snapshots as this machine's: the target's retention leaves them", async () => {
+    const db = tmp.join('home2', 'ai-memory.db');
+    createAiMemoryDb(db, { memories: 6, seed: 4 });
+    const dir = tmp.join('synced2');
+    const theirs = [await otherMachinesSnapshot(dir, db, new Date('2026-11-22T08:00:00Z')), await otherMachinesSnapshot(dir, db, new Date('2026-11-22T09:00:00Z'))].map((x) => x.name);
+    const mine: string[] = [];
+    for (const h of ['10', '11', '12']) {
+      seedMemory(db, 'notes', `at ${h}`, 'x');
+      mine.push(path.basename((await runBackup({ dbPath: db, backupDir: dir, keep: 0, now: () => new Date(`2026-11-22T${h}:00:00Z`) })).snapshotPath));
+    }
+    const nas = tmp.join('nas');
+    fs.mkdirSync(nas);
+    const t = new MirrorTarget(nas);
+    assert.equal((await pushToTarget({ localDir: dir, target: t, keep: 10 })).status, 'copied');
+    const o = await pushToTarget({ localDir: dir, target: t, keep: 1 });
+    assert.equal(o.status, 'copied', JSON.stringify(o.error));
+    assert.deepEqual(o.report?.deleted.sort(), mine.slice(0, 2).sort(), "only this machine's older copies go");
+    for (const n of theirs) assert.ok(fs.existsSync(path.join(nas, n)), `${n} (machine B's) stays on the target`);
   });
 
   it("a folder holding only another machine's snapshots restores the newest of them, saying it is another machine's", async () => {
@@ -146,6 +170,23 @@ describe("identity: a folder made at a database's sidecar name", () => {
     assert.deepEqual(fs.readdirSync(tmp.path).sort(), before, 'no folder was made');
     // The database opens and takes a write as before (a folder at its -wal: "unable to open database file").
     seedMemory(db, 'notes', 'still opens', 'yes');
+    // Nor a file we write: an export at its -journal (SQLite plays a "hot" one back and deletes
+    // it), a materialized snapshot at its -wal (SQLite overwrites an invalid WAL).
+    const arch = tmp.join('arch');
+    const first = await runBackup({ dbPath: src, backupDir: arch, plain: 1, now: () => new Date('2026-11-20T10:00:00Z') });
+    seedMemory(src, 'notes', 'second', 'x');
+    await runBackup({ dbPath: src, backupDir: arch, plain: 1, now: () => new Date('2026-11-20T11:00:00Z') });
+    assert.ok(!fs.existsSync(first.snapshotPath), 'the first is archived');
+    const refusedFile = (p: Promise<unknown>, at: string) =>
+      assert.rejects(p, (e: unknown) => {
+        assert.ok(e instanceof BackupError, String(e));
+        assert.ok(e.message.includes(at) && /SQLite would take the file for that database's/.test(e.message), e.message);
+        return true;
+      });
+    const before2 = fs.readdirSync(tmp.path).sort();
+    await refusedFile(runMaterialize({ from: first.snapshotPath, out: `${db}-wal` }), `${db}-wal`);
+    await refusedFile(extract({ from: snap.snapshotPath, select: { namespace: 'notes' }, out: `${db}-journal`, dbPath: src }), `${db}-journal`);
+    assert.deepEqual(fs.readdirSync(tmp.path).sort(), before2, 'nothing was written');
     // A folder name that only looks like a sidecar, with no database beside it, is fine.
     const ok = await runBackup({ dbPath: db, backupDir: tmp.join('other.db-wal') });
     assert.ok(fs.existsSync(ok.snapshotPath));

@@ -127,6 +127,21 @@ export async function refuseSidecarFolder(dir: string, what: string, hint: strin
   }
 }
 
+/**
+ * Refuses a file we would write (an export, a materialized snapshot) at the name of a
+ * database's sidecar: SQLite takes `x.db-journal` for the journal of `x.db` (a "hot" one is
+ * played back and deleted) and `x.db-wal` for its WAL (an invalid one is overwritten by the
+ * next write), so the file would be lost, or worse, read into the database.
+ */
+export async function refuseSidecarFile(path: string, what: string, hint: string): Promise<void> {
+  const p = resolve(path);
+  const suffix = SIDECARS.find((x) => p.endsWith(x));
+  const db = suffix ? p.slice(0, -suffix.length) : undefined;
+  if (suffix && db && (await fsp.stat(db).catch(() => undefined))?.isFile()) {
+    throw new BackupError('USAGE', `${what} ${path} is the name of the ${suffix} file SQLite keeps beside the database ${db}: SQLite would take the file for that database's ${suffix} and discard it, or read it into the database. Nothing was written.`, { hint });
+  }
+}
+
 /** Two resolved database paths name the same database (case-insensitively where the file system usually is). */
 export function sameDbPath(a: string, b: string): boolean {
   // Windows' and (by default) macOS's file systems ignore case (as discovery's pathKey).
