@@ -221,3 +221,23 @@ describe('identity: a restore run as root into another user\'s folder', () => {
     assert.match(out, /^wal\n5\n$/, out);
   });
 });
+
+describe('identity: a database file with two names (a hard link)', () => {
+  const tmp = useTempDir('aimb-identity-link-');
+
+  it('a restore says the other name keeps the current contents (the agent configured with it would not see the restore)', async () => {
+    const db = tmp.join('a.db');
+    createAiMemoryDb(db, { memories: 6 });
+    const snap = await runBackup({ dbPath: db, backupDir: tmp.join('backups') });
+    seedMemory(db, 'notes', 'after the snapshot', 'x');
+    const other = tmp.join('b.db');
+    fs.linkSync(db, other);
+    const plan = await runRestore({ dbPath: db, from: snap.snapshotPath, dryRun: true });
+    assert.match(plan.warnings.join('\n'), /has 1 other name \(hard link\): the restore replaces only this name/);
+    const r = await runRestore({ dbPath: db, from: snap.snapshotPath });
+    assert.match(r.warnings.join('\n'), /other name/);
+    // As said: the other name still holds the database as it was (the memory written after the snapshot).
+    assert.notEqual(fs.statSync(other).ino, fs.statSync(db).ino);
+    assert.equal(fs.statSync(other).ino, fs.statSync(r.previous ?? '').ino);
+  });
+});

@@ -603,6 +603,11 @@ async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<
         if (present[i]) keep.push({ from: dbPath + x, to: aside + x });
       });
       const damaged = dbExists ? await damage(dbPath) : undefined;
+      // A database file with other names (hard links): SQLite takes each name for a database of
+      // its own (its own -wal), and the restore gives the new file to this name only — an agent
+      // configured with another name goes on with the old contents, which the kept copy shares.
+      const links = dbExists ? ((await fsp.stat(dbPath).catch(() => undefined))?.nlink ?? 1) : 1;
+      if (links > 1) warnings.push(`${dbPath} has ${links - 1} other name${links === 2 ? '' : 's'} (hard link${links === 2 ? '' : 's'}): the restore replaces only this name; an agent configured with another name goes on with the current contents (also kept at ${aside}). Point it at ${dbPath}, or replace the other name with a symbolic link to it`);
       if (damaged) warnings.push(`the current database is damaged (${damaged}): it is kept as it is, with its sidecars, at ${aside}`);
       const consolidate = dbExists && !damaged && (await walHasCommits(dbPath));
       const checks = [
