@@ -5,9 +5,11 @@ import * as path from 'node:path';
 import { runBackup } from '../../src/core/ops/backup';
 import { runRestore } from '../../src/core/ops/restore';
 import { listPreRestoreCopies, prunePreRestoreCopies } from '../../src/core/store/preRestore';
-import { createAiMemoryDb } from '../support/aiMemoryDb';
+import { createAiMemoryDb, readMemories, seedMemory } from '../support/aiMemoryDb';
 import { makeHotJournalDb } from '../support/reliability';
 import { useTempDir } from '../support/tmp';
+
+const readMemoriesTitles = (db: string) => readMemories(db).map((m) => m.title);
 
 describe('pre-restore copies: list and retention', () => {
   const tmp = useTempDir('aimb-prerestore-');
@@ -18,6 +20,9 @@ describe('pre-restore copies: list and retention', () => {
     for (const stamp of ['2026-11-20T100000Z', '2026-11-21T100000Z', '2026-11-21T100000Z_2', '2026-11-22T090000Z', '2026-11-23T080000Z']) {
       fs.writeFileSync(tmp.join(`memories.pre-restore-${stamp}.db`), stamp);
       fs.writeFileSync(tmp.join(`memories.pre-restore-${stamp}.db-wal`), 'wal');
+      // As a restore leaves them: last written before the restore (a hard link keeps the mtime, and sets the ctime).
+      const last = new Date(Date.parse(stamp.replace(/T(\d\d)(\d\d)(\d\d)Z.*/, 'T$1:$2:$3Z')) - 60_000);
+      for (const x of ['', '-wal']) fs.utimesSync(tmp.join(`memories.pre-restore-${stamp}.db${x}`), last, last);
     }
     // Not ours to touch: another database's copy, a near-miss name, a snapshot.
     for (const n of ['other.pre-restore-2026-11-01T000000Z.db', 'memories.pre-restore-latest.db', 'ai-memory-2026-11-01T000000Z.db']) fs.writeFileSync(tmp.join(n), 'x');
@@ -120,5 +125,27 @@ describe('pre-restore copies: list and retention', () => {
     fs.writeFileSync(path.join(dir, 'memories.json'), '{}');
     assert.deepEqual((await listPreRestoreCopies(db)).map((c) => c.sharedWith), [undefined, undefined, undefined]);
     assert.equal((await prunePreRestoreCopies(db, 1, { justMade: second.previous })).pruned.length, 2);
+  });
+
+  it('never prunes a kept copy something has written since ("Previous DB moved to …": an agent pointed at it to get the old memories back)', async () => {
+    const db = tmp.join('live', 'ai-memory.db');
+    createAiMemoryDb(db, { memories: 10, seed: 5 });
+    const snap = await runBackup({ dbPath: db, backupDir: tmp.join('backups') });
+    const first = await runRestore({ dbPath: db, from: snap.snapshotPath, now: () => new Date('2026-11-20T10:00:00Z') });
+    const second = await runRestore({ dbPath: db, from: snap.snapshotPath, now: () => new Date('2026-11-21T10:00:00Z') });
+    const third = await runRestore({ dbPath: db, from: snap.snapshotPath, now: () => new Date('2026-11-22T10:00:00Z') });
+    // The user's agent now runs on the first kept copy, and writes a memory there.
+    seedMemory(first.previous ?? '', 'notes', 'written in the kept copy', 'the agent uses this file now');
+    const listed = await listPreRestoreCopies(db);
+    assert.deepEqual(listed.map((c) => [path.basename(c.path), c.writtenSince === true]), [
+      [path.basename(third.previous ?? ''), false],
+      [path.basename(second.previous ?? ''), false],
+      [path.basename(first.previous ?? ''), true],
+    ]);
+    const r = await prunePreRestoreCopies(db, 1, { justMade: third.previous });
+    assert.deepEqual(r.pruned, [path.basename(second.previous ?? '')]);
+    assert.ok(fs.existsSync(first.previous ?? ''), 'the copy in use as a database stays');
+    assert.match(r.warnings.join('\n'), /written after the restore kept it/);
+    assert.ok(readMemoriesTitles(first.previous ?? '').includes('written in the kept copy'));
   });
 });

@@ -31,6 +31,15 @@ export interface PreRestoreCopy {
    * so whose this copy is cannot be told. Undefined when no other is there.
    */
   sharedWith?: string[];
+  /**
+   * It (or one of its sidecars) was written after it was kept: something uses it as a
+   * database — an agent pointed at it to get the old memories back, as "Previous DB moved to
+   * …" invites. Never pruned. Told by the file's times: a restore keeps a copy by giving the
+   * file a second name (a hard link), which sets its ctime and leaves its mtime at the last
+   * write before the restore; a write since sets both to the same moment. (Where the copy had
+   * to be copied, no hard links on that disk, it looks written since: kept, and said.)
+   */
+  writtenSince?: boolean;
 }
 
 function escapeRe(s: string): string {
@@ -93,7 +102,12 @@ export async function listPreRestoreCopies(dbPath: string): Promise<PreRestoreCo
     const st = await fsp.lstat(path).catch(() => undefined);
     if (!st?.isFile()) continue;
     const sidecars = SIDECARS.map((x) => path + x).filter((p) => names.includes(basename(p)));
-    out.push({ name, path, time, seq: m[7] ? Number(m[7]) : 1, size: st.size, sidecars, ...(sharedWith.length ? { sharedWith } : {}) });
+    let writtenSince = st.mtimeMs >= st.ctimeMs;
+    for (const sc of sidecars.filter((x) => !x.endsWith('-shm'))) { // a reader rewrites the -shm too
+      const sst = await fsp.lstat(sc).catch(() => undefined);
+      if (sst && sst.size > 0 && sst.mtimeMs >= sst.ctimeMs) writtenSince = true;
+    }
+    out.push({ name, path, time, seq: m[7] ? Number(m[7]) : 1, size: st.size, sidecars, ...(sharedWith.length ? { sharedWith } : {}), ...(writtenSince ? { writtenSince } : {}) });
   }
   return out.sort((a, b) => b.time - a.time || b.seq - a.seq);
 }
@@ -121,6 +135,10 @@ export async function prunePreRestoreCopies(dbPath: string, keep: number, opts: 
   }
   const copies = listed.sort((a, b) => rank(a) - rank(b) || b.time - a.time || b.seq - a.seq);
   for (const c of copies.slice(Math.max(1, keep))) { // the copy just made ranks first: never among these
+    if (c.writtenSince) {
+      warnings.push(`kept ${c.name}: it was written after the restore kept it, so something uses it as a database (an agent pointed at it?); delete it by hand once nothing does`);
+      continue;
+    }
     try {
       // The main file first: a copy interrupted here is gone, never a main file without its WAL.
       await fsp.unlink(c.path);
