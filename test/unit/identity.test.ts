@@ -15,7 +15,8 @@ import { extract } from '../../src/core/ops/memory';
 import { manifestNameFor } from '../../src/core/store/naming';
 import { MirrorTarget } from '../../src/core/remote/mirrorTarget';
 import { pushToTarget } from '../../src/core/remote/sync';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { trackChild } from '../support/procs';
 import * as net from 'node:net';
 import { BackupError } from '../../src/core/common/errors';
 import { createAiMemoryDb, seedMemory } from '../support/aiMemoryDb';
@@ -239,5 +240,41 @@ describe('identity: a database file with two names (a hard link)', () => {
     // As said: the other name still holds the database as it was (the memory written after the snapshot).
     assert.notEqual(fs.statSync(other).ino, fs.statSync(db).ino);
     assert.equal(fs.statSync(other).ino, fs.statSync(r.previous ?? '').ino);
+  });
+});
+
+describe('identity: a snapshot in use as a database', () => {
+  const tmp = useTempDir('aimb-identity-inuse-');
+
+  it('retention never deletes a snapshot a process has open (an agent pointed at it): it would take every write since with it', async () => {
+    const db = tmp.join('ai-memory.db');
+    createAiMemoryDb(db, { memories: 8 });
+    const dir = tmp.join('backups');
+    const old = await runBackup({ dbPath: db, backupDir: dir, now: () => new Date('2026-11-20T10:00:00Z') });
+    // The user's agent runs on the snapshot itself, a real native connection in another process, and writes.
+    const holder = spawn(process.execPath, ['-e', `
+      const D = require(${JSON.stringify(require.resolve('better-sqlite3'))});
+      const db = new D(${JSON.stringify(old.snapshotPath)});
+      db.prepare("UPDATE memories SET content = 'written while in use' WHERE rowid = 1").run();
+      globalThis.keep = db; process.stdout.write('ready\\n'); setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    trackChild(holder, 'snapshot holder');
+    try {
+      await new Promise<void>((res, rej) => {
+        holder.stdout?.once('data', () => res());
+        holder.once('exit', (c) => rej(new Error(`holder exited ${c}`)));
+      });
+      seedMemory(db, 'notes', 'newer', 'x');
+      const b = await runBackup({ dbPath: db, backupDir: dir, keep: 1, now: () => new Date('2026-11-20T11:00:00Z') });
+      assert.deepEqual(b.pruned, [], 'the snapshot in use stays');
+      assert.ok(fs.existsSync(old.snapshotPath));
+      assert.match(b.warnings.join('\n'), new RegExp(`kept ${path.basename(old.snapshotPath)}: it is open in pid ${holder.pid}`));
+    } finally {
+      holder.kill('SIGKILL');
+      await new Promise((r) => holder.once('exit', r));
+    }
+    // Once nothing has it open, the next backup prunes it as the policy says.
+    seedMemory(db, 'notes', 'newest', 'y');
+    const c = await runBackup({ dbPath: db, backupDir: dir, keep: 1, now: () => new Date('2026-11-20T12:00:00Z') });
+    assert.ok(c.pruned.includes(path.basename(old.snapshotPath)), c.pruned.join(', '));
   });
 });

@@ -9,6 +9,7 @@
  * just written, and those pinned by a running restore (pins are read again right before
  * each delete, so a restore that began after the plan was made is honoured too).
  */
+import { describeHolders, filesInUse, type Holder } from './inUse';
 import { promises as fsp } from 'node:fs';
 import { resolve } from 'node:path';
 import { BackupError, errorMessage } from '../common/errors';
@@ -136,6 +137,10 @@ export async function applyPrune(
     if (d.reasons.length === 1 && d.reasons[0].why === 'pinned by a restore') warnings.push(`kept ${d.name}: a restore is reading it`);
   }
   if (opts.dryRun) return { decisions, pruned, warnings };
+  // A plain snapshot a process has open (an agent pointed at it, to use the old memories) is
+  // no snapshot to delete any more: unlinked, it takes every write since with it when that
+  // process ends. One look at /proc for all of them.
+  const inUse = await filesInUse(decisions.filter((d) => !d.keep && !d.entry.archived).map((d) => d.entry.path)).catch(() => new Map<string, Holder[]>());
   let archived: Promise<Map<string, ArchivedSnapshot>> | undefined; // read once, if a plain file goes
   const twinOf = (name: string) => async () => (await (archived ??= listArchived(dir).then((l) => new Map(l.map((a) => [a.name, a]))))).get(name);
   for (const d of decisions) {
@@ -146,6 +151,14 @@ export async function applyPrune(
       d.reasons = [{ bucket: 'protected', why: 'pinned by a restore', text: 'pinned by a restore' }];
       d.why = 'pinned by a restore';
       warnings.push(`kept ${d.name}: a restore is reading it`);
+      continue;
+    }
+    const holders = inUse.get(d.entry.path);
+    if (holders?.length) {
+      d.keep = true;
+      d.reasons = [{ bucket: 'protected', why: 'in use', text: 'in use' }];
+      d.why = `in use by ${describeHolders(holders)}`;
+      warnings.push(`kept ${d.name}: it is open in ${describeHolders(holders)}, which may be using it as a database; it is deleted once nothing has it open`);
       continue;
     }
     try {
