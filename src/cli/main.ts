@@ -12,7 +12,7 @@ import type { Progress } from '../core/common/cancel';
 import { checkLabel, type CheckMode, type VerifyMode } from '../core/common/checks';
 import { listSnapshots, type SnapshotEntry } from '../core/store/catalog';
 import { signatureLine, snapshotVerdict, STATE_LABEL } from '../core/store/snapshotState';
-import { withOwners, type OwnerInfo } from '../core/store/ownership';
+import { ownerKey, ownerName, withOwners, type OwnerInfo } from '../core/store/ownership';
 import { resolveDbPath } from '../core/sqlite/dbFiles';
 import { BackupError, errorMessage, isBackupError } from '../core/common/errors';
 import { readSmallRegular } from '../core/common/regularFile';
@@ -545,7 +545,7 @@ async function cmdPrune(p: Parsed, io: CliIO): Promise<number> {
  * policy is applied per database; a snapshot without a usable manifest takes no part.
  */
 async function retentionReasons(dir: string, listed: (SnapshotEntry & OwnerInfo)[], policy: RetentionPolicy, dbPath: string | undefined): Promise<(name: string) => string | undefined> {
-  const groups = new Map<string, SnapshotEntry[]>();
+  const groups = new Map<string, (SnapshotEntry & OwnerInfo)[]>();
   const guessed = new Set<string>();
   const gone = new Set<string>();
   for (const e of listed) {
@@ -555,14 +555,14 @@ async function retentionReasons(dir: string, listed: (SnapshotEntry & OwnerInfo)
       guessed.add(e.name);
       continue;
     }
-    const g = groups.get(e.source);
+    const g = groups.get(ownerKey(e));
     if (g) g.push(e);
-    else groups.set(e.source, [e]);
+    else groups.set(ownerKey(e), [e]);
     if (e.owner === 'gone') gone.add(e.name);
   }
   const decisions = new Map<string, PruneDecision>();
-  for (const [source, group] of groups) {
-    for (const d of await planRetention(dir, policy, { entries: group, dbPath: source })) decisions.set(d.name, d);
+  for (const group of groups.values()) {
+    for (const d of await planRetention(dir, policy, { entries: group, dbPath: group[0].source ?? '' })) decisions.set(d.name, d);
   }
   return (name) => {
     if (guessed.has(name)) return 'kept: its manifest names the database by a relative path, and retention never deletes on that guess';
@@ -586,7 +586,7 @@ async function cmdList(p: Parsed, io: CliIO): Promise<number> {
     io.stdout(json(listJson(entries, db, retention)));
     return 0;
   }
-  const sources = new Set(entries.map((e) => e.source ?? ''));
+  const sources = new Set(entries.map((e) => ownerKey(e)));
   io.stdout(`${dir}: ${entries.length} snapshot${entries.length === 1 ? '' : 's'}${db ? ` (${entries.filter((e) => e.owner === 'this').length} of ${db})` : ''}\n`);
   for (const e of entries) {
     const when = new Date(e.time).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
@@ -597,7 +597,7 @@ async function cmdList(p: Parsed, io: CliIO): Promise<number> {
     if (e.archived) state += ', archived (materialize gives a plain file)';
     if (e.future) state += '; dated in the future (ranked last)';
     // Whose it is, when that is not obvious: another database than --db, or a folder of several.
-    if (db ? e.owner !== 'this' : sources.size > 1) state += e.source ? `; of ${e.source}${e.owner === 'gone' ? ' (not on this machine)' : ''}` : '; database unknown';
+    if (db ? e.owner !== 'this' : sources.size > 1) state += e.source ? `; of ${ownerName(e)}${e.owner === 'gone' ? ' (not on this machine)' : ''}` : '; database unknown';
     const why = retention(e.name);
     io.stdout(`  ${when}  ${e.name}  ${formatBytes(e.size)}  ${state}${why ? `  [${why}]` : ''}\n`);
   }

@@ -208,7 +208,7 @@ const RestorePlanJson = v.object({
   dbExists: v.boolean(),
   dbGiven: v.optional(v.string()),
   damaged: v.optional(v.string()),
-  source: v.object({ owner: v.picklist(['this', 'other', 'gone', 'unknown']), source: v.optional(v.string()) }),
+  source: v.object({ owner: v.picklist(['this', 'other', 'gone', 'unknown']), source: v.optional(v.string()), host: v.optional(v.string()) }),
   keep: v.array(v.object({ from: v.string(), to: v.string() })),
   consolidate: v.boolean(),
   holders: v.array(v.object({ pid: v.number(), command: v.string(), file: v.string(), how: v.picklist(['lock', 'open']) })),
@@ -246,6 +246,8 @@ export const RestoreJson = v.object({
   source_is_this_db: v.boolean(),
   /** The snapshot's manifest names its database by a relative path: taken as this one's on that guess. */
   source_guessed: v.optional(v.boolean()),
+  /** The snapshot's manifest says it was taken on another machine: that machine's host name. */
+  source_host: v.optional(v.string()),
   db_given: v.optional(v.string()),
   /** Why the replaced database counted as damaged (kept as it was, nothing folded in). */
   damaged: v.optional(v.string()),
@@ -306,6 +308,8 @@ export const ListJson = v.array(
     this_db: v.optional(v.boolean()),
     /** Its manifest names the database by a relative path: whose it is was guessed (never pruned on it). */
     source_guessed: v.optional(v.boolean()),
+    /** Its manifest says it was taken on another machine (that machine's host name): never this machine's database, whatever its path. */
+    source_host: v.optional(v.string()),
     /** Stored in the page-dedup archive (restore, verify and materialize take it by `path`). */
     archived: v.optional(v.boolean()),
     /** Why the retention policy keeps it ("hourly 3 of 48 (2026-11-29 14h)"), or that it will go. */
@@ -508,6 +512,7 @@ export function restoreJson(r: RestoreResult): RestoreOutcome {
     source_db: r.plan.source.source,
     source_is_this_db: r.plan.source.owner === 'this',
     ...(r.plan.source.guessed ? { source_guessed: true } : {}),
+    ...(r.plan.source.host ? { source_host: r.plan.source.host } : {}),
     ...(r.plan.dbGiven ? { db_given: r.plan.dbGiven } : {}),
     ...(r.plan.damaged ? { damaged: r.plan.damaged } : {}),
     ...(r.status === 'dry-run' ? { plan: r.plan } : {}),
@@ -560,6 +565,7 @@ export function listJson(entries: (SnapshotEntry & OwnerInfo)[], dbPath?: string
     source_db: e.source,
     ...(dbPath ? { this_db: e.owner === 'this' } : {}),
     ...(e.guessed ? { source_guessed: true } : {}),
+    ...(e.host ? { source_host: e.host } : {}),
   }));
 }
 

@@ -35,6 +35,8 @@ export interface SnapshotView {
   source?: string;
   /** Its manifest names the database by a relative path, read from beside the folder: whose it is was guessed (ownership.ts). */
   guessed?: boolean;
+  /** Its manifest says it was taken on another machine: that machine's host name (ownership.ts). */
+  host?: string;
   /** Why the retention setting keeps it ("hourly 3 of 48 (2026-11-29 14h)"), or that the next backup deletes it. */
   retention?: string;
 }
@@ -174,7 +176,7 @@ export class SnapshotCatalog extends Disposable {
     const views: SnapshotView[] = entries.map((entry) => {
       const verification = cache[verificationKey(entry)];
       const verdict = snapshotVerdict(entry, verification);
-      return { entry, verification, owner: entry.owner, source: entry.source, guessed: entry.guessed, state: verdict.state, stateDetail: verdict.detail, retention: retention.get(entry.name) };
+      return { entry, verification, owner: entry.owner, source: entry.source, guessed: entry.guessed, host: entry.host, state: verdict.state, stateDetail: verdict.detail, retention: retention.get(entry.name) };
     });
     // A snapshot whose manifest is missing or unreadable cannot say whose it is: it stays in
     // the list where it was, shown as "manifest missing" (the engine never counts or prunes

@@ -104,7 +104,8 @@ export class SnapshotCommands {
     // old state into this one.
     const current = this.locator.current;
     const real = current ? await resolvedDbPathOr(current.path, current.path) : undefined;
-    if (!real || !(await listPreRestoreCopies(real).catch(() => [])).some((c) => c.path === copy.path)) {
+    const listed = real ? (await listPreRestoreCopies(real).catch(() => [])).find((c) => c.path === copy.path) : undefined;
+    if (!real || !listed) {
       void vscode.window.showWarningMessage(`${copy.name} is not a copy kept of the database selected now${real ? ` (${tildify(real)})` : ''}; nothing was changed. The view is refreshed.`);
       await this.catalog.reload();
       return;
@@ -117,7 +118,11 @@ export class SnapshotCommands {
       );
       const entry = (await listSnapshots(tmp)).find((e) => e.name === path.basename(made.snapshot));
       if (!entry) throw new EngineError('IO', `the snapshot of ${copy.name} is missing from ${tmp}`);
-      await this.restoreView({ entry, state: 'verified', stateDetail: '', owner: 'this' }, `the database as it was before the restore of ${localTime(copy.time)}`);
+      // Another database beside this one names its kept copies alike (memories.sqlite beside memories.db): said before anything is replaced.
+      const shared = listed.sharedWith?.length
+        ? `\n\n${copy.name} may have been kept by a restore of ${listed.sharedWith.map((p) => path.basename(p)).join(', ')}, not of this database: both name their kept copies ${copy.name.replace(/\.pre-restore-.*$/, '')}.pre-restore-….db, so whose it is cannot be told. Check that it holds your memories before you restore it.`
+        : '';
+      await this.restoreView({ entry, state: 'verified', stateDetail: '', owner: 'this' }, `the database as it was before the restore of ${localTime(copy.time)}`, shared);
     } catch (e) {
       const err = e instanceof EngineError ? e : new EngineError('IO', errorMessage(e));
       if (err.code === 'CANCELLED') return;
@@ -161,7 +166,7 @@ export class SnapshotCommands {
     }
   }
 
-  private async restoreView(view: SnapshotView, subject?: string): Promise<void> {
+  private async restoreView(view: SnapshotView, subject?: string, note = ''): Promise<void> {
     const db = this.locator.current;
     if (!db) {
       const a = await vscode.window.showWarningMessage('No ai-memory database is selected: where should the snapshot go?', 'Select Database…');
@@ -179,14 +184,15 @@ export class SnapshotCommands {
     // changed the setting, a reload still running).
     if (!subject) {
       const [fresh] = await withOwners(path.dirname(entry.path), real, [{ ...entry }]).catch(() => [undefined]);
-      if (fresh) view = { ...view, owner: fresh.owner, source: fresh.source, guessed: fresh.guessed };
+      if (fresh) view = { ...view, owner: fresh.owner, source: fresh.source, guessed: fresh.guessed, host: fresh.host };
     }
-    const whose =
+    let whose =
       view.owner !== 'this'
         ? `\n\nThis snapshot was not taken of your database: it is ${ownerLabel(view)}.`
         : view.guessed
           ? `\n\nIts manifest names the database only as "${entry.manifest?.source_db ?? ''}" (a relative path, as ai-memory's CLI writes it), which from beside the backup folder is your database. If other projects back up into this folder, check that it is yours.`
           : '';
+    whose += note;
     // The kept copy is named when the restore runs, not now: say its pattern, not a time that
     // would be wrong by the time the user confirms (the engine reports the real name after).
     const kept = preRestoreName(path.basename(real), '<time of the restore>');

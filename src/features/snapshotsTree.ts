@@ -71,7 +71,7 @@ const COPY_ICONS: Record<CopyState, string> = { 'local only': 'circle-slash', co
 /** Whose snapshot, for one of the folder's other snapshots. */
 export function ownerLabel(v: SnapshotView): string {
   if (v.owner === 'unknown' || !v.source) return 'database unknown (no manifest)';
-  return `of ${tildify(v.source)}${v.owner === 'gone' ? ' (not on this machine)' : ''}`;
+  return `of ${tildify(v.source)}${v.host ? ` on ${v.host}` : ''}${v.owner === 'gone' ? ' (not on this machine)' : ''}`;
 }
 
 export function localTime(ms: number): string {

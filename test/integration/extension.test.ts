@@ -355,6 +355,28 @@ describe('AI Memory Backup in a real VS Code', function () {
     assert.equal(api.beforeRestore().length, after.length - 1);
   });
 
+  it('Restore on a kept copy, while another database beside this one has the same name but its extension (memories.sqlite): the dialog says the copy may be that one\'s', async function () {
+    const other = path.join(path.dirname(db), 'memories.sqlite');
+    seedMemory(other, 'elsewhere', 'another database', 'named memories.sqlite beside memories.db');
+    try {
+      await api.refresh();
+      const rows = api.beforeRestore();
+      assert.ok(rows.length >= 1);
+      const dir = path.dirname(db);
+      const before = folderPrint(dir);
+      const asked: { message: string; detail: string }[] = [];
+      testing().setConfirmationHandler((message, detail) => {
+        asked.push({ message, detail });
+        return false;
+      });
+      await vscode.commands.executeCommand('aiMemory.restorePreRestore', rows[0].path);
+      assert.match(asked[0]?.detail ?? '', /may have been kept by a restore of memories\.sqlite, not of this database/);
+      assert.deepEqual(folderPrint(dir), before, 'cancelled: nothing changed');
+    } finally {
+      for (const x of ['', '-wal', '-shm']) fs.rmSync(other + x, { force: true });
+    }
+  });
+
   it('scheduled backups run when due, and the status bar tells the next run', async function () {
     const count = api.snapshots().length;
     seedMemory(db, 'proj/b', 'for the schedule', 'a change the scheduled backup must capture');

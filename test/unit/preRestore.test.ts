@@ -5,9 +5,11 @@ import * as path from 'node:path';
 import { runBackup } from '../../src/core/ops/backup';
 import { runRestore } from '../../src/core/ops/restore';
 import { listPreRestoreCopies, prunePreRestoreCopies } from '../../src/core/store/preRestore';
-import { createAiMemoryDb } from '../support/aiMemoryDb';
+import { createAiMemoryDb, readMemories, seedMemory } from '../support/aiMemoryDb';
 import { makeHotJournalDb, runCliProcess } from '../support/reliability';
 import { useTempDir } from '../support/tmp';
+
+const readMemoriesTitles = (db: string) => readMemories(db).map((m) => m.title);
 
 describe('pre-restore copies: list and retention', () => {
   const tmp = useTempDir('aimb-prerestore-');
@@ -18,6 +20,9 @@ describe('pre-restore copies: list and retention', () => {
     for (const stamp of ['2026-11-20T100000Z', '2026-11-21T100000Z', '2026-11-21T100000Z_2', '2026-11-22T090000Z', '2026-11-23T080000Z']) {
       fs.writeFileSync(tmp.join(`memories.pre-restore-${stamp}.db`), stamp);
       fs.writeFileSync(tmp.join(`memories.pre-restore-${stamp}.db-wal`), 'wal');
+      // As a restore leaves them: last written before the restore (a hard link keeps the mtime, and sets the ctime).
+      const last = new Date(Date.parse(stamp.replace(/T(\d\d)(\d\d)(\d\d)Z.*/, 'T$1:$2:$3Z')) - 60_000);
+      for (const x of ['', '-wal']) fs.utimesSync(tmp.join(`memories.pre-restore-${stamp}.db${x}`), last, last);
     }
     // Not ours to touch: another database's copy, a near-miss name, a snapshot.
     for (const n of ['other.pre-restore-2026-11-01T000000Z.db', 'memories.pre-restore-latest.db', 'ai-memory-2026-11-01T000000Z.db']) fs.writeFileSync(tmp.join(n), 'x');
@@ -140,5 +145,60 @@ describe('pre-restore copies: list and retention', () => {
     fs.writeFileSync(lone, 'x');
     fs.writeFileSync(tmp.join('lone', 'bar.pre-restore-2026-11-19T100000Z.db'), 'made by ai-memory restore');
     assert.deepEqual((await listPreRestoreCopies(lone)).map((c) => c.name), ['bar.pre-restore-2026-11-19T100000Z.db']);
+  });
+
+  it('copies named <stem>.pre-restore-<time>.db beside two databases of that stem (ai-memory\'s restore names every database\'s copy so) are never pruned: whose each is cannot be told', async () => {
+    const dir = tmp.join('two');
+    const db = path.join(dir, 'memories.db');
+    const other = path.join(dir, 'memories.sqlite');
+    createAiMemoryDb(db, { memories: 20, seed: 1 });
+    createAiMemoryDb(other, { memories: 30, seed: 2, walMode: false });
+    const snapDb = await runBackup({ dbPath: db, backupDir: tmp.join('backups') });
+    // ai-memory's own restore of memories.sqlite kept what it held as memories.pre-restore-<time>.db (Rust's with_extension).
+    const othersCopy = path.join(dir, 'memories.pre-restore-2026-11-20T100000Z.db');
+    fs.copyFileSync(other, othersCopy);
+    const was = new Date('2026-11-20T09:00:00Z'); // as a restore leaves it: renamed (ctime now), its mtime the database's
+    fs.utimesSync(othersCopy, was, was);
+    const before = fs.readFileSync(othersCopy);
+    // The .db database is restored twice, then its kept copies pruned to the newest one.
+    await runRestore({ dbPath: db, from: snapDb.snapshotPath, now: () => new Date('2026-11-21T10:00:00Z') });
+    const second = await runRestore({ dbPath: db, from: snapDb.snapshotPath, now: () => new Date('2026-11-22T10:00:00Z') });
+    const r = await prunePreRestoreCopies(db, 1, { justMade: second.previous });
+    assert.ok(fs.existsSync(othersCopy), `memories.sqlite's only kept copy survives the pruning of memories.db's (pruned: ${r.pruned.join(', ')})`);
+    assert.deepEqual(fs.readFileSync(othersCopy), before);
+    assert.deepEqual(r.pruned, [], 'whose each copy is cannot be told: none is deleted');
+    assert.match(r.warnings.join('\n'), /memories\.sqlite/, 'the warning names the other database');
+    // The listing says the copies may be the other database's; memories.sqlite does not list them while memories.db is there.
+    const listed = await listPreRestoreCopies(db);
+    assert.equal(listed.length, 3);
+    for (const c of listed) assert.deepEqual(c.sharedWith, [other], c.name);
+    assert.deepEqual(await listPreRestoreCopies(other), []);
+    // A near-miss is not another database: a text file with the stem, a sidecar, another copy.
+    fs.rmSync(other);
+    fs.writeFileSync(path.join(dir, 'memories.json'), '{}');
+    assert.deepEqual((await listPreRestoreCopies(db)).map((c) => c.sharedWith), [undefined, undefined, undefined]);
+    assert.equal((await prunePreRestoreCopies(db, 1, { justMade: second.previous })).pruned.length, 2);
+  });
+
+  it('never prunes a kept copy something has written since ("Previous DB moved to …": an agent pointed at it to get the old memories back)', async () => {
+    const db = tmp.join('live', 'ai-memory.db');
+    createAiMemoryDb(db, { memories: 10, seed: 5 });
+    const snap = await runBackup({ dbPath: db, backupDir: tmp.join('backups') });
+    const first = await runRestore({ dbPath: db, from: snap.snapshotPath, now: () => new Date('2026-11-20T10:00:00Z') });
+    const second = await runRestore({ dbPath: db, from: snap.snapshotPath, now: () => new Date('2026-11-21T10:00:00Z') });
+    const third = await runRestore({ dbPath: db, from: snap.snapshotPath, now: () => new Date('2026-11-22T10:00:00Z') });
+    // The user's agent now runs on the first kept copy, and writes a memory there.
+    seedMemory(first.previous ?? '', 'notes', 'written in the kept copy', 'the agent uses this file now');
+    const listed = await listPreRestoreCopies(db);
+    assert.deepEqual(listed.map((c) => [path.basename(c.path), c.writtenSince === true]), [
+      [path.basename(third.previous ?? ''), false],
+      [path.basename(second.previous ?? ''), false],
+      [path.basename(first.previous ?? ''), true],
+    ]);
+    const r = await prunePreRestoreCopies(db, 1, { justMade: third.previous });
+    assert.deepEqual(r.pruned, [path.basename(second.previous ?? '')]);
+    assert.ok(fs.existsSync(first.previous ?? ''), 'the copy in use as a database stays');
+    assert.match(r.warnings.join('\n'), /written after the restore kept it/);
+    assert.ok(readMemoriesTitles(first.previous ?? '').includes('written in the kept copy'));
   });
 });

@@ -5,6 +5,7 @@
  * against its hash only to name the damage when that fails), and then handled exactly like
  * a plain snapshot.
  */
+import { refuseSidecarFile, refuseSidecarFolder } from '../sqlite/dbFiles';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { BackupError, errnoCode, ioError } from '../common/errors';
@@ -165,6 +166,7 @@ export async function runMaterialize(opts: MaterializeOptions): Promise<Material
   const fileMode = fileModeLike(await reachableMode(ref.manifestPath, /[\\/]$/.test(opts.out) ? out : dirname(out)).catch(() => 0o600));
   await refuseInsideArchive(/[\\/]$/.test(opts.out) ? out : dirname(out));
   // "--out folder/" (trailing separator) means a folder, created if needed.
+  await refuseSidecarFolder(/[\\/]$/.test(opts.out) ? out : dirname(out), 'Folder', 'Pass another --out.');
   if (/[\\/]$/.test(opts.out)) {
     await fsp.mkdir(out, { recursive: true, mode: dirModeLike(fileMode) }).catch((e: unknown) => {
       throw ioError('creating folder', out, e);
@@ -173,6 +175,7 @@ export async function runMaterialize(opts: MaterializeOptions): Promise<Material
   const st = await fsp.stat(out).catch(() => undefined);
   if (st?.isDirectory()) out = join(out, ref.name);
   else if (st) throw new BackupError('USAGE', `${out} already exists; materialize never overwrites a file.`, { hint: 'Pass a new file name, or a folder, with --out.' });
+  await refuseSidecarFile(out, '--out', 'Pass another --out (a new file name, or a folder).');
   const outDir = dirname(out);
   await refuseInsideArchive(outDir); // again, now that `out` is known (an existing folder named without a trailing separator)
   // A plain file shadows an archived one of its name (catalog.ts lists it, restore and

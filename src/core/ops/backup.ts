@@ -18,8 +18,9 @@ import { cleanStaleTemps, createFileNoClobber, dirModeLike, fileModeLike, fsyncD
 import { listSnapshots, type SnapshotEntry } from '../store/catalog';
 import { indexNameFor, listArchived, refuseInsideArchive } from '../store/archive';
 import { withOwners } from '../store/ownership';
+import { thisMachine } from '../common/machine';
 import { readSmallRegular } from '../common/regularFile';
-import { resolveDbPath, type DbLocation } from '../sqlite/dbFiles';
+import { refuseSidecarFolder, resolveDbPath, type DbLocation } from '../sqlite/dbFiles';
 import { BackupError, errnoCode, errorMessage, ioError, isBackupError } from '../common/errors';
 import { hashFile } from '../common/hashFile';
 import { TempFileSink } from '../store/fileSink';
@@ -101,6 +102,7 @@ const CANCELLED = 'Backup cancelled; nothing was written.';
  */
 export async function prepareBackupDir(dir: string, dirMode = 0o755): Promise<void> {
   await refuseInsideArchive(dir); // before anything is made there
+  await refuseSidecarFolder(dir, 'Backup folder', 'Choose a folder with --to.');
   try {
     const st = await fsp.stat(dir);
     if (!st.isDirectory()) {
@@ -449,6 +451,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
         schema_version: check?.schemaVersion,
         memory_count: check?.memories,
         tool: `${OUR_TOOL} ${TOOL_VERSION}`,
+        ...thisMachine(),
         integrity,
         check: check && verify !== 'off' ? (verify === 'full' ? 'full' : 'quick') : 'off',
         check_note: checkNote,

@@ -144,6 +144,31 @@ function lsofHolders(paths: string[]): Promise<Holder[]> {
   });
 }
 
+/**
+ * Which of `files` (each with its -wal, -shm, -journal) a process has locked or open, in one
+ * look at /proc: the files named as given (a hit on a sidecar names its main file).
+ */
+export async function filesInUse(files: string[]): Promise<Map<string, Holder[]>> {
+  const out = new Map<string, Holder[]>();
+  if (!files.length || process.platform === 'win32') return out;
+  const owner = new Map<string, string>();
+  for (const f of files) for (const p of [f, ...SIDECARS.map((x) => f + x)]) owner.set(p, f);
+  let holders: Holder[];
+  if (process.platform === 'linux') {
+    const ids = (await Promise.all([...owner.keys()].map(fileId))).filter((x): x is FileId => x !== undefined);
+    holders = ids.length ? await linuxHolders(ids) : [];
+  } else {
+    const existing = [];
+    for (const p of owner.keys()) if (await fileId(p)) existing.push(p);
+    holders = existing.length ? await lsofHolders(existing) : [];
+  }
+  for (const h of holders) {
+    const f = owner.get(h.file);
+    if (f) out.set(f, [...(out.get(f) ?? []), h]);
+  }
+  return out;
+}
+
 /** Who has `dbPath` (or its -wal / -shm) locked or open. Empty when nobody, or when we cannot tell. */
 export async function findHolders(dbPath: string): Promise<Holder[]> {
   // The one sidecar set (dbFiles.ts): whatever SQLite may have open beside the database.

@@ -3,6 +3,7 @@
  * inspect one snapshot, compare two databases, extract memories to an import file.
  * Each opens what it needs through source.ts and closes it again.
  */
+import { refuseSidecarFile } from '../sqlite/dbFiles';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { BackupError, errnoCode, ioError } from '../common/errors';
@@ -229,6 +230,7 @@ export async function extract(
       // other file replaced it with the export (as materialize, extract never overwrites).
       const exists = () => new BackupError('USAGE', `${opts.out} already exists; extract never overwrites a file. Nothing was written.`, { hint: 'Pass a new file name with --out.' });
       if (existing) throw exists();
+      await refuseSidecarFile(opts.out, '--out', 'Pass another file name with --out.');
       await fsp.access(dirname(opts.out), fsc.W_OK).catch((e: unknown) => {
         throw ioError('writing into', dirname(opts.out as string), e);
       });

@@ -9,6 +9,7 @@
  * just written, and those pinned by a running restore (pins are read again right before
  * each delete, so a restore that began after the plan was made is honoured too).
  */
+import { describeHolders, filesInUse, type Holder } from './inUse';
 import { promises as fsp } from 'node:fs';
 import { resolve } from 'node:path';
 import { BackupError, errorMessage } from '../common/errors';
@@ -19,7 +20,7 @@ import { archivedProblem, archivePaths, archiveSnapshot, collectGarbage, deleteA
 import { listSnapshots, type SnapshotEntry } from '../store/catalog';
 import { withOwners, type OwnerInfo } from '../store/ownership';
 import { acquireFolderLock } from '../store/folderLock';
-import { resolveDbPath } from '../sqlite/dbFiles';
+import { resolveDbPath, sameDbPath } from '../sqlite/dbFiles';
 import { pinnedSnapshots, removeStalePins } from '../store/pins';
 import { applyRetention, DEFAULT_POLICY, describePolicy, policyFromKeep, reasonsText, validatePolicy, type KeepReason, type RetentionPolicy } from '../store/retention';
 
@@ -136,6 +137,10 @@ export async function applyPrune(
     if (d.reasons.length === 1 && d.reasons[0].why === 'pinned by a restore') warnings.push(`kept ${d.name}: a restore is reading it`);
   }
   if (opts.dryRun) return { decisions, pruned, warnings };
+  // A plain snapshot a process has open (an agent pointed at it, to use the old memories) is
+  // no snapshot to delete any more: unlinked, it takes every write since with it when that
+  // process ends. One look at /proc for all of them.
+  const inUse = await filesInUse(decisions.filter((d) => !d.keep && !d.entry.archived).map((d) => d.entry.path)).catch(() => new Map<string, Holder[]>());
   let archived: Promise<Map<string, ArchivedSnapshot>> | undefined; // read once, if a plain file goes
   const twinOf = (name: string) => async () => (await (archived ??= listArchived(dir).then((l) => new Map(l.map((a) => [a.name, a]))))).get(name);
   for (const d of decisions) {
@@ -146,6 +151,14 @@ export async function applyPrune(
       d.reasons = [{ bucket: 'protected', why: 'pinned by a restore', text: 'pinned by a restore' }];
       d.why = 'pinned by a restore';
       warnings.push(`kept ${d.name}: a restore is reading it`);
+      continue;
+    }
+    const holders = inUse.get(d.entry.path);
+    if (holders?.length) {
+      d.keep = true;
+      d.reasons = [{ bucket: 'protected', why: 'in use', text: 'in use' }];
+      d.why = `in use by ${describeHolders(holders)}`;
+      warnings.push(`kept ${d.name}: it is open in ${describeHolders(holders)}, which may be using it as a database; it is deleted once nothing has it open`);
       continue;
     }
     try {
@@ -265,6 +278,16 @@ export async function runPrune(opts: PruneOptions): Promise<PruneRunResult> {
   const note = guessed.length
     ? [`${guessed.length} snapshot${guessed.length === 1 ? ' is' : 's are'} left alone: ${guessed.length === 1 ? 'its manifest names' : 'their manifests name'} the database by a relative path (as ai-memory's CLI writes it), which cannot tell it from another project's; retention never deletes on that guess (ai-memory's own --keep prunes them)`]
     : [];
+  // Another machine's snapshots of a database at this very path (a folder synced between
+  // machines): that machine's retention prunes them, never this one's. Said, because a machine
+  // whose host name changed (one without a machine id) sees its older snapshots so too.
+  const elsewhere = listed.filter((e) => e.host && e.source && sameDbPath(e.source, scope.dbPath ?? ''));
+  if (elsewhere.length) {
+    const hosts = [...new Set(elsewhere.map((e) => e.host))].join(', ');
+    note.push(
+      `${elsewhere.length} snapshot${elsewhere.length === 1 ? ' is' : 's are'} left alone: taken of a database at this path on another machine (${hosts}), as ${elsewhere.length === 1 ? 'its manifest says' : 'their manifests say'}; that machine's own backups prune them. If this machine was called ${hosts} before, delete them yourself when they are no longer needed`,
+    );
+  }
   // A signature that does not verify with the key configured now (an operator key rotated, or
   // an altered manifest): no owner can be told, so retention never deletes them, and after a
   // rotation the folder would keep every older snapshot for good without a word.

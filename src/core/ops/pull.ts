@@ -3,6 +3,7 @@
  * checked against its manifest and with quick_check before it gets its name — the first
  * half of a restore on a new machine (the second is the usual restore).
  */
+import { refuseSidecarFolder } from '../sqlite/dbFiles';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { BackupError } from '../common/errors';
@@ -58,6 +59,7 @@ export async function pullFromTarget(opts: {
   } else want = available.slice(0, 1);
   if (!want.length) throw new BackupError('NO_SNAPSHOTS', `${target.label} holds no complete snapshots.`, { hint: 'Push from the machine that has them first (`push --remote …`).' });
   await refuseInsideArchive(toDir);
+  await refuseSidecarFolder(toDir, 'Folder', 'Pull into another folder with --to.');
   await fsp.mkdir(toDir, { recursive: true, mode: 0o700 }).catch((e: unknown) => Promise.reject(new BackupError('TARGET_NOT_WRITABLE', `Cannot create ${toDir}: ${e instanceof Error ? e.message : String(e)}`)));
   await cleanStaleTemps(toDir); // what a pull killed mid-download left (its work folder with a partial snapshot)
   // Archived snapshots count as present: restore takes them by the path their plain file would have.

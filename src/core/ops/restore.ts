@@ -39,9 +39,9 @@ import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { applyLikeness, dirModeLike, fileModeLike, fsyncDir, likenessOf, newFileGid, publishNoClobber, reachableMode, tempPath, cleanStaleTemps, type Likeness } from '../store/atomicFs';
 import { listSnapshots, readManifestFor } from '../store/catalog';
-import { newestOfThis, restoreOrder, withOwners, type OwnerInfo } from '../store/ownership';
-import { journalIsLive, resolveDbPath, resolvedDbPathOr, SIDECARS, walHasCommits } from '../sqlite/dbFiles';
-import { openRegular } from '../common/regularFile';
+import { newestOfThis, ownerKey, ownerName, restoreOrder, withOwners, type OwnerInfo } from '../store/ownership';
+import { journalIsLive, refuseSidecarFolder, resolveDbPath, resolvedDbPathOr, SIDECARS, walHasCommits } from '../sqlite/dbFiles';
+import { kindOf, openRegular } from '../common/regularFile';
 import { BackupError, errnoCode, errorMessage, ioError, isBackupError } from '../common/errors';
 import { hashFile } from '../common/hashFile';
 import { TempFileSink } from '../store/fileSink';
@@ -172,7 +172,7 @@ export async function resolveRestoreSource(
     const m = await readManifestFor(basename(p), manifestPath);
     const [source] = await withOwners(dirname(p), dbPath, [{ manifest: m.manifest, manifestState: m.manifestState }]);
     if (source.guessed && source.owner === 'this') warnings.push(guessWarning(basename(p), m.manifest?.source_db, dbPath));
-    return { owner: source.owner, source: source.source, guessed: source.guessed };
+    return { owner: source.owner, source: source.source, guessed: source.guessed, host: source.host };
   };
   let st;
   try {
@@ -205,7 +205,7 @@ export async function resolveRestoreSource(
     }
     if (e.future) warnings.push(`${e.name} is dated in the future (a clock that was wrong, or a file copied in); it is restored only because no other snapshot of this database is there`);
     if (e.guessed && e.owner === 'this') warnings.push(guessWarning(e.name, e.manifest?.source_db, dbPath));
-    return { snapshot: e.path, source: { owner: e.owner, source: e.source, guessed: e.guessed }, warnings };
+    return { snapshot: e.path, source: { owner: e.owner, source: e.source, guessed: e.guessed, host: e.host }, warnings };
   };
   // Known to be this database's first; one whose manifest names it by a relative path is a
   // guess (ownership.ts), taken when no other is there — a newer guess passed over is named.
@@ -222,21 +222,23 @@ export async function resolveRestoreSource(
   const groups = new Map<string, typeof entries>();
   for (const e of entries) {
     if (e.owner === 'other') continue;
-    const key = e.owner === 'unknown' ? '' : (e.source ?? '');
+    const key = e.owner === 'unknown' ? '' : ownerKey(e);
     groups.set(key, [...(groups.get(key) ?? []), e]);
   }
   if (groups.size === 1) {
     const [key, list] = [...groups.entries()][0];
     warnings.push(
       key
-        ? `no snapshot in ${p} was taken of ${dbPath}; restoring the newest one of ${key}, which is not on this machine (a moved or renamed database, or another machine's)`
+        ? list[0].host
+          ? `no snapshot in ${p} was taken of ${dbPath} on this machine; restoring the newest one of ${ownerName(list[0])}, another machine's`
+          : `no snapshot in ${p} was taken of ${dbPath}; restoring the newest one of ${key}, which is not on this machine (a moved or renamed database, or another machine's)`
         : `no snapshot in ${p} was taken of ${dbPath}; restoring the newest one, whose database is unknown (no usable manifest)`,
     );
     return pick(list[0]);
   }
   const bySource = new Map<string, number>();
   for (const e of entries) {
-    const k = e.source ?? '(no manifest)';
+    const k = e.source ? ownerName(e) : '(no manifest)';
     bySource.set(k, (bySource.get(k) ?? 0) + 1);
   }
   throw new BackupError('NO_SNAPSHOTS', `None of the ${entries.length} snapshots in ${p} was taken of ${dbPath}: they are of ${[...bySource].map(([k, n]) => `${k} (${n})`).join(', ')}.`, {
@@ -308,6 +310,7 @@ async function makeFolders(dir: string, fileMode: number, dryRun: boolean): Prom
         : ioError('creating folder', at, e);
     return new BackupError(err.code, err.message, { hint: err.hint, state: 'Nothing was changed.', cause: e });
   };
+  await refuseSidecarFolder(dir, "The database's folder", 'Point --db somewhere else.');
   const missing: string[] = [];
   for (let d = dir; ; d = dirname(d)) {
     const st = await fsp.stat(d).catch((e: unknown) => {
@@ -335,6 +338,30 @@ async function makeFolders(dir: string, fileMode: number, dryRun: boolean): Prom
     }
   }
   return made;
+}
+
+/**
+ * Run as root: the owner and group of the nearest folder on the way to `dir` that exists,
+ * when that is another user — a new database made there is theirs (the agent that uses it
+ * runs as them). Undefined when not root, or when that folder is root's.
+ */
+async function ownerForNewFiles(dir: string): Promise<{ uid: number; gid: number } | undefined> {
+  if (process.platform === 'win32' || process.geteuid?.() !== 0) return undefined;
+  for (let d = dir; ; d = dirname(d)) {
+    const st = await fsp.stat(d).catch(() => undefined);
+    if (st?.isDirectory()) return st.uid !== 0 ? { uid: st.uid, gid: st.gid } : undefined;
+    if (dirname(d) === d) return undefined;
+  }
+}
+
+/** A folder made for a new database gets its owner (ownerForNewFiles) and `mode` (its group bits only for the group they were meant for). */
+async function giveFolder(d: string, owner: { uid: number; gid: number }, mode: number): Promise<void> {
+  try {
+    await fsp.chown(d, owner.uid, owner.gid);
+    await fsp.chmod(d, mode);
+  } catch (e) {
+    throw ioError('giving the owner of its folder to', d, e);
+  }
 }
 
 /** What is at a database's path and its sidecars' (dev:ino, or undefined where nothing is), not following links. */
@@ -418,6 +445,12 @@ async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<
     if (st.isDirectory()) {
       throw new BackupError('DB_IS_DIRECTORY', `${dbPath} is a directory, not a database file.`, { hint: 'Point --db at the ai-memory .db file.' });
     }
+    // A FIFO, a socket or a device is no database, damaged or not (damage() is for files that
+    // SQLite would open): a path that names one is a wrong path. Moved aside and replaced, it
+    // broke whatever uses it (as root, even /dev/null).
+    if (!st.isFile()) {
+      throw new BackupError('DB_IS_DIRECTORY', `${dbPath}${loc.viaLink ? ` (where ${loc.given} leads)` : ''} is ${kindOf(st)}, not a database file. Nothing was changed.`, { hint: 'Point --db at the ai-memory .db file.' });
+    }
     dbExists = true;
   } catch (e) {
     if (isBackupError(e)) throw e;
@@ -446,7 +479,9 @@ async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<
   if (!chosen.warnings.length && chosen.source.owner !== 'this') {
     warnings.push(
       chosen.source.source
-        ? `${basename(snapshot)} was taken of ${chosen.source.source}, not of ${dbPath}`
+        ? chosen.source.host
+          ? `${basename(snapshot)} was taken on another machine (${chosen.source.host}), of its ${chosen.source.source}: not of this machine's ${dbPath}`
+          : `${basename(snapshot)} was taken of ${chosen.source.source}, not of ${dbPath}`
         : `${basename(snapshot)} has no usable manifest: whose database it was taken of is unknown`,
     );
   }
@@ -476,11 +511,17 @@ async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<
     const archivedRef = await findArchived(snapshot);
     // As its folders let others reach it, group bits only for its own group (atomicFs.reachableMode).
     const snapMode = await reachableMode(archivedRef ? archivedRef.manifestPath : snapshot, dir).catch(() => 0o600);
+    // Run as root, a new database (and the folders made for it) belongs to the owner of the
+    // folder it is made in: root's own file in /home/alice/.claude could not be opened by
+    // alice's ai-memory server at all. Judged before anything is made.
+    const newOwner = await ownerForNewFiles(dir);
+    const countedGid = await newFileGid(dir); // the group snapMode's group bits were meant for
     const made = await makeFolders(dir, snapMode, opts.dryRun === true);
     const tmp = !opts.dryRun && (made.length > 0 || (await isDirectory(dir))) ? tempPath(dir, 'restore') : undefined;
     let tmpOwned = tmp !== undefined;
     let completed = false;
     try {
+      if (newOwner) for (const d of made) await giveFolder(d, newOwner, newOwner.gid === countedGid ? dirModeLike(snapMode) : dirModeLike(snapMode) & ~0o070);
       // An archived snapshot is rebuilt first, the whole file checked against
       // its index and manifest: straight into that copy beside the database when there is
       // one (one write, as for a plain snapshot), else into a temp file in the backup folder.
@@ -562,6 +603,11 @@ async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<
         if (present[i]) keep.push({ from: dbPath + x, to: aside + x });
       });
       const damaged = dbExists ? await damage(dbPath) : undefined;
+      // A database file with other names (hard links): SQLite takes each name for a database of
+      // its own (its own -wal), and the restore gives the new file to this name only — an agent
+      // configured with another name goes on with the old contents, which the kept copy shares.
+      const links = dbExists ? ((await fsp.stat(dbPath).catch(() => undefined))?.nlink ?? 1) : 1;
+      if (links > 1) warnings.push(`${dbPath} has ${links - 1} other name${links === 2 ? '' : 's'} (hard link${links === 2 ? '' : 's'}): the restore replaces only this name; an agent configured with another name goes on with the current contents (also kept at ${aside}). Point it at ${dbPath}, or replace the other name with a symbolic link to it`);
       if (damaged) warnings.push(`the current database is damaged (${damaged}): it is kept as it is, with its sidecars, at ${aside}`);
       const consolidate = dbExists && !damaged && (await walHasCommits(dbPath));
       const checks = [
@@ -628,7 +674,7 @@ async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<
       // The placed file gets the mode and (where permitted) the owner of the file it replaces;
       // a new database the snapshot's mode (never wider than its source's), owned by us.
       // (A new file's group is the one reachableMode counted on: the folder's when it is set-group-ID.)
-      const like = (await likenessOf(dbPath)) ?? { mode: snapMode & 0o666, uid: process.getuid?.() ?? -1, gid: (await newFileGid(dir)) ?? process.getgid?.() ?? -1 };
+      const like = (await likenessOf(dbPath)) ?? (newOwner ? { mode: snapMode & 0o666 & (newOwner.gid === countedGid ? 0o777 : 0o707), ...newOwner } : undefined) ?? { mode: snapMode & 0o666, uid: process.getuid?.() ?? -1, gid: (await newFileGid(dir)) ?? process.getgid?.() ?? -1 };
       tmpOwned = !copied; // place() owns the copy now (renames it, or removes it on failure)
       at.placing = true;
       await place({ dbPath, snapshot: source, tmp: copied ? tmp : undefined, sha256, keep, consolidate, damaged, like, progress, signal: opts.signal, recheck });

@@ -20,6 +20,7 @@
  * manifest goes up byte for byte, as a plain one's. A damaged archived snapshot is skipped
  * (said in `skipped`), never sent.
  */
+import { takenElsewhere } from '../common/machine';
 import { promises as fsp } from 'node:fs';
 import { posix, win32 } from 'node:path';
 import { throwIfCancelled } from '../common/cancel';
@@ -131,6 +132,20 @@ export function remoteKept(union: string[], keep: RemoteKeep, now = Date.now()):
 }
 
 /** The target's manifest of snapshot `name`, parsed. */
+/** Marks an owner taken on another machine (common/machine.ts): never judged by this machine's retention. */
+const ELSEWHERE = '\0taken on another machine: ';
+
+/**
+ * Whose a snapshot is, for the target's retention: its source_db, and the machine when its
+ * manifest names another one — a folder synced between two machines holds the other's
+ * snapshots under the same path, and this machine's push must not count them as its own
+ * (that machine's retention, here and there, decides on them).
+ */
+function ownerOnTarget(m: Manifest | undefined): string {
+  if (!m) return '';
+  return takenElsewhere(m) ? `${m.source_db}${ELSEWHERE}${m.machine_id ?? m.host ?? ''}` : (m.source_db ?? '');
+}
+
 async function remoteManifest(target: RemoteTarget, name: string, signal?: AbortSignal): Promise<Manifest> {
   return parseManifest((await target.readBytes(manifestNameFor(name), signal)).toString('utf8'), manifestNameFor(name));
 }
@@ -197,13 +212,13 @@ export async function syncTarget(opts: {
   // manifest's source_db — the local one, or the target's (read once, then remembered). One
   // whose database is unknown is never deleted.
   const owner = new Map<string, string>();
-  for (const [n, e] of good) owner.set(n, e.manifest?.source_db ?? '');
+  for (const [n, e] of good) owner.set(n, ownerOnTarget(e.manifest));
   for (const n of remote.complete.keys()) {
     if (owner.has(n)) continue;
     let o = opts.owners?.[n];
     if (o === undefined) {
       try {
-        o = (await remoteManifest(target, n, opts.signal)).source_db ?? '';
+        o = ownerOnTarget(await remoteManifest(target, n, opts.signal));
       } catch (e) {
         if (isBackupError(e) && e.code === 'CANCELLED') throw e;
         report.unreadable.push({ name: n, message: e instanceof Error ? e.message : String(e) });
@@ -232,7 +247,7 @@ export async function syncTarget(opts: {
   const isOurs = (n: string) => localNames.has(n) || prevOurs.has(n);
   const kept = new Set<string>();
   for (const [o, names] of groups) {
-    const judged = new Set(o && (posix.isAbsolute(o) || win32.isAbsolute(o)) ? names.filter(isOurs) : []);
+    const judged = new Set(o && !o.includes(ELSEWHERE) && (posix.isAbsolute(o) || win32.isAbsolute(o)) ? names.filter(isOurs) : []);
     const keptOfOurs = remoteKept([...judged], keep);
     for (const n of names) if (!judged.has(n) || keptOfOurs.has(n)) kept.add(n);
   }

@@ -106,6 +106,42 @@ export function sidecarPaths(dbPath: string): { suffix: Sidecar; path: string }[
   return SIDECARS.map((suffix) => ({ suffix, path: dbPath + suffix }));
 }
 
+/**
+ * Refuses to make a folder (or any missing level of it) at the name of a database's
+ * sidecar: `--to ai-memory.db-wal` made a folder where SQLite keeps that database's WAL, and
+ * from then on SQLite could not open the database at all ("unable to open database file"),
+ * the server included. `what` names the folder in the caller's words ("Backup folder").
+ * Levels that exist already are not ours to judge.
+ */
+export async function refuseSidecarFolder(dir: string, what: string, hint: string): Promise<void> {
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    const st = await fsp.lstat(d).catch((e: unknown) => (errnoCode(e) === 'ENOENT' ? undefined : null));
+    if (st !== undefined) return; // there (or not ours to tell): only levels that would be made are judged
+    const suffix = SIDECARS.find((x) => d.endsWith(x));
+    const db = suffix ? d.slice(0, -suffix.length) : undefined;
+    if (suffix && db && (await fsp.stat(db).catch(() => undefined))?.isFile()) {
+      const where = d === resolve(dir) ? `${what} ${dir} is` : `${what} ${dir} would make the folder ${d},`;
+      throw new BackupError('TARGET_NOT_DIRECTORY', `${where} the name of the ${suffix} file SQLite keeps beside the database ${db}: a folder there would stop SQLite (and the ai-memory server) from opening that database. Nothing was changed.`, { hint });
+    }
+    if (dirname(d) === d) return;
+  }
+}
+
+/**
+ * Refuses a file we would write (an export, a materialized snapshot) at the name of a
+ * database's sidecar: SQLite takes `x.db-journal` for the journal of `x.db` (a "hot" one is
+ * played back and deleted) and `x.db-wal` for its WAL (an invalid one is overwritten by the
+ * next write), so the file would be lost, or worse, read into the database.
+ */
+export async function refuseSidecarFile(path: string, what: string, hint: string): Promise<void> {
+  const p = resolve(path);
+  const suffix = SIDECARS.find((x) => p.endsWith(x));
+  const db = suffix ? p.slice(0, -suffix.length) : undefined;
+  if (suffix && db && (await fsp.stat(db).catch(() => undefined))?.isFile()) {
+    throw new BackupError('USAGE', `${what} ${path} is the name of the ${suffix} file SQLite keeps beside the database ${db}: SQLite would take the file for that database's ${suffix} and discard it, or read it into the database. Nothing was written.`, { hint });
+  }
+}
+
 /** Two resolved database paths name the same database (case-insensitively where the file system usually is). */
 export function sameDbPath(a: string, b: string): boolean {
   // Windows' and (by default) macOS's file systems ignore case (as discovery's pathKey).

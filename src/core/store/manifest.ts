@@ -29,6 +29,10 @@ export interface Manifest {
   signer?: string;
   /** Ours: which tool wrote it ("ai-memory-backup <version>"). */
   tool?: string;
+  /** Ours (common/machine.ts): the host name of the machine it was taken on. */
+  host?: string;
+  /** Ours (common/machine.ts): a digest of that machine's id, which tells it from another machine with the same database path. */
+  machine_id?: string;
   /** Ours: result of the check at backup time. */
   integrity?: 'ok' | 'failed' | 'unverified' | 'encrypted';
   /** Ours: which check ran ('quick' = PRAGMA quick_check, 'full' = integrity_check, 'off'). */
@@ -149,6 +153,8 @@ export function parseManifest(text: string, where: string): Manifest {
     }
   }
   const m = { ...(o as unknown as Manifest), sha256: (o.sha256 as string).toLowerCase() };
+  // Where it was taken is informational too: a value that is not a string says nothing.
+  for (const k of ['host', 'machine_id'] as const) if (typeof m[k] !== 'string' || !m[k]) delete m[k];
   // Facts are informational: malformed ones are dropped, never a reason to refuse a snapshot.
   if (!factsWellFormed(o)) for (const k of FACT_FIELDS) delete m[k];
   return m;

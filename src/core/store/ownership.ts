@@ -8,7 +8,8 @@
  *  - 'this':    source_db resolves to this database;
  *  - 'other':   source_db names another database that exists here;
  *  - 'gone':    source_db names a path that does not exist here (the database was moved,
- *               renamed, or the snapshots came from another machine);
+ *               renamed, or the snapshots came from another machine), or the manifest says
+ *               it was taken on another machine (`host`, `machine_id`: common/machine.ts);
  *  - 'unknown': no usable manifest, so no owner can be told.
  *
  * The rules built on it (retention, "newest", the views) are in backup.ts, restore.ts,
@@ -19,6 +20,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import { takenElsewhere } from '../common/machine';
 import { resolvedDbPathOr, sameDbPath } from '../sqlite/dbFiles';
 import type { SnapshotEntry } from './catalog';
 
@@ -36,6 +38,12 @@ export interface OwnerInfo {
    * on a guess (prune.ts retentionCandidates; the remote's retention keeps them too).
    */
   guessed?: boolean;
+  /**
+   * Its manifest says it was taken on another machine (common/machine.ts): the host named
+   * there. The owner is then 'gone' — the database it was taken of is not on this machine,
+   * though a database here has the same path (a backup folder synced between two machines).
+   */
+  host?: string;
 }
 
 /** Decides the owner of each entry of `dir` relative to the database `dbPath` (already resolved). */
@@ -44,19 +52,34 @@ export function ownerResolver(dir: string, dbPath: string | undefined): (e: Pick
   return (e) => {
     const src = e.manifestState === 'ok' ? e.manifest?.source_db : undefined;
     if (!src) return Promise.resolve({ owner: 'unknown' });
-    let p = cache.get(src);
+    // Another machine's (its manifest says so): the database it names is not this one, nor
+    // any here, whatever its path (a folder synced between machines with the same layout).
+    const elsewhere = e.manifest ? takenElsewhere(e.manifest) : false;
+    const key = elsewhere ? `${src}\0${e.manifest?.machine_id ?? ''}\0${e.manifest?.host ?? ''}` : src;
+    let p = cache.get(key);
     if (!p) {
       p = (async (): Promise<OwnerInfo> => {
         const guessed = !isAbsolute(src);
         const abs = guessed ? resolve(dirname(dir), src) : src;
         const source = await resolvedDbPathOr(abs, abs);
+        if (elsewhere) return { owner: 'gone', source, ...(guessed ? { guessed } : {}), host: e.manifest?.host ?? 'another machine' };
         const owner: Owner = dbPath && sameDbPath(source, dbPath) ? 'this' : (await fsp.stat(source).then(() => true, () => false)) ? 'other' : 'gone';
         return guessed ? { owner, source, guessed } : { owner, source };
       })();
-      cache.set(src, p);
+      cache.set(key, p);
     }
     return p;
   };
+}
+
+/** One database, for grouping: its resolved path, and the machine when the manifest names another one. */
+export function ownerKey(o: Pick<OwnerInfo, 'source' | 'host'>): string {
+  return o.host ? `${o.source ?? ''}\0${o.host}` : (o.source ?? '');
+}
+
+/** The database a snapshot was taken of, in words: its path, and the host when it is another machine's. */
+export function ownerName(o: Pick<OwnerInfo, 'source' | 'host'>): string {
+  return o.host ? `${o.source ?? ''} on ${o.host}` : (o.source ?? '');
 }
 
 /** Annotates entries with their owner (in place) and returns them. */
