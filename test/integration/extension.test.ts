@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AiMemoryBackupApi } from '../../src/extension';
+import { deleteSnapshot } from '../../src/core/store/catalog';
 import { nativeChecks, readMemories, seedMemory } from '../support/aiMemoryDb';
 import { eventually, EXTENSION_ID } from './host';
 
@@ -419,7 +420,9 @@ describe('AI Memory Backup in a real VS Code', function () {
     } finally {
       await config.update('backup.intervalMinutes', undefined, vscode.ConfigurationTarget.Global);
       await config.update('backup.intervalMinutes', 0, vscode.ConfigurationTarget.Global);
-      for (const f of [ahead, ahead.replace(/\.db$/, '.manifest.json')]) fs.rmSync(f, { force: true });
+      // Gone for the suites after this one (the UI tests restore the newest by name), plain or
+      // archived meanwhile (the scheduled backups' retention may have archived it).
+      await deleteSnapshot(folder, path.basename(ahead));
       await api.refresh();
     }
   });
