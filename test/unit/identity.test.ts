@@ -277,4 +277,39 @@ describe('identity: a snapshot in use as a database', () => {
     const c = await runBackup({ dbPath: db, backupDir: dir, keep: 1, now: () => new Date('2026-11-20T12:00:00Z') });
     assert.ok(c.pruned.includes(path.basename(old.snapshotPath)), c.pruned.join(', '));
   });
+
+  it('archiving never removes the plain file of a snapshot a process has open: kept plain, said, archived once nothing has it open', async () => {
+    const db = tmp.join('arch', 'ai-memory.db');
+    createAiMemoryDb(db, { memories: 8 });
+    const dir = tmp.join('arch', 'backups');
+    const old = await runBackup({ dbPath: db, backupDir: dir, keep: 0, now: () => new Date('2026-11-20T10:00:00Z') });
+    // The agent on the snapshot has opened it and not written yet (its bytes still match the
+    // manifest, so only its being open tells): unlinked now, what it writes next goes with it.
+    const holder = spawn(process.execPath, ['-e', `
+      const D = require(${JSON.stringify(require.resolve('better-sqlite3'))});
+      const db = new D(${JSON.stringify(old.snapshotPath)});
+      db.prepare('SELECT count(*) FROM memories').get();
+      globalThis.keep = db; process.stdout.write('ready\\n'); setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    trackChild(holder, 'snapshot holder');
+    const name = path.basename(old.snapshotPath);
+    try {
+      await new Promise<void>((res, rej) => {
+        holder.stdout?.once('data', () => res());
+        holder.once('exit', (c) => rej(new Error(`holder exited ${c}`)));
+      });
+      assert.equal(fs.statSync(old.snapshotPath).size, old.manifest.bytes);
+      seedMemory(db, 'notes', 'newer', 'x');
+      const b = await runBackup({ dbPath: db, backupDir: dir, keep: 0, plain: 1, now: () => new Date('2026-11-20T11:00:00Z') });
+      assert.deepEqual(b.archived, [], 'the snapshot in use stays plain');
+      assert.ok(fs.existsSync(old.snapshotPath));
+      assert.match(b.warnings.join('\n'), new RegExp(`${name} stays plain: it is open in pid ${holder.pid}`));
+    } finally {
+      holder.kill('SIGKILL');
+      await new Promise((r) => holder.once('exit', r));
+    }
+    // Once nothing has it open, the next backup archives it.
+    seedMemory(db, 'notes', 'newest', 'y');
+    const c = await runBackup({ dbPath: db, backupDir: dir, keep: 0, plain: 1, now: () => new Date('2026-11-20T12:00:00Z') });
+    assert.ok(c.archived.includes(name), c.archived.join(', '));
+  });
 });

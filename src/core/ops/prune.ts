@@ -198,10 +198,19 @@ export async function archiveOlder(dir: string, plain: number, opts: { signal?: 
   const alsoArchived = new Map((await listArchived(dir)).map((a) => [a.name, a.manifest]));
   const pinned = await pinnedSnapshots(dir);
   const older = entries.filter((e) => !e.archived).slice(plain);
+  // Archiving removes the plain file, as a retention delete does: one a process has open (an
+  // agent pointed at it, which has not written yet — a write shows as a sha256 mismatch) stays
+  // plain, or what it writes next goes with the file (applyPrune's rule).
+  const inUse = await filesInUse(older.map((e) => e.path)).catch(() => new Map<string, Holder[]>());
   let store: PackStore | undefined;
   for (const e of older) {
     if (pinned.has(e.name) || (await pinnedSnapshots(dir)).has(e.name)) {
       warnings.push(`${e.name} stays plain for now: a restore is reading it`);
+      continue;
+    }
+    const holders = inUse.get(e.path);
+    if (holders?.length) {
+      warnings.push(`${e.name} stays plain: it is open in ${describeHolders(holders)}, which may be using it as a database; it is archived once nothing has it open`);
       continue;
     }
     if (alsoArchived.has(e.name)) {
