@@ -15,7 +15,7 @@ import { extract } from '../../src/core/ops/memory';
 import { manifestNameFor } from '../../src/core/store/naming';
 import { MirrorTarget } from '../../src/core/remote/mirrorTarget';
 import { pushToTarget } from '../../src/core/remote/sync';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { trackChild } from '../support/procs';
 import * as net from 'node:net';
 import { BackupError } from '../../src/core/common/errors';
@@ -246,36 +246,60 @@ describe('identity: a database file with two names (a hard link)', () => {
 describe('identity: a snapshot in use as a database', () => {
   const tmp = useTempDir('aimb-identity-inuse-');
 
+  /** A real process (native SQLite) that opens `file`, runs `statement` on it and keeps it open; resolves once it has. */
+  async function holdOpen(file: string, statement: string): Promise<ChildProcess> {
+    const holder = spawn(process.execPath, ['-e', `
+      const D = require(${JSON.stringify(require.resolve('better-sqlite3'))});
+      const db = new D(${JSON.stringify(file)});
+      const st = db.prepare(${JSON.stringify(statement)});
+      if (st.reader) st.get(); else st.run();
+      globalThis.keep = db; process.stdout.write('ready\\n'); setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    trackChild(holder, 'snapshot holder');
+    await new Promise<void>((res, rej) => {
+      holder.stdout?.once('data', () => res());
+      holder.once('exit', (c) => rej(new Error(`holder exited ${c}`)));
+    });
+    return holder;
+  }
+
+  /** While a process holds `snapshot` open (holdOpen), a backup with --keep 1 keeps it, and says so. */
+  async function keptWhileOpen(db: string, dir: string, snapshot: string, statement: string): Promise<void> {
+    const holder = await holdOpen(snapshot, statement);
+    try {
+      seedMemory(db, 'notes', 'newer', 'x');
+      const b = await runBackup({ dbPath: db, backupDir: dir, keep: 1, now: () => new Date('2026-11-20T11:00:00Z') });
+      assert.deepEqual(b.pruned, [], 'the snapshot in use stays');
+      assert.ok(fs.existsSync(snapshot));
+      assert.match(b.warnings.join('\n'), new RegExp(`kept ${path.basename(snapshot)}: it is open in pid ${holder.pid}`));
+    } finally {
+      holder.kill('SIGKILL');
+      await new Promise((r) => holder.once('exit', r));
+    }
+  }
+
   it('retention never deletes a snapshot a process has open (an agent pointed at it): it would take every write since with it', async () => {
     const db = tmp.join('ai-memory.db');
     createAiMemoryDb(db, { memories: 8 });
     const dir = tmp.join('backups');
     const old = await runBackup({ dbPath: db, backupDir: dir, now: () => new Date('2026-11-20T10:00:00Z') });
     // The user's agent runs on the snapshot itself, a real native connection in another process, and writes.
-    const holder = spawn(process.execPath, ['-e', `
-      const D = require(${JSON.stringify(require.resolve('better-sqlite3'))});
-      const db = new D(${JSON.stringify(old.snapshotPath)});
-      db.prepare("UPDATE memories SET content = 'written while in use' WHERE rowid = 1").run();
-      globalThis.keep = db; process.stdout.write('ready\\n'); setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
-    trackChild(holder, 'snapshot holder');
-    try {
-      await new Promise<void>((res, rej) => {
-        holder.stdout?.once('data', () => res());
-        holder.once('exit', (c) => rej(new Error(`holder exited ${c}`)));
-      });
-      seedMemory(db, 'notes', 'newer', 'x');
-      const b = await runBackup({ dbPath: db, backupDir: dir, keep: 1, now: () => new Date('2026-11-20T11:00:00Z') });
-      assert.deepEqual(b.pruned, [], 'the snapshot in use stays');
-      assert.ok(fs.existsSync(old.snapshotPath));
-      assert.match(b.warnings.join('\n'), new RegExp(`kept ${path.basename(old.snapshotPath)}: it is open in pid ${holder.pid}`));
-    } finally {
-      holder.kill('SIGKILL');
-      await new Promise((r) => holder.once('exit', r));
-    }
+    await keptWhileOpen(db, dir, old.snapshotPath, "UPDATE memories SET content = 'written while in use' WHERE rowid = 1");
     // Once nothing has it open, the next backup prunes it as the policy says.
     seedMemory(db, 'notes', 'newest', 'y');
     const c = await runBackup({ dbPath: db, backupDir: dir, keep: 1, now: () => new Date('2026-11-20T12:00:00Z') });
     assert.ok(c.pruned.includes(path.basename(old.snapshotPath)), c.pruned.join(', '));
+  });
+
+  it('a backup folder reached through a symbolic link: a snapshot open in a process (no lock, only its descriptor) is still seen and kept', async () => {
+    const db = tmp.join('linked', 'ai-memory.db');
+    createAiMemoryDb(db, { memories: 8, walMode: false });
+    const real = tmp.join('linked', 'real-backups');
+    fs.mkdirSync(real);
+    const dir = tmp.join('linked', 'backups');
+    fs.symlinkSync(real, dir);
+    const old = await runBackup({ dbPath: db, backupDir: dir, keep: 0, now: () => new Date('2026-11-20T10:00:00Z') });
+    // An idle reader: a rollback-journal connection holds no lock, only the open file (named by its real path in /proc).
+    await keptWhileOpen(db, dir, old.snapshotPath, 'SELECT count(*) FROM memories');
   });
 
   it('archiving never removes the plain file of a snapshot a process has open: kept plain, said, archived once nothing has it open', async () => {
@@ -285,18 +309,9 @@ describe('identity: a snapshot in use as a database', () => {
     const old = await runBackup({ dbPath: db, backupDir: dir, keep: 0, now: () => new Date('2026-11-20T10:00:00Z') });
     // The agent on the snapshot has opened it and not written yet (its bytes still match the
     // manifest, so only its being open tells): unlinked now, what it writes next goes with it.
-    const holder = spawn(process.execPath, ['-e', `
-      const D = require(${JSON.stringify(require.resolve('better-sqlite3'))});
-      const db = new D(${JSON.stringify(old.snapshotPath)});
-      db.prepare('SELECT count(*) FROM memories').get();
-      globalThis.keep = db; process.stdout.write('ready\\n'); setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
-    trackChild(holder, 'snapshot holder');
+    const holder = await holdOpen(old.snapshotPath, 'SELECT count(*) FROM memories');
     const name = path.basename(old.snapshotPath);
     try {
-      await new Promise<void>((res, rej) => {
-        holder.stdout?.once('data', () => res());
-        holder.once('exit', (c) => rej(new Error(`holder exited ${c}`)));
-      });
       assert.equal(fs.statSync(old.snapshotPath).size, old.manifest.bytes);
       seedMemory(db, 'notes', 'newer', 'x');
       const b = await runBackup({ dbPath: db, backupDir: dir, keep: 0, plain: 1, now: () => new Date('2026-11-20T11:00:00Z') });
