@@ -267,10 +267,16 @@ describe('identity: a snapshot in use as a database', () => {
     const holder = await holdOpen(snapshot, statement);
     try {
       seedMemory(db, 'notes', 'newer', 'x');
+
       const b = await runBackup({ dbPath: db, backupDir: dir, keep: 1, now: () => new Date('2026-11-20T11:00:00Z') });
       assert.deepEqual(b.pruned, [], 'the snapshot in use stays');
       assert.ok(fs.existsSync(snapshot));
       assert.match(b.warnings.join('\n'), new RegExp(`kept ${path.basename(snapshot)}: it is open in pid ${holder.pid}`));
+      // prune --dry-run says what prune would do: keep it (it said "deleted").
+      const dry = await runPrune({ backupDir: dir, dbPath: db, policy: { last: 1 }, dryRun: true });
+      const d = dry.decisions.find((x) => x.name === path.basename(snapshot));
+      assert.equal(d?.keep, true, 'prune --dry-run: kept');
+      assert.match(d?.why ?? '', new RegExp(`^in use by pid ${holder.pid} `));
     } finally {
       holder.kill('SIGKILL');
       await new Promise((r) => holder.once('exit', r));
