@@ -15,7 +15,7 @@ import { extract } from '../../src/core/ops/memory';
 import { manifestNameFor } from '../../src/core/store/naming';
 import { MirrorTarget } from '../../src/core/remote/mirrorTarget';
 import { pushToTarget } from '../../src/core/remote/sync';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { trackChild } from '../support/procs';
 import * as net from 'node:net';
 import { BackupError } from '../../src/core/common/errors';
@@ -220,6 +220,41 @@ describe('identity: a restore run as root into another user\'s folder', () => {
     // The user's own process (their ai-memory server) opens it and writes: a WAL beside it in the folder made.
     const out = execFileSync('sqlite3', [db, 'PRAGMA journal_mode=WAL; INSERT INTO memories (id, tier, namespace, title, content, tags, priority, confidence, source, access_count, created_at, updated_at) VALUES (\'x\', \'long\', \'n\', \'t\', \'c\', \'[]\', 5, 1.0, \'user\', 0, \'2026-01-01T00:00:00+00:00\', \'2026-01-01T00:00:00+00:00\'); SELECT count(*) FROM memories;'], { uid, gid, encoding: 'utf8' });
     assert.match(out, /^wal\n5\n$/, out);
+  });
+});
+
+describe('identity: a machine without a machine id whose host name changes (macOS on another network, a container made anew)', () => {
+  const tmp = useTempDir('aimb-identity-hostname-');
+  const CLI = path.join(__dirname, '..', '..', '..', 'dist', 'cli.js');
+
+  /** The CLI as this machine runs it under host name `host`, without a machine id (its own mount and UTS namespaces: real files, nothing mocked). */
+  function cliAs(host: string, args: string[]): { code: number | null; stdout: string; stderr: string } {
+    const empty = tmp.join('no-machine-id');
+    fs.writeFileSync(empty, '');
+    const script = 'for f in /etc/machine-id /var/lib/dbus/machine-id; do [ -e "$f" ] && mount --bind "$0" "$f"; done; hostname "$1" && shift 2 && exec "$@"';
+    const r = spawnSync('unshare', ['-m', '-u', 'sh', '-c', script, empty, host, 'x', process.execPath, CLI, ...args], { cwd: tmp.path, encoding: 'utf8' });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  it('restore from the folder names the newer snapshot it passes over as another host\'s, judged by host names alone', function () {
+    if (process.getuid?.() !== 0 || spawnSync('unshare', ['-m', '-u', 'true']).status !== 0) this.skip(); // needs root (unshare -m -u)
+    const db = tmp.join('ai-memory.db');
+    createAiMemoryDb(db, { memories: 6 });
+    const dir = tmp.join('backups');
+    const first = cliAs('office', ['backup', '--db', db, '--to', dir, '--json']);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal((JSON.parse(first.stdout) as { machine_id?: string }).machine_id, undefined, 'no machine id to record');
+    seedMemory(db, 'notes', 'written at the office', 'only the newer snapshot has it');
+    const later = new Date(Date.parse((JSON.parse(first.stdout) as { created_at: string }).created_at) + 2000);
+    while (Date.now() < later.getTime()) execFileSync('sleep', ['0.2']); // the next second: another name
+    const second = cliAs('home', ['backup', '--db', db, '--to', dir, '--json']);
+    assert.equal(second.code, 0, second.stderr);
+    const newer = (JSON.parse(second.stdout) as { snapshot: string }).snapshot;
+    // Called "office" again: the newest snapshot under that name is older; the newer one is named.
+    const r = cliAs('office', ['restore', '--db', db, '--from', dir, '--dry-run']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`${newer.replace(/\./g, '\\.')} is newer.*taken on home`));
+    assert.match(r.stderr, /If this machine was called home then/);
   });
 });
 
