@@ -732,10 +732,12 @@ async function cmdExtract(p: Parsed, io: CliIO): Promise<number> {
   // memories that exist now under another title are checked against it.
   const current = removed !== undefined ? undefined : dbFlag !== undefined || (await fsp.stat(db).then((st) => st.isFile(), () => false)) ? db : undefined;
   // Without --out the document goes to stdout as it is written (never one string: V8's limit is 512 MB).
-  const r = await extract({ from, select, db: current, dbPath: db, out, stdout: out ? undefined : (s) => (io.stdout(s), io.stdoutDrained?.()), onWarning: (w) => io.stderr(`warning: ${w}\n`), signal: io.signal });
-  if (removed === undefined && !current) {
+  // Found, not named: one that cannot be read (damaged — when memories are most often
+  // extracted — unreadable, busy) is not compared with, and that is said; it never stops the extract.
+  const r = await extract({ from, select, db: current, dbOptional: dbFlag === undefined, dbPath: db, out, stdout: out ? undefined : (s) => (io.stdout(s), io.stdoutDrained?.()), onWarning: (w) => io.stderr(`warning: ${w}\n`), signal: io.signal });
+  if (removed === undefined && (!current || r.dbUnread)) {
     r.warnings.push(
-      `title clashes were not checked: the database the import would go into, ${db} (${found.detail}), does not exist — ai-memory's import matches memories on title and namespace; pass --db PATH (the database the memories go back into) to have them checked`,
+      `title clashes were not checked: the database the import would go into, ${db} (${found.detail}), ${r.dbUnread ? `could not be read (${r.dbUnread})` : 'does not exist'} — ai-memory's import matches memories on title and namespace; pass --db PATH (the database the memories go back into) to have them checked`,
     );
   }
   // The import goes into the database the memories were compared with, named: without --db,

@@ -15,7 +15,7 @@ import { extract } from '../../src/core/ops/memory';
 import { manifestNameFor } from '../../src/core/store/naming';
 import { MirrorTarget } from '../../src/core/remote/mirrorTarget';
 import { pushToTarget } from '../../src/core/remote/sync';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { trackChild } from '../support/procs';
 import * as net from 'node:net';
 import { BackupError } from '../../src/core/common/errors';
@@ -223,6 +223,41 @@ describe('identity: a restore run as root into another user\'s folder', () => {
   });
 });
 
+describe('identity: a machine without a machine id whose host name changes (macOS on another network, a container made anew)', () => {
+  const tmp = useTempDir('aimb-identity-hostname-');
+  const CLI = path.join(__dirname, '..', '..', '..', 'dist', 'cli.js');
+
+  /** The CLI as this machine runs it under host name `host`, without a machine id (its own mount and UTS namespaces: real files, nothing mocked). */
+  function cliAs(host: string, args: string[]): { code: number | null; stdout: string; stderr: string } {
+    const empty = tmp.join('no-machine-id');
+    fs.writeFileSync(empty, '');
+    const script = 'for f in /etc/machine-id /var/lib/dbus/machine-id; do [ -e "$f" ] && mount --bind "$0" "$f"; done; hostname "$1" && shift 2 && exec "$@"';
+    const r = spawnSync('unshare', ['-m', '-u', 'sh', '-c', script, empty, host, 'x', process.execPath, CLI, ...args], { cwd: tmp.path, encoding: 'utf8' });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  it('restore from the folder names the newer snapshot it passes over as another host\'s, judged by host names alone', function () {
+    if (process.getuid?.() !== 0 || spawnSync('unshare', ['-m', '-u', 'true']).status !== 0) this.skip(); // needs root (unshare -m -u)
+    const db = tmp.join('ai-memory.db');
+    createAiMemoryDb(db, { memories: 6 });
+    const dir = tmp.join('backups');
+    const first = cliAs('office', ['backup', '--db', db, '--to', dir, '--json']);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal((JSON.parse(first.stdout) as { machine_id?: string }).machine_id, undefined, 'no machine id to record');
+    seedMemory(db, 'notes', 'written at the office', 'only the newer snapshot has it');
+    const later = new Date(Date.parse((JSON.parse(first.stdout) as { created_at: string }).created_at) + 2000);
+    while (Date.now() < later.getTime()) execFileSync('sleep', ['0.2']); // the next second: another name
+    const second = cliAs('home', ['backup', '--db', db, '--to', dir, '--json']);
+    assert.equal(second.code, 0, second.stderr);
+    const newer = (JSON.parse(second.stdout) as { snapshot: string }).snapshot;
+    // Called "office" again: the newest snapshot under that name is older; the newer one is named.
+    const r = cliAs('office', ['restore', '--db', db, '--from', dir, '--dry-run']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`${newer.replace(/\./g, '\\.')} is newer.*taken on home`));
+    assert.match(r.stderr, /If this machine was called home then/);
+  });
+});
+
 describe('identity: a database file with two names (a hard link)', () => {
   const tmp = useTempDir('aimb-identity-link-');
 
@@ -246,35 +281,91 @@ describe('identity: a database file with two names (a hard link)', () => {
 describe('identity: a snapshot in use as a database', () => {
   const tmp = useTempDir('aimb-identity-inuse-');
 
+  /** A real process (native SQLite) that opens `file`, runs `statement` on it and keeps it open; resolves once it has. */
+  async function holdOpen(file: string, statement: string): Promise<ChildProcess> {
+    const holder = spawn(process.execPath, ['-e', `
+      const D = require(${JSON.stringify(require.resolve('better-sqlite3'))});
+      const db = new D(${JSON.stringify(file)});
+      const st = db.prepare(${JSON.stringify(statement)});
+      if (st.reader) st.get(); else st.run();
+      globalThis.keep = db; process.stdout.write('ready\\n'); setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    trackChild(holder, 'snapshot holder');
+    await new Promise<void>((res, rej) => {
+      holder.stdout?.once('data', () => res());
+      holder.once('exit', (c) => rej(new Error(`holder exited ${c}`)));
+    });
+    return holder;
+  }
+
+  /** While a process holds `snapshot` open (holdOpen), a backup with --keep 1 keeps it, and says so. */
+  async function keptWhileOpen(db: string, dir: string, snapshot: string, statement: string): Promise<void> {
+    const holder = await holdOpen(snapshot, statement);
+    try {
+      seedMemory(db, 'notes', 'newer', 'x');
+
+      const b = await runBackup({ dbPath: db, backupDir: dir, keep: 1, now: () => new Date('2026-11-20T11:00:00Z') });
+      assert.deepEqual(b.pruned, [], 'the snapshot in use stays');
+      assert.ok(fs.existsSync(snapshot));
+      assert.match(b.warnings.join('\n'), new RegExp(`kept ${path.basename(snapshot)}: it is open in pid ${holder.pid}`));
+      // prune --dry-run says what prune would do: keep it (it said "deleted").
+      const dry = await runPrune({ backupDir: dir, dbPath: db, policy: { last: 1 }, dryRun: true });
+      const d = dry.decisions.find((x) => x.name === path.basename(snapshot));
+      assert.equal(d?.keep, true, 'prune --dry-run: kept');
+      assert.match(d?.why ?? '', new RegExp(`^in use by pid ${holder.pid} `));
+    } finally {
+      holder.kill('SIGKILL');
+      await new Promise((r) => holder.once('exit', r));
+    }
+  }
+
   it('retention never deletes a snapshot a process has open (an agent pointed at it): it would take every write since with it', async () => {
     const db = tmp.join('ai-memory.db');
     createAiMemoryDb(db, { memories: 8 });
     const dir = tmp.join('backups');
     const old = await runBackup({ dbPath: db, backupDir: dir, now: () => new Date('2026-11-20T10:00:00Z') });
     // The user's agent runs on the snapshot itself, a real native connection in another process, and writes.
-    const holder = spawn(process.execPath, ['-e', `
-      const D = require(${JSON.stringify(require.resolve('better-sqlite3'))});
-      const db = new D(${JSON.stringify(old.snapshotPath)});
-      db.prepare("UPDATE memories SET content = 'written while in use' WHERE rowid = 1").run();
-      globalThis.keep = db; process.stdout.write('ready\\n'); setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
-    trackChild(holder, 'snapshot holder');
-    try {
-      await new Promise<void>((res, rej) => {
-        holder.stdout?.once('data', () => res());
-        holder.once('exit', (c) => rej(new Error(`holder exited ${c}`)));
-      });
-      seedMemory(db, 'notes', 'newer', 'x');
-      const b = await runBackup({ dbPath: db, backupDir: dir, keep: 1, now: () => new Date('2026-11-20T11:00:00Z') });
-      assert.deepEqual(b.pruned, [], 'the snapshot in use stays');
-      assert.ok(fs.existsSync(old.snapshotPath));
-      assert.match(b.warnings.join('\n'), new RegExp(`kept ${path.basename(old.snapshotPath)}: it is open in pid ${holder.pid}`));
-    } finally {
-      holder.kill('SIGKILL');
-      await new Promise((r) => holder.once('exit', r));
-    }
+    await keptWhileOpen(db, dir, old.snapshotPath, "UPDATE memories SET content = 'written while in use' WHERE rowid = 1");
     // Once nothing has it open, the next backup prunes it as the policy says.
     seedMemory(db, 'notes', 'newest', 'y');
     const c = await runBackup({ dbPath: db, backupDir: dir, keep: 1, now: () => new Date('2026-11-20T12:00:00Z') });
     assert.ok(c.pruned.includes(path.basename(old.snapshotPath)), c.pruned.join(', '));
+  });
+
+  it('a backup folder reached through a symbolic link: a snapshot open in a process (no lock, only its descriptor) is still seen and kept', async () => {
+    const db = tmp.join('linked', 'ai-memory.db');
+    createAiMemoryDb(db, { memories: 8, walMode: false });
+    const real = tmp.join('linked', 'real-backups');
+    fs.mkdirSync(real);
+    const dir = tmp.join('linked', 'backups');
+    fs.symlinkSync(real, dir);
+    const old = await runBackup({ dbPath: db, backupDir: dir, keep: 0, now: () => new Date('2026-11-20T10:00:00Z') });
+    // An idle reader: a rollback-journal connection holds no lock, only the open file (named by its real path in /proc).
+    await keptWhileOpen(db, dir, old.snapshotPath, 'SELECT count(*) FROM memories');
+  });
+
+  it('archiving never removes the plain file of a snapshot a process has open: kept plain, said, archived once nothing has it open', async () => {
+    const db = tmp.join('arch', 'ai-memory.db');
+    createAiMemoryDb(db, { memories: 8 });
+    const dir = tmp.join('arch', 'backups');
+    const old = await runBackup({ dbPath: db, backupDir: dir, keep: 0, now: () => new Date('2026-11-20T10:00:00Z') });
+    // The agent on the snapshot has opened it and not written yet (its bytes still match the
+    // manifest, so only its being open tells): unlinked now, what it writes next goes with it.
+    const holder = await holdOpen(old.snapshotPath, 'SELECT count(*) FROM memories');
+    const name = path.basename(old.snapshotPath);
+    try {
+      assert.equal(fs.statSync(old.snapshotPath).size, old.manifest.bytes);
+      seedMemory(db, 'notes', 'newer', 'x');
+      const b = await runBackup({ dbPath: db, backupDir: dir, keep: 0, plain: 1, now: () => new Date('2026-11-20T11:00:00Z') });
+      assert.deepEqual(b.archived, [], 'the snapshot in use stays plain');
+      assert.ok(fs.existsSync(old.snapshotPath));
+      assert.match(b.warnings.join('\n'), new RegExp(`${name} stays plain: it is open in pid ${holder.pid}`));
+    } finally {
+      holder.kill('SIGKILL');
+      await new Promise((r) => holder.once('exit', r));
+    }
+    // Once nothing has it open, the next backup archives it.
+    seedMemory(db, 'notes', 'newest', 'y');
+    const c = await runBackup({ dbPath: db, backupDir: dir, keep: 0, plain: 1, now: () => new Date('2026-11-20T12:00:00Z') });
+    assert.ok(c.archived.includes(name), c.archived.join(', '));
   });
 });

@@ -36,6 +36,15 @@ describe('recovery without collisions (materialize, extract)', function () {
     return names;
   }
 
+  /** A database (found.db) with one memory, backed up by the CLI into bk. */
+  async function backedUpMemory(content: string): Promise<{ db: string; id: string; dir: string }> {
+    const db = tmp.join('found.db');
+    const id = seedMemory(db, 'proj/a', 'deploy steps', content);
+    const dir = tmp.join('bk');
+    assert.equal((await cli(['backup', '--db', db, '--to', dir], { cwd: tmp.path })).code, 0);
+    return { db, id, dir };
+  }
+
   it('materialize never puts a snapshot under a name the target folder\'s archive holds with other content (another database\'s folder)', async () => {
     const a = tmp.join('a.db');
     const b = tmp.join('b.db');
@@ -99,10 +108,7 @@ describe('recovery without collisions (materialize, extract)', function () {
   });
 
   it('extract without --db checks title clashes against the database found as backup finds it ($AI_MEMORY_DB), or says they were not checked', async () => {
-    const db = tmp.join('found.db');
-    const gone = seedMemory(db, 'proj/a', 'deploy steps', 'the old steps, deleted since');
-    const dir = tmp.join('bk');
-    assert.equal((await cli(['backup', '--db', db, '--to', dir], { cwd: tmp.path })).code, 0);
+    const { db, id: gone, dir } = await backedUpMemory('the old steps, deleted since');
     const n = openLikeServer(db);
     forget(n, gone);
     n.close();
@@ -120,6 +126,28 @@ describe('recovery without collisions (materialize, extract)', function () {
     const w = none.json<{ warnings: string[] }>().warnings.join('\n');
     assert.match(w, /title clashes were not checked/);
     assert.match(w, /pass --db PATH/);
+  });
+
+  it('extract without --db still writes the memories when the database it found cannot be read (damaged: when memories are extracted), saying clashes were not checked', async () => {
+    const { db, id, dir } = await backedUpMemory('the steps to get back');
+    // The live database damaged since: its header overwritten (as a bad disk or a stray write would).
+    const fd = fs.openSync(db, 'r+');
+    fs.writeSync(fd, Buffer.alloc(100, 0x61), 0, 100, 0);
+    fs.closeSync(fd);
+    const damaged = fs.readFileSync(db);
+    const out = tmp.join('back.json');
+    const r = await cli(['extract', '--from', dir, '--ids', id, '--out', out, '--json'], { cwd: tmp.path, env: { AI_MEMORY_DB: db } });
+    assert.equal(r.code, 0, r.stderr);
+    const doc = JSON.parse(fs.readFileSync(out, 'utf8')) as { memories: { id: string }[] };
+    assert.deepStrictEqual(doc.memories.map((m) => m.id), [id]);
+    const w = r.json<{ warnings: string[] }>().warnings.join('\n');
+    assert.match(w, /title clashes were not checked/);
+    assert.match(w, /could not be read/);
+    assert.ok(fs.readFileSync(db).equals(damaged), 'the damaged database is left as it was');
+    // Named with --db, a database that cannot be read is still an error: the user asked for it.
+    const named = await cli(['extract', '--from', dir, '--db', db, '--ids', id, '--out', tmp.join('named.json')], { cwd: tmp.path });
+    assert.notEqual(named.code, 0);
+    assert.ok(!fs.existsSync(tmp.join('named.json')));
   });
 
   it('extract keeps a metadata number written as a float a float (1.0, 1e16, -0.0): JSON.parse made them integers, which ai-memory\'s import reads as another type', async () => {

@@ -278,6 +278,19 @@ describe('ai-memory 1.0: signed backups and restores', function () {
       assert.match(res.plan.selection.rule ?? '', /this database's newest/);
     });
 
+    it('--latest names a newer snapshot of this database it passes over as another machine\'s when only host names told (no machine id: a host name that changed)', async () => {
+      const older = await signedBackup(dir, db, new Date('2026-03-01T10:00:00Z'));
+      seedMemory(db, 'ns', 'newer', 'x');
+      const newer = await signedBackup(dir, db, new Date('2026-03-01T11:00:00Z'));
+      // As this machine wrote it under another host name, without a machine id (macOS, a container): plain fields, the signature still verifies.
+      const m = readJson(newer.manifestPath) as Record<string, unknown>;
+      delete m.machine_id;
+      writeJson(newer.manifestPath, { ...m, host: 'oldname' });
+      const res = await runRestore({ dbPath: db, from: dir, latest: true, anchor: ANCHOR, dryRun: true });
+      assert.strictEqual(res.from, older.snapshotPath, 'another machine\'s by its manifest: passed over');
+      assert.match(res.warnings.join('\n'), new RegExp(`${path.basename(newer.snapshotPath).replace(/\./g, '\\.')} \\(taken on oldname`));
+    });
+
     it('--snapshot NAME takes a file name, an id or a manifest name — never a path', async () => {
       const r = await signedBackup();
       const id = path.basename(r.snapshotPath, '.db');

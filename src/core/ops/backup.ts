@@ -15,7 +15,7 @@
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { cleanStaleTemps, createFileNoClobber, dirModeLike, fileModeLike, fsyncDir, publishNoClobber, reachableMode, tempPath, writeFileAtomic } from '../store/atomicFs';
-import { listSnapshots, type SnapshotEntry } from '../store/catalog';
+import { FUTURE_SKEW_MS, listSnapshots, type SnapshotEntry } from '../store/catalog';
 import { indexNameFor, listArchived, refuseInsideArchive } from '../store/archive';
 import { withOwners } from '../store/ownership';
 import { thisMachine } from '../common/machine';
@@ -432,6 +432,17 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     // manifest's created_at keeps the clock's own time.
     const newestMine = mine.find((e) => !e.future && e.timeSource === 'name');
     const stamp = formatStamp(newestMine && newestMine.time > startedAt.getTime() ? new Date(newestMine.time) : startedAt);
+    // ai-memory orders a folder's snapshots by file time (its restore takes the newest, its
+    // --keep deletes the oldest). After a clock set back, the snapshot this one follows bears a
+    // file time later than now: this one is dated just after it, or ai-memory's restore took
+    // the older contents for the newer too.
+    const follows = newestMine && !newestMine.archived ? await fsp.stat(newestMine.path).catch(() => undefined) : undefined;
+    const written = follows ? await fsp.stat(sink.path).catch(() => undefined) : undefined;
+    // (Not after a file time further ahead than a clock set back a little: that one is a file copied in, or dated by a clock far off.)
+    if (follows && written && written.mtimeMs <= follows.mtimeMs && follows.mtimeMs <= Date.now() + FUTURE_SKEW_MS) {
+      const when = new Date(follows.mtimeMs + 1000); // a second: the coarsest file times (HFS+) still tell them apart
+      await fsp.utimes(sink.path, when, when).catch(() => undefined); // best effort, as for pull and materialize
+    }
     // A name is taken by a plain snapshot or an archived one (a clock set back can meet either):
     // publishing never clobbers the first, and must not shadow the second.
     const archivedNames = new Set((await listArchived(dir)).map((a) => a.name));

@@ -14,6 +14,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promises as fsp, readdirSync, readlinkSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { SIDECARS } from '../sqlite/dbFiles';
 
 export interface Holder {
@@ -151,8 +152,15 @@ function lsofHolders(paths: string[]): Promise<Holder[]> {
 export async function filesInUse(files: string[]): Promise<Map<string, Holder[]>> {
   const out = new Map<string, Holder[]>();
   if (!files.length || process.platform === 'win32') return out;
+  // By their real paths: /proc/<pid>/fd and lsof name a file so, and a backup folder reached
+  // through a symbolic link (or macOS's /var → /private/var) named by its link matched no descriptor.
+  const realDirs = new Map<string, string>();
+  for (const d of new Set(files.map((f) => dirname(f)))) realDirs.set(d, await fsp.realpath(d).catch(() => d));
   const owner = new Map<string, string>();
-  for (const f of files) for (const p of [f, ...SIDECARS.map((x) => f + x)]) owner.set(p, f);
+  for (const f of files) {
+    const real = join(realDirs.get(dirname(f)) ?? dirname(f), basename(f));
+    for (const x of ['', ...SIDECARS]) owner.set(real + x, f);
+  }
   let holders: Holder[];
   if (process.platform === 'linux') {
     const ids = (await Promise.all([...owner.keys()].map(fileId))).filter((x): x is FileId => x !== undefined);

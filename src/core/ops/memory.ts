@@ -6,7 +6,7 @@
 import { refuseSidecarFile } from '../sqlite/dbFiles';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { BackupError, errnoCode, ioError } from '../common/errors';
+import { BackupError, errnoCode, errorMessage, ioError, isBackupError } from '../common/errors';
 import { throwIfCancelled } from '../common/cancel';
 import { createFileNoClobber, reachableMode, writeAll } from '../store/atomicFs';
 import { readManifestFor } from '../store/catalog';
@@ -185,6 +185,8 @@ export interface ExtractToFileResult extends ExtractResult {
   out?: string;
   /** Count of links in the file. */
   links: number;
+  /** Why the database to compare with (`dbOptional`) could not be read: nothing was compared with it. */
+  dbUnread?: string;
 }
 
 /** What extract gathers into one write of the file (the pieces are a memory or a link each). */
@@ -201,6 +203,12 @@ export async function extract(
     from: string;
     select: { ids: string[] } | { namespace: string } | { removedSinceDb: string };
     db?: string;
+    /**
+     * `db` is only compared with (found, not named by the user): when it cannot be read (a
+     * damaged database is when memories are extracted), the extract goes on without it and
+     * says why in `dbUnread`.
+     */
+    dbOptional?: boolean;
     out?: string;
     /** Without `out`: where the document goes (compact, as `ai-memory export` prints it), written while the snapshot is open. */
     stdout?: (s: string) => void | Promise<void>;
@@ -213,16 +221,23 @@ export async function extract(
   const snap = await openAnySnapshotSql(snapPath, opts);
   let current: MemorySql | undefined;
   try {
-    current = dbPath ? await openLiveSql(dbPath, opts) : undefined;
+    let dbUnread: string | undefined;
+    current = dbPath
+      ? await openLiveSql(dbPath, opts).catch((e: unknown) => {
+          if (!opts.dbOptional || 'removedSinceDb' in opts.select || (isBackupError(e) && e.code === 'CANCELLED')) throw e;
+          dbUnread = errorMessage(e);
+          return undefined;
+        })
+      : undefined;
     const selection: Selection = 'removedSinceDb' in opts.select ? { removedSince: current as MemorySql } : opts.select;
     const r = extractMemories(snap, selection, { current, now: opts.now });
-    const result: ExtractToFileResult = { ...r, links: r.document.links.length };
+    const result: ExtractToFileResult = { ...r, links: r.document.links.length, ...(dbUnread ? { dbUnread } : {}) };
     if (opts.out) {
       // Each as its folders let others reach it and as the export's group may read it (atomicFs.reachableMode): a 0644 snapshot in a 0700 folder counts as 0600.
       const perm = async (p: string): Promise<number> => (await reachableMode(p, dirname(resolve(opts.out as string)))) & 0o666;
       // An archived snapshot's files in the archive keep the mode its plain file had.
       let mode = await perm((await findArchived(snapPath))?.manifestPath ?? snapPath);
-      if (dbPath) mode &= await perm(dbPath);
+      if (dbPath && current) mode &= await perm(dbPath);
       mode |= 0o600; // group/other only what both the snapshot and the database allow; the owner reads and writes
       const existing = await fsp.lstat(opts.out).catch(() => undefined);
       if (existing?.isDirectory()) throw new BackupError('TARGET_NOT_DIRECTORY', `--out ${opts.out} is a folder; give a file name.`);

@@ -136,11 +136,19 @@ export async function applyPrune(
   for (const d of decisions) {
     if (d.reasons.length === 1 && d.reasons[0].why === 'pinned by a restore') warnings.push(`kept ${d.name}: a restore is reading it`);
   }
-  if (opts.dryRun) return { decisions, pruned, warnings };
   // A plain snapshot a process has open (an agent pointed at it, to use the old memories) is
   // no snapshot to delete any more: unlinked, it takes every write since with it when that
-  // process ends. One look at /proc for all of them.
+  // process ends. One look at /proc for all of them; a dry run says so too.
   const inUse = await filesInUse(decisions.filter((d) => !d.keep && !d.entry.archived).map((d) => d.entry.path)).catch(() => new Map<string, Holder[]>());
+  for (const d of decisions) {
+    const holders = d.keep ? undefined : inUse.get(d.entry.path);
+    if (!holders?.length) continue;
+    d.keep = true;
+    d.reasons = [{ bucket: 'protected', why: 'in use', text: 'in use' }];
+    d.why = `in use by ${describeHolders(holders)}`;
+    warnings.push(`kept ${d.name}: it is open in ${describeHolders(holders)}, which may be using it as a database; it is deleted once nothing has it open`);
+  }
+  if (opts.dryRun) return { decisions, pruned, warnings };
   let archived: Promise<Map<string, ArchivedSnapshot>> | undefined; // read once, if a plain file goes
   const twinOf = (name: string) => async () => (await (archived ??= listArchived(dir).then((l) => new Map(l.map((a) => [a.name, a]))))).get(name);
   for (const d of decisions) {
@@ -151,14 +159,6 @@ export async function applyPrune(
       d.reasons = [{ bucket: 'protected', why: 'pinned by a restore', text: 'pinned by a restore' }];
       d.why = 'pinned by a restore';
       warnings.push(`kept ${d.name}: a restore is reading it`);
-      continue;
-    }
-    const holders = inUse.get(d.entry.path);
-    if (holders?.length) {
-      d.keep = true;
-      d.reasons = [{ bucket: 'protected', why: 'in use', text: 'in use' }];
-      d.why = `in use by ${describeHolders(holders)}`;
-      warnings.push(`kept ${d.name}: it is open in ${describeHolders(holders)}, which may be using it as a database; it is deleted once nothing has it open`);
       continue;
     }
     try {
@@ -198,10 +198,19 @@ export async function archiveOlder(dir: string, plain: number, opts: { signal?: 
   const alsoArchived = new Map((await listArchived(dir)).map((a) => [a.name, a.manifest]));
   const pinned = await pinnedSnapshots(dir);
   const older = entries.filter((e) => !e.archived).slice(plain);
+  // Archiving removes the plain file, as a retention delete does: one a process has open (an
+  // agent pointed at it, which has not written yet — a write shows as a sha256 mismatch) stays
+  // plain, or what it writes next goes with the file (applyPrune's rule).
+  const inUse = await filesInUse(older.map((e) => e.path)).catch(() => new Map<string, Holder[]>());
   let store: PackStore | undefined;
   for (const e of older) {
     if (pinned.has(e.name) || (await pinnedSnapshots(dir)).has(e.name)) {
       warnings.push(`${e.name} stays plain for now: a restore is reading it`);
+      continue;
+    }
+    const holders = inUse.get(e.path);
+    if (holders?.length) {
+      warnings.push(`${e.name} stays plain: it is open in ${describeHolders(holders)}, which may be using it as a database; it is archived once nothing has it open`);
       continue;
     }
     if (alsoArchived.has(e.name)) {
@@ -298,9 +307,10 @@ export async function runPrune(opts: PruneOptions): Promise<PruneRunResult> {
     );
   }
   if (opts.dryRun) {
-    const decisions = await planRetention(dir, policy, scope);
-    const wouldArchive = opts.plain === undefined ? undefined : decisions.filter((d) => d.keep && !d.entry.archived).slice(opts.plain).map((d) => d.name);
-    return { decisions, pruned: [], warnings: note, policy: describePolicy(policy), wouldArchive };
+    // As the real run decides (a snapshot in use is kept), deleting nothing.
+    const { decisions, warnings } = await applyPrune(dir, policy, { ...scope, dryRun: true });
+    const wouldArchive = opts.plain === undefined ? undefined : decisions.filter((d) => d.keep && !d.entry.archived).slice(opts.plain).filter((d) => d.reasons[0]?.why !== 'in use').map((d) => d.name);
+    return { decisions, pruned: [], warnings: [...note, ...warnings], policy: describePolicy(policy), wouldArchive };
   }
   const lock = await acquireFolderLock(dir, { purpose: 'prune', waitMs: opts.lockWaitMs ?? 30_000, signal: opts.signal });
   try {

@@ -40,7 +40,8 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { applyLikeness, dirModeLike, fileModeLike, fsyncDir, likenessOf, newFileGid, publishNoClobber, reachableMode, tempPath, cleanStaleTemps, type Likeness } from '../store/atomicFs';
 import { listSnapshots, readManifestFor } from '../store/catalog';
 import { newestOfThis, ownerKey, ownerName, restoreOrder, withOwners, type OwnerInfo } from '../store/ownership';
-import { journalIsLive, refuseSidecarFolder, resolveDbPath, resolvedDbPathOr, SIDECARS, walHasCommits } from '../sqlite/dbFiles';
+import { journalIsLive, refuseSidecarFolder, resolveDbPath, resolvedDbPathOr, sameDbPath, SIDECARS, walHasCommits } from '../sqlite/dbFiles';
+import { thisMachine } from '../common/machine';
 import { kindOf, openRegular } from '../common/regularFile';
 import { BackupError, errnoCode, errorMessage, ioError, isBackupError } from '../common/errors';
 import { hashFile } from '../common/hashFile';
@@ -214,6 +215,14 @@ export async function resolveRestoreSource(
     const newerGuess = entries.slice(0, entries.indexOf(mine)).find((e) => e.owner === 'this' && e.guessed);
     if (newerGuess) {
       warnings.push(`${newerGuess.name} is newer, but its manifest names its database only as "${newerGuess.manifest?.source_db ?? ''}" (a relative path, as ai-memory's CLI writes it), which cannot tell it from another project's: restoring ${mine.name}, the newest known to be of ${dbPath}. To restore ${newerGuess.name}, pass it with --from`);
+    }
+    // One of this path passed over as another machine's by the host name alone (no machine id
+    // here or in its manifest: macOS, a container): a host name that changed (a laptop on
+    // another network, a container made anew) makes this machine's own newer snapshot look so.
+    const here = thisMachine();
+    const byHost = entries.slice(0, entries.indexOf(mine)).find((e) => e.owner === 'gone' && e.host && !e.future && e.source && sameDbPath(e.source, dbPath) && !(e.manifest?.machine_id && here.machine_id));
+    if (byHost) {
+      warnings.push(`${byHost.name} is newer, of ${dbPath} too, but its manifest says it was taken on ${byHost.host}, and without machine ids only host names tell machines apart here: restoring ${mine.name}, the newest taken as ${here.host ?? 'this machine'}. If this machine was called ${byHost.host} then (a host name that changed), restore ${byHost.name} with --from`);
     }
     return pick(mine);
   }

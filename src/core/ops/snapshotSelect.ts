@@ -20,6 +20,8 @@ import { basename, join, resolve } from 'node:path';
 import { BackupError, errnoCode } from '../common/errors';
 import { FUTURE_SKEW_MS, listSnapshots } from '../store/catalog';
 import { withOwners } from '../store/ownership';
+import { thisMachine } from '../common/machine';
+import { sameDbPath } from '../sqlite/dbFiles';
 import { findArchived } from './archived';
 import { isSnapshotFileName } from '../store/naming';
 import type { OperatorPublicKey } from '../store/operatorKey';
@@ -93,7 +95,8 @@ export async function selectRestoreSource(from: string, opts: SelectOptions): Pr
   const entries = await listSnapshots(p, { anchor: opts.anchor, archived: true });
   if (!entries.length) throw new BackupError('NO_SNAPSHOTS', `No snapshots found in ${p}.`, { hint: 'Run `backup` first, or pass the folder that holds your ai-memory-*.db snapshots.' });
   const skipped: string[] = [];
-  const verified: { time: number; name: string; path: string; rank: number; future: boolean }[] = [];
+  const verified: { time: number; name: string; path: string; rank: number; future: boolean; byHost?: string }[] = [];
+  const here = thisMachine();
   const now = Date.now();
   // Whose each one is, by its signed source_db: this database's first (known, then guessed
   // from a relative path), others' only when it has none — as a restore from the folder picks.
@@ -114,7 +117,9 @@ export async function selectRestoreSource(from: string, opts: SelectOptions): Pr
       throw new BackupError('SIGNATURE_REFUSED', `${e.name}'s signed created_at "${e.manifest.created_at}" is not an RFC 3339 time.`, { hint: 'Name the snapshot you trust with --snapshot.' });
     }
     const o = owners?.[i];
-    verified.push({ time, name: e.name, path: e.path, rank: !o ? 0 : o.owner === 'this' ? (o.guessed ? 1 : 0) : 2, future: e.future || time > now + FUTURE_SKEW_MS });
+    // Another machine's by the host name alone (no machine id here or in its manifest): maybe this machine under a name it had then.
+    const byHost = o?.owner === 'gone' && o.host && o.source && opts.dbPath && sameDbPath(o.source, opts.dbPath) && !(e.manifest.machine_id && here.machine_id) ? o.host : undefined;
+    verified.push({ time, name: e.name, path: e.path, rank: !o ? 0 : o.owner === 'this' ? (o.guessed ? 1 : 0) : 2, future: e.future || time > now + FUTURE_SKEW_MS, ...(byHost ? { byHost } : {}) });
   }
   const rank = Math.min(...verified.map((v) => v.rank));
   const ofRank = verified.filter((v) => v.rank === rank);
@@ -122,6 +127,8 @@ export async function selectRestoreSource(from: string, opts: SelectOptions): Pr
   let best: { time: number; name: string; path: string } | undefined;
   for (const v of inTime) if (!best || v.time > best.time || (v.time === best.time && v.name > best.name)) best = v;
   if (best) for (const v of ofRank) if (v.future && v !== best) skipped.push(`${v.name} (dated in the future: signed as taken at ${new Date(v.time).toISOString()}, later than now)`);
+  // Never passed in silence (restore.ts names it so for a folder restore without a key).
+  if (best && rank === 0) for (const v of verified) if (v.byHost && !v.future && v.time > best.time) skipped.push(`${v.name} (taken on ${v.byHost} by its manifest, and without machine ids only host names tell machines apart: if this machine was called ${v.byHost} then, name it with --snapshot)`);
   if (!best) {
     throw new BackupError('NO_SNAPSHOTS', `No snapshot in ${p} has a manifest that verifies under the operator public key ${opts.anchor.fingerprint} (${opts.anchor.source}).`, {
       hint: 'Name one with --snapshot (an unsigned one also needs --allow-unsigned-manifest).',

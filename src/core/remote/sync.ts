@@ -131,7 +131,6 @@ export function remoteKept(union: string[], keep: RemoteKeep, now = Date.now()):
   return new Set(applyRetention(items, policy, { protect }).filter((d) => d.keep).map((d) => d.item.name));
 }
 
-/** The target's manifest of snapshot `name`, parsed. */
 /** Marks an owner taken on another machine (common/machine.ts): never judged by this machine's retention. */
 const ELSEWHERE = '\0taken on another machine: ';
 
@@ -146,6 +145,7 @@ function ownerOnTarget(m: Manifest | undefined): string {
   return takenElsewhere(m) ? `${m.source_db}${ELSEWHERE}${m.machine_id ?? m.host ?? ''}` : (m.source_db ?? '');
 }
 
+/** The target's manifest of snapshot `name`, parsed. */
 async function remoteManifest(target: RemoteTarget, name: string, signal?: AbortSignal): Promise<Manifest> {
   return parseManifest((await target.readBytes(manifestNameFor(name), signal)).toString('utf8'), manifestNameFor(name));
 }
