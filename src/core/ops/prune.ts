@@ -21,7 +21,7 @@ import { listSnapshots, type SnapshotEntry } from '../store/catalog';
 import { withOwners, type OwnerInfo } from '../store/ownership';
 import { acquireFolderLock } from '../store/folderLock';
 import { resolveDbPath, sameDbPath } from '../sqlite/dbFiles';
-import { pinnedSnapshots, removeStalePins } from '../store/pins';
+import { pinnedSnapshots, pinWatch, removeStalePins } from '../store/pins';
 import { applyRetention, DEFAULT_POLICY, describePolicy, policyFromKeep, reasonsText, validatePolicy, type KeepReason, type RetentionPolicy } from '../store/retention';
 
 export interface PruneDecision {
@@ -132,7 +132,10 @@ export async function applyPrune(
   const pruned: string[] = [];
   const warnings: string[] = [];
   if (!opts.dryRun) await removeStalePins(dir); // pins of restores that died no longer protect anything
-  const decisions = await planRetention(dir, policy, { justWritten: opts.justWritten, entries: opts.entries, dbPath: opts.dbPath, now: opts.now });
+  // Pins made since the plan are honoured before each delete; looking costs one small read
+  // unless a pin was made (pins.ts), never a listing of the whole folder per delete.
+  const pinsNow = pinWatch(dir);
+  const decisions = await planRetention(dir, policy, { justWritten: opts.justWritten, entries: opts.entries, dbPath: opts.dbPath, now: opts.now, pinned: await pinsNow() });
   for (const d of decisions) {
     if (d.reasons.length === 1 && d.reasons[0].why === 'pinned by a restore') warnings.push(`kept ${d.name}: a restore is reading it`);
   }
@@ -146,7 +149,7 @@ export async function applyPrune(
   for (const d of decisions) {
     if (d.keep) continue;
     // Pins read again right before the delete: a restore that began after the plan is honoured too.
-    if ((await pinnedSnapshots(dir)).has(d.name)) {
+    if ((await pinsNow()).has(d.name)) {
       d.keep = true;
       d.reasons = [{ bucket: 'protected', why: 'pinned by a restore', text: 'pinned by a restore' }];
       d.why = 'pinned by a restore';
@@ -196,11 +199,11 @@ export async function archiveOlder(dir: string, plain: number, opts: { signal?: 
   let newPackBytes = 0;
   const entries = await ownedSnapshots(dir, opts);
   const alsoArchived = new Map((await listArchived(dir)).map((a) => [a.name, a.manifest]));
-  const pinned = await pinnedSnapshots(dir);
+  const pinsNow = pinWatch(dir);
   const older = entries.filter((e) => !e.archived).slice(plain);
   let store: PackStore | undefined;
   for (const e of older) {
-    if (pinned.has(e.name) || (await pinnedSnapshots(dir)).has(e.name)) {
+    if ((await pinsNow()).has(e.name)) {
       warnings.push(`${e.name} stays plain for now: a restore is reading it`);
       continue;
     }
@@ -244,7 +247,7 @@ export async function archiveOlder(dir: string, plain: number, opts: { signal?: 
   // before the collection reads every index.
   if (archived.length) await collectAll();
   // The store this run loaded (and added to) already lists every pack; gc reuses it.
-  const gc = await collectGarbage(dir, { pinned: (await pinnedSnapshots(dir)).size > 0, store });
+  const gc = await collectGarbage(dir, { pinned: (await pinsNow()).size > 0, store });
   warnings.push(...gc.warnings);
   return { archived, newPackBytes, gc, warnings };
 }
