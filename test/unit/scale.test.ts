@@ -57,6 +57,21 @@ describe('scale: thousands of snapshots', function () {
     assert.ok(took < 20_000, `prune took ${took} ms`);
   });
 
+  it('prune of 8,000 snapshots holds no more than a few KB per snapshot (the in-use check held a pending stat of every path at once)', async () => {
+    const names = await hourlyFolder(8000);
+    // 64 MB of heap: the whole listing fits many times over; 8,000 × 4 pending stats did not.
+    const child = spawn(process.execPath, ['--max-old-space-size=64', CLI, 'prune', '--to', dir, '--db', db, '--keep-last', '5', '--plain', '5', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    assert.strictEqual(code, 0, err.slice(0, 2000));
+    const o = JSON.parse(out) as { deleted: string[] };
+    assert.strictEqual(o.deleted.length, names.length - 5);
+    assert.strictEqual(fs.readdirSync(dir).filter((n) => n.endsWith('.db')).length, 5);
+  });
+
   it('a restore that pins a snapshot while a big prune is deleting keeps it', async () => {
     const names = await hourlyFolder(8000);
     const oldest = names[names.length - 1]; // deleted last: the plan goes newest first
