@@ -11,6 +11,8 @@ import { runBackup } from '../../src/core/ops/backup';
 import { runPrune } from '../../src/core/ops/prune';
 import { formatStamp, manifestNameFor, snapshotName } from '../../src/core/store/naming';
 import { pinSnapshot } from '../../src/core/store/pins';
+import { listPreRestoreCopies } from '../../src/core/store/preRestore';
+import { preRestoreName } from '../../src/core/store/naming';
 import { createAiMemoryDb } from '../support/aiMemoryDb';
 import { useTempDir } from '../support/tmp';
 
@@ -97,5 +99,23 @@ describe('scale: thousands of snapshots', function () {
       await unpin();
       if (child.exitCode === null) child.kill();
     }
+  });
+
+  it('12,000 kept pre-restore copies with their sidecars (keepPreRestore 0) are listed in seconds (a search of every name per copy: quadratic)', async () => {
+    const folder = tmp.join('db');
+    fs.mkdirSync(folder);
+    const dbFile = path.join(folder, 'ai-memory.db');
+    createAiMemoryDb(dbFile, { memories: 1 });
+    const n = 12_000;
+    for (let i = 0; i < n; i++) {
+      const name = preRestoreName('ai-memory.db', formatStamp(new Date(Date.parse('2025-01-01T00:00:00Z') + i * 60_000)));
+      for (const suffix of ['', '-wal', '-shm']) fs.writeFileSync(path.join(folder, name + suffix), '');
+    }
+    const started = Date.now();
+    const copies = await listPreRestoreCopies(dbFile);
+    const took = Date.now() - started;
+    assert.strictEqual(copies.length, n);
+    assert.ok(copies.every((c) => c.sidecars.length === 2), 'each copy with its -wal and -shm');
+    assert.ok(took < 6_000, `listing took ${took} ms`);
   });
 });
