@@ -57,6 +57,7 @@ describe('scale: thousands of snapshots', function () {
     const left = fs.readdirSync(dir).filter((n) => n.endsWith('.db'));
     assert.deepStrictEqual(left.sort(), [...kept].sort(), 'the folder holds exactly what the policy keeps');
     assert.ok(took < 20_000, `prune took ${took} ms`);
+    assert.ok(!fs.existsSync(path.join(dir, '.ai-memory-backup.pins')), 'the pins stamp goes with the run');
   });
 
   it('prune of 8,000 snapshots holds no more than a few KB per snapshot (the in-use check held a pending stat of every path at once)', async () => {
@@ -95,6 +96,7 @@ describe('scale: thousands of snapshots', function () {
       assert.ok(!o.deleted.includes(oldest));
       assert.deepStrictEqual(o.kept.find((k) => k.name === oldest)?.reasons, ['pinned by a restore']);
       assert.strictEqual(o.deleted.length, names.length - 6);
+      assert.ok(!fs.existsSync(path.join(dir, '.ai-memory-backup.pins')), 'the pins stamp goes with the run');
     } finally {
       await unpin();
       if (child.exitCode === null) child.kill();
