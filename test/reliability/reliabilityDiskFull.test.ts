@@ -61,16 +61,16 @@ describe('reliability 2: disk full', function () {
 
   reliabilityCase(
     'disk',
-    'backup: the disk fills up while the snapshot is written',
+    'backup: the -wal makes the snapshot larger than the free space, the database file alone would fit',
     {
-      done: 'backup folder on a 16 MiB tmpfs with 2 earlier snapshots; filled so the free space is more than the database file (the pre-check passes) but less than the image (main + the pages its -wal adds); `backup`',
-      checked: 'exit 1, NO_SPACE with an error line and a hint (text and --json); the temp file removed, no lock left; the whole folder — earlier snapshots, manifests, filler — byte-identical (fingerprint); the live database untouched',
+      done: 'backup folder on a 16 MiB tmpfs with 2 earlier snapshots; filled so the free space is more than the database file (the first check passes) but less than the image (main + the pages its -wal adds); `backup`',
+      checked: 'exit 1, NO_SPACE naming the image\'s size once it is known, before the disk is filled (it was written until ENOSPC, leaving the disk full for a moment, the ai-memory server beside it included), with a hint (text and --json); the temp file removed, no lock left; the whole folder — earlier snapshots, manifests, filler — byte-identical (fingerprint); the live database untouched',
     },
     async (ctx) => {
       const s = await backupSetup(ctx);
       fillTo(s.m.path, roundUp(s.main + (s.image - s.main) / 2));
       assert.ok(freeBytes(s.m.path) >= s.main && freeBytes(s.m.path) < s.image);
-      const r = await expectRefusal(['backup', '--db', s.db, '--to', s.m.path], { code: 'NO_SPACE', message: /No space left while writing/ }, { cwd: tmp.path, roots: [s.m.path, path.dirname(s.db)] });
+      const r = await expectRefusal(['backup', '--db', s.db, '--to', s.m.path], { code: 'NO_SPACE', message: new RegExp(`No space left for .*the database with what its -wal holds is .*\\(${s.image} bytes\\)`) }, { cwd: tmp.path, roots: [s.m.path, path.dirname(s.db)] });
       assert.deepStrictEqual(tempFiles(s.m.path), []);
       return `${r}; ${s.snapshots} earlier snapshots intact`;
     },

@@ -21,7 +21,7 @@ import { listSnapshots, type SnapshotEntry } from '../store/catalog';
 import { withOwners, type OwnerInfo } from '../store/ownership';
 import { acquireFolderLock } from '../store/folderLock';
 import { resolveDbPath, sameDbPath } from '../sqlite/dbFiles';
-import { pinnedSnapshots, removeStalePins } from '../store/pins';
+import { pinnedSnapshots, pinWatch, removeStalePins, type PinWatch } from '../store/pins';
 import { applyRetention, DEFAULT_POLICY, describePolicy, policyFromKeep, reasonsText, validatePolicy, type KeepReason, type RetentionPolicy } from '../store/retention';
 
 export interface PruneDecision {
@@ -132,7 +132,25 @@ export async function applyPrune(
   const pruned: string[] = [];
   const warnings: string[] = [];
   if (!opts.dryRun) await removeStalePins(dir); // pins of restores that died no longer protect anything
-  const decisions = await planRetention(dir, policy, { justWritten: opts.justWritten, entries: opts.entries, dbPath: opts.dbPath, now: opts.now });
+  // Pins made since the plan are honoured before each delete; looking costs one small read
+  // unless a pin was made (pins.ts), never a listing of the whole folder per delete.
+  const pins = pinWatch(dir);
+  try {
+    return await applyPlan(dir, policy, opts, pins, pruned, warnings);
+  } finally {
+    await pins.close();
+  }
+}
+
+async function applyPlan(
+  dir: string,
+  policy: RetentionPolicy,
+  opts: { justWritten?: string; dryRun?: boolean; entries?: SnapshotEntry[] } & OwnerScope,
+  pins: PinWatch,
+  pruned: string[],
+  warnings: string[],
+): Promise<PruneOutcome> {
+  const decisions = await planRetention(dir, policy, { justWritten: opts.justWritten, entries: opts.entries, dbPath: opts.dbPath, now: opts.now, pinned: opts.dryRun ? await pinnedSnapshots(dir) : await pins.pinned() });
   for (const d of decisions) {
     if (d.reasons.length === 1 && d.reasons[0].why === 'pinned by a restore') warnings.push(`kept ${d.name}: a restore is reading it`);
   }
@@ -154,7 +172,7 @@ export async function applyPrune(
   for (const d of decisions) {
     if (d.keep) continue;
     // Pins read again right before the delete: a restore that began after the plan is honoured too.
-    if ((await pinnedSnapshots(dir)).has(d.name)) {
+    if ((await pins.pinned()).has(d.name)) {
       d.keep = true;
       d.reasons = [{ bucket: 'protected', why: 'pinned by a restore', text: 'pinned by a restore' }];
       d.why = 'pinned by a restore';
@@ -191,12 +209,27 @@ export interface ArchiveOutcome {
  */
 export async function archiveOlder(dir: string, plain: number, opts: { signal?: AbortSignal } & OwnerScope): Promise<ArchiveOutcome> {
   if (!Number.isInteger(plain) || plain < 1) throw new BackupError('USAGE', `--plain must be a whole number ≥ 1, got ${plain}.`);
+  const entries = await ownedSnapshots(dir, opts);
+  const alsoArchived = new Map((await listArchived(dir)).map((a) => [a.name, a.manifest]));
+  const pins = pinWatch(dir);
+  try {
+    return await archiveEntries(dir, entries, plain, alsoArchived, pins, opts);
+  } finally {
+    await pins.close();
+  }
+}
+
+async function archiveEntries(
+  dir: string,
+  entries: (SnapshotEntry & OwnerInfo)[],
+  plain: number,
+  alsoArchived: Map<string, ArchivedSnapshot['manifest']>,
+  pins: PinWatch,
+  opts: { signal?: AbortSignal },
+): Promise<ArchiveOutcome> {
   const warnings: string[] = [];
   const archived: string[] = [];
   let newPackBytes = 0;
-  const entries = await ownedSnapshots(dir, opts);
-  const alsoArchived = new Map((await listArchived(dir)).map((a) => [a.name, a.manifest]));
-  const pinned = await pinnedSnapshots(dir);
   const older = entries.filter((e) => !e.archived).slice(plain);
   // Archiving removes the plain file, as a retention delete does: one a process has open (an
   // agent pointed at it, which has not written yet — a write shows as a sha256 mismatch) stays
@@ -204,7 +237,7 @@ export async function archiveOlder(dir: string, plain: number, opts: { signal?: 
   const inUse = await filesInUse(older.map((e) => e.path)).catch(() => new Map<string, Holder[]>());
   let store: PackStore | undefined;
   for (const e of older) {
-    if (pinned.has(e.name) || (await pinnedSnapshots(dir)).has(e.name)) {
+    if ((await pins.pinned()).has(e.name)) {
       warnings.push(`${e.name} stays plain for now: a restore is reading it`);
       continue;
     }
@@ -253,7 +286,7 @@ export async function archiveOlder(dir: string, plain: number, opts: { signal?: 
   // before the collection reads every index.
   if (archived.length) await collectAll();
   // The store this run loaded (and added to) already lists every pack; gc reuses it.
-  const gc = await collectGarbage(dir, { pinned: (await pinnedSnapshots(dir)).size > 0, store });
+  const gc = await collectGarbage(dir, { pinned: (await pins.pinned()).size > 0, store });
   warnings.push(...gc.warnings);
   return { archived, newPackBytes, gc, warnings };
 }

@@ -10,7 +10,9 @@ import { createHash, type Hash } from 'node:crypto';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { EarlyWriteback, writeAll } from './atomicFs';
-import { ioError } from '../common/errors';
+import { BackupError, ioError } from '../common/errors';
+import { formatBytes } from '../common/format';
+import { dirname } from 'node:path';
 import { hashFile } from '../common/hashFile';
 import { readConsistentImage, type ImageInfo, type ImageSink } from '../sqlite/image';
 import { tmpdir } from 'node:os';
@@ -72,6 +74,15 @@ export class TempFileSink implements ImageSink {
       }
     } catch (e) {
       throw ioError('creating', this.path, e);
+    }
+    // The image's size is known only now: the main file's size (checked before) says nothing
+    // of a database that grew in its -wal (393 KB with a 60 MB WAL is a 60 MB image), and
+    // writing until the disk was full also left the ai-memory server beside it no room.
+    const free = await fsp.statfs(dirname(this.path)).then((st) => st.bavail * st.bsize, () => undefined);
+    if (free !== undefined && free < info.bytes) {
+      throw new BackupError('NO_SPACE', `No space left for ${this.path}: ${formatBytes(free)} free in its folder, and the database with what its -wal holds is ${formatBytes(info.bytes)} (${info.bytes} bytes). Nothing was written.`, {
+        hint: 'Free some disk space (or choose another folder) and try again.',
+      });
     }
     // Decided by the image's own size, known only now (the WAL's last commit, not the main
     // file's size: a 12 KB file with a 600 MB WAL is a 600 MB image, and held it took 1.2 GB).

@@ -55,7 +55,7 @@ const NOT_A_DATABASE_RE = /(?:-wal|-shm|-journal)$|\.pre-restore-\d{4}-\d\d-\d\d
  * (the name without its last extension), told apart from other files by SQLite's header or
  * by a sidecar of their own (an encrypted database has no header to show).
  */
-async function sameStemDatabases(dir: string, names: string[], dbName: string, stem: string): Promise<string[]> {
+async function sameStemDatabases(dir: string, names: string[], present: ReadonlySet<string>, dbName: string, stem: string): Promise<string[]> {
   const out: string[] = [];
   for (const name of names) {
     if (name === dbName || NOT_A_DATABASE_RE.test(name)) continue;
@@ -64,7 +64,7 @@ async function sameStemDatabases(dir: string, names: string[], dbName: string, s
     const path = join(dir, name);
     const st = await fsp.lstat(path).catch(() => undefined);
     if (!st?.isFile()) continue; // a link: its copies are kept beside the file it leads to
-    if (SIDECARS.some((x) => names.includes(name + x)) || (await hasSqliteHeader(path))) out.push(path);
+    if (SIDECARS.some((x) => present.has(name + x)) || (await hasSqliteHeader(path))) out.push(path);
   }
   return out.sort();
 }
@@ -107,9 +107,12 @@ export async function listPreRestoreCopies(dbPath: string, now = Date.now()): Pr
   // Ours keep the database's extension (naming.ts preRestoreName). ai-memory's restore names
   // every database's copy `<stem>.pre-restore-<ts>.db`: such a copy is this database's when
   // this one is named `.db`, or when no `<stem>.db` is beside it (whose copy it would be).
+  // A set: a folder of thousands of kept copies (keepPreRestore 0) with their sidecars made a
+  // search of every name per copy quadratic (10,000 copies: 11 s for each listing).
+  const present = new Set(names);
   const res = [copyRe(ext)];
-  if (ext !== '.db' && !names.includes(`${stem}.db`)) res.push(copyRe('.db'));
-  const sharedWith = await sameStemDatabases(dir, names, dbName, stem);
+  if (ext !== '.db' && !present.has(`${stem}.db`)) res.push(copyRe('.db'));
+  const sharedWith = await sameStemDatabases(dir, names, present, dbName, stem);
   const aiMemoryNamed = copyRe('.db');
   const out: PreRestoreCopy[] = [];
   for (const name of names) {
@@ -119,7 +122,7 @@ export async function listPreRestoreCopies(dbPath: string, now = Date.now()): Pr
     const path = join(dir, name);
     const st = await fsp.lstat(path).catch(() => undefined);
     if (!st?.isFile()) continue;
-    const sidecars = SIDECARS.map((x) => path + x).filter((p) => names.includes(basename(p)));
+    const sidecars = SIDECARS.map((x) => path + x).filter((p) => present.has(basename(p)));
     let writtenSince = st.mtimeMs >= st.ctimeMs;
     for (const sc of sidecars.filter((x) => !x.endsWith('-shm'))) { // a reader rewrites the -shm too
       const sst = await fsp.lstat(sc).catch(() => undefined);
