@@ -62,8 +62,10 @@ describe('scale: thousands of snapshots', function () {
 
   it('prune of 8,000 snapshots holds no more than a few KB per snapshot (the in-use check held a pending stat of every path at once)', async () => {
     const names = await hourlyFolder(8000);
-    // 64 MB of heap: the whole listing fits many times over; 8,000 × 4 pending stats did not.
-    const child = spawn(process.execPath, ['--max-old-space-size=64', CLI, 'prune', '--to', dir, '--db', db, '--keep-last', '5', '--plain', '5', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // 80 MB of heap: the whole listing fits many times over; 8,000 × 4 pending stats needed
+    // about 122 MB. (64 MB was too close: a run on a busy machine, whose collections came
+    // later, once ran out at it.)
+    const child = spawn(process.execPath, ['--max-old-space-size=80', CLI, 'prune', '--to', dir, '--db', db, '--keep-last', '5', '--plain', '5', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
