@@ -20,6 +20,7 @@ import { trackChild } from '../support/procs';
 import * as net from 'node:net';
 import { BackupError } from '../../src/core/common/errors';
 import { createAiMemoryDb, seedMemory } from '../support/aiMemoryDb';
+import { cliBundle } from '../support/reliability';
 import { useTempDir } from '../support/tmp';
 
 describe('identity: a backup folder synced between two machines with the same database path', () => {
@@ -225,7 +226,12 @@ describe('identity: a restore run as root into another user\'s folder', () => {
 
 describe('identity: a machine without a machine id whose host name changes (macOS on another network, a container made anew)', () => {
   const tmp = useTempDir('aimb-identity-hostname-');
-  const CLI = path.join(__dirname, '..', '..', '..', 'dist', 'cli.js');
+  /** The bundled CLI (built when missing: a clean clone has no dist/). */
+  let CLI = '';
+  before(async function () {
+    this.timeout(120_000);
+    CLI = await cliBundle();
+  });
 
   /** The CLI as this machine runs it under host name `host`, without a machine id (its own mount and UTS namespaces: real files, nothing mocked). */
   function cliAs(host: string, args: string[]): { code: number | null; stdout: string; stderr: string } {

@@ -14,11 +14,17 @@ import { pinSnapshot } from '../../src/core/store/pins';
 import { listPreRestoreCopies } from '../../src/core/store/preRestore';
 import { preRestoreName } from '../../src/core/store/naming';
 import { createAiMemoryDb } from '../support/aiMemoryDb';
+import { cliBundle } from '../support/reliability';
 import { useTempDir } from '../support/tmp';
 
-const CLI = path.resolve(__dirname, '../../../dist/cli.js');
+/** The bundled CLI (built when missing: a clean clone has no dist/). */
+let CLI = '';
 
 describe('scale: thousands of snapshots', function () {
+  before(async function () {
+    this.timeout(120_000);
+    CLI = await cliBundle();
+  });
   this.timeout(300_000);
   const tmp = useTempDir();
   let db: string;
