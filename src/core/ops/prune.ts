@@ -21,7 +21,7 @@ import { listSnapshots, type SnapshotEntry } from '../store/catalog';
 import { withOwners, type OwnerInfo } from '../store/ownership';
 import { acquireFolderLock } from '../store/folderLock';
 import { resolveDbPath, sameDbPath } from '../sqlite/dbFiles';
-import { pinnedSnapshots, pinWatch, removeStalePins, type PinWatch } from '../store/pins';
+import { pinnedSnapshots, withPinWatch, removeStalePins, type PinWatch } from '../store/pins';
 import { applyRetention, DEFAULT_POLICY, describePolicy, policyFromKeep, reasonsText, validatePolicy, type KeepReason, type RetentionPolicy } from '../store/retention';
 
 export interface PruneDecision {
@@ -134,12 +134,7 @@ export async function applyPrune(
   if (!opts.dryRun) await removeStalePins(dir); // pins of restores that died no longer protect anything
   // Pins made since the plan are honoured before each delete; looking costs one small read
   // unless a pin was made (pins.ts), never a listing of the whole folder per delete.
-  const pins = pinWatch(dir);
-  try {
-    return await applyPlan(dir, policy, opts, pins, pruned, warnings);
-  } finally {
-    await pins.close();
-  }
+  return await withPinWatch(dir, (pins) => applyPlan(dir, policy, opts, pins, pruned, warnings));
 }
 
 async function applyPlan(
@@ -211,12 +206,7 @@ export async function archiveOlder(dir: string, plain: number, opts: { signal?: 
   if (!Number.isInteger(plain) || plain < 1) throw new BackupError('USAGE', `--plain must be a whole number ≥ 1, got ${plain}.`);
   const entries = await ownedSnapshots(dir, opts);
   const alsoArchived = new Map((await listArchived(dir)).map((a) => [a.name, a.manifest]));
-  const pins = pinWatch(dir);
-  try {
-    return await archiveEntries(dir, entries, plain, alsoArchived, pins, opts);
-  } finally {
-    await pins.close();
-  }
+  return await withPinWatch(dir, (pins) => archiveEntries(dir, entries, plain, alsoArchived, pins, opts));
 }
 
 async function archiveEntries(

@@ -362,15 +362,10 @@ export class PackStore {
 
   private growBlobs(): void {
     const cap = Math.max(1024, this.blobPack.length * 2);
-    const re = <T extends Int32Array | Uint32Array>(a: T, make: (n: number) => T): T => {
-      const b = make(cap);
-      b.set(a.subarray(0, this.blobCount));
-      return b;
-    };
-    this.blobPack = re(this.blobPack, (n) => new Int32Array(n));
-    this.blobOff = re(this.blobOff, (n) => new Uint32Array(n));
-    this.blobLen = re(this.blobLen, (n) => new Uint32Array(n));
-    this.blobRawLen = re(this.blobRawLen, (n) => new Uint32Array(n));
+    this.blobPack = resized(this.blobPack, cap, this.blobCount);
+    this.blobOff = resized(this.blobOff, cap, this.blobCount);
+    this.blobLen = resized(this.blobLen, cap, this.blobCount);
+    this.blobRawLen = resized(this.blobRawLen, cap, this.blobCount);
   }
 
   /** Makes room for `rows` rows in all (the table included), so that adding them copies nothing. */
@@ -386,15 +381,10 @@ export class PackStore {
       this.hashes.copy(h, 0, 0, this.count * 32);
       this.hashes = h;
       this.words = new Int32Array(h.buffer, h.byteOffset, cap * 8);
-      const re = <T extends Int32Array | Uint32Array | Uint16Array>(a: T, make: (n: number) => T): T => {
-        const b = make(cap);
-        b.set(a.subarray(0, this.count));
-        return b;
-      };
-      this.rowBlob = re(this.rowBlob, (n) => new Int32Array(n));
-      this.rowCanon = re(this.rowCanon, (n) => new Int32Array(n));
-      this.rowInner = re(this.rowInner, (n) => new Uint32Array(n));
-      this.rowRawLess1 = re(this.rowRawLess1, (n) => new Uint16Array(n));
+      this.rowBlob = resized(this.rowBlob, cap, this.count);
+      this.rowCanon = resized(this.rowCanon, cap, this.count);
+      this.rowInner = resized(this.rowInner, cap, this.count);
+      this.rowRawLess1 = resized(this.rowRawLess1, cap, this.count);
     }
     // At most 3/4 full (linear probing stays at ~2 probes a lookup): at 130,000 rows a 1 MB
     // table; at most half full it was 2 MB.
@@ -490,6 +480,13 @@ export class PackStore {
     for (let r = this.packStart[p]; r < this.packEnd[p]; r++) out.push(this.hashes.toString('latin1', r * 32, r * 32 + 32));
     return out;
   }
+}
+
+/** `a` in a new array of the same kind with `cap` elements, its first `used` copied. */
+function resized<T extends Int32Array | Uint32Array | Uint16Array>(a: T, cap: number, used: number): T {
+  const b = new (a.constructor as new (n: number) => T)(cap);
+  b.set(a.subarray(0, used));
+  return b;
 }
 
 /** The number of entries a pack's footer announces; 0 when it cannot be read (addPack says why). */
@@ -831,6 +828,12 @@ interface RowsBuffer {
   rows: Int32Array;
 }
 
+/** The first `n` of `into`'s array, grown first when shorter (a little room to spare: the next snapshot is a few pages longer at most). */
+function rowsFor(into: RowsBuffer, n: number): Int32Array {
+  if (into.rows.length < n) into.rows = new Int32Array(n + (n >> 4));
+  return into.rows.subarray(0, n);
+}
+
 /**
  * Opens a page index: the descriptor is what is checked (a regular file, not a link, never
  * a FIFO that would block the open) and then read, so nothing swapped in under its name
@@ -929,9 +932,7 @@ async function indexRows(path: string, store: PackStore, window: Buffer, opts: {
     const body = createHash('sha256').update(b.subarray(0, start));
     let rows: Int32Array;
     if (into) {
-      // A little room to spare: the next snapshot is a few pages longer at most.
-      if (into.rows.length < header.pieces) into.rows = new Int32Array(header.pieces + (header.pieces >> 4));
-      rows = into.rows.subarray(0, header.pieces);
+      rows = rowsFor(into, header.pieces);
     } else {
       rows = new Int32Array(header.pieces);
     }
@@ -1426,8 +1427,7 @@ class PageSource {
    */
   plan(rows: Int32Array, into: RowsBuffer): void {
     const n = rows.length;
-    if (into.rows.length < n) into.rows = new Int32Array(n + (n >> 4));
-    const next = into.rows.subarray(0, n);
+    const next = rowsFor(into, n);
     const seen = new Map<number, number>();
     for (let i = n - 1; i >= 0; i--) {
       const k = this.store.blobKey(rows[i]);

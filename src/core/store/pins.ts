@@ -119,6 +119,16 @@ export interface PinWatch {
  * lock: the stamp is made before the first listing, and the folder is listed again only when
  * a pin replaced it since — one small read per delete, however many files the folder holds.
  */
+/** Runs `work` with a pinWatch of `dir`, closed (its stamp removed) however `work` ends. */
+export async function withPinWatch<T>(dir: string, work: (pins: PinWatch) => Promise<T>): Promise<T> {
+  const pins = pinWatch(dir);
+  try {
+    return await work(pins);
+  } finally {
+    await pins.close();
+  }
+}
+
 export function pinWatch(dir: string): PinWatch {
   let started = false;
   let seen: { stamp: string; pinned: Set<string> } | undefined;
