@@ -226,7 +226,7 @@ export class MemoryViews extends Disposable implements vscode.TextDocumentConten
 
   private pairOf(path: string): { key: string; older: SnapshotView; newer: SnapshotView } | undefined {
     const list = this.catalog.snapshots;
-    const i = list.findIndex((v) => v.entry.path === path);
+    const i = this.catalog.indexOf(path);
     const newer = list[i];
     const older = i >= 0 ? list[i + 1] : undefined;
     const a = older?.entry.manifest?.sha256;
@@ -474,7 +474,7 @@ export class MemoryViews extends Disposable implements vscode.TextDocumentConten
   async compareWithPrevious(arg?: unknown, opts: { quiet?: boolean } = {}) {
     const view = await this.pickSnapshot(arg, 'AI Memory: Compare a snapshot with the one before it');
     if (!view) return undefined;
-    const i = this.catalog.snapshots.findIndex((s) => s.entry.path === view.entry.path);
+    const i = this.catalog.indexOf(view.entry.path);
     const previous = i >= 0 ? this.catalog.snapshots[i + 1] : undefined;
     if (!previous) {
       void vscode.window.showInformationMessage('This is the oldest snapshot: there is nothing before it to compare with.');

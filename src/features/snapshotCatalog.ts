@@ -85,6 +85,7 @@ export class SnapshotCatalog extends Disposable {
   private timer: NodeJS.Timeout | undefined;
   private loading: Promise<void> | undefined;
   private queued: Promise<void> | undefined;
+  private positions: { list: SnapshotView[]; at: Map<string, number> } | undefined;
 
   constructor(
     private readonly context: vscode.ExtensionContext,
@@ -231,7 +232,18 @@ export class SnapshotCatalog extends Disposable {
   }
 
   find(p: string): SnapshotView | undefined {
-    return this.snapshots.find((s) => s.entry.path === p) ?? this.others.find((s) => s.entry.path === p);
+    const i = this.indexOf(p);
+    return i >= 0 ? this.snapshots[i] : this.others.find((s) => s.entry.path === p);
+  }
+
+  /**
+   * Where the snapshot at path `p` is in {@link snapshots} (−1: not there). The tree asks this
+   * for every row it draws (its change from the previous one): a map made once per list, not
+   * a scan per row, which was quadratic in the number of snapshots.
+   */
+  indexOf(p: string): number {
+    if (this.positions?.list !== this.snapshots) this.positions = { list: this.snapshots, at: new Map(this.snapshots.map((s, i) => [s.entry.path, i])) };
+    return this.positions.at.get(p) ?? -1;
   }
 }
 
