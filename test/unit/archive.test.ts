@@ -14,7 +14,7 @@ import * as path from 'path';
 import { runBackup } from '../../src/core/ops/backup';
 import { archiveOlder, runPrune } from '../../src/core/ops/prune';
 import { runRestore } from '../../src/core/ops/restore';
-import { ARCHIVE_DIR, archivePaths, archiveSnapshot, listArchived, PackStore, readIndex, rebuildArchived } from '../../src/core/store/archive';
+import { ARCHIVE_DIR, archivePaths, archiveSnapshot, collectGarbage, listArchived, PackStore, readIndex, rebuildArchived } from '../../src/core/store/archive';
 import { deleteSnapshot, listSnapshots } from '../../src/core/store/catalog';
 import { OUR_TOOL, serializeManifest } from '../../src/core/store/manifest';
 import { pinSnapshot } from '../../src/core/store/pins';
@@ -501,6 +501,42 @@ describe('archive: page-dedup storage of older snapshots', () => {
     assert.strictEqual(r.sha256, shas.get(oldest));
   });
 
+  it('a read-only packs\' table (16 bytes of each hash) can never rebuild wrong bytes: a page whose hash shares its first 16 bytes with another page\'s is refused, named', async () => {
+    const oldest = (await threeBackupsPlainOne())[0];
+    const idxPath = path.join(archivePaths(dir).snapshots, oldest.replace(/\.db$/, '.idx'));
+    const good = fs.readFileSync(idxPath);
+    const { hashes } = await readIndex(idxPath);
+    const pages = hashes.length / 32;
+    const at = good.length - 32 - hashes.length; // where the page hashes start
+    // The last page's hash made the first page's first 16 bytes and another tail: what a
+    // 128-bit prefix collision between two different pages would look like.
+    assert.ok(!hashes.subarray(0, 32).equals(hashes.subarray((pages - 1) * 32)), 'the first and last pages differ');
+    const colliding = Buffer.from(good);
+    hashes.copy(colliding, at + (pages - 1) * 32, 0, 16);
+    colliding.fill(0x5a, at + (pages - 1) * 32 + 16, at + pages * 32);
+    createHash('sha256').update(colliding.subarray(0, colliding.length - 32)).digest().copy(colliding, colliding.length - 32);
+    fs.writeFileSync(idxPath, colliding);
+    const out = tmp.join('rebuilt.db');
+    const readOnly = await PackStore.load(archivePaths(dir), { readOnly: true });
+    assert.strictEqual(readOnly.keyBytes, 16);
+    // The read-only table takes the other page for it; the whole file's sha256 refuses that, and the page is named.
+    await assert.rejects(rebuildArchived(dir, oldest, out, { store: readOnly }), (e: Error & { code?: string }) => {
+      assert.strictEqual(e.code, 'ARCHIVE_DAMAGED', e.message);
+      assert.match(e.message, new RegExp(`page ${pages}\\b`), e.message);
+      return true;
+    });
+    assert.ok(!fs.existsSync(out), 'nothing written under the name');
+    // The whole-hash table finds no such page at all.
+    await assert.rejects(rebuildArchived(dir, oldest, out, { store: await PackStore.load(archivePaths(dir)) }), /Page \d+ of .* is in no pack/);
+    // A read-only table is refused for what decides what is stored or dropped.
+    assert.throws(() => readOnly.has(hashes, 0), /read-only/);
+    assert.throws(() => readOnly.keysOf(0), /read-only/);
+    await assert.rejects(collectGarbage(dir, { pinned: false, store: readOnly }), /read-only/);
+    fs.writeFileSync(idxPath, good);
+    const r = await rebuildArchived(dir, oldest, out, { store: readOnly });
+    assert.strictEqual(r.sha256, shas.get(oldest));
+  });
+
   it('a FIFO named like a pack blocks nothing: verify --all names it, archived snapshots still rebuild and restore', async function () {
     if (process.platform === 'win32') this.skip(); // no FIFOs
     const oldest = (await threeBackupsPlainOne())[0];
@@ -573,8 +609,8 @@ describe('archive: page-dedup storage of older snapshots', () => {
     assert.deepStrictEqual((await listArchived(dir)).map((a) => a.name), [], 'nothing archived');
   });
 
-  it('the packs\' table finds every page by its hash, wherever in memory the hash is (aligned or not)', () => {
-    const store = new PackStore();
+  for (const readOnly of [false, true]) it(`the packs' table${readOnly ? ' (read-only: 16 bytes of each hash)' : ''} finds every page by its hash, wherever in memory the hash is (aligned or not)`, () => {
+    const store = new PackStore({ readOnly });
     const rows = 3000;
     const table = Buffer.alloc(rows * 52);
     for (let i = 0; i < rows; i++) {

@@ -74,7 +74,7 @@ export async function pullFromTarget(opts: {
     let have = local.get(name);
     // An archived copy that would not rebuild (a damaged pack) is not "present": the copy is
     // pulled as its plain file beside it, which backup and prune then keep (prune.ts).
-    if (have?.archived && have.manifest?.sha256 === manifest.sha256 && (await archivedProblem(toDir, name, have.manifest, (store ??= await PackStore.load(archivePaths(toDir)))))) have = undefined;
+    if (have?.archived && have.manifest?.sha256 === manifest.sha256 && (await archivedProblem(toDir, name, have.manifest, (store ??= await PackStore.load(archivePaths(toDir), { readOnly: true }))))) have = undefined;
     if (have?.manifest?.sha256 === manifest.sha256 && have.sizeMatches) {
       // "Present" is said of bytes that are the snapshot: a plain file here is hashed (an
       // archived one is proven by its rebuild when it is read). A damaged one is not replaced.

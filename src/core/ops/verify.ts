@@ -92,13 +92,13 @@ export async function verifyFolderOrFile(opts: VerifyOptions): Promise<{ reports
     }
     const check = async (): Promise<SnapshotReport> =>
       it.archived
-        ? verifyArchived({ dir: from, name: it.name, path: it.path, manifestPath: it.manifestPath }, opts.integrity ?? 'quick', opts.signal, anchor, (store ??= await PackStore.load(archivePaths(from))), buffers)
+        ? verifyArchived({ dir: from, name: it.name, path: it.path, manifestPath: it.manifestPath }, opts.integrity ?? 'quick', opts.signal, anchor, (store ??= await PackStore.load(archivePaths(from), { readOnly: true })), buffers)
         : (await examineSnapshot(it.path, { useManifest: true, integrity: opts.integrity ?? 'quick', stopAtFirst: false, anchor, signal: opts.signal })).report;
     let report = await check();
     if (it.archived && report.problems.length) {
       // The packs' table is read once: a snapshot archived since, or packs a prune repacked
       // meanwhile, are not in it. Read again before calling the snapshot damaged.
-      store = await PackStore.load(archivePaths(from));
+      store = await PackStore.load(archivePaths(from), { readOnly: true });
       report = await check();
     }
     reports.push(report);

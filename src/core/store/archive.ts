@@ -196,7 +196,7 @@ function damaged(message: string, hint = 'Run `verify --all` to see which snapsh
 
 /** One page of a pack, as its trailer lists it. */
 export interface PackRow {
-  /** The page's sha256 (32 bytes). */
+  /** The page's sha256 (32 bytes; in a read-only store's rows, its first 16: PackStore.keyBytes). */
   hash: Uint8Array;
   /** Where its blob is in the pack, how long it is there and once inflated. */
   off: number;
@@ -216,6 +216,17 @@ export interface PackRow {
  * the archive).
  */
 export class PackStore {
+  /**
+   * Bytes of each page's sha256 the table keeps: all 32 (archiving, pruning, repacking: a
+   * page found here is not stored again, and a page an index names keeps its pack), or the
+   * first 16 for a store that only reads (`load(paths, { readOnly: true })`: rebuilds,
+   * `verify`, `materialize`, `pull`'s check). There a false match could only rebuild wrong
+   * bytes, which the whole file's sha256 refuses (and each page's full hash in the index
+   * then names) — never a wrong restore, and at 2^-128 a pair, never seen. It is 16 of the
+   * ~47 bytes a page: 2.7 MB at the 172,000 pages of 45 archived 500 MB snapshots, held by
+   * `verify --all` throughout.
+   */
+  readonly keyBytes: 16 | 32;
   readonly packs: string[] = [];
   readonly packBytes: number[] = [];
   /** Per pack: its format version (1: one blob per page, always deflated). */
@@ -249,8 +260,13 @@ export class PackStore {
   /** Row + 1 of each distinct hash; 0 = empty. */
   private table = new Int32Array(1 << 10);
 
-  static async load(paths: ArchivePaths): Promise<PackStore> {
-    const store = new PackStore();
+  constructor(opts: { readOnly?: boolean } = {}) {
+    this.keyBytes = opts.readOnly ? 16 : 32;
+  }
+
+  /** Every pack's trailer; `readOnly`: for a caller that never archives, prunes or repacks with it (see {@link keyBytes}). */
+  static async load(paths: ArchivePaths, opts: { readOnly?: boolean } = {}): Promise<PackStore> {
+    const store = new PackStore(opts);
     let names: string[];
     try {
       names = (await fsp.readdir(paths.packs)).filter((n) => /^[0-9a-f]{64}\.pack$/.test(n)).sort();
@@ -339,7 +355,8 @@ export class PackStore {
 
   private addRow(p: number, hash: Uint8Array, at: number, off: number, len: number, blobRaw: number, inner: number, raw: number): void {
     const i = this.count++;
-    for (let k = 0; k < 32; k++) this.hashes[i * 32 + k] = hash[at + k];
+    const kb = this.keyBytes;
+    for (let k = 0; k < kb; k++) this.hashes[i * kb + k] = hash[at + k];
     let b = this.blobCount - 1;
     if (b < 0 || i === this.packStart[p] || this.blobPack[b] !== p || this.blobOff[b] !== off || this.blobLen[b] !== len || this.blobRawLen[b] !== blobRaw) {
       b = this.blobCount++;
@@ -352,7 +369,7 @@ export class PackStore {
     this.rowBlob[i] = b;
     this.rowInner[i] = inner;
     this.rowRawLess1[i] = raw - 1;
-    const found = this.find(this.hashes, i * 32);
+    const found = this.find(this.hashes, i * kb);
     if (found >= 0) this.rowCanon[i] = found;
     else {
       this.rowCanon[i] = i;
@@ -377,10 +394,11 @@ export class PackStore {
   private grow(need: number, exact = false): void {
     if (need > this.rowBlob.length) {
       const cap = exact ? need : Math.max(1024, need, this.rowBlob.length * 2);
-      const h = Buffer.alloc(cap * 32);
-      this.hashes.copy(h, 0, 0, this.count * 32);
+      const kb = this.keyBytes;
+      const h = Buffer.alloc(cap * kb);
+      this.hashes.copy(h, 0, 0, this.count * kb);
       this.hashes = h;
-      this.words = new Int32Array(h.buffer, h.byteOffset, cap * 8);
+      this.words = new Int32Array(h.buffer, h.byteOffset, (cap * kb) >> 2);
       this.rowBlob = resized(this.rowBlob, cap, this.count);
       this.rowCanon = resized(this.rowCanon, cap, this.count);
       this.rowInner = resized(this.rowInner, cap, this.count);
@@ -398,7 +416,7 @@ export class PackStore {
 
   private insert(row: number): void {
     const mask = this.table.length - 1;
-    for (let s = this.hashes.readUInt32LE(row * 32) & mask; ; s = (s + 1) & mask) {
+    for (let s = this.hashes.readUInt32LE(row * this.keyBytes) & mask; ; s = (s + 1) & mask) {
       if (this.table[s] === 0) {
         this.table[s] = row + 1;
         return;
@@ -406,7 +424,7 @@ export class PackStore {
     }
   }
 
-  /** The row holding the page whose sha256 is `h[at, at+32)`, or -1. */
+  /** The row holding the page whose sha256 is `h[at, at+32)` (its first {@link keyBytes} compared), or -1. */
   find(h: Buffer, at: number): number {
     const mask = this.table.length - 1;
     for (let s = h.readUInt32LE(at) & mask; ; s = (s + 1) & mask) {
@@ -423,15 +441,22 @@ export class PackStore {
    * page of every kept index (3 million at 24 archived 500 MB snapshots).
    */
   holds(r: number, h: Buffer, at: number): boolean {
+    const kb = this.keyBytes;
     const b = h.byteOffset + at;
-    if ((b & 3) !== 0) return this.hashes.compare(h, at, at + 32, r * 32, r * 32 + 32) === 0;
-    const w = new Int32Array(h.buffer, b, 8);
+    if ((b & 3) !== 0) return this.hashes.compare(h, at, at + kb, r * kb, r * kb + kb) === 0;
+    const w = new Int32Array(h.buffer, b, kb >> 2);
     const H = this.words;
+    if (kb === 16) {
+      const o = r * 4;
+      return w[0] === H[o] && w[1] === H[o + 1] && w[2] === H[o + 2] && w[3] === H[o + 3];
+    }
     const o = r * 8;
     return w[0] === H[o] && w[1] === H[o + 1] && w[2] === H[o + 2] && w[3] === H[o + 3] && w[4] === H[o + 4] && w[5] === H[o + 5] && w[6] === H[o + 6] && w[7] === H[o + 7];
   }
 
+  /** Whether the page whose sha256 is `h[at, at+32)` is stored (archiving's question: all 32 bytes compared). */
   has(h: Buffer, at: number): boolean {
+    this.needWholeHashes();
     return this.find(h, at) >= 0;
   }
 
@@ -440,8 +465,15 @@ export class PackStore {
     return this.rowCanon[r];
   }
 
+  /** Row `r`'s page sha256, whole: only in a store that keeps all 32 bytes (not `readOnly`). */
   hashOf(r: number): Buffer {
+    this.needWholeHashes();
     return this.hashes.subarray(r * 32, r * 32 + 32);
+  }
+
+  /** Throws unless this store keeps whole hashes (it may decide what is stored and what is dropped). */
+  needWholeHashes(): void {
+    if (this.keyBytes !== 32) throw new Error('A read-only packs\' table keeps 16 bytes of each hash: load it without readOnly to archive, prune or repack.');
   }
 
   packOf(r: number): number {
@@ -465,7 +497,7 @@ export class PackStore {
 
   rowAt(r: number): PackRow & { pack: number } {
     const b = this.rowBlob[r];
-    return { pack: this.blobPack[b], hash: this.hashOf(r), off: this.blobOff[b], len: this.blobLen[b], blobRaw: this.blobRawLen[b], inner: this.rowInner[r], raw: this.rowRawLess1[r] + 1 };
+    return { pack: this.blobPack[b], hash: this.hashes.subarray(r * this.keyBytes, (r + 1) * this.keyBytes), off: this.blobOff[b], len: this.blobLen[b], blobRaw: this.blobRawLen[b], inner: this.rowInner[r], raw: this.rowRawLess1[r] + 1 };
   }
 
   /** Whether row `r`'s blob is deflated (version 1: always; version 2: unless stored as it is). */
@@ -476,6 +508,7 @@ export class PackStore {
 
   /** The page hashes of pack `p` (latin1 strings), in trailer order. */
   keysOf(p: number): string[] {
+    this.needWholeHashes();
     const out: string[] = [];
     for (let r = this.packStart[p]; r < this.packEnd[p]; r++) out.push(this.hashes.toString('latin1', r * 32, r * 32 + 32));
     return out;
@@ -1029,6 +1062,7 @@ export interface ArchiveResult {
  * The caller holds the folder lock.
  */
 export async function archiveSnapshot(dir: string, name: string, manifest: Manifest, store: PackStore, signal?: AbortSignal): Promise<ArchiveResult> {
+  store.needWholeHashes(); // what is found in it is not stored again
   const paths = archivePaths(dir);
   const plain = join(dir, name);
   const plainManifest = join(dir, manifestNameFor(name));
@@ -1583,7 +1617,7 @@ async function rebuildOnce(
     throw ioError('reading', manifestPath, e);
   }
   const indexPath = join(paths.snapshots, indexNameFor(name));
-  const store = given ?? (await PackStore.load(paths));
+  const store = given ?? (await PackStore.load(paths, { readOnly: true }));
   // Every page's row first: a page in no pack fails before anything is written.
   const window = buffers.windows.pop() ?? Buffer.allocUnsafe(REBUILD_WINDOW_BYTES);
   const { header: h, rows, firstMissing } = await indexRows(indexPath, store, window, { into: buffers.rows }).finally(() => buffers.windows.push(window));
@@ -1713,6 +1747,7 @@ export interface GcResult {
  * that are mostly dead. The caller holds the folder lock.
  */
 export async function collectGarbage(dir: string, opts: { pinned: boolean; repack?: boolean; store?: PackStore }): Promise<GcResult> {
+  opts.store?.needWholeHashes(); // a pack keeps its place only for the pages an index names
   const paths = archivePaths(dir);
   const res: GcResult = { deletedPacks: [], repacked: [], freedBytes: 0, cleaned: [], warnings: [] };
   try {
@@ -1878,7 +1913,7 @@ export async function verifyPacks(dir: string, signal?: AbortSignal): Promise<{ 
   }
   if (!bad.length) return bad;
   // Which snapshots use them: any page whose only copy is in a bad pack.
-  const store = await PackStore.load(paths);
+  const store = await PackStore.load(paths, { readOnly: true });
   const badPack = new Uint8Array(store.packs.length);
   const badSet = new Set(bad.map((b) => b.pack));
   store.packs.forEach((n, p) => (badPack[p] = badSet.has(n) ? 1 : 0));
