@@ -504,6 +504,44 @@ describe('off-machine copies: mirror folder', function () {
     assert.deepStrictEqual(names(mirror).filter((n) => n.endsWith('.db')), [...made].sort());
   });
 
+  it('a mirror folder that is the backup folder itself (by a link, or a folder inside it) is refused: nothing copied, nothing deleted, never "copied"', async () => {
+    const local = tmp.join('backups');
+    let clock = Date.parse('2026-03-01T00:00:00Z');
+    const at = () => new Date((clock += 3600_000));
+    const made = await backups(tmp.join('ai-memory.db'), local, 3, 10, at);
+    // The oldest archived (page-dedup), as `--plain 2` would leave it.
+    seedMemory(tmp.join('ai-memory.db'), 'proj', 'one more', 'content');
+    const archived = await runBackup({ dbPath: tmp.join('ai-memory.db'), backupDir: local, keep: 10, plain: 2, now: at });
+    made.push(path.basename(archived.snapshotPath));
+    fs.mkdirSync(path.join(local, 'offsite'));
+    const before = fs.readdirSync(local).sort();
+    assert.ok(!before.includes(made[0]), 'the oldest is archived, not a plain file');
+    fs.symlinkSync(local, tmp.join('backups-link'));
+    for (const mirror of [tmp.join('backups-link'), local, path.join(local, 'offsite')]) {
+      // The CLI: a push keeping fewer than the folder keeps deleted the folder's own snapshots ("2 old deleted").
+      const r = await cli(['push', '--to', local, '--remote', mirror, '--keep', '1', '--json'], { cwd: tmp.path });
+      assert.strictEqual(r.code, 1, `${mirror}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /REMOTE_UNAVAILABLE/);
+      assert.match(r.stdout + r.stderr, /backup folder/);
+      assert.deepStrictEqual(fs.readdirSync(local).filter((n) => n !== REMOTE_STATE_NAME).sort(), before.filter((n) => n !== REMOTE_STATE_NAME), `${mirror}: the folder is as it was (no snapshot deleted, none un-archived)`);
+      assert.deepStrictEqual(fs.readdirSync(path.join(local, 'offsite')), [], `${mirror}: nothing copied inside the folder`);
+      // The engine as the extension runs it: failed (said), never "copied".
+      const o = await pushToTarget({ localDir: local, target: new MirrorTarget(mirror), keep: 1 });
+      assert.strictEqual(o.status, 'failed');
+      assert.strictEqual(o.error?.code, 'REMOTE_UNAVAILABLE');
+      assert.deepStrictEqual(fs.readdirSync(local).filter((n) => n !== REMOTE_STATE_NAME).sort(), before.filter((n) => n !== REMOTE_STATE_NAME));
+    }
+    const listed = await cli(['list', '--to', local, '--json'], { cwd: tmp.path });
+    assert.strictEqual(listed.code, 0, listed.stderr);
+    for (const n of made) assert.ok(listed.stdout.includes(n), `${n} still listed`);
+    // A real mirror beside it still works.
+    const nas = tmp.join('nas-real');
+    fs.mkdirSync(nas);
+    const ok = await pushToTarget({ localDir: local, target: new MirrorTarget(nas), keep: 10 });
+    assert.strictEqual(ok.status, 'copied', JSON.stringify(ok.error));
+    assert.deepStrictEqual(names(nas).filter((n) => n.endsWith('.db')), [...made].sort());
+  });
+
   it('copies with the source permissions; a mirror that disappears is pending (never created), and completed when it is back', async () => {
     const local = tmp.join('backups');
     const made = await backups(tmp.join('ai-memory.db'), local, 2);

@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { constants as fsc, promises as fsp } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { BackupError, errnoCode, ioError } from '../common/errors';
 import { openRegular } from '../common/regularFile';
 import { cleanStaleTemps, fsyncDir, reachableMode, tempPath, writeAll, writeFileAtomic } from '../store/atomicFs';
@@ -41,6 +41,37 @@ export class MirrorTarget implements RemoteTarget {
       throw ioError('opening the mirror folder', this.dir, e);
     }
     if (!st.isDirectory()) throw new BackupError('REMOTE_UNAVAILABLE', `The mirror ${this.dir} is a file, not a folder.`, { hint: 'Choose a folder.' });
+  }
+
+  /**
+   * The backup folder itself as its own mirror (the folder again through a symbolic link, a
+   * bind mount, or typed twice) or a folder inside it on the same disk is refused: such a
+   * "copy" is on the same disk, an archived snapshot would be rebuilt into a plain file
+   * beside its archive, and the target's retention (`push --keep N`) deleted the folder's
+   * own snapshots — ones its own retention keeps. Compared by device and inode, every folder
+   * from the mirror up to the root.
+   */
+  async refuseLocal(localDir: string): Promise<void> {
+    const local = await fsp.stat(localDir).catch(() => undefined);
+    if (!local?.isDirectory()) return; // no folder (yet): nothing of it to overwrite
+    const real = await fsp.realpath(this.dir).catch(() => undefined);
+    if (!real) return; // a missing mirror is reported by ensure()
+    const mirrorDev = (await fsp.stat(real)).dev;
+    for (let p = real, first = true; ; first = false) {
+      const st = await fsp.stat(p).catch(() => undefined);
+      if (st && st.dev === local.dev && st.ino === local.ino && (first || mirrorDev === local.dev)) {
+        throw new BackupError(
+          'REMOTE_UNAVAILABLE',
+          first
+            ? `The mirror folder ${this.dir} is the backup folder ${localDir} itself${real !== resolve(localDir) ? ` (both are ${real})` : ''}: a copy there is no copy off this machine, and the mirror's retention would delete the backup folder's own snapshots. Nothing was copied or deleted.`
+            : `The mirror folder ${this.dir} is inside the backup folder ${localDir}, on the same disk: a copy there is no copy off this machine. Nothing was copied or deleted.`,
+          { hint: 'Choose a mirror folder outside the backup folder: a NAS mount, another disk, or a folder a sync service (Dropbox, OneDrive, iCloud, Syncthing) copies off the machine.' },
+        );
+      }
+      const up = dirname(p);
+      if (up === p) return;
+      p = up;
+    }
   }
 
   private path(name: string): string {

@@ -193,6 +193,7 @@ export async function syncTarget(opts: {
   ours?: readonly string[];
 }): Promise<SyncReport> {
   const { localDir, target, keep } = opts;
+  await target.refuseLocal?.(localDir);
   const report: SyncReport = { target: target.label, uploaded: [], present: [], deleted: [], cleaned: [], refused: [], skipped: [], remoteOnly: [], owners: {}, unreadable: [] };
   const local = await listSnapshots(localDir, { archived: true });
   const good = new Map<string, SnapshotEntry>();

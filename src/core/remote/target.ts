@@ -46,6 +46,12 @@ export interface RemoteTarget {
   downloadTo(name: string, destPath: string, opts?: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void }): Promise<{ bytes: number; sha256: string }>;
   /** Deletes names; a name the server refuses is reported, never ignored. */
   remove(names: string[], signal?: AbortSignal): Promise<{ deleted: string[]; refused: { name: string; message: string }[] }>;
+  /**
+   * Refuses a target that is no copy off the local backup folder `localDir`: a mirror that is
+   * that very folder (by another path: a link, a bind mount) or a folder inside it on the same
+   * disk. Called before anything is sent or deleted.
+   */
+  refuseLocal?(localDir: string): Promise<void>;
   /** Abandons a multipart upload a killed run left behind (best effort). */
   abandon?(u: { key: string; uploadId: string }, signal?: AbortSignal): Promise<void>;
 }
