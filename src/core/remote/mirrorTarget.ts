@@ -15,6 +15,9 @@ import type { RemoteEntry, RemoteTarget, UploadExpect, UploadOptions } from './t
 
 const CHUNK = 4 << 20;
 
+/** What to do instead of mirroring the backup folder into itself. */
+export const MIRROR_ELSEWHERE = 'Choose a mirror folder outside the backup folder: a NAS mount, another disk, or a folder a sync service (Dropbox, OneDrive, iCloud, Syncthing) copies off the machine.';
+
 export class MirrorTarget implements RemoteTarget {
   readonly kind = 'folder' as const;
   readonly id: string;
@@ -52,24 +55,32 @@ export class MirrorTarget implements RemoteTarget {
    * from the mirror up to the root.
    */
   async refuseLocal(localDir: string): Promise<void> {
+    const overlap = await this.overlapWith(localDir);
+    if (!overlap) return;
+    throw new BackupError(
+      'REMOTE_UNAVAILABLE',
+      overlap === 'same'
+        ? `The mirror folder ${this.dir} is the backup folder ${localDir} itself: a copy there is no copy off this machine, and the mirror's retention would delete the backup folder's own snapshots. Nothing was copied or deleted.`
+        : `The mirror folder ${this.dir} is inside the backup folder ${localDir}, on the same disk: a copy there is no copy off this machine. Nothing was copied or deleted.`,
+      { hint: MIRROR_ELSEWHERE },
+    );
+  }
+
+  /** 'same' when the mirror is the folder `localDir` (by any path), 'inside' when it is a folder within it on the same disk. */
+  async overlapWith(localDir: string): Promise<'same' | 'inside' | undefined> {
     const local = await fsp.stat(localDir).catch(() => undefined);
-    if (!local?.isDirectory()) return; // no folder (yet): nothing of it to overwrite
+    if (!local?.isDirectory()) return undefined; // no folder (yet): nothing of it to overwrite
     const real = await fsp.realpath(this.dir).catch(() => undefined);
-    if (!real) return; // a missing mirror is reported by ensure()
+    if (!real) return undefined; // a missing mirror is reported by ensure()
     const mirrorDev = (await fsp.stat(real)).dev;
     for (let p = real, first = true; ; first = false) {
       const st = await fsp.stat(p).catch(() => undefined);
-      if (st && st.dev === local.dev && st.ino === local.ino && (first || mirrorDev === local.dev)) {
-        throw new BackupError(
-          'REMOTE_UNAVAILABLE',
-          first
-            ? `The mirror folder ${this.dir} is the backup folder ${localDir} itself${real !== resolve(localDir) ? ` (both are ${real})` : ''}: a copy there is no copy off this machine, and the mirror's retention would delete the backup folder's own snapshots. Nothing was copied or deleted.`
-            : `The mirror folder ${this.dir} is inside the backup folder ${localDir}, on the same disk: a copy there is no copy off this machine. Nothing was copied or deleted.`,
-          { hint: 'Choose a mirror folder outside the backup folder: a NAS mount, another disk, or a folder a sync service (Dropbox, OneDrive, iCloud, Syncthing) copies off the machine.' },
-        );
+      if (st && st.dev === local.dev && st.ino === local.ino) {
+        if (first) return 'same';
+        if (mirrorDev === local.dev) return 'inside'; // a disk mounted inside the backup folder is another disk
       }
       const up = dirname(p);
-      if (up === p) return;
+      if (up === p) return undefined;
       p = up;
     }
   }
