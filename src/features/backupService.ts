@@ -99,6 +99,9 @@ export class BackupService extends Disposable {
     }
     this.lastPolicyProblem = s.policyProblem;
     const signKey = s.signingKeyPath ? expandSettingPath(s.signingKeyPath) : undefined;
+    if (s.signingKeyPath && !signKey) {
+      this.log.warn(`aiMemory.backup.signingKeyPath "${s.signingKeyPath}" ${!vscode.workspace.isTrusted && namesWorkspace(s.signingKeyPath) ? 'names a path in this untrusted workspace: not used until the workspace is trusted' : 'cannot be resolved'}; the operator key is looked for where ai-memory keeps it`);
+    }
     this.busy = 'backing up…';
     this._onDidChange.fire();
     const started = Date.now();
