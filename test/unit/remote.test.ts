@@ -19,6 +19,8 @@ import { readMemories, seedMemory } from '../support/aiMemoryDb';
 import { cli } from '../support/cliRun';
 import { S3_KEY, S3_SECRET, startDenyDeleteProxy, startLoopbackProxy, startS3Server, type S3Server } from '../support/s3server';
 import { useTempDir } from '../support/tmp';
+import { cliBundle } from '../support/reliability';
+import { spawnSync } from 'child_process';
 
 const BUCKET = 'backups';
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -179,6 +181,38 @@ describe('off-machine copies: S3 (real S3 protocol server on 127.0.0.1)', functi
     assert.strictEqual(p.code, 1);
     assert.match(p.stderr, /SHA_MISMATCH/);
     assert.deepStrictEqual(fs.readdirSync(to), [], 'nothing kept, no temp left');
+  });
+
+  it('a manifest object larger than a manifest can be (8 MiB) is refused unread by pull, as in the backup folder', async () => {
+    const local = tmp.join('backups');
+    const [name] = await backups(tmp.join('ai-memory.db'), local, 1);
+    const t = target(s3.endpoint);
+    assert.strictEqual((await pushToTarget({ localDir: local, target: t, keep: 48 })).status, 'copied');
+    await t.uploadBytes(name.replace(/\.db$/, '.manifest.json'), Buffer.alloc(8 << 20, 0x20));
+    const to = tmp.join('pulled');
+    const p = await cli(['pull', '--remote', `s3://${BUCKET}/laptop`, '--path-style', '--to', to, '--json'], { cwd: tmp.path, env: s3env(s3.endpoint) });
+    assert.strictEqual(p.code, 1, p.stdout);
+    assert.match(p.stderr, /MANIFEST_INVALID/);
+    assert.match(p.stderr, /more than the 1048576 bytes/, 'refused for its size, not read and parsed');
+    assert.deepStrictEqual(fs.readdirSync(to), [], 'nothing kept');
+  });
+
+  it('a manifest damaged on the target after it was copied (cut short) is copied again by the next push, not counted "copied" while pull fails on it', async () => {
+    const local = tmp.join('backups');
+    const [name] = await backups(tmp.join('ai-memory.db'), local, 1);
+    const mName = name.replace(/\.db$/, '.manifest.json');
+    const t = target(s3.endpoint);
+    assert.deepStrictEqual((await pushToTarget({ localDir: local, target: t, keep: 48 })).report?.uploaded, [name]);
+    const whole = await t.readBytes(mName);
+    await t.uploadBytes(mName, whole.subarray(0, 100)); // a sync or a provider's fault: the first 100 bytes
+    const broken = await cli(['pull', '--remote', `s3://${BUCKET}/laptop`, '--path-style', '--to', tmp.join('p1'), '--json'], { cwd: tmp.path, env: s3env(s3.endpoint) });
+    assert.strictEqual(broken.code, 1, 'the copy there cannot be restored');
+    const o = await pushToTarget({ localDir: local, target: t, keep: 48 });
+    assert.strictEqual(o.status, 'copied', JSON.stringify(o.error));
+    assert.deepStrictEqual(o.report?.uploaded, [name], 'copied again, not "already there"');
+    assert.ok((await t.readBytes(mName)).equals(fs.readFileSync(path.join(local, mName))), 'the manifest there is whole again');
+    const p = await cli(['pull', '--remote', `s3://${BUCKET}/laptop`, '--path-style', '--to', tmp.join('p2'), '--json'], { cwd: tmp.path, env: s3env(s3.endpoint) });
+    assert.strictEqual(p.code, 0, p.stderr);
   });
 
   it('remote retention follows the local rule, and a new machine with one snapshot does not wipe the history', async () => {
@@ -540,6 +574,27 @@ describe('off-machine copies: mirror folder', function () {
     const ok = await pushToTarget({ localDir: local, target: new MirrorTarget(nas), keep: 10 });
     assert.strictEqual(ok.status, 'copied', JSON.stringify(ok.error));
     assert.deepStrictEqual(names(nas).filter((n) => n.endsWith('.db')), [...made].sort());
+  });
+
+  it('a manifest in the mirror larger than a manifest can be (a 1 GiB file) is refused unread: pull stays small and says why', async () => {
+    const local = tmp.join('backups');
+    const [name] = await backups(tmp.join('ai-memory.db'), local, 1);
+    const mirror = tmp.join('nas-big');
+    fs.mkdirSync(mirror);
+    assert.strictEqual((await pushToTarget({ localDir: local, target: new MirrorTarget(mirror), keep: 48 })).status, 'copied');
+    const m = path.join(mirror, name.replace(/\.db$/, '.manifest.json'));
+    fs.rmSync(m);
+    fs.writeFileSync(m, '');
+    fs.truncateSync(m, 1 << 30); // sparse: no disk, but 1 GiB to whoever reads it
+    // The CLI as a process, its peak memory (maxRSS) written at exit.
+    const preload = tmp.join('rss.js');
+    fs.writeFileSync(preload, `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(tmp.join('rss.txt'))}, String(process.resourceUsage().maxRSS)));`);
+    const r = spawnSync(process.execPath, ['--require', preload, await cliBundle(), 'pull', '--remote', mirror, '--to', tmp.join('fresh'), '--snapshot', name, '--json'], { cwd: tmp.path, encoding: 'utf8', env: { PATH: process.env.PATH, HOME: tmp.path }, timeout: 60_000 });
+    assert.strictEqual(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /MANIFEST_INVALID/);
+    assert.match(r.stderr, /more than the 1048576 bytes/);
+    const rssMb = Number(fs.readFileSync(tmp.join('rss.txt'), 'utf8')) / 1024;
+    assert.ok(rssMb < 400, `peak memory ${rssMb.toFixed(0)} MB: the 1 GiB file was not read`);
   });
 
   it('copies with the source permissions; a mirror that disappears is pending (never created), and completed when it is back', async () => {

@@ -8,8 +8,8 @@
 import { createHash } from 'node:crypto';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { BackupError, errnoCode, ioError } from '../common/errors';
-import { openRegular } from '../common/regularFile';
+import { BackupError, errnoCode, ioError, isBackupError } from '../common/errors';
+import { openRegular, readSmallRegularBytes } from '../common/regularFile';
 import { cleanStaleTemps, fsyncDir, reachableMode, tempPath, writeAll, writeFileAtomic } from '../store/atomicFs';
 import type { RemoteEntry, RemoteTarget, UploadExpect, UploadOptions } from './target';
 
@@ -160,9 +160,10 @@ export class MirrorTarget implements RemoteTarget {
     await writeFileAtomic(this.path(name), data, mode);
   }
 
-  async readBytes(name: string): Promise<Buffer> {
+  /** A regular file of at most `maxBytes` (a manifest: SMALL_FILE_CAP), opened without blocking, as in the backup folder: a 1 GB file of a manifest's name was read whole. */
+  async readBytes(name: string, _signal?: AbortSignal, maxBytes = Number.MAX_SAFE_INTEGER): Promise<Buffer> {
     await this.ensure();
-    return fsp.readFile(this.path(name)).catch((e: unknown) => Promise.reject(ioError('reading', this.path(name), e)));
+    return readSmallRegularBytes(this.path(name), maxBytes).catch((e: unknown) => Promise.reject(isBackupError(e) ? e : ioError('reading', this.path(name), e)));
   }
 
   async downloadTo(name: string, destPath: string, opts: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void } = {}): Promise<{ bytes: number; sha256: string }> {
