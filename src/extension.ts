@@ -70,7 +70,7 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
   const service = new BackupService(locator, catalog, engine, log);
   const scheduler = new Scheduler(service, locator, catalog, log);
   const statusBar = new StatusBar(locator, catalog, service, scheduler);
-  const remote = new RemoteCopies(context, engine, log, () => readSettings().policy, () => new Set([...catalog.snapshots, ...catalog.others].map((s) => s.entry.name)));
+  const remote = new RemoteCopies(context, engine, log, () => readSettings().policy, () => new Set([...catalog.snapshots, ...catalog.others].map((s) => s.entry.name)), () => service.folder());
   service.afterBackup = (dir) => (copyEnabled() ? remote.copyAll(dir, 'backup') : Promise.resolve());
   statusBar.copyFailures = () => remote.failures();
   context.subscriptions.push(remote, remote.onDidChange(() => statusBar.update()));

@@ -14,7 +14,7 @@ import { Disposable } from '../util/disposable';
 import type { DatabaseLocator } from './databaseLocator';
 import { EngineError, type BackupOutcome, type EngineClient, type EngineProgress } from './engineClient';
 import { describeFailure, errorActions } from './errors';
-import { expandSettingPath, readSettings } from './settings';
+import { expandSettingPath, namesWorkspace, readSettings } from './settings';
 import { policyArgs } from '../cli/protocol';
 import { describePolicy } from '../core/store/retention';
 import type { SnapshotCatalog } from './snapshotCatalog';
@@ -57,7 +57,8 @@ export class BackupService extends Disposable {
     if (raw) {
       const p = expandSettingPath(raw);
       if (p) return p;
-      this.log.warn(`aiMemory.backup.directory "${raw}" cannot be resolved; using backups beside the database`);
+      if (!vscode.workspace.isTrusted && namesWorkspace(raw)) this.log.info(`aiMemory.backup.directory "${raw}" names a path in this untrusted workspace: not used until the workspace is trusted; using backups beside the database`);
+      else this.log.warn(`aiMemory.backup.directory "${raw}" cannot be resolved; using backups beside the database`);
     }
     return path.join(path.dirname(db.path), 'backups');
   }
@@ -98,6 +99,9 @@ export class BackupService extends Disposable {
     }
     this.lastPolicyProblem = s.policyProblem;
     const signKey = s.signingKeyPath ? expandSettingPath(s.signingKeyPath) : undefined;
+    if (s.signingKeyPath && !signKey) {
+      this.log.warn(`aiMemory.backup.signingKeyPath "${s.signingKeyPath}" ${!vscode.workspace.isTrusted && namesWorkspace(s.signingKeyPath) ? 'names a path in this untrusted workspace: not used until the workspace is trusted' : 'cannot be resolved'}; the operator key is looked for where ai-memory keeps it`);
+    }
     this.busy = 'backing up…';
     this._onDidChange.fire();
     const started = Date.now();

@@ -13,7 +13,7 @@ import { createNodeDiscoveryFs, describeSource, discoverDatabases, type Candidat
 import { formatBytes } from '../core/common/format';
 import { Disposable } from '../util/disposable';
 import { offer } from './prompts';
-import { clearDatabasePath, databasePathScope, expandSettingPath, openSettings, readSettings } from './settings';
+import { clearDatabasePath, databasePathScope, expandSettingPath, namesWorkspace, openSettings, readSettings } from './settings';
 
 export interface DatabaseChoice {
   path: string;
@@ -77,7 +77,9 @@ export class DatabaseLocator extends Disposable {
     if (settings.databasePath) {
       const p = expandSettingPath(settings.databasePath);
       if (p) choice = { path: p, source: `setting aiMemory.databasePath (${databasePathScope() ?? 'User'})`, via: 'setting' };
-      else this.log.warn(`aiMemory.databasePath "${settings.databasePath}" cannot be resolved (an unknown variable?); ignoring it.`);
+      else if (!vscode.workspace.isTrusted && namesWorkspace(settings.databasePath)) {
+        this.log.info(`aiMemory.databasePath "${settings.databasePath}" names a path in this untrusted workspace: not used until the workspace is trusted (the repository would decide what it is).`);
+      } else this.log.warn(`aiMemory.databasePath "${settings.databasePath}" cannot be resolved (an unknown variable?); ignoring it.`);
     }
     const trusted = vscode.workspace.isTrusted;
     const folders = trusted ? (vscode.workspace.workspaceFolders ?? []).map((f) => ({ name: f.name, path: f.uri.fsPath })) : [];

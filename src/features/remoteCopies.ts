@@ -12,6 +12,7 @@ import * as os from 'node:os';
 import * as vscode from 'vscode';
 import { pidAlive } from '../core/store/atomicFs';
 import { readRemoteState, type RemoteState, type TargetState } from '../core/remote/remoteState';
+import { MIRROR_ELSEWHERE, MirrorTarget } from '../core/remote/mirrorTarget';
 import { parseRemote, remoteId } from '../core/remote/remoteSpec';
 import type { RetentionPolicy } from '../core/store/retention';
 import { Disposable } from '../util/disposable';
@@ -76,6 +77,8 @@ export class RemoteCopies extends Disposable {
     private readonly policy: () => RetentionPolicy,
     /** Names in the local backup folder: a snapshot there is not "remote only", even before the next copy updates the state. */
     private readonly localNames: () => Set<string> = () => new Set(),
+    /** The backup folder now (a mirror folder must not be it, nor inside it). */
+    private readonly backupFolder: () => string | undefined = () => undefined,
   ) {
     super();
     this._register({ dispose: () => this.retryTimer && clearTimeout(this.retryTimer) });
@@ -279,6 +282,17 @@ export class RemoteCopies extends Disposable {
       region: s.region || undefined,
       pathStyle: s.pathStyle || undefined,
     };
+    // The backup folder as its own mirror is no copy off the machine, and its retention there
+    // would delete the folder's own snapshots (remote/mirrorTarget.ts): refused before it is saved.
+    const local = this.backupFolder() ?? this.dir;
+    const overlap = cfg.kind === 'folder' && local ? await new MirrorTarget(cfg.remote).overlapWith(local) : undefined;
+    if (overlap) {
+      this.log.warn(`set up ${cfg.remote} refused: ${overlap === 'same' ? 'it is the backup folder' : 'it is inside the backup folder'} ${local}`);
+      void vscode.window.showErrorMessage(
+        `AI Memory: ${cfg.remote} ${overlap === 'same' ? 'is the backup folder itself' : 'is inside the backup folder'} (${local}): a copy there is no copy off this machine. ${MIRROR_ELSEWHERE} Nothing was saved.`,
+      );
+      return undefined;
+    }
     if (cfg.kind === 's3') {
       if (!s.accessKeyId || !s.secretAccessKey) {
         void vscode.window.showErrorMessage('AI Memory: an access key id and a secret access key are needed for S3-compatible storage.');

@@ -93,8 +93,17 @@ export function affectsUs(e: vscode.ConfigurationChangeEvent): boolean {
 }
 
 /** Expands `~`, `${userHome}`, `${workspaceFolder}` (and `${env:X}`) in a path setting. */
+/** Whether `raw` names a path through the workspace (`${workspaceFolder…}`), which an untrusted workspace does not resolve. */
+export function namesWorkspace(raw: string): boolean {
+  return /\$\{workspaceFolder(?:Basename)?(?::[^}]*)?\}/.test(raw);
+}
+
 export function expandSettingPath(raw: string): string | undefined {
-  const folders = (vscode.workspace.workspaceFolders ?? []).map((f) => ({ name: f.name, path: f.uri.fsPath }));
+  // Untrusted, the workspace's folders resolve nothing: a user setting's ${workspaceFolder} (or
+  // a relative path) would name a file the cloned repository decides — its own database, or a
+  // symbolic link to any file of yours, backed up into a folder it chose or restored over.
+  // Relative paths are then taken from home, as with no folder open.
+  const folders = vscode.workspace.isTrusted ? (vscode.workspace.workspaceFolders ?? []).map((f) => ({ name: f.name, path: f.uri.fsPath })) : [];
   return expandPath(raw, {
     home: os.homedir(),
     env: process.env,

@@ -110,6 +110,32 @@ describe('Off-machine copies in a real VS Code', function () {
     assert.ok(!state.includes(secret));
   });
 
+  it('a mirror folder that is the backup folder itself (typed, or through a link) or a folder inside it is refused at set-up: nothing saved, no snapshot touched', async function () {
+    await vscode.commands.executeCommand('aiMemory.backup'); // the folder exists, with a snapshot
+    const folder = await eventuallyLong(() => {
+      const f = api.backupFolder();
+      return f && fs.existsSync(f) && fs.readdirSync(f).some((n) => n.endsWith('.db')) ? f : undefined;
+    }, 'a snapshot in the backup folder');
+    const before = fs.readdirSync(folder).sort();
+    const targets = api.copies().targets;
+    const linkDir = fs.mkdtempSync(path.join(os.tmpdir(), 'aimb-mirror-link-'));
+    const inside = path.join(folder, 'offsite');
+    try {
+      fs.symlinkSync(folder, path.join(linkDir, 'backups'));
+      fs.mkdirSync(inside);
+      for (const remote of [folder, path.join(linkDir, 'backups'), inside]) {
+        const cfg = await vscode.commands.executeCommand<{ remote: string } | undefined>('aiMemory.setUpRemote', { remote });
+        assert.equal(cfg, undefined, `${remote}: refused`);
+        assert.deepEqual(api.copies().targets, targets, `${remote}: no target saved`);
+      }
+      assert.deepEqual(fs.readdirSync(inside), [], 'no probe or copy written inside the folder');
+    } finally {
+      fs.rmSync(linkDir, { recursive: true, force: true });
+      fs.rmSync(inside, { recursive: true, force: true });
+    }
+    assert.deepEqual(fs.readdirSync(folder).sort(), before, 'the backup folder is as it was');
+  });
+
   it('a failed copy shows in the tree and the status bar; the local backup still succeeds; Retry completes it', async function () {
     const port = s3.port;
     await s3.kill();

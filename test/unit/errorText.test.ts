@@ -53,6 +53,12 @@ describe('error text in VS Code (issue 15 #2)', () => {
     assert.doesNotMatch(hint ?? '', /--force/);
   });
 
+  it('restore over another program\'s database: the hint is where its path came from, not --db or --force', () => {
+    const hint = extensionHint('NOT_AI_MEMORY', 'Point --db at your ai-memory database. To replace this file anyway (it is kept aside first), pass --force.', { operation: 'restore', db: ORIGINS[1] });
+    assert.match(hint ?? '', /\.vscode\/mcp\.json \(server "memory"\)/);
+    assert.ok(!speaksCli(hint ?? ''));
+  });
+
   it('a bad backup folder names the aiMemory.backup.directory setting', () => {
     assert.match(extensionHint('TARGET_NOT_WRITABLE', 'Fix its permissions, or choose another folder with --to.', { operation: 'backup', directorySetting: true }) ?? '', /aiMemory\.backup\.directory/);
   });

@@ -19,6 +19,8 @@ import { readMemories, seedMemory } from '../support/aiMemoryDb';
 import { cli } from '../support/cliRun';
 import { S3_KEY, S3_SECRET, startDenyDeleteProxy, startLoopbackProxy, startS3Server, type S3Server } from '../support/s3server';
 import { useTempDir } from '../support/tmp';
+import { cliBundle } from '../support/reliability';
+import { spawnSync } from 'child_process';
 
 const BUCKET = 'backups';
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -179,6 +181,38 @@ describe('off-machine copies: S3 (real S3 protocol server on 127.0.0.1)', functi
     assert.strictEqual(p.code, 1);
     assert.match(p.stderr, /SHA_MISMATCH/);
     assert.deepStrictEqual(fs.readdirSync(to), [], 'nothing kept, no temp left');
+  });
+
+  it('a manifest object larger than a manifest can be (8 MiB) is refused unread by pull, as in the backup folder', async () => {
+    const local = tmp.join('backups');
+    const [name] = await backups(tmp.join('ai-memory.db'), local, 1);
+    const t = target(s3.endpoint);
+    assert.strictEqual((await pushToTarget({ localDir: local, target: t, keep: 48 })).status, 'copied');
+    await t.uploadBytes(name.replace(/\.db$/, '.manifest.json'), Buffer.alloc(8 << 20, 0x20));
+    const to = tmp.join('pulled');
+    const p = await cli(['pull', '--remote', `s3://${BUCKET}/laptop`, '--path-style', '--to', to, '--json'], { cwd: tmp.path, env: s3env(s3.endpoint) });
+    assert.strictEqual(p.code, 1, p.stdout);
+    assert.match(p.stderr, /MANIFEST_INVALID/);
+    assert.match(p.stderr, /more than the 1048576 bytes/, 'refused for its size, not read and parsed');
+    assert.deepStrictEqual(fs.readdirSync(to), [], 'nothing kept');
+  });
+
+  it('a manifest damaged on the target after it was copied (cut short) is copied again by the next push, not counted "copied" while pull fails on it', async () => {
+    const local = tmp.join('backups');
+    const [name] = await backups(tmp.join('ai-memory.db'), local, 1);
+    const mName = name.replace(/\.db$/, '.manifest.json');
+    const t = target(s3.endpoint);
+    assert.deepStrictEqual((await pushToTarget({ localDir: local, target: t, keep: 48 })).report?.uploaded, [name]);
+    const whole = await t.readBytes(mName);
+    await t.uploadBytes(mName, whole.subarray(0, 100)); // a sync or a provider's fault: the first 100 bytes
+    const broken = await cli(['pull', '--remote', `s3://${BUCKET}/laptop`, '--path-style', '--to', tmp.join('p1'), '--json'], { cwd: tmp.path, env: s3env(s3.endpoint) });
+    assert.strictEqual(broken.code, 1, 'the copy there cannot be restored');
+    const o = await pushToTarget({ localDir: local, target: t, keep: 48 });
+    assert.strictEqual(o.status, 'copied', JSON.stringify(o.error));
+    assert.deepStrictEqual(o.report?.uploaded, [name], 'copied again, not "already there"');
+    assert.ok((await t.readBytes(mName)).equals(fs.readFileSync(path.join(local, mName))), 'the manifest there is whole again');
+    const p = await cli(['pull', '--remote', `s3://${BUCKET}/laptop`, '--path-style', '--to', tmp.join('p2'), '--json'], { cwd: tmp.path, env: s3env(s3.endpoint) });
+    assert.strictEqual(p.code, 0, p.stderr);
   });
 
   it('remote retention follows the local rule, and a new machine with one snapshot does not wipe the history', async () => {
@@ -502,6 +536,65 @@ describe('off-machine copies: mirror folder', function () {
     assert.strictEqual(o.status, 'copied', JSON.stringify(o.error));
     assert.deepStrictEqual(o.report?.deleted, []);
     assert.deepStrictEqual(names(mirror).filter((n) => n.endsWith('.db')), [...made].sort());
+  });
+
+  it('a mirror folder that is the backup folder itself (by a link, or a folder inside it) is refused: nothing copied, nothing deleted, never "copied"', async () => {
+    const local = tmp.join('backups');
+    let clock = Date.parse('2026-03-01T00:00:00Z');
+    const at = () => new Date((clock += 3600_000));
+    const made = await backups(tmp.join('ai-memory.db'), local, 3, 10, at);
+    // The oldest archived (page-dedup), as `--plain 2` would leave it.
+    seedMemory(tmp.join('ai-memory.db'), 'proj', 'one more', 'content');
+    const archived = await runBackup({ dbPath: tmp.join('ai-memory.db'), backupDir: local, keep: 10, plain: 2, now: at });
+    made.push(path.basename(archived.snapshotPath));
+    fs.mkdirSync(path.join(local, 'offsite'));
+    const before = fs.readdirSync(local).sort();
+    assert.ok(!before.includes(made[0]), 'the oldest is archived, not a plain file');
+    fs.symlinkSync(local, tmp.join('backups-link'));
+    for (const mirror of [tmp.join('backups-link'), local, path.join(local, 'offsite')]) {
+      // The CLI: a push keeping fewer than the folder keeps deleted the folder's own snapshots ("2 old deleted").
+      const r = await cli(['push', '--to', local, '--remote', mirror, '--keep', '1', '--json'], { cwd: tmp.path });
+      assert.strictEqual(r.code, 1, `${mirror}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /REMOTE_UNAVAILABLE/);
+      assert.match(r.stdout + r.stderr, /backup folder/);
+      assert.deepStrictEqual(fs.readdirSync(local).filter((n) => n !== REMOTE_STATE_NAME).sort(), before.filter((n) => n !== REMOTE_STATE_NAME), `${mirror}: the folder is as it was (no snapshot deleted, none un-archived)`);
+      assert.deepStrictEqual(fs.readdirSync(path.join(local, 'offsite')), [], `${mirror}: nothing copied inside the folder`);
+      // The engine as the extension runs it: failed (said), never "copied".
+      const o = await pushToTarget({ localDir: local, target: new MirrorTarget(mirror), keep: 1 });
+      assert.strictEqual(o.status, 'failed');
+      assert.strictEqual(o.error?.code, 'REMOTE_UNAVAILABLE');
+      assert.deepStrictEqual(fs.readdirSync(local).filter((n) => n !== REMOTE_STATE_NAME).sort(), before.filter((n) => n !== REMOTE_STATE_NAME));
+    }
+    const listed = await cli(['list', '--to', local, '--json'], { cwd: tmp.path });
+    assert.strictEqual(listed.code, 0, listed.stderr);
+    for (const n of made) assert.ok(listed.stdout.includes(n), `${n} still listed`);
+    // A real mirror beside it still works.
+    const nas = tmp.join('nas-real');
+    fs.mkdirSync(nas);
+    const ok = await pushToTarget({ localDir: local, target: new MirrorTarget(nas), keep: 10 });
+    assert.strictEqual(ok.status, 'copied', JSON.stringify(ok.error));
+    assert.deepStrictEqual(names(nas).filter((n) => n.endsWith('.db')), [...made].sort());
+  });
+
+  it('a manifest in the mirror larger than a manifest can be (a 1 GiB file) is refused unread: pull stays small and says why', async () => {
+    const local = tmp.join('backups');
+    const [name] = await backups(tmp.join('ai-memory.db'), local, 1);
+    const mirror = tmp.join('nas-big');
+    fs.mkdirSync(mirror);
+    assert.strictEqual((await pushToTarget({ localDir: local, target: new MirrorTarget(mirror), keep: 48 })).status, 'copied');
+    const m = path.join(mirror, name.replace(/\.db$/, '.manifest.json'));
+    fs.rmSync(m);
+    fs.writeFileSync(m, '');
+    fs.truncateSync(m, 1 << 30); // sparse: no disk, but 1 GiB to whoever reads it
+    // The CLI as a process, its peak memory (maxRSS) written at exit.
+    const preload = tmp.join('rss.js');
+    fs.writeFileSync(preload, `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(tmp.join('rss.txt'))}, String(process.resourceUsage().maxRSS)));`);
+    const r = spawnSync(process.execPath, ['--require', preload, await cliBundle(), 'pull', '--remote', mirror, '--to', tmp.join('fresh'), '--snapshot', name, '--json'], { cwd: tmp.path, encoding: 'utf8', env: { PATH: process.env.PATH, HOME: tmp.path }, timeout: 60_000 });
+    assert.strictEqual(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /MANIFEST_INVALID/);
+    assert.match(r.stderr, /more than the 1048576 bytes/);
+    const rssMb = Number(fs.readFileSync(tmp.join('rss.txt'), 'utf8')) / 1024;
+    assert.ok(rssMb < 400, `peak memory ${rssMb.toFixed(0)} MB: the 1 GiB file was not read`);
   });
 
   it('copies with the source permissions; a mirror that disappears is pending (never created), and completed when it is back', async () => {

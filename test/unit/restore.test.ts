@@ -485,6 +485,34 @@ describe('restore', () => {
     });
   });
 
+  it('an ai-memory snapshot over another program\'s SQLite database is refused (nothing changed); --force restores it; a snapshot of that database itself restores', async () => {
+    createAiMemoryDb(db, { memories: 4, embeddingDim: 0, seed: 3 });
+    const snap = await runBackup({ dbPath: db, backupDir: dir });
+    // A browser's history, where a wrong --db (a workspace's MCP file, a mistyped path) leads.
+    fs.mkdirSync(tmp.join('firefox'));
+    const places = tmp.join('firefox', 'places.sqlite');
+    const n = openNative(places);
+    n.exec("CREATE TABLE moz_places (id INTEGER PRIMARY KEY, url TEXT); INSERT INTO moz_places (url) VALUES ('https://example.com/'), ('https://example.org/');");
+    n.close();
+    const before = fingerprint(tmp.join('firefox'));
+    for (const args of [[], ['--dry-run']]) {
+      const r = await cli(['restore', '--db', places, '--from', snap.snapshotPath, '--json', ...args], { cwd: tmp.path });
+      assert.strictEqual(r.code, 1, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /NOT_AI_MEMORY/);
+      assert.match(r.stderr, /moz_places/, 'names what the database holds');
+      assert.match(r.stderr, /Nothing was changed/);
+      assert.deepStrictEqual(fingerprint(tmp.join('firefox')), before, 'the database is as it was, nothing kept aside or written');
+    }
+    // Its own snapshot restores, as ever (the tool backs up any SQLite file).
+    const own = await runBackup({ dbPath: places, backupDir: tmp.join('firefox-backups') });
+    await runRestore({ dbPath: places, from: own.snapshotPath });
+    // --force: restored, the replaced database kept aside.
+    const forced = await cli(['restore', '--db', places, '--from', snap.snapshotPath, '--force', '--json'], { cwd: tmp.path });
+    assert.strictEqual(forced.code, 0, forced.stderr);
+    assert.strictEqual(sha(places), snap.manifest.sha256);
+    assert.match(forced.stderr, /moz_places/, 'the warning says what was replaced');
+  });
+
   it('follows a symlinked database path and replaces the real file', async () => {
     fs.mkdirSync(tmp.join('real'));
     const real = tmp.join('real', 'memories.db');

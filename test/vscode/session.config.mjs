@@ -13,7 +13,7 @@
 //              databases, which the extension must ignore.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 const require = createRequire(import.meta.url);
 
@@ -78,7 +78,8 @@ export async function prepareTwoHosts(dirs) {
  * names ~/ai-memory/memories.db; the workspace's .vscode/settings.json (aiMemory.databasePath,
  * aiMemory.backup.directory; and aiMemory.backup.keep: 1), .vscode/mcp.json and .mcp.json (Claude Code) name three other
  * databases inside the workspace, all real ai-memory databases, so picking any of them would
- * work — and would be wrong.
+ * work — and would be wrong. The user's own settings name a database and a backup folder in
+ * the workspace (${workspaceFolder}), which the workspace decides as well.
  */
 export async function prepareUntrusted(dirs) {
   const { createAiMemoryDb } = aiMemoryDb();
@@ -105,9 +106,19 @@ export async function prepareUntrusted(dirs) {
     join(dirs.workspace, '.mcp.json'),
     JSON.stringify({ mcpServers: { memory: { command: 'ai-memory', args: ['--db', claudeDb, 'mcp'] } } }, null, 2),
   );
+  // The user's own settings name a database and a backup folder per workspace (${workspaceFolder}):
+  // in this workspace that is a path the repository decides (here a real ai-memory database it
+  // ships; a symbolic link there would lead anywhere). Untrusted, neither may be used.
+  const perProjectDb = join(dirs.workspace, '.ai-memory', 'memory.db');
+  mkdirSync(dirname(perProjectDb), { recursive: true });
+  createAiMemoryDb(perProjectDb, { memories: 7 });
   return {
-    env: { AI_MEMORY_TEST_DB: userDb, AI_MEMORY_TEST_EVIL: [settingsDb, mcpDb, claudeDb].join(':') },
-    settings: { 'aiMemory.backup.intervalMinutes': 0 },
+    env: { AI_MEMORY_TEST_DB: userDb, AI_MEMORY_TEST_EVIL: [settingsDb, mcpDb, claudeDb, perProjectDb].join(':') },
+    settings: {
+      'aiMemory.backup.intervalMinutes': 0,
+      'aiMemory.databasePath': '${workspaceFolder}/.ai-memory/memory.db',
+      'aiMemory.backup.directory': '${workspaceFolder}/.ai-memory/backups',
+    },
   };
 }
 

@@ -15,6 +15,7 @@ import { archivedProblem, archivePaths, PackStore, refuseInsideArchive } from '.
 import { checkManifestNames, parseManifest } from '../store/manifest';
 import { manifestNameFor, snapshotFileTime } from '../store/naming';
 import { hashFile } from '../common/hashFile';
+import { SMALL_FILE_CAP } from '../common/regularFile';
 import { examineSnapshot } from './snapshotCheck';
 
 export interface PullResult {
@@ -68,7 +69,7 @@ export async function pullFromTarget(opts: {
   let store: PackStore | undefined;
   for (const name of want) {
     const mName = manifestNameFor(name);
-    const mBytes = await target.readBytes(mName, opts.signal);
+    const mBytes = await target.readBytes(mName, opts.signal, SMALL_FILE_CAP); // a manifest's size at most, as in the backup folder
     const manifest = parseManifest(mBytes.toString('utf8'), `${target.label}/${mName}`);
     checkManifestNames(manifest, name, `${target.label}/${mName}`);
     let have = local.get(name);

@@ -58,7 +58,7 @@ import { checkLabel, type CheckMode } from '../common/checks';
 import { anchorFor } from '../store/catalog';
 import type { OperatorPublicKey } from '../store/operatorKey';
 import type { SignatureVerdict } from '../store/signing';
-import { liveSchemaVersion } from './schemaGuard';
+import { liveFacts } from './schemaGuard';
 import { selectRestoreSource, type Selection } from './snapshotSelect';
 import { findArchived, rebuildToTemp, type Rebuilt } from './archived';
 import { rebuildArchived } from '../store/archive';
@@ -580,8 +580,23 @@ async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<
 
       // A snapshot from a newer ai-memory would lose its newer columns under the older one.
       const snapSchema = report.integrity?.schemaVersion ?? report.manifest?.schema_version;
+      const snapIsAiMemory = report.integrity?.memories !== undefined || report.manifest?.memory_count !== undefined || report.manifest?.memories !== undefined;
+      const liveNow = dbExists && (snapSchema !== undefined || snapIsAiMemory) ? await liveFacts(dbPath, opts.signal) : undefined;
+      // An ai-memory snapshot over a database with tables but no memories table: another
+      // program's database (a browser's history, an app's data), reached by a wrong --db — a
+      // workspace's MCP file, a mistyped or chosen path. Moved aside and replaced, that program
+      // found an ai-memory database in its place. Refused; --force restores anyway.
+      if (snapIsAiMemory && liveNow && !liveNow.hasMemories && liveNow.tableCount > 0) {
+        const holds = `${liveNow.tables.join(', ')}${liveNow.tableCount > liveNow.tables.length ? `, … (${liveNow.tableCount} tables)` : ''}`;
+        if (!opts.force) {
+          throw new BackupError('NOT_AI_MEMORY', `${dbPath} is not an ai-memory database (it has no memories table; its tables: ${holds}), and ${basename(snapshot)} is one: restoring would put ai-memory's database in place of another program's. Nothing was changed.`, {
+            hint: 'Point --db at your ai-memory database. To replace this file anyway (it is kept aside first), pass --force.',
+          });
+        }
+        warnings.push(`${dbPath} was not an ai-memory database (its tables: ${holds}); replaced by an ai-memory snapshot (--force), kept aside`);
+      }
       if (snapSchema !== undefined && dbExists) {
-        const live = await liveSchemaVersion(dbPath, opts.signal);
+        const live = liveNow?.schemaVersion;
         if (live !== undefined && snapSchema > live) {
           if (!opts.force) {
             throw new BackupError('SCHEMA_NEWER', `${basename(snapshot)} is on schema version ${snapSchema}, newer than the database it would replace (schema version ${live}). Nothing was changed.`, {

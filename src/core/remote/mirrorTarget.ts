@@ -7,13 +7,16 @@
  */
 import { createHash } from 'node:crypto';
 import { constants as fsc, promises as fsp } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { BackupError, errnoCode, ioError } from '../common/errors';
-import { openRegular } from '../common/regularFile';
+import { dirname, join, resolve } from 'node:path';
+import { BackupError, errnoCode, ioError, isBackupError } from '../common/errors';
+import { openRegular, readSmallRegularBytes } from '../common/regularFile';
 import { cleanStaleTemps, fsyncDir, reachableMode, tempPath, writeAll, writeFileAtomic } from '../store/atomicFs';
 import type { RemoteEntry, RemoteTarget, UploadExpect, UploadOptions } from './target';
 
 const CHUNK = 4 << 20;
+
+/** What to do instead of mirroring the backup folder into itself. */
+export const MIRROR_ELSEWHERE = 'Choose a mirror folder outside the backup folder: a NAS mount, another disk, or a folder a sync service (Dropbox, OneDrive, iCloud, Syncthing) copies off the machine.';
 
 export class MirrorTarget implements RemoteTarget {
   readonly kind = 'folder' as const;
@@ -41,6 +44,45 @@ export class MirrorTarget implements RemoteTarget {
       throw ioError('opening the mirror folder', this.dir, e);
     }
     if (!st.isDirectory()) throw new BackupError('REMOTE_UNAVAILABLE', `The mirror ${this.dir} is a file, not a folder.`, { hint: 'Choose a folder.' });
+  }
+
+  /**
+   * The backup folder itself as its own mirror (the folder again through a symbolic link, a
+   * bind mount, or typed twice) or a folder inside it on the same disk is refused: such a
+   * "copy" is on the same disk, an archived snapshot would be rebuilt into a plain file
+   * beside its archive, and the target's retention (`push --keep N`) deleted the folder's
+   * own snapshots — ones its own retention keeps. Compared by device and inode, every folder
+   * from the mirror up to the root.
+   */
+  async refuseLocal(localDir: string): Promise<void> {
+    const overlap = await this.overlapWith(localDir);
+    if (!overlap) return;
+    throw new BackupError(
+      'REMOTE_UNAVAILABLE',
+      overlap === 'same'
+        ? `The mirror folder ${this.dir} is the backup folder ${localDir} itself: a copy there is no copy off this machine, and the mirror's retention would delete the backup folder's own snapshots. Nothing was copied or deleted.`
+        : `The mirror folder ${this.dir} is inside the backup folder ${localDir}, on the same disk: a copy there is no copy off this machine. Nothing was copied or deleted.`,
+      { hint: MIRROR_ELSEWHERE },
+    );
+  }
+
+  /** 'same' when the mirror is the folder `localDir` (by any path), 'inside' when it is a folder within it on the same disk. */
+  async overlapWith(localDir: string): Promise<'same' | 'inside' | undefined> {
+    const local = await fsp.stat(localDir).catch(() => undefined);
+    if (!local?.isDirectory()) return undefined; // no folder (yet): nothing of it to overwrite
+    const real = await fsp.realpath(this.dir).catch(() => undefined);
+    if (!real) return undefined; // a missing mirror is reported by ensure()
+    const mirrorDev = (await fsp.stat(real)).dev;
+    for (let p = real, first = true; ; first = false) {
+      const st = await fsp.stat(p).catch(() => undefined);
+      if (st && st.dev === local.dev && st.ino === local.ino) {
+        if (first) return 'same';
+        if (mirrorDev === local.dev) return 'inside'; // a disk mounted inside the backup folder is another disk
+      }
+      const up = dirname(p);
+      if (up === p) return undefined;
+      p = up;
+    }
   }
 
   private path(name: string): string {
@@ -118,9 +160,10 @@ export class MirrorTarget implements RemoteTarget {
     await writeFileAtomic(this.path(name), data, mode);
   }
 
-  async readBytes(name: string): Promise<Buffer> {
+  /** A regular file of at most `maxBytes` (a manifest: SMALL_FILE_CAP), opened without blocking, as in the backup folder: a 1 GB file of a manifest's name was read whole. */
+  async readBytes(name: string, _signal?: AbortSignal, maxBytes = Number.MAX_SAFE_INTEGER): Promise<Buffer> {
     await this.ensure();
-    return fsp.readFile(this.path(name)).catch((e: unknown) => Promise.reject(ioError('reading', this.path(name), e)));
+    return readSmallRegularBytes(this.path(name), maxBytes).catch((e: unknown) => Promise.reject(isBackupError(e) ? e : ioError('reading', this.path(name), e)));
   }
 
   async downloadTo(name: string, destPath: string, opts: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void } = {}): Promise<{ bytes: number; sha256: string }> {

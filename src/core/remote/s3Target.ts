@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { BackupError, ioError } from '../common/errors';
-import { openRegular } from '../common/regularFile';
+import { openRegular, TooLargeFileError } from '../common/regularFile';
 import { writeAll } from '../store/atomicFs';
 import { md5, S3Client, type S3Credentials, type S3Location } from './s3Client';
 import type { RemoteEntry, RemoteTarget, UploadExpect, UploadOptions } from './target';
@@ -169,9 +169,30 @@ export class S3Target implements RemoteTarget {
     }
   }
 
-  async readBytes(name: string, signal?: AbortSignal): Promise<Buffer> {
+  /**
+   * At most `maxBytes` (a manifest: SMALL_FILE_CAP, as a manifest in the backup folder is
+   * read). An object of that name that is larger (damage, anyone with write access) was read
+   * whole into memory — gigabytes — by every push and pull; now it is refused
+   * (MANIFEST_INVALID) after its Content-Length or the first bytes past the cap.
+   */
+  async readBytes(name: string, signal?: AbortSignal, maxBytes = Infinity): Promise<Buffer> {
     const res = await this.client.get(this.key(name), signal);
-    return Buffer.from(await res.arrayBuffer());
+    const where = `${this.label}/${name}`;
+    const it = res.body[Symbol.asyncIterator]();
+    try {
+      const length = Number(res.headers.get('content-length') ?? NaN);
+      if (Number.isFinite(length) && length > maxBytes) throw new TooLargeFileError(where, length, maxBytes);
+      const chunks: Buffer[] = [];
+      let n = 0;
+      for (let r = await it.next(); !r.done; r = await it.next()) {
+        n += r.value.length;
+        if (n > maxBytes) throw new TooLargeFileError(where, n, maxBytes);
+        chunks.push(r.value);
+      }
+      return Buffer.concat(chunks, n);
+    } finally {
+      await it.return?.(); // stops the download of what is left (a no-op once it ended)
+    }
   }
 
   async downloadTo(name: string, destPath: string, opts: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void } = {}): Promise<{ bytes: number; sha256: string }> {

@@ -26,6 +26,7 @@ import { posix, win32 } from 'node:path';
 import { throwIfCancelled } from '../common/cancel';
 import { isBackupError } from '../common/errors';
 import { hashFile } from '../common/hashFile';
+import { SMALL_FILE_CAP } from '../common/regularFile';
 import { rebuildArchived } from '../store/archive';
 import { tempPath } from '../store/atomicFs';
 import { FUTURE_SKEW_MS, listSnapshots, type SnapshotEntry } from '../store/catalog';
@@ -147,7 +148,7 @@ function ownerOnTarget(m: Manifest | undefined): string {
 
 /** The target's manifest of snapshot `name`, parsed. */
 async function remoteManifest(target: RemoteTarget, name: string, signal?: AbortSignal): Promise<Manifest> {
-  return parseManifest((await target.readBytes(manifestNameFor(name), signal)).toString('utf8'), manifestNameFor(name));
+  return parseManifest((await target.readBytes(manifestNameFor(name), signal, SMALL_FILE_CAP)).toString('utf8'), manifestNameFor(name));
 }
 
 /**
@@ -166,6 +167,20 @@ async function remoteClaim(target: RemoteTarget, name: string, signal?: AbortSig
     if (isBackupError(e) && (e.code === 'CANCELLED' || e.code === 'REMOTE_UNREACHABLE' || e.code === 'REMOTE_ERROR')) throw e;
     return 'unreadable';
   }
+}
+
+/**
+ * Whether the manifest the target lists beside a snapshot copied at an earlier run still has
+ * the size of ours — from the LIST, no request. A manifest cut short there (a sync, a
+ * provider's fault) was counted "copied" by the snapshot's size alone while pull failed on
+ * it; then the manifest is read and judged as any other (copied again when the snapshot
+ * there is ours). (Not the ETag: with SSE-KMS it is no MD5, and every push would then read
+ * every manifest.)
+ */
+async function manifestThereIsOurs(e: SnapshotEntry, there: RemoteEntry | undefined): Promise<boolean> {
+  if (!there) return false;
+  const mine = await fsp.stat(e.manifestPath).catch(() => undefined);
+  return mine?.size === there.size;
 }
 
 /** Whether the snapshot `name` on the target has these bytes: downloaded into a temp file in `localDir` and hashed (only when its manifest there is damaged). */
@@ -193,6 +208,7 @@ export async function syncTarget(opts: {
   ours?: readonly string[];
 }): Promise<SyncReport> {
   const { localDir, target, keep } = opts;
+  await target.refuseLocal?.(localDir);
   const report: SyncReport = { target: target.label, uploaded: [], present: [], deleted: [], cleaned: [], refused: [], skipped: [], remoteOnly: [], owners: {}, unreadable: [] };
   const local = await listSnapshots(localDir, { archived: true });
   const good = new Map<string, SnapshotEntry>();
@@ -269,7 +285,7 @@ export async function syncTarget(opts: {
       const mine = e.manifest as Manifest;
       const sizeSame = there.size === mine.bytes;
       let verdict: 'present' | 'replace' | 'theirs';
-      if (sizeSame && prevOurs.has(e.name)) verdict = 'present';
+      if (sizeSame && prevOurs.has(e.name) && (await manifestThereIsOurs(e, byName.get(manifestNameFor(e.name))))) verdict = 'present';
       else {
         const claim = await remoteClaim(target, e.name, opts.signal);
         if (claim === 'unreadable') verdict = sizeSame ? 'present' : 'theirs'; // write-only credentials

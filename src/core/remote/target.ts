@@ -41,11 +41,18 @@ export interface RemoteTarget {
    */
   uploadFile(name: string, path: string, expect: UploadExpect, opts?: UploadOptions): Promise<void>;
   uploadBytes(name: string, data: Uint8Array, signal?: AbortSignal): Promise<void>;
-  readBytes(name: string, signal?: AbortSignal): Promise<Buffer>;
+  /** The object's bytes; more than `maxBytes` (default: no limit) is refused unread (MANIFEST_INVALID). Manifests are read with SMALL_FILE_CAP. */
+  readBytes(name: string, signal?: AbortSignal, maxBytes?: number): Promise<Buffer>;
   /** Streams `name` into the open file `fd` path (created by the caller), returning its size and sha256. */
   downloadTo(name: string, destPath: string, opts?: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void }): Promise<{ bytes: number; sha256: string }>;
   /** Deletes names; a name the server refuses is reported, never ignored. */
   remove(names: string[], signal?: AbortSignal): Promise<{ deleted: string[]; refused: { name: string; message: string }[] }>;
+  /**
+   * Refuses a target that is no copy off the local backup folder `localDir`: a mirror that is
+   * that very folder (by another path: a link, a bind mount) or a folder inside it on the same
+   * disk. Called before anything is sent or deleted.
+   */
+  refuseLocal?(localDir: string): Promise<void>;
   /** Abandons a multipart upload a killed run left behind (best effort). */
   abandon?(u: { key: string; uploadId: string }, signal?: AbortSignal): Promise<void>;
 }

@@ -4,7 +4,8 @@
 // aiMemory.backup.directory (and keep: 1), .vscode/mcp.json and .mcp.json (Claude Code) name two more — all
 // real ai-memory databases inside the workspace. The extension must use none of them
 // (restricted configuration + the workspace's MCP files ignored while untrusted) and find the
-// user's own database through ~/.config/ai-memory/config.toml. As a control, trusting the
+// user's own database through ~/.config/ai-memory/config.toml. The user's own settings name a
+// database and a backup folder in ${workspaceFolder}: untrusted, those are the workspace's too. As a control, trusting the
 // workspace then makes its setting win, which shows the fixture would have worked.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -56,13 +57,16 @@ describe('UI: an untrusted workspace cannot choose the database', function () {
     await page.mouse.move(600, 300);
     assert.match(tip, /AI Memory Backup — ~\/ai-memory\/memories\.db/);
     assert.match(tip, /Database from ~\/\.config\/ai-memory\/config\.toml \(db setting\)/);
-    assert.doesNotMatch(tip, /evil|aiMemory\.databasePath/);
+    assert.doesNotMatch(tip, /evil|aiMemory\.databasePath|\.ai-memory\/memory\.db/);
 
     const text = await waitFor(() => /database: .*memories\.db/.test(log()) && log(), { timeoutMs: 15_000, message: 'the database decision in the log' });
     // One level of parentheses (issue 15 #16).
     assert.ok(text.includes(`database: ${userDb} — from ~/.config/ai-memory/config.toml (db setting)`), text);
     assert.match(text, /untrusted workspace — its \.vscode\/mcp\.json, \.mcp\.json, \.cursor and \.gemini files are ignored/);
     assert.doesNotMatch(text, /evil/, 'no workspace database is even mentioned');
+    // The user's own aiMemory.databasePath names ${workspaceFolder}/.ai-memory/memory.db: a path the workspace decides.
+    assert.match(text, /aiMemory\.databasePath "\$\{workspaceFolder\}\/\.ai-memory\/memory\.db" names a path in this untrusted workspace/);
+    assert.doesNotMatch(text, /database: \S*\.ai-memory\/memory\.db/, 'the per-workspace database of the user setting is not used');
   });
 
   /**
@@ -90,6 +94,7 @@ describe('UI: an untrusted workspace cannot choose the database', function () {
     const made = readdirSync(join(dirs.home, 'ai-memory', 'backups')).filter((n) => SNAPSHOT_NAME.test(n));
     assert.equal(made.length, 1, `one snapshot in ~/ai-memory/backups: ${made}`);
     assert.ok(!existsSync(join(dirs.workspace, 'evil', 'backups')), 'aiMemory.backup.directory from the workspace was not used');
+    assert.ok(!existsSync(join(dirs.workspace, '.ai-memory', 'backups')), "the user's aiMemory.backup.directory in ${workspaceFolder} was not used");
     assert.deepEqual(fingerprint(dirs.workspace), workspaceBefore, 'no file in the workspace changed');
   });
 
