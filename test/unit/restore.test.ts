@@ -513,6 +513,52 @@ describe('restore', () => {
     assert.match(forced.stderr, /moz_places/, 'the warning says what was replaced');
   });
 
+  it('a file that is no database at all (a wrong --db: a shell profile, a config) is refused, nothing changed; what is left of a damaged database is still replaced and kept; --force restores over the file', async () => {
+    createAiMemoryDb(db, { memories: 4, embeddingDim: 0, seed: 3 });
+    const snap = await runBackup({ dbPath: db, backupDir: dir });
+    fs.mkdirSync(tmp.join('home'));
+    const profile = tmp.join('home', '.bashrc');
+    const config = tmp.join('home', 'settings.json');
+    fs.writeFileSync(profile, 'export PATH="$HOME/bin:$PATH"\nalias ll="ls -l"\n');
+    fs.writeFileSync(config, `{"editor": "${'x'.repeat(1024 - 14)}"}`); // exactly 1024 bytes: a whole number of 512-byte pages, but text
+    assert.strictEqual(fs.statSync(config).size, 1024);
+    for (const target of [profile, config]) {
+      const before = fingerprint(tmp.join('home'));
+      for (const args of [[], ['--dry-run']]) {
+        const r = await cli(['restore', '--db', target, '--from', snap.snapshotPath, '--json', ...args], { cwd: tmp.path });
+        assert.strictEqual(r.code, 1, `${target} ${args.join(' ')}: ${r.stdout}${r.stderr}`);
+        assert.match(r.stderr, /NOT_AI_MEMORY/);
+        assert.match(r.stderr, /not a database, nor what is left of one/);
+        assert.match(r.stderr, /Nothing was changed/);
+        assert.deepStrictEqual(fingerprint(tmp.join('home')), before, 'the file is as it was, nothing kept aside or written');
+      }
+    }
+    // What a destroyed header leaves (whole pages, binary) and an empty file: damaged databases, which a restore is for.
+    const wrecked = tmp.join('home', 'wrecked.db');
+    fs.copyFileSync(db, wrecked);
+    const fd = fs.openSync(wrecked, 'r+');
+    fs.writeSync(fd, Buffer.from('2026-12-01T01:00:00Z INFO a log line written to the wrong descriptor\n'), 0, undefined, 0);
+    fs.closeSync(fd);
+    const empty = tmp.join('home', 'empty.db');
+    fs.writeFileSync(empty, '');
+    for (const target of [wrecked, empty]) {
+      const was = fs.readFileSync(target);
+      const r = await runRestore({ dbPath: target, from: snap.snapshotPath });
+      assert.strictEqual(sha(target), snap.manifest.sha256);
+      assert.match(r.warnings.join('\n'), /the current database is damaged/);
+      assert.ok(r.previous && fs.readFileSync(r.previous).equals(was), 'kept aside as it was');
+    }
+    // --force: the file replaced, kept aside, said so.
+    const text = fs.readFileSync(profile);
+    const forced = await cli(['restore', '--db', profile, '--from', snap.snapshotPath, '--force', '--json'], { cwd: tmp.path });
+    assert.strictEqual(forced.code, 0, forced.stderr);
+    assert.strictEqual(sha(profile), snap.manifest.sha256);
+    assert.match(forced.stderr, /was not a database .*--force/);
+    const kept = fs.readdirSync(tmp.join('home')).filter((n) => n.startsWith('.bashrc.pre-restore-'));
+    assert.strictEqual(kept.length, 1);
+    assert.ok(fs.readFileSync(tmp.join('home', kept[0])).equals(text));
+  });
+
   it('follows a symlinked database path and replaces the real file', async () => {
     fs.mkdirSync(tmp.join('real'));
     const real = tmp.join('real', 'memories.db');

@@ -51,7 +51,7 @@ import { DEFAULT_CHUNK_BYTES, readConsistentImage } from '../sqlite/image';
 import { formatStamp, manifestNameFor, preRestoreName } from '../store/naming';
 import { pinSnapshot, removeStalePins } from '../store/pins';
 import { examineSnapshot, problemError, type SnapshotReport } from './snapshotCheck';
-import { looksEncrypted, parseHeader } from '../sqlite/sqliteFormat';
+import { looksEncrypted, notADatabase, parseHeader } from '../sqlite/sqliteFormat';
 import { crashPoint } from '../common/testHooks';
 import { letSignalsIn, throwIfCancelled, type Progress } from '../common/cancel';
 import { checkLabel, type CheckMode } from '../common/checks';
@@ -405,24 +405,26 @@ async function isDirectory(path: string): Promise<boolean> {
  * Why the current database cannot be read as a database (so there is nothing to fold in),
  * or undefined when it can. A hot journal counts: its consistent state exists only after
  * SQLite rolls the journal back, which the kept copy (with its -journal) still allows.
+ * `foreign`: why the file is not what is left of a database at all (notADatabase).
  */
-async function damage(dbPath: string): Promise<string | undefined> {
+async function damage(dbPath: string): Promise<{ why: string; foreign?: string } | undefined> {
   let fh;
   let size: number;
   try {
     ({ fh, size } = await openRegular(dbPath));
   } catch (e) {
-    return `it cannot be read (${e instanceof Error ? e.message : String(e)})`;
+    return { why: `it cannot be read (${e instanceof Error ? e.message : String(e)})` };
   }
   try {
-    if (size === 0) return 'it is empty (0 bytes)';
+    if (size === 0) return { why: 'it is empty (0 bytes)' };
     const head = Buffer.alloc(4096);
     const { bytesRead } = await fh.read(head, 0, head.length, 0);
-    if (!parseHeader(head.subarray(0, bytesRead)) && !looksEncrypted(head.subarray(0, bytesRead), size)) return 'it is not an SQLite database (its header is damaged)';
+    const first = head.subarray(0, bytesRead);
+    if (!parseHeader(first) && !looksEncrypted(first, size)) return { why: 'it is not an SQLite database (its header is damaged)', foreign: notADatabase(first, size) };
   } finally {
     await fh.close();
   }
-  if (await journalIsLive(dbPath)) return 'it has a hot rollback journal (a writer crashed mid-transaction)';
+  if (await journalIsLive(dbPath)) return { why: 'it has a hot rollback journal (a writer crashed mid-transaction)' };
   return undefined;
 }
 
@@ -626,7 +628,19 @@ async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<
       SIDECARS.forEach((x, i) => {
         if (present[i]) keep.push({ from: dbPath + x, to: aside + x });
       });
-      const damaged = dbExists ? await damage(dbPath) : undefined;
+      const hurt = dbExists ? await damage(dbPath) : undefined;
+      // A file that is no database, damaged or not (a wrong --db: a shell profile, a config, a
+      // key): moved aside and replaced, the program that reads it found a database in its
+      // place. Refused, as another program's database is; --force restores anyway.
+      if (hurt?.foreign) {
+        if (!opts.force) {
+          throw new BackupError('NOT_AI_MEMORY', `${dbPath} is not a database, nor what is left of one (${hurt.foreign}): restoring would put ai-memory's database in place of another file. Nothing was changed.`, {
+            hint: 'Point --db at your ai-memory database. If this file is what is left of it, pass --force: it is kept aside first.',
+          });
+        }
+        warnings.push(`${dbPath} was not a database (${hurt.foreign}); replaced (--force), kept aside`);
+      }
+      const damaged = hurt?.why;
       // A database file with other names (hard links): SQLite takes each name for a database of
       // its own (its own -wal), and the restore gives the new file to this name only — an agent
       // configured with another name goes on with the old contents, which the kept copy shares.

@@ -77,6 +77,22 @@ export function setRollbackMode(page1: Uint8Array): void {
 export const JOURNAL_MAGIC = Buffer.from([0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7]);
 
 /**
+ * Why a non-empty file whose header is not SQLite's (nor looks encrypted) cannot be what is
+ * left of an SQLite database either, or undefined when it may be one (a database whose
+ * header a crash or a stray write destroyed). A database is a whole number of pages, each a
+ * power of two from 512 bytes, and its first page holds binary b-tree headers (NUL bytes);
+ * a shell profile, a JSON or YAML config, an SSH key has none in its first 4 KiB, and is
+ * rarely a multiple of 512 bytes. Only such a file is told apart: a binary file of whole
+ * pages stays "damaged", which a restore is for.
+ */
+export function notADatabase(firstBytes: Uint8Array, fileSize: number): string | undefined {
+  if (fileSize === 0) return undefined; // what a crash or a failed create leaves
+  if (fileSize % 512 !== 0) return `its size, ${fileSize} bytes, is not a whole number of database pages`;
+  if (!firstBytes.subarray(0, Math.min(firstBytes.length, 4096)).includes(0)) return 'it holds text, not database pages';
+  return undefined;
+}
+
+/**
  * Heuristic for "this is an encrypted (SQLCipher-like) database rather than some other
  * file": SQLCipher files are whole pages of what looks like random bytes (the first 16
  * bytes are a random salt, the rest is ciphertext). Text, JSON, images and archives are
