@@ -157,8 +157,10 @@ Options:
                     always keeps the current database)
   --skip-verify     restore without checking the manifest (sha256, size)
   --skip-integrity  restore without the SQLite integrity check (encrypted databases)
-  --force           restore even while a process has the database open, or
-                    when the snapshot's schema is newer than the database's
+  --force           restore even while a process has the database open, when
+                    the snapshot's schema is newer than the database's, or over
+                    a file that is not ai-memory's database
+  --force-in-use    restore while a process has the database open (only that)
   --dry-run         print what restore would do; change nothing
   --db PATH         (diff, extract) the current database, read consistently
                     without opening it with SQLite; never written
@@ -433,6 +435,7 @@ async function cmdRestore(p: Parsed, io: CliIO): Promise<number> {
     skipIntegrity: p.switches.has('skip-integrity'),
     verify,
     force: p.switches.has('force'),
+    forceInUse: p.switches.has('force-in-use'),
     dryRun: p.switches.has('dry-run'),
     // A database that does not exist is created only where the user named it.
     createIfMissing: db.source === 'flag' && !p.switches.has('no-create'),

@@ -58,7 +58,8 @@ export const COMMANDS = {
     values: ['db', 'from', 'verify', 'snapshot'],
     // latest, snapshot, yes, allow-unsigned-manifest: ai-memory 1.0's restore flags
     // no-create: the --db was discovered, not named by the user (the extension says so): never create it.
-    switches: ['json', 'skip-verify', 'skip-integrity', 'force', 'dry-run', 'progress-json', 'latest', 'yes', 'allow-unsigned-manifest', 'no-create'],
+    // force-in-use: only the in-use refusal overridden (the extension's Restore Anyway).
+    switches: ['json', 'skip-verify', 'skip-integrity', 'force', 'force-in-use', 'dry-run', 'progress-json', 'latest', 'yes', 'allow-unsigned-manifest', 'no-create'],
   },
   verify: { values: ['from', 'verify'], switches: ['json', 'progress-json', 'all'] },
   list: { values: ['to', 'db', 'remote', 'endpoint', 'region', 'profile', ...KEEP_FLAGS], switches: ['json', 'path-style', 'probe'] },

@@ -125,6 +125,8 @@ export function extensionHint(code: string, engineHint: string | undefined, ctx:
     return code === 'NO_SPACE' ? `Free some disk space, or: ${where}` : where;
   }
   if (code === 'IN_USE') return 'Stop your agent (or the ai-memory server), then restore again; restart it afterwards.';
+  // Restore Anyway (in use) never overrides this: the newer columns would be dropped.
+  if (code === 'SCHEMA_NEWER' && op === 'restore') return 'Upgrade ai-memory first. To restore it anyway (its newer columns are dropped), run `ai-memory-backup restore --force` in a terminal.';
   // The database the restore would replace is another program's: its path is what to correct.
   if (code === 'NOT_AI_MEMORY' && op === 'restore') return databaseHint(ctx.db);
   if ((SNAPSHOT_CODES.includes(code) || code === 'NOT_A_DATABASE') && op === 'restore') {

@@ -244,7 +244,7 @@ export class SnapshotCommands {
         (progress, token) =>
           // A new database is created only where the user named it (the setting), never at a discovered path.
           this.engine.restore(
-            { db: real, from: entry.path, force, 'allow-unsigned-manifest': allowUnsigned, create: db.via === 'setting' },
+            { db: real, from: entry.path, 'force-in-use': force, 'allow-unsigned-manifest': allowUnsigned, create: db.via === 'setting' },
             { token, onProgress: (p) => progress.report({ message: p.message ?? p.phase }) },
           ),
       );

@@ -59,6 +59,12 @@ describe('error text in VS Code (issue 15 #2)', () => {
     assert.ok(!speaksCli(hint ?? ''));
   });
 
+  it('a snapshot on a newer schema: Restore Anyway (in use) does not override it, so the hint says what does, in a terminal', () => {
+    const hint = extensionHint('SCHEMA_NEWER', 'The ai-memory that uses this database would silently drop the newer columns. Upgrade ai-memory first, or pass --force to restore anyway.', { operation: 'restore', db: ORIGINS[1] });
+    assert.match(hint ?? '', /Upgrade ai-memory first/);
+    assert.match(hint ?? '', /ai-memory-backup restore --force` in a terminal/);
+  });
+
   it('a bad backup folder names the aiMemory.backup.directory setting', () => {
     assert.match(extensionHint('TARGET_NOT_WRITABLE', 'Fix its permissions, or choose another folder with --to.', { operation: 'backup', directorySetting: true }) ?? '', /aiMemory\.backup\.directory/);
   });

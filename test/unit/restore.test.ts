@@ -350,6 +350,40 @@ describe('restore', () => {
     }
   });
 
+  it('--force-in-use (VS Code\'s Restore Anyway) overrides only "in use": another program\'s database held open by it is still refused; ai-memory\'s restores', async function () {
+    this.timeout(60_000);
+    createAiMemoryDb(db, { memories: 5, embeddingDim: 0, seed: 4 });
+    const snap = await runBackup({ dbPath: db, backupDir: dir });
+    const places = tmp.join('places.sqlite');
+    const n = openNative(places);
+    n.exec("CREATE TABLE moz_places (id INTEGER PRIMARY KEY, url TEXT); INSERT INTO moz_places (url) VALUES ('https://example.com/');");
+    n.close();
+    // Both held open by a running program, as a browser holds its history and the server its database.
+    const holder = spawn(process.execPath, ['-e', `
+      const D = require(${JSON.stringify(require.resolve('better-sqlite3'))});
+      const a = new D(${JSON.stringify(db)}); a.prepare('select count(*) from memories').get();
+      const b = new D(${JSON.stringify(places)}); b.prepare('select count(*) from moz_places').get();
+      globalThis.keep = [a, b]; process.stdout.write('ready\\n'); setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    trackChild(holder, 'db holder');
+    try {
+      await new Promise<void>((res, rej) => {
+        holder.stdout?.once('data', () => res());
+        holder.once('exit', (c) => rej(new Error(`holder exited ${c}`)));
+      });
+      const before = fingerprint(tmp.path);
+      const other = await cli(['restore', '--db', places, '--from', snap.snapshotPath, '--force-in-use', '--json'], { cwd: tmp.path });
+      assert.strictEqual(other.code, 1, other.stdout);
+      assert.match(other.stderr, /NOT_AI_MEMORY/);
+      assert.deepStrictEqual(fingerprint(tmp.path), before, 'nothing changed');
+      const ours = await cli(['restore', '--db', db, '--from', snap.snapshotPath, '--force-in-use', '--json'], { cwd: tmp.path });
+      assert.strictEqual(ours.code, 0, ours.stderr);
+      assert.strictEqual(sha(db), snap.manifest.sha256);
+      assert.match(ours.stderr, /restoring while the database is open by .*--force-in-use/);
+    } finally {
+      holder.kill('SIGKILL');
+    }
+  });
+
   it('a -wal left by a crashed server is not "in use"', async () => {
     createAiMemoryDb(db, { memories: 30, leaveWalCommits: 5 });
     const snap = await runBackup({ dbPath: db, backupDir: dir });

@@ -73,8 +73,14 @@ export interface RestoreOptions {
   skipIntegrity?: boolean;
   /** Which integrity check (default quick). */
   verify?: CheckMode;
-  /** Restore even though a process has the database open, or the snapshot's schema is newer. */
+  /** Restore even though a process has the database open, the snapshot's schema is newer, or the file replaced is not ai-memory's (nor a database). */
   force?: boolean;
+  /**
+   * Restore even though a process has the database open — only that (`--force-in-use`; the
+   * extension's "Restore Anyway"): a user who chose to restore under a running server has
+   * not chosen to replace another program's file or to drop newer columns.
+   */
+  forceInUse?: boolean;
   /** ai-memory 1.0's --snapshot NAME (inside a --from folder). */
   snapshot?: string;
   /** ai-memory 1.0's --latest (inside a --from folder). */
@@ -671,7 +677,8 @@ async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<
         durationMs: Date.now() - started,
       });
 
-      if (holders.length && !opts.force) {
+      const inUseAllowed = opts.force || opts.forceInUse;
+      if (holders.length && !inUseAllowed) {
         const refusal = { code: 'IN_USE' as const, message: `The database is in use by ${describeHolders(holders)}. Nothing was changed.`, hint: 'Stop your agent (or the ai-memory server) first, then restore. --force restores anyway.' };
         // A dry run still shows the whole plan, and says it would be refused.
         if (opts.dryRun) {
@@ -680,7 +687,7 @@ async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<
         }
         throw new BackupError(refusal.code, refusal.message, { hint: refusal.hint });
       }
-      if (holders.length) warnings.push(`restoring while the database is open by ${describeHolders(holders)} (--force)`);
+      if (holders.length) warnings.push(`restoring while the database is open by ${describeHolders(holders)} (${opts.force ? '--force' : '--force-in-use'})`);
       if (opts.dryRun) {
         return done('dry-run');
       }
@@ -701,7 +708,7 @@ async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<
             hint: 'Check what uses this database path, then restore again (what is there then is kept aside first).',
           });
         }
-        if (opts.force) return;
+        if (inUseAllowed) return;
         const now = await findHolders(dbPath);
         if (now.length) {
           throw new BackupError('IN_USE', `The database was opened by ${describeHolders(now)} during the restore.`, {
