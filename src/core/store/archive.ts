@@ -270,6 +270,14 @@ export class PackStore {
    * proves each pack a snapshot shares pages with before the plain file goes (archiveSnapshot).
    */
   readonly intact = new Set<string>();
+  /**
+   * Per database (`source_db`): the base its snapshot archived last in this process took or
+   * wrote, and the change bytes the kept indexes store against it: the next snapshot's
+   * candidate (sharedBase). The first archive of a run reads them from the folder's indexes;
+   * the next ones need not (a run archiving hundreds read every manifest and index header
+   * again for each).
+   */
+  readonly lastBase = new Map<string, { name: string; stored: number }>();
   count = 0;
   private hashes = Buffer.alloc(0);
   /** `hashes` as 32-bit words (its own ArrayBuffer, from offset 0: Buffer.alloc is never pooled). */
@@ -1481,7 +1489,7 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
     // The page list: the newest base's with this snapshot's changes over it, or (too many
     // changes, or none to take) its own, a new base, durable in its folder before the index
     // that names it is written.
-    const taken = await sharedBase(dir, manifest, mode, hashes, piece, pieces, bufs[0]);
+    const taken = await sharedBase(dir, manifest, mode, hashes, piece, pieces, bufs[0], store);
     let baseRef: { name: string; pieces: number };
     let changed: Int32Array;
     if (taken) {
@@ -1496,6 +1504,7 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
     }
     const index = indexV2({ snapshot: name, sha256, bytes: size, piece, pieces }, baseRef, changed, hashes);
     await writeFileAtomic(join(paths.snapshots, indexNameFor(name)), index, mode, { purpose: 'index', syncDir: false });
+    store.lastBase.set(manifest.source_db, { name: baseRef.name, stored: (taken?.stored ?? 0) + changed.length * CHANGE_BYTES });
     crashPoint('archive:after-index');
     await writeFileAtomic(join(paths.snapshots, manifestNameFor(name)), manifestBytes, mode, { purpose: 'manifest', syncDir: false });
     await fsyncDir(paths.snapshots);
@@ -1519,19 +1528,33 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
  * BASE_MAX_CHANGED of the snapshot's pages differ from it, and the changes the kept indexes on
  * it store, these included, stay within its size. `buf`: a read buffer (a multiple of 32 bytes).
  */
-async function sharedBase(dir: string, manifest: Manifest, mode: number, hashes: Buffer, piece: number, pieces: number, buf: Buffer): Promise<{ base: { name: string; pieces: number }; changed: Int32Array } | undefined> {
+async function sharedBase(
+  dir: string,
+  manifest: Manifest,
+  mode: number,
+  hashes: Buffer,
+  piece: number,
+  pieces: number,
+  buf: Buffer,
+  store: PackStore,
+): Promise<{ base: { name: string; pieces: number }; changed: Int32Array; stored: number } | undefined> {
   const paths = archivePaths(dir);
-  const archived = (await listArchived(dir)).sort((x, y) => (x.name < y.name ? 1 : -1));
-  const mine = archived.find((a) => a.manifest?.source_db === manifest.source_db);
-  const newest = mine ? await indexHeaderOf(mine.indexPath) : undefined;
-  const name = newest?.v === 2 && typeof newest.base === 'string' && /^[0-9a-f]{64}$/.test(newest.base) ? newest.base : undefined;
-  if (!name) return undefined;
-  // What the kept indexes on it store already (headers only).
-  let stored = 0;
-  for (const a of archived) {
-    const h = await indexHeaderOf(a.indexPath);
-    if (h?.v === 2 && h.base === name) stored += (h.changed ?? 0) * CHANGE_BYTES;
+  let last = store.lastBase.get(manifest.source_db);
+  if (!last) {
+    const archived = (await listArchived(dir)).sort((x, y) => (x.name < y.name ? 1 : -1));
+    const mine = archived.find((a) => a.manifest?.source_db === manifest.source_db);
+    const newest = mine ? await indexHeaderOf(mine.indexPath) : undefined;
+    const name = newest?.v === 2 && typeof newest.base === 'string' && /^[0-9a-f]{64}$/.test(newest.base) ? newest.base : undefined;
+    if (!name) return undefined;
+    // What the kept indexes on it store already (headers only).
+    let stored = 0;
+    for (const a of archived) {
+      const h = await indexHeaderOf(a.indexPath);
+      if (h?.v === 2 && h.base === name) stored += (h.changed ?? 0) * CHANGE_BYTES;
+    }
+    last = { name, stored };
   }
+  const { name, stored } = last;
   const limit = Math.floor(pieces * BASE_MAX_CHANGED);
   let fh: FileHandle | undefined;
   try {
@@ -1574,7 +1597,7 @@ async function sharedBase(dir: string, manifest: Manifest, mode: number, hashes:
     if (!body.digest().equals(sum) || wholeFile.update(sum).digest('hex') !== name) return undefined; // damaged: not taken
     for (let i = h.pieces; i < pieces; i++) changed[count++] = i;
     if (stored + count * CHANGE_BYTES > size) return undefined;
-    return { base: { name, pieces: h.pieces }, changed: changed.subarray(0, count) };
+    return { base: { name, pieces: h.pieces }, changed: changed.subarray(0, count), stored };
   } catch {
     return undefined; // unreadable: the snapshot writes its own
   } finally {
