@@ -134,6 +134,13 @@ const restoreRatio = restoreMs('archived (oldest)') / restoreMs('plain (newest)'
 const restoreRatioNewest = restoreMs('archived (newest)') / restoreMs('plain (newest)');
 const final = rows.at(-1);
 const archiveBytes = duBytes(join(backups, '.ai-memory-archive'));
+// The archive's parts: packs (the pages), page indexes (and the manifests beside them), bases (shared page lists).
+const partBytes = (sub, suffix) => {
+  const d = join(backups, '.ai-memory-archive', sub);
+  return existsSync(d) ? readdirSync(d).filter((n) => n.endsWith(suffix)).reduce((a, n) => a + statSync(join(d, n)).size, 0) : 0;
+};
+const parts = { packs: partBytes('packs', '.pack'), indexes: partBytes('snapshots', '.idx'), bases: partBytes('bases', '.base'), manifests: partBytes('snapshots', '.manifest.json') };
+const baseCount = existsSync(join(backups, '.ai-memory-archive', 'bases')) ? readdirSync(join(backups, '.ai-memory-archive', 'bases')).filter((n) => n.endsWith('.base')).length : 0;
 const peakRss = Math.max(...rows.map((r) => r.archiveRss));
 const restoreRss = Math.max(...restores.map((r) => r.rss));
 
@@ -157,6 +164,8 @@ the newest ${PLAIN}, collects packs). Page cache warm, as it is an hour after a 
 | ${HOURS} plain copies (ai-memory's default, \`--keep ${HOURS}\`) | ${mb(plainBytes)} MB |
 | this folder: ${PLAIN} plain + ${HOURS - PLAIN} archived | **${mb(final.folderBytes)} MB** (archive ${mb(archiveBytes)} MB) |
 | ratio | ${fmt(final.folderBytes / plainBytes, 3)} |
+
+The archive's ${mb(archiveBytes)} MB: packs ${mb(parts.packs)} MB; page indexes ${mb(parts.indexes)} MB and bases (shared page lists) ${mb(parts.bases)} MB in ${baseCount} — ${fmt((100 * (parts.indexes + parts.bases)) / archiveBytes, 1)} % of the archive; manifests ${mb(parts.manifests)} MB.
 
 ## Time and memory
 

@@ -81,11 +81,13 @@ const RESTORE_STEPS = [
 const ARCHIVE_STEPS = [
   'archive:pack-temp',
   'archive:after-packs',
+  'archive:after-base',
   'archive:after-index',
   'archive:after-manifest',
   'archive:plain-between',
   'archive:delete-between',
   'archive:gc-between',
+  'archive:gc-base-between',
   'archive:repack-written',
 ];
 const ARCHIVE_RESTORE_STEPS = ['archive:after-rebuild'];
@@ -257,7 +259,7 @@ async function archiveProblems(dir: string, strict: boolean): Promise<string[]> 
     }
   }
   if (strict) {
-    for (const d of [paths.packs, paths.snapshots]) {
+    for (const d of [paths.packs, paths.snapshots, paths.bases]) {
       const temps = tempFiles(d);
       if (temps.length) problems.push(`temp files left in ${path.basename(d)}/: ${temps.join(', ')}`);
     }
@@ -269,6 +271,14 @@ async function archiveProblems(dir: string, strict: boolean): Promise<string[]> 
       const idx = await readIndex(a.indexPath);
       for (let i = 0; i < idx.header.pieces; i++) live.add(idx.hashes.toString('latin1', i * 32, i * 32 + 32));
     }
+    // Every base is named by a kept index (a base a dead run wrote before its index is collected).
+    const named = new Set<string>();
+    for (const a of await listArchived(dir)) {
+      const b = fs.readFileSync(a.indexPath);
+      const h = JSON.parse(b.toString('utf8', 12, 12 + b.readUInt32LE(8))) as { base?: string };
+      if (h.base) named.add(`${h.base}.base`);
+    }
+    for (const n of fs.existsSync(paths.bases) ? fs.readdirSync(paths.bases) : []) if (n.endsWith('.base') && !named.has(n)) problems.push(`base ${n} is named by no kept index but was not collected`);
     const store = await PackStore.load(paths);
     store.packs.forEach((p, i) => {
       if (!store.keysOf(i).some((k) => live.has(k))) problems.push(`pack ${p} is used by no kept snapshot but was not collected`);
@@ -931,7 +941,7 @@ describe('reliability 1: crash injection (SIGKILL and SIGTERM of the CLI process
       `archive and prune: ${archiveTrials} SIGKILLs at random moments`,
       {
         done: `${archiveTrials} runs of \`backup --keep-last ${ARCHIVE_KEEP} --plain ${ARCHIVE_PLAIN}\` (${LANES} lanes), each archiving the third-newest snapshot into the page-dedup archive, deleting the oldest archived one and collecting its packs; every 10th trial after a large change (every memory rewritten, or a VACUUM to another page size) so packs die or are repacked; each killed after a random delay (half over the whole run, half from its archiving part); then the next run normally`,
-        checked: 'at least 40% really killed mid-run; after the kill and after the next run: no snapshot the policy keeps is lost, every plain snapshot matches its manifest, every archived snapshot rebuilds (page hashes, whole-file sha256) to its manifest\'s sha256, manifests unchanged; the live database byte-identical; after the next run no temp file, index without manifest, unreferenced pack, orphan manifest or lock, at most 2 plain and 6 snapshots',
+        checked: 'at least 40% really killed mid-run; after the kill and after the next run: no snapshot the policy keeps is lost, every plain snapshot matches its manifest, every archived snapshot rebuilds (page hashes, whole-file sha256) to its manifest\'s sha256, manifests unchanged; the live database byte-identical; after the next run no temp file, index without manifest, unreferenced pack or base, orphan manifest or lock, at most 2 plain and 6 snapshots',
       },
       () =>
         randomKills(archiveTrials, 20261129, timing, (i, lane, afterMs) =>
@@ -941,12 +951,28 @@ describe('reliability 1: crash injection (SIGKILL and SIGTERM of the CLI process
 
     /** What each step needs to be reached: gc and repack need packs that died. */
     const prepareFor = (step: string, b: ArchiveBench) => async () => {
-      if (step !== 'archive:gc-between' && step !== 'archive:repack-written') return;
+      if (step === 'archive:after-base') {
+        // A new base: the snapshot the trial archives is the first after a VACUUM to another page size (every page new).
+        const run = async () => {
+          b.mutate();
+          const r = await runCliProcess(b.archiveArgs(false), { cwd: b.root });
+          assert.strictEqual(r.code, 0, r.stderr);
+        };
+        if (b.big % 2 !== 0) {
+          b.bigChange();
+          await run();
+        }
+        b.bigChange();
+        await run();
+        await run();
+        return;
+      }
+      if (step !== 'archive:gc-between' && step !== 'archive:gc-base-between' && step !== 'archive:repack-written') return;
       // gc: a VACUUM to another page size (every page new): the packs of the snapshots before it
       // die wholly. repack: a rewrite of every memory (most pages new): they die mostly.
       // Each after a snapshot of the state before (so that state's pages are in packs), then
       // enough runs that every snapshot from before it is deleted.
-      const wantVacuum = step === 'archive:gc-between';
+      const wantVacuum = step === 'archive:gc-between' || step === 'archive:gc-base-between';
       const nextIsVacuum = b.big % 2 === 0;
       const run = async () => {
         b.mutate();
@@ -974,7 +1000,7 @@ describe('reliability 1: crash injection (SIGKILL and SIGTERM of the CLI process
         'crash',
         `archive: SIGKILL at ${step}`,
         {
-          done: `\`AI_MEMORY_BACKUP_CRASH_AT=${step}\` on \`backup --keep-last ${ARCHIVE_KEEP} --plain ${ARCHIVE_PLAIN}\`${step === 'archive:gc-between' || step === 'archive:repack-written' ? ' after a large change and enough runs that packs die' : ''}, then the next run`,
+          done: `\`AI_MEMORY_BACKUP_CRASH_AT=${step}\` on \`backup --keep-last ${ARCHIVE_KEEP} --plain ${ARCHIVE_PLAIN}\`${step === 'archive:gc-between' || step === 'archive:gc-base-between' || step === 'archive:repack-written' ? ' after a large change and enough runs that packs (and bases) die' : step === 'archive:after-base' ? ' when the snapshot archived is the first after a VACUUM to another page size (a new base is written)' : ''}, then the next run`,
           checked: 'the process died at that step; same checks as the random kills',
         },
         async () => {

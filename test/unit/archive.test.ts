@@ -25,6 +25,43 @@ import { flipByte } from '../support/sqliteFiles';
 import { useTempDir } from '../support/tmp';
 
 const sha = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
+
+interface IndexV2Header {
+  v: 2;
+  snapshot: string;
+  sha256: string;
+  bytes: number;
+  piece: number;
+  pieces: number;
+  base: string;
+  basePieces: number;
+  changed: number;
+}
+/** An index v2's header and changed pages (archive.ts: `AIMIDX02`, header length, JSON, (page u32, sha256) each, sha256). */
+function decodeIndexV2(bytes: Buffer): { header: IndexV2Header; changes: { page: number; hash: Buffer }[] } {
+  assert.strictEqual(bytes.toString('latin1', 0, 8), 'AIMIDX02');
+  const jl = bytes.readUInt32LE(8);
+  const header = JSON.parse(bytes.toString('utf8', 12, 12 + jl)) as IndexV2Header;
+  const changes: { page: number; hash: Buffer }[] = [];
+  for (let at = 12 + jl; at < bytes.length - 32; at += 36) changes.push({ page: bytes.readUInt32LE(at), hash: Buffer.from(bytes.subarray(at + 4, at + 36)) });
+  return { header, changes };
+}
+/** An index v2 written as archive.ts writes one (its own sha256 last); `sort`: the changes ascending, as a valid one has them. */
+function encodeIndexV2(header: IndexV2Header, changes: { page: number; hash: Buffer }[], sort = true): Buffer {
+  const list = sort ? [...changes].sort((a, b) => a.page - b.page) : changes;
+  const json = Buffer.from(JSON.stringify({ ...header, changed: list.length }), 'utf8');
+  const head = Buffer.alloc(12);
+  head.write('AIMIDX02', 0, 'latin1');
+  head.writeUInt32LE(json.length, 8);
+  const entry = (c: { page: number; hash: Buffer }) => {
+    const e = Buffer.alloc(36);
+    e.writeUInt32LE(c.page, 0);
+    c.hash.copy(e, 4);
+    return e;
+  };
+  const body = Buffer.concat([head, json, ...list.map(entry)]);
+  return Buffer.concat([body, createHash('sha256').update(body).digest()]);
+}
 const plainFiles = (dir: string) => fs.readdirSync(dir).filter((n) => /^ai-memory-.*\.db$/.test(n)).sort();
 const dirBytes = (dir: string): number =>
   fs.readdirSync(dir, { withFileTypes: true }).reduce((a, d) => a + (d.isDirectory() ? dirBytes(path.join(dir, d.name)) : fs.statSync(path.join(dir, d.name)).size), 0);
@@ -491,11 +528,13 @@ describe('archive: page-dedup storage of older snapshots', () => {
     await refused(header, /page index .* is damaged \((checksum|header)\)/);
     await refused(good.subarray(0, good.length - 40), /page index .* is damaged/);
     await refused(undefined, /page index .* is missing/);
-    // Consistent (its own sha256 recomputed) but naming a page no pack holds.
-    const lying = Buffer.from(good);
-    lying.fill(0xab, lying.length - 32 - 64, lying.length - 32 - 32);
-    createHash('sha256').update(lying.subarray(0, lying.length - 32)).digest().copy(lying, lying.length - 32);
-    await refused(lying, /Page \d+ of .* is in no pack/);
+    // Consistent (its own sha256 recomputed) but naming a page no pack holds: page 2 changed to an unknown hash.
+    const { header: h, changes } = decodeIndexV2(good);
+    await refused(encodeIndexV2(h, [...changes.filter((c) => c.page !== 1), { page: 1, hash: Buffer.alloc(32, 0xab) }]), /Page 2 of .* is in no pack/);
+    // Consistent, but its changes out of order, or one past the snapshot's end, or a page past its base's end not among them.
+    await refused(encodeIndexV2(h, [{ page: 3, hash: Buffer.alloc(32, 1) }, { page: 1, hash: Buffer.alloc(32, 2) }], false), /page index .* is damaged \(shape/);
+    await refused(encodeIndexV2(h, [{ page: h.pieces, hash: Buffer.alloc(32, 1) }]), /page index .* is damaged \(shape/);
+    await refused(encodeIndexV2({ ...h, basePieces: h.pieces - 1 }, []), /page index .* is damaged \(shape/);
     fs.writeFileSync(idxPath, good);
     const r = await rebuildArchived(dir, oldest, out);
     assert.strictEqual(r.sha256, shas.get(oldest));

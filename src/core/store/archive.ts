@@ -5,6 +5,7 @@
  * Layout, inside the backup folder (one hidden subfolder; ai-memory's CLI never looks in it):
  *
  *   .ai-memory-archive/packs/<sha256 of the pack file>.pack
+ *   .ai-memory-archive/bases/<sha256 of the base file>.base    a full page list, shared by indexes
  *   .ai-memory-archive/snapshots/ai-memory-<ts>.idx            the snapshot's page index
  *   .ai-memory-archive/snapshots/ai-memory-<ts>.manifest.json  its manifest, unchanged
  *
@@ -28,20 +29,41 @@
  *   unreadable, said with its version; it is never deleted. A pack's name is the sha256 of
  *   the whole file, so `verify --all` proves each pack intact without trusting anything
  *   inside it.
- * - An index is `AIMIDX01`, a JSON header (snapshot name, sha256, bytes, page size,
- *   pages), the page hashes in file order (32 bytes each), and the sha256 of all that.
- *   Where a page lives is not in the index: it comes from the packs' trailers. So packs can
- *   be rewritten (repacked) without touching any index.
+ * - A snapshot's page list (every page's sha256, in file order) is mostly the same as the
+ *   last one's: ~2 % of pages change an hour. Written in full for each snapshot, the lists
+ *   were 181.5 MB of the 564.7 MB archive of 48 hourly 500 MB snapshots. So a full list is a
+ *   base, `AIMBASE1`, a JSON header (page size, pages: nothing of one snapshot, so the same
+ *   list is the same file), the hashes, and the sha256 of all that; named by the sha256 of
+ *   the whole file. An index (`AIMIDX02`) is a JSON header (snapshot name, sha256, bytes,
+ *   page size, pages, and its base's sha256 and page count), then only the pages whose hash
+ *   is not the base's (page number u32 + hash, ascending; every page past the base's end
+ *   among them), and the sha256 of all that. A snapshot takes the base of the newest
+ *   archived snapshot of its database (same page size, readable by the same people) while at
+ *   most a quarter of its pages differ and the changes the kept indexes store against that
+ *   base stay within its size; else its own list becomes a new base (BASE_MAX_CHANGED says
+ *   how this was chosen). At 48 hourly snapshots the lists now take ~11 % of their former
+ *   bytes at 500 MB and ~30 % at 50 MB, where pages change faster.
+ * - Version 1 indexes (`AIMIDX01`: the header and every page's hash in the index itself),
+ *   written before bases, are read everywhere as they are; nothing is migrated.
+ * - Where a page lives is not in the index: it comes from the packs' trailers. So packs can
+ *   be rewritten (repacked) without touching any index or base.
+ * - An index is read a window at a time: v2's own sha256 first (it is small), then its
+ *   base's hashes a window at a time with the changes put over them; the base's own sha256
+ *   and its bytes against its name are checked before anything read is used. A missing or
+ *   damaged base fails each snapshot whose index names it (ARCHIVE_DAMAGED, naming the base);
+ *   it is never taken by a new snapshot (its bytes are checked against its name first).
  *
- * Crash safety: every file is temp → fsync → rename (packs, then the index, then the
- * manifest, each folder fsynced), and only then is the plain snapshot deleted. An archived
- * snapshot exists once its manifest is in `snapshots/` (the index is always there first);
- * it is deleted manifest first, then its index. Whatever the instant of a crash, each kept
- * snapshot is whole in one form or the other; leftovers (temps, an index without its
- * manifest, packs no index needs) are collected by the next run.
+ * Crash safety: every file is temp → fsync → rename (packs, then a new base, then the
+ * index, then the manifest, each folder fsynced), and only then is the plain snapshot
+ * deleted. An archived snapshot exists once its manifest is in `snapshots/` (its index and
+ * the base it names are always there first); it is deleted manifest first, then its index.
+ * Whatever the instant of a crash, each kept snapshot is whole in one form or the other;
+ * leftovers (temps, an index without its manifest, bases and packs no index needs) are
+ * collected by the next run.
  *
- * Packs are dropped only when no kept snapshot's index names one of their pages; the
- * reference counts are rebuilt from every index each time, never stored. A pack whose live
+ * Packs are dropped only when no kept snapshot's index names one of their pages, bases
+ * only when no kept index names them; both reference counts are rebuilt from every index
+ * each time, never stored, and one unreadable index stops both collections. A pack whose live
  * pages are under half of its pages is repacked (its live pages deflated into new blobs of
  * a new pack, which is durable before the old one goes) — but never while a restore
  * holds a pin, since it may be reading that pack.
@@ -62,6 +84,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { BackupError, errnoCode, errorMessage, ioError } from '../common/errors';
 import { NotRegularFileError, openRegular, readSmallRegular, readSmallRegularBytes } from '../common/regularFile';
+import { largeBuffer } from '../common/largeBuffer';
 import { crashPoint } from '../common/testHooks';
 import { BlobDeflater, BlobInflater } from './blobZlib';
 import { cleanStaleTemps, dirModeLike, EarlyWriteback, fsyncDir, reachableMode, publishNoClobber, tempPath, writeAll, writeFileAtomic } from './atomicFs';
@@ -71,6 +94,23 @@ import { manifestNameFor } from './naming';
 export const ARCHIVE_DIR = '.ai-memory-archive';
 const PACK_MAGIC = Buffer.from('AIMPACK1', 'latin1');
 const INDEX_MAGIC = Buffer.from('AIMIDX01', 'latin1');
+const INDEX_MAGIC_V2 = Buffer.from('AIMIDX02', 'latin1');
+const BASE_MAGIC = Buffer.from('AIMBASE1', 'latin1');
+/** A changed page in an index v2: its page number (u32) and its sha256. */
+const CHANGE_BYTES = 36;
+/** The changes of an index v2 are read this many bytes at a time (1,820 of them). */
+const CHANGES_READ_BYTES = 1820 * CHANGE_BYTES;
+/**
+ * A snapshot takes the newest base's page list when at most this share of its pages differ
+ * from it (pages past the base's end included), and while the changes stored against that
+ * base (every kept index naming it, this one's included) stay within the base's own size:
+ * past that, a new base costs less than what the indexes on the old one would go on storing
+ * (each stores all of its drift from the base). Chosen by replaying the page lists of 45
+ * hourly snapshots (bench/results-archive.md): at 500 MB (2 % of pages change an hour) 11.4 %
+ * of the v1 indexes' bytes, at 50 MB (5 % an hour) 30.5 %; a bound of 1/8 alone: 11.0 % and
+ * 38.9 %, 1/4 alone: 14.1 % and 29.4 %.
+ */
+const BASE_MAX_CHANGED = 1 / 4;
 /** Pack format version written; version 1 (one deflated blob per page) is still read. */
 export const PACK_VERSION = 2;
 const ENTRY_BYTES_V1 = 44; // sha256 (32) | offset u32 | compressed length u32 | raw length u32
@@ -105,11 +145,12 @@ export interface ArchivePaths {
   root: string;
   packs: string;
   snapshots: string;
+  bases: string;
 }
 
 export function archivePaths(dir: string): ArchivePaths {
   const root = join(dir, ARCHIVE_DIR);
-  return { root, packs: join(root, 'packs'), snapshots: join(root, 'snapshots') };
+  return { root, packs: join(root, 'packs'), snapshots: join(root, 'snapshots'), bases: join(root, 'bases') };
 }
 
 /**
@@ -241,6 +282,14 @@ export class PackStore {
    * proves each pack a snapshot shares pages with before the plain file goes (archiveSnapshot).
    */
   readonly intact = new Set<string>();
+  /**
+   * Per database (`source_db`): the base its snapshot archived last in this process took or
+   * wrote, and the change bytes the kept indexes store against it: the next snapshot's
+   * candidate (sharedBase). The first archive of a run reads them from the folder's indexes;
+   * the next ones need not (a run archiving hundreds read every manifest and index header
+   * again for each).
+   */
+  readonly lastBase = new Map<string, { name: string; stored: number }>();
   count = 0;
   private hashes = Buffer.alloc(0);
   /** `hashes` as 32-bit words (its own ArrayBuffer, from offset 0: Buffer.alloc is never pooled). */
@@ -801,12 +850,19 @@ class BlobPacker {
 // Indexes
 
 export interface IndexHeader {
-  v: 1;
+  /** 1: the page hashes in the index; 2: a base's, with this index's changed pages over them. */
+  v: 1 | 2;
   snapshot: string;
   sha256: string;
   bytes: number;
   piece: number;
   pieces: number;
+  /** v2: the sha256 of the base file (`bases/<base>.base`) whose page list this index takes. */
+  base?: string;
+  /** v2: the base's page count (pages from there on are all among the changed ones). */
+  basePieces?: number;
+  /** v2: the (page number, sha256) entries after the header, ascending by page. */
+  changed?: number;
 }
 
 export interface PageIndex {
@@ -815,42 +871,78 @@ export interface PageIndex {
   hashes: Buffer;
 }
 
+interface BaseHeader {
+  v: 1;
+  piece: number;
+  pieces: number;
+}
+
 /**
- * An index's bytes in one buffer, laid out before the pages are hashed: the header's JSON
- * is as long whatever the sha256 (64 hex digits), so each page's hash is written straight
- * into its place and nothing is copied at the end (encoding it afterwards copied the hashes
- * twice more: 8 MB at 500 MB, at the peak of archiving).
+ * A base's bytes in one buffer, laid out before the pages are hashed: `AIMBASE1`, header
+ * length, a JSON header of the page size and count only (the same page list makes the same
+ * file, so the same name), the page hashes, the sha256 of all that. Each page's hash is
+ * written straight into its place: nothing is copied at the end (4 MB at 500 MB, at the peak
+ * of archiving). Written as a base only when the snapshot does not take the newest one's.
  */
-class IndexBytes {
+class BaseBytes {
   /** Where the page hashes go: 32 bytes per piece, in file order. */
   readonly hashes: Buffer;
   private readonly buf: Buffer;
-  private readonly jsonBytes: number;
 
-  constructor(private readonly h: Omit<IndexHeader, 'sha256'>) {
-    this.jsonBytes = Buffer.byteLength(this.json('0'.repeat(64)));
-    this.buf = Buffer.alloc(12 + this.jsonBytes + h.pieces * 32 + 32);
-    this.hashes = this.buf.subarray(12 + this.jsonBytes, 12 + this.jsonBytes + h.pieces * 32);
+  constructor(
+    readonly piece: number,
+    readonly pieces: number,
+  ) {
+    const h: BaseHeader = { v: 1, piece, pieces };
+    const json = Buffer.from(JSON.stringify(h), 'utf8');
+    const start = 12 + json.length;
+    // Every byte is written (the header here, each page's hash as it is read, the sum in
+    // finish()). A transient 4 MB buffer: from largeBuffer, so freeing it leaves glibc's
+    // thresholds as they were (largeBuffer.ts).
+    this.buf = largeBuffer(start + pieces * 32 + 32);
+    BASE_MAGIC.copy(this.buf, 0);
+    this.buf.writeUInt32LE(json.length, 8);
+    json.copy(this.buf, 12);
+    this.hashes = this.buf.subarray(start, start + pieces * 32);
   }
 
-  private json(sha256: string): string {
-    const h: IndexHeader = { v: 1, snapshot: this.h.snapshot, sha256, bytes: this.h.bytes, piece: this.h.piece, pieces: this.h.pieces };
-    return JSON.stringify(h);
-  }
-
-  /** The whole index (`AIMIDX01`, header length, header, hashes, sha256 of all that), for the file's sha256. */
-  finish(sha256: string): Buffer {
-    if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error(`not a sha256: ${sha256}`);
-    INDEX_MAGIC.copy(this.buf, 0);
-    this.buf.writeUInt32LE(this.jsonBytes, 8);
-    this.buf.write(this.json(sha256), 12, this.jsonBytes, 'utf8');
+  /** The whole file (its own sha256 last) and its name (the sha256 of the whole file). */
+  finish(): { bytes: Buffer; name: string } {
     const body = this.buf.subarray(0, this.buf.length - 32);
     createHash('sha256').update(body).digest().copy(this.buf, body.length);
-    return this.buf;
+    return { bytes: this.buf, name: createHash('sha256').update(this.buf).digest('hex') };
   }
 }
 
-/** Reads and checks an index (magic, its own sha256, shape). Throws ARCHIVE_DAMAGED. */
+/**
+ * An index v2: `AIMIDX02`, header length, the JSON header (v1's, plus the base's sha256 and
+ * page count and the number of changed pages), then for each page whose hash is not the
+ * base's (ascending; every page past the base's end among them) its number (u32) and its
+ * hash, then the sha256 of all that.
+ */
+function indexV2(h: Omit<IndexHeader, 'v' | 'base' | 'basePieces' | 'changed'>, base: { name: string; pieces: number }, changed: Int32Array, hashes: Buffer): Buffer {
+  const header: IndexHeader = { v: 2, snapshot: h.snapshot, sha256: h.sha256, bytes: h.bytes, piece: h.piece, pieces: h.pieces, base: base.name, basePieces: base.pieces, changed: changed.length };
+  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  const start = 12 + json.length;
+  const buf = largeBuffer(start + changed.length * CHANGE_BYTES + 32); // every byte written below
+  INDEX_MAGIC_V2.copy(buf, 0);
+  buf.writeUInt32LE(json.length, 8);
+  json.copy(buf, 12);
+  for (let k = 0; k < changed.length; k++) {
+    const at = start + k * CHANGE_BYTES;
+    buf.writeUInt32LE(changed[k], at);
+    hashes.copy(buf, at + 4, changed[k] * 32, changed[k] * 32 + 32);
+  }
+  const body = buf.subarray(0, buf.length - 32);
+  createHash('sha256').update(body).digest().copy(buf, body.length);
+  return buf;
+}
+
+/** The base an index v2 names: in bases/, beside the index's snapshots/ folder. */
+function basePathFor(indexPath: string, base: string): string {
+  return join(dirname(dirname(indexPath)), 'bases', `${base}.base`);
+}
+
 /** A buffer readIndex reads into and returns views of (for loops over every index: no 4 MB of garbage per 500 MB snapshot). */
 export interface IndexBuffer {
   buf: Buffer;
@@ -882,11 +974,235 @@ async function openIndex(path: string): Promise<{ fh: FileHandle; size: number }
   }
 }
 
+/** The first 8 bytes of an open index: which format it is (undefined: neither). */
+async function indexVersion(fh: FileHandle, size: number): Promise<1 | 2 | undefined> {
+  if (size < 12 + 32) return undefined;
+  const magic = Buffer.alloc(8);
+  await readExactly(fh, magic, 0);
+  return magic.equals(INDEX_MAGIC) ? 1 : magic.equals(INDEX_MAGIC_V2) ? 2 : undefined;
+}
+
+/**
+ * The page hashes of an index v2, a run of pages at a time in file order: its base's, with
+ * the index's changed pages put over them. Memory stays bounded whatever the sizes: the base
+ * is read straight into the caller's buffer, the changes through `scratch`. Checked: the
+ * index's own sha256 first (a pass over it before anything in it is used: it is small, a
+ * quarter of the pages at most), its header, then as the pages go by its shape (changes
+ * ascending, inside the snapshot, every page past the base's end among them) and the base's
+ * header against the index; at `end()`, the base's own sha256 and its bytes against its name.
+ * Errors: ARCHIVE_DAMAGED naming the index, or the base and the snapshot whose index names it.
+ */
+class ChangedPageHashes {
+  private base: FileHandle | undefined;
+  private baseStart = 0;
+  private baseSize = 0;
+  private readonly baseBody = createHash('sha256');
+  private readonly baseWhole = createHash('sha256');
+  private nextPage = 0;
+  /** Changes: the next unread one's place in the index, how many are unread, the ones read into `scratch` ([at, end)). */
+  private changePos: number;
+  private changesLeft: number;
+  private at = 0;
+  private end0 = 0;
+  private lastChanged = -1;
+  readonly basePath: string;
+
+  private constructor(
+    private readonly fh: FileHandle,
+    private readonly path: string,
+    readonly header: IndexHeader,
+    start: number,
+    private readonly scratch: Buffer,
+  ) {
+    this.changePos = start;
+    this.changesLeft = header.changed as number;
+    this.basePath = basePathFor(path, header.base as string);
+  }
+
+  private baseDamaged(why: string): BackupError {
+    return damaged(`The base ${this.basePath} of ${this.header.snapshot}'s page index is ${why}.`);
+  }
+
+  /** Opens index v2 `fh` (`size` bytes) and its base; `scratch` (a few KiB or more) holds the changes read ahead. */
+  static async open(fh: FileHandle, size: number, path: string, scratch: Buffer): Promise<ChangedPageHashes> {
+    const bad = (why: string) => damaged(`The page index ${path} is damaged (${why}).`);
+    if (size > MAX_INDEX_BYTES) throw damaged(`${path} is too large for a page index.`);
+    if (size < 12 + 32) throw bad('not a page index');
+    const readAt = async (buf: Buffer, pos: number) =>
+      readExactly(fh, buf, pos).catch((e: unknown) => {
+        throw errnoCode(e) ? e : damaged(`${path} changed while it was read.`);
+      });
+    const body = createHash('sha256');
+    const step = Math.floor(scratch.length / CHANGE_BYTES) * CHANGE_BYTES;
+    for (let pos = 0; pos < size - 32; pos += step) {
+      const b = scratch.subarray(0, Math.min(step, size - 32 - pos));
+      await readAt(b, pos);
+      body.update(b);
+    }
+    const sum = Buffer.alloc(32);
+    await readAt(sum, size - 32);
+    if (!body.digest().equals(sum)) throw bad('checksum');
+    const prefix = Buffer.alloc(12);
+    await readAt(prefix, 0);
+    const jl = prefix.readUInt32LE(8);
+    if (!prefix.subarray(0, 8).equals(INDEX_MAGIC_V2) || jl > MAX_INDEX_HEADER || 12 + jl > size - 32) throw bad('header');
+    const json = Buffer.alloc(jl);
+    await readAt(json, 12);
+    let h: IndexHeader;
+    try {
+      h = JSON.parse(json.toString('utf8')) as IndexHeader;
+    } catch {
+      throw bad('header');
+    }
+    const whole = (n: unknown): n is number => typeof n === 'number' && Number.isInteger(n) && n >= 0;
+    if (
+      h.v !== 2 ||
+      typeof h.base !== 'string' ||
+      !/^[0-9a-f]{64}$/.test(h.base) ||
+      !whole(h.basePieces) ||
+      !whole(h.changed) ||
+      !whole(h.pieces) ||
+      !whole(h.bytes) ||
+      !whole(h.piece) ||
+      h.piece < 1 ||
+      h.pieces !== Math.ceil(h.bytes / h.piece) ||
+      h.changed > h.pieces ||
+      size - 32 - (12 + jl) !== h.changed * CHANGE_BYTES ||
+      h.changed < h.pieces - h.basePieces
+    ) {
+      throw bad('shape');
+    }
+    const r = new ChangedPageHashes(fh, path, h, 12 + jl, scratch.subarray(0, step));
+    try {
+      await r.openBase();
+    } catch (e) {
+      await r.close();
+      throw e;
+    }
+    return r;
+  }
+
+  private async openBase(): Promise<void> {
+    try {
+      const { fh, size } = await openRegular(this.basePath, { noFollow: true });
+      this.base = fh;
+      this.baseSize = size;
+    } catch (e) {
+      if (e instanceof NotRegularFileError) throw this.baseDamaged('not a regular file');
+      if (errnoCode(e) === 'ENOENT') throw this.baseDamaged('missing');
+      throw ioError('reading', this.basePath, e);
+    }
+    if (this.baseSize > MAX_INDEX_BYTES || this.baseSize < 12 + 32) throw this.baseDamaged('damaged (not a page list)');
+    const prefix = Buffer.alloc(12);
+    await this.readBase(prefix, 0);
+    const jl = prefix.readUInt32LE(8);
+    if (!prefix.subarray(0, 8).equals(BASE_MAGIC) || jl > MAX_INDEX_HEADER || 12 + jl > this.baseSize - 32) throw this.baseDamaged('damaged (header)');
+    const json = Buffer.alloc(jl);
+    await this.readBase(json, 12);
+    let b: BaseHeader;
+    try {
+      b = JSON.parse(json.toString('utf8')) as BaseHeader;
+    } catch {
+      throw this.baseDamaged('damaged (header)');
+    }
+    this.baseStart = 12 + jl;
+    if (b.v !== 1 || b.piece !== this.header.piece || b.pieces !== this.header.basePieces || this.baseSize !== this.baseStart + b.pieces * 32 + 32) {
+      throw this.baseDamaged(b.v === 1 && b.pieces * 32 + this.baseStart + 32 === this.baseSize ? 'not the one it names (another page size or count)' : 'damaged (shape)');
+    }
+    this.baseBody.update(prefix).update(json);
+    this.baseWhole.update(prefix).update(json);
+  }
+
+  private async readBase(buf: Buffer, pos: number): Promise<void> {
+    await readExactly(this.base as FileHandle, buf, pos).catch((e: unknown) => {
+      throw errnoCode(e) ? e : this.baseDamaged('shorter than it says (damaged)');
+    });
+  }
+
+  /** The hashes of the next `n` pages into `out[0, 32n)`. */
+  async read(out: Buffer, n: number): Promise<void> {
+    const h = this.header;
+    const first = this.nextPage;
+    if (first + n > h.pieces) throw new Error('ChangedPageHashes: read past the last page');
+    const fromBase = Math.max(0, Math.min(n, (h.basePieces as number) - first));
+    if (fromBase > 0) {
+      const b = out.subarray(0, fromBase * 32);
+      await this.readBase(b, this.baseStart + first * 32);
+      this.baseBody.update(b);
+      this.baseWhole.update(b);
+    }
+    let pastBase = 0;
+    for (;;) {
+      if (this.at === this.end0) {
+        if (this.changesLeft === 0) break;
+        const k = Math.min(this.changesLeft, this.scratch.length / CHANGE_BYTES);
+        const b = this.scratch.subarray(0, k * CHANGE_BYTES);
+        await readExactly(this.fh, b, this.changePos).catch((e: unknown) => {
+          throw errnoCode(e) ? e : damaged(`${this.path} changed while it was read.`);
+        });
+        this.changePos += b.length;
+        this.changesLeft -= k;
+        this.at = 0;
+        this.end0 = b.length;
+      }
+      const page = this.scratch.readUInt32LE(this.at);
+      if (page >= first + n) break;
+      if (page <= this.lastChanged || page < first) throw damaged(`The page index ${this.path} is damaged (shape: changed pages out of order).`);
+      this.scratch.copy(out, (page - first) * 32, this.at + 4, this.at + CHANGE_BYTES);
+      if (page >= (h.basePieces as number)) pastBase++;
+      this.lastChanged = page;
+      this.at += CHANGE_BYTES;
+    }
+    if (pastBase !== n - fromBase) throw damaged(`The page index ${this.path} is damaged (shape: a page past its base's end is not among its changes).`);
+    this.nextPage += n;
+  }
+
+  /** After the last page: no change left over; the base's own sha256 and its name. */
+  async end(): Promise<void> {
+    if (this.nextPage !== this.header.pieces) throw new Error('ChangedPageHashes: ended before the last page');
+    if (this.at !== this.end0 || this.changesLeft !== 0) throw damaged(`The page index ${this.path} is damaged (shape: a changed page past the snapshot's end).`);
+    // The base's pages past the snapshot's end (it was longer), then its own sha256.
+    const tailStart = this.baseStart + Math.min(this.header.pieces, this.header.basePieces as number) * 32;
+    for (let pos = tailStart; pos < this.baseSize - 32; ) {
+      const b = this.scratch.subarray(0, Math.min(this.scratch.length, this.baseSize - 32 - pos));
+      await this.readBase(b, pos);
+      this.baseBody.update(b);
+      this.baseWhole.update(b);
+      pos += b.length;
+    }
+    const sum = Buffer.alloc(32);
+    await this.readBase(sum, this.baseSize - 32);
+    if (!this.baseBody.digest().equals(sum)) throw this.baseDamaged('damaged (checksum)');
+    this.baseWhole.update(sum);
+    if (this.baseWhole.digest('hex') !== this.header.base) throw this.baseDamaged('damaged (its bytes do not match its name)');
+  }
+
+  async close(): Promise<void> {
+    await this.base?.close().catch(() => undefined);
+    this.base = undefined;
+  }
+}
+
+/** Reads and checks an index (magic, its own sha256, shape; v2: its base too). Throws ARCHIVE_DAMAGED. */
 export async function readIndex(path: string, into?: IndexBuffer): Promise<PageIndex> {
   let data: Buffer;
   const { fh, size } = await openIndex(path);
   try {
     if (size > MAX_INDEX_BYTES) throw damaged(`${path} is too large for a page index.`);
+    if ((await indexVersion(fh, size)) === 2) {
+      // Its base's page list with the changes over it, into a buffer of the snapshot's hashes.
+      const r = await ChangedPageHashes.open(fh, size, path, Buffer.allocUnsafe(CHANGES_READ_BYTES));
+      try {
+        const n = r.header.pieces * 32;
+        if (into && into.buf.length < n) into.buf = Buffer.allocUnsafe(n + (n >> 4));
+        const hashes = into ? into.buf.subarray(0, n) : Buffer.allocUnsafe(n);
+        await r.read(hashes, r.header.pieces);
+        await r.end();
+        return { header: r.header, hashes };
+      } finally {
+        await r.close();
+      }
+    }
     let buf: Buffer;
     if (into) {
       // A little room to spare, not double: the next snapshot's index is a few pages longer
@@ -928,9 +1244,10 @@ export async function readIndex(path: string, into?: IndexBuffer): Promise<PageI
  * table holding it (-1: in no pack). Read as readIndex reads it, every check made before
  * anything is used (a damaged index throws exactly what readIndex throws), but a window at
  * a time, each page looked up as its hash goes by: the hashes themselves (4 MB at 500 MB)
- * are read again only to name damaged pages. `opts.prev`: the previous snapshot's rows, a
- * first guess for each page's (taken only when the hashes are equal); `opts.into`: an array
- * to fill and return a view of.
+ * are read again only to name damaged pages. An index v2 a window of its base's hashes at a
+ * time (three quarters of `window`), its changes through the rest. `opts.prev`: the previous
+ * snapshot's rows, a first guess for each page's (taken only when the hashes are equal);
+ * `opts.into`: an array to fill and return a view of.
  */
 async function indexRows(path: string, store: PackStore, window: Buffer, opts: { prev?: Int32Array; into?: RowsBuffer } = {}): Promise<{ header: IndexHeader; rows: Int32Array; firstMissing: number }> {
   const { prev, into } = opts;
@@ -940,11 +1257,38 @@ async function indexRows(path: string, store: PackStore, window: Buffer, opts: {
     throw damaged(`The page index ${path} changed while it was read.`);
   };
   let fh: FileHandle | undefined;
+  let changes: ChangedPageHashes | undefined;
   try {
     const opened = await openIndex(path);
     fh = opened.fh;
     const size = opened.size;
     if (size > MAX_INDEX_BYTES || size < 12 + 32) return await whole();
+    // Each page's row as its hash goes by.
+    let rows: Int32Array = new Int32Array(0);
+    let firstMissing = -1;
+    const look = (b: Buffer, first: number, n: number) => {
+      for (let at = 0, i = first; i < first + n; at += 32, i++) {
+        // `prev`: the rows of the previous snapshot's pages. Most pages sit where they sat
+        // there: the same hash as that row's is that row, without a lookup.
+        const p = prev && i < prev.length ? prev[i] : -1;
+        rows[i] = p >= 0 && store.holds(p, b, at) ? p : store.find(b, at);
+        if (rows[i] < 0 && firstMissing < 0) firstMissing = i;
+      }
+    };
+    if ((await indexVersion(fh, size)) === 2) {
+      const split = Math.floor((window.length * 3) / 4 / 32) * 32;
+      changes = await ChangedPageHashes.open(fh, size, path, window.subarray(split));
+      const header = changes.header;
+      rows = into ? rowsFor(into, header.pieces) : new Int32Array(header.pieces);
+      const step = split / 32;
+      for (let i = 0; i < header.pieces; i += step) {
+        const n = Math.min(step, header.pieces - i);
+        await changes.read(window, n);
+        look(window, i, n);
+      }
+      await changes.end();
+      return { header, rows, firstMissing };
+    }
     const read = async (pos: number, len: number): Promise<Buffer> => {
       const { bytesRead } = await (fh as FileHandle).read(window, 0, len, pos);
       if (bytesRead !== len) throw damaged(`${path} changed while it was read.`);
@@ -963,25 +1307,14 @@ async function indexRows(path: string, store: PackStore, window: Buffer, opts: {
     const start = 12 + jl;
     if (header.v !== 1 || size - 32 - start !== header.pieces * 32 || header.pieces !== Math.ceil(header.bytes / header.piece)) return await whole();
     const body = createHash('sha256').update(b.subarray(0, start));
-    let rows: Int32Array;
-    if (into) {
-      rows = rowsFor(into, header.pieces);
-    } else {
-      rows = new Int32Array(header.pieces);
-    }
-    let firstMissing = -1;
+    rows = into ? rowsFor(into, header.pieces) : new Int32Array(header.pieces);
     const step = Math.floor(window.length / 32) * 32;
     for (let pos = start, i = 0; pos < size - 32; ) {
       const len = Math.min(step, size - 32 - pos);
       b = await read(pos, len);
       body.update(b);
-      for (let at = 0; at < len; at += 32, i++) {
-        // `prev`: the rows of the previous snapshot's pages. Most pages sit where they sat
-        // there: the same hash as that row's is that row, without a lookup.
-        const p = prev && i < prev.length ? prev[i] : -1;
-        rows[i] = p >= 0 && store.holds(p, b, at) ? p : store.find(b, at);
-        if (rows[i] < 0 && firstMissing < 0) firstMissing = i;
-      }
+      look(b, i, len / 32);
+      i += len / 32;
       pos += len;
     }
     if (!body.digest().equals(await read(size - 32, 32))) throw damaged(`The page index ${path} is damaged (checksum).`);
@@ -991,7 +1324,26 @@ async function indexRows(path: string, store: PackStore, window: Buffer, opts: {
     if (errnoCode(e) === 'ENOENT') throw damaged(`The page index ${path} is missing.`);
     throw ioError('reading', path, e);
   } finally {
+    await changes?.close();
     await fh?.close();
+  }
+}
+
+/** The header of an index (its first bytes only; nothing checked but that they parse): undefined when they do not. */
+async function indexHeaderOf(path: string): Promise<IndexHeader | undefined> {
+  let fh: FileHandle | undefined;
+  try {
+    const opened = await openIndex(path);
+    fh = opened.fh;
+    const head = Buffer.alloc(Math.min(opened.size, 12 + 4096));
+    await readExactly(fh, head, 0);
+    const jl = head.readUInt32LE(8);
+    if (12 + jl > head.length) return undefined;
+    return JSON.parse(head.toString('utf8', 12, 12 + jl)) as IndexHeader;
+  } catch {
+    return undefined;
+  } finally {
+    await fh?.close().catch(() => undefined);
   }
 }
 
@@ -1070,9 +1422,10 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
   // Made no wider than the snapshot (an existing archive folder stays as it is: its files keep their own modes).
   const madePacks = await fsp.mkdir(paths.packs, { recursive: true, mode: dirModeLike(mode) });
   const madeSnapshots = await fsp.mkdir(paths.snapshots, { recursive: true, mode: dirModeLike(mode) });
+  const madeBases = await fsp.mkdir(paths.bases, { recursive: true, mode: dirModeLike(mode) });
   // New folders durable before anything in them counts (the plain file goes only after the
-  // packs and the index are synced in their folders; those folders' own entries, too).
-  if (madePacks !== undefined || madeSnapshots !== undefined) {
+  // packs, the base and the index are synced in their folders; those folders' own entries, too).
+  if (madePacks !== undefined || madeSnapshots !== undefined || madeBases !== undefined) {
     await fsyncDir(paths.root);
     await fsyncDir(dir);
   }
@@ -1104,8 +1457,9 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
     // Room for them all at once: grown pack by pack, the table doubled several times, each
     // copy garbage, and ended with up to twice the rows it needed (~16 MB at 500 MB).
     if (store.count < pieces / 2) store.reserve(store.count + pieces + (pieces >> 4));
-    const index = new IndexBytes({ v: 1, snapshot: name, bytes: size, piece, pieces });
-    const hashes = index.hashes;
+    // The page hashes, laid out as a base: written as one when the snapshot does not take the newest base's.
+    const base = new BaseBytes(piece, pieces);
+    const hashes = base.hashes;
     const whole = createHash('sha256');
     const chunk = Math.max(piece, Math.floor(READ_BYTES / piece) * piece);
     const bufs = [Buffer.allocUnsafe(chunk), Buffer.allocUnsafe(chunk)];
@@ -1170,7 +1524,25 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
     await packer.finish();
     if (packer.written.length) await fsyncDir(paths.packs);
     crashPoint('archive:after-packs');
-    await writeFileAtomic(join(paths.snapshots, indexNameFor(name)), index.finish(sha256), mode, { purpose: 'index', syncDir: false });
+    // The page list: the newest base's with this snapshot's changes over it, or (too many
+    // changes, or none to take) its own, a new base, durable in its folder before the index
+    // that names it is written.
+    const taken = await sharedBase(dir, manifest, mode, hashes, piece, pieces, bufs[0], store);
+    let baseRef: { name: string; pieces: number };
+    let changed: Int32Array;
+    if (taken) {
+      baseRef = taken.base;
+      changed = taken.changed;
+    } else {
+      const own = base.finish();
+      await publishBase(paths, own.name, own.bytes, mode);
+      crashPoint('archive:after-base');
+      baseRef = { name: own.name, pieces };
+      changed = new Int32Array(0);
+    }
+    const index = indexV2({ snapshot: name, sha256, bytes: size, piece, pieces }, baseRef, changed, hashes);
+    await writeFileAtomic(join(paths.snapshots, indexNameFor(name)), index, mode, { purpose: 'index', syncDir: false });
+    store.lastBase.set(manifest.source_db, { name: baseRef.name, stored: (taken?.stored ?? 0) + changed.length * CHANGE_BYTES });
     crashPoint('archive:after-index');
     await writeFileAtomic(join(paths.snapshots, manifestNameFor(name)), manifestBytes, mode, { purpose: 'manifest', syncDir: false });
     await fsyncDir(paths.snapshots);
@@ -1183,6 +1555,120 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
   }
   await dropPlain(dir, name);
   return { name, pieces: pieceCount, newPieces, newPackBytes: packer.written.reduce((a, w) => a + w.size, 0) };
+}
+
+/**
+ * The base a snapshot being archived takes, with its changed pages, or undefined (it writes
+ * its own). The candidate is the base of the newest archived snapshot of the same database
+ * (`source_db`; a v1 index has none). Taken when the base is whole (its own sha256 and its
+ * name, checked as it is read: the plain file goes once the index naming it is written),
+ * readable by exactly those who can read the snapshot (`mode`), of the same page size, at most
+ * BASE_MAX_CHANGED of the snapshot's pages differ from it, and the changes the kept indexes on
+ * it store, these included, stay within its size. `buf`: a read buffer (a multiple of 32 bytes).
+ */
+async function sharedBase(
+  dir: string,
+  manifest: Manifest,
+  mode: number,
+  hashes: Buffer,
+  piece: number,
+  pieces: number,
+  buf: Buffer,
+  store: PackStore,
+): Promise<{ base: { name: string; pieces: number }; changed: Int32Array; stored: number } | undefined> {
+  const paths = archivePaths(dir);
+  let last = store.lastBase.get(manifest.source_db);
+  if (!last) {
+    const archived = (await listArchived(dir)).sort((x, y) => (x.name < y.name ? 1 : -1));
+    const mine = archived.find((a) => a.manifest?.source_db === manifest.source_db);
+    const newest = mine ? await indexHeaderOf(mine.indexPath) : undefined;
+    const name = newest?.v === 2 && typeof newest.base === 'string' && /^[0-9a-f]{64}$/.test(newest.base) ? newest.base : undefined;
+    if (!name) return undefined;
+    // What the kept indexes on it store already (headers only).
+    let stored = 0;
+    for (const a of archived) {
+      const h = await indexHeaderOf(a.indexPath);
+      if (h?.v === 2 && h.base === name) stored += (h.changed ?? 0) * CHANGE_BYTES;
+    }
+    last = { name, stored };
+  }
+  const { name, stored } = last;
+  const limit = Math.floor(pieces * BASE_MAX_CHANGED);
+  let fh: FileHandle | undefined;
+  try {
+    const opened = await openRegular(join(paths.bases, `${name}.base`), { noFollow: true });
+    fh = opened.fh;
+    const size = opened.size;
+    if (size < 12 + 32 || size > MAX_INDEX_BYTES) return undefined;
+    // Readable by others exactly when the snapshot is (a private database's pages' hashes in a base others read; a shared one's in a base they cannot).
+    if (((await fh.stat()).mode & 0o044) !== (mode & 0o044)) return undefined;
+    const prefix = Buffer.alloc(12);
+    await readExactly(fh, prefix, 0);
+    const jl = prefix.readUInt32LE(8);
+    if (!prefix.subarray(0, 8).equals(BASE_MAGIC) || jl > MAX_INDEX_HEADER || 12 + jl > size - 32) return undefined;
+    const json = Buffer.alloc(jl);
+    await readExactly(fh, json, 12);
+    const h = JSON.parse(json.toString('utf8')) as BaseHeader;
+    const start = 12 + jl;
+    if (h.v !== 1 || h.piece !== piece || !Number.isInteger(h.pieces) || size !== start + h.pieces * 32 + 32) return undefined;
+    const past = Math.max(0, pieces - h.pieces);
+    if (past > limit) return undefined;
+    const body = createHash('sha256').update(prefix).update(json);
+    const wholeFile = createHash('sha256').update(prefix).update(json);
+    const room = largeBuffer(Math.max(4, limit * 4)); // up to a quarter of the pages (128 KiB at 500 MB): largeBuffer.ts
+    const changed = new Int32Array(room.buffer, room.byteOffset, limit);
+    let count = 0;
+    const step = Math.floor(buf.length / 32) * 32;
+    for (let pos = start, i = 0; pos < size - 32; ) {
+      const b = buf.subarray(0, Math.min(step, size - 32 - pos));
+      await readExactly(fh, b, pos);
+      body.update(b);
+      wholeFile.update(b);
+      for (let at = 0; at < b.length && i < pieces; at += 32, i++) {
+        if (hashes.compare(b, at, at + 32, i * 32, i * 32 + 32) === 0) continue;
+        if (count + past >= limit) return undefined;
+        changed[count++] = i;
+      }
+      pos += b.length;
+    }
+    const sum = Buffer.alloc(32);
+    await readExactly(fh, sum, size - 32);
+    if (!body.digest().equals(sum) || wholeFile.update(sum).digest('hex') !== name) return undefined; // damaged: not taken
+    for (let i = h.pieces; i < pieces; i++) changed[count++] = i;
+    if (stored + count * CHANGE_BYTES > size) return undefined;
+    return { base: { name, pieces: h.pieces }, changed: changed.subarray(0, count), stored };
+  } catch {
+    return undefined; // unreadable: the snapshot writes its own
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Writes a base: temp → fsync → its content-hash name, never replacing a base (link), then
+ * the folder fsynced. An existing base of that name is these very bytes when whole; a damaged
+ * one is replaced by them (what its name promises).
+ */
+async function publishBase(paths: ArchivePaths, name: string, bytes: Buffer, mode: number): Promise<void> {
+  const tmp = tempPath(paths.bases, 'base');
+  const dest = join(paths.bases, `${name}.base`);
+  try {
+    const fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode);
+    try {
+      await writeAll(fh, bytes, 0);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    if (!(await publishNoClobber(tmp, dest))) {
+      if ((await fileProblem(dest, name)) === undefined) await fsp.rm(tmp, { force: true });
+      else await fsp.rename(tmp, dest);
+    }
+  } catch (e) {
+    await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    throw e instanceof BackupError ? e : ioError('writing', dest, e);
+  }
+  await fsyncDir(paths.bases);
 }
 
 /**
@@ -1735,6 +2221,8 @@ async function rebuildOnce(
 
 export interface GcResult {
   deletedPacks: string[];
+  /** Bases no kept index names (collected like packs; their bytes count in freedBytes). */
+  deletedBases: string[];
   repacked: string[];
   freedBytes: number;
   cleaned: string[];
@@ -1749,13 +2237,13 @@ export interface GcResult {
 export async function collectGarbage(dir: string, opts: { pinned: boolean; repack?: boolean; store?: PackStore }): Promise<GcResult> {
   opts.store?.needWholeHashes(); // a pack keeps its place only for the pages an index names
   const paths = archivePaths(dir);
-  const res: GcResult = { deletedPacks: [], repacked: [], freedBytes: 0, cleaned: [], warnings: [] };
+  const res: GcResult = { deletedPacks: [], deletedBases: [], repacked: [], freedBytes: 0, cleaned: [], warnings: [] };
   try {
     await fsp.access(paths.root);
   } catch {
     return res;
   }
-  res.cleaned.push(...(await cleanStaleTemps(paths.packs)), ...(await cleanStaleTemps(paths.snapshots)));
+  res.cleaned.push(...(await cleanStaleTemps(paths.packs)), ...(await cleanStaleTemps(paths.snapshots)), ...(await cleanStaleTemps(paths.bases)));
   // Indexes whose manifest is gone: a crash while archiving or deleting.
   const names = await fsp.readdir(paths.snapshots).catch(() => [] as string[]);
   const have = new Set(names);
@@ -1783,9 +2271,12 @@ export async function collectGarbage(dir: string, opts: { pinned: boolean; repac
   const turns: RowsBuffer[] = [{ rows: new Int32Array(0) }, { rows: new Int32Array(0) }];
   let turn = 0;
   let prev: Int32Array | undefined;
+  /** The bases the kept indexes name (their reference counts, like the packs', from the indexes every time). */
+  const liveBases = new Set<string>();
   for (const a of archived.sort((x, y) => (x.name < y.name ? -1 : 1))) {
     try {
-      const { rows, firstMissing } = await indexRows(a.indexPath, store, window, { prev, into: turns[turn] });
+      const { header, rows, firstMissing } = await indexRows(a.indexPath, store, window, { prev, into: turns[turn] });
+      if (header.base) liveBases.add(header.base);
       // A page a kept snapshot needs is in no pack: a pack lost, unreadable, or whose trailer
       // lies about a hash. Its pages may be in a pack that looks unused: nothing is deleted.
       if (firstMissing >= 0) throw damaged(`Page ${firstMissing + 1} of ${a.name} is in no pack${store.unreadable.size ? ` (unreadable packs: ${[...store.unreadable.keys()].join(', ')})` : ''}; run \`verify --all\``);
@@ -1818,6 +2309,17 @@ export async function collectGarbage(dir: string, opts: { pinned: boolean; repac
     }
   }
   if (res.deletedPacks.length) await fsyncDir(paths.packs);
+  // Bases no kept index names: a run that died between its base and its index, or every
+  // snapshot on it deleted. Every index was read above (one unreadable and nothing is deleted).
+  for (const n of await fsp.readdir(paths.bases).catch(() => [] as string[])) {
+    if (!/^[0-9a-f]{64}\.base$/.test(n) || liveBases.has(n.slice(0, 64))) continue;
+    const size = (await fsp.lstat(join(paths.bases, n)).catch(() => undefined))?.size ?? 0;
+    await fsp.rm(join(paths.bases, n), { force: true });
+    res.deletedBases.push(n);
+    res.freedBytes += size;
+    crashPoint('archive:gc-base-between');
+  }
+  if (res.deletedBases.length) await fsyncDir(paths.bases);
   // Packs are repacked only with packs of their own mode: the pages of a private (0600)
   // database's snapshots never move into a pack that others can read (the first pack's
   // mode was the new one's), nor a shared database's into one they cannot.
@@ -1877,13 +2379,18 @@ const packReadBuffers: Buffer[] = [];
 
 /** Why pack `name` is not whole (its bytes do not hash to its name, or it cannot be read); undefined when it is. */
 async function packProblem(paths: ArchivePaths, name: string, signal?: AbortSignal): Promise<string | undefined> {
+  return await fileProblem(join(paths.packs, name), name.replace(/\.pack$/, ''), signal);
+}
+
+/** Why the file at `path` (a pack or a base) does not hash to `sha256` (hex), or cannot be read; undefined when it does. */
+async function fileProblem(path: string, sha256: string, signal?: AbortSignal): Promise<string | undefined> {
   if (signal?.aborted) throw new BackupError('CANCELLED', 'Cancelled.');
   const h = createHash('sha256');
   // One read buffer for every pack checked (a new 1 MiB one a pack, freed only when V8 next
   // collected, took the archive step from 80 to 105 MB of peak RSS).
   const buf = packReadBuffers.pop() ?? Buffer.allocUnsafe(READ_BYTES);
   try {
-    const { fh } = await openRegular(join(paths.packs, name));
+    const { fh } = await openRegular(path);
     try {
       for (let pos = 0; ; ) {
         const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
@@ -1899,7 +2406,7 @@ async function packProblem(paths: ArchivePaths, name: string, signal?: AbortSign
   } finally {
     packReadBuffers.push(buf);
   }
-  return `${h.digest('hex')}.pack` === name ? undefined : 'its bytes do not match its name (sha256)';
+  return h.digest('hex') === sha256 ? undefined : 'its bytes do not match its name (sha256)';
 }
 
 /** Checks every pack's bytes against its name; returns the damaged ones with the archived snapshots that use them. */
