@@ -113,8 +113,12 @@ export async function verifyArchived(ref: ArchivedRef, integrity: VerifyMode, si
     if (!(e instanceof BackupError) || e.code === 'CANCELLED') throw e;
     return { path: ref.path, name: ref.name, manifestPath: ref.manifestPath, manifestState: 'ok', bytes: 0, problems: [{ code: e.code, message: e.message, hint: e.hint }], notes: ['archived'] };
   }
-  // The rebuild's buffers are dead: gone before sql.js takes its memory for the check.
-  if (store) await collectAll();
+  // The rebuild's buffers are dead, the free ones it keeps for the next rebuild too: gone
+  // before sql.js takes its memory for the check (they were on top of it: verify --all's peak).
+  if (store) {
+    buffers?.dropFree();
+    await collectAll();
+  }
   try {
     const { report } = await examineSnapshot(rebuilt.file, { useManifest: true, integrity, stopAtFirst: false, signal, anchor, hashed: rebuilt.result.sha256, as: { name: ref.name, manifestPath: ref.manifestPath, path: ref.path } });
     report.notes.unshift(`archived: rebuilt from ${rebuilt.result.packsUsed.length} pack${rebuilt.result.packsUsed.length === 1 ? '' : 's'}`);

@@ -1748,6 +1748,18 @@ export class RebuildBuffers {
   readonly windows: Buffer[] = [];
   readonly slots: Buffer[] = [];
   readonly writes: Buffer[] = [];
+
+  /**
+   * Lets go of the free read windows, blob slots and write buffers (~5 MiB), for a caller
+   * whose next work needs memory of its own: `verify --all` checks each rebuilt snapshot with
+   * sql.js, whose buffers otherwise came on top of these, kept for the next rebuild. That
+   * rebuild makes them again (a few allocations). The page-sized arrays stay.
+   */
+  dropFree(): void {
+    this.windows.length = 0;
+    this.slots.length = 0;
+    this.writes.length = 0;
+  }
 }
 
 /**
