@@ -589,7 +589,22 @@ async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<
       // A snapshot from a newer ai-memory would lose its newer columns under the older one.
       const snapSchema = report.integrity?.schemaVersion ?? report.manifest?.schema_version;
       const snapIsAiMemory = report.integrity?.memories !== undefined || report.manifest?.memory_count !== undefined || report.manifest?.memories !== undefined;
-      const liveNow = dbExists && (snapSchema !== undefined || snapIsAiMemory) ? await liveFacts(dbPath, opts.signal) : undefined;
+      const read = dbExists && (snapSchema !== undefined || snapIsAiMemory) ? await liveFacts(dbPath, opts.signal) : undefined;
+      const liveNow = read && !('unknown' in read) ? read : undefined;
+      const unknown = read && 'unknown' in read ? read : undefined;
+      // Whose database it is cannot be told (encrypted: no schema without its key). An
+      // ai-memory snapshot is plain SQLite, which neither another program's encrypted database
+      // nor an encrypted (SQLCipher) ai-memory opens: refused as another program's; --force.
+      if (snapIsAiMemory && unknown?.encrypted) {
+        if (!opts.force) {
+          throw new BackupError('NOT_AI_MEMORY', `${dbPath} cannot be told to be an ai-memory database (${unknown.unknown}), and ${basename(snapshot)} is a plain ai-memory snapshot, which an encrypted database's program cannot open. Nothing was changed.`, {
+            hint: 'Point --db at your ai-memory database. To replace this file anyway (it is kept aside first), pass --force.',
+          });
+        }
+        warnings.push(`${dbPath} could not be told to be an ai-memory database (${unknown.unknown}); replaced (--force), kept aside`);
+      } else if (snapIsAiMemory && unknown) {
+        warnings.push(`whether ${dbPath} is an ai-memory database could not be told (${unknown.unknown}); it is kept aside`);
+      }
       // An ai-memory snapshot over a database with tables but no memories table: another
       // program's database (a browser's history, an app's data), reached by a wrong --db — a
       // workspace's MCP file, a mistyped or chosen path. Moved aside and replaced, that program
