@@ -599,6 +599,14 @@ describe('restore', () => {
     assert.strictEqual(r.status, 'restored');
     assert.ok(r.warnings.some((w) => /encrypted/.test(w) && /--force/.test(w)), r.warnings.join('\n'));
     assert.ok(Object.keys(before).length === 1);
+    // An encrypted snapshot (SQLCipher's) over an encrypted database: its owner's own restore, not refused.
+    const theirs = tmp.join('signal', 'theirs.db');
+    fs.writeFileSync(theirs, randomBytes(8192));
+    fs.writeFileSync(enc, randomBytes(64 * 1024));
+    const encSnap = await runBackup({ dbPath: theirs, backupDir: tmp.join('signal-backups') });
+    const same = await runRestore({ dbPath: enc, from: encSnap.snapshotPath, skipIntegrity: true });
+    assert.strictEqual(same.status, 'restored');
+    assert.ok(fs.readFileSync(enc).equals(fs.readFileSync(theirs)));
   });
 
   it('a file that is no database at all (a wrong --db: a shell profile, a config) is refused, nothing changed; what is left of a damaged database is still replaced and kept; --force restores over the file', async () => {

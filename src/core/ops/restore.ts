@@ -595,7 +595,9 @@ async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<
       // Whose database it is cannot be told (encrypted: no schema without its key). An
       // ai-memory snapshot is plain SQLite, which neither another program's encrypted database
       // nor an encrypted (SQLCipher) ai-memory opens: refused as another program's; --force.
-      if (snapIsAiMemory && unknown?.encrypted) {
+      // (An encrypted snapshot over an encrypted database — SQLCipher to SQLCipher, with
+      // --skip-integrity — is no such mismatch: not refused.)
+      if (snapIsAiMemory && unknown?.encrypted && report.format !== 'encrypted') {
         if (!opts.force) {
           throw new BackupError('NOT_AI_MEMORY', `${dbPath} cannot be told to be an ai-memory database (${unknown.unknown}), and ${basename(snapshot)} is a plain ai-memory snapshot, which an encrypted database's program cannot open. Nothing was changed.`, {
             hint: 'Point --db at your ai-memory database. To replace this file anyway (it is kept aside first), pass --force.',
