@@ -14,7 +14,8 @@
  */
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { cleanStaleTemps, createFileNoClobber, dirModeLike, fileModeLike, fsyncDir, publishNoClobber, reachableMode, tempPath, writeFileAtomic } from '../store/atomicFs';
+import { freeBytes } from '../common/fsFacts';
+import { wideModeNote, cleanStaleTemps, createFileNoClobber, dirModeLike, fileModeLike, fsyncDir, publishNoClobber, reachableMode, tempPath, writeFileAtomic } from '../store/atomicFs';
 import { FUTURE_SKEW_MS, listSnapshots, type SnapshotEntry } from '../store/catalog';
 import { indexNameFor, listArchived, refuseInsideArchive } from '../store/archive';
 import { withOwners } from '../store/ownership';
@@ -135,15 +136,6 @@ export async function prepareBackupDir(dir: string, dirMode = 0o755): Promise<vo
       hint: 'Fix its permissions, or choose another folder with --to.',
       cause: e,
     });
-  }
-}
-
-async function freeBytes(dir: string): Promise<number | undefined> {
-  try {
-    const s = await fsp.statfs(dir);
-    return s.bavail * s.bsize;
-  } catch {
-    return undefined;
   }
 }
 
@@ -487,6 +479,10 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     if (!published) throw new BackupError('IO', `Could not find a free snapshot name in ${dir}.`);
     sink = undefined;
     await fsyncDir(dir);
+    // A folder on a drive that keeps no modes (FAT, exFAT): the snapshot has the mount's, said when wider.
+    const got = await fsp.stat(join(dir, published.name)).catch(() => undefined);
+    const wide = got ? wideModeNote(dir, got.mode & 0o777, fileMode) : undefined;
+    if (wide) warnings.push(wide);
     crashPoint('backup:after-publish');
 
     progress({ phase: 'pruning' });

@@ -37,7 +37,7 @@ import { exists } from '../common/fsFacts';
 import { isNoHardLinkError } from '../common/fsFacts';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { applyLikeness, dirModeLike, fileModeLike, fsyncDir, likenessOf, newFileGid, publishNoClobber, reachableMode, tempPath, cleanStaleTemps, type Likeness } from '../store/atomicFs';
+import { applyLikeness, copyFileExcl, dirModeLike, fileModeLike, fsyncDir, likenessOf, newFileGid, publishNoClobber, reachableMode, tempPath, cleanStaleTemps, type Likeness } from '../store/atomicFs';
 import { listSnapshots, readManifestFor } from '../store/catalog';
 import { newestOfThis, ownerKey, ownerName, restoreOrder, withOwners, type OwnerInfo } from '../store/ownership';
 import { journalIsLive, refuseSidecarFolder, resolveDbPath, resolvedDbPathOr, sameDbPath, SIDECARS, walHasCommits } from '../sqlite/dbFiles';
@@ -282,7 +282,7 @@ async function keepCopy(src: string, dest: string): Promise<void> {
   }
   const tmp = tempPath(dirname(dest), 'keep');
   try {
-    await fsp.copyFile(src, tmp, fsc.COPYFILE_EXCL);
+    await copyFileExcl(src, tmp);
     const fh = await fsp.open(tmp, fsc.O_RDONLY);
     await fh.sync().finally(() => fh.close());
     await fsp.link(tmp, dest).catch(async () => fsp.rename(tmp, dest));
@@ -759,7 +759,7 @@ async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<
 /** The copy when examineSnapshot could not make it (the folder did not exist yet): copy, then prove the copy is what was verified. */
 async function writeTemp(tmp: string, snapshot: string, sha256: string, signal: AbortSignal | undefined, like: Likeness): Promise<void> {
   try {
-    await fsp.copyFile(snapshot, tmp, fsc.COPYFILE_EXCL);
+    await copyFileExcl(snapshot, tmp);
     const fh = await fsp.open(tmp, fsc.O_RDONLY);
     await applyLikeness(fh, like)
       .then(() => fh.sync())

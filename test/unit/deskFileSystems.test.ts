@@ -1,0 +1,116 @@
+/**
+ * Backup folders, mirrors and databases on the file systems users really have: FAT32 and
+ * exFAT (USB drives, SD cards: no hard links, no symbolic links, no Unix modes, 2-second
+ * times, case-insensitive names, 4 GiB files on FAT32), mounted for real on loop devices
+ * (test/support/mounts.ts; skipped, saying why, without root or the tools).
+ */
+import * as assert from 'assert';
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { createAiMemoryDb } from '../support/aiMemoryDb';
+import { cli } from '../support/cliRun';
+import { mountFs, type Mounted } from '../support/mounts';
+import { openNative } from '../support/sqlite';
+import { useTempDir } from '../support/tmp';
+
+const sha = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
+
+/** Copies by bytes (fs.copyFile gives the copy the source's mode, which these drives refuse). */
+const put = (from: string, to: string) => fs.writeFileSync(to, fs.readFileSync(from));
+
+describe('desk file systems (FAT32, exFAT on loop devices)', function () {
+  this.timeout(120_000);
+  const tmp = useTempDir();
+  const mounts: Partial<Record<'vfat' | 'exfat', Mounted | string>> = {};
+  before(() => {
+    mounts.vfat = mountFs('vfat', 96);
+    mounts.exfat = mountFs('exfat', 96);
+  });
+  after(() => {
+    for (const m of Object.values(mounts)) if (typeof m === 'object') m.cleanup();
+  });
+
+  for (const kind of ['vfat', 'exfat'] as const) {
+    const drive = (ctx: Mocha.Context): string => {
+      const m = mounts[kind];
+      if (typeof m !== 'object') {
+        console.log(`      skipped: ${m}`);
+        ctx.skip();
+      }
+      return (m as Mounted).dir;
+    };
+
+    it(`${kind}: backup with archiving, verify --all, push/pull through a mirror there, materialize to it, restore a database living there (kept copies beside it)`, async function () {
+      const d = drive(this);
+      const db = tmp.join(`${kind}-ai.db`);
+      createAiMemoryDb(db, { memories: 60, embeddingDim: 0, seed: 2 });
+      fs.chmodSync(db, 0o600);
+      const backups = path.join(d, 'backups');
+      for (let i = 0; i < 3; i++) {
+        const b = await cli(['backup', '--db', db, '--to', backups, '--plain', '1', '--keep', '10'], { cwd: tmp.path });
+        assert.strictEqual(b.code, 0, b.stderr);
+        const n = openNative(db);
+        n.prepare('UPDATE memories SET priority = priority + 1 WHERE rowid % 3 = ?').run(i);
+        n.close();
+      }
+      const v = await cli(['verify', '--from', backups, '--all'], { cwd: tmp.path });
+      assert.strictEqual(v.code, 0, v.stdout + v.stderr);
+      assert.match(v.stdout, /3 of 3 snapshots ok; every pack intact/);
+
+      // The mirror: a folder on the drive (an off-machine copy on a USB stick).
+      const mirror = path.join(d, 'mirror');
+      fs.mkdirSync(mirror);
+      const push = await cli(['push', '--to', backups, '--remote', mirror], { cwd: tmp.path });
+      assert.strictEqual(push.code, 0, push.stderr);
+      assert.match(push.stdout, /3 uploaded/);
+      // A drive that lets everyone read its files (exFAT here: 0777) is said to, once.
+      const copied = fs.readdirSync(mirror).find((n) => n.endsWith('.db')) as string;
+      if (fs.statSync(path.join(mirror, copied)).mode & 0o044 & ~fs.statSync(db).mode) assert.strictEqual(push.stderr.match(/keeps no permissions/g)?.length, 1, push.stderr);
+      const pulled = tmp.join(`${kind}-pulled`);
+      fs.mkdirSync(pulled);
+      const pull = await cli(['pull', '--remote', mirror, '--to', pulled, '--all'], { cwd: tmp.path });
+      assert.strictEqual(pull.code, 0, pull.stderr);
+      assert.strictEqual(fs.readdirSync(pulled).filter((n) => n.endsWith('.db')).length, 3);
+
+      // An archived snapshot rebuilt onto the drive.
+      const list = (await cli(['list', '--to', backups, '--json'], { cwd: tmp.path })).json<{ name: string; archived: boolean }[]>();
+      const old = list.find((s) => s.archived);
+      assert.ok(old, 'an archived snapshot');
+      const outDir = path.join(d, 'out');
+      fs.mkdirSync(outDir);
+      const mat = await cli(['materialize', '--from', path.join(backups, old.name), '--out', `${outDir}/`], { cwd: tmp.path });
+      assert.strictEqual(mat.code, 0, mat.stderr);
+      assert.ok(fs.existsSync(path.join(outDir, old.name)));
+
+      // A database that lives on the drive, with a -wal beside it: restored, the old one kept beside it.
+      const home = path.join(d, 'db');
+      fs.mkdirSync(home);
+      const live = path.join(home, 'ai-memory.db');
+      put(db, live);
+      fs.writeFileSync(`${live}-wal`, '');
+      const was = sha(live);
+      const newest = list.find((s) => !s.archived) as { name: string };
+      const r = await cli(['restore', '--db', live, '--from', path.join(backups, newest.name), '--yes', '--json'], { cwd: tmp.path });
+      assert.strictEqual(r.code, 0, r.stderr);
+      const res = r.json<{ kept_aside: string[]; sha256: string }>();
+      assert.strictEqual(sha(live), res.sha256);
+      assert.strictEqual(sha(res.kept_aside[0]), was, 'the replaced database is kept, as it was');
+      assert.ok(res.kept_aside.some((k) => k.endsWith('-wal')));
+    });
+
+    it(`${kind}: a backup folder whose drive lets others read what the database's mode would not says so`, async function () {
+      const d = drive(this);
+      const db = tmp.join(`${kind}-private.db`);
+      createAiMemoryDb(db, { memories: 5, embeddingDim: 0, seed: 3 });
+      fs.chmodSync(db, 0o600);
+      const dir = path.join(d, 'private');
+      const b = await cli(['backup', '--db', db, '--to', dir], { cwd: tmp.path });
+      assert.strictEqual(b.code, 0, b.stderr);
+      const snap = fs.readdirSync(dir).find((n) => n.endsWith('.db')) as string;
+      const mode = fs.statSync(path.join(dir, snap)).mode & 0o777;
+      if (mode & 0o044) assert.match(b.stderr, /keeps no permissions .*\(0\d+\), not 0600/, b.stderr);
+      else assert.doesNotMatch(b.stderr, /keeps no permissions/);
+    });
+  }
+});
