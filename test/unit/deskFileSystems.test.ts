@@ -5,12 +5,14 @@
  * (test/support/mounts.ts; skipped, saying why, without root or the tools).
  */
 import * as assert from 'assert';
+import { spawnSync } from 'child_process';
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { createAiMemoryDb } from '../support/aiMemoryDb';
 import { cli } from '../support/cliRun';
 import { mountFs, type Mounted } from '../support/mounts';
+import { cliBundle } from '../support/reliability';
 import { openNative } from '../support/sqlite';
 import { useTempDir } from '../support/tmp';
 
@@ -113,4 +115,17 @@ describe('desk file systems (FAT32, exFAT on loop devices)', function () {
       else assert.doesNotMatch(b.stderr, /keeps no permissions/);
     });
   }
+
+  it('a snapshot larger than the file system takes (FAT32: 4 GiB; here a file-size limit) fails saying so and what to do, nothing left behind', async function () {
+    if (spawnSync('prlimit', ['--version']).status !== 0) this.skip();
+    const db = tmp.join('big.db');
+    createAiMemoryDb(db, { memories: 400, seed: 4 });
+    assert.ok(fs.statSync(db).size > 1 << 20);
+    const dir = tmp.join('limited');
+    const r = spawnSync('prlimit', ['--fsize=1048576', process.execPath, await cliBundle(), 'backup', '--db', db, '--to', dir], { encoding: 'utf8', cwd: tmp.path, env: { ...process.env, HOME: tmp.path } });
+    assert.strictEqual(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /larger than that file system .* allows; a FAT32 drive holds no file of 4 GiB or more/);
+    assert.match(r.stderr, /exFAT, NTFS, APFS or ext4/);
+    assert.deepStrictEqual(fs.readdirSync(dir).filter((n) => !n.startsWith('.ai-memory-backup.')), [], 'no snapshot nor temp left');
+  });
 });
