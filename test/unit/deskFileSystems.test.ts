@@ -101,6 +101,24 @@ describe('desk file systems (FAT32, exFAT on loop devices)', function () {
       assert.ok(res.kept_aside.some((k) => k.endsWith('-wal')));
     });
 
+    it(`${kind}: snapshots made within one file-time tick (FAT: 2 s) get file times in their order, as ai-memory's restore and --keep go by file time`, async function () {
+      const d = drive(this);
+      const db = tmp.join(`${kind}-burst.db`);
+      createAiMemoryDb(db, { memories: 5, embeddingDim: 0, seed: 5 });
+      const dir = path.join(d, 'burst');
+      for (let i = 0; i < 4; i++) {
+        const n = openNative(db);
+        n.prepare('UPDATE memories SET priority = ?').run(i);
+        n.close();
+        const b = await cli(['backup', '--db', db, '--to', dir, '--plain', '9'], { cwd: tmp.path });
+        assert.strictEqual(b.code, 0, b.stderr);
+      }
+      const list = (await cli(['list', '--to', dir, '--json'], { cwd: tmp.path })).json<{ name: string }[]>();
+      assert.strictEqual(list.length, 4);
+      const times = list.map((s) => fs.statSync(path.join(dir, s.name)).mtimeMs); // newest first
+      for (let i = 1; i < times.length; i++) assert.ok(times[i - 1] > times[i], `${list[i - 1].name} (${times[i - 1]}) is dated after ${list[i].name} (${times[i]})`);
+    });
+
     it(`${kind}: a backup folder whose drive lets others read what the database's mode would not says so`, async function () {
       const d = drive(this);
       const db = tmp.join(`${kind}-private.db`);
