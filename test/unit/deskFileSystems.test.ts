@@ -134,6 +134,37 @@ describe('desk file systems (FAT32, exFAT on loop devices)', function () {
     });
   }
 
+  it('a backup folder on a drive mounted read-only: backup says so and what to do; verify, list, pull and restore from it work', async function () {
+    const m = mountFs('tmpfs', 32);
+    if (typeof m !== 'object') {
+      console.log(`      skipped: ${m}`);
+      this.skip();
+    }
+    try {
+      const db = tmp.join('ro.db');
+      createAiMemoryDb(db, { memories: 20, embeddingDim: 0, seed: 6 });
+      const dir = path.join(m.dir, 'backups');
+      const mirror = path.join(m.dir, 'mirror');
+      fs.mkdirSync(mirror);
+      assert.strictEqual((await cli(['backup', '--db', db, '--to', dir, '--remote', mirror], { cwd: tmp.path })).code, 0);
+      spawnSync('mount', ['-o', 'remount,ro', m.dir]);
+      const b = await cli(['backup', '--db', db, '--to', dir], { cwd: tmp.path });
+      assert.strictEqual(b.code, 1);
+      assert.match(b.stderr, /read-only file system/, b.stderr);
+      assert.match(b.stderr, /mount it writable/);
+      assert.doesNotMatch(b.stderr, /Fix its permissions/);
+      assert.strictEqual((await cli(['verify', '--from', dir, '--all'], { cwd: tmp.path })).code, 0);
+      assert.strictEqual((await cli(['list', '--to', dir], { cwd: tmp.path })).code, 0);
+      const pulled = tmp.join('ro-pulled');
+      fs.mkdirSync(pulled);
+      assert.strictEqual((await cli(['pull', '--remote', mirror, '--to', pulled], { cwd: tmp.path })).code, 0);
+      const r = await cli(['restore', '--db', db, '--from', dir, '--yes'], { cwd: tmp.path });
+      assert.strictEqual(r.code, 0, r.stderr);
+    } finally {
+      m.cleanup();
+    }
+  });
+
   it('a snapshot larger than the file system takes (FAT32: 4 GiB; here a file-size limit) fails saying so and what to do, nothing left behind', async function () {
     if (spawnSync('prlimit', ['--version']).status !== 0) this.skip();
     const db = tmp.join('big.db');

@@ -132,6 +132,8 @@ export async function prepareBackupDir(dir: string, dirMode = 0o755): Promise<vo
   try {
     await fsp.access(dir, fsc.W_OK | fsc.X_OK);
   } catch (e) {
+    // A drive mounted read-only (a write-protected SD card, a disk remounted after errors): no permission fixes that.
+    if (errnoCode(e) === 'EROFS') throw ioError('writing to', dir, e);
     throw new BackupError('TARGET_NOT_WRITABLE', `Backup folder ${dir} is not writable.`, {
       hint: 'Fix its permissions, or choose another folder with --to.',
       cause: e,
