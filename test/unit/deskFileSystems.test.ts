@@ -19,7 +19,10 @@ import { useTempDir } from '../support/tmp';
 const sha = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
 
 /** Copies by bytes (fs.copyFile gives the copy the source's mode, which these drives refuse). */
-const put = (from: string, to: string) => fs.writeFileSync(to, fs.readFileSync(from));
+const put = (from: string, to: string) => {
+  fs.rmSync(to, { force: true }); // (fusefat cannot truncate a file in place)
+  fs.writeFileSync(to, fs.readFileSync(from));
+};
 
 describe('desk file systems (FAT32, exFAT on loop devices)', function () {
   this.timeout(120_000);
@@ -117,6 +120,36 @@ describe('desk file systems (FAT32, exFAT on loop devices)', function () {
       assert.strictEqual(list.length, 4);
       const times = list.map((s) => fs.statSync(path.join(dir, s.name)).mtimeMs); // newest first
       for (let i = 1; i < times.length; i++) assert.ok(times[i - 1] > times[i], `${list[i - 1].name} (${times[i - 1]}) is dated after ${list[i].name} (${times[i]})`);
+    });
+
+    it(`${kind}: one database reached by paths that differ in case only (the drive ignores case) is one database: restore takes its newest, retention counts them all`, async function () {
+      const d = drive(this);
+      const home = path.join(d, 'Work');
+      fs.mkdirSync(home);
+      const db = path.join(home, 'Memory.db');
+      const src = tmp.join(`${kind}-case.db`);
+      createAiMemoryDb(src, { memories: 5, embeddingDim: 0, seed: 7 });
+      const dir = tmp.join(`${kind}-case-backups`);
+      const spellings = [path.join(d, 'work', 'memory.db'), path.join(d, 'WORK', 'MEMORY.DB'), db];
+      const made: string[] = [];
+      for (const [i, given] of spellings.entries()) {
+        const n = openNative(src);
+        n.prepare('UPDATE memories SET priority = ?').run(i);
+        n.close();
+        put(src, db); // the server's database, changed between backups
+        const b = await cli(['backup', '--db', given, '--to', dir, '--keep', '2', '--json'], { cwd: tmp.path });
+        assert.strictEqual(b.code, 0, b.stderr);
+        made.push(path.join(dir, b.json<{ snapshot: string }>().snapshot));
+        await new Promise((r) => setTimeout(r, 1100)); // names a second apart
+      }
+      // --keep 2 of one database: the first is gone.
+      assert.ok(fs.existsSync(made[1]) && fs.existsSync(made[2]));
+      assert.ok(!fs.existsSync(made[0]), 'retention counted every spelling as this database');
+      for (const given of spellings) {
+        const r = await cli(['restore', '--db', given, '--from', dir, '--dry-run', '--json'], { cwd: tmp.path });
+        assert.strictEqual(r.code, 0, r.stderr);
+        assert.strictEqual(r.json<{ from: string }>().from, made[2], `restore --db ${given} takes the newest`);
+      }
     });
 
     it(`${kind}: a backup folder whose drive lets others read what the database's mode would not says so`, async function () {
