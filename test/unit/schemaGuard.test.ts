@@ -8,11 +8,13 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import { liveFacts, type LiveFacts } from '../../src/core/ops/schemaGuard';
 import { createAiMemoryDb } from '../support/aiMemoryDb';
+import { startWriter, useWriterCleanup } from '../support/nativeWriter';
 import { openNative } from '../support/sqlite';
 import { useTempDir } from '../support/tmp';
 
 describe('schemaGuard.liveFacts', () => {
   const tmp = useTempDir();
+  useWriterCleanup();
 
   function native(path: string): LiveFacts {
     const n = openNative(path, { readonly: true });
@@ -66,6 +68,24 @@ describe('schemaGuard.liveFacts', () => {
       assert.ok(got.tableCount === native(p).tableCount && got.hasMemories);
     } finally {
       n.close();
+    }
+  });
+
+  it('under a writer that checkpoints (RESTART, TRUNCATE) and VACUUMs all the time, every read is consistent: never unknown, never a torn schema', async function () {
+    this.timeout(90_000);
+    const p = tmp.join('busy.db');
+    createAiMemoryDb(p, { memories: 300, embeddingDim: 0 });
+    const w = await startWriter({ dbPath: p, checkpointEveryMs: 15, walAutocheckpoint: 50, vacuumEveryMs: 150, embeddingDim: 0, txPerSecond: 0 });
+    try {
+      await w.waitForCommits(20);
+      for (let i = 0; i < 150; i++) {
+        const got = await liveFacts(p);
+        assert.ok(!('unknown' in got), `read ${i}: ${JSON.stringify(got)}`);
+        assert.strictEqual(got.hasMemories, true);
+        assert.strictEqual(got.schemaVersion, native(p).schemaVersion);
+      }
+    } finally {
+      await w.stop();
     }
   });
 
