@@ -5,7 +5,7 @@
  * (test/support/mounts.ts; skipped, saying why, without root or the tools).
  */
 import * as assert from 'assert';
-import { spawnSync } from 'child_process';
+import { spawn, spawnSync } from 'child_process';
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -13,6 +13,7 @@ import { createAiMemoryDb } from '../support/aiMemoryDb';
 import { cli } from '../support/cliRun';
 import { mountFs, type Mounted } from '../support/mounts';
 import { cliBundle } from '../support/reliability';
+import { trackChild } from '../support/procs';
 import { openNative } from '../support/sqlite';
 import { useTempDir } from '../support/tmp';
 
@@ -149,6 +150,45 @@ describe('desk file systems (FAT32, exFAT on loop devices)', function () {
         const r = await cli(['restore', '--db', given, '--from', dir, '--dry-run', '--json'], { cwd: tmp.path });
         assert.strictEqual(r.code, 0, r.stderr);
         assert.strictEqual(r.json<{ from: string }>().from, made[2], `restore --db ${given} takes the newest`);
+      }
+    });
+
+    it(`${kind}: a server that opened the database by another spelling of its path holds it: restore refuses (in use), nothing changed`, async function () {
+      const d = drive(this);
+      fs.mkdirSync(path.join(d, 'Srv'));
+      const db = path.join(d, 'Srv', 'Memory.db');
+      const src = tmp.join(`${kind}-held.db`);
+      createAiMemoryDb(src, { memories: 5, embeddingDim: 0, seed: 8 });
+      put(src, db);
+      const snap = tmp.join(`${kind}-held-backups`);
+      assert.strictEqual((await cli(['backup', '--db', db, '--to', snap], { cwd: tmp.path })).code, 0);
+      // The server, configured with another spelling (SQLite opens it: the drive ignores case).
+      const holder = spawn(process.execPath, ['-e', `
+        const D = require(${JSON.stringify(require.resolve('better-sqlite3'))});
+        try {
+          const a = new D(${JSON.stringify(path.join(d, 'SRV', 'MEMORY.DB'))}); a.prepare('select count(*) from memories').get();
+          globalThis.keep = a; process.stdout.write('ready\\n');
+        } catch (e) { process.stdout.write('cannot: ' + e.message + '\\n'); }
+        setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      trackChild(holder, 'db holder');
+      try {
+        const said = await new Promise<string>((res, rej) => {
+          holder.stdout?.once('data', (b: Buffer) => res(String(b)));
+          holder.once('exit', (c) => rej(new Error(`holder exited ${c}`)));
+        });
+        if (!said.startsWith('ready')) {
+          console.log(`      skipped: SQLite cannot open a database on this ${kind} mount (${said.trim()})`);
+          this.skip();
+        }
+        const was = sha(db);
+        for (const given of [db, path.join(d, 'srv', 'memory.db')]) {
+          const r = await cli(['restore', '--db', given, '--from', snap, '--yes'], { cwd: tmp.path });
+          assert.strictEqual(r.code, 1, `--db ${given}: ${r.stdout}${r.stderr}`);
+          assert.match(r.stderr, /in use by pid/);
+          assert.strictEqual(sha(db), was, 'nothing changed');
+        }
+      } finally {
+        holder.kill('SIGKILL');
       }
     });
 
