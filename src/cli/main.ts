@@ -359,6 +359,7 @@ function printPush(o: PushOutcome, io: CliIO, jsonLine: boolean): void {
   if (r) {
     io.stdout(`Copied  : ${o.target}: ${r.uploaded.length} uploaded${r.present.length ? `, ${r.present.length} already there` : ''}${r.deleted.length ? `, ${r.deleted.length} old deleted` : ''}${r.cleaned.length ? `, ${r.cleaned.length} unfinished cleaned` : ''}\n`);
     for (const s of r.skipped) io.stderr(`warning: not copied: ${s.name} (${s.reason})\n`);
+    for (const n of r.notes) io.stderr(`note: ${n}\n`);
     if (r.unreadable.length) io.stderr(`warning: ${r.unreadable.length} snapshot${r.unreadable.length === 1 ? '' : 's'} on ${o.target} kept by retention: whose database ${r.unreadable.length === 1 ? 'it is' : 'they are'} could not be read there (${r.unreadable[0].name}: ${r.unreadable[0].message}); check that the credentials may read objects (GetObject)\n`);
   }
   if (o.error) {

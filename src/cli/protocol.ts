@@ -156,6 +156,8 @@ export const PushJson = v.object({
   remote_only: v.optional(v.array(v.object({ name: v.string(), bytes: v.number() }))),
   /** Kept on the target because their manifest could not be read there (whose database they are is unknown). */
   unreadable: v.optional(v.array(v.object({ name: v.string(), message: v.string() }))),
+  /** Facts about the copies that are no failure (a mirror drive that keeps no permissions). */
+  notes: v.optional(v.array(v.string())),
   error: v.optional(CopyErrorJson),
   next_retry: v.optional(v.string()),
 });
@@ -587,6 +589,7 @@ export function pushJson(o: PushOutcome): PushOutcomeJson {
     skipped: r?.skipped,
     remote_only: r?.remoteOnly,
     unreadable: r?.unreadable,
+    notes: r?.notes.length ? r.notes : undefined,
     error: o.error,
     next_retry: o.next_retry,
   };

@@ -220,6 +220,7 @@ export class RemoteCopies extends Disposable {
       }
       if (r.status === 'copied') {
         this.log.info(`copy to ${r.target}: ${r.uploaded?.length ?? 0} uploaded, ${r.present?.length ?? 0} already there${r.deleted?.length ? `, ${r.deleted.length} old deleted` : ''}`);
+        for (const n of r.notes ?? []) this.log.warn(`copy to ${r.target}: ${n}`);
         if (r.unreadable?.length) this.log.warn(`copy to ${r.target}: ${r.unreadable.length} snapshot(s) there kept by retention, their manifest unreadable there (${r.unreadable[0].name}: ${r.unreadable[0].message}); can these credentials read objects (GetObject)?`);
         this.lastNotified = '';
       } else {

@@ -547,6 +547,68 @@ describe('restore', () => {
     assert.match(forced.stderr, /moz_places/, 'the warning says what was replaced');
   });
 
+  it('another program\'s database of any size is refused (its schema read from a few pages, not copied: over 256 MiB it was replaced with a warning); an ai-memory database as large still restores', async function () {
+    this.timeout(180_000);
+    createAiMemoryDb(db, { memories: 4, embeddingDim: 0, seed: 3 });
+    const snap = await runBackup({ dbPath: db, backupDir: dir });
+    fs.mkdirSync(tmp.join('chrome'));
+    const history = tmp.join('chrome', 'History');
+    // 300 MiB of visits (overflow pages), in WAL mode; the last table created in the WAL and not checkpointed.
+    const n = openNative(history);
+    n.pragma('journal_mode = WAL');
+    n.exec('CREATE TABLE urls (id INTEGER PRIMARY KEY, url TEXT); CREATE TABLE visits (id INTEGER PRIMARY KEY, url INTEGER, data BLOB);');
+    n.exec('WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300) INSERT INTO visits (url, data) SELECT x, zeroblob(1048576) FROM c;');
+    n.pragma('wal_checkpoint(TRUNCATE)');
+    n.pragma('wal_autocheckpoint = 0');
+    n.exec('CREATE TABLE keyword_search_terms (keyword_id INTEGER, term TEXT)');
+    assert.ok(fs.statSync(history).size > 300 << 20);
+    assert.ok(fs.statSync(`${history}-wal`).size > 0, 'the last schema change is in the WAL only');
+    try {
+      const before = fingerprint(tmp.join('chrome'));
+      const t0 = Date.now();
+      for (const args of [[], ['--dry-run']]) {
+        const r = await cli(['restore', '--db', history, '--from', snap.snapshotPath, '--json', ...args], { cwd: tmp.path });
+        assert.strictEqual(r.code, 1, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+        assert.match(r.stderr, /NOT_AI_MEMORY/);
+        assert.match(r.stderr, /urls, visits, keyword_search_terms/, 'names what it holds, the WAL\'s table too');
+      }
+      console.log(`      (two refusals of a ${fs.statSync(history).size >> 20} MiB database: ${Date.now() - t0} ms)`);
+      assert.deepStrictEqual(fingerprint(tmp.join('chrome')), before, 'nothing changed');
+    } finally {
+      n.close();
+    }
+    fs.rmSync(tmp.join('chrome'), { recursive: true });
+    // ai-memory's own database that large (a big table beside its own): restored, schema compared.
+    const big = openNative(db);
+    big.exec('CREATE TABLE attachments (id INTEGER PRIMARY KEY, data BLOB); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300) INSERT INTO attachments (data) SELECT zeroblob(1048576) FROM c;');
+    big.close();
+    const r = await runRestore({ dbPath: db, from: snap.snapshotPath });
+    assert.strictEqual(r.status, 'restored');
+    assert.strictEqual(sha(db), snap.manifest.sha256);
+  });
+
+  it('an encrypted file (whose tables cannot be read without its key) is not replaced by a plain ai-memory snapshot unless --force: it may be another program\'s', async () => {
+    createAiMemoryDb(db, { memories: 4, embeddingDim: 0, seed: 3 });
+    const snap = await runBackup({ dbPath: db, backupDir: dir });
+    fs.mkdirSync(tmp.join('signal'));
+    const enc = tmp.join('signal', 'db.sqlite');
+    fs.writeFileSync(enc, randomBytes(64 * 1024));
+    const before = fingerprint(tmp.join('signal'));
+    await refused(tmp.join('signal'), runRestore({ dbPath: enc, from: snap.snapshotPath }), 'NOT_AI_MEMORY', /encrypted/);
+    const r = await runRestore({ dbPath: enc, from: snap.snapshotPath, force: true });
+    assert.strictEqual(r.status, 'restored');
+    assert.ok(r.warnings.some((w) => /encrypted/.test(w) && /--force/.test(w)), r.warnings.join('\n'));
+    assert.ok(Object.keys(before).length === 1);
+    // An encrypted snapshot (SQLCipher's) over an encrypted database: its owner's own restore, not refused.
+    const theirs = tmp.join('signal', 'theirs.db');
+    fs.writeFileSync(theirs, randomBytes(8192));
+    fs.writeFileSync(enc, randomBytes(64 * 1024));
+    const encSnap = await runBackup({ dbPath: theirs, backupDir: tmp.join('signal-backups') });
+    const same = await runRestore({ dbPath: enc, from: encSnap.snapshotPath, skipIntegrity: true });
+    assert.strictEqual(same.status, 'restored');
+    assert.ok(fs.readFileSync(enc).equals(fs.readFileSync(theirs)));
+  });
+
   it('a file that is no database at all (a wrong --db: a shell profile, a config) is refused, nothing changed; what is left of a damaged database is still replaced and kept; --force restores over the file', async () => {
     createAiMemoryDb(db, { memories: 4, embeddingDim: 0, seed: 3 });
     const snap = await runBackup({ dbPath: db, backupDir: dir });

@@ -75,6 +75,13 @@ export function ioError(action: string, path: string, e: unknown): BackupError {
       cause: e,
     });
   }
+  if (code === 'EFBIG') {
+    // FAT32 (most USB drives and SD cards) holds no file of 4 GiB or more; a quota or ulimit -f can cap file sizes too.
+    return new BackupError('IO', `${did} failed: the file is larger than that file system (or a limit on file sizes) allows; a FAT32 drive holds no file of 4 GiB or more.`, {
+      hint: reads ? 'Read it where it was written, or copy it to a disk that holds large files.' : 'Choose a folder on a disk formatted exFAT, NTFS, APFS or ext4 (or reformat the drive), or lift the limit (ulimit -f).',
+      cause: e,
+    });
+  }
   if (code === 'ELOOP') {
     return new BackupError('IO', `${did} failed: a loop of symbolic links (or too many in a row).`, { hint: 'Fix or remove the link, or give the real path.', cause: e });
   }

@@ -20,6 +20,21 @@ export function isNoHardLinkError(e: unknown): boolean {
   return code !== undefined && NO_HARD_LINK_ERRORS.has(code);
 }
 
+/**
+ * Bytes free for us in the file system holding `dir`; undefined when it does not say. A
+ * file system that reports no size at all (0 blocks: fusefat, some FUSE and network mounts)
+ * says nothing about its free space: taken as "0 bytes free", every backup to a FAT drive
+ * mounted that way was refused as a full disk.
+ */
+export async function freeBytes(dir: string): Promise<number | undefined> {
+  try {
+    const s = await fsp.statfs(dir);
+    return s.blocks > 0 ? s.bavail * s.bsize : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Whether anything (a file, a folder, even a dangling symlink) has this name. */
 export async function exists(p: string): Promise<boolean> {
   try {

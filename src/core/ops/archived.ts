@@ -12,7 +12,7 @@ import { BackupError, errnoCode, ioError } from '../common/errors';
 import { collectAll } from '../common/gc';
 import { crashPoint } from '../common/testHooks';
 import { tmpdir } from 'node:os';
-import { cleanStaleTemps, createFileNoClobber, dirModeLike, fileModeLike, fsyncDir, publishNoClobber, reachableMode, tempPath } from '../store/atomicFs';
+import { cleanStaleTemps, copyFileExcl, createFileNoClobber, dirModeLike, fileModeLike, fsyncDir, publishNoClobber, reachableMode, tempPath } from '../store/atomicFs';
 import { listArchived, rebuildArchived, refuseInsideArchive, type PackStore, type RebuildBuffers, type RebuildResult } from '../store/archive';
 import { serializeManifest } from '../store/manifest';
 import { manifestNameFor, snapshotFileTime } from '../store/naming';
@@ -231,7 +231,7 @@ export async function runMaterialize(opts: MaterializeOptions): Promise<Material
       placed = await publishNoClobber(rebuilt.file, out);
     } else {
       const tmp = tempPath(outDir, 'materialize');
-      await fsp.copyFile(rebuilt.file, tmp, fsc.COPYFILE_EXCL);
+      await copyFileExcl(rebuilt.file, tmp);
       if (when) await fsp.utimes(tmp, when, when).catch(() => undefined); // best effort: a file system that keeps no times (some network mounts) fails nothing
       const fh = await fsp.open(tmp, fsc.O_RDONLY);
       await fh.sync().finally(() => fh.close());

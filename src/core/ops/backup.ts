@@ -14,7 +14,8 @@
  */
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { cleanStaleTemps, createFileNoClobber, dirModeLike, fileModeLike, fsyncDir, publishNoClobber, reachableMode, tempPath, writeFileAtomic } from '../store/atomicFs';
+import { freeBytes } from '../common/fsFacts';
+import { wideModeNote, cleanStaleTemps, createFileNoClobber, dirModeLike, fileModeLike, fsyncDir, publishNoClobber, reachableMode, tempPath, writeFileAtomic } from '../store/atomicFs';
 import { FUTURE_SKEW_MS, listSnapshots, type SnapshotEntry } from '../store/catalog';
 import { indexNameFor, listArchived, refuseInsideArchive } from '../store/archive';
 import { withOwners } from '../store/ownership';
@@ -131,19 +132,12 @@ export async function prepareBackupDir(dir: string, dirMode = 0o755): Promise<vo
   try {
     await fsp.access(dir, fsc.W_OK | fsc.X_OK);
   } catch (e) {
+    // A drive mounted read-only (a write-protected SD card, a disk remounted after errors): no permission fixes that.
+    if (errnoCode(e) === 'EROFS') throw ioError('writing to', dir, e);
     throw new BackupError('TARGET_NOT_WRITABLE', `Backup folder ${dir} is not writable.`, {
       hint: 'Fix its permissions, or choose another folder with --to.',
       cause: e,
     });
-  }
-}
-
-async function freeBytes(dir: string): Promise<number | undefined> {
-  try {
-    const s = await fsp.statfs(dir);
-    return s.bavail * s.bsize;
-  } catch {
-    return undefined;
   }
 }
 
@@ -435,13 +429,19 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     // ai-memory orders a folder's snapshots by file time (its restore takes the newest, its
     // --keep deletes the oldest). After a clock set back, the snapshot this one follows bears a
     // file time later than now: this one is dated just after it, or ai-memory's restore took
-    // the older contents for the newer too.
+    // the older contents for the newer too. So is one made within the same tick of a coarse
+    // file system's clock (FAT keeps even seconds: four backups in two seconds had one time).
     const follows = newestMine && !newestMine.archived ? await fsp.stat(newestMine.path).catch(() => undefined) : undefined;
     const written = follows ? await fsp.stat(sink.path).catch(() => undefined) : undefined;
+    // A file system that keeps whole seconds (HFS+, exFAT through FUSE) or even seconds (FAT)
+    // shows it in the time it stored for the snapshot followed; there this one must be a tick
+    // later, judged before it is stored (a FUSE mount shows the unrounded time until then).
+    const tick = !follows || follows.mtimeMs % 1000 !== 0 ? 0 : follows.mtimeMs % 2000 === 0 ? 2000 : 1000;
     // (Not after a file time further ahead than a clock set back a little: that one is a file copied in, or dated by a clock far off.)
-    if (follows && written && written.mtimeMs <= follows.mtimeMs && follows.mtimeMs <= Date.now() + FUTURE_SKEW_MS) {
-      const when = new Date(follows.mtimeMs + 1000); // a second: the coarsest file times (HFS+) still tell them apart
-      await fsp.utimes(sink.path, when, when).catch(() => undefined); // best effort, as for pull and materialize
+    let datedAfter: Date | undefined;
+    if (follows && written && written.mtimeMs < follows.mtimeMs + Math.max(tick, 1e-3) && follows.mtimeMs <= Date.now() + FUTURE_SKEW_MS) {
+      datedAfter = new Date(follows.mtimeMs + (tick || 1000)); // a second at least: the coarsest file times still tell them apart
+      await fsp.utimes(sink.path, datedAfter, datedAfter).catch(() => undefined); // best effort, as for pull and materialize
     }
     // A name is taken by a plain snapshot or an archived one (a clock set back can meet either):
     // publishing never clobbers the first, and must not shadow the second.
@@ -486,7 +486,17 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     }
     if (!published) throw new BackupError('IO', `Could not find a free snapshot name in ${dir}.`);
     sink = undefined;
+    // Some file systems date a file anew when it is renamed (fusefat): dated again, as named.
+    if (datedAfter) {
+      const named = join(dir, published.name);
+      const st = await fsp.stat(named).catch(() => undefined);
+      if (st && st.mtimeMs < datedAfter.getTime()) await fsp.utimes(named, datedAfter, datedAfter).catch(() => undefined);
+    }
     await fsyncDir(dir);
+    // A folder on a drive that keeps no modes (FAT, exFAT): the snapshot has the mount's, said when wider.
+    const got = await fsp.stat(join(dir, published.name)).catch(() => undefined);
+    const wide = got ? wideModeNote(dir, got.mode & 0o777, fileMode) : undefined;
+    if (wide) warnings.push(wide);
     crashPoint('backup:after-publish');
 
     progress({ phase: 'pruning' });

@@ -15,7 +15,7 @@
 import { execFile } from 'node:child_process';
 import { promises as fsp, readdirSync, readlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { SIDECARS } from '../sqlite/dbFiles';
+import { resolvedDbPathOr, SIDECARS } from '../sqlite/dbFiles';
 
 export interface Holder {
   pid: number;
@@ -120,6 +120,13 @@ async function linuxHolders(ids: FileId[]): Promise<Holder[]> {
   // thread-pool round trip per descriptor made this scan 5× slower (20 ms for a few hundred
   // descriptors). The event loop gets a turn after every process, so it is never held long.
   const targets = new Set(ids.map((i) => i.path));
+  // A file system that ignores case (FAT/exFAT, SMB, casefold) names an open file as its
+  // opener spelled it: a server that opened WORK/MEMORY.DB holds Work/Memory.db, and was
+  // missed (restore replaced the database under it). Such a name is read as the folder
+  // stores it (resolvedDbPathOr) before it is compared.
+  const folded = new Map(ids.map((i) => [i.path.toLowerCase(), i.path]));
+  const stored = new Map<string, Promise<string>>();
+  const storedOf = (p: string) => stored.get(p) ?? (stored.set(p, resolvedDbPathOr(p)), stored.get(p) as Promise<string>);
   let pids: string[];
   try {
     pids = readdirSync('/proc').filter((n) => /^\d+$/.test(n));
@@ -130,11 +137,13 @@ async function linuxHolders(ids: FileId[]): Promise<Holder[]> {
     const pid = Number(p);
     if (pid === process.pid) continue;
     const hits = new Set<string>();
+    const maybe = new Map<string, string>(); // open name → the file of ours it may be
     try {
       for (const fd of readdirSync(`/proc/${p}/fd`)) {
         try {
           const target = readlinkSync(`/proc/${p}/fd/${fd}`);
           if (targets.has(target)) hits.add(target);
+          else if (folded.has(target.toLowerCase())) maybe.set(target, folded.get(target.toLowerCase()) as string);
         } catch {
           // closed meanwhile
         }
@@ -142,6 +151,7 @@ async function linuxHolders(ids: FileId[]): Promise<Holder[]> {
     } catch {
       // not ours to look at, or gone
     }
+    for (const [open, ours] of maybe) if ((await storedOf(open)) === (await storedOf(ours))) hits.add(ours);
     for (const hit of hits) await add(pid, hit, 'open');
     await new Promise((r) => setImmediate(r));
   }

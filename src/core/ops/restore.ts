@@ -37,7 +37,7 @@ import { exists } from '../common/fsFacts';
 import { isNoHardLinkError } from '../common/fsFacts';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { applyLikeness, dirModeLike, fileModeLike, fsyncDir, likenessOf, newFileGid, publishNoClobber, reachableMode, tempPath, cleanStaleTemps, type Likeness } from '../store/atomicFs';
+import { applyLikeness, copyFileExcl, dirModeLike, fileModeLike, fsyncDir, likenessOf, newFileGid, publishNoClobber, reachableMode, tempPath, cleanStaleTemps, type Likeness } from '../store/atomicFs';
 import { listSnapshots, readManifestFor } from '../store/catalog';
 import { newestOfThis, ownerKey, ownerName, restoreOrder, withOwners, type OwnerInfo } from '../store/ownership';
 import { journalIsLive, refuseSidecarFolder, resolveDbPath, resolvedDbPathOr, sameDbPath, SIDECARS, walHasCommits } from '../sqlite/dbFiles';
@@ -282,7 +282,7 @@ async function keepCopy(src: string, dest: string): Promise<void> {
   }
   const tmp = tempPath(dirname(dest), 'keep');
   try {
-    await fsp.copyFile(src, tmp, fsc.COPYFILE_EXCL);
+    await copyFileExcl(src, tmp);
     const fh = await fsp.open(tmp, fsc.O_RDONLY);
     await fh.sync().finally(() => fh.close());
     await fsp.link(tmp, dest).catch(async () => fsp.rename(tmp, dest));
@@ -589,7 +589,24 @@ async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<
       // A snapshot from a newer ai-memory would lose its newer columns under the older one.
       const snapSchema = report.integrity?.schemaVersion ?? report.manifest?.schema_version;
       const snapIsAiMemory = report.integrity?.memories !== undefined || report.manifest?.memory_count !== undefined || report.manifest?.memories !== undefined;
-      const liveNow = dbExists && (snapSchema !== undefined || snapIsAiMemory) ? await liveFacts(dbPath, opts.signal) : undefined;
+      const read = dbExists && (snapSchema !== undefined || snapIsAiMemory) ? await liveFacts(dbPath, opts.signal) : undefined;
+      const liveNow = read && !('unknown' in read) ? read : undefined;
+      const unknown = read && 'unknown' in read ? read : undefined;
+      // Whose database it is cannot be told (encrypted: no schema without its key). An
+      // ai-memory snapshot is plain SQLite, which neither another program's encrypted database
+      // nor an encrypted (SQLCipher) ai-memory opens: refused as another program's; --force.
+      // (An encrypted snapshot over an encrypted database — SQLCipher to SQLCipher, with
+      // --skip-integrity — is no such mismatch: not refused.)
+      if (snapIsAiMemory && unknown?.encrypted && report.format !== 'encrypted') {
+        if (!opts.force) {
+          throw new BackupError('NOT_AI_MEMORY', `${dbPath} cannot be told to be an ai-memory database (${unknown.unknown}), and ${basename(snapshot)} is a plain ai-memory snapshot, which an encrypted database's program cannot open. Nothing was changed.`, {
+            hint: 'Point --db at your ai-memory database. To replace this file anyway (it is kept aside first), pass --force.',
+          });
+        }
+        warnings.push(`${dbPath} could not be told to be an ai-memory database (${unknown.unknown}); replaced (--force), kept aside`);
+      } else if (snapIsAiMemory && unknown) {
+        warnings.push(`whether ${dbPath} is an ai-memory database could not be told (${unknown.unknown}); it is kept aside`);
+      }
       // An ai-memory snapshot over a database with tables but no memories table: another
       // program's database (a browser's history, an app's data), reached by a wrong --db — a
       // workspace's MCP file, a mistyped or chosen path. Moved aside and replaced, that program
@@ -742,7 +759,7 @@ async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<
 /** The copy when examineSnapshot could not make it (the folder did not exist yet): copy, then prove the copy is what was verified. */
 async function writeTemp(tmp: string, snapshot: string, sha256: string, signal: AbortSignal | undefined, like: Likeness): Promise<void> {
   try {
-    await fsp.copyFile(snapshot, tmp, fsc.COPYFILE_EXCL);
+    await copyFileExcl(snapshot, tmp);
     const fh = await fsp.open(tmp, fsc.O_RDONLY);
     await applyLikeness(fh, like)
       .then(() => fh.sync())

@@ -10,7 +10,7 @@ import { constants as fsc, promises as fsp } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { BackupError, errnoCode, ioError, isBackupError } from '../common/errors';
 import { openRegular, readSmallRegularBytes } from '../common/regularFile';
-import { cleanStaleTemps, fsyncDir, reachableMode, tempPath, writeAll, writeFileAtomic } from '../store/atomicFs';
+import { cleanStaleTemps, fsyncDir, reachableMode, tempPath, writeAll, writeFileAtomic, giveMode, wideModeNote } from '../store/atomicFs';
 import type { RemoteEntry, RemoteTarget, UploadExpect, UploadOptions } from './target';
 
 const CHUNK = 4 << 20;
@@ -117,7 +117,11 @@ export class MirrorTarget implements RemoteTarget {
       // The source's mode as its folders let others use it (a snapshot in a folder only its owner can enter is not world-readable in the mirror), group bits only for its own group.
       const mode = await reachableMode(path, this.dir);
       out = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode);
-      await out.chmod(mode); // umask must not make the copy more (or less) readable than the source
+      // umask must not make the copy more (or less) readable than the source; a drive that
+      // keeps no modes (FAT/exFAT) gives every file the mount's: the copy is made, and that is said.
+      const has = await giveMode(out, mode);
+      const note = has === undefined ? undefined : wideModeNote(this.dir, has, mode);
+      if (note) opts.onNote?.(note);
       const hash = createHash('sha256');
       const buf = Buffer.allocUnsafe(CHUNK);
       let pos = 0;

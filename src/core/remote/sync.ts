@@ -61,6 +61,8 @@ export interface SyncReport {
   owners: Record<string, string>;
   /** Snapshots on the target whose manifest could not be read there: their database unknown, retention keeps them (said, not silent). */
   unreadable: { name: string; message: string }[];
+  /** Facts about the copies that are no failure (a mirror drive that keeps no permissions), each once. */
+  notes: string[];
 }
 
 const MANIFEST_RE = /^ai-memory-.*\.manifest\.json$/;
@@ -209,7 +211,7 @@ export async function syncTarget(opts: {
 }): Promise<SyncReport> {
   const { localDir, target, keep } = opts;
   await target.refuseLocal?.(localDir);
-  const report: SyncReport = { target: target.label, uploaded: [], present: [], deleted: [], cleaned: [], refused: [], skipped: [], remoteOnly: [], owners: {}, unreadable: [] };
+  const report: SyncReport = { target: target.label, uploaded: [], present: [], deleted: [], cleaned: [], refused: [], skipped: [], remoteOnly: [], owners: {}, unreadable: [], notes: [] };
   const local = await listSnapshots(localDir, { archived: true });
   const good = new Map<string, SnapshotEntry>();
   for (const e of local) {
@@ -325,6 +327,7 @@ export async function syncTarget(opts: {
           signal: opts.signal,
           onBytes: (done, total) => opts.onProgress?.({ phase: 'uploading', name: e.name, done, total }),
           onMultipart: opts.onMultipart,
+          onNote: (n) => void (report.notes.includes(n) || report.notes.push(n)),
         });
       } catch (err) {
         // A snapshot damaged here (its bytes no longer those its manifest names) is skipped,

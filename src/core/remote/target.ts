@@ -24,6 +24,8 @@ export interface UploadOptions {
   onBytes?: (done: number, total: number) => void;
   /** Called with a multipart upload's id when it starts and with undefined when it ended (either way), so a killed run can abandon it next time. */
   onMultipart?: (u: { key: string; uploadId: string } | undefined) => Promise<void>;
+  /** Something worth saying about the copy that is no failure (a mirror drive that keeps no permissions). */
+  onNote?: (note: string) => void;
 }
 
 export interface RemoteTarget {

@@ -73,7 +73,7 @@ function unnormalized(p: string): string {
 
 async function fullPath(p: string, depth: number): Promise<string> {
   try {
-    return await fsp.realpath(p);
+    return await storedCase(await fsp.realpath(p));
   } catch (e) {
     const code = errnoCode(e);
     if (code === 'ELOOP') {
@@ -99,6 +99,40 @@ async function fullPath(p: string, depth: number): Promise<string> {
   if (name === '..') return dirname(base);
   if (name === '.') return base;
   return join(base, name);
+}
+
+/** `name` with the case of each letter swapped; undefined when it has no letter that has a case. */
+function swapCase(name: string): string | undefined {
+  const swapped = [...name].map((c) => (c === c.toLowerCase() ? c.toUpperCase() : c.toLowerCase())).join('');
+  return swapped === name ? undefined : swapped;
+}
+
+/**
+ * An existing path with each name as its folder stores it. A file system that ignores case
+ * (FAT/exFAT drives, ext4 casefold folders, SMB shares; APFS and NTFS by default) opens
+ * `Work/MEMORY.DB` as `work/Memory.db`, and SQLite its `-wal` too: one database, whose
+ * snapshots were split by the spelling of its path (restore took an older one for the
+ * newest, retention kept every spelling's). A folder is listed only where it answers to
+ * another case of the name too (one lstat per name otherwise); a name it lists as given is
+ * kept (a case-sensitive folder may hold both `Memory.db` and `memory.db`), else the one
+ * entry that differs from it in case only (inode numbers cannot tell: FUSE drivers give
+ * each spelling its own). A folder that cannot be listed keeps the name as given.
+ */
+async function storedCase(p: string): Promise<string> {
+  if (process.platform === 'win32' || !isAbsolute(p)) return p;
+  let out = '';
+  for (const name of p.split('/').slice(1)) {
+    const here = `${out}/${name}`;
+    const other = swapCase(name);
+    if (!other || !(await fsp.lstat(`${out}/${other}`).then(() => true, () => false))) {
+      out = here; // nothing to fold, or a folder that tells cases apart: the name is as stored
+      continue;
+    }
+    const entries = await fsp.readdir(out || '/').catch(() => [name]);
+    const folded = entries.filter((e) => e.toLowerCase() === name.toLowerCase());
+    out = `${out}/${entries.includes(name) || folded.length !== 1 ? name : folded[0]}`;
+  }
+  return out || '/';
 }
 
 /** The paths of a database's sidecars, beside its resolved path. */

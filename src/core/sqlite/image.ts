@@ -106,6 +106,14 @@ export interface ReadImageOptions {
    * (before its end check).
    */
   hook?: (point: 'after-scan' | 'after-stream' | 'before-header-recheck' | 'after-catch-up') => Promise<void>;
+  /**
+   * Read only the pages this asks for, not the image: it is called once per attempt with a
+   * reader of single pages of that attempt's consistent image (1-based; WAL frame or main
+   * file) and reads what it needs. The sink is then given only those pages, in order, once
+   * the end-of-read checks proved the attempt consistent (as for a whole image). A read
+   * that a checkpoint overtook is read again, never caught up.
+   */
+  select?: (read: (pgno: number) => Promise<Uint8Array>, info: ImageInfo) => Promise<void>;
 }
 
 export const DEFAULT_CHUNK_BYTES = 1 << 20;
@@ -276,6 +284,22 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
       let info = await planImage(main, kind, scan, before, dbPath);
       info.attempts = attempt;
       await sink.begin(info);
+      if (opts.select) {
+        const picked = await selectPages(main, walRead, scan, info, opts.select);
+        await opts.hook?.('after-stream');
+        const verdict = await endCheck({ dbPath, walPath, shmPath, walRawStart, scan, shmStart, before, hook: opts.hook });
+        if (!verdict.ok) {
+          lastReason = verdict.reason;
+          if (verdict.restarted) restarted = walRawStart;
+          await sink.reset();
+          continue;
+        }
+        info.acceptedBy = verdict.rule;
+        for (const pgno of [...picked.keys()].sort((a, b) => a - b)) {
+          await sink.chunk(picked.get(pgno) as Uint8Array, (pgno - 1) * info.pageSize);
+        }
+        return info;
+      }
       const buffered = sink.holdsImage || info.bytes + (walBytes?.length ?? 0) <= bufferBytes;
       let whole: Uint8Array | undefined;
       if (buffered) {
@@ -422,6 +446,25 @@ async function readWholeImage(main: FileHandle, wal: ReadAt | undefined, scan: W
   await Promise.all(reads);
   await overlayWalPages(wal as ReadAt, scan.pages, image, info.pageSize, info.pages);
   if (info.kind === 'sqlite') setRollbackMode(image);
+}
+
+/** Select mode: the pages `select` reads, each read once (its newest committed WAL frame, else the main file). */
+async function selectPages(main: FileHandle, wal: ReadAt | undefined, scan: WalScan, info: ImageInfo, select: NonNullable<ReadImageOptions['select']>): Promise<Map<number, Uint8Array>> {
+  const picked = new Map<number, Uint8Array>();
+  const read = async (pgno: number): Promise<Uint8Array> => {
+    if (!Number.isInteger(pgno) || pgno < 1 || pgno > info.pages) throw new BackupError('NOT_A_DATABASE', `page ${pgno} is outside the database (${info.pages} pages)`);
+    const had = picked.get(pgno);
+    if (had) return had;
+    const page = new Uint8Array(info.pageSize);
+    const off = scan.pages.get(pgno);
+    if (off !== undefined && wal) await wal(page, off);
+    else page.fill(0, await readAt(main, page, (pgno - 1) * info.pageSize));
+    if (pgno === 1 && info.kind === 'sqlite') setRollbackMode(page);
+    picked.set(pgno, page);
+    return page;
+  };
+  await select(read, info);
+  return picked;
 }
 
 async function planImage(main: FileHandle, kind: 'sqlite' | 'encrypted', scan: WalScan, before: MainState, dbPath: string): Promise<ImageInfo> {

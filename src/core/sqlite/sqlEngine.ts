@@ -280,7 +280,17 @@ class PagedFile {
   /** The first reason a syscall failed (the real error behind SQLite's "disk I/O error"). */
   failure: BackupError | undefined;
 
-  constructor(readonly path: string, cacheBytes: number) {
+  /** Picked pages (no file behind): the only bytes there are; any other read fails. */
+  private readonly picked: PickedPages | undefined;
+
+  constructor(readonly path: string, cacheBytes: number, picked?: PickedPages) {
+    this.maxBlocks = Math.max(4, Math.floor(cacheBytes / BLOCK_BYTES));
+    if (picked) {
+      this.picked = picked;
+      this.size = picked.bytes;
+      this.stat = undefined as unknown as Stats; // no file: changedSinceOpen() is false
+      return;
+    }
     try {
       // Never blocks on a FIFO swapped in under the name, and reads only a regular file.
       ({ fd: this.fd, stat: this.stat } = openRegularSync(path));
@@ -288,7 +298,23 @@ class PagedFile {
       throw ioError('opening', path, e);
     }
     this.size = this.stat.size;
-    this.maxBlocks = Math.max(4, Math.floor(cacheBytes / BLOCK_BYTES));
+  }
+
+  /** A range of the picked pages; a byte of any page not picked fails the read (SQLite: disk I/O error). */
+  private readPicked(picked: PickedPages, start: number, end: number): Uint8Array {
+    const out = scratch(end - start);
+    for (let pos = start; pos < end; ) {
+      const pgno = Math.floor(pos / picked.pageSize) + 1;
+      const page = picked.pages.get(pgno);
+      if (!page) this.fail(new BackupError('IO', `page ${pgno} of ${this.path} was not read (only the pages picked for this question were)`), EIO);
+      const from = pos - (pgno - 1) * picked.pageSize;
+      const len = Math.min(end - pos, picked.pageSize - from);
+      out.set(page.subarray(from, from + len), pos - start);
+      pos += len;
+    }
+    this.bytesRead += end - start;
+    showRollbackMode(out, start);
+    return out;
   }
 
   private fail(error: BackupError, errno: number): never {
@@ -357,6 +383,7 @@ class PagedFile {
       // ever pull the whole file into memory through this object.
       this.fail(new BackupError('IO', `Refused a read of ${end - start} bytes of ${this.path} at once (pages are at most 64 KiB).`), EFBIG);
     }
+    if (this.picked) return this.readPicked(this.picked, start, end);
     const first = Math.floor(start / BLOCK_BYTES);
     const last = Math.floor((Math.max(end, start + 1) - 1) / BLOCK_BYTES);
     // Forward within a block's reach of the last read: a scan, served by whole blocks (one
@@ -414,6 +441,13 @@ class PagedFile {
     this.cache.clear();
     this.lastUse.clear();
   }
+}
+
+/** Some pages of a database image (1-based page number → its bytes), the image `bytes` long. */
+export interface PickedPages {
+  pageSize: number;
+  bytes: number;
+  pages: Map<number, Uint8Array>;
 }
 
 /**
@@ -663,8 +697,21 @@ export const UNICODE_LOWER = 'aimb_unicode_lower';
  * cannot open it.
  */
 export async function openSnapshotFile(path: string, opts: OpenOptions = {}): Promise<SnapshotDatabase> {
+  return openPaged(path, opts);
+}
+
+/**
+ * Opens some pages of a database image as that database (no file: `name` is for messages).
+ * A statement that needs a page not picked fails with an IO error naming it; only
+ * statements over the picked b-trees can be answered (schemaGuard.ts: the schema, one table).
+ */
+export async function openPickedPages(name: string, picked: PickedPages, opts: OpenOptions = {}): Promise<SnapshotDatabase> {
+  return openPaged(name, opts, picked);
+}
+
+async function openPaged(path: string, opts: OpenOptions, picked?: PickedPages): Promise<SnapshotDatabase> {
   const SQL = await loadSqlEngine();
-  const file = new PagedFile(path, opts.cacheBytes ?? DEFAULT_CACHE_BYTES);
+  const file = new PagedFile(path, opts.cacheBytes ?? DEFAULT_CACHE_BYTES, picked);
   if (file.size > MAX_CHECKABLE_BYTES) {
     file.close();
     throw tooLargeError(path, file.size);

@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { errnoCode, ioError } from '../common/errors';
+import { openRegular } from '../common/regularFile';
 
 /** Our temporary files start with this; neither ai-memory nor we treat them as snapshots. */
 export const TEMP_PREFIX = '.ai-memory-backup-';
@@ -212,6 +213,79 @@ export async function likenessOf(path: string): Promise<Likeness | undefined> {
 }
 
 /**
+ * What chmod says where the file system keeps no Unix modes: FAT and exFAT refuse a change
+ * they cannot store with EPERM (unless mounted `quiet`), FUSE file systems without modes
+ * (fusefat, some shares) with ENOSYS, others with ENOTSUP/EOPNOTSUPP.
+ */
+const NO_MODE_ERRORS = new Set(['EPERM', 'ENOSYS', 'ENOTSUP', 'EOPNOTSUPP']);
+
+/**
+ * Gives a file we created (so ours: EPERM cannot be "not its owner") `mode`. Where its file
+ * system keeps no modes (a FAT/exFAT drive, some FUSE and network mounts: chmod fails, or
+ * succeeds and changes nothing) the file has the mode the mount gives every file there:
+ * returned then (undefined when `mode` was given), for the caller to say so when that lets
+ * more people read it. Every
+ * file there has that mode, so refusing would protect nothing; it failed the copy (a
+ * mirror on a FAT USB drive never got one) and the restore of a database living there.
+ */
+export async function giveMode(fh: fsp.FileHandle, mode: number): Promise<number | undefined> {
+  try {
+    await fh.chmod(mode);
+  } catch (e) {
+    if (!NO_MODE_ERRORS.has(errnoCode(e) ?? '')) throw e;
+  }
+  // Some say yes and keep nothing (exfat-fuse, FAT mounted `quiet`): what it has is what counts.
+  const has = (await fh.stat()).mode & 0o777;
+  return has === (mode & 0o777) ? undefined : has;
+}
+
+/**
+ * Copies `src` to the new file `dest` (a temp name of ours; never replaces one). libuv's
+ * copyfile gives the copy the source's mode and fails when that cannot be given: EPERM
+ * on a FAT/exFAT drive for any mode but the mount's, ENOSYS on FUSE file systems without
+ * modes — a restore beside a database on a USB drive, `materialize --out` to one. There the
+ * bytes are copied by hand and the mode given where it is kept (giveMode). Not fsynced.
+ */
+export async function copyFileExcl(src: string, dest: string): Promise<void> {
+  try {
+    await fsp.copyFile(src, dest, fsc.COPYFILE_EXCL);
+    return;
+  } catch (e) {
+    if (!NO_MODE_ERRORS.has(errnoCode(e) ?? '')) throw e;
+  }
+  await fsp.rm(dest, { force: true }); // what the failed copyfile may have left under our temp name
+  const { fh: from, size } = await openRegular(src);
+  let to: fsp.FileHandle | undefined;
+  try {
+    const mode = (await from.stat()).mode & 0o777;
+    to = await fsp.open(dest, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode);
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (let pos = 0; pos < size; ) {
+      const { bytesRead } = await from.read(buf, 0, buf.length, pos);
+      if (bytesRead === 0) break;
+      await writeAll(to, buf.subarray(0, bytesRead), pos);
+      pos += bytesRead;
+    }
+    await giveMode(to, mode);
+  } catch (e) {
+    await to?.close().catch(() => undefined);
+    to = undefined;
+    await fsp.rm(dest, { force: true }).catch(() => undefined);
+    throw e;
+  } finally {
+    await to?.close();
+    await from.close().catch(() => undefined);
+  }
+}
+
+/** Said when a file's file system keeps no modes and its mount lets others read what `wanted` would not have. */
+export function wideModeNote(where: string, has: number, wanted: number): string | undefined {
+  if (!(has & ~wanted & 0o044)) return undefined; // more may read it (writing is guarded by sha256 and signatures)
+  const o = (m: number) => `0${(m & 0o777).toString(8)}`;
+  return `${where} is on a file system that keeps no permissions (FAT or exFAT, or a share without them): its files there have the mode the drive is mounted with (${o(has)}), not ${o(wanted)}: anyone who can reach that folder can read them. Keep that drive (or its mount point) private`;
+}
+
+/**
  * Gives an open file the exact mode and, where permitted (root; or our own uid and one of
  * our groups), the owner and group of the file it will replace. A restore run as root
  * must not leave the agent's database owned by root (the agent could no longer write it).
@@ -232,7 +306,8 @@ export async function applyLikeness(fh: fsp.FileHandle, like: Likeness): Promise
     });
     st = await fh.stat();
   }
-  await fh.chmod(st.gid === like.gid ? like.mode & 0o777 : like.mode & 0o707);
+  // On a file system without modes the file gets the mount's, which the file it replaces had too.
+  await giveMode(fh, st.gid === like.gid ? like.mode & 0o777 : like.mode & 0o707);
 }
 
 /**

@@ -12,6 +12,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { EarlyWriteback, writeAll } from './atomicFs';
 import { BackupError, ioError } from '../common/errors';
 import { formatBytes } from '../common/format';
+import { freeBytes } from '../common/fsFacts';
 import { dirname } from 'node:path';
 import { hashFile } from '../common/hashFile';
 import { readConsistentImage, type ImageInfo, type ImageSink } from '../sqlite/image';
@@ -78,7 +79,7 @@ export class TempFileSink implements ImageSink {
     // The image's size is known only now: the main file's size (checked before) says nothing
     // of a database that grew in its -wal (393 KB with a 60 MB WAL is a 60 MB image), and
     // writing until the disk was full also left the ai-memory server beside it no room.
-    const free = await fsp.statfs(dirname(this.path)).then((st) => st.bavail * st.bsize, () => undefined);
+    const free = await freeBytes(dirname(this.path));
     if (free !== undefined && free < info.bytes) {
       throw new BackupError('NO_SPACE', `No space left for ${this.path}: ${formatBytes(free)} free in its folder, and the database with what its -wal holds is ${formatBytes(info.bytes)} (${info.bytes} bytes). Nothing was written.`, {
         hint: 'Free some disk space (or choose another folder) and try again.',
