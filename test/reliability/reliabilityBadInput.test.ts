@@ -224,7 +224,8 @@ describe('reliability 4: bad input — a clear error, a non-zero exit, nothing c
         m = mountTmpfs(16 << 20);
         await runBackup({ dbPath: db, backupDir: m.path });
         remount(m, 'ro');
-        return await refuses(['backup', '--db', db, '--to', m.path], { code: 'TARGET_NOT_WRITABLE', message: /not writable/ }, [tmp.path, m.path]);
+        // A read-only mount is said as such (no permission change fixes it), with the same code.
+        return await refuses(['backup', '--db', db, '--to', m.path], { code: 'TARGET_NOT_WRITABLE', message: /read-only file system/ }, [tmp.path, m.path]);
       } finally {
         m?.unmount();
       }
