@@ -284,29 +284,18 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
       let info = await planImage(main, kind, scan, before, dbPath);
       info.attempts = attempt;
       await sink.begin(info);
-      if (opts.select) {
-        const picked = await selectPages(main, walRead, scan, info, opts.select);
-        await opts.hook?.('after-stream');
-        const verdict = await endCheck({ dbPath, walPath, shmPath, walRawStart, scan, shmStart, before, hook: opts.hook });
-        if (!verdict.ok) {
-          lastReason = verdict.reason;
-          if (verdict.restarted) restarted = walRawStart;
-          await sink.reset();
-          continue;
-        }
-        info.acceptedBy = verdict.rule;
-        for (const pgno of [...picked.keys()].sort((a, b) => a - b)) {
-          await sink.chunk(picked.get(pgno) as Uint8Array, (pgno - 1) * info.pageSize);
-        }
-        return info;
-      }
-      const buffered = sink.holdsImage || info.bytes + (walBytes?.length ?? 0) <= bufferBytes;
+      // Select mode: only the pages asked for, held until the end-of-read checks pass; never
+      // caught up (an overtaken read of a few pages is simply read again).
+      const picked = opts.select ? await selectPages(main, walRead, scan, info, opts.select) : undefined;
       let whole: Uint8Array | undefined;
-      if (buffered) {
-        whole = sink.holdsImage ? sink.buffer(0, info.bytes) : new Uint8Array(info.bytes);
-        await readWholeImage(main, walRead, scan, info, whole);
-      } else {
-        await streamImage(main, walRead, scan, info, sink, chunkBytes, opts.signal);
+      if (!picked) {
+        const buffered = sink.holdsImage || info.bytes + (walBytes?.length ?? 0) <= bufferBytes;
+        if (buffered) {
+          whole = sink.holdsImage ? sink.buffer(0, info.bytes) : new Uint8Array(info.bytes);
+          await readWholeImage(main, walRead, scan, info, whole);
+        } else {
+          await streamImage(main, walRead, scan, info, sink, chunkBytes, opts.signal);
+        }
       }
       await opts.hook?.('after-stream');
 
@@ -316,7 +305,7 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
       // all again (under a server that checkpoints every few commits, every full read would
       // be overtaken), bring the image in memory up to the newest commit and check again.
       // A streamed read is caught up the same way, by patching the pages already handed over.
-      for (let n = 1; !verdict.ok && verdict.catchUp && n <= MAX_CATCH_UPS; n++) {
+      for (let n = 1; !picked && !verdict.ok && verdict.catchUp && n <= MAX_CATCH_UPS; n++) {
         throwIfCancelled(opts.signal, CANCELLED);
         const caught = await catchUp(walPath, scan, info, whole, sink);
         if (!caught) break;
@@ -332,6 +321,12 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
         continue;
       }
       info.acceptedBy = verdict.rule;
+      if (picked) {
+        for (const pgno of [...picked.keys()].sort((a, b) => a - b)) {
+          await sink.chunk(picked.get(pgno) as Uint8Array, (pgno - 1) * info.pageSize);
+        }
+        return info;
+      }
       // The image is settled; only now is it handed over in chunks (hashed and written).
       if (whole) {
         for (let pos = 0; pos < info.bytes; pos += chunkBytes) {

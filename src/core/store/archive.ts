@@ -938,6 +938,26 @@ function indexV2(h: Omit<IndexHeader, 'v' | 'base' | 'basePieces' | 'changed'>, 
   return buf;
 }
 
+/**
+ * A base file's header, through `read` (`size`: the file's bytes): the header, where the page
+ * hashes start, and the bytes before them (for the file's sha256); or why it is no base.
+ * Whether the header fits what the caller expects (page size, count, file size) is the caller's.
+ */
+async function readBaseHeader(read: (buf: Buffer, pos: number) => Promise<void>, size: number): Promise<{ header: BaseHeader; start: number; head: Buffer } | string> {
+  if (size > MAX_INDEX_BYTES || size < 12 + 32) return 'damaged (not a page list)';
+  const prefix = Buffer.alloc(12);
+  await read(prefix, 0);
+  const jl = prefix.readUInt32LE(8);
+  if (!prefix.subarray(0, 8).equals(BASE_MAGIC) || jl > MAX_INDEX_HEADER || 12 + jl > size - 32) return 'damaged (header)';
+  const json = Buffer.alloc(jl);
+  await read(json, 12);
+  try {
+    return { header: JSON.parse(json.toString('utf8')) as BaseHeader, start: 12 + jl, head: Buffer.concat([prefix, json]) };
+  } catch {
+    return 'damaged (header)';
+  }
+}
+
 /** The base an index v2 names: in bases/, beside the index's snapshots/ folder. */
 function basePathFor(indexPath: string, base: string): string {
   return join(dirname(dirname(indexPath)), 'bases', `${base}.base`);
@@ -1092,25 +1112,15 @@ class ChangedPageHashes {
       if (errnoCode(e) === 'ENOENT') throw this.baseDamaged('missing');
       throw ioError('reading', this.basePath, e);
     }
-    if (this.baseSize > MAX_INDEX_BYTES || this.baseSize < 12 + 32) throw this.baseDamaged('damaged (not a page list)');
-    const prefix = Buffer.alloc(12);
-    await this.readBase(prefix, 0);
-    const jl = prefix.readUInt32LE(8);
-    if (!prefix.subarray(0, 8).equals(BASE_MAGIC) || jl > MAX_INDEX_HEADER || 12 + jl > this.baseSize - 32) throw this.baseDamaged('damaged (header)');
-    const json = Buffer.alloc(jl);
-    await this.readBase(json, 12);
-    let b: BaseHeader;
-    try {
-      b = JSON.parse(json.toString('utf8')) as BaseHeader;
-    } catch {
-      throw this.baseDamaged('damaged (header)');
-    }
-    this.baseStart = 12 + jl;
+    const read = await readBaseHeader((buf, pos) => this.readBase(buf, pos), this.baseSize);
+    if (typeof read === 'string') throw this.baseDamaged(read);
+    const { header: b, start, head } = read;
+    this.baseStart = start;
     if (b.v !== 1 || b.piece !== this.header.piece || b.pieces !== this.header.basePieces || this.baseSize !== this.baseStart + b.pieces * 32 + 32) {
       throw this.baseDamaged(b.v === 1 && b.pieces * 32 + this.baseStart + 32 === this.baseSize ? 'not the one it names (another page size or count)' : 'damaged (shape)');
     }
-    this.baseBody.update(prefix).update(json);
-    this.baseWhole.update(prefix).update(json);
+    this.baseBody.update(head);
+    this.baseWhole.update(head);
   }
 
   private async readBase(buf: Buffer, pos: number): Promise<void> {
@@ -1602,19 +1612,14 @@ async function sharedBase(
     if (size < 12 + 32 || size > MAX_INDEX_BYTES) return undefined;
     // Readable by others exactly when the snapshot is (a private database's pages' hashes in a base others read; a shared one's in a base they cannot).
     if (((await fh.stat()).mode & 0o044) !== (mode & 0o044)) return undefined;
-    const prefix = Buffer.alloc(12);
-    await readExactly(fh, prefix, 0);
-    const jl = prefix.readUInt32LE(8);
-    if (!prefix.subarray(0, 8).equals(BASE_MAGIC) || jl > MAX_INDEX_HEADER || 12 + jl > size - 32) return undefined;
-    const json = Buffer.alloc(jl);
-    await readExactly(fh, json, 12);
-    const h = JSON.parse(json.toString('utf8')) as BaseHeader;
-    const start = 12 + jl;
+    const read = await readBaseHeader((b, pos) => readExactly(fh as FileHandle, b, pos), size);
+    if (typeof read === 'string') return undefined;
+    const { header: h, start, head } = read;
     if (h.v !== 1 || h.piece !== piece || !Number.isInteger(h.pieces) || size !== start + h.pieces * 32 + 32) return undefined;
     const past = Math.max(0, pieces - h.pieces);
     if (past > limit) return undefined;
-    const body = createHash('sha256').update(prefix).update(json);
-    const wholeFile = createHash('sha256').update(prefix).update(json);
+    const body = createHash('sha256').update(head);
+    const wholeFile = createHash('sha256').update(head);
     const room = largeBuffer(Math.max(4, limit * 4)); // up to a quarter of the pages (128 KiB at 500 MB): largeBuffer.ts
     const changed = new Int32Array(room.buffer, room.byteOffset, limit);
     let count = 0;
