@@ -432,9 +432,11 @@ async function benchSize(size, { cold, rounds }) {
   const snap = expectJson(made, 'created').snapshot;
   const snapPath = join(snapDir, snap);
   const snapshotBytes = statSync(snapPath).size;
-  // The database a restore replaces: small (keeping it is a hard link, whatever its size).
+  // The database a restore replaces: a small ai-memory-shaped one (keeping it is a hard link,
+  // whatever its size). It must have a memories table: restore refuses to put an ai-memory
+  // snapshot over another program's database (NOT_AI_MEMORY).
   const template = join(dir, 'replaced.db');
-  run('sqlite3', [template, 'CREATE TABLE t(x); INSERT INTO t VALUES (1);']);
+  run('sqlite3', [template, "CREATE TABLE memories(id TEXT PRIMARY KEY, tier TEXT, namespace TEXT, title TEXT, content TEXT); INSERT INTO memories VALUES ('m1', 'long', 'bench', 'one', 'the memory replaced');"]);
 
   const commands = commandsFor(fx, snapPath, template);
   const results = Object.fromEntries(commands.map((c) => [c.id, []]));
@@ -848,7 +850,7 @@ function report({ facts, cold, sizeResults, skippedSizes, extras, duration }) {
       ? '- Cache state: before **every** command, `sync` (so no write-back from the previous command lands in its time) and `echo 3 > /proc/sys/vm/drop_caches`: each command starts with a cold page cache and reads its inputs, and its own program, from the disk.'
       : '- Cache state: before every command, `sync` and its input files read once (warm page cache; the page cache could not be dropped here).',
     '- Fixtures: ai-memory schema v28 (FTS5 + triggers, generated columns, 384-dim embeddings) from `test/support/aiMemoryDb.ts`, cached in `bench/.cache/`; the main file plus a `-wal` that was never checkpointed (no `-shm`: as after the server stopped). The WAL holds the last 2,000 commits, two kinds of what the server writes: stores (2 % of the memories; insert one memory and touch an older one, the FTS5 triggers re-index it, ~100 KB of WAL each) and recalls (the rest; access_count + 1 on one memory, ~40 KB each). So the WAL is ~80 MB at every size: 16× the 5 MB main file, 40 % of the 500 MB one.',
-    '- Ours: `node dist/cli.js backup --db F --to <fresh empty folder> --verify off|quick|full --keep 0 --json`, `verify --from <snapshot> --json` (manifest sha256 + size, sql.js `quick_check` of the snapshot) and `restore --db <a small existing database> --from <snapshot> --json` (manifest sha256 + size while copying the snapshot beside the database, fsync, sql.js `quick_check` of that copy, keeps the old database as `*.pre-restore-*.db`, rename, re-hash of the placed file). The restore and verify source is a snapshot of the same fixture made by our backup. sql.js reads the file it checks page by page from disk (src/core/sqlite/sqlEngine.ts), so memory does not grow with the database.',
+    '- Ours: `node dist/cli.js backup --db F --to <fresh empty folder> --verify off|quick|full --keep 0 --json`, `verify --from <snapshot> --json` (manifest sha256 + size, sql.js `quick_check` of the snapshot) and `restore --db <a small existing ai-memory-shaped database> --from <snapshot> --json` (manifest sha256 + size while copying the snapshot beside the database, fsync, sql.js `quick_check` of that copy, keeps the old database as `*.pre-restore-*.db`, rename, re-hash of the placed file). The restore and verify source is a snapshot of the same fixture made by our backup. sql.js reads the file it checks page by page from disk (src/core/sqlite/sqlEngine.ts), so memory does not grow with the database.',
     '- Native counterparts assembled from the same round: `backup --verify full` ÷ (`VACUUM INTO` + `sync` + `sha256sum` + `integrity_check` of the snapshot); `verify` ÷ (`sha256sum` + `quick_check` of the snapshot).',
     '- Floor (backup): `cp F F-wal DIR/`, `sync` on the two copies (fsync), `sha256sum` of the two copies. Floor (restore): `sha256sum` of the snapshot, `cp` it, `sync` the copy.',
     "- Native (ai-memory's own method): `sqlite3 -cmd '.dbconfig no_ckpt_on_close on' F \"VACUUM INTO 'out.db'\"`, `sync out.db`, `sha256sum out.db`, `sqlite3 -readonly out.db 'PRAGMA quick_check'`. (sqlite3 3.40.1 fails `VACUUM INTO` on this schema's generated columns when opened `-readonly`; `no_ckpt_on_close` keeps it from checkpointing the fixture's WAL. The fixture is checked unchanged after every run.) For the restore target, the native `quick_check` is of our snapshot.",
