@@ -27,7 +27,7 @@ const opt = (name, dflt) => {
   return i === -1 ? dflt : args[i + 1];
 };
 if (args.includes('--help')) {
-  console.log('node bench/archive.mjs [--size "500 MB"|"50 MB"|"5 MB"] [--hours 48] [--plain 3] [--stores 40] [--recalls 400] [--merge-every 12] [--out FILE] [--no-build] [--keep-work]');
+  console.log('node bench/archive.mjs [--size "500 MB"|"50 MB"|"5 MB"] [--hours 48] [--plain 3] [--stores 40] [--recalls 400] [--merge-every 12] [--out FILE] [--no-build] [--keep-work] [--cli FILE] [--cache-dir DIR]');
   process.exit(0);
 }
 const sizeLabel = opt('size', '500 MB');
@@ -46,9 +46,9 @@ if (!args.includes('--no-build')) {
   run('npx', ['tsc', '-p', '.'], { cwd: REPO });
   run(process.execPath, ['esbuild.mjs'], { cwd: REPO });
 }
-const CLI = join(REPO, 'dist', 'cli.js');
+const CLI = opt('cli') ? resolve(opt('cli')) : join(REPO, 'dist', 'cli.js');
 const SUPPORT = join(REPO, 'out', 'test', 'support', 'aiMemoryDb.js');
-const cacheDir = join(REPO, 'bench', '.cache');
+const cacheDir = opt('cache-dir') ? resolve(opt('cache-dir')) : join(REPO, 'bench', '.cache');
 const fx = await ensureFixture({ repoRoot: REPO, cacheDir, size, log });
 
 const work = join(cacheDir, `archive-work-${process.pid}`);

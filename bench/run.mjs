@@ -58,6 +58,7 @@ const { values: opts } = parseArgs({
     'quiet-threshold': { type: 'string' },
     'max-wait': { type: 'string' },
     baseline: { type: 'string' },
+    cli: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -87,6 +88,8 @@ if (opts.help) {
   --max-wait S             … but at most S seconds (default 20; 0 = never wait)
   --baseline DIR           also time another build of ours (DIR/dist/cli.js, DIR/out/…) in the same
                            rounds: before/after figures for an engine change
+  --cli FILE               time this CLI bundle instead of dist/cli.js (the bench's own smoke test
+                           passes the one the tests build)
 `);
   process.exit(0);
 }
@@ -113,7 +116,7 @@ if (opts['max-wait'] !== undefined) quietOptions.maxWaitMs = Number(opts['max-wa
 const started = Date.now();
 const log = (m) => process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${m}\n`);
 const node = process.execPath;
-const cli = join(repoRoot, 'dist', 'cli.js');
+const cli = opts.cli ? resolve(opts.cli) : join(repoRoot, 'dist', 'cli.js');
 const baselineDir = opts.baseline ? resolve(opts.baseline) : undefined;
 
 function cleanup() {
