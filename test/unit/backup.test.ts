@@ -181,6 +181,29 @@ describe('backup: what we promise beyond the reference', () => {
     const parsed = names.map((n) => ({ name: n, ...parseSnapshotName(n)! }));
     assert.deepStrictEqual(parsed.sort(compareNewestFirst).map((p) => p.name), [...names].reverse(), 'newest first by (time, sequence)');
     assert.strictEqual(manifests(dir).length, 3);
+
+    // Copied back into a backup folder (pull from a mirror, materialize of archived ones), they
+    // keep that order in their file times, by which ai-memory's restore picks the newest.
+    const mirror = tmp.join('mirror');
+    const pulled = tmp.join('pulled');
+    fs.mkdirSync(mirror);
+    const push = await cli(['push', '--to', dir, '--remote', mirror], { cwd: tmp.path });
+    assert.strictEqual(push.code, 0, push.stderr);
+    const pull = await cli(['pull', '--remote', mirror, '--to', pulled, '--all'], { cwd: tmp.path });
+    assert.strictEqual(pull.code, 0, pull.stderr);
+    const times = (d: string) => names.map((n) => fs.statSync(path.join(d, n)).mtimeMs);
+    const strictlyRising = (t: number[]) => t.every((x, i) => i === 0 || x > t[i - 1]);
+    assert.ok(strictlyRising(times(pulled)), `pulled file times ${times(pulled).join(', ')} are not in name order`);
+    const arch = await cli(['prune', '--to', dir, '--db', db, '--keep', '3', '--plain', '1'], { cwd: tmp.path }); // the two older archived
+    assert.strictEqual(arch.code, 0, arch.stderr);
+    const out = tmp.join('materialized');
+    const archived = names.slice(0, 2);
+    for (const n of archived) {
+      const m = await cli(['materialize', '--from', path.join(dir, n), '--out', `${out}/`], { cwd: tmp.path });
+      assert.strictEqual(m.code, 0, m.stderr);
+    }
+    const outTimes = archived.map((n) => fs.statSync(path.join(out, n)).mtimeMs);
+    assert.ok(strictlyRising(outTimes), `materialized file times ${outTimes.join(', ')} are not in name order`);
   });
 
   it('skips an identical snapshot: keeps the old one and says "unchanged since"', async () => {

@@ -73,8 +73,14 @@ export function compareNewestFirst(a: { time: number; seq: number; name: string 
  * time in its name, else its manifest's created_at. ai-memory's own restore and `--keep`
  * order snapshots by file time: a snapshot of last week given today's time would be the
  * "newest" to them. Undefined when neither is a time.
+ *
+ * Snapshots of one second (`…Z.db`, `…Z_2.db`, `…Z_3.db`) are a millisecond apart in that
+ * order: with the second alone they had one file time, and ai-memory's "newest" among them
+ * was whichever its directory listing gave last. (A file system that keeps only whole or even
+ * seconds, FAT, still rounds them together; backup.ts steps by its tick for new snapshots.)
  */
 export function snapshotFileTime(name: string, createdAt?: string): Date | undefined {
-  const t = parseSnapshotName(name)?.time ?? (createdAt ? Date.parse(createdAt) : NaN);
+  const n = parseSnapshotName(name);
+  const t = n ? n.time + Math.min(999, n.seq - 1) : createdAt ? Date.parse(createdAt) : NaN;
   return Number.isFinite(t) ? new Date(t) : undefined;
 }
