@@ -48,7 +48,7 @@ import { hashFile } from '../common/hashFile';
 import { TempFileSink } from '../store/fileSink';
 import { describeHolders, findHolders, type Holder } from './inUse';
 import { DEFAULT_CHUNK_BYTES, readConsistentImage } from '../sqlite/image';
-import { formatStamp, manifestNameFor, preRestoreName } from '../store/naming';
+import { formatStamp, manifestNameFor, preRestoreName, restoreLockName } from '../store/naming';
 import { pinSnapshot, removeStalePins } from '../store/pins';
 import { examineSnapshot, problemError, type SnapshotReport } from './snapshotCheck';
 import { looksEncrypted, notADatabase, parseHeader } from '../sqlite/sqliteFormat';
@@ -469,7 +469,7 @@ async function lockDatabase(dbPath: string, signal?: AbortSignal): Promise<Folde
   while (!(await isDirectory(dir)) && dirname(dir) !== dir) dir = dirname(dir);
   return acquireFolderLock(dir, {
     purpose: 'restore',
-    name: `.${basename(real)}.ai-memory-restore.lock`,
+    name: restoreLockName(basename(real)),
     waitMs: 0,
     signal,
     busy: (holder) => ({

@@ -5,9 +5,11 @@
 // (a child process, src/features/engineClient.ts) is not killed, it goes on as an orphan
 // (parent pid 1) to its end — its output errors are ignored (src/cli.ts). So:
 //  - the restore completes: the database is the snapshot, what it held is kept beside it;
-//  - the reloaded window knows nothing of it: a second Restore from there, while the first
-//    still runs, must be refused (the engine's restore lock), not run over it — before the
-//    lock both ran, and both would have said "Restored";
+//  - the reloaded window must say so: that a restore started before the reload still runs,
+//    and then how it ended, from what the database holds — before, nothing was said at all
+//    (the "Restored" of the old window went with its host);
+//  - a second Restore from there, while the first still runs, must be refused (the engine's
+//    restore lock), not run over it — before the lock both ran;
 //  - nothing is left behind: no lock, no temp file beside the database.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -54,7 +56,7 @@ async function confirmRestore(page) {
 describe('UI: the window reloaded in the middle of a restore', function () {
   this.timeout(240_000);
 
-  it('the restore goes on to its end; a Restore from the reloaded window meanwhile is refused, not run over it; nothing is left behind', async function () {
+  it('the restore goes on to its end and the reloaded window says so; a Restore from there meanwhile is refused, not run over it; nothing is left behind', async function () {
     const session = currentSession();
     const { page } = session;
     const db = join(session.dirs.home, '.local', 'share', 'ai-memory', 'memories.db');
@@ -76,7 +78,13 @@ describe('UI: the window reloaded in the middle of a restore', function () {
     // The old extension host is gone; its engine goes on, an orphan.
     await waitFor(() => restoreChildren(db).some((c) => c.pid === child.pid && c.ppid !== child.ppid), { timeoutMs: 20_000, message: `the restore (pid ${child.pid}) to outlive its extension host` });
 
-    // The reloaded window: Restore again while the first still runs.
+    // The reloaded window says that the restore still runs…
+    const toasts = page.locator('.notifications-toasts .notification-toast');
+    const running = toasts.filter({ hasText: `(started before the window was reloaded; pid ${child.pid})` });
+    await running.first().waitFor({ state: 'visible', timeout: 30_000 });
+    assert.match(await running.first().innerText(), /AI Memory: restoring the snapshot of /);
+
+    // …and Restore again while it runs is refused.
     await openViewContainer(page, 'AI Memory');
     await waitFor(async () => (await rows.count()) === 1, { timeoutMs: 30_000, message: 'the reloaded window to list the snapshot' });
     assert.ok(alive(child.pid), 'the first restore still runs (the machine was too fast for this test: make the database larger)');
@@ -90,10 +98,17 @@ describe('UI: the window reloaded in the middle of a restore', function () {
     assert.ok(alive(child.pid), 'refused while the first one ran');
 
     await waitFor(() => !alive(child.pid), { timeoutMs: 120_000, message: `the first restore (pid ${child.pid}) to finish` });
+    // How it ended, in the reloaded window (from the database's sha256 against the snapshot's).
+    const told = toasts.filter({ hasText: 'the restore went on while the window was reloaded' });
+    await told.first().waitFor({ state: 'visible', timeout: 60_000 });
+    const said = await told.first().innerText();
+    assert.match(said, /^Restored the snapshot of .*: the restore went on while the window was reloaded\. The previous database is kept as memories\.pre-restore-.*\.db\. Restart your agent to use it\./, said);
+    await running.first().waitFor({ state: 'detached', timeout: 5_000 });
     // One restore happened: the database is the snapshot, and what it held is kept, once.
     assert.equal(liveRows(db), 0, 'the database is the snapshot');
     const copies = kept();
     assert.equal(copies.length, 1, `one kept copy: ${copies}`);
+    assert.ok(said.includes(copies[0]), `the notice names ${copies[0]}: ${said}`);
     assert.equal(liveRows(join(dir, copies[0])), 1, 'the kept copy holds what the database held');
     const snapshot = readdirSync(join(dir, 'backups')).find((n) => n.endsWith('.db'));
     assert.equal(statSync(db).size, statSync(join(dir, 'backups', snapshot)).size);
