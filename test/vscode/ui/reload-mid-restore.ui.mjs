@@ -102,7 +102,7 @@ describe('UI: the window reloaded in the middle of a restore', function () {
     const told = toasts.filter({ hasText: 'the restore went on while the window was reloaded' });
     await told.first().waitFor({ state: 'visible', timeout: 60_000 });
     const said = await told.first().innerText();
-    assert.match(said, /^Restored the snapshot of .*: the restore went on while the window was reloaded\. The previous database is kept as memories\.pre-restore-.*\.db\. Restart your agent to use it\./, said);
+    assert.match(said, /Restored the snapshot of .*: the restore went on while the window was reloaded\. The previous database is kept as memories\.pre-restore-.*\.db\. Restart your agent to use it\./, said);
     await running.first().waitFor({ state: 'detached', timeout: 5_000 });
     // One restore happened: the database is the snapshot, and what it held is kept, once.
     assert.equal(liveRows(db), 0, 'the database is the snapshot');
@@ -115,5 +115,37 @@ describe('UI: the window reloaded in the middle of a restore', function () {
     // Nothing left behind: no restore lock, no temp file (the engine's are dot-files).
     assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith('.')), []);
     assert.ok(existsSync(db));
+  });
+});
+
+describe('UI: the window reloaded in the middle of a restore, whose engine is then killed', function () {
+  this.timeout(240_000);
+
+  it('the reloaded window says the snapshot was not put in place, and the database is as it was', async function () {
+    const session = currentSession();
+    const { page } = session;
+    const db = join(session.dirs.home, '.local', 'share', 'ai-memory', 'memories.db');
+    const rows = page.locator('.monaco-list[aria-label="Snapshots"] .monaco-list-row[aria-label^="Snapshot of"]');
+    execFileSync('sqlite3', [db, "INSERT INTO t VALUES ('written after the snapshot')"]);
+    assert.equal(liveRows(db), 1);
+
+    await openViewContainer(page, 'AI Memory');
+    await waitFor(async () => (await rows.count()) === 1, { timeoutMs: 20_000, message: 'the view to list the snapshot' });
+    await contextMenuAction(page, rows.first(), 'Restore');
+    await confirmRestore(page);
+    const [child] = await waitFor(() => (restoreChildren(db).length ? restoreChildren(db) : undefined), { timeoutMs: 15_000, message: 'the engine to start restoring' });
+    await runCommand(page, 'Developer: Reload Window');
+    await waitFor(() => restoreChildren(db).some((c) => c.pid === child.pid && c.ppid !== child.ppid), { timeoutMs: 20_000, message: `the restore (pid ${child.pid}) to outlive its extension host` });
+    // The engine dies too (the machine's OOM killer, a logout): at once, no clean-up.
+    process.kill(child.pid, 'SIGKILL');
+    await waitFor(() => !alive(child.pid), { timeoutMs: 10_000, message: `pid ${child.pid} to be gone` });
+
+    const toasts = page.locator('.notifications-toasts .notification-toast');
+    const told = toasts.filter({ hasText: 'running when the window was reloaded, did not put the snapshot in place' });
+    await told.first().waitFor({ state: 'visible', timeout: 60_000 });
+    const said = await told.first().innerText();
+    assert.match(said, /The restore of the snapshot of .*, running when the window was reloaded, did not put the snapshot in place: the database is not the snapshot\./, said);
+    assert.equal(liveRows(db), 1, 'the database is as it was');
+    assert.equal(await toasts.filter({ hasText: /Restored the snapshot/ }).count(), 0, 'no "Restored"');
   });
 });
