@@ -94,8 +94,8 @@ export class SnapshotCommands {
       return fsp.readFile(lock, 'utf8').then((t) => t.includes(`"pid":${p.pid}`), () => false);
     };
     if (await running()) {
-      this.log.info(`restore: the restore of ${p.when} started before this window was reloaded is still running (pid ${p.pid})`);
-      await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `AI Memory: restoring ${p.when} (started before the window was reloaded; pid ${p.pid})` }, async () => {
+      this.log.info(`restore: the restore of ${p.when} started in another window, or before this one was reloaded, is still running (pid ${p.pid})`);
+      await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `AI Memory: restoring ${p.when} (started in another window, or before this one was reloaded; pid ${p.pid})` }, async () => {
         while (await running()) await new Promise((r) => setTimeout(r, 1_000));
       });
     }

@@ -80,7 +80,7 @@ describe('UI: the window reloaded in the middle of a restore', function () {
 
     // The reloaded window says that the restore still runs…
     const toasts = page.locator('.notifications-toasts .notification-toast');
-    const running = toasts.filter({ hasText: `(started before the window was reloaded; pid ${child.pid})` });
+    const running = toasts.filter({ hasText: `(started in another window, or before this one was reloaded; pid ${child.pid})` });
     await running.first().waitFor({ state: 'visible', timeout: 30_000 });
     assert.match(await running.first().innerText(), /AI Memory: restoring the snapshot of /);
 
