@@ -77,7 +77,7 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
   const memory = new MemoryViews(engine, locator, catalog, context.globalStorageUri, log);
   const tree = new SnapshotsTreeProvider(catalog, remote, () => memory.currentDigest?.digest, (p) => memory.changeOf(p));
   context.subscriptions.push(memory.onDidChangeDigest(() => tree.refresh()));
-  const commands = new SnapshotCommands(locator, catalog, service, engine, log);
+  const commands = new SnapshotCommands(locator, catalog, service, engine, log, context.globalState);
   context.subscriptions.push(locator, catalog, service, scheduler, statusBar, tree, memory);
 
   const view = vscode.window.createTreeView(VIEW_ID, { treeDataProvider: tree, showCollapseAll: false, canSelectMany: true });
@@ -189,6 +189,8 @@ export function activate(context: vscode.ExtensionContext): AiMemoryBackupApi {
           scheduler.start();
           statusBar.update();
           resolve();
+          // A restore the window before this one left running (reloaded, closed): how it ended.
+          void commands.resumeInterruptedRestore().catch((e: unknown) => log.error(`restore: ${errorMessage(e)}`));
         }
       })();
     }, 0);

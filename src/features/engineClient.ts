@@ -70,6 +70,8 @@ interface RunOptions {
   token?: vscode.CancellationToken;
   onProgress?: (p: EngineProgress) => void;
   onWarning?: (w: string) => void;
+  /** The engine's process started (its pid). */
+  onSpawn?: (pid: number) => void;
 }
 
 export class EngineClient {
@@ -126,6 +128,7 @@ export class EngineClient {
         stdio: ['ignore', 'pipe', 'pipe'],
         windowsHide: true,
       });
+      if (child.pid !== undefined) o.onSpawn?.(child.pid);
       let stdout = '';
       let stderrBuf = '';
       let errorJson: v.InferOutput<typeof ErrorJson> | undefined;

@@ -15,7 +15,8 @@ import { hashFile } from '../core/common/hashFile';
 import { checkLabel } from '../core/common/checks';
 import { formatAge, formatBytes } from '../core/common/format';
 import { describeHolders, findHolders, nameHolders } from '../core/ops/inUse';
-import { preRestoreName } from '../core/store/naming';
+import { preRestoreName, restoreLockName } from '../core/store/naming';
+import { pidAlive } from '../core/store/atomicFs';
 import { listPreRestoreCopies, prunePreRestoreCopies, type PreRestoreCopy } from '../core/store/preRestore';
 import { readSettings } from './settings';
 import type { BackupService } from './backupService';
@@ -29,6 +30,23 @@ import { localTime, ownerLabel, type Node } from './snapshotsTree';
 import { resolvedDbPathOr } from '../core/sqlite/dbFiles';
 import { newestOfThis, restoreOrder, withOwners } from '../core/store/ownership';
 
+/**
+ * A restore this window's engine is running, remembered (globalState) until it ends. A window
+ * reloaded or closed in its middle ends its extension host, not the engine: the restore goes
+ * on to its end unseen, and its "Restored" (or its failure) is never shown. The next window
+ * finds this record, waits for that engine, and says how it ended (resumeInterruptedRestore).
+ */
+interface PendingRestore {
+  db: string;
+  snapshot: string;
+  /** The snapshot's sha256 (its manifest): the database is the snapshot if and only if its bytes hash to this. */
+  sha256?: string;
+  when: string;
+  pid: number;
+  started: number;
+}
+const PENDING_RESTORE_KEY = 'aiMemory.pendingRestores';
+
 export class SnapshotCommands {
   constructor(
     private readonly locator: DatabaseLocator,
@@ -36,7 +54,67 @@ export class SnapshotCommands {
     private readonly service: BackupService,
     private readonly engine: EngineClient,
     private readonly log: vscode.LogOutputChannel,
+    private readonly state?: vscode.Memento,
   ) {}
+
+  /**
+   * A restore that was running when the window before this one was reloaded or closed: waits
+   * for its engine (a progress notification says so), then says how it ended — by what the
+   * database holds (its sha256 against the snapshot's), never by a guess.
+   */
+  async resumeInterruptedRestore(): Promise<void> {
+    for (const p of Object.values(this.pendingRestores())) await this.resumeOne(p);
+  }
+
+  /** The restores being run by engines this profile's windows started, by pid. */
+  private pendingRestores(): Record<string, PendingRestore> {
+    const all = this.state?.get<Record<string, PendingRestore>>(PENDING_RESTORE_KEY);
+    return all && typeof all === 'object' ? all : {};
+  }
+
+  private async setPending(pid: number, p: PendingRestore | undefined): Promise<void> {
+    const all = { ...this.pendingRestores() };
+    if (p) all[pid] = p;
+    else delete all[pid];
+    await this.state?.update(PENDING_RESTORE_KEY, all);
+  }
+
+  private async resumeOne(p: PendingRestore): Promise<void> {
+    if (typeof p?.pid !== 'number' || typeof p.db !== 'string' || typeof p.started !== 'number') return;
+    if (Date.now() - p.started > 24 * 3600_000) {
+      await this.setPending(p.pid, undefined);
+      return;
+    }
+    const lock = path.join(path.dirname(p.db), restoreLockName(path.basename(p.db)));
+    // Still that engine: alive, and (where /proc tells) a restore, or named by the database's restore lock.
+    const running = async () => {
+      if (!pidAlive(p.pid)) return false;
+      const cmd = await fsp.readFile(`/proc/${p.pid}/cmdline`, 'utf8').catch(() => undefined);
+      if (cmd !== undefined) return cmd.includes('restore');
+      return fsp.readFile(lock, 'utf8').then((t) => t.includes(`"pid":${p.pid}`), () => false);
+    };
+    if (await running()) {
+      this.log.info(`restore: the restore of ${p.when} started in another window, or before this one was reloaded, is still running (pid ${p.pid})`);
+      await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `AI Memory: restoring ${p.when} (started in another window, or before this one was reloaded; pid ${p.pid})` }, async () => {
+        while (await running()) await new Promise((r) => setTimeout(r, 1_000));
+      });
+    }
+    // Another window may have said it meanwhile (the record is shared by the profile's windows).
+    if (this.pendingRestores()[p.pid]?.started !== p.started) return;
+    await this.setPending(p.pid, undefined);
+    const placed = p.sha256 ? await hashFile(p.db).then((h) => h.sha256, () => undefined) : undefined;
+    const kept = (await listPreRestoreCopies(p.db).catch(() => [])).find((c) => c.time >= Math.floor(p.started / 1000) * 1000);
+    await this.catalog.reload();
+    if (placed !== undefined && placed === p.sha256) {
+      this.log.info(`restore: the restore of ${p.when} (pid ${p.pid}) finished while the window was reloaded; ${p.db} is the snapshot (sha256 ${placed})${kept ? `; previous database kept at ${kept.path}` : ''}`);
+      void vscode.window.showInformationMessage(`Restored ${p.when}: the restore went on while the window was reloaded.${kept ? ` The previous database is kept as ${kept.name}.` : ''} Restart your agent to use it.`);
+    } else if (p.sha256) {
+      this.log.warn(`restore: the restore of ${p.when} (pid ${p.pid}), running when the window was reloaded, did not put the snapshot in place: ${p.db} ${placed ? `has sha256 ${placed}, the snapshot ${p.sha256}` : 'cannot be read'}`);
+      void vscode.window.showWarningMessage(`The restore of ${p.when}, running when the window was reloaded, did not put the snapshot in place: the database is not the snapshot.${kept ? ` A copy of it as it was is kept as ${kept.name}.` : ''} Restore again if you still want it.`, 'Show Log').then((a) => (a ? this.log.show() : undefined));
+    } else {
+      void vscode.window.showWarningMessage(`A restore of ${p.when} was running when the window was reloaded; the snapshot has no manifest, so whether it was put in place cannot be told.${kept ? ` The database as it was is kept as ${kept.name}.` : ''}`);
+    }
+  }
 
   /** The snapshot a command is about: the tree node it was invoked on, or one the user picks. */
   private async target(arg: unknown, title: string): Promise<SnapshotView | undefined> {
@@ -238,15 +316,29 @@ export class SnapshotCommands {
     }
     this.log.info(`restore: ${entry.path} → ${real}${force ? ' (forced while in use)' : ''}`);
     let done: RestoreOutcome | undefined;
+    let pending: PendingRestore | undefined;
     const run = (allowUnsigned: boolean) =>
       vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `AI Memory: restoring ${when}`, cancellable: true },
         (progress, token) =>
           // A new database is created only where the user named it (the setting), never at a discovered path.
-          this.engine.restore(
-            { db: real, from: entry.path, 'force-in-use': force, 'allow-unsigned-manifest': allowUnsigned, create: db.via === 'setting' },
-            { token, onProgress: (p) => progress.report({ message: p.message ?? p.phase }) },
-          ),
+          this.engine
+            .restore(
+              { db: real, from: entry.path, 'force-in-use': force, 'allow-unsigned-manifest': allowUnsigned, create: db.via === 'setting' },
+              {
+                token,
+                onProgress: (p) => progress.report({ message: p.message ?? p.phase }),
+                // Remembered while it runs: should this window go away, the next one says how it ended.
+                onSpawn: (pid) => {
+                  pending = { db: real, snapshot: entry.path, sha256: entry.manifest?.sha256, when, pid, started: Date.now() };
+                  void this.setPending(pid, pending);
+                },
+              },
+            )
+            .finally(async () => {
+              if (pending) await this.setPending(pending.pid, undefined);
+              pending = undefined;
+            }),
       );
     try {
       try {

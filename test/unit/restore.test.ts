@@ -5,7 +5,7 @@
  * interop with ai-memory's own implementation in both directions.
  */
 import * as assert from 'assert';
-import { spawn } from 'child_process';
+import { spawn, spawnSync } from 'child_process';
 import { createHash, randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -21,6 +21,7 @@ import { trackChild } from '../support/procs';
 import { referenceBackup, referenceRestore } from '../support/referenceCli';
 import { openNative } from '../support/sqlite';
 import { useTempDir } from '../support/tmp';
+import { cliBundle } from '../support/reliability';
 
 const sha = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
 
@@ -677,6 +678,43 @@ describe('restore', () => {
     assert.notStrictEqual(a.previous, b.previous);
     assert.match(b.previous ?? '', /pre-restore-2026-11-24T120000Z_2\.db$/);
     assert.ok(fs.existsSync(a.previous ?? '') && fs.existsSync(b.previous ?? ''));
+  });
+
+  it('two restores of one database at once (a double click, two windows, a window reloaded mid-restore): one restores, the other is refused at once and changes nothing', async () => {
+    createAiMemoryDb(db, { memories: 200 });
+    const a = await runBackup({ dbPath: db, backupDir: dir, now: () => new Date('2026-11-24T10:00:00Z') });
+    seedMemory(db, 'ns', 'in b', 'only in snapshot b');
+    const b = await runBackup({ dbPath: db, backupDir: dir, now: () => new Date('2026-11-24T11:00:00Z') });
+    seedMemory(db, 'ns', 'live', 'only in the live database');
+    const live = titles(db);
+    const results = await Promise.allSettled([runRestore({ dbPath: db, from: a.snapshotPath }), runRestore({ dbPath: db, from: b.snapshotPath })]);
+    const done = results.filter((r): r is PromiseFulfilledResult<Awaited<ReturnType<typeof runRestore>>> => r.status === 'fulfilled');
+    const refusedOnes = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    // Before: both "restored", one over the other; the user was told of two restores and had the second's.
+    assert.strictEqual(done.length, 1, `exactly one restore ran: ${results.map((r) => (r.status === 'fulfilled' ? `restored ${path.basename(r.value.from)}` : String(r.reason))).join(' | ')}`);
+    const e = refusedOnes[0].reason as BackupError;
+    assert.strictEqual(e.code, 'LOCKED', e.message);
+    assert.match(e.message, /Another restore of .* is running \(restore by pid \d+ on this machine/);
+    assert.match(`${e.message} ${e.state ?? ''}`, /nothing was changed/i);
+    // The database is the snapshot that one restored; what it held before is kept, once.
+    assert.strictEqual(sha(db), (done[0].value.from === a.snapshotPath ? a : b).manifest.sha256);
+    const kept = fs.readdirSync(tmp.path).filter((n) => /^ai-memory\.pre-restore-.*\.db$/.test(n));
+    assert.deepStrictEqual(kept, [path.basename(done[0].value.previous ?? '')]);
+    assert.deepStrictEqual(titles(path.join(tmp.path, kept[0])), live);
+    assert.deepStrictEqual(fs.readdirSync(tmp.path).filter((n) => /lock/.test(n)), [], 'the lock is gone');
+  });
+
+  it('a restore killed mid-way (its window closed, its host gone) leaves a lock that the next restore takes over', async function () {
+    this.timeout(60_000);
+    createAiMemoryDb(db, { memories: 50 });
+    const snap = await runBackup({ dbPath: db, backupDir: dir });
+    seedMemory(db, 'ns', 'live', 'only in the live database');
+    const killed = spawnSync(process.execPath, [await cliBundle(), 'restore', '--db', db, '--from', snap.snapshotPath], { encoding: 'utf8', env: { ...process.env, HOME: tmp.path, AI_MEMORY_BACKUP_CRASH_AT: 'restore:after-keep' } });
+    assert.strictEqual(killed.signal, 'SIGKILL', killed.stderr);
+    const r = await runRestore({ dbPath: db, from: snap.snapshotPath });
+    assert.strictEqual(r.status, 'restored');
+    assert.strictEqual(sha(db), snap.manifest.sha256);
+    assert.deepStrictEqual(fs.readdirSync(tmp.path).filter((n) => /lock/.test(n)), [], 'the dead restore\'s lock is gone');
   });
 
   describe('interop with ai-memory\'s own backup/restore', () => {

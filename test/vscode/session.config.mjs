@@ -11,9 +11,12 @@
 //              6 s: one scheduled backup per interval, not one per window.
 //   untrusted  the workspace is NOT trusted; its settings and MCP files name other
 //              databases, which the extension must ignore.
+//   reload     a 4 GiB database and its snapshot: the window is reloaded while a restore runs.
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const require = createRequire(import.meta.url);
 
@@ -123,6 +126,25 @@ export async function prepareUntrusted(dirs) {
 }
 
 /**
+ * `reload`: a restore that takes long enough to reload the window in its middle. The database
+ * is a 4 GiB sparse SQLite file (sparseDb.ts: instant to make, next to no disk), and its
+ * snapshot, made here by the packaged engine, a real 4 GiB file: its restore copies and checks
+ * 4 GiB (about 20 s here). The files go with the session's temp folder.
+ */
+export async function prepareReload(dirs) {
+  const { makeSparseDatabase, SPARSE_PAGE_SIZE } = require('../../out/test/support/sparseDb.js');
+  const dbDir = join(dirs.home, '.local', 'share', 'ai-memory');
+  mkdirSync(dbDir, { recursive: true });
+  const db = join(dbDir, 'memories.db');
+  makeSparseDatabase(db, (4 * 2 ** 30) / SPARSE_PAGE_SIZE);
+  const cli = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli.js');
+  const made = spawnSync(process.execPath, [cli, 'backup', '--db', db, '--to', join(dbDir, 'backups'), '--json'], { encoding: 'utf8', env: { ...process.env, HOME: dirs.home } });
+  if (made.status !== 0) throw new Error(`reload session: the snapshot could not be made: ${made.stderr}`);
+  writeVscodeMcpJson(dirs.workspace);
+  return { env: { AI_MEMORY_TEST_DB: db }, settings: { 'aiMemory.backup.intervalMinutes': 0 } };
+}
+
+/**
  * The sessions run.mjs starts, in this order. `ui`: the UI test files (names under
  * test/vscode/ui/) run in that session; the session without `ui` runs all the others.
  * `integration`: the in-host suites run there. `trust`: the answer to the trust prompt.
@@ -131,4 +153,5 @@ export const sessions = [
   { name: 'main', prepare, integration: true },
   { name: 'two-hosts', prepare: prepareTwoHosts, ui: ['two-hosts.ui.mjs'] },
   { name: 'untrusted', prepare: prepareUntrusted, trust: 'restricted', ui: ['untrusted.ui.mjs'] },
+  { name: 'reload', prepare: prepareReload, ui: ['reload-mid-restore.ui.mjs'] },
 ];

@@ -48,11 +48,12 @@ import { hashFile } from '../common/hashFile';
 import { TempFileSink } from '../store/fileSink';
 import { describeHolders, findHolders, type Holder } from './inUse';
 import { DEFAULT_CHUNK_BYTES, readConsistentImage } from '../sqlite/image';
-import { formatStamp, manifestNameFor, preRestoreName } from '../store/naming';
+import { formatStamp, manifestNameFor, preRestoreName, restoreLockName } from '../store/naming';
 import { pinSnapshot, removeStalePins } from '../store/pins';
 import { examineSnapshot, problemError, type SnapshotReport } from './snapshotCheck';
 import { looksEncrypted, notADatabase, parseHeader } from '../sqlite/sqliteFormat';
 import { crashPoint } from '../common/testHooks';
+import { acquireFolderLock, type FolderLock } from '../store/folderLock';
 import { letSignalsIn, throwIfCancelled, type Progress } from '../common/cancel';
 import { checkLabel, type CheckMode } from '../common/checks';
 import { anchorFor } from '../store/catalog';
@@ -437,7 +438,16 @@ async function damage(dbPath: string): Promise<{ why: string; foreign?: string }
 export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
   const at = { placing: false };
   try {
-    return await restore(opts, at);
+    // One restore of a database at a time: a second (a double click, another window, the
+    // window reloaded while its restore went on in the background, a terminal) is refused at
+    // once. Two at once both said "Restored", the later one's snapshot winning; or the second
+    // failed halfway on the first's kept copy. A dry run changes nothing and takes no lock.
+    const lock = opts.dryRun ? undefined : await lockDatabase(opts.dbPath, opts.signal);
+    try {
+      return await restore(opts, at);
+    } finally {
+      await lock?.release();
+    }
   } catch (e) {
     // Every failure before the swap began changed nothing (the folders a new database would
     // have had are removed again): said so, once, whatever the failure was (a damaged pack,
@@ -445,6 +455,28 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     if (at.placing || !isBackupError(e) || e.state || /nothing was changed/i.test(e.message)) throw e;
     throw new BackupError(e.code, e.message, { hint: e.hint, state: 'Nothing was changed.', cause: e.cause });
   }
+}
+
+/**
+ * The restore lock of a database: `.<name>.ai-memory-restore.lock` beside its real file (a
+ * symlinked path locks where it leads), or, for a database whose folder does not exist yet,
+ * in the nearest folder that does (the one the restore must be able to write to make it).
+ * The folder lock's rules: a dead holder's lock (a restore killed with its window) is taken over.
+ */
+async function lockDatabase(dbPath: string, signal?: AbortSignal): Promise<FolderLock> {
+  const real = (await resolveDbPath(dbPath)).path;
+  let dir = dirname(real);
+  while (!(await isDirectory(dir)) && dirname(dir) !== dir) dir = dirname(dir);
+  return acquireFolderLock(dir, {
+    purpose: 'restore',
+    name: restoreLockName(basename(real)),
+    waitMs: 0,
+    signal,
+    busy: (holder) => ({
+      message: `Another restore of ${real} is running (${holder}). Nothing was changed.`,
+      hint: 'Wait for it to finish, then look at what the database holds before restoring again.',
+    }),
+  });
 }
 
 async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<RestoreResult> {

@@ -47,6 +47,10 @@ export interface FolderLock {
 
 export interface LockOptions {
   purpose: string;
+  /** The lock file's name in the folder (default LOCK_NAME: the backup folder's lock). */
+  name?: string;
+  /** The refusal when the wait is over, given who holds the lock (default: another backup is running in the folder). */
+  busy?: (holder: string) => { message: string; hint: string };
   /** How long to wait for another holder (default 30 s; 0 = fail at once). */
   waitMs?: number;
   signal?: AbortSignal;
@@ -210,7 +214,7 @@ async function createLockFile(dir: string, path: string, body: string): Promise<
 }
 
 export async function acquireFolderLock(dir: string, opts: LockOptions): Promise<FolderLock> {
-  const path = join(dir, LOCK_NAME);
+  const path = join(dir, opts.name ?? LOCK_NAME);
   const me: LockOwner = { pid: process.pid, host: HOST_TAG, hostname: hostname(), purpose: opts.purpose, started: new Date().toISOString() };
   const body = JSON.stringify(me);
   // Our steady clock, for the wait and the heartbeat: a wall clock set back or forward
@@ -253,9 +257,8 @@ export async function acquireFolderLock(dir: string, opts: LockOptions): Promise
     // holder's lock would stop every waiter for good). One we saw move is alive: the wait applies.
     const until = verdict.needs !== undefined && !watched.moved ? Math.max(deadline, watched.since + verdict.needs + 250) : deadline;
     if (performance.now() >= until) {
-      throw new BackupError('LOCKED', `Another backup is running in ${dir} (${lastHolder}).`, {
-        hint: 'Wait for it to finish and try again.',
-      });
+      const busy = opts.busy?.(lastHolder) ?? { message: `Another backup is running in ${dir} (${lastHolder}).`, hint: 'Wait for it to finish and try again.' };
+      throw new BackupError('LOCKED', busy.message, { hint: busy.hint });
     }
     await new Promise((r) => setTimeout(r, 150));
   }

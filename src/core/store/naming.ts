@@ -63,6 +63,15 @@ export function preRestoreName(dbName: string, stamp: string, seq = 1): string {
   return `${stem}.pre-restore-${stamp}${seq > 1 ? `_${seq}` : ''}${ext}`;
 }
 
+/**
+ * The restore lock of the database named `dbName` (`.memories.db.ai-memory-restore.lock`),
+ * beside it: one restore of a database at a time (restore.ts), and how a window tells that a
+ * restore it did not see end is still running (snapshotCommands.ts).
+ */
+export function restoreLockName(dbName: string): string {
+  return `.${dbName}.ai-memory-restore.lock`;
+}
+
 /** Newest first: by name time, then sequence, then name. */
 export function compareNewestFirst(a: { time: number; seq: number; name: string }, b: { time: number; seq: number; name: string }): number {
   return b.time - a.time || b.seq - a.seq || (a.name < b.name ? 1 : a.name > b.name ? -1 : 0);
