@@ -186,6 +186,44 @@ export async function refuseInsideArchive(dir: string): Promise<void> {
   }
 }
 
+/**
+ * Why nothing may be written or deleted in the archive of `dir`: one of its folders
+ * (`.ai-memory-archive`, `packs`, `snapshots`, `bases`) is a symlink or not a folder.
+ * This tool only ever makes them as real folders; a link (a backup folder copied from a
+ * shared drive, a pulled bucket, a hand-made layout) leads into another folder, often
+ * another backup folder's archive, and a collection there deleted every pack, base or
+ * temp of that archive that this folder's indexes do not name (its snapshots then no
+ * longer rebuild). Undefined when every one that exists is a real folder.
+ */
+export async function archiveFoldersProblem(dir: string): Promise<string | undefined> {
+  const paths = archivePaths(dir);
+  for (const p of [paths.root, paths.packs, paths.snapshots, paths.bases]) {
+    let st;
+    try {
+      st = await fsp.lstat(p);
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') continue; // made as a real folder when needed
+      return `${p} cannot be examined (${errorMessage(e)})`;
+    }
+    if (st.isSymbolicLink()) {
+      const target = await fsp.readlink(p).catch(() => '?');
+      return `${p} is a symlink (to ${target}), not a folder this tool made`;
+    }
+    if (!st.isDirectory()) return `${p} is not a folder`;
+  }
+  return undefined;
+}
+
+/** Throws UNSAFE_SNAPSHOT_PATH when {@link archiveFoldersProblem} finds one: before anything is written or deleted in the archive. */
+export async function refuseUnsafeArchiveFolders(dir: string): Promise<void> {
+  const problem = await archiveFoldersProblem(dir);
+  if (problem) {
+    throw new BackupError('UNSAFE_SNAPSHOT_PATH', `${problem}: nothing in the archive of ${dir} is written or deleted (it would land outside that folder).`, {
+      hint: `Replace the link by the folder it leads to (move it in), or remove it; the plain snapshots of ${dir} are not affected.`,
+    });
+  }
+}
+
 export function indexNameFor(snapshot: string): string {
   return manifestNameFor(snapshot).replace(/\.manifest\.json$/, '.idx');
 }
@@ -1425,6 +1463,7 @@ export interface ArchiveResult {
  */
 export async function archiveSnapshot(dir: string, name: string, manifest: Manifest, store: PackStore, signal?: AbortSignal): Promise<ArchiveResult> {
   store.needWholeHashes(); // what is found in it is not stored again
+  await refuseUnsafeArchiveFolders(dir);
   const paths = archivePaths(dir);
   const plain = join(dir, name);
   const plainManifest = join(dir, manifestNameFor(name));
@@ -1725,6 +1764,7 @@ export async function dropPlain(dir: string, name: string): Promise<void> {
 
 /** Deletes an archived snapshot: its manifest (then it no longer exists), then its index. */
 export async function deleteArchived(dir: string, name: string): Promise<void> {
+  await refuseUnsafeArchiveFolders(dir);
   const paths = archivePaths(dir);
   await fsp.rm(join(paths.snapshots, manifestNameFor(name)), { force: true });
   crashPoint('archive:delete-between');
@@ -2258,6 +2298,11 @@ export async function collectGarbage(dir: string, opts: { pinned: boolean; repac
   try {
     await fsp.access(paths.root);
   } catch {
+    return res;
+  }
+  const unsafe = await archiveFoldersProblem(dir);
+  if (unsafe) {
+    res.warnings.push(`nothing in the archive was collected: ${unsafe}`);
     return res;
   }
   res.cleaned.push(...(await cleanStaleTemps(paths.packs)), ...(await cleanStaleTemps(paths.snapshots)), ...(await cleanStaleTemps(paths.bases)));

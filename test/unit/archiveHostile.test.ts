@@ -1,0 +1,92 @@
+/**
+ * The page-dedup archive as hostile input: a backup folder copied from a shared drive, a
+ * pulled bucket or a damaged disk, whose archive was laid out or written by someone else.
+ * Real files and real databases (native SQLite writes them); the CLI in-process, or as a
+ * process (cliBundle) where its peak memory is what is checked.
+ */
+import * as assert from 'assert';
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { runBackup } from '../../src/core/ops/backup';
+import { archivePaths, listArchived } from '../../src/core/store/archive';
+import { createAiMemoryDb, seedMemory } from '../support/aiMemoryDb';
+import { cli } from '../support/cliRun';
+import { useTempDir } from '../support/tmp';
+
+const sha = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
+
+/** Every file under `dir` (links as links) → its sha256 or link target: "nothing changed" is equality. */
+function fingerprint(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isSymbolicLink()) out[path.relative(dir, p)] = `-> ${fs.readlinkSync(p)}`;
+      else if (e.isDirectory()) walk(p);
+      else out[path.relative(dir, p)] = sha(p);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+describe('archive: hostile backup folders', function () {
+  this.timeout(120_000);
+  const tmp = useTempDir();
+  let db: string;
+
+  /** A backup folder `dir` with four snapshots of `db`, the three older ones archived (--plain 1). */
+  async function folderWithArchive(dir: string): Promise<string[]> {
+    let clock = Date.parse('2026-11-01T00:00:00Z');
+    const names: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      seedMemory(db, 'ns', `m${i}`, `memory ${i} `.repeat(50));
+      clock += 3600_000;
+      const r = await runBackup({ dbPath: db, backupDir: dir, keep: 0, plain: 1, now: () => new Date(clock) });
+      names.push(path.basename(r.snapshotPath));
+    }
+    assert.strictEqual((await listArchived(dir)).length, 3);
+    return names;
+  }
+
+  beforeEach(() => {
+    db = tmp.join('db', 'ai-memory.db');
+    fs.mkdirSync(path.dirname(db), { recursive: true });
+    createAiMemoryDb(db, { memories: 150 });
+  });
+
+  it("an archive folder that is a symlink into another backup folder's archive: prune writes and deletes nothing there", async () => {
+    // B: a backup folder with its archive. A: a copy of it (the same database's snapshots),
+    // whose packs/ and then snapshots/ are links into B's archive, as a copied or hand-made
+    // layout can have them. A's collection counted B's packs as its own and deleted those its
+    // own indexes do not name; A's retention deleted B's archived snapshots.
+    const B = tmp.join('B');
+    const names = await folderWithArchive(B);
+    const before = fingerprint(B);
+    for (const sub of ['packs', 'snapshots'] as const) {
+      const A = tmp.join(`A-${sub}`);
+      fs.cpSync(B, A, { recursive: true });
+      const pa = archivePaths(A);
+      if (sub === 'packs') {
+        // A keeps only its oldest archived snapshot: the packs of the two newer ones are unused from A.
+        for (const n of names.slice(1, 3)) for (const ext of ['.idx', '.manifest.json']) fs.rmSync(path.join(pa.snapshots, n.replace(/\.db$/, ext)));
+      }
+      fs.rmSync(pa[sub], { recursive: true });
+      fs.symlinkSync(archivePaths(B)[sub], pa[sub]);
+      // --keep 1: with snapshots/ linked, the archived snapshots there are due for deletion.
+      const r = await cli(['prune', '--to', A, '--db', db, '--keep', sub === 'packs' ? '3' : '1', '--plain', '1', '--json'], { cwd: tmp.path });
+      assert.deepStrictEqual(fingerprint(B), before, `${sub}: B's archive changed through A's link (${r.stdout}${r.stderr})`);
+      assert.match(r.stdout + r.stderr, /symlink/, `${sub}: the link is named`);
+      const v = await cli(['verify', '--from', B, '--all', '--json'], { cwd: tmp.path });
+      assert.strictEqual(v.code, 0, `${sub}: ${v.stdout}`);
+    }
+    // A backup into such a folder still makes its plain snapshot; nothing goes through the link.
+    const A = tmp.join('A-snapshots');
+    seedMemory(db, 'ns', 'later', 'a later memory');
+    const b = await cli(['backup', '--db', db, '--to', A, '--keep', '1', '--plain', '1', '--json'], { cwd: tmp.path });
+    assert.strictEqual(b.code, 0, b.stderr);
+    assert.deepStrictEqual(fingerprint(B), before, "a backup changed B's archive through A's link");
+  });
+});
+
