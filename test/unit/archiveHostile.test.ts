@@ -31,6 +31,51 @@ function fingerprint(dir: string): Record<string, string> {
   return out;
 }
 
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest();
+
+/** A base file as archive.ts writes one (`AIMBASE1`, header length, JSON, the hashes, its own sha256), put in `bases/`; its name. */
+function writeBase(dir: string, piece: number, hashes: Buffer[]): string {
+  const json = Buffer.from(JSON.stringify({ v: 1, piece, pieces: hashes.length }), 'utf8');
+  const head = Buffer.alloc(12);
+  head.write('AIMBASE1', 0, 'latin1');
+  head.writeUInt32LE(json.length, 8);
+  const body = Buffer.concat([head, json, ...hashes]);
+  const file = Buffer.concat([body, sha256(body)]);
+  const name = sha256(file).toString('hex');
+  fs.writeFileSync(path.join(archivePaths(dir).bases, `${name}.base`), file);
+  return name;
+}
+
+/** An index v2 (`AIMIDX02`, header length, JSON, (page u32, sha256) each, its own sha256) written over the snapshot's. */
+function writeIndexV2(dir: string, snapshot: string, header: Record<string, unknown>, changes: { page: number; hash: Buffer }[] = []): void {
+  const json = Buffer.from(JSON.stringify({ v: 2, snapshot, ...header, changed: changes.length }), 'utf8');
+  const head = Buffer.alloc(12);
+  head.write('AIMIDX02', 0, 'latin1');
+  head.writeUInt32LE(json.length, 8);
+  const entries = changes.map((c) => {
+    const e = Buffer.alloc(36);
+    e.writeUInt32LE(c.page, 0);
+    c.hash.copy(e, 4);
+    return e;
+  });
+  const body = Buffer.concat([head, json, ...entries]);
+  fs.writeFileSync(path.join(archivePaths(dir).snapshots, snapshot.replace(/\.db$/, '.idx')), Buffer.concat([body, sha256(body)]));
+}
+
+/** The sha256 of some page a pack of `dir` holds (its trailer's first entry). */
+function aStoredPageHash(dir: string): Buffer {
+  const packs = archivePaths(dir).packs;
+  const p = fs.readFileSync(path.join(packs, fs.readdirSync(packs)[0]));
+  const count = p.readUInt32LE(p.length - 16);
+  const start = p.length - 16 - count * 52;
+  return Buffer.from(p.subarray(start, start + 32));
+}
+
+interface VerifyAll {
+  snapshots: { name: string; ok: boolean; problems: string[] }[];
+  damaged_packs: { pack: string; snapshots: string[] }[];
+}
+
 describe('archive: hostile backup folders', function () {
   this.timeout(120_000);
   const tmp = useTempDir();
@@ -87,6 +132,37 @@ describe('archive: hostile backup folders', function () {
     const b = await cli(['backup', '--db', db, '--to', A, '--keep', '1', '--plain', '1', '--json'], { cwd: tmp.path });
     assert.strictEqual(b.code, 0, b.stderr);
     assert.deepStrictEqual(fingerprint(B), before, "a backup changed B's archive through A's link");
+  });
+
+  it('an index and base stating an impossible page size (2^33, 3 bytes) fail that snapshot, naming its index; verify --all still judges every other one', async () => {
+    const dir = tmp.join('backups');
+    const names = await folderWithArchive(dir);
+    const victim = names[0];
+    const manifest = JSON.parse(fs.readFileSync(path.join(archivePaths(dir).snapshots, victim.replace(/\.db$/, '.manifest.json')), 'utf8')) as { sha256: string; bytes: number };
+    const page = aStoredPageHash(dir);
+    for (const piece of [2 ** 33, 3]) {
+      // Self-consistent: the index's own sha256, its base's, the base's name, the page count; its sha256 and size are the manifest's.
+      const pieces = Math.ceil(manifest.bytes / piece);
+      const base = writeBase(dir, piece, Array.from({ length: pieces }, () => page));
+      writeIndexV2(dir, victim, { sha256: manifest.sha256, bytes: manifest.bytes, piece, pieces, base, basePieces: pieces });
+      const v = await cli(['verify', '--from', dir, '--all', '--json'], { cwd: tmp.path });
+      assert.strictEqual(v.code, 1, `piece ${piece}: ${v.stdout}${v.stderr}`);
+      const o = JSON.parse(v.stdout.trim()) as VerifyAll;
+      assert.deepStrictEqual(o.snapshots.map((x) => x.name).sort(), [...names].sort(), `piece ${piece}: every snapshot judged`);
+      for (const x of o.snapshots) {
+        if (x.name !== victim) assert.ok(x.ok, `piece ${piece}: ${x.name} ${x.problems.join(' ')}`);
+        else {
+          assert.ok(!x.ok);
+          assert.match(x.problems.join(' '), /page index .*\.idx is damaged/, `piece ${piece}: the index is named`);
+          assert.doesNotMatch(x.problems.join(' '), /Pack [0-9a-f]{64}/, `piece ${piece}: no intact pack is blamed`);
+        }
+      }
+      assert.deepStrictEqual(o.damaged_packs, []);
+      const r = await cli(['restore', '--db', tmp.join('restored.db'), '--from', path.join(dir, victim), '--json'], { cwd: tmp.path });
+      assert.strictEqual(r.code, 1);
+      assert.match(r.stderr, /ARCHIVE_DAMAGED/);
+      assert.ok(!fs.existsSync(tmp.join('restored.db')));
+    }
   });
 });
 
