@@ -5,6 +5,7 @@
  * process (cliBundle) where its peak memory is what is checked.
  */
 import * as assert from 'assert';
+import { spawnSync } from 'child_process';
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -12,6 +13,7 @@ import { runBackup } from '../../src/core/ops/backup';
 import { archivePaths, listArchived } from '../../src/core/store/archive';
 import { createAiMemoryDb, seedMemory } from '../support/aiMemoryDb';
 import { cli } from '../support/cliRun';
+import { cliBundle } from '../support/reliability';
 import { useTempDir } from '../support/tmp';
 
 const sha = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
@@ -74,6 +76,23 @@ function aStoredPageHash(dir: string): Buffer {
 interface VerifyAll {
   snapshots: { name: string; ok: boolean; problems: string[] }[];
   damaged_packs: { pack: string; snapshots: string[] }[];
+}
+
+/** A pack file of `size` bytes (sparse: no disk) ending in the footer (entry count, format version, `AIMPACK1`), `data` at its start, `entries` just before the footer. */
+function writeSparsePack(file: string, size: number, count: number, version: number, data: Buffer = Buffer.alloc(0), entries: Buffer = Buffer.alloc(0)): void {
+  const fd = fs.openSync(file, 'w');
+  try {
+    fs.ftruncateSync(fd, size);
+    if (data.length) fs.writeSync(fd, data, 0, data.length, 0);
+    if (entries.length) fs.writeSync(fd, entries, 0, entries.length, size - 16 - entries.length);
+    const foot = Buffer.alloc(16);
+    foot.writeUInt32LE(count, 0);
+    foot.writeUInt32LE(version, 4);
+    foot.write('AIMPACK1', 8, 'latin1');
+    fs.writeSync(fd, foot, 0, 16, size - 16);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 describe('archive: hostile backup folders', function () {
@@ -163,6 +182,32 @@ describe('archive: hostile backup folders', function () {
       assert.match(r.stderr, /ARCHIVE_DAMAGED/);
       assert.ok(!fs.existsSync(tmp.join('restored.db')));
     }
+  });
+
+  it("packs whose trailer claims more than they hold (sparse files: GBs to whoever reads them, KBs on disk) cost no memory: verify --all stays small and judges every snapshot", async () => {
+    const dir = tmp.join('backups');
+    const names = await folderWithArchive(dir);
+    const packs = archivePaths(dir).packs;
+    // (a) A footer announcing 2^23 entries (v2, 52 bytes each): a 436 MB trailer of zeros.
+    writeSparsePack(path.join(packs, `${'a'.repeat(64)}.pack`), 16 + 2 ** 23 * 52 + 100, 2 ** 23, 2);
+    // (b) A version 1 pack, named to be read first, whose one entry is a page the snapshots
+    // need with a 512 MB "deflated" blob (v1 stored no blob larger than its page plus a few bytes).
+    const entry = Buffer.alloc(44);
+    aStoredPageHash(dir).copy(entry, 0);
+    entry.writeUInt32LE(0, 32);
+    entry.writeUInt32LE(2 ** 29, 36);
+    entry.writeUInt32LE(4096, 40);
+    writeSparsePack(path.join(packs, `${'0'.repeat(64)}.pack`), 2 ** 29 + 44 + 16, 1, 1, Buffer.from([1, 2, 3]), entry);
+    const preload = tmp.join('rss.js');
+    fs.writeFileSync(preload, `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(tmp.join('rss.txt'))}, String(process.resourceUsage().maxRSS)));`);
+    const r = spawnSync(process.execPath, ['--require', preload, await cliBundle(), 'verify', '--from', dir, '--all', '--json'], { cwd: tmp.path, encoding: 'utf8', env: { PATH: process.env.PATH, HOME: tmp.path }, timeout: 90_000 });
+    const rssMb = Number(fs.readFileSync(tmp.join('rss.txt'), 'utf8')) / 1024;
+    assert.strictEqual(r.status, 1, r.stdout + r.stderr);
+    const o = JSON.parse(r.stdout.trim()) as VerifyAll;
+    // Every snapshot rebuilds from the real packs; the two files are named as damaged packs no snapshot needs.
+    assert.deepStrictEqual(o.snapshots.map((x) => [x.name, x.ok]).sort(), names.map((n) => [n, true]).sort(), r.stdout);
+    assert.deepStrictEqual(o.damaged_packs.map((d) => d.pack).sort(), [`${'0'.repeat(64)}.pack`, `${'a'.repeat(64)}.pack`]);
+    assert.ok(rssMb < 200, `peak memory ${rssMb.toFixed(0)} MB: a footer's claim was allocated`);
   });
 });
 

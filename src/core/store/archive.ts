@@ -371,17 +371,28 @@ export class PackStore {
       if (errnoCode(e) === 'ENOENT') return store;
       throw ioError('reading', paths.packs, e);
     }
-    // Room for every row at once (counts from the packs' footers): growing by doubling held
-    // up to twice the rows, and every copy on the way was garbage (~16 MB at 500 MB).
+    // One buffer for the trailers, read a bounded run of entries at a time: a trailer read
+    // whole made a footer's claim the size of an allocation (a sparse 1.7 GB file named like
+    // a pack, 4 KB on disk, took a verify of any snapshot to 1.7 GB of RSS), and one buffer
+    // per pack was ~8 MB of garbage at 500 MB, freed among what stays.
+    const scratch = Buffer.allocUnsafe(TRAILER_READ_ENTRIES * ENTRY_BYTES);
+    // Every trailer checked first, a run at a time; room for the rows of those that pass at
+    // once (growing by doubling held up to twice the rows, and every copy was garbage).
+    const whole: { name: string; count: number }[] = [];
     let rows = 0;
-    for (const name of names) rows += await footerCount(join(paths.packs, name));
-    store.reserve(rows + (rows >> 4));
-    // One buffer for every trailer (~360 KB each at 16 MB packs): one per pack was ~8 MB of
-    // garbage at 500 MB, freed among what stays, and the process's heap kept the holes.
-    const scratch = { buf: Buffer.alloc(0) };
     for (const name of names) {
       try {
-        await store.addPack(join(paths.packs, name), name, scratch);
+        const count = await walkTrailer(join(paths.packs, name), scratch);
+        whole.push({ name, count });
+        rows += count;
+      } catch (e) {
+        store.unreadable.set(name, errorMessage(e));
+      }
+    }
+    store.reserve(rows + (rows >> 4));
+    for (const { name, count } of whole) {
+      try {
+        await store.addPack(join(paths.packs, name), name, count, scratch);
       } catch (e) {
         store.unreadable.set(name, errorMessage(e));
       }
@@ -389,43 +400,46 @@ export class PackStore {
     return store;
   }
 
-  private async addPack(path: string, name: string, scratch: { buf: Buffer }): Promise<void> {
-    const { fh } = await openRegular(path); // a FIFO named *.pack must not block the open
+  /**
+   * Adds the rows of a pack whose trailer walkTrailer found whole (`count` entries), read
+   * again a run at a time straight into the typed arrays (no object per row: 130,000 of them
+   * at 500 MB grew V8's young generation to its maximum for the rest of the process). A pack
+   * that changed since (another count, an entry out of bounds) adds nothing.
+   */
+  private async addPack(path: string, name: string, count: number, scratch: Buffer): Promise<void> {
+    const mark = { count: this.count, blobCount: this.blobCount, packs: this.packs.length };
     try {
-      const st = await fh.stat();
-      if (!st.isFile() || st.size < FOOTER_BYTES) throw new Error('too short for a pack');
-      const foot = Buffer.alloc(FOOTER_BYTES);
-      await readExactly(fh, foot, st.size - FOOTER_BYTES);
-      if (!foot.subarray(8).equals(PACK_MAGIC)) throw new Error('no pack trailer');
-      const version = foot.readUInt32LE(4);
-      if (version !== 1 && version !== PACK_VERSION) {
-        throw new Error(`pack format version ${version}, which this AI Memory Backup does not know (it reads versions 1 and ${PACK_VERSION}): written by a newer version? Upgrade to read it; it is left as it is`);
-      }
-      const entryBytes = version === 1 ? ENTRY_BYTES_V1 : ENTRY_BYTES;
-      const count = foot.readUInt32LE(0);
-      const tableBytes = count * entryBytes;
-      const dataEnd = st.size - FOOTER_BYTES - tableBytes;
-      if (dataEnd < 0) throw new Error('trailer larger than the pack');
-      if (scratch.buf.length < tableBytes) scratch.buf = Buffer.allocUnsafe(tableBytes + (tableBytes >> 2));
-      const table = scratch.buf.subarray(0, tableBytes);
-      await readExactly(fh, table, dataEnd);
-      // Straight from the trailer into the typed arrays: no object per row (130,000 of them
-      // at 500 MB grew V8's young generation to its maximum for the rest of the process).
-      for (let i = 0; i < count; i++) {
-        const e = i * entryBytes;
-        const off = table.readUInt32LE(e + 32);
-        const len = table.readUInt32LE(e + 36);
-        const blobRaw = table.readUInt32LE(e + 40);
-        const inner = version === 1 ? 0 : table.readUInt32LE(e + 44);
-        const raw = version === 1 ? blobRaw : table.readUInt32LE(e + 48);
-        if (off + len > dataEnd || raw === 0 || raw > 65536 || blobRaw > MAX_BLOB_RAW || inner + raw > blobRaw || (version === 2 && len > blobRaw)) {
-          throw new Error(`entry ${i} points outside the pack`);
-        }
-      }
-      this.addTrailer(name, st.size, version, table, count);
-    } finally {
-      await fh.close();
+      await walkTrailer(
+        path,
+        scratch,
+        (version, size, table, n) => {
+          if (this.packs.length === mark.packs) this.beginPack(name, size, version, count);
+          const entryBytes = version === 1 ? ENTRY_BYTES_V1 : ENTRY_BYTES;
+          const p = this.packs.length - 1;
+          for (let i = 0; i < n; i++) {
+            const e = i * entryBytes;
+            const blobRaw = table.readUInt32LE(e + 40);
+            this.addRow(p, table, e, table.readUInt32LE(e + 32), table.readUInt32LE(e + 36), blobRaw, version === 1 ? 0 : table.readUInt32LE(e + 44), version === 1 ? blobRaw : table.readUInt32LE(e + 48));
+          }
+        },
+        count,
+      );
+      if (this.packs.length === mark.packs) throw new Error('changed while it was read');
+      this.packEnd.push(this.count);
+    } catch (e) {
+      this.rollBack(mark);
+      throw e;
     }
+  }
+
+  /** Forgets every row, blob and pack added after `mark` (a pack that changed while its rows were added). */
+  private rollBack(mark: { count: number; blobCount: number; packs: number }): void {
+    if (this.count === mark.count && this.packs.length === mark.packs) return;
+    this.count = mark.count;
+    this.blobCount = mark.blobCount;
+    for (const a of [this.packs, this.packBytes, this.packVersion, this.packStart, this.packEnd]) a.length = Math.min(a.length, mark.packs);
+    this.table.fill(0);
+    for (let i = 0; i < this.count; i++) if (this.rowCanon[i] === i) this.insert(i);
   }
 
   /** Records the rows of a pack from its trailer's `count` entries in `table` (read, or just written by this process). */
@@ -619,21 +633,63 @@ function resized<T extends Int32Array | Uint32Array | Uint16Array>(a: T, cap: nu
   return b;
 }
 
-/** The number of entries a pack's footer announces; 0 when it cannot be read (addPack says why). */
-async function footerCount(path: string): Promise<number> {
-  const fh = await openRegular(path).then(
-    (r) => r.fh,
-    () => undefined,
-  );
-  if (!fh) return 0;
+/** Trailer entries read at a time (PackStore.load): ~425 KB, whatever a footer says. */
+const TRAILER_READ_ENTRIES = 8192;
+
+/**
+ * Reads the trailer of the pack at `path` a run of entries at a time through `scratch`,
+ * checking each entry (its blob inside the pack's data, lengths within what a pack holds),
+ * and hands each run to `each` (format version, pack size, the run's entries, how many, the
+ * first one's number). Returns the entry count. Throws, saying why, for a file that is no
+ * pack, a trailer larger than the file, an entry out of bounds, or (with `expect`) another
+ * count than `expect`. Memory: `scratch`, whatever the footer claims.
+ */
+async function walkTrailer(
+  path: string,
+  scratch: Buffer,
+  each?: (version: number, size: number, table: Buffer, n: number, first: number) => void,
+  expect?: number,
+): Promise<number> {
+  const { fh } = await openRegular(path); // a FIFO named *.pack must not block the open
   try {
     const st = await fh.stat();
-    if (st.size < FOOTER_BYTES) return 0;
+    if (!st.isFile() || st.size < FOOTER_BYTES) throw new Error('too short for a pack');
     const foot = Buffer.alloc(FOOTER_BYTES);
     await readExactly(fh, foot, st.size - FOOTER_BYTES);
-    return foot.subarray(8).equals(PACK_MAGIC) ? Math.min(foot.readUInt32LE(0), Math.floor(st.size / ENTRY_BYTES_V1)) : 0;
-  } catch {
-    return 0;
+    if (!foot.subarray(8).equals(PACK_MAGIC)) throw new Error('no pack trailer');
+    const version = foot.readUInt32LE(4);
+    if (version !== 1 && version !== PACK_VERSION) {
+      throw new Error(`pack format version ${version}, which this AI Memory Backup does not know (it reads versions 1 and ${PACK_VERSION}): written by a newer version? Upgrade to read it; it is left as it is`);
+    }
+    const entryBytes = version === 1 ? ENTRY_BYTES_V1 : ENTRY_BYTES;
+    const count = foot.readUInt32LE(0);
+    if (expect !== undefined && count !== expect) throw new Error('changed while it was read');
+    const dataEnd = st.size - FOOTER_BYTES - count * entryBytes;
+    if (dataEnd < 0) throw new Error('trailer larger than the pack');
+    const run = Math.floor(scratch.length / entryBytes);
+    for (let first = 0; first < count; first += run) {
+      const n = Math.min(run, count - first);
+      const table = scratch.subarray(0, n * entryBytes);
+      await readExactly(fh, table, dataEnd + first * entryBytes);
+      for (let i = 0; i < n; i++) {
+        const e = i * entryBytes;
+        const off = table.readUInt32LE(e + 32);
+        const len = table.readUInt32LE(e + 36);
+        const blobRaw = table.readUInt32LE(e + 40);
+        const inner = version === 1 ? 0 : table.readUInt32LE(e + 44);
+        const raw = version === 1 ? blobRaw : table.readUInt32LE(e + 48);
+        // A blob is read whole (its stored length), so that length is bounded too: v2 stores
+        // a blob that does not shrink as it is; v1 deflated each page, which adds a few bytes
+        // at most (zlib's deflateBound).
+        const maxLen = version === 1 ? blobRaw + (blobRaw >> 10) + 64 : blobRaw;
+        if (off + len > dataEnd || raw === 0 || raw > 65536 || blobRaw > MAX_BLOB_RAW || inner + raw > blobRaw || len > maxLen) {
+          throw new Error(`entry ${first + i} points outside the pack`);
+        }
+      }
+      each?.(version, st.size, table, n, first);
+    }
+    if (count === 0) each?.(version, st.size, scratch.subarray(0, 0), 0, 0); // a pack of no pages (collected as unused)
+    return count;
   } finally {
     await fh.close();
   }
