@@ -184,6 +184,37 @@ describe('archive: hostile backup folders', function () {
     }
   });
 
+  it('a plain snapshot is never dropped for an archived copy of it whose index is whole and matches its manifest but rebuilds to other bytes', async () => {
+    const dir = tmp.join('backups');
+    const names = await folderWithArchive(dir);
+    const newest = names[3];
+    const snaps = archivePaths(dir).snapshots;
+    // An archived twin of the newest (plain) snapshot, as a crash between archiving and dropping
+    // the plain file leaves one: its manifest byte for byte, and an index that is whole (its
+    // own sha256, its base's) and states the manifest's name, sha256 and size, but lists the
+    // pages of the snapshot before it.
+    fs.copyFileSync(path.join(dir, newest.replace(/\.db$/, '.manifest.json')), path.join(snaps, newest.replace(/\.db$/, '.manifest.json')));
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, newest.replace(/\.db$/, '.manifest.json')), 'utf8')) as { sha256: string; bytes: number };
+    const prev = fs.readFileSync(path.join(snaps, names[2].replace(/\.db$/, '.idx')));
+    const jl = prev.readUInt32LE(8);
+    const h = JSON.parse(prev.toString('utf8', 12, 12 + jl)) as Record<string, unknown>;
+    assert.strictEqual(h.bytes, manifest.bytes, 'same size (the test needs it)');
+    const changes: { page: number; hash: Buffer }[] = [];
+    for (let at = 12 + jl; at < prev.length - 32; at += 36) changes.push({ page: prev.readUInt32LE(at), hash: Buffer.from(prev.subarray(at + 4, at + 36)) });
+    writeIndexV2(dir, newest, { sha256: manifest.sha256, bytes: h.bytes, piece: h.piece, pieces: h.pieces, base: h.base, basePieces: h.basePieces }, changes);
+    assert.strictEqual((await cli(['verify', '--from', path.join(dir, newest)], { cwd: tmp.path })).code, 0, 'the plain file is good');
+    const plainSha = sha(path.join(dir, newest));
+    // A new backup with --plain 1: the newest snapshot is now due for the archive, which holds "it" already.
+    seedMemory(db, 'ns', 'later', 'a later memory');
+    const b = await cli(['backup', '--db', db, '--to', dir, '--keep', '10', '--plain', '1'], { cwd: tmp.path });
+    assert.strictEqual(b.code, 0, b.stderr);
+    assert.ok(fs.existsSync(path.join(dir, newest)), `the plain file was dropped: ${b.stdout}${b.stderr}`);
+    assert.strictEqual(sha(path.join(dir, newest)), plainSha);
+    assert.match(b.stdout + b.stderr, new RegExp(`${newest.replace(/\./g, '\\.')} stays plain: its archived copy would not rebuild`));
+    const v = await cli(['verify', '--from', path.join(dir, newest)], { cwd: tmp.path });
+    assert.strictEqual(v.code, 0, v.stdout + v.stderr);
+  });
+
   it("packs whose trailer claims more than they hold (sparse files: GBs to whoever reads them, KBs on disk) cost no memory: verify --all stays small and judges every snapshot", async () => {
     const dir = tmp.join('backups');
     const names = await folderWithArchive(dir);

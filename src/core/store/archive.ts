@@ -1796,21 +1796,20 @@ async function publishBase(paths: ArchivePaths, name: string, bytes: Buffer, mod
  * copy of the same snapshot, which may be the good one (a copy put back after damage).
  */
 export async function archivedProblem(dir: string, name: string, manifest: Manifest, store: PackStore): Promise<string | undefined> {
-  const paths = archivePaths(dir);
-  let got: Awaited<ReturnType<typeof indexRows>>;
+  // Rebuilt (hashed, nothing written) against the manifest's sha256: its index read and
+  // checked, its header against the manifest, every page in a pack, and then the bytes. The
+  // checks short of a rebuild (pages in packs, packs whole) passed an index that is whole but
+  // names other pages, and a pack whose bytes match its name but whose trailer says a page is
+  // what it is not: the plain file, the only good copy, was dropped for a copy that rebuilds
+  // to other bytes (and pull took such a copy as present).
   try {
-    got = await indexRows(join(paths.snapshots, indexNameFor(name)), store, Buffer.allocUnsafe(REBUILD_WINDOW_BYTES));
+    const r = await rebuildArchived(dir, name, undefined, { store });
+    if (r.sha256 !== manifest.sha256 || r.bytes !== manifest.bytes) return 'its archived manifest is not this one';
+    return undefined;
   } catch (e) {
+    if (e instanceof BackupError && e.code === 'CANCELLED') throw e;
     return errorMessage(e);
   }
-  const { header: h, rows, firstMissing } = got;
-  if (h.snapshot !== name || h.sha256 !== manifest.sha256 || h.bytes !== manifest.bytes) return 'its page index does not match its manifest';
-  if (firstMissing >= 0) return `page ${firstMissing + 1} is in no pack`;
-  const used = new Set<number>();
-  let last = -1;
-  for (const r of rows) if (store.packOf(r) !== last) used.add((last = store.packOf(r)));
-  const bad = await firstDamagedPack(paths, store, used);
-  return bad && `pack ${bad.pack} is damaged (${bad.problem})`;
 }
 
 /**
@@ -2199,7 +2198,8 @@ export interface RebuildResult {
 export async function rebuildArchived(
   dir: string,
   name: string,
-  out: string,
+  /** The new file to write; undefined: nothing is written, the rebuilt bytes are only hashed (is it what its manifest says?). */
+  out: string | undefined,
   opts: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void; store?: PackStore; checkPages?: boolean; buffers?: RebuildBuffers; mode?: number } = {},
 ): Promise<RebuildResult> {
   for (let attempt = 1; ; attempt++) {
@@ -2218,7 +2218,7 @@ export async function rebuildArchived(
 async function rebuildOnce(
   dir: string,
   name: string,
-  out: string,
+  out: string | undefined,
   given: PackStore | undefined,
   opts: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void; checkPages?: boolean; buffers?: RebuildBuffers; mode?: number },
 ): Promise<RebuildResult> {
@@ -2253,10 +2253,13 @@ async function rebuildOnce(
   source.plan(rows, buffers.nextUse);
   // As its folders let others reach it, and its group bits only for its own group (atomicFs.reachableMode): a rebuild lands outside the archive (materialize, a mirror).
   // `mode`: the caller's (a private temp file in the system's temp folder is 0600).
-  const mode = opts.mode ?? ((await reachableMode(manifestPath, dirname(out)).catch(() => 0o600)) & 0o666);
-  const fh = await fsp.open(out, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode).catch((e: unknown) => {
-    throw ioError('creating', out, e);
-  });
+  const mode = out === undefined ? 0o600 : (opts.mode ?? ((await reachableMode(manifestPath, dirname(out)).catch(() => 0o600)) & 0o666));
+  const fh =
+    out === undefined
+      ? undefined
+      : await fsp.open(out, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode).catch((e: unknown) => {
+          throw ioError('creating', out, e);
+        });
   const whole = createHash('sha256');
   const writeBytes = Math.max(h.piece, Math.floor(REBUILD_WRITE_BYTES / h.piece) * h.piece);
   const writeBuf = (): Buffer => {
@@ -2268,18 +2271,20 @@ async function rebuildOnce(
   let pending: Promise<void> | undefined;
   const bufs = [writeBuf(), writeBuf()];
   let turn = 0;
-  const writeback = new EarlyWriteback(fh);
+  const writeback = fh && new EarlyWriteback(fh);
   const flush = async () => {
     if (!used0) return;
     const b = bufs[turn].subarray(0, used0);
     whole.update(b);
     if (pending) await pending;
-    writeback.wrote(used0);
     const at = written;
-    pending = writeAll(fh, b, at).catch((e: unknown) => {
-      throw ioError('writing', out, e);
-    });
-    pending.catch(() => undefined); // awaited at the next flush; no unhandled rejection meanwhile
+    if (fh && writeback) {
+      writeback.wrote(used0);
+      pending = writeAll(fh, b, at).catch((e: unknown) => {
+        throw ioError('writing', out as string, e);
+      });
+      pending.catch(() => undefined); // awaited at the next flush; no unhandled rejection meanwhile
+    }
     written += used0;
     used0 = 0;
     turn ^= 1;
@@ -2300,25 +2305,25 @@ async function rebuildOnce(
     await flush();
     if (pending) await pending;
     try {
-      await writeback.settle();
-      await fh.sync();
+      await writeback?.settle();
+      await fh?.sync();
     } catch (e) {
-      throw ioError('saving', out, e);
+      throw ioError('saving', out as string, e);
     }
   } catch (e) {
     await pending?.catch(() => undefined);
     buffers.writes.push(...bufs);
-    await writeback.settle().catch(() => undefined);
-    await fh.close().catch(() => undefined);
+    await writeback?.settle().catch(() => undefined);
+    await fh?.close().catch(() => undefined);
     await source.close();
-    await fsp.rm(out, { force: true }).catch(() => undefined);
+    if (out !== undefined) await fsp.rm(out, { force: true }).catch(() => undefined);
     throw e;
   }
   buffers.writes.push(...bufs); // every write is done
-  await fh.close();
+  await fh?.close();
   const sha256 = whole.digest('hex');
   if (sha256 !== manifest.sha256 || written !== manifest.bytes || badPages.length) {
-    await fsp.rm(out, { force: true }).catch(() => undefined);
+    if (out !== undefined) await fsp.rm(out, { force: true }).catch(() => undefined);
     try {
       // Which pages, in which packs: each page again, against its hash.
       if (!opts.checkPages) {
