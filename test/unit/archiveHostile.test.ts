@@ -7,6 +7,7 @@
 import * as assert from 'assert';
 import { spawnSync } from 'child_process';
 import { createHash } from 'crypto';
+import { deflateRawSync } from 'zlib';
 import * as fs from 'fs';
 import * as path from 'path';
 import { runBackup } from '../../src/core/ops/backup';
@@ -213,6 +214,40 @@ describe('archive: hostile backup folders', function () {
     assert.match(b.stdout + b.stderr, new RegExp(`${newest.replace(/\./g, '\\.')} stays plain: its archived copy would not rebuild`));
     const v = await cli(['verify', '--from', path.join(dir, newest)], { cwd: tmp.path });
     assert.strictEqual(v.code, 0, v.stdout + v.stderr);
+  });
+
+  it('a pack that is whole (named by its own bytes) but lists pages it does not hold: a snapshot is not archived on its word, its plain file stays', async () => {
+    const dir = tmp.join('backups');
+    const names = await folderWithArchive(dir);
+    const newest = path.join(dir, names[3]);
+    // Every page of the newest (plain) snapshot listed, each pointing at one blob of zeros.
+    const bytes = fs.readFileSync(newest);
+    const pages = bytes.length / 4096;
+    const blob = deflateRawSync(Buffer.alloc(4096));
+    const entries = Buffer.alloc(52 * pages);
+    for (let i = 0; i < pages; i++) {
+      sha256(bytes.subarray(i * 4096, (i + 1) * 4096)).copy(entries, i * 52);
+      entries.writeUInt32LE(0, i * 52 + 32);
+      entries.writeUInt32LE(blob.length, i * 52 + 36);
+      entries.writeUInt32LE(4096, i * 52 + 40);
+      entries.writeUInt32LE(0, i * 52 + 44);
+      entries.writeUInt32LE(4096, i * 52 + 48);
+    }
+    const foot = Buffer.alloc(16);
+    foot.writeUInt32LE(pages, 0);
+    foot.writeUInt32LE(2, 4);
+    foot.write('AIMPACK1', 8, 'latin1');
+    const pack = Buffer.concat([blob, entries, foot]);
+    fs.writeFileSync(path.join(archivePaths(dir).packs, `${sha256(pack).toString('hex')}.pack`), pack);
+    const plainSha = sha(newest);
+    seedMemory(db, 'ns', 'later', 'a later memory');
+    const b = await cli(['backup', '--db', db, '--to', dir, '--keep', '10', '--plain', '1'], { cwd: tmp.path });
+    assert.strictEqual(b.code, 0, b.stderr);
+    assert.ok(fs.existsSync(newest), `the plain file was dropped: ${b.stdout}${b.stderr}`);
+    assert.strictEqual(sha(newest), plainSha);
+    assert.match(b.stderr, /stays plain: .*would not rebuild/);
+    assert.ok(!(await listArchived(dir)).some((a) => a.name === names[3]), 'no archived copy of it is left');
+    assert.strictEqual((await cli(['verify', '--from', newest], { cwd: tmp.path })).code, 0);
   });
 
   it("packs whose trailer claims more than they hold (sparse files: GBs to whoever reads them, KBs on disk) cost no memory: verify --all stays small and judges every snapshot", async () => {

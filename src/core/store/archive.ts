@@ -1676,6 +1676,16 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
   } finally {
     await fh.close();
   }
+  // The archived copy rebuilt (hashed only) to the manifest's sha256 before the plain file
+  // goes. A page found by its hash is taken from the pack that lists it, and a pack's name
+  // proves its bytes, not that each page it lists hashes to what its trailer says: a pack
+  // that lies (whole, named by its own bytes) made an archived copy that rebuilt to other
+  // bytes, and the plain file, the only good copy, was deleted for it.
+  const problem = await archivedProblem(dir, name, manifest, store);
+  if (problem) {
+    await deleteArchived(dir, name);
+    throw damaged(`${name} was not archived: its archived copy would not rebuild (${problem}); it stays a plain file.`, 'Run `verify --all` to see which pack is at fault and which archived snapshots it affects.');
+  }
   await dropPlain(dir, name);
   return { name, pieces: pieceCount, newPieces, newPackBytes: packer.written.reduce((a, w) => a + w.size, 0) };
 }
