@@ -82,6 +82,48 @@ describe('consistent image reader: races and refusals', () => {
     assert.strictEqual(count(image, tmp.join('img.db')), 50);
   });
 
+  it('a writer changing the page size between the WAL scan and the header read (rollback mode, page_size, VACUUM, WAL again): read again, never "the WAL does not belong"', async () => {
+    const file = tmp.join('w.db');
+    db = liveDb(file);
+    let fired = 0;
+    const { image, info } = await captureImage(file, {
+      mode: 'buffered',
+      hook: async (point) => {
+        if (point !== 'after-scan' || fired++) return;
+        // What the writer does: it must be alone to leave WAL mode (the server's own connection).
+        db?.close();
+        const w = openNative(file);
+        w.pragma('journal_mode = DELETE');
+        w.pragma('page_size = 8192');
+        w.exec('VACUUM');
+        w.pragma('journal_mode = WAL');
+        w.pragma('wal_autocheckpoint = 0');
+        w.prepare('INSERT INTO t(v) VALUES (?)').run('after the page size change');
+        db = w;
+      },
+    });
+    assert.strictEqual(info.attempts, 2, 'the first read was discarded');
+    assert.strictEqual(info.pageSize, 8192);
+    assert.ok(image.equals(nativeCheckpointedImage(file)), 'byte for byte what SQLite itself holds');
+    assert.strictEqual(count(image, tmp.join('img.db')), 201);
+    assert.strictEqual(nativeRows<{ integrity_check: string }>(tmp.join('img.db'), 'PRAGMA integrity_check')[0].integrity_check, 'ok');
+  });
+
+  it('a stray -wal of another page size that stays so is refused at once (NOT_A_DATABASE), not read again', async () => {
+    const other = tmp.join('other.db');
+    db = liveDb(other); // 4096-byte pages, its rows in its WAL
+    const file = tmp.join('w.db');
+    const w = openNative(file);
+    w.pragma('page_size = 8192');
+    w.pragma('journal_mode = WAL');
+    w.exec('CREATE TABLE t(v); INSERT INTO t VALUES (1);');
+    w.close(); // checkpointed, its WAL removed
+    fs.copyFileSync(`${other}-wal`, `${file}-wal`);
+    const t0 = Date.now();
+    await rejects(captureImage(file), 'NOT_A_DATABASE', /page size 4096 but the database has 8192/);
+    assert.ok(Date.now() - t0 < 2000, 'no retries');
+  });
+
   for (const mode of ['buffered', 'streaming'] as const) {
     it(`[${mode}] reads again when a TRUNCATE checkpoint empties the WAL during the read`, async () => {
       db = liveDb(tmp.join('w.db'));

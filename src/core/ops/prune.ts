@@ -16,7 +16,7 @@ import { BackupError, errorMessage } from '../common/errors';
 import { collectAll } from '../common/gc';
 import { crashPoint } from '../common/testHooks';
 import { fsyncDir } from '../store/atomicFs';
-import { archivedProblem, archivePaths, archiveSnapshot, collectGarbage, deleteArchived, dropPlain, listArchived, PackStore, type ArchivedSnapshot, type GcResult } from '../store/archive';
+import { archiveFoldersProblem, archivedProblem, archivePaths, archiveSnapshot, collectGarbage, deleteArchived, dropPlain, listArchived, PackStore, type ArchivedSnapshot, type GcResult } from '../store/archive';
 import { listSnapshots, type SnapshotEntry } from '../store/catalog';
 import { withOwners, type OwnerInfo } from '../store/ownership';
 import { acquireFolderLock } from '../store/folderLock';
@@ -220,6 +220,13 @@ async function archiveEntries(
   const warnings: string[] = [];
   const archived: string[] = [];
   let newPackBytes = 0;
+  // An archive folder that is a link leads outside this folder: nothing is archived into it,
+  // no plain file is dropped for a copy there, nothing there is collected.
+  const unsafe = await archiveFoldersProblem(dir);
+  if (unsafe) {
+    warnings.push(`nothing was archived and nothing in the archive was collected: ${unsafe}; the plain snapshots stay as they are`);
+    return { archived, newPackBytes, gc: { deletedPacks: [], deletedBases: [], repacked: [], freedBytes: 0, cleaned: [], warnings: [] }, warnings };
+  }
   const older = entries.filter((e) => !e.archived).slice(plain);
   // Archiving removes the plain file, as a retention delete does: one a process has open (an
   // agent pointed at it, which has not written yet — a write shows as a sha256 mismatch) stays

@@ -281,7 +281,20 @@ export async function readConsistentImage(dbPath: string, sink: ImageSink, opts:
         continue;
       }
 
-      let info = await planImage(main, kind, scan, before, dbPath);
+      let info: ImageInfo;
+      try {
+        info = await planImage(main, kind, scan, before, dbPath);
+      } catch (e) {
+        // The main file's header against the WAL we scanned: a writer that changed the page
+        // size (rollback mode, page_size, VACUUM, WAL again) between our scan and this read
+        // left a header that disagrees with the WAL it deleted. That is a race, read again;
+        // only a disagreement that holds while neither file moves is the files' own state.
+        if (e instanceof BackupError && e.code === 'NOT_A_DATABASE' && (await movedSinceScan(dbPath, walPath, walRawStart, before))) {
+          lastReason = 'the database was rewritten (its page size changed) during the read';
+          continue;
+        }
+        throw e;
+      }
       info.attempts = attempt;
       await sink.begin(info);
       // Select mode: only the pages asked for, held until the end-of-read checks pass; never
@@ -632,6 +645,11 @@ async function endCheck(s: {
     }
   }
   return { ok: false, reason: 'the WAL was restarted or truncated by a checkpoint during the read', restarted: true };
+}
+
+/** Whether the WAL is no longer the one scanned (another header, or gone) or the main file changed since `before`. */
+async function movedSinceScan(dbPath: string, walPath: string, walRawStart: Buffer | undefined, before: MainState): Promise<boolean> {
+  return !sameBytes(walRawStart, await readWalHeaderAt(walPath)) || (await mainUnchanged(dbPath, before)) !== undefined;
 }
 
 /** Undefined when the main file is the same file, same size, same mtime and change counter as `before`. */

@@ -186,6 +186,54 @@ export async function refuseInsideArchive(dir: string): Promise<void> {
   }
 }
 
+/**
+ * Why nothing may be written or deleted in the archive of `dir`: one of its folders
+ * (`.ai-memory-archive`, `packs`, `snapshots`, `bases`) is a symlink or not a folder.
+ * This tool only ever makes them as real folders; a link (a backup folder copied from a
+ * shared drive, a pulled bucket, a hand-made layout) leads into another folder, often
+ * another backup folder's archive, and a collection there deleted every pack, base or
+ * temp of that archive that this folder's indexes do not name (its snapshots then no
+ * longer rebuild). Undefined when every one that exists is a real folder.
+ */
+export async function archiveFoldersProblem(dir: string): Promise<string | undefined> {
+  const paths = archivePaths(dir);
+  for (const p of [paths.root, paths.packs, paths.snapshots, paths.bases]) {
+    let st;
+    try {
+      st = await fsp.lstat(p);
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') continue; // made as a real folder when needed
+      return `${p} cannot be examined (${errorMessage(e)})`;
+    }
+    if (st.isSymbolicLink()) {
+      const target = await fsp.readlink(p).catch(() => '?');
+      return `${p} is a symlink (to ${target}), not a folder this tool made`;
+    }
+    if (!st.isDirectory()) return `${p} is not a folder`;
+  }
+  return undefined;
+}
+
+/** Throws UNSAFE_SNAPSHOT_PATH when {@link archiveFoldersProblem} finds one: before anything is written or deleted in the archive. */
+export async function refuseUnsafeArchiveFolders(dir: string): Promise<void> {
+  const problem = await archiveFoldersProblem(dir);
+  if (problem) {
+    throw new BackupError('UNSAFE_SNAPSHOT_PATH', `${problem}: nothing in the archive of ${dir} is written or deleted (it would land outside that folder).`, {
+      hint: `Replace the link by the folder it leads to (move it in), or remove it; the plain snapshots of ${dir} are not affected.`,
+    });
+  }
+}
+
+/**
+ * Whether `n` is a piece size an index or base can state: a power of two from 512 to 65,536
+ * (pieceSize's answers). Anything else is damage, never a size to work with: a rebuild's
+ * write buffers are sized by it (2^33 threw a RangeError that ended `verify --all` with no
+ * verdict at all) and a page of another length was blamed on the pack that holds it.
+ */
+function validPiece(n: unknown): n is number {
+  return typeof n === 'number' && Number.isInteger(n) && n >= 512 && n <= 65536 && (n & (n - 1)) === 0;
+}
+
 export function indexNameFor(snapshot: string): string {
   return manifestNameFor(snapshot).replace(/\.manifest\.json$/, '.idx');
 }
@@ -323,17 +371,28 @@ export class PackStore {
       if (errnoCode(e) === 'ENOENT') return store;
       throw ioError('reading', paths.packs, e);
     }
-    // Room for every row at once (counts from the packs' footers): growing by doubling held
-    // up to twice the rows, and every copy on the way was garbage (~16 MB at 500 MB).
+    // One buffer for the trailers, read a bounded run of entries at a time: a trailer read
+    // whole made a footer's claim the size of an allocation (a sparse 1.7 GB file named like
+    // a pack, 4 KB on disk, took a verify of any snapshot to 1.7 GB of RSS), and one buffer
+    // per pack was ~8 MB of garbage at 500 MB, freed among what stays.
+    const scratch = Buffer.allocUnsafe(TRAILER_READ_ENTRIES * ENTRY_BYTES);
+    // Every trailer checked first, a run at a time; room for the rows of those that pass at
+    // once (growing by doubling held up to twice the rows, and every copy was garbage).
+    const whole: { name: string; count: number }[] = [];
     let rows = 0;
-    for (const name of names) rows += await footerCount(join(paths.packs, name));
-    store.reserve(rows + (rows >> 4));
-    // One buffer for every trailer (~360 KB each at 16 MB packs): one per pack was ~8 MB of
-    // garbage at 500 MB, freed among what stays, and the process's heap kept the holes.
-    const scratch = { buf: Buffer.alloc(0) };
     for (const name of names) {
       try {
-        await store.addPack(join(paths.packs, name), name, scratch);
+        const count = await walkTrailer(join(paths.packs, name), scratch);
+        whole.push({ name, count });
+        rows += count;
+      } catch (e) {
+        store.unreadable.set(name, errorMessage(e));
+      }
+    }
+    store.reserve(rows + (rows >> 4));
+    for (const { name, count } of whole) {
+      try {
+        await store.addPack(join(paths.packs, name), name, count, scratch);
       } catch (e) {
         store.unreadable.set(name, errorMessage(e));
       }
@@ -341,43 +400,46 @@ export class PackStore {
     return store;
   }
 
-  private async addPack(path: string, name: string, scratch: { buf: Buffer }): Promise<void> {
-    const { fh } = await openRegular(path); // a FIFO named *.pack must not block the open
+  /**
+   * Adds the rows of a pack whose trailer walkTrailer found whole (`count` entries), read
+   * again a run at a time straight into the typed arrays (no object per row: 130,000 of them
+   * at 500 MB grew V8's young generation to its maximum for the rest of the process). A pack
+   * that changed since (another count, an entry out of bounds) adds nothing.
+   */
+  private async addPack(path: string, name: string, count: number, scratch: Buffer): Promise<void> {
+    const mark = { count: this.count, blobCount: this.blobCount, packs: this.packs.length };
     try {
-      const st = await fh.stat();
-      if (!st.isFile() || st.size < FOOTER_BYTES) throw new Error('too short for a pack');
-      const foot = Buffer.alloc(FOOTER_BYTES);
-      await readExactly(fh, foot, st.size - FOOTER_BYTES);
-      if (!foot.subarray(8).equals(PACK_MAGIC)) throw new Error('no pack trailer');
-      const version = foot.readUInt32LE(4);
-      if (version !== 1 && version !== PACK_VERSION) {
-        throw new Error(`pack format version ${version}, which this AI Memory Backup does not know (it reads versions 1 and ${PACK_VERSION}): written by a newer version? Upgrade to read it; it is left as it is`);
-      }
-      const entryBytes = version === 1 ? ENTRY_BYTES_V1 : ENTRY_BYTES;
-      const count = foot.readUInt32LE(0);
-      const tableBytes = count * entryBytes;
-      const dataEnd = st.size - FOOTER_BYTES - tableBytes;
-      if (dataEnd < 0) throw new Error('trailer larger than the pack');
-      if (scratch.buf.length < tableBytes) scratch.buf = Buffer.allocUnsafe(tableBytes + (tableBytes >> 2));
-      const table = scratch.buf.subarray(0, tableBytes);
-      await readExactly(fh, table, dataEnd);
-      // Straight from the trailer into the typed arrays: no object per row (130,000 of them
-      // at 500 MB grew V8's young generation to its maximum for the rest of the process).
-      for (let i = 0; i < count; i++) {
-        const e = i * entryBytes;
-        const off = table.readUInt32LE(e + 32);
-        const len = table.readUInt32LE(e + 36);
-        const blobRaw = table.readUInt32LE(e + 40);
-        const inner = version === 1 ? 0 : table.readUInt32LE(e + 44);
-        const raw = version === 1 ? blobRaw : table.readUInt32LE(e + 48);
-        if (off + len > dataEnd || raw === 0 || raw > 65536 || blobRaw > MAX_BLOB_RAW || inner + raw > blobRaw || (version === 2 && len > blobRaw)) {
-          throw new Error(`entry ${i} points outside the pack`);
-        }
-      }
-      this.addTrailer(name, st.size, version, table, count);
-    } finally {
-      await fh.close();
+      await walkTrailer(
+        path,
+        scratch,
+        (version, size, table, n) => {
+          if (this.packs.length === mark.packs) this.beginPack(name, size, version, count);
+          const entryBytes = version === 1 ? ENTRY_BYTES_V1 : ENTRY_BYTES;
+          const p = this.packs.length - 1;
+          for (let i = 0; i < n; i++) {
+            const e = i * entryBytes;
+            const blobRaw = table.readUInt32LE(e + 40);
+            this.addRow(p, table, e, table.readUInt32LE(e + 32), table.readUInt32LE(e + 36), blobRaw, version === 1 ? 0 : table.readUInt32LE(e + 44), version === 1 ? blobRaw : table.readUInt32LE(e + 48));
+          }
+        },
+        count,
+      );
+      if (this.packs.length === mark.packs) throw new Error('changed while it was read');
+      this.packEnd.push(this.count);
+    } catch (e) {
+      this.rollBack(mark);
+      throw e;
     }
+  }
+
+  /** Forgets every row, blob and pack added after `mark` (a pack that changed while its rows were added). */
+  private rollBack(mark: { count: number; blobCount: number; packs: number }): void {
+    if (this.count === mark.count && this.packs.length === mark.packs) return;
+    this.count = mark.count;
+    this.blobCount = mark.blobCount;
+    for (const a of [this.packs, this.packBytes, this.packVersion, this.packStart, this.packEnd]) a.length = Math.min(a.length, mark.packs);
+    this.table.fill(0);
+    for (let i = 0; i < this.count; i++) if (this.rowCanon[i] === i) this.insert(i);
   }
 
   /** Records the rows of a pack from its trailer's `count` entries in `table` (read, or just written by this process). */
@@ -571,21 +633,63 @@ function resized<T extends Int32Array | Uint32Array | Uint16Array>(a: T, cap: nu
   return b;
 }
 
-/** The number of entries a pack's footer announces; 0 when it cannot be read (addPack says why). */
-async function footerCount(path: string): Promise<number> {
-  const fh = await openRegular(path).then(
-    (r) => r.fh,
-    () => undefined,
-  );
-  if (!fh) return 0;
+/** Trailer entries read at a time (PackStore.load): ~425 KB, whatever a footer says. */
+const TRAILER_READ_ENTRIES = 8192;
+
+/**
+ * Reads the trailer of the pack at `path` a run of entries at a time through `scratch`,
+ * checking each entry (its blob inside the pack's data, lengths within what a pack holds),
+ * and hands each run to `each` (format version, pack size, the run's entries, how many, the
+ * first one's number). Returns the entry count. Throws, saying why, for a file that is no
+ * pack, a trailer larger than the file, an entry out of bounds, or (with `expect`) another
+ * count than `expect`. Memory: `scratch`, whatever the footer claims.
+ */
+async function walkTrailer(
+  path: string,
+  scratch: Buffer,
+  each?: (version: number, size: number, table: Buffer, n: number, first: number) => void,
+  expect?: number,
+): Promise<number> {
+  const { fh } = await openRegular(path); // a FIFO named *.pack must not block the open
   try {
     const st = await fh.stat();
-    if (st.size < FOOTER_BYTES) return 0;
+    if (!st.isFile() || st.size < FOOTER_BYTES) throw new Error('too short for a pack');
     const foot = Buffer.alloc(FOOTER_BYTES);
     await readExactly(fh, foot, st.size - FOOTER_BYTES);
-    return foot.subarray(8).equals(PACK_MAGIC) ? Math.min(foot.readUInt32LE(0), Math.floor(st.size / ENTRY_BYTES_V1)) : 0;
-  } catch {
-    return 0;
+    if (!foot.subarray(8).equals(PACK_MAGIC)) throw new Error('no pack trailer');
+    const version = foot.readUInt32LE(4);
+    if (version !== 1 && version !== PACK_VERSION) {
+      throw new Error(`pack format version ${version}, which this AI Memory Backup does not know (it reads versions 1 and ${PACK_VERSION}): written by a newer version? Upgrade to read it; it is left as it is`);
+    }
+    const entryBytes = version === 1 ? ENTRY_BYTES_V1 : ENTRY_BYTES;
+    const count = foot.readUInt32LE(0);
+    if (expect !== undefined && count !== expect) throw new Error('changed while it was read');
+    const dataEnd = st.size - FOOTER_BYTES - count * entryBytes;
+    if (dataEnd < 0) throw new Error('trailer larger than the pack');
+    const run = Math.floor(scratch.length / entryBytes);
+    for (let first = 0; first < count; first += run) {
+      const n = Math.min(run, count - first);
+      const table = scratch.subarray(0, n * entryBytes);
+      await readExactly(fh, table, dataEnd + first * entryBytes);
+      for (let i = 0; i < n; i++) {
+        const e = i * entryBytes;
+        const off = table.readUInt32LE(e + 32);
+        const len = table.readUInt32LE(e + 36);
+        const blobRaw = table.readUInt32LE(e + 40);
+        const inner = version === 1 ? 0 : table.readUInt32LE(e + 44);
+        const raw = version === 1 ? blobRaw : table.readUInt32LE(e + 48);
+        // A blob is read whole (its stored length), so that length is bounded too: v2 stores
+        // a blob that does not shrink as it is; v1 deflated each page, which adds a few bytes
+        // at most (zlib's deflateBound).
+        const maxLen = version === 1 ? blobRaw + (blobRaw >> 10) + 64 : blobRaw;
+        if (off + len > dataEnd || raw === 0 || raw > 65536 || blobRaw > MAX_BLOB_RAW || inner + raw > blobRaw || len > maxLen) {
+          throw new Error(`entry ${first + i} points outside the pack`);
+        }
+      }
+      each?.(version, st.size, table, n, first);
+    }
+    if (count === 0) each?.(version, st.size, scratch.subarray(0, 0), 0, 0); // a pack of no pages (collected as unused)
+    return count;
   } finally {
     await fh.close();
   }
@@ -1083,8 +1187,7 @@ class ChangedPageHashes {
       !whole(h.changed) ||
       !whole(h.pieces) ||
       !whole(h.bytes) ||
-      !whole(h.piece) ||
-      h.piece < 1 ||
+      !validPiece(h.piece) ||
       h.pieces !== Math.ceil(h.bytes / h.piece) ||
       h.changed > h.pieces ||
       size - 32 - (12 + jl) !== h.changed * CHANGE_BYTES ||
@@ -1245,7 +1348,16 @@ export async function readIndex(path: string, into?: IndexBuffer): Promise<PageI
     throw bad('header');
   }
   const hashes = body.subarray(12 + jl);
-  if (header.v !== 1 || hashes.length !== header.pieces * 32 || header.pieces !== Math.ceil(header.bytes / header.piece)) throw bad('shape');
+  if (
+    header.v !== 1 ||
+    !validPiece(header.piece) ||
+    !Number.isInteger(header.bytes) ||
+    header.bytes < 0 ||
+    hashes.length !== header.pieces * 32 ||
+    header.pieces !== Math.ceil(header.bytes / header.piece)
+  ) {
+    throw bad('shape');
+  }
   return { header, hashes };
 }
 
@@ -1315,7 +1427,7 @@ async function indexRows(path: string, store: PackStore, window: Buffer, opts: {
       return await whole();
     }
     const start = 12 + jl;
-    if (header.v !== 1 || size - 32 - start !== header.pieces * 32 || header.pieces !== Math.ceil(header.bytes / header.piece)) return await whole();
+    if (header.v !== 1 || !validPiece(header.piece) || !Number.isInteger(header.bytes) || header.bytes < 0 || size - 32 - start !== header.pieces * 32 || header.pieces !== Math.ceil(header.bytes / header.piece)) return await whole();
     const body = createHash('sha256').update(b.subarray(0, start));
     rows = into ? rowsFor(into, header.pieces) : new Int32Array(header.pieces);
     const step = Math.floor(window.length / 32) * 32;
@@ -1425,6 +1537,7 @@ export interface ArchiveResult {
  */
 export async function archiveSnapshot(dir: string, name: string, manifest: Manifest, store: PackStore, signal?: AbortSignal): Promise<ArchiveResult> {
   store.needWholeHashes(); // what is found in it is not stored again
+  await refuseUnsafeArchiveFolders(dir);
   const paths = archivePaths(dir);
   const plain = join(dir, name);
   const plainManifest = join(dir, manifestNameFor(name));
@@ -1563,6 +1676,16 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
   } finally {
     await fh.close();
   }
+  // The archived copy rebuilt (hashed only) to the manifest's sha256 before the plain file
+  // goes. A page found by its hash is taken from the pack that lists it, and a pack's name
+  // proves its bytes, not that each page it lists hashes to what its trailer says: a pack
+  // that lies (whole, named by its own bytes) made an archived copy that rebuilt to other
+  // bytes, and the plain file, the only good copy, was deleted for it.
+  const problem = await archivedProblem(dir, name, manifest, store);
+  if (problem) {
+    await deleteArchived(dir, name);
+    throw damaged(`${name} was not archived: its archived copy would not rebuild (${problem}); it stays a plain file.`, 'Run `verify --all` to see which pack is at fault and which archived snapshots it affects.');
+  }
   await dropPlain(dir, name);
   return { name, pieces: pieceCount, newPieces, newPackBytes: packer.written.reduce((a, w) => a + w.size, 0) };
 }
@@ -1683,21 +1806,20 @@ async function publishBase(paths: ArchivePaths, name: string, bytes: Buffer, mod
  * copy of the same snapshot, which may be the good one (a copy put back after damage).
  */
 export async function archivedProblem(dir: string, name: string, manifest: Manifest, store: PackStore): Promise<string | undefined> {
-  const paths = archivePaths(dir);
-  let got: Awaited<ReturnType<typeof indexRows>>;
+  // Rebuilt (hashed, nothing written) against the manifest's sha256: its index read and
+  // checked, its header against the manifest, every page in a pack, and then the bytes. The
+  // checks short of a rebuild (pages in packs, packs whole) passed an index that is whole but
+  // names other pages, and a pack whose bytes match its name but whose trailer says a page is
+  // what it is not: the plain file, the only good copy, was dropped for a copy that rebuilds
+  // to other bytes (and pull took such a copy as present).
   try {
-    got = await indexRows(join(paths.snapshots, indexNameFor(name)), store, Buffer.allocUnsafe(REBUILD_WINDOW_BYTES));
+    const r = await rebuildArchived(dir, name, undefined, { store });
+    if (r.sha256 !== manifest.sha256 || r.bytes !== manifest.bytes) return 'its archived manifest is not this one';
+    return undefined;
   } catch (e) {
+    if (e instanceof BackupError && e.code === 'CANCELLED') throw e;
     return errorMessage(e);
   }
-  const { header: h, rows, firstMissing } = got;
-  if (h.snapshot !== name || h.sha256 !== manifest.sha256 || h.bytes !== manifest.bytes) return 'its page index does not match its manifest';
-  if (firstMissing >= 0) return `page ${firstMissing + 1} is in no pack`;
-  const used = new Set<number>();
-  let last = -1;
-  for (const r of rows) if (store.packOf(r) !== last) used.add((last = store.packOf(r)));
-  const bad = await firstDamagedPack(paths, store, used);
-  return bad && `pack ${bad.pack} is damaged (${bad.problem})`;
 }
 
 /**
@@ -1725,6 +1847,7 @@ export async function dropPlain(dir: string, name: string): Promise<void> {
 
 /** Deletes an archived snapshot: its manifest (then it no longer exists), then its index. */
 export async function deleteArchived(dir: string, name: string): Promise<void> {
+  await refuseUnsafeArchiveFolders(dir);
   const paths = archivePaths(dir);
   await fsp.rm(join(paths.snapshots, manifestNameFor(name)), { force: true });
   crashPoint('archive:delete-between');
@@ -2085,7 +2208,8 @@ export interface RebuildResult {
 export async function rebuildArchived(
   dir: string,
   name: string,
-  out: string,
+  /** The new file to write; undefined: nothing is written, the rebuilt bytes are only hashed (is it what its manifest says?). */
+  out: string | undefined,
   opts: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void; store?: PackStore; checkPages?: boolean; buffers?: RebuildBuffers; mode?: number } = {},
 ): Promise<RebuildResult> {
   for (let attempt = 1; ; attempt++) {
@@ -2104,7 +2228,7 @@ export async function rebuildArchived(
 async function rebuildOnce(
   dir: string,
   name: string,
-  out: string,
+  out: string | undefined,
   given: PackStore | undefined,
   opts: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void; checkPages?: boolean; buffers?: RebuildBuffers; mode?: number },
 ): Promise<RebuildResult> {
@@ -2139,10 +2263,13 @@ async function rebuildOnce(
   source.plan(rows, buffers.nextUse);
   // As its folders let others reach it, and its group bits only for its own group (atomicFs.reachableMode): a rebuild lands outside the archive (materialize, a mirror).
   // `mode`: the caller's (a private temp file in the system's temp folder is 0600).
-  const mode = opts.mode ?? ((await reachableMode(manifestPath, dirname(out)).catch(() => 0o600)) & 0o666);
-  const fh = await fsp.open(out, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode).catch((e: unknown) => {
-    throw ioError('creating', out, e);
-  });
+  const mode = out === undefined ? 0o600 : (opts.mode ?? ((await reachableMode(manifestPath, dirname(out)).catch(() => 0o600)) & 0o666));
+  const fh =
+    out === undefined
+      ? undefined
+      : await fsp.open(out, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode).catch((e: unknown) => {
+          throw ioError('creating', out, e);
+        });
   const whole = createHash('sha256');
   const writeBytes = Math.max(h.piece, Math.floor(REBUILD_WRITE_BYTES / h.piece) * h.piece);
   const writeBuf = (): Buffer => {
@@ -2154,18 +2281,20 @@ async function rebuildOnce(
   let pending: Promise<void> | undefined;
   const bufs = [writeBuf(), writeBuf()];
   let turn = 0;
-  const writeback = new EarlyWriteback(fh);
+  const writeback = fh && new EarlyWriteback(fh);
   const flush = async () => {
     if (!used0) return;
     const b = bufs[turn].subarray(0, used0);
     whole.update(b);
     if (pending) await pending;
-    writeback.wrote(used0);
     const at = written;
-    pending = writeAll(fh, b, at).catch((e: unknown) => {
-      throw ioError('writing', out, e);
-    });
-    pending.catch(() => undefined); // awaited at the next flush; no unhandled rejection meanwhile
+    if (fh && writeback) {
+      writeback.wrote(used0);
+      pending = writeAll(fh, b, at).catch((e: unknown) => {
+        throw ioError('writing', out as string, e);
+      });
+      pending.catch(() => undefined); // awaited at the next flush; no unhandled rejection meanwhile
+    }
     written += used0;
     used0 = 0;
     turn ^= 1;
@@ -2186,25 +2315,25 @@ async function rebuildOnce(
     await flush();
     if (pending) await pending;
     try {
-      await writeback.settle();
-      await fh.sync();
+      await writeback?.settle();
+      await fh?.sync();
     } catch (e) {
-      throw ioError('saving', out, e);
+      throw ioError('saving', out as string, e);
     }
   } catch (e) {
     await pending?.catch(() => undefined);
     buffers.writes.push(...bufs);
-    await writeback.settle().catch(() => undefined);
-    await fh.close().catch(() => undefined);
+    await writeback?.settle().catch(() => undefined);
+    await fh?.close().catch(() => undefined);
     await source.close();
-    await fsp.rm(out, { force: true }).catch(() => undefined);
+    if (out !== undefined) await fsp.rm(out, { force: true }).catch(() => undefined);
     throw e;
   }
   buffers.writes.push(...bufs); // every write is done
-  await fh.close();
+  await fh?.close();
   const sha256 = whole.digest('hex');
   if (sha256 !== manifest.sha256 || written !== manifest.bytes || badPages.length) {
-    await fsp.rm(out, { force: true }).catch(() => undefined);
+    if (out !== undefined) await fsp.rm(out, { force: true }).catch(() => undefined);
     try {
       // Which pages, in which packs: each page again, against its hash.
       if (!opts.checkPages) {
@@ -2258,6 +2387,11 @@ export async function collectGarbage(dir: string, opts: { pinned: boolean; repac
   try {
     await fsp.access(paths.root);
   } catch {
+    return res;
+  }
+  const unsafe = await archiveFoldersProblem(dir);
+  if (unsafe) {
+    res.warnings.push(`nothing in the archive was collected: ${unsafe}`);
     return res;
   }
   res.cleaned.push(...(await cleanStaleTemps(paths.packs)), ...(await cleanStaleTemps(paths.snapshots)), ...(await cleanStaleTemps(paths.bases)));
