@@ -250,6 +250,39 @@ describe('archive: hostile backup folders', function () {
     assert.strictEqual((await cli(['verify', '--from', newest], { cwd: tmp.path })).code, 0);
   });
 
+  it('packs we wrote are recorded as proven; a pack missing from the record (lost, or made elsewhere) is read entry by entry before it is trusted', async () => {
+    const dir = tmp.join('backups');
+    const names = await folderWithArchive(dir);
+    const { root, packs } = archivePaths(dir);
+    const record = path.join(root, 'proven-packs');
+    const listed = () => fs.readFileSync(record, 'utf8').split('\n').slice(1).filter(Boolean);
+    const onDisk = () => fs.readdirSync(packs).filter((n) => n.endsWith('.pack')).sort();
+    assert.deepStrictEqual(listed(), onDisk(), 'every pack written is in the record');
+    // The record gone (or never there: an archive from before it): the next archiving proves
+    // the packs it shares pages with by reading them, archives, and records them again.
+    fs.rmSync(record);
+    const before = new Set(onDisk());
+    seedMemory(db, 'ns', 'later', 'a later memory');
+    const b = await cli(['backup', '--db', db, '--to', dir, '--keep', '10', '--plain', '1'], { cwd: tmp.path });
+    assert.strictEqual(b.code, 0, b.stderr);
+    assert.doesNotMatch(b.stderr, /stays plain/);
+    assert.ok(!fs.existsSync(path.join(dir, names[3])), 'the fourth snapshot was archived');
+    const written = onDisk().filter((n) => !before.has(n));
+    assert.ok(written.length > 0, 'archiving wrote a pack');
+    // Listed: the packs it wrote, and those it shared pages with (proven by reading them); no other.
+    assert.ok(listed().length > written.length, `only the new packs are listed: ${listed().join(', ')}`);
+    for (const n of written) assert.ok(listed().includes(n), `${n}, written now, is not listed`);
+    for (const n of listed()) assert.ok(onDisk().includes(n), `${n} is listed but not in the folder`);
+    // A record that is not one (another program's file, a damaged one) is no record.
+    fs.writeFileSync(record, `something else\n${onDisk().join('\n')}\n`);
+    seedMemory(db, 'ns', 'later2', 'another memory');
+    const c = await cli(['backup', '--db', db, '--to', dir, '--keep', '10', '--plain', '1'], { cwd: tmp.path });
+    assert.strictEqual(c.code, 0, c.stderr);
+    assert.doesNotMatch(c.stderr, /stays plain/);
+    assert.match(fs.readFileSync(record, 'utf8'), /^ai-memory-backup proven packs 1\n/);
+    assert.strictEqual((await cli(['verify', '--from', dir, '--all'], { cwd: tmp.path })).code, 0);
+  });
+
   it("packs whose trailer claims more than they hold (sparse files: GBs to whoever reads them, KBs on disk) cost no memory: verify --all stays small and judges every snapshot", async () => {
     const dir = tmp.join('backups');
     const names = await folderWithArchive(dir);

@@ -331,6 +331,15 @@ export class PackStore {
    */
   readonly intact = new Set<string>();
   /**
+   * Packs each of whose trailer entries is known to be the page it says (its blob inflates
+   * to bytes with that hash): written by us (BlobPacker: every page hashed from its bytes,
+   * every blob inflated back before it was written) or proven entry by entry (provenPacks
+   * below). Kept across runs in the archive's PROVEN_NAME record (loadProven).
+   */
+  readonly proven = new Set<string>();
+  provenLoaded = false;
+  provenDirty = false;
+  /**
    * Per database (`source_db`): the base its snapshot archived last in this process took or
    * wrote, and the change bytes the kept indexes store against it: the next snapshot's
    * candidate (sharedBase). The first archive of a run reads them from the folder's indexes;
@@ -929,6 +938,8 @@ class BlobPacker {
       this.written.push(done);
       this.store.addTrailer(done.name, done.size, PACK_VERSION, w.table, w.rows);
       this.store.intact.add(done.name); // its blobs were inflated back before they were written
+      this.store.proven.add(done.name); // …each from pages whose hashes were taken from their bytes
+      this.store.provenDirty = true;
     }
     if (w) this.spare = { buf: w.buf, table: w.table }; // copied into the store: free for the next pack
     this.pending.clear();
@@ -1633,6 +1644,15 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
     if (bad) {
       throw damaged(`${name} was not archived: pack ${bad.pack}, which holds pages it shares with archived snapshots, is damaged (${bad.problem}); it stays a plain file.`, 'Run `verify --all` to see which archived snapshots the pack affects; they rebuild only from a copy of it.');
     }
+    // …and holding what its trailer lists. A pack's name proves its bytes, not that each page
+    // it lists is what its trailer says: a pack that lies (whole, named by its own bytes:
+    // made by hand, copied in, or written wrong) made an archived copy that rebuilt to other
+    // bytes, and the plain file, the only good copy, was deleted for it. Packs we wrote are
+    // such by construction; any other is proven entry by entry once (provenPacks).
+    const lying = await firstUnprovenPack(paths, store, shared, signal);
+    if (lying) {
+      throw damaged(`${name} was not archived: its archived copy would not rebuild (pack ${lying.pack} does not hold what its trailer lists: ${lying.problem}); it stays a plain file.`, 'Run `verify --all` to see which pack is at fault and which archived snapshots it affects.');
+    }
     // The manifest is kept byte for byte (a signed manifest's bytes are what its signature
     // covers). The caller checked it moments ago under the lock; read again here (the rule of
     // regularFile.ts), it must still be the manifest of the bytes just hashed, or one replaced
@@ -1676,16 +1696,7 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
   } finally {
     await fh.close();
   }
-  // The archived copy rebuilt (hashed only) to the manifest's sha256 before the plain file
-  // goes. A page found by its hash is taken from the pack that lists it, and a pack's name
-  // proves its bytes, not that each page it lists hashes to what its trailer says: a pack
-  // that lies (whole, named by its own bytes) made an archived copy that rebuilt to other
-  // bytes, and the plain file, the only good copy, was deleted for it.
-  const problem = await archivedProblem(dir, name, manifest, store);
-  if (problem) {
-    await deleteArchived(dir, name);
-    throw damaged(`${name} was not archived: its archived copy would not rebuild (${problem}); it stays a plain file.`, 'Run `verify --all` to see which pack is at fault and which archived snapshots it affects.');
-  }
+  await saveProven(paths, store, mode);
   await dropPlain(dir, name);
   return { name, pieces: pieceCount, newPieces, newPackBytes: packer.written.reduce((a, w) => a + w.size, 0) };
 }
@@ -1833,6 +1844,81 @@ async function firstDamagedPack(paths: ArchivePaths, store: PackStore, packs: It
     const problem = await packProblem(paths, pack, signal);
     if (problem) return { pack, problem };
     store.intact.add(pack);
+  }
+  return undefined;
+}
+
+/**
+ * The record of proven packs (PackStore.proven), in the archive folder: a first line, then a
+ * pack name a line. Only a shortcut: lost, damaged or absent, each pack a snapshot shares
+ * pages with is proven again the next time (a hash-only rebuild of a 500 MB snapshot at each
+ * archiving was ~4 s, more than the archiving itself). It never vouches for bytes: every
+ * pack shared is still hashed to its name before a plain file goes (firstDamagedPack), so a
+ * pack changed since it was proven fails there. Whoever can write this record can as well
+ * replace the plain snapshots and their manifests; it is trusted no more than the folder.
+ */
+const PROVEN_NAME = 'proven-packs';
+const PROVEN_HEAD = 'ai-memory-backup proven packs 1';
+const PACK_FILE_RE = /^[0-9a-f]{64}\.pack$/;
+
+async function loadProven(paths: ArchivePaths, store: PackStore): Promise<void> {
+  if (store.provenLoaded) return;
+  store.provenLoaded = true;
+  let lines: string[];
+  try {
+    lines = (await readSmallRegularBytes(join(paths.root, PROVEN_NAME), 16 << 20)).toString('utf8').split('\n');
+  } catch {
+    return; // none yet, or unreadable: packs are proven again as they are used
+  }
+  if (lines[0] !== PROVEN_HEAD) return;
+  for (const l of lines.slice(1)) if (PACK_FILE_RE.test(l)) store.proven.add(l);
+}
+
+/** Writes the record when it gained packs: those of them still in the folder. Best effort (a full disk only costs a proof later). */
+async function saveProven(paths: ArchivePaths, store: PackStore, mode: number): Promise<void> {
+  if (!store.provenDirty) return;
+  try {
+    await loadProven(paths, store); // packs proven by an earlier run stay listed
+    const present = new Set(await fsp.readdir(paths.packs));
+    const names = [...store.proven].filter((n) => present.has(n)).sort();
+    await writeFileAtomic(join(paths.root, PROVEN_NAME), `${PROVEN_HEAD}\n${names.join('\n')}\n`, mode & 0o666, { purpose: 'proven', syncDir: false });
+    store.provenDirty = false;
+  } catch {
+    // the record stays as it was
+  }
+}
+
+/**
+ * The first of `packs` (numbers in `store`) with a trailer entry that is not the page it
+ * says (its blob does not inflate, or to bytes of another hash), or undefined. Packs in the
+ * record (or written by this process) are not read; each other one is read entry by entry
+ * once and then recorded.
+ */
+async function firstUnprovenPack(paths: ArchivePaths, store: PackStore, packs: Iterable<number>, signal?: AbortSignal): Promise<{ pack: string; problem: string } | undefined> {
+  await loadProven(paths, store);
+  let source: PageSource | undefined;
+  try {
+    for (const p of packs) {
+      const pack = store.packs[p];
+      if (store.proven.has(pack)) continue;
+      source ??= new PageSource(paths, store);
+      for (let r = store.packStart[p]; r < store.packEnd[p]; r++) {
+        if (signal?.aborted) throw new BackupError('CANCELLED', 'Cancelled; the snapshot stays a plain file.');
+        const what = `entry ${r - store.packStart[p] + 1} of its trailer`;
+        let page: Buffer;
+        try {
+          page = await source.page(r, what);
+        } catch (e) {
+          if (e instanceof BackupError && e.code === 'CANCELLED') throw e;
+          return { pack, problem: errorMessage(e) };
+        }
+        if (!pageHashIs(page, store.hashOf(r), 0)) return { pack, problem: `${what} is not the page it lists` };
+      }
+      store.proven.add(pack);
+      store.provenDirty = true;
+    }
+  } finally {
+    await source?.close();
   }
   return undefined;
 }
@@ -2394,7 +2480,7 @@ export async function collectGarbage(dir: string, opts: { pinned: boolean; repac
     res.warnings.push(`nothing in the archive was collected: ${unsafe}`);
     return res;
   }
-  res.cleaned.push(...(await cleanStaleTemps(paths.packs)), ...(await cleanStaleTemps(paths.snapshots)), ...(await cleanStaleTemps(paths.bases)));
+  res.cleaned.push(...(await cleanStaleTemps(paths.root)), ...(await cleanStaleTemps(paths.packs)), ...(await cleanStaleTemps(paths.snapshots)), ...(await cleanStaleTemps(paths.bases)));
   // Indexes whose manifest is gone: a crash while archiving or deleting.
   const names = await fsp.readdir(paths.snapshots).catch(() => [] as string[]);
   const have = new Set(names);
@@ -2513,6 +2599,7 @@ async function repack(paths: ArchivePaths, store: PackStore, packs: number[], li
   }
   await source.close();
   await fsyncDir(paths.packs);
+  await saveProven(paths, store, mode); // the new packs: every page moved was checked against its hash
   crashPoint('archive:repack-written');
   for (const p of packs) {
     await fsp.rm(join(paths.packs, store.packs[p]), { force: true });
