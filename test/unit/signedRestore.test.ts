@@ -13,7 +13,7 @@ import { publicKeyFromSeed, keyFingerprint } from '../../src/core/common/ed25519
 import { runBackup } from '../../src/core/ops/backup';
 import { runRestore } from '../../src/core/ops/restore';
 import type { OperatorPublicKey } from '../../src/core/store/operatorKey';
-import { aiMemory1RestoreChecks, aiMemory1SelectLatest, aiMemory1Sign } from '../support/aiMemory1Restore';
+import { aiMemory1RestoreChecks, aiMemory1SelectLatest, aiMemory1Sign, nobleSign } from '../support/aiMemory1Restore';
 import { createAiMemoryDb, readMemories, seedMemory } from '../support/aiMemoryDb';
 import { cli } from '../support/cliRun';
 import { runCliProcess } from '../support/reliability';
@@ -202,6 +202,36 @@ describe('ai-memory 1.0: signed backups and restores', function () {
       const r = await signedBackup();
       writeJson(r.manifestPath, aiMemory1Sign(readJson(r.manifestPath), SEED, { dst: 'ai-memory/rules/v1' }));
       await refusedUntouched(runRestore({ dbPath: db, from: r.snapshotPath, anchor: ANCHOR }), 'SIGNATURE_REFUSED', /ai-memory\/rules\/v1/);
+    });
+
+    /** The manifest with `text` as its signed payload, signed by the operator key (the signature verifies). */
+    function signPayloadText(manifestPath: string, text: (payload: string) => string) {
+      const m = readJson(manifestPath);
+      const bytes = Buffer.from(text(Buffer.from(m.signed_payload as string, 'base64').toString('utf8')), 'utf8');
+      writeJson(manifestPath, { ...m, signed_payload: bytes.toString('base64'), signature: Buffer.from(nobleSign(new Uint8Array(bytes), SEED)).toString('base64') });
+    }
+
+    it('a payload serde_json refuses (a duplicate field), signed with the operator key, is refused — by restore and by --latest — not read as JSON.parse reads it', async () => {
+      const older = await signedBackup(dir, db, new Date('2026-11-01T00:00:00Z'));
+      seedMemory(db, 'ns', 'a second snapshot', 'x');
+      const r = await signedBackup(dir, db, new Date('2026-11-02T00:00:00Z'));
+      assert.notStrictEqual(r.snapshotPath, older.snapshotPath);
+      // The first "snapshot" names the older file; JSON.parse keeps the last one, serde refuses the pair.
+      signPayloadText(r.manifestPath, (t) => t.replace('"snapshot":', `"snapshot":${JSON.stringify(path.basename(older.snapshotPath))},"snapshot":`));
+      await refusedUntouched(runRestore({ dbPath: db, from: r.snapshotPath, anchor: ANCHOR }), 'SIGNATURE_REFUSED', /duplicate field "snapshot"/);
+      await refusedUntouched(runRestore({ dbPath: db, from: dir, anchor: ANCHOR, latest: true }), 'SIGNATURE_REFUSED', /duplicate field "snapshot"/);
+      signPayloadText(r.manifestPath, (t) => t.replace(/"snapshot":"[^"]*",/, '').replace('"v":1,', '"v":1.0,'));
+      await refusedUntouched(runRestore({ dbPath: db, from: r.snapshotPath, anchor: ANCHOR }), 'SIGNATURE_REFUSED', /"v" is 1\.0, a float/);
+    });
+
+    it('a payload serde_json reads (the struct as an array of its 11 values) restores, as 1.0 restores it', async () => {
+      const r = await signedBackup();
+      signPayloadText(r.manifestPath, (t) => JSON.stringify(Object.values(JSON.parse(t) as Record<string, unknown>)));
+      seedMemory(db, 'ns', 'added after the backup', 'x');
+      const res = await runRestore({ dbPath: db, from: r.snapshotPath, anchor: ANCHOR });
+      assert.strictEqual(res.status, 'restored');
+      assert.strictEqual(res.plan.signature?.state, 'verified');
+      assert.strictEqual(readMemories(db).length, 12);
     });
 
     it('a renamed signed pair is refused', async () => {

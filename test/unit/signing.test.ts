@@ -204,6 +204,66 @@ describe('ai-memory 1.0 signed manifests', () => {
       assert.ok(v.state === 'refused' && /not a backup manifest/.test(v.reason));
     });
 
+    describe('the signed payload read as serde_json reads SignedPayload (not as JSON.parse does)', () => {
+      const text = encodeSignedPayload(payload()).toString('utf8');
+      const signedText = (t: string | Buffer) => {
+        const bytes = Buffer.isBuffer(t) ? t : Buffer.from(t, 'utf8');
+        return judgeSignature({ ...plain(payload()), signed_payload: bytes.toString('base64'), signature: signEd25519(SEED, bytes).toString('base64') }, anchor);
+      };
+      // Each is signed by the operator key: the signature verifies, and 1.0 still refuses the payload.
+      const refused: [string, string | Buffer, RegExp][] = [
+        ['a duplicate field (JSON.parse keeps the last; serde refuses)', text.replace('"snapshot":', '"snapshot":"ai-memory-2025-01-01T000000Z.db","snapshot":'), /duplicate field "snapshot"/],
+        ['an integer written as a float (1.0)', text.replace('"v":1,', '"v":1.0,'), /"v" is 1\.0, a float/],
+        ['an integer with an exponent (3e0)', text.replace('"memory_count":3', '"memory_count":3e0'), /"memory_count" is 3e0, a float/],
+        ['-0, which serde_json reads as a float', text.replace('"memory_count":3', '"memory_count":-0'), /"memory_count" is -0, a float/],
+        ['a negative byte count (u64)', text.replace('"bytes":4096', '"bytes":-1'), /"bytes" is -1, outside u64/],
+        ['an i64 beyond 2^63', text.replace('"schema_version":98', '"schema_version":9223372036854775808'), /outside i64/],
+        ['a leading byte-order mark (TextDecoder drops it; serde does not)', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text)]), /expected a JSON object/],
+        ['a lone surrogate escape in a string', text.replace('"version":"', '"version":"\\udc00'), /lone surrogate/],
+        ['a field value that is not UTF-8', Buffer.concat([Buffer.from(text.slice(0, text.indexOf('1.0.0'))), Buffer.from([0xff]), Buffer.from(text.slice(text.indexOf('1.0.0')))]), /not UTF-8/],
+        ['a missing field', text.replace(',"memory_count":3', ''), /missing field "memory_count"/],
+        ['null for a field', text.replace('"backend":"sqlite"', '"backend":null'), /"backend" is not a string/],
+        ['a trailing comma', text.replace(/}$/, ',}'), /expected a key/],
+        ['trailing characters', `${text} x`, /trailing characters/],
+        ['an array of 10 values', JSON.stringify(Object.values(payload()).slice(0, 10)), /array of 10 values/],
+        ['an array of 12 values', JSON.stringify([...Object.values(payload()), 1]), /"\]" after the 11 fields/],
+      ];
+      for (const [what, t, re] of refused) {
+        it(`refused: ${what}`, () => {
+          const v = signedText(t);
+          assert.strictEqual(v.state, 'refused', what);
+          assert.match(v.state === 'refused' ? v.reason : '', re);
+          assert.match(v.state === 'refused' ? v.reason : '', /not one ai-memory 1\.0 reads/);
+        });
+      }
+
+      const accepted: [string, string | Buffer][] = [
+        ['the fields in another order, with spaces and newlines', JSON.stringify(Object.fromEntries(Object.entries(payload()).reverse()), null, 2)],
+        ['unknown fields of any shape (serde skips them)', text.replace(/}$/, ',"extra":{"a":[1.5e300,-0,true,null,"\\udc00",{"k":[]}]},"more":"x"}')],
+        ['escaped characters and a surrogate pair', text.replace('"source_db":"/srv/ai-memory.db"', '"source_db":"\\/srv\\/ai-memory.db \\ud83d\\ude00"')],
+        ['escaped key names', text.replace('"snapshot":', '"sn\\u0061pshot":')],
+        ['the struct as an array of the 11 values in field order (serde\'s derive reads a sequence)', JSON.stringify(Object.values(payload()))],
+      ];
+      for (const [what, t] of accepted) {
+        it(`verified, as 1.0 verifies it: ${what}`, () => {
+          const v = signedText(t);
+          assert.strictEqual(v.state, 'verified', v.state === 'refused' ? v.reason : '');
+          assert.strictEqual(v.state === 'verified' && v.payload.snapshot, payload().snapshot);
+          assert.strictEqual(v.state === 'verified' && v.payload.memory_count, 3);
+        });
+      }
+
+      it('an integer beyond 2^53 is refused here, saying that 1.0 reads it and how to restore it', () => {
+        const v = signedText(text.replace('"memory_count":3', '"memory_count":9007199254740993'));
+        assert.ok(v.state === 'refused' && /beyond what this tool holds exactly.*ai-memory 1\.0 reads it.*ai-memory's own `restore`/.test(v.reason), JSON.stringify(v));
+      });
+
+      it('a signed sha256 in upper case is refused (1.0 compares it as is with the lowercase digest)', () => {
+        const v = signedText(encodeSignedPayload(payload({ sha256: 'AB'.repeat(32) })));
+        assert.ok(v.state === 'refused' && /not 64 lowercase hex digits/.test(v.reason), JSON.stringify(v));
+      });
+    });
+
     it('strict base64 decoders accept exactly the canonical form', () => {
       assert.deepStrictEqual(decodeBase64Standard('AAE='), Buffer.from([0, 1]));
       for (const bad of ['AAE', 'AAF=', 'AA E=', 'AA-=', 'AAE=\n']) assert.strictEqual(decodeBase64Standard(bad), undefined, bad);
