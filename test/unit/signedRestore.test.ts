@@ -274,6 +274,22 @@ describe('ai-memory 1.0: signed backups and restores', function () {
       assert.throws(() => aiMemory1SelectLatest(dir, PUB), /does NOT verify/);
     });
 
+    it('--latest reads the signed created_at as 1.0 does (chrono\'s RFC 3339): ordered to the nanosecond; a time without an offset or a date alone stops the choice', async () => {
+      const a = await signedBackup(dir, db, new Date('2026-03-01T10:00:00Z'));
+      seedMemory(db, 'ns', 'second', 'y');
+      const b = await signedBackup(dir, db, new Date('2026-03-01T11:00:00Z'));
+      // The same millisecond: 1.0 takes a (…456789 ns), whatever the names say; ms precision tied them and the later name won.
+      writeJson(a.manifestPath, aiMemory1Sign(readJson(a.manifestPath), SEED, { created_at: '2026-03-01T12:00:00.123456789+00:00' }));
+      writeJson(b.manifestPath, aiMemory1Sign(readJson(b.manifestPath), SEED, { created_at: '2026-03-01T12:00:00.123000001+00:00' }));
+      const res = await runRestore({ dbPath: db, from: dir, anchor: ANCHOR, latest: true, dryRun: true });
+      assert.strictEqual(path.basename(res.from), path.basename(a.snapshotPath));
+      // chrono refuses these (1.0's --latest: "is not RFC 3339"); Date.parse read the first as LOCAL time.
+      for (const bad of ['2026-03-01T13:00:00', '2026-03-02', '2026-02-30T00:00:00Z', '2026-03-01T24:00:00Z']) {
+        writeJson(b.manifestPath, aiMemory1Sign(readJson(b.manifestPath), SEED, { created_at: bad }));
+        await refusedUntouched(runRestore({ dbPath: db, from: dir, anchor: ANCHOR, latest: true }), 'SIGNATURE_REFUSED', /is not an RFC 3339 time/);
+      }
+    });
+
     it('--latest never takes a snapshot signed while the clock was a year ahead over one taken since, and names it', async function () {
       const libfaketime = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
       if (!fs.existsSync(libfaketime)) this.skip(); // Debian's faketime package
