@@ -362,6 +362,21 @@ describe('ai-memory 1.0: signed backups and restores', function () {
   });
 
   describe('the CLI', () => {
+    it('a key pasted where its file\'s path belongs (--sign-key) is never repeated: not in the error, not in --json', async () => {
+      const seed = Buffer.from('9f1c2e8a7b4d6053e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8', 'hex');
+      const home = tmp.join('home-pasted');
+      for (const given of [seed.toString('base64'), seed.toString('base64url'), seed.toString('hex')]) {
+        for (const json of [true, false]) {
+          const r = await cli(['backup', '--db', db, '--to', dir, '--sign-key', given, ...(json ? ['--json'] : [])], { cwd: tmp.path, home });
+          assert.strictEqual(r.code, 1, r.stdout + r.stderr);
+          const out = r.stdout + r.stderr;
+          for (const form of [given, given.slice(0, 16), seed.toString('hex').slice(0, 16), seed.toString('base64').slice(0, 16)]) assert.ok(!out.includes(form), `the key (${form}) is in the output:\n${out}`);
+          assert.match(out, /looks like a key itself/);
+        }
+      }
+      assert.ok(!fs.existsSync(dir) || !fs.readdirSync(dir).some((f) => f.endsWith('.db')), 'no backup was made with the key refused');
+    });
+
     it('signs with the key where ai-memory keeps it, and restores a 1.0 script\'s command line; list shows the verdicts', async () => {
       const home = tmp.join('home');
       const cfg = path.join(home, '.config', 'ai-memory');
