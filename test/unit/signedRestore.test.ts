@@ -224,6 +224,20 @@ describe('ai-memory 1.0: signed backups and restores', function () {
       await refusedUntouched(runRestore({ dbPath: db, from: r.snapshotPath, anchor: ANCHOR }), 'SIGNATURE_REFUSED', /"v" is 1\.0, a float/);
     });
 
+    it('a manifest serde_json refuses (a duplicate plain field, 4096.0 bytes) is refused as 1.0 refuses it, signed or not, with or without --allow-unsigned-manifest', async () => {
+      const r = await signedBackup();
+      const text = fs.readFileSync(r.manifestPath, 'utf8');
+      // A valid signature; a second "sha256" (JSON.parse keeps the last) — 1.0: "not valid manifest JSON".
+      fs.writeFileSync(r.manifestPath, text.replace('"sha256":', `"sha256": "${'0'.repeat(64)}",\n  "sha256":`));
+      await refusedUntouched(runRestore({ dbPath: db, from: r.snapshotPath, anchor: ANCHOR }), 'MANIFEST_INVALID', /duplicate field "sha256"/);
+      const m = readJson(r.manifestPath);
+      for (const k of ['manifest_version', 'signed_payload', 'signature', 'signer']) delete m[k];
+      fs.writeFileSync(r.manifestPath, JSON.stringify(m, null, 2).replace(/"bytes": (\d+)/, '"bytes": $1.0'));
+      for (const anchor of [ANCHOR, null]) {
+        await refusedUntouched(runRestore({ dbPath: db, from: r.snapshotPath, anchor, allowUnsignedManifest: true }), 'MANIFEST_INVALID', /"bytes" is \d+\.0, a float/);
+      }
+    });
+
     it('a payload serde_json reads (the struct as an array of its 11 values) restores, as 1.0 restores it', async () => {
       const r = await signedBackup();
       signPayloadText(r.manifestPath, (t) => JSON.stringify(Object.values(JSON.parse(t) as Record<string, unknown>)));

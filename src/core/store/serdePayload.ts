@@ -29,6 +29,8 @@
 export interface PayloadFieldSpec {
   name: string;
   kind: 'string' | 'i64' | 'u64';
+  /** `Option<T>`: absent or `null` is None (serde's derive, no `#[serde(default)]` needed). */
+  optional?: boolean;
 }
 
 /** SignedPayload's fields in declaration order (= the array form's order). */
@@ -234,8 +236,12 @@ class Reader {
     return k;
   }
 
-  field(spec: PayloadFieldSpec): string | number {
+  field(spec: PayloadFieldSpec): string | number | null {
     this.ws();
+    if (spec.optional && this.peek() === 0x6e) {
+      this.literal('null');
+      return null;
+    }
     if (spec.kind === 'string') {
       if (this.peek() !== 0x22) this.fail(`"${spec.name}" is not a string`);
       return this.string(true) as string;
@@ -253,10 +259,16 @@ class Reader {
   }
 }
 
-/** `serde_json::from_slice::<SignedPayload>` (see the top of this file). Throws PayloadReadError. */
-export function readSignedPayload(bytes: Uint8Array): Record<string, string | number> {
+/**
+ * `serde_json::from_slice` into a `#[derive(Deserialize)]` struct of `fields` (see the top of
+ * this file): the fields it has, by name (None and absent fields left out). `sequence`: the
+ * struct may also be a JSON array of its fields in declaration order, as serde reads it (for
+ * SignedPayload, whose order is pinned; a manifest's order is not known here, so an array
+ * manifest stays refused). Throws PayloadReadError.
+ */
+export function readSerdeStruct(bytes: Uint8Array, fields: readonly PayloadFieldSpec[], opts: { sequence: boolean }): Record<string, string | number> {
   const r = new Reader(bytes);
-  const out: Record<string, string | number> = {};
+  const out: Record<string, string | number | null> = {};
   r.ws();
   const open = r.peek();
   if (open === 0x7b) {
@@ -266,7 +278,7 @@ export function readSignedPayload(bytes: Uint8Array): Record<string, string | nu
     else {
       for (;;) {
         const key = r.objectKey();
-        const spec = SIGNED_PAYLOAD_FIELDS.find((f) => f.name === key);
+        const spec = fields.find((f) => f.name === key);
         if (spec) {
           if (Object.prototype.hasOwnProperty.call(out, key)) r.fail(`duplicate field "${key}"`);
           out[key] = r.field(spec);
@@ -280,12 +292,14 @@ export function readSignedPayload(bytes: Uint8Array): Record<string, string | nu
         break;
       }
     }
-    for (const f of SIGNED_PAYLOAD_FIELDS) if (!Object.prototype.hasOwnProperty.call(out, f.name)) throw new PayloadReadError(`missing field "${f.name}"`);
-  } else if (open === 0x5b) {
+    for (const f of fields) if (!f.optional && !Object.prototype.hasOwnProperty.call(out, f.name)) throw new PayloadReadError(`missing field "${f.name}"`);
+  } else if (open === 0x5b && opts.sequence) {
+    // serde's derive reads a struct from a sequence too: every field in declaration order
+    // (an Option as well: only #[serde(default)] would let it be left out), nothing after.
     r.pos++;
-    SIGNED_PAYLOAD_FIELDS.forEach((f, i) => {
+    fields.forEach((f, i) => {
       r.ws();
-      if (r.peek() === 0x5d) throw new PayloadReadError(`an array of ${i} values, not the ${SIGNED_PAYLOAD_FIELDS.length} fields`);
+      if (r.peek() === 0x5d) throw new PayloadReadError(`an array of ${i} values, not the ${fields.length} fields`);
       if (i > 0) {
         r.expect(0x2c, '","');
         r.ws();
@@ -293,12 +307,19 @@ export function readSignedPayload(bytes: Uint8Array): Record<string, string | nu
       out[f.name] = r.field(f);
     });
     r.ws();
-    r.expect(0x5d, `"]" after the ${SIGNED_PAYLOAD_FIELDS.length} fields`);
+    r.expect(0x5d, `"]" after the ${fields.length} fields`);
   } else {
     r.fail('expected a JSON object');
   }
   r.ws();
   if (r.pos !== bytes.length) r.fail('trailing characters');
   if (r.beyondUs) throw new PayloadReadError(r.beyondUs, true);
-  return out;
+  const present: Record<string, string | number> = {};
+  for (const [k, v] of Object.entries(out)) if (v !== null) present[k] = v;
+  return present;
+}
+
+/** `serde_json::from_slice::<SignedPayload>` (see the top of this file). Throws PayloadReadError. */
+export function readSignedPayload(bytes: Uint8Array): Record<string, string | number> {
+  return readSerdeStruct(bytes, SIGNED_PAYLOAD_FIELDS, { sequence: true });
 }
