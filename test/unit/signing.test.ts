@@ -6,7 +6,8 @@
  */
 import * as assert from 'assert';
 import { spawnSync } from 'child_process';
-import { randomBytes } from 'crypto';
+import { createHash, randomBytes } from 'crypto';
+import * as ed from '@noble/ed25519';
 import * as fs from 'fs';
 import * as path from 'path';
 import { hasSmallOrderEncoding, isSmallOrderPoint, keyFingerprint, publicKeyFromSeed, signEd25519, SMALL_ORDER_ENCODINGS, verifyStrict } from '../../src/core/common/ed25519';
@@ -14,7 +15,7 @@ import { decodeBase64Standard, decodeBase64UrlNoPad } from '../../src/core/commo
 import type { Manifest } from '../../src/core/store/manifest';
 import { configDir, decodeOperatorPublicKey, findOperatorSigningKey, loadSigningKeyFile, resolveOperatorPublicKey, type KeyContext, type OperatorPublicKey } from '../../src/core/store/operatorKey';
 import { encodeSignedPayload, judgeSignature, MANIFEST_DOMAIN, signManifest, type SignedPayload } from '../../src/core/store/signing';
-import { nobleSign, nobleVerify, noblePublicKey } from '../support/aiMemory1Restore';
+import { nobleSign, nobleVerify, noblePublicKey, verifyManifestText } from '../support/aiMemory1Restore';
 import { useTempDir } from '../support/tmp';
 
 const SEED = Buffer.alloc(32, 0x31); // ai-memory's own test operator key
@@ -142,6 +143,38 @@ describe('ai-memory 1.0 signed manifests', () => {
       const smallR = Buffer.from(sig);
       identity.copy(smallR, 0);
       assert.ok(!verifyStrict(pub, msg, smallR));
+    });
+
+    it('verify_strict is cofactorless: under a mixed-order key (A + a point of order 8) a signature verifies exactly when 8 divides k, as in ed25519-dalek (a cofactored check, like noble\'s verify, takes them all)', () => {
+      // dalek's verify_strict compares R with [S]B - [k]A' byte for byte; with A' = A + T,
+      // that is R - [k]T, which is R only when [k]T is the identity: 8 | k. A verifier that
+      // multiplies by the cofactor first would accept every one of these signatures.
+      const Lq = (1n << 252n) + 27742317777372353535851937790883648493n;
+      const le = (b: Uint8Array) => b.reduceRight((n, x) => (n << 8n) | BigInt(x), 0n);
+      const toLE = (n: bigint) => Buffer.from(Array.from({ length: 32 }, (_, i) => Number((n >> BigInt(8 * i)) & 0xffn)));
+      const a = le(randomBytes(32)) % Lq;
+      const T = ed.Point.fromBytes(SMALL_ORDER_ENCODINGS[2]); // order 8
+      const mixed = ed.Point.BASE.multiply(a).add(T).toBytes();
+      assert.ok(!isSmallOrderPoint(mixed));
+      let accepted = 0;
+      let cofactored = 0;
+      for (let i = 0; i < 64; i++) {
+        const msg = encodeSignedPayload(payload({ memory_count: i }));
+        const r = le(randomBytes(32)) % Lq;
+        const R = ed.Point.BASE.multiply(r).toBytes();
+        const k = le(createHash('sha512').update(Buffer.concat([R, mixed, msg])).digest()) % Lq;
+        const sig = Buffer.concat([Buffer.from(R), toLE((r + k * a) % Lq)]);
+        const ours = verifyStrict(mixed, msg, sig);
+        assert.strictEqual(ours, k % 8n === 0n, `k mod 8 = ${k % 8n}`);
+        if (ours) accepted++;
+        if (nobleVerify(sig, msg, mixed)) cofactored++;
+        // The test oracle (1.0's checks re-implemented without our code) decides the same.
+        const text = JSON.stringify({ ...plain(payload()), signed_payload: msg.toString('base64'), signature: sig.toString('base64') });
+        if (ours) assert.ok('payload' in verifyManifestText(text, mixed));
+        else assert.throws(() => verifyManifestText(text, mixed), /does NOT verify/);
+      }
+      assert.strictEqual(cofactored, 64, 'the cofactored equation holds for all of them');
+      assert.ok(accepted < 64);
     });
 
     it('the seven small-order encodings are exactly the ones [8]P = identity finds', () => {
