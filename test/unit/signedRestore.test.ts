@@ -288,6 +288,23 @@ describe('ai-memory 1.0: signed backups and restores', function () {
       assert.throws(() => aiMemory1SelectLatest(dir, PUB), /does NOT verify/);
     });
 
+    it('--latest is not steered by a garbled manifest: one that is not a manifest (broken JSON, a duplicate field) stops the choice as 1.0\'s does, instead of falling back to an older snapshot', async () => {
+      const a = await signedBackup(dir, db, new Date('2026-03-01T10:00:00Z'));
+      seedMemory(db, 'ns', 'second', 'y');
+      const b = await signedBackup(dir, db, new Date('2026-03-01T11:00:00Z'));
+      const text = fs.readFileSync(b.manifestPath, 'utf8');
+      // Re-signing needs the key; breaking the newest manifest does not — and used to hand --latest the older snapshot a.
+      for (const garbled of [text.slice(0, text.length - 3), text.replace('"sha256":', '"sha256": "x",\n  "sha256":')]) {
+        fs.writeFileSync(b.manifestPath, garbled);
+        await refusedUntouched(runRestore({ dbPath: db, from: dir, anchor: ANCHOR, latest: true }), 'SIGNATURE_REFUSED', new RegExp(`${path.basename(b.manifestPath).replace(/\./g, '\\.')}|${path.basename(b.snapshotPath).replace(/\./g, '\\.')}`));
+        if (garbled.length < text.length) assert.throws(() => aiMemory1SelectLatest(dir, PUB), /not valid manifest JSON/); // the oracle reads JSON with JSON.parse: not the duplicate
+      }
+      // A snapshot without a manifest is passed over, as 1.0 passes it over ("no manifest").
+      fs.rmSync(b.manifestPath);
+      const res = await runRestore({ dbPath: db, from: dir, anchor: ANCHOR, latest: true, dryRun: true });
+      assert.strictEqual(path.basename(res.from), path.basename(a.snapshotPath));
+    });
+
     it('--latest reads the signed created_at as 1.0 does (chrono\'s RFC 3339): ordered to the nanosecond; a time without an offset or a date alone stops the choice', async () => {
       const a = await signedBackup(dir, db, new Date('2026-03-01T10:00:00Z'));
       seedMemory(db, 'ns', 'second', 'y');

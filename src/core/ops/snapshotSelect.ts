@@ -104,7 +104,11 @@ export async function selectRestoreSource(from: string, opts: SelectOptions): Pr
   const owners = opts.dbPath ? await withOwners(p, opts.dbPath, entries.map((e) => ({ manifest: e.manifest, manifestState: e.manifestState }))) : undefined;
   for (const [i, e] of entries.entries()) {
     if (!isSnapshotFileName(e.name) || e.unsafe) continue;
-    if (e.signature?.state === 'refused' || (e.manifestState === 'foreign' && e.manifestError?.includes('signed'))) {
+    // A manifest that was read and is not one (broken JSON, a duplicate field, …) stops the
+    // choice like a signature that does not verify — 1.0's select_latest_signed refuses both:
+    // breaking the newest manifest needs no key, and skipping it handed --latest an older
+    // snapshot. A manifest that cannot be read at all is passed over, as 1.0 passes it over.
+    if (e.signature?.state === 'refused' || (e.manifestState === 'foreign' && e.manifestError?.includes('signed')) || (e.manifestState === 'invalid' && !e.manifestUnreadable)) {
       throw new BackupError('SIGNATURE_REFUSED', `The manifest of ${e.name} fails verification (${e.manifestError ?? 'refused'}); refusing to choose the newest backup while one of them has been altered.`, {
         hint: 'Inspect that snapshot, or name the one you trust with --snapshot.',
       });
