@@ -62,13 +62,24 @@ function parseBackupManifest(text: string): Record<string, unknown> {
   return m;
 }
 
-/** `verify_strict`: the RFC 8032 equation (noble, strict encodings) plus no small-order A or R. */
+/**
+ * `verify_strict`: no small-order A or R, S canonical, and the COFACTORLESS equation — R is
+ * compared byte for byte with [S]B - [k]A, as dalek's recompute_R does. noble's verify
+ * multiplies by the cofactor first, which accepts 8 times as many signatures under a
+ * mixed-order key, so only its points are used here.
+ */
 function verifyStrict(sig: Uint8Array, msg: Uint8Array, pub: Uint8Array): boolean {
   try {
+    const L = (1n << 252n) + 27742317777372353535851937790883648493n;
+    const le = (b: Uint8Array) => b.reduceRight((n, x) => (n << 8n) | BigInt(x), 0n);
     const A = ed.Point.fromBytes(pub, true);
     const R = ed.Point.fromBytes(sig.subarray(0, 32), true);
     if (A.isSmallOrder() || R.isSmallOrder()) return false;
-    return ed.verify(sig, msg, pub, { zip215: false });
+    const S = le(sig.subarray(32));
+    if (S >= L) return false;
+    const k = le(createHash('sha512').update(sig.subarray(0, 32)).update(pub).update(msg).digest()) % L;
+    const expected = (S === 0n ? ed.Point.ZERO : ed.Point.BASE.multiply(S)).subtract(k === 0n ? ed.Point.ZERO : A.multiply(k));
+    return Buffer.from(expected.toBytes()).equals(Buffer.from(sig.subarray(0, 32)));
   } catch {
     return false;
   }

@@ -13,7 +13,7 @@ import { publicKeyFromSeed, keyFingerprint } from '../../src/core/common/ed25519
 import { runBackup } from '../../src/core/ops/backup';
 import { runRestore } from '../../src/core/ops/restore';
 import type { OperatorPublicKey } from '../../src/core/store/operatorKey';
-import { aiMemory1RestoreChecks, aiMemory1SelectLatest, aiMemory1Sign } from '../support/aiMemory1Restore';
+import { aiMemory1RestoreChecks, aiMemory1SelectLatest, aiMemory1Sign, nobleSign } from '../support/aiMemory1Restore';
 import { createAiMemoryDb, readMemories, seedMemory } from '../support/aiMemoryDb';
 import { cli } from '../support/cliRun';
 import { runCliProcess } from '../support/reliability';
@@ -204,6 +204,50 @@ describe('ai-memory 1.0: signed backups and restores', function () {
       await refusedUntouched(runRestore({ dbPath: db, from: r.snapshotPath, anchor: ANCHOR }), 'SIGNATURE_REFUSED', /ai-memory\/rules\/v1/);
     });
 
+    /** The manifest with `text` as its signed payload, signed by the operator key (the signature verifies). */
+    function signPayloadText(manifestPath: string, text: (payload: string) => string) {
+      const m = readJson(manifestPath);
+      const bytes = Buffer.from(text(Buffer.from(m.signed_payload as string, 'base64').toString('utf8')), 'utf8');
+      writeJson(manifestPath, { ...m, signed_payload: bytes.toString('base64'), signature: Buffer.from(nobleSign(new Uint8Array(bytes), SEED)).toString('base64') });
+    }
+
+    it('a payload serde_json refuses (a duplicate field), signed with the operator key, is refused — by restore and by --latest — not read as JSON.parse reads it', async () => {
+      const older = await signedBackup(dir, db, new Date('2026-11-01T00:00:00Z'));
+      seedMemory(db, 'ns', 'a second snapshot', 'x');
+      const r = await signedBackup(dir, db, new Date('2026-11-02T00:00:00Z'));
+      assert.notStrictEqual(r.snapshotPath, older.snapshotPath);
+      // The first "snapshot" names the older file; JSON.parse keeps the last one, serde refuses the pair.
+      signPayloadText(r.manifestPath, (t) => t.replace('"snapshot":', `"snapshot":${JSON.stringify(path.basename(older.snapshotPath))},"snapshot":`));
+      await refusedUntouched(runRestore({ dbPath: db, from: r.snapshotPath, anchor: ANCHOR }), 'SIGNATURE_REFUSED', /duplicate field "snapshot"/);
+      await refusedUntouched(runRestore({ dbPath: db, from: dir, anchor: ANCHOR, latest: true }), 'SIGNATURE_REFUSED', /duplicate field "snapshot"/);
+      signPayloadText(r.manifestPath, (t) => t.replace(/"snapshot":"[^"]*",/, '').replace('"v":1,', '"v":1.0,'));
+      await refusedUntouched(runRestore({ dbPath: db, from: r.snapshotPath, anchor: ANCHOR }), 'SIGNATURE_REFUSED', /"v" is 1\.0, a float/);
+    });
+
+    it('a manifest serde_json refuses (a duplicate plain field, 4096.0 bytes) is refused as 1.0 refuses it, signed or not, with or without --allow-unsigned-manifest', async () => {
+      const r = await signedBackup();
+      const text = fs.readFileSync(r.manifestPath, 'utf8');
+      // A valid signature; a second "sha256" (JSON.parse keeps the last) — 1.0: "not valid manifest JSON".
+      fs.writeFileSync(r.manifestPath, text.replace('"sha256":', `"sha256": "${'0'.repeat(64)}",\n  "sha256":`));
+      await refusedUntouched(runRestore({ dbPath: db, from: r.snapshotPath, anchor: ANCHOR }), 'MANIFEST_INVALID', /duplicate field "sha256"/);
+      const m = readJson(r.manifestPath);
+      for (const k of ['manifest_version', 'signed_payload', 'signature', 'signer']) delete m[k];
+      fs.writeFileSync(r.manifestPath, JSON.stringify(m, null, 2).replace(/"bytes": (\d+)/, '"bytes": $1.0'));
+      for (const anchor of [ANCHOR, null]) {
+        await refusedUntouched(runRestore({ dbPath: db, from: r.snapshotPath, anchor, allowUnsignedManifest: true }), 'MANIFEST_INVALID', /"bytes" is \d+\.0, a float/);
+      }
+    });
+
+    it('a payload serde_json reads (the struct as an array of its 11 values) restores, as 1.0 restores it', async () => {
+      const r = await signedBackup();
+      signPayloadText(r.manifestPath, (t) => JSON.stringify(Object.values(JSON.parse(t) as Record<string, unknown>)));
+      seedMemory(db, 'ns', 'added after the backup', 'x');
+      const res = await runRestore({ dbPath: db, from: r.snapshotPath, anchor: ANCHOR });
+      assert.strictEqual(res.status, 'restored');
+      assert.strictEqual(res.plan.signature?.state, 'verified');
+      assert.strictEqual(readMemories(db).length, 12);
+    });
+
     it('a renamed signed pair is refused', async () => {
       const r = await signedBackup();
       const renamed = path.join(dir, 'ai-memory-2099-01-01T000000Z.db');
@@ -242,6 +286,39 @@ describe('ai-memory 1.0: signed backups and restores', function () {
       writeJson(manifestOf(planted), aiMemory1Sign({ ...readJson(a.manifestPath), snapshot: path.basename(planted) }, OTHER));
       await refusedUntouched(runRestore({ dbPath: db, from: dir, latest: true, anchor: ANCHOR }), 'SIGNATURE_REFUSED', /refusing to choose/);
       assert.throws(() => aiMemory1SelectLatest(dir, PUB), /does NOT verify/);
+    });
+
+    it('--latest is not steered by a garbled manifest: one that is not a manifest (broken JSON, a duplicate field) stops the choice as 1.0\'s does, instead of falling back to an older snapshot', async () => {
+      const a = await signedBackup(dir, db, new Date('2026-03-01T10:00:00Z'));
+      seedMemory(db, 'ns', 'second', 'y');
+      const b = await signedBackup(dir, db, new Date('2026-03-01T11:00:00Z'));
+      const text = fs.readFileSync(b.manifestPath, 'utf8');
+      // Re-signing needs the key; breaking the newest manifest does not — and used to hand --latest the older snapshot a.
+      for (const garbled of [text.slice(0, text.length - 3), text.replace('"sha256":', '"sha256": "x",\n  "sha256":')]) {
+        fs.writeFileSync(b.manifestPath, garbled);
+        await refusedUntouched(runRestore({ dbPath: db, from: dir, anchor: ANCHOR, latest: true }), 'SIGNATURE_REFUSED', new RegExp(`${path.basename(b.manifestPath).replace(/\./g, '\\.')}|${path.basename(b.snapshotPath).replace(/\./g, '\\.')}`));
+        if (garbled.length < text.length) assert.throws(() => aiMemory1SelectLatest(dir, PUB), /not valid manifest JSON/); // the oracle reads JSON with JSON.parse: not the duplicate
+      }
+      // A snapshot without a manifest is passed over, as 1.0 passes it over ("no manifest").
+      fs.rmSync(b.manifestPath);
+      const res = await runRestore({ dbPath: db, from: dir, anchor: ANCHOR, latest: true, dryRun: true });
+      assert.strictEqual(path.basename(res.from), path.basename(a.snapshotPath));
+    });
+
+    it('--latest reads the signed created_at as 1.0 does (chrono\'s RFC 3339): ordered to the nanosecond; a time without an offset or a date alone stops the choice', async () => {
+      const a = await signedBackup(dir, db, new Date('2026-03-01T10:00:00Z'));
+      seedMemory(db, 'ns', 'second', 'y');
+      const b = await signedBackup(dir, db, new Date('2026-03-01T11:00:00Z'));
+      // The same millisecond: 1.0 takes a (…456789 ns), whatever the names say; ms precision tied them and the later name won.
+      writeJson(a.manifestPath, aiMemory1Sign(readJson(a.manifestPath), SEED, { created_at: '2026-03-01T12:00:00.123456789+00:00' }));
+      writeJson(b.manifestPath, aiMemory1Sign(readJson(b.manifestPath), SEED, { created_at: '2026-03-01T12:00:00.123000001+00:00' }));
+      const res = await runRestore({ dbPath: db, from: dir, anchor: ANCHOR, latest: true, dryRun: true });
+      assert.strictEqual(path.basename(res.from), path.basename(a.snapshotPath));
+      // chrono refuses these (1.0's --latest: "is not RFC 3339"); Date.parse read the first as LOCAL time.
+      for (const bad of ['2026-03-01T13:00:00', '2026-03-02', '2026-02-30T00:00:00Z', '2026-03-01T24:00:00Z']) {
+        writeJson(b.manifestPath, aiMemory1Sign(readJson(b.manifestPath), SEED, { created_at: bad }));
+        await refusedUntouched(runRestore({ dbPath: db, from: dir, anchor: ANCHOR, latest: true }), 'SIGNATURE_REFUSED', /is not an RFC 3339 time/);
+      }
     });
 
     it('--latest never takes a snapshot signed while the clock was a year ahead over one taken since, and names it', async function () {
@@ -316,6 +393,21 @@ describe('ai-memory 1.0: signed backups and restores', function () {
   });
 
   describe('the CLI', () => {
+    it('a key pasted where its file\'s path belongs (--sign-key) is never repeated: not in the error, not in --json', async () => {
+      const seed = Buffer.from('9f1c2e8a7b4d6053e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8', 'hex');
+      const home = tmp.join('home-pasted');
+      for (const given of [seed.toString('base64'), seed.toString('base64url'), seed.toString('hex')]) {
+        for (const json of [true, false]) {
+          const r = await cli(['backup', '--db', db, '--to', dir, '--sign-key', given, ...(json ? ['--json'] : [])], { cwd: tmp.path, home });
+          assert.strictEqual(r.code, 1, r.stdout + r.stderr);
+          const out = r.stdout + r.stderr;
+          for (const form of [given, given.slice(0, 16), seed.toString('hex').slice(0, 16), seed.toString('base64').slice(0, 16)]) assert.ok(!out.includes(form), `the key (${form}) is in the output:\n${out}`);
+          assert.match(out, /looks like a key itself/);
+        }
+      }
+      assert.ok(!fs.existsSync(dir) || !fs.readdirSync(dir).some((f) => f.endsWith('.db')), 'no backup was made with the key refused');
+    });
+
     it('signs with the key where ai-memory keeps it, and restores a 1.0 script\'s command line; list shows the verdicts', async () => {
       const home = tmp.join('home');
       const cfg = path.join(home, '.config', 'ai-memory');

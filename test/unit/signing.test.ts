@@ -6,7 +6,8 @@
  */
 import * as assert from 'assert';
 import { spawnSync } from 'child_process';
-import { randomBytes } from 'crypto';
+import { createHash, randomBytes } from 'crypto';
+import * as ed from '@noble/ed25519';
 import * as fs from 'fs';
 import * as path from 'path';
 import { hasSmallOrderEncoding, isSmallOrderPoint, keyFingerprint, publicKeyFromSeed, signEd25519, SMALL_ORDER_ENCODINGS, verifyStrict } from '../../src/core/common/ed25519';
@@ -14,7 +15,7 @@ import { decodeBase64Standard, decodeBase64UrlNoPad } from '../../src/core/commo
 import type { Manifest } from '../../src/core/store/manifest';
 import { configDir, decodeOperatorPublicKey, findOperatorSigningKey, loadSigningKeyFile, resolveOperatorPublicKey, type KeyContext, type OperatorPublicKey } from '../../src/core/store/operatorKey';
 import { encodeSignedPayload, judgeSignature, MANIFEST_DOMAIN, signManifest, type SignedPayload } from '../../src/core/store/signing';
-import { nobleSign, nobleVerify, noblePublicKey } from '../support/aiMemory1Restore';
+import { nobleSign, nobleVerify, noblePublicKey, verifyManifestText } from '../support/aiMemory1Restore';
 import { useTempDir } from '../support/tmp';
 
 const SEED = Buffer.alloc(32, 0x31); // ai-memory's own test operator key
@@ -144,6 +145,38 @@ describe('ai-memory 1.0 signed manifests', () => {
       assert.ok(!verifyStrict(pub, msg, smallR));
     });
 
+    it('verify_strict is cofactorless: under a mixed-order key (A + a point of order 8) a signature verifies exactly when 8 divides k, as in ed25519-dalek (a cofactored check, like noble\'s verify, takes them all)', () => {
+      // dalek's verify_strict compares R with [S]B - [k]A' byte for byte; with A' = A + T,
+      // that is R - [k]T, which is R only when [k]T is the identity: 8 | k. A verifier that
+      // multiplies by the cofactor first would accept every one of these signatures.
+      const Lq = (1n << 252n) + 27742317777372353535851937790883648493n;
+      const le = (b: Uint8Array) => b.reduceRight((n, x) => (n << 8n) | BigInt(x), 0n);
+      const toLE = (n: bigint) => Buffer.from(Array.from({ length: 32 }, (_, i) => Number((n >> BigInt(8 * i)) & 0xffn)));
+      const a = le(randomBytes(32)) % Lq;
+      const T = ed.Point.fromBytes(SMALL_ORDER_ENCODINGS[2]); // order 8
+      const mixed = ed.Point.BASE.multiply(a).add(T).toBytes();
+      assert.ok(!isSmallOrderPoint(mixed));
+      let accepted = 0;
+      let cofactored = 0;
+      for (let i = 0; i < 64; i++) {
+        const msg = encodeSignedPayload(payload({ memory_count: i }));
+        const r = le(randomBytes(32)) % Lq;
+        const R = ed.Point.BASE.multiply(r).toBytes();
+        const k = le(createHash('sha512').update(Buffer.concat([R, mixed, msg])).digest()) % Lq;
+        const sig = Buffer.concat([Buffer.from(R), toLE((r + k * a) % Lq)]);
+        const ours = verifyStrict(mixed, msg, sig);
+        assert.strictEqual(ours, k % 8n === 0n, `k mod 8 = ${k % 8n}`);
+        if (ours) accepted++;
+        if (nobleVerify(sig, msg, mixed)) cofactored++;
+        // The test oracle (1.0's checks re-implemented without our code) decides the same.
+        const text = JSON.stringify({ ...plain(payload()), signed_payload: msg.toString('base64'), signature: sig.toString('base64') });
+        if (ours) assert.ok('payload' in verifyManifestText(text, mixed));
+        else assert.throws(() => verifyManifestText(text, mixed), /does NOT verify/);
+      }
+      assert.strictEqual(cofactored, 64, 'the cofactored equation holds for all of them');
+      assert.ok(accepted < 64);
+    });
+
     it('the seven small-order encodings are exactly the ones [8]P = identity finds', () => {
       for (const e of SMALL_ORDER_ENCODINGS) {
         for (const sign of [0, 0x80]) {
@@ -202,6 +235,66 @@ describe('ai-memory 1.0 signed manifests', () => {
       const m = { ...plain(payload()), signed_payload: bytes.toString('base64'), signature: signEd25519(SEED, bytes).toString('base64') };
       const v = judgeSignature(m, anchor);
       assert.ok(v.state === 'refused' && /not a backup manifest/.test(v.reason));
+    });
+
+    describe('the signed payload read as serde_json reads SignedPayload (not as JSON.parse does)', () => {
+      const text = encodeSignedPayload(payload()).toString('utf8');
+      const signedText = (t: string | Buffer) => {
+        const bytes = Buffer.isBuffer(t) ? t : Buffer.from(t, 'utf8');
+        return judgeSignature({ ...plain(payload()), signed_payload: bytes.toString('base64'), signature: signEd25519(SEED, bytes).toString('base64') }, anchor);
+      };
+      // Each is signed by the operator key: the signature verifies, and 1.0 still refuses the payload.
+      const refused: [string, string | Buffer, RegExp][] = [
+        ['a duplicate field (JSON.parse keeps the last; serde refuses)', text.replace('"snapshot":', '"snapshot":"ai-memory-2025-01-01T000000Z.db","snapshot":'), /duplicate field "snapshot"/],
+        ['an integer written as a float (1.0)', text.replace('"v":1,', '"v":1.0,'), /"v" is 1\.0, a float/],
+        ['an integer with an exponent (3e0)', text.replace('"memory_count":3', '"memory_count":3e0'), /"memory_count" is 3e0, a float/],
+        ['-0, which serde_json reads as a float', text.replace('"memory_count":3', '"memory_count":-0'), /"memory_count" is -0, a float/],
+        ['a negative byte count (u64)', text.replace('"bytes":4096', '"bytes":-1'), /"bytes" is -1, outside u64/],
+        ['an i64 beyond 2^63', text.replace('"schema_version":98', '"schema_version":9223372036854775808'), /outside i64/],
+        ['a leading byte-order mark (TextDecoder drops it; serde does not)', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text)]), /expected a JSON object/],
+        ['a lone surrogate escape in a string', text.replace('"version":"', '"version":"\\udc00'), /lone surrogate/],
+        ['a field value that is not UTF-8', Buffer.concat([Buffer.from(text.slice(0, text.indexOf('1.0.0'))), Buffer.from([0xff]), Buffer.from(text.slice(text.indexOf('1.0.0')))]), /not UTF-8/],
+        ['a missing field', text.replace(',"memory_count":3', ''), /missing field "memory_count"/],
+        ['null for a field', text.replace('"backend":"sqlite"', '"backend":null'), /"backend" is not a string/],
+        ['a trailing comma', text.replace(/}$/, ',}'), /expected a key/],
+        ['trailing characters', `${text} x`, /trailing characters/],
+        ['an array of 10 values', JSON.stringify(Object.values(payload()).slice(0, 10)), /array of 10 values/],
+        ['an array of 12 values', JSON.stringify([...Object.values(payload()), 1]), /"\]" after the 11 fields/],
+      ];
+      for (const [what, t, re] of refused) {
+        it(`refused: ${what}`, () => {
+          const v = signedText(t);
+          assert.strictEqual(v.state, 'refused', what);
+          assert.match(v.state === 'refused' ? v.reason : '', re);
+          assert.match(v.state === 'refused' ? v.reason : '', /not one ai-memory 1\.0 reads/);
+        });
+      }
+
+      const accepted: [string, string | Buffer][] = [
+        ['the fields in another order, with spaces and newlines', JSON.stringify(Object.fromEntries(Object.entries(payload()).reverse()), null, 2)],
+        ['unknown fields of any shape (serde skips them)', text.replace(/}$/, ',"extra":{"a":[1.5e300,-0,true,null,"\\udc00",{"k":[]}]},"more":"x"}')],
+        ['escaped characters and a surrogate pair', text.replace('"source_db":"/srv/ai-memory.db"', '"source_db":"\\/srv\\/ai-memory.db \\ud83d\\ude00"')],
+        ['escaped key names', text.replace('"snapshot":', '"sn\\u0061pshot":')],
+        ['the struct as an array of the 11 values in field order (serde\'s derive reads a sequence)', JSON.stringify(Object.values(payload()))],
+      ];
+      for (const [what, t] of accepted) {
+        it(`verified, as 1.0 verifies it: ${what}`, () => {
+          const v = signedText(t);
+          assert.strictEqual(v.state, 'verified', v.state === 'refused' ? v.reason : '');
+          assert.strictEqual(v.state === 'verified' && v.payload.snapshot, payload().snapshot);
+          assert.strictEqual(v.state === 'verified' && v.payload.memory_count, 3);
+        });
+      }
+
+      it('an integer beyond 2^53 is refused here, saying that 1.0 reads it and how to restore it', () => {
+        const v = signedText(text.replace('"memory_count":3', '"memory_count":9007199254740993'));
+        assert.ok(v.state === 'refused' && /beyond what this tool holds exactly.*ai-memory 1\.0 reads it.*ai-memory's own `restore`/.test(v.reason), JSON.stringify(v));
+      });
+
+      it('a signed sha256 in upper case is refused (1.0 compares it as is with the lowercase digest)', () => {
+        const v = signedText(encodeSignedPayload(payload({ sha256: 'AB'.repeat(32) })));
+        assert.ok(v.state === 'refused' && /not 64 lowercase hex digits/.test(v.reason), JSON.stringify(v));
+      });
     });
 
     it('strict base64 decoders accept exactly the canonical form', () => {

@@ -18,6 +18,7 @@ import { exists } from '../common/fsFacts';
 import { promises as fsp } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { BackupError, errnoCode } from '../common/errors';
+import { compareInstants, instantMs, parseRfc3339, type Instant } from '../common/rfc3339';
 import { FUTURE_SKEW_MS, listSnapshots } from '../store/catalog';
 import { withOwners } from '../store/ownership';
 import { thisMachine } from '../common/machine';
@@ -95,7 +96,7 @@ export async function selectRestoreSource(from: string, opts: SelectOptions): Pr
   const entries = await listSnapshots(p, { anchor: opts.anchor, archived: true });
   if (!entries.length) throw new BackupError('NO_SNAPSHOTS', `No snapshots found in ${p}.`, { hint: 'Run `backup` first, or pass the folder that holds your ai-memory-*.db snapshots.' });
   const skipped: string[] = [];
-  const verified: { time: number; name: string; path: string; rank: number; future: boolean; byHost?: string }[] = [];
+  const verified: { time: number; at: Instant; name: string; path: string; rank: number; future: boolean; byHost?: string }[] = [];
   const here = thisMachine();
   const now = Date.now();
   // Whose each one is, by its signed source_db: this database's first (known, then guessed
@@ -103,7 +104,11 @@ export async function selectRestoreSource(from: string, opts: SelectOptions): Pr
   const owners = opts.dbPath ? await withOwners(p, opts.dbPath, entries.map((e) => ({ manifest: e.manifest, manifestState: e.manifestState }))) : undefined;
   for (const [i, e] of entries.entries()) {
     if (!isSnapshotFileName(e.name) || e.unsafe) continue;
-    if (e.signature?.state === 'refused' || (e.manifestState === 'foreign' && e.manifestError?.includes('signed'))) {
+    // A manifest that was read and is not one (broken JSON, a duplicate field, …) stops the
+    // choice like a signature that does not verify — 1.0's select_latest_signed refuses both:
+    // breaking the newest manifest needs no key, and skipping it handed --latest an older
+    // snapshot. A manifest that cannot be read at all is passed over, as 1.0 passes it over.
+    if (e.signature?.state === 'refused' || (e.manifestState === 'foreign' && e.manifestError?.includes('signed')) || (e.manifestState === 'invalid' && !e.manifestUnreadable)) {
       throw new BackupError('SIGNATURE_REFUSED', `The manifest of ${e.name} fails verification (${e.manifestError ?? 'refused'}); refusing to choose the newest backup while one of them has been altered.`, {
         hint: 'Inspect that snapshot, or name the one you trust with --snapshot.',
       });
@@ -112,23 +117,27 @@ export async function selectRestoreSource(from: string, opts: SelectOptions): Pr
       skipped.push(`${e.name} (${e.manifestState !== 'ok' ? `manifest ${e.manifestState}` : e.signature?.state ?? 'unsigned'})`);
       continue;
     }
-    const time = Date.parse(e.manifest.created_at);
-    if (!Number.isFinite(time)) {
-      throw new BackupError('SIGNATURE_REFUSED', `${e.name}'s signed created_at "${e.manifest.created_at}" is not an RFC 3339 time.`, { hint: 'Name the snapshot you trust with --snapshot.' });
+    // Read as 1.0 reads it (chrono's parse_from_rfc3339), not by Date.parse: a time without
+    // an offset was local time there, and a date alone, 24:00 or February 30 were accepted.
+    const at = parseRfc3339(e.manifest.created_at);
+    if (!at) {
+      throw new BackupError('SIGNATURE_REFUSED', `${e.name}'s signed created_at "${e.manifest.created_at}" is not an RFC 3339 time (a date, a time with seconds, and an offset), so the newest cannot be told; ai-memory 1.0's --latest refuses it too.`, { hint: 'Name the snapshot you trust with --snapshot.' });
     }
+    const time = instantMs(at);
     const o = owners?.[i];
     // Another machine's by the host name alone (no machine id here or in its manifest): maybe this machine under a name it had then.
     const byHost = o?.owner === 'gone' && o.host && o.source && opts.dbPath && sameDbPath(o.source, opts.dbPath) && !(e.manifest.machine_id && here.machine_id) ? o.host : undefined;
-    verified.push({ time, name: e.name, path: e.path, rank: !o ? 0 : o.owner === 'this' ? (o.guessed ? 1 : 0) : 2, future: e.future || time > now + FUTURE_SKEW_MS, ...(byHost ? { byHost } : {}) });
+    verified.push({ time, at, name: e.name, path: e.path, rank: !o ? 0 : o.owner === 'this' ? (o.guessed ? 1 : 0) : 2, future: e.future || time > now + FUTURE_SKEW_MS, ...(byHost ? { byHost } : {}) });
   }
   const rank = Math.min(...verified.map((v) => v.rank));
   const ofRank = verified.filter((v) => v.rank === rank);
   const inTime = ofRank.some((v) => !v.future) ? ofRank.filter((v) => !v.future) : ofRank;
-  let best: { time: number; name: string; path: string } | undefined;
-  for (const v of inTime) if (!best || v.time > best.time || (v.time === best.time && v.name > best.name)) best = v;
+  let best: { time: number; at: Instant; name: string; path: string } | undefined;
+  // 1.0's order: (signed created_at to the nanosecond, file name).
+  for (const v of inTime) if (!best || compareInstants(v.at, best.at) > 0 || (compareInstants(v.at, best.at) === 0 && v.name > best.name)) best = v;
   if (best) for (const v of ofRank) if (v.future && v !== best) skipped.push(`${v.name} (dated in the future: signed as taken at ${new Date(v.time).toISOString()}, later than now)`);
   // Never passed in silence (restore.ts names it so for a folder restore without a key).
-  if (best && rank === 0) for (const v of verified) if (v.byHost && !v.future && v.time > best.time) skipped.push(`${v.name} (taken on ${v.byHost} by its manifest, and without machine ids only host names tell machines apart: if this machine was called ${v.byHost} then, name it with --snapshot)`);
+  if (best && rank === 0) for (const v of verified) if (v.byHost && !v.future && compareInstants(v.at, best.at) > 0) skipped.push(`${v.name} (taken on ${v.byHost} by its manifest, and without machine ids only host names tell machines apart: if this machine was called ${v.byHost} then, name it with --snapshot)`);
   if (!best) {
     throw new BackupError('NO_SNAPSHOTS', `No snapshot in ${p} has a manifest that verifies under the operator public key ${opts.anchor.fingerprint} (${opts.anchor.source}).`, {
       hint: 'Name one with --snapshot (an unsigned one also needs --allow-unsigned-manifest).',

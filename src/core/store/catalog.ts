@@ -34,6 +34,12 @@ export interface SnapshotEntry {
   manifestState: ManifestState;
   manifestError?: string;
   /**
+   * The manifest file could not be read at all (not a regular file, too large, an I/O error) —
+   * as opposed to read and found not to be a manifest. ai-memory 1.0's --latest passes over
+   * the first ("no manifest") and refuses to choose over the second.
+   */
+  manifestUnreadable?: boolean;
+  /**
    * ai-memory 1.0's signature verdict (store/signing.ts). When 'verified', `manifest` holds
    * the signed values; when 'refused', `manifestState` is 'invalid' and `manifestError` says why.
    */
@@ -73,7 +79,7 @@ export interface ListOptions {
   archived?: boolean;
 }
 
-type ManifestFacts = Pick<SnapshotEntry, 'manifest' | 'manifestState' | 'manifestError' | 'signature'>;
+type ManifestFacts = Pick<SnapshotEntry, 'manifest' | 'manifestState' | 'manifestError' | 'manifestUnreadable' | 'signature'>;
 
 /** `anchor` as ListOptions takes it → the key (resolving it from the environment when undefined). */
 export async function anchorFor(anchor: OperatorPublicKey | null | undefined): Promise<OperatorPublicKey | undefined> {
@@ -136,8 +142,8 @@ async function checkManifestText(snapshotName: string, manifestPath: string, rea
     text = await reading;
   } catch (e) {
     if (errnoCode(e) === 'ENOENT') return { manifestState: 'missing' };
-    if (isBackupError(e)) return { manifestState: 'invalid', manifestError: e.message };
-    return { manifestState: 'invalid', manifestError: `cannot read ${manifestPath}: ${errorMessage(e)}` };
+    if (isBackupError(e)) return { manifestState: 'invalid', manifestError: e.message, manifestUnreadable: true };
+    return { manifestState: 'invalid', manifestError: `cannot read ${manifestPath}: ${errorMessage(e)}`, manifestUnreadable: true };
   }
   try {
     const plain = parseManifest(text, manifestPath);
@@ -259,7 +265,7 @@ export async function listSnapshots(dir: string, opts: ListOptions = {}): Promis
         indexPath: a.indexPath,
       };
       // The manifest moved into the archive byte for byte: a signed one is checked like a plain snapshot's.
-      if (readManifests) Object.assign(entry, { manifest: undefined, manifestError: undefined }, await readManifestFor(a.name, a.manifestPath, archAnchor ?? null));
+      if (readManifests) Object.assign(entry, { manifest: undefined, manifestError: undefined, manifestUnreadable: undefined }, await readManifestFor(a.name, a.manifestPath, archAnchor ?? null));
       // Its size is the manifest's: the archive rebuilds exactly those bytes, or says it is damaged.
       if (entry.manifest) entry.sizeMatches = true;
       out.push(entry);

@@ -4,6 +4,7 @@
  * optional fields of ours, which ai-memory's reader ignores (serde skips unknown fields).
  */
 import { BackupError, errorMessage } from '../common/errors';
+import { PayloadReadError, readSerdeStruct, type PayloadFieldSpec } from './serdePayload';
 import type { VerifyMode } from '../common/checks';
 
 export interface Manifest {
@@ -113,6 +114,23 @@ export function rfc3339(d: Date): string {
   return d.toISOString().replace('Z', '+00:00');
 }
 
+/** ai-memory 1.0's BackupManifest: 0.7's six fields, then its Options (every other key is skipped by serde). */
+const AI_MEMORY_MANIFEST_FIELDS: readonly PayloadFieldSpec[] = [
+  { name: 'snapshot', kind: 'string' },
+  { name: 'sha256', kind: 'string' },
+  { name: 'bytes', kind: 'u64' },
+  { name: 'source_db', kind: 'string' },
+  { name: 'version', kind: 'string' },
+  { name: 'created_at', kind: 'string' },
+  { name: 'backend', kind: 'string', optional: true },
+  { name: 'schema_version', kind: 'i64', optional: true },
+  { name: 'memory_count', kind: 'i64', optional: true },
+  { name: 'manifest_version', kind: 'i64', optional: true },
+  { name: 'signed_payload', kind: 'string', optional: true },
+  { name: 'signature', kind: 'string', optional: true },
+  { name: 'signer', kind: 'string', optional: true },
+];
+
 /** Parses and type-checks a manifest; `where` names the file in error messages. */
 export function parseManifest(text: string, where: string): Manifest {
   let v: unknown;
@@ -151,6 +169,19 @@ export function parseManifest(text: string, where: string): Manifest {
     if (o[k] !== undefined && typeof o[k] !== 'string') {
       throw new BackupError('MANIFEST_INVALID', `Manifest ${where}: "${k}" should be a string.`);
     }
+  }
+  // ai-memory (0.7 and 1.0) reads a manifest with serde_json into its BackupManifest and refuses
+  // what that refuses — a duplicate field, 4096.0 for a byte count, a lone surrogate — where
+  // JSON.parse takes the last duplicate and reads 4096.0 as 4096 (serdePayload.ts).
+  try {
+    readSerdeStruct(Buffer.from(text, 'utf8'), AI_MEMORY_MANIFEST_FIELDS, { sequence: false });
+  } catch (e) {
+    if (!(e instanceof PayloadReadError)) throw e;
+    throw new BackupError('MANIFEST_INVALID', `Manifest ${where} is not one ai-memory reads (${e.message})${e.beyondUs ? '; refused here, though ai-memory reads it' : ''}.`, {
+      hint: e.beyondUs
+        ? "Restore it with ai-memory's own `restore`, or with --skip-verify if you trust it."
+        : 'ai-memory refuses it too: the manifest was edited or damaged. Restore another snapshot, or restore this one with --skip-verify if you trust it.',
+    });
   }
   const m = { ...(o as unknown as Manifest), sha256: (o.sha256 as string).toLowerCase() };
   // Where it was taken is informational too: a value that is not a string says nothing.

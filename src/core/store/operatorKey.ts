@@ -144,6 +144,13 @@ export async function readPrivateKeyFile(path: string, platform: NodeJS.Platform
   try {
     st = await fsp.stat(path);
   } catch (e) {
+    if (endsWithKeyMaterial(path)) {
+      // The key itself was given where its file's path belongs (pasted into --sign-key or the
+      // setting): the message, the --json output and the extension's log must not repeat it.
+      throw new BackupError('SIGNING_KEY', 'The signing key given is not a file, and what was given looks like a key itself (not shown here).', {
+        hint: 'Pass the path of the operator.key file (32 raw bytes), never the key; if you pasted the key into a setting or a script, remove it from there.',
+      });
+    }
     throw new BackupError('SIGNING_KEY', `Cannot read the signing key ${path}: ${errnoCode(e) === 'ENOENT' ? 'no such file' : e instanceof Error ? e.message : String(e)}.`, {
       hint: 'Pass the operator.key file that `ai-memory rules keygen` wrote (32 raw bytes).',
     });
@@ -161,6 +168,27 @@ export async function readPrivateKeyFile(path: string, platform: NodeJS.Platform
     });
   }
   return bytes;
+}
+
+/**
+ * The end of `path` is a key written out — 32 or 64 bytes as base64 (either alphabet, padded
+ * or not) or as hex — rather than a file name. Base64 must mix upper and lower case, hex
+ * letters and digits. It errs on the side of silence: a mistyped path whose last 43 characters
+ * could be base64 (`…/keys/Operator2024Key/productionSigningKey`) is not repeated either,
+ * which costs nothing (whoever typed it has it) while a key in the output would be a leak.
+ */
+export function endsWithKeyMaterial(path: string): boolean {
+  for (const n of [43, 44, 86, 88]) {
+    const tail = path.slice(-n);
+    if (tail.length !== n || !/^[A-Za-z0-9+/_-]+={0,2}$/.test(tail) || !/[a-z]/.test(tail) || !/[A-Z]/.test(tail)) continue;
+    const bytes = Buffer.from(tail.replace(/[-_]/g, (c) => (c === '-' ? '+' : '/')), 'base64').length;
+    if (bytes === 32 || bytes === 64) return true;
+  }
+  return [64, 128].some((n) => {
+    const tail = path.slice(-n);
+    // The whole run, not the end of a longer one.
+    return tail.length === n && /^[0-9a-fA-F]+$/.test(tail) && /[0-9]/.test(tail) && /[a-fA-F]/.test(tail) && !/[0-9a-fA-F]/.test(path.charAt(path.length - n - 1));
+  });
 }
 
 function shellQuote(p: string): string {

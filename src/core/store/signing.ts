@@ -15,8 +15,10 @@
  *   one without the other              → 'refused' (half a signature);
  *   no operator public key here        → 'signed-no-key' (nothing to check it against);
  *   either is not strict base64, the signature is not 64 bytes, it does not verify
- *   (verify_strict), the payload is not a backup payload, or its dst/v are not the above
- *                                      → 'refused';
+ *   (verify_strict), the payload is not a backup payload as serde_json reads one
+ *   (serdePayload.ts: duplicate fields, `1.0` for an integer, a BOM, … are refused), or its
+ *   dst/v are not the above            → 'refused';
+ *   its sha256 is not lowercase hex    → 'refused' (1.0 compares it as is: no file matches);
  *   otherwise                          → 'verified', and every decision is taken from the
  *                                        payload, never from the plain fields.
  * A refusal has no override flag (1.0 has none either).
@@ -26,6 +28,7 @@ import { decodeBase64Standard, encodeBase64Standard } from '../common/base64';
 import { keyFingerprint, SIGNATURE_BYTES, signEd25519, verifyStrict } from '../common/ed25519';
 import type { Manifest } from './manifest';
 import type { OperatorPublicKey, OperatorSigningKey } from './operatorKey';
+import { PayloadReadError, readSignedPayload } from './serdePayload';
 
 export const MANIFEST_DOMAIN = 'ai-memory/backup-manifest/v1';
 export const PAYLOAD_VERSION = 1;
@@ -114,23 +117,22 @@ export function signManifest(m: Manifest, payload: SignedPayload, key: OperatorS
   };
 }
 
+/**
+ * The payload as 1.0 reads it (serdePayload.ts: serde_json's rules, not JSON.parse's), or
+ * why it is refused.
+ */
 function parsePayload(bytes: Buffer): SignedPayload | string {
-  let o: unknown;
+  let r: Record<string, string | number>;
   try {
-    o = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
-  } catch {
-    return 'the signed payload is not JSON';
+    r = readSignedPayload(bytes);
+  } catch (e) {
+    if (!(e instanceof PayloadReadError)) throw e;
+    if (e.beyondUs) {
+      return `its signed payload's ${e.message}: refused here, though ai-memory 1.0 reads it (restore this snapshot with ai-memory's own \`restore\`)`;
+    }
+    return `its signed payload is not one ai-memory 1.0 reads (${e.message}), so it is not a backup manifest`;
   }
-  if (!o || typeof o !== 'object' || Array.isArray(o)) return 'the signed payload is not a JSON object';
-  const r = o as Record<string, unknown>;
-  const strings = ['dst', 'snapshot', 'sha256', 'source_db', 'version', 'created_at', 'backend'] as const;
-  const ints = ['v', 'bytes', 'schema_version', 'memory_count'] as const;
-  for (const k of strings) if (typeof r[k] !== 'string') return `the signed payload has no string "${k}"`;
-  for (const k of ints) if (!Number.isSafeInteger(r[k])) return `the signed payload has no integer "${k}"`;
-  if ((r.bytes as number) < 0) return 'the signed payload\'s "bytes" is negative';
-  const p: Record<string, unknown> = {};
-  for (const k of [...strings, ...ints]) p[k] = r[k];
-  return p as unknown as SignedPayload;
+  return r as unknown as SignedPayload;
 }
 
 /** The verdict on a parsed manifest (see the top of this file). */
@@ -154,9 +156,14 @@ export function judgeSignature(m: Manifest, anchor: OperatorPublicKey | undefine
     };
   }
   const payload = parsePayload(bytes);
-  if (typeof payload === 'string') return { state: 'refused', reason: `${payload}, so it is not a backup manifest` };
+  if (typeof payload === 'string') return { state: 'refused', reason: payload };
   if (payload.dst !== MANIFEST_DOMAIN || payload.v !== PAYLOAD_VERSION) {
     return { state: 'refused', reason: `its signed payload is "${payload.dst}" v${payload.v}, not "${MANIFEST_DOMAIN}" v${PAYLOAD_VERSION}` };
+  }
+  // 1.0's restore compares the signed sha256 as is with the snapshot's lowercase hex digest:
+  // any other spelling (upper case, a prefix) refuses every file, so it is no verdict to act on.
+  if (!/^[0-9a-f]{64}$/.test(payload.sha256)) {
+    return { state: 'refused', reason: `its signed sha256 "${payload.sha256}" is not 64 lowercase hex digits, which ai-memory 1.0 compares as is with the snapshot's sha256 (so no file matches it)` };
   }
   return { state: 'verified', payload, fingerprint: anchor.fingerprint, keySource: anchor.source };
 }
@@ -168,7 +175,7 @@ export function judgeSignature(m: Manifest, anchor: OperatorPublicKey | undefine
 export function trustedManifest(m: Manifest, v: SignatureVerdict): Manifest {
   if (v.state !== 'verified') return m;
   const p = v.payload;
-  return { ...m, snapshot: p.snapshot, sha256: p.sha256.toLowerCase(), bytes: p.bytes, source_db: p.source_db, version: p.version, created_at: p.created_at, backend: p.backend, schema_version: p.schema_version, memory_count: p.memory_count };
+  return { ...m, snapshot: p.snapshot, sha256: p.sha256, bytes: p.bytes, source_db: p.source_db, version: p.version, created_at: p.created_at, backend: p.backend, schema_version: p.schema_version, memory_count: p.memory_count };
 }
 
 /** Plain fields that say something other than the signed payload (ignored, but worth a note). */
