@@ -14,25 +14,10 @@ import { runBackup } from '../../src/core/ops/backup';
 import { archivePaths, listArchived } from '../../src/core/store/archive';
 import { createAiMemoryDb, seedMemory } from '../support/aiMemoryDb';
 import { cli } from '../support/cliRun';
-import { cliBundle } from '../support/reliability';
+import { cliBundle, fingerprint } from '../support/reliability';
 import { useTempDir } from '../support/tmp';
 
 const sha = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
-
-/** Every file under `dir` (links as links) → its sha256 or link target: "nothing changed" is equality. */
-function fingerprint(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isSymbolicLink()) out[path.relative(dir, p)] = `-> ${fs.readlinkSync(p)}`;
-      else if (e.isDirectory()) walk(p);
-      else out[path.relative(dir, p)] = sha(p);
-    }
-  };
-  walk(dir);
-  return out;
-}
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest();
 

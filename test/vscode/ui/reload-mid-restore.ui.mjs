@@ -53,6 +53,29 @@ async function confirmRestore(page) {
   throw new Error(`no restore button in the dialog: ${await dialog.innerText()}`);
 }
 
+/** The Snapshots view's rows. */
+const snapshotRows = (page) => page.locator('.monaco-list[aria-label="Snapshots"] .monaco-list-row[aria-label^="Snapshot of"]');
+
+/**
+ * Writes a row only the live database holds (gone after a restore, kept in the copy), starts
+ * Restore of the one snapshot from the view, and reloads the window once the engine runs;
+ * returns that engine, which has outlived its extension host.
+ */
+async function restoreThenReload(page, db) {
+  const rows = snapshotRows(page);
+  execFileSync('sqlite3', [db, "INSERT INTO t VALUES ('written after the snapshot')"]);
+  assert.equal(liveRows(db), 1);
+  await openViewContainer(page, 'AI Memory');
+  await waitFor(async () => (await rows.count()) === 1, { timeoutMs: 20_000, message: 'the view to list the snapshot' });
+  await contextMenuAction(page, rows.first(), 'Restore');
+  await confirmRestore(page);
+  const [child] = await waitFor(() => (restoreChildren(db).length ? restoreChildren(db) : undefined), { timeoutMs: 15_000, message: 'the engine to start restoring' });
+  await runCommand(page, 'Developer: Reload Window');
+  // The old extension host is gone; its engine goes on, an orphan.
+  await waitFor(() => restoreChildren(db).some((c) => c.pid === child.pid && c.ppid !== child.ppid), { timeoutMs: 20_000, message: `the restore (pid ${child.pid}) to outlive its extension host` });
+  return child;
+}
+
 describe('UI: the window reloaded in the middle of a restore', function () {
   this.timeout(240_000);
 
@@ -61,22 +84,9 @@ describe('UI: the window reloaded in the middle of a restore', function () {
     const { page } = session;
     const db = join(session.dirs.home, '.local', 'share', 'ai-memory', 'memories.db');
     const dir = dirname(db);
-    const rows = page.locator('.monaco-list[aria-label="Snapshots"] .monaco-list-row[aria-label^="Snapshot of"]');
+    const rows = snapshotRows(page);
     const kept = () => readdirSync(dir).filter((n) => /^memories\.pre-restore-.*\.db$/.test(n));
-
-    // What only the live database holds: gone after the restore, kept in the copy.
-    execFileSync('sqlite3', [db, "INSERT INTO t VALUES ('written after the snapshot')"]);
-    assert.equal(liveRows(db), 1);
-
-    await openViewContainer(page, 'AI Memory');
-    await waitFor(async () => (await rows.count()) === 1, { timeoutMs: 20_000, message: 'the view to list the snapshot' });
-    await contextMenuAction(page, rows.first(), 'Restore');
-    await confirmRestore(page);
-    const [child] = await waitFor(() => (restoreChildren(db).length ? restoreChildren(db) : undefined), { timeoutMs: 15_000, message: 'the engine to start restoring' });
-
-    await runCommand(page, 'Developer: Reload Window');
-    // The old extension host is gone; its engine goes on, an orphan.
-    await waitFor(() => restoreChildren(db).some((c) => c.pid === child.pid && c.ppid !== child.ppid), { timeoutMs: 20_000, message: `the restore (pid ${child.pid}) to outlive its extension host` });
+    const child = await restoreThenReload(page, db);
 
     // The reloaded window says that the restore still runs…
     const toasts = page.locator('.notifications-toasts .notification-toast');
@@ -125,17 +135,7 @@ describe('UI: the window reloaded in the middle of a restore, whose engine is th
     const session = currentSession();
     const { page } = session;
     const db = join(session.dirs.home, '.local', 'share', 'ai-memory', 'memories.db');
-    const rows = page.locator('.monaco-list[aria-label="Snapshots"] .monaco-list-row[aria-label^="Snapshot of"]');
-    execFileSync('sqlite3', [db, "INSERT INTO t VALUES ('written after the snapshot')"]);
-    assert.equal(liveRows(db), 1);
-
-    await openViewContainer(page, 'AI Memory');
-    await waitFor(async () => (await rows.count()) === 1, { timeoutMs: 20_000, message: 'the view to list the snapshot' });
-    await contextMenuAction(page, rows.first(), 'Restore');
-    await confirmRestore(page);
-    const [child] = await waitFor(() => (restoreChildren(db).length ? restoreChildren(db) : undefined), { timeoutMs: 15_000, message: 'the engine to start restoring' });
-    await runCommand(page, 'Developer: Reload Window');
-    await waitFor(() => restoreChildren(db).some((c) => c.pid === child.pid && c.ppid !== child.ppid), { timeoutMs: 20_000, message: `the restore (pid ${child.pid}) to outlive its extension host` });
+    const child = await restoreThenReload(page, db);
     // The engine dies too (the machine's OOM killer, a logout): at once, no clean-up.
     process.kill(child.pid, 'SIGKILL');
     await waitFor(() => !alive(child.pid), { timeoutMs: 10_000, message: `pid ${child.pid} to be gone` });
