@@ -30,7 +30,7 @@ import { resolveOperatorPublicKey, type KeyContext, type OperatorPublicKey } fro
 import { parseArgs, type Parsed } from './args';
 import { targetFromCli } from '../core/remote/targets';
 import { listRemote, pushToTarget, type PushOutcome, type SyncProgress } from '../core/remote/sync';
-import { pullFromTarget } from '../core/ops/pull';
+import { pullFromTarget, type PullRefused } from '../core/ops/pull';
 import type { RemoteTarget } from '../core/remote/target';
 import { backupJson, diffJson, extractJson, importCommand, inspectJson, COMMANDS, isCommandName, listJson, materializeJson, probeJson, progressJson, pruneJson, pullJson, pushJson, remoteListJson, restoreJson, verifyJson, type CommandName, type CommandSpec, type ErrorLine } from './protocol';
 import { diff, extract, inspectSnapshot } from '../core/ops/memory';
@@ -95,7 +95,8 @@ Commands:
            [--verify quick|full|off] [S3 options] [--json]
            Download snapshots (default: the newest) into DIR: each is checked
            against its manifest (sha256, size) and with quick_check before it
-           gets its name. Then \`restore --from DIR\`.
+           gets its name. Then \`restore --from DIR\`. --all passes over (and
+           names) a snapshot whose copy is damaged, foreign or refused: exit 1.
   backup   … --remote s3://BUCKET/PREFIX|DIR
            After the backup, push to the target (which then keeps what the same
            retention policy keeps). A failed copy never fails the
@@ -388,14 +389,17 @@ async function cmdPull(p: Parsed, io: CliIO): Promise<number> {
   const snap = p.values.get('snapshot');
   if (snap && p.switches.has('all')) throw new BackupError('USAGE', 'Pass --snapshot NAME or --all, not both.');
   const target = await remoteTarget(p, io);
-  const results = await pullFromTarget({ target, toDir: resolve(io.cwd, to), names: p.switches.has('all') ? 'all' : snap ? [snap] : undefined, integrity: verifyMode(p, true), signal: io.signal, onProgress: syncProgressPrinter(p, io) });
+  const refused: PullRefused[] = [];
+  const results = await pullFromTarget({ target, toDir: resolve(io.cwd, to), names: p.switches.has('all') ? 'all' : snap ? [snap] : undefined, integrity: verifyMode(p, true), signal: io.signal, onProgress: syncProgressPrinter(p, io), onRefused: (r) => refused.push(r) });
   if (p.switches.has('json')) {
-    io.stdout(json(pullJson(target.label, results)));
-    return 0;
+    io.stdout(json(pullJson(target.label, results, refused)));
+    return refused.length ? 1 : 0;
   }
   for (const r of results) io.stdout(`${r.status === 'present' ? 'Present ' : 'Pulled  '}: ${r.path}  ${formatBytes(r.bytes)}  sha256 ${r.sha256}${r.integrity ? `  (${r.integrity})` : ''}\n`);
-  io.stdout(`Restore with: ${TOOL_NAME} restore --from ${results.length === 1 ? results[0].path : resolve(io.cwd, to)}\n`);
-  return 0;
+  for (const r of refused) io.stderr(`Refused : ${r.name}: ${r.error}\n${r.hint ? `  ${r.hint}\n` : ''}`);
+  if (results.length) io.stdout(`Restore with: ${TOOL_NAME} restore --from ${results.length === 1 ? results[0].path : resolve(io.cwd, to)}\n`);
+  if (refused.length) io.stderr(`error: ${refused.length} of ${results.length + refused.length} snapshots on ${target.label} were not pulled (above); the others were.\n`);
+  return refused.length ? 1 : 0;
 }
 
 async function cmdListRemote(p: Parsed, io: CliIO): Promise<number> {

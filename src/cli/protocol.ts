@@ -28,7 +28,7 @@ import type { OwnerInfo } from '../core/store/ownership';
 import type { CheckMode } from '../core/common/checks';
 import { describeVerdict, type SignatureVerdict } from '../core/store/signing';
 import type { PushOutcome, RemoteListing } from '../core/remote/sync';
-import type { PullResult } from '../core/ops/pull';
+import type { PullRefused, PullResult } from '../core/ops/pull';
 import type { RetentionPolicy } from '../core/store/retention';
 import type { MaterializeResult } from '../core/ops/archived';
 import type { PruneRunResult } from '../core/ops/prune';
@@ -195,6 +195,8 @@ export const PullJson = v.object({
       integrity: v.optional(v.string()),
     }),
   ),
+  /** `--all`: snapshots passed over, each with why (exit 1); the others were pulled. */
+  refused: v.optional(v.array(v.object({ name: v.string(), code: v.string(), error: v.string(), hint: v.optional(v.string()) }))),
 });
 
 const RemoteEntryJson = v.object({ name: v.string(), bytes: v.number(), complete: v.boolean() });
@@ -595,8 +597,8 @@ export function pushJson(o: PushOutcome): PushOutcomeJson {
   };
 }
 
-export function pullJson(from: string, results: PullResult[]): PullOutcome {
-  return { status: 'pulled', from, snapshots: results };
+export function pullJson(from: string, results: PullResult[], refused: PullRefused[] = []): PullOutcome {
+  return { status: 'pulled', from, snapshots: results, ...(refused.length ? { refused } : {}) };
 }
 
 export function remoteListJson(l: RemoteListing): v.InferOutput<typeof RemoteListJson> {

@@ -183,6 +183,36 @@ describe('off-machine copies: S3 (real S3 protocol server on 127.0.0.1)', functi
     assert.deepStrictEqual(fs.readdirSync(to), [], 'nothing kept, no temp left');
   });
 
+  it('pull --all passes over the copies that are damaged or refused, names them, and pulls every other one (exit 1)', async () => {
+    // After losing the machine: newest first, one bad copy stopped the pull, and nothing
+    // older than it came back.
+    const local = tmp.join('backups');
+    const names = await backups(tmp.join('ai-memory.db'), local, 4);
+    const t = target(s3.endpoint);
+    await pushToTarget({ localDir: local, target: t, keep: 48 });
+    const [oldest, second, third, newest] = names;
+    await t.uploadBytes(third, Buffer.concat([fs.readFileSync(path.join(local, third)).subarray(0, 4096), Buffer.alloc(10)])); // bytes not its manifest's
+    await t.uploadBytes(newest.replace(/\.db$/, '.manifest.json'), Buffer.from('{"snapshot": "ai-memory-')); // a manifest cut short
+    const to = tmp.join('pulled');
+    const p = await cli(['pull', '--remote', `s3://${BUCKET}/laptop`, '--path-style', '--to', to, '--all', '--json'], { cwd: tmp.path, env: s3env(s3.endpoint) });
+    assert.strictEqual(p.code, 1, p.stderr);
+    const out = p.json<{ snapshots: { name: string; status: string }[]; refused: { name: string; code: string; error: string }[] }>();
+    assert.deepStrictEqual(out.snapshots.map((x) => [x.name, x.status]).sort(), [[oldest, 'downloaded'], [second, 'downloaded']].sort());
+    assert.deepStrictEqual(out.refused.map((x) => [x.name, x.code]), [[newest, 'MANIFEST_INVALID'], [third, 'SHA_MISMATCH']]);
+    for (const n of [oldest, second]) assert.strictEqual((await cli(['verify', '--from', path.join(to, n)], { cwd: tmp.path })).code, 0, `${n} pulled whole`);
+    assert.deepStrictEqual(fs.readdirSync(to).filter((n) => n.endsWith('.db')).sort(), [oldest, second].sort(), 'nothing of the refused ones kept');
+    // In words: each named with why, and how many did not come.
+    const text = await cli(['pull', '--remote', `s3://${BUCKET}/laptop`, '--path-style', '--to', tmp.join('pulled2'), '--all'], { cwd: tmp.path, env: s3env(s3.endpoint) });
+    assert.strictEqual(text.code, 1);
+    assert.match(text.stderr, new RegExp(`Refused : ${third.replace(/\./g, '\\.')}: .*does not match its manifest`));
+    assert.match(text.stderr, /error: 2 of 4 snapshots on .* were not pulled/);
+    assert.match(text.stdout, /Restore with: /);
+    // Without --all (the newest), a refused copy still stops the pull: never an older one in its place.
+    const one = await cli(['pull', '--remote', `s3://${BUCKET}/laptop`, '--path-style', '--to', tmp.join('pulled3'), '--json'], { cwd: tmp.path, env: s3env(s3.endpoint) });
+    assert.strictEqual(one.code, 1);
+    assert.match(one.stderr, /MANIFEST_INVALID/);
+  });
+
   it('a manifest object larger than a manifest can be (8 MiB) is refused unread by pull, as in the backup folder', async () => {
     const local = tmp.join('backups');
     const [name] = await backups(tmp.join('ai-memory.db'), local, 1);

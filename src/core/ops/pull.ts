@@ -6,7 +6,7 @@
 import { refuseSidecarFolder } from '../sqlite/dbFiles';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { BackupError } from '../common/errors';
+import { BackupError, type ErrorCode } from '../common/errors';
 import { byTimeNewestFirst, viewRemote, type SyncProgress } from '../remote/sync';
 import type { RemoteTarget } from '../remote/target';
 import { cleanStaleTemps, createFileNoClobber, fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
@@ -28,6 +28,36 @@ export interface PullResult {
   integrity?: string;
 }
 
+/** A snapshot `pull --all` passed over, and why (its copy on the target, or a local file in its way). */
+export interface PullRefused {
+  name: string;
+  code: ErrorCode;
+  error: string;
+  hint?: string;
+}
+
+/**
+ * What is wrong with one snapshot, not with the target or this machine: with `--all` the
+ * others are still pulled. A restore after losing the machine pulled nothing older than one
+ * snapshot whose copy was damaged, foreign or refused, newest first. A failure of the
+ * target, the disk or the connection (REMOTE_*, NO_SPACE, IO, …) still stops the pull.
+ */
+const SNAPSHOT_ERRORS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'MANIFEST_MISSING',
+  'MANIFEST_INVALID',
+  'MANIFEST_FOREIGN',
+  'MANIFEST_UNSIGNED',
+  'SIGNATURE_REFUSED',
+  'SIZE_MISMATCH',
+  'SHA_MISMATCH',
+  'INTEGRITY_FAILED',
+  'UNVERIFIABLE',
+  'NOT_A_DATABASE',
+  'TOO_LARGE',
+  'UNSAFE_SNAPSHOT_PATH',
+  'LOCKED',
+]);
+
 /**
  * Downloads snapshots (their manifests first) into `toDir`: each into a temp file there,
  * checked against its manifest (bytes, sha256) and with quick_check (unless `integrity`
@@ -43,6 +73,8 @@ export async function pullFromTarget(opts: {
   integrity?: 'quick' | 'full' | 'off';
   signal?: AbortSignal;
   onProgress?: (p: SyncProgress) => void;
+  /** With `names: 'all'`: a snapshot whose own copy fails (SNAPSHOT_ERRORS) is reported here and the rest are pulled; without it, the pull stops there. */
+  onRefused?: (r: PullRefused) => void;
 }): Promise<PullResult[]> {
   const { target, toDir } = opts;
   opts.onProgress?.({ phase: 'listing' });
@@ -68,6 +100,17 @@ export async function pullFromTarget(opts: {
   const out: PullResult[] = [];
   let store: PackStore | undefined;
   for (const name of want) {
+    try {
+      const r = await pullOne(name);
+      if (r) out.push(r);
+    } catch (e) {
+      if (opts.names !== 'all' || !opts.onRefused || !(e instanceof BackupError) || !SNAPSHOT_ERRORS.has(e.code)) throw e;
+      opts.onRefused({ name, code: e.code, error: e.message, hint: e.hint });
+    }
+  }
+  return out;
+
+  async function pullOne(name: string): Promise<PullResult | undefined> {
     const mName = manifestNameFor(name);
     const mBytes = await target.readBytes(mName, opts.signal, SMALL_FILE_CAP); // a manifest's size at most, as in the backup folder
     const manifest = parseManifest(mBytes.toString('utf8'), `${target.label}/${mName}`);
@@ -85,8 +128,7 @@ export async function pullFromTarget(opts: {
           hint: 'Move the damaged file (and its manifest) away, then pull again.',
         });
       }
-      out.push({ name, path: have.path, manifestPath: have.manifestPath, bytes: manifest.bytes, sha256: manifest.sha256, status: 'present' });
-      continue;
+      return { name, path: have.path, manifestPath: have.manifestPath, bytes: manifest.bytes, sha256: manifest.sha256, status: 'present' };
     }
     if (have) throw new BackupError('LOCKED', `${join(toDir, name)} already exists and differs from the copy on ${target.label}; not replaced.`, { hint: 'Pull into an empty folder (--to), or move the local file away.' });
     // The temp keeps the snapshot's name inside a private folder, so the check sees its manifest beside it.
@@ -134,10 +176,9 @@ export async function pullFromTarget(opts: {
         throw new BackupError('LOCKED', `${join(toDir, name)} appeared while it was downloaded; not replaced.`, { hint: 'Pull into another folder (--to), or move the local snapshot away first.' });
       }
       await fsyncDir(toDir);
-      out.push({ name, path: join(toDir, name), manifestPath: join(toDir, mName), bytes: got.bytes, sha256: got.sha256, status: 'downloaded', integrity });
+      return { name, path: join(toDir, name), manifestPath: join(toDir, mName), bytes: got.bytes, sha256: got.sha256, status: 'downloaded', integrity };
     } finally {
       await fsp.rm(work, { recursive: true, force: true }).catch(() => undefined);
     }
   }
-  return out;
 }
