@@ -101,8 +101,7 @@ export async function pullFromTarget(opts: {
   let store: PackStore | undefined;
   for (const name of want) {
     try {
-      const r = await pullOne(name);
-      if (r) out.push(r);
+      out.push(await pullOne(name));
     } catch (e) {
       if (opts.names !== 'all' || !opts.onRefused || !(e instanceof BackupError) || !SNAPSHOT_ERRORS.has(e.code)) throw e;
       opts.onRefused({ name, code: e.code, error: e.message, hint: e.hint });
@@ -110,7 +109,7 @@ export async function pullFromTarget(opts: {
   }
   return out;
 
-  async function pullOne(name: string): Promise<PullResult | undefined> {
+  async function pullOne(name: string): Promise<PullResult> {
     const mName = manifestNameFor(name);
     const mBytes = await target.readBytes(mName, opts.signal, SMALL_FILE_CAP); // a manifest's size at most, as in the backup folder
     const manifest = parseManifest(mBytes.toString('utf8'), `${target.label}/${mName}`);

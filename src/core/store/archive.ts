@@ -333,8 +333,8 @@ export class PackStore {
   /**
    * Packs each of whose trailer entries is known to be the page it says (its blob inflates
    * to bytes with that hash): written by us (BlobPacker: every page hashed from its bytes,
-   * every blob inflated back before it was written) or proven entry by entry (provenPacks
-   * below). Kept across runs in the archive's PROVEN_NAME record (loadProven).
+   * every blob inflated back before it was written) or proven entry by entry
+   * (firstUnprovenPack). Kept across runs in the archive's PROVEN_NAME record (loadProven).
    */
   readonly proven = new Set<string>();
   provenLoaded = false;
@@ -1648,7 +1648,7 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
     // it lists is what its trailer says: a pack that lies (whole, named by its own bytes:
     // made by hand, copied in, or written wrong) made an archived copy that rebuilt to other
     // bytes, and the plain file, the only good copy, was deleted for it. Packs we wrote are
-    // such by construction; any other is proven entry by entry once (provenPacks).
+    // such by construction; any other is proven entry by entry once (firstUnprovenPack).
     const lying = await firstUnprovenPack(paths, store, shared, signal);
     if (lying) {
       throw damaged(`${name} was not archived: its archived copy would not rebuild (pack ${lying.pack} does not hold what its trailer lists: ${lying.problem}); it stays a plain file.`, 'Run `verify --all` to see which pack is at fault and which archived snapshots it affects.');
