@@ -5,7 +5,7 @@
  * every verdict, and key resolution as ai-memory does it.
  */
 import * as assert from 'assert';
-import { spawnSync } from 'child_process';
+import { execFileSync, spawnSync } from 'child_process';
 import { createHash, randomBytes } from 'crypto';
 import * as ed from '@noble/ed25519';
 import * as fs from 'fs';
@@ -379,6 +379,15 @@ describe('ai-memory 1.0 signed manifests', () => {
       fs.writeFileSync(`${file}.pub`, pub.toString('base64url'));
       fs.writeFileSync(file, SEED.subarray(0, 31), { mode: 0o600 });
       await assert.rejects(loadSigningKeyFile(file), /31 bytes/);
+      // Everything is judged from one open descriptor (a name checked, then read, could be
+      // swapped for a FIFO in between): a FIFO is refused at once, a long file by its size.
+      const fifo = tmp.join('key-fifo');
+      execFileSync('mkfifo', ['-m', '600', fifo]);
+      await assert.rejects(loadSigningKeyFile(fifo), /is not a file/);
+      fs.writeFileSync(file, Buffer.concat([SEED, Buffer.from('\n')]), { mode: 0o600 });
+      await assert.rejects(loadSigningKeyFile(file), /is 33 bytes/);
+      fs.truncateSync(file, 1 << 30);
+      await assert.rejects(loadSigningKeyFile(file), /is 1073741824 bytes/);
       // $AI_MEMORY_KEY_DIR with the legacy operator.priv + operator.pub pair comes first.
       const kd = tmp.join('keys');
       fs.mkdirSync(kd, { recursive: true });

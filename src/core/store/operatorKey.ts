@@ -23,11 +23,10 @@
  * run (ai-memory insists on exactly 0600; we also accept 0400, which is stricter).
  */
 import { exists } from '../common/fsFacts';
-import { promises as fsp } from 'node:fs';
 import { homedir } from 'node:os';
 import * as nodePath from 'node:path';
 import { BackupError, errnoCode } from '../common/errors';
-import { readSmallRegular, readSmallRegularBytes } from '../common/regularFile';
+import { NotRegularFileError, openRegular, readSmallRegular, readSmallRegularBytes } from '../common/regularFile';
 import { decodeBase64Standard, decodeBase64UrlNoPad, rustTrim } from '../common/base64';
 import { isCurvePoint, keyFingerprint, publicKeyFromSeed, PUBLIC_KEY_BYTES, SEED_BYTES } from '../common/ed25519';
 
@@ -140,10 +139,13 @@ export async function resolveOperatorPublicKey(ctx: KeyContext = processKeyConte
  * write (the check is Unix-only, as ai-memory's is).
  */
 export async function readPrivateKeyFile(path: string, platform: NodeJS.Platform = process.platform): Promise<Buffer> {
-  let st;
+  // One open, then everything from that descriptor (regularFile.ts): a name checked and then
+  // read could be swapped in between for a FIFO (the read would hang) or another file.
+  let opened;
   try {
-    st = await fsp.stat(path);
+    opened = await openRegular(path);
   } catch (e) {
+    if (e instanceof NotRegularFileError) throw new BackupError('SIGNING_KEY', `The signing key ${path} is not a file.`);
     if (endsWithKeyMaterial(path)) {
       // The key itself was given where its file's path belongs (pasted into --sign-key or the
       // setting): the message, the --json output and the extension's log must not repeat it.
@@ -155,19 +157,31 @@ export async function readPrivateKeyFile(path: string, platform: NodeJS.Platform
       hint: 'Pass the operator.key file that `ai-memory rules keygen` wrote (32 raw bytes).',
     });
   }
-  if (!st.isFile()) throw new BackupError('SIGNING_KEY', `The signing key ${path} is not a file.`);
-  if (platform !== 'win32' && (st.mode & 0o077) !== 0) {
-    throw new BackupError('SIGNING_KEY', `The signing key ${path} can be read by others (mode ${(st.mode & 0o777).toString(8).padStart(3, '0')}); refusing to use it.`, {
-      hint: `Run: chmod 600 ${shellQuote(path)}`,
-    });
+  const { fh } = opened;
+  try {
+    const st = await fh.stat();
+    if (platform !== 'win32' && (st.mode & 0o077) !== 0) {
+      throw new BackupError('SIGNING_KEY', `The signing key ${path} can be read by others (mode ${(st.mode & 0o777).toString(8).padStart(3, '0')}); refusing to use it.`, {
+        hint: `Run: chmod 600 ${shellQuote(path)}`,
+      });
+    }
+    // One byte more than a key: a longer file is told apart without reading all of it.
+    const buf = Buffer.alloc(SEED_BYTES + 1);
+    let n = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
+      if (bytesRead === 0 || (n += bytesRead) === buf.length) break;
+    }
+    if (n !== SEED_BYTES) {
+      const size = n > SEED_BYTES ? `${Math.max(st.size, n)} bytes` : `${n} bytes`;
+      throw new BackupError('SIGNING_KEY', `The signing key ${path} is ${size}; an Ed25519 operator key is ${SEED_BYTES} raw bytes.`, {
+        hint: 'Use the operator.key file that `ai-memory rules keygen` wrote.',
+      });
+    }
+    return buf.subarray(0, SEED_BYTES);
+  } finally {
+    await fh.close().catch(() => undefined);
   }
-  const bytes = await fsp.readFile(path);
-  if (bytes.length !== SEED_BYTES) {
-    throw new BackupError('SIGNING_KEY', `The signing key ${path} is ${bytes.length} bytes; an Ed25519 operator key is ${SEED_BYTES} raw bytes.`, {
-      hint: 'Use the operator.key file that `ai-memory rules keygen` wrote.',
-    });
-  }
-  return bytes;
 }
 
 /**
