@@ -238,6 +238,24 @@ describe('ai-memory 1.0: signed backups and restores', function () {
       }
     });
 
+    it('a manifest whose bytes are not UTF-8 (one byte of its tool field damaged) is refused as 0.7 and 1.0 refuse it (read_to_string), signed or not; verify says so', async () => {
+      const r = await signedBackup();
+      const bytes = fs.readFileSync(r.manifestPath);
+      // An invalid byte inside a plain string field: ai-memory cannot read the file at all, where
+      // a lenient decode turned it into U+FFFD and the snapshot passed as verified.
+      for (const manifest of [bytes, Buffer.from(JSON.stringify({ ...readJson(r.manifestPath), signed_payload: undefined, signature: undefined, signer: undefined, manifest_version: undefined }, null, 2))]) {
+        const bad = Buffer.from(manifest);
+        bad[manifest.indexOf(Buffer.from('"tool": "')) + '"tool": "'.length] = 0xff;
+        fs.writeFileSync(r.manifestPath, bad);
+        for (const anchor of [ANCHOR, null]) {
+          await refusedUntouched(runRestore({ dbPath: db, from: r.snapshotPath, anchor, allowUnsignedManifest: true }), 'MANIFEST_INVALID', /is not UTF-8 text/);
+        }
+        const v = await cli(['verify', '--from', r.snapshotPath, '--json'], { cwd: tmp.path, home: tmp.join('nohome') });
+        assert.notStrictEqual(v.code, 0, v.stdout);
+        assert.match(v.stdout + v.stderr, /not UTF-8 text/);
+      }
+    });
+
     it('a payload serde_json reads (the struct as an array of its 11 values) restores, as 1.0 restores it', async () => {
       const r = await signedBackup();
       signPayloadText(r.manifestPath, (t) => JSON.stringify(Object.values(JSON.parse(t) as Record<string, unknown>)));

@@ -131,8 +131,27 @@ const AI_MEMORY_MANIFEST_FIELDS: readonly PayloadFieldSpec[] = [
   { name: 'signer', kind: 'string', optional: true },
 ];
 
-/** Parses and type-checks a manifest; `where` names the file in error messages. */
-export function parseManifest(text: string, where: string): Manifest {
+/** UTF-8 as Rust's `read_to_string` takes it: invalid bytes refuse the text, a BOM stays in it (serde then refuses it). */
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * Parses and type-checks a manifest; `where` names the file in error messages. Give it the
+ * file's bytes: ai-memory (0.7 and 1.0) reads a manifest with `read_to_string`, which refuses
+ * bytes that are not UTF-8, where decoding them here would turn them into U+FFFD and accept it.
+ */
+export function parseManifest(input: Uint8Array | string, where: string): Manifest {
+  let text: string;
+  if (typeof input === 'string') {
+    text = input;
+  } else {
+    try {
+      text = STRICT_UTF8.decode(input);
+    } catch {
+      throw new BackupError('MANIFEST_INVALID', `Manifest ${where} is not UTF-8 text.`, {
+        hint: 'ai-memory refuses it too: the manifest was edited or damaged. Restore another snapshot, or restore this one with --skip-verify if you trust it.',
+      });
+    }
+  }
   let v: unknown;
   try {
     v = JSON.parse(text);
@@ -174,7 +193,7 @@ export function parseManifest(text: string, where: string): Manifest {
   // what that refuses — a duplicate field, 4096.0 for a byte count, a lone surrogate — where
   // JSON.parse takes the last duplicate and reads 4096.0 as 4096 (serdePayload.ts).
   try {
-    readSerdeStruct(Buffer.from(text, 'utf8'), AI_MEMORY_MANIFEST_FIELDS, { sequence: false });
+    readSerdeStruct(typeof input === 'string' ? Buffer.from(input, 'utf8') : input, AI_MEMORY_MANIFEST_FIELDS, { sequence: false });
   } catch (e) {
     if (!(e instanceof PayloadReadError)) throw e;
     throw new BackupError('MANIFEST_INVALID', `Manifest ${where} is not one ai-memory reads (${e.message})${e.beyondUs ? '; refused here, though ai-memory reads it' : ''}.`, {
