@@ -256,6 +256,16 @@ describe('ai-memory 1.0: signed backups and restores', function () {
       }
     });
 
+    it('an unsigned manifest with its sha256 in upper case is refused, as 0.7 refuses it (the field is compared as written with the lower-case digest)', async () => {
+      const r = await runBackup({ dbPath: db, backupDir: dir, signing: { key: null, anchor: null } });
+      const m = readJson(r.manifestPath);
+      assert.strictEqual(m.signature, undefined);
+      writeJson(r.manifestPath, { ...m, sha256: String(m.sha256).toUpperCase() });
+      await refusedUntouched(runRestore({ dbPath: db, from: r.snapshotPath, anchor: null }), 'MANIFEST_INVALID', /upper case/);
+      const v = await cli(['verify', '--from', r.snapshotPath, '--json'], { cwd: tmp.path, home: tmp.join('nohome') });
+      assert.notStrictEqual(v.code, 0, v.stdout);
+    });
+
     it('a payload serde_json reads (the struct as an array of its 11 values) restores, as 1.0 restores it', async () => {
       const r = await signedBackup();
       signPayloadText(r.manifestPath, (t) => JSON.stringify(Object.values(JSON.parse(t) as Record<string, unknown>)));

@@ -173,6 +173,12 @@ export function parseManifest(input: Uint8Array | string, where: string): Manife
   if (!/^[0-9a-fA-F]{64}$/.test(o.sha256 as string)) {
     throw new BackupError('MANIFEST_INVALID', `Manifest ${where}: "sha256" is not 64 hex digits.`);
   }
+  if (!/^[0-9a-f]{64}$/.test(o.sha256 as string)) {
+    // ai-memory (0.7 and 1.0) compares the field as written with the digest in lower case.
+    throw new BackupError('MANIFEST_INVALID', `Manifest ${where}: "sha256" is in upper case; ai-memory compares it as written with the lower-case digest and refuses the snapshot.`, {
+      hint: 'The manifest was edited. Restore another snapshot, or restore this one with --skip-verify if you trust it.',
+    });
+  }
   const bytes = o.bytes as number;
   if (!Number.isSafeInteger(bytes) || bytes < 0) {
     throw new BackupError('MANIFEST_INVALID', `Manifest ${where}: "bytes" should be a non-negative integer, found ${bytes}.`);
@@ -202,7 +208,7 @@ export function parseManifest(input: Uint8Array | string, where: string): Manife
         : 'ai-memory refuses it too: the manifest was edited or damaged. Restore another snapshot, or restore this one with --skip-verify if you trust it.',
     });
   }
-  const m = { ...(o as unknown as Manifest), sha256: (o.sha256 as string).toLowerCase() };
+  const m = { ...(o as unknown as Manifest) };
   // Where it was taken is informational too: a value that is not a string says nothing.
   for (const k of ['host', 'machine_id'] as const) if (typeof m[k] !== 'string' || !m[k]) delete m[k];
   // Facts are informational: malformed ones are dropped, never a reason to refuse a snapshot.
