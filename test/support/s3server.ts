@@ -40,7 +40,10 @@ process.on('SIGTERM', () => server.close().finally(() => process.exit(0)));
 }
 
 export async function startS3Server(dataDir: string, buckets: string[], port = 0): Promise<S3Server> {
-  const child: ChildProcess = spawn(process.execPath, ['-e', serverScript(), dataDir, String(port), buckets.join(',')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } });
+  // s3rver's continuation tokens are DES-encrypted, which OpenSSL 3 (Node >= 17) has only in
+  // its legacy provider: without it, any listing past one page fails with 500.
+  const legacy = process.allowedNodeEnvironmentFlags.has('--openssl-legacy-provider') ? ['--openssl-legacy-provider'] : [];
+  const child: ChildProcess = spawn(process.execPath, [...legacy, '-e', serverScript(), dataDir, String(port), buckets.join(',')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } });
   trackChild(child, 's3rver');
   let err = '';
   child.stderr?.on('data', (d) => (err += d));

@@ -227,12 +227,18 @@ export class S3Client {
     throw lastError ?? new BackupError('REMOTE_ERROR', `${what} failed.`);
   }
 
-  /** Every object directly under the prefix: one paginated ListObjectsV2 (1,000 keys a page). */
+  /**
+   * Keys a LIST page asks for (`max-keys`): S3's own ceiling, 1,000. Tests lower it, so that
+   * listing past one page runs against a real server with a handful of objects.
+   */
+  pageKeys = 1000;
+
+  /** Every object directly under the prefix: one paginated ListObjectsV2 (`pageKeys` keys a page). */
   async list(signal?: AbortSignal): Promise<S3Object[]> {
     const out: S3Object[] = [];
     let token: string | undefined;
     do {
-      const q = new URLSearchParams({ 'list-type': '2', delimiter: '/', prefix: this.loc.prefix });
+      const q = new URLSearchParams({ 'list-type': '2', delimiter: '/', prefix: this.loc.prefix, 'max-keys': String(this.pageKeys) });
       if (token) q.set('continuation-token', token);
       const res = await this.request('GET', '', { query: q.toString().replace(/\+/g, '%20'), signal, what: `listing ${this.describe()}` });
       const xml = await res.text();
@@ -240,7 +246,8 @@ export class S3Client {
         const modified = Date.parse(one(c, 'LastModified') ?? '');
         out.push({ key: one(c, 'Key') ?? '', size: Number(one(c, 'Size') ?? 0), etag: unquoteEtag(one(c, 'ETag')), ...(Number.isFinite(modified) ? { modifiedMs: modified } : {}) });
       }
-      token = one(xml, 'IsTruncated') === 'true' ? one(xml, 'NextContinuationToken') : undefined;
+      const truncated = one(xml, 'IsTruncated') === 'true';
+      token = truncated ? one(xml, 'NextContinuationToken') : undefined;
     } while (token);
     return out;
   }

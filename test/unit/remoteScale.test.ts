@@ -1,0 +1,150 @@
+/**
+ * Off-machine copies at real-world scale and with real providers' quirks, against a real S3
+ * protocol server (@20minutes/s3rver, SigV4 checked) on 127.0.0.1, started and stopped by
+ * PID — never a mocked server. Listing past one page: the client's page size (`pageKeys`,
+ * S3's `max-keys`) is lowered, so a handful of snapshots span many pages.
+ */
+import * as assert from 'assert';
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { pullFromTarget, type PullRefused } from '../../src/core/ops/pull';
+import { readRemoteState } from '../../src/core/remote/remoteState';
+import { S3Target } from '../../src/core/remote/s3Target';
+import { listRemote, pushToTarget } from '../../src/core/remote/sync';
+import { rfc3339, serializeManifest } from '../../src/core/store/manifest';
+import { formatStamp, snapshotName } from '../../src/core/store/naming';
+import { createAiMemoryDb } from '../support/aiMemoryDb';
+import { S3_KEY, S3_SECRET, startLoopbackProxy, startS3Server, type S3Server } from '../support/s3server';
+import { useTempDir } from '../support/tmp';
+
+const BUCKET = 'backups';
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+function target(endpoint: string, prefix: string, pageKeys?: number): S3Target {
+  const t = new S3Target({ endpoint, region: 'us-east-1', bucket: BUCKET, prefix, pathStyle: true }, { accessKeyId: S3_KEY, secretAccessKey: S3_SECRET });
+  if (pageKeys) t.client.pageKeys = pageKeys;
+  return t;
+}
+
+/** The names of `n` hourly snapshots ending at `last`, oldest first. */
+function hourly(n: number, last = Date.UTC(2026, 10, 30, 12)): string[] {
+  return Array.from({ length: n }, (_, i) => snapshotName(formatStamp(new Date(last - (n - 1 - i) * 3600_000))));
+}
+
+/** Real snapshots: one real ai-memory database under each name, with its manifest (source_db `db`). */
+function snapshots(dir: string, db: Buffer, names: string[], sourceDb = '/home/u/.ai-memory/ai-memory.db'): void {
+  fs.mkdirSync(dir, { recursive: true });
+  for (const name of names) {
+    fs.writeFileSync(path.join(dir, name), db);
+    const m = { snapshot: name, sha256: sha(db), bytes: db.length, source_db: sourceDb, version: '0.1.0', created_at: rfc3339(new Date()), integrity: 'unverified' as const };
+    fs.writeFileSync(path.join(dir, name.replace(/\.db$/, '.manifest.json')), serializeManifest(m));
+  }
+}
+
+/** Every key the server holds in the bucket (read from its data folder, not through our client). */
+function serverKeys(s3: S3Server): string[] {
+  const root = path.join(s3.dataDir, BUCKET);
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('._S3rver_object')) out.push(path.relative(root, p).slice(0, -'._S3rver_object'.length).split(path.sep).join('/'));
+    }
+  };
+  if (fs.existsSync(root)) walk(root);
+  return out.sort();
+}
+
+describe('off-machine copies at scale: listing past one page (real S3 protocol server)', function () {
+  this.timeout(180_000);
+  const tmp = useTempDir('aimb-remote-scale-');
+  let s3: S3Server;
+  let db: Buffer;
+
+  before(() => {
+    const p = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'aimb-scale-db-')), 'ai-memory.db');
+    createAiMemoryDb(p, { memories: 5 });
+    db = fs.readFileSync(p);
+    fs.rmSync(path.dirname(p), { recursive: true, force: true });
+  });
+  beforeEach(async () => {
+    s3 = await startS3Server(tmp.join('s3data'), [BUCKET]);
+  });
+  afterEach(async () => {
+    await s3.kill();
+  });
+
+  it('push, list, retention, pull and pull --all are right across pages (3 keys a page): nothing missed, nothing wrongly deleted, the newest the newest', async () => {
+    // Every LIST request, as the server received it: how many pages, and the tokens sent back.
+    const lists: string[] = [];
+    const proxy = await startLoopbackProxy(s3.port, (req) => {
+      if (req.method === 'GET' && /[?&]list-type=2/.test(req.url ?? '')) lists.push(req.url ?? '');
+      return false;
+    });
+    try {
+      const local = tmp.join('backups');
+      const mine = hourly(14);
+      snapshots(local, db, mine);
+      // Another database's snapshots in the same folder, at the same hours: their own retention.
+      const other = hourly(4, Date.UTC(2026, 10, 30, 12, 30));
+      snapshots(local, db, other, '/home/u/other/ai-memory.db');
+      // Another machine's prefix that starts with ours ("laptop" vs "laptop2"): never touched.
+      const neighbour = target(proxy.endpoint, 'laptop2/', 3);
+      const nb = tmp.join('neighbour');
+      snapshots(nb, db, hourly(3, Date.UTC(2026, 10, 30, 23)));
+      assert.strictEqual((await pushToTarget({ localDir: nb, target: neighbour, keep: 0 })).status, 'copied');
+      const neighbourKeys = serverKeys(s3).filter((k) => k.startsWith('laptop2/'));
+      assert.strictEqual(neighbourKeys.length, 6);
+
+      const t = target(proxy.endpoint, 'laptop/', 3);
+      lists.length = 0;
+      const first = await pushToTarget({ localDir: local, target: t, keep: 0 });
+      assert.strictEqual(first.status, 'copied', JSON.stringify(first.error));
+      assert.deepStrictEqual([...(first.report?.uploaded ?? [])].sort(), [...mine, ...other].sort());
+      assert.strictEqual(serverKeys(s3).filter((k) => k.startsWith('laptop/')).length, 36);
+
+      // The second push lists 36 objects on 12 pages and finds every one: nothing sent again.
+      lists.length = 0;
+      const again = await pushToTarget({ localDir: local, target: t, keep: 0 });
+      assert.strictEqual(again.status, 'copied', JSON.stringify(again.error));
+      assert.deepStrictEqual(again.report?.uploaded, []);
+      assert.deepStrictEqual([...(again.report?.present ?? [])].sort(), [...mine, ...other].sort());
+      assert.ok(lists.length >= 12, `one page of 3 keys at a time: ${lists.length} LIST requests`);
+      const tokens = lists.map((u) => new URL(u, 'http://x').searchParams.get('continuation-token')).filter((x): x is string => !!x);
+      assert.strictEqual(tokens.length, lists.length - 1, 'each page after the first asked with the token of the one before');
+      assert.ok(tokens.some((x) => /[+/=]/.test(x)), `tokens with characters that need escaping went through: ${tokens.join(' ')}`);
+
+      // list --remote: every snapshot, newest first.
+      const l = await listRemote(t);
+      assert.deepStrictEqual(l.snapshots.map((s) => s.name), [...mine, ...other].sort().reverse());
+      assert.ok(l.snapshots.every((s) => s.complete && s.bytes === db.length));
+
+      // Retention across pages: keep 5 of ours; the other database's 4 and the neighbour's stay.
+      const kept = await pushToTarget({ localDir: local, target: t, keep: 5 });
+      assert.strictEqual(kept.status, 'copied', JSON.stringify(kept.error));
+      assert.deepStrictEqual([...(kept.report?.deleted ?? [])].sort(), mine.slice(0, 9));
+      const left = serverKeys(s3);
+      const expectLeft = [...mine.slice(9), ...other].flatMap((n) => [`laptop/${n}`, `laptop/${n.replace(/\.db$/, '.manifest.json')}`]);
+      assert.deepStrictEqual(left.filter((k) => k.startsWith('laptop/')), expectLeft.sort());
+      assert.deepStrictEqual(left.filter((k) => k.startsWith('laptop2/')), neighbourKeys);
+      const state = (await readRemoteState(local)).targets[t.id];
+      assert.strictEqual(state.status, 'copied');
+      assert.deepStrictEqual([...state.copied].sort(), [...mine.slice(9), ...other].sort());
+
+      // Pull on a new machine: the newest is the newest (it sits on the last page).
+      const fresh = tmp.join('fresh');
+      const got = await pullFromTarget({ target: t, toDir: fresh });
+      assert.deepStrictEqual(got.map((r) => r.name), [[...mine, ...other].sort().reverse()[0]]);
+      const refused: PullRefused[] = [];
+      const all = await pullFromTarget({ target: t, toDir: tmp.join('all'), names: 'all', onRefused: (r) => refused.push(r) });
+      assert.deepStrictEqual(refused, []);
+      assert.deepStrictEqual(all.map((r) => r.name).sort(), [...mine.slice(9), ...other].sort());
+      for (const r of all) assert.strictEqual(sha(fs.readFileSync(r.path)), sha(db));
+    } finally {
+      await proxy.close();
+    }
+  });
+});
