@@ -16,7 +16,7 @@ import { listRemote, pushToTarget } from '../../src/core/remote/sync';
 import { rfc3339, serializeManifest } from '../../src/core/store/manifest';
 import { formatStamp, snapshotName } from '../../src/core/store/naming';
 import { createAiMemoryDb } from '../support/aiMemoryDb';
-import { S3_KEY, S3_SECRET, startLoopbackProxy, startS3Server, type S3Server } from '../support/s3server';
+import { S3_KEY, S3_SECRET, startLoopbackProxy, startRewritingProxy, startS3Server, type S3Server } from '../support/s3server';
 import { useTempDir } from '../support/tmp';
 
 const BUCKET = 'backups';
@@ -145,6 +145,39 @@ describe('off-machine copies at scale: listing past one page (real S3 protocol s
       for (const r of all) assert.strictEqual(sha(fs.readFileSync(r.path)), sha(db));
     } finally {
       await proxy.close();
+    }
+  });
+  it('a listing the server cuts short (more pages, no token; the same token twice) fails the run: never taken for the whole target', async () => {
+    const local = tmp.join('backups');
+    const names = hourly(9);
+    snapshots(local, db, names);
+    assert.strictEqual((await pushToTarget({ localDir: local, target: target(s3.endpoint, 'laptop/'), keep: 0 })).status, 'copied');
+    for (const fault of ['no token', 'same token'] as const) {
+      let firstToken: string | undefined;
+      const proxy = await startRewritingProxy(s3.port, (req, res) => {
+        if (!/[?&]list-type=2/.test(req.url ?? '')) return undefined;
+        let xml = res.body.toString('utf8');
+        if (fault === 'no token') xml = xml.replace(/<NextContinuationToken>[^<]*<\/NextContinuationToken>/, '');
+        else {
+          const tok = /<NextContinuationToken>([^<]*)<\/NextContinuationToken>/.exec(xml)?.[1];
+          if (tok && firstToken === undefined) firstToken = tok;
+          else if (tok && firstToken) xml = xml.replace(tok, firstToken); // the second page names the first's token again
+        }
+        return { ...res, body: Buffer.from(xml) };
+      });
+      try {
+        const t = target(proxy.endpoint, 'laptop/', 4);
+        // pull of "the newest": the newest is on the last page; a first page taken for the whole gave an old snapshot.
+        await assert.rejects(pullFromTarget({ target: t, toDir: tmp.join(`pull-${fault}`) }), (e: Error & { code?: string }) => e.code === 'REMOTE_ERROR' && /listing .* is incomplete/.test(e.message), fault);
+        assert.ok(!fs.existsSync(tmp.join(`pull-${fault}`)) || fs.readdirSync(tmp.join(`pull-${fault}`)).every((n) => !n.startsWith('ai-memory-')), 'nothing pulled');
+        const before = serverKeys(s3);
+        const r = await pushToTarget({ localDir: local, target: t, keep: 2 });
+        assert.strictEqual(r.status, 'failed', fault);
+        assert.match(r.error?.message ?? '', /incomplete/);
+        assert.deepStrictEqual(serverKeys(s3), before, 'nothing sent or deleted on a partial view');
+      } finally {
+        await proxy.close();
+      }
     }
   });
 });

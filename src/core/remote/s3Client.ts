@@ -236,6 +236,7 @@ export class S3Client {
   /** Every object directly under the prefix: one paginated ListObjectsV2 (`pageKeys` keys a page). */
   async list(signal?: AbortSignal): Promise<S3Object[]> {
     const out: S3Object[] = [];
+    const seen = new Set<string>();
     let token: string | undefined;
     do {
       const q = new URLSearchParams({ 'list-type': '2', delimiter: '/', prefix: this.loc.prefix, 'max-keys': String(this.pageKeys) });
@@ -248,6 +249,11 @@ export class S3Client {
       }
       const truncated = one(xml, 'IsTruncated') === 'true';
       token = truncated ? one(xml, 'NextContinuationToken') : undefined;
+      // A listing cut short and taken for the whole: a snapshot past the page counted as
+      // missing (sent again), the newest there not the newest, retention judging half a target.
+      if (truncated && !token) throw incompleteList(this.describe(), 'said there is more but gave no continuation token');
+      if (token !== undefined && seen.has(token)) throw incompleteList(this.describe(), 'gave the same continuation token twice');
+      if (token !== undefined) seen.add(token);
     } while (token);
     return out;
   }
@@ -343,6 +349,12 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
       clearTimeout(t);
       resolve();
     }, { once: true });
+  });
+}
+
+function incompleteList(where: string, why: string): BackupError {
+  return new BackupError('REMOTE_ERROR', `The listing of ${where} is incomplete: the server ${why}; nothing was copied or deleted.`, {
+    hint: 'The copy is tried again; if it keeps failing, the provider\'s listing is at fault (report it to them).',
   });
 }
 
