@@ -180,4 +180,54 @@ describe('off-machine copies at scale: listing past one page (real S3 protocol s
       }
     }
   });
+  it('prefixes with spaces, +, %, unicode (NFC and NFD) and a prefix of another prefix: each its own, push, list, retention and pull right', async () => {
+    const prefixes = ['my backups/', 'a+b/', '100%/', 'caf\u00e9/', 'cafe\u0301/', 'team/', 'team2/', 'team/sub/'];
+    const byPrefix = new Map<string, string[]>();
+    let hour = Date.UTC(2026, 10, 30, 0);
+    for (const p of prefixes) {
+      const local = tmp.join(`local-${byPrefix.size}`);
+      const names = hourly(4, (hour += 10 * 3600_000));
+      snapshots(local, db, names);
+      byPrefix.set(p, names);
+      const r = await pushToTarget({ localDir: local, target: target(s3.endpoint, p, 3), keep: 0 });
+      assert.strictEqual(r.status, 'copied', `${p}: ${JSON.stringify(r.error)}`);
+      assert.deepStrictEqual([...(r.report?.uploaded ?? [])].sort(), names, p);
+    }
+    const keysBefore = serverKeys(s3);
+    assert.strictEqual(keysBefore.length, prefixes.length * 8);
+    for (const [i, p] of prefixes.entries()) {
+      const names = byPrefix.get(p) as string[];
+      const t = target(s3.endpoint, p, 3);
+      assert.deepStrictEqual((await listRemote(t)).snapshots.map((x) => x.name), [...names].reverse(), p);
+      // The same snapshots a second time: all present, none sent again.
+      const again = await pushToTarget({ localDir: tmp.join(`local-${i}`), target: t, keep: 0 });
+      assert.deepStrictEqual(again.report?.uploaded, [], p);
+      const got = await pullFromTarget({ target: t, toDir: tmp.join(`pull-${i}`) });
+      assert.deepStrictEqual(got.map((x) => x.name), [names[3]], p);
+    }
+    // Retention under one prefix deletes its own two oldest, nothing anywhere else.
+    const r = await pushToTarget({ localDir: tmp.join('local-5'), target: target(s3.endpoint, 'team/', 3), keep: 2 });
+    assert.strictEqual(r.status, 'copied');
+    const gone = (byPrefix.get('team/') as string[]).slice(0, 2).flatMap((n) => [`team/${n}`, `team/${n.replace(/\.db$/, '.manifest.json')}`]);
+    assert.deepStrictEqual(serverKeys(s3), keysBefore.filter((k) => !gone.includes(k)));
+  });
+  it('a server that lists keys in another form than they were written (s3rver escapes & twice) fails the run: never a blind push that sends everything again and deletes nothing', async () => {
+    const local = tmp.join('backups');
+    const names = hourly(4);
+    snapshots(local, db, names);
+    const t = target(s3.endpoint, 'r&d/', 3);
+    const first = await pushToTarget({ localDir: local, target: t, keep: 2 });
+    assert.strictEqual(first.status, 'copied', JSON.stringify(first.error)); // nothing there yet: the listing is empty and right
+    const keys = serverKeys(s3);
+    assert.strictEqual(keys.length, 4);
+    // Now the listing names r&amp;d/… (decoded once: "r&amp;d/…"): not under the prefix we asked for.
+    const again = await pushToTarget({ localDir: local, target: t, keep: 1 });
+    assert.strictEqual(again.status, 'failed');
+    assert.strictEqual(again.error?.code, 'REMOTE_ERROR');
+    assert.match(again.error?.message ?? '', /not under the prefix/);
+    assert.match(again.error?.hint ?? '', /--remote/);
+    assert.deepStrictEqual(serverKeys(s3), keys, 'nothing sent again, nothing deleted');
+    await assert.rejects(listRemote(t), /not under the prefix/);
+    await assert.rejects(pullFromTarget({ target: t, toDir: tmp.join('pull') }), /not under the prefix/);
+  });
 });

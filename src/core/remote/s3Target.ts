@@ -46,7 +46,18 @@ export class S3Target implements RemoteTarget {
 
   async list(signal?: AbortSignal): Promise<RemoteEntry[]> {
     const prefix = this.client.loc.prefix;
-    return (await this.client.list(signal)).filter((o) => o.key.startsWith(prefix) && !o.key.slice(prefix.length).includes('/')).map((o) => ({ name: o.key.slice(prefix.length), size: o.size, etag: o.etag, modifiedMs: o.modifiedMs }));
+    const objects = await this.client.list(signal);
+    // S3 lists only keys that start with the prefix asked for. A key that does not is a key
+    // the server gives back in another form than it was written (s3rver escapes & twice; a
+    // provider that rewrites some characters): left out, every snapshot there was invisible —
+    // each push sent them all again and deleted nothing, pull found nothing.
+    const foreign = objects.find((o) => !o.key.startsWith(prefix));
+    if (foreign) {
+      throw new BackupError('REMOTE_ERROR', `${this.label} listed the key "${foreign.key}", which is not under the prefix "${prefix}" that was asked for: the server gives keys back in another form than they were written; nothing was copied or deleted.`, {
+        hint: 'Use a prefix of letters, digits, "-", "_", "." and "/" only (--remote s3://bucket/prefix; in VS Code: Set Up Off-Machine Copies…).',
+      });
+    }
+    return objects.filter((o) => !o.key.slice(prefix.length).includes('/')).map((o) => ({ name: o.key.slice(prefix.length), size: o.size, etag: o.etag, modifiedMs: o.modifiedMs }));
   }
 
   async uploadFile(name: string, path: string, expect: UploadExpect, opts: UploadOptions = {}): Promise<void> {
