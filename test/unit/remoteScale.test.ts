@@ -58,7 +58,7 @@ function serverKeys(s3: S3Server): string[] {
   return out.sort();
 }
 
-describe('off-machine copies at scale: listing past one page (real S3 protocol server)', function () {
+describe('off-machine copies at scale and with providers\' quirks (real S3 protocol server)', function () {
   this.timeout(180_000);
   const tmp = useTempDir('aimb-remote-scale-');
   let s3: S3Server;
@@ -229,5 +229,18 @@ describe('off-machine copies at scale: listing past one page (real S3 protocol s
     assert.deepStrictEqual(serverKeys(s3), keys, 'nothing sent again, nothing deleted');
     await assert.rejects(listRemote(t), /not under the prefix/);
     await assert.rejects(pullFromTarget({ target: t, toDir: tmp.join('pull') }), /not under the prefix/);
+  });
+  it('pull takes the newest snapshot, not one a wrong clock dated in the future (as restore does locally); list --remote ranks it last', async () => {
+    const local = tmp.join('backups');
+    const hour = Math.floor(Date.now() / 3600_000) * 3600_000;
+    const real = hourly(6, hour);
+    // A machine whose clock was a year ahead once pushed a snapshot; its name says 2027.
+    const future = snapshotName(formatStamp(new Date(hour + 365 * 24 * 3600_000)));
+    snapshots(local, db, [...real, future]);
+    const t = target(s3.endpoint, 'laptop/', 3);
+    assert.strictEqual((await pushToTarget({ localDir: local, target: t, keep: 0 })).status, 'copied');
+    const got = await pullFromTarget({ target: t, toDir: tmp.join('new-machine') });
+    assert.deepStrictEqual(got.map((r) => r.name), [real[5]], 'the newest real snapshot, not the future-dated one');
+    assert.deepStrictEqual((await listRemote(t)).snapshots.map((x) => x.name), [...[...real].reverse(), future]);
   });
 });

@@ -102,10 +102,18 @@ export function viewRemote(entries: RemoteEntry[]): RemoteView {
   return { complete, unfinished };
 }
 
-export function byTimeNewestFirst(names: string[]): string[] {
+/**
+ * Newest first by the time in the name; a future-dated name (a clock that was wrong) after
+ * all others, as locally (catalog.ts): pull took it for "the newest", and a new machine
+ * restored it instead of the newest real snapshot.
+ */
+export function byTimeNewestFirst(names: string[], now = Date.now()): string[] {
   return names
-    .map((name) => ({ name, ...(parseSnapshotName(name) ?? { time: 0, seq: 0 }) }))
-    .sort(compareNewestFirst)
+    .map((name) => {
+      const t = parseSnapshotName(name) ?? { time: 0, seq: 0 };
+      return { name, time: t.time, seq: t.seq, future: t.time > now + FUTURE_SKEW_MS };
+    })
+    .sort((a, b) => Number(a.future) - Number(b.future) || compareNewestFirst(a, b))
     .map((x) => x.name);
 }
 
