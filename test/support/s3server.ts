@@ -39,11 +39,12 @@ process.on('SIGTERM', () => server.close().finally(() => process.exit(0)));
 `;
 }
 
-export async function startS3Server(dataDir: string, buckets: string[], port = 0): Promise<S3Server> {
+/** `env`: more of the server process's environment (e.g. libfaketime's, for a server whose clock is off). */
+export async function startS3Server(dataDir: string, buckets: string[], port = 0, env: NodeJS.ProcessEnv = {}): Promise<S3Server> {
   // s3rver's continuation tokens are DES-encrypted, which OpenSSL 3 (Node >= 17) has only in
   // its legacy provider: without it, any listing past one page fails with 500.
   const legacy = process.allowedNodeEnvironmentFlags.has('--openssl-legacy-provider') ? ['--openssl-legacy-provider'] : [];
-  const child: ChildProcess = spawn(process.execPath, [...legacy, '-e', serverScript(), dataDir, String(port), buckets.join(',')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } });
+  const child: ChildProcess = spawn(process.execPath, [...legacy, '-e', serverScript(), dataDir, String(port), buckets.join(',')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ELECTRON_RUN_AS_NODE: '1', ...env } });
   trackChild(child, 's3rver');
   let err = '';
   child.stderr?.on('data', (d) => (err += d));

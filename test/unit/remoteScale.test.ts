@@ -17,6 +17,8 @@ import { rfc3339, serializeManifest } from '../../src/core/store/manifest';
 import { formatStamp, snapshotName } from '../../src/core/store/naming';
 import { createAiMemoryDb } from '../support/aiMemoryDb';
 import { S3_KEY, S3_SECRET, startLoopbackProxy, startRewritingProxy, startS3Server, type S3Server } from '../support/s3server';
+import { cli } from '../support/cliRun';
+import { fingerprint } from '../support/reliability';
 import { useTempDir } from '../support/tmp';
 
 const BUCKET = 'backups';
@@ -242,5 +244,55 @@ describe('off-machine copies at scale and with providers\' quirks (real S3 proto
     const got = await pullFromTarget({ target: t, toDir: tmp.join('new-machine') });
     assert.deepStrictEqual(got.map((r) => r.name), [real[5]], 'the newest real snapshot, not the future-dated one');
     assert.deepStrictEqual((await listRemote(t)).snapshots.map((x) => x.name), [...[...real].reverse(), future]);
+  });
+  it('a clock more than 15 minutes off the server\'s (RequestTimeTooSkewed): says to set the clock, not to grant permissions; nothing changed', async function () {
+    const lib = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/faketime/libfaketime.so.1'].find((p) => fs.existsSync(p));
+    if (!lib) this.skip(); // Debian package faketime
+    const local = tmp.join('backups');
+    snapshots(local, db, hourly(2));
+    await s3.kill();
+    // The server's clock two hours ahead: to S3, the same as this machine's two hours behind.
+    s3 = await startS3Server(tmp.join('s3data'), [BUCKET], 0, { LD_PRELOAD: lib, FAKETIME: '+2h' });
+    const env = { AWS_ACCESS_KEY_ID: S3_KEY, AWS_SECRET_ACCESS_KEY: S3_SECRET, AWS_ENDPOINT_URL: s3.endpoint };
+    const before = fingerprint(local);
+    const r = await cli(['push', '--to', local, '--remote', `s3://${BUCKET}/laptop`, '--path-style', '--json'], { cwd: tmp.path, env });
+    assert.strictEqual(r.code, 1, r.stderr);
+    const out = r.json<{ status: string; error: { code: string; message: string; hint: string } }>();
+    assert.strictEqual(out.status, 'failed');
+    assert.match(out.error.message, /RequestTimeTooSkewed/);
+    assert.notStrictEqual(out.error.code, 'REMOTE_DENIED');
+    assert.match(out.error.hint, /clock/i);
+    assert.doesNotMatch(out.error.hint, /grant/i);
+    assert.deepStrictEqual(serverKeys(s3), []);
+    const after = fingerprint(local);
+    delete after['.ai-memory-backup.remote.json'];
+    delete before['.ai-memory-backup.remote.json'];
+    assert.deepStrictEqual(after, before, 'the backup folder as it was (but the copy state)');
+  });
+  it('a snapshot moved to an archive storage class (403 InvalidObjectState on GET, as AWS answers): says to restore it at the provider, not to grant permissions; nothing kept', async () => {
+    const local = tmp.join('backups');
+    const names = hourly(2);
+    snapshots(local, db, names);
+    assert.strictEqual((await pushToTarget({ localDir: local, target: target(s3.endpoint, 'laptop/'), keep: 0 })).status, 'copied');
+    // What AWS answers a GET of an object a lifecycle rule moved to Glacier (the rest goes to the real server).
+    const proxy = await startLoopbackProxy(s3.port, (req, res) => {
+      if (req.method !== 'GET' || !(req.url ?? '').includes(names[1])) return false;
+      req.resume();
+      res.writeHead(403, { 'content-type': 'application/xml' });
+      res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidObjectState</Code><Message>The operation is not valid for the object\'s storage class</Message><StorageClass>GLACIER</StorageClass></Error>');
+      return true;
+    });
+    try {
+      const to = tmp.join('new-machine');
+      await assert.rejects(pullFromTarget({ target: target(proxy.endpoint, 'laptop/'), toDir: to }), (e: Error & { code?: string; hint?: string }) => {
+        assert.match(e.message, /InvalidObjectState/);
+        assert.notStrictEqual(e.code, 'REMOTE_DENIED');
+        assert.match(e.hint ?? '', /restore it at the provider/);
+        return true;
+      });
+      assert.deepStrictEqual(fs.existsSync(to) ? fs.readdirSync(to).filter((n) => n.startsWith('ai-memory-')) : [], []);
+    } finally {
+      await proxy.close();
+    }
   });
 });

@@ -385,6 +385,9 @@ export function s3Error(where: string, what: string, status: number, body: strin
     QuotaExceeded: ['REMOTE_QUOTA', 'The storage quota is used up: free space or raise the quota.'],
     EntityTooLarge: ['REMOTE_QUOTA', 'The provider refuses files this large.'],
     PermanentRedirect: ['REMOTE_ERROR', 'The bucket is in another region or needs another endpoint: set the region/endpoint of the bucket.'],
+    // Both are 403 on AWS, where the fallback below told the user to grant permissions.
+    RequestTimeTooSkewed: ['REMOTE_ERROR', 'This computer\'s clock is more than 15 minutes off the server\'s, and S3 refuses requests signed at another time: set the clock right (automatic date and time), then try again.'],
+    InvalidObjectState: ['REMOTE_ERROR', 'The object is in an archive storage class (Glacier, Deep Archive): restore it at the provider first (e.g. "Initiate restore" in the S3 console), then try again.'],
   };
   const [ec, hint] = map[code] ?? (status === 403 ? ['REMOTE_DENIED', map.AccessDenied[1]] : status === 507 ? ['REMOTE_QUOTA', map.QuotaExceeded[1]] : ['REMOTE_ERROR', 'Show the log for the details; the copy stays pending and is retried.']);
   return new BackupError(ec, `${where} refused ${what}: ${said}.`, { hint });
