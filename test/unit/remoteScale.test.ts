@@ -295,4 +295,34 @@ describe('off-machine copies at scale and with providers\' quirks (real S3 proto
       await proxy.close();
     }
   });
+  it('a bucket in another region (301 PermanentRedirect, as AWS answers; HEAD without a body too): names the region to set; nothing changed', async () => {
+    const local = tmp.join('backups');
+    snapshots(local, db, hourly(2));
+    // AWS's answer to a request sent to the wrong region's endpoint (the real server gets nothing).
+    const seen: string[] = [];
+    const proxy = await startLoopbackProxy(s3.port, (req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      req.resume();
+      res.writeHead(301, { 'content-type': 'application/xml', 'x-amz-bucket-region': 'eu-west-1' });
+      res.end(req.method === 'HEAD' ? undefined : `<?xml version="1.0" encoding="UTF-8"?><Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.</Message><Endpoint>${BUCKET}.s3.eu-west-1.amazonaws.com</Endpoint><Bucket>${BUCKET}</Bucket></Error>`);
+      return true;
+    });
+    try {
+      const before = fingerprint(local);
+      const r = await cli(['push', '--to', local, '--remote', `s3://${BUCKET}/laptop`, '--path-style', '--json'], { cwd: tmp.path, env: { AWS_ACCESS_KEY_ID: S3_KEY, AWS_SECRET_ACCESS_KEY: S3_SECRET, AWS_ENDPOINT_URL: proxy.endpoint } });
+      assert.strictEqual(r.code, 1, r.stderr);
+      const out = r.json<{ status: string; error: { code: string; message: string; hint: string } }>();
+      assert.match(out.error.message, /PermanentRedirect/);
+      assert.match(out.error.hint, /eu-west-1/, 'the region to set');
+      assert.deepStrictEqual(seen.filter((x) => !x.startsWith('GET')), [], 'nothing sent or deleted');
+      const after = fingerprint(local);
+      delete after['.ai-memory-backup.remote.json'];
+      assert.deepStrictEqual(after, before);
+      // A HEAD (no body to read a code from) says the same.
+      const t = target(proxy.endpoint, 'laptop/');
+      await assert.rejects(t.client.head('laptop/x'), (e: Error & { hint?: string }) => /PermanentRedirect/.test(e.message) && /eu-west-1/.test(e.hint ?? ''));
+    } finally {
+      await proxy.close();
+    }
+  });
 });

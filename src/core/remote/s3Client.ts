@@ -217,7 +217,7 @@ export class S3Client {
       }
       if ((opts.okStatus ?? [200, 204, 206]).includes(res.status)) return res;
       const text = await res.text().catch(() => '');
-      const err = s3Error(this.describe(), what, res.status, text);
+      const err = s3Error(this.describe(), what, res.status, text, res.headers.get('x-amz-bucket-region') ?? undefined);
       if (res.status >= 500 || res.status === 429) {
         lastError = err;
         continue;
@@ -369,8 +369,9 @@ function networkError(where: string, what: string, e: unknown): BackupError {
 }
 
 /** Maps an S3 error document to what happened and what to do. Never includes the request's signature or credentials. */
-export function s3Error(where: string, what: string, status: number, body: string): BackupError {
-  const code = one(body, 'Code') ?? (status === 404 ? 'NotFound' : status === 403 ? 'AccessDenied' : `HTTP${status}`);
+export function s3Error(where: string, what: string, status: number, body: string, bucketRegion?: string): BackupError {
+  // A HEAD has no body: its 301 is still AWS's PermanentRedirect (the bucket's region in x-amz-bucket-region).
+  const code = one(body, 'Code') ?? (status === 404 ? 'NotFound' : status === 403 ? 'AccessDenied' : status === 301 ? 'PermanentRedirect' : `HTTP${status}`);
   const message = one(body, 'Message') ?? '';
   const said = `${code}${message ? `: ${message}` : ''} (HTTP ${status})`;
   const map: Record<string, [ErrorCode, string]> = {
@@ -389,6 +390,9 @@ export function s3Error(where: string, what: string, status: number, body: strin
     RequestTimeTooSkewed: ['REMOTE_ERROR', 'This computer\'s clock is more than 15 minutes off the server\'s, and S3 refuses requests signed at another time: set the clock right (automatic date and time), then try again.'],
     InvalidObjectState: ['REMOTE_ERROR', 'The object is in an archive storage class (Glacier, Deep Archive): restore it at the provider first (e.g. "Initiate restore" in the S3 console), then try again.'],
   };
-  const [ec, hint] = map[code] ?? (status === 403 ? ['REMOTE_DENIED', map.AccessDenied[1]] : status === 507 ? ['REMOTE_QUOTA', map.QuotaExceeded[1]] : ['REMOTE_ERROR', 'Show the log for the details; the copy stays pending and is retried.']);
+  const [ec, general] = map[code] ?? (status === 403 ? ['REMOTE_DENIED', map.AccessDenied[1]] : status === 507 ? ['REMOTE_QUOTA', map.QuotaExceeded[1]] : ['REMOTE_ERROR', 'Show the log for the details; the copy stays pending and is retried.']);
+  // Where the bucket is, when the server says (AWS: the x-amz-bucket-region header, or <Region> in AuthorizationHeaderMalformed).
+  const region = (code === 'PermanentRedirect' || code === 'AuthorizationHeaderMalformed' || code === 'IllegalLocationConstraintException') ? (bucketRegion ?? one(body, 'Region'))?.trim() : undefined;
+  const hint = region && /^[a-z0-9-]{1,40}$/.test(region) ? `The bucket is in the region ${region}: set that region for this target (and its endpoint, if you gave one), then try again.` : general;
   return new BackupError(ec, `${where} refused ${what}: ${said}.`, { hint });
 }
