@@ -325,4 +325,84 @@ describe('off-machine copies at scale and with providers\' quirks (real S3 proto
       await proxy.close();
     }
   });
+  it('objects that are not what they say (0 bytes, a manifest without its snapshot or the reverse, bytes changed under the GET, a HEAD that disagrees): nothing pulled wrong, nothing counted copied', async () => {
+    const local = tmp.join('backups');
+    const names = hourly(5);
+    const [a, b, c, d, e] = names;
+    snapshots(local, db, [a, b, c]);
+    const t = target(s3.endpoint, 'laptop/', 2);
+    assert.strictEqual((await pushToTarget({ localDir: local, target: t, keep: 0 })).status, 'copied');
+    const m = (n: string) => n.replace(/\.db$/, '.manifest.json');
+    await t.client.put(`laptop/${m(c)}`, Buffer.alloc(0)); // the newest's manifest: 0 bytes
+    await t.client.put(`laptop/${b}`, Buffer.alloc(0)); // a snapshot: 0 bytes
+    await t.client.put(`laptop/${m(d)}`, fs.readFileSync(path.join(local, m(a)))); // a manifest without its snapshot
+    await t.client.put(`laptop/${e}`, db); // a snapshot without its manifest
+
+    await assert.rejects(pullFromTarget({ target: t, toDir: tmp.join('p1') }), (x: Error & { code?: string }) => x.code === 'MANIFEST_INVALID');
+    const refused: PullRefused[] = [];
+    const got = await pullFromTarget({ target: t, toDir: tmp.join('p2'), names: 'all', onRefused: (r) => refused.push(r) });
+    assert.deepStrictEqual(got.map((r) => r.name), [a]);
+    assert.deepStrictEqual(refused.map((r) => [r.name, r.code]), [[c, 'MANIFEST_INVALID'], [b, 'SHA_MISMATCH']]);
+    assert.deepStrictEqual(fs.readdirSync(tmp.join('p2')).filter((n) => n.startsWith('ai-memory-')).sort(), [a, m(a)].sort());
+    assert.deepStrictEqual((await listRemote(t)).snapshots.map((x) => [x.name, x.complete]), [[e, false], [c, true], [b, true], [a, true]]);
+
+    // The next push copies ours again (both damaged there), leaves the young unfinished ones, and says copied only then.
+    const r = await pushToTarget({ localDir: local, target: t, keep: 0 });
+    assert.strictEqual(r.status, 'copied', JSON.stringify(r.error));
+    assert.deepStrictEqual([...(r.report?.uploaded ?? [])].sort(), [b, c]);
+    const all3 = await pullFromTarget({ target: t, toDir: tmp.join('p3'), names: 'all' });
+    assert.deepStrictEqual(all3.map((x) => x.name), [c, b, a]);
+
+    // Bytes changed between the LIST and the GET (another writer, a provider's fault): refused, nothing kept.
+    const flip = await startRewritingProxy(s3.port, (req, res) => {
+      if (req.method !== 'GET' || !(req.url ?? '').endsWith(c) || res.body.length < 100) return undefined;
+      const body = Buffer.from(res.body);
+      body[100] ^= 0xff;
+      return { ...res, body };
+    });
+    try {
+      await assert.rejects(pullFromTarget({ target: target(flip.endpoint, 'laptop/', 2), toDir: tmp.join('p4') }), (x: Error & { code?: string }) => x.code === 'SHA_MISMATCH');
+      assert.deepStrictEqual(fs.readdirSync(tmp.join('p4')).filter((n) => n.startsWith('ai-memory-')), []);
+    } finally {
+      await flip.close();
+    }
+
+    // A HEAD that disagrees with what was sent: the copy is failed and pending, the manifest never sent.
+    const local2 = tmp.join('backups2');
+    snapshots(local2, db, [d]);
+    const liar = await startRewritingProxy(s3.port, (req, res) => (req.method === 'HEAD' && (req.url ?? '').endsWith(d) ? { ...res, headers: { ...res.headers, 'content-length': String(db.length - 1) } } : undefined));
+    try {
+      const t2 = target(liar.endpoint, 'other/', 2);
+      const r2 = await pushToTarget({ localDir: local2, target: t2, keep: 0 });
+      assert.strictEqual(r2.status, 'failed');
+      assert.strictEqual(r2.error?.code, 'REMOTE_MISMATCH');
+      assert.ok(!serverKeys(s3).includes(`other/${m(d)}`), 'no manifest: not complete there');
+      const st = (await readRemoteState(local2)).targets[t2.id];
+      assert.deepStrictEqual([st.status, st.copied, st.pending], ['failed', [], [d]]);
+    } finally {
+      await liar.close();
+    }
+  });
+
+  it('ETags that are no MD5 (multipart-style -N, quoted or not) are accepted as the provider\'s; an MD5 ETag that is not ours fails the copy', async () => {
+    const local = tmp.join('backups');
+    const [a] = hourly(1);
+    snapshots(local, db, [a]);
+    for (const [label, etag, ok] of [
+      ['multipart-style, quoted', '"0123456789abcdef0123456789abcdef-1"', true],
+      ['multipart-style, unquoted', '0123456789abcdef0123456789abcdef-1', true],
+      ['opaque', '"v1:xyz"', true],
+      ['an MD5 of other bytes', '"00000000000000000000000000000000"', false],
+    ] as const) {
+      const proxy = await startRewritingProxy(s3.port, (req, res) => (req.method === 'PUT' || req.method === 'HEAD' ? { ...res, headers: { ...res.headers, etag } } : undefined));
+      try {
+        const t = target(proxy.endpoint, `${label.replace(/[^a-z]+/g, '-')}/`);
+        const r = await pushToTarget({ localDir: local, target: t, keep: 0 });
+        assert.strictEqual(r.status, ok ? 'copied' : 'failed', `${label}: ${JSON.stringify(r.error)}`);
+        if (!ok) assert.strictEqual(r.error?.code, 'REMOTE_MISMATCH', label);
+      } finally {
+        await proxy.close();
+      }
+    }
+  });
 });
