@@ -124,15 +124,35 @@ describe('off-machine copies at scale and with providers\' quirks (real S3 proto
       assert.deepStrictEqual(l.snapshots.map((s) => s.name), [...mine, ...other].sort().reverse());
       assert.ok(l.snapshots.every((s) => s.complete && s.bytes === db.length));
 
+      // A new machine with one snapshot of its own: everything there is "only there" (remote_only), nothing deleted.
+      const newMachine = tmp.join('new-machine');
+      const newName = hourly(1, Date.UTC(2026, 10, 30, 13))[0];
+      snapshots(newMachine, db, [newName], '/home/u2/.ai-memory/ai-memory.db');
+      const nm = await pushToTarget({ localDir: newMachine, target: target(proxy.endpoint, 'laptop/', 3), keep: 1 });
+      assert.strictEqual(nm.status, 'copied', JSON.stringify(nm.error));
+      assert.deepStrictEqual(nm.report?.deleted, []);
+      assert.deepStrictEqual(nm.report?.remoteOnly.map((x) => x.name), [...mine, ...other].sort().reverse());
+      assert.deepStrictEqual((await readRemoteState(newMachine)).targets[t.id].remote_only.map((x) => x.name), [...mine, ...other].sort().reverse());
+      await t.remove([newName, newName.replace(/\.db$/, '.manifest.json')]);
+
       // Retention across pages: keep 5 of ours; the other database's 4 and the neighbour's stay.
-      const kept = await pushToTarget({ localDir: local, target: t, keep: 5 });
+      // Deletes in batches of 4 keys (S3: 1,000): 9 manifests, then 9 snapshots.
+      const deletes: string[] = [];
+      const counting = await startLoopbackProxy(s3.port, (req) => {
+        if (req.method === 'POST' && /[?&]delete(=|&|$)/.test(req.url ?? '')) deletes.push(req.url ?? '');
+        return false;
+      });
+      const tb = target(counting.endpoint, 'laptop/', 3);
+      tb.client.deleteBatch = 4;
+      const kept = await pushToTarget({ localDir: local, target: tb, keep: 5 }).finally(() => counting.close());
+      assert.strictEqual(deletes.length, 6, 'three DeleteObjects requests for the manifests, three for the snapshots');
       assert.strictEqual(kept.status, 'copied', JSON.stringify(kept.error));
       assert.deepStrictEqual([...(kept.report?.deleted ?? [])].sort(), mine.slice(0, 9));
       const left = serverKeys(s3);
       const expectLeft = [...mine.slice(9), ...other].flatMap((n) => [`laptop/${n}`, `laptop/${n.replace(/\.db$/, '.manifest.json')}`]);
       assert.deepStrictEqual(left.filter((k) => k.startsWith('laptop/')), expectLeft.sort());
       assert.deepStrictEqual(left.filter((k) => k.startsWith('laptop2/')), neighbourKeys);
-      const state = (await readRemoteState(local)).targets[t.id];
+      const state = (await readRemoteState(local)).targets[tb.id];
       assert.strictEqual(state.status, 'copied');
       assert.deepStrictEqual([...state.copied].sort(), [...mine.slice(9), ...other].sort());
 

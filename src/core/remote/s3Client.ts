@@ -232,6 +232,8 @@ export class S3Client {
    * listing past one page runs against a real server with a handful of objects.
    */
   pageKeys = 1000;
+  /** Keys a DeleteObjects request carries: S3's limit, 1,000. Tests lower it. */
+  deleteBatch = 1000;
 
   /** Every object directly under the prefix: one paginated ListObjectsV2 (`pageKeys` keys a page). */
   async list(signal?: AbortSignal): Promise<S3Object[]> {
@@ -302,15 +304,15 @@ export class S3Client {
   }
 
   /**
-   * DeleteObjects (up to 1,000 keys a request) with the Content-MD5 it requires.
+   * DeleteObjects (up to `deleteBatch`, 1,000, keys a request) with the Content-MD5 it requires.
    * Returns the keys the server refused, with its reason; a refusal of the whole request
    * (403) refuses every key. A server without DeleteObjects (501) gets single DELETEs.
    */
   async deleteMany(keys: string[], signal?: AbortSignal): Promise<{ deleted: string[]; refused: { key: string; message: string }[] }> {
     const deleted: string[] = [];
     const refused: { key: string; message: string }[] = [];
-    for (let i = 0; i < keys.length; i += 1000) {
-      const batch = keys.slice(i, i + 1000);
+    for (let i = 0; i < keys.length; i += this.deleteBatch) {
+      const batch = keys.slice(i, i + this.deleteBatch);
       const body = Buffer.from(`<?xml version="1.0" encoding="UTF-8"?><Delete><Quiet>false</Quiet>${batch.map((k) => `<Object><Key>${xmlEscape(k)}</Key></Object>`).join('')}</Delete>`);
       let xml: string;
       try {
