@@ -203,7 +203,7 @@ describe('off-machine copies at scale and with providers\' quirks (real S3 proto
     }
   });
   it('prefixes with spaces, +, %, unicode (NFC and NFD) and a prefix of another prefix: each its own, push, list, retention and pull right', async () => {
-    const prefixes = ['my backups/', 'a+b/', '100%/', 'caf\u00e9/', 'cafe\u0301/', 'team/', 'team2/', 'team/sub/'];
+    const prefixes = ['my backups/', 'a+b/', '100%/', 'q?h#/', 'x~$,;=:@[^{|/', 'caf\u00e9/', 'cafe\u0301/', 'team/', 'team2/', 'team/sub/'];
     const byPrefix = new Map<string, string[]>();
     let hour = Date.UTC(2026, 10, 30, 0);
     for (const p of prefixes) {
@@ -228,7 +228,7 @@ describe('off-machine copies at scale and with providers\' quirks (real S3 proto
       assert.deepStrictEqual(got.map((x) => x.name), [names[3]], p);
     }
     // Retention under one prefix deletes its own two oldest, nothing anywhere else.
-    const r = await pushToTarget({ localDir: tmp.join('local-5'), target: target(s3.endpoint, 'team/', 3), keep: 2 });
+    const r = await pushToTarget({ localDir: tmp.join(`local-${prefixes.indexOf('team/')}`), target: target(s3.endpoint, 'team/', 3), keep: 2 });
     assert.strictEqual(r.status, 'copied');
     const gone = (byPrefix.get('team/') as string[]).slice(0, 2).flatMap((n) => [`team/${n}`, `team/${n.replace(/\.db$/, '.manifest.json')}`]);
     assert.deepStrictEqual(serverKeys(s3), keysBefore.filter((k) => !gone.includes(k)));
@@ -424,5 +424,20 @@ describe('off-machine copies at scale and with providers\' quirks (real S3 proto
         await proxy.close();
       }
     }
+  });
+  it('a prefix with ! \' ( ) * (s3rver signs them differently from SigV4): the refused signature says the prefix may be why, not only "enter the secret again"; nothing changed', async () => {
+    const local = tmp.join('backups');
+    snapshots(local, db, hourly(1));
+    const r = await pushToTarget({ localDir: local, target: target(s3.endpoint, "notes (old)!/"), keep: 0 });
+    assert.strictEqual(r.status, 'failed');
+    assert.strictEqual(r.error?.code, 'REMOTE_AUTH');
+    assert.match(r.error?.hint ?? '', /secret again/);
+    assert.match(r.error?.hint ?? '', /the prefix "notes \(old\)!\/" has characters \(\s?[ ()!]+\) that some servers sign differently/);
+    assert.deepStrictEqual(serverKeys(s3), []);
+    // Credentials that are wrong with a plain prefix: the hint stays about the secret alone.
+    const wrong = new S3Target({ endpoint: s3.endpoint, region: 'us-east-1', bucket: BUCKET, prefix: 'laptop/', pathStyle: true }, { accessKeyId: S3_KEY, secretAccessKey: 'wrong' });
+    const w = await pushToTarget({ localDir: local, target: wrong, keep: 0 });
+    assert.strictEqual(w.error?.code, 'REMOTE_AUTH');
+    assert.doesNotMatch(w.error?.hint ?? '', /prefix/);
   });
 });

@@ -217,7 +217,7 @@ export class S3Client {
       }
       if ((opts.okStatus ?? [200, 204, 206]).includes(res.status)) return res;
       const text = await res.text().catch(() => '');
-      const err = s3Error(this.describe(), what, res.status, text, res.headers.get('x-amz-bucket-region') ?? undefined);
+      const err = this.withPrefixHint(s3Error(this.describe(), what, res.status, text, res.headers.get('x-amz-bucket-region') ?? undefined), text);
       if (res.status >= 500 || res.status === 429) {
         lastError = err;
         continue;
@@ -225,6 +225,20 @@ export class S3Client {
       throw err;
     }
     throw lastError ?? new BackupError('REMOTE_ERROR', `${what} failed.`);
+  }
+
+  /**
+   * A signature refused while the prefix has characters beyond letters, digits and - _ . ~ /:
+   * the prefix is in the LIST's query, which S3-compatible servers canonicalise differently
+   * (s3rver leaves ! ' ( ) * unescaped, where SigV4 escapes them); "enter the secret again"
+   * alone sent the user after a secret that is right.
+   */
+  private withPrefixHint(err: BackupError, body: string): BackupError {
+    const odd = [...new Set(this.loc.prefix.match(/[^A-Za-z0-9/._~-]/g) ?? [])];
+    if (one(body, 'Code') !== 'SignatureDoesNotMatch' || !odd.length) return err;
+    return new BackupError(err.code, err.message, {
+      hint: `${err.hint ?? ''} If the secret is right: the prefix "${this.loc.prefix}" has characters (${odd.join(' ')}) that some servers sign differently; use a prefix of letters, digits, "-", "_", "." and "/" only.`.trim(),
+    });
   }
 
   /**
