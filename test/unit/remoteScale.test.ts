@@ -440,4 +440,60 @@ describe('off-machine copies at scale and with providers\' quirks (real S3 proto
     assert.strictEqual(w.error?.code, 'REMOTE_AUTH');
     assert.doesNotMatch(w.error?.hint ?? '', /prefix/);
   });
+  it('a file over S3\'s 5 GiB single-PUT limit (a sparse 5 GiB + 1 file) goes as a multipart upload, never one PUT; a cancelled one is abandoned there', async () => {
+    const big = tmp.join('big.db');
+    fs.closeSync(fs.openSync(big, 'w'));
+    fs.truncateSync(big, 5 * 1024 ** 3 + 1); // sparse: no 5 GiB written
+    const seen: string[] = [];
+    const proxy = await startLoopbackProxy(s3.port, (req) => {
+      seen.push(`${req.method} ${(req.url ?? '').replace(/\?.*/, '')}${/[?&]uploads(=|&|$)/.test(req.url ?? '') ? '?uploads' : /[?&]partNumber=/.test(req.url ?? '') ? '?part' : /[?&]uploadId=/.test(req.url ?? '') ? '?uploadId' : ''}`);
+      return false;
+    });
+    try {
+      const t = target(proxy.endpoint, 'laptop/');
+      const ac = new AbortController();
+      let started: { key: string; uploadId: string } | undefined;
+      await assert.rejects(
+        t.uploadFile(hourly(1)[0], big, { bytes: 5 * 1024 ** 3 + 1, sha256: '0'.repeat(64) }, {
+          signal: ac.signal,
+          onMultipart: async (u) => {
+            if (u) {
+              started = u;
+              setTimeout(() => ac.abort(), 50); // a few parts in: enough to see how it goes
+            }
+          },
+        }),
+        (e: Error & { code?: string }) => e.code === 'CANCELLED' || /Cancel/i.test(e.message),
+      );
+      assert.ok(started, 'a multipart upload was started');
+      assert.ok(seen.some((x) => x.endsWith('?uploads')), seen.join('\n'));
+      assert.deepStrictEqual(seen.filter((x) => x.startsWith('PUT') && !x.endsWith('?part')), [], 'no single PUT of the whole file');
+      assert.ok(seen.some((x) => x.startsWith('DELETE') && x.endsWith('?uploadId')), 'the unfinished upload is abandoned');
+      assert.deepStrictEqual(serverKeys(s3), []);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('credentials that may PUT but not LIST (403 on the listing): the copy fails saying so, nothing is sent or deleted', async () => {
+    const local = tmp.join('backups');
+    snapshots(local, db, hourly(2));
+    const proxy = await startLoopbackProxy(s3.port, (req, res) => {
+      if (req.method !== 'GET' || !/[?&]list-type=2/.test(req.url ?? '')) return false;
+      req.resume();
+      res.writeHead(403, { 'content-type': 'application/xml' });
+      res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>');
+      return true;
+    });
+    try {
+      const r = await pushToTarget({ localDir: local, target: target(proxy.endpoint, 'laptop/'), keep: 0 });
+      assert.strictEqual(r.status, 'failed');
+      assert.strictEqual(r.error?.code, 'REMOTE_DENIED');
+      assert.match(r.error?.message ?? '', /refused listing/);
+      assert.match(r.error?.hint ?? '', /List, Get, Put and Delete/);
+      assert.deepStrictEqual(serverKeys(s3), []);
+    } finally {
+      await proxy.close();
+    }
+  });
 });
