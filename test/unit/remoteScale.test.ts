@@ -10,6 +10,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { pullFromTarget, type PullRefused } from '../../src/core/ops/pull';
+import { MirrorTarget } from '../../src/core/remote/mirrorTarget';
 import { readRemoteState } from '../../src/core/remote/remoteState';
 import { S3Target } from '../../src/core/remote/s3Target';
 import { listRemote, pushToTarget } from '../../src/core/remote/sync';
@@ -494,6 +495,34 @@ describe('off-machine copies at scale and with providers\' quirks (real S3 proto
       assert.deepStrictEqual(serverKeys(s3), []);
     } finally {
       await proxy.close();
+    }
+  });
+  it('a snapshot object far larger than its manifest says is refused unread by pull (S3 and mirror): a damaged or planted object no longer fills this disk first', async () => {
+    const local = tmp.join('backups');
+    const [a, b] = hourly(2);
+    snapshots(local, db, [a, b]);
+    const mirror = tmp.join('mirror');
+    fs.mkdirSync(mirror);
+    const t = target(s3.endpoint, 'laptop/');
+    for (const tg of [t, new MirrorTarget(mirror)]) assert.strictEqual((await pushToTarget({ localDir: local, target: tg, keep: 0 })).status, 'copied');
+    // The newest's object replaced by 48 MiB (its manifest says a few KiB).
+    const huge = Buffer.alloc(48 << 20, 7);
+    await t.client.put(`laptop/${b}`, huge);
+    fs.writeFileSync(path.join(mirror, b), huge);
+    for (const tg of [t, new MirrorTarget(mirror)]) {
+      let most = 0;
+      const to = tmp.join(`pull-${tg.kind}`);
+      await assert.rejects(
+        pullFromTarget({ target: tg, toDir: to, onProgress: (p) => void (p.phase === 'downloading' && (most = Math.max(most, p.done ?? 0))) }),
+        (e: Error & { code?: string }) => e.code === 'SIZE_MISMATCH' && /larger than its manifest/.test(e.message),
+        tg.kind,
+      );
+      assert.ok(most <= db.length, `${tg.kind}: ${most} bytes downloaded for a ${db.length}-byte snapshot`);
+      assert.deepStrictEqual(fs.readdirSync(to).filter((n) => n.startsWith('ai-memory-')), [], tg.kind);
+      // pull --all passes over it and pulls the other.
+      const refused: PullRefused[] = [];
+      const got = await pullFromTarget({ target: tg, toDir: tmp.join(`all-${tg.kind}`), names: 'all', onRefused: (r) => refused.push(r) });
+      assert.deepStrictEqual([got.map((x) => x.name), refused.map((x) => [x.name, x.code])], [[a], [[b, 'SIZE_MISMATCH']]], tg.kind);
     }
   });
 });

@@ -14,7 +14,7 @@ import { BackupError, ioError } from '../common/errors';
 import { openRegular, TooLargeFileError } from '../common/regularFile';
 import { writeAll } from '../store/atomicFs';
 import { md5, S3Client, type S3Credentials, type S3Location } from './s3Client';
-import type { RemoteEntry, RemoteTarget, UploadExpect, UploadOptions } from './target';
+import { largerThanManifest, type DownloadOptions, type RemoteEntry, type RemoteTarget, type UploadExpect, type UploadOptions } from './target';
 
 export const PART_BYTES = 8 << 20;
 /** Parts sent at once (measured on the loopback server: 1 → 2 in flight, see bench/results-remote.md). */
@@ -206,15 +206,21 @@ export class S3Target implements RemoteTarget {
     }
   }
 
-  async downloadTo(name: string, destPath: string, opts: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void } = {}): Promise<{ bytes: number; sha256: string }> {
+  async downloadTo(name: string, destPath: string, opts: DownloadOptions = {}): Promise<{ bytes: number; sha256: string }> {
     const res = await this.client.get(this.key(name), opts.signal);
     const total = Number(res.headers.get('content-length') ?? 0);
+    const max = opts.maxBytes ?? Infinity;
+    if (total > max) {
+      await res.body[Symbol.asyncIterator]().return?.(); // stops the download unread
+      throw largerThanManifest(`${this.label}/${name}`, total, false, max);
+    }
     const out = await fsp.open(destPath, 'r+');
     const hash = createHash('sha256');
     let pos = 0;
     try {
       if (!res.body) throw new BackupError('REMOTE_ERROR', `${this.label} sent no body for ${name}.`);
       for await (const chunk of res.body) {
+        if (pos + chunk.length > max) throw largerThanManifest(`${this.label}/${name}`, pos + chunk.length, true, max);
         hash.update(chunk);
         await writeAll(out, chunk, pos);
         pos += chunk.length;

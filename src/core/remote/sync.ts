@@ -198,8 +198,11 @@ async function remoteBytesAre(target: RemoteTarget, name: string, localDir: stri
   const tmp = tempPath(localDir, 'push-check');
   try {
     await (await fsp.open(tmp, 'wx', 0o600)).close();
-    const got = await target.downloadTo(name, tmp, { signal });
-    return got.bytes === expect.bytes && got.sha256 === expect.sha256;
+    const got = await target.downloadTo(name, tmp, { signal, maxBytes: expect.bytes }).catch((e: unknown) => {
+      if (isBackupError(e) && e.code === 'SIZE_MISMATCH') return undefined; // larger than ours: not ours
+      throw e;
+    });
+    return got?.bytes === expect.bytes && got.sha256 === expect.sha256;
   } finally {
     await fsp.rm(tmp, { force: true }).catch(() => undefined);
   }
