@@ -10,6 +10,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { pullFromTarget, type PullRefused } from '../../src/core/ops/pull';
+import { speaksCli } from '../../src/features/errorText';
 import { MirrorTarget } from '../../src/core/remote/mirrorTarget';
 import { readRemoteState } from '../../src/core/remote/remoteState';
 import { S3Target } from '../../src/core/remote/s3Target';
@@ -248,7 +249,8 @@ describe('off-machine copies at scale and with providers\' quirks (real S3 proto
     assert.strictEqual(again.status, 'failed');
     assert.strictEqual(again.error?.code, 'REMOTE_ERROR');
     assert.match(again.error?.message ?? '', /not under the prefix/);
-    assert.match(again.error?.hint ?? '', /--remote/);
+    assert.match(again.error?.hint ?? '', /prefix of letters, digits/);
+    assert.ok(!speaksCli(again.error?.hint ?? ''), 'a hint VS Code shows as it is');
     assert.deepStrictEqual(serverKeys(s3), keys, 'nothing sent again, nothing deleted');
     await assert.rejects(listRemote(t), /not under the prefix/);
     await assert.rejects(pullFromTarget({ target: t, toDir: tmp.join('pull') }), /not under the prefix/);
@@ -284,6 +286,7 @@ describe('off-machine copies at scale and with providers\' quirks (real S3 proto
     assert.notStrictEqual(out.error.code, 'REMOTE_DENIED');
     assert.match(out.error.hint, /clock/i);
     assert.doesNotMatch(out.error.hint, /grant/i);
+    assert.ok(!speaksCli(out.error.hint), 'a hint VS Code shows as it is');
     assert.deepStrictEqual(serverKeys(s3), []);
     const after = fingerprint(local);
     delete after['.ai-memory-backup.remote.json'];
@@ -309,6 +312,7 @@ describe('off-machine copies at scale and with providers\' quirks (real S3 proto
         assert.match(e.message, /InvalidObjectState/);
         assert.notStrictEqual(e.code, 'REMOTE_DENIED');
         assert.match(e.hint ?? '', /restore it at the provider/);
+        assert.ok(!speaksCli(e.hint ?? ''));
         return true;
       });
       assert.deepStrictEqual(fs.existsSync(to) ? fs.readdirSync(to).filter((n) => n.startsWith('ai-memory-')) : [], []);
@@ -335,6 +339,7 @@ describe('off-machine copies at scale and with providers\' quirks (real S3 proto
       const out = r.json<{ status: string; error: { code: string; message: string; hint: string } }>();
       assert.match(out.error.message, /PermanentRedirect/);
       assert.match(out.error.hint, /eu-west-1/, 'the region to set');
+      assert.ok(!speaksCli(out.error.hint));
       assert.deepStrictEqual(seen.filter((x) => !x.startsWith('GET')), [], 'nothing sent or deleted');
       const after = fingerprint(local);
       delete after['.ai-memory-backup.remote.json'];
@@ -344,6 +349,20 @@ describe('off-machine copies at scale and with providers\' quirks (real S3 proto
       await assert.rejects(t.client.head('laptop/x'), (e: Error & { hint?: string }) => /PermanentRedirect/.test(e.message) && /eu-west-1/.test(e.hint ?? ''));
     } finally {
       await proxy.close();
+    }
+    // The right endpoint, a request signed for another region: AWS names the bucket's in <Region>.
+    const signedElsewhere = await startLoopbackProxy(s3.port, (req, res) => {
+      req.resume();
+      res.writeHead(400, { 'content-type': 'application/xml' });
+      res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>AuthorizationHeaderMalformed</Code><Message>The authorization header is malformed; the region \'us-east-1\' is wrong; expecting \'ap-southeast-2\'</Message><Region>ap-southeast-2</Region></Error>');
+      return true;
+    });
+    try {
+      const r = await pushToTarget({ localDir: local, target: target(signedElsewhere.endpoint, 'laptop/'), keep: 0 });
+      assert.strictEqual(r.error?.code, 'REMOTE_AUTH');
+      assert.match(r.error?.hint ?? '', /The bucket is in the region ap-southeast-2/);
+    } finally {
+      await signedElsewhere.close();
     }
   });
   it('objects that are not what they say (0 bytes, a manifest without its snapshot or the reverse, bytes changed under the GET, a HEAD that disagrees): nothing pulled wrong, nothing counted copied', async () => {
@@ -434,6 +453,7 @@ describe('off-machine copies at scale and with providers\' quirks (real S3 proto
     assert.strictEqual(r.error?.code, 'REMOTE_AUTH');
     assert.match(r.error?.hint ?? '', /secret again/);
     assert.match(r.error?.hint ?? '', /the prefix "notes \(old\)!\/" has characters \(\s?[ ()!]+\) that some servers sign differently/);
+    assert.ok(!speaksCli(r.error?.hint ?? ''));
     assert.deepStrictEqual(serverKeys(s3), []);
     // Credentials that are wrong with a plain prefix: the hint stays about the secret alone.
     const wrong = new S3Target({ endpoint: s3.endpoint, region: 'us-east-1', bucket: BUCKET, prefix: 'laptop/', pathStyle: true }, { accessKeyId: S3_KEY, secretAccessKey: 'wrong' });

@@ -53,8 +53,9 @@ export class S3Target implements RemoteTarget {
     // each push sent them all again and deleted nothing, pull found nothing.
     const foreign = objects.find((o) => !o.key.startsWith(prefix));
     if (foreign) {
-      throw new BackupError('REMOTE_ERROR', `${this.label} listed the key "${foreign.key}", which is not under the prefix "${prefix}" that was asked for: the server gives keys back in another form than they were written; nothing was copied or deleted.`, {
-        hint: 'Use a prefix of letters, digits, "-", "_", "." and "/" only (--remote s3://bucket/prefix; in VS Code: Set Up Off-Machine Copies…).',
+      throw new BackupError('REMOTE_ERROR', `${this.label} listed the key "${foreign.key}", which is not under the prefix "${prefix}" that was asked for: its listing cannot be trusted (it gives keys back in another form than they were written, or ignores the prefix); nothing was copied or deleted.`, {
+        // No CLI flag in it: VS Code shows a hint that names none (features/errorText.ts), and the target is set the same way in both.
+        hint: 'Use a prefix of letters, digits, "-", "_", "." and "/" only (s3://bucket/prefix).',
       });
     }
     return objects.filter((o) => !o.key.slice(prefix.length).includes('/')).map((o) => ({ name: o.key.slice(prefix.length), size: o.size, etag: o.etag, modifiedMs: o.modifiedMs }));
