@@ -545,4 +545,37 @@ describe('off-machine copies at scale and with providers\' quirks (real S3 proto
       assert.deepStrictEqual([got.map((x) => x.name), refused.map((x) => [x.name, x.code])], [[a], [[b, 'SIZE_MISMATCH']]], tg.kind);
     }
   });
+  it('the CLI past S3\'s real page of 1,000 keys (1,040 objects, default page size): list --remote, pull and push see every one', async () => {
+    // 520 hourly snapshots (three weeks of hourly backups with --keep 0), put straight through the S3 API.
+    const names = hourly(520);
+    const t = target(s3.endpoint, 'laptop/');
+    const tiny = Buffer.from('x');
+    const put = async (n: string) => {
+      const body = n === names[519] ? db : tiny;
+      await t.client.put(`laptop/${n}`, body);
+      const m = { snapshot: n, sha256: sha(body), bytes: body.length, source_db: '/home/u/.ai-memory/ai-memory.db', version: '0.1.0', created_at: rfc3339(new Date()), integrity: 'unverified' as const };
+      await t.client.put(`laptop/${n.replace(/\.db$/, '.manifest.json')}`, Buffer.from(serializeManifest(m)));
+    };
+    for (let i = 0; i < names.length; i += 8) await Promise.all(names.slice(i, i + 8).map(put));
+    const env = { AWS_ACCESS_KEY_ID: S3_KEY, AWS_SECRET_ACCESS_KEY: S3_SECRET, AWS_ENDPOINT_URL: s3.endpoint };
+    const remote = ['--remote', `s3://${BUCKET}/laptop`, '--path-style'];
+
+    const l = await cli(['list', ...remote, '--json'], { cwd: tmp.path, env });
+    assert.strictEqual(l.code, 0, l.stderr);
+    const listed = l.json<{ name: string; complete: boolean }[]>();
+    assert.strictEqual(listed.length, 520);
+    assert.ok(listed.every((x) => x.complete), 'every manifest found, also those past the first 1,000 keys');
+    assert.strictEqual(listed[0].name, names[519]);
+
+    const p = await cli(['pull', ...remote, '--to', 'fresh', '--json'], { cwd: tmp.path, env });
+    assert.strictEqual(p.code, 0, p.stderr);
+    assert.deepStrictEqual(fs.readdirSync(tmp.join('fresh')).filter((n) => n.endsWith('.db')), [names[519]], 'the newest: past the first page');
+
+    // push from the pulled folder: nothing sent again, nothing deleted (the older ones are not this folder's).
+    const push = await cli(['push', ...remote, '--to', 'fresh', '--keep', '1', '--json'], { cwd: tmp.path, env });
+    assert.strictEqual(push.code, 0, push.stderr);
+    const out = push.json<{ uploaded: string[]; deleted: string[]; present: string[] }>();
+    assert.deepStrictEqual([out.uploaded, out.deleted, out.present], [[], [], [names[519]]]);
+    assert.strictEqual(serverKeys(s3).length, 1040);
+  });
 });
