@@ -171,6 +171,7 @@ describe('off-machine copies at scale and with providers\' quirks (real S3 proto
       await proxy.close();
     }
   });
+
   it('a listing the server cuts short (more pages, no token; the same token twice) fails the run: never taken for the whole target', async () => {
     const local = tmp.join('backups');
     const names = hourly(9);
@@ -203,7 +204,18 @@ describe('off-machine copies at scale and with providers\' quirks (real S3 proto
         await proxy.close();
       }
     }
+    // IsTruncated is an xs:boolean: "1" (or "True") says there is more as "true" does.
+    for (const more of ['1', 'True']) {
+      const proxy = await startRewritingProxy(s3.port, (req, res) => (/[?&]list-type=2/.test(req.url ?? '') ? { ...res, body: Buffer.from(res.body.toString('utf8').replace('<IsTruncated>true</IsTruncated>', `<IsTruncated>${more}</IsTruncated>`)) } : undefined));
+      try {
+        const got = await pullFromTarget({ target: target(proxy.endpoint, 'laptop/', 4), toDir: tmp.join(`pull-bool-${more}`) });
+        assert.deepStrictEqual(got.map((x) => x.name), [names[8]], `IsTruncated ${more}`);
+      } finally {
+        await proxy.close();
+      }
+    }
   });
+
   it('prefixes with spaces, +, %, unicode (NFC and NFD) and a prefix of another prefix: each its own, push, list, retention and pull right', async () => {
     const prefixes = ['my backups/', 'a+b/', '100%/', 'q?h#/', 'x~$,;=:@[^{|/', 'caf\u00e9/', 'cafe\u0301/', 'team/', 'team2/', 'team/sub/'];
     const byPrefix = new Map<string, string[]>();
@@ -235,6 +247,7 @@ describe('off-machine copies at scale and with providers\' quirks (real S3 proto
     const gone = (byPrefix.get('team/') as string[]).slice(0, 2).flatMap((n) => [`team/${n}`, `team/${n.replace(/\.db$/, '.manifest.json')}`]);
     assert.deepStrictEqual(serverKeys(s3), keysBefore.filter((k) => !gone.includes(k)));
   });
+
   it('a server that lists keys in another form than they were written (s3rver escapes & twice) fails the run: never a blind push that sends everything again and deletes nothing', async () => {
     const local = tmp.join('backups');
     const names = hourly(4);
@@ -255,6 +268,7 @@ describe('off-machine copies at scale and with providers\' quirks (real S3 proto
     await assert.rejects(listRemote(t), /not under the prefix/);
     await assert.rejects(pullFromTarget({ target: t, toDir: tmp.join('pull') }), /not under the prefix/);
   });
+
   it('pull takes the newest snapshot, not one a wrong clock dated in the future (as restore does locally); list --remote ranks it last', async () => {
     const local = tmp.join('backups');
     const hour = Math.floor(Date.now() / 3600_000) * 3600_000;
@@ -268,6 +282,7 @@ describe('off-machine copies at scale and with providers\' quirks (real S3 proto
     assert.deepStrictEqual(got.map((r) => r.name), [real[5]], 'the newest real snapshot, not the future-dated one');
     assert.deepStrictEqual((await listRemote(t)).snapshots.map((x) => x.name), [...[...real].reverse(), future]);
   });
+
   it('a clock more than 15 minutes off the server\'s (RequestTimeTooSkewed): says to set the clock, not to grant permissions; nothing changed', async function () {
     const lib = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/faketime/libfaketime.so.1'].find((p) => fs.existsSync(p));
     if (!lib) this.skip(); // Debian package faketime
@@ -293,6 +308,7 @@ describe('off-machine copies at scale and with providers\' quirks (real S3 proto
     delete before['.ai-memory-backup.remote.json'];
     assert.deepStrictEqual(after, before, 'the backup folder as it was (but the copy state)');
   });
+
   it('a snapshot moved to an archive storage class (403 InvalidObjectState on GET, as AWS answers): says to restore it at the provider, not to grant permissions; nothing kept', async () => {
     const local = tmp.join('backups');
     const names = hourly(2);
@@ -320,6 +336,7 @@ describe('off-machine copies at scale and with providers\' quirks (real S3 proto
       await proxy.close();
     }
   });
+
   it('a bucket in another region (301 PermanentRedirect, as AWS answers; HEAD without a body too): names the region to set; nothing changed', async () => {
     const local = tmp.join('backups');
     snapshots(local, db, hourly(2));
@@ -365,6 +382,7 @@ describe('off-machine copies at scale and with providers\' quirks (real S3 proto
       await signedElsewhere.close();
     }
   });
+
   it('objects that are not what they say (0 bytes, a manifest without its snapshot or the reverse, bytes changed under the GET, a HEAD that disagrees): nothing pulled wrong, nothing counted copied', async () => {
     const local = tmp.join('backups');
     const names = hourly(5);
@@ -445,6 +463,7 @@ describe('off-machine copies at scale and with providers\' quirks (real S3 proto
       }
     }
   });
+
   it('a prefix with ! \' ( ) * (s3rver signs them differently from SigV4): the refused signature says the prefix may be why, not only "enter the secret again"; nothing changed', async () => {
     const local = tmp.join('backups');
     snapshots(local, db, hourly(1));
@@ -461,6 +480,7 @@ describe('off-machine copies at scale and with providers\' quirks (real S3 proto
     assert.strictEqual(w.error?.code, 'REMOTE_AUTH');
     assert.doesNotMatch(w.error?.hint ?? '', /prefix/);
   });
+
   it('a file over S3\'s 5 GiB single-PUT limit (a sparse 5 GiB + 1 file) goes as a multipart upload, never one PUT; a cancelled one is abandoned there', async () => {
     const big = tmp.join('big.db');
     fs.closeSync(fs.openSync(big, 'w'));
@@ -517,6 +537,7 @@ describe('off-machine copies at scale and with providers\' quirks (real S3 proto
       await proxy.close();
     }
   });
+
   it('a snapshot object far larger than its manifest says is refused unread by pull (S3 and mirror): a damaged or planted object no longer fills this disk first', async () => {
     const local = tmp.join('backups');
     const [a, b] = hourly(2);
@@ -545,6 +566,7 @@ describe('off-machine copies at scale and with providers\' quirks (real S3 proto
       assert.deepStrictEqual([got.map((x) => x.name), refused.map((x) => [x.name, x.code])], [[a], [[b, 'SIZE_MISMATCH']]], tg.kind);
     }
   });
+
   it('the CLI past S3\'s real page of 1,000 keys (1,040 objects, default page size): list --remote, pull and push see every one', async () => {
     // 520 hourly snapshots (three weeks of hourly backups with --keep 0), put straight through the S3 API.
     const names = hourly(520);

@@ -263,7 +263,8 @@ export class S3Client {
         const modified = Date.parse(one(c, 'LastModified') ?? '');
         out.push({ key: one(c, 'Key') ?? '', size: Number(one(c, 'Size') ?? 0), etag: unquoteEtag(one(c, 'ETag')), ...(Number.isFinite(modified) ? { modifiedMs: modified } : {}) });
       }
-      const truncated = one(xml, 'IsTruncated') === 'true';
+      // An xs:boolean: "1" and "True" say there is more as "true" does (read as "no": half a listing, silently).
+      const truncated = /^\s*(true|1)\s*$/i.test(one(xml, 'IsTruncated') ?? '');
       token = truncated ? one(xml, 'NextContinuationToken') : undefined;
       // A listing cut short and taken for the whole: a snapshot past the page counted as
       // missing (sent again), the newest there not the newest, retention judging half a target.
