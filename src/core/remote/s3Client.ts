@@ -371,7 +371,7 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 function incompleteList(where: string, why: string): BackupError {
   return new BackupError('REMOTE_ERROR', `The listing of ${where} is incomplete: the server ${why}; nothing was copied or deleted.`, {
-    hint: 'The copy is tried again; if it keeps failing, the provider\'s listing is at fault (report it to them).',
+    hint: 'Try again later (a copy is retried by itself); if it keeps failing, the provider\'s listing is at fault: report it to them.',
   });
 }
 
