@@ -39,8 +39,12 @@ process.on('SIGTERM', () => server.close().finally(() => process.exit(0)));
 `;
 }
 
-export async function startS3Server(dataDir: string, buckets: string[], port = 0): Promise<S3Server> {
-  const child: ChildProcess = spawn(process.execPath, ['-e', serverScript(), dataDir, String(port), buckets.join(',')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } });
+/** `env`: more of the server process's environment (e.g. libfaketime's, for a server whose clock is off). */
+export async function startS3Server(dataDir: string, buckets: string[], port = 0, env: NodeJS.ProcessEnv = {}): Promise<S3Server> {
+  // s3rver's continuation tokens are DES-encrypted, which OpenSSL 3 (Node >= 17) has only in
+  // its legacy provider: without it, any listing past one page fails with 500.
+  const legacy = process.allowedNodeEnvironmentFlags.has('--openssl-legacy-provider') ? ['--openssl-legacy-provider'] : [];
+  const child: ChildProcess = spawn(process.execPath, [...legacy, '-e', serverScript(), dataDir, String(port), buckets.join(',')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ELECTRON_RUN_AS_NODE: '1', ...env } });
   trackChild(child, 's3rver');
   let err = '';
   child.stderr?.on('data', (d) => (err += d));
@@ -108,4 +112,37 @@ export async function startDenyDeleteProxy(upstreamPort: number): Promise<{ endp
     return true;
   });
   return { ...proxy, denied };
+}
+
+/**
+ * A proxy on 127.0.0.1 in front of `upstreamPort` that forwards every request untouched
+ * (Host header included, so signatures verify) and lets `rewrite` change the real server's
+ * answer: for a request it picks, it gets the status, headers and whole body and returns
+ * what the client receives (a provider's quirk or fault over a real server's answer).
+ */
+export async function startRewritingProxy(
+  upstreamPort: number,
+  rewrite: (req: http.IncomingMessage, res: { status: number; headers: http.IncomingHttpHeaders; body: Buffer }) => { status: number; headers: http.IncomingHttpHeaders; body: Buffer } | undefined,
+): Promise<{ endpoint: string; close(): Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    const up = http.request({ host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers: req.headers }, (r) => {
+      const chunks: Buffer[] = [];
+      r.on('data', (c: Buffer) => chunks.push(c));
+      r.on('end', () => {
+        const real = { status: r.statusCode ?? 502, headers: r.headers, body: Buffer.concat(chunks) };
+        const out = rewrite(req, real) ?? real;
+        const headers = { ...out.headers };
+        delete headers['transfer-encoding'];
+        if (req.method !== 'HEAD') headers['content-length'] = String(out.body.length);
+        res.writeHead(out.status, headers);
+        res.end(req.method === 'HEAD' ? undefined : out.body);
+      });
+      r.on('error', () => res.destroy());
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return { endpoint: `http://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }

@@ -138,7 +138,7 @@ export async function pullFromTarget(opts: {
       const fh = await fsp.open(tmpSnap, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
       await fh.close();
       opts.onProgress?.({ phase: 'downloading', name, done: 0, total: manifest.bytes });
-      const got = await target.downloadTo(name, tmpSnap, { signal: opts.signal, onBytes: (done, total) => opts.onProgress?.({ phase: 'downloading', name, done, total }) });
+      const got = await target.downloadTo(name, tmpSnap, { signal: opts.signal, maxBytes: manifest.bytes, onBytes: (done, total) => opts.onProgress?.({ phase: 'downloading', name, done, total }) });
       if (got.bytes !== manifest.bytes || got.sha256 !== manifest.sha256) {
         throw new BackupError('SHA_MISMATCH', `The copy of ${name} on ${target.label} does not match its manifest (got ${got.bytes} bytes, sha256 ${got.sha256}; manifest: ${manifest.bytes} bytes, ${manifest.sha256}); nothing was kept.`, {
           hint: 'Pull another snapshot (`list --remote …`).',

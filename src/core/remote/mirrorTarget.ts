@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { BackupError, errnoCode, ioError, isBackupError } from '../common/errors';
 import { openRegular, readSmallRegularBytes } from '../common/regularFile';
 import { cleanStaleTemps, fsyncDir, reachableMode, tempPath, writeAll, writeFileAtomic, giveMode, wideModeNote } from '../store/atomicFs';
-import type { RemoteEntry, RemoteTarget, UploadExpect, UploadOptions } from './target';
+import { largerThanManifest, type DownloadOptions, type RemoteEntry, type RemoteTarget, type UploadExpect, type UploadOptions } from './target';
 
 const CHUNK = 4 << 20;
 
@@ -170,12 +170,17 @@ export class MirrorTarget implements RemoteTarget {
     return readSmallRegularBytes(this.path(name), maxBytes).catch((e: unknown) => Promise.reject(isBackupError(e) ? e : ioError('reading', this.path(name), e)));
   }
 
-  async downloadTo(name: string, destPath: string, opts: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void } = {}): Promise<{ bytes: number; sha256: string }> {
+  async downloadTo(name: string, destPath: string, opts: DownloadOptions = {}): Promise<{ bytes: number; sha256: string }> {
     await this.ensure();
     const { fh: src } = await openRegular(this.path(name)).catch((e: unknown) => Promise.reject(ioError('opening', this.path(name), e)));
+    const max = opts.maxBytes ?? Infinity;
+    const total = (await src.stat().catch(() => undefined))?.size ?? 0;
+    if (total > max) {
+      await src.close().catch(() => undefined);
+      throw largerThanManifest(this.path(name), total, false, max);
+    }
     const out = await fsp.open(destPath, 'r+');
     try {
-      const total = (await src.stat()).size;
       const hash = createHash('sha256');
       const buf = Buffer.allocUnsafe(CHUNK);
       let pos = 0;
@@ -183,6 +188,7 @@ export class MirrorTarget implements RemoteTarget {
         if (opts.signal?.aborted) throw new BackupError('CANCELLED', 'Download cancelled.');
         const { bytesRead } = await src.read(buf, 0, buf.length, pos);
         if (bytesRead === 0) break;
+        if (pos + bytesRead > max) throw largerThanManifest(this.path(name), pos + bytesRead, true, max); // it grew after the stat
         hash.update(buf.subarray(0, bytesRead));
         await writeAll(out, buf.subarray(0, bytesRead), pos);
         pos += bytesRead;

@@ -217,7 +217,7 @@ export class S3Client {
       }
       if ((opts.okStatus ?? [200, 204, 206]).includes(res.status)) return res;
       const text = await res.text().catch(() => '');
-      const err = s3Error(this.describe(), what, res.status, text);
+      const err = this.withPrefixHint(s3Error(this.describe(), what, res.status, text, res.headers.get('x-amz-bucket-region') ?? undefined), text);
       if (res.status >= 500 || res.status === 429) {
         lastError = err;
         continue;
@@ -227,12 +227,35 @@ export class S3Client {
     throw lastError ?? new BackupError('REMOTE_ERROR', `${what} failed.`);
   }
 
-  /** Every object directly under the prefix: one paginated ListObjectsV2 (1,000 keys a page). */
+  /**
+   * A signature refused while the prefix has characters beyond letters, digits and - _ . ~ /:
+   * the prefix is in the LIST's query, which S3-compatible servers canonicalise differently
+   * (s3rver leaves ! ' ( ) * unescaped, where SigV4 escapes them); "enter the secret again"
+   * alone sent the user after a secret that is right.
+   */
+  private withPrefixHint(err: BackupError, body: string): BackupError {
+    const odd = [...new Set(this.loc.prefix.match(/[^A-Za-z0-9/._~-]/g) ?? [])];
+    if (one(body, 'Code') !== 'SignatureDoesNotMatch' || !odd.length) return err;
+    return new BackupError(err.code, err.message, {
+      hint: `${err.hint ?? ''} If the secret is right: the prefix "${this.loc.prefix}" has characters (${odd.join(' ')}) that some servers sign differently; use a prefix of letters, digits, "-", "_", "." and "/" only.`.trim(),
+    });
+  }
+
+  /**
+   * Keys a LIST page asks for (`max-keys`): S3's own ceiling, 1,000. Tests lower it, so that
+   * listing past one page runs against a real server with a handful of objects.
+   */
+  pageKeys = 1000;
+  /** Keys a DeleteObjects request carries: S3's limit, 1,000. Tests lower it. */
+  deleteBatch = 1000;
+
+  /** Every object directly under the prefix: one paginated ListObjectsV2 (`pageKeys` keys a page). */
   async list(signal?: AbortSignal): Promise<S3Object[]> {
     const out: S3Object[] = [];
+    const seen = new Set<string>();
     let token: string | undefined;
     do {
-      const q = new URLSearchParams({ 'list-type': '2', delimiter: '/', prefix: this.loc.prefix });
+      const q = new URLSearchParams({ 'list-type': '2', delimiter: '/', prefix: this.loc.prefix, 'max-keys': String(this.pageKeys) });
       if (token) q.set('continuation-token', token);
       const res = await this.request('GET', '', { query: q.toString().replace(/\+/g, '%20'), signal, what: `listing ${this.describe()}` });
       const xml = await res.text();
@@ -240,7 +263,14 @@ export class S3Client {
         const modified = Date.parse(one(c, 'LastModified') ?? '');
         out.push({ key: one(c, 'Key') ?? '', size: Number(one(c, 'Size') ?? 0), etag: unquoteEtag(one(c, 'ETag')), ...(Number.isFinite(modified) ? { modifiedMs: modified } : {}) });
       }
-      token = one(xml, 'IsTruncated') === 'true' ? one(xml, 'NextContinuationToken') : undefined;
+      // An xs:boolean: "1" and "True" say there is more as "true" does (read as "no": half a listing, silently).
+      const truncated = /^\s*(true|1)\s*$/i.test(one(xml, 'IsTruncated') ?? '');
+      token = truncated ? one(xml, 'NextContinuationToken') : undefined;
+      // A listing cut short and taken for the whole: a snapshot past the page counted as
+      // missing (sent again), the newest there not the newest, retention judging half a target.
+      if (truncated && !token) throw incompleteList(this.describe(), 'said there is more but gave no continuation token');
+      if (token !== undefined && seen.has(token)) throw incompleteList(this.describe(), 'gave the same continuation token twice');
+      if (token !== undefined) seen.add(token);
     } while (token);
     return out;
   }
@@ -289,15 +319,15 @@ export class S3Client {
   }
 
   /**
-   * DeleteObjects (up to 1,000 keys a request) with the Content-MD5 it requires.
+   * DeleteObjects (up to `deleteBatch`, 1,000, keys a request) with the Content-MD5 it requires.
    * Returns the keys the server refused, with its reason; a refusal of the whole request
    * (403) refuses every key. A server without DeleteObjects (501) gets single DELETEs.
    */
   async deleteMany(keys: string[], signal?: AbortSignal): Promise<{ deleted: string[]; refused: { key: string; message: string }[] }> {
     const deleted: string[] = [];
     const refused: { key: string; message: string }[] = [];
-    for (let i = 0; i < keys.length; i += 1000) {
-      const batch = keys.slice(i, i + 1000);
+    for (let i = 0; i < keys.length; i += this.deleteBatch) {
+      const batch = keys.slice(i, i + this.deleteBatch);
       const body = Buffer.from(`<?xml version="1.0" encoding="UTF-8"?><Delete><Quiet>false</Quiet>${batch.map((k) => `<Object><Key>${xmlEscape(k)}</Key></Object>`).join('')}</Delete>`);
       let xml: string;
       try {
@@ -339,6 +369,12 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+function incompleteList(where: string, why: string): BackupError {
+  return new BackupError('REMOTE_ERROR', `The listing of ${where} is incomplete: the server ${why}; nothing was copied or deleted.`, {
+    hint: 'Try again later (a copy is retried by itself); if it keeps failing, the provider\'s listing is at fault: report it to them.',
+  });
+}
+
 function networkError(where: string, what: string, e: unknown): BackupError {
   const cause = e instanceof Error && e.cause instanceof Error ? e.cause : e;
   const code = cause && typeof cause === 'object' && 'code' in cause ? String((cause as { code: unknown }).code) : '';
@@ -350,8 +386,9 @@ function networkError(where: string, what: string, e: unknown): BackupError {
 }
 
 /** Maps an S3 error document to what happened and what to do. Never includes the request's signature or credentials. */
-export function s3Error(where: string, what: string, status: number, body: string): BackupError {
-  const code = one(body, 'Code') ?? (status === 404 ? 'NotFound' : status === 403 ? 'AccessDenied' : `HTTP${status}`);
+export function s3Error(where: string, what: string, status: number, body: string, bucketRegion?: string): BackupError {
+  // A HEAD has no body: its 301 is still AWS's PermanentRedirect (the bucket's region in x-amz-bucket-region).
+  const code = one(body, 'Code') ?? (status === 404 ? 'NotFound' : status === 403 ? 'AccessDenied' : status === 301 ? 'PermanentRedirect' : `HTTP${status}`);
   const message = one(body, 'Message') ?? '';
   const said = `${code}${message ? `: ${message}` : ''} (HTTP ${status})`;
   const map: Record<string, [ErrorCode, string]> = {
@@ -366,7 +403,13 @@ export function s3Error(where: string, what: string, status: number, body: strin
     QuotaExceeded: ['REMOTE_QUOTA', 'The storage quota is used up: free space or raise the quota.'],
     EntityTooLarge: ['REMOTE_QUOTA', 'The provider refuses files this large.'],
     PermanentRedirect: ['REMOTE_ERROR', 'The bucket is in another region or needs another endpoint: set the region/endpoint of the bucket.'],
+    // Both are 403 on AWS, where the fallback below told the user to grant permissions.
+    RequestTimeTooSkewed: ['REMOTE_ERROR', 'This computer\'s clock is more than 15 minutes off the server\'s, and S3 refuses requests signed at another time: set the clock right (automatic date and time), then try again.'],
+    InvalidObjectState: ['REMOTE_ERROR', 'The object is in an archive storage class (Glacier, Deep Archive): restore it at the provider first (e.g. "Initiate restore" in the S3 console), then try again.'],
   };
-  const [ec, hint] = map[code] ?? (status === 403 ? ['REMOTE_DENIED', map.AccessDenied[1]] : status === 507 ? ['REMOTE_QUOTA', map.QuotaExceeded[1]] : ['REMOTE_ERROR', 'Show the log for the details; the copy stays pending and is retried.']);
+  const [ec, general] = map[code] ?? (status === 403 ? ['REMOTE_DENIED', map.AccessDenied[1]] : status === 507 ? ['REMOTE_QUOTA', map.QuotaExceeded[1]] : ['REMOTE_ERROR', 'Show the log for the details; the copy stays pending and is retried.']);
+  // Where the bucket is, when the server says (AWS: the x-amz-bucket-region header, or <Region> in AuthorizationHeaderMalformed).
+  const region = (code === 'PermanentRedirect' || code === 'AuthorizationHeaderMalformed' || code === 'IllegalLocationConstraintException') ? (bucketRegion ?? one(body, 'Region'))?.trim() : undefined;
+  const hint = region && /^[a-z0-9-]{1,40}$/.test(region) ? `The bucket is in the region ${region}: set that region for this target (and its endpoint, if you gave one), then try again.` : general;
   return new BackupError(ec, `${where} refused ${what}: ${said}.`, { hint });
 }

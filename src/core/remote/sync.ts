@@ -102,10 +102,18 @@ export function viewRemote(entries: RemoteEntry[]): RemoteView {
   return { complete, unfinished };
 }
 
-export function byTimeNewestFirst(names: string[]): string[] {
+/**
+ * Newest first by the time in the name; a future-dated name (a clock that was wrong) after
+ * all others, as locally (catalog.ts): pull took it for "the newest", and a new machine
+ * restored it instead of the newest real snapshot.
+ */
+export function byTimeNewestFirst(names: string[], now = Date.now()): string[] {
   return names
-    .map((name) => ({ name, ...(parseSnapshotName(name) ?? { time: 0, seq: 0 }) }))
-    .sort(compareNewestFirst)
+    .map((name) => {
+      const t = parseSnapshotName(name) ?? { time: 0, seq: 0 };
+      return { name, time: t.time, seq: t.seq, future: t.time > now + FUTURE_SKEW_MS };
+    })
+    .sort((a, b) => Number(a.future) - Number(b.future) || compareNewestFirst(a, b))
     .map((x) => x.name);
 }
 
@@ -190,8 +198,11 @@ async function remoteBytesAre(target: RemoteTarget, name: string, localDir: stri
   const tmp = tempPath(localDir, 'push-check');
   try {
     await (await fsp.open(tmp, 'wx', 0o600)).close();
-    const got = await target.downloadTo(name, tmp, { signal });
-    return got.bytes === expect.bytes && got.sha256 === expect.sha256;
+    const got = await target.downloadTo(name, tmp, { signal, maxBytes: expect.bytes }).catch((e: unknown) => {
+      if (isBackupError(e) && e.code === 'SIZE_MISMATCH') return undefined; // larger than ours: not ours
+      throw e;
+    });
+    return got?.bytes === expect.bytes && got.sha256 === expect.sha256;
   } finally {
     await fsp.rm(tmp, { force: true }).catch(() => undefined);
   }

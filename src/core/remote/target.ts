@@ -5,6 +5,8 @@
  *
  * This room (src/core/remote/) holds no vscode; it may import src/core/{common,store,ops}.
  */
+import { BackupError } from '../common/errors';
+
 export interface RemoteEntry {
   /** Name under the target's folder/prefix (no slashes). */
   name: string;
@@ -28,6 +30,20 @@ export interface UploadOptions {
   onNote?: (note: string) => void;
 }
 
+export interface DownloadOptions {
+  signal?: AbortSignal;
+  onBytes?: (done: number, total: number) => void;
+  /** The most bytes the object may have (default: no limit). */
+  maxBytes?: number;
+}
+
+/** An object larger than its manifest says, refused before more of it is downloaded. */
+export function largerThanManifest(where: string, seen: number, orMore: boolean, maxBytes: number): BackupError {
+  return new BackupError('SIZE_MISMATCH', `${where} is larger than its manifest says (${seen} bytes${orMore ? ' or more' : ''}; the manifest: ${maxBytes}); it was not downloaded further and nothing was kept.`, {
+    hint: 'Pull another snapshot (`list --remote …`).',
+  });
+}
+
 export interface RemoteTarget {
   /** Stable identity for the state file (no credentials). */
   readonly id: string;
@@ -45,8 +61,13 @@ export interface RemoteTarget {
   uploadBytes(name: string, data: Uint8Array, signal?: AbortSignal): Promise<void>;
   /** The object's bytes; more than `maxBytes` (default: no limit) is refused unread (MANIFEST_INVALID). Manifests are read with SMALL_FILE_CAP. */
   readBytes(name: string, signal?: AbortSignal, maxBytes?: number): Promise<Buffer>;
-  /** Streams `name` into the open file `fd` path (created by the caller), returning its size and sha256. */
-  downloadTo(name: string, destPath: string, opts?: { signal?: AbortSignal; onBytes?: (done: number, total: number) => void }): Promise<{ bytes: number; sha256: string }>;
+  /**
+   * Streams `name` into the file `destPath` (created by the caller), returning its size and
+   * sha256. More than `maxBytes` (what its manifest says) is refused (SIZE_MISMATCH) after its
+   * length or the first bytes past it, so an object far larger than its manifest (damage,
+   * anyone with write access there) is not downloaded whole — filling this disk — first.
+   */
+  downloadTo(name: string, destPath: string, opts?: DownloadOptions): Promise<{ bytes: number; sha256: string }>;
   /** Deletes names; a name the server refuses is reported, never ignored. */
   remove(names: string[], signal?: AbortSignal): Promise<{ deleted: string[]; refused: { name: string; message: string }[] }>;
   /**
