@@ -245,6 +245,34 @@ describe('off-machine copies: S3 (real S3 protocol server on 127.0.0.1)', functi
     assert.strictEqual(p.code, 0, p.stderr);
   });
 
+  it('a copy rewritten on the target with other bytes of the same size (snapshot, or manifest) is checked and copied again by the next push, not counted "copied" by its size', async () => {
+    const local = tmp.join('backups');
+    const [name] = await backups(tmp.join('ai-memory.db'), local, 1);
+    const mName = name.replace(/\.db$/, '.manifest.json');
+    const t = target(s3.endpoint);
+    assert.deepStrictEqual((await pushToTarget({ localDir: local, target: t, keep: 48 })).report?.uploaded, [name]);
+    assert.deepStrictEqual((await pushToTarget({ localDir: local, target: t, keep: 48 })).report?.present, [name], 'found there: its stamp is now recorded');
+    // The snapshot: one page flipped, same size (a sync tool, a provider's fault, a hand).
+    const mine = fs.readFileSync(path.join(local, name));
+    const other = Buffer.from(mine);
+    other[other.length - 100] ^= 0xff;
+    await t.uploadBytes(name, other);
+    let o = await pushToTarget({ localDir: local, target: t, keep: 48 });
+    assert.strictEqual(o.status, 'copied', JSON.stringify(o.error));
+    assert.deepStrictEqual(o.report?.uploaded, [name], 'copied again, not "already there"');
+    assert.strictEqual(sha(await t.readBytes(name)), sha(mine));
+    assert.deepStrictEqual((await pushToTarget({ localDir: local, target: t, keep: 48 })).report?.present, [name], 'then there again, nothing sent');
+    // The manifest: the same size, still naming our sha256, but not our bytes (a signature
+    // stripped and padded would read the same way).
+    const m = fs.readFileSync(path.join(local, mName), 'utf8');
+    const edited = m.replace('"tool": ', '"tool" :');
+    assert.ok(edited !== m && edited.length === m.length);
+    await t.uploadBytes(mName, Buffer.from(edited));
+    o = await pushToTarget({ localDir: local, target: t, keep: 48 });
+    assert.deepStrictEqual(o.report?.uploaded, [name], 'copied again');
+    assert.strictEqual((await t.readBytes(mName)).toString(), m);
+  });
+
   it('remote retention follows the local rule, and a new machine with one snapshot does not wipe the history', async () => {
     const local = tmp.join('backups');
     const made = await backups(tmp.join('ai-memory.db'), local, 4, 0);
@@ -444,6 +472,23 @@ describe('off-machine copies: mirror folder', function () {
     fs.utimesSync(lone, old, old);
     assert.deepStrictEqual((await pushToTarget({ localDir: local, target: t, keep: 48 })).report?.cleaned.sort(), [path.basename(half), path.basename(lone)].sort());
     assert.ok(!fs.existsSync(half) && !fs.existsSync(lone), 'old: cleaned');
+  });
+
+  it('a snapshot rewritten in the mirror with other bytes of the same size is copied again by the next push', async () => {
+    const local = tmp.join('backups');
+    const [name] = await backups(tmp.join('rw.db'), local, 1);
+    const mirror = tmp.join('nas-rewritten');
+    fs.mkdirSync(mirror);
+    const t = new MirrorTarget(mirror);
+    assert.deepStrictEqual((await pushToTarget({ localDir: local, target: t, keep: 48 })).report?.uploaded, [name]);
+    assert.deepStrictEqual((await pushToTarget({ localDir: local, target: t, keep: 48 })).report?.present, [name]);
+    const there = path.join(mirror, name);
+    const fd = fs.openSync(there, 'r+');
+    fs.writeSync(fd, Buffer.from('XXXX'), 0, 4, fs.fstatSync(fd).size - 200); // in place: same size, a new mtime
+    fs.closeSync(fd);
+    const o = await pushToTarget({ localDir: local, target: t, keep: 48 });
+    assert.deepStrictEqual(o.report?.uploaded, [name], 'copied again, not "already there"');
+    assert.ok(fs.readFileSync(there).equals(fs.readFileSync(path.join(local, name))));
   });
 
   it('retention on the target counts each database\'s snapshots apart, as locally: a push for one never deletes the other\'s copies', async () => {

@@ -38,6 +38,8 @@ export interface TargetState {
   refused_deletes: string[];
   /** Whose each snapshot on the target is (its manifest's source_db; '' unknown), learnt from the target's manifests. */
   owners?: Record<string, string>;
+  /** What the last run's listing said of each object it found ours and whole (sync.ts stampOf): a rewritten one is checked again. */
+  stamps?: Record<string, string>;
   /** A multipart upload a run started and did not finish; abandoned by the next run. */
   upload?: { key: string; uploadId: string };
 }

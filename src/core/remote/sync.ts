@@ -63,6 +63,22 @@ export interface SyncReport {
   unreadable: { name: string; message: string }[];
   /** Facts about the copies that are no failure (a mirror drive that keeps no permissions), each once. */
   notes: string[];
+  /** What the listing said of each object found ours and whole this run ({@link stampOf}), for the next run to tell a rewritten object. */
+  stamps: Record<string, string>;
+}
+
+/**
+ * What a listing says of an object that changes whenever it is written again: its ETag (any
+ * provider's, MD5 or not: with SSE-KMS or multipart it is no MD5, but it stays the object's
+ * until the object is replaced), else the time it was written (a mirror folder). A snapshot
+ * copied earlier counts as still there from the listing alone (no download), by its size:
+ * one replaced there by other bytes of the same size (a sync tool, a provider's fault, a
+ * hand) stayed "copied" for good while pull refused it. Undefined when the target says neither.
+ */
+export function stampOf(e: RemoteEntry | undefined): string | undefined {
+  if (!e) return undefined;
+  if (e.etag) return `etag:${e.etag}`;
+  return e.modifiedMs !== undefined ? `mtime:${e.modifiedMs}` : undefined;
 }
 
 const MANIFEST_RE = /^ai-memory-.*\.manifest\.json$/;
@@ -219,10 +235,12 @@ export async function syncTarget(opts: {
   owners?: Record<string, string>;
   /** The snapshots this folder held on the target at the last run (TargetState.copied): ours, though the folder has let them go since. */
   ours?: readonly string[];
+  /** What the last run's listing said of the objects it found ours and whole (SyncReport.stamps). */
+  stamps?: Record<string, string>;
 }): Promise<SyncReport> {
   const { localDir, target, keep } = opts;
   await target.refuseLocal?.(localDir);
-  const report: SyncReport = { target: target.label, uploaded: [], present: [], deleted: [], cleaned: [], refused: [], skipped: [], remoteOnly: [], owners: {}, unreadable: [], notes: [] };
+  const report: SyncReport = { target: target.label, uploaded: [], present: [], deleted: [], cleaned: [], refused: [], skipped: [], remoteOnly: [], owners: {}, unreadable: [], notes: [], stamps: {} };
   const local = await listSnapshots(localDir, { archived: true });
   const good = new Map<string, SnapshotEntry>();
   for (const e of local) {
@@ -295,19 +313,36 @@ export async function syncTarget(opts: {
       // manifest names our sha256 and bytes, the object has another size; or its manifest
       // there does not parse and the object's bytes are ours — is copied again: it was
       // taken for another machine's (never repaired) or counted as copied (pull refused it).
+      // Written again there since the last run found it ours and whole (its stamp changed):
+      // its bytes are checked before it counts as there, whatever its size and manifest say.
       const mine = e.manifest as Manifest;
+      const mName = manifestNameFor(e.name);
+      const rewritten = (n: string) => opts.stamps?.[n] !== undefined && stampOf(byName.get(n)) !== undefined && opts.stamps[n] !== stampOf(byName.get(n));
       const sizeSame = there.size === mine.bytes;
       let verdict: 'present' | 'replace' | 'theirs';
-      if (sizeSame && prevOurs.has(e.name) && (await manifestThereIsOurs(e, byName.get(manifestNameFor(e.name))))) verdict = 'present';
+      if (sizeSame && prevOurs.has(e.name) && !rewritten(e.name) && !rewritten(mName) && (await manifestThereIsOurs(e, byName.get(mName)))) verdict = 'present';
       else {
         const claim = await remoteClaim(target, e.name, opts.signal);
-        if (claim === 'unreadable') verdict = sizeSame ? 'present' : 'theirs'; // write-only credentials
+        // Write-only credentials: what cannot be read is there by its size, unless it was ours
+        // and has been written again since (then ours is sent again).
+        if (claim === 'unreadable') verdict = !sizeSame ? 'theirs' : prevOurs.has(e.name) && (rewritten(e.name) || rewritten(mName)) ? 'replace' : 'present';
         else if (claim === 'damaged') verdict = sizeSame && (await remoteBytesAre(target, e.name, localDir, mine, opts.signal)) ? 'replace' : 'theirs';
-        else if (claim.sha256 === mine.sha256 && claim.bytes === mine.bytes) verdict = sizeSame ? 'present' : 'replace';
-        else verdict = 'theirs';
+        else if (claim.sha256 === mine.sha256 && claim.bytes === mine.bytes) {
+          // Ours by its manifest; written again since: its bytes decide, and the manifest's own
+          // (one rewritten without its signature names the same sha256, and pull refuses it where a key is set).
+          const whole = !sizeSame
+            ? false
+            : (!rewritten(e.name) || (await remoteBytesAre(target, e.name, localDir, mine, opts.signal))) &&
+              (!rewritten(mName) || (await target.readBytes(mName, opts.signal, SMALL_FILE_CAP)).equals(await fsp.readFile(e.manifestPath)));
+          verdict = whole ? 'present' : 'replace';
+        } else verdict = 'theirs';
       }
       if (verdict === 'present') {
         report.present.push(e.name);
+        for (const n of [e.name, mName]) {
+          const st = stampOf(byName.get(n));
+          if (st) report.stamps[n] = st;
+        }
         continue;
       }
       if (verdict === 'theirs') {
@@ -456,6 +491,7 @@ async function pushAndRecord(opts: PushOptions): Promise<PushOutcome> {
       ...opts,
       owners: prev.owners,
       ours: prev.copied,
+      stamps: prev.stamps,
       onMultipart: async (u) => {
         await updateTargetState(localDir, target.id, (t) => ({ ...(t as TargetState), upload: u }));
       },
@@ -482,6 +518,7 @@ async function pushAndRecord(opts: PushOptions): Promise<PushOutcome> {
       remote_only: report.remoteOnly,
       refused_deletes: report.refused.map((r) => r.name),
       owners: report.owners,
+      stamps: report.stamps,
     }));
     return { target: target.label, id: target.id, status: t.status === 'copied' ? 'copied' : 'failed', report, error, next_retry: t.next_retry };
   } catch (e) {
