@@ -717,6 +717,44 @@ describe('restore', () => {
     assert.deepStrictEqual(fs.readdirSync(tmp.path).filter((n) => /lock/.test(n)), [], 'the dead restore\'s lock is gone');
   });
 
+  it('a restore to a folder that does not exist yet: once it has made the folder, a second restore of that database is still refused, and a database of that name in the folder above is not', async function () {
+    this.timeout(120_000);
+    createAiMemoryDb(db, { memories: 50 });
+    // ~60 MB, so the first restore is still copying when it is stopped.
+    const pad = spawnSync('sqlite3', [db, 'CREATE TABLE pad(b); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<60) INSERT INTO pad SELECT randomblob(1000000) FROM c;'], { encoding: 'utf8' });
+    assert.strictEqual(pad.status, 0, pad.stderr);
+    const snap = await runBackup({ dbPath: db, backupDir: dir });
+    const target = tmp.join('new', 'sub', 'ai-memory.db');
+    const first = spawn(process.execPath, [await cliBundle(), 'restore', '--db', target, '--from', snap.snapshotPath], { env: { ...process.env, HOME: tmp.path }, stdio: ['ignore', 'pipe', 'pipe'] });
+    trackChild(first, 'first restore');
+    let said = '';
+    first.stdout.on('data', (d: Buffer) => (said += d.toString()));
+    first.stderr.on('data', (d: Buffer) => (said += d.toString()));
+    const exited = new Promise<number | null>((r) => first.on('exit', (code) => r(code)));
+    const t0 = Date.now();
+    while (!fs.existsSync(path.dirname(target))) {
+      assert.ok(Date.now() - t0 < 60_000 && first.exitCode === null, `the first restore made no folder: ${said}`);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    process.kill(first.pid as number, 'SIGSTOP');
+    try {
+      // Before: the first held its lock in tmp/ (the folder that existed) under the bare name; this
+      // one found the database's folder made, took the free lock there and ran alongside.
+      await refused(tmp.path, runRestore({ dbPath: target, from: snap.snapshotPath, createIfMissing: true }), 'LOCKED', /Another restore of .*new\/sub\/ai-memory\.db is running \(restore by pid \d+/);
+      // Another database of that name, in the folder above: its own restore (before: refused as "Another restore of …").
+      const other = await runRestore({ dbPath: db, from: snap.snapshotPath });
+      assert.strictEqual(other.status, 'restored');
+    } finally {
+      process.kill(first.pid as number, 'SIGCONT');
+    }
+    assert.strictEqual(await exited, 0, said);
+    assert.strictEqual(sha(target), snap.manifest.sha256);
+    const locks: string[] = [];
+    const walk = (d: string) => fs.readdirSync(d, { withFileTypes: true }).forEach((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : /lock/.test(e.name) && locks.push(path.join(d, e.name))));
+    walk(tmp.path);
+    assert.deepStrictEqual(locks, [], 'no lock left');
+  });
+
   describe('interop with ai-memory\'s own backup/restore', () => {
     it('a snapshot made by ai-memory restores with ours (folder and file)', async () => {
       createAiMemoryDb(db, { memories: 40 });

@@ -147,6 +147,26 @@ export function describeOwner(text: string): string {
   return `${o.purpose} by pid ${o.pid} ${where}, started ${o.started}`;
 }
 
+/**
+ * Who holds the lock at `path` right now, in words (describeOwner); undefined when there is
+ * none or its holder is gone: a pid on this machine that no longer runs, or a lock of another
+ * machine (or one that does not say whose it is) not touched for FOREIGN_STALE_MS. Judged
+ * once, without waiting and without taking the lock (for a lock in a folder we need not be
+ * able to write to).
+ */
+export async function liveLockHolder(path: string): Promise<string | undefined> {
+  const text = await readLock(path);
+  if (text === undefined) return undefined;
+  const st = await fsp.stat(path).catch(() => undefined);
+  if (!st) return undefined;
+  const owner = parseOwner(text);
+  if (owner && owner.host === HOST_TAG) {
+    const alive = owner.pid === process.pid ? heldHere.has(`${path}\n${text}`) : pidAlive(owner.pid);
+    return alive ? describeOwner(text) : undefined;
+  }
+  return Date.now() - st.mtimeMs < FOREIGN_STALE_MS ? describeOwner(text) : undefined;
+}
+
 /** No room for a byte (ENOSPC), or the user's quota is used up (EDQUOT). */
 function isNoSpace(e: unknown): boolean {
   const code = errnoCode(e);
