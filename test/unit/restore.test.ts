@@ -717,6 +717,34 @@ describe('restore', () => {
     assert.deepStrictEqual(fs.readdirSync(tmp.path).filter((n) => /lock/.test(n)), [], 'the dead restore\'s lock is gone');
   });
 
+  it('a killed restore\'s lock whose pid the system gave to another process is taken over, not read as a restore still running', async function () {
+    this.timeout(60_000);
+    createAiMemoryDb(db, { memories: 50 });
+    const snap = await runBackup({ dbPath: db, backupDir: dir });
+    const killed = spawnSync(process.execPath, [await cliBundle(), 'restore', '--db', db, '--from', snap.snapshotPath], { encoding: 'utf8', env: { ...process.env, HOME: tmp.path, AI_MEMORY_BACKUP_CRASH_AT: 'restore:after-pin' } });
+    assert.strictEqual(killed.signal, 'SIGKILL', killed.stderr);
+    const lockPath = tmp.join('.ai-memory.db.ai-memory-restore.lock');
+    const left = JSON.parse(fs.readFileSync(lockPath, 'utf8')) as { pid: number };
+    assert.strictEqual(left.pid, killed.pid);
+    // The pid reused: the system gives it to another process (here a sleep, started after the restore died).
+    const other = spawn('sleep', ['60'], { stdio: 'ignore' });
+    trackChild(other, 'the process that got the pid');
+    try {
+      fs.writeFileSync(lockPath, JSON.stringify({ ...left, pid: other.pid }));
+      // Before: refused 'Another restore of … is running (restore by pid <the sleep's>…)' for as long as that process ran.
+      const r = await runRestore({ dbPath: db, from: snap.snapshotPath });
+      assert.strictEqual(r.status, 'restored');
+      assert.ok(!fs.existsSync(lockPath), 'the dead restore\'s lock is gone');
+      // A live restore's lock still refuses: this process's own (alive, the same start time).
+      const live = runRestore({ dbPath: db, from: snap.snapshotPath });
+      const second = await runRestore({ dbPath: db, from: snap.snapshotPath }).then(() => 'restored', (e: BackupError) => e.code);
+      assert.strictEqual(second, 'LOCKED');
+      assert.strictEqual((await live).status, 'restored');
+    } finally {
+      other.kill('SIGKILL');
+    }
+  });
+
   it('a restore to a folder that does not exist yet: once it has made the folder, a second restore of that database is still refused, and a database of that name in the folder above is not', async function () {
     this.timeout(120_000);
     createAiMemoryDb(db, { memories: 50 });

@@ -14,7 +14,7 @@
  * when its mtime has not moved for FOREIGN_STALE_MS while we watched it.
  */
 import { isNoHardLinkError } from '../common/fsFacts';
-import { constants as fsc, promises as fsp } from 'node:fs';
+import { constants as fsc, promises as fsp, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { dirname, join } from 'node:path';
@@ -38,6 +38,8 @@ interface LockOwner {
   hostname: string;
   purpose: string;
   started: string;
+  /** processIdentity of the holder, where the system tells it (Linux): its pid may be reused, this is not. */
+  proc?: string;
 }
 
 export interface FolderLock {
@@ -62,6 +64,36 @@ function parseOwner(text: string): LockOwner | undefined {
     if (typeof o.pid === 'number' && typeof o.host === 'string') return o as LockOwner;
   } catch {
     // a lock caught mid-write, or garbage: judged by age below
+  }
+  return undefined;
+}
+
+/**
+ * Process `pid` as no other process on this machine is: the boot's id and the process's start
+ * time in clock ticks since boot (Linux /proc), or undefined (another system, or it is gone).
+ * A pid is reused: a restore killed with its window left a lock naming pid N, and once the
+ * system gave N to any other process (a shell, a language server), that lock read as held
+ * for as long as the other process ran: every restore of the database was refused ("Another
+ * restore … is running"), and every backup of a folder waited and was refused.
+ */
+function processIdentity(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // `pid (comm) state …`: comm may hold spaces and parentheses; starttime is field 22.
+    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    return start && /^\d+$/.test(start) ? `${boot}:${start}` : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Why the holder of a lock of this machine is gone, or undefined while it runs (see processIdentity). */
+function localHolderGone(owner: { pid: number; proc?: unknown }): string | undefined {
+  if (!pidAlive(owner.pid)) return `its owner (pid ${owner.pid}) is no longer running`;
+  if (typeof owner.proc === 'string') {
+    const now = processIdentity(owner.pid);
+    if (now !== undefined && now !== owner.proc) return `its owner (pid ${owner.pid}) is gone; that pid is now another process's`;
   }
   return undefined;
 }
@@ -116,7 +148,8 @@ async function staleReason(path: string, text: string, stillFor: number): Promis
   if (owner.host === HOST_TAG) {
     // Our own pid, but not a lock we hold: a dead process whose pid the system gave to us.
     if (owner.pid === process.pid && !heldHere.has(empty ? emptyKey(path, st) : `${path}\n${text}`)) return { stale: `its owner (pid ${owner.pid}) is gone; this process now has that pid` };
-    return pidAlive(owner.pid) ? {} : { stale: `its owner (pid ${owner.pid}) is no longer running` };
+    const gone = localHolderGone(owner);
+    return gone ? { stale: gone } : {};
   }
   return heartbeat(FOREIGN_STALE_MS, `its owner on ${owner.hostname ?? `host ${owner.host}`} stopped updating it`);
 }
@@ -161,7 +194,7 @@ export async function liveLockHolder(path: string): Promise<string | undefined> 
   if (!st) return undefined;
   const owner = parseOwner(text);
   if (owner && owner.host === HOST_TAG) {
-    const alive = owner.pid === process.pid ? heldHere.has(`${path}\n${text}`) : pidAlive(owner.pid);
+    const alive = owner.pid === process.pid ? heldHere.has(`${path}\n${text}`) : localHolderGone(owner) === undefined;
     return alive ? describeOwner(text) : undefined;
   }
   return Date.now() - st.mtimeMs < FOREIGN_STALE_MS ? describeOwner(text) : undefined;
@@ -235,7 +268,7 @@ async function createLockFile(dir: string, path: string, body: string): Promise<
 
 export async function acquireFolderLock(dir: string, opts: LockOptions): Promise<FolderLock> {
   const path = join(dir, opts.name ?? LOCK_NAME);
-  const me: LockOwner = { pid: process.pid, host: HOST_TAG, hostname: hostname(), purpose: opts.purpose, started: new Date().toISOString() };
+  const me: LockOwner = { pid: process.pid, host: HOST_TAG, hostname: hostname(), purpose: opts.purpose, started: new Date().toISOString(), proc: processIdentity(process.pid) };
   const body = JSON.stringify(me);
   // Our steady clock, for the wait and the heartbeat: a wall clock set back or forward
   // meanwhile (NTP, the user) neither stretches the wait nor cuts it short.
