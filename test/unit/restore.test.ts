@@ -441,6 +441,18 @@ describe('restore', () => {
       writeManifest({ ...manifest, bytes: (manifest.bytes as number) + 4096 });
       await refused(tmp.path, runRestore({ dbPath: db, from: snapPath }), 'SIZE_MISMATCH');
     });
+    it('manifest bytes that are not UTF-8 (ai-memory reads it with read_to_string: refused), in a field it reads or one it skips', async () => {
+      for (const field of ['source_db', 'host']) {
+        const text = Buffer.from(JSON.stringify({ ...manifest, [field]: 'caf\u00e9' }, null, 2));
+        const at = text.indexOf(Buffer.from('\u00e9', 'utf8'));
+        const bad = Buffer.concat([text.subarray(0, at), Buffer.from([0xe9]), text.subarray(at + 2)]); // Latin-1 é: not UTF-8
+        fs.writeFileSync(manifestPath, bad);
+        // Before: read as "caf\uFFFD", and restored.
+        await refused(tmp.path, runRestore({ dbPath: db, from: snapPath }), 'MANIFEST_INVALID', /is not UTF-8 text, which ai-memory refuses/);
+        const listed = await cli(['list', '--to', path.dirname(snapPath), '--json'], { cwd: tmp.path });
+        assert.strictEqual(listed.json<{ manifest: string }[]>()[0].manifest, 'invalid', listed.stdout);
+      }
+    });
     it('manifest missing (and --skip-verify restores anyway)', async () => {
       fs.rmSync(manifestPath);
       await refused(tmp.path, runRestore({ dbPath: db, from: snapPath }), 'MANIFEST_MISSING', /not found/);

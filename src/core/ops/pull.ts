@@ -112,7 +112,7 @@ export async function pullFromTarget(opts: {
   async function pullOne(name: string): Promise<PullResult> {
     const mName = manifestNameFor(name);
     const mBytes = await target.readBytes(mName, opts.signal, SMALL_FILE_CAP); // a manifest's size at most, as in the backup folder
-    const manifest = parseManifest(mBytes.toString('utf8'), `${target.label}/${mName}`);
+    const manifest = parseManifest(mBytes, `${target.label}/${mName}`);
     checkManifestNames(manifest, name, `${target.label}/${mName}`);
     let have = local.get(name);
     // An archived copy that would not rebuild (a damaged pack) is not "present": the copy is

@@ -150,7 +150,7 @@ function ownerOnTarget(m: Manifest | undefined): string {
 
 /** The target's manifest of snapshot `name`, parsed. */
 async function remoteManifest(target: RemoteTarget, name: string, signal?: AbortSignal): Promise<Manifest> {
-  return parseManifest((await target.readBytes(manifestNameFor(name), signal, SMALL_FILE_CAP)).toString('utf8'), manifestNameFor(name));
+  return parseManifest(await target.readBytes(manifestNameFor(name), signal, SMALL_FILE_CAP), manifestNameFor(name));
 }
 
 /**

@@ -83,7 +83,7 @@ import { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { BackupError, errnoCode, errorMessage, ioError } from '../common/errors';
-import { NotRegularFileError, openRegular, readSmallRegular, readSmallRegularBytes } from '../common/regularFile';
+import { NotRegularFileError, openRegular, readSmallRegularBytes } from '../common/regularFile';
 import { largeBuffer } from '../common/largeBuffer';
 import { crashPoint } from '../common/testHooks';
 import { BlobDeflater, BlobInflater } from './blobZlib';
@@ -1513,7 +1513,7 @@ export async function listArchived(dir: string): Promise<ArchivedSnapshot[]> {
     const a: ArchivedSnapshot = { name, manifestPath: join(paths.snapshots, n), indexPath: join(paths.snapshots, idx) };
     try {
       // Only a regular file, with a capped read (regularFile.ts): a FIFO or a huge file named like a manifest never hangs a listing.
-      a.manifest = parseManifest(await readSmallRegular(a.manifestPath), a.manifestPath);
+      a.manifest = parseManifest(await readSmallRegularBytes(a.manifestPath), a.manifestPath);
       if (a.manifest.snapshot !== name) throw new Error(`it describes "${a.manifest.snapshot}", not ${name}`);
     } catch (e) {
       a.manifest = undefined;
@@ -1660,7 +1660,7 @@ export async function archiveSnapshot(dir: string, name: string, manifest: Manif
     const manifestBytes = await readSmallRegularBytes(plainManifest).catch((e: unknown) => {
       throw ioError('reading', plainManifest, e);
     });
-    const again = parseManifest(manifestBytes.toString('utf8'), plainManifest);
+    const again = parseManifest(manifestBytes, plainManifest);
     if (again.sha256 !== sha256 || again.bytes !== manifest.bytes || again.snapshot !== manifest.snapshot) {
       throw new BackupError('MANIFEST_INVALID', `${plainManifest} changed while ${name} was archived; ${name} stays a plain file.`, { hint: 'Something else writes into the backup folder; check what, then run the backup again.' });
     }
@@ -2323,7 +2323,7 @@ async function rebuildOnce(
   const manifestPath = join(paths.snapshots, manifestNameFor(name));
   let manifest: Manifest;
   try {
-    manifest = parseManifest(await readSmallRegular(manifestPath), manifestPath);
+    manifest = parseManifest(await readSmallRegularBytes(manifestPath), manifestPath);
   } catch (e) {
     if (errnoCode(e) === 'ENOENT') throw new BackupError('SNAPSHOT_NOT_FOUND', `${name} is not in the archive of ${dir}.`, { hint: 'Run `list` to see the snapshots.' });
     if (e instanceof BackupError) throw e;

@@ -7,7 +7,7 @@ import { isInside } from '../common/fsFacts';
 import { close, constants as fsc, fstat, lstat, open, promises as fsp, read, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { BackupError, errnoCode, errorMessage, ioError, isBackupError } from '../common/errors';
-import { NotRegularFileError, readSmallRegular, SMALL_FILE_CAP, TooLargeFileError } from '../common/regularFile';
+import { NotRegularFileError, readSmallRegularBytes, SMALL_FILE_CAP, TooLargeFileError } from '../common/regularFile';
 import { acquireFolderLock } from './folderLock';
 import { checkManifestNames, parseManifest, type Manifest } from './manifest';
 import { resolveOperatorPublicKey, type OperatorPublicKey } from './operatorKey';
@@ -102,7 +102,7 @@ const SMALL_READ_BYTES = 4000;
  * safe way (regularFile.ts): O_NONBLOCK, fstat of the descriptor, regular files only, at
  * most SMALL_FILE_CAP bytes — a FIFO named like a manifest once hung every listing.
  */
-function readSmallFile(path: string): Promise<string> {
+function readSmallFile(path: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     open(path, fsc.O_RDONLY | (fsc.O_NONBLOCK ?? 0), (err, fd) => {
       if (err) return reject(err);
@@ -116,8 +116,8 @@ function readSmallFile(path: string): Promise<string> {
         read(fd, buf, 0, buf.length, 0, (err2, n) => {
           close(fd, () => undefined);
           if (err2) reject(err2);
-          else if (n < buf.length) resolve(buf.toString('utf8', 0, n));
-          else readSmallRegular(path).then(resolve, reject);
+          else if (n < buf.length) resolve(Buffer.from(buf.subarray(0, n)));
+          else readSmallRegularBytes(path).then(resolve, reject);
         });
       });
     });
@@ -136,8 +136,8 @@ export async function readManifestFor(snapshotName: string, manifestPath: string
   return checkManifestText(snapshotName, manifestPath, readSmallFile(manifestPath), key);
 }
 
-async function checkManifestText(snapshotName: string, manifestPath: string, reading: Promise<string>, anchor: OperatorPublicKey | undefined): Promise<ManifestFacts> {
-  let text: string;
+async function checkManifestText(snapshotName: string, manifestPath: string, reading: Promise<Buffer>, anchor: OperatorPublicKey | undefined): Promise<ManifestFacts> {
+  let text: Buffer;
   try {
     text = await reading;
   } catch (e) {

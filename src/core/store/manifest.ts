@@ -131,8 +131,26 @@ const AI_MEMORY_MANIFEST_FIELDS: readonly PayloadFieldSpec[] = [
   { name: 'signer', kind: 'string', optional: true },
 ];
 
-/** Parses and type-checks a manifest; `where` names the file in error messages. */
-export function parseManifest(text: string, where: string): Manifest {
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * Parses and type-checks a manifest; `where` names the file in error messages. Given its
+ * bytes (as every reader of a manifest file does), bytes that are not UTF-8 are refused as
+ * ai-memory refuses them (`fs::read_to_string`, then serde_json): decoded as text first, each
+ * became U+FFFD and the manifest read as valid here while ai-memory's restore refused it.
+ */
+export function parseManifest(input: string | Uint8Array, where: string): Manifest {
+  let text: string;
+  if (typeof input === 'string') text = input;
+  else {
+    try {
+      text = STRICT_UTF8.decode(input);
+    } catch {
+      throw new BackupError('MANIFEST_INVALID', `Manifest ${where} is not UTF-8 text, which ai-memory refuses.`, {
+        hint: 'The manifest is damaged; verify the snapshot another way, or restore with --skip-verify if you trust it.',
+      });
+    }
+  }
   let v: unknown;
   try {
     v = JSON.parse(text);
@@ -174,7 +192,7 @@ export function parseManifest(text: string, where: string): Manifest {
   // what that refuses — a duplicate field, 4096.0 for a byte count, a lone surrogate — where
   // JSON.parse takes the last duplicate and reads 4096.0 as 4096 (serdePayload.ts).
   try {
-    readSerdeStruct(Buffer.from(text, 'utf8'), AI_MEMORY_MANIFEST_FIELDS, { sequence: false });
+    readSerdeStruct(typeof input === 'string' ? Buffer.from(input, 'utf8') : input, AI_MEMORY_MANIFEST_FIELDS, { sequence: false });
   } catch (e) {
     if (!(e instanceof PayloadReadError)) throw e;
     throw new BackupError('MANIFEST_INVALID', `Manifest ${where} is not one ai-memory reads (${e.message})${e.beyondUs ? '; refused here, though ai-memory reads it' : ''}.`, {
