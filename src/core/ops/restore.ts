@@ -509,7 +509,8 @@ async function lockDatabase(dbPath: string, signal?: AbortSignal): Promise<Resto
   // may still hold its lock in a folder above (until it has made the folder and taken the lock
   // here, which we now hold): it runs, so this one is refused.
   const refuseIfBegunAbove = async () => {
-    for (let above = dirname(folder); ; above = dirname(above)) {
+    // (A database in the root folder has no folder above: the loop would read its own lock.)
+    for (let above = dirname(folder); above !== folder; above = dirname(above)) {
       const holder = await liveLockHolder(join(above, nameIn(above)));
       if (holder) {
         await lock.release();
