@@ -757,6 +757,40 @@ describe('restore', () => {
     }
   });
 
+  it('a restore running in a sandbox or container of this machine (another pid namespace) holds its lock: another restore is refused', async function () {
+    this.timeout(120_000);
+    if (spawnSync('unshare', ['-pf', '--mount-proc', 'true']).status !== 0) this.skip(); // needs the right to make a pid namespace
+    createAiMemoryDb(db, { memories: 50 });
+    const pad = spawnSync('sqlite3', [db, 'CREATE TABLE pad(b); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<60) INSERT INTO pad SELECT randomblob(1000000) FROM c;'], { encoding: 'utf8' });
+    assert.strictEqual(pad.status, 0, pad.stderr);
+    const snap = await runBackup({ dbPath: db, backupDir: dir });
+    const sandboxed = spawn('unshare', ['-pf', '--mount-proc', process.execPath, await cliBundle(), 'restore', '--db', db, '--from', snap.snapshotPath], { env: { ...process.env, HOME: tmp.path }, stdio: ['ignore', 'pipe', 'pipe'] });
+    trackChild(sandboxed, 'sandboxed restore');
+    let said = '';
+    sandboxed.stdout.on('data', (d: Buffer) => (said += d.toString()));
+    sandboxed.stderr.on('data', (d: Buffer) => (said += d.toString()));
+    const exited = new Promise<number | null>((r) => sandboxed.on('exit', (code) => r(code)));
+    const lockPath = tmp.join('.ai-memory.db.ai-memory-restore.lock');
+    const t0 = Date.now();
+    while (!fs.existsSync(lockPath)) {
+      assert.ok(Date.now() - t0 < 60_000 && sandboxed.exitCode === null, `no lock: ${said}`);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    // The restore itself, pid 1 in its namespace: this side knows it by unshare's child.
+    const inner = Number(fs.readFileSync(`/proc/${sandboxed.pid}/task/${sandboxed.pid}/children`, 'utf8').trim().split(' ')[0]);
+    process.kill(inner, 'SIGSTOP');
+    try {
+      assert.strictEqual((JSON.parse(fs.readFileSync(lockPath, 'utf8')) as { pid: number }).pid, 1);
+      // Pid 1 here is another process (init, started long before): the lock is not taken over for that.
+      await refused(tmp.path, runRestore({ dbPath: db, from: snap.snapshotPath }), 'LOCKED', /Another restore of .* is running \(restore by pid 1 /);
+    } finally {
+      process.kill(inner, 'SIGCONT');
+    }
+    assert.strictEqual(await exited, 0, said);
+    assert.strictEqual(sha(db), snap.manifest.sha256);
+    assert.ok(!fs.existsSync(lockPath), 'no lock left');
+  });
+
   it('a restore to a folder that does not exist yet: once it has made the folder, a second restore of that database is still refused, and a database of that name in the folder above is not', async function () {
     this.timeout(120_000);
     createAiMemoryDb(db, { memories: 50 });
