@@ -398,7 +398,9 @@ async function cmdPull(p: Parsed, io: CliIO): Promise<number> {
   for (const r of results) io.stdout(`${r.status === 'present' ? 'Present ' : 'Pulled  '}: ${r.path}  ${formatBytes(r.bytes)}  sha256 ${r.sha256}${r.integrity ? `  (${r.integrity})` : ''}\n`);
   for (const r of refused) io.stderr(`Refused : ${r.name}: ${r.error}\n${r.hint ? `  ${r.hint}\n` : ''}`);
   if (results.length) io.stdout(`Restore with: ${TOOL_NAME} restore --from ${results.length === 1 ? results[0].path : resolve(io.cwd, to)}\n`);
-  if (refused.length) io.stderr(`error: ${refused.length} of ${results.length + refused.length} snapshots on ${target.label} were not pulled (above); the others were.\n`);
+  // Said as it is: none pulled is not 'the others were' (every copy on the target refused).
+  if (refused.length && !results.length) io.stderr(`error: none of the ${refused.length} snapshot${refused.length === 1 ? '' : 's'} on ${target.label} was pulled (above).\n`);
+  else if (refused.length) io.stderr(`error: ${refused.length} of ${results.length + refused.length} snapshots on ${target.label} ${refused.length === 1 ? 'was' : 'were'} not pulled (above); the other ${results.length === 1 ? 'one was' : `${results.length} were`}.\n`);
   return refused.length ? 1 : 0;
 }
 

@@ -17,6 +17,7 @@ import { describeFailure, errorActions } from './errors';
 import { expandSettingPath, namesWorkspace, readSettings } from './settings';
 import { policyArgs } from '../cli/protocol';
 import { describePolicy } from '../core/store/retention';
+import { endsWithKeyMaterial } from '../core/store/operatorKey';
 import type { SnapshotCatalog } from './snapshotCatalog';
 
 export interface BackupRequest {
@@ -100,7 +101,7 @@ export class BackupService extends Disposable {
     this.lastPolicyProblem = s.policyProblem;
     const signKey = s.signingKeyPath ? expandSettingPath(s.signingKeyPath) : undefined;
     if (s.signingKeyPath && !signKey) {
-      this.log.warn(`aiMemory.backup.signingKeyPath "${s.signingKeyPath}" ${!vscode.workspace.isTrusted && namesWorkspace(s.signingKeyPath) ? 'names a path in this untrusted workspace: not used until the workspace is trusted' : 'cannot be resolved'}; the operator key is looked for where ai-memory keeps it`);
+      this.log.warn(`aiMemory.backup.signingKeyPath ${endsWithKeyMaterial(s.signingKeyPath) ? '(a key itself, not shown: give the path of its file)' : `"${s.signingKeyPath}"`} ${!vscode.workspace.isTrusted && namesWorkspace(s.signingKeyPath) ? 'names a path in this untrusted workspace: not used until the workspace is trusted' : 'cannot be resolved'}; the operator key is looked for where ai-memory keeps it`);
     }
     this.busy = 'backing up…';
     this._onDidChange.fire();

@@ -36,6 +36,12 @@ import {
 } from '../cli/protocol';
 import type { RetentionPolicy } from '../core/store/retention';
 import { extensionMessage } from './errorText';
+import { endsWithKeyMaterial } from '../core/store/operatorKey';
+
+/** The engine's arguments for the log: a key pasted into aiMemory.backup.signingKeyPath (its --sign-key) is not written out. */
+function shownArgs(args: readonly string[]): string[] {
+  return args.map((a, i) => (args[i - 1] === '--sign-key' && endsWithKeyMaterial(a) ? '(a key, not shown)' : a.startsWith('--sign-key=') && endsWithKeyMaterial(a.slice(11)) ? '--sign-key=(a key, not shown)' : a));
+}
 
 export type { BackupOutcome, EngineProgress, RestoreOutcome, VerifyOutcome, PushOutcomeJson, PullOutcome, ProbeOutcome } from '../cli/protocol';
 
@@ -120,7 +126,7 @@ export class EngineClient {
     // verify exits 1 when a snapshot fails; that is a result, not an error.
     const resultOnFailure = RESULT_ON_FAILURE.has(command);
     const full = [this.cliPath, ...args];
-    this.log.debug(`engine: ${args.join(' ')}`);
+    this.log.debug(`engine: ${shownArgs(args).join(' ')}`);
     const started = Date.now();
     return new Promise<ResultOf<C>>((resolve, reject) => {
       const child = spawn(process.execPath, full, {

@@ -213,6 +213,31 @@ describe('off-machine copies: S3 (real S3 protocol server on 127.0.0.1)', functi
     assert.match(one.stderr, /MANIFEST_INVALID/);
   });
 
+  it('pull --all where every copy is refused says none was pulled, not "the others were" (a mirror folder, --json and words)', async () => {
+    const local = tmp.join('backups');
+    const names = await backups(tmp.join('ai-memory.db'), local, 2, 48, (() => { let t = Date.parse('2026-11-20T10:00:00Z'); return () => new Date((t += 60_000)); })());
+    const mirror = tmp.join('mirror');
+    fs.mkdirSync(mirror);
+    const pushed = await cli(['push', '--to', local, '--remote', mirror, '--json'], { cwd: tmp.path });
+    assert.strictEqual(pushed.code, 0, pushed.stderr);
+    for (const n of names) {
+      const fd = fs.openSync(path.join(mirror, n), 'r+');
+      fs.writeSync(fd, Buffer.from('X'), 0, 1, 100); // bytes not their manifests'
+      fs.closeSync(fd);
+    }
+    const p = await cli(['pull', '--remote', mirror, '--to', tmp.join('pulled'), '--all', '--json'], { cwd: tmp.path });
+    assert.strictEqual(p.code, 1, p.stderr);
+    const out = p.json<{ snapshots: unknown[]; refused: { name: string; code: string }[] }>();
+    assert.deepStrictEqual(out.snapshots, []);
+    assert.deepStrictEqual(out.refused.map((r) => [r.name, r.code]), [...names].reverse().map((n) => [n, 'SHA_MISMATCH']));
+    const text = await cli(['pull', '--remote', mirror, '--to', tmp.join('pulled2'), '--all'], { cwd: tmp.path });
+    assert.strictEqual(text.code, 1);
+    // Before: "error: 2 of 2 snapshots on … were not pulled (above); the others were."
+    assert.match(text.stderr, /error: none of the 2 snapshots on .* was pulled \(above\)\.\n/);
+    assert.doesNotMatch(text.stderr, /the others? were/);
+    assert.doesNotMatch(text.stdout, /Restore with/);
+  });
+
   it('a manifest object larger than a manifest can be (8 MiB) is refused unread by pull, as in the backup folder', async () => {
     const local = tmp.join('backups');
     const [name] = await backups(tmp.join('ai-memory.db'), local, 1);

@@ -441,6 +441,18 @@ describe('restore', () => {
       writeManifest({ ...manifest, bytes: (manifest.bytes as number) + 4096 });
       await refused(tmp.path, runRestore({ dbPath: db, from: snapPath }), 'SIZE_MISMATCH');
     });
+    it('manifest bytes that are not UTF-8 (ai-memory reads it with read_to_string: refused), in a field it reads or one it skips', async () => {
+      for (const field of ['source_db', 'host']) {
+        const text = Buffer.from(JSON.stringify({ ...manifest, [field]: 'caf\u00e9' }, null, 2));
+        const at = text.indexOf(Buffer.from('\u00e9', 'utf8'));
+        const bad = Buffer.concat([text.subarray(0, at), Buffer.from([0xe9]), text.subarray(at + 2)]); // Latin-1 é: not UTF-8
+        fs.writeFileSync(manifestPath, bad);
+        // Before: read as "caf\uFFFD", and restored.
+        await refused(tmp.path, runRestore({ dbPath: db, from: snapPath }), 'MANIFEST_INVALID', /is not UTF-8 text/);
+        const listed = await cli(['list', '--to', path.dirname(snapPath), '--json'], { cwd: tmp.path });
+        assert.strictEqual(listed.json<{ manifest: string }[]>()[0].manifest, 'invalid', listed.stdout);
+      }
+    });
     it('manifest missing (and --skip-verify restores anyway)', async () => {
       fs.rmSync(manifestPath);
       await refused(tmp.path, runRestore({ dbPath: db, from: snapPath }), 'MANIFEST_MISSING', /not found/);
@@ -715,6 +727,101 @@ describe('restore', () => {
     assert.strictEqual(r.status, 'restored');
     assert.strictEqual(sha(db), snap.manifest.sha256);
     assert.deepStrictEqual(fs.readdirSync(tmp.path).filter((n) => /lock/.test(n)), [], 'the dead restore\'s lock is gone');
+  });
+
+  it('a killed restore\'s lock whose pid the system gave to another process is taken over, not read as a restore still running', async function () {
+    this.timeout(60_000);
+    createAiMemoryDb(db, { memories: 50 });
+    const snap = await runBackup({ dbPath: db, backupDir: dir });
+    const killed = spawnSync(process.execPath, [await cliBundle(), 'restore', '--db', db, '--from', snap.snapshotPath], { encoding: 'utf8', env: { ...process.env, HOME: tmp.path, AI_MEMORY_BACKUP_CRASH_AT: 'restore:after-pin' } });
+    assert.strictEqual(killed.signal, 'SIGKILL', killed.stderr);
+    const lockPath = tmp.join('.ai-memory.db.ai-memory-restore.lock');
+    const left = JSON.parse(fs.readFileSync(lockPath, 'utf8')) as { pid: number };
+    assert.strictEqual(left.pid, killed.pid);
+    // The pid reused: the system gives it to another process (here a sleep, started after the restore died).
+    const other = spawn('sleep', ['60'], { stdio: 'ignore' });
+    trackChild(other, 'the process that got the pid');
+    try {
+      fs.writeFileSync(lockPath, JSON.stringify({ ...left, pid: other.pid }));
+      // Before: refused 'Another restore of … is running (restore by pid <the sleep's>…)' for as long as that process ran.
+      const r = await runRestore({ dbPath: db, from: snap.snapshotPath });
+      assert.strictEqual(r.status, 'restored');
+      assert.ok(!fs.existsSync(lockPath), 'the dead restore\'s lock is gone');
+    } finally {
+      other.kill('SIGKILL');
+    }
+  });
+
+  it('a restore running in a sandbox or container of this machine (another pid namespace) holds its lock: another restore is refused', async function () {
+    this.timeout(120_000);
+    if (spawnSync('unshare', ['-pf', '--mount-proc', 'true']).status !== 0) this.skip(); // needs the right to make a pid namespace
+    createAiMemoryDb(db, { memories: 50 });
+    const pad = spawnSync('sqlite3', [db, 'CREATE TABLE pad(b); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<60) INSERT INTO pad SELECT randomblob(1000000) FROM c;'], { encoding: 'utf8' });
+    assert.strictEqual(pad.status, 0, pad.stderr);
+    const snap = await runBackup({ dbPath: db, backupDir: dir });
+    const sandboxed = spawn('unshare', ['-pf', '--mount-proc', process.execPath, await cliBundle(), 'restore', '--db', db, '--from', snap.snapshotPath], { env: { ...process.env, HOME: tmp.path }, stdio: ['ignore', 'pipe', 'pipe'] });
+    trackChild(sandboxed, 'sandboxed restore');
+    let said = '';
+    sandboxed.stdout.on('data', (d: Buffer) => (said += d.toString()));
+    sandboxed.stderr.on('data', (d: Buffer) => (said += d.toString()));
+    const exited = new Promise<number | null>((r) => sandboxed.on('exit', (code) => r(code)));
+    const lockPath = tmp.join('.ai-memory.db.ai-memory-restore.lock');
+    const t0 = Date.now();
+    while (!fs.existsSync(lockPath)) {
+      assert.ok(Date.now() - t0 < 60_000 && sandboxed.exitCode === null, `no lock: ${said}`);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    // The restore itself, pid 1 in its namespace: this side knows it by unshare's child.
+    const inner = Number(fs.readFileSync(`/proc/${sandboxed.pid}/task/${sandboxed.pid}/children`, 'utf8').trim().split(' ')[0]);
+    process.kill(inner, 'SIGSTOP');
+    try {
+      assert.strictEqual((JSON.parse(fs.readFileSync(lockPath, 'utf8')) as { pid: number }).pid, 1);
+      // Pid 1 here is another process (init, started long before): the lock is not taken over for that.
+      await refused(tmp.path, runRestore({ dbPath: db, from: snap.snapshotPath }), 'LOCKED', /Another restore of .* is running \(restore by pid 1 /);
+    } finally {
+      process.kill(inner, 'SIGCONT');
+    }
+    assert.strictEqual(await exited, 0, said);
+    assert.strictEqual(sha(db), snap.manifest.sha256);
+    assert.ok(!fs.existsSync(lockPath), 'no lock left');
+  });
+
+  it('a restore to a folder that does not exist yet: once it has made the folder, a second restore of that database is still refused, and a database of that name in the folder above is not', async function () {
+    this.timeout(120_000);
+    createAiMemoryDb(db, { memories: 50 });
+    // ~60 MB, so the first restore is still copying when it is stopped.
+    const pad = spawnSync('sqlite3', [db, 'CREATE TABLE pad(b); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<60) INSERT INTO pad SELECT randomblob(1000000) FROM c;'], { encoding: 'utf8' });
+    assert.strictEqual(pad.status, 0, pad.stderr);
+    const snap = await runBackup({ dbPath: db, backupDir: dir });
+    const target = tmp.join('new', 'sub', 'ai-memory.db');
+    const first = spawn(process.execPath, [await cliBundle(), 'restore', '--db', target, '--from', snap.snapshotPath], { env: { ...process.env, HOME: tmp.path }, stdio: ['ignore', 'pipe', 'pipe'] });
+    trackChild(first, 'first restore');
+    let said = '';
+    first.stdout.on('data', (d: Buffer) => (said += d.toString()));
+    first.stderr.on('data', (d: Buffer) => (said += d.toString()));
+    const exited = new Promise<number | null>((r) => first.on('exit', (code) => r(code)));
+    const t0 = Date.now();
+    while (!fs.existsSync(path.dirname(target))) {
+      assert.ok(Date.now() - t0 < 60_000 && first.exitCode === null, `the first restore made no folder: ${said}`);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    process.kill(first.pid as number, 'SIGSTOP');
+    try {
+      // Before: the first held its lock in tmp/ (the folder that existed) under the bare name; this
+      // one found the database's folder made, took the free lock there and ran alongside.
+      await refused(tmp.path, runRestore({ dbPath: target, from: snap.snapshotPath, createIfMissing: true }), 'LOCKED', /Another restore of .*new\/sub\/ai-memory\.db is running \(restore by pid \d+/);
+      // Another database of that name, in the folder above: its own restore (before: refused as "Another restore of …").
+      const other = await runRestore({ dbPath: db, from: snap.snapshotPath });
+      assert.strictEqual(other.status, 'restored');
+    } finally {
+      process.kill(first.pid as number, 'SIGCONT');
+    }
+    assert.strictEqual(await exited, 0, said);
+    assert.strictEqual(sha(target), snap.manifest.sha256);
+    const locks: string[] = [];
+    const walk = (d: string) => fs.readdirSync(d, { withFileTypes: true }).forEach((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : /lock/.test(e.name) && locks.push(path.join(d, e.name))));
+    walk(tmp.path);
+    assert.deepStrictEqual(locks, [], 'no lock left');
   });
 
   describe('interop with ai-memory\'s own backup/restore', () => {

@@ -6,6 +6,7 @@
  * flags, and the newer-schema refusal.
  */
 import * as assert from 'assert';
+import { spawnSync } from 'child_process';
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -434,6 +435,38 @@ describe('ai-memory 1.0: signed backups and restores', function () {
         }
       }
       assert.ok(!fs.existsSync(dir) || !fs.readdirSync(dir).some((f) => f.endsWith('.db')), 'no backup was made with the key refused');
+    });
+
+    it('a key file\'s text pasted as --sign-key (PKCS#8 PEM, OpenSSH, base64 with its newline or wrapped, hex in pairs) is not repeated; a mistyped path in a folder that exists is', async () => {
+      const home = tmp.join('home-pasted-text');
+      const keys = tmp.join('keygen');
+      fs.mkdirSync(keys);
+      // Real keys, made by the tools users have.
+      const gen = spawnSync('openssl', ['genpkey', '-algorithm', 'ed25519', '-out', path.join(keys, 'k.pem')], { encoding: 'utf8' });
+      assert.strictEqual(gen.status, 0, gen.stderr);
+      const ssh = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(keys, 'id')], { encoding: 'utf8' });
+      assert.strictEqual(ssh.status, 0, ssh.stderr);
+      const pem = fs.readFileSync(path.join(keys, 'k.pem'), 'utf8');
+      const openssh = fs.readFileSync(path.join(keys, 'id'), 'utf8');
+      const seed = Buffer.from('6a1c2e8a7b4d6053e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8', 'hex');
+      const b64 = seed.toString('base64');
+      const pasted = [pem, pem.trim(), openssh, `${b64}\n`, `${b64} `, `${b64.slice(0, 20)}\n${b64.slice(20)}`, seed.toString('hex').replace(/(..)(?!$)/g, '$1 '), `"${b64}"`];
+      for (const given of pasted) {
+        const r = await cli(['backup', '--db', db, '--to', dir, `--sign-key=${given}`, '--json'], { cwd: tmp.path, home });
+        assert.strictEqual(r.code, 1, r.stdout + r.stderr);
+        const out = r.stdout + r.stderr;
+        // No piece of the key: no 12 characters of it in a row, whatever the spaces and line breaks.
+        const body = given.replace(/-----[A-Z ]+-----/g, '').replace(/[\s"]/g, '');
+        const flat = out.replace(/\\n|\s/g, '');
+        for (let i = 0; i + 12 <= body.length; i += 12) assert.ok(!flat.includes(body.slice(i, i + 12)), `the key (${body.slice(i, i + 12)}) is in the output:\n${out}`);
+        assert.match(out, /looks like a key itself/);
+      }
+      // A file name mistyped in a folder that exists is a path: shown (before: "looks like a key itself", the path hidden).
+      fs.mkdirSync(tmp.join('Documents', 'Backups'), { recursive: true });
+      const typo = tmp.join('Documents', 'Backups', 'operatorSigningKeyFile');
+      const r = await cli(['backup', '--db', db, '--to', dir, '--sign-key', typo, '--json'], { cwd: tmp.path, home });
+      assert.strictEqual(r.code, 1);
+      assert.ok((r.stdout + r.stderr).includes(`Cannot read the signing key ${typo}: no such file`), r.stdout + r.stderr);
     });
 
     it('signs with the key where ai-memory keeps it, and restores a 1.0 script\'s command line; list shows the verdicts', async () => {

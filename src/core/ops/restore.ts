@@ -36,7 +36,8 @@
 import { exists } from '../common/fsFacts';
 import { isNoHardLinkError } from '../common/fsFacts';
 import { constants as fsc, promises as fsp } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
 import { applyLikeness, copyFileExcl, dirModeLike, fileModeLike, fsyncDir, likenessOf, newFileGid, publishNoClobber, reachableMode, tempPath, cleanStaleTemps, type Likeness } from '../store/atomicFs';
 import { listSnapshots, readManifestFor } from '../store/catalog';
 import { newestOfThis, ownerKey, ownerName, restoreOrder, withOwners, type OwnerInfo } from '../store/ownership';
@@ -53,7 +54,7 @@ import { pinSnapshot, removeStalePins } from '../store/pins';
 import { examineSnapshot, problemError, type SnapshotReport } from './snapshotCheck';
 import { looksEncrypted, notADatabase, parseHeader } from '../sqlite/sqliteFormat';
 import { crashPoint } from '../common/testHooks';
-import { acquireFolderLock, type FolderLock } from '../store/folderLock';
+import { acquireFolderLock, liveLockHolder, type FolderLock } from '../store/folderLock';
 import { letSignalsIn, throwIfCancelled, type Progress } from '../common/cancel';
 import { checkLabel, type CheckMode } from '../common/checks';
 import { anchorFor } from '../store/catalog';
@@ -444,7 +445,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     // failed halfway on the first's kept copy. A dry run changes nothing and takes no lock.
     const lock = opts.dryRun ? undefined : await lockDatabase(opts.dbPath, opts.signal);
     try {
-      return await restore(opts, at);
+      return await restore(opts, at, lock);
     } finally {
       await lock?.release();
     }
@@ -457,29 +458,83 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
   }
 }
 
-/**
- * The restore lock of a database: `.<name>.ai-memory-restore.lock` beside its real file (a
- * symlinked path locks where it leads), or, for a database whose folder does not exist yet,
- * in the nearest folder that does (the one the restore must be able to write to make it).
- * The folder lock's rules: a dead holder's lock (a restore killed with its window) is taken over.
- */
-async function lockDatabase(dbPath: string, signal?: AbortSignal): Promise<FolderLock> {
-  const real = (await resolveDbPath(dbPath)).path;
-  let dir = dirname(real);
-  while (!(await isDirectory(dir)) && dirname(dir) !== dir) dir = dirname(dir);
-  return acquireFolderLock(dir, {
+/** The restore lock held by runRestore; `beside` moves it next to the database once its folder exists. */
+interface RestoreLock {
+  /** Takes the lock beside the database (its folder made now) if it was held elsewhere, then lets the other go. */
+  beside(): Promise<void>;
+  release(): Promise<void>;
+}
+
+function restoreLockOptions(real: string, name: string, signal?: AbortSignal) {
+  return {
     purpose: 'restore',
-    name: restoreLockName(basename(real)),
+    name,
     waitMs: 0,
     signal,
-    busy: (holder) => ({
+    busy: (holder: string) => ({
       message: `Another restore of ${real} is running (${holder}). Nothing was changed.`,
       hint: 'Wait for it to finish, then look at what the database holds before restoring again.',
     }),
-  });
+  };
 }
 
-async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<RestoreResult> {
+/**
+ * The restore lock of a database: `.<name>.ai-memory-restore.lock` beside its real file (a
+ * symlinked path locks where it leads). The folder lock's rules: a dead holder's lock (a
+ * restore killed with its window) is taken over.
+ *
+ * A database whose folder does not exist yet is locked in the nearest folder that does,
+ * under a name holding the whole rest of its path (`.new%2Fmemories.db.ai-memory-restore.lock`),
+ * until its folder is made; then beside it, as every later restore of it looks there. Before,
+ * the lock stayed in that other folder under the database's bare name: a second restore
+ * started once the first had made the folder took the lock beside the database, which was
+ * free, and both ran; and a restore of another database of that name in the folder that did
+ * exist (`~/memories.db` while `~/new/memories.db` was restored) was refused.
+ */
+async function lockDatabase(dbPath: string, signal?: AbortSignal): Promise<RestoreLock> {
+  const real = (await resolveDbPath(dbPath)).path;
+  const folder = dirname(real);
+  const nameIn = (dir: string): string => {
+    if (dir === folder) return restoreLockName(basename(real));
+    const rest = relative(dir, real);
+    const encoded = encodeURIComponent(rest);
+    // A file name has 255 bytes at most: a deep path is named by its hash.
+    return restoreLockName(encoded.length <= 200 ? encoded : createHash('sha256').update(rest).digest('hex').slice(0, 32));
+  };
+  let dir = folder;
+  while (!(await isDirectory(dir)) && dirname(dir) !== dir) dir = dirname(dir);
+  let lock: FolderLock = await acquireFolderLock(dir, restoreLockOptions(real, nameIn(dir), signal));
+  let isBeside = dir === folder;
+  // Holding the lock beside the database: a restore of it that began before its folder existed
+  // may still hold its lock in a folder above (until it has made the folder and taken the lock
+  // here, which we now hold): it runs, so this one is refused.
+  const refuseIfBegunAbove = async () => {
+    // (A database in the root folder has no folder above: the loop would read its own lock.)
+    for (let above = dirname(folder); above !== folder; above = dirname(above)) {
+      const holder = await liveLockHolder(join(above, nameIn(above)));
+      if (holder) {
+        await lock.release();
+        const busy = restoreLockOptions(real, '', signal).busy(holder);
+        throw new BackupError('LOCKED', busy.message, { hint: busy.hint });
+      }
+      if (dirname(above) === above) return;
+    }
+  };
+  if (isBeside) await refuseIfBegunAbove();
+  return {
+    async beside() {
+      if (isBeside) return;
+      const there = await acquireFolderLock(folder, restoreLockOptions(real, nameIn(folder), signal));
+      await lock.release();
+      lock = there;
+      isBeside = true;
+      await refuseIfBegunAbove();
+    },
+    release: () => lock.release(),
+  };
+}
+
+async function restore(opts: RestoreOptions, at: { placing: boolean }, lock: RestoreLock | undefined): Promise<RestoreResult> {
   const started = Date.now();
   const now = opts.now ?? (() => new Date());
   const progress = opts.onProgress ?? (() => undefined);
@@ -566,6 +621,12 @@ async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<
     const newOwner = await ownerForNewFiles(dir);
     const countedGid = await newFileGid(dir); // the group snapMode's group bits were meant for
     const made = await makeFolders(dir, snapMode, opts.dryRun === true);
+    // Its folder exists now: the lock goes beside the database, where any later restore of it looks.
+    await lock?.beside().catch(async (e: unknown) => {
+      await lock.release();
+      for (const d of made) await fsp.rmdir(d).catch(() => undefined);
+      throw e;
+    });
     const tmp = !opts.dryRun && (made.length > 0 || (await isDirectory(dir))) ? tempPath(dir, 'restore') : undefined;
     let tmpOwned = tmp !== undefined;
     let completed = false;
@@ -780,6 +841,8 @@ async function restore(opts: RestoreOptions, at: { placing: boolean }): Promise<
     } finally {
       if (tmpOwned && tmp) await fsp.rm(tmp, { force: true }).catch(() => undefined);
       // Deepest first; only empty ones (rmdir): anything put there meanwhile keeps its folder.
+      // Our lock beside the database goes first (a folder holding it is not empty).
+      if (!completed && made.length) await lock?.release();
       if (!completed) for (const d of made) await fsp.rmdir(d).catch(() => undefined);
     }
   } finally {

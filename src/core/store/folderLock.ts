@@ -14,7 +14,7 @@
  * when its mtime has not moved for FOREIGN_STALE_MS while we watched it.
  */
 import { isNoHardLinkError } from '../common/fsFacts';
-import { constants as fsc, promises as fsp } from 'node:fs';
+import { constants as fsc, promises as fsp, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { dirname, join } from 'node:path';
@@ -38,6 +38,10 @@ interface LockOwner {
   hostname: string;
   purpose: string;
   started: string;
+  /** processIdentity of the holder, where the system tells it (Linux): its pid may be reused, this is not. */
+  proc?: string;
+  /** The holder's pid namespace (Linux): its pid means something only to a process of the same one. */
+  pidns?: string;
 }
 
 export interface FolderLock {
@@ -62,6 +66,81 @@ function parseOwner(text: string): LockOwner | undefined {
     if (typeof o.pid === 'number' && typeof o.host === 'string') return o as LockOwner;
   } catch {
     // a lock caught mid-write, or garbage: judged by age below
+  }
+  return undefined;
+}
+
+/**
+ * Process `pid` as no other process on this machine is: the boot's id and the process's start
+ * time in clock ticks since boot (Linux /proc), or undefined (another system, or it is gone).
+ * A pid is reused: a restore killed with its window left a lock naming pid N, and once the
+ * system gave N to any other process (a shell, a language server), that lock read as held
+ * for as long as the other process ran: every restore of the database was refused ("Another
+ * restore … is running"), and every backup of a folder waited and was refused.
+ */
+function processIdentity(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // `pid (comm) state …`: comm may hold spaces and parentheses; starttime is field 22.
+    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    return start && /^\d+$/.test(start) ? `${boot}:${start}` : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * This process's pid namespace (`pid:[4026531836]`, Linux), or undefined. A process in a
+ * sandbox or container (Flatpak's VS Code, a dev container) on this machine has pids of its
+ * own: pid 2 there is not pid 2 here.
+ */
+const PID_NS = ((): string | undefined => {
+  try {
+    return readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return undefined;
+  }
+})();
+
+/** The lock's pid is one of another pid namespace: it says nothing here by itself. */
+function otherNamespace(owner: { pidns?: unknown }): boolean {
+  return typeof owner.pidns === 'string' && PID_NS !== undefined && owner.pidns !== PID_NS;
+}
+
+/**
+ * Whether the holder of a lock taken in another pid namespace runs, seen from here: a
+ * process of that namespace whose pid there (the last of its NSpid) is the lock's, and whose
+ * identity is the recorded one. False when none is seen (gone, or a namespace whose processes
+ * this one cannot see: its heartbeat is then all there is to go by).
+ */
+function seenInNamespace(owner: { pid: number; pidns?: unknown; proc?: unknown }): boolean {
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((n) => /^\d+$/.test(n));
+  } catch {
+    return false;
+  }
+  for (const p of pids) {
+    try {
+      if (readlinkSync(`/proc/${p}/ns/pid`) !== owner.pidns) continue;
+      const nspid = /^NSpid:\s*(.*)$/m.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1].trim().split(/\s+/).pop();
+      if (Number(nspid) !== owner.pid) continue;
+      if (typeof owner.proc === 'string' && processIdentity(Number(p)) !== owner.proc) continue;
+      return true;
+    } catch {
+      // gone meanwhile, or not ours to look at
+    }
+  }
+  return false;
+}
+
+/** Why the holder of a lock of this machine (and of our pid namespace) is gone, or undefined while it runs (see processIdentity). */
+function localHolderGone(owner: { pid: number; proc?: unknown }): string | undefined {
+  if (!pidAlive(owner.pid)) return `its owner (pid ${owner.pid}) is no longer running`;
+  if (typeof owner.proc === 'string') {
+    const now = processIdentity(owner.pid);
+    if (now !== undefined && now !== owner.proc) return `its owner (pid ${owner.pid}) is gone; that pid is now another process's`;
   }
   return undefined;
 }
@@ -106,17 +185,22 @@ async function staleReason(path: string, text: string, stillFor: number): Promis
   const heartbeat = (limit: number, why: string) => (stillFor >= limit ? { stale: why } : { needs: limit });
   // A full disk's lock has no text to say whose it is, but its holder keeps a second name that does.
   const empty = text === '';
-  const owner: Pick<LockOwner, 'host' | 'pid'> & { hostname?: string } | undefined = empty ? await emptyLockOwner(path, st) : parseOwner(text);
+  const owner: Pick<LockOwner, 'host' | 'pid'> & { hostname?: string; proc?: string; pidns?: string } | undefined = empty ? await emptyLockOwner(path, st) : parseOwner(text);
   if (!owner) {
     // An empty lock without a second name (a holder without hard links, or a dead one's cleaned):
     // only a heartbeat stopped for a minute says it is dead.
     if (empty) return heartbeat(FOREIGN_STALE_MS, 'empty, and not updated for a minute');
     return heartbeat(UNREADABLE_STALE_MS, 'unreadable, and not updated for 10 s');
   }
+  if (owner.host === HOST_TAG && otherNamespace(owner)) {
+    if (seenInNamespace(owner)) return {};
+    return heartbeat(FOREIGN_STALE_MS, `its owner (pid ${owner.pid} in a sandbox or container of this machine) stopped updating it`);
+  }
   if (owner.host === HOST_TAG) {
     // Our own pid, but not a lock we hold: a dead process whose pid the system gave to us.
     if (owner.pid === process.pid && !heldHere.has(empty ? emptyKey(path, st) : `${path}\n${text}`)) return { stale: `its owner (pid ${owner.pid}) is gone; this process now has that pid` };
-    return pidAlive(owner.pid) ? {} : { stale: `its owner (pid ${owner.pid}) is no longer running` };
+    const gone = localHolderGone(owner);
+    return gone ? { stale: gone } : {};
   }
   return heartbeat(FOREIGN_STALE_MS, `its owner on ${owner.hostname ?? `host ${owner.host}`} stopped updating it`);
 }
@@ -145,6 +229,27 @@ export function describeOwner(text: string): string {
   if (!o) return 'another process';
   const where = o.host === HOST_TAG ? 'on this machine' : `on ${o.hostname}`;
   return `${o.purpose} by pid ${o.pid} ${where}, started ${o.started}`;
+}
+
+/**
+ * Who holds the lock at `path` right now, in words (describeOwner); undefined when there is
+ * none or its holder is gone: a pid on this machine that no longer runs, or a lock of another
+ * machine (or one that does not say whose it is) not touched for FOREIGN_STALE_MS. Judged
+ * once, without waiting and without taking the lock (for a lock in a folder we need not be
+ * able to write to).
+ */
+export async function liveLockHolder(path: string): Promise<string | undefined> {
+  const text = await readLock(path);
+  if (text === undefined) return undefined;
+  const st = await fsp.stat(path).catch(() => undefined);
+  if (!st) return undefined;
+  const owner = parseOwner(text);
+  if (owner && owner.host === HOST_TAG && otherNamespace(owner) && seenInNamespace(owner)) return describeOwner(text);
+  if (owner && owner.host === HOST_TAG && !otherNamespace(owner)) {
+    const alive = owner.pid === process.pid ? heldHere.has(`${path}\n${text}`) : localHolderGone(owner) === undefined;
+    return alive ? describeOwner(text) : undefined;
+  }
+  return Date.now() - st.mtimeMs < FOREIGN_STALE_MS ? describeOwner(text) : undefined;
 }
 
 /** No room for a byte (ENOSPC), or the user's quota is used up (EDQUOT). */
@@ -215,7 +320,7 @@ async function createLockFile(dir: string, path: string, body: string): Promise<
 
 export async function acquireFolderLock(dir: string, opts: LockOptions): Promise<FolderLock> {
   const path = join(dir, opts.name ?? LOCK_NAME);
-  const me: LockOwner = { pid: process.pid, host: HOST_TAG, hostname: hostname(), purpose: opts.purpose, started: new Date().toISOString() };
+  const me: LockOwner = { pid: process.pid, host: HOST_TAG, hostname: hostname(), purpose: opts.purpose, started: new Date().toISOString(), proc: processIdentity(process.pid), pidns: PID_NS };
   const body = JSON.stringify(me);
   // Our steady clock, for the wait and the heartbeat: a wall clock set back or forward
   // meanwhile (NTP, the user) neither stretches the wait nor cuts it short.

@@ -23,6 +23,7 @@
  * run (ai-memory insists on exactly 0600; we also accept 0400, which is stricter).
  */
 import { exists } from '../common/fsFacts';
+import { statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import * as nodePath from 'node:path';
 import { BackupError, errnoCode } from '../common/errors';
@@ -184,25 +185,48 @@ export async function readPrivateKeyFile(path: string, platform: NodeJS.Platform
   }
 }
 
+/** PEM armour (`-----BEGIN PRIVATE KEY-----`, `-----END OPENSSH PRIVATE KEY-----`, …): a key file's text, not its name. */
+const PEM_ARMOUR = /-----(?:BEGIN|END) [A-Z0-9 ]*-----|PRIVATE KEY/;
+
 /**
- * The end of `path` is a key written out — 32 or 64 bytes as base64 (either alphabet, padded
- * or not) or as hex — rather than a file name. Base64 must mix upper and lower case, hex
- * letters and digits. It errs on the side of silence: a mistyped path whose last 43 characters
- * could be base64 (`…/keys/Operator2024Key/productionSigningKey`) is not repeated either,
- * which costs nothing (whoever typed it has it) while a key in the output would be a leak.
+ * The end of `path` is a key written out rather than a file name: a key file's text (PEM
+ * armour anywhere: PKCS#8, OpenSSH, …), or 32 or 64 bytes as base64 (either alphabet, padded
+ * or not) or as hex. Base64 must mix upper and lower case, hex letters and digits. Spaces,
+ * line breaks and quotes are not part of a key, so they are left out before judging: a key
+ * pasted with its trailing newline, wrapped into lines or grouped in pairs of hex digits was
+ * repeated in full. It errs on the side of silence, except where the end crosses a `/` whose
+ * folder exists (`…/Documents/Backups/operatorSigningKey`, a mistyped file name): random key
+ * text names no folder, so that is a path, and the user is shown it.
  */
-export function endsWithKeyMaterial(path: string): boolean {
-  for (const n of [43, 44, 86, 88]) {
-    const tail = path.slice(-n);
-    if (tail.length !== n || !/^[A-Za-z0-9+/_-]+={0,2}$/.test(tail) || !/[a-z]/.test(tail) || !/[A-Z]/.test(tail)) continue;
+export function endsWithKeyMaterial(path: string, isFolder: (p: string) => boolean = folderExists): boolean {
+  if (PEM_ARMOUR.test(path)) return true;
+  const compact = path.replace(/[\s"'`]+/g, '');
+  const cut = path.lastIndexOf('/');
+  const isPath = (n: number) => compact === path && cut > path.length - n && cut > 0 && isFolder(path.slice(0, cut));
+  return keyTails(compact).some((n) => !isPath(n));
+}
+
+/** The lengths of the key texts `text` may end with (see endsWithKeyMaterial). */
+function keyTails(text: string): number[] {
+  const found = [43, 44, 86, 88].filter((n) => {
+    const tail = text.slice(-n);
+    if (tail.length !== n || !/^[A-Za-z0-9+/_-]+={0,2}$/.test(tail) || !/[a-z]/.test(tail) || !/[A-Z]/.test(tail)) return false;
     const bytes = Buffer.from(tail.replace(/[-_]/g, (c) => (c === '-' ? '+' : '/')), 'base64').length;
-    if (bytes === 32 || bytes === 64) return true;
-  }
-  return [64, 128].some((n) => {
-    const tail = path.slice(-n);
-    // The whole run, not the end of a longer one.
-    return tail.length === n && /^[0-9a-fA-F]+$/.test(tail) && /[0-9]/.test(tail) && /[a-fA-F]/.test(tail) && !/[0-9a-fA-F]/.test(path.charAt(path.length - n - 1));
+    return bytes === 32 || bytes === 64;
   });
+  return found.concat([64, 128].filter((n) => {
+    const tail = text.slice(-n);
+    // The whole run, not the end of a longer one.
+    return tail.length === n && /^[0-9a-fA-F]+$/.test(tail) && /[0-9]/.test(tail) && /[a-fA-F]/.test(tail) && !/[0-9a-fA-F]/.test(text.charAt(text.length - n - 1));
+  }));
+}
+
+function folderExists(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 function shellQuote(p: string): string {
