@@ -1,0 +1,169 @@
+/**
+ * Off-machine copies attacked where they were changed last: the listing checks, the copy
+ * state's stamps and downloads bounded by the manifest's size. Against a real S3 protocol
+ * server (@20minutes/s3rver, SigV4 checked) on 127.0.0.1, loopback proxies that alter its
+ * answers as a provider would, and real mirror folders.
+ */
+import * as assert from 'assert';
+import { createHash, randomBytes } from 'crypto';
+import * as fs from 'fs';
+import * as http from 'http';
+import * as path from 'path';
+import { runBackup } from '../../src/core/ops/backup';
+import { pullFromTarget } from '../../src/core/ops/pull';
+import { MirrorTarget } from '../../src/core/remote/mirrorTarget';
+import { S3Target } from '../../src/core/remote/s3Target';
+import { listRemote, pushToTarget } from '../../src/core/remote/sync';
+import { seedMemory } from '../support/aiMemoryDb';
+import { S3_KEY, S3_SECRET, startLoopbackProxy, startRewritingProxy, startS3Server, type S3Server } from '../support/s3server';
+import { useTempDir } from '../support/tmp';
+
+const BUCKET = 'backups';
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+function target(endpoint: string, prefix = 'laptop/'): S3Target {
+  return new S3Target({ endpoint, region: 'us-east-1', bucket: BUCKET, prefix, pathStyle: true }, { accessKeyId: S3_KEY, secretAccessKey: S3_SECRET });
+}
+
+async function backups(db: string, dir: string, n: number): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    seedMemory(db, 'proj', `memory ${i} ${randomBytes(3).toString('hex')}`, `content ${i}`);
+    out.push(path.basename((await runBackup({ dbPath: db, backupDir: dir, keep: 48 })).snapshotPath));
+  }
+  return out;
+}
+
+/** Other bytes of the same size: one byte near the end flipped. */
+function flipped(b: Buffer): Buffer {
+  const o = Buffer.from(b);
+  o[o.length - 100] ^= 0xff;
+  return o;
+}
+
+describe('off-machine copies under attack (real S3 server on 127.0.0.1, real mirror folders)', function () {
+  this.timeout(120_000);
+  const tmp = useTempDir('aimb-attack-');
+  let s3: S3Server;
+
+  beforeEach(async () => {
+    s3 = await startS3Server(tmp.join('s3data'), [BUCKET]);
+  });
+  afterEach(async () => {
+    await s3.kill();
+  });
+
+  describe('stamps', () => {
+    it('S3: a copy rewritten (same size) between the push that sent it and the next is copied again, not stamped as ours', async () => {
+      const local = tmp.join('backups');
+      const [name] = await backups(tmp.join('ai-memory.db'), local, 1);
+      const t = target(s3.endpoint);
+      assert.deepStrictEqual((await pushToTarget({ localDir: local, target: t, keep: 48 })).report?.uploaded, [name]);
+      const mine = fs.readFileSync(path.join(local, name));
+      await t.uploadBytes(name, flipped(mine));
+      const o = await pushToTarget({ localDir: local, target: t, keep: 48 });
+      assert.strictEqual(o.status, 'copied', JSON.stringify(o.error));
+      assert.deepStrictEqual(o.report?.uploaded, [name], 'copied again, not "already there"');
+      assert.strictEqual(sha(await t.readBytes(name)), sha(mine));
+    });
+
+    it('mirror: a copy rewritten (same size) between the push that sent it and the next is copied again', async () => {
+      const local = tmp.join('backups');
+      const [name] = await backups(tmp.join('ai-memory.db'), local, 1);
+      const mirror = tmp.join('nas');
+      fs.mkdirSync(mirror);
+      const t = new MirrorTarget(mirror);
+      assert.deepStrictEqual((await pushToTarget({ localDir: local, target: t, keep: 48 })).report?.uploaded, [name]);
+      const there = path.join(mirror, name);
+      const fd = fs.openSync(there, 'r+');
+      fs.writeSync(fd, Buffer.from('XXXX'), 0, 4, fs.fstatSync(fd).size - 200);
+      fs.closeSync(fd);
+      const o = await pushToTarget({ localDir: local, target: t, keep: 48 });
+      assert.deepStrictEqual(o.report?.uploaded, [name], 'copied again, not "already there"');
+      assert.ok(fs.readFileSync(there).equals(fs.readFileSync(path.join(local, name))));
+    });
+  });
+
+  describe('listing checks: no false alarm for a legitimate provider', () => {
+    it('keys as numeric character references, a stray token on the last page, sub-folders under the prefix, unicode and spaces in the prefix: push and pull work, nothing is sent twice', async () => {
+      const local = tmp.join('backups');
+      const made = await backups(tmp.join('ai-memory.db'), local, 3);
+      const prefix = 'Jöhn café/bäck ups/';
+      // Something else in a sub-folder under the prefix (CommonPrefixes in the listing).
+      await target(s3.endpoint, `${prefix}old/`).uploadBytes('notes.txt', Buffer.from('x'));
+      const proxy = await startRewritingProxy(s3.port, (req, res) => {
+        if (req.method !== 'GET' || !/list-type=2/.test(req.url ?? '')) return undefined;
+        let xml = res.body.toString('utf8');
+        // As Go's encoding/xml (MinIO) or a provider escaping all but ASCII: numeric references.
+        xml = xml.replace(/<Key>([^<]*)<\/Key>/g, (_m, k: string) => `<Key>${[...k].map((c) => (c.codePointAt(0) as number) > 127 ? `&#x${(c.codePointAt(0) as number).toString(16).toUpperCase()};` : c === ' ' ? '&#32;' : c).join('')}</Key>`);
+        // The last page names a token anyway (IsTruncated=false decides).
+        if (/<IsTruncated>false<\/IsTruncated>/.test(xml) && !/NextContinuationToken/.test(xml)) xml = xml.replace('</ListBucketResult>', '<NextContinuationToken>stray</NextContinuationToken></ListBucketResult>');
+        return { ...res, body: Buffer.from(xml) };
+      });
+      try {
+        const t = target(proxy.endpoint, prefix);
+        t.client.pageKeys = 2;
+        const o = await pushToTarget({ localDir: local, target: t, keep: 48 });
+        assert.strictEqual(o.status, 'copied', JSON.stringify(o.error));
+        assert.deepStrictEqual(o.report?.uploaded.sort(), [...made].sort());
+        const again = await pushToTarget({ localDir: local, target: t, keep: 48 });
+        assert.strictEqual(again.status, 'copied', JSON.stringify(again.error));
+        assert.deepStrictEqual(again.report?.present.sort(), [...made].sort(), 'found there, nothing sent twice');
+        assert.deepStrictEqual((await listRemote(t)).snapshots.map((x) => x.name).sort(), [...made].sort());
+        const got = await pullFromTarget({ target: t, toDir: tmp.join('fresh'), names: 'all' });
+        assert.strictEqual(got.length, 3);
+      } finally {
+        await proxy.close();
+      }
+    });
+  });
+
+  describe('downloads bounded by the manifest', () => {
+    it('a server that sends an oversized snapshot chunked (no Content-Length): pull refuses it and keeps nothing; pull --all still takes the good ones', async () => {
+      const local = tmp.join('backups');
+      const made = await backups(tmp.join('ai-memory.db'), local, 3);
+      assert.strictEqual((await pushToTarget({ localDir: local, target: target(s3.endpoint), keep: 48 })).status, 'copied');
+      const bad = made[1];
+      let served = 0;
+      const proxy = await startLoopbackProxy(s3.port, (req, res) => {
+        if (req.method !== 'GET' || !(req.url ?? '').split('?')[0].endsWith(encodeURIComponent(bad))) return false;
+        const up = http.request({ host: '127.0.0.1', port: s3.port, method: 'GET', path: req.url, headers: req.headers }, (r) => {
+          const headers = { ...r.headers };
+          delete headers['content-length'];
+          res.writeHead(r.statusCode ?? 502, headers); // chunked
+          r.on('data', (c: Buffer) => res.write(c));
+          r.on('end', () => {
+            // then far more than the manifest says, until the client goes
+            const junk = Buffer.alloc(1 << 20, 7);
+            const more = () => {
+              if (res.destroyed || served > 256 << 20) {
+                res.end();
+                return;
+              }
+              served += junk.length;
+              if (res.write(junk)) setImmediate(more);
+              else res.once('drain', more);
+            };
+            more();
+          });
+        });
+        req.pipe(up);
+        return true;
+      });
+      try {
+        const t = target(proxy.endpoint);
+        const to = tmp.join('fresh');
+        await assert.rejects(pullFromTarget({ target: t, toDir: to, names: [bad] }), (e: Error & { code?: string }) => e.code === 'SIZE_MISMATCH');
+        assert.ok(served < 64 << 20, `stopped early (${served} bytes sent)`);
+        assert.deepStrictEqual(fs.readdirSync(to).filter((n) => n !== '.ai-memory-backup'), [], 'nothing kept');
+        const refused: string[] = [];
+        const all = await pullFromTarget({ target: t, toDir: to, names: 'all', onRefused: (r) => refused.push(`${r.name}:${r.code}`) });
+        assert.deepStrictEqual(all.map((r) => r.name).sort(), [made[0], made[2]].sort());
+        assert.deepStrictEqual(refused, [`${bad}:SIZE_MISMATCH`]);
+        assert.ok(!fs.existsSync(path.join(to, bad)));
+      } finally {
+        await proxy.close();
+      }
+    });
+  });
+});
