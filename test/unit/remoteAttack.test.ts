@@ -116,6 +116,29 @@ describe('off-machine copies under attack (real S3 server on 127.0.0.1, real mir
         await proxy.close();
       }
     });
+
+    it('a listing answered with encoding-type=url (keys percent-encoded, a space as "+", as AWS writes them) is read, not taken for keys outside the prefix', async () => {
+      const local = tmp.join('backups');
+      const made = await backups(tmp.join('ai-memory.db'), local, 2);
+      const prefix = 'my backups/café/';
+      const proxy = await startRewritingProxy(s3.port, (req, res) => {
+        if (req.method !== 'GET' || !/list-type=2/.test(req.url ?? '')) return undefined;
+        let xml = res.body.toString('utf8');
+        xml = xml.replace(/<(Key|Prefix)>([^<]*)<\/\1>/g, (_m, tag: string, k: string) => `<${tag}>${encodeURIComponent(k).replace(/%2F/g, '/').replace(/%20/g, '+')}</${tag}>`);
+        xml = xml.replace('</ListBucketResult>', '<EncodingType>url</EncodingType></ListBucketResult>');
+        return { ...res, body: Buffer.from(xml) };
+      });
+      try {
+        const t = target(proxy.endpoint, prefix);
+        const o = await pushToTarget({ localDir: local, target: t, keep: 48 });
+        assert.strictEqual(o.status, 'copied', JSON.stringify(o.error));
+        const again = await pushToTarget({ localDir: local, target: t, keep: 48 });
+        assert.strictEqual(again.status, 'copied', JSON.stringify(again.error));
+        assert.deepStrictEqual(again.report?.present.sort(), [...made].sort());
+      } finally {
+        await proxy.close();
+      }
+    });
   });
 
   describe('downloads bounded by the manifest', () => {
