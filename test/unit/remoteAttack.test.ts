@@ -16,7 +16,9 @@ import { S3Target } from '../../src/core/remote/s3Target';
 import { listRemote, pushToTarget } from '../../src/core/remote/sync';
 import { seedMemory } from '../support/aiMemoryDb';
 import { S3_KEY, S3_SECRET, startLoopbackProxy, startRewritingProxy, startS3Server, type S3Server } from '../support/s3server';
+import { mountFs } from '../support/mounts';
 import { useTempDir } from '../support/tmp';
+import { execFileSync } from 'child_process';
 
 const BUCKET = 'backups';
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -82,6 +84,73 @@ describe('off-machine copies under attack (real S3 server on 127.0.0.1, real mir
       assert.deepStrictEqual(o.report?.uploaded, [name], 'copied again, not "already there"');
       assert.ok(fs.readFileSync(there).equals(fs.readFileSync(path.join(local, name))));
     });
+    it('write-only credentials (nothing can be read back): a copy rewritten after the push that sent it is sent again', async () => {
+      class WriteOnly extends MirrorTarget {
+        override readBytes(): Promise<Buffer> {
+          return Promise.reject(new Error('AccessDenied'));
+        }
+        override downloadTo(): Promise<{ bytes: number; sha256: string }> {
+          return Promise.reject(new Error('AccessDenied'));
+        }
+      }
+      const local = tmp.join('backups');
+      const [name] = await backups(tmp.join('ai-memory.db'), local, 1);
+      const mirror = tmp.join('nas-wo');
+      fs.mkdirSync(mirror);
+      const t = new WriteOnly(mirror);
+      assert.deepStrictEqual((await pushToTarget({ localDir: local, target: t, keep: 48 })).report?.uploaded, [name]);
+      fs.writeFileSync(path.join(mirror, name), flipped(fs.readFileSync(path.join(local, name))));
+      const o = await pushToTarget({ localDir: local, target: t, keep: 48 });
+      assert.strictEqual(o.status, 'copied', JSON.stringify(o.error));
+      assert.deepStrictEqual(o.report?.uploaded, [name], 'sent again');
+      assert.ok(fs.readFileSync(path.join(mirror, name)).equals(fs.readFileSync(path.join(local, name))));
+      assert.deepStrictEqual((await pushToTarget({ localDir: local, target: t, keep: 48 })).report?.present, [name], 'then there, nothing sent');
+    });
+  });
+
+  describe('stamps on a mirror drive', () => {
+    /** A real mirror folder; counts what is read back from it (a check of a copy). */
+    class Counting extends MirrorTarget {
+      reads = 0;
+      override async downloadTo(...a: Parameters<MirrorTarget['downloadTo']>): ReturnType<MirrorTarget['downloadTo']> {
+        this.reads++;
+        return super.downloadTo(...a);
+      }
+    }
+    for (const kind of ['vfat', 'exfat'] as const) {
+      it(`${kind}: the pushes after the one that sent the snapshots read nothing back, the drive unplugged and plugged in again (remounted) included`, async function () {
+        const m = mountFs(kind, 64);
+        if (typeof m === 'string') return this.skip();
+        try {
+          const local = tmp.join('backups');
+          const made = await backups(tmp.join('ai-memory.db'), local, 2);
+          const mirror = path.join(m.dir, 'ai-memory');
+          fs.mkdirSync(mirror);
+          let t = new Counting(mirror);
+          assert.deepStrictEqual((await pushToTarget({ localDir: local, target: t, keep: 48 })).report?.uploaded.sort(), [...made].sort());
+          for (let i = 0; i < 2; i++) {
+            const o = await pushToTarget({ localDir: local, target: t, keep: 48 });
+            assert.deepStrictEqual(o.report?.present.sort(), [...made].sort());
+            assert.strictEqual(t.reads, 0, 'nothing read back');
+          }
+          // Unplugged and plugged in again: the same drive mounted anew (times read from the disk).
+          const img = path.join(path.dirname(m.dir), `${kind}.img`);
+          const loop = execFileSync('losetup', ['-j', img], { encoding: 'utf8' }).split(':')[0].trim();
+          assert.match(loop, /^\/dev\/loop\d+$/);
+          execFileSync('umount', [m.dir]);
+          if (m.driver === 'kernel') execFileSync('mount', ['-t', kind, loop, m.dir]);
+          else if (kind === 'vfat') execFileSync('fusefat', ['-o', 'rw+', loop, m.dir], { stdio: 'ignore' });
+          else execFileSync('mount.exfat-fuse', [loop, m.dir], { stdio: 'ignore' });
+          t = new Counting(mirror);
+          const o = await pushToTarget({ localDir: local, target: t, keep: 48 });
+          assert.deepStrictEqual(o.report?.present.sort(), [...made].sort());
+          assert.deepStrictEqual(o.report?.uploaded, []);
+          assert.strictEqual(t.reads, 0, 'nothing read back after a remount');
+        } finally {
+          m.cleanup();
+        }
+      });
+    }
   });
 
   describe('listing checks: no false alarm for a legitimate provider', () => {
