@@ -14,7 +14,10 @@ import { pullFromTarget } from '../../src/core/ops/pull';
 import { MirrorTarget } from '../../src/core/remote/mirrorTarget';
 import { S3Target } from '../../src/core/remote/s3Target';
 import { listRemote, pushToTarget } from '../../src/core/remote/sync';
-import { seedMemory } from '../support/aiMemoryDb';
+import { createAiMemoryDb, seedMemory } from '../support/aiMemoryDb';
+import { cli } from '../support/cliRun';
+import { rfc3339, serializeManifest } from '../../src/core/store/manifest';
+import { formatStamp, snapshotName } from '../../src/core/store/naming';
 import { S3_KEY, S3_SECRET, startLoopbackProxy, startRewritingProxy, startS3Server, type S3Server } from '../support/s3server';
 import { mountFs } from '../support/mounts';
 import { useTempDir } from '../support/tmp';
@@ -256,6 +259,32 @@ describe('off-machine copies under attack (real S3 server on 127.0.0.1, real mir
       } finally {
         await proxy.close();
       }
+    });
+  });
+
+  describe('pull\'s newest and this computer\'s clock', () => {
+    it('pull (no --snapshot) that passes over newer snapshots as future-dated says so and names the newest, instead of leaving them unsaid', async () => {
+      const dbPath = tmp.join('src.db');
+      createAiMemoryDb(dbPath, { memories: 5 });
+      const db = fs.readFileSync(dbPath);
+      const mirror = tmp.join('usb');
+      fs.mkdirSync(mirror);
+      const hour = 3600_000;
+      // Made by a machine whose clock was right, an hour and three hours after this one's
+      // (this computer's clock is behind: set up offline, a dead RTC battery).
+      const names = [-2, -1, 1, 3].map((h) => snapshotName(formatStamp(new Date(Date.now() + h * hour))));
+      for (const name of names) {
+        fs.writeFileSync(path.join(mirror, name), db);
+        const m = { snapshot: name, sha256: sha(db), bytes: db.length, source_db: '/home/u/.ai-memory/ai-memory.db', version: '0.1.0', created_at: rfc3339(new Date()), integrity: 'unverified' as const };
+        fs.writeFileSync(path.join(mirror, name.replace(/\.db$/, '.manifest.json')), serializeManifest(m));
+      }
+      const r = await cli(['pull', '--remote', mirror, '--to', tmp.join('new-machine')], { cwd: tmp.path });
+      assert.strictEqual(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`Pulled .*${names[1]}`), 'the newest by this clock');
+      assert.match(r.stderr, new RegExp(`2 newer snapshots .*dated in the future by this computer's clock \\(newest: ${names[3]}\\).*--snapshot ${names[3]}`));
+      const j = await cli(['pull', '--remote', mirror, '--to', tmp.join('new-machine-2'), '--snapshot', names[3]], { cwd: tmp.path });
+      assert.strictEqual(j.code, 0, j.stderr);
+      assert.doesNotMatch(j.stderr, /newer snapshot/, 'said only when pull chose');
     });
   });
 });
