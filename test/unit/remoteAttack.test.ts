@@ -87,6 +87,29 @@ describe('off-machine copies under attack (real S3 server on 127.0.0.1, real mir
       assert.deepStrictEqual(o.report?.uploaded, [name], 'copied again, not "already there"');
       assert.ok(fs.readFileSync(there).equals(fs.readFileSync(path.join(local, name))));
     });
+    it('S3 listing that names no ETag (the time instead): the push after the one that sent a snapshot reads nothing back', async () => {
+      const local = tmp.join('backups');
+      const made = await backups(tmp.join('ai-memory.db'), local, 2);
+      const gets: string[] = [];
+      const proxy = await startRewritingProxy(s3.port, (req, res) => {
+        if (req.method === 'GET' && !/list-type=2/.test(req.url ?? '')) gets.push(req.url ?? '');
+        if (req.method !== 'GET' || !/list-type=2/.test(req.url ?? '')) return undefined;
+        return { ...res, body: Buffer.from(res.body.toString('utf8').replace(/<ETag>[^<]*<\/ETag>/g, '')) };
+      });
+      try {
+        const t = target(proxy.endpoint);
+        assert.deepStrictEqual((await pushToTarget({ localDir: local, target: t, keep: 48 })).report?.uploaded.sort(), [...made].sort());
+        gets.length = 0;
+        for (let i = 0; i < 2; i++) {
+          const o = await pushToTarget({ localDir: local, target: t, keep: 48 });
+          assert.deepStrictEqual(o.report?.present.sort(), [...made].sort());
+        }
+        assert.deepStrictEqual(gets, [], 'nothing read back');
+      } finally {
+        await proxy.close();
+      }
+    });
+
     it('write-only credentials (nothing can be read back): a copy rewritten after the push that sent it is sent again', async () => {
       class WriteOnly extends MirrorTarget {
         override readBytes(): Promise<Buffer> {

@@ -317,7 +317,14 @@ export async function syncTarget(opts: {
       // its bytes are checked before it counts as there, whatever its size and manifest say.
       const mine = e.manifest as Manifest;
       const mName = manifestNameFor(e.name);
-      const rewritten = (n: string) => opts.stamps?.[n] !== undefined && stampOf(byName.get(n)) !== undefined && opts.stamps[n] !== stampOf(byName.get(n));
+      // Stamps of two kinds (an ETag recorded at upload, a listing that names none and gives
+      // the time instead) say nothing of each other: not taken for a rewrite, which read
+      // back every snapshot once after the push that sent it.
+      const rewritten = (n: string) => {
+        const was = opts.stamps?.[n];
+        const now = stampOf(byName.get(n));
+        return was !== undefined && now !== undefined && was.split(':')[0] === now.split(':')[0] && was !== now;
+      };
       const sizeSame = there.size === mine.bytes;
       let verdict: 'present' | 'replace' | 'theirs';
       if (sizeSame && prevOurs.has(e.name) && !rewritten(e.name) && !rewritten(mName) && (await manifestThereIsOurs(e, byName.get(mName)))) verdict = 'present';
