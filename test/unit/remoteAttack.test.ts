@@ -12,6 +12,7 @@ import * as path from 'path';
 import { runBackup } from '../../src/core/ops/backup';
 import { pullFromTarget } from '../../src/core/ops/pull';
 import { MirrorTarget } from '../../src/core/remote/mirrorTarget';
+import { readRemoteState } from '../../src/core/remote/remoteState';
 import { S3Target } from '../../src/core/remote/s3Target';
 import { listRemote, pushToTarget } from '../../src/core/remote/sync';
 import { createAiMemoryDb, seedMemory } from '../support/aiMemoryDb';
@@ -233,6 +234,49 @@ describe('off-machine copies under attack (real S3 server on 127.0.0.1, real mir
       } finally {
         await proxy.close();
       }
+    });
+  });
+
+  describe('a run the listing check fails', () => {
+    it('push and pull stopped by a listing that cannot be trusted change nothing: the target, the copy state\'s copied and stamps, the destination', async () => {
+      const local = tmp.join('backups');
+      const made = await backups(tmp.join('ai-memory.db'), local, 2);
+      const t0 = target(s3.endpoint);
+      assert.strictEqual((await pushToTarget({ localDir: local, target: t0, keep: 48 })).status, 'copied');
+      // Then each faulty run below would send the newer one and delete both of these (keep 1).
+      assert.deepStrictEqual((await pushToTarget({ localDir: local, target: t0, keep: 48 })).report?.present.sort(), [...made].sort(), 'stamps recorded');
+      const before = (await readRemoteState(local)).targets[t0.id];
+      const keys = async () => (await t0.list()).map((e) => `${e.name}:${e.etag}`).sort();
+      const there = await keys();
+      const [newer] = await backups(tmp.join('ai-memory.db'), local, 1);
+      for (const fault of ['foreign', 'no-token', 'same-token'] as const) {
+        let firstPage = '';
+        const proxy = await startRewritingProxy(s3.port, (req, res) => {
+          if (req.method !== 'GET' || !/list-type=2/.test(req.url ?? '')) return undefined;
+          // The same page, with the same token, again (s3rver would refuse our made-up token).
+          if (/continuation-token=/.test(req.url ?? '')) return { status: 200, headers: res.headers, body: Buffer.from(firstPage) };
+          let xml = res.body.toString('utf8');
+          if (fault === 'foreign') xml = xml.replace(/<Key>laptop\//, '<Key>laptop%2F');
+          else xml = xml.replace(/<IsTruncated>false<\/IsTruncated>/, `<IsTruncated>true</IsTruncated>${fault === 'same-token' ? '<NextContinuationToken>t1</NextContinuationToken>' : ''}`);
+          firstPage = xml;
+          return { ...res, body: Buffer.from(xml) };
+        });
+        try {
+          const t = target(proxy.endpoint);
+          const o = await pushToTarget({ localDir: local, target: t, keep: 1 });
+          assert.strictEqual(o.status, 'failed', fault);
+          assert.match(o.error?.message ?? '', /nothing was copied or deleted/, fault);
+          await assert.rejects(pullFromTarget({ target: t, toDir: tmp.join(`pull-${fault}`) }), (e: Error & { code?: string }) => e.code === 'REMOTE_ERROR', fault);
+          assert.deepStrictEqual(fs.existsSync(tmp.join(`pull-${fault}`)) ? fs.readdirSync(tmp.join(`pull-${fault}`)) : [], [], `${fault}: nothing pulled`);
+        } finally {
+          await proxy.close();
+        }
+        assert.deepStrictEqual(await keys(), there, `${fault}: the target as it was`);
+        const after = (await readRemoteState(local)).targets[t0.id];
+        assert.deepStrictEqual(after.copied, before.copied, fault);
+        assert.deepStrictEqual(after.stamps, before.stamps, fault);
+      }
+      assert.ok(!(await t0.list()).some((e) => e.name === newer), 'the newer snapshot was not sent on a listing that cannot be trusted');
     });
   });
 
