@@ -12,7 +12,7 @@ import * as path from 'path';
 import { runBackup } from '../../src/core/ops/backup';
 import { pullFromTarget } from '../../src/core/ops/pull';
 import { MirrorTarget } from '../../src/core/remote/mirrorTarget';
-import { readRemoteState } from '../../src/core/remote/remoteState';
+import { readRemoteState, REMOTE_STATE_NAME } from '../../src/core/remote/remoteState';
 import { S3Target } from '../../src/core/remote/s3Target';
 import { listRemote, pushToTarget } from '../../src/core/remote/sync';
 import { createAiMemoryDb, seedMemory } from '../support/aiMemoryDb';
@@ -106,6 +106,35 @@ describe('off-machine copies under attack (real S3 server on 127.0.0.1, real mir
           assert.deepStrictEqual(o.report?.present.sort(), [...made].sort());
         }
         assert.deepStrictEqual(gets, [], 'nothing read back');
+      } finally {
+        await proxy.close();
+      }
+    });
+
+    it('upgrade: a copy state written before stamps reads nothing back, records them, and then finds a rewrite', async () => {
+      const local = tmp.join('backups');
+      const made = await backups(tmp.join('ai-memory.db'), local, 2);
+      const gets: string[] = [];
+      const proxy = await startRewritingProxy(s3.port, (req) => {
+        if (req.method === 'GET' && !/list-type=2/.test(req.url ?? '')) gets.push(req.url ?? '');
+        return undefined;
+      });
+      try {
+        const t = target(proxy.endpoint);
+        assert.strictEqual((await pushToTarget({ localDir: local, target: t, keep: 48 })).status, 'copied');
+        // As the version before stamps wrote it.
+        const file = path.join(local, REMOTE_STATE_NAME);
+        const state = JSON.parse(fs.readFileSync(file, 'utf8')) as { targets: Record<string, { stamps?: unknown }> };
+        assert.ok(state.targets[t.id].stamps, 'this version writes them');
+        delete state.targets[t.id].stamps;
+        fs.writeFileSync(file, JSON.stringify(state));
+        gets.length = 0;
+        const o = await pushToTarget({ localDir: local, target: t, keep: 48 });
+        assert.deepStrictEqual(o.report?.present.sort(), [...made].sort());
+        assert.deepStrictEqual(gets, [], 'nothing read back on the upgrade');
+        assert.strictEqual(Object.keys((await readRemoteState(local)).targets[t.id].stamps ?? {}).length, 4, 'two snapshots and their manifests');
+        await t.uploadBytes(made[0], flipped(fs.readFileSync(path.join(local, made[0]))));
+        assert.deepStrictEqual((await pushToTarget({ localDir: local, target: t, keep: 48 })).report?.uploaded, [made[0]]);
       } finally {
         await proxy.close();
       }
