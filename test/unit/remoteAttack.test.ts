@@ -242,6 +242,24 @@ describe('off-machine copies under attack (real S3 server on 127.0.0.1, real mir
       }
     });
 
+    it('an empty prefix (the whole bucket) with other files and folders in it: push, push again and pull work', async () => {
+      const local = tmp.join('backups');
+      const made = await backups(tmp.join('ai-memory.db'), local, 2);
+      await target(s3.endpoint, 'photos/').uploadBytes('a.jpg', Buffer.from('x'));
+      await target(s3.endpoint, '').uploadBytes('README.txt', Buffer.from('y'));
+      const t = target(s3.endpoint, '');
+      t.client.pageKeys = 2;
+      const o = await pushToTarget({ localDir: local, target: t, keep: 1 });
+      assert.strictEqual(o.status, 'copied', JSON.stringify(o.error));
+      const again = await pushToTarget({ localDir: local, target: t, keep: 1 });
+      assert.strictEqual(again.status, 'copied', JSON.stringify(again.error));
+      assert.deepStrictEqual(again.report?.present, [made[1]]);
+      assert.deepStrictEqual(again.report?.cleaned, [], 'README.txt is not ours to clean');
+      assert.deepStrictEqual((await pullFromTarget({ target: t, toDir: tmp.join('fresh') })).map((r) => r.name), [made[1]]);
+      assert.deepStrictEqual((await target(s3.endpoint, '').readBytes('README.txt')).toString(), 'y');
+      assert.deepStrictEqual((await target(s3.endpoint, 'photos/').readBytes('a.jpg')).toString(), 'x');
+    });
+
     it('a listing answered with encoding-type=url (keys percent-encoded, a space as "+", as AWS writes them) is read, not taken for keys outside the prefix', async () => {
       const local = tmp.join('backups');
       const made = await backups(tmp.join('ai-memory.db'), local, 2);
