@@ -390,7 +390,10 @@ async function cmdPull(p: Parsed, io: CliIO): Promise<number> {
   if (snap && p.switches.has('all')) throw new BackupError('USAGE', 'Pass --snapshot NAME or --all, not both.');
   const target = await remoteTarget(p, io);
   const refused: PullRefused[] = [];
-  const results = await pullFromTarget({ target, toDir: resolve(io.cwd, to), names: p.switches.has('all') ? 'all' : snap ? [snap] : undefined, integrity: verifyMode(p, true), signal: io.signal, onProgress: syncProgressPrinter(p, io), onRefused: (r) => refused.push(r) });
+  // The newest taken by this computer's clock: the newer ones it passed over are said, never silently left.
+  const onPassedOver = (newer: string[]) =>
+    io.stderr(`Note: ${target.label} holds ${newer.length} newer snapshot${newer.length === 1 ? '' : 's'} dated in the future by this computer's clock (newest: ${newer[0]}); ${newer.length === 1 ? 'it was' : 'they were'} passed over. If this computer's clock is behind, set it right, or pull that one with --snapshot ${newer[0]}.\n`);
+  const results = await pullFromTarget({ target, toDir: resolve(io.cwd, to), names: p.switches.has('all') ? 'all' : snap ? [snap] : undefined, integrity: verifyMode(p, true), signal: io.signal, onProgress: syncProgressPrinter(p, io), onRefused: (r) => refused.push(r), onPassedOver });
   if (p.switches.has('json')) {
     io.stdout(json(pullJson(target.label, results, refused)));
     return refused.length ? 1 : 0;

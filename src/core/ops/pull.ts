@@ -13,7 +13,7 @@ import { cleanStaleTemps, createFileNoClobber, fsyncDir, publishNoClobber, tempP
 import { listSnapshots } from '../store/catalog';
 import { archivedProblem, archivePaths, PackStore, refuseInsideArchive } from '../store/archive';
 import { checkManifestNames, parseManifest } from '../store/manifest';
-import { manifestNameFor, snapshotFileTime } from '../store/naming';
+import { compareNewestFirst, manifestNameFor, parseSnapshotName, snapshotFileTime } from '../store/naming';
 import { hashFile } from '../common/hashFile';
 import { SMALL_FILE_CAP } from '../common/regularFile';
 import { examineSnapshot } from './snapshotCheck';
@@ -75,11 +75,19 @@ export async function pullFromTarget(opts: {
   onProgress?: (p: SyncProgress) => void;
   /** With `names: 'all'`: a snapshot whose own copy fails (SNAPSHOT_ERRORS) is reported here and the rest are pulled; without it, the pull stops there. */
   onRefused?: (r: PullRefused) => void;
+  /**
+   * Without `names`: the snapshots newer than the one taken that were passed over as dated
+   * in the future by this computer's clock, newest first. Either their machine's clock was
+   * ahead, or this one's is behind (a machine set up offline): the user decides, told.
+   */
+  onPassedOver?: (names: string[]) => void;
+  /** This computer's time (tests). */
+  now?: number;
 }): Promise<PullResult[]> {
   const { target, toDir } = opts;
   opts.onProgress?.({ phase: 'listing' });
   const v = viewRemote(await target.list(opts.signal));
-  const available = byTimeNewestFirst([...v.complete.keys()]);
+  const available = byTimeNewestFirst([...v.complete.keys()], opts.now);
   let want: string[];
   if (opts.names === 'all') want = available;
   else if (opts.names?.length) {
@@ -89,7 +97,13 @@ export async function pullFromTarget(opts: {
       }
     }
     want = opts.names;
-  } else want = available.slice(0, 1);
+  } else {
+    want = available.slice(0, 1);
+    // Ranked last as future-dated, yet newer than the one taken.
+    const at = (n: string) => ({ name: n, ...(parseSnapshotName(n) ?? { time: 0, seq: 0 }) });
+    const newer = want.length ? available.filter((n) => compareNewestFirst(at(n), at(want[0])) < 0) : [];
+    if (newer.length) opts.onPassedOver?.(newer);
+  }
   if (!want.length) throw new BackupError('NO_SNAPSHOTS', `${target.label} holds no complete snapshots.`, { hint: 'Push from the machine that has them first (`push --remote …`).' });
   await refuseInsideArchive(toDir);
   await refuseSidecarFolder(toDir, 'Folder', 'Pull into another folder with --to.');

@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { BackupError, errnoCode, ioError, isBackupError } from '../common/errors';
 import { openRegular, readSmallRegularBytes } from '../common/regularFile';
 import { cleanStaleTemps, fsyncDir, reachableMode, tempPath, writeAll, writeFileAtomic, giveMode, wideModeNote } from '../store/atomicFs';
-import { largerThanManifest, type DownloadOptions, type RemoteEntry, type RemoteTarget, type UploadExpect, type UploadOptions } from './target';
+import { largerThanManifest, type DownloadOptions, type RemoteEntry, type RemoteTarget, type UploadExpect, type UploadOptions, type Written } from './target';
 
 const CHUNK = 4 << 20;
 
@@ -101,7 +101,7 @@ export class MirrorTarget implements RemoteTarget {
     return out;
   }
 
-  async uploadFile(name: string, path: string, expect: UploadExpect, opts: UploadOptions = {}): Promise<void> {
+  async uploadFile(name: string, path: string, expect: UploadExpect, opts: UploadOptions = {}): Promise<Written> {
     await this.ensure();
     if (!this.swept) {
       // A push killed mid-copy left its temp (a partial snapshot) in the mirror; another
@@ -147,6 +147,7 @@ export class MirrorTarget implements RemoteTarget {
       await fsyncDir(this.dir);
       const st = await fsp.stat(dest);
       if (st.size !== expect.bytes) throw new BackupError('REMOTE_MISMATCH', `${dest} is ${st.size} bytes after the copy, not ${expect.bytes}.`);
+      return { modifiedMs: st.mtimeMs };
     } catch (e) {
       await out?.close().catch(() => undefined);
       await fsp.rm(tmp, { force: true }).catch(() => undefined);
@@ -156,12 +157,14 @@ export class MirrorTarget implements RemoteTarget {
     }
   }
 
-  async uploadBytes(name: string, data: Uint8Array): Promise<void> {
+  async uploadBytes(name: string, data: Uint8Array): Promise<Written> {
     await this.ensure();
     // A manifest (uploaded after its snapshot) is as readable as that snapshot there, never more; anything else private.
     const snapshot = name.endsWith('.manifest.json') ? this.path(`${name.slice(0, -'.manifest.json'.length)}.db`) : undefined;
     const mode = snapshot ? ((await fsp.stat(snapshot).catch(() => undefined))?.mode ?? 0o600) & 0o666 : 0o600;
     await writeFileAtomic(this.path(name), data, mode);
+    const st = await fsp.stat(this.path(name)).catch(() => undefined);
+    return st ? { modifiedMs: st.mtimeMs } : undefined;
   }
 
   /** A regular file of at most `maxBytes` (a manifest: SMALL_FILE_CAP), opened without blocking, as in the backup folder: a 1 GB file of a manifest's name was read whole. */

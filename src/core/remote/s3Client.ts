@@ -259,9 +259,13 @@ export class S3Client {
       if (token) q.set('continuation-token', token);
       const res = await this.request('GET', '', { query: q.toString().replace(/\+/g, '%20'), signal, what: `listing ${this.describe()}` });
       const xml = await res.text();
+      // Keys percent-encoded when the answer says so (EncodingType "url": some servers encode
+      // unasked): read as written, they were keys outside the prefix, and every run failed.
+      const urlEncoded = /^\s*url\s*$/i.test(one(xml, 'EncodingType') ?? '');
       for (const c of all(xml, 'Contents')) {
         const modified = Date.parse(one(c, 'LastModified') ?? '');
-        out.push({ key: one(c, 'Key') ?? '', size: Number(one(c, 'Size') ?? 0), etag: unquoteEtag(one(c, 'ETag')), ...(Number.isFinite(modified) ? { modifiedMs: modified } : {}) });
+        const raw = one(c, 'Key') ?? '';
+        out.push({ key: urlEncoded ? urlDecodeKey(raw) : raw, size: Number(one(c, 'Size') ?? 0), etag: unquoteEtag(one(c, 'ETag')), ...(Number.isFinite(modified) ? { modifiedMs: modified } : {}) });
       }
       // An xs:boolean: "1" and "True" say there is more as "true" does (read as "no": half a listing, silently).
       const truncated = /^\s*(true|1)\s*$/i.test(one(xml, 'IsTruncated') ?? '');
@@ -367,6 +371,15 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
       resolve();
     }, { once: true });
   });
+}
+
+/** A key as an EncodingType=url listing gives it (AWS writes a space as "+"); left as it is when it does not decode. */
+function urlDecodeKey(k: string): string {
+  try {
+    return decodeURIComponent(k.replace(/\+/g, ' '));
+  } catch {
+    return k;
+  }
 }
 
 function incompleteList(where: string, why: string): BackupError {

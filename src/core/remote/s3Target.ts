@@ -14,7 +14,7 @@ import { BackupError, ioError } from '../common/errors';
 import { openRegular, TooLargeFileError } from '../common/regularFile';
 import { writeAll } from '../store/atomicFs';
 import { md5, S3Client, type S3Credentials, type S3Location } from './s3Client';
-import { largerThanManifest, type DownloadOptions, type RemoteEntry, type RemoteTarget, type UploadExpect, type UploadOptions } from './target';
+import { largerThanManifest, type DownloadOptions, type RemoteEntry, type RemoteTarget, type UploadExpect, type UploadOptions, type Written } from './target';
 
 export const PART_BYTES = 8 << 20;
 /** Parts sent at once (measured on the loopback server: 1 → 2 in flight, see bench/results-remote.md). */
@@ -61,7 +61,7 @@ export class S3Target implements RemoteTarget {
     return objects.filter((o) => !o.key.slice(prefix.length).includes('/')).map((o) => ({ name: o.key.slice(prefix.length), size: o.size, etag: o.etag, modifiedMs: o.modifiedMs }));
   }
 
-  async uploadFile(name: string, path: string, expect: UploadExpect, opts: UploadOptions = {}): Promise<void> {
+  async uploadFile(name: string, path: string, expect: UploadExpect, opts: UploadOptions = {}): Promise<Written> {
     const key = this.key(name);
     const { fh } = await openRegular(path).catch((e: unknown) => Promise.reject(ioError('opening', path, e)));
     try {
@@ -92,6 +92,7 @@ export class S3Target implements RemoteTarget {
       if (etag && head.etag && head.etag !== etag) {
         throw new BackupError('REMOTE_MISMATCH', `${this.label} reports ${name} with ETag ${head.etag}, but the upload returned ${etag}.`, { hint: 'Another process may have written the same name; the copy is tried again next time.' });
       }
+      return { etag: head.etag || etag };
     } finally {
       await fh.close().catch(() => undefined);
     }
@@ -164,7 +165,7 @@ export class S3Target implements RemoteTarget {
     }
   }
 
-  async uploadBytes(name: string, data: Uint8Array, signal?: AbortSignal): Promise<void> {
+  async uploadBytes(name: string, data: Uint8Array, signal?: AbortSignal): Promise<Written> {
     const key = this.key(name);
     const r = await this.client.put(key, data, signal);
     if (!r.kms && MD5_ETAG.test(r.etag) && r.etag !== md5(data).toString('hex')) {
@@ -179,6 +180,7 @@ export class S3Target implements RemoteTarget {
     if (r.etag && head.etag && head.etag !== r.etag) {
       throw new BackupError('REMOTE_MISMATCH', `${this.label} reports ${name} with ETag ${head.etag}, but the upload returned ${r.etag}.`, { hint: 'Another process may have written the same name; the copy is tried again next time.' });
     }
+    return { etag: head.etag || r.etag };
   }
 
   /**

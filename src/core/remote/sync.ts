@@ -35,7 +35,7 @@ import { compareNewestFirst, isSnapshotFileName, manifestNameFor, parseSnapshotN
 import { pinSnapshot } from '../store/pins';
 import { applyRetention, policyFromKeep, type RetentionPolicy } from '../store/retention';
 import { backoffMs, updateTargetState, type RemoteSnapshotInfo, type TargetState } from './remoteState';
-import type { RemoteEntry, RemoteTarget } from './target';
+import type { RemoteEntry, RemoteTarget, Written } from './target';
 
 export interface SyncProgress {
   phase: 'listing' | 'uploading' | 'deleting' | 'downloading' | 'checking';
@@ -317,7 +317,14 @@ export async function syncTarget(opts: {
       // its bytes are checked before it counts as there, whatever its size and manifest say.
       const mine = e.manifest as Manifest;
       const mName = manifestNameFor(e.name);
-      const rewritten = (n: string) => opts.stamps?.[n] !== undefined && stampOf(byName.get(n)) !== undefined && opts.stamps[n] !== stampOf(byName.get(n));
+      // Stamps of two kinds (an ETag recorded at upload, a listing that names none and gives
+      // the time instead) say nothing of each other: not taken for a rewrite, which read
+      // back every snapshot once after the push that sent it.
+      const rewritten = (n: string) => {
+        const was = opts.stamps?.[n];
+        const now = stampOf(byName.get(n));
+        return was !== undefined && now !== undefined && was.split(':')[0] === now.split(':')[0] && was !== now;
+      };
       const sizeSame = there.size === mine.bytes;
       let verdict: 'present' | 'replace' | 'theirs';
       if (sizeSame && prevOurs.has(e.name) && !rewritten(e.name) && !rewritten(mName) && (await manifestThereIsOurs(e, byName.get(mName)))) verdict = 'present';
@@ -353,6 +360,7 @@ export async function syncTarget(opts: {
     const m = e.manifest as Manifest;
     const unpin = await pinSnapshot(localDir, e.name);
     let rebuilt: string | undefined;
+    let written: Written;
     try {
       let file = e.path;
       if (e.archived) {
@@ -369,7 +377,7 @@ export async function syncTarget(opts: {
       }
       opts.onProgress?.({ phase: 'uploading', name: e.name, done: 0, total: m.bytes });
       try {
-        await target.uploadFile(e.name, file, { bytes: m.bytes, sha256: m.sha256 }, {
+        written = await target.uploadFile(e.name, file, { bytes: m.bytes, sha256: m.sha256 }, {
           signal: opts.signal,
           onBytes: (done, total) => opts.onProgress?.({ phase: 'uploading', name: e.name, done, total }),
           onMultipart: opts.onMultipart,
@@ -387,7 +395,14 @@ export async function syncTarget(opts: {
       }
       // The manifest as it is on disk, byte for byte (ai-memory's reader parses it again there).
       const text = await fsp.readFile(e.manifestPath);
-      await target.uploadBytes(manifestNameFor(e.name), text, opts.signal);
+      const writtenManifest = await target.uploadBytes(manifestNameFor(e.name), text, opts.signal);
+      // What the target says of the two objects just written, as the listing will (their
+      // stamps): without them, one rewritten before the next run was taken for ours by its
+      // size there, and the rewritten one's stamp recorded as ours.
+      for (const [n, w, bytes] of [[e.name, written, m.bytes], [manifestNameFor(e.name), writtenManifest, text.length]] as const) {
+        const st = w ? stampOf({ name: n, size: bytes, ...w }) : undefined;
+        if (st) report.stamps[n] = st;
+      }
     } finally {
       if (rebuilt) await fsp.rm(rebuilt, { force: true }).catch(() => undefined);
       await unpin();

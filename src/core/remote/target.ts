@@ -30,6 +30,12 @@ export interface UploadOptions {
   onNote?: (note: string) => void;
 }
 
+/**
+ * What the target says of an object it has just written, as its listing says it (the ETag,
+ * or the mirror's mtime): the object's stamp (sync.ts stampOf). Nothing when it says neither.
+ */
+export type Written = { etag?: string; modifiedMs?: number } | void;
+
 export interface DownloadOptions {
   signal?: AbortSignal;
   onBytes?: (done: number, total: number) => void;
@@ -57,8 +63,8 @@ export interface RemoteTarget {
    * manifest's sha256 and byte count, and afterwards the size (and ETag) the server reports.
    * Nothing is left under `name` when a check fails before the upload completes.
    */
-  uploadFile(name: string, path: string, expect: UploadExpect, opts?: UploadOptions): Promise<void>;
-  uploadBytes(name: string, data: Uint8Array, signal?: AbortSignal): Promise<void>;
+  uploadFile(name: string, path: string, expect: UploadExpect, opts?: UploadOptions): Promise<Written>;
+  uploadBytes(name: string, data: Uint8Array, signal?: AbortSignal): Promise<Written>;
   /** The object's bytes; more than `maxBytes` (default: no limit) is refused unread (MANIFEST_INVALID). Manifests are read with SMALL_FILE_CAP. */
   readBytes(name: string, signal?: AbortSignal, maxBytes?: number): Promise<Buffer>;
   /**
