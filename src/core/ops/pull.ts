@@ -7,13 +7,13 @@ import { refuseSidecarFolder } from '../sqlite/dbFiles';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { BackupError, type ErrorCode } from '../common/errors';
-import { byTimeNewestFirst, viewRemote, type SyncProgress } from '../remote/sync';
+import { rankByTime, viewRemote, type SyncProgress } from '../remote/sync';
 import type { RemoteTarget } from '../remote/target';
 import { cleanStaleTemps, createFileNoClobber, fsyncDir, publishNoClobber, tempPath, writeFileAtomic } from '../store/atomicFs';
 import { listSnapshots } from '../store/catalog';
 import { archivedProblem, archivePaths, PackStore, refuseInsideArchive } from '../store/archive';
 import { checkManifestNames, parseManifest } from '../store/manifest';
-import { compareNewestFirst, manifestNameFor, parseSnapshotName, snapshotFileTime } from '../store/naming';
+import { compareNewestFirst, manifestNameFor, snapshotFileTime } from '../store/naming';
 import { hashFile } from '../common/hashFile';
 import { SMALL_FILE_CAP } from '../common/regularFile';
 import { examineSnapshot } from './snapshotCheck';
@@ -87,7 +87,8 @@ export async function pullFromTarget(opts: {
   const { target, toDir } = opts;
   opts.onProgress?.({ phase: 'listing' });
   const v = viewRemote(await target.list(opts.signal));
-  const available = byTimeNewestFirst([...v.complete.keys()], opts.now);
+  const ranked = rankByTime([...v.complete.keys()], opts.now);
+  const available = ranked.map((x) => x.name);
   let want: string[];
   if (opts.names === 'all') want = available;
   else if (opts.names?.length) {
@@ -100,8 +101,7 @@ export async function pullFromTarget(opts: {
   } else {
     want = available.slice(0, 1);
     // Ranked last as future-dated, yet newer than the one taken.
-    const at = (n: string) => ({ name: n, ...(parseSnapshotName(n) ?? { time: 0, seq: 0 }) });
-    const newer = want.length ? available.filter((n) => compareNewestFirst(at(n), at(want[0])) < 0) : [];
+    const newer = ranked.length ? ranked.filter((x) => compareNewestFirst(x, ranked[0]) < 0).map((x) => x.name) : [];
     if (newer.length) opts.onPassedOver?.(newer);
   }
   if (!want.length) throw new BackupError('NO_SNAPSHOTS', `${target.label} holds no complete snapshots.`, { hint: 'Push from the machine that has them first (`push --remote …`).' });

@@ -29,7 +29,7 @@ import { hashFile } from '../common/hashFile';
 import { SMALL_FILE_CAP } from '../common/regularFile';
 import { rebuildArchived } from '../store/archive';
 import { tempPath } from '../store/atomicFs';
-import { FUTURE_SKEW_MS, listSnapshots, type SnapshotEntry } from '../store/catalog';
+import { compareEntries, FUTURE_SKEW_MS, listSnapshots, type SnapshotEntry } from '../store/catalog';
 import { checkManifestNames, parseManifest, type Manifest } from '../store/manifest';
 import { compareNewestFirst, isSnapshotFileName, manifestNameFor, parseSnapshotName } from '../store/naming';
 import { pinSnapshot } from '../store/pins';
@@ -63,7 +63,7 @@ export interface SyncReport {
   unreadable: { name: string; message: string }[];
   /** Facts about the copies that are no failure (a mirror drive that keeps no permissions), each once. */
   notes: string[];
-  /** What the listing said of each object found ours and whole this run ({@link stampOf}), for the next run to tell a rewritten object. */
+  /** The stamp ({@link stampOf}) of each object found ours and whole this run, or written by it, for the next run to tell a rewritten object. */
   stamps: Record<string, string>;
 }
 
@@ -75,7 +75,7 @@ export interface SyncReport {
  * one replaced there by other bytes of the same size (a sync tool, a provider's fault, a
  * hand) stayed "copied" for good while pull refused it. Undefined when the target says neither.
  */
-export function stampOf(e: RemoteEntry | undefined): string | undefined {
+export function stampOf(e: Pick<RemoteEntry, 'etag' | 'modifiedMs'> | Written | undefined): string | undefined {
   if (!e) return undefined;
   if (e.etag) return `etag:${e.etag}`;
   return e.modifiedMs !== undefined ? `mtime:${e.modifiedMs}` : undefined;
@@ -124,13 +124,17 @@ export function viewRemote(entries: RemoteEntry[]): RemoteView {
  * restored it instead of the newest real snapshot.
  */
 export function byTimeNewestFirst(names: string[], now = Date.now()): string[] {
+  return rankByTime(names, now).map((x) => x.name);
+}
+
+/** {@link byTimeNewestFirst}, with each name's time (0 for a name that holds none) and whether it is future-dated. */
+export function rankByTime(names: string[], now = Date.now()): { name: string; time: number; seq: number; future: boolean }[] {
   return names
     .map((name) => {
       const t = parseSnapshotName(name) ?? { time: 0, seq: 0 };
       return { name, time: t.time, seq: t.seq, future: t.time > now + FUTURE_SKEW_MS };
     })
-    .sort((a, b) => Number(a.future) - Number(b.future) || compareNewestFirst(a, b))
-    .map((x) => x.name);
+    .sort(compareEntries);
 }
 
 function eligible(e: SnapshotEntry): string | undefined {
@@ -147,12 +151,7 @@ export type RemoteKeep = number | RetentionPolicy;
 
 /** The names of `union` that `keep` keeps; the newest always (a future-dated name is not the newest, as locally). */
 export function remoteKept(union: string[], keep: RemoteKeep, now = Date.now()): Set<string> {
-  const items = union
-    .map((name) => {
-      const t = parseSnapshotName(name) ?? { time: 0, seq: 0 };
-      return { name, time: t.time, seq: t.seq, future: t.time > now + FUTURE_SKEW_MS };
-    })
-    .sort((a, b) => Number(a.future) - Number(b.future) || compareNewestFirst(a, b));
+  const items = rankByTime(union, now);
   const protect = new Map(items.length ? [[items[0].name, 'newest']] : []);
   const policy = typeof keep === 'number' ? policyFromKeep(keep) : keep;
   return new Set(applyRetention(items, policy, { protect }).filter((d) => d.keep).map((d) => d.item.name));
@@ -399,8 +398,8 @@ export async function syncTarget(opts: {
       // What the target says of the two objects just written, as the listing will (their
       // stamps): without them, one rewritten before the next run was taken for ours by its
       // size there, and the rewritten one's stamp recorded as ours.
-      for (const [n, w, bytes] of [[e.name, written, m.bytes], [manifestNameFor(e.name), writtenManifest, text.length]] as const) {
-        const st = w ? stampOf({ name: n, size: bytes, ...w }) : undefined;
+      for (const [n, w] of [[e.name, written], [manifestNameFor(e.name), writtenManifest]] as const) {
+        const st = stampOf(w);
         if (st) report.stamps[n] = st;
       }
     } finally {

@@ -64,7 +64,7 @@ export interface SnapshotEntry {
 export const FUTURE_SKEW_MS = 10 * 60_000;
 
 /** Newest first; future-dated snapshots after all others (newest first among themselves). */
-export function compareEntries(a: SnapshotEntry, b: SnapshotEntry): number {
+export function compareEntries(a: Pick<SnapshotEntry, 'future' | 'time' | 'seq' | 'name'>, b: Pick<SnapshotEntry, 'future' | 'time' | 'seq' | 'name'>): number {
   return Number(a.future) - Number(b.future) || compareNewestFirst(a, b);
 }
 
