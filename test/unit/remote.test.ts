@@ -516,6 +516,24 @@ describe('off-machine copies: mirror folder', function () {
     assert.ok(fs.readFileSync(there).equals(fs.readFileSync(path.join(local, name))));
   });
 
+  it('a copy state whose stamps were damaged (a number, a list) does not fail the push: the copy is judged as without them', async () => {
+    const local = tmp.join('backups');
+    const [name] = await backups(tmp.join('st.db'), local, 1);
+    const mirror = tmp.join('nas-stamps');
+    fs.mkdirSync(mirror);
+    const t = new MirrorTarget(mirror);
+    assert.deepStrictEqual((await pushToTarget({ localDir: local, target: t, keep: 48 })).report?.uploaded, [name]);
+    const file = path.join(local, REMOTE_STATE_NAME);
+    for (const stamps of [{ [name]: 5, [name.replace(/\.db$/, '.manifest.json')]: null }, [1, 2]]) {
+      const state = JSON.parse(fs.readFileSync(file, 'utf8')) as { targets: Record<string, { stamps?: unknown }> };
+      for (const ts of Object.values(state.targets)) ts.stamps = stamps;
+      fs.writeFileSync(file, JSON.stringify(state));
+      const o = await pushToTarget({ localDir: local, target: t, keep: 48 });
+      assert.strictEqual(o.status, 'copied', JSON.stringify(o.error));
+      assert.deepStrictEqual(o.report?.present, [name]);
+    }
+  });
+
   it('retention on the target counts each database\'s snapshots apart, as locally: a push for one never deletes the other\'s copies', async () => {
     const local = tmp.join('backups');
     let clock = Date.parse('2026-02-01T00:00:00Z');

@@ -322,7 +322,7 @@ export async function syncTarget(opts: {
       const rewritten = (n: string) => {
         const was = opts.stamps?.[n];
         const now = stampOf(byName.get(n));
-        return was !== undefined && now !== undefined && was.split(':')[0] === now.split(':')[0] && was !== now;
+        return typeof was === 'string' && now !== undefined && was.split(':')[0] === now.split(':')[0] && was !== now;
       };
       const sizeSame = there.size === mine.bytes;
       let verdict: 'present' | 'replace' | 'theirs';
